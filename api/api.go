@@ -1,0 +1,401 @@
+// Package api is coid's HTTP interface: an echo v4 server that translates
+// JSON requests into calls on the custody domain and domain errors into
+// status codes in one table (errorTable). No domain rule lives here.
+package api
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Config configures the HTTP server.
+type Config struct {
+	Service *custody.Service
+	Logger  *slog.Logger
+	Version string
+	// TrustedProxies, when set, are the only peers whose X-Forwarded-For
+	// is believed; otherwise the peer address is the client's.
+	TrustedProxies []string
+	// BodyLimit caps request bodies (echo size syntax); default "1M".
+	BodyLimit string
+}
+
+// Server is the HTTP API.
+type Server struct {
+	e   *echo.Echo
+	svc *custody.Service
+	log *slog.Logger
+	cfg Config
+}
+
+const ctxUser = "coid.user"
+
+// New builds the server and registers every route. It fails only for a
+// malformed trusted-proxy CIDR.
+func New(cfg Config) (*Server, error) {
+	if cfg.BodyLimit == "" {
+		cfg.BodyLimit = "1M"
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(io.Discard)
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		var opts []echo.TrustOption
+		for _, p := range cfg.TrustedProxies {
+			_, n, err := net.ParseCIDR(p)
+			if err != nil {
+				return nil, fmt.Errorf("api: trusted proxy %q is not a CIDR range: %w", p, custody.ErrInvalid)
+			}
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError: true, LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			user := ""
+			if u, ok := c.Get(ctxUser).(custody.User); ok {
+				user = u.ID
+			}
+			// Paths hold COI IDs, never patient identifiers; bodies are never logged.
+			s.log.Info("http request", "method", v.Method, "path", v.URIPath, "status", v.Status,
+				"latency_ms", float64(v.Latency.Microseconds())/1000, "request_id", v.RequestID, "remote_ip", v.RemoteIP, "user", user)
+			return nil
+		},
+	}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic in handler", "err", err, "path", c.Path(), "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
+		ReferrerPolicy: "no-referrer", ContentSecurityPolicy: "default-src 'self'; frame-ancestors 'none'",
+	}))
+	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			return next(c)
+		}
+	})
+
+	e.GET("/healthz", s.healthz)
+	g := e.Group("/api/v1", s.authenticate)
+	g.GET("/openapi.json", s.openAPI)
+	g.GET("/me", s.me)
+	g.POST("/chains", s.enroll)
+	g.GET("/chains", s.listChains)
+	g.GET("/chains/:coi", s.getChain)
+	g.POST("/chains/:coi/records", s.appendRecord)
+	g.GET("/chains/:coi/verify", s.verifyChain)
+	g.GET("/verify", s.verifyLedger)
+	g.POST("/scan", s.scan)
+	return s, nil
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Echo returns the underlying echo instance, so later features can add
+// routes to the same server.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+// Routes lists the registered method and path pairs.
+func (s *Server) Routes() []*echo.Route { return s.e.Routes() }
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+func (s *Server) openAPI(c echo.Context) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc)
+}
+
+// authenticate requires "Authorization: Bearer <token>" on every /api route.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || tok == "" {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="coid"`)
+			return fmt.Errorf("an API token is required (Authorization: Bearer <token>): %w", custody.ErrUnauthenticated)
+		}
+		u, err := s.svc.Authenticate(c.Request().Context(), strings.TrimSpace(tok))
+		if err != nil {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="coid", error="invalid_token"`)
+			return err
+		}
+		c.Set(ctxUser, u)
+		return next(c)
+	}
+}
+
+func user(c echo.Context) custody.User {
+	u, _ := c.Get(ctxUser).(custody.User)
+	return u
+}
+
+func (s *Server) me(c echo.Context) error { return c.JSON(http.StatusOK, user(c).Public()) }
+
+// errorTable maps domain errors to HTTP statuses and error codes. It is
+// the only place that does.
+var errorTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{custody.ErrInvalid, http.StatusBadRequest, "invalid"},
+	{custody.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
+	{custody.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
+	{custody.ErrConflict, http.StatusConflict, "conflict"},
+	{custody.ErrChainBroken, http.StatusInternalServerError, "integrity_failure"},
+	{custody.ErrInUse, http.StatusServiceUnavailable, "unavailable"},
+	{custody.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+}
+
+type errorBody struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id,omitempty"`
+	} `json:"error"`
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var body errorBody
+	status := 0
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			// The sentinel's own text ends every message; it adds nothing.
+			status, body.Error.Code = row.status, row.code
+			body.Error.Message = strings.TrimSuffix(err.Error(), ": "+row.err.Error())
+			break
+		}
+	}
+	rid := c.Response().Header().Get(echo.HeaderXRequestID)
+	body.Error.RequestID = rid
+	var he *echo.HTTPError
+	switch {
+	case status != 0:
+	case errors.As(err, &he):
+		status = he.Code
+		body.Error.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
+		body.Error.Message = fmt.Sprint(he.Message)
+		if he.Code == http.StatusRequestEntityTooLarge {
+			body.Error.Code, body.Error.Message = "too_large", "request body larger than "+s.cfg.BodyLimit
+		}
+	default:
+		status, body.Error.Code = http.StatusInternalServerError, "internal"
+	}
+	if status >= 500 {
+		// Never show internals to clients; always log them.
+		s.log.Error("request failed", "err", err, "status", status, "path", c.Path(), "request_id", rid)
+		if body.Error.Code == "integrity_failure" {
+			body.Error.Message = "ledger integrity failure: the stored records do not verify; operators have been alerted (run coid verify)"
+		} else if body.Error.Code == "internal" {
+			body.Error.Message = "internal error; see the server log for request " + rid
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}
+
+// bind decodes a JSON body strictly: unknown fields, trailing data and
+// wrong types are ErrInvalid with a message that says where.
+func bind(c echo.Context, v any) error {
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
+		return fmt.Errorf("read body: %v: %w", err, custody.ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, custody.ErrInvalid)
+		case errors.As(err, &te):
+			return fmt.Errorf("field %q must be %s: %w", te.Field, te.Type, custody.ErrInvalid)
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("request body is empty; a JSON object is required: %w", custody.ErrInvalid)
+		}
+		return fmt.Errorf("malformed request: %v: %w", sanitize(err), custody.ErrInvalid)
+	}
+	if dec.More() {
+		return fmt.Errorf("malformed JSON: data after the object: %w", custody.ErrInvalid)
+	}
+	return nil
+}
+
+// sanitize shortens decoder errors, which never contain field values.
+func sanitize(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.TrimPrefix(s, "json: ")
+}
+
+func coiParam(c echo.Context) (custody.COI, error) {
+	return custody.ParseCOI(c.Param("coi"))
+}
+
+type enrollResponse struct {
+	COI        custody.COI `json:"coi"`
+	COIDisplay string      `json:"coi_display"`
+	*custody.Chain
+}
+
+func (s *Server) enroll(c echo.Context) error {
+	var req custody.EnrollRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	ch, err := s.svc.Enroll(c.Request().Context(), user(c), req)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/chains/"+string(ch.COI))
+	return c.JSON(http.StatusCreated, enrollResponse{COI: ch.COI, COIDisplay: ch.Display, Chain: ch})
+}
+
+func (s *Server) listChains(c echo.Context) error {
+	list, err := s.svc.Chains(c.Request().Context(), custody.State(c.QueryParam("state")))
+	if err != nil {
+		return err
+	}
+	type item struct {
+		custody.ChainInfo
+		Display string `json:"coi_display"`
+	}
+	out := make([]item, len(list))
+	for i, ci := range list {
+		out[i] = item{ci, ci.COI.Display()}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"chains": out, "count": len(out)})
+}
+
+func (s *Server) getChain(c echo.Context) error {
+	coi, err := coiParam(c)
+	if err != nil {
+		return err
+	}
+	ch, err := s.svc.Chain(c.Request().Context(), coi)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ch)
+}
+
+func (s *Server) appendRecord(c echo.Context) error {
+	coi, err := coiParam(c)
+	if err != nil {
+		return err
+	}
+	var req custody.StepRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	rec, err := s.svc.Record(c.Request().Context(), user(c), coi, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, rec)
+}
+
+func (s *Server) verifyChain(c echo.Context) error {
+	coi, err := coiParam(c)
+	if err != nil {
+		return err
+	}
+	rep, err := s.svc.VerifyChain(c.Request().Context(), coi)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+func (s *Server) verifyLedger(c echo.Context) error {
+	rep, err := s.svc.VerifyLedger(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+type scanResponse struct {
+	COI        custody.COI     `json:"coi"`
+	COIDisplay string          `json:"coi_display"`
+	Form       string          `json:"form"`
+	Bag        string          `json:"bag,omitempty"`
+	BagKind    custody.BagKind `json:"bag_kind,omitempty"`
+	Product    string          `json:"product"`
+	State      custody.State   `json:"state"`
+	Next       []custody.Step  `json:"next"`
+	OpenIssues []custody.Issue `json:"open_issues"`
+	Legs       []custody.Leg   `json:"legs"`
+	Scanned    time.Time       `json:"scanned"`
+}
+
+func (s *Server) scan(c echo.Context) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	code, err := custody.ParseCode(req.Code)
+	if err != nil {
+		return err
+	}
+	ch, err := s.svc.Chain(c.Request().Context(), code.COI)
+	if err != nil {
+		return err
+	}
+	out := scanResponse{COI: ch.COI, COIDisplay: ch.Display, Form: code.Form, Product: ch.Product, State: ch.State,
+		Next: ch.Next, OpenIssues: ch.OpenIssues(), Legs: ch.Legs, Scanned: time.Now().UTC()}
+	if out.OpenIssues == nil {
+		out.OpenIssues = []custody.Issue{}
+	}
+	if code.Bag != nil {
+		if !ch.HasBag(*code.Bag) {
+			return fmt.Errorf("scan: bag %s is not registered on chain %s: %w", code.Bag, ch.Display, custody.ErrNotFound)
+		}
+		out.Bag, out.BagKind = code.Bag.String(), code.Bag.Kind
+	}
+	return c.JSON(http.StatusOK, out)
+}

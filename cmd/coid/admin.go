@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/passwd"
+)
+
+func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	var s settings
+	fs := newFlags("verify", env, stderr, &s)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	store, err := boltstore.Open(s.data, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer store.Close()
+	start := time.Now()
+	rep, err := custody.VerifyLog(ctx, store)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if !rep.OK {
+		fmt.Fprintf(stdout, "FAILED: record %d: %s\n%d records verified before it\n", rep.FirstBad, rep.Problem, rep.Records)
+		return fmt.Errorf("verify %s: record %d: %s: %w", s.data, rep.FirstBad, rep.Problem, errVerifyFailed)
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "OK: %d records verified in %s (%.0f records/s)\nhead %s\n", rep.Records, el.Round(time.Millisecond),
+		float64(rep.Records)/max(el.Seconds(), 1e-9), rep.Head)
+	return nil
+}
+
+// openService opens the store and a service over it for the offline
+// commands; the caller closes the store.
+func openService(s settings, stderr io.Writer) (*custody.Service, *boltstore.Store, error) {
+	log, err := newLogger(stderr, s.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := boltstore.Open(s.data, boltstore.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now, FIN: "A9999"})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return svc, store, nil
+}
+
+func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("user: want add, unlock, list or token")
+	}
+	var s settings
+	var id, name, role string
+	fs := newFlags("user "+args[0], env, stderr, &s)
+	switch args[0] {
+	case "add":
+		fs.StringVar(&id, "id", "", "user ID")
+		fs.StringVar(&name, "name", "", "printed name, as it appears on signatures")
+		fs.StringVar(&role, "role", "", "role: "+joinRoles())
+	case "unlock", "token":
+		fs.StringVar(&id, "id", "", "user ID")
+	case "list":
+	default:
+		return usagef("user: unknown subcommand %q (want add, unlock, list or token)", args[0])
+	}
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if args[0] != "list" && id == "" {
+		return usagef("user %s: --id is required", args[0])
+	}
+	var password string
+	if args[0] == "add" {
+		if name == "" || role == "" {
+			return usagef("user add: --name and --role are required")
+		}
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("user add: read password from stdin: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+		if password == "" {
+			return usagef("user add: give the password on stdin, e.g. printf '%%s\\n' \"$PASSWORD\" | coid user add ...")
+		}
+	}
+	svc, store, err := openService(s, stderr)
+	if err != nil {
+		return fmt.Errorf("user %s: %w", args[0], err)
+	}
+	defer store.Close()
+	switch args[0] {
+	case "add":
+		tok, err := svc.AddUser(ctx, id, name, custody.Role(role), password)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, tok)
+	case "unlock":
+		return svc.Unlock(ctx, id)
+	case "token":
+		tok, th, err := custody.NewToken()
+		if err != nil {
+			return err
+		}
+		if err := store.AddToken(ctx, id, th); err != nil {
+			return fmt.Errorf("user token: %w", err)
+		}
+		fmt.Fprintln(stdout, tok)
+	case "list":
+		users, err := svc.Users(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tLOCKED\tCREATED")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", u.ID, u.Name, u.Role, u.Locked, u.Created.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func joinRoles() string {
+	var s []string
+	for _, r := range custody.UserRoles {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, ", ")
+}

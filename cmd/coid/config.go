@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// settings are the options shared by the commands; flags override the
+// COID_* environment variables, which override the defaults.
+type settings struct {
+	data     string
+	http     string
+	fin      string
+	logLevel string
+}
+
+func getenv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// newFlags returns a flag set for command name with the shared flags bound
+// to s, their defaults taken from env.
+func newFlags(name string, env []string, stderr io.Writer, s *settings) *flag.FlagSet {
+	fs := flag.NewFlagSet("coid "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&s.data, "data", or(getenv(env, "COID_DATA"), "./data"), "data directory (COID_DATA)")
+	fs.StringVar(&s.logLevel, "log-level", or(getenv(env, "COID_LOG_LEVEL"), "info"), "log level: debug, info, warn, error (COID_LOG_LEVEL)")
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usagef("%s: help requested", fs.Name())
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("log level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

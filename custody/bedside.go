@@ -1,0 +1,93 @@
+package custody
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SystemSignature returns the signature coid puts on records it writes
+// itself (excursions, mismatches).
+func SystemSignature(now time.Time) Signature {
+	return Signature{User: "system", Name: "coid", Role: RoleSystem, Meaning: MeaningDetected, Time: FormatTime(now), Method: "system"}
+}
+
+// bedsideCheck compares the scanned bag and wristband with the chain and
+// returns what did not match, or nil when both belong to this patient's
+// chain. sigErr is errSameSigner when one nurse signed twice.
+func (s *Service) bedsideCheck(ctx context.Context, c *Chain, d *stepData, sigErr error) []string {
+	var b bedsideData
+	_ = d.decode(StepBedsideVerify, &b)
+	var reasons []string
+	code, err := ParseCode(b.BagCode)
+	switch {
+	case err != nil:
+		reasons = append(reasons, "the bag label could not be read as a coid bag code")
+	case code.COI != c.COI:
+		reasons = append(reasons, fmt.Sprintf("the bag belongs to another chain (%s), not to this patient's chain %s", code.COI.Display(), c.COI.Display()))
+	case code.Bag == nil:
+		reasons = append(reasons, "the scanned label names the chain but no bag; scan the bag's own label")
+	case code.Bag.Kind != BagFinalProduct:
+		reasons = append(reasons, fmt.Sprintf("%s is an apheresis collection bag, not a final-product bag", code.Bag))
+	case !c.HasBag(*code.Bag):
+		reasons = append(reasons, fmt.Sprintf("%s was never registered for this chain", code.Bag))
+	}
+	phi, err := s.store.PHI(ctx, c.COI)
+	switch {
+	case err != nil:
+		reasons = append(reasons, "the patient's identity is not on file for this chain, so the wristband cannot be checked")
+	case phi.Commitment() != c.commitment:
+		reasons = append(reasons, "the patient's identity on file does not match the enrollment record")
+	case strings.TrimSpace(b.WristbandCode) != phi.MRN:
+		reasons = append(reasons, "the wristband does not belong to this chain's patient")
+	}
+	if errors.Is(sigErr, errSameSigner) {
+		reasons = append(reasons, "the same nurse signed twice; two different nurses must each verify")
+	}
+	if len(reasons) == 0 {
+		d.drop("wristband_code") // never keep a patient identifier in the ledger
+		d.set("bag", code.Bag.String())
+		d.set("wristband_match", true)
+		return nil
+	}
+	return reasons
+}
+
+// mismatch appends a mismatch safety record for a failed bedside check and
+// returns the ErrConflict that refuses the step.
+func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepData, sigs []Signature, reasons []string, now time.Time) error {
+	var b bedsideData
+	_ = d.decode(StepBedsideVerify, &b)
+	m := map[string]any{"reasons": reasons}
+	if _, err := ParseCode(b.BagCode); err == nil {
+		m["bag_code"] = strings.TrimSpace(b.BagCode)
+	} else {
+		m["bag_code_unreadable"] = true
+	}
+	// The wristband holds a patient identifier: keep only a keyed digest.
+	if phi, err := s.store.PHI(ctx, c.COI); err == nil {
+		m["wristband_digest"] = phi.Digest(strings.TrimSpace(b.WristbandCode))
+	}
+	var who []string
+	for _, sg := range sigs {
+		who = append(who, sg.User)
+	}
+	m["attempted_by"] = who
+	raw, _ := json.Marshal(m)
+	body, err := Canonicalize(raw)
+	if err != nil {
+		return fmt.Errorf("bedside-verify: mismatch record: %w", err)
+	}
+	rec := Record{V: EncodingVersion, Chain: c.COI, Step: StepMismatch, Time: now, Site: c.Sites.Treatment,
+		SubmittedBy: actor.ID, Data: body, Signatures: []Signature{SystemSignature(now)}}
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	if err != nil {
+		return fmt.Errorf("bedside-verify: writing the mismatch record failed: %w", err)
+	}
+	s.log.Warn("bedside mismatch", "coi", string(c.COI), "seq", stored.Seq, "user", actor.ID, "reasons", strings.Join(reasons, "; "))
+	return fmt.Errorf("bedside-verify on %s: MISMATCH, do not infuse: %s (mismatch recorded as record %d): %w",
+		c.COI, strings.Join(reasons, "; "), stored.Seq, ErrConflict)
+}

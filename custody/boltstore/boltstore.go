@@ -1,0 +1,608 @@
+// Package boltstore keeps the coid ledger, chain summaries, PHI and users in
+// one bbolt file. It is the only package that imports bbolt. Appends go
+// through a single writer goroutine that commits many records per
+// transaction (group commit) and answers each caller only after the
+// transaction is durable.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the name of the database file inside the data directory.
+const FileName = "coid.db"
+
+var (
+	bucketLog      = []byte("log")       // seq (8 bytes BE) -> hash (32) || canonical record
+	bucketChains   = []byte("chains")    // COI -> ChainInfo JSON
+	bucketChainIdx = []byte("chain_idx") // COI || chain seq (8 BE) -> seq (8 BE)
+	bucketMeta     = []byte("meta")      // "head" -> seq (8) || hash (32); "format"
+	bucketPHI      = []byte("phi")       // COI -> PHI JSON
+	bucketCOISeq   = []byte("coi_seq")   // FIN+yy -> bucket whose NextSequence issues COIs
+	bucketUsers    = []byte("users")     // user ID -> User JSON
+	bucketTokens   = []byte("tokens")    // token hash -> user ID
+	keyHead        = []byte("head")
+	keyFormat      = []byte("format")
+)
+
+// formatVersion identifies this file layout.
+const formatVersion = "coid-bolt-1"
+
+// Options tunes a Store.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release the
+	// file before failing with custody.ErrInUse. Zero means 1 second.
+	LockTimeout time.Duration
+	// MaxBatch caps the records committed in one transaction. Zero means 4096.
+	MaxBatch int
+	// ReadOnly opens the file without taking the write lock's exclusivity,
+	// for offline verification.
+	ReadOnly bool
+}
+
+// Store is a custody.Store on bbolt.
+type Store struct {
+	db       *bolt.DB
+	reqs     chan *appendReq
+	quit     chan struct{}
+	done     chan struct{}
+	maxBatch int
+	readOnly bool
+
+	// mu guards closed: Append holds it shared while queueing, Close
+	// exclusively, so nothing is queued after the writer's final drain.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ custody.Store = (*Store)(nil)
+
+type appendReq struct {
+	d    custody.Draft
+	resp chan appendResp
+}
+
+type appendResp struct {
+	rec custody.Record
+	err error
+}
+
+// Open opens or creates the store in directory dir.
+func Open(dir string, opt Options) (*Store, error) {
+	if opt.LockTimeout == 0 {
+		opt.LockTimeout = time.Second
+	}
+	if opt.MaxBatch == 0 {
+		opt.MaxBatch = 4096
+	}
+	if !opt.ReadOnly {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	path := filepath.Join(dir, FileName)
+	if opt.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open store: no ledger at %s: %w", path, custody.ErrNotFound)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly,
+		FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: another coid process holds it (stop it first): %w", dir, custody.ErrInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{db: db, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
+		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
+	if !opt.ReadOnly {
+		if err := db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketLog, bucketChains, bucketChainIdx, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			meta := tx.Bucket(bucketMeta)
+			switch f := meta.Get(keyFormat); {
+			case f == nil:
+				return meta.Put(keyFormat, []byte(formatVersion))
+			case string(f) != formatVersion:
+				return fmt.Errorf("file format %q, this coid reads %q", f, formatVersion)
+			}
+			return nil
+		}); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		go s.writer()
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+// Close stops the writer after the appends already queued and closes the
+// file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if !s.readOnly {
+		close(s.quit)
+		<-s.done
+	}
+	return s.db.Close()
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// Append implements custody.Store: it queues the draft for the writer and
+// waits until the transaction holding it is durable.
+func (s *Store) Append(ctx context.Context, d custody.Draft) (custody.Record, error) {
+	if s.readOnly {
+		return custody.Record{}, fmt.Errorf("append: store opened read-only: %w", custody.ErrClosed)
+	}
+	r := &appendReq{d: d, resp: make(chan appendResp, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return custody.Record{}, fmt.Errorf("append: %w", custody.ErrClosed)
+	}
+	select {
+	case s.reqs <- r:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return custody.Record{}, fmt.Errorf("append: %w", ctx.Err())
+	}
+	// Once queued, the record may be committed: wait for the outcome even
+	// if ctx ends, so a caller never reports failure for a durable record.
+	res := <-r.resp
+	return res.rec, res.err
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*appendReq, 0, s.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case r := <-s.reqs:
+					batch = append(batch, r)
+					if len(batch) == s.maxBatch {
+						s.commit(batch)
+						batch = batch[:0]
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				s.commit(batch)
+			}
+			return
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit appends a batch of drafts in one transaction. A draft that breaks
+// a rule fails alone; a failed commit fails them all.
+func (s *Store) commit(batch []*appendReq) {
+	out := make([]appendResp, len(batch))
+	var buf []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		logB, chains, idx, meta, phiB := tx.Bucket(bucketLog), tx.Bucket(bucketChains), tx.Bucket(bucketChainIdx), tx.Bucket(bucketMeta), tx.Bucket(bucketPHI)
+		headSeq, headHash := readHead(meta)
+		touched := map[custody.COI]*custody.ChainInfo{}
+		for i, r := range batch {
+			out[i] = appendResp{}
+			d := r.d
+			rec := d.Record
+			coi := rec.Chain
+			info := touched[coi]
+			if info == nil {
+				if v := chains.Get([]byte(coi)); v != nil {
+					info = new(custody.ChainInfo)
+					if err := json.Unmarshal(v, info); err != nil {
+						return fmt.Errorf("chain summary %s: %v: %w", coi, err, custody.ErrChainBroken)
+					}
+				}
+			}
+			switch {
+			case d.NewChain && info != nil:
+				out[i].err = fmt.Errorf("append: chain %s already exists: %w", coi, custody.ErrConflict)
+				continue
+			case !d.NewChain && info == nil:
+				out[i].err = fmt.Errorf("append: chain %s: %w", coi, custody.ErrNotFound)
+				continue
+			case !d.NewChain && info.Records != d.ExpectRecords:
+				out[i].err = fmt.Errorf("append: chain %s changed while the step was checked; retry: %w", coi, custody.ErrConflict)
+				continue
+			}
+			if info == nil {
+				info = &custody.ChainInfo{COI: coi, Product: d.Product, Created: rec.Time}
+			}
+			rec.Seq, rec.Prev = headSeq+1, headHash
+			rec.ChainSeq, rec.ChainPrev = info.Records+1, info.HeadHash
+			buf = append(buf[:0], make([]byte, custody.HashSize)...)
+			buf = rec.Seal(buf)
+			copy(buf, rec.Hash[:])
+			if err := logB.Put(u64(rec.Seq), bytes.Clone(buf)); err != nil {
+				return err
+			}
+			if err := idx.Put(append([]byte(coi), u64(rec.ChainSeq)...), u64(rec.Seq)); err != nil {
+				return err
+			}
+			if d.PHI != nil {
+				p, err := json.Marshal(d.PHI)
+				if err != nil {
+					return err
+				}
+				if err := phiB.Put([]byte(coi), p); err != nil {
+					return err
+				}
+			}
+			headSeq, headHash = rec.Seq, rec.Hash
+			info.Records, info.HeadSeq, info.HeadHash, info.State, info.Updated = rec.ChainSeq, rec.Seq, rec.Hash, d.State, rec.Time
+			touched[coi] = info
+			out[i].rec = rec
+		}
+		for coi, info := range touched {
+			v, err := json.Marshal(info)
+			if err != nil {
+				return err
+			}
+			if err := chains.Put([]byte(coi), v); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keyHead, append(u64(headSeq), headHash[:]...))
+	})
+	for i, r := range batch {
+		if err != nil {
+			out[i] = appendResp{err: fmt.Errorf("append: commit failed, nothing was written: %w", err)}
+		}
+		r.resp <- out[i]
+	}
+}
+
+func readHead(meta *bolt.Bucket) (uint64, custody.Hash) {
+	var h custody.Hash
+	v := meta.Get(keyHead)
+	if len(v) != 8+custody.HashSize {
+		return 0, h
+	}
+	copy(h[:], v[8:])
+	return binary.BigEndian.Uint64(v[:8]), h
+}
+
+// NextCOISequence implements custody.Store.
+func (s *Store) NextCOISequence(ctx context.Context, fin string, year int) (uint64, error) {
+	var n uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketCOISeq).CreateBucketIfNotExists([]byte(fmt.Sprintf("%s%02d", fin, year%100)))
+		if err != nil {
+			return err
+		}
+		n, err = b.NextSequence()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("next coi sequence: %w", err)
+	}
+	return n, nil
+}
+
+func getRecord(tx *bolt.Tx, seq uint64) (custody.Record, error) {
+	v := tx.Bucket(bucketLog).Get(u64(seq))
+	if v == nil {
+		return custody.Record{}, fmt.Errorf("record %d: %w", seq, custody.ErrNotFound)
+	}
+	if len(v) < custody.HashSize {
+		return custody.Record{}, fmt.Errorf("record %d: truncated: %w", seq, custody.ErrChainBroken)
+	}
+	var h custody.Hash
+	copy(h[:], v)
+	r, err := custody.DecodeRecord(v[custody.HashSize:], h)
+	if err != nil {
+		return custody.Record{}, fmt.Errorf("record %d: %w", seq, err)
+	}
+	if r.Seq != seq {
+		return custody.Record{}, fmt.Errorf("record %d: stored at the wrong position (says %d): %w", seq, r.Seq, custody.ErrChainBroken)
+	}
+	return r, nil
+}
+
+// Record implements custody.Store.
+func (s *Store) Record(ctx context.Context, seq uint64) (custody.Record, error) {
+	var r custody.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, seq)
+		return err
+	})
+	return r, err
+}
+
+// Records implements custody.Store.
+func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {
+	var out []custody.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketChains).Get([]byte(coi)) == nil {
+			return fmt.Errorf("chain %s: %w", coi, custody.ErrNotFound)
+		}
+		c := tx.Bucket(bucketChainIdx).Cursor()
+		prefix := []byte(coi)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			r, err := getRecord(tx, binary.BigEndian.Uint64(v))
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Chain implements custody.Store.
+func (s *Store) Chain(ctx context.Context, coi custody.COI) (custody.ChainInfo, error) {
+	var ci custody.ChainInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketChains).Get([]byte(coi))
+		if v == nil {
+			return fmt.Errorf("chain %s: %w", coi, custody.ErrNotFound)
+		}
+		return json.Unmarshal(v, &ci)
+	})
+	return ci, err
+}
+
+// Chains implements custody.Store.
+func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.ChainInfo, error) {
+	out := []custody.ChainInfo{}
+	err := s.ScanChains(ctx, func(ci custody.ChainInfo) error {
+		if state == "" || ci.State == state {
+			out = append(out, ci)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ScanChains implements custody.LogSource.
+func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
+			var ci custody.ChainInfo
+			if err := json.Unmarshal(v, &ci); err != nil {
+				return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
+			}
+			return fn(ci)
+		})
+	})
+}
+
+// PHI implements custody.Store.
+func (s *Store) PHI(ctx context.Context, coi custody.COI) (custody.PHI, error) {
+	var p custody.PHI
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketPHI).Get([]byte(coi))
+		if v == nil {
+			return fmt.Errorf("patient identity for %s: %w", coi, custody.ErrNotFound)
+		}
+		return json.Unmarshal(v, &p)
+	})
+	return p, err
+}
+
+// ScanLog implements custody.LogSource.
+func (s *Store) ScanLog(ctx context.Context, fn func(key uint64, hash custody.Hash, body []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			key, h, body := splitEntry(k, v)
+			if err := fn(key, h, body); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// splitEntry splits a log entry; a malformed key or value yields a zero
+// hash, which verification reports as a mismatch.
+func splitEntry(k, v []byte) (uint64, custody.Hash, []byte) {
+	var h custody.Hash
+	var key uint64
+	if len(k) == 8 {
+		key = binary.BigEndian.Uint64(k)
+	}
+	if len(v) < custody.HashSize {
+		return key, h, v
+	}
+	copy(h[:], v)
+	return key, h, v[custody.HashSize:]
+}
+
+// ScanChain implements custody.LogSource.
+func (s *Store) ScanChain(ctx context.Context, coi custody.COI, fn func(key uint64, hash custody.Hash, body []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		logB := tx.Bucket(bucketLog)
+		c := tx.Bucket(bucketChainIdx).Cursor()
+		prefix := []byte(coi)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(v)
+			e := logB.Get(v)
+			if e == nil {
+				e = []byte{}
+			}
+			_, h, body := splitEntry(u64(seq), e)
+			if err := fn(seq, h, body); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Head implements custody.LogSource.
+func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
+	var seq uint64
+	var h custody.Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		seq, h = readHead(tx.Bucket(bucketMeta))
+		return nil
+	})
+	return seq, h, err
+}
+
+// CreateUser implements custody.UserStore.
+func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Hash) error {
+	v, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		if users.Get([]byte(u.ID)) != nil {
+			return fmt.Errorf("user %s already exists: %w", u.ID, custody.ErrConflict)
+		}
+		if err := users.Put([]byte(u.ID), v); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTokens).Put(token[:], []byte(u.ID))
+	})
+}
+
+func getUser(tx *bolt.Tx, id string) (custody.User, error) {
+	var u custody.User
+	v := tx.Bucket(bucketUsers).Get([]byte(id))
+	if v == nil {
+		return u, fmt.Errorf("user %s: %w", id, custody.ErrNotFound)
+	}
+	err := json.Unmarshal(v, &u)
+	return u, err
+}
+
+// User implements custody.UserStore.
+func (s *Store) User(ctx context.Context, id string) (custody.User, error) {
+	var u custody.User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		u, err = getUser(tx, id)
+		return err
+	})
+	return u, err
+}
+
+// UserByToken implements custody.UserStore.
+func (s *Store) UserByToken(ctx context.Context, token custody.Hash) (custody.User, error) {
+	var u custody.User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketTokens).Get(token[:])
+		if id == nil {
+			return fmt.Errorf("token: %w", custody.ErrNotFound)
+		}
+		var err error
+		u, err = getUser(tx, string(id))
+		return err
+	})
+	return u, err
+}
+
+// AddToken implements custody.UserStore.
+func (s *Store) AddToken(ctx context.Context, id string, token custody.Hash) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := getUser(tx, id); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTokens).Put(token[:], []byte(id))
+	})
+}
+
+// UpdateUser implements custody.UserStore.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*custody.User) error) (custody.User, error) {
+	var u custody.User
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if u, err = getUser(tx, id); err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		u.ID = id
+		v, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsers).Put([]byte(id), v)
+	})
+	return u, err
+}
+
+// Users implements custody.UserStore.
+func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
+	out := []custody.User{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			var u custody.User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			out = append(out, u.Public())
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,217 @@
+package custody
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Sites names the chain's three sites, given at enrollment.
+type Sites struct {
+	Collection    string `json:"collection"`
+	Manufacturing string `json:"manufacturing"`
+	Treatment     string `json:"treatment"`
+}
+
+func (s Sites) name(r SiteRole) string {
+	switch r {
+	case SiteCollection:
+		return s.Collection
+	case SiteManufacturing:
+		return s.Manufacturing
+	case SiteTreatment:
+		return s.Treatment
+	}
+	return ""
+}
+
+// Leg is one shipment of the chain, from its ship record to its receive
+// record.
+type Leg struct {
+	N          int        `json:"n"`
+	Shipper    string     `json:"shipper"`
+	Profile    string     `json:"profile"`
+	From       string     `json:"from"`
+	To         string     `json:"to"`
+	ShipSeq    uint64     `json:"ship_seq"`
+	ShippedAt  time.Time  `json:"shipped_at"`
+	ReceiveSeq uint64     `json:"receive_seq,omitempty"`
+	ReceivedAt *time.Time `json:"received_at,omitempty"`
+	SealIntact *bool      `json:"seal_intact,omitempty"`
+	Open       bool       `json:"open"`
+}
+
+// Issue is something that blocks release and infusion until QA records a
+// disposition: an excursion, or a shipment received with its seal broken.
+type Issue struct {
+	Seq            uint64    `json:"seq"`
+	Kind           string    `json:"kind"`
+	Time           time.Time `json:"time"`
+	Open           bool      `json:"open"`
+	Decision       string    `json:"decision,omitempty"`
+	DispositionSeq uint64    `json:"disposition_seq,omitempty"`
+}
+
+// Chain is a chain of identity as the domain sees it: its records folded
+// into a state, bags, legs and open issues. It never holds patient
+// identifiers.
+type Chain struct {
+	COI        COI       `json:"coi"`
+	Display    string    `json:"coi_display"`
+	State      State     `json:"state"`
+	Product    string    `json:"product"`
+	Sites      Sites     `json:"sites"`
+	Facility   string    `json:"facility"`
+	DIN        DIN       `json:"din,omitempty"`
+	Bags       []string  `json:"bags"`
+	Legs       []Leg     `json:"legs"`
+	Issues     []Issue   `json:"issues"`
+	Next       []Step    `json:"next"`
+	Head       string    `json:"head"`
+	Records    []Record  `json:"records"`
+	Created    time.Time `json:"created"`
+	commitment string
+}
+
+// OpenIssues returns the issues still waiting for a QA disposition.
+func (c *Chain) OpenIssues() []Issue {
+	var out []Issue
+	for _, is := range c.Issues {
+		if is.Open {
+			out = append(out, is)
+		}
+	}
+	return out
+}
+
+// rejected returns the first issue QA rejected, if any.
+func (c *Chain) rejected() *Issue {
+	for i := range c.Issues {
+		if c.Issues[i].Decision == DecisionReject {
+			return &c.Issues[i]
+		}
+	}
+	return nil
+}
+
+// HasBag reports whether the chain registered bag b.
+func (c *Chain) HasBag(b BagID) bool { return b.COI == c.COI && slices.Contains(c.Bags, b.String()) }
+
+// Fold replays a chain's records, in chain order, through the journey and
+// returns the chain they describe. It fails with ErrChainBroken if the
+// records do not form a valid chain (which only tampering could cause).
+func Fold(j *Journey, recs []Record) (*Chain, error) {
+	if len(recs) == 0 || recs[0].Step != StepEnroll {
+		return nil, fmt.Errorf("fold: chain does not start with enroll: %w", ErrChainBroken)
+	}
+	c := &Chain{COI: recs[0].Chain, Display: recs[0].Chain.Display(), Bags: []string{}, Legs: []Leg{}, Issues: []Issue{}}
+	var state State
+	for i := range recs {
+		r := &recs[i]
+		t, err := j.Rule(state, r.Step)
+		if err != nil && !j.IsSystem(r.Step) {
+			return nil, fmt.Errorf("fold: record %d (%s): %v: %w", r.Seq, r.Step, err, ErrChainBroken)
+		}
+		if err == nil {
+			state = t.To
+		}
+		if err := c.apply(r); err != nil {
+			return nil, fmt.Errorf("fold: record %d (%s): %v: %w", r.Seq, r.Step, err, ErrChainBroken)
+		}
+	}
+	c.State = state
+	c.Records = recs
+	c.Head = recs[len(recs)-1].Hash.String()
+	c.Next = c.nextSteps(j)
+	return c, nil
+}
+
+func (c *Chain) apply(r *Record) error {
+	switch r.Step {
+	case StepEnroll:
+		var d enrollData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		c.Product, c.Sites, c.Facility, c.commitment, c.Created = d.Product, d.Sites, d.Facility, d.PatientCommitment, r.Time
+	case StepCollect:
+		var d collectData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		c.DIN = DIN(d.DIN)
+		for n := 1; n <= d.Bags; n++ {
+			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: BagApheresis, N: n}.String())
+		}
+	case StepManufacture:
+		var d manufactureData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		for n := 1; n <= d.FinalBags; n++ {
+			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: BagFinalProduct, N: n}.String())
+		}
+	case StepShip:
+		var d shipData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		from, to := c.Sites.Collection, c.Sites.Manufacturing
+		if len(c.Legs) > 0 {
+			from, to = c.Sites.Manufacturing, c.Sites.Treatment
+		}
+		c.Legs = append(c.Legs, Leg{N: len(c.Legs) + 1, Shipper: d.Shipper, Profile: d.Profile, From: from, To: to,
+			ShipSeq: r.Seq, ShippedAt: r.Time, Open: true})
+	case StepReceive:
+		var d receiveData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		if len(c.Legs) == 0 {
+			return fmt.Errorf("receive without a leg")
+		}
+		l := &c.Legs[len(c.Legs)-1]
+		t := r.Time
+		l.ReceiveSeq, l.ReceivedAt, l.Open, l.SealIntact = r.Seq, &t, false, d.SealIntact
+		if d.SealIntact != nil && !*d.SealIntact {
+			c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "seal-broken", Time: r.Time, Open: true})
+		}
+	case StepExcursion:
+		var d struct {
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "excursion:" + d.Kind, Time: r.Time, Open: true})
+	case StepDisposition:
+		var d dispositionData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		for i := range c.Issues {
+			if c.Issues[i].Seq == d.Excursion {
+				c.Issues[i].Open, c.Issues[i].Decision, c.Issues[i].DispositionSeq = false, d.Decision, r.Seq
+			}
+		}
+	}
+	return nil
+}
+
+// nextSteps lists the steps a person may record now, with the release and
+// infusion gates applied.
+func (c *Chain) nextSteps(j *Journey) []Step {
+	blocked := len(c.OpenIssues()) > 0 || c.rejected() != nil
+	out := []Step{}
+	for _, s := range j.Allowed(c.State) {
+		switch {
+		case (s == StepRelease || s == StepInfuse || s == StepBedsideVerify) && blocked:
+			continue
+		case s == StepDisposition && len(c.OpenIssues()) == 0:
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,38 @@
+package custody
+
+import "errors"
+
+// Sentinel errors returned (wrapped with an operation prefix via %w) by the
+// domain and its stores. Callers test them with errors.Is.
+var (
+	// ErrInvalid means the input was malformed or violates a field rule; the
+	// caller must correct the request. Nothing was written.
+	ErrInvalid = errors.New("invalid input")
+
+	// ErrNotFound means the named chain, record, bag or user does not exist.
+	ErrNotFound = errors.New("not found")
+
+	// ErrConflict means the request is well formed but not allowed in the
+	// chain's current state: a step out of order, a closed chain, or a
+	// bedside mismatch. Nothing but a mismatch record was written.
+	ErrConflict = errors.New("conflict")
+
+	// ErrForbidden means the authenticated user or a signer lacks the role
+	// the operation needs. Nothing was written.
+	ErrForbidden = errors.New("forbidden")
+
+	// ErrUnauthenticated means a token or a signature password did not
+	// authenticate. The attempt is counted; nothing was written.
+	ErrUnauthenticated = errors.New("unauthenticated")
+
+	// ErrChainBroken means stored ledger data failed verification: a hash,
+	// link or sequence does not match. This is an integrity failure, never
+	// the caller's fault; operators must investigate the data directory.
+	ErrChainBroken = errors.New("ledger integrity failure")
+
+	// ErrInUse means the data directory is locked by another process.
+	ErrInUse = errors.New("data directory in use")
+
+	// ErrClosed means the store has been closed and accepts no more work.
+	ErrClosed = errors.New("store closed")
+)

@@ -1,0 +1,523 @@
+package custody
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a Service.
+type Config struct {
+	Store   Store
+	Hasher  PasswordHasher
+	Logger  *slog.Logger
+	Now     func() time.Time
+	FIN     string   // issuing facility for new COI identifiers
+	Journey *Journey // nil: DefaultJourney
+	// Profiles names the temperature profiles a ship step may use.
+	Profiles []string
+}
+
+// Service is the domain's front door: it enrolls chains, records signed
+// steps under the journey rules, authenticates users and verifies the
+// ledger. It is safe for concurrent use.
+type Service struct {
+	store    Store
+	hasher   PasswordHasher
+	log      *slog.Logger
+	now      func() time.Time
+	fin      string
+	journey  *Journey
+	profiles map[string]bool
+	seed     maphash.Seed
+	locks    [256]sync.Mutex
+}
+
+// NewService checks cfg and returns a Service.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Hasher == nil || cfg.Logger == nil || cfg.Now == nil {
+		return nil, fmt.Errorf("new service: store, hasher, logger and clock are required: %w", ErrInvalid)
+	}
+	if !ValidFIN(cfg.FIN) {
+		return nil, fmt.Errorf("new service: facility %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", cfg.FIN, ErrInvalid)
+	}
+	j := cfg.Journey
+	if j == nil {
+		j = DefaultJourney()
+	}
+	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
+		journey: j, profiles: map[string]bool{}, seed: maphash.MakeSeed()}
+	for _, p := range cfg.Profiles {
+		s.profiles[p] = true
+	}
+	return s, nil
+}
+
+// Journey returns the journey table the service enforces.
+func (s *Service) Journey() *Journey { return s.journey }
+
+func (s *Service) lock(coi COI) func() {
+	m := &s.locks[maphash.String(s.seed, string(coi))%uint64(len(s.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// SignatureRequest is a signature as a client submits it: the signer's ID
+// and password, and what the signature means.
+type SignatureRequest struct {
+	User     string  `json:"user"`
+	Password string  `json:"password"`
+	Meaning  Meaning `json:"meaning"`
+}
+
+// EnrollRequest is what a coordinator submits to start a chain.
+type EnrollRequest struct {
+	Patient    PHI                `json:"patient"`
+	Product    string             `json:"product"`
+	Sites      Sites              `json:"sites"`
+	Signatures []SignatureRequest `json:"signatures"`
+}
+
+// StepRequest is a step submitted for a chain.
+type StepRequest struct {
+	Step       Step               `json:"step"`
+	Data       json.RawMessage    `json:"data"`
+	Signatures []SignatureRequest `json:"signatures"`
+}
+
+// Enroll starts a new chain: it issues a COI identifier, stores the
+// patient's identifiers outside the ledger and appends the enroll record.
+// The actor must be a coordinator; when the request carries no signature
+// the record is attributed to the actor's authenticated session.
+func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*Chain, error) {
+	if actor.Role != RoleCoordinator {
+		return nil, fmt.Errorf("enroll: role %s may not enroll patients (coordinator only): %w", actor.Role, ErrForbidden)
+	}
+	now := s.now().UTC()
+	phi := PHI{Name: strings.TrimSpace(req.Patient.Name), BirthDate: req.Patient.BirthDate, MRN: strings.TrimSpace(req.Patient.MRN)}
+	if err := phi.Validate(now); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	if err := validText("product", req.Product, true, 200); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	for _, f := range []struct{ n, v string }{{"sites.collection", req.Sites.Collection},
+		{"sites.manufacturing", req.Sites.Manufacturing}, {"sites.treatment", req.Sites.Treatment}} {
+		if err := validText(f.n, f.v, true, 200); err != nil {
+			return nil, fmt.Errorf("enroll: %w", err)
+		}
+	}
+	rule, _ := s.journey.Rule("", StepEnroll)
+	var sigs []Signature
+	if len(req.Signatures) > 0 {
+		var err error
+		if sigs, err = s.sign(ctx, StepEnroll, rule.Signatures, req.Signatures, now); err != nil {
+			return nil, fmt.Errorf("enroll: %w", err)
+		}
+	} else {
+		sigs = []Signature{{User: actor.ID, Name: actor.Name, Role: actor.Role, Meaning: MeaningAuthored,
+			Time: FormatTime(now), Method: "token"}}
+	}
+	phi.Salt = make([]byte, 32)
+	if _, err := rand.Read(phi.Salt); err != nil {
+		return nil, fmt.Errorf("enroll: salt: %w", err)
+	}
+	seq, err := s.store.NextCOISequence(ctx, s.fin, now.Year())
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	coi, err := NewCOI(s.fin, now.Year(), seq)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	data, err := json.Marshal(enrollData{Product: req.Product, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	if data, err = Canonicalize(data); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	unlock := s.lock(coi)
+	defer unlock()
+	rec := Record{V: EncodingVersion, Chain: coi, Step: StepEnroll, Time: now, Site: req.Sites.Collection,
+		SubmittedBy: actor.ID, Data: data, Signatures: sigs}
+	if _, err := s.store.Append(ctx, Draft{Record: rec, NewChain: true, State: rule.To, Product: req.Product, PHI: &phi}); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	s.log.Info("chain enrolled", "coi", string(coi), "user", actor.ID)
+	return s.chainLocked(ctx, coi)
+}
+
+// Chain returns the chain with its records, state and next steps.
+func (s *Service) Chain(ctx context.Context, coi COI) (*Chain, error) {
+	unlock := s.lock(coi)
+	defer unlock()
+	return s.chainLocked(ctx, coi)
+}
+
+func (s *Service) chainLocked(ctx context.Context, coi COI) (*Chain, error) {
+	recs, err := s.store.Records(ctx, coi)
+	if err != nil {
+		return nil, fmt.Errorf("chain %s: %w", coi, err)
+	}
+	c, err := Fold(s.journey, recs)
+	if err != nil {
+		return nil, fmt.Errorf("chain %s: %w", coi, err)
+	}
+	return c, nil
+}
+
+// Chains lists chain summaries, filtered by state when state is not empty.
+func (s *Service) Chains(ctx context.Context, state State) ([]ChainInfo, error) {
+	if state != "" && !slices.Contains(States, state) {
+		return nil, fmt.Errorf("chains: unknown state %q (one of %v): %w", state, States, ErrInvalid)
+	}
+	return s.store.Chains(ctx, state)
+}
+
+// Record appends a signed step to a chain after checking the journey
+// rules: the step must be allowed in the chain's state, its data valid,
+// every signature authenticated and of a role the step allows, and release
+// or infusion may not pass an open or rejected excursion. A failed
+// bedside verification appends a mismatch record and returns ErrConflict.
+func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepRequest) (Record, error) {
+	op := fmt.Sprintf("record %s on %s", req.Step, coi)
+	if s.journey.IsSystem(req.Step) {
+		return Record{}, fmt.Errorf("%s: %s records are written by coid itself: %w", op, req.Step, ErrForbidden)
+	}
+	if req.Step == StepEnroll {
+		return Record{}, fmt.Errorf("%s: use enrollment to start a chain: %w", op, ErrInvalid)
+	}
+	now := s.now().UTC()
+	data, err := parseData(req.Step, req.Data)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	unlock := s.lock(coi)
+	defer unlock()
+	c, err := s.chainLocked(ctx, coi)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	rule, err := s.journey.Rule(c.State, req.Step)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := checkData(req.Step, data, s.profiles, now); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.checkAgainstChain(c, req.Step, data); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	bedside := req.Step == StepBedsideVerify
+	sigs, err := s.sign(ctx, req.Step, rule.Signatures, req.Signatures, now)
+	if err != nil && !(bedside && errors.Is(err, errSameSigner)) {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if bedside {
+		if mm := s.bedsideCheck(ctx, c, data, err); mm != nil {
+			return Record{}, s.mismatch(ctx, actor, c, data, sigs, mm, now)
+		}
+	}
+	if (req.Step == StepRelease || req.Step == StepInfuse) && (len(c.OpenIssues()) > 0 || c.rejected() != nil) {
+		if r := c.rejected(); r != nil {
+			return Record{}, fmt.Errorf("%s: QA rejected %s (record %d); the product may not be released or infused: %w", op, r.Kind, r.Seq, ErrConflict)
+		}
+		is := c.OpenIssues()[0]
+		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
+	}
+	body, err := data.canonical()
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	rec := Record{V: EncodingVersion, Chain: coi, Step: req.Step, Time: now, Site: c.Sites.name(rule.Site),
+		SubmittedBy: actor.ID, Data: body, Signatures: sigs}
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To})
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Info("record appended", "coi", string(coi), "step", string(req.Step), "seq", stored.Seq, "user", actor.ID)
+	return stored, nil
+}
+
+// checkAgainstChain checks step data that refers to the chain's own
+// records: dispositions name an open issue, corrections an existing
+// record.
+func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
+	switch step {
+	case StepDisposition:
+		var x dispositionData
+		_ = d.decode(step, &x)
+		for _, is := range c.Issues {
+			if is.Seq == x.Excursion {
+				if !is.Open {
+					return fmt.Errorf("record %d already has a disposition (record %d): %w", is.Seq, is.DispositionSeq, ErrConflict)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("record %d is not an excursion or broken seal of this chain: %w", x.Excursion, ErrInvalid)
+	case StepCorrection:
+		var x correctionData
+		_ = d.decode(step, &x)
+		for _, r := range c.Records {
+			if r.Seq == x.Corrects {
+				return nil
+			}
+		}
+		return fmt.Errorf("record %d is not a record of this chain: %w", x.Corrects, ErrInvalid)
+	}
+	return nil
+}
+
+// errSameSigner marks a signature set in which one user signed twice.
+var errSameSigner = fmt.Errorf("each signature must come from a different user: %w", ErrForbidden)
+
+// sign authenticates each signature request and matches it to a rule of
+// the step. It counts failed attempts and locks a user after
+// MaxFailedSignatures in a row. When the only fault is one user signing
+// twice it returns the signatures with errSameSigner.
+func (s *Service) sign(ctx context.Context, step Step, rules []SignatureRule, reqs []SignatureRequest, now time.Time) ([]Signature, error) {
+	if len(reqs) != len(rules) {
+		want := make([]string, len(rules))
+		for i, r := range rules {
+			want[i] = fmt.Sprintf("%s by %s", r.Meaning, joinRoles(r.Roles))
+		}
+		return nil, fmt.Errorf("%s needs %d signature(s) (%s), got %d: %w", step, len(rules), strings.Join(want, "; "), len(reqs), ErrInvalid)
+	}
+	users := make([]User, len(reqs))
+	for i, r := range reqs {
+		if r.User == "" || r.Password == "" {
+			return nil, fmt.Errorf("signature %d needs a user ID and password: %w", i+1, ErrInvalid)
+		}
+		u, err := s.authenticateSigner(ctx, r.User, r.Password)
+		if err != nil {
+			return nil, fmt.Errorf("signature %d: %w", i+1, err)
+		}
+		users[i] = u
+	}
+	used := make([]bool, len(reqs))
+	sigs := make([]Signature, len(rules))
+	for i, rule := range rules {
+		found, wrongRole := -1, -1
+		for j, r := range reqs {
+			if used[j] || r.Meaning != rule.Meaning {
+				continue
+			}
+			if slices.Contains(rule.Roles, users[j].Role) {
+				found = j
+				break
+			}
+			wrongRole = j
+		}
+		if found < 0 {
+			if wrongRole >= 0 {
+				u := users[wrongRole]
+				return nil, fmt.Errorf("%s (%s) may not sign %q for %s; it needs %s: %w", u.ID, u.Role, rule.Meaning, step, joinRoles(rule.Roles), ErrForbidden)
+			}
+			return nil, fmt.Errorf("%s needs a %q signature by %s: %w", step, rule.Meaning, joinRoles(rule.Roles), ErrInvalid)
+		}
+		used[found] = true
+		u := users[found]
+		sigs[i] = Signature{User: u.ID, Name: u.Name, Role: u.Role, Meaning: rule.Meaning, Time: FormatTime(now), Method: "password"}
+	}
+	for i := range sigs {
+		for j := i + 1; j < len(sigs); j++ {
+			if sigs[i].User == sigs[j].User {
+				return sigs, errSameSigner
+			}
+		}
+	}
+	return sigs, nil
+}
+
+func joinRoles(rs []Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, " or ")
+}
+
+// authenticateSigner checks a signer's password. An unknown user and a
+// wrong password give the same error, so signing cannot probe for IDs.
+func (s *Service) authenticateSigner(ctx context.Context, id, password string) (User, error) {
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		// Spend the same effort as a real check.
+		_, _ = s.hasher.Verify(dummyHash(s.hasher), password)
+		s.log.Warn("signature failed", "user", id, "reason", "unknown user")
+		return User{}, fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
+	}
+	if err != nil {
+		return User{}, err
+	}
+	if u.Disabled {
+		return User{}, fmt.Errorf("user %s is disabled: %w", id, ErrUnauthenticated)
+	}
+	if u.Locked {
+		s.log.Warn("signature refused", "user", id, "reason", "locked")
+		return User{}, fmt.Errorf("user %s is locked after %d failed signatures; an administrator must unlock it: %w", id, MaxFailedSignatures, ErrUnauthenticated)
+	}
+	if u.Role == RoleAdmin {
+		return User{}, fmt.Errorf("administrators sign no journey records: %w", ErrForbidden)
+	}
+	ok, err := s.hasher.Verify(u.PasswordHash, password)
+	if err != nil {
+		return User{}, fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		n := 0
+		_, uerr := s.store.UpdateUser(ctx, id, func(x *User) error {
+			x.FailedSignatures++
+			n = x.FailedSignatures
+			if x.FailedSignatures >= MaxFailedSignatures {
+				x.Locked = true
+			}
+			return nil
+		})
+		if uerr != nil {
+			return User{}, fmt.Errorf("count failed signature: %w", uerr)
+		}
+		s.log.Warn("signature failed", "user", id, "reason", "wrong password", "failed_signatures", n)
+		return User{}, fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
+	}
+	if u.FailedSignatures > 0 {
+		if _, err := s.store.UpdateUser(ctx, id, func(x *User) error { x.FailedSignatures = 0; return nil }); err != nil {
+			return User{}, fmt.Errorf("reset failed signatures: %w", err)
+		}
+	}
+	return u, nil
+}
+
+var dummyHashes sync.Map
+
+func dummyHash(h PasswordHasher) string {
+	if v, ok := dummyHashes.Load(h); ok {
+		return v.(string)
+	}
+	enc, _ := h.Hash("not a password")
+	dummyHashes.Store(h, enc)
+	return enc
+}
+
+// Authenticate returns the user owning an API token.
+func (s *Service) Authenticate(ctx context.Context, token string) (User, error) {
+	if !strings.HasPrefix(token, TokenPrefix) || len(token) > 100 {
+		return User{}, fmt.Errorf("authenticate: malformed token: %w", ErrUnauthenticated)
+	}
+	u, err := s.store.UserByToken(ctx, TokenHash(token))
+	if errors.Is(err, ErrNotFound) {
+		return User{}, fmt.Errorf("authenticate: unknown token: %w", ErrUnauthenticated)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if u.Disabled {
+		return User{}, fmt.Errorf("authenticate: user %s is disabled: %w", u.ID, ErrUnauthenticated)
+	}
+	return u, nil
+}
+
+// Login checks a user's ID and password for an interactive session.
+func (s *Service) Login(ctx context.Context, id, password string) (User, error) {
+	u, err := s.authenticateSigner(ctx, id, password)
+	if errors.Is(err, ErrForbidden) { // admins may log in, not sign
+		u, err = s.store.User(ctx, id)
+		if err == nil {
+			var ok bool
+			if ok, err = s.hasher.Verify(u.PasswordHash, password); err == nil && !ok {
+				err = fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
+			}
+		}
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("login: %w", err)
+	}
+	return u.Public(), nil
+}
+
+// AddUser creates a user with a password and returns the user's first API
+// token, which is shown once and stored only hashed.
+func (s *Service) AddUser(ctx context.Context, id, name string, role Role, password string) (string, error) {
+	if err := ValidateUserID(id); err != nil {
+		return "", fmt.Errorf("add user: %w", err)
+	}
+	if err := validText("name", name, true, 200); err != nil {
+		return "", fmt.Errorf("add user: %w", err)
+	}
+	if !ValidUserRole(role) {
+		return "", fmt.Errorf("add user: role %q is not one of %v: %w", role, UserRoles, ErrInvalid)
+	}
+	if len(password) < 8 || len(password) > 1024 {
+		return "", fmt.Errorf("add user: password must be 8-1024 characters: %w", ErrInvalid)
+	}
+	enc, err := s.hasher.Hash(password)
+	if err != nil {
+		return "", fmt.Errorf("add user: %w", err)
+	}
+	tok, th, err := NewToken()
+	if err != nil {
+		return "", fmt.Errorf("add user: %w", err)
+	}
+	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, PasswordHash: enc, Created: s.now().UTC()}
+	if err := s.store.CreateUser(ctx, u, th); err != nil {
+		return "", fmt.Errorf("add user %s: %w", id, err)
+	}
+	s.log.Info("user added", "user", id, "role", string(role))
+	return tok, nil
+}
+
+// Unlock clears a user's failed-signature lock.
+func (s *Service) Unlock(ctx context.Context, id string) error {
+	_, err := s.store.UpdateUser(ctx, id, func(u *User) error { u.Locked, u.FailedSignatures = false, 0; return nil })
+	if err != nil {
+		return fmt.Errorf("unlock %s: %w", id, err)
+	}
+	s.log.Info("user unlocked", "user", id)
+	return nil
+}
+
+// VerifyLedger verifies the whole ledger. An integrity failure is logged at
+// error level; the report names the first bad record.
+func (s *Service) VerifyLedger(ctx context.Context) (Report, error) {
+	rep, err := VerifyLog(ctx, s.store)
+	if err != nil {
+		return Report{}, err
+	}
+	if !rep.OK {
+		s.log.Error("ledger verification failed", "first_bad", rep.FirstBad, "problem", rep.Problem)
+	}
+	return rep, nil
+}
+
+// VerifyChain verifies one chain's records and summary.
+func (s *Service) VerifyChain(ctx context.Context, coi COI) (Report, error) {
+	ci, err := s.store.Chain(ctx, coi)
+	if err != nil {
+		return Report{}, fmt.Errorf("verify chain: %w", err)
+	}
+	rep, err := VerifyChain(ctx, s.store, ci)
+	if err != nil {
+		return Report{}, err
+	}
+	if !rep.OK {
+		s.log.Error("chain verification failed", "coi", string(coi), "first_bad", rep.FirstBad, "problem", rep.Problem)
+	}
+	return rep, nil
+}
+
+// Users lists the user accounts, without password hashes.
+func (s *Service) Users(ctx context.Context) ([]User, error) { return s.store.Users(ctx) }
+
+// PHI returns the patient identifiers kept for a chain, for label printing
+// only; callers must never log them.
+func (s *Service) PHI(ctx context.Context, coi COI) (PHI, error) { return s.store.PHI(ctx, coi) }

@@ -1,0 +1,103 @@
+package custody
+
+import (
+	"context"
+	"time"
+)
+
+// ChainInfo is the summary of a chain that a store keeps beside the log so
+// chains can be listed and appends checked without reading the whole log.
+type ChainInfo struct {
+	COI      COI       `json:"coi"`
+	Product  string    `json:"product"`
+	State    State     `json:"state"`
+	Records  uint64    `json:"records"`
+	HeadSeq  uint64    `json:"head_seq"`
+	HeadHash Hash      `json:"head_hash"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// Draft is a record on its way into the ledger with what the store must
+// check and keep beside it in the same transaction.
+type Draft struct {
+	// Record has every field set except the links (Seq, Prev, ChainSeq,
+	// ChainPrev) and Hash, which the store assigns.
+	Record Record
+	// NewChain is set for the enroll record: the chain must not exist yet.
+	NewChain bool
+	// ExpectRecords is how many records of the chain the caller saw when it
+	// checked the journey rules; the store refuses the append with
+	// ErrConflict if the chain has since grown.
+	ExpectRecords uint64
+	// State is the chain's state once the record is appended.
+	State State
+	// Product is the chain's product name, kept in ChainInfo (enroll only).
+	Product string
+	// PHI, set only with NewChain, is stored outside the ledger.
+	PHI *PHI
+}
+
+// Store is durable storage for the ledger, the chain summaries, the PHI
+// kept outside the ledger, and users. Implementations must be safe for
+// concurrent use; Append must return only after the record is durable.
+type Store interface {
+	// NextCOISequence durably reserves the next COI sequence number for
+	// facility fin and year; a number is never returned twice, even if the
+	// enrollment that asked for it fails.
+	NextCOISequence(ctx context.Context, fin string, year int) (uint64, error)
+	// Append links the draft's record to the log and its chain, hashes it,
+	// and stores it durably with its chain summary and PHI. It returns the
+	// stored record. ErrNotFound: the chain does not exist; ErrConflict:
+	// enroll of an existing chain or the chain changed since it was read.
+	Append(ctx context.Context, d Draft) (Record, error)
+	// Records returns the chain's records in order, each checked against
+	// its stored hash (ErrChainBroken if one does not match).
+	Records(ctx context.Context, coi COI) ([]Record, error)
+	// Record returns the record at log position seq, checked against its
+	// hash.
+	Record(ctx context.Context, seq uint64) (Record, error)
+	// Chain returns the chain's summary.
+	Chain(ctx context.Context, coi COI) (ChainInfo, error)
+	// Chains lists chain summaries, all of them when state is empty.
+	Chains(ctx context.Context, state State) ([]ChainInfo, error)
+	// PHI returns the patient identifiers kept for the chain outside the
+	// ledger; ErrNotFound when there are none (never enrolled, or erased).
+	PHI(ctx context.Context, coi COI) (PHI, error)
+
+	UserStore
+	LogSource
+}
+
+// UserStore keeps user accounts and their API tokens (stored hashed).
+type UserStore interface {
+	// CreateUser stores a new user and its first API token's hash;
+	// ErrConflict if the ID is taken.
+	CreateUser(ctx context.Context, u User, token Hash) error
+	// User returns the user with the given ID.
+	User(ctx context.Context, id string) (User, error)
+	// UserByToken returns the user owning the API token with hash token.
+	UserByToken(ctx context.Context, token Hash) (User, error)
+	// AddToken stores another API token hash for an existing user.
+	AddToken(ctx context.Context, id string, token Hash) error
+	// UpdateUser applies fn to the stored user atomically and returns the
+	// result.
+	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
+	// Users lists all users, passwords never included.
+	Users(ctx context.Context) ([]User, error)
+}
+
+// LogSource gives verification raw access to the stored log.
+type LogSource interface {
+	// ScanLog calls fn for each stored record in key order with its key,
+	// its stored hash and its canonical bytes. The slices are valid only
+	// during the call.
+	ScanLog(ctx context.Context, fn func(key uint64, hash Hash, body []byte) error) error
+	// ScanChain does the same for one chain's records in chain order.
+	ScanChain(ctx context.Context, coi COI, fn func(key uint64, hash Hash, body []byte) error) error
+	// Head returns the position and hash of the last record appended, as
+	// recorded by the store apart from the log itself.
+	Head(ctx context.Context) (seq uint64, hash Hash, err error)
+	// ScanChains calls fn for every chain summary.
+	ScanChains(ctx context.Context, fn func(ChainInfo) error) error
+}

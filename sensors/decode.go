@@ -1,0 +1,287 @@
+package sensors
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// Bounds on what Decode accepts from one MQTT message.
+const (
+	// MaxPayloadBytes is the largest payload Decode accepts (1 MiB).
+	MaxPayloadBytes = 1 << 20
+	// MaxBatchReadings is the largest number of readings in one payload.
+	MaxBatchReadings = 10000
+	// MaxSenMLRecords is the largest number of SenML records in one pack.
+	MaxSenMLRecords = 10 * MaxBatchReadings
+)
+
+// DefaultTopicPrefix is the first topic level shippers publish under.
+const DefaultTopicPrefix = "shippers"
+
+// TelemetryTopic returns the topic shipper publishes to under prefix:
+// "{prefix}/{shipper}/telemetry".
+func TelemetryTopic(prefix, shipper string) string {
+	return prefix + "/" + shipper + "/telemetry"
+}
+
+// SubscriptionFilter returns the MQTT topic filter that matches every
+// shipper's telemetry under prefix: "{prefix}/+/telemetry".
+func SubscriptionFilter(prefix string) string {
+	return prefix + "/+/telemetry"
+}
+
+// ShipperFromTopic returns the shipper ID named by a telemetry topic under
+// prefix. A topic of another shape, or naming an invalid shipper ID, is an
+// error wrapping custody.ErrInvalid.
+func ShipperFromTopic(prefix, topic string) (string, error) {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	if !ok {
+		return "", fmt.Errorf("shipper from topic %q: not under %q: %w", topic, prefix+"/", custody.ErrInvalid)
+	}
+	id, ok := strings.CutSuffix(rest, "/telemetry")
+	if !ok {
+		return "", fmt.Errorf("shipper from topic %q: does not end in /telemetry: %w", topic, custody.ErrInvalid)
+	}
+	if err := custody.ValidateShipperID(id); err != nil {
+		return "", fmt.Errorf("shipper from topic %q: %w", topic, err)
+	}
+	return id, nil
+}
+
+// Decode decodes one MQTT payload published on the topic of topicShipper
+// and received at received. It accepts the project's JSON (one object or an
+// array of objects) and SenML JSON (an array of records), told apart by the
+// first array element: an object with a "shipper" or "time" member is the
+// project's JSON, anything else is read as SenML. See the package
+// documentation for both formats.
+//
+// The readings come back in payload order (SenML: by first record of each
+// time), each with ReceivedTime set to received in UTC, and each passes
+// Validate(received). Readings of the same identity (Key) within one
+// payload are all returned; storing each identity once is the store's job. If anything is wrong the whole payload is rejected:
+// Decode returns nil and an error wrapping custody.ErrInvalid that names the
+// element and the reason.
+func Decode(topicShipper string, payload []byte, received time.Time) ([]custody.Reading, error) {
+	const op = "decode telemetry"
+	if err := custody.ValidateShipperID(topicShipper); err != nil {
+		return nil, fmt.Errorf("%s: topic: %w", op, err)
+	}
+	if received.IsZero() {
+		return nil, fmt.Errorf("%s: zero receive time: %w", op, custody.ErrInvalid)
+	}
+	received = received.UTC()
+	if len(payload) > MaxPayloadBytes {
+		return nil, fmt.Errorf("%s: payload of %d bytes exceeds %d: %w", op, len(payload), MaxPayloadBytes, custody.ErrInvalid)
+	}
+	body := bytes.TrimLeft(payload, " \t\r\n")
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%s: empty payload: %w", op, custody.ErrInvalid)
+	}
+	var (
+		rs  []custody.Reading
+		err error
+	)
+	if ws, isArray, ok := fastProject(body, topicShipper); ok {
+		rs, err = convertProject(ws, isArray, topicShipper, received)
+	} else {
+		switch body[0] {
+		case '{':
+			rs, err = decodeObject(topicShipper, body, received)
+		case '[':
+			rs, err = decodeArray(topicShipper, body, received)
+		default:
+			err = fmt.Errorf("payload is not a JSON object or array: %w", custody.ErrInvalid)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return rs, nil
+}
+
+// invalid wraps a decoding error in custody.ErrInvalid unless it already is
+// one.
+func invalid(err error) error {
+	if errors.Is(err, custody.ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("%v: %w", err, custody.ErrInvalid)
+}
+
+// wireReading is one reading in the project's JSON.
+type wireReading struct {
+	Shipper    *string  `json:"shipper"`
+	Seq        *uint64  `json:"seq"`
+	Time       *string  `json:"time"`
+	TempC      *float64 `json:"temp_c"`
+	TiltDeg    *float64 `json:"tilt_deg"`
+	LidOpen    *bool    `json:"lid_open"`
+	Light      *bool    `json:"light"`
+	BatteryPct *float64 `json:"battery_pct"`
+	LN2Pct     *float64 `json:"ln2_pct"`
+	Lat        *float64 `json:"lat"`
+	Lon        *float64 `json:"lon"`
+}
+
+// reading converts and validates one decoded element.
+func (w *wireReading) reading(topicShipper string, received time.Time) (custody.Reading, error) {
+	if w.Shipper == nil {
+		return custody.Reading{}, fmt.Errorf("shipper missing: %w", custody.ErrInvalid)
+	}
+	if *w.Shipper != topicShipper {
+		return custody.Reading{}, fmt.Errorf("shipper %q does not match topic shipper %q: %w", *w.Shipper, topicShipper, custody.ErrInvalid)
+	}
+	if w.Time == nil {
+		return custody.Reading{}, fmt.Errorf("time missing: %w", custody.ErrInvalid)
+	}
+	t, err := time.Parse(time.RFC3339Nano, *w.Time)
+	if err != nil {
+		return custody.Reading{}, fmt.Errorf("time %q is not RFC 3339: %w", *w.Time, custody.ErrInvalid)
+	}
+	r := custody.Reading{
+		Shipper: topicShipper, DeviceTime: t.UTC(), ReceivedTime: received,
+		TempC: w.TempC, TiltDeg: w.TiltDeg, LidOpen: w.LidOpen, Light: w.Light,
+		BatteryPct: w.BatteryPct, LN2Pct: w.LN2Pct, Lat: w.Lat, Lon: w.Lon,
+	}
+	if w.Seq != nil {
+		r.Seq, r.HasSeq = *w.Seq, true
+	}
+	if err := r.Validate(received); err != nil {
+		return custody.Reading{}, err
+	}
+	return r, nil
+}
+
+func newDecoder(b []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec
+}
+
+// expectEOF fails if anything but white space follows the top-level value.
+func expectEOF(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("data after the top-level JSON value: %w", custody.ErrInvalid)
+	}
+	return nil
+}
+
+func decodeObject(topicShipper string, body []byte, received time.Time) ([]custody.Reading, error) {
+	dec := newDecoder(body)
+	ws := make([]wireReading, 1)
+	if err := dec.Decode(&ws[0]); err != nil {
+		return nil, invalid(err)
+	}
+	if err := expectEOF(dec); err != nil {
+		return nil, err
+	}
+	return convertProject(ws, false, topicShipper, received)
+}
+
+// convertProject converts and validates decoded project-JSON elements.
+func convertProject(ws []wireReading, isArray bool, topicShipper string, received time.Time) ([]custody.Reading, error) {
+	rs := make([]custody.Reading, len(ws))
+	for i := range ws {
+		r, err := ws[i].reading(topicShipper, received)
+		if err != nil {
+			if isArray {
+				return nil, fmt.Errorf("element %d: %w", i, err)
+			}
+			return nil, err
+		}
+		rs[i] = r
+	}
+	return rs, nil
+}
+
+// decodeArray reads the first element to tell the formats apart, then
+// streams the rest into the format's decoder.
+func decodeArray(topicShipper string, body []byte, received time.Time) ([]custody.Reading, error) {
+	dec := newDecoder(body)
+	if _, err := dec.Token(); err != nil { // '['
+		return nil, invalid(err)
+	}
+	if !dec.More() {
+		return nil, fmt.Errorf("empty array: %w", custody.ErrInvalid)
+	}
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return nil, fmt.Errorf("element 0: %w", invalid(err))
+	}
+	var rs []custody.Reading
+	var err error
+	if isProjectJSON(first) {
+		rs, err = decodeProjectArray(topicShipper, first, dec, received)
+	} else {
+		rs, err = decodeSenML(topicShipper, first, dec, received)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return nil, invalid(err)
+	}
+	if err := expectEOF(dec); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// isProjectJSON reports whether an array element looks like the project's
+// JSON rather than a SenML record.
+func isProjectJSON(elem json.RawMessage) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(elem, &keys) != nil {
+		return false
+	}
+	_, s := keys["shipper"]
+	_, t := keys["time"]
+	return s || t
+}
+
+func decodeProjectArray(topicShipper string, first json.RawMessage, dec *json.Decoder, received time.Time) ([]custody.Reading, error) {
+	ws := make([]wireReading, 1)
+	if err := newDecoder(first).Decode(&ws[0]); err != nil {
+		return nil, fmt.Errorf("element 0: %w", invalid(err))
+	}
+	for i := 1; dec.More(); i++ {
+		if i >= MaxBatchReadings {
+			return nil, fmt.Errorf("more than %d readings in one payload: %w", MaxBatchReadings, custody.ErrInvalid)
+		}
+		ws = append(ws, wireReading{})
+		if err := dec.Decode(&ws[i]); err != nil {
+			return nil, fmt.Errorf("element %d: %w", i, invalid(err))
+		}
+	}
+	return convertProject(ws, true, topicShipper, received)
+}
+
+// EncodeJSON encodes readings in the project's JSON: the canonical encoding
+// (custody.Reading.AppendCanonical) of each reading, as a single object for
+// one reading and as an array otherwise. ReceivedTime is not encoded. No
+// readings is an error wrapping custody.ErrInvalid, since Decode would
+// reject the empty array.
+func EncodeJSON(readings []custody.Reading) ([]byte, error) {
+	if len(readings) == 0 {
+		return nil, fmt.Errorf("encode json: no readings: %w", custody.ErrInvalid)
+	}
+	if len(readings) == 1 {
+		return readings[0].AppendCanonical(make([]byte, 0, 192)), nil
+	}
+	b := make([]byte, 0, 2+len(readings)*160)
+	b = append(b, '[')
+	for i := range readings {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = readings[i].AppendCanonical(b)
+	}
+	return append(b, ']'), nil
+}

@@ -1,0 +1,74 @@
+// Package sensors owns coid's cold-chain telemetry: decoding the payloads
+// that shippers publish (the project's JSON and SenML JSON, RFC 8428) into
+// custody.Reading values, judging a leg's readings against its
+// custody.Profile (temperature, tilt, lid or light, and silence) into
+// custody.Excursion values, and, later, the MQTT subscriber that feeds them
+// into the store.
+//
+// Decoding and rule evaluation are pure functions of their inputs: they do
+// no I/O, read no clock and keep no state, so the subscriber, the API and
+// verification all reach the same answers from the same readings.
+//
+// # Topics
+//
+// A shipper publishes to "{prefix}/{shipper_id}/telemetry" (prefix
+// "shippers" by default) at QoS 1. The topic names the shipper; every
+// reading in the payload must name the same one.
+//
+// # Project JSON
+//
+// One object, or an array of objects (an offline logger flushing its
+// buffer):
+//
+//	{"shipper":"SHP-0042","seq":1187,"time":"2026-11-22T13:00:00Z","temp_c":-182.4,
+//	 "tilt_deg":3.5,"lid_open":false,"light":false,"battery_pct":88,"ln2_pct":71,
+//	 "lat":40.71,"lon":-74.01}
+//
+// "shipper" and "time" (RFC 3339) are required, the rest optional; "seq" is
+// an integer from 0 to custody.MaxSeq. A member that is not listed here is
+// an error, so that a misspelt "temp" can never silently yield readings
+// without a temperature. A JSON null is the same as an absent member.
+//
+// # SenML JSON
+//
+// A SenML pack (RFC 8428 section 5: a JSON array of records) is mapped as
+// follows. The record's full name is the base name bn (which applies to the
+// record that carries it and all following ones until the next bn)
+// concatenated with n, and must have one of the two forms
+//
+//	{shipper}/{quantity}                  e.g. bn "SHP-0042/", n "temp"
+//	urn:dev:shipper:{shipper}:{quantity}  e.g. bn "urn:dev:shipper:SHP-0042:", n "temp"
+//
+// with these quantities, units (u, or the base unit bu for numeric
+// records) and value fields:
+//
+//	quantity  unit            value  Reading field
+//	temp      Cel             v      TempC
+//	tilt      deg             v      TiltDeg (degrees from upright)
+//	lid       (none)          vb     LidOpen (true = open)
+//	light     (none)          vb     Light (true = light inside)
+//	battery   %EL or %        v      BatteryPct
+//	ln2       %               v      LN2Pct
+//	lat       lat             v      Lat
+//	lon       lon             v      Lon
+//	seq       count or (none) v      Seq (an integer 0..custody.MaxSeq)
+//
+// Any other name, unit or value field is an error. Numeric values are bv +
+// v. The time of a record is bt + t (seconds); values of 2^28 or more are
+// absolute Unix times, smaller ones are relative to the receive time, as
+// RFC 8428 section 4.5.3 says. Times are kept to the microsecond, which is
+// what a double carries for current Unix times. Records that resolve to the
+// same time form one reading; two records of the same quantity at the same
+// time are an error. A record with only base fields is allowed, but a pack
+// must yield at least one reading. The labels
+// bver (at most 10) and ut are accepted and otherwise ignored; vs, vd, s,
+// bs and unknown labels are rejected.
+//
+// # Rejection
+//
+// A payload is all or nothing: if any element is malformed or any reading
+// fails custody.Reading.Validate (judged against the receive time), Decode
+// returns no readings and an error wrapping custody.ErrInvalid that names
+// the element and the reason. Payloads over MaxPayloadBytes, empty arrays
+// and batches of more than MaxBatchReadings readings are rejected too.
+package sensors

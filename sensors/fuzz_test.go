@@ -1,0 +1,165 @@
+package sensors
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// checkDecoded asserts the decoder's properties for any payload: a rejected
+// payload yields no readings and an ErrInvalid; an accepted one yields at
+// least one reading, each valid, from the topic's shipper, stamped with the
+// receive time, and the readings survive a round trip through the project's
+// JSON unchanged, and through SenML when they have a SenML form (always so
+// for readings decoded from SenML).
+func checkDecoded(t *testing.T, payload []byte) {
+	rs, err := Decode(shipper, payload, received)
+	if err != nil {
+		if rs != nil {
+			t.Fatalf("rejected payload returned %d readings", len(rs))
+		}
+		if !errors.Is(err, custody.ErrInvalid) {
+			t.Fatalf("rejection %v does not wrap ErrInvalid", err)
+		}
+		return
+	}
+	if len(rs) == 0 {
+		t.Fatal("accepted payload gave no readings and no error")
+	}
+	for i, r := range rs {
+		if err := r.Validate(received); err != nil {
+			t.Fatalf("reading %d does not validate: %v", i, err)
+		}
+		if r.Shipper != shipper || !r.ReceivedTime.Equal(received) {
+			t.Fatalf("reading %d: shipper %q received %v", i, r.Shipper, r.ReceivedTime)
+		}
+	}
+	enc, err := EncodeJSON(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(shipper, enc, received)
+	if err != nil {
+		t.Fatalf("re-encoded JSON rejected: %v\n%s", err, enc)
+	}
+	sameReadings(t, back, rs)
+	if !senmlForm(rs) {
+		return
+	}
+	enc, err = EncodeSenML(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err = Decode(shipper, enc, received)
+	if err != nil {
+		t.Fatalf("re-encoded SenML rejected: %v\n%s", err, enc)
+	}
+	sameReadings(t, back, rs)
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"shipper":"SHP-0042","seq":1187,"time":"2026-11-22T13:00:00Z","temp_c":-182.4,"tilt_deg":3.5,"lid_open":false,"battery_pct":88,"ln2_pct":71,"lat":40.71,"lon":-74.01}`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00.123456789+02:00","light":true}`,
+		`[{"shipper":"SHP-0042","seq":1,"time":"2026-11-22T13:00:00Z","temp_c":-180},{"shipper":"SHP-0042","seq":2,"time":"2026-11-22T13:01:00Z","temp_c":-181e0}]`,
+		`[{"shipper":"SHP-0042","seq":1,"time":"2026-11-22T13:00:00Z"},{"shipper":"SHP-0042","seq":1,"time":"2026-11-22T13:00:00Z"}]`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":-273.16}`,
+		`{"shipper":"SHP-0043","time":"2026-11-22T13:00:00Z"}`,
+		`{"shipper":"SHP-0042","time":"2027-11-22T13:00:00Z"}`,
+		`[]`, `{}`, `[1]`, `null`, `{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":0.0000001,"seq":9007199254740991}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDecoded(t, payload)
+	})
+}
+
+func FuzzDecodeSenML(f *testing.F) {
+	for _, s := range []string{
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":-182.4},{"n":"tilt","u":"deg","v":3.5},{"n":"lid","vb":false},{"n":"seq","v":7}]`,
+		`[{"bn":"urn:dev:shipper:SHP-0042:","bt":1795352400.5,"n":"temp","u":"Cel","v":4,"t":-60},{"n":"temp","u":"Cel","v":5}]`,
+		`[{"bn":"SHP-0042/","n":"battery","u":"%EL","v":50,"t":-10},{"n":"ln2","u":"%","v":20,"t":-10},{"n":"light","vb":true}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"bu":"Cel","bv":-180,"n":"temp","v":1},{"n":"lat","u":"lat","v":1},{"n":"lon","u":"lon","v":2}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"bver":10},{"n":"temp","u":"K","v":90}]`,
+		`[{"n":"SHP-0042/temp","u":"Cel","v":-300,"t":1795352400}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4},{"n":"temp","u":"Cel","v":4}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400.000001,"n":"seq","u":"count","v":9007199254740991}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDecoded(t, payload)
+	})
+}
+
+// senmlForm reports whether readings survive EncodeSenML unchanged: each has
+// a measurement or a seq, and their device times are distinct whole
+// microseconds (SenML groups records by time).
+func senmlForm(rs []custody.Reading) bool {
+	seen := map[int64]bool{}
+	for _, r := range rs {
+		ns := r.DeviceTime.UnixNano()
+		if ns%1000 != 0 || seen[ns] {
+			return false
+		}
+		seen[ns] = true
+		if !r.HasSeq && r.TempC == nil && r.TiltDeg == nil && r.LidOpen == nil && r.Light == nil &&
+			r.BatteryPct == nil && r.LN2Pct == nil && r.Lat == nil && r.Lon == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSenMLDecodedAlwaysHasSenMLForm pins the assumption FuzzDecodeSenML
+// relies on: whatever Decode accepts as SenML can be encoded back.
+func TestSenMLDecodedAlwaysHasSenMLForm(t *testing.T) {
+	rs, err := Decode(shipper, []byte(`[{"bn":"SHP-0042/","bt":1795352400.1234564,"n":"temp","u":"Cel","v":4,"t":-0.0000004},{"n":"lid","vb":true,"t":-1e-9}]`), received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !senmlForm(rs) {
+		t.Fatalf("decoded SenML readings %v lack a SenML form", canon(rs))
+	}
+}
+
+// FuzzFastProject checks the reflection-free project-JSON decoder against
+// encoding/json: whenever the fast path takes a payload, it must accept or
+// reject it as the encoding/json path does, with the same readings.
+func FuzzFastProject(f *testing.F) {
+	for _, s := range []string{
+		`{"shipper":"SHP-0042","seq":1187,"time":"2026-11-22T13:00:00Z","temp_c":-182.4,"tilt_deg":3.5,"lid_open":false,"light":true,"battery_pct":88,"ln2_pct":71,"lat":40.71,"lon":-74.01}`,
+		` [ {"shipper":"SHP-0042","time":"2026-11-22T13:00:00.5Z","temp_c":-1.5e2} , {"time":"2026-11-22T13:00:01Z","shipper":"SHP-0042","seq":0} ] `,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":1,"temp_c":2}`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","seq":18446744073709551615}`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":-0}`,
+		`{"shipper":"SHP-0043","time":"2026-11-22T13:00:00Z"}`,
+		`[{"temp_c":1}]`, `{}`, `[{}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		ws, isArray, ok := fastProject(payload, shipper)
+		if !ok {
+			return
+		}
+		fast, ferr := convertProject(ws, isArray, shipper, received)
+		var slow []custody.Reading
+		var serr error
+		body := bytes.TrimLeft(payload, " \t\r\n")
+		if body[0] == '{' {
+			slow, serr = decodeObject(shipper, body, received)
+		} else {
+			slow, serr = decodeArray(shipper, body, received)
+		}
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("fast path err %v, encoding/json err %v", ferr, serr)
+		}
+		if ferr == nil {
+			sameReadings(t, fast, slow)
+		}
+	})
+}
