@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -136,9 +138,9 @@ func (s *Server) openAPI(c echo.Context) error {
 // authenticate requires "Authorization: Bearer <token>" on every /api route.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || tok == "" {
+		// The scheme name is case-insensitive (RFC 9110 section 11.1).
+		scheme, tok, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="coid"`)
 			return fmt.Errorf("an API token is required (Authorization: Bearer <token>): %w", custody.ErrUnauthenticated)
 		}
@@ -235,7 +237,8 @@ func bind(c echo.Context, v any) error {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var he *echo.HTTPError
+		if errors.As(err, &mbe) || errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
 			return echo.ErrStatusRequestEntityTooLarge
 		}
 		return fmt.Errorf("read body: %v: %w", err, custody.ErrInvalid)
@@ -249,7 +252,7 @@ func bind(c echo.Context, v any) error {
 		case errors.As(err, &se):
 			return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, custody.ErrInvalid)
 		case errors.As(err, &te):
-			return fmt.Errorf("field %q must be %s: %w", te.Field, te.Type, custody.ErrInvalid)
+			return fmt.Errorf("field %q must be %s: %w", te.Field, jsonType(te.Type), custody.ErrInvalid)
 		case errors.Is(err, io.EOF):
 			return fmt.Errorf("request body is empty; a JSON object is required: %w", custody.ErrInvalid)
 		}
@@ -261,6 +264,22 @@ func bind(c echo.Context, v any) error {
 	return nil
 }
 
+// jsonType names a Go type as the JSON type a client must send.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
 // sanitize shortens decoder errors, which never contain field values.
 func sanitize(err error) string {
 	s := err.Error()
@@ -270,8 +289,19 @@ func sanitize(err error) string {
 	return strings.TrimPrefix(s, "json: ")
 }
 
+// coiParam parses the {coi} path parameter. Echo routes on the raw path
+// when the client percent-encoded it (the display form's space, or "*"),
+// so the parameter is unescaped first.
 func coiParam(c echo.Context) (custody.COI, error) {
-	return custody.ParseCOI(c.Param("coi"))
+	p := c.Param("coi")
+	if c.Request().URL.RawPath != "" {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return "", fmt.Errorf("chain identifier in the path is not valid percent-encoding: %w", custody.ErrInvalid)
+		}
+		p = u
+	}
+	return custody.ParseCOI(p)
 }
 
 type enrollResponse struct {
@@ -387,7 +417,7 @@ func (s *Server) scan(c echo.Context) error {
 		return err
 	}
 	out := scanResponse{COI: ch.COI, COIDisplay: ch.Display, Form: code.Form, Product: ch.Product, State: ch.State,
-		Next: ch.Next, OpenIssues: ch.OpenIssues(), Legs: ch.Legs, Scanned: time.Now().UTC()}
+		Next: ch.Next, OpenIssues: ch.OpenIssues(), Legs: ch.Legs, Scanned: s.svc.Now()}
 	if out.OpenIssues == nil {
 		out.OpenIssues = []custody.Issue{}
 	}

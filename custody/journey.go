@@ -252,7 +252,13 @@ func (j *Journey) Rule(s State, step Step) (Transition, error) {
 	if s.Terminal() {
 		return Transition{}, fmt.Errorf("%s: chain is %s and takes no new steps: %w", step, s, ErrConflict)
 	}
-	return Transition{}, fmt.Errorf("%s is not allowed while the chain is %s (next: %v): %w", step, s, j.Allowed(s), ErrConflict)
+	var next []Step
+	for _, t := range j.Transitions {
+		if t.From == s {
+			next = append(next, t.Step)
+		}
+	}
+	return Transition{}, fmt.Errorf("%s is not allowed while the chain is %s (the journey's next step is %v): %w", step, s, next, ErrConflict)
 }
 
 // IsSystem reports whether step is written only by coid itself.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -140,7 +141,9 @@ func (r Record) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes the wire form written by MarshalJSON or by
 // Canonical.
-func (r *Record) UnmarshalJSON(b []byte) error {
+func (r *Record) UnmarshalJSON(b []byte) error { return r.decode(b) }
+
+func (r *Record) decode(b []byte) error {
 	var j recordJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
@@ -252,7 +255,7 @@ func DecodeRecord(stored []byte, want Hash) (Record, error) {
 		return Record{}, fmt.Errorf("decode record: content does not match its hash: %w", ErrChainBroken)
 	}
 	var r Record
-	if err := json.Unmarshal(stored, &r); err != nil {
+	if err := r.decode(stored); err != nil {
 		return Record{}, fmt.Errorf("decode record: %v: %w", err, ErrChainBroken)
 	}
 	r.Hash = want
@@ -341,8 +344,14 @@ func ReadLinks(stored []byte, want Hash) (Links, error) {
 			l.ChainPrev, err = hashValue(val)
 			seen |= 16
 		}
+		if err == nil && seen == 31 {
+			return errLinksFound // the rest of the record is covered by the hash
+		}
 		return err
 	})
+	if err == errLinksFound {
+		err = nil
+	}
 	if err == nil && seen != 31 {
 		err = fmt.Errorf("missing link fields")
 	}
@@ -351,6 +360,8 @@ func ReadLinks(stored []byte, want Hash) (Links, error) {
 	}
 	return l, nil
 }
+
+var errLinksFound = errors.New("links found")
 
 func hashValue(val []byte) (Hash, error) {
 	if len(val) != 2*HashSize+2 || val[0] != '"' || val[len(val)-1] != '"' {

@@ -61,6 +61,9 @@ func NewService(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// Now returns the service clock's current time in UTC.
+func (s *Service) Now() time.Time { return s.now().UTC() }
+
 // Journey returns the journey table the service enforces.
 func (s *Service) Journey() *Journey { return s.journey }
 
@@ -166,7 +169,7 @@ func (s *Service) Chain(ctx context.Context, coi COI) (*Chain, error) {
 func (s *Service) chainLocked(ctx context.Context, coi COI) (*Chain, error) {
 	recs, err := s.store.Records(ctx, coi)
 	if err != nil {
-		return nil, fmt.Errorf("chain %s: %w", coi, err)
+		return nil, err
 	}
 	c, err := Fold(s.journey, recs)
 	if err != nil {

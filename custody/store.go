@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -87,12 +88,21 @@ type UserStore interface {
 	Users(ctx context.Context) ([]User, error)
 }
 
+// LogEntry is one stored record as verification reads it: its key (log
+// position), its stored hash and its canonical bytes.
+type LogEntry struct {
+	Key  uint64
+	Hash Hash
+	Body []byte
+}
+
 // LogSource gives verification raw access to the stored log.
 type LogSource interface {
-	// ScanLog calls fn for each stored record in key order with its key,
-	// its stored hash and its canonical bytes. The slices are valid only
-	// during the call.
-	ScanLog(ctx context.Context, fn func(key uint64, hash Hash, body []byte) error) error
+	// ReadLog runs fn inside one consistent read of the store, with an
+	// iterator over the stored records in key order. The entries' slices
+	// stay valid until fn returns, so fn may hand them to other
+	// goroutines as long as it waits for them.
+	ReadLog(ctx context.Context, fn func(entries iter.Seq[LogEntry]) error) error
 	// ScanChain does the same for one chain's records in chain order.
 	ScanChain(ctx context.Context, coi COI, fn func(key uint64, hash Hash, body []byte) error) error
 	// Head returns the position and hash of the last record appended, as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"runtime"
 	"sync"
 )
@@ -33,12 +34,6 @@ func (r Report) Err() error {
 	return fmt.Errorf("record %d: %s: %w", r.FirstBad, r.Problem, ErrChainBroken)
 }
 
-type verifyItem struct {
-	key  uint64
-	hash Hash
-	body []byte
-}
-
 type verifyResult struct {
 	key   uint64
 	links Links
@@ -55,7 +50,7 @@ const verifyBatch = 1024
 func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	type batch struct {
-		items []verifyItem
+		items []LogEntry
 		res   chan []verifyResult
 	}
 	work := make(chan *batch, workers*2)
@@ -66,8 +61,8 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			for b := range work {
 				out := make([]verifyResult, len(b.items))
 				for i, it := range b.items {
-					l, err := ReadLinks(it.body, it.hash)
-					out[i] = verifyResult{key: it.key, links: l, err: err}
+					l, err := ReadLinks(it.Body, it.Hash)
+					out[i] = verifyResult{key: it.Key, links: l, err: err}
 				}
 				b.res <- out
 			}
@@ -125,35 +120,35 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			}
 		}
 	}()
-	cur := &batch{res: make(chan []verifyResult, 1)}
-	flush := func() {
-		if len(cur.items) == 0 {
-			return
+	err := src.ReadLog(ctx, func(entries iter.Seq[LogEntry]) error {
+		// The entries stay valid until this function returns, so the
+		// workers read them in place and are waited for below.
+		cur := &batch{items: make([]LogEntry, 0, verifyBatch), res: make(chan []verifyResult, 1)}
+		flush := func() {
+			if len(cur.items) == 0 {
+				return
+			}
+			ordered <- cur
+			work <- cur
+			cur = &batch{items: make([]LogEntry, 0, verifyBatch), res: make(chan []verifyResult, 1)}
 		}
-		ordered <- cur
-		work <- cur
-		cur = &batch{items: make([]verifyItem, 0, verifyBatch), res: make(chan []verifyResult, 1)}
-	}
-	// One arena per batch: the body slices are valid only during the
-	// callback, so they are copied.
-	var arena []byte
-	err := src.ScanLog(ctx, func(key uint64, h Hash, body []byte) error {
-		if len(arena)+len(body) > cap(arena) {
-			arena = make([]byte, 0, max(1<<20, len(body)))
+		n := 0
+		for e := range entries {
+			cur.items = append(cur.items, e)
+			if len(cur.items) == verifyBatch {
+				flush()
+			}
+			if n++; n%(64*verifyBatch) == 0 && ctx.Err() != nil {
+				break
+			}
 		}
-		start := len(arena)
-		arena = append(arena, body...)
-		cur.items = append(cur.items, verifyItem{key: key, hash: h, body: arena[start:len(arena):len(arena)]})
-		if len(cur.items) == verifyBatch {
-			flush()
-		}
-		return nil
+		flush()
+		close(work)
+		close(ordered)
+		wg.Wait()
+		<-done
+		return ctx.Err()
 	})
-	flush()
-	close(work)
-	close(ordered)
-	wg.Wait()
-	<-done
 	if err != nil {
 		return Report{}, fmt.Errorf("verify log: %w", err)
 	}

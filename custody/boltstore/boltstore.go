@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,16 +27,15 @@ import (
 const FileName = "coid.db"
 
 var (
-	bucketLog      = []byte("log")       // seq (8 bytes BE) -> hash (32) || canonical record
-	bucketChains   = []byte("chains")    // COI -> ChainInfo JSON
-	bucketChainIdx = []byte("chain_idx") // COI || chain seq (8 BE) -> seq (8 BE)
-	bucketMeta     = []byte("meta")      // "head" -> seq (8) || hash (32); "format"
-	bucketPHI      = []byte("phi")       // COI -> PHI JSON
-	bucketCOISeq   = []byte("coi_seq")   // FIN+yy -> bucket whose NextSequence issues COIs
-	bucketUsers    = []byte("users")     // user ID -> User JSON
-	bucketTokens   = []byte("tokens")    // token hash -> user ID
-	keyHead        = []byte("head")
-	keyFormat      = []byte("format")
+	bucketLog    = []byte("log")     // seq (8 bytes BE) -> hash (32) || canonical record
+	bucketChains = []byte("chains")  // COI -> chainEntry JSON (summary and the chain's record positions)
+	bucketMeta   = []byte("meta")    // "head" -> seq (8) || hash (32); "format"
+	bucketPHI    = []byte("phi")     // COI -> PHI JSON
+	bucketCOISeq = []byte("coi_seq") // FIN+yy -> bucket whose NextSequence issues COIs
+	bucketUsers  = []byte("users")   // user ID -> User JSON
+	bucketTokens = []byte("tokens")  // token hash -> user ID
+	keyHead      = []byte("head")
+	keyFormat    = []byte("format")
 )
 
 // formatVersion identifies this file layout.
@@ -69,6 +69,117 @@ type Store struct {
 }
 
 var _ custody.Store = (*Store)(nil)
+
+// chainEntry is what the chains bucket holds for a chain (binary, see
+// encodeChain): its summary and the log positions of its records in chain
+// order. Keeping the positions
+// here, not in an index bucket of their own, halves the pages a commit
+// dirties: active chains have adjacent COIs, so their entries share pages.
+type chainEntry struct {
+	custody.ChainInfo
+	Seqs []uint64
+}
+
+func getChain(tx *bolt.Tx, coi custody.COI) (*chainEntry, error) {
+	v := tx.Bucket(bucketChains).Get([]byte(coi))
+	if v == nil {
+		return nil, fmt.Errorf("chain %s: %w", coi, custody.ErrNotFound)
+	}
+	ce, err := decodeChain(v)
+	if err != nil || ce.COI != coi {
+		return nil, fmt.Errorf("chain summary %s: malformed: %w", coi, custody.ErrChainBroken)
+	}
+	return ce, nil
+}
+
+// chainEntryV1 starts the binary encoding of a chainEntry, which is read
+// and rewritten on every append, so it is kept small and cheap: COI,
+// product and state as length-prefixed strings, counts and times as
+// varints, the head hash raw, and the record positions as deltas.
+const chainEntryV1 = 1
+
+func encodeChain(dst []byte, ce *chainEntry) []byte {
+	dst = append(dst, chainEntryV1)
+	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State)} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	dst = binary.AppendUvarint(dst, ce.Records)
+	dst = binary.AppendUvarint(dst, ce.HeadSeq)
+	dst = append(dst, ce.HeadHash[:]...)
+	dst = binary.AppendVarint(dst, ce.Created.UnixNano())
+	dst = binary.AppendVarint(dst, ce.Updated.UnixNano())
+	dst = binary.AppendUvarint(dst, uint64(len(ce.Seqs)))
+	var prev uint64
+	for _, q := range ce.Seqs {
+		dst = binary.AppendUvarint(dst, q-prev)
+		prev = q
+	}
+	return dst
+}
+
+func decodeChain(b []byte) (*chainEntry, error) {
+	bad := errors.New("malformed chain entry")
+	if len(b) == 0 || b[0] != chainEntryV1 {
+		return nil, bad
+	}
+	b = b[1:]
+	uv := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	str := func() (string, bool) {
+		n, ok := uv()
+		if !ok || n > uint64(len(b)) {
+			return "", false
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s, true
+	}
+	ce := new(chainEntry)
+	coi, ok1 := str()
+	prod, ok2 := str()
+	state, ok3 := str()
+	rec, ok4 := uv()
+	head, ok5 := uv()
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || len(b) < custody.HashSize {
+		return nil, bad
+	}
+	ce.COI, ce.Product, ce.State, ce.Records, ce.HeadSeq = custody.COI(coi), prod, custody.State(state), rec, head
+	copy(ce.HeadHash[:], b)
+	b = b[custody.HashSize:]
+	for _, t := range []*time.Time{&ce.Created, &ce.Updated} {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, bad
+		}
+		*t = time.Unix(0, v).UTC()
+		b = b[n:]
+	}
+	n, ok := uv()
+	if !ok || n > uint64(len(b)) || n != rec {
+		return nil, bad
+	}
+	ce.Seqs = make([]uint64, 0, n)
+	var prev uint64
+	for range n {
+		d, ok := uv()
+		if !ok {
+			return nil, bad
+		}
+		prev += d
+		ce.Seqs = append(ce.Seqs, prev)
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return ce, nil
+}
 
 type appendReq struct {
 	d    custody.Draft
@@ -111,7 +222,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
 	if !opt.ReadOnly {
 		if err := db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketLog, bucketChains, bucketChainIdx, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens} {
+			for _, b := range [][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
@@ -233,9 +344,12 @@ func (s *Store) commit(batch []*appendReq) {
 	out := make([]appendResp, len(batch))
 	var buf []byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		logB, chains, idx, meta, phiB := tx.Bucket(bucketLog), tx.Bucket(bucketChains), tx.Bucket(bucketChainIdx), tx.Bucket(bucketMeta), tx.Bucket(bucketPHI)
+		logB, chains, meta, phiB := tx.Bucket(bucketLog), tx.Bucket(bucketChains), tx.Bucket(bucketMeta), tx.Bucket(bucketPHI)
+		// The log only grows at its end: full pages halve the bytes each
+		// commit writes.
+		logB.FillPercent = 1.0
 		headSeq, headHash := readHead(meta)
-		touched := map[custody.COI]*custody.ChainInfo{}
+		touched := map[custody.COI]*chainEntry{}
 		for i, r := range batch {
 			out[i] = appendResp{}
 			d := r.d
@@ -243,11 +357,10 @@ func (s *Store) commit(batch []*appendReq) {
 			coi := rec.Chain
 			info := touched[coi]
 			if info == nil {
-				if v := chains.Get([]byte(coi)); v != nil {
-					info = new(custody.ChainInfo)
-					if err := json.Unmarshal(v, info); err != nil {
-						return fmt.Errorf("chain summary %s: %v: %w", coi, err, custody.ErrChainBroken)
-					}
+				var err error
+				info, err = getChain(tx, coi)
+				if errors.Is(err, custody.ErrChainBroken) {
+					return err
 				}
 			}
 			switch {
@@ -262,7 +375,7 @@ func (s *Store) commit(batch []*appendReq) {
 				continue
 			}
 			if info == nil {
-				info = &custody.ChainInfo{COI: coi, Product: d.Product, Created: rec.Time}
+				info = &chainEntry{ChainInfo: custody.ChainInfo{COI: coi, Product: d.Product, Created: rec.Time}}
 			}
 			rec.Seq, rec.Prev = headSeq+1, headHash
 			rec.ChainSeq, rec.ChainPrev = info.Records+1, info.HeadHash
@@ -272,9 +385,7 @@ func (s *Store) commit(batch []*appendReq) {
 			if err := logB.Put(u64(rec.Seq), bytes.Clone(buf)); err != nil {
 				return err
 			}
-			if err := idx.Put(append([]byte(coi), u64(rec.ChainSeq)...), u64(rec.Seq)); err != nil {
-				return err
-			}
+			info.Seqs = append(info.Seqs, rec.Seq)
 			if d.PHI != nil {
 				p, err := json.Marshal(d.PHI)
 				if err != nil {
@@ -290,11 +401,7 @@ func (s *Store) commit(batch []*appendReq) {
 			out[i].rec = rec
 		}
 		for coi, info := range touched {
-			v, err := json.Marshal(info)
-			if err != nil {
-				return err
-			}
-			if err := chains.Put([]byte(coi), v); err != nil {
+			if err := chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
 				return err
 			}
 		}
@@ -370,13 +477,13 @@ func (s *Store) Record(ctx context.Context, seq uint64) (custody.Record, error) 
 func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {
 	var out []custody.Record
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketChains).Get([]byte(coi)) == nil {
-			return fmt.Errorf("chain %s: %w", coi, custody.ErrNotFound)
+		ce, err := getChain(tx, coi)
+		if err != nil {
+			return err
 		}
-		c := tx.Bucket(bucketChainIdx).Cursor()
-		prefix := []byte(coi)
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
-			r, err := getRecord(tx, binary.BigEndian.Uint64(v))
+		out = make([]custody.Record, 0, len(ce.Seqs))
+		for _, seq := range ce.Seqs {
+			r, err := getRecord(tx, seq)
 			if err != nil {
 				return err
 			}
@@ -394,11 +501,11 @@ func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record,
 func (s *Store) Chain(ctx context.Context, coi custody.COI) (custody.ChainInfo, error) {
 	var ci custody.ChainInfo
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketChains).Get([]byte(coi))
-		if v == nil {
-			return fmt.Errorf("chain %s: %w", coi, custody.ErrNotFound)
+		ce, err := getChain(tx, coi)
+		if err == nil {
+			ci = ce.ChainInfo
 		}
-		return json.Unmarshal(v, &ci)
+		return err
 	})
 	return ci, err
 }
@@ -419,11 +526,11 @@ func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.Chai
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
-			var ci custody.ChainInfo
-			if err := json.Unmarshal(v, &ci); err != nil {
+			ce, err := decodeChain(v)
+			if err != nil {
 				return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
 			}
-			return fn(ci)
+			return fn(ce.ChainInfo)
 		})
 	})
 }
@@ -441,7 +548,24 @@ func (s *Store) PHI(ctx context.Context, coi custody.COI) (custody.PHI, error) {
 	return p, err
 }
 
-// ScanLog implements custody.LogSource.
+// ReadLog implements custody.LogSource.
+func (s *Store) ReadLog(ctx context.Context, fn func(entries iter.Seq[custody.LogEntry]) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		return fn(func(yield func(custody.LogEntry) bool) {
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				key, h, body := splitEntry(k, v)
+				if !yield(custody.LogEntry{Key: key, Hash: h, Body: body}) {
+					return
+				}
+			}
+		})
+	})
+}
+
+// ScanLog calls fn for each stored record in key order with its key, its
+// stored hash and its canonical bytes; the slices are valid only during
+// the call.
 func (s *Store) ScanLog(ctx context.Context, fn func(key uint64, hash custody.Hash, body []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
@@ -478,11 +602,12 @@ func splitEntry(k, v []byte) (uint64, custody.Hash, []byte) {
 func (s *Store) ScanChain(ctx context.Context, coi custody.COI, fn func(key uint64, hash custody.Hash, body []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		logB := tx.Bucket(bucketLog)
-		c := tx.Bucket(bucketChainIdx).Cursor()
-		prefix := []byte(coi)
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
-			seq := binary.BigEndian.Uint64(v)
-			e := logB.Get(v)
+		ce, err := getChain(tx, coi)
+		if err != nil {
+			return err
+		}
+		for _, seq := range ce.Seqs {
+			e := logB.Get(u64(seq))
 			if e == nil {
 				e = []byte{}
 			}
