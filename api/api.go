@@ -111,6 +111,8 @@ func New(cfg Config) (*Server, error) {
 	g.GET("/chains/:coi/verify", s.verifyChain)
 	g.GET("/verify", s.verifyLedger)
 	g.POST("/scan", s.scan)
+	s.registerLabelRoutes(g)
+	s.registerTelemetryRoutes(g)
 	return s, nil
 }
 
