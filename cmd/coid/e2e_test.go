@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is a running `coid serve` started through run.
+type server struct {
+	url    string
+	stderr *syncBuffer
+	stop   func() error
+}
+
+// serveArgs are the flags every test server gets: port 0 for HTTP, and
+// no fixed ports for anything else.
+func serveArgs(dir string) []string {
+	return []string{"serve", "--data", dir, "--http", "127.0.0.1:0"}
+}
+
+func startServer(t *testing.T, dir string, extraEnv ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, serveArgs(dir), extraEnv, strings.NewReader(""), pw, stderr)
+		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
+		done <- err
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("server did not start: %v\nstderr:\n%s", err, stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	_, addr, ok := strings.Cut(strings.TrimSpace(line), "serving HTTP on ")
+	if !ok {
+		cancel()
+		t.Fatalf("unexpected first line %q", line)
+	}
+	s := &server{url: addr, stderr: stderr}
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(15 * time.Second):
+				stopErr = errors.New("server did not shut down in 15s")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func addUser(t *testing.T, dir, id string, role custody.Role) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"user", "add", "--data", dir, "--id", id, "--name", "Printed " + id, "--role", string(role)},
+		nil, strings.NewReader(pw(id)+"\n"), &out, &errb)
+	if err != nil {
+		t.Fatalf("user add %s: %v\n%s", id, err, errb.String())
+	}
+	tok := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(tok, custody.TokenPrefix) {
+		t.Fatalf("user add printed %q, want a token", tok)
+	}
+	return tok
+}
+
+func pw(id string) string { return "pw-" + id + "-long-enough" }
+
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (c *client) do(method, path string, body any) (int, map[string]any) {
+	c.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, c.base+path, r)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		c.t.Fatalf("%s %s: non-JSON response %d: %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, m
+}
+
+func sg(user string, meaning custody.Meaning) map[string]any {
+	return map[string]any{"user": user, "password": pw(user), "meaning": meaning}
+}
+
+var roles = map[string]custody.Role{"coord": custody.RoleCoordinator, "nurse1": custody.RoleNurse, "nurse2": custody.RoleNurse,
+	"courier1": custody.RoleCourier, "mfg1": custody.RoleManufacturing, "qa1": custody.RoleQA}
+
+// TestEndToEndJourney runs a whole vein-to-vein journey through the real
+// run, on port 0, every step signed, with each refusal the API promises,
+// then verifies the ledger offline with `coid verify`.
+func TestEndToEndJourney(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	tokens := map[string]string{}
+	for id, role := range roles {
+		tokens[id] = addUser(t, dir, id, role)
+	}
+	srv := startServer(t, dir)
+	base := srv.url + "/api/v1"
+	coord := &client{t, base, tokens["coord"]}
+	nurse := &client{t, base, tokens["nurse1"]}
+
+	if code, m := (&client{t, srv.url, ""}).do("GET", "/healthz", nil); code != 200 || m["status"] != "ok" {
+		t.Fatalf("healthz %d %v", code, m)
+	}
+	code, m := coord.do("POST", "/chains", map[string]any{
+		"patient": map[string]any{"name": "Maria Example", "birth_date": "1961-04-30", "mrn": "MRN-77123"},
+		"product": "Autologous anti-CD19 CAR-T", "sites": map[string]any{"collection": "Metro Apheresis", "manufacturing": "CellWorks NJ", "treatment": "Metro BMT"}})
+	if code != 201 {
+		t.Fatalf("enroll: %d %v", code, m)
+	}
+	coi, _ := m["coi"].(string)
+	display, _ := m["coi_display"].(string)
+	if len(coi) != 15 || display != coi+" "+string(custody.COI(coi).K()) {
+		t.Fatalf("coi %q display %q", coi, display)
+	}
+	rec := "/chains/" + coi + "/records"
+
+	refusals := []struct {
+		name   string
+		c      *client
+		method string
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"no token", &client{t, base, ""}, "GET", "/chains/" + coi, nil, 401, "unauthenticated"},
+		{"unknown chain", nurse, "GET", "/chains/CHA999926999999", nil, 404, "not_found"},
+		{"wrong K", nurse, "GET", "/chains/" + coi + "Q", nil, 400, "invalid"},
+		{"malformed JSON", nurse, "POST", rec, `{"step":"collect",`, 400, "invalid"},
+		{"out of order", nurse, "POST", rec, map[string]any{"step": "release", "data": map[string]any{}, "signatures": []any{sg("qa1", "approved")}}, 409, "conflict"},
+		{"wrong role", nurse, "POST", rec, map[string]any{"step": "collect", "data": collectData(),
+			"signatures": []any{sg("nurse1", "performed"), sg("courier1", "verified")}}, 403, "forbidden"},
+		{"bad password", nurse, "POST", rec, map[string]any{"step": "collect", "data": collectData(),
+			"signatures": []any{sg("nurse1", "performed"), map[string]any{"user": "nurse2", "password": "not-it", "meaning": "verified"}}}, 401, "unauthenticated"},
+		{"nurse enrolls", nurse, "POST", "/chains", map[string]any{"patient": map[string]any{"name": "x", "birth_date": "1970-01-01", "mrn": "1"},
+			"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}}, 403, "forbidden"},
+	}
+	for _, r := range refusals {
+		t.Run("refuse "+r.name, func(t *testing.T) {
+			r.c.t = t
+			code, m := r.c.do(r.method, r.path, r.body)
+			e, _ := m["error"].(map[string]any)
+			if code != r.status || e["code"] != r.code || e["message"] == "" {
+				t.Fatalf("%d %v, want %d %s", code, m, r.status, r.code)
+			}
+		})
+	}
+
+	steps := []struct {
+		step string
+		data any
+		sigs []any
+	}{
+		{"collect", collectData(), []any{sg("nurse1", "performed"), sg("nurse2", "verified")}},
+		{"ship", map[string]any{"shipper": "SHP-0042", "profile": "cryogenic"}, []any{sg("nurse1", "handed-over"), sg("courier1", "received")}},
+		{"receive", map[string]any{"seal_intact": true}, []any{sg("mfg1", "received")}},
+		{"manufacture", map[string]any{"final_bags": 1}, []any{sg("mfg1", "performed")}},
+		{"release", map[string]any{}, []any{sg("qa1", "approved")}},
+		{"ship", map[string]any{"shipper": "SHP-0043", "profile": "cryogenic"}, []any{sg("mfg1", "handed-over"), sg("courier1", "received")}},
+		{"receive", map[string]any{"seal_intact": true}, []any{sg("nurse1", "received")}},
+		{"bedside-verify", map[string]any{"bag_code": "C1:" + coi + string(custody.COI(coi).K()) + ":FP-01", "wristband_code": "MRN-77123"},
+			[]any{sg("nurse1", "verified"), sg("nurse2", "verified")}},
+		{"infuse", map[string]any{}, []any{sg("nurse2", "performed")}},
+	}
+	for _, s := range steps {
+		code, m := nurse.do("POST", rec, map[string]any{"step": s.step, "data": s.data, "signatures": s.sigs})
+		if code != 201 {
+			t.Fatalf("%s: %d %v", s.step, code, m)
+		}
+		raw, _ := json.Marshal(m)
+		if bytes.Contains(raw, []byte(pw(s.sigs[0].(map[string]any)["user"].(string)))) || bytes.Contains(raw, []byte("pw-")) {
+			t.Fatalf("%s: response echoes a password: %s", s.step, raw)
+		}
+	}
+	code, m = nurse.do("GET", "/chains/"+coi, nil)
+	if code != 200 || m["state"] != "infused" || len(m["records"].([]any)) != 10 {
+		t.Fatalf("chain after infuse: %d state=%v", code, m["state"])
+	}
+	if code, m := nurse.do("POST", rec, map[string]any{"step": "ship", "data": map[string]any{"shipper": "S", "profile": "cryogenic"},
+		"signatures": []any{sg("mfg1", "handed-over"), sg("courier1", "received")}}); code != 409 {
+		t.Fatalf("step on a closed chain: %d %v", code, m)
+	}
+	for _, p := range []string{"/chains/" + coi + "/verify", "/verify"} {
+		if code, m := nurse.do("GET", p, nil); code != 200 || m["ok"] != true || m["records"] != float64(10) {
+			t.Fatalf("%s: %d %v", p, code, m)
+		}
+	}
+	if code, m := nurse.do("GET", "/chains?state=infused", nil); code != 200 || m["count"] != float64(1) {
+		t.Fatalf("list: %d %v", code, m)
+	}
+	logs := srv.stderr.String()
+	if err := srv.stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for _, secret := range []string{"Maria Example", "MRN-77123", "1961-04-30", "pw-", tokens["nurse1"]} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("log output contains %q", secret)
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"verify", "--data", dir}, nil, nil, &out, &errb); err != nil {
+		t.Fatalf("coid verify: %v\n%s", err, out.String())
+	}
+	if !strings.HasPrefix(out.String(), "OK: 10 records verified") {
+		t.Fatalf("coid verify printed %q", out.String())
+	}
+}
+
+func collectData() map[string]any {
+	return map[string]any{"din": "A999926123456", "volume_ml": 180, "bags": 2,
+		"started_at": "2026-11-20T08:00:00Z", "ended_at": "2026-11-20T11:00:00Z"}
+}
+
+// TestVerifyCommandNamesTamperedRecord changes one byte of a stored record
+// on disk; `coid verify` must fail and name that record.
+func TestVerifyCommandNamesTamperedRecord(t *testing.T) {
+	dir := t.TempDir()
+	tok := addUser(t, dir, "coord", custody.RoleCoordinator)
+	srv := startServer(t, dir)
+	c := &client{t, srv.url + "/api/v1", tok}
+	for range 3 {
+		if code, m := c.do("POST", "/chains", map[string]any{"patient": map[string]any{"name": "A B", "birth_date": "1980-01-01", "mrn": "9"},
+			"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}}); code != 201 {
+			t.Fatalf("enroll %d %v", code, m)
+		}
+	}
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "coid.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("log"))
+		k := []byte{0, 0, 0, 0, 0, 0, 0, 2}
+		v := append([]byte(nil), b.Get(k)...)
+		i := bytes.Index(v, []byte(`"product"`))
+		v[i+12] ^= 0x20 // one letter of the product name changes case
+		return b.Put(k, v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err = run(context.Background(), []string{"verify", "--data", dir}, nil, nil, &out, &errb)
+	if !errors.Is(err, errVerifyFailed) || exitCode(err) != 3 {
+		t.Fatalf("verify of a tampered ledger: %v (exit %d)", err, exitCode(err))
+	}
+	if !strings.Contains(out.String(), "record 2:") {
+		t.Fatalf("verify did not name record 2: %q", out.String())
+	}
+}
+
+func TestDataDirectoryInUse(t *testing.T) {
+	dir := t.TempDir()
+	startServer(t, dir)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"user", "add", "--data", dir, "--id", "x", "--name", "X", "--role", "nurse"},
+		nil, strings.NewReader("long-password\n"), &out, &errb)
+	if !errors.Is(err, custody.ErrInUse) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("user add while serving: %v", err)
+	}
+	if err := run(context.Background(), []string{"verify", "--data", dir}, nil, nil, &out, &errb); !errors.Is(err, custody.ErrInUse) {
+		t.Fatalf("verify while serving: %v", err)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name  string
+		args  []string
+		env   []string
+		stdin string
+		exit  int
+		out   string
+	}{
+		{"no command", nil, nil, "", 2, ""},
+		{"unknown command", []string{"frobnicate"}, nil, "", 2, ""},
+		{"version", []string{"version"}, nil, "", 0, "coid "},
+		{"bad FIN flag", []string{"serve", "--data", dir, "--fin", "O1234"}, nil, "", 2, ""},
+		{"bad FIN env", []string{"serve", "--data", dir}, []string{"COID_FIN=a9999"}, "", 2, ""},
+		{"bad log level", []string{"serve", "--data", dir, "--log-level", "loud"}, nil, "", 2, ""},
+		{"user add without password", []string{"user", "add", "--data", dir, "--id", "n", "--name", "N", "--role", "nurse"}, nil, "", 2, ""},
+		{"user add bad role", []string{"user", "add", "--data", dir, "--id", "n", "--name", "N", "--role", "surgeon"}, nil, "long-password\n", 1, ""},
+		{"user add short password", []string{"user", "add", "--data", dir, "--id", "n", "--name", "N", "--role", "nurse"}, nil, "short\n", 1, ""},
+		{"user add", []string{"user", "add", "--data", dir, "--id", "n1", "--name", "N One", "--role", "nurse"}, nil, "long-password\n", 0, custody.TokenPrefix},
+		{"user add again", []string{"user", "add", "--data", dir, "--id", "n1", "--name", "N One", "--role", "nurse"}, nil, "long-password\n", 1, ""},
+		{"user list", []string{"user", "list", "--data", dir}, nil, "", 0, "n1"},
+		{"verify empty", []string{"verify", "--data", dir}, nil, "", 0, "OK: 0 records"},
+		{"verify missing dir", []string{"verify", "--data", filepath.Join(dir, "nope")}, nil, "", 1, ""},
+		{"env data dir", []string{"user", "list"}, []string{"COID_DATA=" + dir}, "", 0, "n1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, tt.env, strings.NewReader(tt.stdin), &out, &errb)
+			got := 0
+			if err != nil {
+				got = exitCode(err)
+			}
+			if got != tt.exit || !strings.Contains(out.String(), tt.out) {
+				t.Fatalf("exit %d (%v), stdout %q; want exit %d containing %q", got, err, out.String(), tt.exit, tt.out)
+			}
+			if strings.Contains(out.String()+errb.String(), "long-password") {
+				t.Fatal("a password was echoed")
+			}
+		})
+	}
+}
