@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"time"
 )
@@ -68,12 +67,10 @@ type reasonData struct {
 	Text   string `json:"text"`
 }
 
-// shipperPattern is what a shipper ID may look like; it is also the MQTT
-// topic level the shipper publishes under.
-var shipperPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
-// ValidShipperID reports whether id is a well-formed shipper ID.
-func ValidShipperID(id string) bool { return shipperPattern.MatchString(id) }
+// ValidShipperID reports whether id is a well-formed shipper ID (see
+// ValidateShipperID); it is also the MQTT topic level the shipper
+// publishes under.
+func ValidShipperID(id string) bool { return ValidateShipperID(id) == nil }
 
 // stepData holds a request's step data as fields to check and the object
 // that will be stored.

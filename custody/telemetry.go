@@ -263,7 +263,7 @@ func (r Reading) appendMembers(b []byte) []byte {
 	}
 	b = teleComma(b, n)
 	b = append(b, `"shipper":`...)
-	b = teleAppendString(b, r.Shipper)
+	b = appendCanonString(b, r.Shipper)
 	b = teleAppendNum(b, n, `"temp_c":`, r.TempC)
 	b = teleAppendNum(b, n, `"tilt_deg":`, r.TiltDeg)
 	b = append(b, `,"time":"`...)
@@ -302,75 +302,8 @@ func teleAppendBool(b []byte, n int, key string, v *bool) []byte {
 // Number.prototype.toString of the double (shortest round-trip digits,
 // plain notation for 1e-6 <= |x| < 1e21, exponent form otherwise, negative
 // zero as 0). x must be finite.
-func AppendJCSNumber(b []byte, x float64) []byte {
-	if x == 0 {
-		return append(b, '0')
-	}
-	if ax := math.Abs(x); ax >= 1e-6 && ax < 1e21 {
-		// ECMAScript's plain notation: the shortest round-trip digits,
-		// positioned as Go's 'f' format places them.
-		return strconv.AppendFloat(b, x, 'f', -1, 64)
-	}
-	if x < 0 {
-		b = append(b, '-')
-		x = -x
-	}
-	var buf [32]byte
-	e := strconv.AppendFloat(buf[:0], x, 'e', -1, 64) // d[.ddd]e±XX
-	mant, exp, _ := bytes.Cut(e, []byte{'e'})
-	var digits [24]byte
-	d := digits[:0]
-	for _, c := range mant {
-		if c != '.' {
-			d = append(d, c)
-		}
-	}
-	x10, _ := strconv.Atoi(string(exp))
-	k, n := len(d), x10+1 // value = 0.d × 10^n
-	switch {
-	case k <= n && n <= 21:
-		b = append(b, d...)
-		for ; k < n; k++ {
-			b = append(b, '0')
-		}
-	case 0 < n && n <= 21:
-		b = append(b, d[:n]...)
-		b = append(b, '.')
-		b = append(b, d[n:]...)
-	case -6 < n && n <= 0:
-		b = append(b, '0', '.')
-		for i := n; i < 0; i++ {
-			b = append(b, '0')
-		}
-		b = append(b, d...)
-	default:
-		b = append(b, d[0])
-		if k > 1 {
-			b = append(b, '.')
-			b = append(b, d[1:]...)
-		}
-		b = append(b, 'e')
-		if n-1 >= 0 {
-			b = append(b, '+')
-		}
-		b = strconv.AppendInt(b, int64(n-1), 10)
-	}
-	return b
-}
+func AppendJCSNumber(b []byte, x float64) []byte { return appendES6Number(b, x) }
 
-// teleAppendString appends s as a JSON string; shipper IDs take the fast
-// path, anything else is escaped by encoding/json.
-func teleAppendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !teleIDChar(s[i]) {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
 
 // MarshalJSON encodes the reading as its canonical encoding followed by one
 // more member, "received_time" (same time format), when ReceivedTime is
