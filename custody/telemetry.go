@@ -304,7 +304,6 @@ func teleAppendBool(b []byte, n int, key string, v *bool) []byte {
 // zero as 0). x must be finite.
 func AppendJCSNumber(b []byte, x float64) []byte { return appendES6Number(b, x) }
 
-
 // MarshalJSON encodes the reading as its canonical encoding followed by one
 // more member, "received_time" (same time format), when ReceivedTime is
 // set. This is the form for the API and for stores.
