@@ -111,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 	g.GET("/chains/:coi/verify", s.verifyChain)
 	g.GET("/verify", s.verifyLedger)
 	g.POST("/scan", s.scan)
+	g.GET("/backup", s.backup)
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
 	return s, nil

@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"io"
 	"iter"
 	"time"
 )
@@ -65,6 +66,10 @@ type Store interface {
 	// PHI returns the patient identifiers kept for the chain outside the
 	// ledger; ErrNotFound when there are none (never enrolled, or erased).
 	PHI(ctx context.Context, coi COI) (PHI, error)
+
+	// Backup writes a consistent copy of the whole store to w while the
+	// store stays open for reads and writes.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 
 	UserStore
 	LogSource
