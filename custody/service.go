@@ -39,7 +39,15 @@ type Service struct {
 	profiles map[string]bool
 	seed     maphash.Seed
 	locks    [256]sync.Mutex
+
+	// cache holds folded chains, keyed by COI, valid while the store's
+	// summary still names the same head record. Entries are never mutated.
+	cacheMu sync.Mutex
+	cache   map[COI]*Chain
 }
+
+// maxCachedChains bounds the folded-chain cache; when full it is emptied.
+const maxCachedChains = 4096
 
 // NewService checks cfg and returns a Service.
 func NewService(cfg Config) (*Service, error) {
@@ -166,15 +174,32 @@ func (s *Service) Chain(ctx context.Context, coi COI) (*Chain, error) {
 	return s.chainLocked(ctx, coi)
 }
 
+// chainLocked returns the folded chain; the caller holds the chain's lock.
+// The result is shared with the cache and must not be modified.
 func (s *Service) chainLocked(ctx context.Context, coi COI) (*Chain, error) {
+	info, err := s.store.Chain(ctx, coi)
+	if err != nil {
+		return nil, err
+	}
+	s.cacheMu.Lock()
+	c := s.cache[coi]
+	s.cacheMu.Unlock()
+	if c != nil && uint64(len(c.Records)) == info.Records && c.Records[len(c.Records)-1].Hash == info.HeadHash {
+		return c, nil
+	}
 	recs, err := s.store.Records(ctx, coi)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Fold(s.journey, recs)
-	if err != nil {
+	if c, err = Fold(s.journey, recs); err != nil {
 		return nil, fmt.Errorf("chain %s: %w", coi, err)
 	}
+	s.cacheMu.Lock()
+	if s.cache == nil || len(s.cache) >= maxCachedChains {
+		s.cache = map[COI]*Chain{}
+	}
+	s.cache[coi] = c
+	s.cacheMu.Unlock()
 	return c, nil
 }
 
