@@ -114,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 	g.GET("/backup", s.backup)
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
+	s.registerReportRoutes(g)
 	return s, nil
 }
 
