@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/coid-project/coid/custody"
 	"github.com/labstack/echo/v4"
 )
 
@@ -22,4 +23,88 @@ func (s *Server) backup(c echo.Context) error {
 		s.log.Error("backup interrupted", "err", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
 	return nil
+}
+
+type newUserRequest struct {
+	ID       string       `json:"id"`
+	Name     string       `json:"name"`
+	Role     custody.Role `json:"role"`
+	Password string       `json:"password"`
+}
+
+type tokenResponse struct {
+	User  custody.User `json:"user"`
+	Token string       `json:"token"`
+}
+
+func (s *Server) addUser(c echo.Context) error {
+	var req newUserRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	tok, err := s.svc.AdminAddUser(ctx, user(c), req.ID, req.Name, req.Role, req.Password)
+	if err != nil {
+		return err
+	}
+	u, err := s.lookupUser(c, req.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, tokenResponse{User: u, Token: tok})
+}
+
+// lookupUser returns the public view of a user for an administrator.
+func (s *Server) lookupUser(c echo.Context, id string) (custody.User, error) {
+	users, err := s.svc.AdminUsers(c.Request().Context(), user(c))
+	if err != nil {
+		return custody.User{}, err
+	}
+	for _, u := range users {
+		if u.ID == id {
+			return u, nil
+		}
+	}
+	return custody.User{}, fmt.Errorf("user %s: %w", id, custody.ErrNotFound)
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	users, err := s.svc.AdminUsers(c.Request().Context(), user(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"users": users, "count": len(users)})
+}
+
+func (s *Server) unlockUser(c echo.Context) error {
+	if err := s.svc.AdminUnlock(c.Request().Context(), user(c), c.Param("id")); err != nil {
+		return err
+	}
+	u, err := s.lookupUser(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}
+
+func (s *Server) setDisabled(disabled bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u, err := s.svc.AdminSetDisabled(c.Request().Context(), user(c), c.Param("id"), disabled)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, u)
+	}
+}
+
+func (s *Server) newToken(c echo.Context) error {
+	tok, err := s.svc.AdminNewToken(c.Request().Context(), user(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	u, err := s.lookupUser(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, tokenResponse{User: u, Token: tok})
 }

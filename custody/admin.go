@@ -1,0 +1,85 @@
+package custody
+
+import (
+	"context"
+	"fmt"
+)
+
+// requireAdmin refuses every actor but an administrator, and malformed
+// user IDs in ids.
+func requireAdmin(op string, actor User, ids ...string) error {
+	if actor.Role != RoleAdmin {
+		return fmt.Errorf("%s: only an administrator may manage users (you are %s): %w", op, actor.Role, ErrForbidden)
+	}
+	for _, id := range ids {
+		if err := ValidateUserID(id); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// AdminAddUser is AddUser for an authenticated administrator: it creates
+// the user and returns its first API token, shown once.
+func (s *Service) AdminAddUser(ctx context.Context, actor User, id, name string, role Role, password string) (string, error) {
+	if err := requireAdmin("add user", actor); err != nil {
+		return "", err
+	}
+	tok, err := s.AddUser(ctx, id, name, role, password)
+	if err == nil {
+		s.log.Info("user added by administrator", "user", id, "by", actor.ID)
+	}
+	return tok, err
+}
+
+// AdminUsers lists user accounts, without password hashes, for an
+// administrator.
+func (s *Service) AdminUsers(ctx context.Context, actor User) ([]User, error) {
+	if err := requireAdmin("list users", actor); err != nil {
+		return nil, err
+	}
+	return s.store.Users(ctx)
+}
+
+// AdminUnlock clears a user's failed-signature lock.
+func (s *Service) AdminUnlock(ctx context.Context, actor User, id string) error {
+	if err := requireAdmin("unlock user", actor, id); err != nil {
+		return err
+	}
+	return s.Unlock(ctx, id)
+}
+
+// AdminSetDisabled disables or re-enables a user: a disabled user can
+// neither sign nor use the API. Accounts are never deleted, because
+// signatures refer to them.
+func (s *Service) AdminSetDisabled(ctx context.Context, actor User, id string, disabled bool) (User, error) {
+	if err := requireAdmin("disable user", actor, id); err != nil {
+		return User{}, err
+	}
+	if id == actor.ID && disabled {
+		return User{}, fmt.Errorf("disable user: administrators may not disable themselves: %w", ErrConflict)
+	}
+	u, err := s.store.UpdateUser(ctx, id, func(u *User) error { u.Disabled = disabled; return nil })
+	if err != nil {
+		return User{}, fmt.Errorf("disable user %s: %w", id, err)
+	}
+	s.log.Info("user disabled changed", "user", id, "disabled", disabled, "by", actor.ID)
+	return u.Public(), nil
+}
+
+// AdminNewToken issues another API token for a user; the token is shown
+// once.
+func (s *Service) AdminNewToken(ctx context.Context, actor User, id string) (string, error) {
+	if err := requireAdmin("new token", actor, id); err != nil {
+		return "", err
+	}
+	tok, th, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	if err := s.store.AddToken(ctx, id, th); err != nil {
+		return "", fmt.Errorf("new token for %s: %w", id, err)
+	}
+	s.log.Info("api token issued", "user", id, "by", actor.ID)
+	return tok, nil
+}
