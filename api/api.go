@@ -101,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 	})
 
 	e.GET("/healthz", s.healthz)
+	s.registerWebRoutes(e)
 	g := e.Group("/api/v1", s.authenticate)
 	g.GET("/openapi.json", s.openAPI)
 	g.GET("/me", s.me)
