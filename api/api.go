@@ -33,6 +33,8 @@ type Config struct {
 	TrustedProxies []string
 	// BodyLimit caps request bodies (echo size syntax); default "1M".
 	BodyLimit string
+	// Telemetry serves the cold-chain routes' alert stream and quarantine.
+	Telemetry TelemetryConfig
 }
 
 // Server is the HTTP API.

@@ -24,6 +24,8 @@ type Config struct {
 	Journey *Journey // nil: DefaultJourney
 	// Profiles names the temperature profiles a ship step may use.
 	Profiles []string
+	// Telemetry connects the service to the stored shipper readings.
+	Telemetry TelemetryConfig
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -37,6 +39,7 @@ type Service struct {
 	fin      string
 	journey  *Journey
 	profiles map[string]bool
+	tele     TelemetryConfig
 	seed     maphash.Seed
 	locks    [256]sync.Mutex
 
@@ -62,7 +65,7 @@ func NewService(cfg Config) (*Service, error) {
 		j = DefaultJourney()
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
-		journey: j, profiles: map[string]bool{}, seed: maphash.MakeSeed()}
+		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, seed: maphash.MakeSeed()}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
 	}
@@ -261,6 +264,9 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		}
 		is := c.OpenIssues()[0]
 		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
+	}
+	if err := s.sealLeg(ctx, c, req.Step, data, now); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	body, err := data.canonical()
 	if err != nil {
@@ -521,10 +527,51 @@ func (s *Service) VerifyLedger(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	if rep.OK && s.tele.Readings != nil {
+		chains, err := s.store.Chains(ctx, "")
+		if err != nil {
+			return Report{}, fmt.Errorf("verify ledger: %w", err)
+		}
+		for _, ci := range chains {
+			cr := Report{OK: true}
+			if err := s.checkSeals(ctx, ci.COI, &cr); err != nil {
+				return Report{}, fmt.Errorf("verify ledger: %w", err)
+			}
+			if !cr.OK && (rep.OK || cr.FirstBad < rep.FirstBad) {
+				rep.fail(cr.FirstBad, "%s", cr.Problem)
+				rep.Chain = ci.COI
+			}
+		}
+	}
 	if !rep.OK {
 		s.log.Error("ledger verification failed", "first_bad", rep.FirstBad, "problem", rep.Problem)
 	}
 	return rep, nil
+}
+
+// checkSeals recomputes the telemetry seal of each received leg of coi from
+// the stored readings. A seal that no longer matches fails rep at the
+// receive record that sealed it: readings were changed or deleted after
+// receipt.
+func (s *Service) checkSeals(ctx context.Context, coi COI, rep *Report) error {
+	if s.tele.Readings == nil || !rep.OK {
+		return nil
+	}
+	checks, err := s.VerifySeals(ctx, coi)
+	if err != nil {
+		return err
+	}
+	c, err := s.Chain(ctx, coi)
+	if err != nil {
+		return err
+	}
+	for _, sc := range checks {
+		if !sc.OK && sc.Leg >= 1 && sc.Leg <= len(c.Legs) {
+			rep.fail(c.Legs[sc.Leg-1].ReceiveSeq, "chain %s leg %d: telemetry seal does not match the stored readings: %s", coi, sc.Leg, sc.Problem)
+			return nil
+		}
+	}
+	return nil
 }
 
 // VerifyChain verifies one chain's records and summary.
@@ -536,6 +583,9 @@ func (s *Service) VerifyChain(ctx context.Context, coi COI) (Report, error) {
 	rep, err := VerifyChain(ctx, s.store, ci)
 	if err != nil {
 		return Report{}, err
+	}
+	if err := s.checkSeals(ctx, coi, &rep); err != nil {
+		return Report{}, fmt.Errorf("verify chain: %w", err)
 	}
 	if !rep.OK {
 		s.log.Error("chain verification failed", "coi", string(coi), "first_bad", rep.FirstBad, "problem", rep.Problem)

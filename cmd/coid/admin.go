@@ -25,8 +25,19 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer store.Close()
+	log, err := newLogger(stderr, s.logLevel)
+	if err != nil {
+		return err
+	}
+	// The service adds the telemetry seals of received legs to the log's
+	// hashes and links.
+	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now, FIN: "A9999",
+		Telemetry: custody.TelemetryConfig{Readings: store}})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
 	start := time.Now()
-	rep, err := custody.VerifyLog(ctx, store)
+	rep, err := svc.VerifyLedger(ctx)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

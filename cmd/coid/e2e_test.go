@@ -49,7 +49,7 @@ type server struct {
 // serveArgs are the flags every test server gets: port 0 for HTTP, and
 // no fixed ports for anything else.
 func serveArgs(dir string) []string {
-	return []string{"serve", "--data", dir, "--http", "127.0.0.1:0"}
+	return []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"}
 }
 
 func startServer(t *testing.T, dir string, extraEnv ...string) *server {

@@ -2,19 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/sensors"
 )
 
 func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
@@ -22,6 +27,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs := newFlags("serve", env, stderr, &s)
 	fs.StringVar(&s.http, "http", or(getenv(env, "COID_HTTP"), "127.0.0.1:8080"), "HTTP listen address (COID_HTTP)")
 	fs.StringVar(&s.fin, "fin", or(getenv(env, "COID_FIN"), "A9999"), "issuing facility's ISBT 128 FIN for new COI IDs (COID_FIN)")
+	var mq mqttSettings
+	mq.flags(fs, env)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,11 +50,17 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		log.Info("store closed")
 	}()
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now,
-		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles()))})
+		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
+		Telemetry: custody.TelemetryConfig{Readings: store}})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version})
+	tele, err := startTelemetry(mq, store, svc, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer tele.stop() // idempotent; normally stopped first, below
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, Telemetry: tele.apiConfig()})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -55,8 +68,11 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", s.http, err)
 	}
+	// Long-lived responses (the alert stream) end when baseCtx is cancelled.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		IdleTimeout: 120 * time.Second, ErrorLog: nil, BaseContext: func(net.Listener) context.Context { return baseCtx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("coid serving", "http", ln.Addr().String(), "data", s.data, "fin", s.fin, "version", version)
@@ -67,10 +83,117 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	tele.stop() // MQTT intake first, so nothing new arrives while HTTP drains
+	cancelBase()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// mqttSettings are the MQTT flags of coid serve.
+type mqttSettings struct {
+	listen, url, ca, username, password, prefix, clientID string
+}
+
+func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
+	fs.StringVar(&m.listen, "mqtt-listen", or(getenv(env, "COID_MQTT_LISTEN"), "127.0.0.1:1883"), "embedded MQTT broker address, or \"off\" (COID_MQTT_LISTEN)")
+	fs.StringVar(&m.url, "mqtt-url", getenv(env, "COID_MQTT_URL"), "external MQTT broker, tcp://host:1883 or ssl://host:8883, instead of the embedded one (COID_MQTT_URL)")
+	fs.StringVar(&m.ca, "mqtt-ca", getenv(env, "COID_MQTT_CA"), "PEM CA file for an ssl:// broker (COID_MQTT_CA)")
+	fs.StringVar(&m.username, "mqtt-username", getenv(env, "COID_MQTT_USERNAME"), "MQTT user name (COID_MQTT_USERNAME)")
+	fs.StringVar(&m.password, "mqtt-password", getenv(env, "COID_MQTT_PASSWORD"), "MQTT password (COID_MQTT_PASSWORD; prefer the variable to the flag)")
+	fs.StringVar(&m.prefix, "mqtt-prefix", or(getenv(env, "COID_MQTT_PREFIX"), sensors.DefaultTopicPrefix), "telemetry topic prefix: {prefix}/{shipper}/telemetry (COID_MQTT_PREFIX)")
+	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
+}
+
+// telemetry is the running MQTT intake: embedded broker (optional),
+// subscriber, pipeline and excursion monitor.
+type telemetry struct {
+	log     *slog.Logger
+	store   *boltstore.Store
+	alerts  *sensors.AlertHub
+	broker  *sensors.Broker
+	sub     *sensors.Subscriber
+	pipe    *sensors.Pipeline
+	cancel  context.CancelFunc
+	monDone chan struct{}
+	once    sync.Once
+}
+
+func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service, log *slog.Logger) (*telemetry, error) {
+	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{})}
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: svc, Readings: store, Logger: log, Alert: t.alert})
+	var err error
+	t.pipe, err = sensors.NewPipeline(sensors.PipelineConfig{Sink: store, Logger: log, Prefix: m.prefix, OnCommitted: mon.Notify})
+	if err != nil {
+		return nil, err
+	}
+	url := m.url
+	if url == "" && m.listen != "off" {
+		t.broker, err = sensors.StartBroker(sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe})
+		switch {
+		case errors.Is(err, sensors.ErrAddrInUse):
+			t.pipe.Close()
+			return nil, usagef("serve: %v; to use the broker already running there, start with --mqtt-url tcp://%s (or pick another --mqtt-listen)", err, m.listen)
+		case err != nil:
+			t.pipe.Close()
+			return nil, err
+		default:
+			url = t.broker.URL()
+			log.Info("embedded MQTT broker listening", "mqtt_listen", t.broker.Addr())
+		}
+	}
+	if url != "" {
+		t.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: url, ClientID: m.clientID, Username: m.username, Password: m.password,
+			CAFile: m.ca, Prefix: m.prefix, Pipeline: t.pipe, Logger: log})
+		if err != nil {
+			t.stop()
+			return nil, usagef("serve: %v", err)
+		}
+		t.sub.Start()
+		log.Info("mqtt subscriber started", "broker", url, "filter", sensors.SubscriptionFilter(m.prefix), "client_id", m.clientID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	go func() {
+		defer close(t.monDone)
+		mon.Run(ctx)
+	}()
+	return t, nil
+}
+
+func (t *telemetry) alert(a sensors.Alert) {
+	t.alerts.Publish(a)
+	if t.sub != nil {
+		b, _ := json.Marshal(a)
+		t.sub.Publish(sensors.AlertTopic(a.COI), b)
+	}
+}
+
+func (t *telemetry) apiConfig() api.TelemetryConfig {
+	return api.TelemetryConfig{Alerts: t.alerts, Quarantine: t.store.QuarantineList}
+}
+
+// stop ends intake in order: the subscriber and broker (no new messages),
+// the pipeline (what was taken is committed and acknowledged), then the
+// monitor.
+func (t *telemetry) stop() {
+	t.once.Do(func() {
+		if t.sub != nil {
+			t.sub.Close()
+		}
+		if t.broker != nil {
+			if err := t.broker.Close(); err != nil {
+				t.log.Error("closing MQTT broker", "err", err)
+			}
+		}
+		t.pipe.Close()
+		if t.cancel != nil {
+			t.cancel()
+			<-t.monDone
+		}
+		t.log.Info("telemetry intake stopped", "stats", fmt.Sprintf("%+v", t.pipe.Stats()))
+	})
 }

@@ -62,6 +62,7 @@ type Store struct {
 	done     chan struct{}
 	maxBatch int
 	readOnly bool
+	readings *readingsWriter // the telemetry writer (readings.go)
 
 	// mu guards closed: Append holds it shared while queueing, Close
 	// exclusively, so nothing is queued after the writer's final drain.
@@ -223,7 +224,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
 	if !opt.ReadOnly {
 		if err := db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens} {
+			for _, b := range append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...) {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
@@ -240,7 +241,9 @@ func Open(dir string, opt Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		s.readings = newReadingsWriter()
 		go s.writer()
+		go s.runReadingsWriter(s.readings)
 	} else {
 		close(s.done)
 	}
@@ -260,6 +263,7 @@ func (s *Store) Close() error {
 	if !s.readOnly {
 		close(s.quit)
 		<-s.done
+		<-s.readings.done
 	}
 	return s.db.Close()
 }

@@ -1,0 +1,506 @@
+package boltstore
+
+// Telemetry readings in the same bbolt file as the ledger.
+//
+// Layout (buckets created by Open):
+//
+//	readings       Reading.Key() -> encoded reading (see encodeReading)
+//	reading_times  shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE) Key() -> empty
+//	                 index for range scans by device time
+//	readings_meta  "watermark" -> uint64 BE: the number of committed batches
+//	                 that stored at least one reading
+//	quarantine     id (8 bytes BE) -> QuarantineEntry JSON, at most
+//	                 MaxQuarantine entries (the oldest are dropped)
+//
+// Readings are written by their own writer goroutine, which commits many
+// callers' batches in one transaction (group commit) and answers each
+// caller only after the commit is durable. Only that goroutine writes these
+// buckets, so it can find duplicates with a read transaction first and
+// skip the write entirely when a batch holds nothing new (redeliveries).
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketReadings     = []byte("readings")
+	bucketReadingTimes = []byte("reading_times")
+	bucketReadingsMeta = []byte("readings_meta")
+	bucketQuarantine   = []byte("quarantine")
+	keyWatermark       = []byte("watermark")
+
+	// readingBuckets are created by Open.
+	readingBuckets = [][]byte{bucketReadings, bucketReadingTimes, bucketReadingsMeta, bucketQuarantine}
+)
+
+// MaxQuarantine is how many rejected payloads the quarantine keeps.
+const MaxQuarantine = 1000
+
+// maxReadingsBatch caps the readings committed in one transaction.
+const maxReadingsBatch = 16384
+
+var _ custody.ReadingStore = (*Store)(nil)
+
+type readingsReq struct {
+	readings   []custody.Reading
+	quarantine *custody.QuarantineEntry
+	done       func(custody.IngestResult, error)
+}
+
+// readingsWriter is the state of the readings writer goroutine, started by
+// Open and stopped by Close after the ledger writer.
+type readingsWriter struct {
+	reqs chan *readingsReq
+	done chan struct{}
+}
+
+func newReadingsWriter() *readingsWriter {
+	return &readingsWriter{reqs: make(chan *readingsReq, 8192), done: make(chan struct{})}
+}
+
+// AddReadingsAsync queues readings (and, if q is not nil, a quarantined
+// payload) for the readings writer and returns at once; done is called from
+// the writer goroutine once the transaction holding them is durable, or
+// with the error that prevented it. done must not block for long. It
+// blocks only while the writer's queue is full and fails with
+// custody.ErrClosed when the store is closed.
+func (s *Store) AddReadingsAsync(readings []custody.Reading, q *custody.QuarantineEntry, done func(custody.IngestResult, error)) error {
+	if s.readOnly {
+		return fmt.Errorf("add readings: store opened read-only: %w", custody.ErrClosed)
+	}
+	r := &readingsReq{readings: readings, quarantine: q, done: done}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("add readings: %w", custody.ErrClosed)
+	}
+	s.readings.reqs <- r
+	return nil
+}
+
+// AddReadings stores readings durably, each identity once, and returns when
+// they are committed.
+func (s *Store) AddReadings(ctx context.Context, readings []custody.Reading) (custody.IngestResult, error) {
+	type out struct {
+		res custody.IngestResult
+		err error
+	}
+	ch := make(chan out, 1)
+	if err := s.AddReadingsAsync(readings, nil, func(res custody.IngestResult, err error) { ch <- out{res, err} }); err != nil {
+		return custody.IngestResult{}, err
+	}
+	// Once queued the batch may commit: wait for the outcome.
+	o := <-ch
+	return o.res, o.err
+}
+
+// Quarantine stores a rejected payload durably.
+func (s *Store) Quarantine(ctx context.Context, q custody.QuarantineEntry) error {
+	ch := make(chan error, 1)
+	if err := s.AddReadingsAsync(nil, &q, func(_ custody.IngestResult, err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}
+
+func (s *Store) runReadingsWriter(w *readingsWriter) {
+	defer close(w.done)
+	batch := make([]*readingsReq, 0, 256)
+	for {
+		batch = batch[:0]
+		quit := false
+		select {
+		case r := <-w.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			quit = true
+		}
+		n := 0
+		if len(batch) > 0 {
+			n = len(batch[0].readings)
+		}
+	fill:
+		for n < maxReadingsBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+				n += len(r.readings)
+			default:
+				break fill
+			}
+		}
+		if len(batch) > 0 {
+			s.commitReadings(batch)
+		}
+		if quit && len(batch) == 0 {
+			return
+		}
+	}
+}
+
+// commitReadings stores a batch in one transaction and answers every
+// request.
+func (s *Store) commitReadings(batch []*readingsReq) {
+	type item struct {
+		r   *custody.Reading
+		key []byte
+	}
+	var items []item
+	seen := map[string]bool{}
+	dups := make([]int, len(batch))
+	newN := make([]int, len(batch))
+	var quarantined []*custody.QuarantineEntry
+	var wm uint64
+	// Find what is new with a read transaction: only this goroutine
+	// writes these buckets, so the answer holds for the update below.
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReadings)
+		if b == nil {
+			return fmt.Errorf("readings bucket missing")
+		}
+		wm = readWatermark(tx)
+		for i, req := range batch {
+			if req.quarantine != nil {
+				quarantined = append(quarantined, req.quarantine)
+			}
+			for j := range req.readings {
+				r := &req.readings[j]
+				k := r.Key()
+				if seen[string(k)] || b.Get(k) != nil {
+					dups[i]++
+					continue
+				}
+				seen[string(k)] = true
+				newN[i]++
+				items = append(items, item{r, k})
+			}
+		}
+		return nil
+	})
+	if err == nil && (len(items) > 0 || len(quarantined) > 0) {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			b, idx, meta := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes), tx.Bucket(bucketReadingsMeta)
+			if len(items) > 0 {
+				wm = readWatermark(tx) + 1
+				if err := meta.Put(keyWatermark, u64(wm)); err != nil {
+					return err
+				}
+			}
+			var buf []byte
+			for _, it := range items {
+				buf = encodeReading(buf[:0], it.r, wm)
+				if err := b.Put(it.key, bytes.Clone(buf)); err != nil {
+					return err
+				}
+				if err := idx.Put(timeIndexKey(it.r.Shipper, it.r.DeviceTime, it.key), nil); err != nil {
+					return err
+				}
+			}
+			return putQuarantine(tx, quarantined)
+		})
+	}
+	for i, req := range batch {
+		if req.done == nil {
+			continue
+		}
+		if err != nil {
+			req.done(custody.IngestResult{}, fmt.Errorf("add readings: commit failed, nothing was written: %w", err))
+			continue
+		}
+		req.done(custody.IngestResult{Stored: newN[i], Duplicates: dups[i], Watermark: wm}, nil)
+	}
+}
+
+func readWatermark(tx *bolt.Tx) uint64 {
+	b := tx.Bucket(bucketReadingsMeta)
+	if b == nil {
+		return 0
+	}
+	if v := b.Get(keyWatermark); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func putQuarantine(tx *bolt.Tx, qs []*custody.QuarantineEntry) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketQuarantine)
+	for _, q := range qs {
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		e := *q
+		e.ID = id
+		if len(e.Payload) > custody.MaxQuarantinePayload {
+			e.Payload = e.Payload[:custody.MaxQuarantinePayload]
+		}
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(u64(id), v); err != nil {
+			return err
+		}
+	}
+	// Keep the newest MaxQuarantine entries; IDs are consecutive.
+	if last := b.Sequence(); last > MaxQuarantine {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= last-MaxQuarantine; k, _ = c.First() {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// QuarantineList returns the quarantined payloads, newest first, at most
+// limit of them (limit <= 0: all that are kept).
+func (s *Store) QuarantineList(ctx context.Context, limit int) ([]custody.QuarantineEntry, error) {
+	out := []custody.QuarantineEntry{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQuarantine)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+			var e custody.QuarantineEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("quarantine entry %x: %v: %w", k, err, custody.ErrChainBroken)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quarantine list: %w", err)
+	}
+	return out, nil
+}
+
+func timeKey(t time.Time) []byte {
+	return u64(uint64(t.UnixNano()) ^ (1 << 63))
+}
+
+func timeIndexKey(shipper string, t time.Time, key []byte) []byte {
+	k := make([]byte, 0, len(shipper)+1+8+len(key))
+	k = append(k, shipper...)
+	k = append(k, 0)
+	k = append(k, timeKey(t)...)
+	return append(k, key...)
+}
+
+// ShipperReadings implements custody.ReadingStore.
+func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {
+	var out []custody.Reading
+	var wm uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		wm = readWatermark(tx)
+		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
+		if b == nil || idx == nil {
+			return nil
+		}
+		prefix := custody.ShipperKeyPrefix(shipper)
+		start := prefix
+		if !from.IsZero() {
+			start = append(bytes.Clone(prefix), timeKey(from)...)
+		}
+		var end []byte
+		if !to.IsZero() {
+			end = append(bytes.Clone(prefix), timeKey(to)...)
+		}
+		c := idx.Cursor()
+		n := 0
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
+			}
+			if end != nil && bytes.Compare(k[:len(prefix)+8], end) > 0 {
+				break
+			}
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			key := k[len(prefix)+8:]
+			v := b.Get(key)
+			if v == nil {
+				// An index entry without its reading: the reading was
+				// deleted. Seals computed over it will no longer match.
+				continue
+			}
+			r, rwm, err := decodeReading(shipper, key, v)
+			if err != nil {
+				return err
+			}
+			if through != 0 && rwm > through {
+				continue
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("readings of %s: %w", shipper, err)
+	}
+	custody.SortReadings(out)
+	if out == nil {
+		out = []custody.Reading{}
+	}
+	return out, wm, nil
+}
+
+// ReadingsCount returns how many readings are stored.
+func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketReadings); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Reading encoding, version 1:
+//
+//	0x01, watermark uvarint, received UnixNano varint, device UnixNano varint,
+//	flags uvarint, seq uvarint (if flagSeq), then for each numeric flag set,
+//	in flag order, the float64 bits (8 bytes BE).
+const readingV1 = 1
+
+const (
+	flagSeq = 1 << iota
+	flagTemp
+	flagTilt
+	flagLidSet
+	flagLidOpen
+	flagLightSet
+	flagLight
+	flagBattery
+	flagLN2
+	flagLat
+	flagLon
+)
+
+func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
+	dst = append(dst, readingV1)
+	dst = binary.AppendUvarint(dst, wm)
+	dst = binary.AppendVarint(dst, r.ReceivedTime.UnixNano())
+	dst = binary.AppendVarint(dst, r.DeviceTime.UnixNano())
+	var f uint64
+	nums := [...]struct {
+		flag uint64
+		v    *float64
+	}{{flagTemp, r.TempC}, {flagTilt, r.TiltDeg}, {flagBattery, r.BatteryPct}, {flagLN2, r.LN2Pct}, {flagLat, r.Lat}, {flagLon, r.Lon}}
+	if r.HasSeq {
+		f |= flagSeq
+	}
+	for _, n := range nums {
+		if n.v != nil {
+			f |= n.flag
+		}
+	}
+	if r.LidOpen != nil {
+		f |= flagLidSet
+		if *r.LidOpen {
+			f |= flagLidOpen
+		}
+	}
+	if r.Light != nil {
+		f |= flagLightSet
+		if *r.Light {
+			f |= flagLight
+		}
+	}
+	dst = binary.AppendUvarint(dst, f)
+	if r.HasSeq {
+		dst = binary.AppendUvarint(dst, r.Seq)
+	}
+	for _, n := range nums {
+		if n.v != nil {
+			dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(*n.v))
+		}
+	}
+	return dst
+}
+
+var errBadReading = errors.New("malformed stored reading")
+
+func decodeReading(shipper string, key, v []byte) (custody.Reading, uint64, error) {
+	bad := func() (custody.Reading, uint64, error) {
+		return custody.Reading{}, 0, fmt.Errorf("reading %x: %w: %w", key, errBadReading, custody.ErrChainBroken)
+	}
+	if len(v) == 0 || v[0] != readingV1 {
+		return bad()
+	}
+	b := v[1:]
+	wm, n := binary.Uvarint(b)
+	if n <= 0 {
+		return bad()
+	}
+	b = b[n:]
+	recv, n := binary.Varint(b)
+	if n <= 0 {
+		return bad()
+	}
+	b = b[n:]
+	dev, n := binary.Varint(b)
+	if n <= 0 {
+		return bad()
+	}
+	b = b[n:]
+	f, n := binary.Uvarint(b)
+	if n <= 0 {
+		return bad()
+	}
+	b = b[n:]
+	r := custody.Reading{Shipper: shipper, DeviceTime: time.Unix(0, dev).UTC(), ReceivedTime: time.Unix(0, recv).UTC()}
+	if f&flagSeq != 0 {
+		seq, n := binary.Uvarint(b)
+		if n <= 0 {
+			return bad()
+		}
+		b = b[n:]
+		r.Seq, r.HasSeq = seq, true
+	}
+	for _, n := range [...]struct {
+		flag uint64
+		p    **float64
+	}{{flagTemp, &r.TempC}, {flagTilt, &r.TiltDeg}, {flagBattery, &r.BatteryPct}, {flagLN2, &r.LN2Pct}, {flagLat, &r.Lat}, {flagLon, &r.Lon}} {
+		if f&n.flag == 0 {
+			continue
+		}
+		if len(b) < 8 {
+			return bad()
+		}
+		x := math.Float64frombits(binary.BigEndian.Uint64(b))
+		*n.p = &x
+		b = b[8:]
+	}
+	if f&flagLidSet != 0 {
+		x := f&flagLidOpen != 0
+		r.LidOpen = &x
+	}
+	if f&flagLightSet != 0 {
+		x := f&flagLight != 0
+		r.Light = &x
+	}
+	if len(b) != 0 || !bytes.Equal(r.Key(), key) {
+		return bad()
+	}
+	return r, wm, nil
+}

@@ -1,0 +1,527 @@
+package custody
+
+// Legs and their telemetry: which stored readings belong to which leg of a
+// chain, the excursion records written when a leg's readings break its
+// profile, and the seal that a receive record carries (DESIGN.md section 5).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// TelemetryConfig connects a Service to cold-chain telemetry.
+type TelemetryConfig struct {
+	// Readings is where telemetry readings are stored; nil means receive
+	// records carry no seal and the telemetry queries fail with ErrInvalid.
+	Readings ReadingStore
+	// Profiles are the temperature profiles by name; the built-in ones
+	// are used for names it does not define.
+	Profiles map[string]Profile
+}
+
+// IngestResult is what a ReadingStore reports for one committed batch.
+type IngestResult struct {
+	// Stored is the number of readings stored for the first time.
+	Stored int `json:"stored"`
+	// Duplicates is the number of readings whose identity (Reading.Key)
+	// was already stored, or repeated within the batch; they were ignored.
+	Duplicates int `json:"duplicates"`
+	// Watermark is the store's ingest watermark after the batch: every
+	// reading stored by this or an earlier batch has a watermark at or below
+	// it, every later one above it.
+	Watermark uint64 `json:"watermark"`
+}
+
+// QuarantineEntry is a telemetry payload that was rejected, kept (bounded)
+// so an administrator can see what a shipper sent and why it was refused.
+// Telemetry carries no patient identifiers.
+type QuarantineEntry struct {
+	ID       uint64    `json:"id"`
+	Topic    string    `json:"topic"`
+	Received time.Time `json:"received"`
+	Reason   string    `json:"reason"`
+	// Size is the payload's full length; Payload holds at most
+	// MaxQuarantinePayload bytes of it.
+	Size    int    `json:"size"`
+	Payload []byte `json:"payload"`
+}
+
+// MaxQuarantinePayload bounds the bytes of a rejected payload that are kept.
+const MaxQuarantinePayload = 4 << 10
+
+// ReadingStore keeps telemetry readings beside the ledger. Each reading is
+// stored once under its identity (Reading.Key); later deliveries of the same
+// identity are ignored. Every committed batch raises a watermark, and each
+// stored reading remembers the watermark of the batch that stored it, so a
+// seal can name exactly the readings that existed when it was made.
+type ReadingStore interface {
+	// ShipperReadings returns the shipper's stored readings whose device
+	// time lies in [from, to] (a zero bound is open) and that were stored
+	// at or below watermark through (0: all), in CompareReadings order,
+	// with ReceivedTime set. It also returns the current watermark.
+	ShipperReadings(ctx context.Context, shipper string, from, to time.Time, through uint64) ([]Reading, uint64, error)
+}
+
+// SealVersion names the layout of the telemetry seal in a receive record.
+const SealVersion = "coid-leg-seal-v1"
+
+// ReceiveSeal is what a receive record's data carries under "telemetry":
+// the leg's seal and the ingest watermark it was computed at. Readings
+// stored later (a logger flushing after receipt) are not part of it.
+type ReceiveSeal struct {
+	Version   string    `json:"version"`
+	Leg       int       `json:"leg"`
+	Shipper   string    `json:"shipper"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Watermark uint64    `json:"watermark"`
+	Seal      LegSeal   `json:"seal"`
+}
+
+// ExcursionData is the data of a system-signed excursion record.
+type ExcursionData struct {
+	ID         string        `json:"excursion_id"`
+	Kind       ExcursionKind `json:"kind"`
+	Leg        int           `json:"leg"`
+	Shipper    string        `json:"shipper"`
+	Profile    string        `json:"profile"`
+	Start      time.Time     `json:"start"`
+	End        *time.Time    `json:"end,omitempty"`
+	Worst      *float64      `json:"worst,omitempty"`
+	Limit      *float64      `json:"limit,omitempty"`
+	DurationNS int64         `json:"duration_ns"`
+	Duration   string        `json:"duration"`
+	BreachNS   int64         `json:"breach_ns"`
+}
+
+// profile returns the named profile from the service's configuration.
+func (s *Service) profile(name string) (Profile, error) {
+	if p, ok := s.tele.Profiles[name]; ok {
+		return p, nil
+	}
+	if p, ok := BuiltinProfiles()[name]; ok {
+		return p, nil
+	}
+	return Profile{}, fmt.Errorf("profile %q is not configured: %w", name, ErrInvalid)
+}
+
+// legWindow returns the device-time window of a leg: its ship time to its
+// receive time, or to now while it is open.
+func legWindow(l Leg, now time.Time) (time.Time, time.Time) {
+	if l.ReceivedAt != nil {
+		return l.ShippedAt, *l.ReceivedAt
+	}
+	return l.ShippedAt, now
+}
+
+// sealLeg is the hook Record calls for a receive step: it computes the seal
+// of the chain's open leg from the stored readings and adds it to the
+// receive record's data under "telemetry". Without a reading store the
+// record carries no seal.
+func (s *Service) sealLeg(ctx context.Context, c *Chain, step Step, d *stepData, now time.Time) error {
+	if step != StepReceive || s.tele.Readings == nil || len(c.Legs) == 0 {
+		return nil
+	}
+	l := c.Legs[len(c.Legs)-1]
+	if !l.Open {
+		return nil
+	}
+	p, err := s.profile(l.Profile)
+	if err != nil {
+		return fmt.Errorf("seal leg %d: %w", l.N, err)
+	}
+	rs, wm, err := s.tele.Readings.ShipperReadings(ctx, l.Shipper, l.ShippedAt, now, 0)
+	if err != nil {
+		return fmt.Errorf("seal leg %d: %w", l.N, err)
+	}
+	d.set("telemetry", ReceiveSeal{Version: SealVersion, Leg: l.N, Shipper: l.Shipper, From: l.ShippedAt.UTC(),
+		To: now.UTC(), Watermark: wm, Seal: SealReadings(rs, p)})
+	return nil
+}
+
+// LegView is a leg as the API shows it: the leg, its profile, its seal
+// (once received) and whether the seal still matches the stored readings,
+// and the excursion records written for it.
+type LegView struct {
+	Leg
+	Seal *ReceiveSeal `json:"telemetry_seal,omitempty"`
+	// SealVerified is set once the leg is sealed: whether recomputing the
+	// seal from the stored readings gives the recorded one.
+	SealVerified *bool `json:"seal_verified,omitempty"`
+	// SealProblem says what differs when SealVerified is false.
+	SealProblem string `json:"seal_problem,omitempty"`
+	// Current is the seal as computed now over the leg's window from all
+	// stored readings (including late ones stored after receipt).
+	Current    LegSeal          `json:"current"`
+	Excursions []ExcursionEntry `json:"excursions"`
+}
+
+// ExcursionEntry is an excursion record of a chain with its disposition
+// state.
+type ExcursionEntry struct {
+	COI  COI       `json:"coi"`
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	ExcursionData
+	Open     bool   `json:"open"`
+	Decision string `json:"decision,omitempty"`
+}
+
+func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
+	out := []ExcursionEntry{}
+	for _, r := range c.Records {
+		if r.Step != StepExcursion {
+			continue
+		}
+		var d ExcursionData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return nil, fmt.Errorf("excursion record %d: %v: %w", r.Seq, err, ErrChainBroken)
+		}
+		e := ExcursionEntry{COI: c.COI, Seq: r.Seq, Time: r.Time, ExcursionData: d, Open: true}
+		for _, is := range c.Issues {
+			if is.Seq == r.Seq {
+				e.Open, e.Decision = is.Open, is.Decision
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// receiveSealOf returns the seal in the receive record at seq, or nil.
+func receiveSealOf(c *Chain, seq uint64) (*ReceiveSeal, error) {
+	for _, r := range c.Records {
+		if r.Seq != seq {
+			continue
+		}
+		var d struct {
+			Telemetry *ReceiveSeal `json:"telemetry"`
+		}
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return nil, fmt.Errorf("receive record %d: %v: %w", r.Seq, err, ErrChainBroken)
+		}
+		return d.Telemetry, nil
+	}
+	return nil, nil
+}
+
+// Legs returns the chain's legs with their seals, seal checks and
+// excursions.
+func (s *Service) Legs(ctx context.Context, coi COI) ([]LegView, error) {
+	c, err := s.Chain(ctx, coi)
+	if err != nil {
+		return nil, fmt.Errorf("legs: %w", err)
+	}
+	exc, err := excursionEntries(c)
+	if err != nil {
+		return nil, fmt.Errorf("legs of %s: %w", coi, err)
+	}
+	out := make([]LegView, 0, len(c.Legs))
+	now := s.Now()
+	for _, l := range c.Legs {
+		v := LegView{Leg: l, Excursions: []ExcursionEntry{}}
+		for _, e := range exc {
+			if e.Leg == l.N {
+				v.Excursions = append(v.Excursions, e)
+			}
+		}
+		if l.ReceiveSeq != 0 {
+			if v.Seal, err = receiveSealOf(c, l.ReceiveSeq); err != nil {
+				return nil, fmt.Errorf("legs of %s: %w", coi, err)
+			}
+		}
+		if s.tele.Readings != nil {
+			p, perr := s.profile(l.Profile)
+			if perr == nil {
+				from, to := legWindow(l, now)
+				rs, _, err := s.tele.Readings.ShipperReadings(ctx, l.Shipper, from, to, 0)
+				if err != nil {
+					return nil, fmt.Errorf("legs of %s: %w", coi, err)
+				}
+				v.Current = SealReadings(rs, p)
+				if v.Seal != nil {
+					ok, problem, err := s.checkSeal(ctx, *v.Seal, p)
+					if err != nil {
+						return nil, fmt.Errorf("legs of %s: %w", coi, err)
+					}
+					v.SealVerified, v.SealProblem = &ok, problem
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// checkSeal recomputes a recorded seal from the stored readings.
+func (s *Service) checkSeal(ctx context.Context, rs ReceiveSeal, p Profile) (bool, string, error) {
+	if rs.Version != SealVersion {
+		return false, fmt.Sprintf("unknown seal version %q", rs.Version), nil
+	}
+	// The seal applied the limits recorded in it, whatever the profile's
+	// configuration says today.
+	p.MinC, p.MaxC = rs.Seal.LimitMinC, rs.Seal.LimitMaxC
+	p.Name = rs.Seal.Profile
+	readings, _, err := s.tele.Readings.ShipperReadings(ctx, rs.Shipper, rs.From, rs.To, rs.Watermark)
+	if err != nil {
+		return false, "", err
+	}
+	got := SealReadings(readings, p)
+	// MKT is recorded only for profiles where it applies; recompute it the
+	// same way the seal did.
+	if rs.Seal.MKTC == nil {
+		got.MKTC = nil
+	} else if got.MKTC == nil {
+		p.MKT = true
+		got = SealReadings(readings, p)
+	}
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(rs.Seal)
+	if string(a) == string(b) {
+		return true, "", nil
+	}
+	if got.ReadingsHash != rs.Seal.ReadingsHash {
+		return false, fmt.Sprintf("the stored readings no longer match the seal: %d readings now, %d sealed (hash %s, sealed %s)",
+			got.Count, rs.Seal.Count, got.ReadingsHash, rs.Seal.ReadingsHash), nil
+	}
+	return false, "the seal's summary does not match the stored readings", nil
+}
+
+// SealCheck is the outcome of recomputing one leg's seal.
+type SealCheck struct {
+	Leg     int    `json:"leg"`
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// VerifySeals recomputes the seal of every received leg of the chain from
+// the stored readings. A mismatch is logged at error level: the readings
+// were changed or deleted after the leg was sealed.
+func (s *Service) VerifySeals(ctx context.Context, coi COI) ([]SealCheck, error) {
+	if s.tele.Readings == nil {
+		return nil, fmt.Errorf("verify seals: no reading store configured: %w", ErrInvalid)
+	}
+	c, err := s.Chain(ctx, coi)
+	if err != nil {
+		return nil, fmt.Errorf("verify seals: %w", err)
+	}
+	out := []SealCheck{}
+	for _, l := range c.Legs {
+		if l.ReceiveSeq == 0 {
+			continue
+		}
+		rs, err := receiveSealOf(c, l.ReceiveSeq)
+		if err != nil {
+			return nil, fmt.Errorf("verify seals of %s: %w", coi, err)
+		}
+		if rs == nil {
+			continue
+		}
+		p, _ := s.profile(rs.Seal.Profile)
+		ok, problem, err := s.checkSeal(ctx, *rs, p)
+		if err != nil {
+			return nil, fmt.Errorf("verify seals of %s: %w", coi, err)
+		}
+		if !ok {
+			s.log.Error("leg seal verification failed", "coi", string(coi), "leg", l.N, "problem", problem)
+		}
+		out = append(out, SealCheck{Leg: l.N, OK: ok, Problem: problem})
+	}
+	return out, nil
+}
+
+// LegReadings returns the readings of leg n (1-based) of the chain: the
+// shipper's readings in the leg's window, in device-time order.
+func (s *Service) LegReadings(ctx context.Context, coi COI, n int) (Leg, []Reading, error) {
+	if s.tele.Readings == nil {
+		return Leg{}, nil, fmt.Errorf("leg readings: no reading store configured: %w", ErrInvalid)
+	}
+	c, err := s.Chain(ctx, coi)
+	if err != nil {
+		return Leg{}, nil, fmt.Errorf("leg readings: %w", err)
+	}
+	if n < 1 || n > len(c.Legs) {
+		return Leg{}, nil, fmt.Errorf("leg readings: chain %s has no leg %d: %w", coi, n, ErrNotFound)
+	}
+	l := c.Legs[n-1]
+	from, to := legWindow(l, s.Now())
+	rs, _, err := s.tele.Readings.ShipperReadings(ctx, l.Shipper, from, to, 0)
+	if err != nil {
+		return Leg{}, nil, fmt.Errorf("leg readings: %w", err)
+	}
+	return l, rs, nil
+}
+
+// ShipperReadings returns a shipper's stored readings with device time in
+// [from, to] (zero bounds are open), whatever leg they belong to.
+func (s *Service) ShipperReadings(ctx context.Context, shipper string, from, to time.Time) ([]Reading, error) {
+	if s.tele.Readings == nil {
+		return nil, fmt.Errorf("shipper readings: no reading store configured: %w", ErrInvalid)
+	}
+	if err := ValidateShipperID(shipper); err != nil {
+		return nil, fmt.Errorf("shipper readings: %w", err)
+	}
+	if !from.IsZero() && !to.IsZero() && to.Before(from) {
+		return nil, fmt.Errorf("shipper readings: to is before from: %w", ErrInvalid)
+	}
+	rs, _, err := s.tele.Readings.ShipperReadings(ctx, shipper, from, to, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shipper readings: %w", err)
+	}
+	return rs, nil
+}
+
+// LegRef names one leg of one chain and what is needed to judge it.
+type LegRef struct {
+	COI     COI
+	Leg     Leg
+	Profile Profile
+	// From and To bound the leg's window; To is the receive time, or now
+	// while the leg is open.
+	From, To time.Time
+}
+
+// TelemetryLegs lists the legs whose readings may still change the chain:
+// every leg of every chain that is not infused or cancelled, open legs
+// with To = now.
+func (s *Service) TelemetryLegs(ctx context.Context) ([]LegRef, error) {
+	infos, err := s.store.Chains(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("telemetry legs: %w", err)
+	}
+	now := s.Now()
+	var out []LegRef
+	for _, ci := range infos {
+		if ci.State.Terminal() || ci.State == StateEnrolled || ci.State == StateCollected {
+			continue
+		}
+		c, err := s.Chain(ctx, ci.COI)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry legs: %w", err)
+		}
+		for _, l := range c.Legs {
+			p, err := s.profile(l.Profile)
+			if err != nil {
+				s.log.Warn("leg has an unknown profile", "coi", string(c.COI), "leg", l.N, "profile", l.Profile)
+				continue
+			}
+			from, to := legWindow(l, now)
+			out = append(out, LegRef{COI: c.COI, Leg: l, Profile: p, From: from, To: to})
+		}
+	}
+	return out, nil
+}
+
+// RecordExcursion appends a system-signed excursion record for excursion e
+// found on leg n of the chain, unless the chain already has an excursion
+// record for the same leg with the same ID or of the same kind overlapping
+// it (a late reading can move an excursion's start). It returns the record
+// and true when it appended one, false when the excursion was already
+// recorded. It is safe to call again after a restart.
+func (s *Service) RecordExcursion(ctx context.Context, coi COI, n int, e Excursion) (Record, bool, error) {
+	op := fmt.Sprintf("record excursion %s on %s leg %d", e.ID, coi, n)
+	if e.ID == "" || e.Kind == "" || e.Start.IsZero() {
+		return Record{}, false, fmt.Errorf("%s: excursion needs an ID, kind and start: %w", op, ErrInvalid)
+	}
+	unlock := s.lock(coi)
+	defer unlock()
+	c, err := s.chainLocked(ctx, coi)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	if n < 1 || n > len(c.Legs) {
+		return Record{}, false, fmt.Errorf("%s: no such leg: %w", op, ErrNotFound)
+	}
+	if c.State.Terminal() {
+		return Record{}, false, fmt.Errorf("%s: chain is %s: %w", op, c.State, ErrConflict)
+	}
+	l := c.Legs[n-1]
+	exc, err := excursionEntries(c)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	for _, x := range exc {
+		if x.Leg == n && sameExcursion(x.ExcursionData, e) {
+			return Record{}, false, nil
+		}
+	}
+	d := ExcursionData{ID: e.ID, Kind: e.Kind, Leg: n, Shipper: l.Shipper, Profile: l.Profile, Start: e.Start.UTC(),
+		Worst: e.Worst, Limit: e.Limit, DurationNS: int64(e.Duration), Duration: e.Duration.String(), BreachNS: int64(e.Breach)}
+	if !e.End.IsZero() {
+		end := e.End.UTC()
+		d.End = &end
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	body, err := Canonicalize(raw)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	now := s.now().UTC()
+	site := l.To
+	rec := Record{V: EncodingVersion, Chain: coi, Step: StepExcursion, Time: now, Site: site,
+		SubmittedBy: "system", Data: body, Signatures: []Signature{SystemSignature(now)}}
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Warn("excursion recorded", "coi", string(coi), "seq", stored.Seq, "leg", n, "kind", string(e.Kind),
+		"excursion_id", e.ID, "shipper", l.Shipper)
+	return stored, true, nil
+}
+
+// Excursions lists the excursion records of every chain, only those still
+// awaiting a QA disposition when open is true, newest chain first.
+func (s *Service) Excursions(ctx context.Context, open bool) ([]ExcursionEntry, error) {
+	infos, err := s.store.Chains(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("excursions: %w", err)
+	}
+	out := []ExcursionEntry{}
+	for _, ci := range infos {
+		c, err := s.Chain(ctx, ci.COI)
+		if err != nil {
+			return nil, fmt.Errorf("excursions: %w", err)
+		}
+		if open && !slices.ContainsFunc(c.Issues, func(is Issue) bool { return is.Open }) {
+			continue
+		}
+		exc, err := excursionEntries(c)
+		if err != nil {
+			return nil, fmt.Errorf("excursions: %w", err)
+		}
+		for _, e := range exc {
+			if !open || e.Open {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// sameExcursion reports whether the recorded excursion x is e: the same
+// ID, or the same kind with overlapping periods. A recorded excursion that
+// was still open when written is known only to have started at its Start,
+// so it matches the excursions whose period contains that instant; a later
+// excursion of the same kind, after the first one ended, is a new one.
+func sameExcursion(x ExcursionData, e Excursion) bool {
+	if x.ID == e.ID {
+		return true
+	}
+	if x.Kind != e.Kind {
+		return false
+	}
+	xs, xe := x.Start, x.Start
+	if x.End != nil {
+		xe = *x.End
+	}
+	if xe.Before(e.Start) {
+		return false
+	}
+	return e.End.IsZero() || !e.End.Before(xs)
+}

@@ -1,0 +1,131 @@
+package custody_test
+
+import (
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/passwd"
+)
+
+// newTeleEnv is newEnv with the store's readings connected to the service.
+func newTeleEnv(t *testing.T) *env {
+	e := newEnv(t)
+	svc, err := custody.NewService(custody.Config{Store: e.store, Hasher: passwd.Fast(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: e.clock, FIN: "A9999", Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
+		Telemetry: custody.TelemetryConfig{Readings: e.store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	return e
+}
+
+func (e *env) setNow(t time.Time) {
+	e.mu.Lock()
+	e.now = t
+	e.mu.Unlock()
+}
+
+func teleReadings(shipper string, from time.Time, n int, temp func(i int) float64) []custody.Reading {
+	out := make([]custody.Reading, n)
+	for i := range out {
+		c := temp(i)
+		out[i] = custody.Reading{Shipper: shipper, Seq: uint64(i), HasSeq: true, DeviceTime: from.Add(time.Duration(i) * time.Minute),
+			ReceivedTime: from.Add(time.Duration(i) * time.Minute), TempC: &c}
+	}
+	return out
+}
+
+func TestSealAtReceiveAndExcursionsOnce(t *testing.T) {
+	e := newTeleEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateToManufacturing)
+	c, err := e.svc.Chain(e.ctx, coi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg := c.Legs[0]
+	// 40 minutes of readings, warm from minute 10 to 17.
+	rs := teleReadings(leg.Shipper, leg.ShippedAt.Add(30*time.Second), 40, func(i int) float64 {
+		if i >= 10 && i < 18 {
+			return -120
+		}
+		return -181.5
+	})
+	if _, err := e.store.AddReadings(e.ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	e.setNow(leg.ShippedAt.Add(45 * time.Minute))
+	warm := custody.Excursion{ID: custody.ExcursionID(custody.ExcursionTemperature, rs[10].DeviceTime), Kind: custody.ExcursionTemperature,
+		Start: rs[10].DeviceTime, End: rs[18].DeviceTime, Duration: 8 * time.Minute, Breach: 8 * time.Minute}
+	rec, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, warm)
+	if err != nil || !added || rec.Step != custody.StepExcursion || rec.Signatures[0].Role != custody.RoleSystem {
+		t.Fatalf("first excursion: %v %v %+v", added, err, rec)
+	}
+	// The same excursion again, and one whose start moved earlier, are
+	// not written twice; a later one of the same kind is.
+	moved := warm
+	moved.Start = warm.Start.Add(-time.Minute)
+	moved.ID = custody.ExcursionID(warm.Kind, moved.Start)
+	for _, x := range []custody.Excursion{warm, moved} {
+		if _, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, x); err != nil || added {
+			t.Fatalf("duplicate excursion %s written: %v %v", x.ID, added, err)
+		}
+	}
+	later := warm
+	later.Start, later.End = rs[30].DeviceTime, time.Time{}
+	later.ID = custody.ExcursionID(later.Kind, later.Start)
+	if _, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, later); err != nil || !added {
+		t.Fatalf("later excursion not written: %v %v", added, err)
+	}
+	// Receive seals the leg.
+	e.must(coi, "mfg1", custody.StepReceive, map[string]any{"seal_intact": true}, sig("mfg1", custody.MeaningReceived))
+	legs, err := e.svc.Legs(e.ctx, coi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := legs[0]
+	if l.Seal == nil || l.Seal.Seal.Count != 40 || l.SealVerified == nil || !*l.SealVerified || len(l.Excursions) != 2 {
+		t.Fatalf("leg view: %+v", l)
+	}
+	if *l.Seal.Seal.MaxC != -120 || l.Seal.Seal.TimeOutOfRange != 8*time.Minute {
+		t.Fatalf("seal: %+v", l.Seal.Seal)
+	}
+	// A late reading inside the window, stored after the seal, is not
+	// part of it: the seal still verifies.
+	late := teleReadings(leg.Shipper, leg.ShippedAt.Add(45*time.Second), 1, func(int) float64 { return -150 })
+	late[0].HasSeq, late[0].Seq = false, 0
+	if _, err := e.store.AddReadings(e.ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := e.svc.VerifySeals(e.ctx, coi)
+	if err != nil || len(checks) != 1 || !checks[0].OK {
+		t.Fatalf("seal check: %+v %v", checks, err)
+	}
+	// Manufacturing cannot be released while excursions are open.
+	e.must(coi, "mfg1", custody.StepManufacture, map[string]any{"final_bags": 1}, sig("mfg1", custody.MeaningPerformed))
+	if _, err := e.step(coi, "qa1", custody.StepRelease, map[string]any{}, sig("qa1", custody.MeaningApproved)); err == nil {
+		t.Fatal("release with open excursions")
+	}
+	open, err := e.svc.Excursions(e.ctx, true)
+	if err != nil || len(open) != 2 {
+		t.Fatalf("open excursions: %d %v", len(open), err)
+	}
+	for _, x := range open {
+		e.must(coi, "qa1", custody.StepDisposition, map[string]any{"excursion": x.Seq, "decision": "accept", "reason": "within stability data"},
+			sig("qa1", custody.MeaningApproved))
+	}
+	e.must(coi, "qa1", custody.StepRelease, map[string]any{}, sig("qa1", custody.MeaningApproved))
+	if open, _ := e.svc.Excursions(e.ctx, true); len(open) != 0 {
+		t.Fatalf("%d excursions still open", len(open))
+	}
+	_, got, err := e.svc.LegReadings(e.ctx, coi, 1)
+	if err != nil || len(got) != 41 {
+		t.Fatalf("leg readings: %d %v", len(got), err)
+	}
+}

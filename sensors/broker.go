@@ -1,0 +1,233 @@
+package sensors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// ErrAddrInUse is wrapped by StartBroker's error when its address is taken,
+// usually by another MQTT broker already running there.
+var ErrAddrInUse = errors.New("address already in use")
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	// Listen is the TCP address, e.g. 127.0.0.1:1883 (port 0 picks one).
+	Listen string
+	Logger *slog.Logger
+	// Prefix is the telemetry topic prefix; DefaultTopicPrefix if empty.
+	Prefix string
+	// Pipeline, when set, makes telemetry publishes durable before they
+	// are acknowledged (see Broker).
+	Pipeline *Pipeline
+}
+
+// Broker is coid's embedded MQTT broker (mochi-mqtt, MQTT 3.1.1 and 5), so
+// that coid needs nothing else installed.
+//
+// Durability: a publish to a telemetry topic is not acknowledged by the
+// broker's own code path. A hook takes it before mochi would send the
+// PUBACK, hands it to the Pipeline, and sends the PUBACK itself only after
+// the pipeline has committed the readings to coid's store (or quarantined a
+// malformed payload); then it forwards the message to subscribers. So a
+// publisher never gets a PUBACK for a reading that a crash of coid could
+// still lose: if coid dies first, the publisher (with its own session or
+// store) sends the message again. Publishes are pipelined: many messages of
+// one connection wait for the same group commit.
+//
+// Queue limits: mochi drops QoS 1 messages for a subscriber that has more
+// than MaximumInflight unacknowledged or MaximumClientWritesPending queued;
+// both are raised to their maxima here. Telemetry does not depend on them
+// (it is stored before it is forwarded), other topics do.
+type Broker struct {
+	srv    *mochi.Server
+	ln     net.Listener
+	addr   string
+	hook   *durableHook
+	closed atomic.Bool
+}
+
+// StartBroker binds the listener and starts serving. A taken address fails
+// at once with an error wrapping ErrAddrInUse.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	if cfg.Logger == nil {
+		return nil, fmt.Errorf("start broker: logger required: %w", custody.ErrInvalid)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultTopicPrefix
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("start MQTT broker on %s: %w (is another broker running there?)", cfg.Listen, ErrAddrInUse)
+		}
+		return nil, fmt.Errorf("start MQTT broker on %s: %w", cfg.Listen, err)
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumInflight = 65535
+	caps.MaximumClientWritesPending = 1 << 17
+	caps.ReceiveMaximum = 65535
+	caps.MaximumMessageExpiryInterval = 0 // keep queued messages until delivered
+	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps,
+		Logger: cfg.Logger.With("component", "mqtt-broker")})
+	if err := srv.AddHook(new(allowHook), nil); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Addr().String()}
+	if cfg.Pipeline != nil {
+		b.hook = &durableHook{srv: srv, prefix: cfg.Prefix, p: cfg.Pipeline, log: cfg.Logger}
+		if err := srv.AddHook(b.hook, nil); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("start broker: %w", err)
+		}
+	}
+	if err := srv.AddListener(&boundListener{id: "coid-tcp", ln: ln}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	if err := srv.Serve(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	return b, nil
+}
+
+// Addr returns the address the broker listens on.
+func (b *Broker) Addr() string { return b.addr }
+
+// URL returns the broker's address as a tcp:// URL for clients.
+func (b *Broker) URL() string { return "tcp://" + b.addr }
+
+// Close disconnects every client and stops the broker.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if b.hook != nil {
+		b.hook.stop()
+	}
+	return b.srv.Close()
+}
+
+// boundListener is mochi's TCP listener over a listener bound beforehand,
+// so that port 0 and "address in use" are known before serving.
+type boundListener struct {
+	id   string
+	ln   net.Listener
+	end  atomic.Bool
+	once sync.Once
+}
+
+func (l *boundListener) ID() string                { return l.id }
+func (l *boundListener) Address() string           { return l.ln.Addr().String() }
+func (l *boundListener) Protocol() string          { return "tcp" }
+func (l *boundListener) Init(_ *slog.Logger) error { return nil }
+
+func (l *boundListener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil || l.end.Load() {
+			if conn != nil {
+				conn.Close()
+			}
+			return
+		}
+		go func() { _ = establish(l.id, conn) }()
+	}
+}
+
+func (l *boundListener) Close(closeClients listeners.CloseFn) {
+	l.once.Do(func() {
+		l.end.Store(true)
+		closeClients(l.id)
+		l.ln.Close()
+	})
+}
+
+// durableHook stores telemetry before acknowledging it (see Broker).
+type durableHook struct {
+	mochi.HookBase
+	srv    *mochi.Server
+	prefix string
+	p      *Pipeline
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (h *durableHook) ID() string { return "coid-durable-telemetry" }
+
+func (h *durableHook) Provides(b byte) bool { return b == mochi.OnPublish }
+
+func (h *durableHook) context() context.Context {
+	h.once.Do(func() { h.ctx, h.cancel = context.WithCancel(context.Background()) })
+	return h.ctx
+}
+
+func (h *durableHook) stop() {
+	h.context()
+	h.cancel()
+}
+
+// OnPublish takes telemetry publishes away from mochi's normal path: the
+// hook acknowledges and forwards them itself once they are stored.
+func (h *durableHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	if _, err := ShipperFromTopic(h.prefix, pk.TopicName); err != nil || pk.FixedHeader.Qos > 1 {
+		// Not telemetry, or QoS 2 (which shippers do not use): mochi's
+		// own path, and coid's subscriber stores what it forwards.
+		return pk, nil
+	}
+	topic, payload := pk.TopicName, bytes.Clone(pk.Payload)
+	qos, id, version := pk.FixedHeader.Qos, pk.PacketID, cl.Properties.ProtocolVersion
+	m := Message{Topic: topic, Payload: payload, Ack: func() {
+		if qos > 0 {
+			// PUBACK only now: the readings are durable.
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id,
+				ReasonCode: packets.CodeSuccess.Code, ProtocolVersion: version}
+			if err := cl.WritePacket(ack); err != nil {
+				h.log.Debug("puback not sent; the publisher will resend", "client", cl.ID, "err", err)
+			}
+		}
+		// Forward to subscribers (alert consumers, an external coid...).
+		if err := h.srv.Publish(topic, payload, false, 1); err != nil {
+			h.log.Debug("forwarding telemetry failed", "topic", topic, "err", err)
+		}
+	}}
+	if err := h.p.Submit(h.context(), m); err != nil {
+		// Not taken: no PUBACK, so the publisher sends it again.
+		h.log.Warn("telemetry not taken by the embedded broker", "topic", topic, "err", err)
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// allowHook lets every client connect and use every topic. The embedded
+// broker listens on loopback by default; put an external broker with
+// authentication in front of shippers on other networks (--mqtt-url).
+type allowHook struct{ mochi.HookBase }
+
+func (h *allowHook) ID() string { return "coid-allow-all" }
+
+func (h *allowHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *allowHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool { return true }
+
+func (h *allowHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool { return true }

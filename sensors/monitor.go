@@ -1,0 +1,183 @@
+package sensors
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// Alert is an excursion just written to a chain, as published on
+// "coid/alerts/{coi}" and streamed to HTTP clients.
+type Alert struct {
+	COI custody.COI `json:"coi"`
+	// Seq is the excursion record's log position; QA names it in the
+	// disposition.
+	Seq       uint64                `json:"seq"`
+	Time      time.Time             `json:"time"`
+	Excursion custody.ExcursionData `json:"excursion"`
+}
+
+// AlertHub fans alerts out to subscribers (the SSE streams). A subscriber
+// that does not keep up loses alerts rather than slowing the others; the
+// excursion itself is in the ledger either way.
+type AlertHub struct {
+	mu      sync.Mutex
+	subs    map[chan Alert]struct{}
+	dropped atomic.Uint64
+}
+
+// NewAlertHub returns an empty hub.
+func NewAlertHub() *AlertHub { return &AlertHub{subs: map[chan Alert]struct{}{}} }
+
+// Subscribe returns a channel of alerts and a function that ends the
+// subscription.
+func (h *AlertHub) Subscribe() (<-chan Alert, func()) {
+	ch := make(chan Alert, 64)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs, ch)
+		h.mu.Unlock()
+	}
+}
+
+// Publish sends a to every subscriber without blocking.
+func (h *AlertHub) Publish(a Alert) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- a:
+		default:
+			h.dropped.Add(1)
+		}
+	}
+}
+
+// MonitorConfig configures a Monitor.
+type MonitorConfig struct {
+	Service  *custody.Service
+	Readings custody.ReadingStore
+	Logger   *slog.Logger
+	// Interval is how often every leg is judged even without new
+	// readings, which is how silence is found (default 15s).
+	Interval time.Duration
+	// Settle is how long the monitor waits after new readings before
+	// judging the legs they touch, to batch bursts (default 250ms).
+	Settle time.Duration
+	// Alert is called for each excursion written; it must not block.
+	Alert func(Alert)
+}
+
+// Monitor attributes stored readings to legs and writes excursions: after
+// new readings of a shipper are committed it judges that shipper's legs
+// (sensors.Evaluate over the leg's window), and every Interval it judges
+// all legs. Each excursion is appended once (Service.RecordExcursion
+// checks the chain's existing excursion records, so restarts and
+// re-evaluations write nothing twice).
+type Monitor struct {
+	cfg   MonitorConfig
+	mu    sync.Mutex
+	dirty map[string]bool
+	wake  chan struct{}
+}
+
+// NewMonitor returns a monitor; Run drives it.
+func NewMonitor(cfg MonitorConfig) *Monitor {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 15 * time.Second
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 250 * time.Millisecond
+	}
+	return &Monitor{cfg: cfg, dirty: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// Notify marks the shippers of newly stored readings for judging. It never
+// blocks; use it as PipelineConfig.OnCommitted.
+func (m *Monitor) Notify(readings []custody.Reading, _ custody.IngestResult) {
+	m.mu.Lock()
+	for i := range readings {
+		m.dirty[readings[i].Shipper] = true
+	}
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run judges legs until ctx ends.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	m.Check(ctx, nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Check(ctx, nil)
+		case <-m.wake:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(m.cfg.Settle):
+			}
+			m.mu.Lock()
+			d := m.dirty
+			m.dirty = map[string]bool{}
+			m.mu.Unlock()
+			if len(d) > 0 {
+				m.Check(ctx, d)
+			}
+		}
+	}
+}
+
+// Check judges the legs of the given shippers (all legs when shippers is
+// nil) and writes new excursions. It returns how many it wrote.
+func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
+	legs, err := m.cfg.Service.TelemetryLegs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.cfg.Logger.Error("telemetry legs", "err", err)
+		}
+		return 0
+	}
+	n := 0
+	for _, l := range legs {
+		if shippers != nil && !shippers[l.Leg.Shipper] {
+			continue
+		}
+		rs, _, err := m.cfg.Readings.ShipperReadings(ctx, l.Leg.Shipper, l.From, l.To, 0)
+		if err != nil {
+			m.cfg.Logger.Error("leg readings", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
+			continue
+		}
+		for _, e := range Evaluate(l.Profile, rs, l.From, l.To) {
+			rec, added, err := m.cfg.Service.RecordExcursion(ctx, l.COI, l.Leg.N, e)
+			if err != nil {
+				m.cfg.Logger.Error("excursion not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
+				continue
+			}
+			if !added {
+				continue
+			}
+			n++
+			if m.cfg.Alert != nil {
+				var d custody.ExcursionData
+				_ = json.Unmarshal(rec.Data, &d)
+				m.cfg.Alert(Alert{COI: l.COI, Seq: rec.Seq, Time: rec.Time, Excursion: d})
+			}
+		}
+	}
+	return n
+}
