@@ -47,6 +47,9 @@ type Service struct {
 	// summary still names the same head record. Entries are never mutated.
 	cacheMu sync.Mutex
 	cache   map[COI]*Chain
+
+	dummyOnce sync.Once
+	dummy     string
 }
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
@@ -387,7 +390,7 @@ func (s *Service) authenticateSigner(ctx context.Context, id, password string) (
 	u, err := s.store.User(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		// Spend the same effort as a real check.
-		_, _ = s.hasher.Verify(dummyHash(s.hasher), password)
+		_, _ = s.hasher.Verify(s.dummyHash(), password)
 		s.log.Warn("signature failed", "user", id, "reason", "unknown user")
 		return User{}, fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
 	}
@@ -432,15 +435,11 @@ func (s *Service) authenticateSigner(ctx context.Context, id, password string) (
 	return u, nil
 }
 
-var dummyHashes sync.Map
-
-func dummyHash(h PasswordHasher) string {
-	if v, ok := dummyHashes.Load(h); ok {
-		return v.(string)
-	}
-	enc, _ := h.Hash("not a password")
-	dummyHashes.Store(h, enc)
-	return enc
+// dummyHash returns a hash that no password matches, made once, so that
+// an unknown signer costs as much as a known one.
+func (s *Service) dummyHash() string {
+	s.dummyOnce.Do(func() { s.dummy, _ = s.hasher.Hash("not a password") })
+	return s.dummy
 }
 
 // Authenticate returns the user owning an API token.
