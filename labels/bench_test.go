@@ -14,11 +14,20 @@ import (
 // shared state (font metrics) used safely.
 func TestDeterministic(t *testing.T) {
 	aph, fp := aphLabel(t), fpLabel(t)
+	// A sheet of codes of one symbology and size: fpdf would write such
+	// images in map order if they were XObjects.
+	var sheet []Label
+	for i := range 10 {
+		l := aphLabel(t)
+		l.Bag = custody.BagID{COI: mustCOI(t, "A9999", uint64(100+i)), Kind: custody.BagFinalProduct, N: i + 1}
+		sheet = append(sheet, l)
+	}
 	renders := map[string]func(*bytes.Buffer) error{
-		"pdf": func(b *bytes.Buffer) error { return WritePDF(b, []Label{aph, fp}, DefaultStock, created) },
-		"zpl": func(b *bytes.Buffer) error { return WriteZPL(b, fp, DefaultStock) },
-		"png": func(b *bytes.Buffer) error { return WritePNG(b, aph.Payload(), QR, 512) },
-		"dm":  func(b *bytes.Buffer) error { return WritePNG(b, fp.Payload(), DataMatrix, 512) },
+		"pdf":   func(b *bytes.Buffer) error { return WritePDF(b, []Label{aph, fp}, DefaultStock, created) },
+		"sheet": func(b *bytes.Buffer) error { return WritePDF(b, sheet, DefaultStock, created) },
+		"zpl":   func(b *bytes.Buffer) error { return WriteZPL(b, fp, DefaultStock) },
+		"png":   func(b *bytes.Buffer) error { return WritePNG(b, aph.Payload(), QR, 512) },
+		"dm":    func(b *bytes.Buffer) error { return WritePNG(b, fp.Payload(), DataMatrix, 512) },
 	}
 	for name, render := range renders {
 		t.Run(name, func(t *testing.T) {

@@ -7,6 +7,10 @@
 //
 // Every writer takes an io.Writer:
 //
+//   - Render turns custody.LabelContent (what the domain says a bag label
+//     shows, checked by role) into any of the formats below, with the
+//     caller's Options (symbology, stock, time zone, PNG size); the API and
+//     the command line both print through it, so they give the same bytes.
 //   - WritePNG writes a 2-D code alone, as an 8-bit grayscale PNG.
 //   - WritePDF writes labels at label-stock size, one label per page, with
 //     pinned creation and modification dates so the same input always gives
@@ -41,11 +45,13 @@
 // stock's DPI: on the DefaultStock at 300 dpi a QR module is 6 dots (0.51 mm,
 // a 14.7 mm symbol) and a Data Matrix module 9 or 10 dots (0.76-0.85 mm, a
 // 15.2 mm symbol); at 203 dpi they are 4 and 6 dots. A stock whose code
-// would fall below MinModuleMM per module is refused. The PDF embeds the
-// code as a PNG at exactly one pixel per printer dot, placed on the dot
-// grid, so a printer at the stock's resolution reproduces every module
-// exactly. The quiet zone (4 modules for QR, 2 for Data Matrix) is kept
-// clear of text.
+// would fall below MinModuleMM per module is refused. The PDF draws the
+// code as an inline image (1-bit gray, Flate, hex-encoded) at exactly one
+// pixel per printer dot, placed on the dot grid, so a printer at the
+// stock's resolution reproduces every module exactly; inline, because fpdf
+// writes image XObjects of equal width in random order, which would break
+// same-input-same-bytes on a sheet of bags. The quiet zone (4 modules for
+// QR, 2 for Data Matrix) is kept clear of text.
 //
 // # Confusable characters
 //

@@ -130,7 +130,8 @@ const (
 func (l Label) Payload() string { return custody.LabelPayload(l.Bag) }
 
 // Validate reports whether the label can be printed. Every problem is an
-// error wrapping custody.ErrInvalid that names the field: a missing or
+// error wrapping custody.ErrInvalid that names the field (but never quotes
+// the patient's name or birth date, since errors reach logs): a missing or
 // malformed COI, bag, DIN or birth date, a missing time or zone, an unknown
 // symbology, or free text that is empty, too long, contains control
 // characters, or has characters the label fonts (cp1252) cannot print.
@@ -160,7 +161,7 @@ func (l Label) Validate() error {
 	}
 	dob, err := time.Parse(time.DateOnly, l.BirthDate)
 	if err != nil {
-		return invalid("birth date %q is not YYYY-MM-DD", l.BirthDate)
+		return invalid("birth date is not YYYY-MM-DD")
 	}
 	if l.Time.IsZero() {
 		return invalid("%s time is not set", strings.ToLower(l.TimeLabel))
@@ -169,7 +170,7 @@ func (l Label) Validate() error {
 		return invalid("the site's time zone is not set")
 	}
 	if local := l.Time.In(l.Zone); dob.After(time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, time.UTC)) {
-		return invalid("birth date %s is after the label time", l.BirthDate)
+		return invalid("birth date is after the label time")
 	}
 	if !l.Symbology.valid() {
 		return invalid("unknown symbology %d", int(l.Symbology))

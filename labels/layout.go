@@ -248,8 +248,10 @@ func (lay *layout) fit(f face, size, floor float64, s string, w float64, field s
 			return size, nil
 		}
 	}
-	return 0, fmt.Errorf("layout: %s %q is too long to print on %gx%g mm (%d characters): %w",
-		field, s, lay.stock.WidthMM, lay.stock.HeightMM, utf8.RuneCountInString(s), custody.ErrInvalid)
+	// The text is not quoted: it may be the patient's name, and errors
+	// travel to logs and clients that must not see it.
+	return 0, fmt.Errorf("layout: %s (%d characters) is too wide to print on %gx%g mm even at %g pt: %w",
+		field, utf8.RuneCountInString(s), lay.stock.WidthMM, lay.stock.HeightMM, floor, custody.ErrInvalid)
 }
 
 // caption adds a small caption at the left of a row.

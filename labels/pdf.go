@@ -2,8 +2,12 @@ package labels
 
 import (
 	"bytes"
+	"compress/zlib"
+	"encoding/hex"
 	"fmt"
+	"image"
 	"io"
+	"strings"
 	"time"
 
 	"codeberg.org/go-pdf/fpdf"
@@ -108,26 +112,51 @@ func drawPDF(pdf *fpdf.Fpdf, lay *layout, tr func(string) string) error {
 	pdf.SetLineCapStyle("butt")
 
 	c := lay.code
-	img, err := c.sym.pngBytes(c.module)
-	if err != nil {
-		return err
-	}
-	name := fmt.Sprintf("code-%d-%dx%d-%x", c.module, c.sym.cols, c.sym.rows, symbolKey(c.sym))
-	opt := fpdf.ImageOptions{ImageType: "PNG"}
-	pdf.RegisterImageOptionsReader(name, opt, bytes.NewReader(img))
 	dot := lay.dotMM()
 	side := float64(c.sideDots()) * dot
-	pdf.ImageOptions(name, float64(c.x)*dot, float64(c.y)*dot, side, side, false, opt, 0, "")
+	_, pageH := pdf.GetPageSize()
+	pdf.RawWriteStr(inlineImage(c.sym.image(c.module, c.sideDots()), float64(c.x)*dot, pageH-float64(c.y)*dot-side, side))
 	return pdf.Error()
 }
 
-// symbolKey packs a symbol's modules into bytes, naming its image uniquely.
-func symbolKey(s symbol) []byte {
-	k := make([]byte, (len(s.dark)+7)/8)
-	for i, d := range s.dark {
-		if d {
-			k[i/8] |= 1 << (i % 8)
+// inlineImage returns page content that draws img, a black-and-white
+// gray image, as a 1-bit inline image (PDF 32000-1 8.9.7) in a square of
+// side mm whose bottom-left corner is at x, y mm from the page's
+// bottom-left corner.
+//
+// The code is inline rather than an image XObject because fpdf orders
+// XObjects by pixel width alone, starting from Go's randomised map order:
+// two different codes of the same size (every QR code of a bag sheet)
+// would then be written in a random order, and the same labels would not
+// give the same bytes. Inline, each code sits in its own page's content.
+// Its rows are packed 8 pixels a byte (1 is white, as in DeviceGray),
+// Flate-compressed and hex-encoded (ASCIIHexDecode), so the data can
+// never contain the EI operator that ends it.
+func inlineImage(img *image.Gray, x, y, side float64) string {
+	w, h := img.Rect.Dx(), img.Rect.Dy()
+	row := make([]byte, (w+7)/8)
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.DefaultCompression)
+	for r := 0; r < h; r++ {
+		clear(row)
+		for i, p := range img.Pix[r*img.Stride : r*img.Stride+w] {
+			if p >= 0x80 {
+				row[i/8] |= 0x80 >> (i % 8)
+			}
 		}
+		_, _ = zw.Write(row)
 	}
-	return k
+	_ = zw.Close()
+	const k = 72 / 25.4 // points per millimetre
+	var b strings.Builder
+	fmt.Fprintf(&b, "q %.5f 0 0 %.5f %.5f %.5f cm\nBI /W %d /H %d /CS /G /BPC 1 /F [/AHx /Fl] ID\n", side*k, side*k, x*k, y*k, w, h)
+	hx := hex.EncodeToString(z.Bytes())
+	for len(hx) > 128 {
+		b.WriteString(hx[:128])
+		b.WriteByte('\n')
+		hx = hx[128:]
+	}
+	b.WriteString(hx)
+	b.WriteString(">\nEI Q")
+	return b.String()
 }

@@ -3,12 +3,12 @@ package labels
 import (
 	"bytes"
 	"compress/zlib"
-	"encoding/binary"
+	"encoding/hex"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,50 +59,84 @@ func pdfStreams(t *testing.T, pdf []byte) []pdfStream {
 	}
 }
 
-var (
-	pdfWidth  = regexp.MustCompile(`/Width (\d+)`)
-	pdfHeight = regexp.MustCompile(`/Height (\d+)`)
-)
+// pdfInline is a 2-D code drawn as an inline image: its pixels, and the
+// side and bottom-left corner of its square, in points.
+type pdfInline struct {
+	img        *image.Gray
+	side, x, y float64
+}
 
-// pdfImage rebuilds the PNG that fpdf embedded as an image stream: fpdf
-// copies a PNG's IDAT data verbatim (FlateDecode with PNG predictors), so
-// wrapping it in IHDR and IEND again gives the image back, byte for byte in
-// its pixels.
-func pdfImage(t *testing.T, s pdfStream) image.Image {
+var pdfInlineRE = regexp.MustCompile(`q ([0-9.]+) 0 0 ([0-9.]+) ([0-9.]+) ([0-9.]+) cm\nBI /W (\d+) /H (\d+) /CS /G /BPC 1 /F \[/AHx /Fl\] ID\n([0-9a-f\n]*)>\nEI Q`)
+
+// pdfPageContents returns the decompressed content stream of each page,
+// in page order (fpdf writes each page's content after its page object).
+func pdfPageContents(t *testing.T, pdf []byte) []string {
 	t.Helper()
-	if !strings.Contains(s.dict, "/ColorSpace /DeviceGray") || !strings.Contains(s.dict, "/BitsPerComponent 8") ||
-		!strings.Contains(s.dict, "/Predictor 15") {
-		t.Fatalf("image is not 8-bit gray PNG data: %s", s.dict)
+	var out []string
+	for _, s := range pdfStreams(t, pdf) {
+		if strings.Contains(s.dict, "/Subtype") {
+			continue
+		}
+		r, err := zlib.NewReader(bytes.NewReader(s.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
 	}
-	w, _ := strconv.Atoi(pdfWidth.FindStringSubmatch(s.dict)[1])
-	h, _ := strconv.Atoi(pdfHeight.FindStringSubmatch(s.dict)[1])
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		crc := crc32.NewIEEE()
-		io.WriteString(crc, typ)
-		crc.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc.Sum32())
+	return out
+}
+
+// pdfInlineImages decodes the inline images of one page's content.
+func pdfInlineImages(t *testing.T, content string) []pdfInline {
+	t.Helper()
+	var out []pdfInline
+	for _, m := range pdfInlineRE.FindAllStringSubmatch(content, -1) {
+		num := func(s string) float64 {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		if m[1] != m[2] {
+			t.Fatalf("code drawn %s x %s pt, not square", m[1], m[2])
+		}
+		w, _ := strconv.Atoi(m[5])
+		h, _ := strconv.Atoi(m[6])
+		z, err := hex.DecodeString(strings.ReplaceAll(m[7], "\n", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := zlib.NewReader(bytes.NewReader(z))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pix, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stride := (w + 7) / 8
+		if len(pix) != stride*h {
+			t.Fatalf("1-bit inline image %dx%d has %d bytes", w, h, len(pix))
+		}
+		img := image.NewGray(image.Rect(0, 0, w, h))
+		for i := range img.Pix {
+			if pix[i/w*stride+i%w/8]&(0x80>>(i%w%8)) != 0 {
+				img.Pix[i] = 0xff
+			}
+		}
+		out = append(out, pdfInline{img: img, side: num(m[1]), x: num(m[3]), y: num(m[4])})
 	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
-	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
-	ihdr[8], ihdr[9] = 8, 0 // 8 bits, grayscale
-	chunk("IHDR", ihdr)
-	chunk("IDAT", s.data)
-	chunk("IEND", nil)
-	img, err := png.Decode(&b)
-	if err != nil {
-		t.Fatalf("embedded image: %v", err)
-	}
-	return img
+	return out
 }
 
 // TestPDFEmbeddedCodes takes the code images out of a PDF and decodes
-// them: what the page carries is what the payload says.
+// them: what each page carries is the code of its label, at one pixel per
+// printer dot, on the printer's dot grid.
 func TestPDFEmbeddedCodes(t *testing.T) {
 	labels := []Label{aphLabel(t), fpLabel(t)}
 	for _, sym := range []Symbology{QR, DataMatrix} {
@@ -115,37 +149,50 @@ func TestPDFEmbeddedCodes(t *testing.T) {
 			labels = append(labels, l)
 		}
 	}
-	var buf bytes.Buffer
-	if err := WritePDF(&buf, labels, DefaultStock, created); err != nil {
-		t.Fatal(err)
-	}
-	var images []image.Image
-	for _, s := range pdfStreams(t, buf.Bytes()) {
-		if strings.Contains(s.dict, "/Subtype /Image") {
-			images = append(images, pdfImage(t, s))
+	for _, st := range []Stock{DefaultStock, {WidthMM: 76.2, HeightMM: 50.8, DPI: 203}, {WidthMM: 101.6, HeightMM: 76.2, DPI: 600}} {
+		var buf bytes.Buffer
+		if err := WritePDF(&buf, labels, st, created); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(images) != len(labels) {
-		t.Fatalf("%d images for %d labels", len(images), len(labels))
-	}
-	for i, l := range labels {
-		t.Run(fmt.Sprintf("%d/%s/%s", i, l.Symbology, l.Bag), func(t *testing.T) {
-			lay, err := layoutLabel(l, DefaultStock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := lay.code.sym.image(lay.code.module, lay.code.sideDots())
-			var found image.Image
-			for _, img := range images {
-				if g, ok := img.(*image.Gray); ok && g.Bounds() == want.Bounds() && bytes.Equal(g.Pix, want.Pix) {
-					found = img
+		if bytes.Contains(buf.Bytes(), []byte("/Subtype /Image")) {
+			t.Error("the PDF has image XObjects; codes are drawn inline")
+		}
+		pages := pdfPageContents(t, buf.Bytes())
+		if len(pages) != len(labels) {
+			t.Fatalf("%d pages for %d labels", len(pages), len(labels))
+		}
+		for i, l := range labels {
+			t.Run(fmt.Sprintf("%d/%d/%s/%s", st.DPI, i, l.Symbology, l.Bag), func(t *testing.T) {
+				lay, err := layoutLabel(l, st)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if found == nil {
-				t.Fatal("the label's code is not among the PDF's images")
-			}
-			checkDecoded(t, decode(t, found, l.Symbology).GetText(), l.Bag)
-		})
+				imgs := pdfInlineImages(t, pages[i])
+				if len(imgs) != 1 {
+					t.Fatalf("page %d has %d codes, want 1", i+1, len(imgs))
+				}
+				got, c := imgs[0], lay.code
+				want := c.sym.image(c.module, c.sideDots())
+				if got.img.Bounds() != want.Bounds() || !bytes.Equal(got.img.Pix, want.Pix) {
+					t.Fatalf("page %d's code is not the label's code at one pixel per dot", i+1)
+				}
+				pt := 72 / float64(st.DPI) // points per dot
+				pageH := st.HeightMM * 72 / 25.4
+				for _, v := range []struct {
+					name      string
+					got, want float64
+				}{
+					{"side", got.side, float64(c.sideDots()) * pt},
+					{"x", got.x, float64(c.x) * pt},
+					{"y", got.y, pageH - float64(c.y+c.sideDots())*pt},
+				} {
+					if math.Abs(v.got-v.want) > 1e-4 {
+						t.Errorf("code %s %.5f pt, want %.5f (the dot grid)", v.name, v.got, v.want)
+					}
+				}
+				checkDecoded(t, decode(t, got.img, l.Symbology).GetText(), l.Bag)
+			})
+		}
 	}
 }
 

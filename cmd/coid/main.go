@@ -9,6 +9,7 @@
 //	coid user add --data DIR --id ID --name NAME --role ROLE   (password on stdin)
 //	coid user unlock --data DIR --id ID
 //	coid user list --data DIR
+//	coid label --data DIR --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
 //	coid version
 package main
 
@@ -68,6 +69,8 @@ Usage:
   coid user unlock [--data DIR] --id ID                 clear a failed-signature lock
   coid user list   [--data DIR]                         list users
   coid user token  [--data DIR] --id ID                 issue another API token
+  coid label   [--data DIR] --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
+                                                        print bag labels offline (a COI: every bag)
   coid version                                          print the version
 
 Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin.
@@ -89,6 +92,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runVerify(ctx, args[1:], env, stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], env, stdin, stdout, stderr)
+	case "label":
+		return runLabel(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "coid", version)
 		return nil
