@@ -71,6 +71,8 @@ Usage:
   coid user token  [--data DIR] --id ID                 issue another API token
   coid label   [--data DIR] --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
                                                         print bag labels offline (a COI: every bag)
+  coid report  [--data DIR] [--user ID] [--format pdf|epcis] [--tz ZONE] [--at TIME] [-o FILE] COI
+                                                        write a chain's custody report (PDF) or EPCIS export offline
   coid version                                          print the version
 
 Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin.
@@ -92,6 +94,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runVerify(ctx, args[1:], env, stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], env, stdin, stdout, stderr)
+	case "report":
+		return runReport(ctx, args[1:], env, stdout, stderr)
 	case "label":
 		return runLabel(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":

@@ -1,0 +1,177 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/labstack/echo/v4"
+)
+
+// reportText extracts a PDF's text with pdftotext, or skips the caller
+// when poppler-utils is not installed (CI installs it).
+func reportText(t *testing.T, pdf []byte) string {
+	t.Helper()
+	bin, err := exec.LookPath("pdftotext")
+	if err != nil {
+		t.Skip("pdftotext (poppler-utils) is not installed; install it to check the report's text")
+	}
+	f := filepath.Join(t.TempDir(), "r.pdf")
+	if err := os.WriteFile(f, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-enc", "UTF-8", f, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	}
+	return strings.Join(strings.Fields(string(out)), " ")
+}
+
+func TestCustodyReport(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll(t, patientA)
+	e.advance(t, coi, patientA.MRN, len(journey(coi, patientA.MRN)))
+	path := chainPath(coi, "/report.pdf")
+
+	r := e.do(t, http.MethodGet, path, qa, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET %s as qa: %s", path, r)
+	}
+	if ct := r.Header.Get(echo.HeaderContentType); ct != "application/pdf" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if cd := r.Header.Get(echo.HeaderContentDisposition); !strings.Contains(cd, "coid-report-"+string(coi)) {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	if !bytes.HasPrefix(r.Body, []byte("%PDF-")) {
+		t.Fatalf("body is not a PDF")
+	}
+	again := e.do(t, http.MethodGet, path, qa, nil)
+	if !bytes.Equal(r.Body, again.Body) {
+		t.Error("the same chain at the same time gives a different report")
+	}
+	if r := e.do(t, http.MethodGet, path, admin, nil); r.Code != http.StatusOK {
+		t.Errorf("admin: %s", r)
+	}
+	for _, u := range []string{coord, nurse1, courier, mfg} {
+		r := e.do(t, http.MethodGet, path, u, nil)
+		if code, _ := r.errorBody(t); r.Code != http.StatusForbidden || code != "forbidden" {
+			t.Errorf("%s: %d %s, want 403", u, r.Code, code)
+		}
+	}
+	if r := e.do(t, http.MethodGet, path, "", nil); r.Code != http.StatusUnauthorized {
+		t.Errorf("no token: %s", r)
+	}
+	if r := e.do(t, http.MethodGet, chainPath("CHA999926999999", "/report.pdf"), qa, nil); r.Code != http.StatusNotFound {
+		t.Errorf("unknown chain: %s", r)
+	}
+	if r := e.do(t, http.MethodGet, chainPath("NOTACOI", "/report.pdf"), qa, nil); r.Code != http.StatusBadRequest {
+		t.Errorf("malformed COI: %s", r)
+	}
+	if r := e.do(t, http.MethodGet, path+"?tz=Mars/Olympus_Mons", qa, nil); r.Code != http.StatusBadRequest {
+		t.Errorf("unknown zone: %s", r)
+	}
+	berlin := e.do(t, http.MethodGet, path+"?tz=Europe/Berlin", qa, nil)
+	if berlin.Code != http.StatusOK {
+		t.Fatalf("tz=Europe/Berlin: %s", berlin)
+	}
+	if !strings.Contains(e.logs.String(), "custody report generated") {
+		t.Error("report generation not logged")
+	}
+
+	txt := reportText(t, r.Body)
+	c := e.chain(t, coi)
+	for _, w := range []string{string(coi), "initials ZQ, born 1961", "No telemetry available", "SHP-0042", "SHP-0099",
+		"Leg 1", "Leg 2", "OK: " + reportItoa(len(c.Records)) + " records", c.Head, "Printed " + qa + " (user " + qa + ", role qa)"} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	for _, rec := range c.Records {
+		if !strings.Contains(txt, string(rec.Step)) {
+			t.Errorf("report lacks step %s", rec.Step)
+		}
+		for _, s := range rec.Signatures {
+			if !strings.Contains(txt, s.Name+" ("+string(s.Role)+")") || !strings.Contains(txt, string(s.Meaning)) {
+				t.Errorf("report lacks signature %s (%s) %s", s.Name, s.Role, s.Meaning)
+			}
+		}
+	}
+	for _, id := range patientA.identifiers() {
+		if strings.Contains(txt, id) || bytes.Contains(r.Body, []byte(id)) {
+			t.Errorf("report contains patient identifier %q", id)
+		}
+	}
+	if bt := reportText(t, berlin.Body); !strings.Contains(bt, "CET") {
+		t.Error("report with tz=Europe/Berlin shows no CET times")
+	}
+}
+
+func reportItoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestCustodyReportEarlyChain(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll(t, patientB)
+	if r := e.do(t, http.MethodGet, chainPath(coi, "/report.pdf"), qa, nil); r.Code != http.StatusOK {
+		t.Fatalf("enrolled chain: %s", r)
+	}
+	e.advance(t, coi, patientB.MRN, 2) // collect, ship: leg 1 open
+	e.mustStep(t, coi, qa, custody.StepCancel, map[string]any{"reason": "courier lost the shipper"}, sig{qa, custody.MeaningApproved, ""})
+	r := e.do(t, http.MethodGet, chainPath(coi, "/report.pdf"), qa, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("cancelled chain: %s", r)
+	}
+	if txt := reportText(t, r.Body); !strings.Contains(txt, "CANCELLED") || !strings.Contains(txt, "courier lost the shipper") {
+		t.Errorf("cancelled chain's report does not say so")
+	}
+}
+
+func TestEPCISExport(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll(t, patientA)
+	e.advance(t, coi, patientA.MRN, len(journey(coi, patientA.MRN)))
+	path := chainPath(coi, "/epcis")
+	for _, u := range []string{nurse1, qa, courier, admin} {
+		r := e.do(t, http.MethodGet, path, u, nil)
+		if r.Code != http.StatusOK {
+			t.Fatalf("GET %s as %s: %s", path, u, r)
+		}
+		if ct := r.Header.Get(echo.HeaderContentType); ct != "application/ld+json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		var doc struct {
+			Context       []any  `json:"@context"`
+			Type          string `json:"type"`
+			SchemaVersion string `json:"schemaVersion"`
+			Body          struct {
+				EventList []map[string]any `json:"eventList"`
+			} `json:"epcisBody"`
+		}
+		if err := json.Unmarshal(r.Body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Type != "EPCISDocument" || doc.SchemaVersion != "2.0" || len(doc.Context) == 0 || len(doc.Body.EventList) != 10 {
+			t.Errorf("document: type %s, schemaVersion %s, %d events", doc.Type, doc.SchemaVersion, len(doc.Body.EventList))
+		}
+		for _, id := range patientA.identifiers() {
+			if bytes.Contains(r.Body, []byte(id)) {
+				t.Errorf("export contains patient identifier %q", id)
+			}
+		}
+	}
+	if r := e.do(t, http.MethodGet, path+"?tz=America/New_York", qa, nil); r.Code != http.StatusOK || !bytes.Contains(r.Body, []byte(`"eventTimeZoneOffset": "-05:00"`)) {
+		t.Errorf("tz=America/New_York: %s", r)
+	}
+	if r := e.do(t, http.MethodGet, chainPath("CHA999926999999", "/epcis"), qa, nil); r.Code != http.StatusNotFound {
+		t.Errorf("unknown chain: %s", r)
+	}
+	if r := e.do(t, http.MethodGet, path+"?tz=nowhere", qa, nil); r.Code != http.StatusBadRequest {
+		t.Errorf("bad zone: %s", r)
+	}
+}

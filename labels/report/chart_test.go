@@ -1,0 +1,59 @@
+package report
+
+import (
+	"testing"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// TestReduceKeepsExtremesAndExcursions: a single-reading spike, the lowest
+// reading, and the first, last and worst reading of an excursion survive
+// decimation, and the number of points stays bounded.
+func TestReduceKeepsExtremesAndExcursions(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	p := custody.BuiltinProfiles()["refrigerated"]
+	var rs []custody.Reading
+	for i := range 20000 {
+		v := 5.0
+		switch i {
+		case 7777:
+			v = 30 // spike
+		case 12345:
+			v = -3 // dip
+		}
+		if i >= 15000 && i < 15100 {
+			v = 8.5 + float64(i-15000)/100 // excursion, worst at its end
+		}
+		rs = append(rs, custody.Reading{Shipper: "S", DeviceTime: t0.Add(time.Duration(i) * time.Minute), TempC: &v})
+	}
+	t1 := rs[len(rs)-1].DeviceTime
+	end := rs[15099].DeviceTime
+	exc := []excursion{{Kind: "temperature", Start: rs[15000].DeviceTime, End: &end, Limit: &[]float64{8}[0]}}
+	const buckets = 100
+	s := reduce(rs, t0, t1, buckets, p, exc)
+	if len(s.points) > 4*buckets+3 {
+		t.Errorf("%d points for %d buckets", len(s.points), buckets)
+	}
+	has := func(i int) bool {
+		for _, pt := range s.points {
+			if pt.t.Equal(rs[i].DeviceTime) && pt.v == *rs[i].TempC {
+				return true
+			}
+		}
+		return false
+	}
+	for _, i := range []int{7777, 12345, 15000, 15099, 14999} {
+		if !has(i) {
+			t.Errorf("reading %d (%v C) was dropped", i, *rs[i].TempC)
+		}
+	}
+	if s.lo != -3 || s.hi != 30 || s.count != 20000 {
+		t.Errorf("range %v..%v over %d readings", s.lo, s.hi, s.count)
+	}
+	for i := 1; i < len(s.points); i++ {
+		if !s.points[i].t.After(s.points[i-1].t) {
+			t.Fatalf("points out of order at %d", i)
+		}
+	}
+}

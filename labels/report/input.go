@@ -1,0 +1,503 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// Source is where Build reads a chain. NewServiceSource adapts a
+// *custody.Service; tests pass their own.
+type Source interface {
+	// Chain returns the folded chain with its records in chain order.
+	Chain(ctx context.Context, coi custody.COI) (*custody.Chain, error)
+	// PHI returns the patient identifiers kept outside the ledger;
+	// ErrNotFound when they were never stored or have been erased.
+	PHI(ctx context.Context, coi custody.COI) (custody.PHI, error)
+	// VerifyChain verifies the chain's records and summary.
+	VerifyChain(ctx context.Context, coi custody.COI) (custody.Report, error)
+	// VerifyLedger verifies the whole ledger.
+	VerifyLedger(ctx context.Context) (custody.Report, error)
+	// LegTelemetry returns the readings of leg n (1-based) of the chain.
+	// A source that keeps no readings returns a Telemetry with Available
+	// false and a Note saying why, not an error.
+	LegTelemetry(ctx context.Context, coi custody.COI, n int) (Telemetry, error)
+}
+
+// Telemetry is the data a report shows for one leg's readings.
+type Telemetry struct {
+	// Available is false when no reading store is connected; the leg is
+	// then shown with its seal only.
+	Available bool
+	// Note says why telemetry is not available.
+	Note string
+	// Readings are the leg's readings in device-time order
+	// (custody.CompareReadings).
+	Readings []custody.Reading
+}
+
+// Patient is the most of the patient's identity a report shows: initials
+// and year of birth.
+type Patient struct {
+	Initials  string
+	BirthYear string
+	// OnFile is false when the PHI store holds nothing for the chain
+	// (erased, or never stored).
+	OnFile bool
+}
+
+// Input is everything a report shows; Write renders it. Build fills it
+// from a Source; tests may fill it by hand.
+type Input struct {
+	Chain   *custody.Chain
+	Patient Patient
+	// Telemetry holds the readings of each leg, index n-1 for leg n; a
+	// missing entry is "no telemetry available".
+	Telemetry []Telemetry
+	// Profiles resolves a leg's profile by name when its seal does not
+	// record the limits; nil means custody.BuiltinProfiles.
+	Profiles map[string]custody.Profile
+	// ChainCheck and LedgerCheck are the verifications run for the report.
+	ChainCheck  custody.Report
+	LedgerCheck custody.Report
+	// GeneratedAt is the report's time; it pins the PDF's dates, so the
+	// same input and time give the same bytes.
+	GeneratedAt time.Time
+	// GeneratedBy is who asked for the report.
+	GeneratedBy custody.User
+	// Zone is the time zone of local times; nil means UTC.
+	Zone *time.Location
+}
+
+// MayGenerate reports whether actor may generate custody reports: QA,
+// who files them in the batch record, and administrators. Other roles get
+// an error wrapping custody.ErrForbidden.
+func MayGenerate(actor custody.User) error {
+	if actor.Role != custody.RoleQA && actor.Role != custody.RoleAdmin {
+		return fmt.Errorf("custody report: role %q may not generate custody reports (qa or admin only): %w", actor.Role, custody.ErrForbidden)
+	}
+	return nil
+}
+
+// Build gathers a chain's report for actor at generatedAt: the chain, the
+// patient's initials and year of birth, each leg's telemetry, and a fresh
+// verification of the chain and of the whole ledger. Only QA and
+// administrators may build one (custody.ErrForbidden otherwise). A chain or
+// ledger that fails verification gives no report: the error wraps
+// custody.ErrChainBroken and names the first bad record.
+func Build(ctx context.Context, src Source, coi custody.COI, actor custody.User, generatedAt time.Time) (*Input, error) {
+	if err := MayGenerate(actor); err != nil {
+		return nil, err
+	}
+	if generatedAt.IsZero() {
+		return nil, fmt.Errorf("custody report: generation time not set: %w", custody.ErrInvalid)
+	}
+	op := "custody report for " + string(coi)
+	// Read the chain and verify it until both name the same head: a record
+	// appended in between would otherwise be shown unverified.
+	var (
+		c  *custody.Chain
+		cv custody.Report
+	)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if c, err = src.Chain(ctx, coi); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if cv, err = src.VerifyChain(ctx, coi); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if !cv.OK {
+			return nil, fmt.Errorf("%s: chain does not verify: %w", op, cv.Err())
+		}
+		if cv.Head == c.Head && cv.Records == uint64(len(c.Records)) {
+			break
+		}
+		if attempt == 3 {
+			return nil, fmt.Errorf("%s: the chain keeps changing while it is read; try again: %w", op, custody.ErrConflict)
+		}
+	}
+	lv, err := src.VerifyLedger(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if !lv.OK {
+		return nil, fmt.Errorf("%s: ledger does not verify: %w", op, lv.Err())
+	}
+	in := &Input{Chain: c, ChainCheck: cv, LedgerCheck: lv, GeneratedAt: generatedAt.UTC(), GeneratedBy: actor.Public()}
+	phi, err := src.PHI(ctx, coi)
+	switch {
+	case errors.Is(err, custody.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", op, err)
+	default:
+		in.Patient = PatientOf(phi)
+	}
+	for _, l := range c.Legs {
+		t, err := src.LegTelemetry(ctx, coi, l.N)
+		if err != nil {
+			return nil, fmt.Errorf("%s: leg %d: %w", op, l.N, err)
+		}
+		custody.SortReadings(t.Readings)
+		in.Telemetry = append(in.Telemetry, t)
+	}
+	return in, nil
+}
+
+// PatientOf reduces patient identifiers to what a report may show.
+func PatientOf(p custody.PHI) Patient {
+	y := ""
+	if len(p.BirthDate) >= 4 {
+		y = p.BirthDate[:4]
+	}
+	return Patient{Initials: p.Initials(), BirthYear: y, OnFile: true}
+}
+
+// ServiceSource adapts a custody.Service to Source. Leg readings come from
+// the service's reading store (custody.Service.LegReadings); when the
+// service has none, legs are reported with their seals and "no telemetry
+// available".
+type ServiceSource struct{ *custody.Service }
+
+var _ Source = ServiceSource{}
+
+// LegTelemetry returns the readings of leg n from the service's reading
+// store.
+func (s ServiceSource) LegTelemetry(ctx context.Context, coi custody.COI, n int) (Telemetry, error) {
+	_, rs, err := s.LegReadings(ctx, coi, n)
+	if errors.Is(err, custody.ErrInvalid) {
+		// No reading store is configured: there is nothing to draw.
+		return Telemetry{Note: "no telemetry available: this coid instance keeps no shipper readings"}, nil
+	}
+	if err != nil {
+		return Telemetry{}, err
+	}
+	return Telemetry{Available: true, Readings: rs}, nil
+}
+
+// ---------------------------------------------------------------------------
+// What the report derives from the records.
+
+// sealData is the telemetry seal a receive record carries under
+// "telemetry" (custody.ReceiveSeal); parsed here loosely so that a report
+// still renders a seal written by another version.
+type sealData struct {
+	Version   string          `json:"version"`
+	Leg       int             `json:"leg"`
+	Shipper   string          `json:"shipper"`
+	From      time.Time       `json:"from"`
+	To        time.Time       `json:"to"`
+	Watermark uint64          `json:"watermark"`
+	Seal      custody.LegSeal `json:"seal"`
+}
+
+// excursion is an excursion record's data with the fields a report
+// knows; Extra keeps the others, printed as they are.
+type excursion struct {
+	Seq      uint64
+	Time     time.Time
+	ID       string
+	Kind     string
+	Leg      int
+	Shipper  string
+	Profile  string
+	Start    time.Time
+	End      *time.Time
+	Worst    *float64
+	Limit    *float64
+	Duration time.Duration
+	Breach   time.Duration
+	Extra    []string // "key: value", sorted by key
+	// Disposition is the QA decision on it, if any.
+	Disposition *disposition
+}
+
+// disposition is a QA decision on an issue.
+type disposition struct {
+	Seq      uint64
+	Time     time.Time
+	Decision string
+	Reason   string
+	By       string // printed names of the signers
+}
+
+// issue is anything that needed a QA disposition: an excursion or a
+// broken seal.
+type issue struct {
+	Seq         uint64
+	Kind        string
+	Time        time.Time
+	Summary     string
+	Disposition *disposition
+}
+
+// derived is what Write computes from the input before drawing.
+type derived struct {
+	excursions  []excursion
+	issues      []issue
+	seals       map[int]*sealData // by leg
+	correctedBy map[uint64][]uint64
+	bySeq       map[uint64]*custody.Record
+	segments    []segment
+	zone        *time.Location
+}
+
+func derive(in *Input) *derived {
+	c := in.Chain
+	d := &derived{seals: map[int]*sealData{}, correctedBy: map[uint64][]uint64{}, bySeq: map[uint64]*custody.Record{}, zone: in.Zone}
+	if d.zone == nil {
+		d.zone = time.UTC
+	}
+	disps := map[uint64]*disposition{}
+	for i := range c.Records {
+		r := &c.Records[i]
+		d.bySeq[r.Seq] = r
+		switch r.Step {
+		case custody.StepDisposition:
+			var x struct {
+				Excursion uint64 `json:"excursion"`
+				Decision  string `json:"decision"`
+				Reason    string `json:"reason"`
+			}
+			if json.Unmarshal(r.Data, &x) == nil && x.Excursion != 0 {
+				disps[x.Excursion] = &disposition{Seq: r.Seq, Time: r.Time, Decision: x.Decision, Reason: x.Reason, By: signers(r)}
+			}
+		case custody.StepCorrection:
+			var x struct {
+				Corrects uint64 `json:"corrects"`
+			}
+			if json.Unmarshal(r.Data, &x) == nil && x.Corrects != 0 {
+				d.correctedBy[x.Corrects] = append(d.correctedBy[x.Corrects], r.Seq)
+			}
+		}
+	}
+	legOfReceive := map[uint64]int{}
+	for _, l := range c.Legs {
+		if l.ReceiveSeq != 0 {
+			legOfReceive[l.ReceiveSeq] = l.N
+		}
+	}
+	for i := range c.Records {
+		r := &c.Records[i]
+		switch r.Step {
+		case custody.StepReceive:
+			var x struct {
+				SealIntact *bool     `json:"seal_intact"`
+				Telemetry  *sealData `json:"telemetry"`
+			}
+			_ = json.Unmarshal(r.Data, &x)
+			n := legOfReceive[r.Seq]
+			if x.Telemetry != nil && n > 0 {
+				d.seals[n] = x.Telemetry
+			}
+			if x.SealIntact != nil && !*x.SealIntact {
+				d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "seal broken", Time: r.Time,
+					Summary: fmt.Sprintf("Leg %d received with its seal broken", n), Disposition: disps[r.Seq]})
+			}
+		case custody.StepExcursion:
+			e := parseExcursion(r)
+			e.Disposition = disps[r.Seq]
+			if e.Leg == 0 {
+				e.Leg = legAt(c, e.Shipper, e.Start)
+			}
+			d.excursions = append(d.excursions, e)
+			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "excursion: " + e.Kind, Time: r.Time,
+				Summary: excursionSummary(e, d.zone), Disposition: e.Disposition})
+		}
+	}
+	slices.SortStableFunc(d.issues, func(a, b issue) int { return compareU64(a.Seq, b.Seq) })
+	d.segments = segments(c, in.GeneratedAt)
+	return d
+}
+
+func compareU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// legAt finds the leg of shipper whose window holds t, for excursion
+// records that do not name their leg.
+func legAt(c *custody.Chain, shipper string, t time.Time) int {
+	for _, l := range c.Legs {
+		if shipper != "" && l.Shipper != shipper {
+			continue
+		}
+		if t.Before(l.ShippedAt) || l.ReceivedAt != nil && t.After(*l.ReceivedAt) {
+			continue
+		}
+		return l.N
+	}
+	return 0
+}
+
+// parseExcursion reads an excursion record's data; fields it does not know
+// are kept as text, and a malformed one still shows its raw data.
+func parseExcursion(r *custody.Record) excursion {
+	e := excursion{Seq: r.Seq, Time: r.Time}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(r.Data, &m); err != nil {
+		e.Kind = "unknown"
+		e.Extra = []string{"data: " + string(r.Data)}
+		return e
+	}
+	str := func(k string) string {
+		var s string
+		_ = json.Unmarshal(m[k], &s)
+		return s
+	}
+	tm := func(k string) *time.Time {
+		var t time.Time
+		if json.Unmarshal(m[k], &t) != nil || t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	num := func(k string) *float64 {
+		var f float64
+		if json.Unmarshal(m[k], &f) != nil {
+			return nil
+		}
+		return &f
+	}
+	known := map[string]bool{}
+	take := func(k string) json.RawMessage { known[k] = true; return m[k] }
+	take("excursion_id")
+	e.ID = str("excursion_id")
+	take("kind")
+	e.Kind = str("kind")
+	if e.Kind == "" {
+		e.Kind = "unknown"
+	}
+	if v := take("leg"); v != nil {
+		_ = json.Unmarshal(v, &e.Leg)
+	}
+	take("shipper")
+	e.Shipper = str("shipper")
+	take("profile")
+	e.Profile = str("profile")
+	take("start")
+	if t := tm("start"); t != nil {
+		e.Start = t.UTC()
+	} else {
+		e.Start = r.Time
+	}
+	take("end")
+	if t := tm("end"); t != nil {
+		u := t.UTC()
+		e.End = &u
+	}
+	take("worst")
+	e.Worst = num("worst")
+	take("limit")
+	e.Limit = num("limit")
+	take("duration")
+	if v := take("duration_ns"); v != nil {
+		var ns int64
+		_ = json.Unmarshal(v, &ns)
+		e.Duration = time.Duration(ns)
+	}
+	if v := take("breach_ns"); v != nil {
+		var ns int64
+		_ = json.Unmarshal(v, &ns)
+		e.Breach = time.Duration(ns)
+	}
+	var keys []string
+	for k := range m {
+		if !known[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.Extra = append(e.Extra, k+": "+rawText(m[k]))
+	}
+	return e
+}
+
+// rawText shows a JSON value: strings without quotes, anything else as
+// compact JSON.
+func rawText(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}
+
+func signers(r *custody.Record) string {
+	var names []string
+	for _, s := range r.Signatures {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// segment is one vein-to-vein duration.
+type segment struct {
+	Name     string
+	From, To string // the events that bound it
+	Start    *time.Time
+	End      *time.Time
+	// Running is set when the segment has started but not ended, and the
+	// chain is still open: End is then the report's time.
+	Running bool
+}
+
+// segments computes the vein-to-vein durations: collection to receipt at
+// manufacturing, manufacturing (receipt to release), release to infusion,
+// and the total, collection to infusion. Collection starts at the end of
+// apheresis as the collect record states it (its record time if it does
+// not).
+func segments(c *custody.Chain, now time.Time) []segment {
+	var collect, recvMfg, release, infuse *time.Time
+	for i := range c.Records {
+		r := &c.Records[i]
+		t := r.Time
+		switch r.Step {
+		case custody.StepCollect:
+			var x struct {
+				EndedAt string `json:"ended_at"`
+			}
+			if json.Unmarshal(r.Data, &x) == nil {
+				if e, err := time.Parse(time.RFC3339, x.EndedAt); err == nil {
+					t = e.UTC()
+				}
+			}
+			collect = &t
+		case custody.StepRelease:
+			release = &t
+		case custody.StepInfuse:
+			infuse = &t
+		}
+	}
+	if len(c.Legs) > 0 && c.Legs[0].ReceivedAt != nil {
+		t := *c.Legs[0].ReceivedAt
+		recvMfg = &t
+	}
+	open := !c.State.Terminal()
+	mk := func(name, from, to string, a, b *time.Time) segment {
+		s := segment{Name: name, From: from, To: to, Start: a, End: b}
+		if a != nil && b == nil && open {
+			n := now.UTC()
+			s.End, s.Running = &n, true
+		}
+		return s
+	}
+	return []segment{
+		mk("Collection to receipt at manufacturing", "end of apheresis", "leg 1 received", collect, recvMfg),
+		mk("Manufacturing", "leg 1 received", "QA release", recvMfg, release),
+		mk("Release to infusion", "QA release", "infusion", release, infuse),
+		mk("Total vein to vein", "end of apheresis", "infusion", collect, infuse),
+	}
+}
