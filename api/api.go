@@ -33,6 +33,9 @@ type Config struct {
 	TrustedProxies []string
 	// BodyLimit caps request bodies (echo size syntax); default "1M".
 	BodyLimit string
+	// LabelZone is the time zone labels print local times in, unless a
+	// request names one; nil is UTC.
+	LabelZone *time.Location
 	// Telemetry serves the cold-chain routes' alert stream and quarantine.
 	Telemetry TelemetryConfig
 }

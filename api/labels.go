@@ -63,7 +63,7 @@ func (s *Server) bagLabel(f labels.Format) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		o, err := labelOptions(c, f)
+		o, err := labelOptions(c, f, s.cfg.LabelZone)
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Server) chainLabels(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	o, err := labelOptions(c, labels.FormatPDF)
+	o, err := labelOptions(c, labels.FormatPDF, s.cfg.LabelZone)
 	if err != nil {
 		return err
 	}
@@ -131,9 +131,10 @@ func bagParam(c echo.Context, coi custody.COI) (custody.BagID, error) {
 	return b, nil
 }
 
-// labelOptions reads the query options of a label request for format f.
-func labelOptions(c echo.Context, f labels.Format) (labels.Options, error) {
-	var o labels.Options
+// labelOptions reads the query options of a label request for format f;
+// zone is the configured default time zone (Config.LabelZone).
+func labelOptions(c echo.Context, f labels.Format, zone *time.Location) (labels.Options, error) {
+	o := labels.Options{Zone: zone}
 	q := c.QueryParams()
 	var err error
 	if o.Symbology, err = labels.ParseSymbology(q.Get("symbology")); err != nil {

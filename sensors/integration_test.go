@@ -59,14 +59,16 @@ func newEnv(t testing.TB, broker string) *env {
 		t.Fatal(err)
 	}
 	e.url = broker
+	clientID := "coid-test-" + randID(t)
 	if broker == "embedded" {
-		e.broker, err = sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Prefix: e.prefix, Pipeline: e.pipe})
+		e.broker, err = sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Prefix: e.prefix, Pipeline: e.pipe,
+			IngestClientID: clientID})
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.url = e.broker.URL()
 	}
-	e.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: e.url, ClientID: "coid-test-" + randID(t), Prefix: e.prefix,
+	e.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: e.url, ClientID: clientID, Prefix: e.prefix,
 		Pipeline: e.pipe, Logger: quiet, MaxReconnectInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@
 //	coid user unlock --data DIR --id ID
 //	coid user list --data DIR
 //	coid label --data DIR --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
+//	coid simulate [--mqtt-url URL] [--shippers N] [--rate R] [--scenario S] [--duration D | --count N]
 //	coid version
 package main
 
@@ -73,6 +74,8 @@ Usage:
                                                         print bag labels offline (a COI: every bag)
   coid report  [--data DIR] [--user ID] [--format pdf|epcis] [--tz ZONE] [--at TIME] [-o FILE] COI
                                                         write a chain's custody report (PDF) or EPCIS export offline
+  coid simulate [--mqtt-url URL] [--prefix P] [--shippers N] [--rate R] [--scenario S] [--format json|senml|mix]
+               [--duration D | --count N]               publish simulated shipper telemetry over MQTT
   coid version                                          print the version
 
 Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin.
@@ -98,6 +101,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runReport(ctx, args[1:], env, stdout, stderr)
 	case "label":
 		return runLabel(ctx, args[1:], env, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "coid", version)
 		return nil

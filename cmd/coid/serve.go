@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs := newFlags("serve", env, stderr, &s)
 	fs.StringVar(&s.http, "http", or(getenv(env, "COID_HTTP"), "127.0.0.1:8080"), "HTTP listen address (COID_HTTP)")
 	fs.StringVar(&s.fin, "fin", or(getenv(env, "COID_FIN"), "A9999"), "issuing facility's ISBT 128 FIN for new COI IDs (COID_FIN)")
+	var labelZone string
+	fs.StringVar(&labelZone, "label-zone", getenv(env, "COID_LABEL_ZONE"), "IANA time zone for local times on labels, e.g. Europe/Berlin; default UTC (COID_LABEL_ZONE)")
 	var mq mqttSettings
 	mq.flags(fs, env)
 	if err := parse(fs, args); err != nil {
@@ -35,6 +38,12 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	log, err := newLogger(stderr, s.logLevel)
 	if err != nil {
 		return err
+	}
+	var zone *time.Location
+	if labelZone != "" {
+		if zone, err = time.LoadLocation(labelZone); err != nil || labelZone == "Local" {
+			return usagef("serve: --label-zone %q is not an IANA time zone name (e.g. Europe/Berlin)", labelZone)
+		}
 	}
 	if !custody.ValidFIN(s.fin) {
 		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
@@ -49,9 +58,13 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		}
 		log.Info("store closed")
 	}()
+	profiles, err := mq.loadProfiles()
+	if err != nil {
+		return err
+	}
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now,
-		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
-		Telemetry: custody.TelemetryConfig{Readings: store}})
+		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
+		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -60,7 +73,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer tele.stop() // idempotent; normally stopped first, below
-	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, Telemetry: tele.apiConfig()})
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig()})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -96,6 +109,25 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 // mqttSettings are the MQTT flags of coid serve.
 type mqttSettings struct {
 	listen, url, ca, username, password, prefix, clientID string
+	// profiles is a JSON file of temperature profiles added to (or
+	// replacing) the built-in ones.
+	profiles string
+}
+
+// loadProfiles returns the built-in profiles and those of --profiles.
+func (m *mqttSettings) loadProfiles() (map[string]custody.Profile, error) {
+	if m.profiles == "" {
+		return custody.BuiltinProfiles(), nil
+	}
+	b, err := os.ReadFile(m.profiles)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --profiles: %w", err)
+	}
+	ps, err := custody.ParseProfiles(b)
+	if err != nil {
+		return nil, usagef("serve: --profiles %s: %v", m.profiles, err)
+	}
+	return ps, nil
 }
 
 func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
@@ -105,6 +137,7 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 	fs.StringVar(&m.username, "mqtt-username", getenv(env, "COID_MQTT_USERNAME"), "MQTT user name (COID_MQTT_USERNAME)")
 	fs.StringVar(&m.password, "mqtt-password", getenv(env, "COID_MQTT_PASSWORD"), "MQTT password (COID_MQTT_PASSWORD; prefer the variable to the flag)")
 	fs.StringVar(&m.prefix, "mqtt-prefix", or(getenv(env, "COID_MQTT_PREFIX"), sensors.DefaultTopicPrefix), "telemetry topic prefix: {prefix}/{shipper}/telemetry (COID_MQTT_PREFIX)")
+	fs.StringVar(&m.profiles, "profiles", getenv(env, "COID_PROFILES"), "JSON file of temperature profiles added to the built-in cryogenic, refrigerated and room (COID_PROFILES)")
 	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
 }
 
@@ -132,7 +165,8 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 	}
 	url := m.url
 	if url == "" && m.listen != "off" {
-		t.broker, err = sensors.StartBroker(sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe})
+		t.broker, err = sensors.StartBroker(sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe,
+			IngestClientID: m.clientID})
 		switch {
 		case errors.Is(err, sensors.ErrAddrInUse):
 			t.pipe.Close()
