@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
-	"github.com/coid-project/coid/custody/boltstore"
-	"github.com/coid-project/coid/custody/passwd"
 )
 
 func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
@@ -20,22 +18,13 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	store, err := boltstore.Open(s.data, boltstore.Options{ReadOnly: true})
+	// The service adds the telemetry seals of received legs to the log's
+	// hashes and links.
+	svc, store, err := openOffline(s, stderr, true, time.Now)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer store.Close()
-	log, err := newLogger(stderr, s.logLevel)
-	if err != nil {
-		return err
-	}
-	// The service adds the telemetry seals of received legs to the log's
-	// hashes and links.
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now, FIN: "A9999",
-		Telemetry: custody.TelemetryConfig{Readings: store}})
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
 	start := time.Now()
 	rep, err := svc.VerifyLedger(ctx)
 	if err != nil {
@@ -49,25 +38,6 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "OK: %d records verified in %s (%.0f records/s)\nhead %s\n", rep.Records, el.Round(time.Millisecond),
 		float64(rep.Records)/max(el.Seconds(), 1e-9), rep.Head)
 	return nil
-}
-
-// openService opens the store and a service over it for the offline
-// commands; the caller closes the store.
-func openService(s settings, stderr io.Writer) (*custody.Service, *boltstore.Store, error) {
-	log, err := newLogger(stderr, s.logLevel)
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := boltstore.Open(s.data, boltstore.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now, FIN: "A9999"})
-	if err != nil {
-		store.Close()
-		return nil, nil, err
-	}
-	return svc, store, nil
 }
 
 func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -108,7 +78,7 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 			return usagef("user add: give the password on stdin, e.g. printf '%%s\\n' \"$PASSWORD\" | coid user add ...")
 		}
 	}
-	svc, store, err := openService(s, stderr)
+	svc, store, err := openOffline(s, stderr, false, time.Now)
 	if err != nil {
 		return fmt.Errorf("user %s: %w", args[0], err)
 	}

@@ -3,19 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 	_ "time/tzdata" // --zone works without the host's zoneinfo
 
 	"github.com/coid-project/coid/custody"
-	"github.com/coid-project/coid/custody/boltstore"
-	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/labels"
 )
 
@@ -58,19 +51,9 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs.StringVar(&out, "o", "", "write to FILE instead of stdout")
 
 	// Flags may come before or after the bag ID or COI.
-	var target []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return usagef("label: help requested")
-			}
-			return usagef("label: %v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		target = append(target, fs.Arg(0))
-		rest = fs.Args()[1:]
+	target, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(target) != 1 {
 		fmt.Fprint(stderr, labelUsage)
@@ -86,11 +69,8 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if o.Symbology, err = labels.ParseSymbology(symbology); err != nil {
 		return usagef("label: --symbology %q: want qr or datamatrix", symbology)
 	}
-	if zone == "" || strings.EqualFold(zone, "Local") {
-		return usagef("label: --zone must be an IANA time zone name such as Europe/Berlin")
-	}
-	if o.Zone, err = time.LoadLocation(zone); err != nil {
-		return usagef("label: --zone %q is not a known IANA time zone (e.g. Europe/Berlin)", zone)
+	if o.Zone, err = parseZone("label", "zone", zone); err != nil {
+		return err
 	}
 	if f == labels.FormatPNG {
 		o.Stock = labels.Stock{} // not used
@@ -106,25 +86,14 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return usagef("label: a PNG is one bag's code; give a bag ID, or --format pdf or zpl for every bag of %s", code.COI.Display())
 	}
 
-	log, err := newLogger(stderr, s.logLevel)
-	if err != nil {
-		return err
-	}
-	store, err := boltstore.Open(s.data, boltstore.Options{ReadOnly: true})
+	svc, store, err := openOffline(s, stderr, true, time.Now)
 	if err != nil {
 		return fmt.Errorf("label: %w", err)
 	}
 	defer store.Close()
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now, FIN: "A9999"})
+	u, err := offlineUser(ctx, store, "label", userID)
 	if err != nil {
-		return fmt.Errorf("label: %w", err)
-	}
-	u, err := store.User(ctx, userID)
-	if err != nil {
-		return fmt.Errorf("label: user %s: %w", userID, err)
-	}
-	if u.Disabled {
-		return fmt.Errorf("label: user %s is disabled: %w", userID, custody.ErrForbidden)
+		return err
 	}
 	var contents []custody.LabelContent
 	if code.Bag != nil {
@@ -140,31 +109,5 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err := labels.Render(&buf, f, contents, o); err != nil {
 		return fmt.Errorf("label: %w", err)
 	}
-	if out == "" {
-		_, err := buf.WriteTo(stdout)
-		return err
-	}
-	return writeFile(out, buf.Bytes())
-}
-
-// writeFile writes b to path through a temporary file in the same
-// directory, so a reader never sees half a label, readable by its owner
-// only.
-func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("label: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("label: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("label: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("label: %w", err)
-	}
-	return nil
+	return writeOutput("label", stdout, out, buf.Bytes())
 }

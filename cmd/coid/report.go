@@ -3,19 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 	_ "time/tzdata" // --tz works without the host's zoneinfo
 
 	"github.com/coid-project/coid/custody"
-	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/epcis"
-	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/labels/report"
 )
 
@@ -56,19 +50,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	fs.StringVar(&out, "o", "", "write to FILE instead of stdout")
 
 	// Flags may come before or after the COI.
-	var target []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return usagef("report: help requested")
-			}
-			return usagef("report: %v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		target = append(target, fs.Arg(0))
-		rest = fs.Args()[1:]
+	target, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(target) != 1 {
 		fmt.Fprint(stderr, reportUsage)
@@ -77,12 +61,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if format != "pdf" && format != "epcis" {
 		return usagef("report: --format %q: want pdf or epcis", format)
 	}
-	if zone == "" || strings.EqualFold(zone, "Local") {
-		return usagef("report: --tz must be an IANA time zone name such as Europe/Berlin")
-	}
-	loc, err := time.LoadLocation(zone)
+	loc, err := parseZone("report", "tz", zone)
 	if err != nil {
-		return usagef("report: --tz %q is not a known IANA time zone (e.g. Europe/Berlin)", zone)
+		return err
 	}
 	when := time.Now().UTC().Truncate(time.Second)
 	if at != "" {
@@ -100,23 +81,15 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	store, err := boltstore.Open(s.data, boltstore.Options{ReadOnly: true})
+	svc, store, err := openOffline(s, stderr, true, func() time.Time { return when })
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	defer store.Close()
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log,
-		Now: func() time.Time { return when }, FIN: "A9999", Telemetry: custody.TelemetryConfig{Readings: store}})
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
 	actor := offlineOperator
 	if userID != "" {
-		if actor, err = store.User(ctx, userID); err != nil {
-			return fmt.Errorf("report: user %s: %w", userID, err)
-		}
-		if actor.Disabled {
-			return fmt.Errorf("report: user %s is disabled: %w", userID, custody.ErrForbidden)
+		if actor, err = offlineUser(ctx, store, "report", userID); err != nil {
+			return err
 		}
 	}
 	var buf bytes.Buffer
@@ -148,13 +121,11 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 			return err
 		}
 	}
-	if out == "" {
-		_, err = stdout.Write(buf.Bytes())
+	if err := writeOutput("report", stdout, out, buf.Bytes()); err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("report: %w", err)
+	if out != "" {
+		fmt.Fprintf(stderr, "coid: wrote %s (%d bytes)\n", out, buf.Len())
 	}
-	fmt.Fprintf(stderr, "coid: wrote %s (%d bytes)\n", out, buf.Len())
 	return nil
 }
