@@ -1,0 +1,367 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// The step forms of the web UI. Which steps a chain may take next, who
+// signs them and with what meaning comes from the journey table
+// (custody.Journey.Rule); this file only says how each step's data fields
+// (DESIGN.md section 2, "Step data") are asked for and turned into the
+// JSON the domain checks. A step it does not know gets a form with its
+// signatures and no data fields.
+
+// formField is one input of a step form.
+type formField struct {
+	Name     string // data member
+	Label    string
+	Kind     string // text, number, integer, datetime, select, radio, textarea
+	Help     string
+	Required bool
+	Options  []formOption
+	Min, Max string
+	Value    string // pre-filled value (never a password)
+}
+
+type formOption struct {
+	Value, Label string
+}
+
+// fieldLabels names step data members in the words the forms use, so
+// domain messages that mention "data.volume_ml" can say "Volume (mL)".
+var fieldLabels = map[string]string{
+	"din": "DIN", "volume_ml": "Volume (mL)", "bags": "Number of bags", "started_at": "Collection start",
+	"ended_at": "Collection end", "shipper": "Shipper ID", "profile": "Temperature profile",
+	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
+	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
+	"corrects": "Record corrected", "text": "Note",
+}
+
+// stepTitles are the headings of the step forms.
+var stepTitles = map[custody.Step]string{
+	custody.StepCollect: "Record the collection", custody.StepShip: "Hand over for shipping",
+	custody.StepReceive: "Receive the shipment", custody.StepManufacture: "Record manufacture",
+	custody.StepRelease: "Release the product", custody.StepBedsideVerify: "Bedside check",
+	custody.StepInfuse: "Record the infusion", custody.StepDisposition: "QA disposition",
+	custody.StepNote: "Add a note", custody.StepCorrection: "Correct a record", custody.StepCancel: "Cancel this chain",
+}
+
+func stepTitle(s custody.Step) string {
+	if t, ok := stepTitles[s]; ok {
+		return t
+	}
+	return "Record " + string(s)
+}
+
+// stateWords says each state in a sentence a nurse reads at a glance.
+var stateWords = map[custody.State]string{
+	custody.StateEnrolled: "Enrolled, waiting for collection", custody.StateCollected: "Collected, waiting for shipment",
+	custody.StateToManufacturing: "In transit to manufacturing", custody.StateAtManufacturing: "At the manufacturing site",
+	custody.StateManufactured: "Manufactured, waiting for QA release", custody.StateReleased: "Released, waiting for shipment to treatment",
+	custody.StateToTreatment: "In transit to the treatment site", custody.StateAtTreatment: "At the treatment site, waiting for the bedside check",
+	custody.StateVerified: "Bedside check passed, ready to infuse", custody.StateInfused: "Infused: the journey is complete",
+	custody.StateCancelled: "Cancelled",
+}
+
+func stateText(s custody.State) string {
+	if t, ok := stateWords[s]; ok {
+		return t
+	}
+	return string(s)
+}
+
+// profileNames lists the temperature profiles a ship form offers.
+func profileNames() []string { return slices.Sorted(maps.Keys(custody.BuiltinProfiles())) }
+
+// stepFields returns the data inputs of step on chain c.
+func stepFields(step custody.Step, c *custody.Chain) []formField {
+	switch step {
+	case custody.StepCollect:
+		return []formField{
+			{Name: "din", Label: "DIN", Kind: "text", Required: true, Help: "13 characters from the collection label, e.g. A999926000123"},
+			{Name: "volume_ml", Label: "Volume (mL)", Kind: "number", Required: true, Min: "1", Max: "5000"},
+			{Name: "bags", Label: "Number of bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"},
+			{Name: "started_at", Label: "Collection start", Kind: "datetime", Required: true, Help: "local time of this device"},
+			{Name: "ended_at", Label: "Collection end", Kind: "datetime", Required: true, Help: "local time of this device"},
+		}
+	case custody.StepShip:
+		def := "refrigerated"
+		if len(c.Legs) > 0 {
+			def = "cryogenic"
+		}
+		var opts []formOption
+		for _, p := range profileNames() {
+			opts = append(opts, formOption{p, p})
+		}
+		return []formField{
+			{Name: "shipper", Label: "Shipper ID", Kind: "text", Required: true, Help: "printed on the shipper, e.g. SHP-0042"},
+			{Name: "profile", Label: "Temperature profile", Kind: "select", Required: true, Options: opts, Value: def},
+		}
+	case custody.StepReceive:
+		return []formField{{Name: "seal_intact", Label: "Is the shipper's seal intact?", Kind: "radio", Required: true,
+			Options: []formOption{{"true", "Yes, intact"}, {"false", "No, broken"}}}}
+	case custody.StepManufacture:
+		return []formField{{Name: "final_bags", Label: "Number of final-product bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"}}
+	case custody.StepDisposition:
+		var opts []formOption
+		for _, is := range c.OpenIssues() {
+			opts = append(opts, formOption{strconv.FormatUint(is.Seq, 10), fmt.Sprintf("Record %d: %s", is.Seq, issueText(is.Kind))})
+		}
+		return []formField{
+			{Name: "excursion", Label: "Issue", Kind: "select", Required: true, Options: opts},
+			{Name: "decision", Label: "Decision", Kind: "radio", Required: true,
+				Options: []formOption{{custody.DecisionAccept, "Accept: product may continue"}, {custody.DecisionReject, "Reject: product must not be used"}}},
+			{Name: "reason", Label: "Reason", Kind: "textarea", Required: true},
+		}
+	case custody.StepCorrection:
+		var opts []formOption
+		for _, r := range c.Records {
+			opts = append(opts, formOption{strconv.FormatUint(r.Seq, 10), fmt.Sprintf("Record %d: %s", r.Seq, r.Step)})
+		}
+		return []formField{
+			{Name: "corrects", Label: "Record corrected", Kind: "select", Required: true, Options: opts},
+			{Name: "reason", Label: "Reason", Kind: "textarea", Required: true},
+		}
+	case custody.StepCancel:
+		return []formField{{Name: "reason", Label: "Reason", Kind: "textarea", Required: true}}
+	case custody.StepNote:
+		return []formField{{Name: "text", Label: "Note", Kind: "textarea", Required: true}}
+	}
+	return nil
+}
+
+// issueText names an issue kind in words.
+func issueText(kind string) string {
+	switch {
+	case kind == "seal-broken":
+		return "shipment received with its seal broken"
+	case strings.HasPrefix(kind, "excursion:"):
+		k := strings.TrimPrefix(kind, "excursion:")
+		switch custody.ExcursionKind(k) {
+		case custody.ExcursionTemperature:
+			return "temperature excursion"
+		case custody.ExcursionTilt:
+			return "shipper tilted"
+		case custody.ExcursionLid:
+			return "lid open or light inside the shipper"
+		case custody.ExcursionSilence:
+			return "shipper stopped reporting"
+		}
+		return k + " excursion"
+	}
+	return kind
+}
+
+// stepData turns the submitted form into the step's JSON data. Values are
+// converted to the JSON types the domain expects; the domain judges them.
+func stepData(step custody.Step, fields []formField, form url.Values) (json.RawMessage, error) {
+	m := map[string]any{}
+	for _, f := range fields {
+		v := strings.TrimSpace(form.Get(f.Name))
+		if v == "" {
+			if f.Required {
+				return nil, fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)
+			}
+			continue
+		}
+		switch {
+		case f.Kind == "number":
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s must be a number: %w", f.Label, custody.ErrInvalid)
+			}
+			m[f.Name] = x
+		case f.Kind == "integer" || f.Name == "excursion" || f.Name == "corrects":
+			x, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s must be a whole number: %w", f.Label, custody.ErrInvalid)
+			}
+			m[f.Name] = x
+		case f.Name == "seal_intact":
+			m[f.Name] = v == "true"
+		case f.Kind == "datetime":
+			t, err := parseLocalTime(v, form.Get("tz_offset"))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.Label, err)
+			}
+			m[f.Name] = t.Format(time.RFC3339)
+		default:
+			m[f.Name] = v
+		}
+	}
+	return json.Marshal(m)
+}
+
+// parseLocalTime reads a datetime-local value ("2026-11-22T10:30") in the
+// browser's zone, given as minutes east of UTC by the page script (UTC when
+// the script did not run).
+func parseLocalTime(v, offset string) (time.Time, error) {
+	off := 0
+	if offset != "" {
+		n, err := strconv.Atoi(offset)
+		if err != nil || n < -14*60 || n > 14*60 {
+			return time.Time{}, fmt.Errorf("the device's time zone could not be read: %w", custody.ErrInvalid)
+		}
+		off = n
+	}
+	zone := time.FixedZone("", off*60)
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, v, zone); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("give a date and time such as 2026-11-22 10:30: %w", custody.ErrInvalid)
+}
+
+// sigBox is one signature a step needs, as the form shows it.
+type sigBox struct {
+	N       int
+	Meaning custody.Meaning
+	Roles   string
+	User    string // pre-filled user ID
+}
+
+// sigBoxes builds the signature boxes of a rule, pre-filling the signed-in
+// user's ID in the first box their role may sign.
+func sigBoxes(rule custody.Transition, me custody.User) []sigBox {
+	out := make([]sigBox, len(rule.Signatures))
+	filled := false
+	for i, r := range rule.Signatures {
+		roles := make([]string, len(r.Roles))
+		for j, x := range r.Roles {
+			roles[j] = string(x)
+		}
+		out[i] = sigBox{N: i + 1, Meaning: r.Meaning, Roles: strings.Join(roles, " or ")}
+		if !filled && slices.Contains(r.Roles, me.Role) {
+			out[i].User, filled = me.ID, true
+		}
+	}
+	return out
+}
+
+// signatures reads the signature boxes of a submitted form. The meaning of
+// each box is the journey's, whatever the form sent.
+func signatures(rule custody.Transition, form url.Values) []custody.SignatureRequest {
+	out := make([]custody.SignatureRequest, len(rule.Signatures))
+	for i, r := range rule.Signatures {
+		n := strconv.Itoa(i + 1)
+		out[i] = custody.SignatureRequest{User: strings.TrimSpace(form.Get("sig_user_" + n)),
+			Password: form.Get("sig_password_" + n), Meaning: r.Meaning}
+	}
+	return out
+}
+
+// mayTake reports whether role r signs any signature of rule.
+func mayTake(rule custody.Transition, r custody.Role) bool {
+	for _, s := range rule.Signatures {
+		if slices.Contains(s.Roles, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// uiMessage is a message shown to a person: a headline and details.
+type uiMessage struct {
+	Kind   string // ok, error, stop
+	Title  string
+	Detail string
+}
+
+// plainError turns a domain error into sentences a nurse understands. It
+// drops the operation prefixes and the sentinel's own words, and says the
+// names of data fields as the form does.
+func plainError(err error, requestID string) uiMessage {
+	detail := err.Error()
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			detail = strings.TrimSuffix(detail, ": "+row.err.Error())
+			break
+		}
+	}
+	// "record ship on CHA...: ship: data.shipper must ..." -> "data.shipper must ..."
+	detail = strings.TrimPrefix(detail, firstOp(detail))
+	for {
+		head, rest, ok := strings.Cut(detail, ": ")
+		if !ok || !isOpWord(head) {
+			break
+		}
+		detail = rest
+	}
+	for k, v := range fieldLabels {
+		detail = strings.ReplaceAll(detail, "data."+k, v)
+	}
+	detail = sentence(detail)
+	switch {
+	case errors.Is(err, custody.ErrChainBroken):
+		return uiMessage{Kind: "stop", Title: "Stop: the records of this chain do not verify.",
+			Detail: "Do not continue with this product. QA and the system administrator have been alerted. Reference " + requestID + "."}
+	case errors.Is(err, custody.ErrConflict):
+		return uiMessage{Kind: "error", Title: "This step cannot be recorded now.", Detail: detail}
+	case errors.Is(err, custody.ErrUnauthenticated):
+		return uiMessage{Kind: "error", Title: "A signature was not accepted.", Detail: detail + " Check the user ID and password and sign again."}
+	case errors.Is(err, custody.ErrForbidden):
+		if strings.Contains(detail, "sign") {
+			return uiMessage{Kind: "error", Title: "This person may not sign this step.", Detail: detail}
+		}
+		return uiMessage{Kind: "error", Title: "Your role may not do this.", Detail: detail}
+	case errors.Is(err, custody.ErrInvalid):
+		return uiMessage{Kind: "error", Title: "Please check the form.", Detail: detail}
+	case errors.Is(err, custody.ErrNotFound):
+		return uiMessage{Kind: "error", Title: "Not found.", Detail: detail}
+	case errors.Is(err, custody.ErrInUse), errors.Is(err, custody.ErrClosed):
+		return uiMessage{Kind: "error", Title: "coid is not available right now.", Detail: "Try again in a minute. Reference " + requestID + "."}
+	}
+	return uiMessage{Kind: "error", Title: "Something went wrong on the server.", Detail: "Nothing was recorded. Reference " + requestID + "."}
+}
+
+// firstOp returns the "record <step> on <COI>: " prefix of a conflict, if
+// any, so the remaining words say what stands in the way.
+func firstOp(s string) string {
+	if !strings.HasPrefix(s, "record ") {
+		return ""
+	}
+	if i := strings.Index(s, ": "); i >= 0 {
+		return s[:i+2]
+	}
+	return ""
+}
+
+// isOpWord reports whether s is an operation prefix of a domain message
+// (a step name, "parse code", "signature 2"...), which adds nothing for a
+// reader of the form.
+func isOpWord(s string) bool {
+	switch {
+	case strings.HasPrefix(s, "parse "), strings.HasPrefix(s, "label payload"), s == "enroll", s == "login":
+		return true
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return len(s) > 0 && len(s) < 20
+}
+
+// sentence capitalises the first letter and ends with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}

@@ -1,0 +1,174 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// Browser sessions of the web UI. They live in memory, outside the ledger:
+// a restart signs every browser out, which is acceptable for a ward
+// workstation (sign in again) and keeps session state out of the custody
+// store. A session ends after webIdleTimeout without a request, on sign-out,
+// or when the server restarts. Times come from the service clock, so tests
+// can move it.
+
+const (
+	// webIdleTimeout ends a session that made no request for this long.
+	webIdleTimeout = 15 * time.Minute
+	// webMaxSessions bounds the store; when it is full, expired sessions are
+	// dropped and, if none are, the least recently used one is.
+	webMaxSessions = 10000
+	// sessionCookie names the session cookie; loginCookie names the
+	// double-submit CSRF cookie of the sign-in form.
+	sessionCookie = "coid_session"
+	loginCookie   = "coid_login"
+)
+
+// webSession is one signed-in browser.
+type webSession struct {
+	User     custody.User // public view: no password hash
+	CSRF     string       // synchronizer token of every form of the session
+	LastSeen time.Time
+
+	// Bedside holds the scans of a bedside check in progress. The
+	// wristband code is a patient identifier: it is kept only here, in
+	// memory, until the check is signed or reset, and is never rendered.
+	Bedside *bedsideState
+	// Mismatch, while set, is shown instead of every other page until the
+	// user acknowledges it.
+	Mismatch *mismatchState
+	// Flash is a one-time message shown on the next page.
+	Flash string
+}
+
+type bedsideState struct {
+	COI       custody.COI
+	BagCode   string
+	Wristband string
+}
+
+type mismatchState struct {
+	COI     custody.COI
+	Display string
+	Seq     uint64
+	Reasons []string
+}
+
+// sessionStore keeps sessions by the SHA-256 of their cookie value, so a
+// memory dump of the map does not hand out usable cookies.
+type sessionStore struct {
+	mu   sync.Mutex
+	now  func() time.Time
+	idle time.Duration
+	m    map[[32]byte]*webSession
+}
+
+func newSessionStore(now func() time.Time) *sessionStore {
+	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}}
+}
+
+func randomToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // never happens on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func sessionKey(id string) [32]byte { return sha256.Sum256([]byte("coid-session\x00" + id)) }
+
+// create starts a session for u and returns its cookie value.
+func (st *sessionStore) create(u custody.User) (string, *webSession) {
+	id := randomToken()
+	sess := &webSession{User: u.Public(), CSRF: randomToken(), LastSeen: st.now()}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.m) >= webMaxSessions {
+		st.pruneLocked()
+	}
+	st.m[sessionKey(id)] = sess
+	return id, sess
+}
+
+// pruneLocked drops expired sessions, and the least recently used one if
+// none had expired.
+func (st *sessionStore) pruneLocked() {
+	now := st.now()
+	var oldestK [32]byte
+	var oldest *webSession
+	for k, s := range st.m {
+		if now.Sub(s.LastSeen) > st.idle {
+			delete(st.m, k)
+			continue
+		}
+		if oldest == nil || s.LastSeen.Before(oldest.LastSeen) {
+			oldestK, oldest = k, s
+		}
+	}
+	if len(st.m) >= webMaxSessions && oldest != nil {
+		delete(st.m, oldestK)
+	}
+}
+
+// get returns the live session for a cookie value and marks it used. An
+// idle session is deleted and reported as expired.
+func (st *sessionStore) get(id string) (sess *webSession, expired bool) {
+	if id == "" {
+		return nil, false
+	}
+	k := sessionKey(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.m[k]
+	if !ok {
+		return nil, false
+	}
+	now := st.now()
+	if now.Sub(s.LastSeen) > st.idle {
+		delete(st.m, k)
+		return nil, true
+	}
+	s.LastSeen = now
+	return s, false
+}
+
+// update runs f on the session under the store's lock.
+func (st *sessionStore) update(s *webSession, f func(*webSession)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f(s)
+}
+
+// snapshot returns a copy of the session taken under the lock.
+func (st *sessionStore) snapshot(s *webSession) webSession {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return *s
+}
+
+func (st *sessionStore) delete(id string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.m, sessionKey(id))
+}
+
+// dropUser ends every session of a user (disabled accounts).
+func (st *sessionStore) dropUser(userID string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, s := range st.m {
+		if s.User.ID == userID {
+			delete(st.m, k)
+		}
+	}
+}
+
+func tokensEqual(a, b string) bool {
+	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
