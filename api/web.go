@@ -717,7 +717,7 @@ func (w *webUI) renderChain(c echo.Context, code int, msg *uiMessage, failed cus
 			continue
 		}
 		f := stepForm{Step: st, Title: stepTitle(st), Action: "/chains/" + string(ch.COI) + "/steps/" + string(st),
-			Fields: stepFields(st, ch), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
+			Fields: stepFields(st, ch, w.s.svc.Profiles()), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
 		if st == failed {
 			for i := range f.Fields {
 				if x := form.Get(f.Fields[i].Name); x != "" {
@@ -878,7 +878,7 @@ func (w *webUI) recordStep(c echo.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	data, err := stepData(step, stepFields(step, ch), form)
+	data, err := stepData(step, stepFields(step, ch, w.s.svc.Profiles()), form)
 	if err != nil {
 		return fail(err)
 	}

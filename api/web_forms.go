@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -80,11 +79,9 @@ func stateText(s custody.State) string {
 	return string(s)
 }
 
-// profileNames lists the temperature profiles a ship form offers.
-func profileNames() []string { return slices.Sorted(maps.Keys(custody.BuiltinProfiles())) }
-
-// stepFields returns the data inputs of step on chain c.
-func stepFields(step custody.Step, c *custody.Chain) []formField {
+// stepFields returns the data inputs of step on chain c; profiles are the
+// temperature profiles the service accepts.
+func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formField {
 	switch step {
 	case custody.StepCollect:
 		return []formField{
@@ -100,7 +97,7 @@ func stepFields(step custody.Step, c *custody.Chain) []formField {
 			def = "cryogenic"
 		}
 		var opts []formOption
-		for _, p := range profileNames() {
+		for _, p := range profiles {
 			opts = append(opts, formOption{p, p})
 		}
 		return []formField{

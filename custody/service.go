@@ -78,6 +78,10 @@ func NewService(cfg Config) (*Service, error) {
 // Now returns the service clock's current time in UTC.
 func (s *Service) Now() time.Time { return s.now().UTC() }
 
+// Profiles returns the names of the temperature profiles a ship step may
+// name, sorted.
+func (s *Service) Profiles() []string { return sortedKeys(s.profiles) }
+
 // Journey returns the journey table the service enforces.
 func (s *Service) Journey() *Journey { return s.journey }
 
