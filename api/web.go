@@ -392,19 +392,17 @@ func (w *webUI) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 // stillActive checks that the session's user still exists and is enabled,
 // so disabling an account ends its browser sessions at their next request.
 func (w *webUI) stillActive(c echo.Context, sess *webSession) error {
-	users, err := w.s.svc.Users(c.Request().Context())
+	u, err := w.s.svc.User(c.Request().Context(), sess.User.ID)
+	if errors.Is(err, custody.ErrNotFound) {
+		return fmt.Errorf("user %s is gone: %w", sess.User.ID, custody.ErrUnauthenticated)
+	}
 	if err != nil {
 		return err
 	}
-	for _, u := range users {
-		if u.ID == sess.User.ID {
-			if u.Disabled || u.Role != sess.User.Role {
-				return fmt.Errorf("user %s changed: %w", u.ID, custody.ErrUnauthenticated)
-			}
-			return nil
-		}
+	if u.Disabled || u.Role != sess.User.Role {
+		return fmt.Errorf("user %s changed: %w", u.ID, custody.ErrUnauthenticated)
 	}
-	return fmt.Errorf("user %s is gone: %w", sess.User.ID, custody.ErrUnauthenticated)
+	return nil
 }
 
 // mismatchGate shows an unacknowledged bedside mismatch instead of any

@@ -596,6 +596,15 @@ func (s *Service) VerifyChain(ctx context.Context, coi COI) (Report, error) {
 	return rep, nil
 }
 
+// User returns one user account, without its password hash.
+func (s *Service) User(ctx context.Context, id string) (User, error) {
+	u, err := s.store.User(ctx, id)
+	if err != nil {
+		return User{}, err
+	}
+	return u.Public(), nil
+}
+
 // Users lists the user accounts, without password hashes.
 func (s *Service) Users(ctx context.Context) ([]User, error) { return s.store.Users(ctx) }
 
