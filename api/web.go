@@ -1071,8 +1071,13 @@ func (w *webUI) mismatchAck(c echo.Context) error {
 	if mm == nil {
 		return c.Redirect(http.StatusSeeOther, "/scan")
 	}
-	w.s.log.Warn("bedside mismatch acknowledged", "coi", string(mm.COI), "seq", mm.Seq, "user", sess.User.ID)
-	w.flash(c, fmt.Sprintf("Mismatch acknowledged (record %d). Do not infuse this bag. Set it aside and call QA.", mm.Seq))
+	// The acknowledgement goes into the chain, signed by this session's user.
+	rec, err := w.s.svc.AcknowledgeMismatch(c.Request().Context(), sess.User, mm.COI, mm.Seq)
+	if err != nil && !errors.Is(err, custody.ErrConflict) {
+		w.sessions.update(sess, func(s *webSession) { s.Mismatch = mm }) // still unacknowledged
+		return err
+	}
+	w.flash(c, fmt.Sprintf("Mismatch acknowledged (record %d, your acknowledgement record %d). Do not infuse this bag. Set it aside and call QA.", mm.Seq, rec.Seq))
 	return c.Redirect(http.StatusSeeOther, "/chains/"+string(mm.COI))
 }
 

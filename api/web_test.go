@@ -566,10 +566,17 @@ func TestWebBedside(t *testing.T) {
 		wantCode(t, p, http.StatusSeeOther, "acknowledge")
 		p = b.get(p.Location)
 		wantBody(t, p, "after acknowledging", "Mismatch acknowledged", "mismatch")
+		// The mismatch and its acknowledgement, signed by the nurse's
+		// session, are both in the chain; the state has not moved.
 		ch := e.chain(coi)
-		last := ch.Records[len(ch.Records)-1]
-		if last.Step != custody.StepMismatch || ch.State != custody.StateAtTreatment {
-			t.Fatalf("after mismatch: last %s, state %s", last.Step, ch.State)
+		mm, ack := ch.Records[len(ch.Records)-2], ch.Records[len(ch.Records)-1]
+		if mm.Step != custody.StepMismatch || ack.Step != custody.StepAcknowledge || ch.State != custody.StateAtTreatment {
+			t.Fatalf("after mismatch: %s then %s, state %s", mm.Step, ack.Step, ch.State)
+		}
+		last := ch.Mismatches[len(ch.Mismatches)-1]
+		if !last.Acknowledged || last.AcknowledgedBy != wNurse1 || ack.Signatures[0].Method != "session" ||
+			ack.Signatures[0].Meaning != custody.MeaningAcknowledged {
+			t.Fatalf("acknowledgement %+v, signature %+v", last, ack.Signatures)
 		}
 	})
 	t.Run("same nurse twice", func(t *testing.T) {

@@ -91,3 +91,58 @@ func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepDat
 	return fmt.Errorf("bedside-verify on %s: MISMATCH, do not infuse: %s (mismatch recorded as record %d): %w",
 		c.COI, strings.Join(reasons, "; "), stored.Seq, ErrConflict)
 }
+
+type acknowledgeData struct {
+	Mismatch  uint64 `json:"mismatch"`
+	Statement string `json:"statement"`
+}
+
+// AcknowledgeStatement is what a person attests when acknowledging a
+// bedside mismatch.
+const AcknowledgeStatement = "I have read the mismatch: this bag will not be infused; it is set aside for QA."
+
+// AcknowledgeMismatch records, as an acknowledge record signed by the
+// actor's authenticated session, that the actor saw the mismatch record
+// seq of chain coi and set the bag aside. Clinical roles only; each
+// mismatch is acknowledged once.
+func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, seq uint64) (Record, error) {
+	op := fmt.Sprintf("acknowledge mismatch %d on %s", seq, coi)
+	switch actor.Role {
+	case RoleNurse, RoleCoordinator, RoleQA:
+	default:
+		return Record{}, fmt.Errorf("%s: role %s may not acknowledge bedside mismatches: %w", op, actor.Role, ErrForbidden)
+	}
+	unlock := s.lock(coi)
+	defer unlock()
+	c, err := s.chainLocked(ctx, coi)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var found *Mismatch
+	for i := range c.Mismatches {
+		if c.Mismatches[i].Seq == seq {
+			found = &c.Mismatches[i]
+		}
+	}
+	switch {
+	case found == nil:
+		return Record{}, fmt.Errorf("%s: record %d is not a mismatch of this chain: %w", op, seq, ErrInvalid)
+	case found.Acknowledged:
+		return Record{}, fmt.Errorf("%s: already acknowledged by %s (record %d): %w", op, found.AcknowledgedBy, found.AcknowledgeSeq, ErrConflict)
+	}
+	now := s.now().UTC()
+	raw, _ := json.Marshal(acknowledgeData{Mismatch: seq, Statement: AcknowledgeStatement})
+	body, err := Canonicalize(raw)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	rec := Record{V: EncodingVersion, Chain: coi, Step: StepAcknowledge, Time: now, Site: c.Sites.Treatment, SubmittedBy: actor.ID,
+		Data: body, Signatures: []Signature{{User: actor.ID, Name: actor.Name, Role: actor.Role, Meaning: MeaningAcknowledged,
+			Time: FormatTime(now), Method: "session"}}}
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Warn("bedside mismatch acknowledged", "coi", string(coi), "mismatch_seq", seq, "seq", stored.Seq, "user", actor.ID)
+	return stored, nil
+}

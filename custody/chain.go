@@ -53,24 +53,35 @@ type Issue struct {
 	DispositionSeq uint64    `json:"disposition_seq,omitempty"`
 }
 
+// Mismatch is a failed bedside check and, once someone acknowledged it,
+// who did.
+type Mismatch struct {
+	Seq            uint64    `json:"seq"`
+	Time           time.Time `json:"time"`
+	Acknowledged   bool      `json:"acknowledged"`
+	AcknowledgeSeq uint64    `json:"acknowledge_seq,omitempty"`
+	AcknowledgedBy string    `json:"acknowledged_by,omitempty"`
+}
+
 // Chain is a chain of identity as the domain sees it: its records folded
 // into a state, bags, legs and open issues. It never holds patient
 // identifiers.
 type Chain struct {
-	COI        COI       `json:"coi"`
-	Display    string    `json:"coi_display"`
-	State      State     `json:"state"`
-	Product    string    `json:"product"`
-	Sites      Sites     `json:"sites"`
-	Facility   string    `json:"facility"`
-	DIN        DIN       `json:"din,omitempty"`
-	Bags       []string  `json:"bags"`
-	Legs       []Leg     `json:"legs"`
-	Issues     []Issue   `json:"issues"`
-	Next       []Step    `json:"next"`
-	Head       string    `json:"head"`
-	Records    []Record  `json:"records"`
-	Created    time.Time `json:"created"`
+	COI        COI        `json:"coi"`
+	Display    string     `json:"coi_display"`
+	State      State      `json:"state"`
+	Product    string     `json:"product"`
+	Sites      Sites      `json:"sites"`
+	Facility   string     `json:"facility"`
+	DIN        DIN        `json:"din,omitempty"`
+	Bags       []string   `json:"bags"`
+	Legs       []Leg      `json:"legs"`
+	Issues     []Issue    `json:"issues"`
+	Mismatches []Mismatch `json:"mismatches"`
+	Next       []Step     `json:"next"`
+	Head       string     `json:"head"`
+	Records    []Record   `json:"records"`
+	Created    time.Time  `json:"created"`
 	commitment string
 }
 
@@ -105,7 +116,7 @@ func Fold(j *Journey, recs []Record) (*Chain, error) {
 	if len(recs) == 0 || recs[0].Step != StepEnroll {
 		return nil, fmt.Errorf("fold: chain does not start with enroll: %w", ErrChainBroken)
 	}
-	c := &Chain{COI: recs[0].Chain, Display: recs[0].Chain.Display(), Bags: []string{}, Legs: []Leg{}, Issues: []Issue{}}
+	c := &Chain{COI: recs[0].Chain, Display: recs[0].Chain.Display(), Bags: []string{}, Legs: []Leg{}, Issues: []Issue{}, Mismatches: []Mismatch{}}
 	var state State
 	for i := range recs {
 		r := &recs[i]
@@ -185,6 +196,22 @@ func (c *Chain) apply(r *Record) error {
 			return err
 		}
 		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "excursion:" + d.Kind, Time: r.Time, Open: true})
+	case StepMismatch:
+		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
+	case StepAcknowledge:
+		var d acknowledgeData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		for i := range c.Mismatches {
+			if c.Mismatches[i].Seq == d.Mismatch {
+				m := &c.Mismatches[i]
+				m.Acknowledged, m.AcknowledgeSeq = true, r.Seq
+				if len(r.Signatures) > 0 {
+					m.AcknowledgedBy = r.Signatures[0].User
+				}
+			}
+		}
 	case StepDisposition:
 		var d dispositionData
 		if err := json.Unmarshal(r.Data, &d); err != nil {

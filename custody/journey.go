@@ -39,6 +39,8 @@ const (
 	MeaningReceived   Meaning = "received"
 	MeaningApproved   Meaning = "approved"
 	MeaningDetected   Meaning = "detected"
+	// MeaningAcknowledged is a person's acknowledgement of a safety event.
+	MeaningAcknowledged Meaning = "acknowledged"
 )
 
 // Step names a kind of record.
@@ -60,6 +62,9 @@ const (
 	StepNote          Step = "note"
 	StepCorrection    Step = "correction"
 	StepCancel        Step = "cancel"
+	// StepAcknowledge records that a person saw a bedside mismatch and set
+	// the bag aside; it is written through Service.AcknowledgeMismatch.
+	StepAcknowledge Step = "acknowledge"
 )
 
 // State is where a chain stands in its journey.
@@ -126,7 +131,8 @@ type Exception struct {
 	AfterEnd bool `json:"after_end"`
 	// To is the state the record moves the chain to; empty to stay.
 	To State `json:"to,omitempty"`
-	// System marks records only coid itself writes.
+	// System marks records that the generic step request cannot write:
+	// coid writes them itself, or a dedicated service method does.
 	System bool `json:"system,omitempty"`
 }
 
@@ -175,6 +181,7 @@ func DefaultJourney() *Journey {
 			{Step: StepCancel, To: StateCancelled, Signatures: []SignatureRule{sig(MeaningApproved, RoleCoordinator, RoleQA)}},
 			{Step: StepExcursion, System: true},
 			{Step: StepMismatch, System: true},
+			{Step: StepAcknowledge, System: true, AfterEnd: true},
 		},
 	}
 }

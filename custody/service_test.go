@@ -385,3 +385,51 @@ func TestConcurrentStepsOnOneChain(t *testing.T) {
 		t.Fatalf("%d ships succeeded, %d legs", ok, len(c.Legs))
 	}
 }
+
+func TestAcknowledgeMismatch(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateAtTreatment)
+	_, err := e.step(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": string(coi) + "-APH-01", "wristband_code": patient.MRN},
+		sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified))
+	if !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("bedside with an apheresis bag: %v", err)
+	}
+	c, _ := e.svc.Chain(e.ctx, coi)
+	mm := c.Mismatches[0]
+	if mm.Acknowledged {
+		t.Fatal("new mismatch already acknowledged")
+	}
+	before := e.records()
+	for _, tt := range []struct {
+		actor string
+		seq   uint64
+		want  error
+	}{
+		{"courier1", mm.Seq, custody.ErrForbidden},
+		{"mfg1", mm.Seq, custody.ErrForbidden},
+		{"nurse2", mm.Seq - 1, custody.ErrInvalid},
+	} {
+		if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users[tt.actor], coi, tt.seq); !errors.Is(err, tt.want) {
+			t.Fatalf("%s acknowledges %d: %v, want %v", tt.actor, tt.seq, err, tt.want)
+		}
+	}
+	if e.records() != before {
+		t.Fatal("refused acknowledgement wrote a record")
+	}
+	r, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse2"], coi, mm.Seq)
+	if err != nil || r.Step != custody.StepAcknowledge || r.Signatures[0].User != "nurse2" || r.Signatures[0].Method != "session" {
+		t.Fatalf("acknowledge: %+v %v", r, err)
+	}
+	if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse1"], coi, mm.Seq); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("second acknowledgement: %v", err)
+	}
+	c, _ = e.svc.Chain(e.ctx, coi)
+	if !c.Mismatches[0].Acknowledged || c.Mismatches[0].AcknowledgedBy != "nurse2" || c.State != custody.StateAtTreatment {
+		t.Fatalf("after acknowledgement: %+v state %s", c.Mismatches, c.State)
+	}
+	// The acknowledge step cannot be posted as a generic step.
+	if _, err := e.step(coi, "nurse1", custody.StepAcknowledge, map[string]any{"mismatch": mm.Seq}); !errors.Is(err, custody.ErrForbidden) {
+		t.Fatalf("acknowledge as a step: %v", err)
+	}
+}

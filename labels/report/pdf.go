@@ -666,6 +666,8 @@ func (r *renderer) details(rec *custody.Record) []string {
 		_ = json.Unmarshal(m["reasons"], &reasons)
 		used["reasons"] = true
 		add("BEDSIDE MISMATCH, product not infused: %s", strings.Join(reasons, "; "))
+	case custody.StepAcknowledge:
+		add("Acknowledges the mismatch of record %s: %s", get("mismatch"), get("statement"))
 	}
 	var rest []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
