@@ -74,25 +74,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
-	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		HandleError: true, LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			user := ""
-			if u, ok := c.Get(ctxUser).(custody.User); ok {
-				user = u.ID
-			}
-			// Paths hold COI IDs, never patient identifiers; bodies are never logged.
-			s.log.Info("http request", "method", v.Method, "path", v.URIPath, "status", v.Status,
-				"latency_ms", float64(v.Latency.Microseconds())/1000, "request_id", v.RequestID, "remote_ip", v.RemoteIP, "user", user)
-			return nil
-		},
-	}))
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			s.log.Error("panic in handler", "err", err, "path", c.Path(), "stack", string(stack))
-			return err
-		},
-	}))
+	e.Use(s.logRequests())
+	e.Use(s.recoverPanics("panic in handler"))
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 		ReferrerPolicy: "no-referrer", ContentSecurityPolicy: "default-src 'self'; frame-ancestors 'none'",
@@ -106,7 +89,9 @@ func New(cfg Config) (*Server, error) {
 	})
 
 	e.GET("/healthz", s.healthz)
-	s.registerWebRoutes(e)
+	if err := s.registerWebRoutes(e); err != nil {
+		return nil, err
+	}
 	g := e.Group("/api/v1", s.authenticate)
 	g.GET("/openapi.json", s.openAPI)
 	g.GET("/me", s.me)
@@ -128,6 +113,34 @@ func New(cfg Config) (*Server, error) {
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
 	return s, nil
+}
+
+// logRequests logs each request once it is answered, with attrs added.
+// Paths hold COI and bag IDs, never patient identifiers; query strings and
+// bodies are never logged.
+func (s *Server) logRequests(attrs ...any) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError: true, LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			user := ""
+			if u, ok := c.Get(ctxUser).(custody.User); ok {
+				user = u.ID
+			}
+			s.log.Info("http request", append([]any{"method", v.Method, "path", v.URIPath, "status", v.Status,
+				"latency_ms", float64(v.Latency.Microseconds()) / 1000, "request_id", v.RequestID, "remote_ip", v.RemoteIP, "user", user}, attrs...)...)
+			return nil
+		},
+	})
+}
+
+// recoverPanics turns a handler's panic into a 500 and logs it with msg.
+func (s *Server) recoverPanics(msg string) echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error(msg, "err", err, "path", c.Path(), "stack", string(stack))
+			return err
+		},
+	})
 }
 
 // Handler returns the server's http.Handler.

@@ -91,12 +91,10 @@ func isWebPath(p string) bool {
 // document, route for route) holds only the API. The UI's router applies
 // the same request ID, logging, recovery, security headers and body limit
 // as the API.
-func (s *Server) registerWebRoutes(e *echo.Echo) {
+func (s *Server) registerWebRoutes(e *echo.Echo) error {
 	w, err := newWebUI(s)
 	if err != nil {
-		// The templates are embedded and covered by tests: this is a build
-		// defect, not a run-time condition.
-		panic(err)
+		return fmt.Errorf("api: web UI: %w", err)
 	}
 	we := echo.New()
 	we.HideBanner, we.HidePort = true, true
@@ -104,26 +102,8 @@ func (s *Server) registerWebRoutes(e *echo.Echo) {
 	we.IPExtractor = e.IPExtractor
 	we.HTTPErrorHandler = w.handleError
 	we.Use(middleware.RequestID())
-	we.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		HandleError: true, LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			user := ""
-			if u, ok := c.Get(ctxUser).(custody.User); ok {
-				user = u.ID
-			}
-			// Paths hold COI IDs and bag IDs, never patient identifiers;
-			// query strings and bodies are never logged.
-			s.log.Info("http request", "method", v.Method, "path", v.URIPath, "status", v.Status,
-				"latency_ms", float64(v.Latency.Microseconds())/1000, "request_id", v.RequestID, "remote_ip", v.RemoteIP, "user", user, "ui", true)
-			return nil
-		},
-	}))
-	we.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			s.log.Error("panic in web handler", "err", err, "path", c.Path(), "stack", string(stack))
-			return err
-		},
-	}))
+	we.Use(s.logRequests("ui", true))
+	we.Use(s.recoverPanics("panic in web handler"))
 	we.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY", ReferrerPolicy: "same-origin",
 		ContentSecurityPolicy: "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
@@ -168,6 +148,7 @@ func (s *Server) registerWebRoutes(e *echo.Echo) {
 			return nil
 		}
 	})
+	return nil
 }
 
 // handleError renders errors that reach the UI's router (unknown pages,
