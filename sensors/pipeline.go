@@ -72,9 +72,16 @@ type PipelineStats struct {
 type Pipeline struct {
 	cfg      PipelineConfig
 	in       chan Message
-	acks     chan []func()
 	inflight sync.WaitGroup
 	workers  sync.WaitGroup
+
+	// Acknowledgements wait in ackQ for the acker goroutine, which runs
+	// them in batches (a whole group commit's at a time).
+	ackMu    sync.Mutex
+	ackQ     []func()
+	ackSpare []func()
+	ackWake  chan struct{}
+	ackStop  bool
 	ackDone  chan struct{}
 
 	mu     sync.RWMutex
@@ -104,7 +111,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
-	p := &Pipeline{cfg: cfg, in: make(chan Message, cfg.Queue), acks: make(chan []func(), 1024), ackDone: make(chan struct{})}
+	p := &Pipeline{cfg: cfg, in: make(chan Message, cfg.Queue), ackWake: make(chan struct{}, 1), ackDone: make(chan struct{})}
 	for range cfg.Workers {
 		p.workers.Go(p.work)
 	}
@@ -146,7 +153,10 @@ func (p *Pipeline) Close() {
 	p.mu.Unlock()
 	p.workers.Wait()
 	p.inflight.Wait()
-	close(p.acks)
+	p.ackMu.Lock()
+	p.ackStop = true
+	p.ackMu.Unlock()
+	p.wakeAcker()
 	<-p.ackDone
 }
 
@@ -157,24 +167,53 @@ func (p *Pipeline) Stats() PipelineStats {
 }
 
 // acker runs acknowledgements off the committing goroutine, so a slow
-// client connection never stalls the store's writer.
+// client connection never stalls the store's writer. It takes all that
+// are waiting at once: one wake-up per group commit, not per message.
 func (p *Pipeline) acker() {
 	defer close(p.ackDone)
-	for fs := range p.acks {
-		for _, f := range fs {
+	for {
+		p.ackMu.Lock()
+		for len(p.ackQ) == 0 && !p.ackStop {
+			p.ackMu.Unlock()
+			<-p.ackWake
+			p.ackMu.Lock()
+		}
+		fs, stop := p.ackQ, p.ackStop
+		p.ackQ, p.ackSpare = p.ackSpare[:0], nil
+		p.ackMu.Unlock()
+		for i, f := range fs {
 			f()
+			fs[i] = nil
+		}
+		p.ackMu.Lock()
+		if cap(fs) <= 1<<16 {
+			p.ackSpare = fs[:0]
+		}
+		p.ackMu.Unlock()
+		if stop && len(fs) == 0 {
+			return
 		}
 	}
 }
 
+func (p *Pipeline) wakeAcker() {
+	select {
+	case p.ackWake <- struct{}{}:
+	default:
+	}
+}
+
+// ack queues m's acknowledgement for the acker; it never blocks.
 func (p *Pipeline) ack(m Message) {
 	if m.Ack == nil {
 		return
 	}
-	select {
-	case p.acks <- []func(){m.Ack}:
-	default:
-		go m.Ack()
+	p.ackMu.Lock()
+	p.ackQ = append(p.ackQ, m.Ack)
+	first := len(p.ackQ) == 1
+	p.ackMu.Unlock()
+	if first {
+		p.wakeAcker()
 	}
 }
 

@@ -46,6 +46,17 @@ var (
 // MaxQuarantine is how many rejected payloads the quarantine keeps.
 const MaxQuarantine = 1000
 
+// readingsFillPercent is how full bbolt fills the readings pages before
+// splitting them.
+const readingsFillPercent = 0.9
+
+// A commit of fewer than readingsGatherBelow readings waits up to
+// readingsGatherWait for more before it starts.
+const (
+	readingsGatherBelow = 2048
+	readingsGatherWait  = 2 * time.Millisecond
+)
+
 // maxReadingsBatch caps the readings committed in one transaction.
 const maxReadingsBatch = 16384
 
@@ -116,6 +127,8 @@ func (s *Store) Quarantine(ctx context.Context, q custody.QuarantineEntry) error
 func (s *Store) runReadingsWriter(w *readingsWriter) {
 	defer close(w.done)
 	batch := make([]*readingsReq, 0, 256)
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	for {
 		batch = batch[:0]
 		quit := false
@@ -138,6 +151,26 @@ func (s *Store) runReadingsWriter(w *readingsWriter) {
 			default:
 				break fill
 			}
+		}
+		if len(batch) > 0 && n < readingsGatherBelow && !quit {
+			// A small batch waits a moment for more: each commit costs
+			// two fsyncs, whose CPU time the broker and the MQTT
+			// connections need when ingest is busy.
+			gather.Reset(readingsGatherWait)
+		gather:
+			for n < readingsGatherBelow {
+				select {
+				case r := <-w.reqs:
+					batch = append(batch, r)
+					n += len(r.readings)
+				case <-gather.C:
+					break gather
+				case <-s.quit:
+					quit = true
+					break gather
+				}
+			}
+			gather.Stop()
 		}
 		if len(batch) > 0 {
 			s.commitReadings(batch)
@@ -190,6 +223,12 @@ func (s *Store) commitReadings(batch []*readingsReq) {
 	if err == nil && (len(items) > 0 || len(quarantined) > 0) {
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			b, idx, meta := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes), tx.Bucket(bucketReadingsMeta)
+			// Readings arrive mostly in key order per shipper (seq and
+			// device time increase), so a split page is rarely written
+			// again: fill it before splitting (bbolt's default, half full,
+			// doubles the pages, the file, and bbolt's in-memory
+			// bookkeeping, which keeps an entry per page allocated).
+			b.FillPercent, idx.FillPercent = readingsFillPercent, readingsFillPercent
 			if len(items) > 0 {
 				wm = readWatermark(tx) + 1
 				if err := meta.Put(keyWatermark, u64(wm)); err != nil {
