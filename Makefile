@@ -9,8 +9,11 @@ FUZZTIME ?= 10s
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/coid ./cmd/coid
 
+# RUN_FLAGS adds serve flags, e.g. RUN_FLAGS="--mqtt-url tcp://127.0.0.1:1883" when
+# another MQTT broker already holds port 1883.
+RUN_FLAGS ?=
 run: build
-	./bin/coid serve --data ./data --http 127.0.0.1:8080
+	./bin/coid serve --data ./data --http 127.0.0.1:8080 $(RUN_FLAGS)
 
 test:
 	$(GO) test -race -count=1 ./...

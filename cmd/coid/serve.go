@@ -170,7 +170,7 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 		switch {
 		case errors.Is(err, sensors.ErrAddrInUse):
 			t.pipe.Close()
-			return nil, usagef("serve: %v; to use the broker already running there, start with --mqtt-url tcp://%s (or pick another --mqtt-listen)", err, m.listen)
+			return nil, usagef("%v; to use the broker already running there, start with --mqtt-url tcp://%s (or pick another --mqtt-listen)", err, m.listen)
 		case err != nil:
 			t.pipe.Close()
 			return nil, err
