@@ -179,8 +179,8 @@ func (s *Server) excursions(c echo.Context) error {
 }
 
 func (s *Server) quarantine(c echo.Context) error {
-	if user(c).Role != custody.RoleAdmin {
-		return fmt.Errorf("the telemetry quarantine is for administrators: %w", custody.ErrForbidden)
+	if err := custody.AuthorizeQuarantine(user(c)); err != nil {
+		return err
 	}
 	if s.cfg.Telemetry.Quarantine == nil {
 		return c.JSON(http.StatusOK, map[string]any{"entries": []custody.QuarantineEntry{}, "count": 0})

@@ -83,3 +83,12 @@ func (s *Service) AdminNewToken(ctx context.Context, actor User, id string) (str
 	s.log.Info("api token issued", "user", id, "by", actor.ID)
 	return tok, nil
 }
+
+// AuthorizeQuarantine says whether actor may read the telemetry
+// quarantine (rejected payloads as received): administrators only.
+func AuthorizeQuarantine(actor User) error {
+	if actor.Role != RoleAdmin {
+		return fmt.Errorf("the telemetry quarantine is for administrators (you are %s): %w", actor.Role, ErrForbidden)
+	}
+	return nil
+}
