@@ -121,64 +121,26 @@ func encodeChain(dst []byte, ce *chainEntry) []byte {
 }
 
 func decodeChain(b []byte) (*chainEntry, error) {
-	bad := errors.New("malformed chain entry")
 	if len(b) == 0 || b[0] != chainEntryV1 {
-		return nil, bad
+		return nil, errors.New("malformed chain entry")
 	}
-	b = b[1:]
-	uv := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
-	}
-	str := func() (string, bool) {
-		n, ok := uv()
-		if !ok || n > uint64(len(b)) {
-			return "", false
-		}
-		s := string(b[:n])
-		b = b[n:]
-		return s, true
-	}
-	ce := new(chainEntry)
-	coi, ok1 := str()
-	prod, ok2 := str()
-	state, ok3 := str()
-	rec, ok4 := uv()
-	head, ok5 := uv()
-	if !(ok1 && ok2 && ok3 && ok4 && ok5) || len(b) < custody.HashSize {
-		return nil, bad
-	}
-	ce.COI, ce.Product, ce.State, ce.Records, ce.HeadSeq = custody.COI(coi), prod, custody.State(state), rec, head
-	copy(ce.HeadHash[:], b)
-	b = b[custody.HashSize:]
-	for _, t := range []*time.Time{&ce.Created, &ce.Updated} {
-		v, n := binary.Varint(b)
-		if n <= 0 {
-			return nil, bad
-		}
-		*t = time.Unix(0, v).UTC()
-		b = b[n:]
-	}
-	n, ok := uv()
-	if !ok || n > uint64(len(b)) || n != rec {
-		return nil, bad
+	r := fieldReader{b: b[1:]}
+	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: custody.COI(r.str()), Product: r.str(), State: custody.State(r.str()),
+		Records: r.uvarint(), HeadSeq: r.uvarint()}}
+	copy(ce.HeadHash[:], r.next(custody.HashSize))
+	ce.Created, ce.Updated = time.Unix(0, r.varint()).UTC(), time.Unix(0, r.varint()).UTC()
+	n := r.uvarint()
+	if r.bad || n != ce.Records || n > uint64(len(r.b)) {
+		return nil, errors.New("malformed chain entry")
 	}
 	ce.Seqs = make([]uint64, 0, n)
 	var prev uint64
 	for range n {
-		d, ok := uv()
-		if !ok {
-			return nil, bad
-		}
-		prev += d
+		prev += r.uvarint()
 		ce.Seqs = append(ce.Seqs, prev)
 	}
-	if len(b) != 0 {
-		return nil, bad
+	if !r.done() {
+		return nil, errors.New("malformed chain entry")
 	}
 	return ce, nil
 }

@@ -486,49 +486,22 @@ func decodeReading(shipper string, key, v []byte) (custody.Reading, uint64, erro
 	if len(v) == 0 || v[0] != readingV1 {
 		return bad()
 	}
-	b := v[1:]
-	wm, n := binary.Uvarint(b)
-	if n <= 0 {
-		return bad()
-	}
-	b = b[n:]
-	recv, n := binary.Varint(b)
-	if n <= 0 {
-		return bad()
-	}
-	b = b[n:]
-	dev, n := binary.Varint(b)
-	if n <= 0 {
-		return bad()
-	}
-	b = b[n:]
-	f, n := binary.Uvarint(b)
-	if n <= 0 {
-		return bad()
-	}
-	b = b[n:]
+	rd := fieldReader{b: v[1:]}
+	wm := rd.uvarint()
+	recv, dev := rd.varint(), rd.varint()
+	f := rd.uvarint()
 	r := custody.Reading{Shipper: shipper, DeviceTime: time.Unix(0, dev).UTC(), ReceivedTime: time.Unix(0, recv).UTC()}
 	if f&flagSeq != 0 {
-		seq, n := binary.Uvarint(b)
-		if n <= 0 {
-			return bad()
-		}
-		b = b[n:]
-		r.Seq, r.HasSeq = seq, true
+		r.Seq, r.HasSeq = rd.uvarint(), true
 	}
 	for _, n := range [...]struct {
 		flag uint64
 		p    **float64
 	}{{flagTemp, &r.TempC}, {flagTilt, &r.TiltDeg}, {flagBattery, &r.BatteryPct}, {flagLN2, &r.LN2Pct}, {flagLat, &r.Lat}, {flagLon, &r.Lon}} {
-		if f&n.flag == 0 {
-			continue
+		if f&n.flag != 0 {
+			x := rd.float64()
+			*n.p = &x
 		}
-		if len(b) < 8 {
-			return bad()
-		}
-		x := math.Float64frombits(binary.BigEndian.Uint64(b))
-		*n.p = &x
-		b = b[8:]
 	}
 	if f&flagLidSet != 0 {
 		x := f&flagLidOpen != 0
@@ -538,7 +511,7 @@ func decodeReading(shipper string, key, v []byte) (custody.Reading, uint64, erro
 		x := f&flagLight != 0
 		r.Light = &x
 	}
-	if len(b) != 0 || !bytes.Equal(r.Key(), key) {
+	if !rd.done() || !bytes.Equal(r.Key(), key) {
 		return bad()
 	}
 	return r, wm, nil
