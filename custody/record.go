@@ -178,22 +178,34 @@ func (r *Record) decode(b []byte) error {
 // record). The members are written in RFC 8785 order directly, so the
 // store can link and hash records cheaply inside its single writer.
 func (r *Record) Canonical(dst []byte) []byte {
+	p := r.Preseal()
+	return p.appendLinked(dst, r)
+}
+
+// Presealed is a record's canonical encoding with its four link members
+// (seq, prev, chain_seq, chain_prev) left out, to be filled in by Seal. A
+// store prepares it in the caller's goroutine, before the record reaches
+// its single writer, so that linking and hashing there is a few copies
+// and a SHA-256. It holds the members before chain_prev, the members
+// between chain_seq and prev, and the members after seq.
+type Presealed struct {
+	enc        []byte
+	head, body int // enc[:head] precedes chain_prev, enc[head:body] precedes prev
+}
+
+// Preseal encodes everything of the record except its links.
+func (r *Record) Preseal() Presealed {
+	dst := make([]byte, 0, 256+len(r.Data))
 	dst = append(dst, `{"chain":`...)
 	dst = appendCanonString(dst, string(r.Chain))
-	dst = append(dst, `,"chain_prev":"`...)
-	dst = hex.AppendEncode(dst, r.ChainPrev[:])
-	dst = append(dst, `","chain_seq":`...)
-	dst = strconv.AppendUint(dst, r.ChainSeq, 10)
+	head := len(dst)
 	dst = append(dst, `,"data":`...)
 	if len(r.Data) == 0 {
 		dst = append(dst, "{}"...)
 	} else {
 		dst = append(dst, r.Data...)
 	}
-	dst = append(dst, `,"prev":"`...)
-	dst = hex.AppendEncode(dst, r.Prev[:])
-	dst = append(dst, `","seq":`...)
-	dst = strconv.AppendUint(dst, r.Seq, 10)
+	body := len(dst)
 	dst = append(dst, `,"signatures":[`...)
 	for i, s := range r.Signatures {
 		if i > 0 {
@@ -228,6 +240,36 @@ func (r *Record) Canonical(dst []byte) []byte {
 	dst = append(dst, `,"v":`...)
 	dst = strconv.AppendInt(dst, int64(r.V), 10)
 	dst = append(dst, '}')
+	return Presealed{enc: dst, head: head, body: body}
+}
+
+// Len returns the length of the canonical encoding once linked.
+func (p Presealed) Len() int {
+	// chain_prev and prev: 64 hex digits each; seqs: at most 20 digits.
+	return len(p.enc) + len(`,"chain_prev":"","chain_seq":,"prev":"","seq":`) + 2*2*HashSize + 2*20
+}
+
+func (p Presealed) appendLinked(dst []byte, r *Record) []byte {
+	dst = append(dst, p.enc[:p.head]...)
+	dst = append(dst, `,"chain_prev":"`...)
+	dst = hex.AppendEncode(dst, r.ChainPrev[:])
+	dst = append(dst, `","chain_seq":`...)
+	dst = strconv.AppendUint(dst, r.ChainSeq, 10)
+	dst = append(dst, p.enc[p.head:p.body]...)
+	dst = append(dst, `,"prev":"`...)
+	dst = hex.AppendEncode(dst, r.Prev[:])
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	return append(dst, p.enc[p.body:]...)
+}
+
+// Seal appends the canonical encoding of r, which must be the record p
+// was prepared from with its links now set, to dst and sets r's hash from
+// it, as Record.Seal does.
+func (p Presealed) Seal(r *Record, dst []byte) []byte {
+	start := len(dst)
+	dst = p.appendLinked(dst, r)
+	r.Hash = sha256.Sum256(dst[start:])
 	return dst
 }
 

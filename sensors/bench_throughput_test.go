@@ -45,7 +45,9 @@ func publishAll(tb testing.TB, url, prefix string, pubs, n, window int, consumed
 	for i := range clients {
 		clients[i] = publisher(tb, url)
 	}
-	base := time.Now().Add(-24 * time.Hour)
+	// Readings are 1 s apart (see payload): start far enough back that the
+	// last is not in the future, which the pipeline rightly rejects.
+	base := time.Now().Add(-time.Duration(n)*time.Second - time.Hour)
 	var sent atomic.Uint64
 	var wg sync.WaitGroup
 	errs := make(chan error, pubs)
