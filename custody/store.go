@@ -101,13 +101,28 @@ type LogEntry struct {
 	Body []byte
 }
 
-// LogSource gives verification raw access to the stored log.
+// LogView is one consistent read of the stored log, its head and its chain
+// summaries, as LogSource.ReadLog hands it to verification: records
+// appended meanwhile are in none of them.
+type LogView struct {
+	// Entries iterates over the stored records in key order. The entries'
+	// slices stay valid until ReadLog's fn returns, so fn may hand them
+	// to other goroutines as long as it waits for them.
+	Entries iter.Seq[LogEntry]
+	// HeadSeq and HeadHash are the position and hash of the last record
+	// appended, as recorded by the store apart from the log itself.
+	HeadSeq  uint64
+	HeadHash Hash
+	// Chains calls fn for every chain summary, in the same read.
+	Chains func(fn func(ChainInfo) error) error
+}
+
+// LogSource gives verification raw access to the stored log. The
+// functions passed to its methods run inside a read of the store and must
+// not call the store themselves.
 type LogSource interface {
-	// ReadLog runs fn inside one consistent read of the store, with an
-	// iterator over the stored records in key order. The entries' slices
-	// stay valid until fn returns, so fn may hand them to other
-	// goroutines as long as it waits for them.
-	ReadLog(ctx context.Context, fn func(entries iter.Seq[LogEntry]) error) error
+	// ReadLog runs fn inside one consistent read of the store.
+	ReadLog(ctx context.Context, fn func(v LogView) error) error
 	// ScanChain does the same for one chain's records in chain order.
 	ScanChain(ctx context.Context, coi COI, fn func(key uint64, hash Hash, body []byte) error) error
 	// Head returns the position and hash of the last record appended, as

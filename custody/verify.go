@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"runtime"
 	"sync"
 )
@@ -42,6 +41,13 @@ type verifyResult struct {
 
 const verifyBatch = 1024
 
+// chainState is what VerifyLog learns of a chain from the log.
+type chainState struct {
+	head  Hash
+	count uint64
+	seq   uint64
+}
+
 // VerifyLog recomputes every record's hash, checks every log and chain
 // link and sequence number, and compares the result with the store's head
 // and chain summaries. Hashing runs on all CPUs; links are checked in log
@@ -69,11 +75,6 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 		})
 	}
 	rep := Report{OK: true}
-	type chainState struct {
-		head  Hash
-		count uint64
-		seq   uint64
-	}
 	chains := map[COI]*chainState{}
 	var prev Hash
 	done := make(chan struct{})
@@ -120,7 +121,7 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			}
 		}
 	}()
-	err := src.ReadLog(ctx, func(entries iter.Seq[LogEntry]) error {
+	err := src.ReadLog(ctx, func(v LogView) error {
 		// The entries stay valid until this function returns, so the
 		// workers read them in place and are waited for below.
 		cur := &batch{items: make([]LogEntry, 0, verifyBatch), res: make(chan []verifyResult, 1)}
@@ -133,7 +134,7 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			cur = &batch{items: make([]LogEntry, 0, verifyBatch), res: make(chan []verifyResult, 1)}
 		}
 		n := 0
-		for e := range entries {
+		for e := range v.Entries {
 			cur.items = append(cur.items, e)
 			if len(cur.items) == verifyBatch {
 				flush()
@@ -147,28 +148,34 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 		close(ordered)
 		wg.Wait()
 		<-done
-		return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rep.OK {
+			return checkSummaries(&rep, v, prev, chains)
+		}
+		return nil
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("verify log: %w", err)
 	}
 	rep.Head = prev.String()
-	if !rep.OK {
-		return rep, nil
-	}
-	headSeq, headHash, err := src.Head(ctx)
-	if err != nil {
-		return Report{}, fmt.Errorf("verify log: %w", err)
-	}
-	if headSeq != rep.Records || headHash != prev {
-		if headSeq > rep.Records {
-			rep.fail(rep.Records+1, "log truncated: the store's head is record %d but the log ends at %d", headSeq, rep.Records)
+	rep.Chain = ""
+	return rep, nil
+}
+
+// checkSummaries compares the verified log with the store's head and
+// chain summaries, read with it in one view.
+func checkSummaries(rep *Report, v LogView, last Hash, chains map[COI]*chainState) error {
+	if v.HeadSeq != rep.Records || v.HeadHash != last {
+		if v.HeadSeq > rep.Records {
+			rep.fail(rep.Records+1, "log truncated: the store's head is record %d but the log ends at %d", v.HeadSeq, rep.Records)
 		} else {
-			rep.fail(rep.Records, "the store's head (record %d) does not match the last record", headSeq)
+			rep.fail(rep.Records, "the store's head (record %d) does not match the last record", v.HeadSeq)
 		}
-		return rep, nil
+		return nil
 	}
-	err = src.ScanChains(ctx, func(ci ChainInfo) error {
+	err := v.Chains(func(ci ChainInfo) error {
 		cs := chains[ci.COI]
 		if cs == nil {
 			rep.fail(ci.HeadSeq, "chain %s is listed but has no records", ci.COI)
@@ -183,7 +190,7 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
-		return Report{}, fmt.Errorf("verify log: %w", err)
+		return err
 	}
 	if rep.OK {
 		for coi, cs := range chains {
@@ -191,8 +198,7 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			break
 		}
 	}
-	rep.Chain = ""
-	return rep, nil
+	return nil
 }
 
 var errStop = errors.New("stop")

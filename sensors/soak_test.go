@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,9 +46,12 @@ func procStatus(tb testing.TB, key string) uint64 {
 // BenchmarkSoakMemory ingests without pause through the embedded broker
 // (4 paho publishers, QoS 1, at most 2000 unacknowledged messages each)
 // for COID_SOAK_DURATION (a Go duration, default 20s; the issue's figure
-// is 10m) and checks that the resident size stays flat: the largest RSS
-// seen after the warm-up is within 20% of the RSS at the end of the
-// warm-up (anonymous memory: see rssBytes); the check fails the
+// is 10m) and checks that the resident size stays flat (anonymous memory:
+// see rssBytes), sampled every second: the largest RSS after the warm-up
+// is within 20% of the largest in the warm-up's second half (peak to
+// peak: where a sample falls in the GC cycle moves it by several MB), and
+// the median RSS of the last tenth of the soak is within 20% of that of
+// the first tenth after the warm-up (the trend). The checks fail the
 // benchmark only with COID_SOAK_STRICT set. Run with -benchtime 1x.
 //
 // The warm-up is the first minute (the first quarter of shorter runs):
@@ -118,25 +122,38 @@ func BenchmarkSoakMemory(b *testing.B) {
 			})
 		}
 		start := time.Now()
-		warm := start.Add(min(d/4, time.Minute))
+		warmFor := min(d/4, time.Minute)
+		warm := start.Add(warmFor)
 		var rssWarm, rssMax uint64
+		var after []uint64 // one sample a second after the warm-up
 		for i := 0; time.Since(start) < d; i++ {
 			time.Sleep(time.Second)
 			r := rssBytes(b)
 			if dbg := os.Getenv("COID_SOAK_DEBUG"); dbg != "" && i%5 == 0 {
 				soakDebug(b, dbg, fmt.Sprintf("%03d", int(time.Since(start).Seconds())), r, e.pipe.Stats().Stored)
 			}
-			if time.Now().Before(warm) {
-				rssWarm = r
+			if now := time.Now(); now.Before(warm) {
+				if now.After(warm.Add(-warmFor / 2)) {
+					rssWarm = max(rssWarm, r)
+				}
 				continue
 			}
 			rssMax = max(rssMax, r)
+			after = append(after, r)
 		}
 		close(stop)
 		wg.Wait()
 		elapsed := time.Since(start)
 		rssEnd := rssBytes(b)
 		growth := float64(rssMax) / float64(rssWarm)
+		// The trend, which the maxima's noise (where each sample falls in
+		// the GC cycle) hides: the median of the first and of the last
+		// tenth (at least 10 s) of the samples after the warm-up.
+		n := max(10, len(after)/10)
+		first, last := median(after[:min(n, len(after))]), median(after[max(0, len(after)-n):])
+		b.ReportMetric(float64(first)/(1<<20), "rss-first-MB")
+		b.ReportMetric(float64(last)/(1<<20), "rss-last-MB")
+		b.ReportMetric(float64(last)/float64(first), "rss-trend")
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(float64(rssWarm)/(1<<20), "rss-warm-MB")
 		b.ReportMetric(float64(rssMax)/(1<<20), "rss-max-MB")
@@ -144,17 +161,33 @@ func BenchmarkSoakMemory(b *testing.B) {
 		b.ReportMetric(growth, "rss-growth")
 		b.ReportMetric(float64(procStatus(b, "RssFile:"))/(1<<20), "rss-file-MB")
 		b.ReportMetric(float64(sent.Load())/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(float64(e.store.Reopens()), "reopens")
 		st := e.pipe.Stats()
 		b.Logf("%s: %d messages, %d stored, rss %.1f MB after warm-up, max %.1f MB", d, sent.Load(), st.Stored,
 			float64(rssWarm)/(1<<20), float64(rssMax)/(1<<20))
-		// Not yet met at 20s (see the report of issue 3): judged only when
-		// COID_SOAK_STRICT is set.
-		if growth > 1.2 && os.Getenv("COID_SOAK_STRICT") != "" {
-			b.Fatalf("resident size grew %.0f%% over the soak (%.1f MB -> %.1f MB)", (growth-1)*100,
-				float64(rssWarm)/(1<<20), float64(rssMax)/(1<<20))
+		// Judged only when COID_SOAK_STRICT is set: a 20 s run (make
+		// bench) is too short for its warm-up to settle.
+		if os.Getenv("COID_SOAK_STRICT") != "" {
+			if growth > 1.2 {
+				b.Errorf("resident size peaked %.0f%% above its peak at the end of the warm-up (%.1f MB -> %.1f MB)", (growth-1)*100,
+					float64(rssWarm)/(1<<20), float64(rssMax)/(1<<20))
+			}
+			if trend := float64(last) / float64(first); trend > 1.2 {
+				b.Errorf("resident size grew %.0f%% between the first and the last tenth of the soak (%.1f MB -> %.1f MB)",
+					(trend-1)*100, float64(first)/(1<<20), float64(last)/(1<<20))
+			}
 		}
 		e.close()
 	}
+}
+
+// median returns the median of v (which it sorts).
+func median(v []uint64) uint64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // soakDebug logs the Go runtime's view of memory and, when dir is a

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -52,11 +51,35 @@ type Options struct {
 	// ReadOnly opens the file without taking the write lock's exclusivity,
 	// for offline verification.
 	ReadOnly bool
+	// RefreshPages is how many pages bbolt may allocate before the store
+	// closes and reopens its file (see Store.refresh). Zero means
+	// DefaultRefreshPages; a negative value never reopens.
+	RefreshPages int
 }
+
+// DefaultRefreshPages bounds what bbolt's in-memory free-page bookkeeping
+// grows to between reopens: it keeps an entry for each page handed out from
+// its free list that is still in use, and drops them only when the file is
+// reopened, so under sustained ingest it grows with the file. 32768 pages
+// (128 MiB of 4 KiB pages written) keeps it near 1 MB.
+const DefaultRefreshPages = 1 << 15
 
 // Store is a custody.Store on bbolt.
 type Store struct {
-	db       *bolt.DB
+	// dbmu guards db: every transaction holds it shared for its whole
+	// life, refresh exclusively while it reopens the file. longmu is held
+	// shared, before dbmu, by reads of the whole file (backup, log scans),
+	// which refresh does not wait for: it only runs when none is open.
+	dbmu         sync.RWMutex
+	longmu       sync.RWMutex
+	db           *bolt.DB
+	dbErr        error // set when a reopen failed: the store is unusable
+	path         string
+	boltOpts     bolt.Options
+	dirLock      *os.File
+	refreshPages int
+	refreshes    int // reopens so far (writers only, under dbmu)
+
 	reqs     chan *appendReq
 	quit     chan struct{}
 	done     chan struct{}
@@ -181,18 +204,27 @@ func Open(dir string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("open store: no ledger at %s: %w", path, custody.ErrNotFound)
 		}
 	}
+	if opt.RefreshPages == 0 {
+		opt.RefreshPages = DefaultRefreshPages
+	}
+	dirLock, err := lockDir(dir, opt.ReadOnly, opt.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
 	// bbolt's default (array) free-page list: it hands out the lowest free
 	// pages first, so a commit's pages are more often adjacent on disk,
 	// and the list stays short in a store that mostly grows. Measured
 	// against the hash-map list: about 4% more durable appends a second.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: another coid process holds it (stop it first): %w", dir, custody.ErrInUse)
-	}
+	bopts := bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly}
+	db, err := openBolt(dir, path, bopts)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		if dirLock != nil {
+			dirLock.Close()
+		}
+		return nil, err
 	}
-	s := &Store{db: db, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
+	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages,
+		reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
 	if !opt.ReadOnly {
 		if err := db.Update(func(tx *bolt.Tx) error {
@@ -211,6 +243,9 @@ func Open(dir string, opt Options) (*Store, error) {
 			return nil
 		}); err != nil {
 			db.Close()
+			if dirLock != nil {
+				dirLock.Close()
+			}
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		s.readings = newReadingsWriter()
@@ -237,11 +272,115 @@ func (s *Store) Close() error {
 		<-s.done
 		<-s.readings.done
 	}
-	return s.db.Close()
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	var err error
+	if s.dbErr == nil {
+		err = s.db.Close()
+	}
+	if s.dirLock != nil {
+		s.dirLock.Close()
+	}
+	return err
+}
+
+func openBolt(dir, path string, opts bolt.Options) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &opts)
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: another coid process holds it (stop it first): %w", dir, custody.ErrInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// view runs fn in a read transaction.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.dbmu.RLock()
+	defer s.dbmu.RUnlock()
+	if s.dbErr != nil {
+		return s.dbErr
+	}
+	return s.db.View(fn)
+}
+
+// viewLong runs fn in a read transaction that may last long (a scan of
+// the whole file): a reopen due meanwhile waits for it to end instead of
+// stalling every other transaction behind it.
+func (s *Store) viewLong(fn func(*bolt.Tx) error) error {
+	s.longmu.RLock()
+	defer s.longmu.RUnlock()
+	return s.view(fn)
+}
+
+// update runs fn in a write transaction and commits it durably.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.dbmu.RLock()
+	defer s.dbmu.RUnlock()
+	if s.dbErr != nil {
+		return s.dbErr
+	}
+	return s.db.Update(fn)
+}
+
+// maybeRefresh reopens the file once bbolt has allocated refreshPages
+// pages since it was opened, to drop the free-page bookkeeping that bbolt
+// keeps in memory until then (see DefaultRefreshPages). The writers call
+// it between their commits. It waits for the short transactions in flight
+// (new ones wait for it, a few milliseconds), but not for a backup or a
+// scan of the log: while one runs, the reopen is put off.
+func (s *Store) maybeRefresh() {
+	if s.refreshPages < 0 {
+		return
+	}
+	s.dbmu.RLock()
+	due := s.dbErr == nil && s.pagesSinceOpen() >= int64(s.refreshPages)
+	s.dbmu.RUnlock()
+	if !due || !s.longmu.TryLock() {
+		return
+	}
+	defer s.longmu.Unlock()
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	if s.dbErr == nil {
+		s.refresh()
+	}
+}
+
+func (s *Store) pagesSinceOpen() int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetPageCount()
+}
+
+// refresh closes and reopens the file; dbmu must be held exclusively. The
+// data directory's lock, held throughout, keeps other processes out
+// while the file is closed. If the file cannot be reopened, every later
+// operation fails with the reason.
+func (s *Store) refresh() {
+	if err := s.db.Close(); err != nil {
+		s.dbErr = fmt.Errorf("store unavailable: closing %s to reopen it: %v: %w", s.path, err, custody.ErrClosed)
+		return
+	}
+	db, err := openBolt(filepath.Dir(s.path), s.path, s.boltOpts)
+	if err != nil {
+		s.dbErr = fmt.Errorf("store unavailable: reopening %s: %w", s.path, err)
+		return
+	}
+	s.db = db
+	s.refreshes++
+}
+
+// Reopens returns how many times the store has closed and reopened its
+// file to bound bbolt's memory (see DefaultRefreshPages).
+func (s *Store) Reopens() int {
+	s.dbmu.RLock()
+	defer s.dbmu.RUnlock()
+	return s.refreshes
 }
 
 // Path returns the database file's path.
-func (s *Store) Path() string { return s.db.Path() }
+func (s *Store) Path() string { return s.path }
 
 func u64(v uint64) []byte {
 	var b [8]byte
@@ -315,6 +454,7 @@ func (s *Store) writer() {
 		t0 := time.Now()
 		prev, waiting = b.commit()
 		lastCommit = time.Since(t0)
+		s.maybeRefresh()
 	}
 }
 
@@ -386,7 +526,8 @@ type batchTx struct {
 	headSeq                  uint64
 	headHash                 custody.Hash
 	touched                  map[custody.COI]*chainEntry
-	cache                    chainCache      // committed chain entries; nil: none
+	cache                    chainCache // committed chain entries; nil: none
+	s                        *Store
 	queue                    chan *appendReq // the writer's queue
 	reqs                     []*appendReq
 	out                      []appendResp
@@ -394,7 +535,11 @@ type batchTx struct {
 }
 
 func (s *Store) begin(cache chainCache) *batchTx {
-	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, queue: s.reqs}
+	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, queue: s.reqs, s: s}
+	s.dbmu.RLock() // released by commit
+	if b.err = s.dbErr; b.err != nil {
+		return b
+	}
 	b.tx, b.err = s.db.Begin(true)
 	if b.err != nil {
 		return b
@@ -506,6 +651,7 @@ func (b *batchTx) commit() (n, waiting int) {
 	} else if b.tx != nil {
 		_ = b.tx.Rollback()
 	}
+	b.s.dbmu.RUnlock()
 	if err == nil && b.cache != nil {
 		for coi, info := range b.touched {
 			b.cache.put(coi, info)
@@ -534,7 +680,7 @@ func readHead(meta *bolt.Bucket) (uint64, custody.Hash) {
 // NextCOISequence implements custody.Store.
 func (s *Store) NextCOISequence(ctx context.Context, fin string, year int) (uint64, error) {
 	var n uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketCOISeq).CreateBucketIfNotExists([]byte(fmt.Sprintf("%s%02d", fin, year%100)))
 		if err != nil {
 			return err
@@ -571,7 +717,7 @@ func getRecord(tx *bolt.Tx, seq uint64) (custody.Record, error) {
 // Record implements custody.Store.
 func (s *Store) Record(ctx context.Context, seq uint64) (custody.Record, error) {
 	var r custody.Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		r, err = getRecord(tx, seq)
 		return err
@@ -582,7 +728,7 @@ func (s *Store) Record(ctx context.Context, seq uint64) (custody.Record, error) 
 // Records implements custody.Store.
 func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {
 	var out []custody.Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ce, err := getChain(tx, coi)
 		if err != nil {
 			return err
@@ -606,7 +752,7 @@ func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record,
 // Chain implements custody.Store.
 func (s *Store) Chain(ctx context.Context, coi custody.COI) (custody.ChainInfo, error) {
 	var ci custody.ChainInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ce, err := getChain(tx, coi)
 		if err == nil {
 			ci = ce.ChainInfo
@@ -630,21 +776,23 @@ func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.Chai
 
 // ScanChains implements custody.LogSource.
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
-			ce, err := decodeChain(v)
-			if err != nil {
-				return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
-			}
-			return fn(ce.ChainInfo)
-		})
+	return s.viewLong(func(tx *bolt.Tx) error { return scanChains(tx, fn) })
+}
+
+func scanChains(tx *bolt.Tx, fn func(custody.ChainInfo) error) error {
+	return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
+		ce, err := decodeChain(v)
+		if err != nil {
+			return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
+		}
+		return fn(ce.ChainInfo)
 	})
 }
 
 // PHI implements custody.Store.
 func (s *Store) PHI(ctx context.Context, coi custody.COI) (custody.PHI, error) {
 	var p custody.PHI
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPHI).Get([]byte(coi))
 		if v == nil {
 			return fmt.Errorf("patient identity for %s: %w", coi, custody.ErrNotFound)
@@ -655,17 +803,22 @@ func (s *Store) PHI(ctx context.Context, coi custody.COI) (custody.PHI, error) {
 }
 
 // ReadLog implements custody.LogSource.
-func (s *Store) ReadLog(ctx context.Context, fn func(entries iter.Seq[custody.LogEntry]) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+func (s *Store) ReadLog(ctx context.Context, fn func(v custody.LogView) error) error {
+	return s.viewLong(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
-		return fn(func(yield func(custody.LogEntry) bool) {
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				key, h, body := splitEntry(k, v)
-				if !yield(custody.LogEntry{Key: key, Hash: h, Body: body}) {
-					return
+		v := custody.LogView{
+			Entries: func(yield func(custody.LogEntry) bool) {
+				for k, v := c.First(); k != nil; k, v = c.Next() {
+					key, h, body := splitEntry(k, v)
+					if !yield(custody.LogEntry{Key: key, Hash: h, Body: body}) {
+						return
+					}
 				}
-			}
-		})
+			},
+			Chains: func(fn func(custody.ChainInfo) error) error { return scanChains(tx, fn) },
+		}
+		v.HeadSeq, v.HeadHash = readHead(tx.Bucket(bucketMeta))
+		return fn(v)
 	})
 }
 
@@ -673,7 +826,7 @@ func (s *Store) ReadLog(ctx context.Context, fn func(entries iter.Seq[custody.Lo
 // stored hash and its canonical bytes; the slices are valid only during
 // the call.
 func (s *Store) ScanLog(ctx context.Context, fn func(key uint64, hash custody.Hash, body []byte) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.viewLong(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		n := 0
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -706,7 +859,7 @@ func splitEntry(k, v []byte) (uint64, custody.Hash, []byte) {
 
 // ScanChain implements custody.LogSource.
 func (s *Store) ScanChain(ctx context.Context, coi custody.COI, fn func(key uint64, hash custody.Hash, body []byte) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		logB := tx.Bucket(bucketLog)
 		ce, err := getChain(tx, coi)
 		if err != nil {
@@ -730,7 +883,7 @@ func (s *Store) ScanChain(ctx context.Context, coi custody.COI, fn func(key uint
 func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 	var seq uint64
 	var h custody.Hash
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		seq, h = readHead(tx.Bucket(bucketMeta))
 		return nil
 	})
@@ -743,7 +896,7 @@ func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Ha
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		if users.Get([]byte(u.ID)) != nil {
 			return fmt.Errorf("user %s already exists: %w", u.ID, custody.ErrConflict)
@@ -768,7 +921,7 @@ func getUser(tx *bolt.Tx, id string) (custody.User, error) {
 // User implements custody.UserStore.
 func (s *Store) User(ctx context.Context, id string) (custody.User, error) {
 	var u custody.User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		u, err = getUser(tx, id)
 		return err
@@ -779,7 +932,7 @@ func (s *Store) User(ctx context.Context, id string) (custody.User, error) {
 // UserByToken implements custody.UserStore.
 func (s *Store) UserByToken(ctx context.Context, token custody.Hash) (custody.User, error) {
 	var u custody.User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketTokens).Get(token[:])
 		if id == nil {
 			return fmt.Errorf("token: %w", custody.ErrNotFound)
@@ -793,7 +946,7 @@ func (s *Store) UserByToken(ctx context.Context, token custody.Hash) (custody.Us
 
 // AddToken implements custody.UserStore.
 func (s *Store) AddToken(ctx context.Context, id string, token custody.Hash) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if _, err := getUser(tx, id); err != nil {
 			return err
 		}
@@ -804,7 +957,7 @@ func (s *Store) AddToken(ctx context.Context, id string, token custody.Hash) err
 // UpdateUser implements custody.UserStore.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*custody.User) error) (custody.User, error) {
 	var u custody.User
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		if u, err = getUser(tx, id); err != nil {
 			return err
@@ -825,7 +978,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*custody.User
 // Users implements custody.UserStore.
 func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
 	out := []custody.User{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
 			var u custody.User
 			if err := json.Unmarshal(v, &u); err != nil {
@@ -842,7 +995,7 @@ func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
 // bbolt file, taken in one read transaction, to w.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewLong(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err

@@ -174,6 +174,7 @@ func (s *Store) runReadingsWriter(w *readingsWriter) {
 		}
 		if len(batch) > 0 {
 			s.commitReadings(batch)
+			s.maybeRefresh()
 		}
 		if quit && len(batch) == 0 {
 			return
@@ -196,7 +197,7 @@ func (s *Store) commitReadings(batch []*readingsReq) {
 	var wm uint64
 	// Find what is new with a read transaction: only this goroutine
 	// writes these buckets, so the answer holds for the update below.
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketReadings)
 		if b == nil {
 			return fmt.Errorf("readings bucket missing")
@@ -221,7 +222,7 @@ func (s *Store) commitReadings(batch []*readingsReq) {
 		return nil
 	})
 	if err == nil && (len(items) > 0 || len(quarantined) > 0) {
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.update(func(tx *bolt.Tx) error {
 			b, idx, meta := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes), tx.Bucket(bucketReadingsMeta)
 			// Readings arrive mostly in key order per shipper (seq and
 			// device time increase), so a split page is rarely written
@@ -310,7 +311,7 @@ func putQuarantine(tx *bolt.Tx, qs []*custody.QuarantineEntry) error {
 // limit of them (limit <= 0: all that are kept).
 func (s *Store) QuarantineList(ctx context.Context, limit int) ([]custody.QuarantineEntry, error) {
 	out := []custody.QuarantineEntry{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketQuarantine)
 		if b == nil {
 			return nil
@@ -347,7 +348,7 @@ func timeIndexKey(shipper string, t time.Time, key []byte) []byte {
 func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {
 	var out []custody.Reading
 	var wm uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		wm = readWatermark(tx)
 		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
 		if b == nil || idx == nil {
@@ -405,7 +406,7 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 // ReadingsCount returns how many readings are stored.
 func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketReadings); b != nil {
 			n = b.Stats().KeyN
 		}

@@ -1,0 +1,174 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// TestRefreshUnderLoad reopens the file every few pages while records are
+// appended, readings ingested, chains read, the ledger verified and
+// backed up, all at once: nothing acknowledged may be lost or doubled,
+// every read must succeed, and the backups must verify.
+func TestRefreshUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{LockTimeout: 100 * time.Millisecond, RefreshPages: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const writers, perChain, shippers, perShipper = 8, 20, 4, 600
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	for w := 1; w <= writers; w++ {
+		wg.Go(func() {
+			for k := range perChain {
+				if _, err := s.Append(ctx, draft(coiN(w), w*1000+k, k == 0, uint64(k))); err != nil {
+					fail(fmt.Errorf("append: %w", err))
+					return
+				}
+			}
+		})
+	}
+	for sh := range shippers {
+		wg.Go(func() {
+			id := fmt.Sprintf("SHP-R%d", sh)
+			for i := 0; i < perShipper; i += 20 {
+				batch := make([]custody.Reading, 0, 20)
+				for j := i; j < i+20; j++ {
+					batch = append(batch, reading(id, j, true))
+				}
+				// Every batch twice: the second must be all duplicates.
+				for rep := range 2 {
+					res, err := s.AddReadings(ctx, batch)
+					if err != nil {
+						fail(fmt.Errorf("readings: %w", err))
+						return
+					}
+					if want := []int{20, 0}[rep]; res.Stored != want {
+						fail(fmt.Errorf("readings %s %d: stored %d, want %d", id, i, res.Stored, want))
+						return
+					}
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() { // readers and verifiers, until the writers are done
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Chains(ctx, ""); err != nil {
+				fail(fmt.Errorf("chains: %w", err))
+			}
+			if _, err := s.ReadingsCount(ctx); err != nil {
+				fail(fmt.Errorf("readings count: %w", err))
+			}
+			if rep := verify(t, s); !rep.OK {
+				fail(fmt.Errorf("verify during load: %+v", rep))
+			}
+			time.Sleep(time.Millisecond) // a reopen waits for no scan in flight
+		}
+	})
+	var backups [][]byte
+	readers.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var buf bytes.Buffer
+			if _, err := s.Backup(ctx, &buf); err != nil {
+				fail(fmt.Errorf("backup: %w", err))
+				return
+			}
+			backups = append(backups, buf.Bytes())
+		}
+	})
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s.dbmu.RLock()
+	refreshes := s.refreshes
+	s.dbmu.RUnlock()
+	if refreshes == 0 {
+		t.Fatal("the store never reopened its file")
+	}
+	if rep := verify(t, s); !rep.OK || rep.Records != writers*perChain {
+		t.Fatalf("after load: %+v", rep)
+	}
+	if n, err := s.ReadingsCount(ctx); err != nil || n != shippers*perShipper {
+		t.Fatalf("readings: %d, %v; want %d", n, err, shippers*perShipper)
+	}
+	s.Close()
+	t.Logf("%d reopens, %d backups", refreshes, len(backups))
+	for i, b := range backups {
+		bdir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(bdir, FileName), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		bs, err := Open(bdir, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("backup %d: %v", i, err)
+		}
+		if rep := verify(t, bs); !rep.OK {
+			t.Fatalf("backup %d: %+v", i, rep)
+		}
+		bs.Close()
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if rep := verify(t, s); !rep.OK || rep.Records != writers*perChain {
+		t.Fatalf("after reopen: %+v", rep)
+	}
+}
+
+// TestLockHeldAcrossRefresh: while a store is open, and across its
+// reopens, neither a read-write nor a read-only open of the same
+// directory gets in.
+func TestLockHeldAcrossRefresh(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{RefreshPages: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		if _, err := s.Append(context.Background(), draft(coiN(1), i, i == 0, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range []bool{false, true} {
+			if _, err := Open(dir, Options{ReadOnly: ro, LockTimeout: 30 * time.Millisecond}); !errors.Is(err, custody.ErrInUse) {
+				t.Fatalf("open (read-only %v) while the store is open: %v", ro, err)
+			}
+		}
+	}
+	s.dbmu.RLock()
+	defer s.dbmu.RUnlock()
+	if s.refreshes == 0 {
+		t.Fatal("the store never reopened its file")
+	}
+}
