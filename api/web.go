@@ -1139,15 +1139,15 @@ func (w *webUI) consolePage(c echo.Context) error {
 }
 
 // excursionDetail describes an excursion record: leg, worst value, how
-// long.
+// long, with the final figures once the system recorded its end.
 func excursionDetail(ch *custody.Chain, seq uint64) string {
-	for _, r := range ch.Records {
-		if r.Seq != seq || r.Step != custody.StepExcursion {
+	list, err := custody.ChainExcursions(ch)
+	if err != nil {
+		return ""
+	}
+	for _, d := range list {
+		if d.Seq != seq {
 			continue
-		}
-		var d custody.ExcursionData
-		if json.Unmarshal(r.Data, &d) != nil {
-			return ""
 		}
 		s := fmt.Sprintf("leg %d, shipper %s, %s profile, for %s", d.Leg, d.Shipper, d.Profile, d.Duration)
 		if d.Worst != nil {
@@ -1156,8 +1156,11 @@ func excursionDetail(ch *custody.Chain, seq uint64) string {
 				s += fmt.Sprintf(" (limit %g)", *d.Limit)
 			}
 		}
-		if d.End == nil {
-			s += ", still ongoing"
+		switch {
+		case d.End == nil:
+			s += ", ongoing: no end recorded yet"
+		case d.EndedSeq != 0:
+			s += fmt.Sprintf(", ended %s (recorded in record %d)", d.End.UTC().Format("2006-01-02 15:04 UTC"), d.EndedSeq)
 		}
 		return s
 	}

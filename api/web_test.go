@@ -498,8 +498,21 @@ func TestWebConsoleAndDisposition(t *testing.T) {
 	p := qa.get("/qa")
 	wantCode(t, p, http.StatusOK, "console")
 	wantBody(t, p, "console", "3 chain(s) in flight.", a.Display(), b.Display(), "temperature excursion",
-		"leg 2, shipper SHP-0002, cryogenic profile, for 20m0s, worst -120 (limit -150), still ongoing",
+		"leg 2, shipper SHP-0002, cryogenic profile, for 20m0s, worst -120 (limit -150), ongoing: no end recorded yet",
 		`href="/qa?state=collected"`)
+	// Once the system records the excursion's end, the console shows the
+	// final figures.
+	ch := e.chain(a)
+	worst, start := -101.5, e.clock.Now().Add(-30*time.Minute)
+	end, ok, err := e.svc.CloseExcursion(context.Background(), a, len(ch.Legs), custody.Excursion{
+		ID: custody.ExcursionID(custody.ExcursionTemperature, start), Kind: custody.ExcursionTemperature, Start: start,
+		End: start.Add(26 * time.Minute), Worst: &worst, Duration: 26 * time.Minute, Breach: 25 * time.Minute})
+	if err != nil || !ok {
+		t.Fatalf("record the excursion's end: %v %v", ok, err)
+	}
+	p = qa.get("/qa")
+	wantBody(t, p, "console after the end", "for 26m0s, worst -101.5 (limit -150), ended "+start.Add(26*time.Minute).UTC().Format("2006-01-02 15:04 UTC")+
+		" (recorded in record "+itoa(end.Seq)+")")
 	p = qa.get("/qa?state=collected")
 	wantBody(t, p, "console filtered", b.Display(), "Chains Collected, waiting for shipment")
 	wantNotBody(t, p, "console filtered", `<a href="/chains/`+string(c)+`">`)

@@ -160,18 +160,65 @@ type LegView struct {
 }
 
 // ExcursionEntry is an excursion record of a chain with its disposition
-// state.
+// state. When the system later recorded the excursion's end (see
+// Service.CloseExcursion), End, Worst, Duration and Breach are the final
+// figures from that correction, and EndedSeq is its position.
 type ExcursionEntry struct {
 	COI  COI       `json:"coi"`
 	Seq  uint64    `json:"seq"`
 	Time time.Time `json:"time"`
 	ExcursionData
+	EndedSeq uint64 `json:"ended_seq,omitempty"`
 	Open     bool   `json:"open"`
 	Decision string `json:"decision,omitempty"`
 }
 
+// ExcursionEndData is the data of the system's correction that records
+// the end of an excursion recorded while it was still going on: the
+// excursion record stays as written, and this gives its final figures.
+type ExcursionEndData struct {
+	Corrects   uint64    `json:"corrects"`
+	Reason     string    `json:"reason"`
+	ID         string    `json:"excursion_id"`
+	End        time.Time `json:"end"`
+	Worst      *float64  `json:"worst,omitempty"`
+	DurationNS int64     `json:"duration_ns"`
+	Duration   string    `json:"duration"`
+	BreachNS   int64     `json:"breach_ns"`
+}
+
+// excursionEnds returns the system's excursion-end corrections of c by the
+// excursion record they correct.
+func excursionEnds(c *Chain) (map[uint64]Record, error) {
+	out := map[uint64]Record{}
+	for _, r := range c.Records {
+		if r.Step != StepCorrection || r.SubmittedBy != "system" {
+			continue
+		}
+		var d ExcursionEndData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return nil, fmt.Errorf("correction record %d: %v: %w", r.Seq, err, ErrChainBroken)
+		}
+		if d.ID != "" && !d.End.IsZero() {
+			if _, dup := out[d.Corrects]; !dup {
+				out[d.Corrects] = r
+			}
+		}
+	}
+	return out, nil
+}
+
+// ChainExcursions returns the excursion records of c with their
+// disposition state and, where the system recorded an excursion's end
+// later, its final figures.
+func ChainExcursions(c *Chain) ([]ExcursionEntry, error) { return excursionEntries(c) }
+
 func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 	out := []ExcursionEntry{}
+	ends, err := excursionEnds(c)
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range c.Records {
 		if r.Step != StepExcursion {
 			continue
@@ -181,6 +228,14 @@ func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 			return nil, fmt.Errorf("excursion record %d: %v: %w", r.Seq, err, ErrChainBroken)
 		}
 		e := ExcursionEntry{COI: c.COI, Seq: r.Seq, Time: r.Time, ExcursionData: d, Open: true}
+		if er, ok := ends[r.Seq]; ok {
+			var x ExcursionEndData
+			_ = json.Unmarshal(er.Data, &x) // checked by excursionEnds
+			if x.ID == d.ID && d.End == nil {
+				end := x.End
+				e.End, e.Worst, e.DurationNS, e.Duration, e.BreachNS, e.EndedSeq = &end, x.Worst, x.DurationNS, x.Duration, x.BreachNS, er.Seq
+			}
+		}
 		for _, is := range c.Issues {
 			if is.Seq == r.Seq {
 				e.Open, e.Decision = is.Open, is.Decision
@@ -472,6 +527,67 @@ func (s *Service) RecordExcursion(ctx context.Context, coi COI, n int, e Excursi
 	}
 	s.log.Warn("excursion recorded", "coi", string(coi), "seq", stored.Seq, "leg", n, "kind", string(e.Kind),
 		"excursion_id", e.ID, "shipper", l.Shipper)
+	return stored, true, nil
+}
+
+// CloseExcursion records the end of excursion e on leg n of the chain
+// when the chain's excursion record for it was written while it was still
+// going on: a system-signed correction of that record with the final end,
+// worst value, duration and breach time (the excursion record itself is
+// never changed). It appends nothing, and returns false, while e is still
+// open, when the record already had its end, when the end was already
+// recorded, or when no excursion record matches e. Safe to call again
+// after a restart.
+func (s *Service) CloseExcursion(ctx context.Context, coi COI, n int, e Excursion) (Record, bool, error) {
+	op := fmt.Sprintf("record the end of excursion %s on %s leg %d", e.ID, coi, n)
+	if e.Open() {
+		return Record{}, false, nil
+	}
+	unlock := s.lock(coi)
+	defer unlock()
+	c, err := s.chainLocked(ctx, coi)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	if n < 1 || n > len(c.Legs) {
+		return Record{}, false, fmt.Errorf("%s: no such leg: %w", op, ErrNotFound)
+	}
+	if c.State.Terminal() {
+		return Record{}, false, nil
+	}
+	exc, err := excursionEntries(c)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	var x *ExcursionEntry
+	for i := range exc {
+		if exc[i].Leg == n && sameExcursion(exc[i].ExcursionData, e) {
+			x = &exc[i]
+			break
+		}
+	}
+	if x == nil || x.End != nil {
+		return Record{}, false, nil
+	}
+	d := ExcursionEndData{Corrects: x.Seq, Reason: "excursion ended: final figures from the stored readings",
+		ID: x.ID, End: e.End.UTC(), Worst: e.Worst, DurationNS: int64(e.Duration), Duration: e.Duration.String(), BreachNS: int64(e.Breach)}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	body, err := Canonicalize(raw)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	now := s.now().UTC()
+	rec := Record{V: EncodingVersion, Chain: coi, Step: StepCorrection, Time: now, Site: c.Legs[n-1].To,
+		SubmittedBy: "system", Data: body, Signatures: []Signature{SystemSignature(now)}}
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Info("excursion end recorded", "coi", string(coi), "seq", stored.Seq, "corrects", x.Seq, "leg", n,
+		"kind", string(x.Kind), "excursion_id", x.ID)
 	return stored, true, nil
 }
 

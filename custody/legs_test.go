@@ -129,3 +129,77 @@ func TestSealAtReceiveAndExcursionsOnce(t *testing.T) {
 		t.Fatalf("leg readings: %d %v", len(got), err)
 	}
 }
+
+// TestExcursionEndRecordedOnce: an excursion recorded while still going on
+// gets, once it is over, one system correction with its final figures,
+// which the excursion views show; the record itself stays as written, a
+// disposition is still needed, and a person's correction does not count.
+func TestExcursionEndRecordedOnce(t *testing.T) {
+	e := newTeleEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateToManufacturing)
+	c, err := e.svc.Chain(e.ctx, coi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg := c.Legs[0]
+	start := leg.ShippedAt.Add(10 * time.Minute)
+	worst := -120.0
+	open := custody.Excursion{ID: custody.ExcursionID(custody.ExcursionTemperature, start), Kind: custody.ExcursionTemperature,
+		Start: start, Worst: &worst, Duration: 5 * time.Minute, Breach: 5 * time.Minute}
+	rec, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, open)
+	if err != nil || !added {
+		t.Fatalf("excursion: %v %v", added, err)
+	}
+	// Still open: nothing to record.
+	if _, added, err := e.svc.CloseExcursion(e.ctx, coi, 1, open); err != nil || added {
+		t.Fatalf("open excursion closed: %v %v", added, err)
+	}
+	// A person's correction of the record with the same fields is not the
+	// system's account of the end.
+	e.must(coi, "qa1", custody.StepCorrection, map[string]any{"corrects": rec.Seq, "reason": "typo",
+		"excursion_id": open.ID, "end": start.Add(time.Minute)}, sig("qa1", custody.MeaningAuthored))
+	worse := -95.5
+	ended := open
+	ended.End, ended.Worst, ended.Duration, ended.Breach = start.Add(23*time.Minute), &worse, 23*time.Minute, 21*time.Minute
+	end, added, err := e.svc.CloseExcursion(e.ctx, coi, 1, ended)
+	if err != nil || !added || end.Step != custody.StepCorrection || end.Signatures[0].Role != custody.RoleSystem {
+		t.Fatalf("end: %v %v %+v", added, err, end)
+	}
+	for range 2 { // again, as after a restart: nothing more
+		if _, added, err := e.svc.CloseExcursion(e.ctx, coi, 1, ended); err != nil || added {
+			t.Fatalf("end recorded twice: %v %v", added, err)
+		}
+		if _, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, ended); err != nil || added {
+			t.Fatalf("excursion recorded twice: %v %v", added, err)
+		}
+	}
+	list, err := e.svc.Excursions(e.ctx, true)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("open excursions: %+v %v", list, err)
+	}
+	x := list[0]
+	if x.Seq != rec.Seq || x.EndedSeq != end.Seq || x.End == nil || !x.End.Equal(ended.End) || *x.Worst != worse ||
+		x.DurationNS != int64(23*time.Minute) || x.BreachNS != int64(21*time.Minute) || !x.Open {
+		t.Fatalf("excursion view: %+v", x)
+	}
+	// The excursion record is unchanged in the chain.
+	got, err := e.svc.Chain(e.ctx, coi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got.Records {
+		if r.Seq == rec.Seq && string(r.Data) != string(rec.Data) {
+			t.Fatalf("excursion record changed: %s", r.Data)
+		}
+	}
+	if rep, err := e.svc.VerifyChain(e.ctx, coi); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	// A later excursion of the same kind, after this one ended, is new.
+	again := custody.Excursion{Kind: custody.ExcursionTemperature, Start: ended.End.Add(10 * time.Minute), Duration: 5 * time.Minute}
+	again.ID = custody.ExcursionID(again.Kind, again.Start)
+	if _, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, again); err != nil || !added {
+		t.Fatalf("later excursion: %v %v", added, err)
+	}
+}

@@ -81,7 +81,9 @@ type MonitorConfig struct {
 // (sensors.Evaluate over the leg's window), and every Interval it judges
 // all legs. Each excursion is appended once (Service.RecordExcursion
 // checks the chain's existing excursion records, so restarts and
-// re-evaluations write nothing twice).
+// re-evaluations write nothing twice). An excursion recorded while still
+// going on gets, once it is over, one system correction with its final
+// end, worst value and duration (Service.CloseExcursion).
 type Monitor struct {
 	cfg   MonitorConfig
 	mu    sync.Mutex
@@ -167,6 +169,12 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 			if err != nil {
 				m.cfg.Logger.Error("excursion not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
 				continue
+			}
+			if !e.Open() {
+				// Recorded while it was going on and over now: record its end.
+				if _, _, err := m.cfg.Service.CloseExcursion(ctx, l.COI, l.Leg.N, e); err != nil {
+					m.cfg.Logger.Error("excursion end not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
+				}
 			}
 			if !added {
 				continue

@@ -119,6 +119,47 @@ func TestMonitorWritesEachExcursionOnce(t *testing.T) {
 	if len(ch.OpenIssues()) != 2 {
 		t.Fatalf("open issues %+v", ch.OpenIssues())
 	}
+	// The shipper reports again: the silence, recorded while it was going
+	// on, is over, and its end is recorded once, as a system correction.
+	var back []custody.Reading
+	for i := 60; i < 75; i++ {
+		temp := -182.0
+		back = append(back, custody.Reading{Shipper: "SHP-0042", Seq: uint64(i), HasSeq: true, DeviceTime: shipped.Add(time.Duration(i)*time.Minute + time.Second),
+			ReceivedTime: shipped, TempC: &temp})
+	}
+	if _, err := st.AddReadings(ctx, back); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = shipped.Add(76 * time.Minute)
+	mu.Unlock()
+	ends := func() []custody.Record {
+		ch, _ := svc.Chain(ctx, c.COI)
+		var out []custody.Record
+		for _, r := range ch.Records {
+			if r.Step == custody.StepCorrection && r.SubmittedBy == "system" {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for range 2 {
+		if n := mon.Check(ctx, map[string]bool{"SHP-0042": true}); n != 0 {
+			t.Fatalf("check after the silence wrote %d excursions", n)
+		}
+		if got := ends(); len(got) != 1 {
+			t.Fatalf("%d excursion ends recorded, want 1", len(got))
+		}
+	}
+	list, err := svc.Excursions(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range list {
+		if x.Kind == custody.ExcursionSilence && (x.EndedSeq != ends()[0].Seq || x.End == nil || !x.End.After(x.Start)) {
+			t.Fatalf("silence excursion view: %+v", x)
+		}
+	}
 	if rep, err := svc.VerifyLedger(ctx); err != nil || !rep.OK {
 		t.Fatalf("ledger: %+v %v", rep, err)
 	}

@@ -272,12 +272,14 @@ type exporter struct {
 	c           *custody.Chain
 	zone        *time.Location
 	corrections map[uint64][]Correction
-	excursions  map[int][]*custody.Record // by leg
+	ends        map[uint64]custody.ExcursionEndData // system excursion-end corrections by the excursion they end
+	excursions  map[int][]*custody.Record           // by leg
 	bySeq       map[uint64]*custody.Record
 }
 
 func (x *exporter) index() {
 	x.corrections = map[uint64][]Correction{}
+	x.ends = map[uint64]custody.ExcursionEndData{}
 	x.excursions = map[int][]*custody.Record{}
 	x.bySeq = map[uint64]*custody.Record{}
 	for i := range x.c.Records {
@@ -291,6 +293,12 @@ func (x *exporter) index() {
 			}
 			if json.Unmarshal(r.Data, &d) == nil {
 				x.corrections[d.Corrects] = append(x.corrections[d.Corrects], Correction{Record: RecordURN(r.Hash), Time: x.time(r.Time), Reason: d.Reason})
+			}
+			var end custody.ExcursionEndData
+			if r.SubmittedBy == "system" && json.Unmarshal(r.Data, &end) == nil && end.ID != "" && !end.End.IsZero() {
+				if _, dup := x.ends[end.Corrects]; !dup {
+					x.ends[end.Corrects] = end
+				}
 			}
 		case custody.StepExcursion:
 			if d, ok := parseExcursion(r); ok {
@@ -578,6 +586,14 @@ func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement 
 	}
 	for _, er := range x.excursions[l.N] {
 		e, _ := parseExcursion(er)
+		// As of receipt: with the end the system recorded after it.
+		if end, ok := x.ends[er.Seq]; ok && e.End == nil && end.ID == e.ID {
+			t := end.End
+			e.End = &t
+			if end.Worst != nil {
+				e.Worst = end.Worst
+			}
+		}
 		out = append(out, x.alarm(er, e, l.Shipper))
 	}
 	return out
@@ -591,6 +607,7 @@ func round3(v float64) float64 {
 
 // excursionData is what the export reads from an excursion record.
 type excursionData struct {
+	ID      string     `json:"excursion_id"`
 	Kind    string     `json:"kind"`
 	Leg     int        `json:"leg"`
 	Shipper string     `json:"shipper"`
@@ -611,6 +628,8 @@ func parseExcursion(r *custody.Record) (excursionData, bool) {
 	var d excursionData
 	for k, v := range m {
 		switch k {
+		case "excursion_id":
+			_ = json.Unmarshal(v, &d.ID)
 		case "kind":
 			_ = json.Unmarshal(v, &d.Kind)
 		case "leg":

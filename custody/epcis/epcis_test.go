@@ -156,12 +156,19 @@ func fullJourney(e *env) custody.COI {
 	e.step(coi, d(20, 11, 0), custody.StepShip, map[string]any{"shipper": "SHP-0042", "profile": "refrigerated"},
 		sig("nurse1", custody.MeaningHandedOver), sig("courier1", custody.MeaningReceived))
 	e.addReadings("SHP-0042", d(20, 11, 0), d(21, 9, 0), 5*time.Minute, 5, d(21, 2, 0), d(21, 2, 40), 9.5)
-	e.at(d(21, 2, 45))
-	exc, ok, err := e.svc.RecordExcursion(ctx, coi, 1, custody.Excursion{ID: custody.ExcursionID(custody.ExcursionTemperature, d(21, 2, 0)),
-		Kind: custody.ExcursionTemperature, Start: d(21, 2, 0), End: d(21, 2, 40), Worst: f64(9.5), Limit: f64(8),
-		Duration: 40 * time.Minute, Breach: 40 * time.Minute})
+	// Recorded while still going on, its end recorded once it was over.
+	e.at(d(21, 2, 5))
+	warm := custody.Excursion{ID: custody.ExcursionID(custody.ExcursionTemperature, d(21, 2, 0)),
+		Kind: custody.ExcursionTemperature, Start: d(21, 2, 0), Worst: f64(9.1), Limit: f64(8),
+		Duration: 5 * time.Minute, Breach: 5 * time.Minute}
+	exc, ok, err := e.svc.RecordExcursion(ctx, coi, 1, warm)
 	if err != nil || !ok {
 		e.t.Fatalf("record excursion: %v %v", ok, err)
+	}
+	e.at(d(21, 2, 45))
+	warm.End, warm.Worst, warm.Duration, warm.Breach = d(21, 2, 40), f64(9.5), 40*time.Minute, 40*time.Minute
+	if _, ok, err := e.svc.CloseExcursion(ctx, coi, 1, warm); err != nil || !ok {
+		e.t.Fatalf("record excursion end: %v %v", ok, err)
 	}
 	e.step(coi, d(21, 9, 0), custody.StepReceive, map[string]any{"seal_intact": true}, sig("mfg1", custody.MeaningReceived))
 	e.step(coi, d(28, 15, 0), custody.StepManufacture, map[string]any{"final_bags": 2}, sig("mfg1", custody.MeaningPerformed))
@@ -529,9 +536,19 @@ func TestStructure(t *testing.T) {
 	if rp["type"] != "gs1:Temperature" || rp["uom"] != "CEL" || rp["maxValue"] != 9.5 || rp["minValue"] == nil || rp["meanValue"] == nil {
 		t.Errorf("sensorReport %v", rp)
 	}
+	// The excursion as of receipt: with the end and worst value that the
+	// system recorded after the excursion record, which said 9.1 and
+	// no end.
 	alarm := asSlice(ses[1].(map[string]any)["sensorReport"])[0].(map[string]any)
 	if alarm["exception"] != "ALARM_CONDITION" || alarm["maxValue"] != 9.5 || alarm["coid:excursion"] != events[3].(map[string]any)["eventID"] {
 		t.Errorf("excursion alarm %v", alarm)
+	}
+	if md := ses[1].(map[string]any)["sensorMetadata"].(map[string]any); md["endTime"] != "2026-11-21T02:40:00Z" {
+		t.Errorf("excursion alarm metadata %v", md)
+	}
+	excEv := asSlice(events[3].(map[string]any)["sensorElementList"])[0].(map[string]any)
+	if r := asSlice(excEv["sensorReport"])[0].(map[string]any); r["maxValue"] != 9.1 || excEv["sensorMetadata"].(map[string]any)["endTime"] != nil {
+		t.Errorf("excursion event as recorded: %v", excEv)
 	}
 	// The corrected record's event names its correction.
 	corrected := events[1].(map[string]any)

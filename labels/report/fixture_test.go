@@ -43,6 +43,12 @@ type signer struct {
 
 func (b *chainBuilder) add(step custody.Step, at time.Time, site string, data any, sigs ...signer) custody.Record {
 	b.t.Helper()
+	return b.addAs("test", step, at, site, data, sigs...)
+}
+
+// addAs is add with the record's submitted_by set to by.
+func (b *chainBuilder) addAs(by string, step custody.Step, at time.Time, site string, data any, sigs ...signer) custody.Record {
+	b.t.Helper()
 	raw, err := json.Marshal(data)
 	if err != nil {
 		b.t.Fatal(err)
@@ -63,7 +69,7 @@ func (b *chainBuilder) add(step custody.Step, at time.Time, site string, data an
 	}
 	b.seq += 3 // other chains share the ledger
 	r := custody.Record{V: custody.EncodingVersion, Seq: b.seq, Prev: custody.Hash{byte(b.seq)}, Chain: b.coi,
-		ChainSeq: uint64(len(b.recs) + 1), Step: step, Time: at.UTC(), Site: site, SubmittedBy: "test", Data: canon, Signatures: ss}
+		ChainSeq: uint64(len(b.recs) + 1), Step: step, Time: at.UTC(), Site: site, SubmittedBy: by, Data: canon, Signatures: ss}
 	if len(b.recs) > 0 {
 		r.ChainPrev = b.recs[len(b.recs)-1].Hash
 	}

@@ -214,6 +214,10 @@ type excursion struct {
 	Duration time.Duration
 	Breach   time.Duration
 	Extra    []string // "key: value", sorted by key
+	// EndedSeq is the system's correction that recorded the end of an
+	// excursion recorded while it was going on; End, Worst, Duration and
+	// Breach are then its final figures.
+	EndedSeq uint64
 	// Disposition is the QA decision on it, if any.
 	Disposition *disposition
 }
@@ -239,7 +243,9 @@ type issue struct {
 
 // derived is what Write computes from the input before drawing.
 type derived struct {
-	excursions  []excursion
+	excursions  []excursion                         // with their final figures
+	recorded    map[uint64]excursion                // as each excursion record says
+	ends        map[uint64]custody.ExcursionEndData // system excursion-end corrections, by position
 	issues      []issue
 	seals       map[int]*sealData // by leg
 	correctedBy map[uint64][]uint64
@@ -250,7 +256,9 @@ type derived struct {
 
 func derive(in *Input) *derived {
 	c := in.Chain
-	d := &derived{seals: map[int]*sealData{}, correctedBy: map[uint64][]uint64{}, bySeq: map[uint64]*custody.Record{}, zone: in.Zone}
+	d := &derived{seals: map[int]*sealData{}, correctedBy: map[uint64][]uint64{}, bySeq: map[uint64]*custody.Record{}, zone: in.Zone,
+		recorded: map[uint64]excursion{}, ends: map[uint64]custody.ExcursionEndData{}}
+	endOf := map[uint64]uint64{} // excursion record -> its end correction
 	if d.zone == nil {
 		d.zone = time.UTC
 	}
@@ -274,6 +282,13 @@ func derive(in *Input) *derived {
 			}
 			if json.Unmarshal(r.Data, &x) == nil && x.Corrects != 0 {
 				d.correctedBy[x.Corrects] = append(d.correctedBy[x.Corrects], r.Seq)
+			}
+			var end custody.ExcursionEndData
+			if r.SubmittedBy == "system" && json.Unmarshal(r.Data, &end) == nil && end.ID != "" && !end.End.IsZero() {
+				d.ends[r.Seq] = end
+				if _, dup := endOf[end.Corrects]; !dup {
+					endOf[end.Corrects] = r.Seq
+				}
 			}
 		}
 	}
@@ -305,6 +320,12 @@ func derive(in *Input) *derived {
 			e.Disposition = disps[r.Seq]
 			if e.Leg == 0 {
 				e.Leg = legAt(c, e.Shipper, e.Start)
+			}
+			d.recorded[r.Seq] = e
+			if q, ok := endOf[r.Seq]; ok && e.End == nil && d.ends[q].ID == e.ID {
+				x := d.ends[q]
+				end := x.End
+				e.End, e.Worst, e.Duration, e.Breach, e.EndedSeq = &end, x.Worst, time.Duration(x.DurationNS), time.Duration(x.BreachNS), q
 			}
 			d.excursions = append(d.excursions, e)
 			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "excursion: " + e.Kind, Time: r.Time,

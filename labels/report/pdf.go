@@ -638,11 +638,9 @@ func (r *renderer) details(rec *custody.Record) []string {
 		used["bag_code"] = true
 		add("%s", s)
 	case custody.StepExcursion:
-		for _, e := range r.d.excursions {
-			if e.Seq == rec.Seq {
-				add("%s", excursionSummary(e, r.d.zone))
-				out = append(out, e.Extra...)
-			}
+		if e, ok := r.d.recorded[rec.Seq]; ok {
+			add("%s", excursionSummary(e, r.d.zone))
+			out = append(out, e.Extra...)
 		}
 		return out
 	case custody.StepDisposition:
@@ -654,6 +652,23 @@ func (r *renderer) details(rec *custody.Record) []string {
 			what = " (" + string(r.d.bySeq[n].Step) + ")"
 		}
 		add("CORRECTS record %s%s. Reason: %s", target, what, get("reason"))
+		if x, ok := r.d.ends[rec.Seq]; ok {
+			s := "Final figures: ended " + x.End.In(r.d.zone).Format("2006-01-02 15:04:05 MST")
+			if x.DurationNS > 0 {
+				s += ", lasting " + dur(time.Duration(x.DurationNS))
+			}
+			if x.BreachNS > 0 && x.BreachNS != x.DurationNS {
+				s += " (rule broken for " + dur(time.Duration(x.BreachNS)) + ")"
+			}
+			if x.Worst != nil {
+				unit := " °C"
+				if r.d.recorded[x.Corrects].Kind == string(custody.ExcursionTilt) {
+					unit = " degrees"
+				}
+				s += "; worst " + strconv.FormatFloat(*x.Worst, 'f', -1, 64) + unit
+			}
+			add("%s", s)
+		}
 	case custody.StepCancel:
 		add("CANCELLED. Reason: %s", get("reason"))
 	case custody.StepNote:
@@ -712,6 +727,9 @@ func excursionSummary(e excursion, zone *time.Location) string {
 	s += ": from " + e.Start.In(zone).Format("2006-01-02 15:04:05 MST")
 	if e.End != nil {
 		s += " to " + e.End.In(zone).Format("2006-01-02 15:04:05 MST")
+		if e.EndedSeq != 0 {
+			s += fmt.Sprintf(" (end recorded in record %d)", e.EndedSeq)
+		}
 	} else {
 		s += ", still open when recorded"
 	}

@@ -204,6 +204,26 @@ func TestShapes(t *testing.T) {
 				signer{"nurse1", custody.MeaningAuthored})
 			return nil
 		}, []string{"CORRECTS record 106 (collect). Reason: DIN mistyped", "CORRECTED by record 109 (below): DIN mistyped"}},
+		{"excursion end recorded by the system", func(b *chainBuilder) []report.Telemetry {
+			enroll(b)
+			collect(b)
+			b.add(custody.StepShip, day(20, 11, 0), s.Collection, map[string]any{"shipper": "SHP-1", "profile": "cryogenic"},
+				signer{"nurse1", custody.MeaningHandedOver}, signer{"courier1", custody.MeaningReceived})
+			x := b.addAs("system", custody.StepExcursion, day(20, 13, 5), s.Collection, map[string]any{"excursion_id": "tilt/2026-11-20T13:00:00Z",
+				"kind": "tilt", "leg": 1, "shipper": "SHP-1", "profile": "cryogenic", "start": day(20, 13, 0), "worst": 41, "limit": 30,
+				"duration_ns": int64(5 * time.Minute), "duration": "5m0s", "breach_ns": int64(5 * time.Minute)}, signer{"system", ""})
+			b.addAs("system", custody.StepCorrection, day(20, 14, 0), s.Collection, map[string]any{"corrects": x.Seq,
+				"reason": "excursion ended: final figures from the stored readings", "excursion_id": "tilt/2026-11-20T13:00:00Z",
+				"end": day(20, 13, 47), "worst": 63, "duration_ns": int64(47 * time.Minute), "duration": "47m0s",
+				"breach_ns": int64(45 * time.Minute)}, signer{"system", ""})
+			return []report.Telemetry{{Available: true}}
+		}, []string{
+			// The excursion record as it was written, the correction with
+			// the final figures, and the leg and issue views with them.
+			"from 2026-11-20 13:00:00 UTC, still open when recorded, lasting 5m 00s; worst 41 degrees",
+			"CORRECTS record 112 (excursion). Reason: excursion ended",
+			"Final figures: ended 2026-11-20 13:47:00 UTC, lasting 47m 00s (rule broken for 45m 00s); worst 63 degrees",
+			"to 2026-11-20 13:47:00 UTC (end recorded in record 115), lasting 47m 00s (rule broken for 45m 00s); worst 63 degrees against a limit of 30 degrees. AWAITING QA DISPOSITION"}},
 		{"open leg with no readings", func(b *chainBuilder) []report.Telemetry {
 			enroll(b)
 			collect(b)
@@ -233,6 +253,7 @@ func TestShapes(t *testing.T) {
 					t.Errorf("report text lacks %q", w)
 				}
 			}
+
 		})
 	}
 }
