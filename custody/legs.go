@@ -509,25 +509,30 @@ func (s *Service) RecordExcursion(ctx context.Context, coi COI, n int, e Excursi
 		end := e.End.UTC()
 		d.End = &end
 	}
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("%s: %w", op, err)
-	}
-	body, err := Canonicalize(raw)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("%s: %w", op, err)
-	}
-	now := s.now().UTC()
-	site := l.To
-	rec := Record{V: EncodingVersion, Chain: coi, Step: StepExcursion, Time: now, Site: site,
-		SubmittedBy: "system", Data: body, Signatures: []Signature{SystemSignature(now)}}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	stored, err := s.appendSystemRecord(ctx, c, StepExcursion, l.To, d)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Warn("excursion recorded", "coi", string(coi), "seq", stored.Seq, "leg", n, "kind", string(e.Kind),
 		"excursion_id", e.ID, "shipper", l.Shipper)
 	return stored, true, nil
+}
+
+// appendSystemRecord appends a system-signed record of step with data to
+// chain c, whose lock the caller holds.
+func (s *Service) appendSystemRecord(ctx context.Context, c *Chain, step Step, site string, data any) (Record, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Record{}, err
+	}
+	body, err := Canonicalize(raw)
+	if err != nil {
+		return Record{}, err
+	}
+	now := s.now().UTC()
+	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, Site: site,
+		SubmittedBy: "system", Data: body, Signatures: []Signature{SystemSignature(now)}}
+	return s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
 }
 
 // CloseExcursion records the end of excursion e on leg n of the chain
@@ -571,18 +576,7 @@ func (s *Service) CloseExcursion(ctx context.Context, coi COI, n int, e Excursio
 	}
 	d := ExcursionEndData{Corrects: x.Seq, Reason: "excursion ended: final figures from the stored readings",
 		ID: x.ID, End: e.End.UTC(), Worst: e.Worst, DurationNS: int64(e.Duration), Duration: e.Duration.String(), BreachNS: int64(e.Breach)}
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("%s: %w", op, err)
-	}
-	body, err := Canonicalize(raw)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("%s: %w", op, err)
-	}
-	now := s.now().UTC()
-	rec := Record{V: EncodingVersion, Chain: coi, Step: StepCorrection, Time: now, Site: c.Legs[n-1].To,
-		SubmittedBy: "system", Data: body, Signatures: []Signature{SystemSignature(now)}}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	stored, err := s.appendSystemRecord(ctx, c, StepCorrection, c.Legs[n-1].To, d)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%s: %w", op, err)
 	}
