@@ -3,6 +3,8 @@ package sensors
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +40,18 @@ type BrokerConfig struct {
 	// about a third of the broker's throughput and of a queue in memory
 	// whenever it lags.
 	IngestClientID string
+	// Accounts, when not nil, are the only clients the broker lets in
+	// (see ParseBrokerAccounts), each publishing only the telemetry of its
+	// own shippers, with Verifier checking their passwords. Without
+	// accounts the broker lets every client in, so it listens on loopback
+	// only: StartBroker refuses any other address.
+	Accounts []BrokerAccount
+	Verifier PasswordVerifier
 }
+
+// ingestUser is the user name of coid's own subscriber when the broker has
+// accounts; '$' cannot start an account's user name.
+const ingestUser = "$coid-ingest"
 
 // Broker is coid's embedded MQTT broker (mochi-mqtt, MQTT 3.1.1 and 5), so
 // that coid needs nothing else installed.
@@ -62,6 +75,7 @@ type Broker struct {
 	ln     net.Listener
 	addr   string
 	hook   *durableHook
+	auth   *brokerAuth // nil: every client is let in
 	closed atomic.Bool
 }
 
@@ -73,6 +87,27 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultTopicPrefix
+	}
+	var auth *brokerAuth
+	if cfg.Accounts != nil {
+		if cfg.Verifier == nil {
+			return nil, fmt.Errorf("start broker: accounts need a password verifier: %w", custody.ErrInvalid)
+		}
+		pass := make([]byte, 32)
+		if _, err := rand.Read(pass); err != nil {
+			return nil, fmt.Errorf("start broker: %w", err)
+		}
+		auth = &brokerAuth{verifier: cfg.Verifier, accounts: map[string]BrokerAccount{}, internalUser: ingestUser,
+			internalPass: hex.EncodeToString(pass), proven: map[string][32]byte{}}
+		for _, a := range cfg.Accounts {
+			if err := a.validate(); err != nil {
+				return nil, fmt.Errorf("start broker: %w", err)
+			}
+			auth.accounts[a.User] = a
+		}
+	} else if !loopback(cfg.Listen) {
+		return nil, fmt.Errorf("start MQTT broker on %s: without accounts (--mqtt-auth) it would let any client publish telemetry, so it listens on loopback only: %w",
+			cfg.Listen, custody.ErrInvalid)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -88,11 +123,15 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	caps.MaximumMessageExpiryInterval = 0 // keep queued messages until delivered
 	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps,
 		Logger: cfg.Logger.With("component", "mqtt-broker")})
-	if err := srv.AddHook(new(allowHook), nil); err != nil {
+	var access mochi.Hook = new(allowHook)
+	if auth != nil {
+		access = &authHook{auth: auth, prefix: cfg.Prefix, log: cfg.Logger}
+	}
+	if err := srv.AddHook(access, nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	b := &Broker{srv: srv, ln: ln, addr: ln.Addr().String()}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Addr().String(), auth: auth}
 	if cfg.Pipeline != nil {
 		b.hook = &durableHook{srv: srv, prefix: cfg.Prefix, p: cfg.Pipeline, log: cfg.Logger, ingestID: cfg.IngestClientID}
 		if err := srv.AddHook(b.hook, nil); err != nil {
@@ -113,6 +152,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 
 // Addr returns the address the broker listens on.
 func (b *Broker) Addr() string { return b.addr }
+
+// IngestCredentials returns the user name and password with which coid's
+// own subscriber connects, made up when the broker started; both are
+// empty when the broker has no accounts.
+func (b *Broker) IngestCredentials() (user, password string) {
+	if b.auth == nil {
+		return "", ""
+	}
+	return b.auth.internalUser, b.auth.internalPass
+}
 
 // URL returns the broker's address as a tcp:// URL for clients.
 func (b *Broker) URL() string { return "tcp://" + b.addr }
@@ -244,9 +293,55 @@ func (h *durableHook) forward(topic string) bool {
 	return false
 }
 
-// allowHook lets every client connect and use every topic. The embedded
-// broker listens on loopback by default; put an external broker with
-// authentication in front of shippers on other networks (--mqtt-url).
+// loopback reports whether addr (host:port) names only loopback
+// interfaces.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authHook lets in only the broker's accounts and coid's own subscriber,
+// and lets each account publish only its shippers' telemetry.
+type authHook struct {
+	mochi.HookBase
+	auth   *brokerAuth
+	prefix string
+	log    *slog.Logger
+}
+
+func (h *authHook) ID() string { return "coid-accounts" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if h.auth.authenticate(string(pk.Connect.Username), string(pk.Connect.Password)) {
+		return true
+	}
+	// The user name only: never the password.
+	h.log.Warn("MQTT connection refused: unknown user or wrong password", "client", cl.ID, "user", string(pk.Connect.Username),
+		"remote", cl.Net.Remote)
+	return false
+}
+
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	if h.auth.allowed(string(cl.Properties.Username), h.prefix, topic, write) {
+		return true
+	}
+	h.log.Warn("MQTT access refused", "client", cl.ID, "user", string(cl.Properties.Username), "topic", topic, "publish", write)
+	return false
+}
+
+// allowHook lets every client connect and use every topic: the broker
+// without accounts, which listens on loopback only.
 type allowHook struct{ mochi.HookBase }
 
 func (h *allowHook) ID() string { return "coid-allow-all" }

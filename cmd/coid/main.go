@@ -74,6 +74,9 @@ Usage:
                                                         print bag labels offline (a COI: every bag)
   coid report  [--data DIR] [--user ID] [--format pdf|epcis] [--tz ZONE] [--at TIME] [-o FILE] COI
                                                         write a chain's custody report (PDF) or EPCIS export offline
+  coid mqtt-user add  --file FILE --user NAME [--shippers ID,ID|*]
+                                                        add a client of the embedded MQTT broker; password on stdin
+  coid mqtt-user list --file FILE                       list those clients
   coid simulate [--mqtt-url URL] [--prefix P] [--shippers N] [--rate R] [--scenario S] [--format json|senml|mix]
                [--duration D | --count N]               publish simulated shipper telemetry over MQTT
   coid version                                          print the version
@@ -103,6 +106,8 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 		return runLabel(ctx, args[1:], env, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], env, stdout, stderr)
+	case "mqtt-user":
+		return runMQTTUser(ctx, args[1:], env, stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "coid", version)
 		return nil

@@ -109,6 +109,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 // mqttSettings are the MQTT flags of coid serve.
 type mqttSettings struct {
 	listen, url, ca, username, password, prefix, clientID string
+	// auth is the embedded broker's credentials file (--mqtt-auth).
+	auth string
 	// profiles is a JSON file of temperature profiles added to (or
 	// replacing) the built-in ones.
 	profiles string
@@ -138,6 +140,7 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 	fs.StringVar(&m.password, "mqtt-password", getenv(env, "COID_MQTT_PASSWORD"), "MQTT password (COID_MQTT_PASSWORD; prefer the variable to the flag)")
 	fs.StringVar(&m.prefix, "mqtt-prefix", or(getenv(env, "COID_MQTT_PREFIX"), sensors.DefaultTopicPrefix), "telemetry topic prefix: {prefix}/{shipper}/telemetry (COID_MQTT_PREFIX)")
 	fs.StringVar(&m.profiles, "profiles", getenv(env, "COID_PROFILES"), "JSON file of temperature profiles added to the built-in cryogenic, refrigerated and room (COID_PROFILES)")
+	fs.StringVar(&m.auth, "mqtt-auth", getenv(env, "COID_MQTT_AUTH"), "credentials file of the embedded broker's clients (coid mqtt-user add writes it); without it the broker listens on loopback only (COID_MQTT_AUTH)")
 	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
 }
 
@@ -164,23 +167,47 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 		return nil, err
 	}
 	url := m.url
+	if m.auth != "" && (url != "" || m.listen == "off") {
+		t.pipe.Close()
+		return nil, usagef("serve: --mqtt-auth is for the embedded broker; an external one (--mqtt-url) keeps its own accounts")
+	}
+	username, password := m.username, m.password
 	if url == "" && m.listen != "off" {
-		t.broker, err = sensors.StartBroker(sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe,
-			IngestClientID: m.clientID})
+		bc := sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe, IngestClientID: m.clientID}
+		if m.auth != "" {
+			b, err := os.ReadFile(m.auth)
+			if err != nil {
+				t.pipe.Close()
+				return nil, fmt.Errorf("serve: --mqtt-auth: %w", err)
+			}
+			if bc.Accounts, err = sensors.ParseBrokerAccounts(b); err != nil {
+				t.pipe.Close()
+				return nil, usagef("serve: --mqtt-auth %s: %v", m.auth, err)
+			}
+			if bc.Accounts == nil {
+				bc.Accounts = []sensors.BrokerAccount{} // a file without accounts lets no shipper in
+			}
+			bc.Verifier = passwd.Default()
+		}
+		t.broker, err = sensors.StartBroker(bc)
 		switch {
 		case errors.Is(err, sensors.ErrAddrInUse):
 			t.pipe.Close()
 			return nil, usagef("%v; to use the broker already running there, start with --mqtt-url tcp://%s (or pick another --mqtt-listen)", err, m.listen)
+		case errors.Is(err, custody.ErrInvalid):
+			t.pipe.Close()
+			return nil, usagef("serve: %v", err)
 		case err != nil:
 			t.pipe.Close()
 			return nil, err
 		default:
 			url = t.broker.URL()
-			log.Info("embedded MQTT broker listening", "mqtt_listen", t.broker.Addr())
+			username, password = t.broker.IngestCredentials()
+			log.Info("embedded MQTT broker listening", "mqtt_listen", t.broker.Addr(), "accounts", len(bc.Accounts), "authenticated", bc.Accounts != nil)
 		}
 	}
 	if url != "" {
-		t.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: url, ClientID: m.clientID, Username: m.username, Password: m.password,
+		t.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: url, ClientID: m.clientID, Username: username, Password: password,
 			CAFile: m.ca, Prefix: m.prefix, Pipeline: t.pipe, Logger: log})
 		if err != nil {
 			t.stop()

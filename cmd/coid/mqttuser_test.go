@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMQTTAccountsEndToEnd: accounts written with coid mqtt-user, a coid
+// serve whose embedded broker requires them, and coid simulate refused
+// without them and stored with a gateway's.
+func TestMQTTAccountsEndToEnd(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mqtt-accounts")
+	mqttUser := func(stdin string, args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append([]string{"mqtt-user"}, args...), nil, strings.NewReader(stdin), &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	const gwPass = "gateway password, long"
+	if out, err := mqttUser(gwPass+"\n", "add", "--file", file, "--user", "gw-1", "--shippers", "*"); err != nil || !strings.Contains(out, "added gw-1") {
+		t.Fatalf("add gateway: %v\n%s", err, out)
+	}
+	if _, err := mqttUser("shipper password, long\n", "add", "--file", file, "--user", "SHP-SIM-0009"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		stdin string
+		args  []string
+	}{
+		{"another password, long\n", []string{"add", "--file", file, "--user", "gw-1"}},                       // named twice
+		{"short\n", []string{"add", "--file", file, "--user", "gw-2"}},                                        // password too short
+		{"a password, long enough\n", []string{"add", "--file", file, "--user", "bad user"}},                  // not an ID
+		{"a password, long enough\n", []string{"add", "--file", file, "--user", "gw-3", "--shippers", "a b"}}, // bad shipper
+		{"a password, long enough\n", []string{"add", "--user", "gw-4"}},                                      // no file
+	} {
+		if out, err := mqttUser(bad.stdin, bad.args...); err == nil || exitCode(err) != 2 {
+			t.Errorf("mqtt-user %v: %v\n%s", bad.args, err, out)
+		}
+	}
+	out, err := mqttUser("", "list", "--file", file)
+	if err != nil || out != "gw-1\t*\nSHP-SIM-0009\tSHP-SIM-0009\n" {
+		t.Fatalf("list: %v\n%q", err, out)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "password") || strings.Count(string(raw), "$argon2id$") != 2 {
+		t.Fatalf("credentials file:\n%s", raw)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file mode %v", st.Mode())
+	}
+
+	dir := filepath.Join(t.TempDir(), "data")
+	tok := addUser(t, dir, "qa9", "qa")
+	srv := startServer(t, dir, "COID_MQTT_AUTH="+file)
+	addr := brokerAddr(t, srv)
+	if !strings.Contains(srv.stderr.String(), "authenticated=true") {
+		t.Fatalf("broker started without accounts:\n%s", srv.stderr.String())
+	}
+	sim := func(extra ...string) error {
+		var out, errb bytes.Buffer
+		args := append([]string{"simulate", "--mqtt-url", "tcp://" + addr, "--shippers", "2", "--rate", "20", "--count", "20"}, extra...)
+		return run(context.Background(), args, nil, nil, &out, &errb)
+	}
+	for _, creds := range [][]string{nil, {"--mqtt-username", "gw-1", "--mqtt-password", "wrong password"}} {
+		if err := sim(creds...); err == nil || !strings.Contains(strings.ToLower(err.Error()), "not authorized") {
+			t.Fatalf("simulate with credentials %q: %v", creds, err)
+		}
+	}
+	if err := sim("--mqtt-username", "gw-1", "--mqtt-password", gwPass); err != nil {
+		t.Fatalf("simulate as the gateway: %v", err)
+	}
+	c := &client{t, srv.url + "/api/v1", tok}
+	for _, id := range []string{"SHP-SIM-0001", "SHP-SIM-0002"} {
+		code, m := c.do("GET", "/shippers/"+id+"/readings", nil)
+		if code != 200 || len(m["readings"].([]any)) == 0 {
+			t.Fatalf("%s readings: %d %v", id, code, m)
+		}
+	}
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without accounts the broker stays on loopback; --mqtt-auth is for
+	// the embedded broker only.
+	for _, args := range [][]string{
+		{"--mqtt-listen", "0.0.0.0:0"},
+		{"--mqtt-auth", file, "--mqtt-url", "tcp://127.0.0.1:1"},
+		{"--mqtt-auth", filepath.Join(t.TempDir(), "missing")},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append([]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
+			nil, strings.NewReader(""), &out, &errb)
+		if err == nil || errors.Is(err, context.Canceled) {
+			t.Fatalf("serve %v: %v", args, err)
+		}
+	}
+}

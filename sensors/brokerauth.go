@@ -1,0 +1,168 @@
+package sensors
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// PasswordVerifier checks a password against a stored hash (custody's
+// argon2id hasher, custody/passwd, in coid).
+type PasswordVerifier interface {
+	Verify(encoded, password string) (bool, error)
+}
+
+// BrokerAccount is one client the embedded broker lets in: a shipper's
+// data logger, or a gateway that publishes for several shippers.
+type BrokerAccount struct {
+	// User is the MQTT user name.
+	User string
+	// Hash is the password's argon2id hash (PHC string); the password
+	// itself is never kept.
+	Hash string
+	// Shippers are the shipper IDs whose telemetry topics the account may
+	// publish to; "*" allows every shipper (a gateway).
+	Shippers []string
+}
+
+// MayPublishFor reports whether the account may publish shipper's
+// telemetry.
+func (a BrokerAccount) MayPublishFor(shipper string) bool {
+	return slices.Contains(a.Shippers, "*") || slices.Contains(a.Shippers, shipper)
+}
+
+// Line returns the account as a line of a credentials file.
+func (a BrokerAccount) Line() string {
+	return a.User + ":" + a.Hash + ":" + strings.Join(a.Shippers, ",")
+}
+
+// ParseBrokerAccounts reads a credentials file for the embedded broker
+// (coid serve --mqtt-auth): one account a line, "user:hash:shippers", where
+// hash is an argon2id PHC string ("coid mqtt-user add" writes them) and
+// shippers a comma-separated list of shipper IDs or "*"; blank lines and
+// lines starting with # are ignored. Any malformed line fails the whole
+// file, naming the line, and so does a user named twice.
+func ParseBrokerAccounts(b []byte) ([]BrokerAccount, error) {
+	var out []BrokerAccount
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, rest, ok1 := strings.Cut(line, ":")
+		hash, shippers, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("credentials line %d: want user:hash:shippers: %w", n, custody.ErrInvalid)
+		}
+		a := BrokerAccount{User: user, Hash: hash, Shippers: strings.Split(shippers, ",")}
+		if err := a.validate(); err != nil {
+			return nil, fmt.Errorf("credentials line %d: %w", n, err)
+		}
+		if seen[user] {
+			return nil, fmt.Errorf("credentials line %d: user %s named twice: %w", n, user, custody.ErrInvalid)
+		}
+		seen[user] = true
+		out = append(out, a)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	return out, nil
+}
+
+// NewBrokerAccount makes an account for user with the password's hash,
+// allowed to publish for shippers (the user's own ID when none are
+// given).
+func NewBrokerAccount(user, hash string, shippers []string) (BrokerAccount, error) {
+	if len(shippers) == 0 {
+		shippers = []string{user}
+	}
+	a := BrokerAccount{User: user, Hash: hash, Shippers: shippers}
+	return a, a.validate()
+}
+
+func (a BrokerAccount) validate() error {
+	if err := custody.ValidateShipperID(a.User); err != nil {
+		return fmt.Errorf("user name (the rules of a shipper ID): %w", err)
+	}
+	if !strings.HasPrefix(a.Hash, "$argon2id$") {
+		return fmt.Errorf("user %s: the password hash is not an argon2id PHC string: %w", a.User, custody.ErrInvalid)
+	}
+	for _, s := range a.Shippers {
+		if s == "*" {
+			continue
+		}
+		if err := custody.ValidateShipperID(s); err != nil {
+			return fmt.Errorf("user %s: %w", a.User, err)
+		}
+	}
+	return nil
+}
+
+// brokerAuth is the embedded broker's view of its accounts. A password
+// that verified once is remembered by its SHA-256, so reconnects do not
+// each cost an argon2id derivation.
+type brokerAuth struct {
+	verifier PasswordVerifier
+	accounts map[string]BrokerAccount
+	// internal is coid's own subscriber: its user name and password,
+	// made up at start and never written anywhere.
+	internalUser, internalPass string
+
+	mu     sync.Mutex
+	proven map[string][32]byte // user -> SHA-256 of the password that verified
+}
+
+// authenticate reports whether user and password are those of an account
+// (or of coid's own subscriber).
+func (a *brokerAuth) authenticate(user, password string) bool {
+	if user == a.internalUser {
+		return subtle.ConstantTimeCompare([]byte(password), []byte(a.internalPass)) == 1
+	}
+	acct, ok := a.accounts[user]
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(password))
+	a.mu.Lock()
+	prev, known := a.proven[user]
+	a.mu.Unlock()
+	if known {
+		return subtle.ConstantTimeCompare(prev[:], sum[:]) == 1
+	}
+	ok, err := a.verifier.Verify(acct.Hash, password)
+	if err != nil || !ok {
+		return false
+	}
+	a.mu.Lock()
+	a.proven[user] = sum
+	a.mu.Unlock()
+	return true
+}
+
+// allowed reports whether user may use topic: coid's own subscriber every
+// topic; an account publishing to the telemetry topic of a shipper it may
+// publish for, and reading alerts.
+func (a *brokerAuth) allowed(user, prefix, topic string, write bool) bool {
+	if user == a.internalUser {
+		return true
+	}
+	acct, ok := a.accounts[user]
+	if !ok {
+		return false
+	}
+	if !write {
+		return strings.HasPrefix(topic, "coid/alerts/")
+	}
+	shipper, err := ShipperFromTopic(prefix, topic)
+	return err == nil && acct.MayPublishFor(shipper)
+}

@@ -1,0 +1,191 @@
+package sensors_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/sensors"
+)
+
+func TestParseBrokerAccounts(t *testing.T) {
+	h, err := passwd.Fast().Hash("a long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "# shippers\n\nSHP-0042:" + h + ":SHP-0042\ngw-1:" + h + ":*\ngw-2:" + h + ":SHP-1,SHP-2\n"
+	as, err := sensors.ParseBrokerAccounts([]byte(good))
+	if err != nil || len(as) != 3 {
+		t.Fatalf("%d accounts, %v", len(as), err)
+	}
+	if !as[1].MayPublishFor("SHP-9") || as[2].MayPublishFor("SHP-3") || !as[2].MayPublishFor("SHP-2") || as[0].MayPublishFor("SHP-0043") {
+		t.Fatalf("shipper rules: %+v", as)
+	}
+	if again, err := sensors.ParseBrokerAccounts([]byte(as[2].Line())); err != nil || again[0].User != "gw-2" {
+		t.Fatalf("line round trip: %v %v", again, err)
+	}
+	for name, bad := range map[string]string{
+		"no hash":          "SHP-1\n",
+		"no shippers":      "SHP-1:" + h + "\n",
+		"bad user":         "shp 1:" + h + ":SHP-1\n",
+		"reserved user":    "$coid-ingest:" + h + ":*\n",
+		"not argon2id":     "SHP-1:$2a$10$abc:SHP-1\n",
+		"bad shipper":      "gw:" + h + ":SHP-1,bad id\n",
+		"empty shipper":    "gw:" + h + ":SHP-1,\n",
+		"user named twice": "SHP-1:" + h + ":SHP-1\nSHP-1:" + h + ":SHP-1\n",
+	} {
+		if _, err := sensors.ParseBrokerAccounts([]byte(bad)); !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "line") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestBrokerAccounts runs the embedded broker with accounts, real paho
+// clients and coid's own subscriber: strangers and wrong passwords are
+// refused, a shipper publishes only its own telemetry, a gateway any
+// shipper's, and only what was allowed is stored.
+func TestBrokerAccounts(t *testing.T) {
+	ctx := context.Background()
+	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pipe, err := sensors.NewPipeline(sensors.PipelineConfig{Sink: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	hash := func(p string) string {
+		h, err := passwd.Fast().Hash(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	shp, _ := sensors.NewBrokerAccount("SHP-A", hash("shipper password A"), nil)
+	gw, _ := sensors.NewBrokerAccount("gw-1", hash("gateway password 1"), []string{"*"})
+	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Pipeline: pipe, IngestClientID: "coid-test",
+		Accounts: []sensors.BrokerAccount{shp, gw}, Verifier: passwd.Fast()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	user, pass := b.IngestCredentials()
+	if user == "" || len(pass) < 32 {
+		t.Fatalf("ingest credentials %q %q", user, pass)
+	}
+	sub, err := sensors.NewSubscriber(sensors.SubscriberConfig{URL: b.URL(), ClientID: "coid-test", Username: user, Password: pass,
+		Pipeline: pipe, Logger: quiet, MaxReconnectInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Start()
+	defer sub.Close()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sub.WaitSubscribed(wctx); err != nil {
+		t.Fatal(err)
+	}
+	connect := func(user, pass string) (mqtt.Client, error) {
+		o := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("c-" + randID(t)).SetCleanSession(true).
+			SetAutoReconnect(false).SetConnectRetry(false)
+		if user != "" {
+			o.SetUsername(user).SetPassword(pass)
+		}
+		c := mqtt.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(5 * time.Second) {
+			return nil, errors.New("connect timed out")
+		}
+		return c, tok.Error()
+	}
+	for _, cred := range [][2]string{{"", ""}, {"SHP-A", "wrong password"}, {"nobody", "shipper password A"}, {user, "not it"}} {
+		if c, err := connect(cred[0], cred[1]); err == nil {
+			c.Disconnect(10)
+			t.Fatalf("connect as %q with %q let in", cred[0], cred[1])
+		}
+	}
+	base := time.Now().Add(-time.Hour)
+	publish := func(c mqtt.Client, shipper string, seq int) error {
+		tok := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, shipper), 1, false, payload(shipper, seq, base))
+		if !tok.WaitTimeout(3 * time.Second) {
+			return errors.New("no PUBACK")
+		}
+		return tok.Error()
+	}
+	a, err := connect("SHP-A", "shipper password A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(a, "SHP-A", 1); err != nil {
+		t.Fatalf("shipper's own telemetry: %v", err)
+	}
+	// Another shipper's topic: the broker drops the connection, stores
+	// nothing, and sends no PUBACK.
+	if err := publish(a, "SHP-B", 1); err == nil {
+		t.Fatal("a shipper published another shipper's telemetry")
+	}
+	a.Disconnect(10)
+	// The same password again is let in without another derivation; a
+	// wrong one still is not.
+	if a, err = connect("SHP-A", "shipper password A"); err != nil {
+		t.Fatal(err)
+	}
+	a.Disconnect(10)
+	if _, err := connect("SHP-A", "shipper password B"); err == nil {
+		t.Fatal("a wrong password let in after a right one")
+	}
+	g, err := connect("gw-1", "gateway password 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Disconnect(10)
+	for _, s := range []string{"SHP-B", "SHP-C"} {
+		if err := publish(g, s, 2); err != nil {
+			t.Fatalf("gateway for %s: %v", s, err)
+		}
+	}
+	for shipper, want := range map[string]int{"SHP-A": 1, "SHP-B": 1, "SHP-C": 1} {
+		rs, _, err := st.ShipperReadings(ctx, shipper, time.Time{}, time.Time{}, 0)
+		if err != nil || len(rs) != want {
+			t.Fatalf("%s: %d readings, %v; want %d", shipper, len(rs), err, want)
+		}
+		if shipper == "SHP-B" && rs[0].Seq != 2 {
+			t.Fatalf("SHP-B's stored reading came from the shipper, not the gateway: %+v", rs[0])
+		}
+	}
+}
+
+func TestBrokerWithoutAccountsListensOnLoopbackOnly(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:1883"} {
+		if b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: addr, Logger: quiet}); !errors.Is(err, custody.ErrInvalid) {
+			if b != nil {
+				b.Close()
+			}
+			t.Errorf("%s without accounts: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0"} {
+		b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: addr, Logger: quiet})
+		if err != nil {
+			if strings.Contains(err.Error(), "cannot assign") { // no IPv6 loopback here
+				continue
+			}
+			t.Fatalf("%s: %v", addr, err)
+		}
+		b.Close()
+	}
+	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "0.0.0.0:0", Logger: quiet, Accounts: []sensors.BrokerAccount{}, Verifier: passwd.Fast()})
+	if err != nil {
+		t.Fatalf("all interfaces with accounts: %v", err)
+	}
+	b.Close()
+}
