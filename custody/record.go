@@ -497,13 +497,22 @@ func skipValue(b []byte, i int) (int, error) {
 }
 
 func skipString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
+	for j := i + 1; j < len(b); {
+		// The next quote, found with the vectorised search; it ends the
+		// string unless an odd number of backslashes precede it.
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			break
+		}
+		j += q
+		n := 0
+		for k := j - 1; k > i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
 			return j + 1, nil
 		}
+		j++
 	}
 	return 0, fmt.Errorf("unterminated string")
 }

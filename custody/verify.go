@@ -57,20 +57,32 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	type batch struct {
 		items []LogEntry
-		res   chan []verifyResult
+		out   []verifyResult
+		res   chan struct{} // a token once out is filled
 	}
 	work := make(chan *batch, workers*2)
 	ordered := make(chan *batch, workers*4)
+	// Batches go round: the checker hands each back once it is done with
+	// it, so a million records do not leave a few hundred MB of garbage.
+	free := make(chan *batch, workers*8)
+	newBatch := func() *batch {
+		select {
+		case b := <-free:
+			b.items = b.items[:0]
+			return b
+		default:
+			return &batch{items: make([]LogEntry, 0, verifyBatch), out: make([]verifyResult, verifyBatch), res: make(chan struct{}, 1)}
+		}
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for b := range work {
-				out := make([]verifyResult, len(b.items))
 				for i, it := range b.items {
 					l, err := ReadLinks(it.Body, it.Hash)
-					out[i] = verifyResult{key: it.Key, links: l, err: err}
+					b.out[i] = verifyResult{key: it.Key, links: l, err: err}
 				}
-				b.res <- out
+				b.res <- struct{}{}
 			}
 		})
 	}
@@ -81,7 +93,8 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 	go func() {
 		defer close(done)
 		for b := range ordered {
-			for _, r := range <-b.res {
+			<-b.res
+			for _, r := range b.out[:len(b.items)] {
 				if !rep.OK {
 					continue
 				}
@@ -119,19 +132,23 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 				prev = l.Hash
 				rep.Records++
 			}
+			select {
+			case free <- b:
+			default:
+			}
 		}
 	}()
 	err := src.ReadLog(ctx, func(v LogView) error {
 		// The entries stay valid until this function returns, so the
 		// workers read them in place and are waited for below.
-		cur := &batch{items: make([]LogEntry, 0, verifyBatch), res: make(chan []verifyResult, 1)}
+		cur := newBatch()
 		flush := func() {
 			if len(cur.items) == 0 {
 				return
 			}
 			ordered <- cur
 			work <- cur
-			cur = &batch{items: make([]LogEntry, 0, verifyBatch), res: make(chan []verifyResult, 1)}
+			cur = newBatch()
 		}
 		n := 0
 		for e := range v.Entries {
