@@ -133,13 +133,17 @@ type simulator struct {
 	tls            *tls.Config
 	stdout, stderr io.Writer
 
-	readings  atomic.Int64 // distinct readings published
-	quota     atomic.Int64 // readings left under --count (when set)
-	messages  atomic.Int64 // messages published (including duplicates)
-	dups      atomic.Int64 // messages sent again
-	flushes   atomic.Int64 // offline array payloads
-	acked     atomic.Int64 // messages PUBACKed by the broker
-	failed    atomic.Int64 // messages the broker did not acknowledge
+	readings atomic.Int64 // distinct readings published
+	quota    atomic.Int64 // readings left under --count (when set)
+	messages atomic.Int64 // messages published (including duplicates)
+	dups     atomic.Int64 // messages sent again
+	flushes  atomic.Int64 // offline array payloads
+	acked    atomic.Int64 // messages PUBACKed by the broker
+	failed   atomic.Int64 // messages the broker did not acknowledge
+	// lost counts connections the broker dropped (for instance for
+	// publishing a shipper the account may not): paho may report the
+	// messages then in flight as delivered, so any loss fails the run.
+	lost      atomic.Int64
 	withheld  atomic.Int64 // readings a silent logger never sent
 	scenarios map[string]int
 }
@@ -173,7 +177,12 @@ func (sim *simulator) run(ctx context.Context) error {
 		sim.scenarios[sc]++
 		o := mqtt.NewClientOptions().AddBroker(c.url).SetClientID(fmt.Sprintf("%s-%d", c.clientID, i+1)).
 			SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second).
-			SetKeepAlive(30 * time.Second).SetOrderMatters(false)
+			SetKeepAlive(30 * time.Second).SetOrderMatters(false).
+			SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+				if sim.lost.Add(1) == 1 {
+					fmt.Fprintf(sim.stderr, "coid simulate: the broker dropped a connection (%v); see its log\n", err)
+				}
+			})
 		if c.username != "" {
 			o.SetUsername(c.username).SetPassword(c.password)
 		}
@@ -230,6 +239,9 @@ func (sim *simulator) run(ctx context.Context) error {
 	if n := sim.failed.Load(); n > 0 {
 		return fmt.Errorf("simulate: %d message(s) were not acknowledged by the broker", n)
 	}
+	if n := sim.lost.Load(); n > 0 {
+		return fmt.Errorf("simulate: the broker dropped %d connection(s); messages in flight then may not have been stored (may the account publish for these shippers?)", n)
+	}
 	return nil
 }
 
@@ -245,6 +257,9 @@ func (sim *simulator) summary(elapsed time.Duration) {
 	fmt.Fprintf(w, "readings: %d published, %d withheld by silent loggers\n", sim.readings.Load(), sim.withheld.Load())
 	fmt.Fprintf(w, "messages: %d published (%d duplicate redeliveries, %d offline flushes), %d acknowledged, %d not acknowledged\n",
 		sim.messages.Load(), sim.dups.Load(), sim.flushes.Load(), sim.acked.Load(), sim.failed.Load())
+	if n := sim.lost.Load(); n > 0 {
+		fmt.Fprintf(w, "connections dropped by the broker: %d\n", n)
+	}
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(sim.messages.Load()) / s
