@@ -153,7 +153,13 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 // Routes lists the registered method and path pairs.
 func (s *Server) Routes() []*echo.Route { return s.e.Routes() }
 
+// healthz answers 200 while the store can be read and 503 when it cannot
+// (the reason is logged, not shown: the route needs no token).
 func (s *Server) healthz(c echo.Context) error {
+	if err := s.svc.Health(c.Request().Context()); err != nil {
+		s.log.Error("health check failed", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "version": s.cfg.Version})
+	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
 }
 

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -1004,6 +1005,33 @@ func TestHealthz(t *testing.T) {
 	if r.Header.Get(echo.HeaderXRequestID) == "" {
 		t.Error("no X-Request-Id")
 	}
+	// A store that cannot be read makes the service unhealthy, without
+	// saying why to an unauthenticated caller.
+	var broken atomic.Bool
+	e = newEnv(t, withStore(func(st custody.Store) custody.Store { return &unreadableStore{Store: st, broken: &broken} }))
+	if r := e.do(t, http.MethodGet, "/healthz", "", nil); r.Code != http.StatusOK {
+		t.Fatalf("healthz = %s", r)
+	}
+	broken.Store(true)
+	r = e.do(t, http.MethodGet, "/healthz", "", nil)
+	broken.Store(false)
+	if m := r.object(t); r.Code != http.StatusServiceUnavailable || m["status"] != "unavailable" || len(m) != 2 ||
+		strings.Contains(string(r.Body), "disk") {
+		t.Fatalf("healthz with the store unreadable = %s", r)
+	}
+}
+
+// unreadableStore fails reads of the head while broken is set.
+type unreadableStore struct {
+	custody.Store
+	broken *atomic.Bool
+}
+
+func (u *unreadableStore) Head(ctx context.Context) (uint64, custody.Hash, error) {
+	if u.broken.Load() {
+		return 0, custody.Hash{}, errors.New("disk on fire")
+	}
+	return u.Store.Head(ctx)
 }
 
 // apiRoutes is one request per /api/v1 route, each of which would succeed

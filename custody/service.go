@@ -75,6 +75,15 @@ func NewService(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// Health reads the store's head: nil when the store answers, the reason
+// otherwise (a failed reopen of the file, say).
+func (s *Service) Health(ctx context.Context) error {
+	if _, _, err := s.store.Head(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
 // Now returns the service clock's current time in UTC.
 func (s *Service) Now() time.Time { return s.now().UTC() }
 
