@@ -48,7 +48,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if !custody.ValidFIN(s.fin) {
 		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
 	}
-	store, err := boltstore.Open(s.data, boltstore.Options{})
+	store, err := boltstore.Open(s.data, boltstore.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

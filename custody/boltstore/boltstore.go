@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -55,6 +57,9 @@ type Options struct {
 	// closes and reopens its file (see Store.refresh). Zero means
 	// DefaultRefreshPages; a negative value never reopens.
 	RefreshPages int
+	// Logger, when set, hears of what the store does on its own (a reopen
+	// it had to give up). Nil discards.
+	Logger *slog.Logger
 }
 
 // DefaultRefreshPages bounds what bbolt's in-memory free-page bookkeeping
@@ -78,7 +83,10 @@ type Store struct {
 	boltOpts     bolt.Options
 	dirLock      *os.File
 	refreshPages int
-	refreshes    int // reopens so far (writers only, under dbmu)
+	refreshes    int         // reopens so far (writers only, under dbmu)
+	noRefresh    atomic.Bool // set when the file at path is no longer the one open
+	file         os.FileInfo // the file opened, to tell it from another at path
+	log          *slog.Logger
 
 	reqs     chan *appendReq
 	quit     chan struct{}
@@ -223,7 +231,11 @@ func Open(dir string, opt Options) (*Store, error) {
 		}
 		return nil, err
 	}
-	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages,
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	file, _ := os.Stat(path) // the file bbolt has just opened (and locked)
+	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages, log: opt.Logger, file: file,
 		reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
 	if !opt.ReadOnly {
@@ -331,7 +343,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 // (new ones wait for it, a few milliseconds), but not for a backup or a
 // scan of the log: while one runs, the reopen is put off.
 func (s *Store) maybeRefresh() {
-	if s.refreshPages < 0 {
+	if s.refreshPages < 0 || s.noRefresh.Load() {
 		return
 	}
 	s.dbmu.RLock()
@@ -358,6 +370,16 @@ func (s *Store) pagesSinceOpen() int64 {
 // while the file is closed. If the file cannot be reopened, every later
 // operation fails with the reason.
 func (s *Store) refresh() {
+	// Reopening a path that now names another file (or none: bbolt would
+	// create an empty one) would swap the ledger under the service. Keep
+	// the file that is open and stop reopening.
+	onDisk, err := os.Stat(s.path)
+	if err != nil || s.file == nil || !os.SameFile(s.file, onDisk) {
+		s.noRefresh.Store(true)
+		s.log.Error("the data file was moved, replaced or removed while the service ran: the service keeps using the file it opened and no longer reopens it; stop the service and put the file back",
+			"path", s.path, "err", err)
+		return
+	}
 	if err := s.db.Close(); err != nil {
 		s.dbErr = fmt.Errorf("store unavailable: closing %s to reopen it: %v: %w", s.path, err, custody.ErrClosed)
 		return

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,4 +205,71 @@ func BenchmarkReopen(b *testing.B) {
 	}
 	st, _ := os.Stat(s.Path())
 	b.ReportMetric(float64(st.Size())/(1<<20), "file-MB")
+}
+
+// TestNoReopenOfAMovedFile: when the data file is moved away while the
+// store runs, a reopen would open (or create) whatever is at the path now.
+// The store keeps the file it has open, stops reopening, says so, and
+// loses nothing.
+func TestNoReopenOfAMovedFile(t *testing.T) {
+	dir := t.TempDir()
+	var logs syncBuf
+	s, err := Open(dir, Options{RefreshPages: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for k := range 3 {
+		if _, err := s.Append(ctx, draft(coiN(1), k, k == 0, uint64(k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Reopens()
+	if before == 0 {
+		t.Fatal("no reopen before the move")
+	}
+	path := filepath.Join(dir, FileName)
+	if err := os.Rename(path, path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	for k := 3; k < 6; k++ {
+		if _, err := s.Append(ctx, draft(coiN(1), k, false, uint64(k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Reopens(); got != before {
+		t.Fatalf("reopened %d times after the move", got-before)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a file appeared at the old path: %v", err)
+	}
+	if !strings.Contains(logs.String(), "moved, replaced or removed") {
+		t.Fatalf("nothing logged: %q", logs.String())
+	}
+	s.Close()
+	if err := os.Rename(path+".moved", path); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if rep := verify(t, s); !rep.OK || rep.Records != 6 {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuf) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
