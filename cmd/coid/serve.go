@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -62,13 +63,16 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: time.Now,
+	// One limit on argon2id derivations (64 MiB each) for sign-ins,
+	// signatures and MQTT connects, all of which strangers can trigger.
+	hasher := passwd.NewLimited(passwd.Default(), runtime.GOMAXPROCS(0))
+	svc, err := custody.NewService(custody.Config{Store: store, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
 		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	tele, err := startTelemetry(mq, store, svc, log)
+	tele, err := startTelemetry(mq, store, svc, hasher, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -158,7 +162,7 @@ type telemetry struct {
 	once    sync.Once
 }
 
-func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service, log *slog.Logger) (*telemetry, error) {
+func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger) (*telemetry, error) {
 	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{})}
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: svc, Readings: store, Logger: log, Alert: t.alert})
 	var err error
@@ -187,7 +191,7 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 			if bc.Accounts == nil {
 				bc.Accounts = []sensors.BrokerAccount{} // a file without accounts lets no shipper in
 			}
-			bc.Verifier = passwd.Default()
+			bc.Verifier = verifier
 		}
 		t.broker, err = sensors.StartBroker(bc)
 		switch {

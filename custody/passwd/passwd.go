@@ -73,3 +73,32 @@ func (a Argon2id) Verify(encoded, password string) (bool, error) {
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
+
+// Limited runs at most a fixed number of a hasher's derivations at
+// once. An argon2id derivation takes MemoryKiB of memory and a core for
+// tens of milliseconds, and sign-ins and MQTT connects reach it before
+// anyone is authenticated: unbounded, a burst of attempts could exhaust
+// the machine's memory. Beyond the limit, callers wait their turn.
+type Limited struct {
+	h   custody.PasswordHasher
+	sem chan struct{}
+}
+
+// NewLimited returns h with at most n derivations at once (at least 1).
+func NewLimited(h custody.PasswordHasher, n int) *Limited {
+	return &Limited{h: h, sem: make(chan struct{}, max(1, n))}
+}
+
+// Hash implements custody.PasswordHasher within the limit.
+func (l *Limited) Hash(password string) (string, error) {
+	l.sem <- struct{}{}
+	defer func() { <-l.sem }()
+	return l.h.Hash(password)
+}
+
+// Verify implements custody.PasswordHasher within the limit.
+func (l *Limited) Verify(encoded, password string) (bool, error) {
+	l.sem <- struct{}{}
+	defer func() { <-l.sem }()
+	return l.h.Verify(encoded, password)
+}

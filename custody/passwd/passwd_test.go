@@ -3,7 +3,10 @@ package passwd
 import (
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 )
@@ -41,5 +44,45 @@ func TestVerifyRejectsMalformed(t *testing.T) {
 		if _, err := Fast().Verify(enc, "x"); !errors.Is(err, custody.ErrInvalid) {
 			t.Errorf("Verify(%q) err = %v, want ErrInvalid", enc, err)
 		}
+	}
+}
+
+// countingHasher records how many calls run at once.
+type countingHasher struct {
+	Argon2id
+	inFlight, peak atomic.Int32
+}
+
+func (c *countingHasher) Verify(encoded, password string) (bool, error) {
+	n := c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	time.Sleep(2 * time.Millisecond)
+	return c.Argon2id.Verify(encoded, password)
+}
+
+// TestLimitedBoundsConcurrentDerivations: however many verify at once,
+// no more than the limit derive at the same time, and the answers are
+// those of the hasher.
+func TestLimitedBoundsConcurrentDerivations(t *testing.T) {
+	c := &countingHasher{Argon2id: Fast()}
+	h, err := c.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLimited(c, 2)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			ok, err := l.Verify(h, []string{"correct horse", "wrong"}[i%2])
+			if err != nil || ok != (i%2 == 0) {
+				t.Errorf("verify %d: %v %v", i, ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := c.peak.Load(); p != 2 {
+		t.Fatalf("%d derivations at once, want the limit, 2", p)
 	}
 }
