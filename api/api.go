@@ -415,7 +415,15 @@ func (s *Server) verifyChain(c echo.Context) error {
 }
 
 func (s *Server) verifyLedger(c echo.Context) error {
-	rep, err := s.svc.VerifyLedger(c.Request().Context())
+	var cps []custody.Checkpoint
+	for _, v := range c.QueryParams()["checkpoint"] {
+		cp, err := custody.ParseCheckpoint(v)
+		if err != nil {
+			return err
+		}
+		cps = append(cps, cp)
+	}
+	rep, err := s.svc.VerifyLedgerAt(c.Request().Context(), cps)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
 	var s settings
 	fs := newFlags("verify", env, stderr, &s)
+	var cps checkpoints
+	fs.Var(&cps, "checkpoint", "RECORDS:HEAD printed by an earlier verify or on a custody report; the ledger must still hold it (repeatable)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -26,7 +28,7 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	defer store.Close()
 	start := time.Now()
-	rep, err := svc.VerifyLedger(ctx)
+	rep, err := svc.VerifyLedgerAt(ctx, cps)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -37,6 +39,26 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "OK: %d records verified in %s (%.0f records/s)\nhead %s\n", rep.Records, el.Round(time.Millisecond),
 		float64(rep.Records)/max(el.Seconds(), 1e-9), rep.Head)
+	if len(cps) > 0 {
+		fmt.Fprintf(stdout, "the ledger still holds %d checkpoint(s)\n", len(cps))
+	}
+	if rep.Records > 0 {
+		fmt.Fprintf(stdout, "checkpoint %d:%s (keep it elsewhere; verify --checkpoint checks the ledger still holds it)\n", rep.Records, rep.Head)
+	}
+	return nil
+}
+
+// checkpoints is the repeatable --checkpoint flag.
+type checkpoints []custody.Checkpoint
+
+func (c *checkpoints) String() string { return fmt.Sprint(*c) }
+
+func (c *checkpoints) Set(v string) error {
+	cp, err := custody.ParseCheckpoint(v)
+	if err != nil {
+		return err
+	}
+	*c = append(*c, cp)
 	return nil
 }
 

@@ -422,4 +422,38 @@ func TestHotBackup(t *testing.T) {
 	if !strings.Contains(out.String(), "OK: 2 records") || !strings.Contains(out.String(), live["head"].(string)) {
 		t.Fatalf("backup verify %q, live head %v", out.String(), live["head"])
 	}
+	old := fmt.Sprintf("2:%s", live["head"])
+	if !strings.Contains(out.String(), "checkpoint "+old) {
+		t.Fatalf("verify prints no checkpoint: %q", out.String())
+	}
+
+	// The ledger grows; a checkpoint is taken of it. The old backup, put
+	// back in its place (a rollback), verifies on its own, but not
+	// against the later checkpoint: that is what checkpoints are for.
+	if code, m := c.do("POST", "/chains", map[string]any{"patient": map[string]any{"name": "C D", "birth_date": "1981-01-01", "mrn": "10"},
+		"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}}); code != 201 {
+		t.Fatalf("enroll %d %v", code, m)
+	}
+	_, now := c.do("GET", "/verify?checkpoint="+old, nil)
+	if now["ok"] != true || now["records"] != float64(3) {
+		t.Fatalf("live ledger against its earlier checkpoint: %v", now)
+	}
+	later := fmt.Sprintf("3:%s", now["head"])
+	if code, m := c.do("GET", "/verify?checkpoint=3:nothex", nil); code != 400 {
+		t.Fatalf("malformed checkpoint: %d %v", code, m)
+	}
+	out.Reset()
+	err := run(context.Background(), []string{"verify", "--data", copyDir, "--checkpoint", old, "--checkpoint", later}, nil, nil, &out, &errb)
+	if exitCode(err) != 3 || !strings.Contains(out.String(), "record 3") || !strings.Contains(out.String(), "cut back") {
+		t.Fatalf("rolled-back copy against a later checkpoint: %v\n%s", err, out.String())
+	}
+	wrong := fmt.Sprintf("2:%s", now["head"]) // record 2 is not that one
+	out.Reset()
+	if err := run(context.Background(), []string{"verify", "--data", copyDir, "--checkpoint", wrong}, nil, nil, &out, &errb); exitCode(err) != 3 ||
+		!strings.Contains(out.String(), "rewritten") {
+		t.Fatalf("copy against a checkpoint it never held: %v\n%s", err, out.String())
+	}
+	if err := run(context.Background(), []string{"verify", "--data", copyDir, "--checkpoint", "2:xyz"}, nil, nil, &out, &errb); exitCode(err) != 2 {
+		t.Fatalf("malformed --checkpoint: %v", err)
+	}
 }
