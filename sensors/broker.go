@@ -97,13 +97,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		if _, err := rand.Read(pass); err != nil {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
-		auth = &brokerAuth{verifier: cfg.Verifier, accounts: map[string]BrokerAccount{}, internalUser: ingestUser,
-			internalPass: hex.EncodeToString(pass), proven: map[string][32]byte{}}
-		for _, a := range cfg.Accounts {
-			if err := a.validate(); err != nil {
-				return nil, fmt.Errorf("start broker: %w", err)
-			}
-			auth.accounts[a.User] = a
+		auth = &brokerAuth{verifier: cfg.Verifier, internalUser: ingestUser, internalPass: hex.EncodeToString(pass)}
+		if _, err := auth.set(cfg.Accounts); err != nil {
+			return nil, fmt.Errorf("start broker: %w", err)
 		}
 	} else if !loopback(cfg.Listen) {
 		return nil, fmt.Errorf("start MQTT broker on %s: without accounts (--mqtt-auth) it would let any client publish telemetry, so it listens on loopback only: %w",
@@ -161,6 +157,30 @@ func (b *Broker) IngestCredentials() (user, password string) {
 		return "", ""
 	}
 	return b.auth.internalUser, b.auth.internalPass
+}
+
+// SetAccounts replaces the accounts of a broker started with accounts (a
+// reload of the credentials file): from then on only the new accounts
+// connect, and the connections of accounts removed or changed (password
+// or shippers) are closed; they must connect again. A broker started
+// without accounts refuses, as does an invalid list (which changes
+// nothing). It returns how many connections it closed.
+func (b *Broker) SetAccounts(accounts []BrokerAccount) (int, error) {
+	if b.auth == nil {
+		return 0, fmt.Errorf("set broker accounts: the broker was started without accounts (--mqtt-auth): %w", custody.ErrInvalid)
+	}
+	changed, err := b.auth.set(accounts)
+	if err != nil {
+		return 0, fmt.Errorf("set broker accounts: %w", err)
+	}
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && changed[string(cl.Properties.Username)] {
+			_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // URL returns the broker's address as a tcp:// URL for clients.

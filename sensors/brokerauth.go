@@ -113,13 +113,46 @@ func (a BrokerAccount) validate() error {
 // each cost an argon2id derivation.
 type brokerAuth struct {
 	verifier PasswordVerifier
-	accounts map[string]BrokerAccount
 	// internal is coid's own subscriber: its user name and password,
 	// made up at start and never written anywhere.
 	internalUser, internalPass string
 
-	mu     sync.Mutex
-	proven map[string][32]byte // user -> SHA-256 of the password that verified
+	mu       sync.Mutex
+	accounts map[string]BrokerAccount
+	proven   map[string][32]byte // user -> SHA-256 of the password that verified
+}
+
+// account returns user's account.
+func (a *brokerAuth) account(user string) (BrokerAccount, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	acct, ok := a.accounts[user]
+	return acct, ok
+}
+
+// set replaces the accounts; passwords must verify again. It returns the
+// users whose account was removed or changed.
+func (a *brokerAuth) set(accounts []BrokerAccount) (map[string]bool, error) {
+	m := make(map[string]BrokerAccount, len(accounts))
+	for _, acct := range accounts {
+		if err := acct.validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := m[acct.User]; dup {
+			return nil, fmt.Errorf("user %s named twice: %w", acct.User, custody.ErrInvalid)
+		}
+		m[acct.User] = acct
+	}
+	a.mu.Lock()
+	changed := map[string]bool{}
+	for user, old := range a.accounts {
+		if cur, ok := m[user]; !ok || cur.Line() != old.Line() {
+			changed[user] = true
+		}
+	}
+	a.accounts, a.proven = m, map[string][32]byte{}
+	a.mu.Unlock()
+	return changed, nil
 }
 
 // authenticate reports whether user and password are those of an account
@@ -128,7 +161,7 @@ func (a *brokerAuth) authenticate(user, password string) bool {
 	if user == a.internalUser {
 		return subtle.ConstantTimeCompare([]byte(password), []byte(a.internalPass)) == 1
 	}
-	acct, ok := a.accounts[user]
+	acct, ok := a.account(user)
 	if !ok {
 		return false
 	}
@@ -144,7 +177,9 @@ func (a *brokerAuth) authenticate(user, password string) bool {
 		return false
 	}
 	a.mu.Lock()
-	a.proven[user] = sum
+	if cur, ok := a.accounts[user]; ok && cur.Hash == acct.Hash { // not replaced meanwhile
+		a.proven[user] = sum
+	}
 	a.mu.Unlock()
 	return true
 }
@@ -156,7 +191,7 @@ func (a *brokerAuth) allowed(user, prefix, topic string, write bool) bool {
 	if user == a.internalUser {
 		return true
 	}
-	acct, ok := a.accounts[user]
+	acct, ok := a.account(user)
 	if !ok {
 		return false
 	}

@@ -189,3 +189,77 @@ func TestBrokerWithoutAccountsListensOnLoopbackOnly(t *testing.T) {
 	}
 	b.Close()
 }
+
+// TestBrokerAccountsReload replaces a running broker's accounts: a removed
+// account's live connection is closed and it cannot come back, a new one
+// gets in, and an invalid list changes nothing.
+func TestBrokerAccountsReload(t *testing.T) {
+	hash := func(p string) string {
+		h, err := passwd.Fast().Hash(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	a, _ := sensors.NewBrokerAccount("SHP-A", hash("password of A"), nil)
+	b, _ := sensors.NewBrokerAccount("SHP-B", hash("password of B"), nil)
+	br, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Accounts: []sensors.BrokerAccount{a},
+		Verifier: passwd.Fast()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	lost := make(chan struct{}, 1)
+	connect := func(user, pass string) (mqtt.Client, error) {
+		o := mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID("c-" + randID(t)).SetUsername(user).SetPassword(pass).
+			SetAutoReconnect(false).SetConnectionLostHandler(func(mqtt.Client, error) { lost <- struct{}{} })
+		c := mqtt.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(5 * time.Second) {
+			return nil, errors.New("connect timed out")
+		}
+		return c, tok.Error()
+	}
+	ca, err := connect("SHP-A", "password of A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Disconnect(10)
+	if _, err := connect("SHP-B", "password of B"); err == nil {
+		t.Fatal("SHP-B let in before it had an account")
+	}
+	closed, err := br.SetAccounts([]sensors.BrokerAccount{b})
+	if err != nil || closed != 1 {
+		t.Fatalf("reload: closed %d, %v", closed, err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the removed account's connection stayed open")
+	}
+	if _, err := connect("SHP-A", "password of A"); err == nil {
+		t.Fatal("a removed account let in")
+	}
+	cb, err := connect("SHP-B", "password of B")
+	if err != nil {
+		t.Fatalf("the new account: %v", err)
+	}
+	cb.Disconnect(10)
+	bad := b
+	bad.Hash = "plain"
+	if _, err := br.SetAccounts([]sensors.BrokerAccount{a, bad}); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("invalid list: %v", err)
+	}
+	if cb, err = connect("SHP-B", "password of B"); err != nil {
+		t.Fatalf("after a refused reload: %v", err)
+	}
+	cb.Disconnect(10)
+	open, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if _, err := open.SetAccounts([]sensors.BrokerAccount{a}); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("accounts on a broker without them: %v", err)
+	}
+}

@@ -95,6 +95,6 @@ func runMQTTUser(ctx context.Context, args, env []string, stdin io.Reader, stdou
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("mqtt-user add: %w", err)
 	}
-	fmt.Fprintf(stdout, "added %s (may publish for %s) to %s; restart coid serve to apply\n", acct.User, strings.Join(acct.Shippers, ","), *file)
+	fmt.Fprintf(stdout, "added %s (may publish for %s) to %s; apply it with kill -HUP on coid serve (or a restart)\n", acct.User, strings.Join(acct.Shippers, ","), *file)
 	return nil
 }

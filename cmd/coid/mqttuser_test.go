@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMQTTAccountsEndToEnd: accounts written with coid mqtt-user, a coid
@@ -89,6 +91,45 @@ func TestMQTTAccountsEndToEnd(t *testing.T) {
 		if n := len(m["readings"].([]any)); code != 200 || (n == 0) != (id == "SHP-X-0001") {
 			t.Fatalf("%s readings: %d %v", id, code, m)
 		}
+	}
+	// A new shipper's account, added while the service runs, applies on
+	// SIGHUP; a broken file is refused and the old accounts stay.
+	sim1 := func(user, pass string) error {
+		var out, errb bytes.Buffer
+		return run(context.Background(), []string{"simulate", "--mqtt-url", "tcp://" + addr, "--shippers", "1", "--id-prefix", "SHP-NEW",
+			"--rate", "20", "--count", "5", "--mqtt-username", user, "--mqtt-password", pass}, nil, nil, &out, &errb)
+	}
+	if err := sim1("SHP-NEW-0001", "new shipper password"); err == nil {
+		t.Fatal("an account not yet added was let in")
+	}
+	if _, err := mqttUser("new shipper password\n", "add", "--file", file, "--user", "SHP-NEW-0001"); err != nil {
+		t.Fatal(err)
+	}
+	hup := func(want string) {
+		t.Helper()
+		n := strings.Count(srv.stderr.String(), want)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(srv.stderr.String(), want) == n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log after SIGHUP:\n%s", want, srv.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	hup("MQTT accounts reloaded")
+	if err := sim1("SHP-NEW-0001", "new shipper password"); err != nil {
+		t.Fatalf("the account added and reloaded: %v", err)
+	}
+	good, _ := os.ReadFile(file)
+	if err := os.WriteFile(file, append(good, "garbage line\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("MQTT accounts not reloaded")
+	if err := sim1("SHP-NEW-0001", "new shipper password"); err != nil {
+		t.Fatalf("after a refused reload: %v", err)
 	}
 	if err := srv.stop(); err != nil {
 		t.Fatal(err)

@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coid-project/coid/api"
@@ -77,6 +79,26 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer tele.stop() // idempotent; normally stopped first, below
+	// SIGHUP reloads the embedded broker's accounts (--mqtt-auth), so a
+	// new shipper needs no restart.
+	hup, hupDone := make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(hup, syscall.SIGHUP)
+	var hupWG sync.WaitGroup
+	hupWG.Go(func() {
+		for {
+			select {
+			case <-hup:
+				tele.reloadAccounts(mq.auth)
+			case <-hupDone:
+				return
+			}
+		}
+	})
+	defer func() { // before tele.stop, deferred above
+		signal.Stop(hup)
+		close(hupDone)
+		hupWG.Wait()
+	}()
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig()})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -227,6 +249,29 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 		mon.Run(ctx)
 	}()
 	return t, nil
+}
+
+// reloadAccounts reads the credentials file again and gives the embedded
+// broker its accounts; on any error it keeps the ones it has.
+func (t *telemetry) reloadAccounts(file string) {
+	if t.broker == nil || file == "" {
+		t.log.Warn("SIGHUP: no embedded broker with accounts (--mqtt-auth) to reload")
+		return
+	}
+	b, err := os.ReadFile(file)
+	var accounts []sensors.BrokerAccount
+	if err == nil {
+		accounts, err = sensors.ParseBrokerAccounts(b)
+	}
+	closed := 0
+	if err == nil {
+		closed, err = t.broker.SetAccounts(accounts)
+	}
+	if err != nil {
+		t.log.Error("MQTT accounts not reloaded; the broker keeps the accounts it had", "file", file, "err", err)
+		return
+	}
+	t.log.Info("MQTT accounts reloaded", "file", file, "accounts", len(accounts), "connections_closed", closed)
 }
 
 func (t *telemetry) alert(a sensors.Alert) {
