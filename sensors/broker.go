@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,6 +48,12 @@ type BrokerConfig struct {
 	// only: StartBroker refuses any other address.
 	Accounts []BrokerAccount
 	Verifier PasswordVerifier
+	// TLS, when set, makes the broker speak MQTT over TLS only (ssl://),
+	// so that passwords and readings do not cross the network in clear;
+	// coid's own subscriber then connects through a second, plain
+	// listener on loopback (IngestURL). Any address other than loopback
+	// needs both Accounts and TLS.
+	TLS *tls.Config
 }
 
 // ingestUser is the user name of coid's own subscriber when the broker has
@@ -71,12 +78,16 @@ const ingestUser = "$coid-ingest"
 // both are raised to their maxima here. Telemetry does not depend on them
 // (it is stored before it is forwarded), other topics do.
 type Broker struct {
-	srv    *mochi.Server
-	ln     net.Listener
-	addr   string
-	hook   *durableHook
-	auth   *brokerAuth // nil: every client is let in
-	closed atomic.Bool
+	srv  *mochi.Server
+	ln   net.Listener
+	addr string
+	hook *durableHook
+	auth *brokerAuth // nil: every client is let in
+	tls  bool
+	// internalAddr is the loopback listener of coid's own subscriber when
+	// the public one speaks TLS.
+	internalAddr string
+	closed       atomic.Bool
 }
 
 // StartBroker binds the listener and starts serving. A taken address fails
@@ -101,8 +112,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		if _, err := auth.set(cfg.Accounts); err != nil {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
-	} else if !loopback(cfg.Listen) {
-		return nil, fmt.Errorf("start MQTT broker on %s: without accounts (--mqtt-auth) it would let any client publish telemetry, so it listens on loopback only: %w",
+	}
+	if !loopback(cfg.Listen) && (auth == nil || cfg.TLS == nil) {
+		return nil, fmt.Errorf("start MQTT broker on %s: beyond loopback it needs accounts (--mqtt-auth), or any client could publish telemetry, and TLS (--mqtt-tls-cert, --mqtt-tls-key), or passwords and readings would cross the network in clear: %w",
 			cfg.Listen, custody.ErrInvalid)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -111,6 +123,22 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 			return nil, fmt.Errorf("start MQTT broker on %s: %w (is another broker running there?)", cfg.Listen, ErrAddrInUse)
 		}
 		return nil, fmt.Errorf("start MQTT broker on %s: %w", cfg.Listen, err)
+	}
+	var internal net.Listener // coid's own subscriber's way in when the public one is TLS
+	if cfg.TLS != nil {
+		if internal, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("start MQTT broker: internal listener: %w", err)
+		}
+		tc := cfg.TLS.Clone()
+		tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+		ln = tls.NewListener(ln, tc)
+	}
+	closeAll := func() {
+		ln.Close()
+		if internal != nil {
+			internal.Close()
+		}
 	}
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumInflight = 65535
@@ -124,23 +152,32 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		access = &authHook{auth: auth, prefix: cfg.Prefix, log: cfg.Logger}
 	}
 	if err := srv.AddHook(access, nil); err != nil {
-		ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	b := &Broker{srv: srv, ln: ln, addr: ln.Addr().String(), auth: auth}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Addr().String(), auth: auth, tls: cfg.TLS != nil}
+	if internal != nil {
+		b.internalAddr = internal.Addr().String()
+	}
 	if cfg.Pipeline != nil {
 		b.hook = &durableHook{srv: srv, prefix: cfg.Prefix, p: cfg.Pipeline, log: cfg.Logger, ingestID: cfg.IngestClientID}
 		if err := srv.AddHook(b.hook, nil); err != nil {
-			ln.Close()
+			closeAll()
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
 	}
 	if err := srv.AddListener(&boundListener{id: "coid-tcp", ln: ln}); err != nil {
-		ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
+	if internal != nil {
+		if err := srv.AddListener(&boundListener{id: "coid-internal", ln: internal}); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("start broker: %w", err)
+		}
+	}
 	if err := srv.Serve(); err != nil {
-		ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	return b, nil
@@ -183,8 +220,23 @@ func (b *Broker) SetAccounts(accounts []BrokerAccount) (int, error) {
 	return n, nil
 }
 
-// URL returns the broker's address as a tcp:// URL for clients.
-func (b *Broker) URL() string { return "tcp://" + b.addr }
+// IngestURL returns the URL coid's own subscriber connects to: the
+// broker's URL, or its plain loopback listener when the broker speaks TLS.
+func (b *Broker) IngestURL() string {
+	if b.internalAddr != "" {
+		return "tcp://" + b.internalAddr
+	}
+	return b.URL()
+}
+
+// URL returns the broker's address as a URL for clients: ssl:// when it
+// speaks TLS, tcp:// otherwise.
+func (b *Broker) URL() string {
+	if b.tls {
+		return "ssl://" + b.addr
+	}
+	return "tcp://" + b.addr
+}
 
 // Close disconnects every client and stops the broker.
 func (b *Broker) Close() error {

@@ -2,7 +2,16 @@ package sensors_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -183,11 +192,117 @@ func TestBrokerWithoutAccountsListensOnLoopbackOnly(t *testing.T) {
 		}
 		b.Close()
 	}
-	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "0.0.0.0:0", Logger: quiet, Accounts: []sensors.BrokerAccount{}, Verifier: passwd.Fast()})
+	// Beyond loopback: accounts alone are not enough, TLS alone neither.
+	srvTLS, _, _ := selfSigned(t)
+	for name, cfg := range map[string]sensors.BrokerConfig{
+		"accounts, no TLS": {Listen: "0.0.0.0:0", Logger: quiet, Accounts: []sensors.BrokerAccount{}, Verifier: passwd.Fast()},
+		"TLS, no accounts": {Listen: "0.0.0.0:0", Logger: quiet, TLS: srvTLS},
+	} {
+		if b, err := sensors.StartBroker(cfg); !errors.Is(err, custody.ErrInvalid) {
+			if b != nil {
+				b.Close()
+			}
+			t.Errorf("%s on all interfaces: %v", name, err)
+		}
+	}
+	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "0.0.0.0:0", Logger: quiet, Accounts: []sensors.BrokerAccount{},
+		Verifier: passwd.Fast(), TLS: srvTLS})
 	if err != nil {
-		t.Fatalf("all interfaces with accounts: %v", err)
+		t.Fatalf("all interfaces with accounts and TLS: %v", err)
 	}
 	b.Close()
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and localhost: the
+// server's TLS configuration, a pool that trusts it, and its PEM.
+func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "coid test broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, pool,
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestBrokerTLS: a broker with TLS takes telemetry over ssl:// from a
+// client that trusts its certificate, stores it through coid's own
+// subscriber on the internal listener, and refuses plain MQTT on its port.
+func TestBrokerTLS(t *testing.T) {
+	srvTLS, pool, _ := selfSigned(t)
+	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pipe, err := sensors.NewPipeline(sensors.PipelineConfig{Sink: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	h, _ := passwd.Fast().Hash("shipper password")
+	acct, _ := sensors.NewBrokerAccount("SHP-T", h, nil)
+	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Pipeline: pipe, IngestClientID: "coid-tls",
+		Accounts: []sensors.BrokerAccount{acct}, Verifier: passwd.Fast(), TLS: srvTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !strings.HasPrefix(b.URL(), "ssl://") || !strings.HasPrefix(b.IngestURL(), "tcp://127.0.0.1:") || b.IngestURL() == "tcp://"+b.Addr() {
+		t.Fatalf("URL %s, ingest URL %s", b.URL(), b.IngestURL())
+	}
+	user, pass := b.IngestCredentials()
+	sub, err := sensors.NewSubscriber(sensors.SubscriberConfig{URL: b.IngestURL(), ClientID: "coid-tls", Username: user, Password: pass,
+		Pipeline: pipe, Logger: quiet, MaxReconnectInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Start()
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sub.WaitSubscribed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	connect := func(url string) (mqtt.Client, error) {
+		o := mqtt.NewClientOptions().AddBroker(url).SetClientID("c-" + randID(t)).SetUsername("SHP-T").SetPassword("shipper password").
+			SetAutoReconnect(false).SetConnectTimeout(3 * time.Second).SetTLSConfig(&tls.Config{RootCAs: pool})
+		c := mqtt.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(5 * time.Second) {
+			return nil, errors.New("connect timed out")
+		}
+		return c, tok.Error()
+	}
+	if c, err := connect("tcp://" + b.Addr()); err == nil {
+		c.Disconnect(10)
+		t.Fatal("plain MQTT accepted on the TLS port")
+	}
+	c, err := connect(b.URL())
+	if err != nil {
+		t.Fatalf("MQTT over TLS: %v", err)
+	}
+	defer c.Disconnect(10)
+	tok := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-T"), 1, false, payload("SHP-T", 1, time.Now().Add(-time.Hour)))
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish over TLS: %v", tok.Error())
+	}
+	if rs, _, err := st.ShipperReadings(context.Background(), "SHP-T", time.Time{}, time.Time{}, 0); err != nil || len(rs) != 1 {
+		t.Fatalf("stored %d, %v", len(rs), err)
+	}
 }
 
 // TestBrokerAccountsReload replaces a running broker's accounts: a removed

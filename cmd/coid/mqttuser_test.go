@@ -3,7 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +154,80 @@ func TestMQTTAccountsEndToEnd(t *testing.T) {
 		err := run(context.Background(), append([]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
 			nil, strings.NewReader(""), &out, &errb)
 		if err == nil || errors.Is(err, context.Canceled) {
+			t.Fatalf("serve %v: %v", args, err)
+		}
+	}
+}
+
+// TestServeMQTTOverTLS: coid serve's embedded broker with a certificate
+// speaks MQTT over TLS; coid simulate with the CA stores readings through
+// it, and plain MQTT to the same port gets nowhere. Beyond loopback,
+// accounts without TLS are refused.
+func TestServeMQTTOverTLS(t *testing.T) {
+	tmp := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "coid broker"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, accts := filepath.Join(tmp, "broker.crt"), filepath.Join(tmp, "broker.key"), filepath.Join(tmp, "accounts")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"mqtt-user", "add", "--file", accts, "--user", "gw-tls", "--shippers", "*"}, nil,
+		strings.NewReader("gateway over tls\n"), &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "data")
+	tok := addUser(t, dir, "qa9", "qa")
+	srv := startServer(t, dir, "COID_MQTT_AUTH="+accts, "COID_MQTT_TLS_CERT="+certFile, "COID_MQTT_TLS_KEY="+keyFile)
+	addr := brokerAddr(t, srv)
+	if !strings.Contains(srv.stderr.String(), "tls=true") {
+		t.Fatalf("broker without TLS:\n%s", srv.stderr.String())
+	}
+	sim := func(url string, extra ...string) error {
+		var out, errb bytes.Buffer
+		args := append([]string{"simulate", "--mqtt-url", url, "--shippers", "1", "--id-prefix", "SHP-TLS", "--rate", "20", "--count", "10",
+			"--mqtt-username", "gw-tls", "--mqtt-password", "gateway over tls"}, extra...)
+		return run(context.Background(), args, nil, nil, &out, &errb)
+	}
+	if err := sim("tcp://" + addr); err == nil {
+		t.Fatal("plain MQTT accepted on the TLS port")
+	}
+	if err := sim("ssl://"+addr, "--mqtt-ca", certFile); err != nil {
+		t.Fatalf("simulate over TLS: %v", err)
+	}
+	c := &client{t, srv.url + "/api/v1", tok}
+	if code, m := c.do("GET", "/shippers/SHP-TLS-0001/readings", nil); code != 200 || len(m["readings"].([]any)) != 10 {
+		t.Fatalf("readings over TLS: %d %v", code, m)
+	}
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--mqtt-listen", "0.0.0.0:0", "--mqtt-auth", accts},                                   // accounts without TLS
+		{"--mqtt-listen", "0.0.0.0:0", "--mqtt-tls-cert", certFile, "--mqtt-tls-key", keyFile}, // TLS without accounts
+		{"--mqtt-tls-cert", certFile},                                                          // no key
+		{"--mqtt-tls-cert", keyFile, "--mqtt-tls-key", keyFile},                                // not a certificate
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append([]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
+			nil, strings.NewReader(""), &out, &errb)
+		if err == nil || exitCode(err) != 2 {
 			t.Fatalf("serve %v: %v", args, err)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -137,6 +138,8 @@ type mqttSettings struct {
 	listen, url, ca, username, password, prefix, clientID string
 	// auth is the embedded broker's credentials file (--mqtt-auth).
 	auth string
+	// tlsCert and tlsKey make the embedded broker speak TLS.
+	tlsCert, tlsKey string
 	// profiles is a JSON file of temperature profiles added to (or
 	// replacing) the built-in ones.
 	profiles string
@@ -167,6 +170,8 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 	fs.StringVar(&m.prefix, "mqtt-prefix", or(getenv(env, "COID_MQTT_PREFIX"), sensors.DefaultTopicPrefix), "telemetry topic prefix: {prefix}/{shipper}/telemetry (COID_MQTT_PREFIX)")
 	fs.StringVar(&m.profiles, "profiles", getenv(env, "COID_PROFILES"), "JSON file of temperature profiles added to the built-in cryogenic, refrigerated and room (COID_PROFILES)")
 	fs.StringVar(&m.auth, "mqtt-auth", getenv(env, "COID_MQTT_AUTH"), "credentials file of the embedded broker's clients (coid mqtt-user add writes it); without it the broker listens on loopback only (COID_MQTT_AUTH)")
+	fs.StringVar(&m.tlsCert, "mqtt-tls-cert", getenv(env, "COID_MQTT_TLS_CERT"), "PEM certificate (chain) of the embedded broker: it then speaks MQTT over TLS only (COID_MQTT_TLS_CERT)")
+	fs.StringVar(&m.tlsKey, "mqtt-tls-key", getenv(env, "COID_MQTT_TLS_KEY"), "PEM private key of --mqtt-tls-cert (COID_MQTT_TLS_KEY)")
 	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
 }
 
@@ -193,9 +198,13 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 		return nil, err
 	}
 	url := m.url
-	if m.auth != "" && (url != "" || m.listen == "off") {
+	if (m.auth != "" || m.tlsCert != "" || m.tlsKey != "") && (url != "" || m.listen == "off") {
 		t.pipe.Close()
-		return nil, usagef("serve: --mqtt-auth is for the embedded broker; an external one (--mqtt-url) keeps its own accounts")
+		return nil, usagef("serve: --mqtt-auth and --mqtt-tls-* are for the embedded broker; an external one (--mqtt-url) keeps its own")
+	}
+	if (m.tlsCert == "") != (m.tlsKey == "") {
+		t.pipe.Close()
+		return nil, usagef("serve: give both --mqtt-tls-cert and --mqtt-tls-key, or neither")
 	}
 	username, password := m.username, m.password
 	if url == "" && m.listen != "off" {
@@ -215,6 +224,14 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 			}
 			bc.Verifier = verifier
 		}
+		if m.tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(m.tlsCert, m.tlsKey)
+			if err != nil {
+				t.pipe.Close()
+				return nil, usagef("serve: --mqtt-tls-cert/--mqtt-tls-key: %v", err)
+			}
+			bc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
 		t.broker, err = sensors.StartBroker(bc)
 		switch {
 		case errors.Is(err, sensors.ErrAddrInUse):
@@ -227,9 +244,10 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 			t.pipe.Close()
 			return nil, err
 		default:
-			url = t.broker.URL()
+			url = t.broker.IngestURL()
 			username, password = t.broker.IngestCredentials()
-			log.Info("embedded MQTT broker listening", "mqtt_listen", t.broker.Addr(), "accounts", len(bc.Accounts), "authenticated", bc.Accounts != nil)
+			log.Info("embedded MQTT broker listening", "mqtt_listen", t.broker.Addr(), "url", t.broker.URL(), "accounts", len(bc.Accounts),
+				"authenticated", bc.Accounts != nil, "tls", bc.TLS != nil)
 		}
 	}
 	if url != "" {
