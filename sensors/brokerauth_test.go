@@ -56,29 +56,41 @@ func TestParseBrokerAccounts(t *testing.T) {
 	}
 }
 
+// storeAndPipeline opens a store and a pipeline into it, closed when the
+// test ends.
+func storeAndPipeline(t *testing.T) (*boltstore.Store, *sensors.Pipeline) {
+	t.Helper()
+	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pipe, err := sensors.NewPipeline(sensors.PipelineConfig{Sink: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pipe.Close)
+	return st, pipe
+}
+
+// fastHash hashes p with the test parameters.
+func fastHash(t *testing.T, p string) string {
+	t.Helper()
+	h, err := passwd.Fast().Hash(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestBrokerAccounts runs the embedded broker with accounts, real paho
 // clients and coid's own subscriber: strangers and wrong passwords are
 // refused, a shipper publishes only its own telemetry, a gateway any
 // shipper's, and only what was allowed is stored.
 func TestBrokerAccounts(t *testing.T) {
 	ctx := context.Background()
-	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	pipe, err := sensors.NewPipeline(sensors.PipelineConfig{Sink: st, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pipe.Close()
-	hash := func(p string) string {
-		h, err := passwd.Fast().Hash(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
+	st, pipe := storeAndPipeline(t)
+	hash := func(p string) string { return fastHash(t, p) }
 	shp, _ := sensors.NewBrokerAccount("SHP-A", hash("shipper password A"), nil)
 	gw, _ := sensors.NewBrokerAccount("gw-1", hash("gateway password 1"), []string{"*"})
 	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Pipeline: pipe, IngestClientID: "coid-test",
@@ -243,16 +255,7 @@ func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool, []byte) {
 // subscriber on the internal listener, and refuses plain MQTT on its port.
 func TestBrokerTLS(t *testing.T) {
 	srvTLS, pool, _ := selfSigned(t)
-	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	pipe, err := sensors.NewPipeline(sensors.PipelineConfig{Sink: st, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pipe.Close()
+	st, pipe := storeAndPipeline(t)
 	h, _ := passwd.Fast().Hash("shipper password")
 	acct, _ := sensors.NewBrokerAccount("SHP-T", h, nil)
 	b, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Pipeline: pipe, IngestClientID: "coid-tls",
@@ -309,13 +312,7 @@ func TestBrokerTLS(t *testing.T) {
 // account's live connection is closed and it cannot come back, a new one
 // gets in, and an invalid list changes nothing.
 func TestBrokerAccountsReload(t *testing.T) {
-	hash := func(p string) string {
-		h, err := passwd.Fast().Hash(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
+	hash := func(p string) string { return fastHash(t, p) }
 	a, _ := sensors.NewBrokerAccount("SHP-A", hash("password of A"), nil)
 	b, _ := sensors.NewBrokerAccount("SHP-B", hash("password of B"), nil)
 	br, err := sensors.StartBroker(sensors.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet, Accounts: []sensors.BrokerAccount{a},
