@@ -187,22 +187,29 @@ type ExcursionEndData struct {
 	BreachNS   int64     `json:"breach_ns"`
 }
 
-// excursionEnds returns the system's excursion-end corrections of c by the
-// excursion record they correct.
-func excursionEnds(c *Chain) (map[uint64]Record, error) {
-	out := map[uint64]Record{}
+// ExcursionEnd is the system's correction that recorded the end of an
+// excursion: its position and its data.
+type ExcursionEnd struct {
+	Seq uint64
+	ExcursionEndData
+}
+
+// ExcursionEnds returns the system's excursion-end corrections of c by the
+// position of the excursion record each corrects (the first, should there
+// be more). A system correction whose data is not JSON is ErrChainBroken;
+// the map holds what was read before it.
+func ExcursionEnds(c *Chain) (map[uint64]ExcursionEnd, error) {
+	out := map[uint64]ExcursionEnd{}
 	for _, r := range c.Records {
 		if r.Step != StepCorrection || r.SubmittedBy != "system" {
 			continue
 		}
 		var d ExcursionEndData
 		if err := json.Unmarshal(r.Data, &d); err != nil {
-			return nil, fmt.Errorf("correction record %d: %v: %w", r.Seq, err, ErrChainBroken)
+			return out, fmt.Errorf("correction record %d: %v: %w", r.Seq, err, ErrChainBroken)
 		}
-		if d.ID != "" && !d.End.IsZero() {
-			if _, dup := out[d.Corrects]; !dup {
-				out[d.Corrects] = r
-			}
+		if _, dup := out[d.Corrects]; !dup && d.ID != "" && !d.End.IsZero() {
+			out[d.Corrects] = ExcursionEnd{Seq: r.Seq, ExcursionEndData: d}
 		}
 	}
 	return out, nil
@@ -215,7 +222,7 @@ func ChainExcursions(c *Chain) ([]ExcursionEntry, error) { return excursionEntri
 
 func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 	out := []ExcursionEntry{}
-	ends, err := excursionEnds(c)
+	ends, err := ExcursionEnds(c)
 	if err != nil {
 		return nil, err
 	}
@@ -228,13 +235,9 @@ func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 			return nil, fmt.Errorf("excursion record %d: %v: %w", r.Seq, err, ErrChainBroken)
 		}
 		e := ExcursionEntry{COI: c.COI, Seq: r.Seq, Time: r.Time, ExcursionData: d, Open: true}
-		if er, ok := ends[r.Seq]; ok {
-			var x ExcursionEndData
-			_ = json.Unmarshal(er.Data, &x) // checked by excursionEnds
-			if x.ID == d.ID && d.End == nil {
-				end := x.End
-				e.End, e.Worst, e.DurationNS, e.Duration, e.BreachNS, e.EndedSeq = &end, x.Worst, x.DurationNS, x.Duration, x.BreachNS, er.Seq
-			}
+		if x, ok := ends[r.Seq]; ok && x.ID == d.ID && d.End == nil {
+			end := x.End
+			e.End, e.Worst, e.DurationNS, e.Duration, e.BreachNS, e.EndedSeq = &end, x.Worst, x.DurationNS, x.Duration, x.BreachNS, x.Seq
 		}
 		for _, is := range c.Issues {
 			if is.Seq == r.Seq {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -48,9 +49,11 @@ func (a BrokerAccount) Line() string {
 // hash is an argon2id PHC string ("coid mqtt-user add" writes them) and
 // shippers a comma-separated list of shipper IDs or "*"; blank lines and
 // lines starting with # are ignored. Any malformed line fails the whole
-// file, naming the line, and so does a user named twice.
+// file, naming the line, and so does a user named twice. A file without
+// accounts gives an empty, non-nil list: a broker given it lets no
+// shipper in.
 func ParseBrokerAccounts(b []byte) ([]BrokerAccount, error) {
-	var out []BrokerAccount
+	out := []BrokerAccount{}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
@@ -77,6 +80,20 @@ func ParseBrokerAccounts(b []byte) ([]BrokerAccount, error) {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
 	return out, nil
+}
+
+// LoadBrokerAccounts reads and parses the credentials file at path (see
+// ParseBrokerAccounts).
+func LoadBrokerAccounts(path string) ([]BrokerAccount, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	accounts, err := ParseBrokerAccounts(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return accounts, nil
 }
 
 // NewBrokerAccount makes an account for user with the password's hash,

@@ -210,17 +210,9 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 	if url == "" && m.listen != "off" {
 		bc := sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe, IngestClientID: m.clientID}
 		if m.auth != "" {
-			b, err := os.ReadFile(m.auth)
-			if err != nil {
+			if bc.Accounts, err = sensors.LoadBrokerAccounts(m.auth); err != nil {
 				t.pipe.Close()
-				return nil, fmt.Errorf("serve: --mqtt-auth: %w", err)
-			}
-			if bc.Accounts, err = sensors.ParseBrokerAccounts(b); err != nil {
-				t.pipe.Close()
-				return nil, usagef("serve: --mqtt-auth %s: %v", m.auth, err)
-			}
-			if bc.Accounts == nil {
-				bc.Accounts = []sensors.BrokerAccount{} // a file without accounts lets no shipper in
+				return nil, usagef("serve: --mqtt-auth: %v", err)
 			}
 			bc.Verifier = verifier
 		}
@@ -276,11 +268,7 @@ func (t *telemetry) reloadAccounts(file string) {
 		t.log.Warn("SIGHUP: no embedded broker with accounts (--mqtt-auth) to reload")
 		return
 	}
-	b, err := os.ReadFile(file)
-	var accounts []sensors.BrokerAccount
-	if err == nil {
-		accounts, err = sensors.ParseBrokerAccounts(b)
-	}
+	accounts, err := sensors.LoadBrokerAccounts(file)
 	closed := 0
 	if err == nil {
 		closed, err = t.broker.SetAccounts(accounts)

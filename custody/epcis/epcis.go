@@ -272,14 +272,14 @@ type exporter struct {
 	c           *custody.Chain
 	zone        *time.Location
 	corrections map[uint64][]Correction
-	ends        map[uint64]custody.ExcursionEndData // system excursion-end corrections by the excursion they end
-	excursions  map[int][]*custody.Record           // by leg
+	ends        map[uint64]custody.ExcursionEnd // system excursion-end corrections by the excursion they end
+	excursions  map[int][]*custody.Record       // by leg
 	bySeq       map[uint64]*custody.Record
 }
 
 func (x *exporter) index() {
 	x.corrections = map[uint64][]Correction{}
-	x.ends = map[uint64]custody.ExcursionEndData{}
+	x.ends, _ = custody.ExcursionEnds(x.c) // tolerant: a malformed one, which verification reports, only loses its end
 	x.excursions = map[int][]*custody.Record{}
 	x.bySeq = map[uint64]*custody.Record{}
 	for i := range x.c.Records {
@@ -293,12 +293,6 @@ func (x *exporter) index() {
 			}
 			if json.Unmarshal(r.Data, &d) == nil {
 				x.corrections[d.Corrects] = append(x.corrections[d.Corrects], Correction{Record: RecordURN(r.Hash), Time: x.time(r.Time), Reason: d.Reason})
-			}
-			var end custody.ExcursionEndData
-			if r.SubmittedBy == "system" && json.Unmarshal(r.Data, &end) == nil && end.ID != "" && !end.End.IsZero() {
-				if _, dup := x.ends[end.Corrects]; !dup {
-					x.ends[end.Corrects] = end
-				}
 			}
 		case custody.StepExcursion:
 			if d, ok := parseExcursion(r); ok {

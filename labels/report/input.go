@@ -243,9 +243,9 @@ type issue struct {
 
 // derived is what Write computes from the input before drawing.
 type derived struct {
-	excursions  []excursion                         // with their final figures
-	recorded    map[uint64]excursion                // as each excursion record says
-	ends        map[uint64]custody.ExcursionEndData // system excursion-end corrections, by position
+	excursions  []excursion                     // with their final figures
+	recorded    map[uint64]excursion            // as each excursion record says
+	ends        map[uint64]custody.ExcursionEnd // system excursion-end corrections, by the excursion they end
 	issues      []issue
 	seals       map[int]*sealData // by leg
 	correctedBy map[uint64][]uint64
@@ -257,8 +257,10 @@ type derived struct {
 func derive(in *Input) *derived {
 	c := in.Chain
 	d := &derived{seals: map[int]*sealData{}, correctedBy: map[uint64][]uint64{}, bySeq: map[uint64]*custody.Record{}, zone: in.Zone,
-		recorded: map[uint64]excursion{}, ends: map[uint64]custody.ExcursionEndData{}}
-	endOf := map[uint64]uint64{} // excursion record -> its end correction
+		recorded: map[uint64]excursion{}}
+	// Tolerant, as the rest of the report: a malformed system correction
+	// (which verification reports) only loses its end.
+	d.ends, _ = custody.ExcursionEnds(c)
 	if d.zone == nil {
 		d.zone = time.UTC
 	}
@@ -282,13 +284,6 @@ func derive(in *Input) *derived {
 			}
 			if json.Unmarshal(r.Data, &x) == nil && x.Corrects != 0 {
 				d.correctedBy[x.Corrects] = append(d.correctedBy[x.Corrects], r.Seq)
-			}
-			var end custody.ExcursionEndData
-			if r.SubmittedBy == "system" && json.Unmarshal(r.Data, &end) == nil && end.ID != "" && !end.End.IsZero() {
-				d.ends[r.Seq] = end
-				if _, dup := endOf[end.Corrects]; !dup {
-					endOf[end.Corrects] = r.Seq
-				}
 			}
 		}
 	}
@@ -322,10 +317,9 @@ func derive(in *Input) *derived {
 				e.Leg = legAt(c, e.Shipper, e.Start)
 			}
 			d.recorded[r.Seq] = e
-			if q, ok := endOf[r.Seq]; ok && e.End == nil && d.ends[q].ID == e.ID {
-				x := d.ends[q]
+			if x, ok := d.ends[r.Seq]; ok && e.End == nil && x.ID == e.ID {
 				end := x.End
-				e.End, e.Worst, e.Duration, e.Breach, e.EndedSeq = &end, x.Worst, time.Duration(x.DurationNS), time.Duration(x.BreachNS), q
+				e.End, e.Worst, e.Duration, e.Breach, e.EndedSeq = &end, x.Worst, time.Duration(x.DurationNS), time.Duration(x.BreachNS), x.Seq
 			}
 			d.excursions = append(d.excursions, e)
 			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "excursion: " + e.Kind, Time: r.Time,

@@ -652,7 +652,8 @@ func (r *renderer) details(rec *custody.Record) []string {
 			what = " (" + string(r.d.bySeq[n].Step) + ")"
 		}
 		add("CORRECTS record %s%s. Reason: %s", target, what, get("reason"))
-		if x, ok := r.d.ends[rec.Seq]; ok {
+		n, _ := strconv.ParseUint(target, 10, 64)
+		if x, ok := r.d.ends[n]; ok && x.Seq == rec.Seq {
 			s := "Final figures: ended " + x.End.In(r.d.zone).Format("2006-01-02 15:04:05 MST")
 			if x.DurationNS > 0 {
 				s += ", lasting " + dur(time.Duration(x.DurationNS))
