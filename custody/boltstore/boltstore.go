@@ -456,7 +456,7 @@ func (s *Store) writer() {
 		}
 		b := s.begin(cache)
 		b.add(first)
-		b.addQueued(s.reqs, s.maxBatch)
+		b.addQueued(s.maxBatch)
 		// Group commit under concurrency: the callers answered by the
 		// previous commit usually append again within microseconds. Waiting
 		// a fraction of a commit for them, while this transaction is built
@@ -468,7 +468,7 @@ func (s *Store) writer() {
 			target := min(prev+waiting, s.maxBatch)
 			deadline := time.Now().Add(min(lastCommit/4, maxGather))
 			for len(b.reqs) < target && time.Now().Before(deadline) {
-				if !b.addQueued(s.reqs, target) {
+				if !b.addQueued(target) {
 					runtime.Gosched()
 				}
 			}
@@ -490,7 +490,7 @@ func (s *Store) drain() {
 		case r := <-s.reqs:
 			b := s.begin(nil)
 			b.add(r)
-			for b.addQueued(s.reqs, s.maxBatch) {
+			for b.addQueued(s.maxBatch) {
 			}
 			b.commit()
 			continue
@@ -550,14 +550,13 @@ type batchTx struct {
 	touched                  map[custody.COI]*chainEntry
 	cache                    chainCache // committed chain entries; nil: none
 	s                        *Store
-	queue                    chan *appendReq // the writer's queue
 	reqs                     []*appendReq
 	out                      []appendResp
 	err                      error // the transaction failed: every draft fails
 }
 
 func (s *Store) begin(cache chainCache) *batchTx {
-	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, queue: s.reqs, s: s}
+	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, s: s}
 	s.dbmu.RLock() // released by commit
 	if b.err = s.dbErr; b.err != nil {
 		return b
@@ -576,11 +575,11 @@ func (s *Store) begin(cache chainCache) *batchTx {
 
 // addQueued adds requests already queued, without waiting, until the
 // batch holds limit; it reports whether it added any.
-func (b *batchTx) addQueued(reqs <-chan *appendReq, limit int) bool {
+func (b *batchTx) addQueued(limit int) bool {
 	added := false
 	for len(b.reqs) < limit {
 		select {
-		case r := <-reqs:
+		case r := <-b.s.reqs:
 			b.add(r)
 			added = true
 		default:
@@ -679,7 +678,7 @@ func (b *batchTx) commit() (n, waiting int) {
 			b.cache.put(coi, info)
 		}
 	}
-	waiting = len(b.queue)
+	waiting = len(b.s.reqs)
 	for i, r := range b.reqs {
 		if err != nil {
 			b.out[i] = appendResp{err: fmt.Errorf("append: commit failed, nothing was written: %w", err)}
