@@ -442,6 +442,25 @@ type LegRef struct {
 	From, To time.Time
 }
 
+// At returns the leg as judged at now: an open leg's window ends at now, a
+// received leg's at its receive time.
+func (r LegRef) At(now time.Time) LegRef {
+	r.From, r.To = legWindow(r.Leg, now)
+	return r
+}
+
+// LedgerHead returns the log position of the last record appended, 0 for
+// an empty ledger. Every append moves it, so a caller holding what it
+// derived from the chains (TelemetryLegs) can tell whether it is still
+// current.
+func (s *Service) LedgerHead(ctx context.Context) (uint64, error) {
+	seq, _, err := s.store.Head(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ledger head: %w", err)
+	}
+	return seq, nil
+}
+
 // TelemetryLegs lists the legs whose readings may still change the chain:
 // every leg of every chain that is not infused or cancelled, open legs
 // with To = now.

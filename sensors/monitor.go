@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,11 +85,22 @@ type MonitorConfig struct {
 // re-evaluations write nothing twice). An excursion recorded while still
 // going on gets, once it is over, one system correction with its final
 // end, worst value and duration (Service.CloseExcursion).
+//
+// The legs to judge are derived from the chains, which only an append can
+// change: the monitor keeps them, with the ledger position they were read
+// at, and reads the chains again only when that position has moved.
 type Monitor struct {
 	cfg   MonitorConfig
 	mu    sync.Mutex
 	dirty map[string]bool
 	wake  chan struct{}
+
+	// checkMu serializes Check and guards the legs below.
+	checkMu sync.Mutex
+	legsOK  bool
+	head    uint64
+	legs    []custody.LegRef
+	byShip  map[string][]int
 }
 
 // NewMonitor returns a monitor; Run drives it.
@@ -147,18 +159,31 @@ func (m *Monitor) Run(ctx context.Context) {
 // Check judges the legs of the given shippers (all legs when shippers is
 // nil) and writes new excursions. It returns how many it wrote.
 func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
-	legs, err := m.cfg.Service.TelemetryLegs(ctx)
+	m.checkMu.Lock()
+	defer m.checkMu.Unlock()
+	all, err := m.currentLegs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.cfg.Logger.Error("telemetry legs", "err", err)
 		}
 		return 0
 	}
+	legs := all
+	if shippers != nil {
+		var idx []int
+		for sh := range shippers {
+			idx = append(idx, m.byShip[sh]...)
+		}
+		slices.Sort(idx) // chain order, as in a check of every leg
+		legs = make([]custody.LegRef, len(idx))
+		for k, i := range idx {
+			legs[k] = all[i]
+		}
+	}
+	now := m.cfg.Service.Now()
 	n := 0
 	for _, l := range legs {
-		if shippers != nil && !shippers[l.Leg.Shipper] {
-			continue
-		}
+		l = l.At(now)
 		rs, _, err := m.cfg.Readings.ShipperReadings(ctx, l.Leg.Shipper, l.From, l.To, 0)
 		if err != nil {
 			m.cfg.Logger.Error("leg readings", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
@@ -188,4 +213,27 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 		}
 	}
 	return n
+}
+
+// currentLegs returns the legs to judge, read again from the chains only
+// when the ledger has grown since they were last read. The head is read
+// first: an append landing during the read makes the next call read again.
+func (m *Monitor) currentLegs(ctx context.Context) ([]custody.LegRef, error) {
+	head, err := m.cfg.Service.LedgerHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.legsOK && head == m.head {
+		return m.legs, nil
+	}
+	legs, err := m.cfg.Service.TelemetryLegs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byShip := make(map[string][]int)
+	for i, l := range legs {
+		byShip[l.Leg.Shipper] = append(byShip[l.Leg.Shipper], i)
+	}
+	m.legsOK, m.head, m.legs, m.byShip = true, head, legs, byShip
+	return legs, nil
 }

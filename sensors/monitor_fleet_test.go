@@ -1,0 +1,217 @@
+package sensors_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/sensors"
+)
+
+// monitorFleet is a service over a real store with chains shipped on
+// their own shippers, each leg holding an hour of in-range readings.
+type monitorFleet struct {
+	svc   *custody.Service
+	st    *boltstore.Store
+	chain []custody.COI
+	now   func() time.Time
+	// set moves the service's clock.
+	set func(time.Time)
+}
+
+// newMonitorFleet enrolls, collects and ships n chains, chain i on shipper
+// SHP-M<i>, with readings every minute for the first hour of the leg.
+func newMonitorFleet(tb testing.TB, n int) *monitorFleet {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := boltstore.Open(tb.TempDir(), boltstore.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	f := &monitorFleet{st: st,
+		now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		set: func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }}
+	f.svc, err = custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: quiet, Now: f.now, FIN: "A9999",
+		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Telemetry: custody.TelemetryConfig{Readings: st}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for id, r := range map[string]custody.Role{"coord": custody.RoleCoordinator, "n1": custody.RoleNurse, "n2": custody.RoleNurse, "cour": custody.RoleCourier, "mfg": custody.RoleManufacturing} {
+		if _, err := f.svc.AddUser(ctx, id, "Printed "+id, r, "pw-"+id+"-secret"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	u := func(id string) custody.User { x, _ := st.User(ctx, id); return x }
+	sig := func(id string, m custody.Meaning) custody.SignatureRequest {
+		return custody.SignatureRequest{User: id, Password: "pw-" + id + "-secret", Meaning: m}
+	}
+	f.chain = make([]custody.COI, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs <- f.ship(ctx, i, u, sig)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	f.set(now.Add(time.Hour))
+	return f
+}
+
+func (f *monitorFleet) ship(ctx context.Context, i int, u func(string) custody.User, sig func(string, custody.Meaning) custody.SignatureRequest) error {
+	c, err := f.svc.Enroll(ctx, u("coord"), custody.EnrollRequest{Patient: custody.PHI{Name: "Pat Ient", BirthDate: "1970-01-02", MRN: fmt.Sprint("MRN-", i)},
+		Product: "CAR-T", Sites: custody.Sites{Collection: "A", Manufacturing: "B", Treatment: "C"}})
+	if err != nil {
+		return err
+	}
+	f.chain[i] = c.COI
+	rec := func(step custody.Step, data any, sigs ...custody.SignatureRequest) error {
+		b, _ := json.Marshal(data)
+		_, err := f.svc.Record(ctx, u("n1"), c.COI, custody.StepRequest{Step: step, Data: b, Signatures: sigs})
+		return err
+	}
+	if err := rec(custody.StepCollect, map[string]any{"din": "A999926123456", "volume_ml": 200, "bags": 1, "started_at": "2026-11-23T06:00:00Z",
+		"ended_at": "2026-11-23T07:00:00Z"}, sig("n1", custody.MeaningPerformed), sig("n2", custody.MeaningVerified)); err != nil {
+		return err
+	}
+	shipper := fmt.Sprint("SHP-M", i)
+	if err := rec(custody.StepShip, map[string]any{"shipper": shipper, "profile": "cryogenic"}, sig("n1", custody.MeaningHandedOver), sig("cour", custody.MeaningReceived)); err != nil {
+		return err
+	}
+	shipped := f.now()
+	rs := make([]custody.Reading, 60)
+	for k := range rs {
+		temp := -182.0
+		rs[k] = custody.Reading{Shipper: shipper, Seq: uint64(k), HasSeq: true, DeviceTime: shipped.Add(time.Duration(k)*time.Minute + time.Second),
+			ReceivedTime: shipped, TempC: &temp}
+	}
+	_, err = f.st.AddReadings(ctx, rs)
+	return err
+}
+
+// BenchmarkMonitorCheckOneShipper is what the monitor does each time new
+// readings of one shipper are committed (every Settle, 250 ms, while that
+// shipper reports) with 1,000 chains in flight: judge that shipper's legs.
+func BenchmarkMonitorCheckOneShipper(b *testing.B) {
+	f := newMonitorFleet(b, 1000)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	ctx := context.Background()
+	if n := mon.Check(ctx, nil); n != 0 {
+		b.Fatalf("in-range fleet: %d excursions", n)
+	}
+	dirty := map[string]bool{"SHP-M500": true}
+	for b.Loop() {
+		if n := mon.Check(ctx, dirty); n != 0 {
+			b.Fatalf("%d excursions", n)
+		}
+	}
+}
+
+// TestMonitorKeepsItsLegsCurrent: the monitor keeps the legs it derived
+// from the chains between checks; a leg shipped after that, a receive,
+// and time passing without any append must each still be judged.
+func TestMonitorKeepsItsLegsCurrent(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 3)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	if n := mon.Check(ctx, nil); n != 0 {
+		t.Fatalf("in-range fleet: %d excursions", n)
+	}
+	// Time passes and nothing is appended: shipper 1 has now been silent
+	// longer than the profile allows.
+	f.set(f.now().Add(20 * time.Minute))
+	if n := mon.Check(ctx, map[string]bool{"SHP-M1": true}); n != 1 {
+		t.Fatalf("silence that only time passing reveals: %d excursions, want 1", n)
+	}
+	u := func(id string) custody.User { x, _ := f.st.User(ctx, id); return x }
+	sig := func(id string, m custody.Meaning) custody.SignatureRequest {
+		return custody.SignatureRequest{User: id, Password: "pw-" + id + "-secret", Meaning: m}
+	}
+
+	// A fourth chain ships after the monitor read the legs; its shipper
+	// reports a warming.
+	f.chain = append(f.chain, "")
+	if err := f.ship(ctx, 3, u, sig); err != nil {
+		t.Fatal(err)
+	}
+	shipped := f.now()
+	var warm []custody.Reading
+	for k := range 10 {
+		temp := -100.0
+		warm = append(warm, custody.Reading{Shipper: "SHP-M3", Seq: uint64(100 + k), HasSeq: true,
+			DeviceTime: shipped.Add(time.Duration(70+k) * time.Minute), ReceivedTime: shipped, TempC: &temp})
+	}
+	if _, err := f.st.AddReadings(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	f.set(shipped.Add(81 * time.Minute))
+	if n := mon.Check(ctx, map[string]bool{"SHP-M3": true}); n != 1 {
+		t.Fatalf("warming on a leg shipped after the last read: %d excursions, want 1", n)
+	}
+
+	// Chain 0 is received now; readings after the receive are not its
+	// leg's, so a warming after it is no excursion of chain 0.
+	if _, err := f.svc.Record(ctx, u("mfg"), f.chain[0], custody.StepRequest{Step: custody.StepReceive, Data: json.RawMessage(`{"seal_intact":true}`),
+		Signatures: []custody.SignatureRequest{sig("mfg", custody.MeaningReceived)}}); err != nil {
+		t.Fatal(err)
+	}
+	received := f.now()
+	late := make([]custody.Reading, 10)
+	for k := range late {
+		temp := -100.0
+		late[k] = custody.Reading{Shipper: "SHP-M0", Seq: uint64(200 + k), HasSeq: true,
+			DeviceTime: received.Add(time.Duration(1+k) * time.Minute), ReceivedTime: received, TempC: &temp}
+	}
+	if _, err := f.st.AddReadings(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	f.set(received.Add(12 * time.Minute))
+	mon.Check(ctx, map[string]bool{"SHP-M0": true}) // finds the leg's silence before the receive
+	kinds := func(coi custody.COI) map[custody.ExcursionKind]int {
+		list, err := f.svc.Excursions(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[custody.ExcursionKind]int{}
+		for _, x := range list {
+			if x.COI == coi {
+				out[x.Kind]++
+			}
+		}
+		return out
+	}
+	if k := kinds(f.chain[0]); k[custody.ExcursionTemperature] != 0 || k[custody.ExcursionSilence] != 1 {
+		t.Fatalf("received leg judged on readings after its receive, or its silence missed: %v", k)
+	}
+
+	// A check of every leg finds chain 2's silence too, and writes chain
+	// 1's again nowhere.
+	if n := mon.Check(ctx, nil); n != 1 {
+		t.Fatalf("check of every leg: %d excursions, want 1 (chain 2's silence)", n)
+	}
+	for _, coi := range f.chain[1:3] {
+		if k := kinds(coi); k[custody.ExcursionSilence] != 1 || len(k) != 1 {
+			t.Fatalf("%s: excursions %v, want its silence", coi, k)
+		}
+	}
+}
