@@ -1,10 +1,10 @@
 package custody_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -26,6 +26,26 @@ type env struct {
 	mu    sync.Mutex
 	now   time.Time
 	users map[string]custody.User
+	// logs holds everything the service logged.
+	logs syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 var testUsers = []struct {
@@ -46,7 +66,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, store: store, ctx: context.Background(), now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), users: map[string]custody.User{}}
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: slog.New(slog.NewTextHandler(&e.logs, nil)),
 		Now: e.clock, FIN: "A9999", Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles()))})
 	if err != nil {
 		t.Fatal(err)

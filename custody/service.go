@@ -397,28 +397,43 @@ func joinRoles(rs []Role) string {
 	return strings.Join(s, " or ")
 }
 
-// authenticateSigner checks a signer's password. An unknown user and a
-// wrong password give the same error, so signing cannot probe for IDs.
+// authenticateSigner checks a signer's password; administrators sign no
+// journey records (ErrForbidden, said only once the password is right, so
+// signing cannot probe for administrators' IDs).
 func (s *Service) authenticateSigner(ctx context.Context, id, password string) (User, error) {
+	u, err := s.checkPassword(ctx, id, password)
+	if err != nil {
+		return User{}, err
+	}
+	if u.Role == RoleAdmin {
+		return User{}, fmt.Errorf("administrators sign no journey records: %w", ErrForbidden)
+	}
+	return u, nil
+}
+
+// checkPassword checks a user's password, for a signature or a sign-in.
+// An unknown user and a wrong password give the same error, so it cannot
+// probe for IDs, and an unknown ID is not logged: people type passwords
+// and patient numbers into the ID box. Every wrong password is logged and
+// counted; MaxFailedSignatures in a row lock the account.
+func (s *Service) checkPassword(ctx context.Context, id, password string) (User, error) {
 	u, err := s.store.User(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		// Spend the same effort as a real check.
 		_, _ = s.hasher.Verify(s.dummyHash(), password)
-		s.log.Warn("signature failed", "user", id, "reason", "unknown user")
+		s.log.Warn("signature failed", "reason", "unknown user")
 		return User{}, fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
 	}
 	if err != nil {
 		return User{}, err
 	}
 	if u.Disabled {
+		s.log.Warn("signature refused", "user", id, "reason", "disabled")
 		return User{}, fmt.Errorf("user %s is disabled: %w", id, ErrUnauthenticated)
 	}
 	if u.Locked {
 		s.log.Warn("signature refused", "user", id, "reason", "locked")
 		return User{}, fmt.Errorf("user %s is locked after %d failed signatures; an administrator must unlock it: %w", id, MaxFailedSignatures, ErrUnauthenticated)
-	}
-	if u.Role == RoleAdmin {
-		return User{}, fmt.Errorf("administrators sign no journey records: %w", ErrForbidden)
 	}
 	ok, err := s.hasher.Verify(u.PasswordHash, password)
 	if err != nil {
@@ -473,18 +488,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (User, error) 
 	return u, nil
 }
 
-// Login checks a user's ID and password for an interactive session.
+// Login checks a user's ID and password for an interactive session. Wrong
+// passwords count towards the lock as wrong signatures do, administrators'
+// included.
 func (s *Service) Login(ctx context.Context, id, password string) (User, error) {
-	u, err := s.authenticateSigner(ctx, id, password)
-	if errors.Is(err, ErrForbidden) { // admins may log in, not sign
-		u, err = s.store.User(ctx, id)
-		if err == nil {
-			var ok bool
-			if ok, err = s.hasher.Verify(u.PasswordHash, password); err == nil && !ok {
-				err = fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
-			}
-		}
-	}
+	u, err := s.checkPassword(ctx, id, password)
 	if err != nil {
 		return User{}, fmt.Errorf("login: %w", err)
 	}

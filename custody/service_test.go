@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -431,5 +432,69 @@ func TestAcknowledgeMismatch(t *testing.T) {
 	// The acknowledge step cannot be posted as a generic step.
 	if _, err := e.step(coi, "nurse1", custody.StepAcknowledge, map[string]any{"mismatch": mm.Seq}); !errors.Is(err, custody.ErrForbidden) {
 		t.Fatalf("acknowledge as a step: %v", err)
+	}
+}
+
+// TestAdministratorSignInsAreCountedAndLocked: an administrator signs no
+// journey record but signs in to manage users; wrong passwords at sign-in
+// count towards the lock as wrong signatures do, or an administrator's
+// password (which can create any account) could be guessed without limit.
+func TestAdministratorSignInsAreCountedAndLocked(t *testing.T) {
+	e := newEnv(t)
+	for i := 1; i <= custody.MaxFailedSignatures; i++ {
+		if _, err := e.svc.Login(e.ctx, "admin1", "guess-"+strconv.Itoa(i)); !errors.Is(err, custody.ErrUnauthenticated) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		if u, _ := e.store.User(e.ctx, "admin1"); u.FailedSignatures != i {
+			t.Fatalf("attempt %d counted as %d", i, u.FailedSignatures)
+		}
+	}
+	if _, err := e.svc.Login(e.ctx, "admin1", password("admin1")); !errors.Is(err, custody.ErrUnauthenticated) || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("locked administrator signed in: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), `user=admin1 reason="wrong password" failed_signatures=5`) {
+		t.Fatalf("failed sign-ins not logged:\n%s", e.logs.String())
+	}
+	if err := e.svc.Unlock(e.ctx, "admin1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Login(e.ctx, "admin1", password("admin1")); err != nil {
+		t.Fatalf("unlocked administrator: %v", err)
+	}
+}
+
+// TestSigningDoesNotRevealAdministrators: an administrator's ID with a
+// wrong password is refused like any wrong password (and counted); only
+// with the right one does the service say administrators do not sign.
+func TestSigningDoesNotRevealAdministrators(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	_, err := e.step(coi, "nurse1", custody.StepNote, map[string]any{"text": "x"},
+		custody.SignatureRequest{User: "admin1", Password: "wrong-guess", Meaning: custody.MeaningAuthored})
+	if !errors.Is(err, custody.ErrUnauthenticated) || strings.Contains(err.Error(), "administrator") {
+		t.Fatalf("wrong password on an administrator's ID: %v", err)
+	}
+	_, err = e.step(coi, "nurse1", custody.StepNote, map[string]any{"text": "x"}, sig("admin1", custody.MeaningAuthored))
+	if !errors.Is(err, custody.ErrForbidden) {
+		t.Fatalf("administrator's signature: %v", err)
+	}
+}
+
+// TestUnknownSignerIDIsNotLogged: people type passwords and patient
+// numbers into the ID box; an ID that names no user is never logged.
+func TestUnknownSignerIDIsNotLogged(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	for _, typed := range []string{"pw-nurse1-secret", "MRN-778812"} {
+		if _, err := e.step(coi, "nurse1", custody.StepNote, map[string]any{"text": "x"},
+			custody.SignatureRequest{User: typed, Password: "whatever", Meaning: custody.MeaningAuthored}); !errors.Is(err, custody.ErrUnauthenticated) {
+			t.Fatalf("%q: %v", typed, err)
+		}
+		if _, err := e.svc.Login(e.ctx, typed, "whatever"); !errors.Is(err, custody.ErrUnauthenticated) {
+			t.Fatalf("login %q: %v", typed, err)
+		}
+		if logs := e.logs.String(); strings.Contains(logs, typed) || !strings.Contains(logs, `reason="unknown user"`) {
+			t.Fatalf("typed ID %q in the log, or the failure not logged:\n%s", typed, logs)
+		}
 	}
 }
