@@ -145,6 +145,13 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 			return nil, fmt.Errorf("enroll: %w", err)
 		}
 	}
+	m := newPHIMatcher(phi)
+	for _, f := range []struct{ n, v string }{{"product", req.Product}, {"sites.collection", req.Sites.Collection},
+		{"sites.manufacturing", req.Sites.Manufacturing}, {"sites.treatment", req.Sites.Treatment}} {
+		if what := m.find(f.v); what != "" {
+			return nil, fmt.Errorf("enroll: %s holds the patient's %s; it goes into the ledger, which can never be erased: %w", f.n, what, ErrInvalid)
+		}
+	}
 	rule, _ := s.journey.Rule("", StepEnroll)
 	var sigs []Signature
 	if len(req.Signatures) > 0 {
@@ -265,6 +272,9 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	bedside := req.Step == StepBedsideVerify
+	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, bedside); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
 	sigs, err := s.sign(ctx, req.Step, rule.Signatures, req.Signatures, now)
 	if err != nil && !(bedside && errors.Is(err, errSameSigner)) {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
@@ -296,6 +306,24 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	s.log.Info("record appended", "coi", string(coi), "step", string(req.Step), "seq", stored.Seq, "user", actor.ID)
 	return stored, nil
+}
+
+// checkNoPHI refuses step data holding a patient identifier (see the
+// function of the same name). At the bedside the scanned wristband, which
+// the service drops, and the scanned bag label, which it keeps only as a
+// coid code, may hold one: a swapped scan must reach the mismatch record.
+func (s *Service) checkNoPHI(ctx context.Context, coi COI, step Step, d *stepData, bedside bool) error {
+	var phi *PHI
+	switch p, err := s.store.PHI(ctx, coi); {
+	case err == nil:
+		phi = &p
+	case !errors.Is(err, ErrNotFound): // erased: the field names are still checked
+		return err
+	}
+	if bedside {
+		return checkNoPHI(step, d.fields, phi, "wristband_code", "bag_code")
+	}
+	return checkNoPHI(step, d.fields, phi)
 }
 
 // checkAgainstChain checks step data that refers to the chain's own

@@ -251,6 +251,9 @@ func TestBedsideVerification(t *testing.T) {
 		{"bag of another chain", func(_, o custody.COI) string { return fp(o) }, patient.MRN, two, "another chain"},
 		{"unregistered bag", func(c, _ custody.COI) string { return string(c) + "-FP-07" }, patient.MRN, two, "never registered"},
 		{"garbage", func(_, _ custody.COI) string { return "%%%" }, patient.MRN, two, "could not be read"},
+		// The data is checked for patient identifiers, but a swapped scan
+		// must still reach the mismatch record (which keeps neither).
+		{"wristband scanned as the bag", func(_, _ custody.COI) string { return patient.MRN }, patient.MRN, two, "could not be read"},
 		{"same nurse twice", func(c, _ custody.COI) string { return fp(c) }, patient.MRN,
 			[]custody.SignatureRequest{sig("nurse1", custody.MeaningVerified), sig("nurse1", custody.MeaningVerified)}, "same nurse"},
 	}
@@ -496,5 +499,54 @@ func TestUnknownSignerIDIsNotLogged(t *testing.T) {
 		if logs := e.logs.String(); strings.Contains(logs, typed) || !strings.Contains(logs, `reason="unknown user"`) {
 			t.Fatalf("typed ID %q in the log, or the failure not logged:\n%s", typed, logs)
 		}
+	}
+}
+
+// TestPatientIdentifiersStayOutOfTheLedger: the ledger can never be
+// erased, so step data naming the chain's patient, or a field named for a
+// patient identifier, is refused with a clear error and nothing written.
+func TestPatientIdentifiersStayOutOfTheLedger(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateAtTreatment)
+	note := func(data map[string]any) error {
+		_, err := e.step(coi, "nurse1", custody.StepNote, data, sig("nurse1", custody.MeaningAuthored))
+		return err
+	}
+	before := e.records()
+	for _, data := range []map[string]any{
+		{"text": "Bag shown to Jane Doe before infusion"},
+		{"text": "wristband reads 0012345"},
+		{"text": "born 02/01/1970 per chart"},
+		{"text": "ok", "patient_name": "anyone"},
+		{"text": "ok", "ehr": map[string]any{"mrn": "x"}},
+	} {
+		err := note(data)
+		if !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "ledger") {
+			t.Errorf("%v: %v", data, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "0012345") || strings.Contains(err.Error(), "Jane")) {
+			t.Errorf("the refusal repeats the identifier: %v", err)
+		}
+	}
+	// Other steps' extra fields too; the bedside check itself still passes.
+	if _, err := e.step(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": string(coi) + "-FP-01",
+		"wristband_code": patient.MRN, "comment": "Jane Q Doe"}, sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified)); !errors.Is(err, custody.ErrInvalid) {
+		t.Errorf("bedside with the name in a comment: %v", err)
+	}
+	if got := e.records(); got != before {
+		t.Fatalf("refused requests wrote %d records", got-before)
+	}
+	if err := note(map[string]any{"text": "bag inspected, no leaks"}); err != nil {
+		t.Fatal(err)
+	}
+	e.must(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": string(coi) + "-FP-01", "wristband_code": patient.MRN},
+		sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified))
+
+	// At enrollment, the product and site names go into the ledger too.
+	_, err := e.svc.Enroll(e.ctx, e.users["coord"], custody.EnrollRequest{Patient: patient, Product: "CAR-T for MRN-0012345",
+		Sites: custody.Sites{Collection: "A", Manufacturing: "B", Treatment: "C"}})
+	if !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "product holds the patient's medical record number") {
+		t.Fatalf("enroll with the MRN in the product: %v", err)
 	}
 }
