@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -278,6 +279,11 @@ func bind(c echo.Context, v any) error {
 		}
 		return fmt.Errorf("read body: %v: %w", err, custody.ErrInvalid)
 	}
+	if !utf8.Valid(b) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD,
+		// and a garbled name would be printed on a label.
+		return fmt.Errorf("request body is not valid UTF-8: %w", custody.ErrInvalid)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -286,6 +292,8 @@ func bind(c echo.Context, v any) error {
 		switch {
 		case errors.As(err, &se):
 			return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, custody.ErrInvalid)
+		case errors.As(err, &te) && te.Field == "":
+			return fmt.Errorf("request body must be a JSON object: %w", custody.ErrInvalid)
 		case errors.As(err, &te):
 			return fmt.Errorf("field %q must be %s: %w", te.Field, jsonType(te.Type), custody.ErrInvalid)
 		case errors.Is(err, io.EOF):

@@ -423,7 +423,7 @@ func (w *webUI) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		snap := w.sessions.snapshot(session(c))
-		if !w.sameOrigin(c) || !tokensEqual(c.FormValue("csrf"), snap.CSRF) {
+		if !w.sameOrigin(c) || !tokensEqual(c.Request().PostFormValue("csrf"), snap.CSRF) {
 			return w.csrfRefused(c)
 		}
 		return next(c)
@@ -480,7 +480,7 @@ func safeNext(n string) string {
 
 func (w *webUI) login(c echo.Context) error {
 	ck, _ := c.Cookie(loginCookie)
-	if ck == nil || !w.sameOrigin(c) || !tokensEqual(c.FormValue("csrf"), ck.Value) {
+	if ck == nil || !w.sameOrigin(c) || !tokensEqual(c.Request().PostFormValue("csrf"), ck.Value) {
 		return w.csrfRefused(c)
 	}
 	id := strings.TrimSpace(c.FormValue("user"))
@@ -1054,11 +1054,19 @@ func (w *webUI) mismatchAck(c echo.Context) error {
 	}
 	// The acknowledgement goes into the chain, signed by this session's user.
 	rec, err := w.s.svc.AcknowledgeMismatch(c.Request().Context(), sess.User, mm.COI, mm.Seq)
-	if err != nil && !errors.Is(err, custody.ErrConflict) {
+	switch {
+	case errors.Is(err, custody.ErrConflict):
+		w.flash(c, fmt.Sprintf("Mismatch (record %d) was already acknowledged; the chain's records say by whom. Do not infuse this bag. Set it aside and call QA.", mm.Seq))
+	case errors.Is(err, custody.ErrForbidden):
+		// Not a clinical role: the mismatch stays unacknowledged in the
+		// chain (and in its open issues) for a nurse to acknowledge.
+		w.flash(c, fmt.Sprintf("Mismatch (record %d) is recorded. Your role may not acknowledge it: a nurse, coordinator or QA must. Do not infuse this bag. Set it aside and call QA.", mm.Seq))
+	case err != nil:
 		w.sessions.update(sess, func(s *webSession) { s.Mismatch = mm }) // still unacknowledged
 		return err
+	default:
+		w.flash(c, fmt.Sprintf("Mismatch acknowledged (record %d, your acknowledgement record %d). Do not infuse this bag. Set it aside and call QA.", mm.Seq, rec.Seq))
 	}
-	w.flash(c, fmt.Sprintf("Mismatch acknowledged (record %d, your acknowledgement record %d). Do not infuse this bag. Set it aside and call QA.", mm.Seq, rec.Seq))
 	return c.Redirect(http.StatusSeeOther, "/chains/"+string(mm.COI))
 }
 

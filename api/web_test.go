@@ -252,6 +252,16 @@ func TestWebCSRF(t *testing.T) {
 		p := b.do(req)
 		wantCode(t, p, http.StatusForbidden, "POST from another origin")
 	})
+	t.Run("token in the URL only", func(t *testing.T) {
+		// A token in a URL leaks through logs and Referer headers; only the
+		// form body counts.
+		b.get("/scan")
+		v := url.Values{"code": {string(coi)}}
+		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/scan?csrf="+url.QueryEscape(b.csrf), strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		p := b.do(req)
+		wantCode(t, p, http.StatusForbidden, "CSRF token in the query string")
+	})
 	if n := len(e.chain(coi).Records); n != before {
 		t.Errorf("refused forms wrote records: %d, want %d", n, before)
 	}
@@ -604,6 +614,30 @@ func TestWebBedside(t *testing.T) {
 		}
 		wantBody(t, b.get("/mismatch"), "same nurse", "two different nurses must each verify")
 		b.post("/mismatch/ack", nil)
+	})
+	t.Run("a role that may not acknowledge is not stuck", func(t *testing.T) {
+		b := e.login(wMfg)
+		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"bag"}, "code": {bag}})
+		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"wristband"}, "code": {"MRN-0000001"}})
+		p := b.post(coiPath(coi)+"/bedside", sign)
+		if p.Location != "/mismatch" {
+			t.Skipf("manufacturing may not run the bedside check here: %d %q", p.Code, p.Location)
+		}
+		before := len(e.chain(coi).Records)
+		p = b.post("/mismatch/ack", nil)
+		wantCode(t, p, http.StatusSeeOther, "manufacturing acknowledges")
+		wantBody(t, b.get(p.Location), "after the try", "Your role may not acknowledge it: a nurse, coordinator or QA must.")
+		if p := b.get("/scan"); p.Code != http.StatusOK {
+			t.Fatalf("the session is still held by the mismatch: %d %q", p.Code, p.Location)
+		}
+		ch := e.chain(coi)
+		if len(ch.Records) != before || ch.Mismatches[len(ch.Mismatches)-1].Acknowledged {
+			t.Fatalf("the refused acknowledgement changed the chain: %d records (was %d), %+v", len(ch.Records), before, ch.Mismatches[len(ch.Mismatches)-1])
+		}
+		// A nurse acknowledges it.
+		if _, err := e.svc.AcknowledgeMismatch(context.Background(), e.users[wNurse2], coi, ch.Mismatches[len(ch.Mismatches)-1].Seq); err != nil {
+			t.Fatal(err)
+		}
 	})
 	t.Run("wrong password keeps the scans", func(t *testing.T) {
 		b := e.login(wNurse2)

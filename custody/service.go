@@ -238,10 +238,12 @@ func (s *Service) Chains(ctx context.Context, state State) ([]ChainInfo, error) 
 }
 
 // Record appends a signed step to a chain after checking the journey
-// rules: the step must be allowed in the chain's state, its data valid,
-// every signature authenticated and of a role the step allows, and release
-// or infusion may not pass an open or rejected excursion. A failed
-// bedside verification appends a mismatch record and returns ErrConflict.
+// rules: the submitter may not be an administrator, the step must be
+// allowed in the chain's state, its data valid and free of patient
+// identifiers, every signature authenticated and of a role the step
+// allows, and release or infusion may not pass an open or rejected
+// excursion. A failed bedside verification appends a mismatch record and
+// returns ErrConflict.
 func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepRequest) (Record, error) {
 	op := fmt.Sprintf("record %s on %s", req.Step, coi)
 	if s.journey.IsSystem(req.Step) {
@@ -249,6 +251,9 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	if req.Step == StepEnroll {
 		return Record{}, fmt.Errorf("%s: use enrollment to start a chain: %w", op, ErrInvalid)
+	}
+	if actor.Role == RoleAdmin {
+		return Record{}, fmt.Errorf("%s: administrators manage users and take no part in journey steps: %w", op, ErrForbidden)
 	}
 	now := s.now().UTC()
 	data, err := parseData(req.Step, req.Data)
