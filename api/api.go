@@ -16,8 +16,8 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/labstack/echo/v4"
