@@ -514,7 +514,7 @@ func TestWebConsoleAndDisposition(t *testing.T) {
 	// final figures.
 	ch := e.chain(a)
 	worst, start := -101.5, e.clock.Now().Add(-30*time.Minute)
-	end, ok, err := e.svc.CloseExcursion(context.Background(), a, len(ch.Legs), custody.Excursion{
+	end, ok, err := e.svc.ReviseExcursion(context.Background(), a, len(ch.Legs), custody.Excursion{
 		ID: custody.ExcursionID(custody.ExcursionTemperature, start), Kind: custody.ExcursionTemperature, Start: start,
 		End: start.Add(26 * time.Minute), Worst: &worst, Duration: 26 * time.Minute, Breach: 25 * time.Minute})
 	if err != nil || !ok {

@@ -51,6 +51,10 @@ type Issue struct {
 	Open           bool      `json:"open"`
 	Decision       string    `json:"decision,omitempty"`
 	DispositionSeq uint64    `json:"disposition_seq,omitempty"`
+	// ReopenedBy is the system correction that reopened an accepted
+	// excursion: readings stored after the acceptance changed its figures,
+	// so QA must decide again on what is now known.
+	ReopenedBy uint64 `json:"reopened_by,omitempty"`
 }
 
 // Mismatch is a failed bedside check and, once someone acknowledged it,
@@ -210,6 +214,22 @@ func (c *Chain) apply(r *Record) error {
 				if len(r.Signatures) > 0 {
 					m.AcknowledgedBy = r.Signatures[0].User
 				}
+			}
+		}
+	case StepCorrection:
+		if r.SubmittedBy != "system" {
+			return nil
+		}
+		var d ExcursionEndData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			return err
+		}
+		for i := range c.Issues {
+			is := &c.Issues[i]
+			if d.ID != "" && is.Seq == d.Corrects && !is.Open && is.Decision == DecisionAccept && is.DispositionSeq < r.Seq {
+				// A rejection stands whatever the figures; an acceptance
+				// was of figures that are no longer true.
+				is.Open, is.Decision, is.DispositionSeq, is.ReopenedBy = true, "", 0, r.Seq
 			}
 		}
 	case StepDisposition:

@@ -160,44 +160,50 @@ type LegView struct {
 }
 
 // ExcursionEntry is an excursion record of a chain with its disposition
-// state. When the system later recorded the excursion's end (see
-// Service.CloseExcursion), End, Worst, Duration and Breach are the final
-// figures from that correction, and EndedSeq is its position.
+// state and its current figures: when the system later corrected the
+// record (see Service.ReviseExcursion), End, Worst, Duration and Breach
+// are those of the latest correction, FiguresSeq is its position, and
+// EndedSeq is set too when that correction gives an end.
 type ExcursionEntry struct {
 	COI  COI       `json:"coi"`
 	Seq  uint64    `json:"seq"`
 	Time time.Time `json:"time"`
 	ExcursionData
-	EndedSeq uint64 `json:"ended_seq,omitempty"`
-	Open     bool   `json:"open"`
-	Decision string `json:"decision,omitempty"`
+	EndedSeq   uint64 `json:"ended_seq,omitempty"`
+	FiguresSeq uint64 `json:"figures_seq,omitempty"`
+	Open       bool   `json:"open"`
+	Decision   string `json:"decision,omitempty"`
 }
 
-// ExcursionEndData is the data of the system's correction that records
-// the end of an excursion recorded while it was still going on: the
-// excursion record stays as written, and this gives its final figures.
+// ExcursionEndData is the data of a system correction of an excursion
+// record: the excursion's figures as the stored readings give them now.
+// The excursion record stays as written. The system writes one when an
+// excursion recorded while still going on ends (its final figures), and
+// again whenever readings stored late change them: a longer or worse
+// excursion, or one going on again after its recorded end (End nil).
 type ExcursionEndData struct {
-	Corrects   uint64    `json:"corrects"`
-	Reason     string    `json:"reason"`
-	ID         string    `json:"excursion_id"`
-	End        time.Time `json:"end"`
-	Worst      *float64  `json:"worst,omitempty"`
-	DurationNS int64     `json:"duration_ns"`
-	Duration   string    `json:"duration"`
-	BreachNS   int64     `json:"breach_ns"`
+	Corrects uint64 `json:"corrects"`
+	Reason   string `json:"reason"`
+	ID       string `json:"excursion_id"`
+	// End is nil while the excursion is still going on.
+	End        *time.Time `json:"end,omitempty"`
+	Worst      *float64   `json:"worst,omitempty"`
+	DurationNS int64      `json:"duration_ns"`
+	Duration   string     `json:"duration"`
+	BreachNS   int64      `json:"breach_ns"`
 }
 
-// ExcursionEnd is the system's correction that recorded the end of an
-// excursion: its position and its data.
+// ExcursionEnd is a system correction of an excursion record: its
+// position and its data.
 type ExcursionEnd struct {
 	Seq uint64
 	ExcursionEndData
 }
 
-// ExcursionEnds returns the system's excursion-end corrections of c by the
-// position of the excursion record each corrects (the first, should there
-// be more). A system correction whose data is not JSON is ErrChainBroken;
-// the map holds what was read before it.
+// ExcursionEnds returns, by the position of the excursion record each
+// corrects, the latest system correction of each excursion record of c:
+// the excursion's current figures. A system correction whose data is not
+// JSON is ErrChainBroken; the map holds what was read before it.
 func ExcursionEnds(c *Chain) (map[uint64]ExcursionEnd, error) {
 	out := map[uint64]ExcursionEnd{}
 	for _, r := range c.Records {
@@ -208,7 +214,7 @@ func ExcursionEnds(c *Chain) (map[uint64]ExcursionEnd, error) {
 		if err := json.Unmarshal(r.Data, &d); err != nil {
 			return out, fmt.Errorf("correction record %d: %v: %w", r.Seq, err, ErrChainBroken)
 		}
-		if _, dup := out[d.Corrects]; !dup && d.ID != "" && !d.End.IsZero() {
+		if d.ID != "" {
 			out[d.Corrects] = ExcursionEnd{Seq: r.Seq, ExcursionEndData: d}
 		}
 	}
@@ -235,9 +241,11 @@ func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 			return nil, fmt.Errorf("excursion record %d: %v: %w", r.Seq, err, ErrChainBroken)
 		}
 		e := ExcursionEntry{COI: c.COI, Seq: r.Seq, Time: r.Time, ExcursionData: d, Open: true}
-		if x, ok := ends[r.Seq]; ok && x.ID == d.ID && d.End == nil {
-			end := x.End
-			e.End, e.Worst, e.DurationNS, e.Duration, e.BreachNS, e.EndedSeq = &end, x.Worst, x.DurationNS, x.Duration, x.BreachNS, x.Seq
+		if x, ok := ends[r.Seq]; ok && x.ID == d.ID {
+			e.End, e.Worst, e.DurationNS, e.Duration, e.BreachNS, e.FiguresSeq = x.End, x.Worst, x.DurationNS, x.Duration, x.BreachNS, x.Seq
+			if x.End != nil {
+				e.EndedSeq = x.Seq
+			}
 		}
 		for _, is := range c.Issues {
 			if is.Seq == r.Seq {
@@ -557,19 +565,20 @@ func (s *Service) appendSystemRecord(ctx context.Context, c *Chain, step Step, s
 	return s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
 }
 
-// CloseExcursion records the end of excursion e on leg n of the chain
-// when the chain's excursion record for it was written while it was still
-// going on: a system-signed correction of that record with the final end,
-// worst value, duration and breach time (the excursion record itself is
-// never changed). It appends nothing, and returns false, while e is still
-// open, when the record already had its end, when the end was already
-// recorded, or when no excursion record matches e. Safe to call again
-// after a restart.
-func (s *Service) CloseExcursion(ctx context.Context, coi COI, n int, e Excursion) (Record, bool, error) {
-	op := fmt.Sprintf("record the end of excursion %s on %s leg %d", e.ID, coi, n)
-	if e.Open() {
-		return Record{}, false, nil
-	}
+// ReviseExcursion keeps the chain's record of excursion e, found on leg n,
+// true to the stored readings. When the figures e has now differ from the
+// recorded ones (those of the excursion record, or of its latest system
+// correction), it appends a system-signed correction of the excursion
+// record with the current figures; the excursion record itself is never
+// changed. That happens when an excursion recorded while going on ends
+// (its final end, worst value, duration and breach), when readings stored
+// late make an ended excursion longer or worse, and when they show it
+// going on again after its recorded end. An excursion still going on and
+// recorded so gets nothing until it ends. It returns false when it appended
+// nothing: the figures are current, the chain is closed, or no excursion
+// record matches e. Safe to call again after a restart.
+func (s *Service) ReviseExcursion(ctx context.Context, coi COI, n int, e Excursion) (Record, bool, error) {
+	op := fmt.Sprintf("revise excursion %s on %s leg %d", e.ID, coi, n)
 	unlock := s.lock(coi)
 	defer unlock()
 	c, err := s.chainLocked(ctx, coi)
@@ -593,18 +602,46 @@ func (s *Service) CloseExcursion(ctx context.Context, coi COI, n int, e Excursio
 			break
 		}
 	}
-	if x == nil || x.End != nil {
+	var reason string
+	switch {
+	case x == nil:
 		return Record{}, false, nil
+	case e.Open() && x.End == nil:
+		return Record{}, false, nil // going on, and recorded so
+	case e.Open():
+		reason = "readings stored late show the excursion going on again after its recorded end"
+	case x.End == nil:
+		reason = "excursion ended: final figures from the stored readings"
+	case sameFigures(x.ExcursionData, e):
+		return Record{}, false, nil
+	default:
+		reason = "readings stored late changed the excursion: figures revised from the stored readings"
 	}
-	d := ExcursionEndData{Corrects: x.Seq, Reason: "excursion ended: final figures from the stored readings",
-		ID: x.ID, End: e.End.UTC(), Worst: e.Worst, DurationNS: int64(e.Duration), Duration: e.Duration.String(), BreachNS: int64(e.Breach)}
+	d := ExcursionEndData{Corrects: x.Seq, Reason: reason, ID: x.ID, Worst: e.Worst, DurationNS: int64(e.Duration),
+		Duration: e.Duration.String(), BreachNS: int64(e.Breach)}
+	if !e.Open() {
+		end := e.End.UTC()
+		d.End = &end
+	}
 	stored, err := s.appendSystemRecord(ctx, c, StepCorrection, c.Legs[n-1].To, d)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%s: %w", op, err)
 	}
-	s.log.Info("excursion end recorded", "coi", string(coi), "seq", stored.Seq, "corrects", x.Seq, "leg", n,
-		"kind", string(x.Kind), "excursion_id", x.ID)
+	s.log.Info("excursion figures recorded", "coi", string(coi), "seq", stored.Seq, "corrects", x.Seq, "leg", n,
+		"kind", string(x.Kind), "excursion_id", x.ID, "ended", !e.Open())
 	return stored, true, nil
+}
+
+// sameFigures reports whether the recorded figures x are those of the
+// ended excursion e.
+func sameFigures(x ExcursionData, e Excursion) bool {
+	if x.End == nil || !x.End.Equal(e.End) || x.DurationNS != int64(e.Duration) || x.BreachNS != int64(e.Breach) {
+		return false
+	}
+	if (x.Worst == nil) != (e.Worst == nil) {
+		return false
+	}
+	return x.Worst == nil || *x.Worst == *e.Worst
 }
 
 // Excursions lists the excursion records of every chain, only those still

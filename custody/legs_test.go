@@ -1,10 +1,12 @@
 package custody_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +118,19 @@ func TestSealAtReceiveAndExcursionsOnce(t *testing.T) {
 	if err != nil || len(open) != 2 {
 		t.Fatalf("open excursions: %d %v", len(open), err)
 	}
+	// The later one was recorded going on: QA waits for its final figures,
+	// which the monitor records (here: at the receipt, where the leg ends).
+	_, err = e.step(coi, "qa1", custody.StepDisposition, map[string]any{"excursion": open[1].Seq, "decision": "accept", "reason": "r"},
+		sig("qa1", custody.MeaningApproved))
+	if !errors.Is(err, custody.ErrConflict) || !strings.Contains(err.Error(), "still going on") {
+		t.Fatalf("disposition of an excursion still going on: %v", err)
+	}
+	received, _ := e.svc.Chain(e.ctx, coi)
+	later.End = *received.Legs[0].ReceivedAt
+	later.Duration = later.End.Sub(later.Start)
+	if _, added, err := e.svc.ReviseExcursion(e.ctx, coi, 1, later); err != nil || !added {
+		t.Fatalf("end at receipt: %v %v", added, err)
+	}
 	for _, x := range open {
 		e.must(coi, "qa1", custody.StepDisposition, map[string]any{"excursion": x.Seq, "decision": "accept", "reason": "within stability data"},
 			sig("qa1", custody.MeaningApproved))
@@ -152,7 +167,7 @@ func TestExcursionEndRecordedOnce(t *testing.T) {
 		t.Fatalf("excursion: %v %v", added, err)
 	}
 	// Still open: nothing to record.
-	if _, added, err := e.svc.CloseExcursion(e.ctx, coi, 1, open); err != nil || added {
+	if _, added, err := e.svc.ReviseExcursion(e.ctx, coi, 1, open); err != nil || added {
 		t.Fatalf("open excursion closed: %v %v", added, err)
 	}
 	// A person's correction of the record with the same fields is not the
@@ -162,12 +177,12 @@ func TestExcursionEndRecordedOnce(t *testing.T) {
 	worse := -95.5
 	ended := open
 	ended.End, ended.Worst, ended.Duration, ended.Breach = start.Add(23*time.Minute), &worse, 23*time.Minute, 21*time.Minute
-	end, added, err := e.svc.CloseExcursion(e.ctx, coi, 1, ended)
+	end, added, err := e.svc.ReviseExcursion(e.ctx, coi, 1, ended)
 	if err != nil || !added || end.Step != custody.StepCorrection || end.Signatures[0].Role != custody.RoleSystem {
 		t.Fatalf("end: %v %v %+v", added, err, end)
 	}
 	for range 2 { // again, as after a restart: nothing more
-		if _, added, err := e.svc.CloseExcursion(e.ctx, coi, 1, ended); err != nil || added {
+		if _, added, err := e.svc.ReviseExcursion(e.ctx, coi, 1, ended); err != nil || added {
 			t.Fatalf("end recorded twice: %v %v", added, err)
 		}
 		if _, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, ended); err != nil || added {
@@ -201,5 +216,103 @@ func TestExcursionEndRecordedOnce(t *testing.T) {
 	again.ID = custody.ExcursionID(again.Kind, again.Start)
 	if _, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, again); err != nil || !added {
 		t.Fatalf("later excursion: %v %v", added, err)
+	}
+}
+
+// TestReviseExcursionKeepsFiguresTrue: readings stored late can make an
+// ended excursion longer or worse, or show it going on again. Each change
+// is one system correction with the current figures; a disposition waits
+// while the excursion goes on; an acceptance of figures that changed
+// reopens the issue; a rejection stands.
+func TestReviseExcursionKeepsFiguresTrue(t *testing.T) {
+	e := newTeleEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateToManufacturing)
+	c, _ := e.svc.Chain(e.ctx, coi)
+	start := c.Legs[0].ShippedAt.Add(10 * time.Minute)
+	w1, w2 := -120.0, -60.0
+	ended := custody.Excursion{ID: custody.ExcursionID(custody.ExcursionTemperature, start), Kind: custody.ExcursionTemperature,
+		Start: start, End: start.Add(10 * time.Minute), Worst: &w1, Duration: 10 * time.Minute, Breach: 10 * time.Minute}
+	rec, added, err := e.svc.RecordExcursion(e.ctx, coi, 1, ended)
+	if err != nil || !added {
+		t.Fatalf("excursion: %v %v", added, err)
+	}
+	revise := func(x custody.Excursion, want bool) custody.Record {
+		t.Helper()
+		r, added, err := e.svc.ReviseExcursion(e.ctx, coi, 1, x)
+		if err != nil || added != want {
+			t.Fatalf("revise %+v: added %v, want %v (%v)", x, added, err, want)
+		}
+		return r
+	}
+	view := func() custody.ExcursionEntry {
+		t.Helper()
+		list, err := e.svc.Excursions(e.ctx, false)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("excursions: %+v %v", list, err)
+		}
+		return list[0]
+	}
+	disposition := func(decision string) error {
+		_, err := e.step(coi, "qa1", custody.StepDisposition, map[string]any{"excursion": rec.Seq, "decision": decision, "reason": "per stability data"},
+			sig("qa1", custody.MeaningApproved))
+		return err
+	}
+	revise(ended, false) // recorded ended, same figures
+
+	// Late readings: three hours at -60 C.
+	longer := ended
+	longer.End, longer.Worst, longer.Duration, longer.Breach = start.Add(190*time.Minute), &w2, 190*time.Minute, 185*time.Minute
+	r1 := revise(longer, true)
+	revise(longer, false)
+	if v := view(); v.FiguresSeq != r1.Seq || v.EndedSeq != r1.Seq || !v.End.Equal(longer.End) || *v.Worst != w2 || v.BreachNS != int64(185*time.Minute) {
+		t.Fatalf("after the late readings: %+v", v)
+	}
+
+	// Going on again (the newest readings are out of range): no
+	// disposition until it ends.
+	again := longer
+	again.End, again.Duration = time.Time{}, 200*time.Minute
+	r2 := revise(again, true)
+	revise(again, false)
+	if v := view(); v.End != nil || v.EndedSeq != 0 || v.FiguresSeq != r2.Seq {
+		t.Fatalf("going on again: %+v", v)
+	}
+	if err := disposition("accept"); !errors.Is(err, custody.ErrConflict) || !strings.Contains(err.Error(), "still going on") {
+		t.Fatalf("disposition while going on: %v", err)
+	}
+	final := longer
+	final.End, final.Duration, final.Breach = start.Add(230*time.Minute), 230*time.Minute, 225*time.Minute
+	revise(final, true)
+	if err := disposition("accept"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := e.svc.Chain(e.ctx, coi); len(c.OpenIssues()) != 0 {
+		t.Fatalf("accepted, still open: %+v", c.OpenIssues())
+	}
+
+	// Readings stored after the acceptance make it worse: QA must decide
+	// again.
+	w3 := -20.0
+	worse := final
+	worse.Worst = &w3
+	r3 := revise(worse, true)
+	c, _ = e.svc.Chain(e.ctx, coi)
+	if is := c.OpenIssues(); len(is) != 1 || is[0].Seq != rec.Seq || is[0].ReopenedBy != r3.Seq || is[0].Decision != "" {
+		t.Fatalf("after figures changed past the acceptance: %+v", c.Issues)
+	}
+	if err := disposition("reject"); err != nil {
+		t.Fatal(err)
+	}
+	// A rejection stands whatever comes later.
+	worst := worse
+	worst.End, worst.Duration = start.Add(240*time.Minute), 240*time.Minute
+	revise(worst, true)
+	c, _ = e.svc.Chain(e.ctx, coi)
+	if len(c.OpenIssues()) != 0 || c.Issues[0].Decision != custody.DecisionReject {
+		t.Fatalf("rejection after a revision: %+v", c.Issues)
+	}
+	if rep, err := e.svc.VerifyChain(e.ctx, coi); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }

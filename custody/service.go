@@ -340,12 +340,25 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 		var x dispositionData
 		_ = d.decode(step, &x)
 		for _, is := range c.Issues {
-			if is.Seq == x.Excursion {
-				if !is.Open {
-					return fmt.Errorf("record %d already has a disposition (record %d): %w", is.Seq, is.DispositionSeq, ErrConflict)
-				}
-				return nil
+			if is.Seq != x.Excursion {
+				continue
 			}
+			if !is.Open {
+				return fmt.Errorf("record %d already has a disposition (record %d): %w", is.Seq, is.DispositionSeq, ErrConflict)
+			}
+			exc, err := excursionEntries(c)
+			if err != nil {
+				return err
+			}
+			for _, e := range exc {
+				if e.Seq == is.Seq && e.End == nil {
+					// Its figures are not final: QA would accept a duration
+					// and worst value that are still growing.
+					return fmt.Errorf("excursion record %d is still going on as last recorded; its disposition waits for its end, "+
+						"which coid records once the readings show it (or the leg is received): %w", is.Seq, ErrConflict)
+				}
+			}
+			return nil
 		}
 		return fmt.Errorf("record %d is not an excursion or broken seal of this chain: %w", x.Excursion, ErrInvalid)
 	case StepCorrection:

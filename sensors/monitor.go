@@ -83,8 +83,10 @@ type MonitorConfig struct {
 // all legs. Each excursion is appended once (Service.RecordExcursion
 // checks the chain's existing excursion records, so restarts and
 // re-evaluations write nothing twice). An excursion recorded while still
-// going on gets, once it is over, one system correction with its final
-// end, worst value and duration (Service.CloseExcursion).
+// going on gets, once it is over, a system correction with its final end,
+// worst value and duration, and another whenever readings stored late
+// change those figures (Service.ReviseExcursion). An excursion going on
+// when its leg was received ends, for that leg, at the receipt.
 //
 // The legs to judge are derived from the chains, which only an append can
 // change: the monitor keeps them, with the ledger position they were read
@@ -190,16 +192,19 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 			continue
 		}
 		for _, e := range Evaluate(l.Profile, rs, l.From, l.To) {
+			if e.Open() && l.Leg.ReceivedAt != nil {
+				// Whatever went on at the receipt ended, for this leg, there:
+				// its figures are final and QA can decide on them.
+				e.End = l.To
+			}
 			rec, added, err := m.cfg.Service.RecordExcursion(ctx, l.COI, l.Leg.N, e)
 			if err != nil {
 				m.cfg.Logger.Error("excursion not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
 				continue
 			}
-			if !e.Open() {
-				// Recorded while it was going on and over now: record its end.
-				if _, _, err := m.cfg.Service.CloseExcursion(ctx, l.COI, l.Leg.N, e); err != nil {
-					m.cfg.Logger.Error("excursion end not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
-				}
+			// Its end, or figures that readings stored late changed.
+			if _, _, err := m.cfg.Service.ReviseExcursion(ctx, l.COI, l.Leg.N, e); err != nil {
+				m.cfg.Logger.Error("excursion figures not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
 			}
 			if !added {
 				continue

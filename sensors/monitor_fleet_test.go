@@ -215,3 +215,84 @@ func TestMonitorKeepsItsLegsCurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorRecordsWhatLateReadingsShow: a logger offline for a while
+// flushes its buffer after the monitor recorded an excursion as over. The
+// buffer shows the warming went on for three hours: the chain must say so
+// (one system correction with the new figures, no second excursion), and
+// once QA accepted those figures, readings that make it worse reopen it.
+func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 1)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	c, err := f.svc.Chain(ctx, f.chain[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped := c.Legs[0].ShippedAt
+	at := func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+	add := func(seq uint64, from, to float64, temp float64) uint64 {
+		var rs []custody.Reading
+		for m := from; m < to; m++ {
+			tc := temp
+			rs = append(rs, custody.Reading{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(m + 0.5), ReceivedTime: f.now(), TempC: &tc})
+			seq++
+		}
+		if _, err := f.st.AddReadings(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	// Minutes 60-70 warm, 70-72 back in range; then the logger goes quiet.
+	seq := add(1000, 60, 70, -120)
+	seq = add(seq, 70, 72, -182)
+	f.set(at(80))
+	if n := mon.Check(ctx, nil); n != 1 {
+		t.Fatalf("first check: %d excursions, want 1", n)
+	}
+	list, _ := f.svc.Excursions(ctx, false)
+	if len(list) != 1 || list[0].End == nil || list[0].BreachNS != int64(10*time.Minute) {
+		t.Fatalf("recorded: %+v", list)
+	}
+	// The buffer: it was warm again from minute 73 (within the grace of
+	// the return at 70) for three hours.
+	seq = add(seq, 72, 73, -182)
+	seq = add(seq, 73, 253, -60)
+	seq = add(seq, 253, 262, -182)
+	f.set(at(265))
+	if n := mon.Check(ctx, nil); n != 0 {
+		t.Fatalf("the same excursion written again: %d", n)
+	}
+	list, _ = f.svc.Excursions(ctx, false)
+	if len(list) != 1 {
+		t.Fatalf("excursions after the flush: %+v", list)
+	}
+	x := list[0]
+	if x.FiguresSeq == 0 || x.End == nil || !x.End.Equal(at(253.5)) || time.Duration(x.BreachNS) < 3*time.Hour || *x.Worst != -60 {
+		t.Fatalf("after the flush the chain shows end %v, breach %s, worst %v (figures from record %d)", x.End, time.Duration(x.BreachNS), *x.Worst, x.FiguresSeq)
+	}
+	mon.Check(ctx, nil)
+	if again, _ := f.svc.Excursions(ctx, false); again[0].FiguresSeq != x.FiguresSeq {
+		t.Fatalf("figures recorded again without new readings: record %d then %d", x.FiguresSeq, again[0].FiguresSeq)
+	}
+
+	// QA accepts; then one more buffered reading, warmer, inside it.
+	if _, err := f.svc.AddUser(ctx, "qa1", "Printed qa1", custody.RoleQA, "pw-qa1-secret"); err != nil {
+		t.Fatal(err)
+	}
+	qa, _ := f.st.User(ctx, "qa1")
+	if _, err := f.svc.Record(ctx, qa, f.chain[0], custody.StepRequest{Step: custody.StepDisposition,
+		Data:       json.RawMessage(fmt.Sprintf(`{"excursion":%d,"decision":"accept","reason":"within stability data"}`, x.Seq)),
+		Signatures: []custody.SignatureRequest{{User: "qa1", Password: "pw-qa1-secret", Meaning: custody.MeaningApproved}}}); err != nil {
+		t.Fatal(err)
+	}
+	hot := -10.0
+	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(150.7), ReceivedTime: f.now(), TempC: &hot}}); err != nil {
+		t.Fatal(err)
+	}
+	mon.Check(ctx, map[string]bool{"SHP-M0": true})
+	c, _ = f.svc.Chain(ctx, f.chain[0])
+	if is := c.OpenIssues(); len(is) != 1 || is[0].Seq != x.Seq || is[0].ReopenedBy == 0 {
+		t.Fatalf("accepted excursion made worse by late readings: issues %+v", c.Issues)
+	}
+}

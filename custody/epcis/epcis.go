@@ -580,10 +580,10 @@ func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement 
 	}
 	for _, er := range x.excursions[l.N] {
 		e, _ := parseExcursion(er)
-		// As of receipt: with the end the system recorded after it.
-		if end, ok := x.ends[er.Seq]; ok && e.End == nil && end.ID == e.ID {
-			t := end.End
-			e.End = &t
+		// With the figures the system recorded after it (its end, or
+		// figures that readings stored late revised).
+		if end, ok := x.ends[er.Seq]; ok && end.ID == e.ID {
+			e.End = end.End
 			if end.Worst != nil {
 				e.Worst = end.Worst
 			}

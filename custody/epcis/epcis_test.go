@@ -167,7 +167,7 @@ func fullJourney(e *env) custody.COI {
 	}
 	e.at(d(21, 2, 45))
 	warm.End, warm.Worst, warm.Duration, warm.Breach = d(21, 2, 40), f64(9.5), 40*time.Minute, 40*time.Minute
-	if _, ok, err := e.svc.CloseExcursion(ctx, coi, 1, warm); err != nil || !ok {
+	if _, ok, err := e.svc.ReviseExcursion(ctx, coi, 1, warm); err != nil || !ok {
 		e.t.Fatalf("record excursion end: %v %v", ok, err)
 	}
 	e.step(coi, d(21, 9, 0), custody.StepReceive, map[string]any{"seal_intact": true}, sig("mfg1", custody.MeaningReceived))

@@ -317,9 +317,11 @@ func derive(in *Input) *derived {
 				e.Leg = legAt(c, e.Shipper, e.Start)
 			}
 			d.recorded[r.Seq] = e
-			if x, ok := d.ends[r.Seq]; ok && e.End == nil && x.ID == e.ID {
-				end := x.End
-				e.End, e.Worst, e.Duration, e.Breach, e.EndedSeq = &end, x.Worst, time.Duration(x.DurationNS), time.Duration(x.BreachNS), x.Seq
+			if x, ok := d.ends[r.Seq]; ok && x.ID == e.ID {
+				e.End, e.Worst, e.Duration, e.Breach = x.End, x.Worst, time.Duration(x.DurationNS), time.Duration(x.BreachNS)
+				if x.End != nil {
+					e.EndedSeq = x.Seq
+				}
 			}
 			d.excursions = append(d.excursions, e)
 			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "excursion: " + e.Kind, Time: r.Time,

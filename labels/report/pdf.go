@@ -653,9 +653,18 @@ func (r *renderer) details(rec *custody.Record) []string {
 		}
 		add("CORRECTS record %s%s. Reason: %s", target, what, get("reason"))
 		n, _ := strconv.ParseUint(target, 10, 64)
-		if x, ok := r.d.ends[n]; ok && x.Seq == rec.Seq {
-			s := "Final figures: ended " + x.End.In(r.d.zone).Format("2006-01-02 15:04:05 MST")
-			if x.DurationNS > 0 {
+		var x custody.ExcursionEndData
+		if rec.SubmittedBy == "system" && json.Unmarshal(rec.Data, &x) == nil && x.ID != "" {
+			var s string
+			switch latest, ok := r.d.ends[n]; {
+			case x.End == nil:
+				s = "Going on again: so far lasting " + dur(time.Duration(x.DurationNS))
+			case ok && latest.Seq == rec.Seq:
+				s = "Final figures: ended " + x.End.In(r.d.zone).Format("2006-01-02 15:04:05 MST")
+			default:
+				s = fmt.Sprintf("Figures then (revised by record %d): ended %s", latest.Seq, x.End.In(r.d.zone).Format("2006-01-02 15:04:05 MST"))
+			}
+			if x.DurationNS > 0 && x.End != nil {
 				s += ", lasting " + dur(time.Duration(x.DurationNS))
 			}
 			if x.BreachNS > 0 && x.BreachNS != x.DurationNS {
