@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 	g.GET("/chains/:coi", s.getChain)
 	g.POST("/chains/:coi/records", s.appendRecord)
 	g.GET("/chains/:coi/verify", s.verifyChain)
+	g.POST("/chains/:coi/mismatches/:seq/acknowledge", s.acknowledgeMismatch)
 	g.GET("/verify", s.verifyLedger)
 	g.POST("/scan", s.scan)
 	g.GET("/backup", s.backup)
@@ -404,6 +406,22 @@ func (s *Server) appendRecord(c echo.Context) error {
 		return err
 	}
 	rec, err := s.svc.Record(c.Request().Context(), user(c), coi, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, rec)
+}
+
+func (s *Server) acknowledgeMismatch(c echo.Context) error {
+	coi, err := coiParam(c)
+	if err != nil {
+		return err
+	}
+	seq, err := strconv.ParseUint(c.Param("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return fmt.Errorf("the mismatch in the path must be its record position, a positive integer: %w", custody.ErrInvalid)
+	}
+	rec, err := s.svc.AcknowledgeMismatch(c.Request().Context(), user(c), coi, seq, custody.ViaToken)
 	if err != nil {
 		return err
 	}

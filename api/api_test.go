@@ -1660,6 +1660,18 @@ func TestPatientIdentifiersNeverLeak(t *testing.T) {
 	if mm.Code != http.StatusConflict {
 		t.Fatalf("bedside check with patient B's wristband: %s, want 409", mm)
 	}
+	// No other bedside check until someone acknowledges the mismatch.
+	if r := keep(e.step(t, coiA, steps[7].actor, steps[7].step, steps[7].data, steps[7].sigs...)); r.Code != http.StatusConflict ||
+		!strings.Contains(string(r.Body), "not acknowledged") {
+		t.Fatalf("bedside check over an unacknowledged mismatch: %s", r)
+	}
+	mmSeq := e.chain(t, coiA).Mismatches[0].Seq
+	if r := keep(e.do(t, http.MethodPost, fmt.Sprintf("/api/v1/chains/%s/mismatches/%d/acknowledge", coiA, mmSeq), nurse2, nil)); r.Code != http.StatusCreated {
+		t.Fatalf("acknowledge: %s", r)
+	}
+	if r := keep(e.do(t, http.MethodPost, fmt.Sprintf("/api/v1/chains/%s/mismatches/%d/acknowledge", coiA, mmSeq), nurse1, nil)); r.Code != http.StatusConflict {
+		t.Fatalf("acknowledge twice: %s", r)
+	}
 	for _, s := range steps[7:] {
 		if r := keep(e.step(t, coiA, s.actor, s.step, s.data, s.sigs...)); r.Code != http.StatusCreated {
 			t.Fatalf("%s: %s", s.step, r)
@@ -1732,7 +1744,7 @@ func TestPatientIdentifiersNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 + 9 + 1; n != want {
+	if want := 2 + 9 + 1 + 1; n != want { // enrolls, journey, mismatch, acknowledgement
 		t.Errorf("scanned %d ledger records, want %d", n, want)
 	}
 }

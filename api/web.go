@@ -132,6 +132,7 @@ func (s *Server) registerWebRoutes(e *echo.Echo) error {
 	g.POST("/chains/:coi/bedside", w.bedsideSubmit)
 	g.GET("/mismatch", w.mismatchPage)
 	g.POST("/mismatch/ack", w.mismatchAck)
+	g.POST("/chains/:coi/mismatches/:seq/ack", w.chainMismatchAck)
 	g.GET("/qa", w.consolePage)
 	g.GET("/chains/:coi/legs/:n/live", w.legLive)
 	g.GET("/chains/:coi/labels.pdf", w.asUser(s.chainLabels))
@@ -656,6 +657,11 @@ type chainView struct {
 	Timeline    []recordView
 	Downloads   []download
 	Terminal    bool
+	// Unacked are the bedside mismatches nobody has acknowledged; they
+	// block another bedside check and the infusion. MayAck: this user's
+	// role may acknowledge them.
+	Unacked []custody.Mismatch
+	MayAck  bool
 }
 
 func (w *webUI) chainPage(c echo.Context) error {
@@ -677,6 +683,12 @@ func (w *webUI) renderChain(c echo.Context, code int, msg *uiMessage, failed cus
 	}
 	me := session(c).User
 	v := chainView{Chain: ch, StateText: stateText(ch.State), Terminal: ch.State.Terminal()}
+	for _, m := range ch.Mismatches {
+		if !m.Acknowledged {
+			v.Unacked = append(v.Unacked, m)
+		}
+	}
+	v.MayAck = me.Role == custody.RoleNurse || me.Role == custody.RoleCoordinator || me.Role == custody.RoleQA
 	if b := c.QueryParam("bag"); b != "" {
 		if bag, err := custody.ParseBagID(b); err == nil && ch.HasBag(bag) {
 			v.Bag, v.BagKind = bag.String(), string(bag.Kind)
@@ -1053,7 +1065,7 @@ func (w *webUI) mismatchAck(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/scan")
 	}
 	// The acknowledgement goes into the chain, signed by this session's user.
-	rec, err := w.s.svc.AcknowledgeMismatch(c.Request().Context(), sess.User, mm.COI, mm.Seq)
+	rec, err := w.s.svc.AcknowledgeMismatch(c.Request().Context(), sess.User, mm.COI, mm.Seq, custody.ViaSession)
 	switch {
 	case errors.Is(err, custody.ErrConflict):
 		w.flash(c, fmt.Sprintf("Mismatch (record %d) was already acknowledged; the chain's records say by whom. Do not infuse this bag. Set it aside and call QA.", mm.Seq))
@@ -1068,6 +1080,25 @@ func (w *webUI) mismatchAck(c echo.Context) error {
 		w.flash(c, fmt.Sprintf("Mismatch acknowledged (record %d, your acknowledgement record %d). Do not infuse this bag. Set it aside and call QA.", mm.Seq, rec.Seq))
 	}
 	return c.Redirect(http.StatusSeeOther, "/chains/"+string(mm.COI))
+}
+
+// chainMismatchAck acknowledges, from the chain page, a mismatch recorded
+// elsewhere (another session, the API).
+func (w *webUI) chainMismatchAck(c echo.Context) error {
+	coi, err := coiParam(c)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	seq, err := strconv.ParseUint(c.Param("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return w.fail(c, fmt.Errorf("the mismatch must be named by its record position: %w", custody.ErrInvalid))
+	}
+	rec, err := w.s.svc.AcknowledgeMismatch(c.Request().Context(), session(c).User, coi, seq, custody.ViaSession)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	w.flash(c, fmt.Sprintf("Mismatch acknowledged (record %d, your acknowledgement record %d). Do not infuse the bag it names. Set it aside and call QA.", seq, rec.Seq))
+	return c.Redirect(http.StatusSeeOther, "/chains/"+string(coi))
 }
 
 // ---------------------------------------------------------------------------

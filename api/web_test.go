@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -635,8 +637,33 @@ func TestWebBedside(t *testing.T) {
 			t.Fatalf("the refused acknowledgement changed the chain: %d records (was %d), %+v", len(ch.Records), before, ch.Mismatches[len(ch.Mismatches)-1])
 		}
 		// A nurse acknowledges it.
-		if _, err := e.svc.AcknowledgeMismatch(context.Background(), e.users[wNurse2], coi, ch.Mismatches[len(ch.Mismatches)-1].Seq); err != nil {
+		if _, err := e.svc.AcknowledgeMismatch(context.Background(), e.users[wNurse2], coi, ch.Mismatches[len(ch.Mismatches)-1].Seq, custody.ViaSession); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("a mismatch recorded elsewhere is acknowledged on the chain page", func(t *testing.T) {
+		_, err := e.svc.Record(context.Background(), e.users[wNurse1], coi, custody.StepRequest{Step: custody.StepBedsideVerify,
+			Data:       json.RawMessage(fmt.Sprintf(`{"bag_code":%q,"wristband_code":"MRN-0000001"}`, bag)),
+			Signatures: []custody.SignatureRequest{wsig(wNurse1, custody.MeaningVerified), wsig(wNurse2, custody.MeaningVerified)}})
+		if !errors.Is(err, custody.ErrConflict) {
+			t.Fatalf("API-side mismatch: %v", err)
+		}
+		seq := e.chain(coi).Mismatches[len(e.chain(coi).Mismatches)-1].Seq
+		b := e.login(wNurse2)
+		p := b.get(coiPath(coi))
+		wantBody(t, p, "chain with an unacknowledged mismatch", fmt.Sprintf("Bedside mismatch (record %d) not yet acknowledged.", seq),
+			fmt.Sprintf(`action="/chains/%s/mismatches/%d/ack"`, coi, seq))
+		wantNotBody(t, p, "chain with an unacknowledged mismatch", "Start the bedside check")
+		if p := b.get(coiPath(coi) + "/bedside"); p.Code == http.StatusOK && strings.Contains(string(p.Body), "1. Scan the bag label") {
+			t.Errorf("bedside check offered over an unacknowledged mismatch")
+		}
+		p = b.post(fmt.Sprintf("%s/mismatches/%d/ack", coiPath(coi), seq), url.Values{})
+		wantCode(t, p, http.StatusSeeOther, "acknowledge on the chain page")
+		p = b.get(p.Location)
+		wantBody(t, p, "after acknowledging", "Mismatch acknowledged", "Start the bedside check")
+		wantNotBody(t, p, "after acknowledging", "not yet acknowledged")
+		if m := e.chain(coi).Mismatches; !m[len(m)-1].Acknowledged || m[len(m)-1].AcknowledgedBy != wNurse2 {
+			t.Fatalf("mismatch after the form: %+v", m[len(m)-1])
 		}
 	})
 	t.Run("wrong password keeps the scans", func(t *testing.T) {

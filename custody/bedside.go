@@ -101,12 +101,25 @@ type acknowledgeData struct {
 // bedside mismatch.
 const AcknowledgeStatement = "I have read the mismatch: this bag will not be infused; it is set aside for QA."
 
+// Ways a person who acknowledges a mismatch was authenticated, as the
+// acknowledgement's signature records them.
+const (
+	// ViaSession is a signed-in web session.
+	ViaSession = "session"
+	// ViaToken is an API token.
+	ViaToken = "token"
+)
+
 // AcknowledgeMismatch records, as an acknowledge record signed by the
-// actor's authenticated session, that the actor saw the mismatch record
-// seq of chain coi and set the bag aside. Clinical roles only; each
-// mismatch is acknowledged once.
-func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, seq uint64) (Record, error) {
+// actor as authenticated (ViaSession or ViaToken), that the actor saw the
+// mismatch record seq of chain coi and set the bag aside. Clinical roles
+// only; each mismatch is acknowledged once. Until every mismatch of a chain
+// is acknowledged, the chain takes no further bedside check or infusion.
+func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, seq uint64, via string) (Record, error) {
 	op := fmt.Sprintf("acknowledge mismatch %d on %s", seq, coi)
+	if via != ViaSession && via != ViaToken {
+		return Record{}, fmt.Errorf("%s: unknown authentication %q: %w", op, via, ErrInvalid)
+	}
 	switch actor.Role {
 	case RoleNurse, RoleCoordinator, RoleQA:
 	default:
@@ -138,7 +151,7 @@ func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, 
 	}
 	rec := Record{V: EncodingVersion, Chain: coi, Step: StepAcknowledge, Time: now, Site: c.Sites.Treatment, SubmittedBy: actor.ID,
 		Data: body, Signatures: []Signature{{User: actor.ID, Name: actor.Name, Role: actor.Role, Meaning: MeaningAcknowledged,
-			Time: FormatTime(now), Method: "session"}}}
+			Time: FormatTime(now), Method: via}}}
 	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)

@@ -100,6 +100,17 @@ func (c *Chain) OpenIssues() []Issue {
 	return out
 }
 
+// unacknowledged returns the first bedside mismatch nobody has
+// acknowledged yet, if any.
+func (c *Chain) unacknowledged() *Mismatch {
+	for i := range c.Mismatches {
+		if !c.Mismatches[i].Acknowledged {
+			return &c.Mismatches[i]
+		}
+	}
+	return nil
+}
+
 // rejected returns the first issue QA rejected, if any.
 func (c *Chain) rejected() *Issue {
 	for i := range c.Issues {
@@ -254,6 +265,8 @@ func (c *Chain) nextSteps(j *Journey) []Step {
 	for _, s := range j.Allowed(c.State) {
 		switch {
 		case (s == StepRelease || s == StepInfuse || s == StepBedsideVerify) && blocked:
+			continue
+		case (s == StepInfuse || s == StepBedsideVerify) && c.unacknowledged() != nil:
 			continue
 		case s == StepDisposition && len(c.OpenIssues()) == 0:
 			continue

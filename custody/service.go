@@ -277,6 +277,10 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	bedside := req.Step == StepBedsideVerify
+	if m := c.unacknowledged(); m != nil && (bedside || req.Step == StepInfuse) {
+		return Record{}, fmt.Errorf("%s: bedside mismatch record %d is not acknowledged; a nurse, coordinator or QA must "+
+			"acknowledge it (the bag it names is set aside) before another bedside check or the infusion: %w", op, m.Seq, ErrConflict)
+	}
 	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, bedside); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}

@@ -291,9 +291,20 @@ func TestBedsideVerification(t *testing.T) {
 			if !bytes.Contains(last.Data, []byte("wristband_digest")) {
 				t.Fatalf("mismatch record lacks the scanned wristband's digest: %s", last.Data)
 			}
-			if slices.Contains(c.Next, custody.StepInfuse) {
-				t.Fatal("infuse offered after a mismatch")
+			if slices.Contains(c.Next, custody.StepInfuse) || slices.Contains(c.Next, custody.StepBedsideVerify) {
+				t.Fatalf("infuse or another bedside check offered over an unacknowledged mismatch: %v", c.Next)
 			}
+			// The right bag and wristband: still refused, and nothing
+			// written, until someone acknowledges the mismatch.
+			before = e.records()
+			_, err = e.step(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": fp(coi), "wristband_code": patient.MRN}, two...)
+			if !errors.Is(err, custody.ErrConflict) || !strings.Contains(err.Error(), "not acknowledged") || e.records() != before {
+				t.Fatalf("bedside check over an unacknowledged mismatch: %v (%d records written)", err, e.records()-before)
+			}
+			if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse2"], coi, last.Seq, custody.ViaToken); err != nil {
+				t.Fatal(err)
+			}
+			e.must(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": fp(coi), "wristband_code": patient.MRN}, two...)
 		})
 	}
 }
@@ -414,18 +425,18 @@ func TestAcknowledgeMismatch(t *testing.T) {
 		{"mfg1", mm.Seq, custody.ErrForbidden},
 		{"nurse2", mm.Seq - 1, custody.ErrInvalid},
 	} {
-		if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users[tt.actor], coi, tt.seq); !errors.Is(err, tt.want) {
+		if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users[tt.actor], coi, tt.seq, custody.ViaSession); !errors.Is(err, tt.want) {
 			t.Fatalf("%s acknowledges %d: %v, want %v", tt.actor, tt.seq, err, tt.want)
 		}
 	}
 	if e.records() != before {
 		t.Fatal("refused acknowledgement wrote a record")
 	}
-	r, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse2"], coi, mm.Seq)
+	r, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse2"], coi, mm.Seq, custody.ViaSession)
 	if err != nil || r.Step != custody.StepAcknowledge || r.Signatures[0].User != "nurse2" || r.Signatures[0].Method != "session" {
 		t.Fatalf("acknowledge: %+v %v", r, err)
 	}
-	if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse1"], coi, mm.Seq); !errors.Is(err, custody.ErrConflict) {
+	if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse1"], coi, mm.Seq, custody.ViaSession); !errors.Is(err, custody.ErrConflict) {
 		t.Fatalf("second acknowledgement: %v", err)
 	}
 	c, _ = e.svc.Chain(e.ctx, coi)
