@@ -48,6 +48,8 @@ type Server struct {
 	svc *custody.Service
 	log *slog.Logger
 	cfg Config
+	// proxies are the parsed TrustedProxies.
+	proxies []*net.IPNet
 }
 
 const ctxUser = "coid.user"
@@ -62,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
 	e.IPExtractor = echo.ExtractIPDirect()
+	var proxies []*net.IPNet
 	if len(cfg.TrustedProxies) > 0 {
 		var opts []echo.TrustOption
 		for _, p := range cfg.TrustedProxies {
@@ -70,10 +73,11 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("api: trusted proxy %q is not a CIDR range: %w", p, custody.ErrInvalid)
 			}
 			opts = append(opts, echo.TrustIPRange(n))
+			proxies = append(proxies, n)
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg}
+	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests())
@@ -497,4 +501,20 @@ func (s *Server) scan(c echo.Context) error {
 		out.Bag, out.BagKind = code.Bag.String(), code.Bag.Kind
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// fromTrustedProxy reports whether the request's direct peer is one of
+// the trusted proxies, whose X-Forwarded-* headers are believed.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	for _, n := range s.proxies {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -319,7 +319,8 @@ func (w *webUI) secure(c echo.Context) bool {
 	if c.Request().TLS != nil {
 		return true
 	}
-	return len(w.s.cfg.TrustedProxies) > 0 && c.Scheme() == "https"
+	// Behind a TLS proxy: believe its X-Forwarded-Proto, and only its.
+	return w.s.fromTrustedProxy(c.Request()) && c.Request().Header.Get(echo.HeaderXForwardedProto) == "https"
 }
 
 func (w *webUI) setCookie(c echo.Context, name, value, path string, maxAge int) {

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,9 +35,15 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs.StringVar(&s.fin, "fin", or(getenv(env, "COID_FIN"), "A9999"), "issuing facility's ISBT 128 FIN for new COI IDs (COID_FIN)")
 	var labelZone string
 	fs.StringVar(&labelZone, "label-zone", getenv(env, "COID_LABEL_ZONE"), "IANA time zone for local times on labels, e.g. Europe/Berlin; default UTC (COID_LABEL_ZONE)")
+	var hp httpSettings
+	hp.flags(fs, env)
 	var mq mqttSettings
 	mq.flags(fs, env)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	httpTLS, proxies, err := hp.check(s.http)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, s.logLevel)
@@ -100,7 +107,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		close(hupDone)
 		hupWG.Wait()
 	}()
-	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig()})
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
+		TrustedProxies: proxies})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -114,9 +122,15 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 120 * time.Second, ErrorLog: nil, BaseContext: func(net.Listener) context.Context { return baseCtx }}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("coid serving", "http", ln.Addr().String(), "data", s.data, "fin", s.fin, "version", version)
-	fmt.Fprintf(stdout, "coid: serving HTTP on http://%s\n", ln.Addr())
+	scheme := "http"
+	if httpTLS != nil {
+		scheme, hs.TLSConfig = "https", httpTLS
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	log.Info("coid serving", "http", ln.Addr().String(), "tls", httpTLS != nil, "trusted_proxies", len(proxies), "data", s.data, "fin", s.fin, "version", version)
+	fmt.Fprintf(stdout, "coid: serving HTTP on %s://%s\n", scheme, ln.Addr())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -131,6 +145,67 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		log.Error("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// httpSettings are the flags that secure coid serve's HTTP listener.
+type httpSettings struct {
+	tlsCert, tlsKey string
+	// proxies are CIDR ranges, comma-separated, of TLS-terminating
+	// proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
+	proxies string
+}
+
+func (h *httpSettings) flags(fs *flag.FlagSet, env []string) {
+	fs.StringVar(&h.tlsCert, "tls-cert", getenv(env, "COID_TLS_CERT"), "PEM certificate (chain): serve HTTPS instead of HTTP (COID_TLS_CERT)")
+	fs.StringVar(&h.tlsKey, "tls-key", getenv(env, "COID_TLS_KEY"), "PEM private key of --tls-cert (COID_TLS_KEY)")
+	fs.StringVar(&h.proxies, "trusted-proxy", getenv(env, "COID_TRUSTED_PROXIES"), "comma-separated CIDR ranges of the TLS proxies in front of coid, whose X-Forwarded-For/-Proto are believed (COID_TRUSTED_PROXIES)")
+}
+
+// check returns the HTTPS configuration (nil for plain HTTP) and the
+// trusted proxies. Passwords for signatures and sign-ins travel in
+// request bodies, so plain HTTP beyond loopback is refused unless a TLS
+// proxy in front of coid is named.
+func (h *httpSettings) check(listen string) (*tls.Config, []string, error) {
+	if (h.tlsCert == "") != (h.tlsKey == "") {
+		return nil, nil, usagef("serve: give both --tls-cert and --tls-key, or neither")
+	}
+	var proxies []string
+	for p := range strings.SplitSeq(h.proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			return nil, nil, usagef("serve: --trusted-proxy %q is not a CIDR range (e.g. 10.0.0.5/32)", p)
+		}
+		proxies = append(proxies, p)
+	}
+	var cfg *tls.Config
+	if h.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(h.tlsCert, h.tlsKey)
+		if err != nil {
+			return nil, nil, usagef("serve: --tls-cert/--tls-key: %v", err)
+		}
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg == nil && len(proxies) == 0 && !loopbackAddr(listen) {
+		return nil, nil, usagef("serve: --http %s is reachable from other machines, and passwords (signatures, sign-ins) would cross "+
+			"the network in clear: give --tls-cert and --tls-key, or put a TLS proxy in front of coid and name it with --trusted-proxy", listen)
+	}
+	return cfg, proxies, nil
+}
+
+// loopbackAddr reports whether the listen address host:port names only
+// loopback interfaces.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // mqttSettings are the MQTT flags of coid serve.
