@@ -564,6 +564,17 @@ func (s *Service) AddUser(ctx context.Context, id, name string, role Role, passw
 	if len(password) < 8 || len(password) > 1024 {
 		return "", fmt.Errorf("add user: password must be 8-1024 characters: %w", ErrInvalid)
 	}
+	// Two signatures must come from two people: IDs that differ only in
+	// case (NURSE1 beside nurse1) would let one person pass for two.
+	users, err := s.store.Users(ctx)
+	if err != nil {
+		return "", fmt.Errorf("add user: %w", err)
+	}
+	for _, o := range users {
+		if o.ID != id && strings.EqualFold(o.ID, id) {
+			return "", fmt.Errorf("add user %s: user %s exists; IDs may not differ only in case: %w", id, o.ID, ErrConflict)
+		}
+	}
 	enc, err := s.hasher.Hash(password)
 	if err != nil {
 		return "", fmt.Errorf("add user: %w", err)

@@ -561,3 +561,20 @@ func TestPatientIdentifiersStayOutOfTheLedger(t *testing.T) {
 		t.Fatalf("enroll with the MRN in the product: %v", err)
 	}
 }
+
+// TestUserIDsDifferInMoreThanCase: two signatures must come from two
+// people, so an ID that differs from another only in case is refused.
+func TestUserIDsDifferInMoreThanCase(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"NURSE1", "Nurse1", "nUrSe1"} {
+		if _, err := e.svc.AddUser(e.ctx, id, "Someone Else", custody.RoleNurse, "another-password"); !errors.Is(err, custody.ErrConflict) {
+			t.Fatalf("add %s beside nurse1: %v", id, err)
+		}
+	}
+	if _, err := e.svc.AddUser(e.ctx, "nurse1", "Again", custody.RoleNurse, "another-password"); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("the same ID again: %v", err)
+	}
+	if _, err := e.svc.AddUser(e.ctx, "nurse3", "Third Nurse", custody.RoleNurse, "another-password"); err != nil {
+		t.Fatal(err)
+	}
+}
