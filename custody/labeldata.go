@@ -113,7 +113,7 @@ func authorizeLabels(op string, actor User) error {
 //   - APH: the chain's DIN; "Collected" at the collect record's
 //     data.ended_at, in the collection site's time; storage from the
 //     profile of the chain's first shipment (StorageFresh before it ships).
-//   - FP: no DIN; "Expires" at data.expires_at of the manufacture record,
+//   - FP: the DIN of the collection it was made from; "Expires" at data.expires_at of the manufacture record,
 //     or else of the release record, when one carries it, otherwise
 //     "Manufactured" at the manufacture record's time, in the
 //     manufacturing site's time; StorageCryogenic.
@@ -234,6 +234,7 @@ func labelContent(c *Chain, phi PHI, bag BagID) (LabelContent, error) {
 		}
 	case BagFinalProduct:
 		l.TimeLabel, l.Time, l.Site, l.Storage = LabelManufactured, reg.Time.UTC(), c.Sites.Manufacturing, StorageCryogenic
+		l.DIN = c.DIN // the donation the product was made from (DESIGN section 3)
 		t, ok, err := expiry(c, reg)
 		if err != nil {
 			return LabelContent{}, err

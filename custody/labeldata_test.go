@@ -194,7 +194,7 @@ func TestLabelContentFinalProduct(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := custody.LabelContent{
-					Bag: bagOf(coi, custody.BagFinalProduct, n), Product: "Autologous CAR-T cells",
+					Bag: bagOf(coi, custody.BagFinalProduct, n), Product: "Autologous CAR-T cells", DIN: "A999926123456",
 					PatientName: patient.Name, BirthDate: patient.BirthDate,
 					TimeLabel: tc.label, Time: tc.time(mfg).UTC(), Site: "CellWorks NJ",
 					Storage: custody.StorageCryogenic, Facility: "FIN A9999",

@@ -68,14 +68,15 @@ func aphLabel(t testing.TB) Label {
 	}
 }
 
-// fpLabel is the fixture label of a final-product bag: no DIN, Data
-// Matrix, a COI whose K is '*', accented letters, and a zone in daylight
-// saving time.
+// fpLabel is the fixture label of a final-product bag: the DIN of its
+// collection, Data Matrix, a COI whose K is '*', accented letters, and a
+// zone in daylight saving time.
 func fpLabel(t testing.TB) Label {
 	t.Helper()
 	return Label{
 		Product:     "Autologous CAR-T cells, cryopreserved",
 		Bag:         custody.BagID{COI: starCOI, Kind: custody.BagFinalProduct, N: 2},
+		DIN:         "B123426000042",
 		PatientName: "O'NEILL-IBÁÑEZ, ZOË",
 		BirthDate:   "1958-11-02",
 		TimeLabel:   "Expires",
