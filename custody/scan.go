@@ -41,9 +41,10 @@ type Code struct {
 // ParseCode resolves what a scanner or a person may enter: a label payload
 // ("C1:..."), a bag ID ("<COI>-FP-01"), a COI with or without its check
 // character, or the ISBT 128 Data Structure 040 string ("&/CH..."). Leading
-// and trailing white space (scanners append CR or LF) is ignored; lower-case
-// letters are accepted only in the "C1:" payload prefix check, not in
-// identifiers. A wrong check character is an ErrInvalid that says so.
+// and trailing white space (scanners append CR or LF) is ignored. A code
+// with lower-case letters is refused with a message that names the usual
+// cause (a scanner's Caps Lock); a wrong check character is an ErrInvalid
+// that says so.
 func ParseCode(s string) (Code, error) {
 	if len(s) > MaxCodeLen {
 		return Code{}, fmt.Errorf("parse code: %d characters is longer than any coid code (max %d): %w", len(s), MaxCodeLen, ErrInvalid)
@@ -51,6 +52,10 @@ func ParseCode(s string) (Code, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Code{}, fmt.Errorf("parse code: empty code: %w", ErrInvalid)
+	}
+	if strings.ToUpper(s) != s {
+		return Code{}, fmt.Errorf("parse code: the code has lower-case letters, and coid codes are all upper case "+
+			"(a scanner with Caps Lock on sends them inverted; check the scanner): %w", ErrInvalid)
 	}
 	switch {
 	case strings.HasPrefix(s, PayloadPrefix):
