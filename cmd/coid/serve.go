@@ -83,7 +83,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return fmt.Errorf("serve: %w", err)
 	}
 	tele, err := startTelemetry(mq, store, svc, hasher, log)
-	if err != nil {
+	if ue := (usageError{}); errors.As(err, &ue) {
+		return err // already says "serve: ..."
+	} else if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer tele.stop() // idempotent; normally stopped first, below
