@@ -58,6 +58,7 @@ type webUI struct {
 	s        *Server
 	e        *echo.Echo
 	sessions *sessionStore
+	throttle *signInThrottle
 	pages    map[string]*template.Template
 	static   http.Handler
 }
@@ -196,7 +197,7 @@ func newWebUI(s *Server) (*webUI, error) {
 			return v
 		},
 	}
-	w := &webUI{s: s, sessions: newSessionStore(s.svc.Now), pages: map[string]*template.Template{}}
+	w := &webUI{s: s, sessions: newSessionStore(s.svc.Now), throttle: newSignInThrottle(s.svc.Now), pages: map[string]*template.Template{}}
 	layout, err := webFS.ReadFile("webui/templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("web ui: %w", err)
@@ -487,7 +488,18 @@ func (w *webUI) login(c echo.Context) error {
 	}
 	id := strings.TrimSpace(c.FormValue("user"))
 	next := safeNext(c.FormValue("next"))
+	if ok, wait := w.throttle.allowed(c.RealIP()); !ok {
+		w.s.log.Warn("web sign-in refused: too many failed sign-ins from this address", "remote_ip", c.RealIP())
+		m := uiMessage{Kind: "error", Title: "Too many failed sign-ins from this device.",
+			Detail: fmt.Sprintf("Try again in %d minutes. If you have forgotten your password, ask an administrator.", int(wait.Minutes())+1)}
+		tok := randomToken()
+		w.setCookie(c, loginCookie, tok, "/login", 3600)
+		return w.render(c, http.StatusTooManyRequests, "login", page{Title: "Sign in", Msg: &m, V: loginView{Next: next, UserID: id, Token: tok}})
+	}
 	u, err := w.s.svc.Login(c.Request().Context(), id, c.FormValue("password"))
+	if errors.Is(err, custody.ErrUnauthenticated) {
+		w.throttle.failed(c.RealIP())
+	}
 	if err != nil {
 		m := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))
 		if errors.Is(err, custody.ErrUnauthenticated) {

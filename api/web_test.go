@@ -842,3 +842,38 @@ func TestWebReportLinks(t *testing.T) {
 		t.Errorf("alert stream without a session: %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestWebSignInThrottle: failed sign-ins from one address are limited, so
+// one stranger cannot lock every nurse out by guessing (five wrong
+// passwords lock an account). Once the limit is reached, attempts are
+// refused without checking any password: nothing more counts against the
+// accounts. After the window the address may try again.
+func TestWebSignInThrottle(t *testing.T) {
+	e := newWebEnv(t, false)
+	b := e.browser()
+	b.get("/login")
+	victims := []string{wNurse1, wNurse2, wQA, wCoord, wMfg}
+	for i := range 10 {
+		id := victims[i%len(victims)]
+		p := b.post("/login", url.Values{"user": {id}, "password": {"a-wrong-guess"}})
+		wantCode(t, p, http.StatusUnauthorized, "wrong password "+strconv.Itoa(i+1))
+	}
+	count := func(id string) int {
+		u, err := e.store.User(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.FailedSignatures
+	}
+	p := b.post("/login", url.Values{"user": {wNurse1}, "password": {"a-wrong-guess"}})
+	wantCode(t, p, http.StatusTooManyRequests, "eleventh failure")
+	wantBody(t, p, "throttled", "Too many failed sign-ins from this device.")
+	if n := count(wNurse1); n != 2 {
+		t.Fatalf("a throttled attempt counted against the account: %d failures, want 2", n)
+	}
+	p = b.post("/login", url.Values{"user": {wCourier}, "password": {webPassword(wCourier)}})
+	wantCode(t, p, http.StatusTooManyRequests, "right password while throttled")
+	e.clock.Advance(15*time.Minute + time.Second)
+	p = b.post("/login", url.Values{"user": {wCourier}, "password": {webPassword(wCourier)}})
+	wantCode(t, p, http.StatusSeeOther, "sign in after the window")
+}
