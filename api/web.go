@@ -1174,7 +1174,17 @@ func (w *webUI) consolePage(c echo.Context) error {
 		for _, is := range open {
 			row := issueRow{COI: ch.COI, Display: ch.Display, Issue: is, Text: issueText(is.Kind)}
 			row.Detail = excursionDetail(ch, is.Seq)
+			if is.ReopenedBy != 0 {
+				row.Detail += fmt.Sprintf("; reopened by record %d: readings stored after QA's acceptance changed its figures", is.ReopenedBy)
+			}
 			v.Issues = append(v.Issues, row)
+		}
+		for _, m := range ch.Mismatches {
+			if !m.Acknowledged {
+				v.Issues = append(v.Issues, issueRow{COI: ch.COI, Display: ch.Display,
+					Issue: custody.Issue{Seq: m.Seq, Kind: "mismatch", Time: m.Time, Open: true},
+					Text:  "bedside mismatch, not yet acknowledged", Detail: "no bedside check or infusion until a nurse, coordinator or QA acknowledges it on the chain page"})
+			}
 		}
 		if (filter == "" && !ci.State.Terminal()) || ci.State == filter {
 			v.Chains = append(v.Chains, chainRow{ChainInfo: ci, Display: ci.COI.Display(), OpenIssues: len(open)})

@@ -657,8 +657,11 @@ func TestWebBedside(t *testing.T) {
 		if p := b.get(coiPath(coi) + "/bedside"); p.Code == http.StatusOK && strings.Contains(string(p.Body), "1. Scan the bag label") {
 			t.Errorf("bedside check offered over an unacknowledged mismatch")
 		}
+		qa := e.login(wQA)
+		wantBody(t, qa.get("/qa"), "QA console", "bedside mismatch, not yet acknowledged")
 		p = b.post(fmt.Sprintf("%s/mismatches/%d/ack", coiPath(coi), seq), url.Values{})
 		wantCode(t, p, http.StatusSeeOther, "acknowledge on the chain page")
+		wantNotBody(t, qa.get("/qa"), "QA console after the acknowledgement", "bedside mismatch, not yet acknowledged")
 		p = b.get(p.Location)
 		wantBody(t, p, "after acknowledging", "Mismatch acknowledged", "Start the bedside check")
 		wantNotBody(t, p, "after acknowledging", "not yet acknowledged")
