@@ -23,8 +23,11 @@ import (
 //     the next reading that carries it (or until to, for the last);
 //     readings without the measurement, and silence, do not interrupt the
 //     hold. The rule is broken while the held value is out of range
-//     (temperature outside [MinC, MaxC], tilt above MaxTiltDeg, lid open or
-//     light inside when LidMustBeClosed).
+//     (temperature outside [MinC, MaxC], tilt above MaxTiltDeg). The lid
+//     rule (when LidMustBeClosed) holds its two measurements separately, the
+//     lid switch (LidOpen) and the light sensor (Light), and is broken while
+//     either held value says open: the lid open or light inside. A reading
+//     with only one of them leaves the other's held value as it was.
 //   - Breaks separated by returns into range shorter than the rule's grace
 //     belong to one episode: flapping around a limit yields one excursion.
 //   - An episode is an excursion when the total time the rule was broken in
@@ -60,7 +63,7 @@ func Evaluate(p custody.Profile, readings []custody.Reading, from, to time.Time)
 		out = judge(out, custody.ExcursionTilt, p.TiltGrace, rs, to, tiltVerdict(*p.MaxTiltDeg))
 	}
 	if p.LidMustBeClosed {
-		out = judge(out, custody.ExcursionLid, p.LidGrace, rs, to, lidVerdict)
+		out = judge(out, custody.ExcursionLid, p.LidGrace, rs, to, lidVerdict())
 	}
 	if limit := p.SilenceAfter(); limit > 0 {
 		out = silence(out, limit, rs, from, to)
@@ -143,12 +146,28 @@ func tiltVerdict(max float64) func(*custody.Reading) verdict {
 	}
 }
 
-func lidVerdict(r *custody.Reading) verdict {
-	if r.LidOpen == nil && r.Light == nil {
-		return verdict{}
+// lidVerdict returns the lid rule's verdict function, for one pass over the
+// readings in device-time order. The lid switch and the light sensor are two
+// measurements, each held separately until the next reading that carries it:
+// the rule is broken while the last lid_open reported is true or the last
+// light reported is true. A reading carrying only one of them therefore
+// never ends what the other reports (a light-only reading saying dark does
+// not close an open lid). A sensor that has not reported yet counts as
+// closed (dark).
+func lidVerdict() func(*custody.Reading) verdict {
+	var lidOpen, light bool
+	return func(r *custody.Reading) verdict {
+		if r.LidOpen == nil && r.Light == nil {
+			return verdict{}
+		}
+		if r.LidOpen != nil {
+			lidOpen = *r.LidOpen
+		}
+		if r.Light != nil {
+			light = *r.Light
+		}
+		return verdict{known: true, broken: lidOpen || light}
 	}
-	open := r.LidOpen != nil && *r.LidOpen || r.Light != nil && *r.Light
-	return verdict{known: true, broken: open}
 }
 
 // episode is a run of breaks of one rule separated by returns into range
@@ -162,7 +181,8 @@ type episode struct {
 }
 
 // judge applies one rule over rs (device-time order) and appends its
-// excursions to out.
+// excursions to out. f is called once per reading, in that order, so it may
+// hold state from earlier readings (lidVerdict does).
 func judge(out []custody.Excursion, kind custody.ExcursionKind, grace time.Duration, rs []*custody.Reading, to time.Time, f func(*custody.Reading) verdict) []custody.Excursion {
 	var (
 		ep       episode

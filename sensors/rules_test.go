@@ -12,8 +12,8 @@ import (
 	"github.com/coid-project/coid/custody"
 )
 
-// min returns t0 plus m minutes.
-func min(m float64) time.Time { return t0.Add(time.Duration(m * float64(time.Minute))) }
+// minute returns t0 plus m minutes.
+func minute(m float64) time.Time { return t0.Add(time.Duration(m * float64(time.Minute))) }
 
 // temps returns one reading a minute from minute first, with the given
 // temperatures; seq counts from first.
@@ -21,8 +21,8 @@ func temps(first int, cs ...float64) []custody.Reading {
 	rs := make([]custody.Reading, len(cs))
 	for i, c := range cs {
 		m := first + i
-		rs[i] = custody.Reading{Shipper: shipper, Seq: uint64(m), HasSeq: true, DeviceTime: min(float64(m)),
-			ReceivedTime: min(float64(m)), TempC: fp(c)}
+		rs[i] = custody.Reading{Shipper: shipper, Seq: uint64(m), HasSeq: true, DeviceTime: minute(float64(m)),
+			ReceivedTime: minute(float64(m)), TempC: fp(c)}
 	}
 	return rs
 }
@@ -67,14 +67,14 @@ func check(t *testing.T, got []custody.Excursion, ws ...want) {
 	bad := len(got) != len(ws)
 	for i := 0; !bad && i < len(ws); i++ {
 		e, w := got[i], ws[i]
-		bad = e.Kind != w.kind || !e.Start.Equal(min(w.start)) ||
+		bad = e.Kind != w.kind || !e.Start.Equal(minute(w.start)) ||
 			e.Duration != time.Duration(w.dur*float64(time.Minute)) ||
 			e.Breach != time.Duration(w.breach*float64(time.Minute)) ||
 			e.ID != custody.ExcursionID(e.Kind, e.Start)
 		if w.end < 0 {
 			bad = bad || !e.End.IsZero() || !e.Open()
 		} else {
-			bad = bad || !e.End.Equal(min(w.end))
+			bad = bad || !e.End.Equal(minute(w.end))
 		}
 		if w.worstRequired {
 			bad = bad || e.Worst == nil || *e.Worst != w.worst || *e.Limit != w.limit
@@ -141,7 +141,7 @@ func TestEvaluateTemperature(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Evaluate(tt.p, tt.rs, t0, min(tt.to))
+			got := Evaluate(tt.p, tt.rs, t0, minute(tt.to))
 			check(t, onlyKind(T, got), tt.want...)
 		})
 	}
@@ -152,17 +152,17 @@ func TestEvaluateHoldsThroughOtherReadings(t *testing.T) {
 	// readings carry no temperature and do not end the breach.
 	rs := temps(5, -140)
 	for m := 6; m <= 11; m++ {
-		rs = append(rs, custody.Reading{Shipper: shipper, DeviceTime: min(float64(m)), LidOpen: bp(false)})
+		rs = append(rs, custody.Reading{Shipper: shipper, DeviceTime: minute(float64(m)), LidOpen: bp(false)})
 	}
 	rs = append(rs, temps(12, -180)...)
-	check(t, onlyKind(custody.ExcursionTemperature, Evaluate(custody.BuiltinProfiles()["cryogenic"], rs, min(5), min(30))),
+	check(t, onlyKind(custody.ExcursionTemperature, Evaluate(custody.BuiltinProfiles()["cryogenic"], rs, minute(5), minute(30))),
 		want{kind: custody.ExcursionTemperature, start: 5, end: 12, dur: 7, breach: 7, worst: -140, limit: -150, worstRequired: true})
 }
 
 func tilts(first int, ds ...float64) []custody.Reading {
 	rs := make([]custody.Reading, len(ds))
 	for i, d := range ds {
-		rs[i] = custody.Reading{Shipper: shipper, DeviceTime: min(float64(first + i)), TiltDeg: fp(d), TempC: fp(-180)}
+		rs[i] = custody.Reading{Shipper: shipper, DeviceTime: minute(float64(first + i)), TiltDeg: fp(d), TempC: fp(-180)}
 	}
 	return rs
 }
@@ -170,7 +170,7 @@ func tilts(first int, ds ...float64) []custody.Reading {
 func lids(first int, open ...bool) []custody.Reading {
 	rs := make([]custody.Reading, len(open))
 	for i, o := range open {
-		rs[i] = custody.Reading{Shipper: shipper, DeviceTime: min(float64(first + i)), LidOpen: bp(o)}
+		rs[i] = custody.Reading{Shipper: shipper, DeviceTime: minute(float64(first + i)), LidOpen: bp(o)}
 	}
 	return rs
 }
@@ -179,7 +179,7 @@ func TestEvaluateTiltAndLid(t *testing.T) {
 	cryo := custody.BuiltinProfiles()["cryogenic"] // tilt <= 30 grace 10m; lid grace 1m
 	lightRs := lids(0, false, false, false, false, false)
 	for m := 5; m <= 7; m++ {
-		lightRs = append(lightRs, custody.Reading{Shipper: shipper, DeviceTime: min(float64(m)), LidOpen: bp(false), Light: bp(m < 7)})
+		lightRs = append(lightRs, custody.Reading{Shipper: shipper, DeviceTime: minute(float64(m)), LidOpen: bp(false), Light: bp(m < 7)})
 	}
 	tests := []struct {
 		name string
@@ -202,13 +202,77 @@ func TestEvaluateTiltAndLid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			check(t, onlyKind(tt.kind, Evaluate(cryo, tt.rs, t0, min(tt.to))), tt.want...)
+			check(t, onlyKind(tt.kind, Evaluate(cryo, tt.rs, t0, minute(tt.to))), tt.want...)
 		})
 	}
 	// Rules the profile does not set are not judged.
 	none := custody.Profile{Name: "none", ExpectedInterval: time.Hour, SilenceIntervals: 10}
-	if got := Evaluate(none, append(tilts(0, fill(30, 170)...), lids(30, true, true, true)...), t0, min(40)); len(got) != 0 {
+	if got := Evaluate(none, append(tilts(0, fill(30, 170)...), lids(30, true, true, true)...), t0, minute(40)); len(got) != 0 {
 		t.Fatalf("profile without limits:\n%s", describe(got))
+	}
+}
+
+// TestEvaluateLidAndLightHeldSeparately: the lid switch and the light
+// sensor report on their own schedules (a switch often only on change), so
+// each one's last value holds until that sensor reports again, and the lid
+// rule is broken while either says open.
+func TestEvaluateLidAndLightHeldSeparately(t *testing.T) {
+	cryo := custody.BuiltinProfiles()["cryogenic"] // lid grace 1m
+	L := custody.ExcursionLid
+	type rd struct {
+		m          float64 // minutes from t0
+		lid, light *bool
+	}
+	// every returns light-only (or lid-only) readings every half minute in
+	// [from, to).
+	every := func(from, to float64, lid, light *bool) []rd {
+		var out []rd
+		for m := from; m < to; m += 0.5 {
+			out = append(out, rd{m, lid, light})
+		}
+		return out
+	}
+	closed, dark := rd{0, bp(false), bp(false)}, bp(false)
+	tests := []struct {
+		name string
+		rds  []rd
+		to   float64
+		want []want
+	}{
+		{"light-only dark readings do not close an open lid",
+			slices.Concat([]rd{closed, {1, bp(true), nil}}, every(1.5, 20, nil, dark)), 20,
+			[]want{{kind: L, start: 1, end: -1, dur: 19, breach: 19}}},
+		{"the lid switch closes it",
+			slices.Concat([]rd{closed, {1, bp(true), nil}}, every(1.5, 4, nil, dark), []rd{{4, bp(false), nil}}, every(4.5, 10, nil, dark)), 10,
+			[]want{{kind: L, start: 1, end: 4, dur: 3, breach: 3}}},
+		{"lid-only closed readings do not end light inside",
+			slices.Concat([]rd{closed, {1, nil, bp(true)}}, every(1.5, 6, bp(false), nil), []rd{{6, nil, bp(false)}}), 10,
+			[]want{{kind: L, start: 1, end: 6, dur: 5, breach: 5}}},
+		{"lid open then light inside is one break until both end",
+			[]rd{closed, {1, bp(true), nil}, {2, nil, bp(true)}, {3, bp(false), nil}, {5, nil, bp(false)}}, 10,
+			[]want{{kind: L, start: 1, end: 5, dur: 4, breach: 4}}},
+		{"lid open and dark at the same instant", []rd{closed, {1, bp(true), nil}, {1, nil, dark}, {2, nil, dark}, {3, nil, dark}}, 5,
+			[]want{{kind: L, start: 1, end: -1, dur: 4, breach: 4}}},
+		{"light-only sensor", []rd{{0, nil, dark}, {1, nil, bp(true)}, {3, nil, dark}}, 10,
+			[]want{{kind: L, start: 1, end: 3, dur: 2, breach: 2}}},
+		{"closed and dark throughout", slices.Concat([]rd{closed}, every(0.5, 10, nil, dark), every(0.25, 10, bp(false), nil)), 10, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := make([]custody.Reading, len(tt.rds))
+			for i, r := range tt.rds {
+				// seq gives readings at the same instant their payload order.
+				rs[i] = custody.Reading{Shipper: shipper, Seq: uint64(i), HasSeq: true, DeviceTime: minute(r.m),
+					LidOpen: r.lid, Light: r.light, TempC: fp(-180)}
+			}
+			check(t, onlyKind(L, Evaluate(cryo, rs, t0, minute(tt.to))), tt.want...)
+			// The verdict does not depend on the order readings arrive in.
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range 5 {
+				rng.Shuffle(len(rs), func(a, b int) { rs[a], rs[b] = rs[b], rs[a] })
+				check(t, onlyKind(L, Evaluate(cryo, rs, t0, minute(tt.to))), tt.want...)
+			}
+		})
 	}
 }
 
@@ -243,18 +307,18 @@ func TestEvaluateSilence(t *testing.T) {
 		{"heartbeats without measurements count", func() []custody.Reading {
 			rs := every(0, 5)
 			for m := 6; m <= 30; m += 10 {
-				rs = append(rs, custody.Reading{Shipper: shipper, DeviceTime: min(float64(m))})
+				rs = append(rs, custody.Reading{Shipper: shipper, DeviceTime: minute(float64(m))})
 			}
 			return rs
 		}(), 0, 30, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			from := min(tt.from)
+			from := minute(tt.from)
 			if tt.zeroFrom {
 				from = time.Time{}
 			}
-			check(t, onlyKind(S, Evaluate(cryo, tt.rs, from, min(tt.to))), tt.want...)
+			check(t, onlyKind(S, Evaluate(cryo, tt.rs, from, minute(tt.to))), tt.want...)
 		})
 	}
 }
@@ -265,7 +329,7 @@ func journey() []custody.Reading {
 	seq := uint64(0)
 	add := func(m float64, c float64, tilt float64, lid bool) {
 		seq++
-		rs = append(rs, custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true, DeviceTime: min(m), ReceivedTime: min(m),
+		rs = append(rs, custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true, DeviceTime: minute(m), ReceivedTime: minute(m),
 			TempC: fp(c), TiltDeg: fp(tilt), LidOpen: bp(lid)})
 	}
 	for m := 0; m < 240; m++ {
@@ -287,7 +351,7 @@ func journey() []custody.Reading {
 
 func TestEvaluateJourney(t *testing.T) {
 	cryo := custody.BuiltinProfiles()["cryogenic"]
-	got := Evaluate(cryo, journey(), t0, min(240))
+	got := Evaluate(cryo, journey(), t0, minute(240))
 	check(t, got,
 		want{kind: custody.ExcursionTemperature, start: 31, end: 50, dur: 19, breach: 10, worst: -149.5, limit: -150, worstRequired: true},
 		want{kind: custody.ExcursionTilt, start: 60, end: 75, dur: 15, breach: 15, worst: 85, limit: 30, worstRequired: true},
@@ -302,12 +366,12 @@ func TestEvaluateOrderIndependent(t *testing.T) {
 	// Some readings at the same instant: the tie is broken by seq.
 	rs[40].DeviceTime = rs[39].DeviceTime
 	orig := slices.Clone(rs)
-	want := Evaluate(cryo, rs, t0, min(240))
+	want := Evaluate(cryo, rs, t0, minute(240))
 	rng := rand.New(rand.NewPCG(7, 8))
 	for i := range 30 {
 		sh := slices.Clone(rs)
 		rng.Shuffle(len(sh), func(a, b int) { sh[a], sh[b] = sh[b], sh[a] })
-		if got := Evaluate(cryo, sh, t0, min(240)); !reflect.DeepEqual(got, want) {
+		if got := Evaluate(cryo, sh, t0, minute(240)); !reflect.DeepEqual(got, want) {
 			t.Fatalf("shuffle %d:\n%swant:\n%s", i, describe(got), describe(want))
 		}
 	}
@@ -325,16 +389,16 @@ func TestEvaluateLateReadings(t *testing.T) {
 	live := temps(0, fill(21, -185)...)
 	buffered := temps(21, cat(fill(10, -185), fill(10, -140), fill(20, -185))...)
 	for i := range buffered {
-		buffered[i].ReceivedTime = min(61)
+		buffered[i].ReceivedTime = minute(61)
 	}
-	before := Evaluate(cryo, live, t0, min(50))
+	before := Evaluate(cryo, live, t0, minute(50))
 	check(t, before, want{kind: custody.ExcursionSilence, start: 20, end: -1, dur: 30, breach: 30})
 
 	late := append(slices.Clone(live), buffered...)
 	slices.Reverse(late[21:]) // and the flush arrives newest first
 	inOrder := append(slices.Clone(live), buffered...)
-	got := Evaluate(cryo, late, t0, min(61))
-	if want := Evaluate(cryo, inOrder, t0, min(61)); !reflect.DeepEqual(got, want) {
+	got := Evaluate(cryo, late, t0, minute(61))
+	if want := Evaluate(cryo, inOrder, t0, minute(61)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("late:\n%sin order:\n%s", describe(got), describe(want))
 	}
 	check(t, got, want{kind: custody.ExcursionTemperature, start: 31, end: 41, dur: 10, breach: 10, worst: -140, limit: -150, worstRequired: true})
@@ -358,24 +422,24 @@ func TestEvaluateStableIDs(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("ids %v, want one", ids)
 	}
-	if last.Open() || !last.End.Equal(min(20)) || last.Breach != 9*time.Minute {
+	if last.Open() || !last.End.Equal(minute(20)) || last.Breach != 9*time.Minute {
 		t.Fatalf("final excursion %+v", last)
 	}
 }
 
 func TestEvaluateEdges(t *testing.T) {
 	cryo := custody.BuiltinProfiles()["cryogenic"]
-	if got := Evaluate(cryo, temps(0, -100), min(10), min(5)); got != nil {
+	if got := Evaluate(cryo, temps(0, -100), minute(10), minute(5)); got != nil {
 		t.Fatalf("to before from: %v", got)
 	}
 	// A reading exactly at to counts; readings after to do not.
-	got := Evaluate(cryo, temps(0, cat(fill(10, -100), fill(10, -180))...), t0, min(9))
+	got := Evaluate(cryo, temps(0, cat(fill(10, -100), fill(10, -180))...), t0, minute(9))
 	check(t, got, want{kind: custody.ExcursionTemperature, start: 0, end: -1, dur: 9, breach: 9, worst: -100, limit: -150, worstRequired: true})
 	// Zero grace: any break of positive length is an excursion, each return
 	// ends it.
 	p := cryo
 	p.Grace = 0
-	check(t, onlyKind(custody.ExcursionTemperature, Evaluate(p, temps(0, -180, -149, -180, -149, -180), t0, min(4))),
+	check(t, onlyKind(custody.ExcursionTemperature, Evaluate(p, temps(0, -180, -149, -180, -149, -180), t0, minute(4))),
 		want{kind: custody.ExcursionTemperature, start: 1, end: 2, dur: 1, breach: 1, worst: -149, limit: -150, worstRequired: true},
 		want{kind: custody.ExcursionTemperature, start: 3, end: 4, dur: 1, breach: 1, worst: -149, limit: -150, worstRequired: true},
 	)
