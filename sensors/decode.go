@@ -60,7 +60,10 @@ func ShipperFromTopic(prefix, topic string) (string, error) {
 // array of objects) and SenML JSON (an array of records), told apart by the
 // first array element: an object with a "shipper" or "time" member is the
 // project's JSON, anything else is read as SenML. See the package
-// documentation for both formats.
+// documentation for both formats. A SenML record's time (bt + t) must be an
+// absolute Unix time: a record with a relative time (below 2^28) or none is
+// refused, since the device time identifies a reading without seq and is
+// what the rules judge.
 //
 // The readings come back in payload order (SenML: by first record of each
 // time), each with ReceivedTime set to received in UTC, and each passes

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 )
@@ -36,6 +37,16 @@ func checkDecoded(t *testing.T, payload []byte) {
 			t.Fatalf("reading %d: shipper %q received %v", i, r.Shipper, r.ReceivedTime)
 		}
 	}
+	// Device times, and so identities, come from the payload alone: a
+	// redelivery hours later decodes to the same readings.
+	later, err := Decode(shipper, payload, received.Add(6*time.Hour))
+	if err != nil {
+		t.Fatalf("accepted at %v, rejected six hours later: %v", received, err)
+	}
+	for i := range later {
+		later[i].ReceivedTime = received
+	}
+	sameReadings(t, later, rs)
 	enc, err := EncodeJSON(rs)
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +98,7 @@ func FuzzDecodeSenML(f *testing.F) {
 		`[{"n":"SHP-0042/temp","u":"Cel","v":-300,"t":1795352400}]`,
 		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4},{"n":"temp","u":"Cel","v":4}]`,
 		`[{"bn":"SHP-0042/","bt":1795352400.000001,"n":"seq","u":"count","v":9007199254740991}]`,
+		`[{"bn":"SHP-0042/","n":"temp","u":"Cel","v":-20}]`,
 	} {
 		f.Add([]byte(s))
 	}

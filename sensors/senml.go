@@ -109,22 +109,25 @@ func splitSenMLName(full string) (shipper, qty string, ok bool) {
 	return shipper, qty, ok && shipper != "" && qty != ""
 }
 
-// senmlTime resolves bt+t to a time, to the microsecond.
-func senmlTime(tt float64, received time.Time) (time.Time, error) {
+// senmlTime resolves bt+t to an absolute time, to the microsecond. RFC 8428
+// reads a time below 2^28 as relative to the receiver's "now"; coid refuses
+// it, and a record without any time (which RFC 8428 reads as "now"): a
+// reading identified by its device time must carry that time itself, or a
+// QoS 1 redelivery would be stored again at another time and a logger's
+// backlog would be squeezed into the moment it was received. hasTime reports
+// whether bt or t was given.
+func senmlTime(tt float64, hasTime bool) (time.Time, error) {
 	switch {
-	case tt >= senmlRelativeLimit:
-		if tt > senmlMaxTime {
-			return time.Time{}, fmt.Errorf("time %v out of range: %w", tt, custody.ErrInvalid)
-		}
-		sec := math.Floor(tt)
-		us := math.Round((tt - sec) * 1e6)
-		return time.Unix(int64(sec), int64(us)*1000).UTC(), nil
-	case tt > -senmlRelativeLimit:
-		d := time.Duration(math.Round(tt*1e6)) * time.Microsecond
-		return received.Add(d).Round(time.Microsecond).UTC(), nil
-	default:
-		return time.Time{}, fmt.Errorf("relative time %v out of range: %w", tt, custody.ErrInvalid)
+	case !hasTime:
+		return time.Time{}, fmt.Errorf("no time (bt or t): a reading must carry its absolute device time: %w", custody.ErrInvalid)
+	case tt < senmlRelativeLimit:
+		return time.Time{}, fmt.Errorf("time %v is relative to the receive time (below 2^28, RFC 8428 section 4.5.3): a reading must carry its absolute device time, Unix seconds in bt+t: %w", tt, custody.ErrInvalid)
+	case tt > senmlMaxTime:
+		return time.Time{}, fmt.Errorf("time %v out of range: %w", tt, custody.ErrInvalid)
 	}
+	sec := math.Floor(tt)
+	us := math.Round((tt - sec) * 1e6)
+	return time.Unix(int64(sec), int64(us)*1000).UTC(), nil
 }
 
 // senmlState carries the base fields and the readings built so far.
@@ -133,6 +136,7 @@ type senmlState struct {
 	received     time.Time
 	bn, bu       string
 	bt, bv       float64
+	hasBT        bool // a bt was given
 	rs           []custody.Reading
 	byTime       map[int64]int // UnixNano -> index in rs
 	firstRecord  []int         // index in rs -> first record number
@@ -189,7 +193,7 @@ func (st *senmlState) record(i int, rec *senmlRecord) error {
 		st.bn = *rec.BaseName
 	}
 	if rec.BaseTime != nil {
-		st.bt = *rec.BaseTime
+		st.bt, st.hasBT = *rec.BaseTime, true
 	}
 	if rec.BaseUnit != nil {
 		st.bu = *rec.BaseUnit
@@ -251,7 +255,7 @@ func (st *senmlState) record(i int, rec *senmlRecord) error {
 	if rec.Time != nil {
 		tt += *rec.Time
 	}
-	t, err := senmlTime(tt, st.received)
+	t, err := senmlTime(tt, st.hasBT || rec.Time != nil)
 	if err != nil {
 		return err
 	}
