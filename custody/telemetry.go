@@ -43,6 +43,15 @@ const (
 // 2000 is an unset real-time clock, not a measurement time.
 var MinDeviceTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// ErrReadingConflict means a reading's identity (Reading.Key: shipper and
+// seq, or shipper and device time) is already stored, or repeated in the
+// same batch, with different content: a logger that restarted its sequence
+// numbers, or two different readings with the same device time and no seq.
+// The store refused the whole batch and wrote nothing of it. Retrying
+// cannot help: the caller must keep the batch for review instead (the
+// telemetry pipeline quarantines the message and logs it).
+var ErrReadingConflict = errors.New("reading conflicts with the stored reading of the same identity")
+
 // ReadingEncoding names the canonical reading encoding (see
 // Reading.AppendCanonical) and the readings hash built on it (see
 // SealReadings). A seal records it so that a later format is never confused

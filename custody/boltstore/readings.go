@@ -10,13 +10,20 @@ package boltstore
 //	readings_meta  "watermark" -> uint64 BE: the number of committed batches
 //	                 that stored at least one reading
 //	quarantine     id (8 bytes BE) -> QuarantineEntry JSON, at most
-//	                 MaxQuarantine entries (the oldest are dropped)
+//	                 MaxQuarantine entries and MaxQuarantineBytes (the
+//	                 oldest are dropped)
 //
 // Readings are written by their own writer goroutine, which commits many
 // callers' batches in one transaction (group commit) and answers each
 // caller only after the commit is durable. Only that goroutine writes these
 // buckets, so it can find duplicates with a read transaction first and
 // skip the write entirely when a batch holds nothing new (redeliveries).
+//
+// A duplicate is a reading identical to the one stored under its identity
+// (Reading.Key), apart from its receive time. A reading that differs under
+// the same identity (a logger that restarted its seq) is no duplicate:
+// its caller's whole batch is refused with custody.ErrReadingConflict and
+// nothing of it is written, so that it can be kept for review.
 
 import (
 	"bytes"
@@ -26,6 +33,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -43,8 +52,29 @@ var (
 	readingBuckets = [][]byte{bucketReadings, bucketReadingTimes, bucketReadingsMeta, bucketQuarantine}
 )
 
-// MaxQuarantine is how many rejected payloads the quarantine keeps.
-const MaxQuarantine = 1000
+// Bounds of the quarantine, which keeps rejected payloads for review.
+// Beyond MaxQuarantine entries or MaxQuarantineBytes, the oldest entries
+// are dropped (the newest is always kept) and the store logs a warning
+// naming their IDs; IDs are consecutive, so a gap before the oldest entry
+// listed also shows what was dropped.
+const (
+	// MaxQuarantine is how many rejected payloads the quarantine keeps.
+	MaxQuarantine = 1000
+	// MaxQuarantineBytes bounds the space the quarantine's entries take
+	// in the file, as stored (JSON, the payload in base64: about 4/3 of
+	// the payload's bytes), so that a flood of large rejected payloads
+	// cannot grow the file, which never shrinks, by more than this.
+	MaxQuarantineBytes = 64 << 20
+	// MaxQuarantinePayloadBytes is the longest payload kept whole: 1 MiB,
+	// sensors.MaxPayloadBytes, the largest payload the decoder accepts, so
+	// a payload refused for its content is always kept entire. Of a longer
+	// one (refused for its size alone) the first MaxQuarantinePayloadBytes
+	// bytes are kept, and QuarantineEntry.Size tells its full length.
+	MaxQuarantinePayloadBytes = 1 << 20
+)
+
+// quarantineMaxBytes is MaxQuarantineBytes; tests lower it.
+var quarantineMaxBytes = MaxQuarantineBytes
 
 // readingsFillPercent is how full bbolt fills the readings pages before
 // splitting them.
@@ -82,9 +112,11 @@ func newReadingsWriter() *readingsWriter {
 // AddReadingsAsync queues readings (and, if q is not nil, a quarantined
 // payload) for the readings writer and returns at once; done is called from
 // the writer goroutine once the transaction holding them is durable, or
-// with the error that prevented it. done must not block for long. It
-// blocks only while the writer's queue is full and fails with
-// custody.ErrClosed when the store is closed.
+// with the error that prevented it: custody.ErrReadingConflict when a
+// reading's identity is stored with different content (nothing of the
+// batch was written), another error when the commit failed. done must not
+// block for long. It blocks only while the writer's queue is full and
+// fails with custody.ErrClosed when the store is closed.
 func (s *Store) AddReadingsAsync(readings []custody.Reading, q *custody.QuarantineEntry, done func(custody.IngestResult, error)) error {
 	if s.readOnly {
 		return fmt.Errorf("add readings: store opened read-only: %w", custody.ErrClosed)
@@ -100,7 +132,8 @@ func (s *Store) AddReadingsAsync(readings []custody.Reading, q *custody.Quaranti
 }
 
 // AddReadings stores readings durably, each identity once, and returns when
-// they are committed.
+// they are committed. It refuses them all with custody.ErrReadingConflict
+// when one differs from the reading stored under its identity.
 func (s *Store) AddReadings(ctx context.Context, readings []custody.Reading) (custody.IngestResult, error) {
 	type out struct {
 		res custody.IngestResult
@@ -183,18 +216,30 @@ func (s *Store) runReadingsWriter(w *readingsWriter) {
 }
 
 // commitReadings stores a batch in one transaction and answers every
-// request.
+// request. A request holding a reading whose identity is already stored,
+// or taken earlier in the batch, with different content is refused whole
+// (ErrReadingConflict): none of its readings, nor its quarantine entry, is
+// written; the other requests are not affected. An identical reading is a
+// duplicate, counted and skipped.
 func (s *Store) commitReadings(batch []*readingsReq) {
 	type item struct {
 		r   *custody.Reading
 		key []byte
 	}
 	var items []item
-	seen := map[string]bool{}
+	// seen holds the readings taken so far in this batch, by key, with the
+	// index of their request.
+	type taken struct {
+		r   *custody.Reading
+		req int
+	}
+	seen := map[string]taken{}
 	dups := make([]int, len(batch))
 	newN := make([]int, len(batch))
+	refused := make([]error, len(batch))
 	var quarantined []*custody.QuarantineEntry
 	var wm uint64
+	var content []byte
 	// Find what is new with a read transaction: only this goroutine
 	// writes these buckets, so the answer holds for the update below.
 	err := s.view(func(tx *bolt.Tx) error {
@@ -204,23 +249,62 @@ func (s *Store) commitReadings(batch []*readingsReq) {
 		}
 		wm = readWatermark(tx)
 		for i, req := range batch {
-			if req.quarantine != nil {
-				quarantined = append(quarantined, req.quarantine)
-			}
+			start := len(items)
+			var conflict *readingConflict
 			for j := range req.readings {
 				r := &req.readings[j]
 				k := r.Key()
-				if seen[string(k)] || b.Get(k) != nil {
-					dups[i]++
+				if prev, ok := seen[string(k)]; ok {
+					if sameReading(prev.r, r) {
+						dups[i]++
+						continue
+					}
+					conflict = conflict.add(r, func() string {
+						if prev.req == i {
+							return "appears twice in the message with different content (first -> second: " + readingDiff(prev.r, r) + ")"
+						}
+						// Stored by this very commit, for another message.
+						return "is already stored with different content (stored -> this message: " + readingDiff(prev.r, r) + ")"
+					})
 					continue
 				}
-				seen[string(k)] = true
-				newN[i]++
+				if v := b.Get(k); v != nil {
+					content = appendReadingContent(content[:0], r)
+					if bytes.Equal(storedContent(v), content) {
+						dups[i]++
+						continue
+					}
+					conflict = conflict.add(r, func() string {
+						old, _, err := decodeReading(r.Shipper, k, v)
+						if err != nil {
+							// Tampered or damaged: never taken for a duplicate.
+							return fmt.Sprintf("is already stored, but the stored reading is unreadable (%v)", err)
+						}
+						return "is already stored with different content (stored -> this message: " + readingDiff(&old, r) + ")"
+					})
+					continue
+				}
+				seen[string(k)] = taken{r, i}
 				items = append(items, item{r, k})
+			}
+			if conflict != nil {
+				// Refused whole: forget what it would have added.
+				for _, it := range items[start:] {
+					delete(seen, string(it.key))
+				}
+				items = items[:start]
+				dups[i] = 0
+				refused[i] = conflict.err(len(req.readings))
+				continue
+			}
+			newN[i] = len(items) - start
+			if req.quarantine != nil {
+				quarantined = append(quarantined, req.quarantine)
 			}
 		}
 		return nil
 	})
+	var dropped quarantineDrop
 	if err == nil && (len(items) > 0 || len(quarantined) > 0) {
 		err = s.update(func(tx *bolt.Tx) error {
 			b, idx, meta := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes), tx.Bucket(bucketReadingsMeta)
@@ -246,19 +330,138 @@ func (s *Store) commitReadings(batch []*readingsReq) {
 					return err
 				}
 			}
-			return putQuarantine(tx, quarantined)
+			var err error
+			dropped, err = putQuarantine(tx, quarantined)
+			return err
 		})
+	}
+	if err == nil && dropped.n > 0 {
+		s.log.Warn("telemetry quarantine full: oldest entries dropped", "dropped", dropped.n, "first_id", dropped.first,
+			"last_id", dropped.last, "max_entries", MaxQuarantine, "max_bytes", quarantineMaxBytes)
 	}
 	for i, req := range batch {
 		if req.done == nil {
 			continue
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			req.done(custody.IngestResult{}, fmt.Errorf("add readings: commit failed, nothing was written: %w", err))
-			continue
+		case refused[i] != nil:
+			req.done(custody.IngestResult{Watermark: wm}, refused[i])
+		default:
+			req.done(custody.IngestResult{Stored: newN[i], Duplicates: dups[i], Watermark: wm}, nil)
 		}
-		req.done(custody.IngestResult{Stored: newN[i], Duplicates: dups[i], Watermark: wm}, nil)
 	}
+}
+
+// readingConflict collects the conflicting readings of one request: the
+// first described, the others counted.
+type readingConflict struct {
+	got  custody.Reading
+	what string
+	n    int
+}
+
+// add counts a conflict of reading got; describe says how it differs from
+// what is stored, and is called for the first conflict only.
+func (c *readingConflict) add(got *custody.Reading, describe func() string) *readingConflict {
+	if c == nil {
+		return &readingConflict{got: *got, what: describe(), n: 1}
+	}
+	c.n++
+	return c
+}
+
+// err describes the conflict for the quarantine and the log: the shipper
+// and identity, each field that differs (stored value first), and how
+// many of the request's total readings conflict.
+func (c *readingConflict) err(total int) error {
+	id := "device time " + c.got.DeviceTime.UTC().Format(time.RFC3339Nano)
+	if c.got.HasSeq {
+		id = fmt.Sprintf("seq %d", c.got.Seq)
+	}
+	more := ""
+	if c.n > 1 {
+		more = fmt.Sprintf("; %d of the message's %d readings conflict", c.n, total)
+	}
+	return fmt.Errorf("add readings: shipper %s %s %s%s; nothing of the message was stored: %w",
+		c.got.Shipper, id, c.what, more, custody.ErrReadingConflict)
+}
+
+// readingDiff lists the fields in which a and b differ, as
+// "name a -> b" separated by commas.
+func readingDiff(a, b *custody.Reading) string {
+	var out []string
+	if !a.DeviceTime.Equal(b.DeviceTime) {
+		out = append(out, fmt.Sprintf("device_time %s -> %s", a.DeviceTime.UTC().Format(time.RFC3339Nano), b.DeviceTime.UTC().Format(time.RFC3339Nano)))
+	}
+	if a.HasSeq != b.HasSeq || a.Seq != b.Seq {
+		out = append(out, fmt.Sprintf("seq %s -> %s", fmtSeq(a), fmtSeq(b)))
+	}
+	for _, f := range [...]struct {
+		name string
+		a, b *float64
+	}{{"temp_c", a.TempC, b.TempC}, {"tilt_deg", a.TiltDeg, b.TiltDeg}, {"battery_pct", a.BatteryPct, b.BatteryPct},
+		{"ln2_pct", a.LN2Pct, b.LN2Pct}, {"lat", a.Lat, b.Lat}, {"lon", a.Lon, b.Lon}} {
+		if !sameFloat(f.a, f.b) {
+			out = append(out, fmt.Sprintf("%s %s -> %s", f.name, fmtFloat(f.a), fmtFloat(f.b)))
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		a, b *bool
+	}{{"lid_open", a.LidOpen, b.LidOpen}, {"light", a.Light, b.Light}} {
+		if !sameBool(f.a, f.b) {
+			out = append(out, fmt.Sprintf("%s %s -> %s", f.name, fmtBool(f.a), fmtBool(f.b)))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func fmtSeq(r *custody.Reading) string {
+	if !r.HasSeq {
+		return "none"
+	}
+	return strconv.FormatUint(r.Seq, 10)
+}
+
+func fmtFloat(p *float64) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.FormatFloat(*p, 'g', -1, 64)
+}
+
+func fmtBool(p *bool) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.FormatBool(*p)
+}
+
+// sameReading reports whether a and b carry the same reading: the same
+// identity, device time and measurements (the receive time is not part of
+// a reading's content: a redelivery arrives later).
+func sameReading(a, b *custody.Reading) bool {
+	return a.Shipper == b.Shipper && a.HasSeq == b.HasSeq && a.Seq == b.Seq && a.DeviceTime.Equal(b.DeviceTime) &&
+		sameFloat(a.TempC, b.TempC) && sameFloat(a.TiltDeg, b.TiltDeg) && sameFloat(a.BatteryPct, b.BatteryPct) &&
+		sameFloat(a.LN2Pct, b.LN2Pct) && sameFloat(a.Lat, b.Lat) && sameFloat(a.Lon, b.Lon) &&
+		sameBool(a.LidOpen, b.LidOpen) && sameBool(a.Light, b.Light)
+}
+
+// sameFloat compares bit patterns, as the stored encoding does.
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return math.Float64bits(*a) == math.Float64bits(*b)
+}
+
+func sameBool(a, b *bool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func readWatermark(tx *bolt.Tx) uint64 {
@@ -272,39 +475,65 @@ func readWatermark(tx *bolt.Tx) uint64 {
 	return 0
 }
 
-func putQuarantine(tx *bolt.Tx, qs []*custody.QuarantineEntry) error {
+// quarantineDrop tells which entries putQuarantine dropped to stay within
+// MaxQuarantine and MaxQuarantineBytes: n of them, IDs first to last.
+type quarantineDrop struct {
+	n           int
+	first, last uint64
+}
+
+// putQuarantine stores the entries qs under consecutive IDs and then drops
+// the oldest entries beyond MaxQuarantine entries or MaxQuarantineBytes of
+// stored values, always keeping the newest.
+func putQuarantine(tx *bolt.Tx, qs []*custody.QuarantineEntry) (quarantineDrop, error) {
+	var d quarantineDrop
 	if len(qs) == 0 {
-		return nil
+		return d, nil
 	}
 	b := tx.Bucket(bucketQuarantine)
 	for _, q := range qs {
 		id, err := b.NextSequence()
 		if err != nil {
-			return err
+			return d, err
 		}
 		e := *q
 		e.ID = id
-		if len(e.Payload) > custody.MaxQuarantinePayload {
-			e.Payload = e.Payload[:custody.MaxQuarantinePayload]
+		if len(e.Payload) > MaxQuarantinePayloadBytes {
+			e.Payload = e.Payload[:MaxQuarantinePayloadBytes]
 		}
 		v, err := json.Marshal(e)
 		if err != nil {
-			return err
+			return d, err
 		}
 		if err := b.Put(u64(id), v); err != nil {
-			return err
+			return d, err
 		}
 	}
-	// Keep the newest MaxQuarantine entries; IDs are consecutive.
-	if last := b.Sequence(); last > MaxQuarantine {
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= last-MaxQuarantine; k, _ = c.First() {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+	// Walk from the newest: the first entry that does not fit, and every
+	// older one, is dropped. Only value lengths are read.
+	var drop [][]byte
+	n, size := 0, 0
+	c := b.Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		if drop == nil && n > 0 && (n >= MaxQuarantine || size+len(v) > quarantineMaxBytes) {
+			drop = [][]byte{}
+		}
+		if drop != nil {
+			drop = append(drop, bytes.Clone(k))
+			continue
+		}
+		n++
+		size += len(v)
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return d, err
 		}
 	}
-	return nil
+	if len(drop) > 0 {
+		d = quarantineDrop{n: len(drop), first: binary.BigEndian.Uint64(drop[len(drop)-1]), last: binary.BigEndian.Uint64(drop[0])}
+	}
+	return d, nil
 }
 
 // QuarantineList returns the quarantined payloads, newest first, at most
@@ -440,6 +669,13 @@ func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
 	dst = append(dst, readingV1)
 	dst = binary.AppendUvarint(dst, wm)
 	dst = binary.AppendVarint(dst, r.ReceivedTime.UnixNano())
+	return appendReadingContent(dst, r)
+}
+
+// appendReadingContent appends the part of a reading's encoding that
+// follows the watermark and receive time: the device time, flags, seq and
+// values, which are the same for every delivery of the same reading.
+func appendReadingContent(dst []byte, r *custody.Reading) []byte {
 	dst = binary.AppendVarint(dst, r.DeviceTime.UnixNano())
 	var f uint64
 	nums := [...]struct {
@@ -476,6 +712,24 @@ func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
 		}
 	}
 	return dst
+}
+
+// storedContent returns the content part of a stored reading's encoding
+// (see appendReadingContent), or nil when the value is malformed.
+func storedContent(v []byte) []byte {
+	if len(v) == 0 || v[0] != readingV1 {
+		return nil
+	}
+	v = v[1:]
+	if _, n := binary.Uvarint(v); n > 0 {
+		v = v[n:]
+	} else {
+		return nil
+	}
+	if _, n := binary.Varint(v); n > 0 {
+		return v[n:]
+	}
+	return nil
 }
 
 var errBadReading = errors.New("malformed stored reading")

@@ -170,12 +170,12 @@ func TestQuarantineBounded(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	big := make([]byte, 2*custody.MaxQuarantinePayload)
+	small := make([]byte, 100)
 	var wg sync.WaitGroup
 	for i := 0; i < MaxQuarantine+20; i++ {
 		wg.Go(func() {
 			if err := s.Quarantine(ctx, custody.QuarantineEntry{Topic: "shippers/X/telemetry", Received: t0,
-				Reason: fmt.Sprintf("bad %d", i), Size: len(big), Payload: big}); err != nil {
+				Reason: fmt.Sprintf("bad %d", i), Size: len(small), Payload: small}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -185,8 +185,8 @@ func TestQuarantineBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != MaxQuarantine || list[0].ID != MaxQuarantine+20 || len(list[0].Payload) != custody.MaxQuarantinePayload || list[0].Size != len(big) {
-		t.Fatalf("%d entries, newest id %d payload %d", len(list), list[0].ID, len(list[0].Payload))
+	if len(list) != MaxQuarantine || list[0].ID != MaxQuarantine+20 || list[len(list)-1].ID != 21 || len(list[0].Payload) != len(small) {
+		t.Fatalf("%d entries, ids %d..%d, payload %d", len(list), list[len(list)-1].ID, list[0].ID, len(list[0].Payload))
 	}
 	if l, _ := s.QuarantineList(ctx, 5); len(l) != 5 {
 		t.Fatalf("limit 5: %d", len(l))
