@@ -29,6 +29,7 @@ var ErrAddrInUse = errors.New("address already in use")
 type BrokerConfig struct {
 	// Listen is the TCP address, e.g. 127.0.0.1:1883 (port 0 picks one).
 	Listen string
+	// Logger hears of the broker's connections and refusals; required.
 	Logger *slog.Logger
 	// Prefix is the telemetry topic prefix; DefaultTopicPrefix if empty.
 	Prefix string
@@ -47,6 +48,7 @@ type BrokerConfig struct {
 	// accounts the broker lets every client in, so it listens on loopback
 	// only: StartBroker refuses any other address.
 	Accounts []BrokerAccount
+	// Verifier checks the accounts' passwords; required with Accounts.
 	Verifier PasswordVerifier
 	// TLS, when set, makes the broker speak MQTT over TLS only (ssl://),
 	// so that passwords and readings do not cross the network in clear;
@@ -70,8 +72,10 @@ const ingestUser = "$coid-ingest"
 // malformed payload); then it forwards the message to subscribers. So a
 // publisher never gets a PUBACK for a reading that a crash of coid could
 // still lose: if coid dies first, the publisher (with its own session or
-// store) sends the message again. Publishes are pipelined: many messages of
-// one connection wait for the same group commit.
+// store) sends the message again. While coid's store fails, the PUBACK
+// waits for the Pipeline's retries to store the readings. Publishes are
+// pipelined: many messages of one connection wait for the same group
+// commit.
 //
 // Queue limits: mochi drops QoS 1 messages for a subscriber that has more
 // than MaximumInflight unacknowledged or MaximumClientWritesPending queued;

@@ -38,9 +38,11 @@ type SubscriberConfig struct {
 	// pool when empty.
 	CAFile string
 	// Prefix is the telemetry topic prefix; DefaultTopicPrefix if empty.
-	Prefix   string
+	Prefix string
+	// Pipeline stores and acknowledges the messages received; required.
 	Pipeline *Pipeline
-	Logger   *slog.Logger
+	// Logger hears of the connection's state; required.
+	Logger *slog.Logger
 	// MaxReconnectInterval caps the back-off between connection attempts
 	// (default 30s); attempts never stop.
 	MaxReconnectInterval time.Duration
