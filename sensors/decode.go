@@ -60,9 +60,11 @@ func ShipperFromTopic(prefix, topic string) (string, error) {
 // array of objects) and SenML JSON (an array of records), told apart by the
 // first array element: an object with a "shipper" or "time" member is the
 // project's JSON, anything else is read as SenML. See the package
-// documentation for both formats. A SenML record's time (bt + t) must be an
-// absolute Unix time: a record with a relative time (below 2^28) or none is
-// refused, since the device time identifies a reading without seq and is
+// documentation for both formats. In both, a member name must be exactly a
+// documented one (names are case-sensitive) and appear once in its object,
+// so that a payload has one meaning. A SenML record's time (bt + t) must be
+// an absolute Unix time: a record with a relative time (below 2^28) or none
+// is refused, since the device time identifies a reading without seq and is
 // what the rules judge.
 //
 // The readings come back in payload order (SenML: by first record of each
@@ -177,6 +179,9 @@ func expectEOF(dec *json.Decoder) error {
 }
 
 func decodeObject(topicShipper string, body []byte, received time.Time) ([]custody.Reading, error) {
+	if err := checkMembers(body); err != nil {
+		return nil, err
+	}
 	dec := newDecoder(body)
 	ws := make([]wireReading, 1)
 	if err := dec.Decode(&ws[0]); err != nil {
@@ -207,6 +212,9 @@ func convertProject(ws []wireReading, isArray bool, topicShipper string, receive
 // decodeArray reads the first element to tell the formats apart, then
 // streams the rest into the format's decoder.
 func decodeArray(topicShipper string, body []byte, received time.Time) ([]custody.Reading, error) {
+	if err := checkMembers(body); err != nil {
+		return nil, err
+	}
 	dec := newDecoder(body)
 	if _, err := dec.Token(); err != nil { // '['
 		return nil, invalid(err)
@@ -235,6 +243,215 @@ func decodeArray(topicShipper string, body []byte, received time.Time) ([]custod
 		return nil, err
 	}
 	return rs, nil
+}
+
+// memberFrame is one open object or array in checkMembers.
+type memberFrame struct {
+	object   bool
+	wantName bool                // object: the next string is a member name
+	reading  bool                // object: a reading or record, whose names are documented ones
+	seen     uint32              // reading: the documented names seen, by index in knownMembers
+	names    map[string]struct{} // other object: the names seen
+	elements int                 // top-level array: index of the current element
+}
+
+// maxMemberDepth bounds the nesting checkMembers follows. A reading or
+// record holds no object or array, so encoding/json refuses any payload
+// nested deeper than 2 (and any nested beyond 10000) whatever its names.
+const maxMemberDepth = 64
+
+// checkMembers refuses what encoding/json would otherwise resolve silently,
+// so that a payload means one thing only: a member name that appears twice
+// in one object, at any depth (encoding/json keeps the last), and, in the
+// readings and records (the top-level object, or the objects in the
+// top-level array), a member name that is not exactly one of those the
+// package documentation lists (encoding/json matches names without regard
+// to case). Names are compared after unescaping, as JSON defines them. It
+// returns an error wrapping custody.ErrInvalid that names the element and
+// the member. Syntax errors, and nesting beyond maxMemberDepth, are left to
+// encoding/json, which refuses them; only well-formed JSON is judged
+// exactly. It takes time linear in the payload's length.
+func checkMembers(body []byte) error {
+	stack := make([]memberFrame, 0, 4)
+	for i := 0; i < len(body); {
+		c := body[i]
+		switch c {
+		case '{', '[':
+			n := len(stack)
+			if n == maxMemberDepth {
+				return nil
+			}
+			reading := c == '{' && (n == 0 || n == 1 && !stack[0].object)
+			stack = append(stack, memberFrame{object: c == '{', wantName: true, reading: reading})
+			i++
+		case '}', ']':
+			if n := len(stack); n > 0 {
+				stack = stack[:n-1]
+			}
+			i++
+		case ',':
+			if n := len(stack); n > 0 {
+				stack[n-1].wantName = true
+				stack[n-1].elements++
+			}
+			i++
+		case '"':
+			end, escaped := scanString(body, i)
+			if end < 0 {
+				return nil // unterminated: a syntax error
+			}
+			n := len(stack)
+			if n == 0 || !stack[n-1].object || !stack[n-1].wantName {
+				i = end
+				continue
+			}
+			f := &stack[n-1]
+			f.wantName = false
+			name := body[i+1 : end-1]
+			if escaped {
+				var u string
+				if json.Unmarshal(body[i:end], &u) != nil {
+					return nil // a bad escape: a syntax error
+				}
+				name = []byte(u)
+			}
+			var err error
+			if f.reading {
+				err = f.readingMember(name)
+			} else {
+				err = f.nestedMember(name)
+			}
+			if err != nil {
+				if n >= 2 && !stack[0].object {
+					return fmt.Errorf("element %d: %w", stack[0].elements, err)
+				}
+				return err
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// readingMember judges one member name of a reading or record: it must be
+// exactly a documented name, once.
+func (f *memberFrame) readingMember(name []byte) error {
+	k := memberIndex(name)
+	if k < 0 {
+		for _, m := range knownMembers {
+			if strings.EqualFold(m, string(name)) {
+				return fmt.Errorf("member %q is not %q: member names are case-sensitive: %w", name, m, custody.ErrInvalid)
+			}
+		}
+		return fmt.Errorf("unknown member %q: %w", name, custody.ErrInvalid)
+	}
+	if f.seen&(1<<k) != 0 {
+		return duplicateMember(name)
+	}
+	f.seen |= 1 << k
+	return nil
+}
+
+// nestedMember judges one member name of an object inside a reading or
+// record (which encoding/json refuses anyway): it must appear once.
+func (f *memberFrame) nestedMember(name []byte) error {
+	if _, dup := f.names[string(name)]; dup {
+		return duplicateMember(name)
+	}
+	if f.names == nil {
+		f.names = map[string]struct{}{}
+	}
+	f.names[string(name)] = struct{}{}
+	return nil
+}
+
+func duplicateMember(name []byte) error {
+	return fmt.Errorf("member %q appears twice in one object: %w", name, custody.ErrInvalid)
+}
+
+// scanString returns the index just past the string starting at body[i]
+// (a '"'), or -1 if it is not terminated, and whether it holds an escape.
+func scanString(body []byte, i int) (end int, escaped bool) {
+	for j := i + 1; j < len(body); j++ {
+		switch body[j] {
+		case '"':
+			return j + 1, escaped
+		case '\\':
+			escaped = true
+			j++
+		}
+	}
+	return -1, escaped
+}
+
+// knownMembers lists the member names of the project's JSON (wireReading)
+// and the SenML labels (senmlRecord); TestKnownMembers keeps it in step with
+// their struct tags and with memberIndex. A name of one format in the other
+// is refused by encoding/json as an unknown field.
+var knownMembers = [...]string{
+	"shipper", "seq", "time", "temp_c", "tilt_deg", "lid_open", "light", "battery_pct", "ln2_pct", "lat", "lon",
+	"bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut",
+}
+
+// memberIndex returns the index of name in knownMembers, or -1.
+func memberIndex(name []byte) int {
+	switch string(name) {
+	case "shipper":
+		return 0
+	case "seq":
+		return 1
+	case "time":
+		return 2
+	case "temp_c":
+		return 3
+	case "tilt_deg":
+		return 4
+	case "lid_open":
+		return 5
+	case "light":
+		return 6
+	case "battery_pct":
+		return 7
+	case "ln2_pct":
+		return 8
+	case "lat":
+		return 9
+	case "lon":
+		return 10
+	case "bn":
+		return 11
+	case "bt":
+		return 12
+	case "bu":
+		return 13
+	case "bv":
+		return 14
+	case "bs":
+		return 15
+	case "bver":
+		return 16
+	case "n":
+		return 17
+	case "u":
+		return 18
+	case "v":
+		return 19
+	case "vs":
+		return 20
+	case "vb":
+		return 21
+	case "vd":
+		return 22
+	case "s":
+		return 23
+	case "t":
+		return 24
+	case "ut":
+		return 25
+	}
+	return -1
 }
 
 // isProjectJSON reports whether an array element looks like the project's

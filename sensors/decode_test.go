@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,8 @@ func TestDecodeProjectJSON(t *testing.T) {
 			}},
 		{"array of one", `[{"time":"2026-11-22T13:00:00Z","shipper":"SHP-0042","light":true}]`,
 			[]custody.Reading{{Shipper: shipper, DeviceTime: t0, ReceivedTime: received, Light: bp(true)}}},
+		{"escaped member name is the same name", `{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp\u005fc":5}`,
+			[]custody.Reading{{Shipper: shipper, DeviceTime: t0, ReceivedTime: received, TempC: fp(5)}}},
 		{"clock slightly ahead", `{"shipper":"SHP-0042","time":"2026-11-22T13:09:59Z"}`,
 			[]custody.Reading{{Shipper: shipper, DeviceTime: received.Add(5*time.Minute - time.Second), ReceivedTime: received}}},
 	}
@@ -170,12 +174,22 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	manySenML.WriteString("]")
 
+	var wide strings.Builder // a nested object with many distinct names
+	wide.WriteString(`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":{"k0":0`)
+	for i := 1; wide.Len() < MaxPayloadBytes-100; i++ {
+		fmt.Fprintf(&wide, `,"k%d":0`, i)
+	}
+	wide.WriteString("}}")
+
 	tests := []struct {
 		name    string
 		payload string
 		want    string // substring of the error
 	}{
 		// Both formats.
+		{"deep nesting", strings.Repeat("[", MaxPayloadBytes), "element 0"},
+		{"deep nesting in a reading", obj(`,"temp_c":` + strings.Repeat(`{"a":`, 100000)), "exceeded max depth"},
+		{"nested object with many names", wide.String(), "temp_c"},
 		{"empty payload", ``, "empty payload"},
 		{"white space only", " \n ", "empty payload"},
 		{"empty array", ` [ ] `, "empty array"},
@@ -189,7 +203,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"truncated array", `[` + obj(``) + `,`, "element 1"},
 		{"trailing data", obj(``) + `{}`, "after the top-level"},
 		{"trailing garbage after array", `[` + obj(``) + `]x`, ""},
-		{"unknown member", obj(`,"temperature":5`), "unknown field"},
+		{"unknown member", obj(`,"temperature":5`), `unknown member "temperature"`},
 		{"wrong type", obj(`,"temp_c":"5"`), "temp_c"},
 		{"negative seq", obj(`,"seq":-1`), "seq"},
 		{"fractional seq", obj(`,"seq":1.5`), "seq"},
@@ -216,7 +230,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"senml unknown name", `[{"bn":"SHP-0042/","bt":1795352400,"n":"humidity","u":"%RH","v":40}]`, `unknown quantity "humidity"`},
 		{"senml name without shipper", `[{"bt":1795352400,"n":"temp","u":"Cel","v":4}]`, "neither"},
 		{"senml nested name", `[{"bt":1795352400,"n":"SHP-0042/temp/x","u":"Cel","v":4}]`, "unknown quantity"},
-		{"senml unknown label", `[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4,"foo_":1}]`, "unknown field"},
+		{"senml unknown label", `[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4,"foo_":1}]`, `element 0: unknown member "foo_"`},
+		{"senml project member in a record", `[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4,"seq":1}]`, `unknown field "seq"`},
 		{"senml string value", `[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","vs":"4"}]`, "vs, vd"},
 		{"senml sum", `[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","s":4}]`, "sums"},
 		{"senml version", `[{"bver":11,"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4}]`, "version"},
@@ -318,6 +333,86 @@ func TestDecodeSameAtAnyReceiveTime(t *testing.T) {
 				sameReadings(t, again, first)
 			}
 		})
+	}
+}
+
+// TestDecodeRefusesAmbiguousMembers: a payload must mean one thing. A
+// member repeated in one object, or a member name that is only a case
+// variant of a documented one, is refused on both decoding paths (the fast
+// one declines it and the encoding/json one refuses it), never resolved to
+// one of the values.
+func TestDecodeRefusesAmbiguousMembers(t *testing.T) {
+	obj := `{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z"`
+	rec := `{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel"`
+	tests := []struct {
+		name    string
+		payload string
+		want    string // substring of the error
+	}{
+		{"repeated member", obj + `,"temp_c":-20,"temp_c":-180}`, `member "temp_c" appears twice`},
+		{"repeated member, first null", obj + `,"temp_c":null,"temp_c":-180}`, `member "temp_c" appears twice`},
+		{"repeated required member", `{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","time":"2026-11-22T12:00:00Z"}`,
+			`member "time" appears twice`},
+		{"repeat spelt with an escape", obj + `,"temp_c":-20,"temp\u005fc":-180}`, `member "temp_c" appears twice`},
+		{"member in upper case beside the real one", obj + `,"temp_c":-20,"TEMP_C":-180}`,
+			`member "TEMP_C" is not "temp_c": member names are case-sensitive`},
+		{"member only in upper case", obj + `,"TEMP_C":-180}`, `member "TEMP_C" is not "temp_c"`},
+		{"Unicode case folding, escaped", obj + `,"\u017feq":1}`, `member "ſeq" is not "seq"`},
+		{"required member capitalised", `{"Shipper":"SHP-0042","time":"2026-11-22T13:00:00Z"}`, `member "Shipper" is not "shipper"`},
+		{"Unicode case folding (long s)", `{"ſhipper":"SHP-0042","time":"2026-11-22T13:00:00Z"}`, `is not "shipper"`},
+		{"repeat in the second element", `[` + obj + `},` + obj + `,"seq":1,"seq":2}]`, `element 1: member "seq" appears twice`},
+		{"case variant in the second element", `[` + obj + `},` + obj + `,"Lid_Open":true}]`, `element 1: member "Lid_Open" is not "lid_open"`},
+		{"repeat in a nested object", obj + `,"temp_c":{"v":1,"v":2}}`, `member "v" appears twice`},
+		{"senml repeated value", `[` + rec + `,"v":-20,"v":-180}]`, `element 0: member "v" appears twice`},
+		{"senml value in upper case", `[` + rec + `,"V":-180}]`, `element 0: member "V" is not "v"`},
+		{"senml base name in upper case", `[{"BN":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":1}]`, `member "BN" is not "bn"`},
+		{"senml repeat in a later record", `[` + rec + `,"v":-180},{"n":"lid","vb":false,"vb":true}]`, `element 1: member "vb" appears twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := Decode(shipper, []byte(tt.payload), received)
+			if err == nil || rs != nil {
+				t.Fatalf("Decode = %d readings, %v; want a refusal", len(rs), err)
+			}
+			if !errors.Is(err, custody.ErrInvalid) || !strings.HasPrefix(err.Error(), "decode telemetry: ") ||
+				!strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %q, want ErrInvalid and %q", err, tt.want)
+			}
+			if _, _, ok := fastProject([]byte(tt.payload), shipper); ok {
+				t.Fatal("the fast path took an ambiguous payload")
+			}
+		})
+	}
+}
+
+// TestKnownMembers keeps the names checkMembers accepts in step with the
+// struct tags encoding/json decodes into.
+func TestKnownMembers(t *testing.T) {
+	var tags []string
+	for _, v := range []any{wireReading{}, senmlRecord{}} {
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			tags = append(tags, tag)
+		}
+	}
+	slices.Sort(tags)
+	known := slices.Sorted(slices.Values(knownMembers[:]))
+	if !slices.Equal(known, tags) {
+		t.Fatalf("knownMembers %v, struct tags %v", known, tags)
+	}
+	if len(knownMembers) > 32 {
+		t.Fatalf("%d known members do not fit checkMembers' uint32 bit set", len(knownMembers))
+	}
+	for i, n := range knownMembers {
+		if got := memberIndex([]byte(n)); got != i {
+			t.Errorf("memberIndex(%q) = %d, want %d", n, got, i)
+		}
+	}
+	for _, n := range []string{"", "Temp_c", "temp", "shipper ", "T", "vB"} {
+		if got := memberIndex([]byte(n)); got != -1 {
+			t.Errorf("memberIndex(%q) = %d, want -1", n, got)
+		}
 	}
 }
 

@@ -9,8 +9,9 @@ import "strconv"
 // repeated or cased differently, a number it cannot convert, a syntax
 // error, more than MaxBatchReadings elements); Decode then uses
 // encoding/json, which accepts or rejects the payload with a precise
-// message. When ok is true the result is what encoding/json would give;
-// FuzzFastProject checks this.
+// message (a repeated or differently cased member is refused there, by
+// checkMembers). When ok is true the result is what encoding/json would
+// give; FuzzFastProject checks this.
 func fastProject(body []byte, topicShipper string) (ws []wireReading, isArray, ok bool) {
 	s := fastScanner{b: body}
 	s.ws()

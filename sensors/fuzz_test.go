@@ -2,7 +2,11 @@ package sensors
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +41,9 @@ func checkDecoded(t *testing.T, payload []byte) {
 			t.Fatalf("reading %d: shipper %q received %v", i, r.Shipper, r.ReceivedTime)
 		}
 	}
+	if m := ambiguousMember(payload); m != "" {
+		t.Fatalf("accepted a payload with %s", m)
+	}
 	// Device times, and so identities, come from the payload alone: a
 	// redelivery hours later decodes to the same readings.
 	later, err := Decode(shipper, payload, received.Add(6*time.Hour))
@@ -70,6 +77,65 @@ func checkDecoded(t *testing.T, payload []byte) {
 	sameReadings(t, back, rs)
 }
 
+// documentedMembers is the set of member names of the project's JSON and
+// the SenML labels, read from the struct tags encoding/json decodes into.
+var documentedMembers = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range []any{wireReading{}, senmlRecord{}} {
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			m[tag] = true
+		}
+	}
+	return m
+}()
+
+// ambiguousMember walks a well-formed payload with encoding/json's tokenizer
+// and describes the first member name that is repeated in its object, or
+// that is not exactly a documented name in a reading or record (an object
+// at the top level or in the top-level array); "" if there is none.
+func ambiguousMember(payload []byte) string {
+	type frame struct {
+		object, keyNext bool
+		names           map[string]bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if name, ok := tok.(string); ok && top != nil && top.object && top.keyNext {
+			top.keyNext = false
+			reading := len(stack) == 1 || len(stack) == 2 && !stack[0].object
+			switch {
+			case top.names[name]:
+				return fmt.Sprintf("member %q twice in one object", name)
+			case reading && !documentedMembers[name]:
+				return fmt.Sprintf("member %q, not a documented name", name)
+			}
+			top.names[name] = true
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &frame{object: tok == json.Delim('{'), keyNext: true, names: map[string]bool{}})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 { // a value ended: the parent object wants a key
+			stack[len(stack)-1].keyNext = true
+		}
+	}
+}
+
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"shipper":"SHP-0042","seq":1187,"time":"2026-11-22T13:00:00Z","temp_c":-182.4,"tilt_deg":3.5,"lid_open":false,"battery_pct":88,"ln2_pct":71,"lat":40.71,"lon":-74.01}`,
@@ -80,6 +146,10 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"shipper":"SHP-0043","time":"2026-11-22T13:00:00Z"}`,
 		`{"shipper":"SHP-0042","time":"2027-11-22T13:00:00Z"}`,
 		`[]`, `{}`, `[1]`, `null`, `{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":0.0000001,"seq":9007199254740991}`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":-20,"TEMP_C":-180}`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":-20,"temp\u005fc":-180}`,
+		`[{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z"},{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","Seq":1}]`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":{"a":1,"a":2}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -99,6 +169,8 @@ func FuzzDecodeSenML(f *testing.F) {
 		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4},{"n":"temp","u":"Cel","v":4}]`,
 		`[{"bn":"SHP-0042/","bt":1795352400.000001,"n":"seq","u":"count","v":9007199254740991}]`,
 		`[{"bn":"SHP-0042/","n":"temp","u":"Cel","v":-20}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":-20,"V":-180}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":-20},{"n":"lid","vb":false,"vb":true}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -146,6 +218,7 @@ func FuzzFastProject(f *testing.F) {
 		`{"shipper":"SHP-0042","seq":1187,"time":"2026-11-22T13:00:00Z","temp_c":-182.4,"tilt_deg":3.5,"lid_open":false,"light":true,"battery_pct":88,"ln2_pct":71,"lat":40.71,"lon":-74.01}`,
 		` [ {"shipper":"SHP-0042","time":"2026-11-22T13:00:00.5Z","temp_c":-1.5e2} , {"time":"2026-11-22T13:00:01Z","shipper":"SHP-0042","seq":0} ] `,
 		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":1,"temp_c":2}`,
+		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":1,"TEMP_C":2}`,
 		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","seq":18446744073709551615}`,
 		`{"shipper":"SHP-0042","time":"2026-11-22T13:00:00Z","temp_c":-0}`,
 		`{"shipper":"SHP-0043","time":"2026-11-22T13:00:00Z"}`,
@@ -172,6 +245,9 @@ func FuzzFastProject(f *testing.F) {
 		}
 		if ferr == nil {
 			sameReadings(t, fast, slow)
+			if m := ambiguousMember(payload); m != "" {
+				t.Fatalf("the fast path accepted a payload with %s", m)
+			}
 		}
 	})
 }
