@@ -405,6 +405,80 @@ func ReadLinks(stored []byte, want Hash) (Links, error) {
 
 var errLinksFound = errors.New("links found")
 
+// The members a canonical (version 1) record ends with, in RFC 8785
+// order: its step, then only scalars.
+var (
+	keyV           = []byte(`,"v":`)
+	keyTime        = []byte(`,"time":`)
+	keySubmittedBy = []byte(`,"submitted_by":`)
+	keyStep        = []byte(`,"step":`)
+)
+
+// readStep returns the raw value, without its quotes, of the top-level
+// "step" member of a stored record whose links ReadLinks has accepted. A
+// canonical record ends with its step, submitted_by, time and v, so it
+// reads them backwards from the end, a few dozen bytes whatever the size
+// of the data and signatures before them; any other layout is scanned
+// from the start. It returns nil when the record has no string step.
+func readStep(stored []byte) []byte {
+	e := len(stored) - 1
+	if e < 0 || stored[e] != '}' {
+		return nil
+	}
+	k := e
+	for k > 0 && stored[k-1] >= '0' && stored[k-1] <= '9' {
+		k--
+	}
+	if k < e && bytes.HasSuffix(stored[:k], keyV) {
+		e = k - len(keyV)
+		for i, key := range [...][]byte{keyTime, keySubmittedBy, keyStep} {
+			o := openingQuote(stored, e-1)
+			if o < 0 || !bytes.HasSuffix(stored[:o], key) {
+				break
+			}
+			if i == 2 {
+				return stored[o+1 : e-1]
+			}
+			e = o - len(key)
+		}
+	}
+	var step []byte
+	_ = scanTopLevel(stored, func(key, val []byte) error {
+		// encoding/json keeps the last of duplicate members; so does this.
+		if string(key) == "step" {
+			step = nil
+			if len(val) >= 2 && val[0] == '"' {
+				step = val[1 : len(val)-1]
+			}
+		}
+		return nil
+	})
+	return step
+}
+
+// openingQuote returns the index of the quote that opens the JSON string
+// whose closing quote is at b[end], or -1 if b[end] closes no string. A
+// quote inside a string is escaped, so it follows an odd number of
+// backslashes; the opening quote follows an even number (none).
+func openingQuote(b []byte, end int) int {
+	if end < 1 || b[end] != '"' {
+		return -1
+	}
+	for j := end; ; {
+		j = bytes.LastIndexByte(b[:j], '"')
+		if j < 0 {
+			return -1
+		}
+		n := 0
+		for k := j - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j
+		}
+	}
+}
+
 func hashValue(val []byte) (Hash, error) {
 	if len(val) != 2*HashSize+2 || val[0] != '"' || val[len(val)-1] != '"' {
 		return Hash{}, fmt.Errorf("hash is not a 64-character string")

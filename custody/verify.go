@@ -1,16 +1,20 @@
 package custody
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 )
 
 // Report is the outcome of a verification. When OK is false, FirstBad is
 // the log position (seq) of the first record that fails and Problem says
-// how.
+// how; Chain names the chain at fault when the failure is a chain's (its
+// links, its summary or its index), and always in a chain's own report.
 type Report struct {
 	OK       bool   `json:"ok"`
 	Records  uint64 `json:"records"`
@@ -36,6 +40,7 @@ func (r Report) Err() error {
 type verifyResult struct {
 	key   uint64
 	links Links
+	step  uint8 // the record's step in the journey's table (journeyTable)
 	err   error
 }
 
@@ -43,17 +48,53 @@ const verifyBatch = 1024
 
 // chainState is what VerifyLog learns of a chain from the log.
 type chainState struct {
-	head  Hash
-	count uint64
-	seq   uint64
+	head     Hash
+	count    uint64
+	seq      uint64
+	id       uint32 // the chain's number in VerifyLog's owner table
+	state    uint8  // the state its records lead to (journeyTable)
+	stateSeq uint64 // the record that moved it there
 }
 
-// VerifyLog recomputes every record's hash, checks every log and chain
-// link and sequence number, and compares the result with the store's head
-// and chain summaries. Hashing runs on all CPUs; links are checked in log
-// order. The report names the first record that fails. The error is
-// non-nil only when the store could not be read.
+// ChainIndex is a chain's summary together with the log positions of its
+// records in chain order: the index through which a store reads a chain's
+// records without scanning the log.
+type ChainIndex struct {
+	ChainInfo
+	Seqs []uint64
+}
+
+// IndexedLogSource is a LogSource that keeps the log positions of each
+// chain's records beside its summary and reads chains through them.
+// VerifyLog reads the positions in the same read as the log and checks
+// that they are exactly those of the chain's records in the log.
+type IndexedLogSource interface {
+	LogSource
+	// ReadLogIndex runs fn inside one consistent read of the store, as
+	// ReadLog does; index calls its argument for every chain summary with
+	// the chain's record positions, in that same read. The positions stay
+	// valid only during the call.
+	ReadLogIndex(ctx context.Context, fn func(v LogView, index func(fn func(ChainIndex) error) error) error) error
+}
+
+// VerifyLog verifies the log, as VerifyLogJourney does, against the
+// default journey (DefaultJourney).
 func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
+	return VerifyLogJourney(ctx, src, nil)
+}
+
+// VerifyLogJourney recomputes every record's hash, checks every log and
+// chain link and sequence number, and compares the result with the
+// store's head and chain summaries: each chain's record count, head and
+// state (the state its records lead to under journey j; nil means
+// DefaultJourney), and, from an IndexedLogSource, the positions through
+// which the store reads the chain. Hashing runs on all CPUs; links are
+// checked in log order; checking the positions takes 4 bytes of memory
+// per record. The report names the first record that fails, and the chain
+// when a chain's records or summary are at fault. The error is non-nil
+// only when the store could not be read.
+func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, error) {
+	jt := tableFor(j)
 	workers := max(1, runtime.GOMAXPROCS(0))
 	type batch struct {
 		items []LogEntry
@@ -80,7 +121,11 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			for b := range work {
 				for i, it := range b.items {
 					l, err := ReadLinks(it.Body, it.Hash)
-					b.out[i] = verifyResult{key: it.Key, links: l, err: err}
+					var step uint8
+					if err == nil {
+						step = jt.stepIndex(readStep(it.Body))
+					}
+					b.out[i] = verifyResult{key: it.Key, links: l, step: step, err: err}
 				}
 				b.res <- struct{}{}
 			}
@@ -88,13 +133,17 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 	}
 	rep := Report{OK: true}
 	chains := map[COI]*chainState{}
+	// owner[k-1] is the number of the chain of record k, and cois[n] the
+	// chain numbered n: what an index's positions are checked against.
+	var owner []uint32
+	var cois []COI
 	var prev Hash
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for b := range ordered {
 			<-b.res
-			for _, r := range b.out[:len(b.items)] {
+			for i, r := range b.out[:len(b.items)] {
 				if !rep.OK {
 					continue
 				}
@@ -121,14 +170,27 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 				}
 				cs := chains[l.Chain]
 				if cs == nil {
-					cs = &chainState{}
+					cs = &chainState{id: uint32(len(cois))}
 					chains[l.Chain] = cs
+					cois = append(cois, l.Chain)
 				}
 				if l.ChainSeq != cs.count+1 || l.ChainPrev != cs.head {
 					rep.fail(r.key, "chain %s link broken: expected chain record %d after record %d", l.Chain, cs.count+1, cs.seq)
+					rep.Chain = l.Chain
 					continue
 				}
+				to := jt.next(cs.state, r.step)
+				if to == brokenState {
+					rep.fail(r.key, "chain %s: its record %d (step %q) does not follow the journey from %s: the chain cannot be read",
+						l.Chain, l.ChainSeq, readStep(b.items[i].Body), jt.stateName(cs.state))
+					rep.Chain = l.Chain
+					continue
+				}
+				if to != cs.state {
+					cs.state, cs.stateSeq = to, r.key
+				}
 				cs.head, cs.count, cs.seq = l.Hash, cs.count+1, r.key
+				owner = append(owner, cs.id)
 				prev = l.Hash
 				rep.Records++
 			}
@@ -138,7 +200,15 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			}
 		}
 	}()
-	err := src.ReadLog(ctx, func(v LogView) error {
+	read := func(fn func(LogView, func(func(ChainIndex) error) error) error) error {
+		return src.ReadLog(ctx, func(v LogView) error { return fn(v, nil) })
+	}
+	if is, ok := src.(IndexedLogSource); ok {
+		read = func(fn func(LogView, func(func(ChainIndex) error) error) error) error {
+			return is.ReadLogIndex(ctx, fn)
+		}
+	}
+	err := read(func(v LogView, index func(func(ChainIndex) error) error) error {
 		// The entries stay valid until this function returns, so the
 		// workers read them in place and are waited for below.
 		cur := newBatch()
@@ -169,7 +239,8 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 			return err
 		}
 		if rep.OK {
-			return checkSummaries(&rep, v, prev, chains)
+			lc := logChains{chains: chains, owner: owner, cois: cois, jt: jt}
+			return lc.checkSummaries(&rep, v, index, prev)
 		}
 		return nil
 	})
@@ -177,13 +248,23 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 		return Report{}, fmt.Errorf("verify log: %w", err)
 	}
 	rep.Head = prev.String()
-	rep.Chain = ""
 	return rep, nil
 }
 
+// logChains is what VerifyLog learned of the chains from a log whose
+// records all verified.
+type logChains struct {
+	chains map[COI]*chainState
+	owner  []uint32 // owner[k-1]: the number of record k's chain
+	cois   []COI    // the chains by number
+	jt     *journeyTable
+}
+
 // checkSummaries compares the verified log with the store's head and
-// chain summaries, read with it in one view.
-func checkSummaries(rep *Report, v LogView, last Hash, chains map[COI]*chainState) error {
+// chain summaries, and with the chains' record positions when index is
+// not nil, all read with it in one view.
+func (lc *logChains) checkSummaries(rep *Report, v LogView, index func(func(ChainIndex) error) error, last Hash) error {
+	chains := lc.chains
 	if v.HeadSeq != rep.Records || v.HeadHash != last {
 		if v.HeadSeq > rep.Records {
 			rep.fail(rep.Records+1, "log truncated: the store's head is record %d but the log ends at %d", v.HeadSeq, rep.Records)
@@ -192,43 +273,121 @@ func checkSummaries(rep *Report, v LogView, last Hash, chains map[COI]*chainStat
 		}
 		return nil
 	}
-	err := v.Chains(func(ci ChainInfo) error {
+	check := func(ci ChainInfo, seqs []uint64, indexed bool) error {
 		cs := chains[ci.COI]
 		if cs == nil {
 			rep.fail(ci.HeadSeq, "chain %s is listed but has no records", ci.COI)
+			rep.Chain = ci.COI
 			return errStop
 		}
 		if cs.count != ci.Records || cs.head != ci.HeadHash || cs.seq != ci.HeadSeq {
 			rep.fail(min(cs.seq, ci.HeadSeq)+1, "chain %s summary (%d records, head %d) does not match the log (%d records, head %d)",
 				ci.COI, ci.Records, ci.HeadSeq, cs.count, cs.seq)
+			rep.Chain = ci.COI
+			return errStop
+		}
+		if indexed && !lc.checkPositions(rep, ci.COI, cs, seqs) {
+			rep.Chain = ci.COI
+			return errStop
+		}
+		if want := lc.jt.stateName(cs.state); ci.State != want {
+			rep.fail(cs.stateSeq, "chain %s summary says it is %q, but its records lead to %q (since record %d): the chain summary was altered",
+				ci.COI, ci.State, want, cs.stateSeq)
+			rep.Chain = ci.COI
 			return errStop
 		}
 		delete(chains, ci.COI)
 		return nil
-	})
+	}
+	var err error
+	if index != nil {
+		err = index(func(ci ChainIndex) error { return check(ci.ChainInfo, ci.Seqs, true) })
+	} else {
+		err = v.Chains(func(ci ChainInfo) error { return check(ci, nil, false) })
+	}
 	if err != nil && !errors.Is(err, errStop) {
 		return err
 	}
 	if rep.OK {
 		for coi, cs := range chains {
 			rep.fail(cs.seq, "chain %s has records but no summary", coi)
+			rep.Chain = coi
 			break
 		}
 	}
 	return nil
 }
 
+// checkPositions reports whether seqs, the positions an index lists for
+// chain coi, are exactly those of the chain's records in the log, in
+// order; if not, it fails rep at the first of the chain's records the
+// index does not lead to. The count was checked already: positions that
+// rise strictly and all hold records of the chain are then all of them.
+func (lc *logChains) checkPositions(rep *Report, coi COI, cs *chainState, seqs []uint64) bool {
+	n := uint64(len(lc.owner))
+	ok := uint64(len(seqs)) == cs.count
+	var last uint64
+	for _, q := range seqs {
+		if !ok || q <= last || q > n || lc.owner[q-1] != cs.id {
+			ok = false
+			break
+		}
+		last = q
+	}
+	if ok {
+		return true
+	}
+	// Rare: find where the index departs from the log, and say how.
+	var log []uint64
+	for k, o := range lc.owner {
+		if o == cs.id {
+			log = append(log, uint64(k)+1)
+		}
+	}
+	i := 0
+	for i < len(seqs) && i < len(log) && seqs[i] == log[i] {
+		i++
+	}
+	if i >= len(seqs) || i >= len(log) {
+		rep.fail(cs.seq, "chain %s index lists %d records, the log holds %d: the chain index was altered", coi, len(seqs), len(log))
+		return false
+	}
+	q, what := seqs[i], "no record"
+	switch {
+	case q >= 1 && q <= n && lc.owner[q-1] != cs.id:
+		what = "a record of chain " + string(lc.cois[lc.owner[q-1]])
+	case q >= 1 && q <= n:
+		what = fmt.Sprintf("the chain's record %d", slices.Index(log, q)+1)
+	}
+	rep.fail(log[i], "chain %s index gives record %d as its record %d, but that is %s; the log has the chain's record %d at %d: the chain index was altered",
+		coi, q, i+1, what, i+1, log[i])
+	return false
+}
+
 var errStop = errors.New("stop")
 
-// VerifyChain checks one chain: every record's hash, chain links and
-// sequence numbers, and the chain's summary. Log links are checked by
-// VerifyLog.
+// VerifyChain verifies one chain, as VerifyChainJourney does, against the
+// default journey (DefaultJourney).
 func VerifyChain(ctx context.Context, src LogSource, ci ChainInfo) (Report, error) {
+	return VerifyChainJourney(ctx, src, ci, nil)
+}
+
+// VerifyChainJourney checks one chain: every record's hash, chain links
+// and sequence numbers, and the chain's summary, including its state (the
+// state its records lead to under journey j; nil means DefaultJourney).
+// Log links are checked by VerifyLog.
+func VerifyChainJourney(ctx context.Context, src LogSource, ci ChainInfo, j *Journey) (Report, error) {
+	jt := tableFor(j)
 	rep := Report{OK: true, Chain: ci.COI}
 	var head Hash
-	var last uint64
+	var last, stateSeq uint64
+	var state uint8
 	err := src.ScanChain(ctx, ci.COI, func(key uint64, h Hash, body []byte) error {
 		l, err := ReadLinks(body, h)
+		var to uint8
+		if err == nil {
+			to = jt.next(state, jt.stepIndex(readStep(body)))
+		}
 		switch {
 		case err != nil:
 			rep.fail(key, "%v", err)
@@ -240,9 +399,15 @@ func VerifyChain(ctx context.Context, src LogSource, ci ChainInfo) (Report, erro
 			rep.fail(key, "chain record %d missing or out of order (found %d)", rep.Records+1, l.ChainSeq)
 		case l.ChainPrev != head:
 			rep.fail(key, "link to the previous record of the chain does not match: it was altered or removed")
+		case to == brokenState:
+			rep.fail(key, "the chain's record %d (step %q) does not follow the journey from %s: the chain cannot be read",
+				l.ChainSeq, readStep(body), jt.stateName(state))
 		}
 		if !rep.OK {
 			return errStop
+		}
+		if to != state {
+			state, stateSeq = to, key
 		}
 		head, last = h, key
 		rep.Records++
@@ -255,5 +420,124 @@ func VerifyChain(ctx context.Context, src LogSource, ci ChainInfo) (Report, erro
 	if rep.OK && (rep.Records != ci.Records || head != ci.HeadHash) {
 		rep.fail(last+1, "chain truncated or summary altered: summary says %d records, found %d", ci.Records, rep.Records)
 	}
+	if want := jt.stateName(state); rep.OK && ci.State != want {
+		rep.fail(stateSeq, "summary says the chain is %q, but its records lead to %q (since record %d): the chain summary was altered",
+			ci.State, want, stateSeq)
+	}
 	return rep, nil
+}
+
+// journeyTable is a journey compiled for verification: the state a chain
+// moves to with each step, as Fold replays it, looked up by small numbers
+// so that following a million records through it costs next to nothing.
+// State 0 is a chain before its first record; step 0 is any step the
+// journey does not know.
+type journeyTable struct {
+	steps  map[string]uint8
+	states []State
+	to     []uint8 // to[state*nsteps+step]: the next state, or brokenState
+	nsteps int
+}
+
+// brokenState marks a step Fold refuses in a state: the chain cannot be
+// read.
+const brokenState = 255
+
+// newJourneyTable compiles j. A chain's first record must be its enroll;
+// after it, each step moves the chain as j.Rule says, and a system step
+// that the rules refuse leaves it where it is, as in Fold.
+func newJourneyTable(j *Journey) *journeyTable {
+	jt := &journeyTable{steps: map[string]uint8{}, states: []State{""}}
+	stepNames := []Step{""}
+	addStep := func(s Step) {
+		if _, ok := jt.steps[string(s)]; !ok && len(stepNames) < brokenState {
+			jt.steps[string(s)] = uint8(len(stepNames))
+			stepNames = append(stepNames, s)
+		}
+	}
+	stateIndex := func(s State) uint8 {
+		for i, x := range jt.states {
+			if x == s {
+				return uint8(i)
+			}
+		}
+		if len(jt.states) >= brokenState {
+			return brokenState
+		}
+		jt.states = append(jt.states, s)
+		return uint8(len(jt.states) - 1)
+	}
+	for _, s := range States {
+		stateIndex(s)
+	}
+	for _, t := range j.Transitions {
+		addStep(t.Step)
+		stateIndex(t.From)
+		stateIndex(t.To)
+	}
+	for _, e := range j.Exceptions {
+		addStep(e.Step)
+		if e.To != "" {
+			stateIndex(e.To)
+		}
+	}
+	jt.nsteps = len(stepNames)
+	jt.to = make([]uint8, len(jt.states)*jt.nsteps)
+	for si := range jt.states {
+		for st, step := range stepNames {
+			to := uint8(brokenState)
+			from := jt.states[si]
+			switch r, err := j.Rule(from, step); {
+			case from == "" && step != StepEnroll, step == "":
+			case err == nil:
+				to = stateIndex(r.To)
+			case j.IsSystem(step):
+				to = uint8(si)
+			}
+			jt.to[si*jt.nsteps+st] = to
+		}
+	}
+	return jt
+}
+
+// defaultJourneyTable is DefaultJourney compiled, once.
+var defaultJourneyTable = sync.OnceValue(func() *journeyTable { return newJourneyTable(DefaultJourney()) })
+
+// tableFor returns j compiled; nil means DefaultJourney.
+func tableFor(j *Journey) *journeyTable {
+	if j == nil {
+		return defaultJourneyTable()
+	}
+	return newJourneyTable(j)
+}
+
+// stepIndex returns the number of a step read raw from a stored record;
+// 0 for a step the journey does not know. A step written with escapes
+// (never by coid) is unescaped first.
+func (jt *journeyTable) stepIndex(raw []byte) uint8 {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
+			return 0
+		}
+		return jt.steps[s]
+	}
+	return jt.steps[string(raw)]
+}
+
+// next returns the state a chain in state from moves to with step, or
+// brokenState.
+func (jt *journeyTable) next(from, step uint8) uint8 {
+	if int(from) >= len(jt.states) || int(step) >= jt.nsteps {
+		return brokenState
+	}
+	return jt.to[int(from)*jt.nsteps+int(step)]
+}
+
+// stateName returns the state numbered i ("" before the first record).
+func (jt *journeyTable) stateName(i uint8) State {
+	if int(i) < len(jt.states) {
+		return jt.states[i]
+	}
+	return ""
 }

@@ -320,6 +320,65 @@ func TestVerifyCommandNamesTamperedRecord(t *testing.T) {
 	}
 }
 
+// TestVerifyCommandNamesTamperedChainIndex changes the chains bucket on
+// disk, which no hash covers, keeping each chain's record count and head:
+// `coid verify` must still fail and name the chain.
+func TestVerifyCommandNamesTamperedChainIndex(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(entry []byte) []byte
+		want   string
+	}{
+		// The entry ends with its one record's position, a one-byte delta:
+		// chain 1's enroll is record 1; make it name chain 2's, record 2.
+		{"position of another chain's record", func(v []byte) []byte { v[len(v)-1] = 2; return v }, "record 1: chain %s index gives record 2"},
+		// The state is a length-prefixed string: same length, other state.
+		{"state changed", func(v []byte) []byte { return bytes.Replace(v, []byte("\x08enrolled"), []byte("\x08released"), 1) }, `record 1: chain %s summary says it is "released"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tok := addUser(t, dir, "coord", custody.RoleCoordinator)
+			srv := startServer(t, dir)
+			c := &client{t, srv.url + "/api/v1", tok}
+			var cois []string
+			for range 3 {
+				code, m := c.do("POST", "/chains", map[string]any{"patient": map[string]any{"name": "A B", "birth_date": "1980-01-01", "mrn": "9"},
+					"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}})
+				if code != 201 {
+					t.Fatalf("enroll %d %v", code, m)
+				}
+				cois = append(cois, fmt.Sprint(m["coi"]))
+			}
+			if err := srv.stop(); err != nil {
+				t.Fatal(err)
+			}
+			db, err := bolt.Open(filepath.Join(dir, "coid.db"), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("chains"))
+				v := tt.change(append([]byte(nil), b.Get([]byte(cois[0]))...))
+				return b.Put([]byte(cois[0]), v)
+			})
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			err = run(context.Background(), []string{"verify", "--data", dir}, nil, nil, &out, &errb)
+			if !errors.Is(err, errVerifyFailed) || exitCode(err) != 3 {
+				t.Fatalf("verify of a tampered chain index: %v (exit %d); printed %q", err, exitCode(err), out.String())
+			}
+			if want := fmt.Sprintf(tt.want, cois[0]); !strings.Contains(out.String(), want) {
+				t.Fatalf("verify printed %q, want %q", out.String(), want)
+
+			}
+		})
+	}
+}
+
 func TestDataDirectoryInUse(t *testing.T) {
 	dir := t.TempDir()
 	startServer(t, dir)

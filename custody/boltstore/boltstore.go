@@ -101,7 +101,10 @@ type Store struct {
 	closed bool
 }
 
-var _ custody.Store = (*Store)(nil)
+var (
+	_ custody.Store            = (*Store)(nil)
+	_ custody.IndexedLogSource = (*Store)(nil)
+)
 
 // chainEntry is what the chains bucket holds for a chain (binary, see
 // encodeChain): its summary and the log positions of its records in chain
@@ -746,7 +749,13 @@ func (s *Store) Record(ctx context.Context, seq uint64) (custody.Record, error) 
 	return r, err
 }
 
-// Records implements custody.Store.
+// Records implements custody.Store. The chain's entry lists where its
+// records are, and is not covered by any hash, so each record read through
+// it must say it is the chain's next record and link to the one before
+// (the first to none), and the last must be the entry's head: otherwise
+// the entry was altered and Records fails with ErrChainBroken naming the
+// record, rather than hand the domain another chain's record or a chain
+// with one left out.
 func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {
 	var out []custody.Record
 	err := s.view(func(tx *bolt.Tx) error {
@@ -755,12 +764,31 @@ func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record,
 			return err
 		}
 		out = make([]custody.Record, 0, len(ce.Seqs))
-		for _, seq := range ce.Seqs {
+		var prev custody.Hash // the zero hash: the first record links to none
+		for i, seq := range ce.Seqs {
 			r, err := getRecord(tx, seq)
+			if errors.Is(err, custody.ErrNotFound) {
+				return fmt.Errorf("chain %s: its record %d is listed at %d, where the log has none: the chain index was altered: %w",
+					coi, i+1, seq, custody.ErrChainBroken)
+			}
 			if err != nil {
 				return err
 			}
+			switch {
+			case r.Chain != coi:
+				return fmt.Errorf("chain %s: record %d belongs to chain %s: the chain index was altered: %w", coi, seq, r.Chain, custody.ErrChainBroken)
+			case r.ChainSeq != uint64(i+1):
+				return fmt.Errorf("chain %s: record %d is the chain's record %d, listed as its record %d: the chain index was altered: %w",
+					coi, seq, r.ChainSeq, i+1, custody.ErrChainBroken)
+			case r.ChainPrev != prev:
+				return fmt.Errorf("chain %s: record %d does not link to the chain's record before it: %w", coi, seq, custody.ErrChainBroken)
+			}
+			prev = r.Hash
 			out = append(out, r)
+		}
+		if len(out) > 0 && (prev != ce.HeadHash || out[len(out)-1].Seq != ce.HeadSeq) {
+			return fmt.Errorf("chain %s: record %d is not the summary's head (record %d): the chain index was altered: %w",
+				coi, out[len(out)-1].Seq, ce.HeadSeq, custody.ErrChainBroken)
 		}
 		return nil
 	})
@@ -801,12 +829,16 @@ func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error
 }
 
 func scanChains(tx *bolt.Tx, fn func(custody.ChainInfo) error) error {
+	return scanChainEntries(tx, func(ce *chainEntry) error { return fn(ce.ChainInfo) })
+}
+
+func scanChainEntries(tx *bolt.Tx, fn func(*chainEntry) error) error {
 	return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
 		ce, err := decodeChain(v)
 		if err != nil {
 			return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
 		}
-		return fn(ce.ChainInfo)
+		return fn(ce)
 	})
 }
 
@@ -825,6 +857,13 @@ func (s *Store) PHI(ctx context.Context, coi custody.COI) (custody.PHI, error) {
 
 // ReadLog implements custody.LogSource.
 func (s *Store) ReadLog(ctx context.Context, fn func(v custody.LogView) error) error {
+	return s.ReadLogIndex(ctx, func(v custody.LogView, _ func(func(custody.ChainIndex) error) error) error { return fn(v) })
+}
+
+// ReadLogIndex implements custody.IndexedLogSource: index hands over each
+// chain's summary with the record positions its entry keeps, the ones
+// Records reads the chain through.
+func (s *Store) ReadLogIndex(ctx context.Context, fn func(v custody.LogView, index func(fn func(custody.ChainIndex) error) error) error) error {
 	return s.viewLong(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		v := custody.LogView{
@@ -839,7 +878,12 @@ func (s *Store) ReadLog(ctx context.Context, fn func(v custody.LogView) error) e
 			Chains: func(fn func(custody.ChainInfo) error) error { return scanChains(tx, fn) },
 		}
 		v.HeadSeq, v.HeadHash = readHead(tx.Bucket(bucketMeta))
-		return fn(v)
+		index := func(fn func(custody.ChainIndex) error) error {
+			return scanChainEntries(tx, func(ce *chainEntry) error {
+				return fn(custody.ChainIndex{ChainInfo: ce.ChainInfo, Seqs: ce.Seqs})
+			})
+		}
+		return fn(v, index)
 	})
 }
 

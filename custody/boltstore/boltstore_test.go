@@ -413,3 +413,21 @@ func TestWriterChainCacheStaysTrue(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 }
+
+// BenchmarkRecords30 reads a chain of 30 records with Records, which
+// checks each record's hash and its links to the chain (the service folds
+// chains from it whenever its cache is behind).
+func BenchmarkRecords30(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fill(b, s, 64, 30)
+	ctx := context.Background()
+	for b.Loop() {
+		if recs, err := s.Records(ctx, coiN(7)); err != nil || len(recs) != 30 {
+			b.Fatal(len(recs), err)
+		}
+	}
+}
