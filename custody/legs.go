@@ -26,8 +26,10 @@ type TelemetryConfig struct {
 type IngestResult struct {
 	// Stored is the number of readings stored for the first time.
 	Stored int `json:"stored"`
-	// Duplicates is the number of readings whose identity (Reading.Key)
-	// was already stored, or repeated within the batch; they were ignored.
+	// Duplicates is the number of readings identical (but for their
+	// receive time) to one already stored, or repeated within the batch;
+	// they were ignored. A different reading under a stored identity is
+	// not a duplicate: the store refuses it with ErrReadingConflict.
 	Duplicates int `json:"duplicates"`
 	// Watermark is the store's ingest watermark after the batch: every
 	// reading stored by this or an earlier batch has a watermark at or below
@@ -43,18 +45,17 @@ type QuarantineEntry struct {
 	Topic    string    `json:"topic"`
 	Received time.Time `json:"received"`
 	Reason   string    `json:"reason"`
-	// Size is the payload's full length; Payload holds at most
-	// MaxQuarantinePayload bytes of it.
+	// Size is the payload's full length; Payload holds it whole up to the
+	// store's limit (the decoder's largest payload, 1 MiB, in boltstore),
+	// and its beginning beyond that.
 	Size    int    `json:"size"`
 	Payload []byte `json:"payload"`
 }
 
-// MaxQuarantinePayload bounds the bytes of a rejected payload that are kept.
-const MaxQuarantinePayload = 4 << 10
-
 // ReadingStore keeps telemetry readings beside the ledger. Each reading is
 // stored once under its identity (Reading.Key); later deliveries of the same
-// identity are ignored. Every committed batch raises a watermark, and each
+// reading are ignored, and a different reading under a stored identity is
+// refused (ErrReadingConflict). Every committed batch raises a watermark, and each
 // stored reading remembers the watermark of the batch that stored it, so a
 // seal can name exactly the readings that existed when it was made.
 type ReadingStore interface {

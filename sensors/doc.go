@@ -54,15 +54,21 @@
 //	seq       count or (none) v      Seq (an integer 0..custody.MaxSeq)
 //
 // Any other name, unit or value field is an error. Numeric values are bv +
-// v. The time of a record is bt + t (seconds); values of 2^28 or more are
-// absolute Unix times, smaller ones are relative to the receive time, as
-// RFC 8428 section 4.5.3 says. Times are kept to the microsecond, which is
+// v. The time of a record is bt + t (seconds) and must be an absolute Unix
+// time, 2^28 or more: RFC 8428 section 4.5.3 makes smaller values relative
+// to the receive time, which would give a redelivered or late pack other
+// times (stored twice, or a breach squeezed into the catch-up moment), so a
+// record whose time is relative or missing is an error; a relative t on an
+// absolute bt is fine. Times are kept to the microsecond, which is
 // what a double carries for current Unix times. Records that resolve to the
 // same time form one reading; two records of the same quantity at the same
 // time are an error. A record with only base fields is allowed, but a pack
 // must yield at least one reading. The labels
 // bver (at most 10) and ut are accepted and otherwise ignored; vs, vd, s,
 // bs and unknown labels are rejected.
+//
+// Member names are case-sensitive and may appear only once per object, in
+// both formats: {"temp_c":-20,"TEMP_C":-180} is an error, not -180.
 //
 // # Rejection
 //
