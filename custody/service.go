@@ -604,7 +604,7 @@ func (s *Service) Unlock(ctx context.Context, id string) error {
 // VerifyLedger verifies the whole ledger. An integrity failure is logged at
 // error level; the report names the first bad record.
 func (s *Service) VerifyLedger(ctx context.Context) (Report, error) {
-	rep, err := VerifyLog(ctx, s.store)
+	rep, err := VerifyLogJourney(ctx, s.store, s.journey)
 	if err != nil {
 		return Report{}, err
 	}
@@ -661,7 +661,7 @@ func (s *Service) VerifyChain(ctx context.Context, coi COI) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("verify chain: %w", err)
 	}
-	rep, err := VerifyChain(ctx, s.store, ci)
+	rep, err := VerifyChainJourney(ctx, s.store, ci, s.journey)
 	if err != nil {
 		return Report{}, err
 	}
