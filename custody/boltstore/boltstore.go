@@ -238,6 +238,16 @@ func Open(dir string, opt Options) (*Store, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	file, _ := os.Stat(path) // the file bbolt has just opened (and locked)
+	if !opt.ReadOnly && file != nil && file.Mode().Perm()&0o077 != 0 {
+		// It holds patient identifiers and password hashes; a backup put
+		// back with the copier's umask would otherwise stay readable.
+		if err := os.Chmod(path, 0o600); err != nil {
+			opt.Logger.Error("store file is readable by others and could not be made private", "path", path, "mode", file.Mode().Perm().String(), "err", err)
+		} else {
+			opt.Logger.Warn("store file was readable by others; made private (0600)", "path", path, "was", file.Mode().Perm().String())
+			file, _ = os.Stat(path)
+		}
+	}
 	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages, log: opt.Logger, file: file,
 		reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}

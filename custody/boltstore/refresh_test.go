@@ -273,3 +273,30 @@ func (w *syncBuf) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// TestOpenMakesTheFilePrivate: a backup copied back into place with a
+// loose umask holds patient identifiers and password hashes readable by
+// others; opening it for writing makes it 0600 again.
+func TestOpenMakesTheFilePrivate(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, FileName)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("store file mode %v after opening, want 0600", fi.Mode().Perm())
+	}
+}
