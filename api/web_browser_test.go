@@ -298,6 +298,13 @@ func TestBrowserQAConsole(t *testing.T) {
 	e.clock.Advance(10 * time.Minute)
 	e.readings("SHP-0002", 120, func(i int) float64 { return -185 + float64(i%10)/5 + float64(max(0, i-90)) })
 	exc := e.excursion(coi)
+	// The monitor records its end; QA decides on final figures only.
+	worst, start := -120.0, e.clock.Now().Add(-30*time.Minute)
+	if _, ok, err := e.svc.ReviseExcursion(context.Background(), coi, 2, custody.Excursion{
+		ID: custody.ExcursionID(custody.ExcursionTemperature, start), Kind: custody.ExcursionTemperature, Start: start,
+		End: start.Add(20 * time.Minute), Worst: &worst, Duration: 20 * time.Minute, Breach: 20 * time.Minute}); err != nil || !ok {
+		t.Fatalf("record the excursion's end: %v %v", ok, err)
+	}
 	ctx := newChrome(t, 1280, 800, 90*time.Second)
 	browserLogin(t, ctx, e, wQA)
 
