@@ -1672,6 +1672,15 @@ func TestPatientIdentifiersNeverLeak(t *testing.T) {
 	if r := keep(e.do(t, http.MethodPost, fmt.Sprintf("/api/v1/chains/%s/mismatches/%d/acknowledge", coiA, mmSeq), nurse1, nil)); r.Code != http.StatusConflict {
 		t.Fatalf("acknowledge twice: %s", r)
 	}
+	// The bag is set aside for QA: QA decides before another bedside check.
+	if r := keep(e.step(t, coiA, steps[7].actor, steps[7].step, steps[7].data, steps[7].sigs...)); r.Code != http.StatusConflict ||
+		!strings.Contains(string(r.Body), "await a QA disposition") {
+		t.Fatalf("bedside check before QA's disposition of the mismatch: %s", r)
+	}
+	if r := keep(e.step(t, coiA, qa, custody.StepDisposition, map[string]any{"excursion": mmSeq, "decision": "accept",
+		"reason": "wrong wristband scanned; identity confirmed"}, sig{qa, custody.MeaningApproved, ""})); r.Code != http.StatusCreated {
+		t.Fatalf("QA disposition of the mismatch: %s", r)
+	}
 	for _, s := range steps[7:] {
 		if r := keep(e.step(t, coiA, s.actor, s.step, s.data, s.sigs...)); r.Code != http.StatusCreated {
 			t.Fatalf("%s: %s", s.step, r)
@@ -1744,7 +1753,7 @@ func TestPatientIdentifiersNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 + 9 + 1 + 1; n != want { // enrolls, journey, mismatch, acknowledgement
+	if want := 2 + 9 + 1 + 1 + 1; n != want { // enrolls, journey, mismatch, acknowledgement, disposition
 		t.Errorf("scanned %d ledger records, want %d", n, want)
 	}
 }

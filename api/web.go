@@ -1177,14 +1177,10 @@ func (w *webUI) consolePage(c echo.Context) error {
 			if is.ReopenedBy != 0 {
 				row.Detail += fmt.Sprintf("; reopened by record %d: readings stored after QA's acceptance changed its figures", is.ReopenedBy)
 			}
-			v.Issues = append(v.Issues, row)
-		}
-		for _, m := range ch.Mismatches {
-			if !m.Acknowledged {
-				v.Issues = append(v.Issues, issueRow{COI: ch.COI, Display: ch.Display,
-					Issue: custody.Issue{Seq: m.Seq, Kind: "mismatch", Time: m.Time, Open: true},
-					Text:  "bedside mismatch, not yet acknowledged", Detail: "no bedside check or infusion until a nurse, coordinator or QA acknowledges it on the chain page"})
+			if is.Kind == "mismatch" {
+				row.Detail = mismatchDetail(ch, is.Seq)
 			}
+			v.Issues = append(v.Issues, row)
 		}
 		if (filter == "" && !ci.State.Terminal()) || ci.State == filter {
 			v.Chains = append(v.Chains, chainRow{ChainInfo: ci, Display: ci.COI.Display(), OpenIssues: len(open)})
@@ -1198,6 +1194,21 @@ func (w *webUI) consolePage(c echo.Context) error {
 	}
 	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
 	return w.render(c, http.StatusOK, "console", page{Title: "QA console", Nav: "qa", V: v})
+}
+
+// mismatchDetail says whether a bedside mismatch was acknowledged, and by
+// whom.
+func mismatchDetail(ch *custody.Chain, seq uint64) string {
+	for _, m := range ch.Mismatches {
+		if m.Seq != seq {
+			continue
+		}
+		if !m.Acknowledged {
+			return "not yet acknowledged: a nurse, coordinator or QA acknowledges it on the chain page"
+		}
+		return fmt.Sprintf("acknowledged by %s (record %d); the bag is set aside until QA decides", m.AcknowledgedBy, m.AcknowledgeSeq)
+	}
+	return ""
 }
 
 // excursionDetail describes an excursion record: leg, worst value, how

@@ -267,6 +267,11 @@ func TestBrowserBedside(t *testing.T) {
 	if got := text(t, ctx, "#flash"); !strings.Contains(got, "Mismatch acknowledged") {
 		t.Errorf("flash %q", got)
 	}
+	// The bag is set aside until QA decides: no bedside check offered.
+	if got := text(t, ctx, "main"); strings.Contains(got, "Start the bedside check") || !strings.Contains(got, "await a QA disposition") {
+		t.Errorf("chain page after the acknowledgement: %q", got)
+	}
+	e.settleMismatches(coi) // QA accepts after the investigation
 
 	// Match.
 	bedsideScan(t, ctx, e, coi, bag, webPatient.MRN)

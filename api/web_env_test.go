@@ -219,6 +219,31 @@ func (e *webEnv) advance(coi custody.COI, to custody.State) {
 	}
 }
 
+// settleMismatches acknowledges (as a nurse) and accepts (as QA) every
+// bedside mismatch of the chain still open, as after an investigation, so
+// a new bedside check may go ahead.
+func (e *webEnv) settleMismatches(coi custody.COI) {
+	e.t.Helper()
+	ctx := context.Background()
+	ch, err := e.svc.Chain(ctx, coi)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, m := range ch.Mismatches {
+		if !m.Acknowledged {
+			if _, err := e.svc.AcknowledgeMismatch(ctx, e.users[wNurse2], coi, m.Seq, custody.ViaToken); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	for _, is := range ch.OpenIssues() {
+		if is.Kind == "mismatch" {
+			e.step(coi, custody.StepDisposition, fmt.Sprintf(`{"excursion":%d,"decision":"accept","reason":"scan error; identity confirmed"}`, is.Seq),
+				wsig(wQA, custody.MeaningApproved))
+		}
+	}
+}
+
 // excursion writes a temperature excursion on the chain's newest leg.
 func (e *webEnv) excursion(coi custody.COI) uint64 {
 	e.t.Helper()

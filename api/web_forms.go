@@ -142,6 +142,8 @@ func issueText(kind string) string {
 	switch {
 	case kind == "seal-broken":
 		return "shipment received with its seal broken"
+	case kind == "mismatch":
+		return "bedside check failed (mismatch)"
 	case strings.HasPrefix(kind, "excursion:"):
 		k := strings.TrimPrefix(kind, "excursion:")
 		switch custody.ExcursionKind(k) {

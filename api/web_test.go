@@ -605,6 +605,7 @@ func TestWebBedside(t *testing.T) {
 		}
 	})
 	t.Run("same nurse twice", func(t *testing.T) {
+		e.settleMismatches(coi) // acknowledged and accepted by QA, as after an investigation
 		b := e.login(wNurse1)
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"bag"}, "code": {bag}})
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"wristband"}, "code": {webPatient.MRN}})
@@ -618,6 +619,7 @@ func TestWebBedside(t *testing.T) {
 		b.post("/mismatch/ack", nil)
 	})
 	t.Run("a role that may not acknowledge is not stuck", func(t *testing.T) {
+		e.settleMismatches(coi) // acknowledged and accepted by QA, as after an investigation
 		b := e.login(wMfg)
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"bag"}, "code": {bag}})
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"wristband"}, "code": {"MRN-0000001"}})
@@ -642,6 +644,7 @@ func TestWebBedside(t *testing.T) {
 		}
 	})
 	t.Run("a mismatch recorded elsewhere is acknowledged on the chain page", func(t *testing.T) {
+		e.settleMismatches(coi) // acknowledged and accepted by QA, as after an investigation
 		_, err := e.svc.Record(context.Background(), e.users[wNurse1], coi, custody.StepRequest{Step: custody.StepBedsideVerify,
 			Data:       json.RawMessage(fmt.Sprintf(`{"bag_code":%q,"wristband_code":"MRN-0000001"}`, bag)),
 			Signatures: []custody.SignatureRequest{wsig(wNurse1, custody.MeaningVerified), wsig(wNurse2, custody.MeaningVerified)}})
@@ -658,18 +661,19 @@ func TestWebBedside(t *testing.T) {
 			t.Errorf("bedside check offered over an unacknowledged mismatch")
 		}
 		qa := e.login(wQA)
-		wantBody(t, qa.get("/qa"), "QA console", "bedside mismatch, not yet acknowledged")
+		wantBody(t, qa.get("/qa"), "QA console", "bedside check failed (mismatch)", "not yet acknowledged")
 		p = b.post(fmt.Sprintf("%s/mismatches/%d/ack", coiPath(coi), seq), url.Values{})
 		wantCode(t, p, http.StatusSeeOther, "acknowledge on the chain page")
-		wantNotBody(t, qa.get("/qa"), "QA console after the acknowledgement", "bedside mismatch, not yet acknowledged")
+		wantBody(t, qa.get("/qa"), "QA console after the acknowledgement", "bedside check failed (mismatch)", "acknowledged by "+wNurse2)
 		p = b.get(p.Location)
-		wantBody(t, p, "after acknowledging", "Mismatch acknowledged", "Start the bedside check")
-		wantNotBody(t, p, "after acknowledging", "not yet acknowledged")
+		wantBody(t, p, "after acknowledging", "Mismatch acknowledged", "open issue(s) await a QA disposition")
+		wantNotBody(t, p, "after acknowledging", "not yet acknowledged", "Start the bedside check")
 		if m := e.chain(coi).Mismatches; !m[len(m)-1].Acknowledged || m[len(m)-1].AcknowledgedBy != wNurse2 {
 			t.Fatalf("mismatch after the form: %+v", m[len(m)-1])
 		}
 	})
 	t.Run("wrong password keeps the scans", func(t *testing.T) {
+		e.settleMismatches(coi) // acknowledged and accepted by QA, as after an investigation
 		b := e.login(wNurse2)
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"bag"}, "code": {bag}})
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"wristband"}, "code": {webPatient.MRN}})
@@ -686,6 +690,7 @@ func TestWebBedside(t *testing.T) {
 		wantBody(t, b.get(coiPath(coi)+"/bedside"), "after reset", `value="bag"`)
 	})
 	t.Run("match", func(t *testing.T) {
+		e.settleMismatches(coi) // acknowledged and accepted by QA, as after an investigation
 		b := e.login(wNurse2)
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"bag"}, "code": {bag}})
 		b.post(coiPath(coi)+"/bedside", url.Values{"action": {"wristband"}, "code": {webPatient.MRN}})

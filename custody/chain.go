@@ -42,8 +42,9 @@ type Leg struct {
 	Open       bool       `json:"open"`
 }
 
-// Issue is something that blocks release and infusion until QA records a
-// disposition: an excursion, or a shipment received with its seal broken.
+// Issue is something that blocks release, the bedside check and infusion
+// until QA records a disposition: an excursion, a shipment received with
+// its seal broken, or a failed bedside check (Kind "mismatch").
 type Issue struct {
 	Seq            uint64    `json:"seq"`
 	Kind           string    `json:"kind"`
@@ -213,6 +214,10 @@ func (c *Chain) apply(r *Record) error {
 		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "excursion:" + d.Kind, Time: r.Time, Open: true})
 	case StepMismatch:
 		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
+		// The bag is set aside for QA: no bedside check or infusion until
+		// QA decides (accept: a new bedside check may go ahead; reject:
+		// this chain's product is not infused).
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "mismatch", Time: r.Time, Open: true})
 	case StepAcknowledge:
 		var d acknowledgeData
 		if err := json.Unmarshal(r.Data, &d); err != nil {

@@ -281,6 +281,15 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		return Record{}, fmt.Errorf("%s: bedside mismatch record %d is not acknowledged; a nurse, coordinator or QA must "+
 			"acknowledge it (the bag it names is set aside) before another bedside check or the infusion: %w", op, m.Seq, ErrConflict)
 	}
+	// Before any signature is checked or a bedside check compared: a
+	// blocked chain takes none of these steps, and writes nothing.
+	if (req.Step == StepRelease || req.Step == StepInfuse || bedside) && (len(c.OpenIssues()) > 0 || c.rejected() != nil) {
+		if r := c.rejected(); r != nil {
+			return Record{}, fmt.Errorf("%s: QA rejected %s (record %d); the product may not be released or infused: %w", op, r.Kind, r.Seq, ErrConflict)
+		}
+		is := c.OpenIssues()[0]
+		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
+	}
 	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, bedside); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -292,13 +301,6 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		if mm := s.bedsideCheck(ctx, c, data, err); mm != nil {
 			return Record{}, s.mismatch(ctx, actor, c, data, sigs, mm, now)
 		}
-	}
-	if (req.Step == StepRelease || req.Step == StepInfuse) && (len(c.OpenIssues()) > 0 || c.rejected() != nil) {
-		if r := c.rejected(); r != nil {
-			return Record{}, fmt.Errorf("%s: QA rejected %s (record %d); the product may not be released or infused: %w", op, r.Kind, r.Seq, ErrConflict)
-		}
-		is := c.OpenIssues()[0]
-		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
 	}
 	if err := s.sealLeg(ctx, c, req.Step, data, now); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)

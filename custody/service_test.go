@@ -304,6 +304,14 @@ func TestBedsideVerification(t *testing.T) {
 			if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse2"], coi, last.Seq, custody.ViaToken); err != nil {
 				t.Fatal(err)
 			}
+			// The bag is set aside for QA: acknowledged, but still no
+			// bedside check until QA decides.
+			_, err = e.step(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": fp(coi), "wristband_code": patient.MRN}, two...)
+			if !errors.Is(err, custody.ErrConflict) || !strings.Contains(err.Error(), "await a QA disposition") || e.records() != before+1 {
+				t.Fatalf("bedside check before QA's disposition of the mismatch: %v", err)
+			}
+			e.must(coi, "qa1", custody.StepDisposition, map[string]any{"excursion": last.Seq, "decision": "accept",
+				"reason": "wrong wristband scanned; patient identity confirmed"}, sig("qa1", custody.MeaningApproved))
 			e.must(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": fp(coi), "wristband_code": patient.MRN}, two...)
 		})
 	}
@@ -576,5 +584,39 @@ func TestUserIDsDifferInMoreThanCase(t *testing.T) {
 	}
 	if _, err := e.svc.AddUser(e.ctx, "nurse3", "Third Nurse", custody.RoleNurse, "another-password"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRejectedMismatchStopsTheInfusion: QA rejecting a bedside mismatch
+// means the product is not infused: no bedside check or infusion follows.
+func TestRejectedMismatchStopsTheInfusion(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateAtTreatment)
+	two := []custody.SignatureRequest{sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified)}
+	bag := custody.LabelPayload(custody.BagID{COI: coi, Kind: custody.BagFinalProduct, N: 1})
+	if _, err := e.step(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": bag, "wristband_code": "MRN-9"}, two...); !errors.Is(err, custody.ErrConflict) {
+		t.Fatal(err)
+	}
+	c, _ := e.svc.Chain(e.ctx, coi)
+	mm := c.Mismatches[0].Seq
+	if is := c.OpenIssues(); len(is) != 1 || is[0].Kind != "mismatch" || is[0].Seq != mm {
+		t.Fatalf("open issues after a mismatch: %+v", is)
+	}
+	if _, err := e.svc.AcknowledgeMismatch(e.ctx, e.users["nurse1"], coi, mm, custody.ViaToken); err != nil {
+		t.Fatal(err)
+	}
+	e.must(coi, "qa1", custody.StepDisposition, map[string]any{"excursion": mm, "decision": "reject", "reason": "identity not confirmed"},
+		sig("qa1", custody.MeaningApproved))
+	before := e.records()
+	_, err := e.step(coi, "nurse1", custody.StepBedsideVerify, map[string]any{"bag_code": bag, "wristband_code": patient.MRN}, two...)
+	if !errors.Is(err, custody.ErrConflict) || !strings.Contains(err.Error(), "rejected") {
+		t.Fatalf("bedside check after QA rejected the mismatch: %v", err)
+	}
+	if c, _ := e.svc.Chain(e.ctx, coi); slices.Contains(c.Next, custody.StepBedsideVerify) || slices.Contains(c.Next, custody.StepInfuse) {
+		t.Fatalf("next steps after the rejection: %v", c.Next)
+	}
+	if e.records() != before {
+		t.Fatal("refused steps wrote records")
 	}
 }

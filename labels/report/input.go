@@ -326,6 +326,23 @@ func derive(in *Input) *derived {
 			d.excursions = append(d.excursions, e)
 			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "excursion: " + e.Kind, Time: r.Time,
 				Summary: excursionSummary(e, d.zone), Disposition: e.Disposition})
+		case custody.StepMismatch:
+			var x struct {
+				Reasons []string `json:"reasons"`
+			}
+			_ = json.Unmarshal(r.Data, &x)
+			summary := "Bedside check failed: " + strings.Join(x.Reasons, "; ") + "."
+			for _, m := range c.Mismatches {
+				if m.Seq != r.Seq {
+					continue
+				}
+				if m.Acknowledged {
+					summary += fmt.Sprintf(" Acknowledged by %s (record %d): the bag set aside for QA.", m.AcknowledgedBy, m.AcknowledgeSeq)
+				} else {
+					summary += " NOT ACKNOWLEDGED."
+				}
+			}
+			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "bedside mismatch", Time: r.Time, Summary: summary, Disposition: disps[r.Seq]})
 		}
 	}
 	slices.SortStableFunc(d.issues, func(a, b issue) int { return compareU64(a.Seq, b.Seq) })

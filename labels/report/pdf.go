@@ -1162,9 +1162,9 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 // Issues and verification.
 
 func (r *renderer) issues() {
-	r.heading("Excursions and dispositions")
+	r.heading("Issues and dispositions")
 	if len(r.d.issues) == 0 {
-		r.para("", smallPt+0.5, colText, "No excursion was recorded and no shipment arrived with a broken seal.")
+		r.para("", smallPt+0.5, colText, "No excursion was recorded, no shipment arrived with a broken seal, and no bedside check failed.")
 		return
 	}
 	cols := []float64{14, 96, 70}

@@ -224,6 +224,20 @@ func TestShapes(t *testing.T) {
 			"CORRECTS record 112 (excursion). Reason: excursion ended",
 			"Final figures: ended 2026-11-20 13:47:00 UTC, lasting 47m 00s (rule broken for 45m 00s); worst 63 degrees",
 			"to 2026-11-20 13:47:00 UTC (end recorded in record 115), lasting 47m 00s (rule broken for 45m 00s); worst 63 degrees against a limit of 30 degrees. AWAITING QA DISPOSITION"}},
+		{"bedside mismatch acknowledged and decided", func(b *chainBuilder) []report.Telemetry {
+			enroll(b)
+			collect(b)
+			m := b.addAs("system", custody.StepMismatch, day(21, 9, 0), s.Treatment, map[string]any{
+				"reasons": []string{"the wristband does not belong to this chain's patient"}, "wristband_digest": strings.Repeat("cd", 32),
+				"attempted_by": []string{"nurse1", "nurse2"}}, signer{"system", ""})
+			a := b.add(custody.StepAcknowledge, day(21, 9, 2), s.Treatment, map[string]any{"mismatch": m.Seq,
+				"statement": custody.AcknowledgeStatement}, signer{"nurse1", custody.MeaningAcknowledged})
+			b.add(custody.StepDisposition, day(21, 10, 0), "", map[string]any{"excursion": m.Seq, "decision": "accept",
+				"reason": "wrong wristband scanned; identity confirmed"}, signer{"qa1", custody.MeaningApproved})
+			_ = a
+			return nil
+		}, []string{"bedside mismatch. Bedside check failed: the wristband does not belong to this", "Acknowledged by nurse1",
+			"ACCEPT by Eve Assurance", "wrong wristband scanned; identity"}},
 		{"open leg with no readings", func(b *chainBuilder) []report.Telemetry {
 			enroll(b)
 			collect(b)
