@@ -577,59 +577,143 @@ func (s *Service) appendSystemRecord(ctx context.Context, c *Chain, step Step, s
 // going on again after its recorded end. An excursion still going on and
 // recorded so gets nothing until it ends. It returns false when it appended
 // nothing: the figures are current, the chain is closed, or no excursion
-// record matches e. Safe to call again after a restart.
+// record matches e. Safe to call again after a restart. The monitor, which
+// judges a whole leg at once, uses ReviseLegExcursions.
 func (s *Service) ReviseExcursion(ctx context.Context, coi COI, n int, e Excursion) (Record, bool, error) {
 	op := fmt.Sprintf("revise excursion %s on %s leg %d", e.ID, coi, n)
 	unlock := s.lock(coi)
 	defer unlock()
+	c, exc, err := s.legExcursions(ctx, coi, n)
+	if err != nil || c == nil {
+		return Record{}, false, wrapOp(op, err)
+	}
+	for i := range exc {
+		if exc[i].Leg == n && sameExcursion(exc[i].ExcursionData, e) {
+			return s.revise(ctx, c, n, &exc[i], &e, op)
+		}
+	}
+	return Record{}, false, nil
+}
+
+// ReviseLegExcursions does what ReviseExcursion does for every excursion
+// record of leg n, given everything the stored readings show on that leg
+// now (es, as sensors.Evaluate returns them). Each record is paired with at
+// most one of es: the one with its ID, else the earliest that overlaps it,
+// so two excursions the readings now show apart never take turns
+// rewriting one record. A record still going on that none of es matches
+// (readings stored late filled the gap or showed the spike brief) gets a
+// correction saying the readings no longer show it, so QA can decide on
+// it. It returns the corrections appended.
+func (s *Service) ReviseLegExcursions(ctx context.Context, coi COI, n int, es []Excursion) ([]Record, error) {
+	op := fmt.Sprintf("revise the excursions of %s leg %d", coi, n)
+	unlock := s.lock(coi)
+	defer unlock()
+	c, exc, err := s.legExcursions(ctx, coi, n)
+	if err != nil || c == nil {
+		return nil, wrapOp(op, err)
+	}
+	var out []Record
+	for i := range exc {
+		x := &exc[i]
+		if x.Leg != n {
+			continue
+		}
+		var match *Excursion
+		for j := range es {
+			if es[j].ID == x.ID {
+				match = &es[j]
+				break
+			}
+		}
+		if match == nil {
+			for j := range es {
+				if sameExcursion(x.ExcursionData, es[j]) && (match == nil || es[j].Start.Before(match.Start)) {
+					match = &es[j]
+				}
+			}
+		}
+		rec, added, err := s.revise(ctx, c, n, x, match, op)
+		if err != nil {
+			return out, err
+		}
+		if added {
+			out = append(out, rec)
+			// The chain grew: later appends must expect it.
+			if c, err = s.chainLocked(ctx, coi); err != nil {
+				return out, wrapOp(op, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// legExcursions reads chain coi (whose lock the caller holds) and its
+// excursion entries; a nil chain means a closed chain, which takes no
+// revision.
+func (s *Service) legExcursions(ctx context.Context, coi COI, n int) (*Chain, []ExcursionEntry, error) {
 	c, err := s.chainLocked(ctx, coi)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, err
 	}
 	if n < 1 || n > len(c.Legs) {
-		return Record{}, false, fmt.Errorf("%s: no such leg: %w", op, ErrNotFound)
+		return nil, nil, fmt.Errorf("no such leg: %w", ErrNotFound)
 	}
 	if c.State.Terminal() {
-		return Record{}, false, nil
+		return nil, nil, nil
 	}
 	exc, err := excursionEntries(c)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, err
 	}
-	var x *ExcursionEntry
-	for i := range exc {
-		if exc[i].Leg == n && sameExcursion(exc[i].ExcursionData, e) {
-			x = &exc[i]
-			break
-		}
+	return c, exc, nil
+}
+
+func wrapOp(op string, err error) error {
+	if err == nil {
+		return nil
 	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// revise appends the correction that brings recorded excursion x on leg n
+// of chain c to the figures of e; e nil means the stored readings no
+// longer show x at all.
+func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry, e *Excursion, op string) (Record, bool, error) {
 	var reason string
 	switch {
-	case x == nil:
-		return Record{}, false, nil
+	case e == nil && x.End != nil:
+		return Record{}, false, nil // ended as recorded; nothing newer to say
+	case e == nil:
+		reason = "the stored readings no longer show this excursion (readings stored late filled it in); ended as of this correction"
 	case e.Open() && x.End == nil:
 		return Record{}, false, nil // going on, and recorded so
 	case e.Open():
 		reason = "readings stored late show the excursion going on again after its recorded end"
 	case x.End == nil:
 		reason = "excursion ended: final figures from the stored readings"
-	case sameFigures(x.ExcursionData, e):
+	case sameFigures(x.ExcursionData, *e):
 		return Record{}, false, nil
 	default:
 		reason = "readings stored late changed the excursion: figures revised from the stored readings"
 	}
-	d := ExcursionEndData{Corrects: x.Seq, Reason: reason, ID: x.ID, Worst: e.Worst, DurationNS: int64(e.Duration),
-		Duration: e.Duration.String(), BreachNS: int64(e.Breach)}
-	if !e.Open() {
-		end := e.End.UTC()
-		d.End = &end
+	d := ExcursionEndData{Corrects: x.Seq, Reason: reason, ID: x.ID}
+	switch {
+	case e == nil:
+		end := s.now().UTC()
+		d.End, d.Worst, d.DurationNS, d.Duration, d.BreachNS = &end, x.Worst, x.DurationNS, x.Duration, x.BreachNS
+	default:
+		d.Worst, d.DurationNS, d.Duration, d.BreachNS = e.Worst, int64(e.Duration), e.Duration.String(), int64(e.Breach)
+		if !e.Open() {
+			end := e.End.UTC()
+			d.End = &end
+		}
 	}
 	stored, err := s.appendSystemRecord(ctx, c, StepCorrection, c.Legs[n-1].To, d)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%s: %w", op, err)
 	}
-	s.log.Info("excursion figures recorded", "coi", string(coi), "seq", stored.Seq, "corrects", x.Seq, "leg", n,
-		"kind", string(x.Kind), "excursion_id", x.ID, "ended", !e.Open())
+	s.log.Info("excursion figures recorded", "coi", string(c.COI), "seq", stored.Seq, "corrects", x.Seq, "leg", n,
+		"kind", string(x.Kind), "excursion_id", x.ID, "ended", d.End != nil)
 	return stored, true, nil
 }
 
@@ -675,10 +759,11 @@ func (s *Service) Excursions(ctx context.Context, open bool) ([]ExcursionEntry, 
 }
 
 // sameExcursion reports whether the recorded excursion x is e: the same
-// ID, or the same kind with overlapping periods. A recorded excursion that
-// was still open when written is known only to have started at its Start,
-// so it matches the excursions whose period contains that instant; a later
-// excursion of the same kind, after the first one ended, is a new one.
+// ID, or the same kind with overlapping periods. A recorded excursion still
+// going on is known only to have started at its Start, so it matches the
+// excursions whose period contains that instant. Periods that only touch
+// (a silence that starts with the reading that ended the one before) do
+// not overlap: a later excursion of the same kind is a new one.
 func sameExcursion(x ExcursionData, e Excursion) bool {
 	if x.ID == e.ID {
 		return true
@@ -686,12 +771,8 @@ func sameExcursion(x ExcursionData, e Excursion) bool {
 	if x.Kind != e.Kind {
 		return false
 	}
-	xs, xe := x.Start, x.Start
-	if x.End != nil {
-		xe = *x.End
+	if x.End == nil {
+		return !e.Start.After(x.Start) && (e.End.IsZero() || e.End.After(x.Start))
 	}
-	if xe.Before(e.Start) {
-		return false
-	}
-	return e.End.IsZero() || !e.End.Before(xs)
+	return x.End.After(e.Start) && (e.End.IsZero() || e.End.After(x.Start))
 }

@@ -357,11 +357,14 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 				return err
 			}
 			for _, e := range exc {
-				if e.Seq == is.Seq && e.End == nil {
-					// Its figures are not final: QA would accept a duration
-					// and worst value that are still growing.
-					return fmt.Errorf("excursion record %d is still going on as last recorded; its disposition waits for its end, "+
-						"which coid records once the readings show it (or the leg is received): %w", is.Seq, ErrConflict)
+				// Its figures are not final while it goes on on a leg still
+				// in transit: QA would accept a duration and worst value
+				// that are still growing. Once the leg is received they
+				// are, whether or not the monitor recorded the end (it may
+				// be off, or the leg's profile gone): no chain is blocked.
+				if e.Seq == is.Seq && e.End == nil && e.Leg >= 1 && e.Leg <= len(c.Legs) && c.Legs[e.Leg-1].Open {
+					return fmt.Errorf("excursion record %d is still going on as last recorded, on a leg still in transit; its disposition "+
+						"waits for its end, which coid records once the readings show it (or the leg is received): %w", is.Seq, ErrConflict)
 				}
 			}
 			return nil

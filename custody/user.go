@@ -78,7 +78,7 @@ func ValidateUserID(id string) error {
 			return fmt.Errorf("user id %q: only letters, digits and . _ - @ (not first): %w", id, ErrInvalid)
 		}
 	}
-	if id == "system" {
+	if strings.EqualFold(id, "system") { // "System" would pass for coid's own signature
 		return fmt.Errorf("user id %q is reserved: %w", id, ErrInvalid)
 	}
 	return nil

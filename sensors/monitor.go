@@ -85,7 +85,7 @@ type MonitorConfig struct {
 // re-evaluations write nothing twice). An excursion recorded while still
 // going on gets, once it is over, a system correction with its final end,
 // worst value and duration, and another whenever readings stored late
-// change those figures (Service.ReviseExcursion). An excursion going on
+// change those figures (Service.ReviseLegExcursions). An excursion going on
 // when its leg was received ends, for that leg, at the receipt.
 //
 // The legs to judge are derived from the chains, which only an append can
@@ -191,20 +191,24 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 			m.cfg.Logger.Error("leg readings", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
 			continue
 		}
-		for _, e := range Evaluate(l.Profile, rs, l.From, l.To) {
-			if e.Open() && l.Leg.ReceivedAt != nil {
+		es := Evaluate(l.Profile, rs, l.From, l.To)
+		for i := range es {
+			if es[i].Open() && l.Leg.ReceivedAt != nil {
 				// Whatever went on at the receipt ended, for this leg, there:
 				// its figures are final and QA can decide on them.
-				e.End = l.To
+				es[i].End = l.To
 			}
+		}
+		// The recorded excursions' ends, and figures that readings stored
+		// late changed, judged against everything the leg shows now.
+		if _, err := m.cfg.Service.ReviseLegExcursions(ctx, l.COI, l.Leg.N, es); err != nil {
+			m.cfg.Logger.Error("excursion figures not recorded", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
+		}
+		for _, e := range es {
 			rec, added, err := m.cfg.Service.RecordExcursion(ctx, l.COI, l.Leg.N, e)
 			if err != nil {
 				m.cfg.Logger.Error("excursion not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
 				continue
-			}
-			// Its end, or figures that readings stored late changed.
-			if _, _, err := m.cfg.Service.ReviseExcursion(ctx, l.COI, l.Leg.N, e); err != nil {
-				m.cfg.Logger.Error("excursion figures not recorded", "coi", string(l.COI), "leg", l.Leg.N, "excursion_id", e.ID, "err", err)
 			}
 			if !added {
 				continue

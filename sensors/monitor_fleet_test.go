@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,5 +295,95 @@ func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
 	c, _ = f.svc.Chain(ctx, f.chain[0])
 	if is := c.OpenIssues(); len(is) != 1 || is[0].Seq != x.Seq || is[0].ReopenedBy == 0 {
 		t.Fatalf("accepted excursion made worse by late readings: issues %+v", c.Issues)
+	}
+}
+
+// TestMonitorClosesAnExcursionTheReadingsNoLongerShow: a silence recorded
+// while going on is filled by the logger's buffer; the readings no longer
+// show it, so the monitor records that it is over (a correction saying
+// so), and QA can decide on it rather than find the chain blocked.
+func TestMonitorClosesAnExcursionTheReadingsNoLongerShow(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 1)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	c, _ := f.svc.Chain(ctx, f.chain[0])
+	shipped := c.Legs[0].ShippedAt
+	at := func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+	f.set(at(80)) // readings end at 59:01: a silence of 21 minutes, going on
+	if n := mon.Check(ctx, nil); n != 1 {
+		t.Fatalf("first check: %d excursions, want the silence", n)
+	}
+	var rs []custody.Reading
+	for m := 60; m < 80; m++ {
+		tc := -182.0
+		rs = append(rs, custody.Reading{Shipper: "SHP-M0", Seq: uint64(500 + m), HasSeq: true, DeviceTime: at(float64(m) + 0.5), ReceivedTime: f.now(), TempC: &tc})
+	}
+	if _, err := f.st.AddReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	f.set(at(81))
+	for range 3 { // once, however often judged
+		mon.Check(ctx, nil)
+	}
+	list, _ := f.svc.Excursions(ctx, false)
+	if len(list) != 1 || list[0].End == nil || list[0].FiguresSeq == 0 {
+		t.Fatalf("silence filled by late readings: %+v", list)
+	}
+	c, _ = f.svc.Chain(ctx, f.chain[0])
+	corrections := 0
+	for _, r := range c.Records {
+		if r.Step == custody.StepCorrection {
+			corrections++
+			if !strings.Contains(string(r.Data), "no longer show") {
+				t.Errorf("correction %s", r.Data)
+			}
+		}
+	}
+	if corrections != 1 {
+		t.Fatalf("%d corrections, want 1", corrections)
+	}
+	if _, err := f.svc.AddUser(ctx, "qa1", "Printed qa1", custody.RoleQA, "pw-qa1-secret"); err != nil {
+		t.Fatal(err)
+	}
+	qa, _ := f.st.User(ctx, "qa1")
+	if _, err := f.svc.Record(ctx, qa, f.chain[0], custody.StepRequest{Step: custody.StepDisposition,
+		Data:       json.RawMessage(fmt.Sprintf(`{"excursion":%d,"decision":"accept","reason":"the buffer shows no gap"}`, list[0].Seq)),
+		Signatures: []custody.SignatureRequest{{User: "qa1", Password: "pw-qa1-secret", Meaning: custody.MeaningApproved}}}); err != nil {
+		t.Fatalf("QA's disposition: %v", err)
+	}
+}
+
+// TestMonitorBackToBackSilences: two silences with one reading between
+// them are two excursions, written once each; judging them again writes
+// nothing (periods that only touch are not one excursion).
+func TestMonitorBackToBackSilences(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 1)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	c, _ := f.svc.Chain(ctx, f.chain[0])
+	shipped := c.Legs[0].ShippedAt
+	at := func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+	f.set(at(80))
+	tc := -182.0
+	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: 900, HasSeq: true, DeviceTime: at(80), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
+		t.Fatal(err)
+	}
+	f.set(at(100))
+	mon.Check(ctx, nil)
+	head := func() uint64 { h, _ := f.svc.LedgerHead(ctx); return h }
+	settled := head()
+	for range 4 {
+		mon.Check(ctx, nil)
+	}
+	if h := head(); h != settled {
+		t.Fatalf("judging unchanged readings again appended %d records", h-settled)
+	}
+	c, _ = f.svc.Chain(ctx, f.chain[0])
+	n := map[custody.Step]int{}
+	for _, r := range c.Records {
+		n[r.Step]++
+	}
+	if n[custody.StepExcursion] != 2 || n[custody.StepCorrection] > 1 {
+		t.Fatalf("records by step %v: want 2 silences and at most the first one's end", n)
 	}
 }
