@@ -66,7 +66,10 @@ func New(cfg Config) (*Server, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	var proxies []*net.IPNet
 	if len(cfg.TrustedProxies) > 0 {
-		var opts []echo.TrustOption
+		// Only the named proxies: echo would also trust loopback,
+		// link-local and private addresses, and any client on a hospital
+		// LAN could then choose its address per request.
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 		for _, p := range cfg.TrustedProxies {
 			_, n, err := net.ParseCIDR(p)
 			if err != nil {

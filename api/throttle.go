@@ -36,40 +36,42 @@ func newSignInThrottle(now func() time.Time) *signInThrottle {
 	return &signInThrottle{now: now, fails: map[string]*failWindow{}}
 }
 
-// allowed reports whether addr may try to sign in now and, if not, how
-// long until it may.
-func (t *signInThrottle) allowed(addr string) (bool, time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, ok := t.fails[addr]
-	if !ok {
-		return true, 0
-	}
-	left := signInWindow - t.now().Sub(f.start)
-	if left <= 0 {
-		delete(t.fails, addr)
-		return true, 0
-	}
-	if f.n >= signInMaxFails {
-		return false, left
-	}
-	return true, 0
-}
-
-// failed counts a failed sign-in from addr.
-func (t *signInThrottle) failed(addr string) {
+// attempt reserves one of addr's sign-in attempts before the password is
+// checked, so that requests in parallel cannot all pass the limit: it
+// reports whether addr may try now and, if not, how long until it may. A
+// successful sign-in gives the reservation back (succeeded); a failed one
+// keeps it.
+func (t *signInThrottle) attempt(addr string) (bool, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	f, ok := t.fails[addr]
-	if !ok || now.Sub(f.start) >= signInWindow {
-		if !ok && len(t.fails) >= signInMaxAddrs {
+	if ok && now.Sub(f.start) >= signInWindow {
+		delete(t.fails, addr)
+		ok = false
+	}
+	if !ok {
+		if len(t.fails) >= signInMaxAddrs {
 			t.prune(now)
 		}
 		t.fails[addr] = &failWindow{start: now, n: 1}
-		return
+		return true, 0
+	}
+	if f.n >= signInMaxFails {
+		return false, signInWindow - now.Sub(f.start)
 	}
 	f.n++
+	return true, 0
+}
+
+// succeeded gives back the attempt a successful sign-in from addr
+// reserved.
+func (t *signInThrottle) succeeded(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, ok := t.fails[addr]; ok && f.n > 0 {
+		f.n--
+	}
 }
 
 // prune drops expired windows and, if the map is still full (a flood of

@@ -6,16 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
 )
 
@@ -884,4 +888,86 @@ func TestWebSignInThrottle(t *testing.T) {
 	e.clock.Advance(15*time.Minute + time.Second)
 	p = b.post("/login", url.Values{"user": {wCourier}, "password": {webPassword(wCourier)}})
 	wantCode(t, p, http.StatusSeeOther, "sign in after the window")
+}
+
+// postLogin posts a sign-in form from a fresh client holding the sign-in
+// cookie tok, with an X-Forwarded-For header when xff is set, and returns
+// the status.
+func postLogin(t *testing.T, base, user, password, xff, tok string) int {
+	v := url.Values{"user": {user}, "password": {password}, "csrf": {tok}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "coid_login", Value: tok})
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// loginToken fetches the sign-in page and returns its CSRF cookie's value.
+func loginToken(t *testing.T, base string) string {
+	resp, err := http.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "coid_login" {
+			return c.Value
+		}
+	}
+	t.Fatalf("no sign-in cookie: %v", resp.Cookies())
+	return ""
+}
+
+// TestWebSignInThrottleHolds: sign-ins sent in parallel, or with a forged
+// X-Forwarded-For from a peer that is not a trusted proxy, get no more
+// password checks than the limit.
+func TestWebSignInThrottleHolds(t *testing.T) {
+	victims := []string{wNurse1, wNurse2, wQA, wCoord, wMfg, wCourier}
+	t.Run("parallel", func(t *testing.T) {
+		e := newWebEnv(t, false)
+		tok := loginToken(t, e.ts.URL)
+		var mu sync.Mutex
+		codes := map[int]int{}
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Go(func() {
+				c := postLogin(t, e.ts.URL, victims[i%len(victims)], "a-wrong-guess", "", tok)
+				mu.Lock()
+				codes[c]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if codes[http.StatusUnauthorized] > 10 || codes[http.StatusTooManyRequests] < 50 {
+			t.Fatalf("60 parallel wrong passwords from one address: %v, want at most 10 checked", codes)
+		}
+	})
+	t.Run("forged X-Forwarded-For", func(t *testing.T) {
+		e := newWebEnv(t, false)
+		srv, err := api.New(api.Config{Service: e.svc, Logger: slog.New(slog.DiscardHandler), Version: "test", TrustedProxies: []string{"203.0.113.7/32"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv.Handler())
+		defer ts.Close()
+		tok := loginToken(t, ts.URL)
+		checked := 0
+		for i := range 30 {
+			if postLogin(t, ts.URL, victims[i%len(victims)], "a-wrong-guess", fmt.Sprintf("198.51.100.%d", i+1), tok) == http.StatusUnauthorized {
+				checked++
+			}
+		}
+		if checked > 10 {
+			t.Fatalf("%d wrong passwords checked from one peer forging X-Forwarded-For, limit 10", checked)
+		}
+	})
 }
