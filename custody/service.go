@@ -305,6 +305,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err := s.sealLeg(ctx, c, req.Step, data, now); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	if req.Step == StepInfuse {
+		if err := infusedBag(c, data); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	body, err := data.canonical()
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
@@ -335,6 +340,40 @@ func (s *Service) checkNoPHI(ctx context.Context, coi COI, step Step, d *stepDat
 		return checkNoPHI(step, d.fields, phi, "wristband_code", "bag_code")
 	}
 	return checkNoPHI(step, d.fields, phi)
+}
+
+// infusedBag names in the infuse record's data the bag the passing bedside
+// check verified (the chain's last bedside-verify record), so the record
+// says which bag went in and the other bags keep no doubt about their fate.
+// A client that names a bag must name that one.
+func infusedBag(c *Chain, d *stepData) error {
+	var verified string
+	for i := len(c.Records) - 1; i >= 0 && verified == ""; i-- {
+		if c.Records[i].Step != StepBedsideVerify {
+			continue
+		}
+		var x struct {
+			Bag string `json:"bag"`
+		}
+		if err := json.Unmarshal(c.Records[i].Data, &x); err != nil || x.Bag == "" {
+			return fmt.Errorf("bedside-verify record %d names no bag: %w", c.Records[i].Seq, ErrChainBroken)
+		}
+		verified = x.Bag
+	}
+	if verified == "" {
+		return fmt.Errorf("no bedside check names the bag: %w", ErrConflict)
+	}
+	var x struct {
+		Bag *string `json:"bag"`
+	}
+	if err := d.decode(StepInfuse, &x); err != nil {
+		return err
+	}
+	if x.Bag != nil && *x.Bag != verified {
+		return fmt.Errorf("data.bag %q is not the bag the bedside check verified (%s): %w", *x.Bag, verified, ErrConflict)
+	}
+	d.set("bag", verified)
+	return nil
 }
 
 // checkAgainstChain checks step data that refers to the chain's own

@@ -2,6 +2,7 @@ package custody_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -618,5 +619,27 @@ func TestRejectedMismatchStopsTheInfusion(t *testing.T) {
 	}
 	if e.records() != before {
 		t.Fatal("refused steps wrote records")
+	}
+}
+
+// TestInfuseNamesTheVerifiedBag: the infuse record names the bag the
+// passing bedside check verified (two were made), so which bag went in is
+// in the ledger; naming another bag is refused.
+func TestInfuseNamesTheVerifiedBag(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	e.advance(coi, custody.StateVerified)
+	fp := func(n int) string { return custody.BagID{COI: coi, Kind: custody.BagFinalProduct, N: n}.String() }
+	before := e.records()
+	_, err := e.step(coi, "nurse2", custody.StepInfuse, map[string]any{"bag": fp(2)}, sig("nurse2", custody.MeaningPerformed))
+	if !errors.Is(err, custody.ErrConflict) || !strings.Contains(err.Error(), "not the bag the bedside check verified") || e.records() != before {
+		t.Fatalf("infuse of a bag other than the verified one: %v", err)
+	}
+	r := e.must(coi, "nurse2", custody.StepInfuse, map[string]any{}, sig("nurse2", custody.MeaningPerformed))
+	var d struct {
+		Bag string `json:"bag"`
+	}
+	if err := json.Unmarshal(r.Data, &d); err != nil || d.Bag != fp(1) {
+		t.Fatalf("infuse record data %s, want bag %s", r.Data, fp(1))
 	}
 }

@@ -43,7 +43,7 @@
 //	release         OBSERVE  inspecting        conformant       final-product bags
 //	bedside-verify  OBSERVE  inspecting        conformant       the verified bag
 //	mismatch        OBSERVE  inspecting        mismatch_instance
-//	infuse          OBSERVE  dispensing        dispensed        final-product bags
+//	infuse          OBSERVE  dispensing        dispensed        the bag infused
 //	cancel          DELETE   decommissioning   inactive         the COI and every bag
 //
 // Notes are not events. A corrected record's event carries
@@ -489,7 +489,15 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		}
 	case custody.StepInfuse:
 		ev.BizStep, ev.Disposition = "dispensing", "dispensed"
-		ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
+		var d struct {
+			Bag string `json:"bag"`
+		}
+		_ = json.Unmarshal(r.Data, &d)
+		if d.Bag != "" { // the bag the bedside check verified
+			ev.EPCList = x.withCOI([]string{BagURN(d.Bag)})
+		} else { // records written before the infuse record named it
+			ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
+		}
 	case custody.StepCancel:
 		ev.Action, ev.BizStep, ev.Disposition = "DELETE", "decommissioning", "inactive"
 		ev.EPCList = x.withCOI(nonNil(x.bags("")))

@@ -515,6 +515,12 @@ func TestStructure(t *testing.T) {
 	if got := events[0].(map[string]any)["epcList"].([]any); len(got) != 1 || got[0] != coiURN {
 		t.Errorf("enroll epcList %v", got)
 	}
+	// Two final-product bags were made; only the one the bedside check
+	// verified was dispensed.
+	if got := events[len(events)-1].(map[string]any)["epcList"].([]any); !slices.Contains(got, any("urn:coid:bag:"+string(coi)+"-FP-01")) ||
+		slices.Contains(got, any("urn:coid:bag:"+string(coi)+"-FP-02")) {
+		t.Errorf("infuse epcList %v: want FP-01 only", got)
+	}
 	ship := events[2].(map[string]any)
 	if got := ship["epcList"].([]any); !slices.Contains(got, any(coiURN)) || !slices.Contains(got, any("urn:coid:bag:"+string(coi)+"-APH-01")) {
 		t.Errorf("ship epcList %v", got)
