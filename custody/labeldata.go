@@ -139,7 +139,7 @@ func (s *Service) LabelContent(ctx context.Context, actor User, bag BagID) (Labe
 		return LabelContent{}, fmt.Errorf("%s: bag %s is not registered on chain %s (registered: %d bag(s)): %w",
 			op, bag, c.Display, len(c.Bags), ErrNotFound)
 	}
-	l, err := labelContent(c, phi, bag)
+	l, err := labelContent(c, phi, bag, s.profile)
 	if err != nil {
 		return LabelContent{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -169,7 +169,7 @@ func (s *Service) ChainLabelContents(ctx context.Context, actor User, coi COI) (
 		if err != nil {
 			return nil, fmt.Errorf("%s: registered bag %q: %v: %w", op, id, err, ErrChainBroken)
 		}
-		l, err := labelContent(c, phi, b)
+		l, err := labelContent(c, phi, b, s.profile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -207,8 +207,9 @@ func (s *Service) labelChain(ctx context.Context, op string, coi COI) (*Chain, P
 	return c, phi, nil
 }
 
-// labelContent builds the label of a bag registered on c.
-func labelContent(c *Chain, phi PHI, bag BagID) (LabelContent, error) {
+// labelContent builds the label of a bag registered on c; profile looks a
+// temperature profile up by name, as the service is configured.
+func labelContent(c *Chain, phi PHI, bag BagID, profile func(string) (Profile, error)) (LabelContent, error) {
 	reg, data, err := registeringRecord(c, bag)
 	if err != nil {
 		return LabelContent{}, err
@@ -230,7 +231,7 @@ func labelContent(c *Chain, phi PHI, bag BagID) (LabelContent, error) {
 		l.DIN, l.TimeLabel, l.Time, l.Site = DIN(d.DIN), LabelCollected, t.UTC(), c.Sites.Collection
 		l.Storage = StorageFresh
 		if len(c.Legs) > 0 {
-			l.Storage = storageFor(c.Legs[0].Profile)
+			l.Storage = storageFor(c.Legs[0].Profile, profile)
 		}
 	case BagFinalProduct:
 		l.TimeLabel, l.Time, l.Site, l.Storage = LabelManufactured, reg.Time.UTC(), c.Sites.Manufacturing, StorageCryogenic
@@ -304,14 +305,14 @@ func expiry(c *Chain, mfg *Record) (time.Time, bool, error) {
 	return time.Time{}, false, nil
 }
 
-// storageFor is the storage condition of a temperature profile: the
-// limits of a built-in profile, or the profile's name for one configured
-// elsewhere.
-func storageFor(profile string) string {
-	p, ok := BuiltinProfiles()[profile]
+// storageFor is the storage condition of a temperature profile, built-in
+// or configured (--profiles): its limits, or its name when it has none or
+// is no longer configured.
+func storageFor(name string, profile func(string) (Profile, error)) string {
+	p, err := profile(name)
 	switch {
-	case !ok:
-		return "Store per profile " + profile
+	case err != nil:
+		return "Store per profile " + name
 	case p.MinC != nil && p.MaxC != nil:
 		return fmt.Sprintf("Store at %s-%s °C", strconv.FormatFloat(*p.MinC, 'f', -1, 64), strconv.FormatFloat(*p.MaxC, 'f', -1, 64))
 	case p.MaxC != nil:
@@ -319,5 +320,5 @@ func storageFor(profile string) string {
 	case p.MinC != nil:
 		return fmt.Sprintf("Store at or above %s °C", strconv.FormatFloat(*p.MinC, 'f', -1, 64))
 	}
-	return "Store per profile " + profile
+	return "Store per profile " + name
 }

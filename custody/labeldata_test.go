@@ -348,3 +348,30 @@ func TestLabelLogging(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelStorageOfAConfiguredProfile: a profile configured with
+// --profiles prints its limits, not its name.
+func TestLabelStorageOfAConfiguredProfile(t *testing.T) {
+	e := newEnv(t)
+	ps, err := custody.ParseProfiles([]byte(`[{"name":"cryo-demo","max_c":-150,"grace":"2s","expected_interval":"1s","silence_intervals":30}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := custody.NewService(custody.Config{Store: e.store, Hasher: passwd.Fast(), Logger: slog.New(slog.DiscardHandler),
+		Now: e.clock, FIN: "A9999", Profiles: slices.Sorted(maps.Keys(ps)), Telemetry: custody.TelemetryConfig{Readings: e.store, Profiles: ps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	coi := e.enroll()
+	e.advance(coi, custody.StateCollected)
+	e.must(coi, "nurse1", custody.StepShip, map[string]any{"shipper": "SHP-1", "profile": "cryo-demo"},
+		sig("nurse1", custody.MeaningHandedOver), sig("courier1", custody.MeaningReceived))
+	l, err := e.svc.LabelContent(e.ctx, e.users["nurse1"], bagOf(coi, custody.BagApheresis, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Storage != "Store at or below -150 °C" {
+		t.Fatalf("storage %q", l.Storage)
+	}
+}

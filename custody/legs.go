@@ -109,6 +109,12 @@ func (s *Service) profile(name string) (Profile, error) {
 	return Profile{}, fmt.Errorf("profile %q is not configured: %w", name, ErrInvalid)
 }
 
+// InTransit names where an excursion of the leg happened, as its records'
+// site: on the way between the leg's sites, not at either.
+func (l Leg) InTransit() string {
+	return fmt.Sprintf("in transit, leg %d: %s to %s", l.N, l.From, l.To)
+}
+
 // legWindow returns the device-time window of a leg: its ship time to its
 // receive time, or to now while it is open.
 func legWindow(l Leg, now time.Time) (time.Time, time.Time) {
@@ -540,7 +546,7 @@ func (s *Service) RecordExcursion(ctx context.Context, coi COI, n int, e Excursi
 		end := e.End.UTC()
 		d.End = &end
 	}
-	stored, err := s.appendSystemRecord(ctx, c, StepExcursion, l.To, d)
+	stored, err := s.appendSystemRecord(ctx, c, StepExcursion, l.InTransit(), d)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%s: %w", op, err)
 	}
@@ -708,7 +714,7 @@ func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry
 			d.End = &end
 		}
 	}
-	stored, err := s.appendSystemRecord(ctx, c, StepCorrection, c.Legs[n-1].To, d)
+	stored, err := s.appendSystemRecord(ctx, c, StepCorrection, c.Legs[n-1].InTransit(), d)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%s: %w", op, err)
 	}
