@@ -106,7 +106,12 @@ func TestIngestResumesAfterStoreFailures(t *testing.T) {
 			if got := waitCount(t, st, n, 15*time.Second); got != n {
 				t.Fatalf("stored %d of %d readings after the store failed; stats %+v", got, n, pipe.Stats())
 			}
+			// The counters are updated after the commit that answered the
+			// publisher; give the last ones a moment.
 			s := pipe.Stats()
+			for deadline := time.Now().Add(5 * time.Second); s.Stored != n && time.Now().Before(deadline); s = pipe.Stats() {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if s.StoreFailed == 0 || s.Retries != s.StoreFailed || s.Abandoned != 0 || s.Retrying != 0 || s.Stored != n {
 				t.Fatalf("stats %+v", s)
 			}
