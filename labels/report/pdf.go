@@ -471,13 +471,14 @@ func (r *renderer) row(cols []float64, cells [][]string, shade bool, firstStyle 
 }
 
 // Record table columns: seq, step, time, site, signatures, hash.
-var recordCols = []float64{11, 25, 37, 29, 56, 22}
+var recordCols = []float64{11, 25, 37, 27, 56, 24}
 
 func (r *renderer) records() {
 	c := r.in.Chain
 	r.heading(fmt.Sprintf("Records (%d, in chain order)", len(c.Records)))
 	r.para("", tinyPt, colMuted, "Seq is the record's position in the ledger, which dispositions and corrections refer to. "+
-		"Each signature shows the signer's printed name, role, the meaning of the signature and when it was executed (21 CFR 11.50). "+
+		"Each signature shows the signer's printed name, role, the meaning of the signature, when it was executed (21 CFR 11.50) "+
+		"and how the signer was authenticated: by password, by a signed-in session or an API token, or by coid itself. "+
 		"Hash is the first 16 hex digits of the record's SHA-256; the full chain head is in the verification block. "+
 		"Corrections are listed in order and flagged beside the record they amend, which stays as it was signed.")
 	r.y += 1
@@ -509,8 +510,11 @@ func (r *renderer) record(rec *custody.Record) {
 		st := s.Time
 		if t, err := time.Parse(time.RFC3339Nano, s.Time); err == nil {
 			st = t.In(r.d.zone).Format("2006-01-02 15:04:05 MST")
+			if !r.zoneIsUTC() {
+				st += " (" + utc(t) + ")"
+			}
 		}
-		sigs = append(sigs, r.wrap(fmt.Sprintf("   %s, %s", s.Meaning, st), w(4))...)
+		sigs = append(sigs, r.wrap(fmt.Sprintf("   %s, %s, %s", s.Meaning, st, signedBy(s.Method)), w(4))...)
 	}
 	if len(sigs) == 0 {
 		sigs = []string{"(no signature)"}
@@ -520,7 +524,7 @@ func (r *renderer) record(rec *custody.Record) {
 	r.pdf.SetFont("Courier", "", smallPt-0.5)
 	r.row(cols, [][]string{{strconv.FormatUint(rec.Seq, 10)}, step, tm, site, sigs, nil}, len(corrected) > 0, "B")
 	// The hash in a monospace face, placed in the row just drawn.
-	r.pdf.SetFont("Courier", "", smallPt-0.5)
+	r.pdf.SetFont("Courier", "", tinyPt) // 16 digits fit the column
 	r.color(colText)
 	x := marginL
 	for _, c := range cols[:5] {
@@ -531,6 +535,9 @@ func (r *renderer) record(rec *custody.Record) {
 
 	// Details: what the record says, across the width below its row.
 	details := r.details(rec)
+	if by := rec.SubmittedBy; by != "" && by != "system" && !slices.ContainsFunc(rec.Signatures, func(s custody.Signature) bool { return s.User == by }) {
+		details = append([]string{"Submitted by " + by + " (not a signer)"}, details...)
+	}
 	for _, seq := range corrected {
 		cr := r.d.bySeq[seq]
 		reason := ""
@@ -1207,4 +1214,22 @@ func (r *renderer) verification() {
 		"changes it. The ledger checkpoint lets anyone check later that the ledger still holds what it held now: "+
 		"coid verify --checkpoint with it fails if the ledger was cut back or rewritten since. "+
 		"Patient identity is shown as initials and year of birth only.")
+}
+
+// signedBy says how a signer was authenticated, from the signature's
+// method.
+func signedBy(method string) string {
+	switch method {
+	case "password":
+		return "by password"
+	case "session":
+		return "by signed-in session"
+	case "token":
+		return "by API token"
+	case "system":
+		return "by coid"
+	case "":
+		return "method not recorded"
+	}
+	return "by " + method
 }
