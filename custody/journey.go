@@ -3,6 +3,7 @@ package custody
 import (
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // Role is what a user is authorised to do.
@@ -140,6 +141,11 @@ type Exception struct {
 type Journey struct {
 	Transitions []Transition
 	Exceptions  []Exception
+
+	// table is the journey compiled for verification, once: a Journey is
+	// not changed after it is first used.
+	tableOnce sync.Once
+	table     *journeyTable
 }
 
 func sig(meaning Meaning, roles ...Role) SignatureRule {

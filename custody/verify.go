@@ -508,7 +508,8 @@ func tableFor(j *Journey) *journeyTable {
 	if j == nil {
 		return defaultJourneyTable()
 	}
-	return newJourneyTable(j)
+	j.tableOnce.Do(func() { j.table = newJourneyTable(j) })
+	return j.table
 }
 
 // stepIndex returns the number of a step read raw from a stored record;
