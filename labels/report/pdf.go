@@ -1200,7 +1200,7 @@ func (r *renderer) verification() {
 	}
 	by := r.in.GeneratedBy
 	r.kv([][2]string{
-		{"Chain verification", fmt.Sprintf("%s: %d records of %s verified (hashes, chain links and sequence)", status(cv), cv.Records, r.in.Chain.Display)},
+		{"Chain verification", fmt.Sprintf("%s: %d records of %s verified (hashes, chain links and sequence, the chain's state, and each received leg's telemetry seal recomputed from the stored readings)", status(cv), cv.Records, r.in.Chain.Display)},
 		{"Chain head", cv.Head},
 		{"Ledger verification", fmt.Sprintf("%s: %d records of the whole ledger verified", status(lv), lv.Records)},
 		{"Ledger head", lv.Head},
