@@ -57,3 +57,20 @@ func TestReduceKeepsExtremesAndExcursions(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeTicksOfShortLegs: a leg of a minute or two (a demo, a transfer
+// between buildings) still gets labelled ticks on its chart.
+func TestTimeTicksOfShortLegs(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 16, 8, 57, 0, time.UTC)
+	for _, span := range []time.Duration{40 * time.Second, 2 * time.Minute, 30 * time.Minute, 9 * time.Hour, 5 * 24 * time.Hour} {
+		ticks, step := timeTicks(t0, t0.Add(span), 8, time.UTC)
+		if len(ticks) < 2 || len(ticks) > 9 {
+			t.Errorf("span %v: %d ticks (step %v), want 2-9", span, len(ticks), step)
+		}
+		for _, tk := range ticks {
+			if tk.Before(t0) || tk.After(t0.Add(span)) {
+				t.Errorf("span %v: tick %v outside the leg", span, tk)
+			}
+		}
+	}
+}

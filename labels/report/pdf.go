@@ -1014,6 +1014,9 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 		r.drawColor(colGrid)
 		pdf.Line(x, y0, x, y0+chartH)
 		lab := t.In(r.d.zone).Format("15:04")
+		if tstep < time.Minute {
+			lab = t.In(r.d.zone).Format("15:04:05")
+		}
 		if tstep >= 24*time.Hour || t.In(r.d.zone).Hour() == 0 && t.In(r.d.zone).Minute() == 0 {
 			lab = t.In(r.d.zone).Format("Jan 2")
 		}
