@@ -117,7 +117,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
 	}
-	if !loopback(cfg.Listen) && (auth == nil || cfg.TLS == nil) {
+	if !LoopbackAddr(cfg.Listen) && (auth == nil || cfg.TLS == nil) {
 		return nil, fmt.Errorf("start MQTT broker on %s: beyond loopback it needs accounts (--mqtt-auth), or any client could publish telemetry, and TLS (--mqtt-tls-cert, --mqtt-tls-key), or passwords and readings would cross the network in clear: %w",
 			cfg.Listen, custody.ErrInvalid)
 	}
@@ -369,9 +369,9 @@ func (h *durableHook) forward(topic string) bool {
 	return false
 }
 
-// loopback reports whether addr (host:port) names only loopback
-// interfaces.
-func loopback(addr string) bool {
+// LoopbackAddr reports whether the listen address addr (host:port) names
+// only loopback interfaces: only this machine can connect.
+func LoopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

@@ -110,6 +110,18 @@ func (f *monitorFleet) ship(ctx context.Context, i int, u func(string) custody.U
 	return err
 }
 
+// minutesAfterShip returns a function giving the time the given minutes
+// after chain i's first leg shipped.
+func (f *monitorFleet) minutesAfterShip(t *testing.T, i int) func(min float64) time.Time {
+	t.Helper()
+	c, err := f.svc.Chain(context.Background(), f.chain[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped := c.Legs[0].ShippedAt
+	return func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+}
+
 // BenchmarkMonitorCheckOneShipper is what the monitor does each time new
 // readings of one shipper are committed (every Settle, 250 ms, while that
 // shipper reports) with 1,000 chains in flight: judge that shipper's legs.
@@ -226,12 +238,7 @@ func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
 	ctx := context.Background()
 	f := newMonitorFleet(t, 1)
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
-	c, err := f.svc.Chain(ctx, f.chain[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	shipped := c.Legs[0].ShippedAt
-	at := func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+	at := f.minutesAfterShip(t, 0)
 	add := func(seq uint64, from, to float64, temp float64) uint64 {
 		var rs []custody.Reading
 		for m := from; m < to; m++ {
@@ -292,7 +299,7 @@ func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	mon.Check(ctx, map[string]bool{"SHP-M0": true})
-	c, _ = f.svc.Chain(ctx, f.chain[0])
+	c, _ := f.svc.Chain(ctx, f.chain[0])
 	if is := c.OpenIssues(); len(is) != 1 || is[0].Seq != x.Seq || is[0].ReopenedBy == 0 {
 		t.Fatalf("accepted excursion made worse by late readings: issues %+v", c.Issues)
 	}
@@ -306,9 +313,7 @@ func TestMonitorClosesAnExcursionTheReadingsNoLongerShow(t *testing.T) {
 	ctx := context.Background()
 	f := newMonitorFleet(t, 1)
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
-	c, _ := f.svc.Chain(ctx, f.chain[0])
-	shipped := c.Legs[0].ShippedAt
-	at := func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+	at := f.minutesAfterShip(t, 0)
 	f.set(at(80)) // readings end at 59:01: a silence of 21 minutes, going on
 	if n := mon.Check(ctx, nil); n != 1 {
 		t.Fatalf("first check: %d excursions, want the silence", n)
@@ -329,7 +334,7 @@ func TestMonitorClosesAnExcursionTheReadingsNoLongerShow(t *testing.T) {
 	if len(list) != 1 || list[0].End == nil || list[0].FiguresSeq == 0 {
 		t.Fatalf("silence filled by late readings: %+v", list)
 	}
-	c, _ = f.svc.Chain(ctx, f.chain[0])
+	c, _ := f.svc.Chain(ctx, f.chain[0])
 	corrections := 0
 	for _, r := range c.Records {
 		if r.Step == custody.StepCorrection {
@@ -360,9 +365,7 @@ func TestMonitorBackToBackSilences(t *testing.T) {
 	ctx := context.Background()
 	f := newMonitorFleet(t, 1)
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
-	c, _ := f.svc.Chain(ctx, f.chain[0])
-	shipped := c.Legs[0].ShippedAt
-	at := func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+	at := f.minutesAfterShip(t, 0)
 	f.set(at(80))
 	tc := -182.0
 	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: 900, HasSeq: true, DeviceTime: at(80), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
@@ -378,7 +381,7 @@ func TestMonitorBackToBackSilences(t *testing.T) {
 	if h := head(); h != settled {
 		t.Fatalf("judging unchanged readings again appended %d records", h-settled)
 	}
-	c, _ = f.svc.Chain(ctx, f.chain[0])
+	c, _ := f.svc.Chain(ctx, f.chain[0])
 	n := map[custody.Step]int{}
 	for _, r := range c.Records {
 		n[r.Step]++

@@ -189,25 +189,11 @@ func (h *httpSettings) check(listen string) (*tls.Config, []string, error) {
 		}
 		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if cfg == nil && len(proxies) == 0 && !loopbackAddr(listen) {
+	if cfg == nil && len(proxies) == 0 && !sensors.LoopbackAddr(listen) {
 		return nil, nil, usagef("serve: --http %s is reachable from other machines, and passwords (signatures, sign-ins) would cross "+
 			"the network in clear: give --tls-cert and --tls-key, or put a TLS proxy in front of coid and name it with --trusted-proxy", listen)
 	}
 	return cfg, proxies, nil
-}
-
-// loopbackAddr reports whether the listen address host:port names only
-// loopback interfaces.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // mqttSettings are the MQTT flags of coid serve.
