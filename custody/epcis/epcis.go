@@ -39,10 +39,12 @@
 //	                                           (active at the treatment site; non_conformant if the seal was broken)
 //	excursion       OBSERVE  sensor_reporting  -                leg's bags; the excursion as ALARM_CONDITION
 //	manufacture     ADD      commissioning     active           final-product bags; ilmd: COI, source bags
-//	disposition     OBSERVE  inspecting        conformant or non_conformant (QA accept or reject)
+//	disposition     OBSERVE  inspecting        conformant or non_conformant (QA accept or reject);
+//	                                           coid:about the issue's record, coid:decision, coid:reason
 //	release         OBSERVE  inspecting        conformant       final-product bags
 //	bedside-verify  OBSERVE  inspecting        conformant       the verified bag
 //	mismatch        OBSERVE  inspecting        mismatch_instance
+//	acknowledge     OBSERVE  holding           non_sellable_other  the mismatch's bag, set aside for QA
 //	infuse          OBSERVE  dispensing        dispensed        the bag infused
 //	cancel          DELETE   decommissioning   inactive         the COI and every bag
 //
@@ -135,6 +137,12 @@ type Event struct {
 	Step                string          `json:"coid:step"`
 	Seq                 uint64          `json:"coid:seq"`
 	Corrections         []Correction    `json:"coid:corrections,omitempty"`
+	// About is the URN of the record a disposition or an acknowledgement
+	// is about (the excursion, broken-seal receive or mismatch).
+	About string `json:"coid:about,omitempty"`
+	// Decision and Reason are QA's, on a disposition event.
+	Decision string `json:"coid:decision,omitempty"`
+	Reason   string `json:"coid:reason,omitempty"`
 }
 
 // Location is a readPoint or bizLocation.
@@ -317,6 +325,21 @@ func (x *exporter) site(name string) *Location {
 
 // bags returns the URNs of the chain's bags of a kind, all of them for
 // kind "".
+// mismatchBags is the bag a mismatch record names, when it could be read;
+// else the final-product bags.
+func (x *exporter) mismatchBags(m *custody.Record) []string {
+	if m != nil {
+		var d struct {
+			BagCode string `json:"bag_code"`
+		}
+		_ = json.Unmarshal(m.Data, &d)
+		if code, err := custody.ParseCode(d.BagCode); err == nil && code.Bag != nil && code.COI == x.c.COI {
+			return []string{BagURN(code.Bag.String())}
+		}
+	}
+	return x.bags(custody.BagFinalProduct)
+}
+
 func (x *exporter) bags(kind custody.BagKind) []string {
 	var out []string
 	for _, b := range x.c.Bags {
@@ -441,9 +464,14 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		var d struct {
 			Excursion uint64 `json:"excursion"`
 			Decision  string `json:"decision"`
+			Reason    string `json:"reason"`
 		}
 		_ = json.Unmarshal(r.Data, &d)
 		ev.BizStep, ev.Disposition = "inspecting", "conformant"
+		ev.Decision, ev.Reason = d.Decision, d.Reason
+		if t := x.bySeq[d.Excursion]; t != nil {
+			ev.About = RecordURN(t.Hash)
+		}
 		if d.Decision == custody.DecisionReject {
 			ev.Disposition = "non_conformant"
 		}
@@ -458,9 +486,12 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 				n = x.legOf(t.Seq).N
 			}
 		}
-		if n > 0 {
+		switch t := x.bySeq[d.Excursion]; {
+		case n > 0:
 			ev.EPCList = x.withCOI(x.legBags(n))
-		} else {
+		case t != nil && t.Step == custody.StepMismatch:
+			ev.EPCList = x.withCOI(x.mismatchBags(t))
+		default:
 			ev.EPCList = x.withCOI(nonNil(x.bags("")))
 		}
 	case custody.StepRelease:
@@ -487,6 +518,16 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		} else {
 			ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
 		}
+	case custody.StepAcknowledge:
+		var d struct {
+			Mismatch uint64 `json:"mismatch"`
+		}
+		_ = json.Unmarshal(r.Data, &d)
+		ev.BizStep, ev.Disposition = "holding", "non_sellable_other"
+		if t := x.bySeq[d.Mismatch]; t != nil {
+			ev.About = RecordURN(t.Hash)
+		}
+		ev.EPCList = x.withCOI(x.mismatchBags(x.bySeq[d.Mismatch]))
 	case custody.StepInfuse:
 		ev.BizStep, ev.Disposition = "dispensing", "dispensed"
 		var d struct {

@@ -181,6 +181,23 @@ func fullJourney(e *env) custody.COI {
 	e.step(coi, d(30, 23, 0), custody.StepReceive, map[string]any{"seal_intact": true}, sig("nurse1", custody.MeaningReceived))
 	e.step(coi, d(30, 23, 30), custody.StepCorrection, map[string]any{"corrects": exc.Seq - 2, "reason": "volume was 215 mL"},
 		sig("nurse1", custody.MeaningAuthored))
+	// A wrong wristband first: the mismatch, its acknowledgement (the bag
+	// set aside) and QA's acceptance after the investigation.
+	fp1 := custody.LabelPayload(custody.BagID{COI: coi, Kind: custody.BagFinalProduct, N: 1})
+	e.at(time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC))
+	b, _ := json.Marshal(map[string]any{"bag_code": fp1, "wristband_code": "MRN-0099999"})
+	if _, err := e.svc.Record(ctx, e.users["nurse1"], coi, custody.StepRequest{Step: custody.StepBedsideVerify, Data: b,
+		Signatures: []custody.SignatureRequest{sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified)}}); !errors.Is(err, custody.ErrConflict) {
+		e.t.Fatalf("bedside check with a wrong wristband: %v", err)
+	}
+	mc, _ := e.svc.Chain(ctx, coi)
+	mm := mc.Mismatches[0].Seq
+	e.at(time.Date(2026, 12, 1, 8, 35, 0, 0, time.UTC))
+	if _, err := e.svc.AcknowledgeMismatch(ctx, e.users["nurse2"], coi, mm, custody.ViaSession); err != nil {
+		e.t.Fatal(err)
+	}
+	e.step(coi, time.Date(2026, 12, 1, 8, 50, 0, 0, time.UTC), custody.StepDisposition, map[string]any{"excursion": mm, "decision": "accept",
+		"reason": "another patient's wristband was scanned; identity confirmed"}, sig("qa1", custody.MeaningApproved))
 	e.step(coi, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), custody.StepBedsideVerify, map[string]any{
 		"bag_code": custody.LabelPayload(custody.BagID{COI: coi, Kind: custody.BagFinalProduct, N: 1}), "wristband_code": "MRN-0012345"},
 		sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified))
@@ -339,8 +356,8 @@ func mutations() map[string]func(map[string]any) {
 var (
 	offsetRE = regexp.MustCompile(`^([+]|[-])((0[0-9]|1[0-3]):([0-5][0-9])|14:00)$`)
 	urnRE    = regexp.MustCompile(`^urn:coid:[a-z]+:[A-Za-z0-9%._~:-]+$`)
-	bizSteps = []string{"commissioning", "shipping", "receiving", "sensor_reporting", "inspecting", "dispensing", "decommissioning"}
-	disps    = []string{"active", "in_transit", "in_progress", "conformant", "non_conformant", "mismatch_instance", "dispensed", "inactive"}
+	bizSteps = []string{"commissioning", "shipping", "receiving", "sensor_reporting", "inspecting", "holding", "dispensing", "decommissioning"}
+	disps    = []string{"active", "in_transit", "in_progress", "conformant", "non_conformant", "mismatch_instance", "non_sellable_other", "dispensed", "inactive"}
 	actions  = []string{"ADD", "OBSERVE", "DELETE"}
 	eventKey = []string{"type", "eventTime", "eventTimeZoneOffset", "eventID", "epcList", "action", "bizStep", "disposition", "readPoint",
 		"bizLocation", "sourceList", "destinationList", "sensorElementList", "ilmd"}
@@ -497,6 +514,8 @@ func TestStructure(t *testing.T) {
 		{"receive", "receiving", "in_progress", "OBSERVE"}, {"manufacture", "commissioning", "active", "ADD"},
 		{"disposition", "inspecting", "conformant", "OBSERVE"}, {"release", "inspecting", "conformant", "OBSERVE"},
 		{"ship", "shipping", "in_transit", "OBSERVE"}, {"receive", "receiving", "active", "OBSERVE"},
+		{"mismatch", "inspecting", "mismatch_instance", "OBSERVE"}, {"acknowledge", "holding", "non_sellable_other", "OBSERVE"},
+		{"disposition", "inspecting", "conformant", "OBSERVE"},
 		{"bedside-verify", "inspecting", "conformant", "OBSERVE"}, {"infuse", "dispensing", "dispensed", "OBSERVE"},
 	}
 	if len(events) != len(wants) {
@@ -514,6 +533,31 @@ func TestStructure(t *testing.T) {
 	coiURN := "urn:coid:coi:" + string(coi)
 	if got := events[0].(map[string]any)["epcList"].([]any); len(got) != 1 || got[0] != coiURN {
 		t.Errorf("enroll epcList %v", got)
+	}
+	// QA's decisions carry what they decided, why, and about which record;
+	// the acknowledgement sets the mismatch's bag aside.
+	byStep := func(step string, nth int) map[string]any {
+		for _, ev := range events {
+			if m := ev.(map[string]any); m["coid:step"] == step {
+				if nth == 0 {
+					return m
+				}
+				nth--
+			}
+		}
+		t.Fatalf("no %s event", step)
+		return nil
+	}
+	exc, mm := byStep("excursion", 0), byStep("mismatch", 0)
+	if d := byStep("disposition", 0); d["coid:decision"] != "accept" || d["coid:reason"] != "within stability data" || d["coid:about"] != exc["eventID"] {
+		t.Errorf("excursion disposition event %v", d)
+	}
+	if d := byStep("disposition", 1); d["coid:decision"] != "accept" || d["coid:about"] != mm["eventID"] ||
+		!slices.Contains(d["epcList"].([]any), any("urn:coid:bag:"+string(coi)+"-FP-01")) {
+		t.Errorf("mismatch disposition event %v", d)
+	}
+	if a := byStep("acknowledge", 0); a["coid:about"] != mm["eventID"] || !slices.Contains(a["epcList"].([]any), any("urn:coid:bag:"+string(coi)+"-FP-01")) {
+		t.Errorf("acknowledgement event %v", a)
 	}
 	// Two final-product bags were made; only the one the bedside check
 	// verified was dispensed.
