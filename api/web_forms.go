@@ -110,12 +110,27 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 	case custody.StepManufacture:
 		return []formField{{Name: "final_bags", Label: "Number of final-product bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"}}
 	case custody.StepDisposition:
+		// An excursion still going on, on a leg in transit, gets its
+		// disposition once its end is recorded: not offered until then.
+		waiting := map[uint64]bool{}
+		if exc, err := custody.ChainExcursions(c); err == nil {
+			for _, x := range exc {
+				if x.End == nil && x.Leg >= 1 && x.Leg <= len(c.Legs) && c.Legs[x.Leg-1].Open {
+					waiting[x.Seq] = true
+				}
+			}
+		}
 		var opts []formOption
+		help := ""
 		for _, is := range c.OpenIssues() {
+			if waiting[is.Seq] {
+				help = fmt.Sprintf("Record %d (%s) is still going on in transit; it can be decided once its end is recorded.", is.Seq, issueText(is.Kind))
+				continue
+			}
 			opts = append(opts, formOption{strconv.FormatUint(is.Seq, 10), fmt.Sprintf("Record %d: %s", is.Seq, issueText(is.Kind))})
 		}
 		return []formField{
-			{Name: "excursion", Label: "Issue", Kind: "select", Required: true, Options: opts},
+			{Name: "excursion", Label: "Issue", Kind: "select", Required: true, Options: opts, Help: help},
 			{Name: "decision", Label: "Decision", Kind: "radio", Required: true,
 				Options: []formOption{{custody.DecisionAccept, "Accept: product may continue"}, {custody.DecisionReject, "Reject: product must not be used"}}},
 			{Name: "reason", Label: "Reason", Kind: "textarea", Required: true},

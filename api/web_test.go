@@ -516,6 +516,10 @@ func TestWebConsoleAndDisposition(t *testing.T) {
 	wantBody(t, p, "console", "3 chain(s) in flight.", a.Display(), b.Display(), "temperature excursion",
 		"leg 2, shipper SHP-0002, cryogenic profile, for 20m0s, worst -120 (limit -150), ongoing: no end recorded yet",
 		`href="/qa?state=collected"`)
+	// Still going on, on a leg in transit: the disposition form does not
+	// offer it yet, and says why.
+	p = qa.get(coiPath(a))
+	wantBody(t, p, "chain with an excursion going on", "is still going on in transit; it can be decided once its end is recorded")
 	// Once the system records the excursion's end, the console shows the
 	// final figures.
 	ch := e.chain(a)
