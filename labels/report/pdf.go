@@ -697,7 +697,7 @@ func (r *renderer) details(rec *custody.Record) []string {
 		var reasons []string
 		_ = json.Unmarshal(m["reasons"], &reasons)
 		used["reasons"] = true
-		add("BEDSIDE MISMATCH, product not infused: %s", strings.Join(reasons, "; "))
+		add("BEDSIDE MISMATCH: the bedside check failed and the bag was set aside for QA: %s", strings.Join(reasons, "; "))
 	case custody.StepAcknowledge:
 		add("Acknowledges the mismatch of record %s: %s", get("mismatch"), get("statement"))
 	}
