@@ -605,12 +605,14 @@ func (s *Service) ReviseExcursion(ctx context.Context, coi COI, n int, e Excursi
 // record of leg n, given everything the stored readings show on that leg
 // now (es, as sensors.Evaluate returns them). Each record is paired with at
 // most one of es: the one with its ID, else the earliest that overlaps it,
-// so two excursions the readings now show apart never take turns
-// rewriting one record. A record still going on that none of es matches
-// (readings stored late filled the gap or showed the spike brief) gets a
-// correction saying the readings no longer show it, so QA can decide on
-// it. It returns the corrections appended.
-func (s *Service) ReviseLegExcursions(ctx context.Context, coi COI, n int, es []Excursion) ([]Record, error) {
+// and each of es with at most one record, so records never take turns
+// being rewritten. A record that none of es matches, of a kind judged now (judged says
+// which: sensors.Judged for the leg's profile), gets a correction saying
+// the readings no longer show it as recorded (readings stored late filled
+// the gap, showed the spike brief, or joined it to another), closed at its
+// own start with no duration, so its figures count nowhere and QA can
+// decide on it. It returns the corrections appended.
+func (s *Service) ReviseLegExcursions(ctx context.Context, coi COI, n int, es []Excursion, judged func(ExcursionKind) bool) ([]Record, error) {
 	op := fmt.Sprintf("revise the excursions of %s leg %d", coi, n)
 	unlock := s.lock(coi)
 	defer unlock()
@@ -618,27 +620,40 @@ func (s *Service) ReviseLegExcursions(ctx context.Context, coi COI, n int, es []
 	if err != nil || c == nil {
 		return nil, wrapOp(op, err)
 	}
-	var out []Record
+	// Pair records and evaluated excursions one to one: first by ID, then
+	// each record still unpaired (in ledger order) with the earliest
+	// unpaired excursion overlapping it. One excursion the readings now
+	// show never feeds two records, so two records never take turns.
+	match := make([]*Excursion, len(exc))
+	used := make([]bool, len(es))
 	for i := range exc {
-		x := &exc[i]
-		if x.Leg != n {
-			continue
-		}
-		var match *Excursion
 		for j := range es {
-			if es[j].ID == x.ID {
-				match = &es[j]
+			if !used[j] && exc[i].Leg == n && es[j].ID == exc[i].ID {
+				match[i], used[j] = &es[j], true
 				break
 			}
 		}
-		if match == nil {
-			for j := range es {
-				if sameExcursion(x.ExcursionData, es[j]) && (match == nil || es[j].Start.Before(match.Start)) {
-					match = &es[j]
-				}
+	}
+	for i := range exc {
+		if exc[i].Leg != n || match[i] != nil {
+			continue
+		}
+		best := -1
+		for j := range es {
+			if !used[j] && sameExcursion(exc[i].ExcursionData, es[j]) && (best < 0 || es[j].Start.Before(es[best].Start)) {
+				best = j
 			}
 		}
-		rec, added, err := s.revise(ctx, c, n, x, match, op)
+		if best >= 0 {
+			match[i], used[best] = &es[best], true
+		}
+	}
+	var out []Record
+	for i := range exc {
+		if exc[i].Leg != n || match[i] == nil && !judged(exc[i].Kind) {
+			continue // a kind not judged now (the profile changed) says nothing
+		}
+		rec, added, err := s.revise(ctx, c, n, &exc[i], match[i], op)
 		if err != nil {
 			return out, err
 		}
@@ -687,10 +702,11 @@ func wrapOp(op string, err error) error {
 func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry, e *Excursion, op string) (Record, bool, error) {
 	var reason string
 	switch {
-	case e == nil && x.End != nil:
-		return Record{}, false, nil // ended as recorded; nothing newer to say
+	case e == nil && x.End != nil && x.End.Equal(x.Start) && x.DurationNS == 0:
+		return Record{}, false, nil // already closed as no longer shown
 	case e == nil:
-		reason = "the stored readings no longer show this excursion (readings stored late filled it in); ended as of this correction"
+		reason = "the stored readings no longer show this excursion as recorded (readings stored late filled it in, showed it brief, or " +
+			"joined it to another); closed at its recorded start, so it overlaps nothing the readings show now"
 	case e.Open() && x.End == nil:
 		return Record{}, false, nil // going on, and recorded so
 	case e.Open():
@@ -705,8 +721,10 @@ func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry
 	d := ExcursionEndData{Corrects: x.Seq, Reason: reason, ID: x.ID}
 	switch {
 	case e == nil:
-		end := s.now().UTC()
-		d.End, d.Worst, d.DurationNS, d.Duration, d.BreachNS = &end, x.Worst, x.DurationNS, x.Duration, x.BreachNS
+		// Never past the evidence: an end at "now" would make the record
+		// overlap whatever the readings show later, and be taken for it.
+		end := x.Start.UTC()
+		d.End, d.Worst, d.DurationNS, d.Duration, d.BreachNS = &end, x.Worst, 0, time.Duration(0).String(), 0
 	default:
 		d.Worst, d.DurationNS, d.Duration, d.BreachNS = e.Worst, int64(e.Duration), e.Duration.String(), int64(e.Breach)
 		if !e.Open() {

@@ -201,7 +201,8 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 		}
 		// The recorded excursions' ends, and figures that readings stored
 		// late changed, judged against everything the leg shows now.
-		if _, err := m.cfg.Service.ReviseLegExcursions(ctx, l.COI, l.Leg.N, es); err != nil {
+		judged := func(k custody.ExcursionKind) bool { return Judged(l.Profile, k) }
+		if _, err := m.cfg.Service.ReviseLegExcursions(ctx, l.COI, l.Leg.N, es, judged); err != nil {
 			m.cfg.Logger.Error("excursion figures not recorded", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
 		}
 		for _, e := range es {

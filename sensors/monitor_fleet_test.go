@@ -390,3 +390,93 @@ func TestMonitorBackToBackSilences(t *testing.T) {
 		t.Fatalf("records by step %v: want 2 silences and at most the first one's end", n)
 	}
 }
+
+// TestMonitorSettlesAfterALateReadingSplitsASilence: a silence recorded
+// while going on; one buffered reading a minute after its start arrives
+// and the logger stays silent. The recorded silence is closed (the
+// readings no longer show it as recorded), the silence after the reading
+// is recorded once, and judging the same readings again writes nothing.
+func TestMonitorSettlesAfterALateReadingSplitsASilence(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 1)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	at := f.minutesAfterShip(t, 0)
+	f.set(at(80)) // readings end at 59:01: a silence, going on
+	if n := mon.Check(ctx, nil); n != 1 {
+		t.Fatalf("first check: %d", n)
+	}
+	tc := -182.0
+	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: 900, HasSeq: true, DeviceTime: at(60), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
+		t.Fatal(err)
+	}
+	head := func() uint64 { h, _ := f.svc.LedgerHead(ctx); return h }
+	f.set(at(81))
+	mon.Check(ctx, nil)
+	mon.Check(ctx, nil)
+	settled := head()
+	for i := range 6 {
+		f.set(at(82 + float64(i)))
+		mon.Check(ctx, nil)
+	}
+	if h := head(); h != settled {
+		t.Fatalf("unchanged readings: six more checks appended %d records", h-settled)
+	}
+	list, _ := f.svc.Excursions(ctx, false)
+	open := 0
+	for _, x := range list {
+		if x.End == nil {
+			open++
+			if x.Start.Before(at(60)) {
+				t.Errorf("the silence going on starts at %v, before the late reading", x.Start)
+			}
+		}
+	}
+	if len(list) != 2 || open != 1 {
+		t.Fatalf("excursions %+v: want the first closed and the silence after the late reading going on", list)
+	}
+}
+
+// TestMonitorLateReadingJoinsTwoExcursions: two warmings recorded apart;
+// a late reading shows them one. The first record takes the joined
+// figures, the second is closed as no longer shown on its own: the breach
+// is counted once, not twice.
+func TestMonitorLateReadingJoinsTwoExcursions(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 1)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	at := f.minutesAfterShip(t, 0)
+	seq := uint64(1000)
+	add := func(m float64, temp float64) {
+		tc := temp
+		if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(m), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+	}
+	for m := 60; m < 70; m++ {
+		add(float64(m), -120)
+	}
+	add(70, -182)
+	for m := 80; m < 90; m++ {
+		add(float64(m), -120)
+	}
+	for m := 90; m < 100; m++ {
+		add(float64(m), -182)
+	}
+	f.set(at(100))
+	if n := mon.Check(ctx, nil); n != 2 {
+		t.Fatalf("first check: %d excursions, want 2", n)
+	}
+	add(74, -120) // late: within the grace of the return at 70
+	f.set(at(101))
+	mon.Check(ctx, nil)
+	mon.Check(ctx, nil)
+	list, _ := f.svc.Excursions(ctx, false)
+	var total time.Duration
+	for _, x := range list {
+		total += time.Duration(x.BreachNS)
+	}
+	if len(list) != 2 || total > 30*time.Minute || list[0].End == nil || list[1].End == nil || list[1].BreachNS != 0 {
+		t.Fatalf("after the join: %+v (breach %v in all)", list, total)
+	}
+}

@@ -77,6 +77,23 @@ func Evaluate(p custody.Profile, readings []custody.Reading, from, to time.Time)
 	return out
 }
 
+// Judged reports whether Evaluate judges excursions of kind k under
+// profile p: a rule whose limit the profile does not set is not judged, so
+// its absence from Evaluate's result says nothing about the readings.
+func Judged(p custody.Profile, k custody.ExcursionKind) bool {
+	switch k {
+	case custody.ExcursionTemperature:
+		return p.MinC != nil || p.MaxC != nil
+	case custody.ExcursionTilt:
+		return p.MaxTiltDeg != nil
+	case custody.ExcursionLid:
+		return p.LidMustBeClosed
+	case custody.ExcursionSilence:
+		return p.SilenceAfter() > 0
+	}
+	return false
+}
+
 // window returns pointers to the readings in [from, to] in device-time
 // order.
 func window(readings []custody.Reading, from, to time.Time) []*custody.Reading {
