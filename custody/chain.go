@@ -56,6 +56,11 @@ type Issue struct {
 	// excursion: readings stored after the acceptance changed its figures,
 	// so QA must decide again on what is now known.
 	ReopenedBy uint64 `json:"reopened_by,omitempty"`
+	// ResolvedBy is, for a mismatch with no disposition, the passing
+	// bedside check that followed it in a ledger written before coid
+	// required QA's decision on mismatches: the issue is closed, without a
+	// decision. Current coid refuses that bedside check instead.
+	ResolvedBy uint64 `json:"resolved_by,omitempty"`
 }
 
 // Mismatch is a failed bedside check and, once someone acknowledged it,
@@ -212,6 +217,12 @@ func (c *Chain) apply(r *Record) error {
 			return err
 		}
 		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "excursion:" + d.Kind, Time: r.Time, Open: true})
+	case StepBedsideVerify:
+		for i := range c.Issues {
+			if is := &c.Issues[i]; is.Open && is.Kind == "mismatch" {
+				is.Open, is.ResolvedBy = false, r.Seq
+			}
+		}
 	case StepMismatch:
 		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
 		// The bag is set aside for QA: no bedside check or infusion until

@@ -69,6 +69,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -534,9 +535,9 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 			Bag string `json:"bag"`
 		}
 		_ = json.Unmarshal(r.Data, &d)
-		if d.Bag != "" { // the bag the bedside check verified
+		if d.Bag != "" && slices.Contains(x.bags(custody.BagFinalProduct), BagURN(d.Bag)) { // the bag the bedside check verified
 			ev.EPCList = x.withCOI([]string{BagURN(d.Bag)})
-		} else { // records written before the infuse record named it
+		} else { // records written before coid named it (a client's text then)
 			ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
 		}
 	case custody.StepCancel:

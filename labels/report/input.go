@@ -239,6 +239,9 @@ type issue struct {
 	Time        time.Time
 	Summary     string
 	Disposition *disposition
+	// Closed says why an issue without a disposition is closed (a ledger
+	// from before coid required one), or is empty.
+	Closed string
 }
 
 // derived is what Write computes from the input before drawing.
@@ -342,7 +345,13 @@ func derive(in *Input) *derived {
 					summary += " NOT ACKNOWLEDGED."
 				}
 			}
-			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "bedside mismatch", Time: r.Time, Summary: summary, Disposition: disps[r.Seq]})
+			is := issue{Seq: r.Seq, Kind: "bedside mismatch", Time: r.Time, Summary: summary, Disposition: disps[r.Seq]}
+			for _, ci := range c.Issues {
+				if ci.Seq == r.Seq && ci.ResolvedBy != 0 && is.Disposition == nil {
+					is.Closed = fmt.Sprintf("No QA decision: a passing bedside check (record %d) followed, recorded before coid required QA's decision on mismatches.", ci.ResolvedBy)
+				}
+			}
+			d.issues = append(d.issues, is)
 		}
 	}
 	slices.SortStableFunc(d.issues, func(a, b issue) int { return compareU64(a.Seq, b.Seq) })

@@ -1017,7 +1017,7 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 		if tstep < time.Minute {
 			lab = t.In(r.d.zone).Format("15:04:05")
 		}
-		if tstep >= 24*time.Hour || t.In(r.d.zone).Hour() == 0 && t.In(r.d.zone).Minute() == 0 {
+		if lt := t.In(r.d.zone); tstep >= 24*time.Hour || lt.Hour() == 0 && lt.Minute() == 0 && lt.Second() == 0 {
 			lab = t.In(r.d.zone).Format("Jan 2")
 		}
 		r.text(x-r.width(lab)/2, y0+chartH+3*stripH+3.2, lab)
@@ -1183,10 +1183,13 @@ func (r *renderer) issues() {
 	r.continued = head
 	for _, is := range r.d.issues {
 		d := "AWAITING QA DISPOSITION: release and infusion are blocked"
+		if is.Closed != "" {
+			d = is.Closed
+		}
 		if x := is.Disposition; x != nil {
 			d = fmt.Sprintf("%s by %s, record %d, %s. Reason: %s", strings.ToUpper(x.Decision), x.By, x.Seq, r.both(x.Time), x.Reason)
 		}
-		r.row(cols, [][]string{{strconv.FormatUint(is.Seq, 10)}, r.wrapAll(is.Kind+". "+is.Summary, cols[1]-2), r.wrapAll(d, cols[2]-2)}, is.Disposition == nil, "B")
+		r.row(cols, [][]string{{strconv.FormatUint(is.Seq, 10)}, r.wrapAll(is.Kind+". "+is.Summary, cols[1]-2), r.wrapAll(d, cols[2]-2)}, is.Disposition == nil && is.Closed == "", "B")
 	}
 	r.continued = nil
 	r.y += 2

@@ -238,6 +238,30 @@ func TestShapes(t *testing.T) {
 			return nil
 		}, []string{"bedside mismatch. Bedside check failed: the wristband does not belong to this", "Acknowledged by nurse1",
 			"ACCEPT by Eve Assurance", "wrong wristband scanned; identity"}},
+		{"bedside mismatch in a ledger from before QA decided them", func(b *chainBuilder) []report.Telemetry {
+			enroll(b)
+			collect(b)
+			b.add(custody.StepShip, day(20, 11, 0), s.Collection, map[string]any{"shipper": "SHP-1", "profile": "cryogenic"},
+				signer{"nurse1", custody.MeaningHandedOver}, signer{"courier1", custody.MeaningReceived})
+			b.add(custody.StepReceive, day(20, 15, 0), s.Manufacturing, map[string]any{"seal_intact": true}, signer{"mfg1", custody.MeaningReceived})
+			b.add(custody.StepManufacture, day(20, 16, 0), s.Manufacturing, map[string]any{"final_bags": 1}, signer{"mfg1", custody.MeaningPerformed})
+			b.add(custody.StepRelease, day(20, 17, 0), s.Manufacturing, map[string]any{}, signer{"qa1", custody.MeaningApproved})
+			b.add(custody.StepShip, day(20, 18, 0), s.Manufacturing, map[string]any{"shipper": "SHP-2", "profile": "cryogenic"},
+				signer{"mfg1", custody.MeaningHandedOver}, signer{"courier1", custody.MeaningReceived})
+			b.add(custody.StepReceive, day(21, 8, 0), s.Treatment, map[string]any{"seal_intact": true}, signer{"nurse1", custody.MeaningReceived})
+			m := b.addAs("system", custody.StepMismatch, day(21, 9, 0), s.Treatment, map[string]any{
+				"reasons": []string{"the wristband does not belong to this chain's patient"}, "attempted_by": []string{"nurse1", "nurse2"}},
+				signer{"system", ""})
+			b.add(custody.StepAcknowledge, day(21, 9, 2), s.Treatment, map[string]any{"mismatch": m.Seq,
+				"statement": custody.AcknowledgeStatement}, signer{"nurse1", custody.MeaningAcknowledged})
+			v := b.add(custody.StepBedsideVerify, day(21, 9, 10), s.Treatment, map[string]any{"bag": "CHA999926000042-FP-01",
+				"wristband_match": true}, signer{"nurse1", custody.MeaningVerified}, signer{"nurse2", custody.MeaningVerified})
+			if open := b.chain().OpenIssues(); len(open) != 0 {
+				t.Errorf("the passing bedside check of an older ledger left issues open: %+v", open)
+			}
+			_ = v
+			return nil
+		}, []string{"No QA decision: a passing bedside check (record", "followed, recorded before coid required QA's decision"}},
 		{"open leg with no readings", func(b *chainBuilder) []report.Telemetry {
 			enroll(b)
 			collect(b)
