@@ -9,12 +9,16 @@ import (
 // passwords, and MaxFailedSignatures wrong ones lock an account (21 CFR
 // Part 11), so without a limit one stranger could lock every nurse out of
 // the bedside check. A client address gets signInMaxFails failed sign-ins
-// per signInWindow; further attempts from it are refused, without checking
-// any password (so nothing more is counted against the accounts), until
-// its window has passed.
+// per signInWindow, and signInMaxFailsPerUser of them for any one user
+// ID, one fewer than locks it: within a window no single address can lock
+// an account. Further attempts are refused without checking any password
+// (so nothing more is counted against the accounts) until the window has
+// passed. A patient attacker can still lock an account over several
+// windows, as the lock is kept until an administrator clears it.
 const (
-	signInMaxFails = 10
-	signInWindow   = 15 * time.Minute
+	signInMaxFails        = 10
+	signInMaxFailsPerUser = 4 // custody.MaxFailedSignatures - 1
+	signInWindow          = 15 * time.Minute
 	// signInMaxAddrs bounds the addresses remembered; expired ones are
 	// dropped first.
 	signInMaxAddrs = 10000
@@ -36,41 +40,51 @@ func newSignInThrottle(now func() time.Time) *signInThrottle {
 	return &signInThrottle{now: now, fails: map[string]*failWindow{}}
 }
 
-// attempt reserves one of addr's sign-in attempts before the password is
-// checked, so that requests in parallel cannot all pass the limit: it
-// reports whether addr may try now and, if not, how long until it may. A
-// successful sign-in gives the reservation back (succeeded); a failed one
-// keeps it.
-func (t *signInThrottle) attempt(addr string) (bool, time.Duration) {
+// attempt reserves one of addr's sign-in attempts, and one of its
+// attempts for user, before the password is checked, so that requests in
+// parallel cannot all pass the limits: it reports whether addr may try now
+// and, if not, how long until it may. A successful sign-in gives the
+// reservations back (succeeded); a failed one keeps them.
+func (t *signInThrottle) attempt(addr, user string) (bool, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	f, ok := t.fails[addr]
-	if ok && now.Sub(f.start) >= signInWindow {
-		delete(t.fails, addr)
-		ok = false
+	a, u := t.window(addr, now), t.window(addr+"\x00"+user, now)
+	switch {
+	case a.n >= signInMaxFails:
+		return false, signInWindow - now.Sub(a.start)
+	case u.n >= signInMaxFailsPerUser:
+		return false, signInWindow - now.Sub(u.start)
 	}
-	if !ok {
-		if len(t.fails) >= signInMaxAddrs {
-			t.prune(now)
-		}
-		t.fails[addr] = &failWindow{start: now, n: 1}
-		return true, 0
-	}
-	if f.n >= signInMaxFails {
-		return false, signInWindow - now.Sub(f.start)
-	}
-	f.n++
+	a.n++
+	u.n++
 	return true, 0
 }
 
-// succeeded gives back the attempt a successful sign-in from addr
-// reserved.
-func (t *signInThrottle) succeeded(addr string) {
+// window returns key's current window, starting a new one when it has
+// none or its window has passed.
+func (t *signInThrottle) window(key string, now time.Time) *failWindow {
+	f, ok := t.fails[key]
+	if ok && now.Sub(f.start) < signInWindow {
+		return f
+	}
+	if !ok && len(t.fails) >= signInMaxAddrs {
+		t.prune(now)
+	}
+	f = &failWindow{start: now}
+	t.fails[key] = f
+	return f
+}
+
+// succeeded gives back the attempts a successful sign-in from addr as
+// user reserved.
+func (t *signInThrottle) succeeded(addr, user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if f, ok := t.fails[addr]; ok && f.n > 0 {
-		f.n--
+	for _, k := range []string{addr, addr + "\x00" + user} {
+		if f, ok := t.fails[k]; ok && f.n > 0 {
+			f.n--
+		}
 	}
 }
 

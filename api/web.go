@@ -488,7 +488,7 @@ func (w *webUI) login(c echo.Context) error {
 	}
 	id := strings.TrimSpace(c.FormValue("user"))
 	next := safeNext(c.FormValue("next"))
-	if ok, wait := w.throttle.attempt(c.RealIP()); !ok {
+	if ok, wait := w.throttle.attempt(c.RealIP(), id); !ok {
 		w.s.log.Warn("web sign-in refused: too many failed sign-ins from this address", "remote_ip", c.RealIP())
 		m := uiMessage{Kind: "error", Title: "Too many failed sign-ins from this device.",
 			Detail: fmt.Sprintf("Try again in %d minutes. If you have forgotten your password, ask an administrator.", int(wait.Minutes())+1)}
@@ -498,7 +498,7 @@ func (w *webUI) login(c echo.Context) error {
 	}
 	u, err := w.s.svc.Login(c.Request().Context(), id, c.FormValue("password"))
 	if !errors.Is(err, custody.ErrUnauthenticated) {
-		w.throttle.succeeded(c.RealIP()) // only wrong passwords use up attempts
+		w.throttle.succeeded(c.RealIP(), id) // only wrong passwords use up attempts
 	}
 	if err != nil {
 		m := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))

@@ -955,6 +955,25 @@ func TestWebSignInThrottleHolds(t *testing.T) {
 			t.Fatalf("60 parallel wrong passwords from one address: %v, want at most 10 checked", codes)
 		}
 	})
+	t.Run("one address cannot lock an account", func(t *testing.T) {
+		e := newWebEnv(t, false)
+		tok := loginToken(t, e.ts.URL)
+		codes := map[int]int{}
+		for range 8 {
+			codes[postLogin(t, e.ts.URL, wNurse1, "a-wrong-guess", "", tok)]++
+		}
+		u, err := e.store.User(context.Background(), wNurse1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Locked || u.FailedSignatures != 4 || codes[http.StatusTooManyRequests] != 4 {
+			t.Fatalf("8 wrong passwords for one account from one address: %v; account locked %v after %d failures", codes, u.Locked, u.FailedSignatures)
+		}
+		// Another account from the same address is not held back by it.
+		if c := postLogin(t, e.ts.URL, wNurse2, webPassword(wNurse2), "", tok); c != http.StatusSeeOther {
+			t.Fatalf("another user's right password: %d", c)
+		}
+	})
 	t.Run("forged X-Forwarded-For", func(t *testing.T) {
 		e := newWebEnv(t, false)
 		srv, err := api.New(api.Config{Service: e.svc, Logger: slog.New(slog.DiscardHandler), Version: "test", TrustedProxies: []string{"203.0.113.7/32"}})
