@@ -593,20 +593,30 @@ func (s *Service) Login(ctx context.Context, id, password string) (User, error) 
 	return u.Public(), nil
 }
 
+// CheckNewUser checks what AddUser needs of a new user without a store:
+// a well-formed ID, a printed name, a user role and a password of 8-1024
+// characters. Offline tools call it before they create anything.
+func CheckNewUser(id, name string, role Role, password string) error {
+	if err := ValidateUserID(id); err != nil {
+		return fmt.Errorf("add user: %w", err)
+	}
+	if err := validText("name", name, true, 200); err != nil {
+		return fmt.Errorf("add user: %w", err)
+	}
+	if !ValidUserRole(role) {
+		return fmt.Errorf("add user: role %q is not one of %v: %w", role, UserRoles, ErrInvalid)
+	}
+	if len(password) < 8 || len(password) > 1024 {
+		return fmt.Errorf("add user: password must be 8-1024 characters: %w", ErrInvalid)
+	}
+	return nil
+}
+
 // AddUser creates a user with a password and returns the user's first API
 // token, which is shown once and stored only hashed.
 func (s *Service) AddUser(ctx context.Context, id, name string, role Role, password string) (string, error) {
-	if err := ValidateUserID(id); err != nil {
-		return "", fmt.Errorf("add user: %w", err)
-	}
-	if err := validText("name", name, true, 200); err != nil {
-		return "", fmt.Errorf("add user: %w", err)
-	}
-	if !ValidUserRole(role) {
-		return "", fmt.Errorf("add user: role %q is not one of %v: %w", role, UserRoles, ErrInvalid)
-	}
-	if len(password) < 8 || len(password) > 1024 {
-		return "", fmt.Errorf("add user: password must be 8-1024 characters: %w", ErrInvalid)
+	if err := CheckNewUser(id, name, role, password); err != nil {
+		return "", err
 	}
 	// Two signatures must come from two people: IDs that differ only in
 	// case (NURSE1 beside nurse1) would let one person pass for two.

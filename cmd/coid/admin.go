@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
 )
 
 func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
@@ -100,7 +103,15 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 			return usagef("user add: give the password on stdin, e.g. printf '%%s\\n' \"$PASSWORD\" | coid user add ...")
 		}
 	}
-	svc, store, err := openOffline(s, stderr, false, time.Now)
+	if args[0] == "add" {
+		if err := custody.CheckNewUser(id, name, custody.Role(role), password); err != nil {
+			return err // before anything is created
+		}
+	} else if _, err := os.Stat(filepath.Join(s.data, boltstore.FileName)); err != nil {
+		// Only add may start a ledger: a mistyped --data must not create one.
+		return fmt.Errorf("user %s: no ledger at %s (check --data): %w", args[0], filepath.Join(s.data, boltstore.FileName), custody.ErrNotFound)
+	}
+	svc, store, err := openOffline(s, stderr, args[0] == "list", time.Now)
 	if err != nil {
 		return fmt.Errorf("user %s: %w", args[0], err)
 	}

@@ -516,3 +516,50 @@ func TestHotBackup(t *testing.T) {
 		t.Fatalf("malformed --checkpoint: %v", err)
 	}
 }
+
+// TestVerifyOfADamagedFile: `coid verify` on a ledger cut short (an
+// interrupted copy) says the file is damaged and exits non-zero, without a
+// panic's stack trace.
+func TestVerifyOfADamagedFile(t *testing.T) {
+	dir := t.TempDir()
+	addUser(t, dir, "qa9", custody.RoleQA)
+	p := filepath.Join(dir, "coid.db")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2 * 4096; i < len(b); i += 4096 {
+		copy(b[i:], bytes.Repeat([]byte{0xA5}, 64))
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err = run(context.Background(), []string{"verify", "--data", dir}, nil, nil, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "damaged") || exitCode(err) == 0 || exitCode(err) == 2 {
+		t.Fatalf("verify of a damaged file: %v (exit %d)", err, exitCode(err))
+	}
+}
+
+// TestOfflineUserCommandsCreateNothingByMistake: a mistyped --data must
+// not start an empty ledger (user list would then show no users and exit
+// 0), and a refused user add creates nothing.
+func TestOfflineUserCommandsCreateNothingByMistake(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	for _, args := range [][]string{
+		{"user", "list", "--data", dir},
+		{"user", "unlock", "--data", dir, "--id", "nurse1"},
+		{"user", "token", "--data", dir, "--id", "nurse1"},
+		{"user", "add", "--data", dir, "--id", "nurse1", "--name", "N One", "--role", "surgeon"},
+		{"user", "add", "--data", dir, "--id", "bad id", "--name", "N One", "--role", "nurse"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, nil, strings.NewReader("a-long-enough-password\n"), &out, &errb)
+		if err == nil || exitCode(err) == 0 {
+			t.Errorf("%v: %v, want a refusal", args, err)
+		}
+		if _, serr := os.Stat(dir); serr == nil {
+			t.Fatalf("%v created %s", args, dir)
+		}
+	}
+}

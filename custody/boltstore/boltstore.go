@@ -251,28 +251,14 @@ func Open(dir string, opt Options) (*Store, error) {
 	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages, log: opt.Logger, file: file,
 		reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
-	if !opt.ReadOnly {
-		if err := db.Update(func(tx *bolt.Tx) error {
-			for _, b := range append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...) {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			meta := tx.Bucket(bucketMeta)
-			switch f := meta.Get(keyFormat); {
-			case f == nil:
-				return meta.Put(keyFormat, []byte(formatVersion))
-			case string(f) != formatVersion:
-				return fmt.Errorf("file format %q, this coid reads %q", f, formatVersion)
-			}
-			return nil
-		}); err != nil {
-			db.Close()
-			if dirLock != nil {
-				dirLock.Close()
-			}
-			return nil, fmt.Errorf("open store %s: %w", dir, err)
+	if err := checkFile(db, opt.ReadOnly); err != nil {
+		db.Close()
+		if dirLock != nil {
+			dirLock.Close()
 		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if !opt.ReadOnly {
 		s.readings = newReadingsWriter()
 		go s.writer()
 		go s.runReadingsWriter(s.readings)
@@ -309,8 +295,9 @@ func (s *Store) Close() error {
 	return err
 }
 
-func openBolt(dir, path string, opts bolt.Options) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &opts)
+func openBolt(dir, path string, opts bolt.Options) (db *bolt.DB, err error) {
+	defer damaged(&err)
+	db, err = bolt.Open(path, 0o600, &opts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: another coid process holds it (stop it first): %w", dir, custody.ErrInUse)
 	}
@@ -320,13 +307,59 @@ func openBolt(dir, path string, opts bolt.Options) (*bolt.DB, error) {
 	return db, nil
 }
 
+// checkFile checks the file's format version, for reading as for
+// writing; opened for writing it also creates the buckets of a new file and
+// stamps its format.
+func checkFile(db *bolt.DB, readOnly bool) (err error) {
+	defer damaged(&err)
+	check := func(meta *bolt.Bucket) error {
+		if f := meta.Get(keyFormat); f != nil && string(f) != formatVersion {
+			return fmt.Errorf("file format %q, this coid reads %q", f, formatVersion)
+		}
+		return nil
+	}
+	if readOnly {
+		return db.View(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil || tx.Bucket(bucketLog) == nil {
+				return fmt.Errorf("this file is not a coid ledger: %w", custody.ErrInvalid)
+			}
+			return check(meta)
+		})
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, b := range append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...) {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keyFormat) == nil {
+			return meta.Put(keyFormat, []byte(formatVersion))
+		}
+		return check(meta)
+	})
+}
+
+// damaged turns a panic into an error saying the file is damaged: bbolt
+// panics on pages it cannot read (a file truncated by an interrupted copy,
+// or damaged on disk), and a damaged ledger must be reported, not crash
+// the command that read it.
+func damaged(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("the store file is damaged and cannot be read (%v); restore it from a backup and check it with coid verify: %w",
+			r, custody.ErrChainBroken)
+	}
+}
+
 // view runs fn in a read transaction.
-func (s *Store) view(fn func(*bolt.Tx) error) error {
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 	s.dbmu.RLock()
 	defer s.dbmu.RUnlock()
 	if s.dbErr != nil {
 		return s.dbErr
 	}
+	defer damaged(&err)
 	return s.db.View(fn)
 }
 
@@ -340,12 +373,13 @@ func (s *Store) viewLong(fn func(*bolt.Tx) error) error {
 }
 
 // update runs fn in a write transaction and commits it durably.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 	s.dbmu.RLock()
 	defer s.dbmu.RUnlock()
 	if s.dbErr != nil {
 		return s.dbErr
 	}
+	defer damaged(&err)
 	return s.db.Update(fn)
 }
 

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestRefreshUnderLoad reopens the file every few pages while records are
@@ -298,5 +300,77 @@ func TestOpenMakesTheFilePrivate(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("store file mode %v after opening, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestDamagedFileIsReportedNotPanicked: a file cut short (an interrupted
+// copy) or with bytes overwritten makes bbolt panic on the pages it cannot
+// read; opening and verifying it must give an error that says the file is
+// damaged, never crash the command.
+func TestDamagedFileIsReportedNotPanicked(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	for w := 1; w <= 40; w++ {
+		for k := range 30 {
+			if _, err := s.Append(context.Background(), draft(coiN(w), w*100+k, k == 0, uint64(k))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.Close()
+	path := filepath.Join(dir, FileName)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string][]byte{
+		"cut in half": good[:len(good)/2],
+		"pages overwritten": func() []byte {
+			b := slices.Clone(good)
+			for i := 4 * 4096; i < len(b); i += 4096 {
+				copy(b[i:], bytes.Repeat([]byte{0xA5}, 64))
+			}
+			return b
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(path, bad, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("panicked: %v", r)
+				}
+			}()
+			st, err := Open(dir, Options{ReadOnly: true})
+			if err != nil {
+				return // refused at open: fine, as long as it said why
+			}
+			defer st.Close()
+			rep, err := custody.VerifyLog(context.Background(), st)
+			if err == nil && rep.OK {
+				t.Fatalf("a damaged file verified: %+v", rep)
+			}
+		})
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadOnlyOpenChecksTheFormat: a file of another format is refused for
+// reading too, not verified as if it were this one.
+func TestReadOnlyOpenChecksTheFormat(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("coid-bolt-99")) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if st, err := Open(dir, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "file format") {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("read-only open of another format: %v", err)
 	}
 }
