@@ -15,6 +15,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/labels"
 )
 
 // phiStore is a store whose PHI lookup answers what the test says.
@@ -373,5 +374,46 @@ func TestLabelStorageOfAConfiguredProfile(t *testing.T) {
 	}
 	if l.Storage != "Store at or below -150 °C" {
 		t.Fatalf("storage %q", l.Storage)
+	}
+}
+
+// TestEnrollmentRefusesWhatLabelsCannotPrint: the patient's name and the
+// product go on every bag label and cannot be changed after enrollment, so
+// a name the label fonts cannot print (or too long a product) is refused
+// at enrollment, with nothing written, rather than leave a chain whose
+// labels can never be printed. The error never quotes the name.
+func TestEnrollmentRefusesWhatLabelsCannotPrint(t *testing.T) {
+	e := newEnv(t)
+	svc, err := custody.NewService(custody.Config{Store: e.store, Hasher: passwd.Fast(), Logger: slog.New(slog.DiscardHandler),
+		Now: e.clock, FIN: "A9999", Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), LabelText: labels.CheckEnrollment})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enroll := func(name, product string) error {
+		_, err := svc.Enroll(e.ctx, e.users["coord"], custody.EnrollRequest{Patient: custody.PHI{Name: name, BirthDate: "1970-01-02", MRN: "MRN-777"},
+			Product: product, Sites: custody.Sites{Collection: "A", Manufacturing: "B", Treatment: "C"}})
+		return err
+	}
+	before := e.records()
+	for _, tc := range []struct{ name, product string }{
+		{"Łukasz Wójcik", "CAR-T"},
+		{"Иван Петров", "CAR-T"},
+		{"Jane Doe\u202e", "CAR-T"},
+		{"Jane Doe", strings.Repeat("Autologous ", 5)},
+		{"Jane Doe", "CAR-T ✓"},
+	} {
+		err := enroll(tc.name, tc.product)
+		if !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "labels could not print") {
+			t.Errorf("%q / %q: %v", tc.name, tc.product, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "Łukasz") || err != nil && strings.Contains(err.Error(), "Иван") {
+			t.Errorf("the refusal quotes the patient's name: %v", err)
+		}
+	}
+	if e.records() != before {
+		t.Fatal("refused enrollments wrote records")
+	}
+	if err := enroll("José Núñez-O'Brien", "Autologous CAR-T cells"); err != nil {
+		t.Fatalf("a name the labels print: %v", err)
 	}
 }

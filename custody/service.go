@@ -26,6 +26,11 @@ type Config struct {
 	Profiles []string
 	// Telemetry connects the service to the stored shipper readings.
 	Telemetry TelemetryConfig
+	// LabelText, when set, checks at enrollment that the bag labels will
+	// print the patient's name and the product (labels.CheckEnrollment):
+	// the enroll record cannot be changed after, and a chain whose labels
+	// cannot be printed cannot go on.
+	LabelText func(patientName, product string) error
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -40,6 +45,7 @@ type Service struct {
 	journey  *Journey
 	profiles map[string]bool
 	tele     TelemetryConfig
+	labelTxt func(patientName, product string) error
 	seed     maphash.Seed
 	locks    [256]sync.Mutex
 
@@ -68,7 +74,7 @@ func NewService(cfg Config) (*Service, error) {
 		j = DefaultJourney()
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
-		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, seed: maphash.MakeSeed()}
+		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, seed: maphash.MakeSeed()}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
 	}
@@ -143,6 +149,11 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 		{"sites.manufacturing", req.Sites.Manufacturing}, {"sites.treatment", req.Sites.Treatment}} {
 		if err := validText(f.n, f.v, true, 200); err != nil {
 			return nil, fmt.Errorf("enroll: %w", err)
+		}
+	}
+	if s.labelTxt != nil {
+		if err := s.labelTxt(phi.Name, req.Product); err != nil {
+			return nil, fmt.Errorf("enroll: the bag labels could not print this (%v); enter the name as it should appear on the label: %w", err, ErrInvalid)
 		}
 	}
 	m := newPHIMatcher(phi)

@@ -216,10 +216,25 @@ func validText(name, v string, maxLen int) error {
 			return invalid("%s has control character %U at byte %d", name, r, i)
 		}
 		if !printable(r) {
-			return invalid("%s has %q, which the label fonts cannot print", name, r)
+			if name == "patient name" { // errors reach logs: never a character of the name
+				return invalid("%s has a character the label fonts (Latin-1, cp1252) cannot print", name)
+			}
+			return invalid("%s has %q, which the label fonts (Latin-1, cp1252) cannot print", name, r)
 		}
 	}
 	return nil
+}
+
+// CheckEnrollment reports whether a chain's labels will be able to print
+// the patient's name and the product name that an enrollment gives: the
+// label fonts print Latin-1 (cp1252) only, MaxPatientLen and MaxProductLen
+// characters at most. The service calls it before it writes the enroll
+// record, since neither can be changed after (custody.Config.LabelText).
+func CheckEnrollment(patientName, product string) error {
+	if err := validText("patient name", patientName, MaxPatientLen); err != nil {
+		return err
+	}
+	return validText("product", product, MaxProductLen)
 }
 
 // printable reports whether r is in cp1252, the code page of the PDF core
