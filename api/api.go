@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,7 +51,15 @@ type Server struct {
 	cfg Config
 	// proxies are the parsed TrustedProxies.
 	proxies []*net.IPNet
+	// stopping is closed by StopStreams: long-lived responses end.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
+
+// StopStreams ends the long-lived responses (the alert stream, the live
+// leg charts), so that a graceful shutdown (http.Server.Shutdown) need not
+// wait for them while the other requests in flight finish normally.
+func (s *Server) StopStreams() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 const ctxUser = "coid.user"
 
@@ -80,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies}
+	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies, stopping: make(chan struct{})}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests())

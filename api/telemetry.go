@@ -227,6 +227,8 @@ func (s *Server) alertStream(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.stopping:
+			return nil
 		case <-t.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return nil

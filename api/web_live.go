@@ -203,6 +203,8 @@ func (w *webUI) legLive(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-w.s.stopping:
+			return nil
 		case <-end.C:
 			return nil
 		case <-tick.C:

@@ -563,3 +563,68 @@ func TestOfflineUserCommandsCreateNothingByMistake(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownLetsRequestsInFlightFinish: a signed step being recorded
+// when the service is told to stop is answered (201), not failed with an
+// internal error; an open alert stream is ended rather than waited for.
+func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
+	dir := t.TempDir()
+	coord := &client{t: t, token: addUser(t, dir, "coord9", custody.RoleCoordinator)}
+	nurse := &client{t: t, token: addUser(t, dir, "nurse9", custody.RoleNurse)}
+	srv := startServer(t, dir)
+	coord.base, nurse.base = srv.url, srv.url
+	code, m := coord.do(http.MethodPost, "/api/v1/chains", map[string]any{
+		"patient": map[string]any{"name": "Pat Ient", "birth_date": "1970-01-02", "mrn": "MRN-1"}, "product": "CAR-T",
+		"sites": map[string]any{"collection": "A", "manufacturing": "B", "treatment": "C"}})
+	if code != http.StatusCreated {
+		t.Fatalf("enroll: %d %v", code, m)
+	}
+	coi := m["coi"].(string)
+	// An alert stream stays open until the server ends it.
+	req, _ := http.NewRequest(http.MethodGet, srv.url+"/api/v1/alerts/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+nurse.token)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	// Signed notes: each needs an argon2id check, so several are in flight.
+	const n = 6
+	codes := make(chan int, n)
+	for i := range n {
+		go func() {
+			body, _ := json.Marshal(map[string]any{"step": "note", "data": map[string]any{"text": fmt.Sprint("note ", i)},
+				"signatures": []map[string]any{{"user": "nurse9", "password": pw("nurse9"), "meaning": "authored"}}})
+			req, _ := http.NewRequest(http.MethodPost, srv.url+"/api/v1/chains/"+coi+"/records", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+nurse.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0 // not accepted before the listener closed: the client knows it was not recorded
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("shutdown took %v: the alert stream was waited for", d)
+	}
+	ok := 0
+	for range n {
+		switch c := <-codes; c {
+		case http.StatusCreated:
+			ok++
+		case 0:
+		default:
+			t.Errorf("a request in flight at shutdown got %d", c)
+		}
+	}
+	if ok == 0 {
+		t.Error("no request was in flight at the shutdown: the test proves nothing")
+	}
+}

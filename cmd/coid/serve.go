@@ -141,11 +141,15 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	log.Info("shutting down")
 	tele.stop() // MQTT intake first, so nothing new arrives while HTTP drains
-	cancelBase()
+	// Requests in flight finish (a signature being recorded is answered,
+	// not failed); the streams, which never finish, are ended first.
+	srv.StopStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("http shutdown", "err", err)
+		log.Error("http shutdown: requests still running after 10 s are cut off", "err", err)
+		cancelBase()
+		_ = hs.Close()
 	}
 	return nil
 }
