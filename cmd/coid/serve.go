@@ -47,6 +47,12 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	// From the start: a SIGHUP (reload the broker's accounts) that comes
+	// while the service starts must not kill it; it waits for the reload
+	// loop below.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log, err := newLogger(stderr, s.logLevel)
 	if err != nil {
 		return err
@@ -92,8 +98,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	defer tele.stop() // idempotent; normally stopped first, below
 	// SIGHUP reloads the embedded broker's accounts (--mqtt-auth), so a
 	// new shipper needs no restart.
-	hup, hupDone := make(chan os.Signal, 1), make(chan struct{})
-	signal.Notify(hup, syscall.SIGHUP)
+	hupDone := make(chan struct{})
 	var hupWG sync.WaitGroup
 	hupWG.Go(func() {
 		for {
