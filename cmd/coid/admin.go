@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,15 +26,24 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	// The service adds the telemetry seals of received legs to the log's
 	// hashes and links.
+	// A file too damaged to read fails verification (exit 3), as a
+	// record that does not match its hash does.
+	failed := func(err error) error {
+		if errors.Is(err, custody.ErrChainBroken) {
+			fmt.Fprintf(stdout, "FAILED: %v\n", err)
+			return fmt.Errorf("verify %s: %w: %w", s.data, err, errVerifyFailed)
+		}
+		return fmt.Errorf("verify: %w", err)
+	}
 	svc, store, err := openOffline(s, stderr, true, time.Now)
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return failed(err)
 	}
 	defer store.Close()
 	start := time.Now()
 	rep, err := svc.VerifyLedgerAt(ctx, cps)
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return failed(err)
 	}
 	if !rep.OK {
 		fmt.Fprintf(stdout, "FAILED: record %d: %s\n%d records verified before it\n", rep.FirstBad, rep.Problem, rep.Records)

@@ -536,7 +536,7 @@ func TestVerifyOfADamagedFile(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	err = run(context.Background(), []string{"verify", "--data", dir}, nil, nil, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "damaged") || exitCode(err) == 0 || exitCode(err) == 2 {
+	if err == nil || !strings.Contains(err.Error(), "damaged") || exitCode(err) != 3 || !strings.Contains(out.String(), "FAILED") {
 		t.Fatalf("verify of a damaged file: %v (exit %d)", err, exitCode(err))
 	}
 }
