@@ -313,6 +313,9 @@ func storageFor(name string, profile func(string) (Profile, error)) string {
 	switch {
 	case err != nil:
 		return "Store per profile " + name
+	case p.MinC != nil && p.MaxC != nil && *p.MinC < 0:
+		// "-90--60" would read badly.
+		return fmt.Sprintf("Store at %s to %s °C", strconv.FormatFloat(*p.MinC, 'f', -1, 64), strconv.FormatFloat(*p.MaxC, 'f', -1, 64))
 	case p.MinC != nil && p.MaxC != nil:
 		return fmt.Sprintf("Store at %s-%s °C", strconv.FormatFloat(*p.MinC, 'f', -1, 64), strconv.FormatFloat(*p.MaxC, 'f', -1, 64))
 	case p.MaxC != nil:

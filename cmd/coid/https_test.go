@@ -145,6 +145,7 @@ func TestServeRefusesPlainHTTPBeyondLoopback(t *testing.T) {
 		{"no host", []string{"--http", ":0"}, "in clear"},
 		{"cert without key", []string{"--tls-cert", certFile}, "both --tls-cert and --tls-key"},
 		{"bad proxy", []string{"--trusted-proxy", "10.0.0.1"}, "not a CIDR range"},
+		{"no port", []string{"--http", "bogus"}, "not an address with a port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--data", filepath.Join(tmp, "data"), "--mqtt-listen", "off"}, tc.args...)

@@ -181,6 +181,9 @@ func (h *httpSettings) check(listen string) (*tls.Config, []string, error) {
 	if (h.tlsCert == "") != (h.tlsKey == "") {
 		return nil, nil, usagef("serve: give both --tls-cert and --tls-key, or neither")
 	}
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return nil, nil, usagef("serve: --http %q is not an address with a port, e.g. 127.0.0.1:8080", listen)
+	}
 	var proxies []string
 	for p := range strings.SplitSeq(h.proxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
