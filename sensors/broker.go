@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -62,6 +64,24 @@ type BrokerConfig struct {
 // accounts; '$' cannot start an account's user name.
 const ingestUser = "$coid-ingest"
 
+const (
+	// maxPacketBytes is the largest MQTT packet the broker reads: the
+	// decoder's largest payload with room for the topic, packet ID and
+	// properties. Mochi checks it against the length a packet's header
+	// announces, before it allocates the packet.
+	maxPacketBytes = MaxPayloadBytes + 64<<10
+	// maxConnectBytes is the largest CONNECT packet, all that a client may
+	// make the broker allocate before it has logged in.
+	maxConnectBytes = 64 << 10
+	// connectTimeout is how long a new connection has for its TLS
+	// handshake and its CONNECT packet; from then on the client's keep
+	// alive applies.
+	connectTimeout = 30 * time.Second
+	// logClip is the longest client ID, user name or topic written to the
+	// log.
+	logClip = 256
+)
+
 // Broker is coid's embedded MQTT broker (mochi-mqtt, MQTT 3.1.1 and 5), so
 // that coid needs nothing else installed.
 //
@@ -76,6 +96,29 @@ const ingestUser = "$coid-ingest"
 // waits for the Pipeline's retries to store the readings. Publishes are
 // pipelined: many messages of one connection wait for the same group
 // commit.
+//
+// QoS 2: with a Pipeline, a telemetry publish at QoS 2 is refused, never
+// confirmed: the broker logs it and closes the connection (MQTT 5 clients
+// get a DISCONNECT "QoS not supported"). Mochi would confirm it (PUBREC) on
+// receipt, before it is stored, and lose it if coid's subscriber is away.
+// Shippers publish at QoS 1 (or 0).
+//
+// Limits: the broker reads no packet larger than the decoder's largest
+// payload (MaxPayloadBytes) plus 64 KiB for the topic and properties, and
+// before a client has logged in no packet larger than 64 KiB, nor waits
+// more than 30 s for its CONNECT; a client that announces more is
+// disconnected before anything is allocated for it. The log never holds a
+// payload or a password: mochi's own lines show a packet as its type,
+// topic, QoS, packet ID and size.
+//
+// Accounts (BrokerConfig.Accounts) only publish: a shipper's data logger
+// or a gateway publishes telemetry and reads nothing, so every
+// subscription of an account is refused (alerts name chains, which no
+// device account is tied to; coid's own subscriber is the broker's only
+// reader). An account's will is dropped (a will reaches subscribers with
+// no access check), and an account cannot use the client ID of coid's own
+// subscriber (BrokerConfig.IngestClientID, or DefaultClientID), which
+// would take over its session.
 //
 // Queue limits: mochi drops QoS 1 messages for a subscriber that has more
 // than MaximumInflight unacknowledged or MaximumClientWritesPending queued;
@@ -149,11 +192,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	caps.MaximumClientWritesPending = 1 << 17
 	caps.ReceiveMaximum = 65535
 	caps.MaximumMessageExpiryInterval = 0 // keep queued messages until delivered
+	caps.MaximumPacketSize = maxPacketBytes
 	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps,
-		Logger: cfg.Logger.With("component", "mqtt-broker")})
+		Logger: slog.New(redactPackets{cfg.Logger.Handler()}).With("component", "mqtt-broker")})
 	var access mochi.Hook = new(allowHook)
 	if auth != nil {
-		access = &authHook{auth: auth, prefix: cfg.Prefix, log: cfg.Logger}
+		reserved := map[string]bool{DefaultClientID: true}
+		if cfg.IngestClientID != "" {
+			reserved[cfg.IngestClientID] = true
+		}
+		access = &authHook{srv: srv, auth: auth, prefix: cfg.Prefix, log: cfg.Logger, reserved: reserved}
 	}
 	if err := srv.AddHook(access, nil); err != nil {
 		closeAll()
@@ -170,12 +218,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
 	}
-	if err := srv.AddListener(&boundListener{id: "coid-tcp", ln: ln}); err != nil {
+	if err := srv.AddListener(&boundListener{id: "coid-tcp", ln: ln, log: cfg.Logger}); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	if internal != nil {
-		if err := srv.AddListener(&boundListener{id: "coid-internal", ln: internal}); err != nil {
+		if err := srv.AddListener(&boundListener{id: "coid-internal", ln: internal, log: cfg.Logger}); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
@@ -254,10 +302,13 @@ func (b *Broker) Close() error {
 }
 
 // boundListener is mochi's TCP listener over a listener bound beforehand,
-// so that port 0 and "address in use" are known before serving.
+// so that port 0 and "address in use" are known before serving. It gives a
+// new connection connectTimeout to log in, and a CONNECT of at most
+// maxConnectBytes.
 type boundListener struct {
 	id   string
 	ln   net.Listener
+	log  *slog.Logger
 	end  atomic.Bool
 	once sync.Once
 }
@@ -276,8 +327,54 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 			}
 			return
 		}
-		go func() { _ = establish(l.id, conn) }()
+		go l.establish(establish, conn)
 	}
+}
+
+// establish hands conn to mochi and logs a connection closed for a packet
+// larger than the broker reads.
+func (l *boundListener) establish(establish listeners.EstablishFn, conn net.Conn) {
+	_ = conn.SetDeadline(time.Now().Add(connectTimeout)) // mochi sets the keep alive's once the CONNECT is read
+	err := establish(l.id, &connectGuard{Conn: conn})
+	if errors.Is(err, errConnectTooLarge) || errors.Is(err, packets.ErrPacketTooLarge) {
+		l.log.Warn("MQTT connection closed: it announced a packet larger than the broker accepts", "remote", conn.RemoteAddr().String(),
+			"max_connect_bytes", maxConnectBytes, "max_packet_bytes", maxPacketBytes)
+	}
+}
+
+// errConnectTooLarge closes a connection whose first packet announces more
+// than maxConnectBytes.
+var errConnectTooLarge = errors.New("MQTT CONNECT packet too large")
+
+// connectGuard is a connection that fails once the fixed header of its
+// first packet (the CONNECT) announces more than maxConnectBytes: mochi
+// allocates what a header announces before it reads the packet, and
+// before a client has logged in that is all it is given. Only mochi's
+// reader reads it, one Read at a time.
+type connectGuard struct {
+	net.Conn
+	seen   int // bytes of the first fixed header seen
+	length int // its remaining length so far
+	done   bool
+}
+
+func (c *connectGuard) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for i := 0; i < n && !c.done; i++ {
+		b := p[i]
+		c.seen++
+		if c.seen == 1 { // packet type and flags
+			continue
+		}
+		c.length |= int(b&0x7f) << (7 * (c.seen - 2))
+		if b&0x80 == 0 || c.seen == 5 { // the last length byte (mochi rejects a fifth)
+			c.done = true
+			if c.length > maxConnectBytes {
+				return 0, errConnectTooLarge
+			}
+		}
+	}
+	return n, err
 }
 
 func (l *boundListener) Close(closeClients listeners.CloseFn) {
@@ -323,10 +420,17 @@ func (h *durableHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if _, err := ShipperFromTopic(h.prefix, pk.TopicName); err != nil || pk.FixedHeader.Qos > 1 {
-		// Not telemetry, or QoS 2 (which shippers do not use): mochi's
-		// own path, and coid's subscriber stores what it forwards.
+	if _, err := ShipperFromTopic(h.prefix, pk.TopicName); err != nil {
+		// Not telemetry: mochi's own path.
 		return pk, nil
+	}
+	if pk.FixedHeader.Qos > 1 {
+		// Mochi would confirm it (PUBREC) before it is stored, and lose it
+		// if coid's subscriber is away: refused, never confirmed.
+		h.log.Warn("MQTT connection closed: QoS 2 telemetry is not taken; publish at QoS 1", "client", clip(cl.ID),
+			"user", clip(string(cl.Properties.Username)), "topic", clip(pk.TopicName), "bytes", len(pk.Payload))
+		_ = h.srv.DisconnectClient(cl, packets.ErrQosNotSupported)
+		return pk, packets.ErrRejectPacket
 	}
 	topic, payload := pk.TopicName, bytes.Clone(pk.Payload)
 	qos, id, version := pk.FixedHeader.Qos, pk.PacketID, cl.Properties.ProtocolVersion
@@ -384,36 +488,159 @@ func LoopbackAddr(addr string) bool {
 }
 
 // authHook lets in only the broker's accounts and coid's own subscriber,
-// and lets each account publish only its shippers' telemetry.
+// lets each account publish only its shippers' telemetry and subscribe to
+// nothing, and keeps accounts off the client IDs reserved for coid.
 type authHook struct {
 	mochi.HookBase
+	srv    *mochi.Server
 	auth   *brokerAuth
 	prefix string
 	log    *slog.Logger
+	// reserved are the client IDs of coid's own subscriber.
+	reserved map[string]bool
 }
 
 func (h *authHook) ID() string { return "coid-accounts" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnPacketRead || b == mochi.OnSessionEstablished
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	if h.auth.authenticate(string(pk.Connect.Username), string(pk.Connect.Password)) {
-		return true
+	user := string(pk.Connect.Username)
+	internal := user == h.auth.internalUser
+	if !internal && h.reserved[cl.ID] {
+		// It would take over coid's own subscriber's session.
+		h.log.Warn("MQTT connection refused: the client ID is reserved for coid's own subscriber", "client", clip(cl.ID),
+			"user", clip(user), "remote", cl.Net.Remote)
+		return false
 	}
-	// The user name only: never the password.
-	h.log.Warn("MQTT connection refused: unknown user or wrong password", "client", cl.ID, "user", string(pk.Connect.Username),
-		"remote", cl.Net.Remote)
-	return false
+	if !h.auth.authenticate(user, string(pk.Connect.Password)) {
+		// The user name only: never the password.
+		h.log.Warn("MQTT connection refused: unknown user or wrong password", "client", clip(cl.ID), "user", clip(user),
+			"remote", cl.Net.Remote)
+		return false
+	}
+	if !internal && atomic.LoadUint32(&cl.Properties.Will.Flag) != 0 {
+		// Mochi publishes a will to subscribers without asking OnACLCheck:
+		// an account could have its will stored as any shipper's telemetry.
+		h.log.Warn("MQTT will dropped: accounts publish only telemetry", "client", clip(cl.ID), "user", clip(user),
+			"topic", clip(cl.Properties.Will.TopicName), "bytes", len(cl.Properties.Will.Payload))
+		cl.Properties.Will = mochi.Will{}
+	}
+	return true
 }
 
-func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
-	if h.auth.allowed(string(cl.Properties.Username), h.prefix, topic, write) {
-		return true
+// OnSessionEstablished checks the password again once the client is in
+// the broker's client list: a reload (SetAccounts) that changed the
+// account after the first check closes only the connections in that list.
+// The password is remembered, so this costs no derivation unless the
+// account did change.
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
+	user := string(pk.Connect.Username)
+	if cl.Net.Inline || user == h.auth.internalUser || h.auth.authenticate(user, string(pk.Connect.Password)) {
+		return
 	}
-	h.log.Warn("MQTT access refused", "client", cl.ID, "user", string(cl.Properties.Username), "topic", topic, "publish", write)
-	return false
+	h.log.Warn("MQTT connection closed: its account changed while it logged in", "client", clip(cl.ID), "user", clip(user),
+		"remote", cl.Net.Remote)
+	_ = h.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+}
+
+// OnPacketRead logs the publishes and subscriptions of accounts that
+// OnACLCheck will refuse, once a packet and with the payload's size, never
+// the payload.
+func (h *authHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	user := string(cl.Properties.Username)
+	if cl.Net.Inline || user == h.auth.internalUser {
+		return pk, nil
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if !h.auth.allowed(user, h.prefix, pk.TopicName, true) {
+			h.log.Warn("MQTT publish refused: not the telemetry of this account's shippers", "client", clip(cl.ID), "user", clip(user),
+				"topic", clip(pk.TopicName), "qos", pk.FixedHeader.Qos, "bytes", len(pk.Payload))
+		}
+	case packets.Subscribe:
+		first := ""
+		if len(pk.Filters) > 0 {
+			first = pk.Filters[0].Filter
+		}
+		h.log.Warn("MQTT subscription refused: accounts only publish telemetry", "client", clip(cl.ID), "user", clip(user),
+			"filter", clip(first), "filters", len(pk.Filters))
+	}
+	return pk, nil
+}
+
+// OnACLCheck refuses silently: OnPacketRead has logged the refusal.
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	return h.auth.allowed(string(cl.Properties.Username), h.prefix, topic, write)
+}
+
+// clip shortens s for the log.
+func clip(s string) string {
+	if len(s) <= logClip {
+		return s
+	}
+	return strings.ToValidUTF8(s[:logClip], "") + "…"
+}
+
+// redactPackets is a log handler that writes an MQTT packet or will as its
+// type, topic, QoS, packet ID and size, and a byte slice as its length:
+// mochi logs whole packets, payload and password included (a refused
+// publish of 20 MB became 60 MB of decimal bytes).
+type redactPackets struct{ h slog.Handler }
+
+func (r redactPackets) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
+
+func (r redactPackets) Handle(ctx context.Context, rec slog.Record) error {
+	out := slog.NewRecord(rec.Time, rec.Level, rec.Message, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
+	return r.h.Handle(ctx, out)
+}
+
+func (r redactPackets) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i] = redactAttr(a)
+	}
+	return redactPackets{r.h.WithAttrs(out)}
+}
+
+func (r redactPackets) WithGroup(name string) slog.Handler { return redactPackets{r.h.WithGroup(name)} }
+
+func redactAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindGroup:
+		g := v.Group()
+		out := make([]slog.Attr, len(g))
+		for i, ga := range g {
+			out[i] = redactAttr(ga)
+		}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(out...)}
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case packets.Packet:
+			return packetAttr(a.Key, &x)
+		case *packets.Packet:
+			if x != nil {
+				return packetAttr(a.Key, x)
+			}
+		case mochi.Will:
+			return slog.Group(a.Key, "topic", clip(x.TopicName), "qos", x.Qos, "bytes", len(x.Payload))
+		case []byte:
+			return slog.Int(a.Key+"_bytes", len(x))
+		}
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func packetAttr(key string, pk *packets.Packet) slog.Attr {
+	return slog.Group(key, "type", packets.PacketNames[pk.FixedHeader.Type], "topic", clip(pk.TopicName), "qos", pk.FixedHeader.Qos,
+		"id", pk.PacketID, "bytes", len(pk.Payload))
 }
 
 // allowHook lets every client connect and use every topic: the broker

@@ -178,14 +178,14 @@ func (a *brokerAuth) authenticate(user, password string) bool {
 	if user == a.internalUser {
 		return subtle.ConstantTimeCompare([]byte(password), []byte(a.internalPass)) == 1
 	}
-	acct, ok := a.account(user)
+	sum := sha256.Sum256([]byte(password))
+	a.mu.Lock()
+	acct, ok := a.accounts[user]
+	prev, known := a.proven[user]
+	a.mu.Unlock()
 	if !ok {
 		return false
 	}
-	sum := sha256.Sum256([]byte(password))
-	a.mu.Lock()
-	prev, known := a.proven[user]
-	a.mu.Unlock()
 	if known {
 		return subtle.ConstantTimeCompare(prev[:], sum[:]) == 1
 	}
@@ -194,16 +194,22 @@ func (a *brokerAuth) authenticate(user, password string) bool {
 		return false
 	}
 	a.mu.Lock()
-	if cur, ok := a.accounts[user]; ok && cur.Hash == acct.Hash { // not replaced meanwhile
-		a.proven[user] = sum
+	defer a.mu.Unlock()
+	if cur, ok := a.accounts[user]; !ok || cur.Line() != acct.Line() {
+		// A reload changed the account while its password was being
+		// checked; the reload's sweep of connections cannot see this one
+		// yet, so it must not get in under the old account.
+		return false
 	}
-	a.mu.Unlock()
+	a.proven[user] = sum
 	return true
 }
 
 // allowed reports whether user may use topic: coid's own subscriber every
-// topic; an account publishing to the telemetry topic of a shipper it may
-// publish for, and reading alerts.
+// topic; an account only publishing to the telemetry topic of a shipper it
+// may publish for. Accounts read nothing: a data logger or a gateway only
+// publishes, and alerts, which name chains rather than shippers, would
+// tell any shipper about every chain.
 func (a *brokerAuth) allowed(user, prefix, topic string, write bool) bool {
 	if user == a.internalUser {
 		return true
@@ -213,7 +219,7 @@ func (a *brokerAuth) allowed(user, prefix, topic string, write bool) bool {
 		return false
 	}
 	if !write {
-		return strings.HasPrefix(topic, "coid/alerts/")
+		return false
 	}
 	shipper, err := ShipperFromTopic(prefix, topic)
 	return err == nil && acct.MayPublishFor(shipper)
