@@ -13,7 +13,9 @@
 //
 // A shipper publishes to "{prefix}/{shipper_id}/telemetry" (prefix
 // "shippers" by default) at QoS 1. The topic names the shipper; every
-// reading in the payload must name the same one.
+// reading in the payload must name the same one. The embedded broker
+// refuses QoS 2 telemetry (it closes the connection): it could confirm it
+// only before storing it.
 //
 // # Project JSON
 //
