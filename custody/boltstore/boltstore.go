@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,10 +76,13 @@ type Store struct {
 	// life, refresh exclusively while it reopens the file. longmu is held
 	// shared, before dbmu, by reads of the whole file (backup, log scans),
 	// which refresh does not wait for: it only runs when none is open.
-	dbmu         sync.RWMutex
-	longmu       sync.RWMutex
-	db           *bolt.DB
-	dbErr        error // set when a reopen failed: the store is unusable
+	dbmu   sync.RWMutex
+	longmu sync.RWMutex
+	db     *bolt.DB
+	dbErr  error // set when a reopen failed: the store is unusable
+	// broken is set once bbolt panicked on a damaged page: it may have
+	// kept its locks, so no later transaction may wait on them.
+	broken       atomic.Pointer[error]
 	path         string
 	boltOpts     bolt.Options
 	dirLock      *os.File
@@ -304,6 +308,18 @@ func openBolt(dir, path string, opts bolt.Options) (db *bolt.DB, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	// A file cut short (an interrupted copy) holds fewer pages than its
+	// header says: reading one past its end through bbolt's memory map is a
+	// fault no recover can catch, so it is refused here, before any page is
+	// read.
+	fi, serr := os.Stat(path)
+	var want int64
+	verr := db.View(func(tx *bolt.Tx) error { want = tx.Size(); return nil })
+	if serr == nil && verr == nil && fi.Size() < want {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: the file is damaged: it holds %d bytes of the %d its header records (cut short?); "+
+			"restore it from a backup and check it with coid verify: %w", dir, fi.Size(), want, custody.ErrChainBroken)
+	}
 	return db, nil
 }
 
@@ -311,6 +327,7 @@ func openBolt(dir, path string, opts bolt.Options) (db *bolt.DB, err error) {
 // writing; opened for writing it also creates the buckets of a new file and
 // stamps its format.
 func checkFile(db *bolt.DB, readOnly bool) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer damaged(&err)
 	check := func(meta *bolt.Bucket) error {
 		if f := meta.Get(keyFormat); f != nil && string(f) != formatVersion {
@@ -342,14 +359,34 @@ func checkFile(db *bolt.DB, readOnly bool) (err error) {
 }
 
 // damaged turns a panic into an error saying the file is damaged: bbolt
-// panics on pages it cannot read (a file truncated by an interrupted copy,
-// or damaged on disk), and a damaged ledger must be reported, not crash
-// the command that read it.
+// panics on pages it cannot read (damaged on disk), and a damaged ledger
+// must be reported, not crash the command that read it. The callers also
+// turn memory faults on the file's map into panics (debug.SetPanicOnFault).
 func damaged(err *error) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("the store file is damaged and cannot be read (%v); restore it from a backup and check it with coid verify: %w",
-			r, custody.ErrChainBroken)
+		*err = fmt.Errorf("%w (%v); restore it from a backup and check it with coid verify: %w", errDamaged, r, custody.ErrChainBroken)
 	}
+}
+
+// errDamaged marks the error of a panic bbolt raised on a damaged page.
+var errDamaged = errors.New("the store file is damaged and cannot be read")
+
+// guarded runs a transaction with bbolt's panics on damaged pages turned
+// into an error. bbolt may panic while holding its own locks, so after one
+// the store refuses every later transaction (s.broken) rather than wait on
+// them for ever.
+func (s *Store) guarded(run func() error) (err error) {
+	if b := s.broken.Load(); b != nil {
+		return *b
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if errors.Is(err, errDamaged) {
+			s.broken.CompareAndSwap(nil, &err)
+		}
+	}()
+	defer damaged(&err)
+	return run()
 }
 
 // view runs fn in a read transaction.
@@ -359,8 +396,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 	if s.dbErr != nil {
 		return s.dbErr
 	}
-	defer damaged(&err)
-	return s.db.View(fn)
+	return s.guarded(func() error { return s.db.View(fn) })
 }
 
 // viewLong runs fn in a read transaction that may last long (a scan of
@@ -379,8 +415,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 	if s.dbErr != nil {
 		return s.dbErr
 	}
-	defer damaged(&err)
-	return s.db.Update(fn)
+	return s.guarded(func() error { return s.db.Update(fn) })
 }
 
 // maybeRefresh reopens the file once bbolt has allocated refreshPages
