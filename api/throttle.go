@@ -49,11 +49,14 @@ func (t *signInThrottle) attempt(addr, user string) (bool, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	a, u := t.window(addr, now), t.window(addr+"\x00"+user, now)
-	switch {
-	case a.n >= signInMaxFails:
+	// A refused attempt creates nothing: a flood of them cannot fill the
+	// table (and so cannot push out the address's own block).
+	a := t.window(addr, now)
+	if a.n >= signInMaxFails {
 		return false, signInWindow - now.Sub(a.start)
-	case u.n >= signInMaxFailsPerUser:
+	}
+	u := t.window(addr+"\x00"+user, now)
+	if u.n >= signInMaxFailsPerUser {
 		return false, signInWindow - now.Sub(u.start)
 	}
 	a.n++
@@ -72,7 +75,9 @@ func (t *signInThrottle) window(key string, now time.Time) *failWindow {
 		t.prune(now)
 	}
 	f = &failWindow{start: now}
-	t.fails[key] = f
+	if ok || len(t.fails) < signInMaxAddrs {
+		t.fails[key] = f
+	} // else full of live windows: this one is not kept, and none is forgotten
 	return f
 }
 
@@ -88,15 +93,12 @@ func (t *signInThrottle) succeeded(addr, user string) {
 	}
 }
 
-// prune drops expired windows and, if the map is still full (a flood of
-// addresses), forgets them all rather than grow without bound.
+// prune drops expired windows. Live ones are never dropped: forgetting
+// them would lift the blocks they hold.
 func (t *signInThrottle) prune(now time.Time) {
 	for a, f := range t.fails {
 		if now.Sub(f.start) >= signInWindow {
 			delete(t.fails, a)
 		}
-	}
-	if len(t.fails) >= signInMaxAddrs {
-		clear(t.fails)
 	}
 }
