@@ -192,6 +192,9 @@ type ExcursionEndData struct {
 	Corrects uint64 `json:"corrects"`
 	Reason   string `json:"reason"`
 	ID       string `json:"excursion_id"`
+	// Start is set when readings stored late moved the start (earlier, as
+	// a rule); the excursion's ID stays the record's.
+	Start *time.Time `json:"start,omitempty"`
 	// End is nil while the excursion is still going on.
 	End        *time.Time `json:"end,omitempty"`
 	Worst      *float64   `json:"worst,omitempty"`
@@ -249,6 +252,9 @@ func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 		}
 		e := ExcursionEntry{COI: c.COI, Seq: r.Seq, Time: r.Time, ExcursionData: d, Open: true}
 		if x, ok := ends[r.Seq]; ok && x.ID == d.ID {
+			if x.Start != nil {
+				e.Start = *x.Start
+			}
 			e.End, e.Worst, e.DurationNS, e.Duration, e.BreachNS, e.FiguresSeq = x.End, x.Worst, x.DurationNS, x.Duration, x.BreachNS, x.Seq
 			if x.End != nil {
 				e.EndedSeq = x.Seq
@@ -727,6 +733,10 @@ func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry
 		d.End, d.Worst, d.DurationNS, d.Duration, d.BreachNS = &end, x.Worst, 0, time.Duration(0).String(), 0
 	default:
 		d.Worst, d.DurationNS, d.Duration, d.BreachNS = e.Worst, int64(e.Duration), e.Duration.String(), int64(e.Breach)
+		if !e.Start.Equal(x.Start) {
+			start := e.Start.UTC()
+			d.Start = &start
+		}
 		if !e.Open() {
 			end := e.End.UTC()
 			d.End = &end
@@ -744,7 +754,7 @@ func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry
 // sameFigures reports whether the recorded figures x are those of the
 // ended excursion e.
 func sameFigures(x ExcursionData, e Excursion) bool {
-	if x.End == nil || !x.End.Equal(e.End) || x.DurationNS != int64(e.Duration) || x.BreachNS != int64(e.Breach) {
+	if !x.Start.Equal(e.Start) || x.End == nil || !x.End.Equal(e.End) || x.DurationNS != int64(e.Duration) || x.BreachNS != int64(e.Breach) {
 		return false
 	}
 	if (x.Worst == nil) != (e.Worst == nil) {

@@ -480,3 +480,42 @@ func TestMonitorLateReadingJoinsTwoExcursions(t *testing.T) {
 		t.Fatalf("after the join: %+v (breach %v in all)", list, total)
 	}
 }
+
+// TestMonitorRecordsAnEarlierStart: the logger's buffer shows a warming
+// began ten minutes before the recorded start; the chain's figures take
+// the earlier start with the longer duration, so they add up.
+func TestMonitorRecordsAnEarlierStart(t *testing.T) {
+	ctx := context.Background()
+	f := newMonitorFleet(t, 1)
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	at := f.minutesAfterShip(t, 0)
+	seq := uint64(1000)
+	add := func(from, to int, temp float64) {
+		for m := from; m < to; m++ {
+			tc := temp
+			if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(float64(m)), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+		}
+	}
+	add(60, 65, -182)
+	add(75, 90, -120)
+	add(90, 100, -182)
+	f.set(at(101))
+	mon.Check(ctx, nil)
+	add(65, 75, -120) // the logger's buffer: warm since minute 65
+	f.set(at(102))
+	mon.Check(ctx, nil)
+	mon.Check(ctx, nil)
+	list, _ := f.svc.Excursions(ctx, false)
+	var temp []custody.ExcursionEntry
+	for _, x := range list {
+		if x.Kind == custody.ExcursionTemperature {
+			temp = append(temp, x)
+		}
+	}
+	if len(temp) != 1 || !temp[0].Start.Equal(at(65)) || temp[0].End == nil || temp[0].End.Sub(temp[0].Start) != time.Duration(temp[0].DurationNS) {
+		t.Fatalf("after the buffer: %+v", temp)
+	}
+}

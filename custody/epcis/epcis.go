@@ -633,6 +633,9 @@ func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement 
 		// With the figures the system recorded after it (its end, or
 		// figures that readings stored late revised).
 		if end, ok := x.ends[er.Seq]; ok && end.ID == e.ID {
+			if end.Start != nil {
+				e.Start = *end.Start
+			}
 			e.End = end.End
 			if end.Worst != nil {
 				e.Worst = end.Worst

@@ -321,6 +321,9 @@ func derive(in *Input) *derived {
 			}
 			d.recorded[r.Seq] = e
 			if x, ok := d.ends[r.Seq]; ok && x.ID == e.ID {
+				if x.Start != nil {
+					e.Start = *x.Start
+				}
 				e.End, e.Worst, e.Duration, e.Breach = x.End, x.Worst, time.Duration(x.DurationNS), time.Duration(x.BreachNS)
 				if x.End != nil {
 					e.EndedSeq = x.Seq
