@@ -153,7 +153,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	}
 	if s.labelTxt != nil {
 		if err := s.labelTxt(phi.Name, req.Product); err != nil {
-			return nil, fmt.Errorf("enroll: the bag labels could not print this (%v); enter the name as it should appear on the label: %w", err, ErrInvalid)
+			return nil, fmt.Errorf("enroll: the bag labels could not print this; enter the name as it should appear on the label: %w", err)
 		}
 	}
 	m := newPHIMatcher(phi)
