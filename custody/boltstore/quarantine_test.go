@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,31 +41,13 @@ func TestQuarantineKeepsWholePayload(t *testing.T) {
 	}
 }
 
-// logBuffer is a slog handler's destination safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestQuarantineBytesBounded: large payloads are dropped oldest first once
 // the quarantine holds MaxQuarantineBytes (lowered here to 8 MiB), the
 // newest is kept, and the store logs what it dropped.
 func TestQuarantineBytesBounded(t *testing.T) {
 	defer func(old int) { quarantineMaxBytes = old }(quarantineMaxBytes)
 	quarantineMaxBytes = 8 << 20
-	var logs logBuffer
+	var logs syncBuf
 	s, err := Open(t.TempDir(), Options{LockTimeout: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

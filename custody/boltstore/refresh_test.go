@@ -259,6 +259,7 @@ func TestNoReopenOfAMovedFile(t *testing.T) {
 	}
 }
 
+// syncBuf is a slog handler's destination safe for concurrent use.
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
