@@ -192,8 +192,10 @@ type ExcursionEndData struct {
 	Corrects uint64 `json:"corrects"`
 	Reason   string `json:"reason"`
 	ID       string `json:"excursion_id"`
-	// Start is set when readings stored late moved the start (earlier, as
-	// a rule); the excursion's ID stays the record's.
+	// Start is the excursion's start as the readings give it now (late
+	// readings can move it earlier); the excursion's ID stays the
+	// record's. Corrections written before it was added have none: the
+	// record's start stands.
 	Start *time.Time `json:"start,omitempty"`
 	// End is nil while the excursion is still going on.
 	End        *time.Time `json:"end,omitempty"`
@@ -730,13 +732,14 @@ func (s *Service) revise(ctx context.Context, c *Chain, n int, x *ExcursionEntry
 		// Never past the evidence: an end at "now" would make the record
 		// overlap whatever the readings show later, and be taken for it.
 		end := x.Start.UTC()
+		d.Start = &end
 		d.End, d.Worst, d.DurationNS, d.Duration, d.BreachNS = &end, x.Worst, 0, time.Duration(0).String(), 0
 	default:
 		d.Worst, d.DurationNS, d.Duration, d.BreachNS = e.Worst, int64(e.Duration), e.Duration.String(), int64(e.Breach)
-		if !e.Start.Equal(x.Start) {
-			start := e.Start.UTC()
-			d.Start = &start
-		}
+		// Always: the latest correction is the one read, so a start an
+		// earlier one moved must not fall back to the record's.
+		start := e.Start.UTC()
+		d.Start = &start
 		if !e.Open() {
 			end := e.End.UTC()
 			d.End = &end

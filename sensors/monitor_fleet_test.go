@@ -518,4 +518,23 @@ func TestMonitorRecordsAnEarlierStart(t *testing.T) {
 	if len(temp) != 1 || !temp[0].Start.Equal(at(65)) || temp[0].End == nil || temp[0].End.Sub(temp[0].Start) != time.Duration(temp[0].DurationNS) {
 		t.Fatalf("after the buffer: %+v", temp)
 	}
+	// A later change (a warmer reading inside it) is another correction;
+	// the start it moved stays.
+	hot := -90.0
+	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(80.5), ReceivedTime: f.now(), TempC: &hot}}); err != nil {
+		t.Fatal(err)
+	}
+	mon.Check(ctx, nil)
+	head := func() uint64 { h, _ := f.svc.LedgerHead(ctx); return h }
+	settled := head()
+	mon.Check(ctx, nil)
+	list, _ = f.svc.Excursions(ctx, false)
+	for _, x := range list {
+		if x.Kind == custody.ExcursionTemperature && (!x.Start.Equal(at(65)) || *x.Worst != -90) {
+			t.Fatalf("after a second change: %+v", x)
+		}
+	}
+	if head() != settled {
+		t.Fatal("unchanged readings judged again appended records")
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -363,18 +364,37 @@ func checkFile(db *bolt.DB, readOnly bool) (err error) {
 // must be reported, not crash the command that read it. The callers also
 // turn memory faults on the file's map into panics (debug.SetPanicOnFault).
 func damaged(err *error) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("%w (%v); restore it from a backup and check it with coid verify: %w", errDamaged, r, custody.ErrChainBroken)
+	r := recover()
+	if r == nil {
+		return
 	}
+	if !isDamage(r) {
+		panic(r) // a bug, not the file: fail as loudly as it would have
+	}
+	*err = fmt.Errorf("%w (%v); restore it from a backup and check it with coid verify: %w", errDamaged, r, custody.ErrChainBroken)
+}
+
+// isDamage reports whether a panic comes from reading a damaged file: a
+// memory fault on bbolt's map of it (with SetPanicOnFault, a runtime error
+// with the faulting address), or one of bbolt's own checks of a page
+// (its panics are plain strings: "assertion failed: Page expected to
+// be...", "invalid page type...", "page N already freed"...). A bug of
+// coid's (a nil map, an index out of range) is neither.
+func isDamage(r any) bool {
+	if _, fault := r.(interface{ Addr() uintptr }); fault {
+		return true
+	}
+	msg, ok := r.(string)
+	return ok && (strings.Contains(msg, "assertion failed") || strings.Contains(msg, "page"))
 }
 
 // errDamaged marks the error of a panic bbolt raised on a damaged page.
 var errDamaged = errors.New("the store file is damaged and cannot be read")
 
 // guarded runs a transaction with bbolt's panics on damaged pages turned
-// into an error. bbolt may panic while holding its own locks, so after one
-// the store refuses every later transaction (s.broken) rather than wait on
-// them for ever.
+// into an error. bbolt may panic while holding its own locks (in Begin,
+// before its rollback is armed), so after one the store refuses every
+// later transaction (s.broken) rather than wait on them for ever.
 func (s *Store) guarded(run func() error) (err error) {
 	if b := s.broken.Load(); b != nil {
 		return *b

@@ -391,3 +391,26 @@ func TestReadOnlyOpenChecksTheFormat(t *testing.T) {
 		t.Fatalf("read-only open of another format: %v", err)
 	}
 }
+
+// TestABugIsNotDamage: a panic of coid's own code inside a transaction is
+// not taken for a damaged file: it is raised again, and the store stays
+// usable.
+func TestABugIsNotDamage(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("a bug's panic was swallowed")
+			}
+		}()
+		_ = s.view(func(*bolt.Tx) error {
+			var m map[string]int
+			m["x"] = 1 // a bug: assignment to a nil map
+			return nil
+		})
+	}()
+	if err := s.view(func(*bolt.Tx) error { return nil }); err != nil {
+		t.Fatalf("the store after a bug's panic: %v", err)
+	}
+}
