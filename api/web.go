@@ -71,7 +71,7 @@ const ctxSessionID = "coid.web.session_id"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico"}
+var webPrefixes = []string{"/login", "/logout", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -125,6 +125,8 @@ func (s *Server) registerWebRoutes(e *echo.Echo) error {
 	g := we.Group("", w.requireSession, w.mismatchGate, w.checkCSRF)
 	g.GET("/", w.home)
 	g.POST("/logout", w.logout)
+	g.GET("/enroll", w.enrollPage)
+	g.POST("/enroll", w.enrollSubmit)
 	g.GET("/scan", w.scanPage)
 	g.POST("/scan", w.scanSubmit)
 	g.GET("/chains/:coi", w.chainPage)
@@ -248,6 +250,7 @@ type page struct {
 	Flash   string
 	Msg     *uiMessage
 	Console bool // the user may open the QA console
+	Enroll  bool // the user may enroll patients (a coordinator)
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -265,6 +268,7 @@ func (w *webUI) render(c echo.Context, code int, name string, p page) error {
 		u := snap.User
 		p.User, p.CSRF = &u, snap.CSRF
 		p.Console = slices.Contains(consoleRoles, u.Role)
+		p.Enroll = u.Role == custody.RoleCoordinator
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}
@@ -541,6 +545,37 @@ func (w *webUI) home(c echo.Context) error {
 
 // ---------------------------------------------------------------------------
 // Scan station
+
+// enrollForm is what the enrollment form holds, to show it again after a
+// refusal (to the coordinator who typed it; never logged).
+type enrollForm struct {
+	Name, BirthDate, MRN, Product, Collection, Manufacturing, Treatment string
+}
+
+func (w *webUI) enrollPage(c echo.Context) error {
+	if session(c).User.Role != custody.RoleCoordinator {
+		return w.refuse(c, http.StatusForbidden, "Only coordinators enroll patients.", "Ask a coordinator to enroll the patient.")
+	}
+	return w.render(c, http.StatusOK, "enroll", page{Title: "Enroll a patient", Nav: "enroll", V: enrollForm{}})
+}
+
+// enrollSubmit enrolls a patient (the domain checks the role and every
+// field) and shows the new chain, whose labels come next.
+func (w *webUI) enrollSubmit(c echo.Context) error {
+	f := enrollForm{Name: c.FormValue("name"), BirthDate: c.FormValue("birth_date"), MRN: c.FormValue("mrn"),
+		Product: c.FormValue("product"), Collection: c.FormValue("collection"), Manufacturing: c.FormValue("manufacturing"),
+		Treatment: c.FormValue("treatment")}
+	ch, err := w.s.svc.Enroll(c.Request().Context(), session(c).User, custody.EnrollRequest{
+		Patient: custody.PHI{Name: f.Name, BirthDate: f.BirthDate, MRN: f.MRN}, Product: f.Product,
+		Sites: custody.Sites{Collection: f.Collection, Manufacturing: f.Manufacturing, Treatment: f.Treatment}})
+	if err != nil {
+		m := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))
+		m.Title = "The patient was not enrolled."
+		return w.render(c, w.statusOf(c, err), "enroll", page{Title: "Enroll a patient", Nav: "enroll", Msg: &m, V: f})
+	}
+	w.flash(c, fmt.Sprintf("Enrolled: COI %s. Print the labels before the collection.", ch.Display))
+	return c.Redirect(http.StatusSeeOther, "/chains/"+string(ch.COI))
+}
 
 func (w *webUI) scanPage(c echo.Context) error {
 	return w.render(c, http.StatusOK, "scan", page{Title: "Scan station", Nav: "scan"})

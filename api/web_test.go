@@ -228,6 +228,7 @@ func TestWebCSRF(t *testing.T) {
 		coiPath(coi) + "/steps/ship": ship,
 		coiPath(coi) + "/bedside":    {"action": {"reset"}},
 		"/mismatch/ack":              {},
+		"/enroll":                    {"name": {"A B"}},
 	}
 	for path, v := range forms {
 		for name, token := range map[string][]string{"missing": nil, "wrong": {"0123456789abcdef"}, "empty": {""}} {
@@ -993,4 +994,58 @@ func TestWebSignInThrottleHolds(t *testing.T) {
 			t.Fatalf("%d wrong passwords checked from one peer forging X-Forwarded-For, limit 10", checked)
 		}
 	})
+}
+
+// TestWebEnrollment: a coordinator enrolls a patient from the browser and
+// lands on the new chain; a refused enrollment shows why with the form as
+// typed and writes nothing; other roles get no form, and the domain
+// refuses them anyway.
+func TestWebEnrollment(t *testing.T) {
+	e := newWebEnv(t, false)
+	form := url.Values{"name": {"Rosalind Achterberg"}, "birth_date": {"1966-09-30"}, "mrn": {"MRN-5550123"},
+		"product": {"Autologous CAR-T cells"}, "collection": {"St Elsewhere Apheresis"}, "manufacturing": {"CellWorks NJ"},
+		"treatment": {"St Elsewhere BMT"}}
+	nurse := e.login(wNurse1)
+	wantNotBody(t, nurse.get("/scan"), "nurse's navigation", `href="/enroll"`)
+	wantCode(t, nurse.get("/enroll"), http.StatusForbidden, "a nurse opens the enrollment form")
+	wantCode(t, nurse.post("/enroll", form), http.StatusForbidden, "a nurse posts an enrollment")
+
+	coord := e.login(wCoord)
+	p := coord.get("/enroll")
+	wantCode(t, p, http.StatusOK, "enrollment form")
+	wantBody(t, p, "enrollment form", `action="/enroll"`, `name="birth_date"`, `type="date"`, `aria-current="page">Enroll a patient`)
+
+	chains := func() int {
+		list, err := e.svc.Chains(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	before := chains()
+	bad := url.Values{}
+	for k, v := range form {
+		bad[k] = v
+	}
+	bad.Set("birth_date", "2099-01-01")
+	p = coord.post("/enroll", bad)
+	wantCode(t, p, http.StatusBadRequest, "a birth date in the future")
+	wantBody(t, p, "refused enrollment", "The patient was not enrolled.", `value="Rosalind Achterberg"`, `value="MRN-5550123"`)
+	if chains() != before {
+		t.Fatal("a refused enrollment wrote a chain")
+	}
+
+	p = coord.post("/enroll", form)
+	wantCode(t, p, http.StatusSeeOther, "enrollment")
+	if !strings.HasPrefix(p.Location, "/chains/CH") {
+		t.Fatalf("enrollment goes to %q", p.Location)
+	}
+	coi := custody.COI(strings.TrimPrefix(p.Location, "/chains/"))
+	p = coord.get(p.Location)
+	wantBody(t, p, "new chain", "Enrolled: COI "+coi.Display())
+	wantNotBody(t, p, "new chain page", "Rosalind", "MRN-5550123")
+	phi, err := e.svc.PHI(context.Background(), coi)
+	if err != nil || phi.Name != "Rosalind Achterberg" || phi.MRN != "MRN-5550123" || phi.BirthDate != "1966-09-30" {
+		t.Fatalf("stored identity %+v, %v", phi, err)
+	}
 }
