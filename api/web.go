@@ -736,7 +736,7 @@ func (w *webUI) renderChain(c echo.Context, code int, msg *uiMessage, failed cus
 			v.Unacked = append(v.Unacked, m)
 		}
 	}
-	v.MayAck = me.Role == custody.RoleNurse || me.Role == custody.RoleCoordinator || me.Role == custody.RoleQA
+	v.MayAck = custody.MayAcknowledgeMismatch(me.Role)
 	if b := c.QueryParam("bag"); b != "" {
 		if bag, err := custody.ParseBagID(b); err == nil && ch.HasBag(bag) {
 			v.Bag, v.BagKind = bag.String(), string(bag.Kind)

@@ -112,14 +112,7 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 	case custody.StepDisposition:
 		// An excursion still going on, on a leg in transit, gets its
 		// disposition once its end is recorded: not offered until then.
-		waiting := map[uint64]bool{}
-		if exc, err := custody.ChainExcursions(c); err == nil {
-			for _, x := range exc {
-				if x.End == nil && x.Leg >= 1 && x.Leg <= len(c.Legs) && c.Legs[x.Leg-1].Open {
-					waiting[x.Seq] = true
-				}
-			}
-		}
+		waiting, _ := custody.DispositionWaits(c) // a chain that cannot be read fails elsewhere
 		var opts []formOption
 		help := ""
 		for _, is := range c.OpenIssues() {

@@ -110,6 +110,12 @@ const (
 	ViaToken = "token"
 )
 
+// MayAcknowledgeMismatch reports whether role may acknowledge a bedside
+// mismatch: the clinical roles (nurse, coordinator) and QA.
+func MayAcknowledgeMismatch(role Role) bool {
+	return role == RoleNurse || role == RoleCoordinator || role == RoleQA
+}
+
 // AcknowledgeMismatch records, as an acknowledge record signed by the
 // actor as authenticated (ViaSession or ViaToken), that the actor saw the
 // mismatch record seq of chain coi and set the bag aside. Clinical roles
@@ -120,9 +126,7 @@ func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, 
 	if via != ViaSession && via != ViaToken {
 		return Record{}, fmt.Errorf("%s: unknown authentication %q: %w", op, via, ErrInvalid)
 	}
-	switch actor.Role {
-	case RoleNurse, RoleCoordinator, RoleQA:
-	default:
+	if !MayAcknowledgeMismatch(actor.Role) {
 		return Record{}, fmt.Errorf("%s: role %s may not acknowledge bedside mismatches: %w", op, actor.Role, ErrForbidden)
 	}
 	unlock := s.lock(coi)

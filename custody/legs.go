@@ -233,6 +233,26 @@ func ExcursionEnds(c *Chain) (map[uint64]ExcursionEnd, error) {
 	return out, nil
 }
 
+// DispositionWaits returns the excursion records of c whose disposition
+// must wait: still going on as last recorded, on a leg still in transit.
+// QA would accept a duration and worst value still growing; once the leg
+// is received the figures are final, whether or not the monitor recorded
+// the end (it may be off, or the leg's profile gone), so no chain is
+// blocked for good.
+func DispositionWaits(c *Chain) (map[uint64]bool, error) {
+	exc, err := excursionEntries(c)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]bool{}
+	for _, x := range exc {
+		if x.End == nil && x.Leg >= 1 && x.Leg <= len(c.Legs) && c.Legs[x.Leg-1].Open {
+			out[x.Seq] = true
+		}
+	}
+	return out, nil
+}
+
 // ChainExcursions returns the excursion records of c with their
 // disposition state and, where the system recorded an excursion's end
 // later, its final figures.

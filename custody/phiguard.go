@@ -3,6 +3,8 @@ package custody
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -122,7 +124,8 @@ func checkNoPHI(step Step, data []byte, p *PHI, skip ...string) error {
 	walk = func(path string, v any) error {
 		switch x := v.(type) {
 		case map[string]any:
-			for k, e := range x {
+			for _, k := range slices.Sorted(maps.Keys(x)) { // the same field named first, every time
+				e := x[k]
 				p := k
 				if path != "" {
 					p = path + "." + k

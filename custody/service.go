@@ -402,24 +402,17 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 			if !is.Open {
 				return fmt.Errorf("record %d already has a disposition (record %d): %w", is.Seq, is.DispositionSeq, ErrConflict)
 			}
-			exc, err := excursionEntries(c)
+			waits, err := DispositionWaits(c)
 			if err != nil {
 				return err
 			}
-			for _, e := range exc {
-				// Its figures are not final while it goes on on a leg still
-				// in transit: QA would accept a duration and worst value
-				// that are still growing. Once the leg is received they
-				// are, whether or not the monitor recorded the end (it may
-				// be off, or the leg's profile gone): no chain is blocked.
-				if e.Seq == is.Seq && e.End == nil && e.Leg >= 1 && e.Leg <= len(c.Legs) && c.Legs[e.Leg-1].Open {
-					return fmt.Errorf("excursion record %d is still going on as last recorded, on a leg still in transit; its disposition "+
-						"waits for its end, which coid records once the readings show it (or the leg is received): %w", is.Seq, ErrConflict)
-				}
+			if waits[is.Seq] {
+				return fmt.Errorf("excursion record %d is still going on as last recorded, on a leg still in transit; its disposition "+
+					"waits for its end, which coid records once the readings show it (or the leg is received): %w", is.Seq, ErrConflict)
 			}
 			return nil
 		}
-		return fmt.Errorf("record %d is not an excursion or broken seal of this chain: %w", x.Excursion, ErrInvalid)
+		return fmt.Errorf("record %d is not an excursion, broken seal or bedside mismatch of this chain: %w", x.Excursion, ErrInvalid)
 	case StepCorrection:
 		var x correctionData
 		_ = d.decode(step, &x)

@@ -26,6 +26,8 @@ type monitorFleet struct {
 	now   func() time.Time
 	// set moves the service's clock.
 	set func(time.Time)
+	// seq numbers the readings temps stores.
+	seq uint64
 }
 
 // newMonitorFleet enrolls, collects and ships n chains, chain i on shipper
@@ -120,6 +122,26 @@ func (f *monitorFleet) minutesAfterShip(t *testing.T, i int) func(min float64) t
 	}
 	shipped := c.Legs[0].ShippedAt
 	return func(min float64) time.Time { return shipped.Add(time.Duration(min * float64(time.Minute))) }
+}
+
+// temps stores, in one batch, readings of temp from chain 0's shipper at
+// minute from (plus off) after its shipment and every minute after, up to
+// minute to, numbered after the fleet's last.
+func (f *monitorFleet) temps(t *testing.T, from, to, off, temp float64) {
+	t.Helper()
+	if f.seq == 0 {
+		f.seq = 1000
+	}
+	at := f.minutesAfterShip(t, 0)
+	var rs []custody.Reading
+	for m := from; m < to; m++ {
+		tc := temp
+		rs = append(rs, custody.Reading{Shipper: "SHP-M0", Seq: f.seq, HasSeq: true, DeviceTime: at(m + off), ReceivedTime: f.now(), TempC: &tc})
+		f.seq++
+	}
+	if _, err := f.st.AddReadings(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // BenchmarkMonitorCheckOneShipper is what the monitor does each time new
@@ -239,21 +261,9 @@ func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
 	f := newMonitorFleet(t, 1)
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
 	at := f.minutesAfterShip(t, 0)
-	add := func(seq uint64, from, to float64, temp float64) uint64 {
-		var rs []custody.Reading
-		for m := from; m < to; m++ {
-			tc := temp
-			rs = append(rs, custody.Reading{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(m + 0.5), ReceivedTime: f.now(), TempC: &tc})
-			seq++
-		}
-		if _, err := f.st.AddReadings(ctx, rs); err != nil {
-			t.Fatal(err)
-		}
-		return seq
-	}
 	// Minutes 60-70 warm, 70-72 back in range; then the logger goes quiet.
-	seq := add(1000, 60, 70, -120)
-	seq = add(seq, 70, 72, -182)
+	f.temps(t, 60, 70, 0.5, -120)
+	f.temps(t, 70, 72, 0.5, -182)
 	f.set(at(80))
 	if n := mon.Check(ctx, nil); n != 1 {
 		t.Fatalf("first check: %d excursions, want 1", n)
@@ -264,9 +274,9 @@ func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
 	}
 	// The buffer: it was warm again from minute 73 (within the grace of
 	// the return at 70) for three hours.
-	seq = add(seq, 72, 73, -182)
-	seq = add(seq, 73, 253, -60)
-	seq = add(seq, 253, 262, -182)
+	f.temps(t, 72, 73, 0.5, -182)
+	f.temps(t, 73, 253, 0.5, -60)
+	f.temps(t, 253, 262, 0.5, -182)
 	f.set(at(265))
 	if n := mon.Check(ctx, nil); n != 0 {
 		t.Fatalf("the same excursion written again: %d", n)
@@ -294,10 +304,7 @@ func TestMonitorRecordsWhatLateReadingsShow(t *testing.T) {
 		Signatures: []custody.SignatureRequest{{User: "qa1", Password: "pw-qa1-secret", Meaning: custody.MeaningApproved}}}); err != nil {
 		t.Fatal(err)
 	}
-	hot := -10.0
-	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(150.7), ReceivedTime: f.now(), TempC: &hot}}); err != nil {
-		t.Fatal(err)
-	}
+	f.temps(t, 150, 151, 0.7, -10)
 	mon.Check(ctx, map[string]bool{"SHP-M0": true})
 	c, _ := f.svc.Chain(ctx, f.chain[0])
 	if is := c.OpenIssues(); len(is) != 1 || is[0].Seq != x.Seq || is[0].ReopenedBy == 0 {
@@ -445,29 +452,15 @@ func TestMonitorLateReadingJoinsTwoExcursions(t *testing.T) {
 	f := newMonitorFleet(t, 1)
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
 	at := f.minutesAfterShip(t, 0)
-	seq := uint64(1000)
-	add := func(m float64, temp float64) {
-		tc := temp
-		if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(m), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
-			t.Fatal(err)
-		}
-		seq++
-	}
-	for m := 60; m < 70; m++ {
-		add(float64(m), -120)
-	}
-	add(70, -182)
-	for m := 80; m < 90; m++ {
-		add(float64(m), -120)
-	}
-	for m := 90; m < 100; m++ {
-		add(float64(m), -182)
-	}
+	f.temps(t, 60, 70, 0, -120)
+	f.temps(t, 70, 71, 0, -182)
+	f.temps(t, 80, 90, 0, -120)
+	f.temps(t, 90, 100, 0, -182)
 	f.set(at(100))
 	if n := mon.Check(ctx, nil); n != 2 {
 		t.Fatalf("first check: %d excursions, want 2", n)
 	}
-	add(74, -120) // late: within the grace of the return at 70
+	f.temps(t, 74, 75, 0, -120) // late: within the grace of the return at 70
 	f.set(at(101))
 	mon.Check(ctx, nil)
 	mon.Check(ctx, nil)
@@ -489,22 +482,12 @@ func TestMonitorRecordsAnEarlierStart(t *testing.T) {
 	f := newMonitorFleet(t, 1)
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
 	at := f.minutesAfterShip(t, 0)
-	seq := uint64(1000)
-	add := func(from, to int, temp float64) {
-		for m := from; m < to; m++ {
-			tc := temp
-			if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(float64(m)), ReceivedTime: f.now(), TempC: &tc}}); err != nil {
-				t.Fatal(err)
-			}
-			seq++
-		}
-	}
-	add(60, 65, -182)
-	add(75, 90, -120)
-	add(90, 100, -182)
+	f.temps(t, 60, 65, 0, -182)
+	f.temps(t, 75, 90, 0, -120)
+	f.temps(t, 90, 100, 0, -182)
 	f.set(at(101))
 	mon.Check(ctx, nil)
-	add(65, 75, -120) // the logger's buffer: warm since minute 65
+	f.temps(t, 65, 75, 0, -120) // the logger's buffer: warm since minute 65
 	f.set(at(102))
 	mon.Check(ctx, nil)
 	mon.Check(ctx, nil)
@@ -520,10 +503,7 @@ func TestMonitorRecordsAnEarlierStart(t *testing.T) {
 	}
 	// A later change (a warmer reading inside it) is another correction;
 	// the start it moved stays.
-	hot := -90.0
-	if _, err := f.st.AddReadings(ctx, []custody.Reading{{Shipper: "SHP-M0", Seq: seq, HasSeq: true, DeviceTime: at(80.5), ReceivedTime: f.now(), TempC: &hot}}); err != nil {
-		t.Fatal(err)
-	}
+	f.temps(t, 80, 81, 0.5, -90)
 	mon.Check(ctx, nil)
 	head := func() uint64 { h, _ := f.svc.LedgerHead(ctx); return h }
 	settled := head()

@@ -410,7 +410,7 @@ func (s *Store) guarded(run func() error) (err error) {
 }
 
 // view runs fn in a read transaction.
-func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+func (s *Store) view(fn func(*bolt.Tx) error) error {
 	s.dbmu.RLock()
 	defer s.dbmu.RUnlock()
 	if s.dbErr != nil {
@@ -429,7 +429,7 @@ func (s *Store) viewLong(fn func(*bolt.Tx) error) error {
 }
 
 // update runs fn in a write transaction and commits it durably.
-func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+func (s *Store) update(fn func(*bolt.Tx) error) error {
 	s.dbmu.RLock()
 	defer s.dbmu.RUnlock()
 	if s.dbErr != nil {
