@@ -46,10 +46,11 @@ type server struct {
 	stop   func() error
 }
 
-// serveArgs are the flags every test server gets: port 0 for HTTP, and
-// no fixed ports for anything else.
+// serveArgs are the flags every test server gets: port 0 for HTTP, no
+// fixed ports for anything else, and --init, since many tests serve a
+// directory no user was added to.
 func serveArgs(dir string) []string {
-	return []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"}
+	return []string{"serve", "--init", "--data", dir, "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"}
 }
 
 func startServer(t *testing.T, dir string, extraEnv ...string) *server {

@@ -143,7 +143,7 @@ func TestMQTTAccountsEndToEnd(t *testing.T) {
 		{"--mqtt-auth", filepath.Join(t.TempDir(), "missing")},
 	} {
 		var out, errb bytes.Buffer
-		err := run(context.Background(), append([]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
+		err := run(context.Background(), append([]string{"serve", "--init", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
 			nil, strings.NewReader(""), &out, &errb)
 		if err == nil || errors.Is(err, context.Canceled) {
 			t.Fatalf("serve %v: %v", args, err)
@@ -197,7 +197,7 @@ func TestServeMQTTOverTLS(t *testing.T) {
 		{"--mqtt-tls-cert", keyFile, "--mqtt-tls-key", keyFile},                                // not a certificate
 	} {
 		var out, errb bytes.Buffer
-		err := run(context.Background(), append([]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
+		err := run(context.Background(), append([]string{"serve", "--init", "--data", filepath.Join(t.TempDir(), "d"), "--http", "127.0.0.1:0"}, args...),
 			nil, strings.NewReader(""), &out, &errb)
 		if err == nil || exitCode(err) != 2 {
 			t.Fatalf("serve %v: %v", args, err)

@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +42,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	hp.flags(fs, env)
 	var mq mqttSettings
 	mq.flags(fs, env)
+	var initLedger bool
+	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +69,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	if !custody.ValidFIN(s.fin) {
 		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
+	}
+	if err := checkLedger(s.data, initLedger); err != nil {
+		return err
 	}
 	store, err := boltstore.Open(s.data, boltstore.Options{Logger: log})
 	if err != nil {
@@ -121,7 +128,10 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return fmt.Errorf("serve: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.http)
-	if err != nil {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return usagef("serve: HTTP address %s is already in use (another coid, or another program): pick another with "+
+			"--http %s, or COID_HTTP=%[2]s, or make run RUN_FLAGS=\"--http %[2]s\"", s.http, nextPort(s.http))
+	} else if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", s.http, err)
 	}
 	// Long-lived responses (the alert stream) end when baseCtx is cancelled.
@@ -157,6 +167,28 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		_ = hs.Close()
 	}
 	return nil
+}
+
+// checkLedger refuses a data directory without a ledger unless init
+// asks for a new one: only "coid user add" or an explicit --init starts a
+// ledger, so a mistyped --data does not serve an empty one.
+func checkLedger(dir string, init bool) error {
+	path := filepath.Join(dir, boltstore.FileName)
+	if _, err := os.Stat(path); init || !errors.Is(err, os.ErrNotExist) {
+		return nil // anything else about the file is boltstore.Open's to report
+	}
+	return fmt.Errorf("serve: ledger %w in %s (no %s there): check --data (or COID_DATA); to start a ledger, add its first "+
+		"user with \"coid user add --data %[2]s ...\" (see coid help user add), or start serve with --init",
+		custody.ErrNotFound, dir, boltstore.FileName)
+}
+
+// nextPort suggests another address: addr's port plus one.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err == nil && perr == nil && n > 0 && n < 65535 {
+		return net.JoinHostPort(host, strconv.Itoa(n+1))
+	}
+	return "127.0.0.1:8081"
 }
 
 // httpSettings are the flags that secure coid serve's HTTP listener.

@@ -17,7 +17,7 @@ func TestServeMQTTPortTaken(t *testing.T) {
 	}
 	defer ln.Close()
 	var out, errb bytes.Buffer
-	err = run(context.Background(), []string{"serve", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--mqtt-listen", ln.Addr().String()},
+	err = run(context.Background(), []string{"serve", "--init", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--mqtt-listen", ln.Addr().String()},
 		nil, strings.NewReader(""), &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "--mqtt-url tcp://"+ln.Addr().String()) || exitCode(err) != 2 {
 		t.Fatalf("err = %v (exit %d)", err, exitCode(err))
@@ -26,7 +26,7 @@ func TestServeMQTTPortTaken(t *testing.T) {
 
 func TestServeBadMQTTURL(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--mqtt-url", "http://x"},
+	err := run(context.Background(), []string{"serve", "--init", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--mqtt-url", "http://x"},
 		nil, strings.NewReader(""), &out, &errb)
 	if err == nil || exitCode(err) != 2 {
 		t.Fatalf("err = %v", err)
