@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -44,14 +43,12 @@ func newFlags(name string, env []string, stderr io.Writer, s *settings) *flag.Fl
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
+	quiet(fs)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return usagef("%s: help requested", fs.Name())
-		}
-		return usagef("%s: %v", fs.Name(), err)
+		return flagError(fs, err)
 	}
 	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return usagef("%s: unexpected argument %q", commandName(fs), fs.Arg(0))
 	}
 	return nil
 }

@@ -2,16 +2,8 @@
 // autologous cell therapies: it serves the HTTP API over a bbolt ledger,
 // manages users, and verifies the ledger offline.
 //
-// Usage:
-//
-//	coid serve   [--data DIR] [--http ADDR] [--fin FIN]
-//	coid verify  --data DIR
-//	coid user add --data DIR --id ID --name NAME --role ROLE   (password on stdin)
-//	coid user unlock --data DIR --id ID
-//	coid user list --data DIR
-//	coid label --data DIR --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
-//	coid simulate [--mqtt-url URL] [--shippers N] [--rate R] [--scenario S] [--duration D | --count N]
-//	coid version
+// "coid help" lists the commands and the environment variables; "coid
+// COMMAND --help" gives a command's synopsis and flags (help.go).
 package main
 
 import (
@@ -21,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -60,38 +53,27 @@ func (u usageError) Error() string { return u.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-const usage = `coid: chain of identity and custody for autologous cell therapies
-
-Usage:
-  coid serve   [--data DIR] [--http ADDR] [--fin FIN]   run the service
-  coid verify  [--data DIR]                             verify the ledger offline
-  coid user add    [--data DIR] --id ID --name NAME --role ROLE
-                                                        add a user; password on stdin; prints the API token
-  coid user unlock [--data DIR] --id ID                 clear a failed-signature lock
-  coid user list   [--data DIR]                         list users
-  coid user token  [--data DIR] --id ID                 issue another API token
-  coid label   [--data DIR] --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
-                                                        print bag labels offline (a COI: every bag)
-  coid report  [--data DIR] [--user ID] [--format pdf|epcis] [--tz ZONE] [--at TIME] [-o FILE] COI
-                                                        write a chain's custody report (PDF) or EPCIS export offline
-  coid mqtt-user add  --file FILE --user NAME [--shippers ID,ID|*]
-                                                        add a client of the embedded MQTT broker; password on stdin
-  coid mqtt-user list --file FILE                       list those clients
-  coid simulate [--mqtt-url URL] [--prefix P] [--shippers N] [--rate R] [--scenario S] [--format json|senml|mix]
-               [--duration D | --count N]               publish simulated shipper telemetry over MQTT
-  coid version                                          print the version
-
-Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin.
-`
-
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 // run is the whole program behind main, testable end to end.
 func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, env, stdin, stdout, stderr)
+	if h := (helpRequest{}); errors.As(err, &h) {
+		return writeHelp(stdout, h.command)
+	}
+	return err
+}
+
+// dispatch runs the command args name. A request for help comes back as
+// a helpRequest, which run answers.
+func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, topUsage())
 		return usagef("no command given")
+	}
+	if len(args) > 1 && isHelp(args[1]) && (args[0] == "version" || isGroup(args[0])) {
+		return helpRequest{command: args[0]}
 	}
 	switch args[0] {
 	case "serve":
@@ -99,6 +81,10 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 	case "verify":
 		return runVerify(ctx, args[1:], env, stdout, stderr)
 	case "user":
+		if len(args) == 1 {
+			fmt.Fprint(stderr, groupUsage("user"))
+			return usagef("user: give a subcommand: %s", strings.Join(subcommands("user"), ", "))
+		}
 		return runUser(ctx, args[1:], env, stdin, stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], env, stdout, stderr)
@@ -107,14 +93,20 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stdout, stder
 	case "simulate":
 		return runSimulate(ctx, args[1:], env, stdout, stderr)
 	case "mqtt-user":
+		if len(args) == 1 {
+			fmt.Fprint(stderr, groupUsage("mqtt-user"))
+			return usagef("mqtt-user: give a subcommand: %s", strings.Join(subcommands("mqtt-user"), ", "))
+		}
 		return runMQTTUser(ctx, args[1:], env, stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "coid", version)
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && isHelp(args[1]) {
+			return helpRequest{command: "help"}
+		}
+		return helpRequest{command: strings.Join(args[1:], " ")}
 	}
-	fmt.Fprint(stderr, usage)
+	fmt.Fprint(stderr, topUsage())
 	return usagef("unknown command %q", args[0])
 }
