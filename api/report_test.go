@@ -15,12 +15,17 @@ import (
 )
 
 // reportText extracts a PDF's text with pdftotext, or skips the caller
-// when poppler-utils is not installed (CI installs it).
+// when poppler-utils is not installed; under CI (CI=true), which installs
+// it, it fails instead.
 func reportText(t *testing.T, pdf []byte) string {
 	t.Helper()
 	bin, err := exec.LookPath("pdftotext")
 	if err != nil {
-		t.Skip("pdftotext (poppler-utils) is not installed; install it to check the report's text")
+		const why = "pdftotext (poppler-utils) is not installed; install it to check the report's text"
+		if os.Getenv("CI") != "" {
+			t.Fatal("required in CI: " + why)
+		}
+		t.Skip(why)
 	}
 	f := filepath.Join(t.TempDir(), "r.pdf")
 	if err := os.WriteFile(f, pdf, 0o600); err != nil {
