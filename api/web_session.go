@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"sync"
 	"time"
 
@@ -22,8 +23,12 @@ const (
 	// webIdleTimeout ends a session that made no request for this long.
 	webIdleTimeout = 15 * time.Minute
 	// webMaxSessions bounds the store; when it is full, expired sessions are
-	// dropped and, if none are, the least recently used one is.
+	// dropped and, if none are, a new sign-in is refused: no one's sign-in
+	// ends anyone else's session.
 	webMaxSessions = 10000
+	// webMaxSessionsPerUser bounds one user's sessions; a further sign-in
+	// ends that user's least recently used one.
+	webMaxSessionsPerUser = 5
 	// sessionCookie names the session cookie; loginCookie names the
 	// double-submit CSRF cookie of the sign-in form.
 	sessionCookie = "coid_session"
@@ -83,23 +88,20 @@ func randomToken() string {
 
 func sessionKey(id string) [32]byte { return sha256.Sum256([]byte("coid-session\x00" + id)) }
 
-// create starts a session for u and returns its cookie value.
-func (st *sessionStore) create(u custody.User) (string, *webSession) {
+// errSessionsFull refuses a sign-in when every session place is taken by
+// a live session.
+var errSessionsFull = errors.New("web sessions: the session table is full")
+
+// create starts a session for u and returns its cookie value. A user with
+// webMaxSessionsPerUser live sessions loses the least recently used one;
+// a table full of live sessions refuses (errSessionsFull).
+func (st *sessionStore) create(u custody.User) (string, *webSession, error) {
 	id := randomToken()
 	sess := &webSession{User: u.Public(), CSRF: randomToken(), LastSeen: st.now()}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.m) >= webMaxSessions {
-		st.pruneLocked()
-	}
-	st.m[sessionKey(id)] = sess
-	return id, sess
-}
-
-// pruneLocked drops expired sessions, and the least recently used one if
-// none had expired.
-func (st *sessionStore) pruneLocked() {
 	now := st.now()
+	n := 0
 	var oldestK [32]byte
 	var oldest *webSession
 	for k, s := range st.m {
@@ -107,13 +109,22 @@ func (st *sessionStore) pruneLocked() {
 			delete(st.m, k)
 			continue
 		}
+		if s.User.ID != u.ID {
+			continue
+		}
+		n++
 		if oldest == nil || s.LastSeen.Before(oldest.LastSeen) {
 			oldestK, oldest = k, s
 		}
 	}
-	if len(st.m) >= webMaxSessions && oldest != nil {
+	if n >= webMaxSessionsPerUser {
 		delete(st.m, oldestK)
 	}
+	if len(st.m) >= webMaxSessions {
+		return "", nil, errSessionsFull
+	}
+	st.m[sessionKey(id)] = sess
+	return id, sess, nil
 }
 
 // get returns the live session for a cookie value and marks it used. An
