@@ -72,10 +72,12 @@ type sessionStore struct {
 	now  func() time.Time
 	idle time.Duration
 	m    map[[32]byte]*webSession
+	// perUser counts each user's sessions in m.
+	perUser map[string]int
 }
 
 func newSessionStore(now func() time.Time) *sessionStore {
-	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}}
+	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}, perUser: map[string]int{}}
 }
 
 func randomToken() string {
@@ -101,30 +103,41 @@ func (st *sessionStore) create(u custody.User) (string, *webSession, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := st.now()
-	n := 0
-	var oldestK [32]byte
-	var oldest *webSession
-	for k, s := range st.m {
-		if now.Sub(s.LastSeen) > st.idle {
-			delete(st.m, k)
-			continue
+	if st.perUser[u.ID] >= webMaxSessionsPerUser {
+		var oldestK [32]byte
+		var oldest *webSession
+		for k, s := range st.m {
+			if s.User.ID == u.ID && (oldest == nil || s.LastSeen.Before(oldest.LastSeen)) {
+				oldestK, oldest = k, s
+			}
 		}
-		if s.User.ID != u.ID {
-			continue
-		}
-		n++
-		if oldest == nil || s.LastSeen.Before(oldest.LastSeen) {
-			oldestK, oldest = k, s
-		}
+		st.removeLocked(oldestK)
 	}
-	if n >= webMaxSessionsPerUser {
-		delete(st.m, oldestK)
+	if len(st.m) >= webMaxSessions {
+		for k, s := range st.m {
+			if now.Sub(s.LastSeen) > st.idle {
+				st.removeLocked(k)
+			}
+		}
 	}
 	if len(st.m) >= webMaxSessions {
 		return "", nil, errSessionsFull
 	}
+	st.perUser[u.ID]++
 	st.m[sessionKey(id)] = sess
 	return id, sess, nil
+}
+
+// removeLocked deletes the session under k; the caller holds st.mu.
+func (st *sessionStore) removeLocked(k [32]byte) {
+	s, ok := st.m[k]
+	if !ok {
+		return
+	}
+	delete(st.m, k)
+	if st.perUser[s.User.ID]--; st.perUser[s.User.ID] <= 0 {
+		delete(st.perUser, s.User.ID)
+	}
 }
 
 // get returns the live session for a cookie value and marks it used. An
@@ -142,7 +155,7 @@ func (st *sessionStore) get(id string) (sess *webSession, expired bool) {
 	}
 	now := st.now()
 	if now.Sub(s.LastSeen) > st.idle {
-		delete(st.m, k)
+		st.removeLocked(k)
 		return nil, true
 	}
 	s.LastSeen = now
@@ -166,7 +179,7 @@ func (st *sessionStore) snapshot(s *webSession) webSession {
 func (st *sessionStore) delete(id string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.m, sessionKey(id))
+	st.removeLocked(sessionKey(id))
 }
 
 // dropUser ends every session of a user (disabled accounts).
@@ -175,7 +188,7 @@ func (st *sessionStore) dropUser(userID string) {
 	defer st.mu.Unlock()
 	for k, s := range st.m {
 		if s.User.ID == userID {
-			delete(st.m, k)
+			st.removeLocked(k)
 		}
 	}
 }
