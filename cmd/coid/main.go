@@ -8,6 +8,7 @@
 //	coid verify  --data DIR
 //	coid user add --data DIR --id ID --name NAME --role ROLE   (password on stdin)
 //	coid user unlock --data DIR --id ID
+//	coid user unlock --url URL --id ID   (administrator's token in COID_TOKEN)
 //	coid user list --data DIR
 //	coid label --data DIR --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
 //	coid simulate [--mqtt-url URL] [--shippers N] [--rate R] [--scenario S] [--duration D | --count N]
@@ -67,7 +68,9 @@ Usage:
   coid verify  [--data DIR]                             verify the ledger offline
   coid user add    [--data DIR] --id ID --name NAME --role ROLE
                                                         add a user; password on stdin; prints the API token
-  coid user unlock [--data DIR] --id ID                 clear a failed-signature lock
+  coid user unlock [--data DIR] --id ID                 clear a failed-signature lock (service stopped)
+  coid user unlock --url URL --id ID                    clear it through the running service's API;
+                                                        an administrator's token in COID_TOKEN
   coid user list   [--data DIR]                         list users
   coid user token  [--data DIR] --id ID                 issue another API token
   coid label   [--data DIR] --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix] [-o FILE] BAG_ID_OR_COI
@@ -81,7 +84,8 @@ Usage:
                [--duration D | --count N]               publish simulated shipper telemetry over MQTT
   coid version                                          print the version
 
-Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin.
+Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin;
+COID_TOKEN holds the API token of commands given --url.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
