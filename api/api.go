@@ -54,6 +54,8 @@ type Server struct {
 	// stopping is closed by StopStreams: long-lived responses end.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// sigs throttles failed signatures per caller (throttle.go).
+	sigs *sigThrottle
 }
 
 // StopStreams ends the long-lived responses (the alert stream, the live
@@ -89,7 +91,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies, stopping: make(chan struct{})}
+	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies, stopping: make(chan struct{}),
+		sigs: newSigThrottle(cfg.Service.Now)}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests())
@@ -113,10 +116,11 @@ func New(cfg Config) (*Server, error) {
 	g := e.Group("/api/v1", s.authenticate)
 	g.GET("/openapi.json", s.openAPI)
 	g.GET("/me", s.me)
-	g.POST("/chains", s.enroll)
+	signs := s.sigs.throttleSignatures(func(c echo.Context) string { return user(c).ID })
+	g.POST("/chains", s.enroll, signs)
 	g.GET("/chains", s.listChains)
 	g.GET("/chains/:coi", s.getChain)
-	g.POST("/chains/:coi/records", s.appendRecord)
+	g.POST("/chains/:coi/records", s.appendRecord, signs)
 	g.GET("/chains/:coi/verify", s.verifyChain)
 	g.POST("/chains/:coi/mismatches/:seq/acknowledge", s.acknowledgeMismatch)
 	g.GET("/verify", s.verifyLedger)
@@ -227,6 +231,7 @@ var errorTable = []struct {
 	{custody.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
 	{custody.ErrConflict, http.StatusConflict, "conflict"},
+	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests"},
 	{custody.ErrChainBroken, http.StatusInternalServerError, "integrity_failure"},
 	{custody.ErrInUse, http.StatusServiceUnavailable, "unavailable"},
 	{custody.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
@@ -256,6 +261,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	rid := c.Response().Header().Get(echo.HeaderXRequestID)
 	body.Error.RequestID = rid
+	setRetryAfter(c, err)
 	var he *echo.HTTPError
 	switch {
 	case status != 0:

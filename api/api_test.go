@@ -114,6 +114,7 @@ type envConfig struct {
 	wrapStore func(custody.Store) custody.Store
 	discard   bool // discard logs (benchmarks)
 	noCheck   bool // do not validate responses against the document
+	now       func() time.Time
 }
 
 type option func(*envConfig)
@@ -123,6 +124,9 @@ func withBodyLimit(l string) option { return func(c *envConfig) { c.api.BodyLimi
 func withStore(f func(custody.Store) custody.Store) option {
 	return func(c *envConfig) { c.wrapStore = f }
 }
+
+// withClock makes now the service clock (default: fixedNow, still).
+func withClock(now func() time.Time) option { return func(c *envConfig) { c.now = now } }
 
 func forBenchmark() option { return func(c *envConfig) { c.discard, c.noCheck = true, true } }
 
@@ -154,8 +158,11 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	if cfg.wrapStore != nil {
 		st = cfg.wrapStore(store)
 	}
+	if cfg.now == nil {
+		cfg.now = func() time.Time { return fixedNow }
+	}
 	svc, err := custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: log,
-		Now: func() time.Time { return fixedNow }, FIN: "A9999",
+		Now: cfg.now, FIN: "A9999",
 		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles()))})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)

@@ -23,8 +23,8 @@ func TestThrottleFloodKeepsTheBlock(t *testing.T) {
 			t.Fatalf("blocked address let through at flood attempt %d", i)
 		}
 	}
-	if len(th.fails) > 2*signInMaxFails {
-		t.Fatalf("refused attempts grew the table to %d entries", len(th.fails))
+	if len(th.win.fails) > 2*signInMaxFails {
+		t.Fatalf("refused attempts grew the table to %d entries", len(th.win.fails))
 	}
 	if ok, _ := th.attempt(addr, "nurse1"); ok {
 		t.Fatal("the flood lifted the address's block")

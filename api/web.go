@@ -126,13 +126,14 @@ func (s *Server) registerWebRoutes(e *echo.Echo) error {
 	g.GET("/", w.home)
 	g.POST("/logout", w.logout)
 	g.GET("/enroll", w.enrollPage)
-	g.POST("/enroll", w.enrollSubmit)
+	signs := s.sigs.throttleSignatures(func(c echo.Context) string { return session(c).User.ID })
+	g.POST("/enroll", w.enrollSubmit, signs)
 	g.GET("/scan", w.scanPage)
 	g.POST("/scan", w.scanSubmit)
 	g.GET("/chains/:coi", w.chainPage)
-	g.POST("/chains/:coi/steps/:step", w.recordStep)
+	g.POST("/chains/:coi/steps/:step", w.recordStep, signs)
 	g.GET("/chains/:coi/bedside", w.bedsidePage)
-	g.POST("/chains/:coi/bedside", w.bedsideSubmit)
+	g.POST("/chains/:coi/bedside", w.bedsideSubmit, signs)
 	g.GET("/mismatch", w.mismatchPage)
 	g.POST("/mismatch/ack", w.mismatchAck)
 	g.POST("/chains/:coi/mismatches/:seq/ack", w.chainMismatchAck)
@@ -299,6 +300,7 @@ func (w *webUI) fail(c echo.Context, err error) error {
 // statusOf maps an error to its status through the API's error table and
 // logs server-side failures like the API does.
 func (w *webUI) statusOf(c echo.Context, err error) int {
+	setRetryAfter(c, err)
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
 			if row.status >= 500 {
@@ -476,10 +478,30 @@ func (w *webUI) loginPage(c echo.Context) error {
 }
 
 // safeNext keeps a post-sign-in destination only when it is a path on this
-// server.
+// server, as a browser would read it: browsers drop tabs and line breaks
+// anywhere in a URL, trim leading and trailing control characters and
+// spaces, and take a backslash for a slash, so "/\t/evil.example" and
+// "/\\evil.example" both lead off-site. The value is normalised that way
+// first, and then must be an absolute path with no scheme or host; the
+// normalised form is returned, or "" to go to the user's home page.
 func safeNext(n string) string {
-	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.ContainsAny(n, "\\\r\n") ||
-		strings.HasPrefix(n, "/login") {
+	n = strings.Map(func(r rune) rune {
+		switch r {
+		case '\t', '\n', '\r':
+			return -1
+		case '\\':
+			return '/'
+		}
+		return r
+	}, n)
+	n = strings.TrimFunc(n, func(r rune) bool { return r <= ' ' })
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") ||
+		strings.IndexFunc(n, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+		return ""
+	}
+	u, err := url.Parse(n)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "/login") {
 		return ""
 	}
 	return n
@@ -494,15 +516,30 @@ func (w *webUI) login(c echo.Context) error {
 	next := safeNext(c.FormValue("next"))
 	if ok, wait := w.throttle.attempt(c.RealIP(), id); !ok {
 		w.s.log.Warn("web sign-in refused: too many failed sign-ins from this address", "remote_ip", c.RealIP())
+		setRetryAfter(c, &custody.ThrottledError{Wait: wait})
 		m := uiMessage{Kind: "error", Title: "Too many failed sign-ins from this device.",
 			Detail: fmt.Sprintf("Try again in %d minutes. If you have forgotten your password, ask an administrator.", int(wait.Minutes())+1)}
 		tok := randomToken()
 		w.setCookie(c, loginCookie, tok, "/login", 3600)
 		return w.render(c, http.StatusTooManyRequests, "login", page{Title: "Sign in", Msg: &m, V: loginView{Next: next, UserID: id, Token: tok}})
 	}
-	u, err := w.s.svc.Login(c.Request().Context(), id, c.FormValue("password"))
-	if !errors.Is(err, custody.ErrUnauthenticated) {
-		w.throttle.succeeded(c.RealIP(), id) // only wrong passwords use up attempts
+	u, err := w.s.svc.Login(c.Request().Context(), c.RealIP(), id, c.FormValue("password"))
+	switch {
+	case err == nil:
+		w.throttle.succeeded(c.RealIP(), id)
+	case !errors.Is(err, custody.ErrUnauthenticated):
+		w.throttle.refunded(c.RealIP(), id) // only wrong passwords use up attempts
+	}
+	var sid string
+	if err == nil {
+		if sid, _, err = w.sessions.create(u); err != nil {
+			w.s.log.Error("web sign-in refused", "err", err, "user", u.ID)
+			m := uiMessage{Kind: "error", Title: "coid cannot take more sign-ins right now.",
+				Detail: "Every session place is in use. Try again in a few minutes, or ask the system administrator."}
+			tok := randomToken()
+			w.setCookie(c, loginCookie, tok, "/login", 3600)
+			return w.render(c, http.StatusServiceUnavailable, "login", page{Title: "Sign in", Msg: &m, V: loginView{Next: next, UserID: id, Token: tok}})
+		}
 	}
 	if err != nil {
 		m := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))
@@ -514,7 +551,6 @@ func (w *webUI) login(c echo.Context) error {
 		return w.render(c, w.statusOf(c, err), "login", page{Title: "Sign in", Msg: &m,
 			V: loginView{Next: next, UserID: id, Token: tok}})
 	}
-	sid, _ := w.sessions.create(u)
 	w.setCookie(c, sessionCookie, sid, "/", 0)
 	w.setCookie(c, loginCookie, "", "/login", -1)
 	w.s.log.Info("web sign-in", "user", u.ID, "role", string(u.Role))

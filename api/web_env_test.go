@@ -120,7 +120,7 @@ func newWebEnv(tb testing.TB, tls bool) *webEnv {
 		if _, err := svc.AddUser(ctx, id, "Printed "+id, webRoles[id], webPassword(id)); err != nil {
 			tb.Fatalf("add user %s: %v", id, err)
 		}
-		u, err := svc.Login(ctx, id, webPassword(id))
+		u, err := svc.Login(ctx, "192.0.2.1", id, webPassword(id))
 		if err != nil {
 			tb.Fatalf("login %s: %v", id, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"sync"
 	"time"
 
@@ -22,8 +23,12 @@ const (
 	// webIdleTimeout ends a session that made no request for this long.
 	webIdleTimeout = 15 * time.Minute
 	// webMaxSessions bounds the store; when it is full, expired sessions are
-	// dropped and, if none are, the least recently used one is.
+	// dropped and, if none are, a new sign-in is refused: no one's sign-in
+	// ends anyone else's session.
 	webMaxSessions = 10000
+	// webMaxSessionsPerUser bounds one user's sessions; a further sign-in
+	// ends that user's least recently used one.
+	webMaxSessionsPerUser = 5
 	// sessionCookie names the session cookie; loginCookie names the
 	// double-submit CSRF cookie of the sign-in form.
 	sessionCookie = "coid_session"
@@ -67,10 +72,12 @@ type sessionStore struct {
 	now  func() time.Time
 	idle time.Duration
 	m    map[[32]byte]*webSession
+	// perUser counts each user's sessions in m.
+	perUser map[string]int
 }
 
 func newSessionStore(now func() time.Time) *sessionStore {
-	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}}
+	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}, perUser: map[string]int{}}
 }
 
 func randomToken() string {
@@ -83,36 +90,53 @@ func randomToken() string {
 
 func sessionKey(id string) [32]byte { return sha256.Sum256([]byte("coid-session\x00" + id)) }
 
-// create starts a session for u and returns its cookie value.
-func (st *sessionStore) create(u custody.User) (string, *webSession) {
+// errSessionsFull refuses a sign-in when every session place is taken by
+// a live session.
+var errSessionsFull = errors.New("web sessions: the session table is full")
+
+// create starts a session for u and returns its cookie value. A user with
+// webMaxSessionsPerUser live sessions loses the least recently used one;
+// a table full of live sessions refuses (errSessionsFull).
+func (st *sessionStore) create(u custody.User) (string, *webSession, error) {
 	id := randomToken()
 	sess := &webSession{User: u.Public(), CSRF: randomToken(), LastSeen: st.now()}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.m) >= webMaxSessions {
-		st.pruneLocked()
+	now := st.now()
+	if st.perUser[u.ID] >= webMaxSessionsPerUser {
+		var oldestK [32]byte
+		var oldest *webSession
+		for k, s := range st.m {
+			if s.User.ID == u.ID && (oldest == nil || s.LastSeen.Before(oldest.LastSeen)) {
+				oldestK, oldest = k, s
+			}
+		}
+		st.removeLocked(oldestK)
 	}
+	if len(st.m) >= webMaxSessions {
+		for k, s := range st.m {
+			if now.Sub(s.LastSeen) > st.idle {
+				st.removeLocked(k)
+			}
+		}
+	}
+	if len(st.m) >= webMaxSessions {
+		return "", nil, errSessionsFull
+	}
+	st.perUser[u.ID]++
 	st.m[sessionKey(id)] = sess
-	return id, sess
+	return id, sess, nil
 }
 
-// pruneLocked drops expired sessions, and the least recently used one if
-// none had expired.
-func (st *sessionStore) pruneLocked() {
-	now := st.now()
-	var oldestK [32]byte
-	var oldest *webSession
-	for k, s := range st.m {
-		if now.Sub(s.LastSeen) > st.idle {
-			delete(st.m, k)
-			continue
-		}
-		if oldest == nil || s.LastSeen.Before(oldest.LastSeen) {
-			oldestK, oldest = k, s
-		}
+// removeLocked deletes the session under k; the caller holds st.mu.
+func (st *sessionStore) removeLocked(k [32]byte) {
+	s, ok := st.m[k]
+	if !ok {
+		return
 	}
-	if len(st.m) >= webMaxSessions && oldest != nil {
-		delete(st.m, oldestK)
+	delete(st.m, k)
+	if st.perUser[s.User.ID]--; st.perUser[s.User.ID] <= 0 {
+		delete(st.perUser, s.User.ID)
 	}
 }
 
@@ -131,7 +155,7 @@ func (st *sessionStore) get(id string) (sess *webSession, expired bool) {
 	}
 	now := st.now()
 	if now.Sub(s.LastSeen) > st.idle {
-		delete(st.m, k)
+		st.removeLocked(k)
 		return nil, true
 	}
 	s.LastSeen = now
@@ -155,7 +179,7 @@ func (st *sessionStore) snapshot(s *webSession) webSession {
 func (st *sessionStore) delete(id string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.m, sessionKey(id))
+	st.removeLocked(sessionKey(id))
 }
 
 // dropUser ends every session of a user (disabled accounts).
@@ -164,7 +188,7 @@ func (st *sessionStore) dropUser(userID string) {
 	defer st.mu.Unlock()
 	for k, s := range st.m {
 		if s.User.ID == userID {
-			delete(st.m, k)
+			st.removeLocked(k)
 		}
 	}
 }

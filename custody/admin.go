@@ -41,12 +41,19 @@ func (s *Service) AdminUsers(ctx context.Context, actor User) ([]User, error) {
 	return s.store.Users(ctx)
 }
 
-// AdminUnlock clears a user's failed-signature lock.
+// AdminUnlock clears a user's failed-signature lock, and every caller's
+// back-off for the user's ID, while the service runs. The unlock is
+// logged with the administrator who made it.
 func (s *Service) AdminUnlock(ctx context.Context, actor User, id string) error {
 	if err := requireAdmin("unlock user", actor, id); err != nil {
 		return err
 	}
-	return s.Unlock(ctx, id)
+	if _, err := s.store.UpdateUser(ctx, id, func(u *User) error { u.Locked, u.FailedSignatures = false, 0; return nil }); err != nil {
+		return fmt.Errorf("unlock %s: %w", id, err)
+	}
+	s.backoff.clearUser(id)
+	s.log.Info("user unlocked by administrator", "user", id, "by", actor.ID)
+	return nil
 }
 
 // AdminSetDisabled disables or re-enables a user: a disabled user can

@@ -25,6 +25,11 @@ var (
 	// authenticate. The attempt is counted; nothing was written.
 	ErrUnauthenticated = errors.New("unauthenticated")
 
+	// ErrThrottled means too many failed attempts: the request was refused
+	// without checking it, and may be tried again later (RetryAfter says
+	// when). Nothing was written or counted.
+	ErrThrottled = errors.New("too many attempts")
+
 	// ErrChainBroken means stored ledger data failed verification: a hash,
 	// link or sequence does not match. This is an integrity failure, never
 	// the caller's fault; operators must investigate the data directory.

@@ -56,6 +56,10 @@ type Service struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	// backoff slows callers who give wrong passwords for other users'
+	// IDs (lockout.go).
+	backoff *backoffs
 }
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
@@ -74,7 +78,8 @@ func NewService(cfg Config) (*Service, error) {
 		j = DefaultJourney()
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
-		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, seed: maphash.MakeSeed()}
+		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, seed: maphash.MakeSeed(),
+		backoff: newBackoffs(cfg.Now)}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
 	}
@@ -167,7 +172,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	var sigs []Signature
 	if len(req.Signatures) > 0 {
 		var err error
-		if sigs, err = s.sign(ctx, StepEnroll, rule.Signatures, req.Signatures, now); err != nil {
+		if sigs, err = s.sign(ctx, Caller{User: actor.ID}, StepEnroll, rule.Signatures, req.Signatures, now); err != nil {
 			return nil, fmt.Errorf("enroll: %w", err)
 		}
 	} else {
@@ -304,7 +309,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, bedside); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
-	sigs, err := s.sign(ctx, req.Step, rule.Signatures, req.Signatures, now)
+	sigs, err := s.sign(ctx, Caller{User: actor.ID}, req.Step, rule.Signatures, req.Signatures, now)
 	if err != nil && !(bedside && errors.Is(err, errSameSigner)) {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -429,11 +434,11 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 // errSameSigner marks a signature set in which one user signed twice.
 var errSameSigner = fmt.Errorf("each signature must come from a different user: %w", ErrForbidden)
 
-// sign authenticates each signature request and matches it to a rule of
-// the step. It counts failed attempts and locks a user after
-// MaxFailedSignatures in a row. When the only fault is one user signing
+// sign authenticates each signature request, tried by caller, and matches
+// it to a rule of the step. Failed attempts count under the lockout rules
+// (lockout.go). When the only fault is one user signing
 // twice it returns the signatures with errSameSigner.
-func (s *Service) sign(ctx context.Context, step Step, rules []SignatureRule, reqs []SignatureRequest, now time.Time) ([]Signature, error) {
+func (s *Service) sign(ctx context.Context, caller Caller, step Step, rules []SignatureRule, reqs []SignatureRequest, now time.Time) ([]Signature, error) {
 	if len(reqs) != len(rules) {
 		want := make([]string, len(rules))
 		for i, r := range rules {
@@ -446,7 +451,7 @@ func (s *Service) sign(ctx context.Context, step Step, rules []SignatureRule, re
 		if r.User == "" || r.Password == "" {
 			return nil, fmt.Errorf("signature %d needs a user ID and password: %w", i+1, ErrInvalid)
 		}
-		u, err := s.authenticateSigner(ctx, r.User, r.Password)
+		u, err := s.authenticateSigner(ctx, caller, r.User, r.Password)
 		if err != nil {
 			return nil, fmt.Errorf("signature %d: %w", i+1, err)
 		}
@@ -498,65 +503,13 @@ func joinRoles(rs []Role) string {
 // authenticateSigner checks a signer's password; administrators sign no
 // journey records (ErrForbidden, said only once the password is right, so
 // signing cannot probe for administrators' IDs).
-func (s *Service) authenticateSigner(ctx context.Context, id, password string) (User, error) {
-	u, err := s.checkPassword(ctx, id, password)
+func (s *Service) authenticateSigner(ctx context.Context, caller Caller, id, password string) (User, error) {
+	u, err := s.checkPassword(ctx, caller, id, password)
 	if err != nil {
 		return User{}, err
 	}
 	if u.Role == RoleAdmin {
 		return User{}, fmt.Errorf("administrators sign no journey records: %w", ErrForbidden)
-	}
-	return u, nil
-}
-
-// checkPassword checks a user's password, for a signature or a sign-in.
-// An unknown user and a wrong password give the same error, so it cannot
-// probe for IDs, and an unknown ID is not logged: people type passwords
-// and patient numbers into the ID box. Every wrong password is logged and
-// counted; MaxFailedSignatures in a row lock the account.
-func (s *Service) checkPassword(ctx context.Context, id, password string) (User, error) {
-	u, err := s.store.User(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		// Spend the same effort as a real check.
-		_, _ = s.hasher.Verify(s.dummyHash(), password)
-		s.log.Warn("signature failed", "reason", "unknown user")
-		return User{}, fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
-	}
-	if err != nil {
-		return User{}, err
-	}
-	if u.Disabled {
-		s.log.Warn("signature refused", "user", id, "reason", "disabled")
-		return User{}, fmt.Errorf("user %s is disabled: %w", id, ErrUnauthenticated)
-	}
-	if u.Locked {
-		s.log.Warn("signature refused", "user", id, "reason", "locked")
-		return User{}, fmt.Errorf("user %s is locked after %d failed signatures; an administrator must unlock it: %w", id, MaxFailedSignatures, ErrUnauthenticated)
-	}
-	ok, err := s.hasher.Verify(u.PasswordHash, password)
-	if err != nil {
-		return User{}, fmt.Errorf("verify password: %w", err)
-	}
-	if !ok {
-		n := 0
-		_, uerr := s.store.UpdateUser(ctx, id, func(x *User) error {
-			x.FailedSignatures++
-			n = x.FailedSignatures
-			if x.FailedSignatures >= MaxFailedSignatures {
-				x.Locked = true
-			}
-			return nil
-		})
-		if uerr != nil {
-			return User{}, fmt.Errorf("count failed signature: %w", uerr)
-		}
-		s.log.Warn("signature failed", "user", id, "reason", "wrong password", "failed_signatures", n)
-		return User{}, fmt.Errorf("user ID or password not accepted: %w", ErrUnauthenticated)
-	}
-	if u.FailedSignatures > 0 {
-		if _, err := s.store.UpdateUser(ctx, id, func(x *User) error { x.FailedSignatures = 0; return nil }); err != nil {
-			return User{}, fmt.Errorf("reset failed signatures: %w", err)
-		}
 	}
 	return u, nil
 }
@@ -586,11 +539,12 @@ func (s *Service) Authenticate(ctx context.Context, token string) (User, error) 
 	return u, nil
 }
 
-// Login checks a user's ID and password for an interactive session. Wrong
-// passwords count towards the lock as wrong signatures do, administrators'
-// included.
-func (s *Service) Login(ctx context.Context, id, password string) (User, error) {
-	u, err := s.checkPassword(ctx, id, password)
+// Login checks a user's ID and password for an interactive session, tried
+// from the client address from. Nobody is authenticated yet, so wrong
+// passwords never lock the account: they make that address wait before
+// naming the ID again (lockout.go), administrators' IDs included.
+func (s *Service) Login(ctx context.Context, from, id, password string) (User, error) {
+	u, err := s.checkPassword(ctx, Caller{Addr: from}, id, password)
 	if err != nil {
 		return User{}, fmt.Errorf("login: %w", err)
 	}

@@ -14,9 +14,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxFailedSignatures is how many consecutive failed signature attempts lock
-// a user's signing until an administrator unlocks it (21 CFR Part 11
-// 11.300(d)).
+// MaxFailedSignatures is how many of a user's own wrong signature
+// passwords in a row lock the user's signing until an administrator
+// unlocks it (21 CFR Part 11 11.300(d)). Wrong passwords others give for
+// the user's ID never lock it (lockout.go).
 const MaxFailedSignatures = 5
 
 // User is a person who can sign records and call the API.
@@ -26,7 +27,8 @@ type User struct {
 	Role         Role      `json:"role"`
 	PasswordHash string    `json:"password_hash,omitempty"`
 	Created      time.Time `json:"created"`
-	// FailedSignatures counts consecutive failed signature attempts.
+	// FailedSignatures counts the user's own wrong signature passwords in
+	// a row.
 	FailedSignatures int  `json:"failed_signatures"`
 	Locked           bool `json:"locked"`
 	Disabled         bool `json:"disabled"`

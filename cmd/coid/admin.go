@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,14 +83,17 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		return usagef("user: want add, unlock, list or token")
 	}
 	var s settings
-	var id, name, role string
+	var id, name, role, serverURL string
 	fs := newFlags("user "+args[0], env, stderr, &s)
 	switch args[0] {
 	case "add":
 		fs.StringVar(&id, "id", "", "user ID")
 		fs.StringVar(&name, "name", "", "printed name, as it appears on signatures")
 		fs.StringVar(&role, "role", "", "role: "+joinRoles())
-	case "unlock", "token":
+	case "unlock":
+		fs.StringVar(&id, "id", "", "user ID")
+		fs.StringVar(&serverURL, "url", "", "base URL of the running service: unlock through its API, with an administrator's token in COID_TOKEN (without --url: offline, on --data)")
+	case "token":
 		fs.StringVar(&id, "id", "", "user ID")
 	case "list":
 	default:
@@ -98,6 +104,9 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 	}
 	if args[0] != "list" && id == "" {
 		return usagef("user %s: --id is required", args[0])
+	}
+	if serverURL != "" {
+		return unlockOnline(ctx, serverURL, id, getenv(env, "COID_TOKEN"), stdout)
 	}
 	var password string
 	if args[0] == "add" {
@@ -157,6 +166,57 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		return tw.Flush()
 	}
 	return nil
+}
+
+// unlockOnline unlocks a user through a running service's API
+// (POST /api/v1/users/{id}/unlock), as the administrator whose token is
+// given: the service holds the data directory, so the offline unlock
+// cannot run beside it, and only the service can end the back-offs it
+// keeps in memory.
+func unlockOnline(ctx context.Context, base, id, token string, stdout io.Writer) error {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("user unlock: --url must be the service's http:// or https:// base URL, e.g. https://coid.example:8080")
+	}
+	if token == "" {
+		return usagef("user unlock --url: set COID_TOKEN to an administrator's API token")
+	}
+	if err := custody.ValidateUserID(id); err != nil {
+		return fmt.Errorf("user unlock: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	target := strings.TrimSuffix(u.String(), "/") + "/api/v1/users/" + url.PathEscape(id) + "/unlock"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+	if err != nil {
+		return fmt.Errorf("user unlock: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("user unlock: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusOK {
+		fmt.Fprintf(stdout, "unlocked %s\n", id)
+		return nil
+	}
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	msg := http.StatusText(resp.StatusCode)
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		msg = e.Error.Message
+	}
+	sentinel := map[int]error{http.StatusBadRequest: custody.ErrInvalid, http.StatusUnauthorized: custody.ErrUnauthenticated,
+		http.StatusForbidden: custody.ErrForbidden, http.StatusNotFound: custody.ErrNotFound}[resp.StatusCode]
+	if sentinel == nil {
+		return fmt.Errorf("user unlock: the service answered %d: %s", resp.StatusCode, msg)
+	}
+	return fmt.Errorf("user unlock: the service answered %d: %s: %w", resp.StatusCode, msg, sentinel)
 }
 
 func joinRoles() string {

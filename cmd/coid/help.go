@@ -26,7 +26,7 @@ func commands() []commandHelp {
 		{name: "serve", about: "run the service: HTTP API, web UI and MQTT telemetry intake", text: serveHelp},
 		{name: "verify", about: "verify the ledger offline; exit 3 names the first bad record"},
 		{name: "user add", args: "--id ID --name NAME --role ROLE", about: "add a user, password on stdin; prints its API token once"},
-		{name: "user unlock", args: "--id ID", about: "clear a user's lock after failed password attempts"},
+		{name: "user unlock", args: "--id ID [--url URL]", about: "clear a user's lock after failed password attempts (--url: through the running service, token in COID_TOKEN)"},
 		{name: "user list", about: "list users"},
 		{name: "user token", args: "--id ID", about: "issue another API token"},
 		{name: "label", args: "--user ID BAG_ID_OR_COI", about: "print bag labels offline (a COI: every bag)", text: labelUsage},
