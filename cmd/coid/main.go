@@ -82,6 +82,7 @@ Usage:
   coid version                                          print the version
 
 Environment: COID_DATA, COID_HTTP, COID_FIN set the defaults of --data, --http and --fin.
+COID_MQTT_MAX_CONNS sets that of serve's --mqtt-max-conns (2000), the embedded broker's cap on open connections.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
