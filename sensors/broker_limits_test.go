@@ -44,13 +44,14 @@ func raiseFileLimit(t *testing.T, n uint64) {
 	t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
 }
 
-// memNow returns the live heap after a collection, and the resident set.
+// memNow returns the live heap and goroutine stacks after a collection,
+// and the resident set.
 func memNow() (heap, rss uint64) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	heap = ms.HeapAlloc
+	heap = ms.HeapAlloc + ms.StackInuse
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 1 {
 			pages, _ := strconv.ParseUint(f[1], 10, 64)
@@ -126,16 +127,16 @@ func TestBrokerIdleConnectionsCostLittle(t *testing.T) {
 	waitConns(t, b, 0)
 	closedHeap, closedRSS := memNow()
 	mib := func(after, before uint64) float64 { return (float64(after) - float64(before)) / (1 << 20) }
-	t.Logf("%d idle connections: heap %+.1f MiB, RSS %+.1f MiB while open; heap %+.1f MiB, RSS %+.1f MiB after they closed",
+	t.Logf("%d idle connections: heap and stacks %+.1f MiB, RSS %+.1f MiB while open; heap and stacks %+.1f MiB, RSS %+.1f MiB after they closed",
 		n, mib(openHeap, baseHeap), mib(openRSS, baseRSS), mib(closedHeap, baseHeap), mib(closedRSS, baseRSS))
 	if grew := mib(openHeap, baseHeap); grew > 250 {
-		t.Errorf("%d idle connections took %.0f MiB of heap, want < 250", n, grew)
+		t.Errorf("%d idle connections took %.0f MiB of heap and stacks, want < 250", n, grew)
 	}
 	if grew := mib(openRSS, baseRSS); grew > 250 {
 		t.Errorf("%d idle connections took %.0f MiB resident, want < 250", n, grew)
 	}
 	if grew := mib(closedHeap, baseHeap); grew > 32 {
-		t.Errorf("after %d idle connections closed the heap is %.0f MiB above its baseline, want < 32", n, grew)
+		t.Errorf("after %d idle connections closed the heap and stacks are %.0f MiB above its baseline, want < 32", n, grew)
 	}
 }
 
