@@ -141,11 +141,12 @@ const (
 // it. The listener reads the CONNECT itself, into a buffer that grows
 // only as its bytes arrive, and hands the connection to mochi (which
 // allocates a client's queues) only once it has the whole packet: a
-// connection that has not logged in costs a goroutine and a few KiB. At
-// most BrokerConfig.MaxConnections are open at once, and no keep alive is
-// longer than MaxKeepalive. The log never holds a
-// payload or a password: mochi's own lines show a packet as its type,
-// topic, QoS, packet ID and size.
+// connection that has not sent its whole CONNECT costs a goroutine and a
+// few KiB (5,000 of them about 30 MiB). At most
+// BrokerConfig.MaxConnections are open at once, and no keep alive is
+// longer than MaxKeepalive. The log never holds a payload or a password:
+// mochi's own lines show a packet as its type, topic, QoS, packet ID and
+// size.
 //
 // Accounts (BrokerConfig.Accounts) only publish: a shipper's data logger
 // or a gateway publishes telemetry and reads nothing, so every
@@ -161,9 +162,8 @@ const (
 // MaximumInflight is raised to its maximum; the write queue, which mochi
 // makes for every client once its CONNECT has arrived, holds 16,384
 // packets (128 KiB): a QoS 1 subscriber that falls further behind loses
-// messages.
-// Telemetry does not depend on them (it is stored before it is forwarded,
-// and not forwarded to coid's own subscriber), other topics do.
+// messages. Telemetry does not depend on them (it is stored before it is
+// forwarded, and not forwarded to coid's own subscriber), other topics do.
 type Broker struct {
 	srv  *mochi.Server
 	ln   net.Listener
@@ -174,8 +174,9 @@ type Broker struct {
 	// internalAddr is the loopback listener of coid's own subscriber when
 	// the public one speaks TLS.
 	internalAddr string
-	public       *boundListener
-	closed       atomic.Bool
+	// public is the listener clients connect to; it counts them.
+	public *boundListener
+	closed atomic.Bool
 }
 
 // StartBroker binds the listener and starts serving. A taken address fails
