@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -58,7 +59,31 @@ type BrokerConfig struct {
 	// listener on loopback (IngestURL). Any address other than loopback
 	// needs both Accounts and TLS.
 	TLS *tls.Config
+	// MaxConnections caps the connections open at once on the broker's
+	// public listener, logged in or not; one more is closed as soon as it
+	// is accepted, and the log says so at most once a minute.
+	// DefaultMaxConnections if 0. The loopback listener of coid's own
+	// subscriber (see TLS) is not counted.
+	MaxConnections int
+	// ConnectTimeout is how long a new connection has for its TLS
+	// handshake and its whole CONNECT packet before it is closed;
+	// DefaultConnectTimeout if 0.
+	ConnectTimeout time.Duration
+	// Now is the clock of the log's rate limit; time.Now if nil.
+	Now func() time.Time
 }
+
+const (
+	// DefaultMaxConnections is BrokerConfig.MaxConnections when it is 0.
+	DefaultMaxConnections = 2000
+	// DefaultConnectTimeout is BrokerConfig.ConnectTimeout when it is 0.
+	DefaultConnectTimeout = 30 * time.Second
+	// MaxKeepalive is the longest keep alive, in seconds, the broker
+	// grants: a client asking for more, or for none (0), is given this
+	// one (MQTT 5 clients are told so in the CONNACK), so that a silent
+	// connection is closed after one and a half times it.
+	MaxKeepalive = 1200
+)
 
 // ingestUser is the user name of coid's own subscriber when the broker has
 // accounts; '$' cannot start an account's user name.
@@ -73,10 +98,15 @@ const (
 	// maxConnectBytes is the largest CONNECT packet, all that a client may
 	// make the broker allocate before it has logged in.
 	maxConnectBytes = 64 << 10
-	// connectTimeout is how long a new connection has for its TLS
-	// handshake and its CONNECT packet; from then on the client's keep
-	// alive applies.
-	connectTimeout = 30 * time.Second
+	// maxWritesPending is the number of packets mochi queues for a
+	// client to write (mochi.Capabilities.MaximumClientWritesPending), 8
+	// bytes a packet, made whole for every client (128 KiB) once its
+	// CONNECT has arrived; a QoS 1 subscriber further behind loses
+	// messages. 1024 lost a tenth of BenchmarkThroughput's raw run.
+	maxWritesPending = 1 << 14
+	// refusalLogInterval is the shortest time between two log lines about
+	// connections refused at the connection cap.
+	refusalLogInterval = time.Minute
 	// logClip is the longest client ID, user name or topic written to the
 	// log.
 	logClip = 256
@@ -106,10 +136,17 @@ const (
 // Limits: the broker reads no packet larger than the decoder's largest
 // payload (MaxPayloadBytes) plus 64 KiB for the topic and properties, and
 // before a client has logged in no packet larger than 64 KiB, nor waits
-// more than 30 s for its CONNECT; a client that announces more is
-// disconnected before anything is allocated for it. The log never holds a
-// payload or a password: mochi's own lines show a packet as its type,
-// topic, QoS, packet ID and size.
+// more than BrokerConfig.ConnectTimeout (30 s) for its CONNECT; a client
+// that announces more is disconnected before anything is allocated for
+// it. The listener reads the CONNECT itself, into a buffer that grows
+// only as its bytes arrive, and hands the connection to mochi (which
+// allocates a client's queues) only once it has the whole packet: a
+// connection that has not sent its whole CONNECT costs a goroutine and a
+// few KiB (5,000 of them about 30 MiB). At most
+// BrokerConfig.MaxConnections are open at once, and no keep alive is
+// longer than MaxKeepalive. The log never holds a payload or a password:
+// mochi's own lines show a packet as its type, topic, QoS, packet ID and
+// size.
 //
 // Accounts (BrokerConfig.Accounts) only publish: a shipper's data logger
 // or a gateway publishes telemetry and reads nothing, so every
@@ -121,9 +158,12 @@ const (
 // would take over its session.
 //
 // Queue limits: mochi drops QoS 1 messages for a subscriber that has more
-// than MaximumInflight unacknowledged or MaximumClientWritesPending queued;
-// both are raised to their maxima here. Telemetry does not depend on them
-// (it is stored before it is forwarded), other topics do.
+// than MaximumInflight unacknowledged or MaximumClientWritesPending queued.
+// MaximumInflight is raised to its maximum; the write queue, which mochi
+// makes for every client once its CONNECT has arrived, holds 16,384
+// packets (128 KiB): a QoS 1 subscriber that falls further behind loses
+// messages. Telemetry does not depend on them (it is stored before it is
+// forwarded, and not forwarded to coid's own subscriber), other topics do.
 type Broker struct {
 	srv  *mochi.Server
 	ln   net.Listener
@@ -134,7 +174,9 @@ type Broker struct {
 	// internalAddr is the loopback listener of coid's own subscriber when
 	// the public one speaks TLS.
 	internalAddr string
-	closed       atomic.Bool
+	// public is the listener clients connect to; it counts them.
+	public *boundListener
+	closed atomic.Bool
 }
 
 // StartBroker binds the listener and starts serving. A taken address fails
@@ -189,12 +231,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumInflight = 65535
-	caps.MaximumClientWritesPending = 1 << 17
+	caps.MaximumClientWritesPending = maxWritesPending
 	caps.ReceiveMaximum = 65535
 	caps.MaximumMessageExpiryInterval = 0 // keep queued messages until delivered
 	caps.MaximumPacketSize = maxPacketBytes
 	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps,
 		Logger: slog.New(redactPackets{cfg.Logger.Handler()}).With("component", "mqtt-broker")})
+	if err := srv.AddHook(new(keepaliveHook), nil); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
 	var access mochi.Hook = new(allowHook)
 	if auth != nil {
 		reserved := map[string]bool{DefaultClientID: true}
@@ -208,6 +254,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	b := &Broker{srv: srv, ln: ln, addr: ln.Addr().String(), auth: auth, tls: cfg.TLS != nil}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	b.public = &boundListener{id: "coid-tcp", ln: ln, log: cfg.Logger, max: cfg.MaxConnections, timeout: cfg.ConnectTimeout, now: cfg.Now}
 	if internal != nil {
 		b.internalAddr = internal.Addr().String()
 	}
@@ -218,12 +274,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
 	}
-	if err := srv.AddListener(&boundListener{id: "coid-tcp", ln: ln, log: cfg.Logger}); err != nil {
+	if err := srv.AddListener(b.public); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	if internal != nil {
-		if err := srv.AddListener(&boundListener{id: "coid-internal", ln: internal, log: cfg.Logger}); err != nil {
+		if err := srv.AddListener(&boundListener{id: "coid-internal", ln: internal, log: cfg.Logger, timeout: cfg.ConnectTimeout, now: cfg.Now}); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
@@ -234,6 +290,10 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	return b, nil
 }
+
+// Connections returns the number of connections open on the broker's
+// public listener, logged in or not (see BrokerConfig.MaxConnections).
+func (b *Broker) Connections() int { return int(b.public.open.Load()) }
 
 // Addr returns the address the broker listens on.
 func (b *Broker) Addr() string { return b.addr }
@@ -302,15 +362,25 @@ func (b *Broker) Close() error {
 }
 
 // boundListener is mochi's TCP listener over a listener bound beforehand,
-// so that port 0 and "address in use" are known before serving. It gives a
-// new connection connectTimeout to log in, and a CONNECT of at most
-// maxConnectBytes.
+// so that port 0 and "address in use" are known before serving. It keeps
+// at most max connections open (0: no cap), gives a new connection
+// timeout to send its whole CONNECT, of at most maxConnectBytes, and only
+// then hands it to mochi.
 type boundListener struct {
-	id   string
-	ln   net.Listener
-	log  *slog.Logger
-	end  atomic.Bool
-	once sync.Once
+	id      string
+	ln      net.Listener
+	log     *slog.Logger
+	max     int
+	timeout time.Duration
+	now     func() time.Time
+	open    atomic.Int64
+	end     atomic.Bool
+	once    sync.Once
+
+	mu       sync.Mutex // guards the refusals' log
+	lastLog  time.Time
+	loggedAt bool
+	unlogged int // connections refused since the last line
 }
 
 func (l *boundListener) ID() string                { return l.id }
@@ -319,62 +389,153 @@ func (l *boundListener) Protocol() string          { return "tcp" }
 func (l *boundListener) Init(_ *slog.Logger) error { return nil }
 
 func (l *boundListener) Serve(establish listeners.EstablishFn) {
+	var backoff time.Duration
 	for {
 		conn, err := l.ln.Accept()
-		if err != nil || l.end.Load() {
+		if l.end.Load() || errors.Is(err, net.ErrClosed) {
 			if conn != nil {
 				conn.Close()
 			}
 			return
 		}
-		go l.establish(establish, conn)
+		if err != nil {
+			// Out of file descriptors, or a connection reset before it
+			// was accepted: wait and go on, never stop listening.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Debug("MQTT accept failed; retrying", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if l.max > 0 && l.open.Load() >= int64(l.max) {
+			remote := conn.RemoteAddr().String()
+			conn.Close()
+			l.refused(remote)
+			continue
+		}
+		l.open.Add(1)
+		go func() {
+			defer l.open.Add(-1)
+			l.establish(establish, conn)
+		}()
 	}
 }
 
-// establish hands conn to mochi and logs a connection closed for a packet
-// larger than the broker reads.
+// refused logs a connection refused at the cap: the first one, then at
+// most one line a refusalLogInterval, with the number refused since.
+func (l *boundListener) refused(remote string) {
+	l.mu.Lock()
+	now := l.now()
+	if l.loggedAt && now.Sub(l.lastLog) < refusalLogInterval {
+		l.unlogged++
+		l.mu.Unlock()
+		return
+	}
+	n := l.unlogged + 1
+	l.unlogged, l.lastLog, l.loggedAt = 0, now, true
+	l.mu.Unlock()
+	l.log.Warn("MQTT connections refused: the broker has its maximum of open connections (--mqtt-max-conns)",
+		"max_connections", l.max, "refused", n, "last_remote", remote, "next_line_in", refusalLogInterval)
+}
+
+// establish reads conn's CONNECT and hands conn to mochi, which reads that
+// packet again; it logs a connection closed for a packet larger than the
+// broker reads.
 func (l *boundListener) establish(establish listeners.EstablishFn, conn net.Conn) {
-	_ = conn.SetDeadline(time.Now().Add(connectTimeout)) // mochi sets the keep alive's once the CONNECT is read
-	err := establish(l.id, &connectGuard{Conn: conn})
-	if errors.Is(err, errConnectTooLarge) || errors.Is(err, packets.ErrPacketTooLarge) {
+	// The network's deadline is real time; mochi sets the keep alive's
+	// once it has read the CONNECT.
+	_ = conn.SetDeadline(time.Now().Add(l.timeout))
+	pkt, err := readConnect(conn)
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, errConnectTooLarge) {
+			l.log.Warn("MQTT connection closed: it announced a packet larger than the broker accepts", "remote", conn.RemoteAddr().String(),
+				"max_connect_bytes", maxConnectBytes, "max_packet_bytes", maxPacketBytes)
+		} else {
+			l.log.Debug("MQTT connection closed before its CONNECT", "remote", conn.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	err = establish(l.id, &replayConn{Conn: conn, pending: pkt})
+	if errors.Is(err, packets.ErrPacketTooLarge) {
 		l.log.Warn("MQTT connection closed: it announced a packet larger than the broker accepts", "remote", conn.RemoteAddr().String(),
 			"max_connect_bytes", maxConnectBytes, "max_packet_bytes", maxPacketBytes)
 	}
 }
 
-// errConnectTooLarge closes a connection whose first packet announces more
-// than maxConnectBytes.
-var errConnectTooLarge = errors.New("MQTT CONNECT packet too large")
+var (
+	// errConnectTooLarge closes a connection whose first packet announces
+	// more than maxConnectBytes.
+	errConnectTooLarge = errors.New("MQTT CONNECT packet too large")
+	// errNotConnect closes a connection whose first packet is not a
+	// CONNECT, or whose length is malformed.
+	errNotConnect = errors.New("the first MQTT packet is not a well-formed CONNECT")
+)
 
-// connectGuard is a connection that fails once the fixed header of its
-// first packet (the CONNECT) announces more than maxConnectBytes: mochi
-// allocates what a header announces before it reads the packet, and
-// before a client has logged in that is all it is given. Only mochi's
-// reader reads it, one Read at a time.
-type connectGuard struct {
-	net.Conn
-	seen   int // bytes of the first fixed header seen
-	length int // its remaining length so far
-	done   bool
-}
-
-func (c *connectGuard) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	for i := 0; i < n && !c.done; i++ {
-		b := p[i]
-		c.seen++
-		if c.seen == 1 { // packet type and flags
-			continue
+// readConnect reads one CONNECT packet from r, fixed header included, and
+// not a byte more. It refuses a first packet of another type, a remaining
+// length longer than four bytes, and one over maxConnectBytes, before it
+// reads the body; the body's buffer grows only as its bytes arrive, so a
+// client that announces 64 KiB and sends nothing costs nothing.
+func readConnect(r io.Reader) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != packets.Connect<<4 {
+		return nil, errNotConnect
+	}
+	n, length := 1, 0
+	for {
+		if n == len(hdr) {
+			return nil, errNotConnect // a fifth length byte
 		}
-		c.length |= int(b&0x7f) << (7 * (c.seen - 2))
-		if b&0x80 == 0 || c.seen == 5 { // the last length byte (mochi rejects a fifth)
-			c.done = true
-			if c.length > maxConnectBytes {
-				return 0, errConnectTooLarge
-			}
+		if _, err := io.ReadFull(r, hdr[n:n+1]); err != nil {
+			return nil, noEOF(err)
+		}
+		length |= int(hdr[n]&0x7f) << (7 * (n - 1))
+		n++
+		if hdr[n-1]&0x80 == 0 {
+			break
 		}
 	}
-	return n, err
+	if length > maxConnectBytes {
+		return nil, errConnectTooLarge
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+min(length, 512)))
+	buf.Write(hdr[:n])
+	if _, err := io.CopyN(buf, r, int64(length)); err != nil {
+		return nil, noEOF(err)
+	}
+	return buf.Bytes(), nil
+}
+
+// noEOF turns the end of input inside a packet into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// replayConn is a connection whose reads return pending (the CONNECT the
+// listener read) before what follows it on the wire. Only mochi's reader
+// reads it, one Read at a time.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (l *boundListener) Close(closeClients listeners.CloseFn) {
@@ -641,6 +802,24 @@ func redactAttr(a slog.Attr) slog.Attr {
 func packetAttr(key string, pk *packets.Packet) slog.Attr {
 	return slog.Group(key, "type", packets.PacketNames[pk.FixedHeader.Type], "topic", clip(pk.TopicName), "qos", pk.FixedHeader.Qos,
 		"id", pk.PacketID, "bytes", len(pk.Payload))
+}
+
+// keepaliveHook grants no keep alive longer than MaxKeepalive, and none
+// that is 0 (a connection never closed for silence).
+type keepaliveHook struct{ mochi.HookBase }
+
+func (h *keepaliveHook) ID() string { return "coid-keepalive" }
+
+func (h *keepaliveHook) Provides(b byte) bool { return b == mochi.OnConnect }
+
+// OnConnect runs after mochi has taken the client's keep alive and before
+// it sets the connection's deadline from it.
+func (h *keepaliveHook) OnConnect(cl *mochi.Client, _ packets.Packet) error {
+	if cl.State.Keepalive == 0 || cl.State.Keepalive > MaxKeepalive {
+		cl.State.Keepalive = MaxKeepalive
+		cl.State.ServerKeepalive = true // MQTT 5: the CONNACK says so
+	}
+	return nil
 }
 
 // allowHook lets every client connect and use every topic: the broker

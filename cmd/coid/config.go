@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,20 @@ func getenv(env []string, key string) string {
 		}
 	}
 	return ""
+}
+
+// envInt returns the integer in env's key, def if it is unset, and -1
+// (which the flag's check refuses) if it is not an integer.
+func envInt(env []string, key string, def int) int {
+	v := getenv(env, key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func or(a, b string) string {

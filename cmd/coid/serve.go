@@ -251,6 +251,9 @@ type mqttSettings struct {
 	// profiles is a JSON file of temperature profiles added to (or
 	// replacing) the built-in ones.
 	profiles string
+	// maxConns caps the embedded broker's open connections
+	// (--mqtt-max-conns).
+	maxConns int
 }
 
 // loadProfiles returns the built-in profiles and those of --profiles.
@@ -280,6 +283,8 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 	fs.StringVar(&m.auth, "mqtt-auth", getenv(env, "COID_MQTT_AUTH"), "credentials file of the embedded broker's clients (coid mqtt-user add writes it); without it the broker listens on loopback only (COID_MQTT_AUTH)")
 	fs.StringVar(&m.tlsCert, "mqtt-tls-cert", getenv(env, "COID_MQTT_TLS_CERT"), "PEM certificate (chain) of the embedded broker: it then speaks MQTT over TLS only (COID_MQTT_TLS_CERT)")
 	fs.StringVar(&m.tlsKey, "mqtt-tls-key", getenv(env, "COID_MQTT_TLS_KEY"), "PEM private key of --mqtt-tls-cert (COID_MQTT_TLS_KEY)")
+	fs.IntVar(&m.maxConns, "mqtt-max-conns", envInt(env, "COID_MQTT_MAX_CONNS", sensors.DefaultMaxConnections),
+		"most connections the embedded broker keeps open, logged in or not; more are refused (COID_MQTT_MAX_CONNS)")
 	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
 }
 
@@ -316,7 +321,12 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 	}
 	username, password := m.username, m.password
 	if url == "" && m.listen != "off" {
-		bc := sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe, IngestClientID: m.clientID}
+		if m.maxConns < 1 {
+			t.pipe.Close()
+			return nil, usagef("serve: --mqtt-max-conns (COID_MQTT_MAX_CONNS): give a whole number of at least 1")
+		}
+		bc := sensors.BrokerConfig{Listen: m.listen, Logger: log, Prefix: m.prefix, Pipeline: t.pipe, IngestClientID: m.clientID,
+			MaxConnections: m.maxConns}
 		if m.auth != "" {
 			if bc.Accounts, err = sensors.LoadBrokerAccounts(m.auth); err != nil {
 				t.pipe.Close()
@@ -347,7 +357,7 @@ func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service
 			url = t.broker.IngestURL()
 			username, password = t.broker.IngestCredentials()
 			log.Info("embedded MQTT broker listening", "mqtt_listen", t.broker.Addr(), "url", t.broker.URL(), "accounts", len(bc.Accounts),
-				"authenticated", bc.Accounts != nil, "tls", bc.TLS != nil)
+				"authenticated", bc.Accounts != nil, "tls", bc.TLS != nil, "max_connections", bc.MaxConnections)
 		}
 	}
 	if url != "" {
