@@ -227,6 +227,7 @@ var errorTable = []struct {
 	{custody.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
 	{custody.ErrConflict, http.StatusConflict, "conflict"},
+	{custody.ErrDamaged, http.StatusInternalServerError, "store_damaged"}, // before ErrChainBroken, which it matches too
 	{custody.ErrChainBroken, http.StatusInternalServerError, "integrity_failure"},
 	{custody.ErrInUse, http.StatusServiceUnavailable, "unavailable"},
 	{custody.ErrClosed, http.StatusServiceUnavailable, "unavailable"},

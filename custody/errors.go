@@ -1,6 +1,9 @@
 package custody
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors returned (wrapped with an operation prefix via %w) by the
 // domain and its stores. Callers test them with errors.Is.
@@ -29,6 +32,13 @@ var (
 	// link or sequence does not match. This is an integrity failure, never
 	// the caller's fault; operators must investigate the data directory.
 	ErrChainBroken = errors.New("ledger integrity failure")
+
+	// ErrDamaged means the store's file is damaged: a page, a length or an
+	// entry cannot be read as written (a copy cut short, bytes overwritten
+	// on disk). It is an integrity failure too: errors.Is(err,
+	// ErrChainBroken) holds for it, so callers that test for a broken
+	// ledger also catch it. Restore the file from a backup.
+	ErrDamaged = fmt.Errorf("the store file is damaged: %w", ErrChainBroken)
 
 	// ErrInUse means the data directory is locked by another process.
 	ErrInUse = errors.New("data directory in use")
