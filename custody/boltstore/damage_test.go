@@ -254,3 +254,41 @@ func TestOpenRefusesAFileNotCoids(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterFaultIsDamageNotACrash: the group-commit writer reads a
+// chain's page to write its entry; an entry beside it on that page whose
+// value length points past the end of the file made the writer fault and
+// the whole service die ("fatal error: fault"). The append must fail as
+// damaged, later ones at once, and the store must still close.
+func TestWriterFaultIsDamageNotACrash(t *testing.T) {
+	dir := damageStore(t)
+	victim := string(coiN(5))
+	damageFile(t, dir, func(b []byte) {
+		n := 0
+		for _, e := range leafElems(t, b, victim) {
+			pos, ks := int(binary.LittleEndian.Uint32(b[e+4:])), int(binary.LittleEndian.Uint32(b[e+8:]))
+			if string(b[e+pos:e+pos+ks]) == victim { // the chains bucket's entry, not a record
+				binary.LittleEndian.PutUint32(b[e+12:], 256<<20)
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatal("no chain entry found")
+		}
+	})
+	s, err := Open(dir, Options{LockTimeout: 100e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = s.Append(ctx, draft(coiN(6), 5000, false, 30))
+	if !errors.Is(err, custody.ErrDamaged) {
+		t.Fatalf("append beside a damaged entry: %v", err)
+	}
+	if _, err := s.Append(ctx, draft(coiN(7), 5001, false, 30)); !errors.Is(err, custody.ErrDamaged) {
+		t.Fatalf("the next append: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+}
