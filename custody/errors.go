@@ -1,9 +1,6 @@
 package custody
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Sentinel errors returned (wrapped with an operation prefix via %w) by the
 // domain and its stores. Callers test them with errors.Is.
@@ -38,7 +35,7 @@ var (
 	// on disk). It is an integrity failure too: errors.Is(err,
 	// ErrChainBroken) holds for it, so callers that test for a broken
 	// ledger also catch it. Restore the file from a backup.
-	ErrDamaged = fmt.Errorf("the store file is damaged: %w", ErrChainBroken)
+	ErrDamaged error = damagedError{}
 
 	// ErrInUse means the data directory is locked by another process.
 	ErrInUse = errors.New("data directory in use")
@@ -46,3 +43,11 @@ var (
 	// ErrClosed means the store has been closed and accepts no more work.
 	ErrClosed = errors.New("store closed")
 )
+
+// damagedError is ErrDamaged: its own text, and an ErrChainBroken.
+type damagedError struct{}
+
+func (damagedError) Error() string { return "the store file is damaged" }
+
+// Is makes errors.Is(ErrDamaged, ErrChainBroken) hold.
+func (damagedError) Is(target error) bool { return target == ErrChainBroken }
