@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 
@@ -56,6 +57,9 @@ func (d *FileDamage) Unwrap() error { return custody.ErrDamaged }
 func (s *Store) CheckFile(ctx context.Context) error {
 	return s.viewLong(func(tx *bolt.Tx) error {
 		if err := checkEntries(ctx, tx); err != nil {
+			return err
+		}
+		if err := checkBranches(tx); err != nil {
 			return err
 		}
 		return checkStructure(ctx, tx)
@@ -278,4 +282,87 @@ func drainCheck(ch <-chan error) (first error, n int) {
 		n++
 	}
 	return first, n
+}
+
+// checkBranches checks, reading the file, that the keys on every bucket's
+// branch pages lie within their page: checkEntries's cursors read every
+// leaf element and each branch element's child, but not the branch keys,
+// which tx.Check compares (in its own goroutine, where a fault could not
+// be caught). A bucket's tree is balanced: below a branch page whose first
+// child is a leaf there are only leaves.
+func checkBranches(tx *bolt.Tx) error {
+	f, err := os.Open(tx.DB().Path())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ps := uint64(tx.DB().Info().PageSize)
+	hwm := uint64(tx.Size()) / ps
+	hdr := make([]byte, 16)
+	// header reads page id's header: its flags and its length in pages.
+	header := func(id uint64) (flags uint16, pages uint64, err error) {
+		if id < 2 || id >= hwm {
+			return 0, 0, fmt.Errorf("page %d is beyond the file's %d pages", id, hwm)
+		}
+		if _, err := f.ReadAt(hdr, int64(id*ps)); err != nil {
+			return 0, 0, err
+		}
+		pages = 1 + uint64(binary.LittleEndian.Uint32(hdr[12:]))
+		if id+pages > hwm {
+			return 0, 0, fmt.Errorf("page %d runs past the file's %d pages", id, hwm)
+		}
+		return binary.LittleEndian.Uint16(hdr[8:]), pages, nil
+	}
+	const branch = 0x01
+	var walk func(id uint64) error
+	walk = func(id uint64) error {
+		flags, pages, err := header(id)
+		if err != nil || flags != branch {
+			return err
+		}
+		p := make([]byte, pages*ps)
+		if _, err := f.ReadAt(p, int64(id*ps)); err != nil {
+			return err
+		}
+		n := int(binary.LittleEndian.Uint16(p[10:]))
+		if 16+n*16 > len(p) {
+			return fmt.Errorf("branch page %d lists %d elements, more than it holds", id, n)
+		}
+		for i := range n {
+			e := 16 + i*16
+			pos, ks := uint64(binary.LittleEndian.Uint32(p[e:])), uint64(binary.LittleEndian.Uint32(p[e+4:]))
+			if uint64(e)+pos+ks > uint64(len(p)) {
+				return fmt.Errorf("branch page %d: key %d lies past the page's end", id, i)
+			}
+		}
+		for i := range n {
+			child := binary.LittleEndian.Uint64(p[16+i*16+8:])
+			if i == 0 {
+				if cf, _, err := header(child); err != nil || cf != branch {
+					return err // leaves below: their elements were read by checkEntries
+				}
+			}
+			if err := walk(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	flat := map[string]bool{}
+	for name := range bucketChecks() {
+		flat[name] = name != string(bucketCOISeq)
+	}
+	var walkBucket func(name string, b *bolt.Bucket) error
+	walkBucket = func(name string, b *bolt.Bucket) error {
+		if root := b.RootPage(); root != 0 {
+			if err := walk(uint64(root)); err != nil {
+				return &FileDamage{Bucket: name, Problem: err.Error()}
+			}
+		}
+		if flat[name] {
+			return nil // no nested buckets: not worth a walk of its entries
+		}
+		return b.ForEachBucket(func(k []byte) error { return walkBucket(name, b.Bucket(k)) })
+	}
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walkBucket(string(name), b) })
 }

@@ -292,3 +292,34 @@ func TestWriterFaultIsDamageNotACrash(t *testing.T) {
 		t.Logf("close: %v", err)
 	}
 }
+
+// TestCheckFileBranchKeyPastItsPage: a key length on one of the log's
+// branch pages that points past the file. The cursors that read the log
+// never read branch keys, bbolt's tx.Check does, in a goroutine of its
+// own where the fault would end the process: CheckFile must find it first.
+func TestCheckFileBranchKeyPastItsPage(t *testing.T) {
+	dir := damageStore(t)
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root int
+	db.View(func(tx *bolt.Tx) error { root = int(tx.Bucket(bucketLog).RootPage()); return nil })
+	db.Close()
+	damageFile(t, dir, func(b []byte) {
+		p := root * testPageSize
+		if binary.LittleEndian.Uint16(b[p+8:]) != 0x01 || binary.LittleEndian.Uint16(b[p+10:]) < 2 {
+			t.Fatal("the log's root is not a branch page")
+		}
+		binary.LittleEndian.PutUint32(b[p+16+16+4:], 256<<20) // element 1's key length
+	})
+	st, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var fd *FileDamage
+	if err := st.CheckFile(context.Background()); !errors.As(err, &fd) || fd.Bucket != "log" {
+		t.Fatalf("CheckFile: %v", err)
+	}
+}
