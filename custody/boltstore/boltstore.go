@@ -406,8 +406,35 @@ func isDamage(r any) bool {
 	if _, fault := r.(interface{ Addr() uintptr }); fault {
 		return true
 	}
+	if _, ok := r.(runtime.Error); ok {
+		// A slice bound bbolt computed from a damaged length (over its
+		// 2 GiB limit): damage when bbolt's own code panicked.
+		return panickedIn("go.etcd.io/bbolt")
+	}
 	msg, ok := r.(string)
 	return ok && (strings.Contains(msg, "assertion failed") || strings.Contains(msg, "page"))
+}
+
+// panickedIn reports whether the function that raised the panic being
+// recovered is in the package pkg (or one under it). It must be called from
+// the deferred function that recovers: the panicking frames are still on
+// the stack, below runtime.gopanic.
+func panickedIn(pkg string) bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])
+	inPanic := false
+	for {
+		f, more := frames.Next()
+		switch {
+		case f.Function == "runtime.gopanic":
+			inPanic = true
+		case inPanic && !strings.HasPrefix(f.Function, "runtime."):
+			return strings.HasPrefix(f.Function, pkg+".") || strings.HasPrefix(f.Function, pkg+"/")
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // errStop ends a walk early.

@@ -284,8 +284,9 @@ func drainCheck(ch <-chan error) (first error, n int) {
 	return first, n
 }
 
-// checkBranches checks, reading the file, that the keys on every bucket's
-// branch pages lie within their page: checkEntries's cursors read every
+// checkBranches checks that every page in use ends within the file, and,
+// reading the file, that the keys on every bucket's branch pages lie
+// within their page: checkEntries's cursors read every
 // leaf element and each branch element's child, but not the branch keys,
 // which tx.Check compares (in its own goroutine, where a fault could not
 // be caught). A bucket's tree is balanced: below a branch page whose first
@@ -312,6 +313,23 @@ func checkBranches(tx *bolt.Tx) error {
 			return 0, 0, fmt.Errorf("page %d runs past the file's %d pages", id, hwm)
 		}
 		return binary.LittleEndian.Uint16(hdr[8:]), pages, nil
+	}
+	// Every page in use must end within the file: tx.Check marks each of
+	// a page's overflow pages reachable, one by one, and a damaged count
+	// of 2^31 would keep it busy for ever. (tx.Page reads the header in
+	// this goroutine, where a fault is caught.)
+	for id := uint64(2); id < hwm; id++ {
+		info, err := tx.Page(int(id))
+		if err != nil || info == nil {
+			return fmt.Errorf("page %d: %v", id, err)
+		}
+		if info.Type == "free" {
+			continue
+		}
+		if id+1+uint64(info.OverflowCount) > hwm {
+			return &FileDamage{Problem: fmt.Sprintf("page %d (%s) runs %d pages past the file's %d", id, info.Type, id+1+uint64(info.OverflowCount)-hwm, hwm)}
+		}
+		id += uint64(info.OverflowCount)
 	}
 	const branch = 0x01
 	var walk func(id uint64) error
