@@ -19,8 +19,9 @@ import (
 // It wraps custody.ErrDamaged.
 type FileDamage struct {
 	// Bucket names the part of the file at fault: "log", "chains",
-	// "users", "quarantine"... (the buckets of the layout above), or "" for
-	// the file's own structure (its free-page list, pages no bucket uses).
+	// "users", "quarantine"... (the bucket names of this package's file
+	// layout), or "" for the file's own structure (its free-page list, its
+	// pages' extents, pages no bucket uses).
 	Bucket string
 	// Key names the entry at fault, when one is: a record's position, a
 	// COI, a user ID, a quarantine ID. Token hashes are not named.
