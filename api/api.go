@@ -232,6 +232,7 @@ var errorTable = []struct {
 	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
 	{custody.ErrConflict, http.StatusConflict, "conflict"},
 	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests"},
+	{custody.ErrDamaged, http.StatusInternalServerError, "store_damaged"}, // before ErrChainBroken, which it matches too
 	{custody.ErrChainBroken, http.StatusInternalServerError, "integrity_failure"},
 	{custody.ErrInUse, http.StatusServiceUnavailable, "unavailable"},
 	{custody.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
@@ -278,9 +279,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status >= 500 {
 		// Never show internals to clients; always log them.
 		s.log.Error("request failed", "err", err, "status", status, "path", c.Path(), "request_id", rid)
-		if body.Error.Code == "integrity_failure" {
+		switch body.Error.Code {
+		case "integrity_failure":
 			body.Error.Message = "ledger integrity failure: the stored records do not verify; operators have been alerted (run coid verify)"
-		} else if body.Error.Code == "internal" {
+		case "store_damaged":
+			body.Error.Message = "the store file is damaged and cannot be read; operators have been alerted (run coid verify, restore from a backup)"
+		case "internal":
 			body.Error.Message = "internal error; see the server log for request " + rid
 		}
 	}

@@ -1501,6 +1501,7 @@ func TestServerErrors(t *testing.T) {
 		err        error
 	}{
 		{"integrity failure", "integrity_failure", fmt.Errorf("record 7: secret-internal-detail: %w", custody.ErrChainBroken)},
+		{"damaged file", "store_damaged", fmt.Errorf("record 7: secret-internal-detail: %w", custody.ErrDamaged)},
 		{"internal", "internal", errors.New("disk on fire: secret-internal-detail")},
 	}
 	for _, c := range cases {

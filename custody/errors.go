@@ -35,9 +35,24 @@ var (
 	// the caller's fault; operators must investigate the data directory.
 	ErrChainBroken = errors.New("ledger integrity failure")
 
+	// ErrDamaged means the store's file is damaged: a page, a length or an
+	// entry cannot be read as written (a copy cut short, bytes overwritten
+	// on disk). It is an integrity failure too: errors.Is(err,
+	// ErrChainBroken) holds for it, so callers that test for a broken
+	// ledger also catch it. Restore the file from a backup.
+	ErrDamaged error = damagedError{}
+
 	// ErrInUse means the data directory is locked by another process.
 	ErrInUse = errors.New("data directory in use")
 
 	// ErrClosed means the store has been closed and accepts no more work.
 	ErrClosed = errors.New("store closed")
 )
+
+// damagedError is ErrDamaged: its own text, and an ErrChainBroken.
+type damagedError struct{}
+
+func (damagedError) Error() string { return "the store file is damaged" }
+
+// Is makes errors.Is(ErrDamaged, ErrChainBroken) hold.
+func (damagedError) Is(target error) bool { return target == ErrChainBroken }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 )
@@ -92,7 +93,10 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 // checked in log order; checking the positions takes 4 bytes of memory
 // per record. The report names the first record that fails, and the chain
 // when a chain's records or summary are at fault. The error is non-nil
-// only when the store could not be read.
+// only when the store could not be read; it wraps ErrDamaged when a
+// record's bytes could not be read (a damaged length that points past the
+// end of the store's memory-mapped file), found on whichever goroutine
+// read them.
 func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, error) {
 	jt := tableFor(j)
 	workers := max(1, runtime.GOMAXPROCS(0))
@@ -118,14 +122,13 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			// The entries are read in place, in the store's memory map: a
+			// damaged length reads past its end, a fault that must be
+			// reported as damage, not end the process.
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			for b := range work {
-				for i, it := range b.items {
-					l, err := ReadLinks(it.Body, it.Hash)
-					var step uint8
-					if err == nil {
-						step = jt.stepIndex(readStep(it.Body))
-					}
-					b.out[i] = verifyResult{key: it.Key, links: l, step: step, err: err}
+				for i := 0; i < len(b.items); {
+					i = verifyItems(jt, b.items, b.out, i)
 				}
 				b.res <- struct{}{}
 			}
@@ -138,6 +141,7 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 	var owner []uint32
 	var cois []COI
 	var prev Hash
+	var damage error // a record that could not be read: the store is damaged
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -154,6 +158,10 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 					continue
 				case r.key != want:
 					rep.fail(r.key, "record out of order after %d", want-1)
+					continue
+				case errors.Is(r.err, ErrDamaged):
+					rep.fail(r.key, "%v", r.err)
+					damage = fmt.Errorf("record %d: %w", r.key, r.err)
 					continue
 				case r.err != nil:
 					rep.fail(r.key, "%v", r.err)
@@ -182,7 +190,7 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 				to := jt.next(cs.state, r.step)
 				if to == brokenState {
 					rep.fail(r.key, "chain %s: its record %d (step %q) does not follow the journey from %s: the chain cannot be read",
-						l.Chain, l.ChainSeq, readStep(b.items[i].Body), jt.stateName(cs.state))
+						l.Chain, l.ChainSeq, stepOf(b.items[i].Body), jt.stateName(cs.state))
 					rep.Chain = l.Chain
 					continue
 				}
@@ -212,6 +220,20 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 		// The entries stay valid until this function returns, so the
 		// workers read them in place and are waited for below.
 		cur := newBatch()
+		// Reading the log may fault on a damaged file (the store turns
+		// that into an error): the workers are stopped and waited for
+		// even then, while the entries they read are still mapped.
+		finished := false
+		finish := func() {
+			if !finished {
+				finished = true
+				close(work)
+				close(ordered)
+				wg.Wait()
+				<-done
+			}
+		}
+		defer finish()
 		flush := func() {
 			if len(cur.items) == 0 {
 				return
@@ -231,10 +253,7 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 			}
 		}
 		flush()
-		close(work)
-		close(ordered)
-		wg.Wait()
-		<-done
+		finish()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -244,11 +263,64 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 		}
 		return nil
 	})
+	if err == nil {
+		err = damage
+	}
 	if err != nil {
 		return Report{}, fmt.Errorf("verify log: %w", err)
 	}
 	rep.Head = prev.String()
 	return rep, nil
+}
+
+// verifyItems checks items[from:] into out and returns len(items); if
+// reading an item's bytes faults (a damaged length in the store's file
+// points past its end), that item's result is ErrDamaged and it returns
+// the index after it. The caller's goroutine must have set
+// debug.SetPanicOnFault.
+func verifyItems(jt *journeyTable, items []LogEntry, out []verifyResult, from int) (next int) {
+	defer func() {
+		if r := recover(); r != nil {
+			if !isFault(r) {
+				panic(r) // a bug, not the file
+			}
+			out[next] = verifyResult{key: items[next].Key, err: fmt.Errorf("the record cannot be read (%v): %w", r, ErrDamaged)}
+			next++
+		}
+	}()
+	for next = from; next < len(items); next++ {
+		it := items[next]
+		l, err := ReadLinks(it.Body, it.Hash)
+		var step uint8
+		if err == nil {
+			step = jt.stepIndex(readStep(it.Body))
+		}
+		out[next] = verifyResult{key: it.Key, links: l, step: step, err: err}
+	}
+	return next
+}
+
+// isFault reports whether a recovered panic is a memory fault (with
+// debug.SetPanicOnFault): a runtime error that carries the faulting
+// address.
+func isFault(r any) bool {
+	_, ok := r.(interface{ Addr() uintptr })
+	return ok
+}
+
+// stepOf returns the step of a stored record for a message, "?" if its
+// bytes cannot be read (a fault in the store's memory map).
+func stepOf(body []byte) (step string) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if !isFault(r) {
+				panic(r)
+			}
+			step = "?"
+		}
+	}()
+	return string(readStep(body))
 }
 
 // logChains is what VerifyLog learned of the chains from a log whose

@@ -227,11 +227,24 @@ func Open(dir string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// bbolt makes a new, empty database of a file of 0 bytes: a ledger
+	// emptied by accident would be replaced without a word.
+	before, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if statErr == nil && before.Size() == 0 {
+		if dirLock != nil {
+			dirLock.Close()
+		}
+		return nil, fmt.Errorf("open store %s: %s is empty (0 bytes), not a coid store: restore it from a backup, "+
+			"or remove it to start a new ledger: %w", dir, path, custody.ErrDamaged)
+	}
 	// bbolt's default (array) free-page list: it hands out the lowest free
 	// pages first, so a commit's pages are more often adjacent on disk,
 	// and the list stays short in a store that mostly grows. Measured
 	// against the hash-map list: about 4% more durable appends a second.
-	bopts := bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly}
+	// The free list is read at open, where a fault on a damaged one is
+	// caught, not later inside bbolt's own goroutine (tx.Check).
+	bopts := bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly, PreLoadFreelist: true}
 	db, err := openBolt(dir, path, bopts)
 	if err != nil {
 		if dirLock != nil {
@@ -256,7 +269,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages, log: opt.Logger, file: file,
 		reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
-	if err := checkFile(db, opt.ReadOnly); err != nil {
+	if err := checkFile(db, opt.ReadOnly, fresh); err != nil {
 		db.Close()
 		if dirLock != nil {
 			dirLock.Close()
@@ -301,10 +314,14 @@ func (s *Store) Close() error {
 }
 
 func openBolt(dir, path string, opts bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer damaged(&err)
 	db, err = bolt.Open(path, 0o600, &opts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: another coid process holds it (stop it first): %w", dir, custody.ErrInUse)
+	}
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrVersionMismatch) || errors.Is(err, bolterrors.ErrChecksum) {
+		return nil, fmt.Errorf("open store %s: %s is not a coid store, or its header is damaged (%v): %w", dir, path, err, custody.ErrDamaged)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -319,15 +336,17 @@ func openBolt(dir, path string, opts bolt.Options) (db *bolt.DB, err error) {
 	if serr == nil && verr == nil && fi.Size() < want {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: the file is damaged: it holds %d bytes of the %d its header records (cut short?); "+
-			"restore it from a backup and check it with coid verify: %w", dir, fi.Size(), want, custody.ErrChainBroken)
+			"restore it from a backup and check it with coid verify: %w", dir, fi.Size(), want, custody.ErrDamaged)
 	}
 	return db, nil
 }
 
-// checkFile checks the file's format version, for reading as for
-// writing; opened for writing it also creates the buckets of a new file and
-// stamps its format.
-func checkFile(db *bolt.DB, readOnly bool) (err error) {
+// checkFile checks that the file is a coid store of this format version,
+// for reading as for writing; opened for writing it also creates the
+// buckets of a new file (fresh: created by this open, or holding no
+// bucket yet) and stamps its format. Another program's bbolt file is
+// refused (custody.ErrDamaged), never filled with coid's buckets.
+func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer damaged(&err)
 	check := func(meta *bolt.Bucket) error {
@@ -340,12 +359,15 @@ func checkFile(db *bolt.DB, readOnly bool) (err error) {
 		return db.View(func(tx *bolt.Tx) error {
 			meta := tx.Bucket(bucketMeta)
 			if meta == nil || tx.Bucket(bucketLog) == nil {
-				return fmt.Errorf("this file is not a coid ledger: %w", custody.ErrInvalid)
+				return fmt.Errorf("this file is not a coid ledger: %w", custody.ErrDamaged)
 			}
 			return check(meta)
 		})
 	}
 	return db.Update(func(tx *bolt.Tx) error {
+		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
+			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
+		}
 		for _, b := range append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -371,7 +393,7 @@ func damaged(err *error) {
 	if !isDamage(r) {
 		panic(r) // a bug, not the file: fail as loudly as it would have
 	}
-	*err = fmt.Errorf("%w (%v); restore it from a backup and check it with coid verify: %w", errDamaged, r, custody.ErrChainBroken)
+	*err = fmt.Errorf("%w (%v); restore it from a backup and check it with coid verify: %w", errDamaged, r, custody.ErrDamaged)
 }
 
 // isDamage reports whether a panic comes from reading a damaged file: a
@@ -384,12 +406,42 @@ func isDamage(r any) bool {
 	if _, fault := r.(interface{ Addr() uintptr }); fault {
 		return true
 	}
+	if _, ok := r.(runtime.Error); ok {
+		// A slice bound bbolt computed from a damaged length (over its
+		// 2 GiB limit): damage when bbolt's own code panicked.
+		return panickedIn("go.etcd.io/bbolt")
+	}
 	msg, ok := r.(string)
 	return ok && (strings.Contains(msg, "assertion failed") || strings.Contains(msg, "page"))
 }
 
+// panickedIn reports whether the function that raised the panic being
+// recovered is in the package pkg (or one under it). It must be called from
+// the deferred function that recovers: the panicking frames are still on
+// the stack, below runtime.gopanic.
+func panickedIn(pkg string) bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])
+	inPanic := false
+	for {
+		f, more := frames.Next()
+		switch {
+		case f.Function == "runtime.gopanic":
+			inPanic = true
+		case inPanic && !strings.HasPrefix(f.Function, "runtime."):
+			return strings.HasPrefix(f.Function, pkg+".") || strings.HasPrefix(f.Function, pkg+"/")
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// errStop ends a walk early.
+var errStop = errors.New("stop")
+
 // errDamaged marks the error of a panic bbolt raised on a damaged page.
-var errDamaged = errors.New("the store file is damaged and cannot be read")
+var errDamaged = errors.New("a page of the store file cannot be read")
 
 // guarded runs a transaction with bbolt's panics on damaged pages turned
 // into an error. bbolt may panic while holding its own locks (in Begin,
@@ -400,13 +452,21 @@ func (s *Store) guarded(run func() error) (err error) {
 		return *b
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return s.catch(run)
+}
+
+// catch runs fn with bbolt's panics on damaged pages, and memory faults
+// on its map of the file if the goroutine turns them into panics
+// (debug.SetPanicOnFault), made an error; after one the store refuses
+// every later transaction (s.broken).
+func (s *Store) catch(fn func() error) (err error) {
 	defer func() {
 		if errors.Is(err, errDamaged) {
 			s.broken.CompareAndSwap(nil, &err)
 		}
 	}()
 	defer damaged(&err)
-	return run()
+	return fn()
 }
 
 // view runs fn in a read transaction.
@@ -544,6 +604,10 @@ const gatherMin = 4
 
 func (s *Store) writer() {
 	defer close(s.done)
+	// The writer reads the file's pages through bbolt's memory map (chain
+	// entries, the pages it changes): a fault on a damaged one fails the
+	// batch as damaged (batchTx), it does not end the process.
+	debug.SetPanicOnFault(true)
 	var prev int                 // requests in the previous commit
 	var waiting int              // requests queued while it committed
 	var lastCommit time.Duration // how long it took
@@ -663,15 +727,22 @@ func (s *Store) begin(cache chainCache) *batchTx {
 	if b.err = s.dbErr; b.err != nil {
 		return b
 	}
-	b.tx, b.err = s.db.Begin(true)
-	if b.err != nil {
+	if broken := s.broken.Load(); broken != nil {
+		b.err = *broken
 		return b
 	}
-	b.logB, b.chains, b.meta, b.phiB = b.tx.Bucket(bucketLog), b.tx.Bucket(bucketChains), b.tx.Bucket(bucketMeta), b.tx.Bucket(bucketPHI)
-	// The log only grows at its end: full pages halve the bytes each
-	// commit writes.
-	b.logB.FillPercent = 1.0
-	b.headSeq, b.headHash = readHead(b.meta)
+	b.err = s.catch(func() error {
+		var err error
+		if b.tx, err = s.db.Begin(true); err != nil {
+			return err
+		}
+		b.logB, b.chains, b.meta, b.phiB = b.tx.Bucket(bucketLog), b.tx.Bucket(bucketChains), b.tx.Bucket(bucketMeta), b.tx.Bucket(bucketPHI)
+		// The log only grows at its end: full pages halve the bytes each
+		// commit writes.
+		b.logB.FillPercent = 1.0
+		b.headSeq, b.headHash = readHead(b.meta)
+		return nil
+	})
 	return b
 }
 
@@ -699,6 +770,13 @@ func (b *batchTx) add(r *appendReq) {
 		return
 	}
 	res := &b.out[len(b.out)-1]
+	if err := b.s.catch(func() error { b.put(r, res); return nil }); err != nil {
+		b.err = err
+	}
+}
+
+// put links and writes one draft (add), or records why it fails.
+func (b *batchTx) put(r *appendReq, res *appendResp) {
 	d := r.d
 	rec := d.Record
 	coi := rec.Chain
@@ -760,19 +838,23 @@ func (b *batchTx) add(r *appendReq) {
 func (b *batchTx) commit() (n, waiting int) {
 	err := b.err
 	if err == nil {
-		for coi, info := range b.touched {
-			if err = b.chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
-				break
+		err = b.s.catch(func() error {
+			for coi, info := range b.touched {
+				if err := b.chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
+					return err
+				}
 			}
-		}
+			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
+				return err
+			}
+			return b.tx.Commit()
+		})
 	}
-	if err == nil {
-		err = b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...))
-	}
-	if err == nil {
-		err = b.tx.Commit()
-	} else if b.tx != nil {
-		_ = b.tx.Rollback()
+	if err != nil && b.tx != nil {
+		// After a failed Commit bbolt has rolled back already (this
+		// returns ErrTxClosed); after a panic on a damaged page, this
+		// releases the writer's lock if bbolt can.
+		_ = b.s.catch(b.tx.Rollback)
 	}
 	b.s.dbmu.RUnlock()
 	if err == nil && b.cache != nil {

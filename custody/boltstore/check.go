@@ -1,0 +1,387 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+)
+
+// FileDamage says where a store file is damaged, as CheckFile found it.
+// It wraps custody.ErrDamaged.
+type FileDamage struct {
+	// Bucket names the part of the file at fault: "log", "chains",
+	// "users", "quarantine"... (the bucket names of this package's file
+	// layout), or "" for the file's own structure (its free-page list, its
+	// pages' extents, pages no bucket uses).
+	Bucket string
+	// Key names the entry at fault, when one is: a record's position, a
+	// COI, a user ID, a quarantine ID. Token hashes are not named.
+	Key string
+	// Problem says what is wrong.
+	Problem string
+}
+
+// Error implements error.
+func (d *FileDamage) Error() string {
+	where := "the file's structure"
+	if d.Bucket != "" {
+		where = "bucket " + strconv.Quote(d.Bucket)
+		if d.Key != "" {
+			where += ", entry " + d.Key
+		}
+	}
+	return fmt.Sprintf("%s: %s: %v", where, d.Problem, custody.ErrDamaged)
+}
+
+// Unwrap returns custody.ErrDamaged.
+func (d *FileDamage) Unwrap() error { return custody.ErrDamaged }
+
+// CheckFile checks the whole file, not only the ledger that
+// custody.VerifyLog checks: that every entry of every bucket can be read
+// and decodes as what the bucket holds (chain entries, patient identity,
+// users, tokens, readings, quarantined payloads), and then bbolt's own
+// consistency check of its pages (tx.Check). The first pass reads every
+// byte range the second will, in a goroutine that turns a memory fault
+// into an error, so that bbolt's check, which runs in a goroutine of its
+// own, cannot fault. It returns nil for a sound file and a *FileDamage
+// naming the part at fault otherwise; another error when the file could
+// not be read at all.
+func (s *Store) CheckFile(ctx context.Context) error {
+	return s.viewLong(func(tx *bolt.Tx) error {
+		if err := checkEntries(ctx, tx); err != nil {
+			return err
+		}
+		if err := checkBranches(tx); err != nil {
+			return err
+		}
+		return checkStructure(ctx, tx)
+	})
+}
+
+// bucketCheck decodes one entry of a bucket; v is nil for a nested
+// bucket. name gives the entry's name for a report, "" to name none.
+type bucketCheck struct {
+	entry func(tx *bolt.Tx, k, v []byte) error
+	name  func(k []byte) string
+}
+
+func seqName(k []byte) string {
+	if len(k) != 8 {
+		return fmt.Sprintf("%x", k)
+	}
+	return strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
+}
+
+func strName(k []byte) string { return strconv.Quote(string(k)) }
+
+// bucketChecks returns the check of each bucket of the layout, by name.
+func bucketChecks() map[string]bucketCheck {
+	return map[string]bucketCheck{
+		string(bucketLog): {name: seqName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			switch {
+			case len(k) != 8:
+				return errors.New("the key is not a record position")
+			case len(v) < custody.HashSize:
+				return fmt.Errorf("the record is %d bytes, shorter than its hash", len(v))
+			}
+			return nil // the records themselves are verified with the ledger
+		}},
+		string(bucketChains): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			ce, err := decodeChain(v)
+			if err != nil {
+				return err
+			}
+			if string(ce.COI) != string(k) {
+				return fmt.Errorf("the entry is chain %s's", ce.COI)
+			}
+			return nil
+		}},
+		string(bucketMeta): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			switch {
+			case bytes.Equal(k, keyHead) && len(v) != 8+custody.HashSize:
+				return fmt.Errorf("the ledger's head is %d bytes, not %d", len(v), 8+custody.HashSize)
+			case bytes.Equal(k, keyFormat) && string(v) != formatVersion:
+				return fmt.Errorf("the format is %q, not %q", v, formatVersion)
+			}
+			return nil
+		}},
+		string(bucketPHI): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			var p custody.PHI
+			if json.Unmarshal(v, &p) != nil {
+				return errors.New("the patient identity does not decode") // its text is not repeated
+			}
+			return nil
+		}},
+		string(bucketCOISeq): {name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
+			if v != nil {
+				return errors.New("a value where a COI counter belongs")
+			}
+			return nil
+		}},
+		string(bucketUsers): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			var u custody.User
+			if json.Unmarshal(v, &u) != nil {
+				return errors.New("the user does not decode") // its text (a password hash) is not repeated
+			}
+			if u.ID != string(k) {
+				return fmt.Errorf("the entry names user %q", u.ID)
+			}
+			return nil
+		}},
+		string(bucketTokens): {name: func([]byte) string { return "" }, entry: func(tx *bolt.Tx, k, v []byte) error {
+			switch {
+			case len(k) != custody.HashSize:
+				return errors.New("a token's key is not a token hash")
+			case tx.Bucket(bucketUsers).Get(v) == nil:
+				return fmt.Errorf("a token belongs to user %q, who does not exist", v)
+			}
+			return nil
+		}},
+		string(bucketReadings): {name: func(k []byte) string { return fmt.Sprintf("%x", k) }, entry: func(_ *bolt.Tx, k, v []byte) error {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				return errors.New("the key is not a reading's")
+			}
+			_, _, err := decodeReading(string(k[:i]), k, v)
+			return err
+		}},
+		string(bucketReadingsMeta): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			if bytes.Equal(k, keyWatermark) && len(v) != 8 {
+				return fmt.Errorf("the watermark is %d bytes, not 8", len(v))
+			}
+			return nil
+		}},
+		string(bucketQuarantine): {name: seqName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			var q custody.QuarantineEntry
+			if len(k) != 8 {
+				return errors.New("the key is not a quarantine ID")
+			}
+			if err := json.Unmarshal(v, &q); err != nil {
+				return fmt.Errorf("the entry does not decode: %v", err)
+			}
+			if q.ID != binary.BigEndian.Uint64(k) {
+				return fmt.Errorf("the entry says it is %d", q.ID)
+			}
+			return nil
+		}},
+	}
+}
+
+// checkEntries reads every entry of every bucket, as checkFile's first
+// pass. The caller's goroutine turns memory faults into panics (view).
+func checkEntries(ctx context.Context, tx *bolt.Tx) error {
+	// Users before tokens: a token's check reads the users bucket, whose
+	// damage is to be named as its own.
+	known := append([][]byte{bucketMeta, bucketLog, bucketChains, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...)
+	checks := bucketChecks()
+	for _, name := range known {
+		b := tx.Bucket(name)
+		if b == nil {
+			return &FileDamage{Bucket: string(name), Problem: "the bucket is missing"}
+		}
+		if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
+			return err
+		}
+	}
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if _, ok := checks[string(name)]; ok {
+			return nil
+		}
+		return checkBucket(ctx, tx, string(name), b, bucketCheck{})
+	})
+}
+
+// checkBucket reads every entry of b, nested buckets too, and decodes it
+// with c. A page that cannot be read is reported as the bucket's damage.
+func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, c bucketCheck) (err error) {
+	key := ""
+	defer func() {
+		if r := recover(); r != nil {
+			if !isDamage(r) {
+				panic(r)
+			}
+			err = &FileDamage{Bucket: name, Key: key, Problem: fmt.Sprintf("a page cannot be read (%v)", r)}
+		}
+	}()
+	var sink [1]byte // written, so that the reads below are not left out
+	n := 0
+	err = b.ForEach(func(k, v []byte) error {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The first and the last byte of each: a length that points past
+		// the file faults here, not later.
+		if len(k) == 0 {
+			return &FileDamage{Bucket: name, Problem: "an entry has an empty key"}
+		}
+		sink[0] ^= k[0] ^ k[len(k)-1]
+		if c.name != nil {
+			key = c.name(k)
+		}
+		if len(v) > 0 {
+			sink[0] ^= v[0] ^ v[len(v)-1]
+		}
+		if v == nil {
+			nb := b.Bucket(k)
+			if nb == nil {
+				return &FileDamage{Bucket: name, Key: key, Problem: "an entry without a value is not a bucket"}
+			}
+			if err := checkBucket(ctx, tx, name, nb, bucketCheck{}); err != nil {
+				return err
+			}
+		}
+		if c.entry != nil {
+			if err := c.entry(tx, k, v); err != nil {
+				return &FileDamage{Bucket: name, Key: key, Problem: err.Error()}
+			}
+		}
+		return nil
+	})
+	runtime.KeepAlive(&sink)
+	return err
+}
+
+// checkStructure runs bbolt's consistency check of the file's pages, and
+// names the bucket whose pages are at fault when it can.
+func checkStructure(ctx context.Context, tx *bolt.Tx) error {
+	first, n := drainCheck(tx.Check())
+	if first == nil {
+		return ctx.Err()
+	}
+	d := &FileDamage{Problem: first.Error()}
+	if n > 1 {
+		d.Problem += fmt.Sprintf(" (and %d more problems)", n-1)
+	}
+	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if root := b.RootPage(); root != 0 {
+			if e, _ := drainCheck(tx.Check(bolt.WithPageId(uint64(root)))); e != nil {
+				d.Bucket = string(name)
+				return errStop
+			}
+		}
+		return nil
+	})
+	return d
+}
+
+// drainCheck reads every error of a check (its goroutine ends only then)
+// and returns the first and how many there were.
+func drainCheck(ch <-chan error) (first error, n int) {
+	for err := range ch {
+		if first == nil {
+			first = err
+		}
+		n++
+	}
+	return first, n
+}
+
+// checkBranches checks that every page in use ends within the file, and,
+// reading the file, that the keys on every bucket's branch pages lie
+// within their page: checkEntries's cursors read every
+// leaf element and each branch element's child, but not the branch keys,
+// which tx.Check compares (in its own goroutine, where a fault could not
+// be caught). A bucket's tree is balanced: below a branch page whose first
+// child is a leaf there are only leaves.
+func checkBranches(tx *bolt.Tx) error {
+	f, err := os.Open(tx.DB().Path())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ps := uint64(tx.DB().Info().PageSize)
+	hwm := uint64(tx.Size()) / ps
+	hdr := make([]byte, 16)
+	// header reads page id's header: its flags and its length in pages.
+	header := func(id uint64) (flags uint16, pages uint64, err error) {
+		if id < 2 || id >= hwm {
+			return 0, 0, fmt.Errorf("page %d is beyond the file's %d pages", id, hwm)
+		}
+		if _, err := f.ReadAt(hdr, int64(id*ps)); err != nil {
+			return 0, 0, err
+		}
+		pages = 1 + uint64(binary.LittleEndian.Uint32(hdr[12:]))
+		if id+pages > hwm {
+			return 0, 0, fmt.Errorf("page %d runs past the file's %d pages", id, hwm)
+		}
+		return binary.LittleEndian.Uint16(hdr[8:]), pages, nil
+	}
+	// Every page in use must end within the file: tx.Check marks each of
+	// a page's overflow pages reachable, one by one, and a damaged count
+	// of 2^31 would keep it busy for ever. (tx.Page reads the header in
+	// this goroutine, where a fault is caught.)
+	for id := uint64(2); id < hwm; id++ {
+		info, err := tx.Page(int(id))
+		if err != nil || info == nil {
+			return fmt.Errorf("page %d: %v", id, err)
+		}
+		if info.Type == "free" {
+			continue
+		}
+		if id+1+uint64(info.OverflowCount) > hwm {
+			return &FileDamage{Problem: fmt.Sprintf("page %d (%s) runs %d pages past the file's %d", id, info.Type, id+1+uint64(info.OverflowCount)-hwm, hwm)}
+		}
+		id += uint64(info.OverflowCount)
+	}
+	const branch = 0x01
+	var walk func(id uint64) error
+	walk = func(id uint64) error {
+		flags, pages, err := header(id)
+		if err != nil || flags != branch {
+			return err
+		}
+		p := make([]byte, pages*ps)
+		if _, err := f.ReadAt(p, int64(id*ps)); err != nil {
+			return err
+		}
+		n := int(binary.LittleEndian.Uint16(p[10:]))
+		if 16+n*16 > len(p) {
+			return fmt.Errorf("branch page %d lists %d elements, more than it holds", id, n)
+		}
+		for i := range n {
+			e := 16 + i*16
+			pos, ks := uint64(binary.LittleEndian.Uint32(p[e:])), uint64(binary.LittleEndian.Uint32(p[e+4:]))
+			if uint64(e)+pos+ks > uint64(len(p)) {
+				return fmt.Errorf("branch page %d: key %d lies past the page's end", id, i)
+			}
+		}
+		for i := range n {
+			child := binary.LittleEndian.Uint64(p[16+i*16+8:])
+			if i == 0 {
+				if cf, _, err := header(child); err != nil || cf != branch {
+					return err // leaves below: their elements were read by checkEntries
+				}
+			}
+			if err := walk(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	flat := map[string]bool{}
+	for name := range bucketChecks() {
+		flat[name] = name != string(bucketCOISeq)
+	}
+	var walkBucket func(name string, b *bolt.Bucket) error
+	walkBucket = func(name string, b *bolt.Bucket) error {
+		if root := b.RootPage(); root != 0 {
+			if err := walk(uint64(root)); err != nil {
+				return &FileDamage{Bucket: name, Problem: err.Error()}
+			}
+		}
+		if flat[name] {
+			return nil // no nested buckets: not worth a walk of its entries
+		}
+		return b.ForEachBucket(func(k []byte) error { return walkBucket(name, b.Bucket(k)) })
+	}
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walkBucket(string(name), b) })
+}
