@@ -7,7 +7,7 @@ import (
 )
 
 func TestPHIMatcher(t *testing.T) {
-	m := newPHIMatcher(PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"})
+	m := newPHIMatcher(PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"}, nil)
 	for _, tc := range []struct {
 		text, want string
 	}{
@@ -36,7 +36,7 @@ func TestPHIMatcher(t *testing.T) {
 		}
 	}
 	// Too short to tell from ordinary words: not looked for.
-	short := newPHIMatcher(PHI{Name: "Cher", BirthDate: "2001-05-06", MRN: "A1"})
+	short := newPHIMatcher(PHI{Name: "Cher", BirthDate: "2001-05-06", MRN: "A1"}, nil)
 	for _, text := range []string{"Cher", "A1", "a1 bag"} {
 		if got := short.find(text); got != "" {
 			t.Errorf("short identity: find(%q) = %q", text, got)
@@ -59,7 +59,7 @@ func TestCheckNoPHI(t *testing.T) {
 		{`{"bag_code":"MRN-0012345","wristband_code":"MRN-0012345"}`, []string{"wristband_code", "bag_code"}, ""},
 		{`{"bag_code":"x","wristband_code":"MRN-0012345","note":"MRN-0012345"}`, []string{"wristband_code", "bag_code"}, "data.note holds"},
 	} {
-		err := checkNoPHI(StepNote, []byte(tc.data), p, tc.skip...)
+		err := checkNoPHI(StepNote, []byte(tc.data), p, nil, tc.skip...)
 		switch {
 		case tc.bad == "" && err != nil:
 			t.Errorf("%s: refused: %v", tc.data, err)
@@ -70,10 +70,10 @@ func TestCheckNoPHI(t *testing.T) {
 		}
 	}
 	// With the identity erased the field names are still checked.
-	if err := checkNoPHI(StepNote, []byte(`{"mrn":"x"}`), nil); !errors.Is(err, ErrInvalid) {
+	if err := checkNoPHI(StepNote, []byte(`{"mrn":"x"}`), nil, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("erased identity, mrn field: %v", err)
 	}
-	if err := checkNoPHI(StepNote, []byte(`{"text":"Jane Q Doe"}`), nil); err != nil {
+	if err := checkNoPHI(StepNote, []byte(`{"text":"Jane Q Doe"}`), nil, nil); err != nil {
 		t.Errorf("erased identity, nothing to compare with: %v", err)
 	}
 }
@@ -84,7 +84,7 @@ func FuzzPHIMatcher(f *testing.F) {
 	f.Add("bag checked and sealed", 2)
 	f.Add("", 0)
 	f.Add("ÄÖ 12 / 1970", 1)
-	m := newPHIMatcher(PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"})
+	m := newPHIMatcher(PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"}, nil)
 	f.Fuzz(func(t *testing.T, text string, at int) {
 		_ = m.find(text)
 		words := strings.Fields(text)
