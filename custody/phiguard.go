@@ -40,7 +40,7 @@ var latinBase = func() map[rune]string {
 	for _, row := range []struct{ base, from string }{
 		{"a", "àáâãäåāăąǎȁȃȧạảấầẩẫậắằẳẵặ"}, {"c", "çćĉċč"}, {"d", "ďđ"}, {"e", "èéêëēĕėęěȅȇẹẻẽếềểễệ"},
 		{"g", "ĝğġģǧ"}, {"h", "ĥħ"}, {"i", "ìíîïĩīĭįıǐȉȋịỉ"}, {"j", "ĵ"}, {"k", "ķǩ"}, {"l", "ĺļľŀł"},
-		{"n", "ñńņňǹ"}, {"o", "òóôõöøōŏőǒȍȏọỏốồổỗộớờởỡợơ"}, {"r", "ŕŗřȑȓ"}, {"s", "śŝşšșß"},
+		{"n", "ñńņňǹ"}, {"o", "òóôõöøōŏőǒȍȏọỏốồổỗộớờởỡợơ"}, {"r", "ŕŗřȑȓ"}, {"s", "śŝşšș"}, {"ss", "ß"},
 		{"t", "ţťŧț"}, {"u", "ùúûüũūŭůűųǔȕȗụủứừửữựư"}, {"w", "ŵẁẃẅ"}, {"y", "ýÿŷỳỹỵ"}, {"z", "źżž"},
 		{"ae", "æ"}, {"oe", "œ"}, {"th", "þ"},
 	} {
@@ -127,7 +127,9 @@ var months = map[string]int{
 // compatibility forms and look-alike characters) and split into words
 // (phiTokens). An identifier is found when it makes up whole words of the
 // text, with or without the separators between them:
-//   - the full name in either order, with or without middle names, also run
+//   - the full name in any order that keeps its words' cycle (given names
+//     first or family names first) or reversed, with or without middle
+//     names, also run
 //     together ("JaneDoe", "J.A.N.E D.O.E"), and a name of at least
 //     minRunTogether letters run together anywhere inside a word;
 //   - the MRN with or without its letter prefix and punctuation, leading
@@ -156,9 +158,14 @@ func newPHIMatcher(p PHI, f TextFolder) *phiMatcher {
 	m := &phiMatcher{f: f}
 	if name := phiTokens(f, p.Name); len(name) >= 2 {
 		n := len(name)
+		// Each rotation ("Quixote-Marchetti, Zelda" for "Zelda
+		// Quixote-Marchetti"), and the words reversed.
+		for k := range n {
+			m.names = append(m.names, strings.Join(name[k:], "")+strings.Join(name[:k], ""))
+		}
 		rev := slices.Clone(name)
 		slices.Reverse(rev)
-		m.names = append(m.names, strings.Join(name, ""), strings.Join(rev, ""))
+		m.names = append(m.names, strings.Join(rev, ""))
 		if n > 2 { // without middle names
 			m.names = append(m.names, name[0]+name[n-1], name[n-1]+name[0])
 		}
