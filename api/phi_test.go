@@ -142,10 +142,10 @@ func TestStepDataPHINormalised(t *testing.T) {
 	for _, tc := range []struct{ text, what string }{
 		{"called ZELDA QUIXOTE-MARCHETTI", "name"},
 		{"called zéldà quíxote-marchëtti", "name"},
-		{"called Z\u0435lda Quix\u043ete-Marchetti", "name"},        // Cyrillic e and o
-		{"called \u0396elda Quixote-\u041carchetti", "name"},         // Greek Zeta, Cyrillic Em
-		{"called Ｚｅｌｄａ Ｑｕｉｘｏｔｅ－Ｍａｒｃｈｅｔｔｉ", "name"}, // fullwidth
-		{"called 𝐙𝐞𝐥𝐝𝐚 𝐌𝐚𝐫𝐜𝐡𝐞𝐭𝐭𝐢", "name"},                            // mathematical bold, no middle name
+		{"called Z\u0435lda Quix\u043ete-Marchetti", "name"}, // Cyrillic e and o
+		{"called \u0396elda Quixote-\u041carchetti", "name"}, // Greek Zeta, Cyrillic Em
+		{"called Ｚｅｌｄａ Ｑｕｉｘｏｔｅ－Ｍａｒｃｈｅｔｔｉ", "name"},           // fullwidth
+		{"called 𝐙𝐞𝐥𝐝𝐚 𝐌𝐚𝐫𝐜𝐡𝐞𝐭𝐭𝐢", "name"},                   // mathematical bold, no middle name
 		{"called ZeldaQuixoteMarchetti", "name"},
 		{"called Quixote-Marchetti, Zelda", "name"},
 		{"called z.q.marchetti? no: zelda\u200bmarchetti", "name"},
