@@ -264,6 +264,8 @@ func (m *phiMatcher) hasDate(words []string) bool {
 	// Each order as the positions of year, month and day.
 	type order struct{ y, m, d int }
 	orders := []order{{0, 1, 2}, {2, 1, 0}, {2, 0, 1}}
+	digitForms := []string{fmt.Sprintf("%04d%02d%02d", y, mo, d), fmt.Sprintf("%02d%02d%04d", d, mo, y),
+		fmt.Sprintf("%02d%02d%04d", mo, d, y)}
 	for i := range ws {
 		for _, o := range orders {
 			if i+3 > len(ws) {
@@ -280,8 +282,7 @@ func (m *phiMatcher) hasDate(words []string) bool {
 		}
 		// Digits only, run together: 19700102, 02011970, 01021970.
 		if isDigits(ws[i].raw) {
-			for _, want := range []string{fmt.Sprintf("%04d%02d%02d", y, mo, d), fmt.Sprintf("%02d%02d%04d", d, mo, y),
-				fmt.Sprintf("%02d%02d%04d", mo, d, y)} {
+			for _, want := range digitForms {
 				if runsTogetherRaw(ws, i, want) {
 					return true
 				}
