@@ -356,7 +356,7 @@ func checkNoPHI(step Step, data []byte, p *PHI, f TextFolder, skip ...string) er
 					}
 				}
 				p := path + "." + k
-				if phiKeys[strings.ToLower(k)] {
+				if phiKeys[strings.Join(phiTokens(f, k), "_")] { // "Patient-Name", "DOB", "mrn"
 					return fmt.Errorf("%s: data%s would put a patient identifier in the ledger, which can never be erased; "+
 						"refer to the patient by the COI: %w", step, p, ErrInvalid)
 				}

@@ -30,6 +30,18 @@ func TestPHIMatcher(t *testing.T) {
 		{"collected 2026-11-23T06:00:00Z", ""},
 		{"seal intact, cap replaced at 01:02", ""},
 		{"", ""},
+		// Without a TextFolder: case and Latin diacritics still fold,
+		// separators may be left out.
+		{"JÄNE DÔE", "name"},
+		{"Jàne-Q-Dœ", "name"},
+		{"JaneDoe", "name"},
+		{"doe,jane", "name"},
+		{"0012-345", "medical record number"},
+		{"2 January 1970", "birth date"},
+		{"Jan 2nd, 1970", "birth date"},
+		{"02011970", "birth date"},
+		{"2 January 1971", ""},
+		{"Janedoesnt", ""},
 	} {
 		if got := m.find(tc.text); got != tc.want {
 			t.Errorf("find(%q) = %q, want %q", tc.text, got, tc.want)
@@ -56,6 +68,9 @@ func TestCheckNoPHI(t *testing.T) {
 		{`{"text":"ok","extra":{"list":["x","MRN-0012345"]}}`, nil, "data.extra.list[1] holds the patient's medical record number"},
 		{`{"text":"ok","patient_name":"someone"}`, nil, "data.patient_name would put a patient identifier"},
 		{`{"text":"ok","meta":{"DOB":"x"}}`, nil, "data.meta.DOB would put a patient identifier"},
+		{`{"text":"ok","Patient-Name":"x"}`, nil, "data.Patient-Name would put a patient identifier"},
+		{`{"text":"ok","Jane Doe":1}`, nil, "data (a member's name) holds the patient's name"},
+		{`{"text":"ok","x":[{"y":12345}]}`, nil, "data.x[0].y holds the patient's medical record number"},
 		{`{"bag_code":"MRN-0012345","wristband_code":"MRN-0012345"}`, []string{"wristband_code", "bag_code"}, ""},
 		{`{"bag_code":"x","wristband_code":"MRN-0012345","note":"MRN-0012345"}`, []string{"wristband_code", "bag_code"}, "data.note holds"},
 	} {
