@@ -108,7 +108,7 @@ func TestStepDataMemberNamesPatient(t *testing.T) {
 	}{
 		{"full name as a member", custody.StepNote, map[string]any{"text": "hi", patientA.Name: 1}, "holds the patient's name"},
 		{"name run together as a member", custody.StepNote, map[string]any{"text": "hi", "ZeldaQuixoteMarchetti": true}, "holds the patient's name"},
-		{"MRN as a nested member", custody.StepNote, map[string]any{"text": "hi", "x": map[string]any{patientA.MRN: 1}}, "data.x (a member's name) holds the patient's medical record number"},
+		{"MRN as a nested member", custody.StepNote, map[string]any{"text": "hi", "x": map[string]any{patientA.MRN: 1}}, "data.x has a member whose name holds the patient's medical record number"},
 		{"MRN digits in a list", custody.StepNote, map[string]any{"text": "hi", "x": []any{map[string]any{"7730419": true}}}, "medical record number"},
 		{"birth date as a member", custody.StepNote, map[string]any{"text": "hi", "born 19/07/1961": 1}, "birth date"},
 		{"MRN as a number", custody.StepCorrection, map[string]any{"corrects": c.Records[1].Seq, "reason": "r", "volume_ml": 7730419}, "data.volume_ml holds the patient's medical record number"},

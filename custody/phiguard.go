@@ -316,7 +316,7 @@ func runsTogetherRaw(ws []dateWord, i int, want string) bool {
 // only when they are a coid code. Text that names the patient is refused,
 // never cleaned. The error names the member and the kind of identifier,
 // never its value; a member whose name holds the identifier is named by
-// its place only.
+// the object it is in ("data.x has a member whose name holds ...").
 func checkNoPHI(step Step, data []byte, p *PHI, f TextFolder, skip ...string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -332,9 +332,9 @@ func checkNoPHI(step Step, data []byte, p *PHI, f TextFolder, skip ...string) er
 	for _, k := range skip {
 		skipped[k] = true
 	}
-	holds := func(path, what string) error {
-		return fmt.Errorf("%s: data%s holds the patient's %s; patient identifiers stay out of the ledger, "+
-			"which can never be erased: refer to the patient by the COI: %w", step, path, what, ErrInvalid)
+	holds := func(whose, path, what string) error {
+		return fmt.Errorf("%s: data%s%s holds the patient's %s; patient identifiers stay out of the ledger, "+
+			"which can never be erased: refer to the patient by the COI: %w", step, path, whose, what, ErrInvalid)
 	}
 	var walk func(path string, v any) error
 	walk = func(path string, v any) error {
@@ -346,13 +346,7 @@ func checkNoPHI(step Step, data []byte, p *PHI, f TextFolder, skip ...string) er
 				}
 				if m != nil {
 					if what := m.find(k); what != "" {
-						where := path
-						if where == "" {
-							where = " (a member's name)"
-						} else {
-							where += " (a member's name)"
-						}
-						return holds(where, what)
+						return holds(" has a member whose name", path, what)
 					}
 				}
 				p := path + "." + k
@@ -373,13 +367,13 @@ func checkNoPHI(step Step, data []byte, p *PHI, f TextFolder, skip ...string) er
 		case string:
 			if m != nil {
 				if what := m.find(x); what != "" {
-					return holds(path, what)
+					return holds("", path, what)
 				}
 			}
 		case json.Number:
 			if m != nil {
 				if what := m.find(x.String()); what != "" {
-					return holds(path, what)
+					return holds("", path, what)
 				}
 			}
 		}

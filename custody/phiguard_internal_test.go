@@ -69,7 +69,7 @@ func TestCheckNoPHI(t *testing.T) {
 		{`{"text":"ok","patient_name":"someone"}`, nil, "data.patient_name would put a patient identifier"},
 		{`{"text":"ok","meta":{"DOB":"x"}}`, nil, "data.meta.DOB would put a patient identifier"},
 		{`{"text":"ok","Patient-Name":"x"}`, nil, "data.Patient-Name would put a patient identifier"},
-		{`{"text":"ok","Jane Doe":1}`, nil, "data (a member's name) holds the patient's name"},
+		{`{"text":"ok","Jane Doe":1}`, nil, "data has a member whose name holds the patient's name"},
 		{`{"text":"ok","x":[{"y":12345}]}`, nil, "data.x[0].y holds the patient's medical record number"},
 		{`{"bag_code":"MRN-0012345","wristband_code":"MRN-0012345"}`, []string{"wristband_code", "bag_code"}, ""},
 		{`{"bag_code":"x","wristband_code":"MRN-0012345","note":"MRN-0012345"}`, []string{"wristband_code", "bag_code"}, "data.note holds"},
