@@ -129,9 +129,8 @@ var months = map[string]int{
 // text, with or without the separators between them:
 //   - the full name in any order that keeps its words' cycle (given names
 //     first or family names first) or reversed, with or without middle
-//     names, also run
-//     together ("JaneDoe", "J.A.N.E D.O.E"), and a name of at least
-//     minRunTogether letters run together anywhere inside a word;
+//     names, also run together ("JaneDoe", "J.A.N.E D.O.E"), and a name of
+//     at least minRunTogether letters run together anywhere inside a word;
 //   - the MRN with or without its letter prefix and punctuation, leading
 //     zeros aside ("MRN-001-2345", "12345");
 //   - the birth date as year, month, day in the orders Y M D, D M Y and
