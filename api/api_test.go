@@ -28,6 +28,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/phitext"
 	"github.com/labstack/echo/v4"
 )
 
@@ -163,7 +164,7 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	}
 	svc, err := custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: log,
 		Now: cfg.now, FIN: "A9999",
-		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles()))})
+		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/phitext"
 )
 
 // The web UI's test environment: a real bbolt store (ledger and telemetry
@@ -101,7 +102,7 @@ func newWebEnv(tb testing.TB, tls bool) *webEnv {
 	}
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: log, Now: clock.Now, FIN: "A9999",
 		Profiles:  slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
-		Telemetry: custody.TelemetryConfig{Readings: store}})
+		Telemetry: custody.TelemetryConfig{Readings: store}, Folder: phitext.Folder{}})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}

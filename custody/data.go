@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,89 @@ type correctionData struct {
 type reasonData struct {
 	Reason string `json:"reason"`
 	Text   string `json:"text"`
+}
+
+// stepMembers returns the members a client's data for step may hold; a
+// step's data is a closed schema, so any other member is refused. A
+// correction may also hold the members of the record it corrects
+// (correctionMembers).
+func stepMembers(step Step) []string {
+	switch step {
+	case StepCollect:
+		return []string{"din", "volume_ml", "bags", "started_at", "ended_at"}
+	case StepShip:
+		return []string{"shipper", "profile"}
+	case StepReceive:
+		return []string{"seal_intact"}
+	case StepManufacture:
+		return []string{"final_bags", "expires_at"}
+	case StepRelease:
+		return []string{"expires_at"}
+	case StepBedsideVerify:
+		return []string{"bag_code", "wristband_code"}
+	case StepInfuse:
+		return []string{"bag"}
+	case StepDisposition:
+		return []string{"excursion", "decision", "reason"}
+	case StepCorrection:
+		return []string{"corrects", "reason"}
+	case StepCancel:
+		return []string{"reason"}
+	case StepNote:
+		return []string{"text"}
+	}
+	return nil
+}
+
+// writtenMembers returns the members coid itself writes into a step's
+// data, which a correction of such a record may name too.
+func writtenMembers(step Step) []string {
+	switch step {
+	case StepReceive:
+		return []string{"telemetry"}
+	case StepBedsideVerify:
+		return []string{"bag", "wristband_match"}
+	case StepExcursion:
+		return []string{"excursion_id", "kind", "leg", "shipper", "profile", "start", "end", "worst", "limit",
+			"duration_ns", "duration", "breach_ns"}
+	case StepMismatch:
+		return []string{"reasons", "bag_code", "bag_code_unreadable", "wristband_digest", "attempted_by"}
+	case StepAcknowledge:
+		return []string{"mismatch", "statement"}
+	case StepEnroll:
+		return []string{"product", "sites", "facility"}
+	}
+	return nil
+}
+
+// correctionMembers returns the members a correction of record r may
+// hold: its own, and those of r's step as a client sends them, as coid
+// writes them and as r holds them.
+func correctionMembers(r Record) []string {
+	m := append(stepMembers(StepCorrection), stepMembers(r.Step)...)
+	m = append(m, writtenMembers(r.Step)...)
+	var data map[string]json.RawMessage
+	if json.Unmarshal(r.Data, &data) == nil {
+		m = append(m, slices.Collect(maps.Keys(data))...)
+	}
+	slices.Sort(m)
+	return slices.Compact(m)
+}
+
+// closed refuses step data holding a member not in allowed, naming the
+// first such member (checkNoPHI has already made sure no member name holds
+// the patient's identifiers).
+func (d *stepData) closed(step Step, allowed []string) error {
+	for _, k := range slices.Sorted(maps.Keys(d.raw)) {
+		if !slices.Contains(allowed, k) {
+			if len(allowed) == 0 {
+				return fmt.Errorf("%s: data.%s is not a member of %s data, which holds none: %w", step, k, step, ErrInvalid)
+			}
+			return fmt.Errorf("%s: data.%s is not a member of %s data (one of %s): %w", step, k, step,
+				strings.Join(allowed, ", "), ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // ValidShipperID reports whether id is a well-formed shipper ID (see
@@ -163,6 +247,11 @@ func parseDataTime(step Step, field, s string, now time.Time) (time.Time, error)
 // records, normalising identifiers, and returns it. Checks that need the
 // chain (bags, excursions, corrected records) happen in the service.
 func checkData(step Step, d *stepData, profiles map[string]bool, now time.Time) error {
+	if step != StepCorrection { // a correction's members depend on the record it corrects: checkAgainstChain
+		if err := d.closed(step, stepMembers(step)); err != nil {
+			return err
+		}
+	}
 	switch step {
 	case StepCollect:
 		var c collectData

@@ -31,6 +31,11 @@ type Config struct {
 	// the enroll record cannot be changed after, and a chain whose labels
 	// cannot be printed cannot go on.
 	LabelText func(patientName, product string) error
+	// Folder, when set, folds text before step data is compared with the
+	// patient's identifiers: compatibility forms and look-alike characters
+	// (custody/phitext). Without one the comparison folds case and the
+	// diacritics of Latin letters only.
+	Folder TextFolder
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -46,6 +51,7 @@ type Service struct {
 	profiles map[string]bool
 	tele     TelemetryConfig
 	labelTxt func(patientName, product string) error
+	folder   TextFolder
 	seed     maphash.Seed
 	locks    [256]sync.Mutex
 
@@ -78,7 +84,7 @@ func NewService(cfg Config) (*Service, error) {
 		j = DefaultJourney()
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
-		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, seed: maphash.MakeSeed(),
+		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, folder: cfg.Folder, seed: maphash.MakeSeed(),
 		backoff: newBackoffs(cfg.Now)}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
@@ -161,7 +167,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 			return nil, fmt.Errorf("enroll: the bag labels could not print this; enter the name as it should appear on the label: %w", err)
 		}
 	}
-	m := newPHIMatcher(phi)
+	m := newPHIMatcher(phi, s.folder)
 	for _, f := range []struct{ n, v string }{{"product", req.Product}, {"sites.collection", req.Sites.Collection},
 		{"sites.manufacturing", req.Sites.Manufacturing}, {"sites.treatment", req.Sites.Treatment}} {
 		if what := m.find(f.v); what != "" {
@@ -286,6 +292,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	// Before the data is checked against its schema: an error naming an
+	// unknown member must not repeat a patient identifier.
+	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, req.Step == StepBedsideVerify); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
 	if err := checkData(req.Step, data, s.profiles, now); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -305,9 +316,6 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		}
 		is := c.OpenIssues()[0]
 		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
-	}
-	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, bedside); err != nil {
-		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	sigs, err := s.sign(ctx, Caller{User: actor.ID}, req.Step, rule.Signatures, req.Signatures, now)
 	if err != nil && !(bedside && errors.Is(err, errSameSigner)) {
@@ -353,9 +361,9 @@ func (s *Service) checkNoPHI(ctx context.Context, coi COI, step Step, d *stepDat
 		return err
 	}
 	if bedside {
-		return checkNoPHI(step, d.fields, phi, "wristband_code", "bag_code")
+		return checkNoPHI(step, d.fields, phi, s.folder, "wristband_code", "bag_code")
 	}
-	return checkNoPHI(step, d.fields, phi)
+	return checkNoPHI(step, d.fields, phi, s.folder)
 }
 
 // infusedBag names in the infuse record's data the bag the passing bedside
@@ -423,7 +431,7 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 		_ = d.decode(step, &x)
 		for _, r := range c.Records {
 			if r.Seq == x.Corrects {
-				return nil
+				return d.closed(step, correctionMembers(r))
 			}
 		}
 		return fmt.Errorf("record %d is not a record of this chain: %w", x.Corrects, ErrInvalid)

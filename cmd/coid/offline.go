@@ -13,6 +13,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/phitext"
 )
 
 // parseInterspersed parses fs from args, letting flags come before or
@@ -58,7 +59,7 @@ func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Ti
 		return nil, nil, err
 	}
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: now, FIN: "A9999",
-		Telemetry: custody.TelemetryConfig{Readings: store}})
+		Telemetry: custody.TelemetryConfig{Readings: store}, Folder: phitext.Folder{}})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

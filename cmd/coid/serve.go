@@ -27,6 +27,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/phitext"
 	"github.com/coid-project/coid/labels"
 	"github.com/coid-project/coid/sensors"
 )
@@ -92,7 +93,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	hasher := passwd.NewLimited(passwd.Default(), runtime.GOMAXPROCS(0))
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
-		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}, LabelText: labels.CheckEnrollment})
+		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}, LabelText: labels.CheckEnrollment,
+		Folder: phitext.Folder{}})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
