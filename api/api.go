@@ -295,8 +295,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = c.JSON(status, body)
 }
 
-// bind decodes a JSON body strictly: unknown fields, trailing data and
-// wrong types are ErrInvalid with a message that says where.
+// bind decodes a JSON body strictly: unknown fields, duplicate or
+// case-variant member names at any depth, trailing data and wrong types
+// are ErrInvalid with a message that says where.
 func bind(c echo.Context, v any) error {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -311,6 +312,11 @@ func bind(c echo.Context, v any) error {
 		// encoding/json would quietly turn the bad bytes into U+FFFD,
 		// and a garbled name would be printed on a label.
 		return fmt.Errorf("request body is not valid UTF-8: %w", custody.ErrInvalid)
+	}
+	// encoding/json would keep the last of two "mrn" members, or of "mrn"
+	// and "MRN", while a reviewer or a proxy reads the first.
+	if err := custody.CheckMembers(b); err != nil {
+		return fmt.Errorf("request body: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -466,9 +472,20 @@ func (s *Server) verifyChain(c echo.Context) error {
 	return c.JSON(http.StatusOK, rep)
 }
 
+// maxCheckpoints is how many checkpoints one verify request may name.
+const maxCheckpoints = 32
+
+// verifyLedger verifies the ledger and the checkpoints named. A malformed
+// or impossible checkpoint is bad input (400, logged at info level as any
+// request); only a well-formed one the ledger no longer holds is an
+// integrity failure, logged as an error.
 func (s *Server) verifyLedger(c echo.Context) error {
+	vs := c.QueryParams()["checkpoint"]
+	if len(vs) > maxCheckpoints {
+		return fmt.Errorf("%d checkpoints; at most %d per request: %w", len(vs), maxCheckpoints, custody.ErrInvalid)
+	}
 	var cps []custody.Checkpoint
-	for _, v := range c.QueryParams()["checkpoint"] {
+	for _, v := range vs {
 		cp, err := custody.ParseCheckpoint(v)
 		if err != nil {
 			return err

@@ -120,7 +120,7 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 
 func fatalPage(t *testing.T, ctx context.Context, what string, err error) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
 	body, _ := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("main")))
 	t.Fatalf("%s: %v\npage: %.1500s", what, err, body)

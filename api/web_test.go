@@ -756,7 +756,7 @@ func TestWebLiveReadings(t *testing.T) {
 	p := b.get(coiPath(coi))
 	wantBody(t, p, "chain with readings", "data-chart", `data-live="/chains/`+string(coi)+`/legs/1/live"`, "30 readings", "<polyline")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // catches a hang only
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.ts.URL+coiPath(coi)+"/legs/1/live", nil)
 	resp, err := b.c.Do(req)
@@ -836,7 +836,7 @@ func TestWebReportLinks(t *testing.T) {
 	wantCode(t, nurse.get(coiPath(coi)+"/epcis.json"), http.StatusOK, "nurse EPCIS")
 	wantCode(t, e.browser().get(coiPath(coi)+"/report.pdf"), http.StatusSeeOther, "signed-out report")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // catches a hang only
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.ts.URL+"/alerts/live", nil)
 	req.Header.Set("Accept", "text/event-stream")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Checkpoint is a head of the ledger recorded outside it: the number of
@@ -22,22 +23,45 @@ type Checkpoint struct {
 // String returns the checkpoint as N:HEX, the form ParseCheckpoint reads.
 func (c Checkpoint) String() string { return strconv.FormatUint(c.Records, 10) + ":" + c.Head.String() }
 
-// ParseCheckpoint reads N:HEX: a record count of at least 1 and the
-// 64-digit hex hash of that record.
+// MaxCheckpointRecords is the largest record count a checkpoint may
+// name: 2^53-1, the largest integer every JSON reader holds exactly. A
+// ledger that long is beyond any real one; a larger count is a made-up
+// checkpoint, refused as bad input rather than reported as a ledger cut
+// back.
+const MaxCheckpointRecords = 1<<53 - 1
+
+// ParseCheckpoint reads N:HEX: a record count from 1 to
+// MaxCheckpointRecords and the 64-digit hex hash of that record. Anything
+// else is ErrInvalid.
 func ParseCheckpoint(s string) (Checkpoint, error) {
 	n, h, ok := strings.Cut(s, ":")
 	if !ok {
-		return Checkpoint{}, fmt.Errorf("checkpoint %q: want RECORDS:HEAD (e.g. 1234:9f2c...): %w", s, ErrInvalid)
+		return Checkpoint{}, fmt.Errorf("checkpoint %s: want RECORDS:HEAD (e.g. 1234:9f2c...): %w", quoteShort(s), ErrInvalid)
 	}
 	records, err := strconv.ParseUint(n, 10, 64)
-	if err != nil || records == 0 {
-		return Checkpoint{}, fmt.Errorf("checkpoint %q: the record count must be a positive number: %w", s, ErrInvalid)
+	if err != nil || records == 0 || records > MaxCheckpointRecords {
+		return Checkpoint{}, fmt.Errorf("checkpoint %s: the record count must be a number from 1 to %d: %w",
+			quoteShort(s), uint64(MaxCheckpointRecords), ErrInvalid)
 	}
 	head, err := ParseHash(h)
 	if err != nil || head.IsZero() {
-		return Checkpoint{}, fmt.Errorf("checkpoint %q: the head must be 64 hex digits: %w", s, ErrInvalid)
+		return Checkpoint{}, fmt.Errorf("checkpoint %s: the head must be 64 hex digits: %w", quoteShort(s), ErrInvalid)
 	}
 	return Checkpoint{Records: records, Head: head}, nil
+}
+
+// quoteShort quotes s for an error message, cut after 100 bytes: a
+// checkpoint is under 90, and a message need not repeat a huge input.
+func quoteShort(s string) string {
+	const limit = 100
+	if len(s) <= limit {
+		return strconv.Quote(s)
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
 }
 
 // VerifyLedgerAt verifies the ledger as VerifyLedger does and then checks

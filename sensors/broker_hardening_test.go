@@ -43,7 +43,7 @@ func (l *logBuffer) String() string {
 // waitFor waits until the log holds every one of parts on one line.
 func (l *logBuffer) waitFor(t *testing.T, parts ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		for line := range strings.SplitSeq(l.String(), "\n") {
 			all := true
@@ -102,7 +102,7 @@ func newHardEnv(t *testing.T, verifier sensors.PasswordVerifier) *hardEnv {
 	}
 	sub.Start()
 	t.Cleanup(sub.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := sub.WaitSubscribed(ctx); err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func (e *hardEnv) connect(clientID, user, pass string, lost chan<- error) (mqtt.
 	}
 	c := mqtt.NewClient(o)
 	tok := c.Connect()
-	if !tok.WaitTimeout(10 * time.Second) {
+	if !tok.WaitTimeout(60 * time.Second) {
 		return nil, errors.New("connect timed out")
 	}
 	return c, tok.Error()
@@ -176,7 +176,7 @@ func rawConnect(t *testing.T, addr, clientID, user, pass, willTopic string, will
 		t.Fatal(err)
 	}
 	ack := make([]byte, 4)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
 	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
 		t.Fatalf("connect as %s: CONNACK % x, %v", user, ack, err)
 	}
@@ -188,7 +188,7 @@ func rawConnect(t *testing.T, addr, clientID, user, pass, willTopic string, will
 // guard only: the broker closes at once, or (before the fix) not at all.
 func expectClosed(t *testing.T, conn net.Conn, what string) {
 	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
 	_, err := io.Copy(io.Discard, conn)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -250,7 +250,7 @@ func TestBrokerRefusesHugePacketsAfterLogin(t *testing.T) {
 	defer c.Disconnect(10)
 	big := bytes.Repeat([]byte("x"), sensors.MaxPayloadBytes) // malformed: quarantined, then acknowledged
 	tok := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-A"), 1, false, big)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		t.Fatalf("a payload of MaxPayloadBytes was not acknowledged: %v", tok.Error())
 	}
 }
@@ -268,14 +268,14 @@ func TestBrokerNeverLogsPayloads(t *testing.T) {
 	defer c.Disconnect(10)
 	body := bytes.Repeat([]byte("Z"), 64<<10)
 	own := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-A"), 1, false, body)
-	if !own.WaitTimeout(10*time.Second) || own.Error() != nil {
+	if !own.WaitTimeout(60*time.Second) || own.Error() != nil {
 		t.Fatalf("own topic: %v", own.Error())
 	}
 	other := sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-B")
 	c.Publish(other, 1, false, body)
 	select {
 	case <-lost:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("a publish to another shipper's topic left the connection open")
 	}
 	line := e.log.waitFor(t, "publish refused", "topic="+other, "client=c-payload-a", "user=SHP-A", "bytes=65536")
@@ -297,7 +297,7 @@ func TestBrokerAccountsCannotSubscribe(t *testing.T) {
 		}
 		for _, filter := range []string{"coid/alerts/#", "coid/alerts/COI-1", "#", "shippers/+/telemetry", "$SYS/#"} {
 			tok := c.Subscribe(filter, 1, func(mqtt.Client, mqtt.Message) {})
-			if !tok.WaitTimeout(10 * time.Second) {
+			if !tok.WaitTimeout(60 * time.Second) {
 				t.Fatalf("%s subscribing to %s: no SUBACK", cred[0], filter)
 			}
 			if rc := tok.(*mqtt.SubscribeToken).Result()[filter]; rc != 0x80 {
@@ -314,14 +314,14 @@ func TestBrokerAccountsCannotSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer obs.Disconnect(10)
-	if tok := obs.Subscribe("coid/alerts/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m.Topic() }); !tok.WaitTimeout(10*time.Second) ||
+	if tok := obs.Subscribe("coid/alerts/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m.Topic() }); !tok.WaitTimeout(60*time.Second) ||
 		tok.(*mqtt.SubscribeToken).Result()["coid/alerts/#"] != 1 {
 		t.Fatal("coid's own user cannot subscribe to alerts")
 	}
 	obs.Publish("coid/alerts/COI-1", 1, false, []byte("{}"))
 	select {
 	case <-got:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("coid's own user did not get its alert")
 	}
 }
@@ -340,7 +340,7 @@ func TestBrokerRefusesQoS2Telemetry(t *testing.T) {
 	tok := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-A"), 2, false, payload("SHP-A", 1, time.Now().Add(-time.Hour)))
 	select {
 	case <-lost:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("QoS 2 telemetry taken (token done %v, %v)", tok.WaitTimeout(0), tok.Error())
 	}
 	if tok.WaitTimeout(time.Second) && tok.Error() == nil {
@@ -404,7 +404,7 @@ func TestBrokerReloadDuringPasswordCheck(t *testing.T) {
 			SetAutoReconnect(false).SetConnectRetry(false)
 		c := mqtt.NewClient(o)
 		tok := c.Connect()
-		if !tok.WaitTimeout(20 * time.Second) {
+		if !tok.WaitTimeout(60 * time.Second) {
 			res <- errors.New("connect timed out")
 			return
 		}
@@ -437,7 +437,7 @@ func TestBrokerIgnoresAccountWills(t *testing.T) {
 	}
 	defer obs.Disconnect(10)
 	for _, f := range []string{"shippers/#", "coid/alerts/#"} {
-		if tok := obs.Subscribe(f, 0, func(_ mqtt.Client, m mqtt.Message) { seen <- m.Topic() }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		if tok := obs.Subscribe(f, 0, func(_ mqtt.Client, m mqtt.Message) { seen <- m.Topic() }); !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 	}
@@ -455,7 +455,7 @@ func TestBrokerIgnoresAccountWills(t *testing.T) {
 				t.Fatal("an account's will was published to another shipper's telemetry topic")
 			}
 			done = topic == "coid/alerts/marker"
-		case <-time.After(10 * time.Second):
+		case <-time.After(60 * time.Second):
 			t.Fatal("the marker did not arrive")
 		}
 	}

@@ -110,7 +110,7 @@ func TestBrokerAccounts(t *testing.T) {
 	}
 	sub.Start()
 	defer sub.Close()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := sub.WaitSubscribed(wctx); err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestBrokerAccounts(t *testing.T) {
 		}
 		c := mqtt.NewClient(o)
 		tok := c.Connect()
-		if !tok.WaitTimeout(5 * time.Second) {
+		if !tok.WaitTimeout(60 * time.Second) {
 			return nil, errors.New("connect timed out")
 		}
 		return c, tok.Error()
@@ -137,7 +137,7 @@ func TestBrokerAccounts(t *testing.T) {
 	base := time.Now().Add(-time.Hour)
 	publish := func(c mqtt.Client, shipper string, seq int) error {
 		tok := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, shipper), 1, false, payload(shipper, seq, base))
-		if !tok.WaitTimeout(3 * time.Second) {
+		if !tok.WaitTimeout(60 * time.Second) {
 			return errors.New("no PUBACK")
 		}
 		return tok.Error()
@@ -275,7 +275,7 @@ func TestBrokerTLS(t *testing.T) {
 	}
 	sub.Start()
 	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := sub.WaitSubscribed(ctx); err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestBrokerTLS(t *testing.T) {
 			SetAutoReconnect(false).SetConnectTimeout(3 * time.Second).SetTLSConfig(&tls.Config{RootCAs: pool})
 		c := mqtt.NewClient(o)
 		tok := c.Connect()
-		if !tok.WaitTimeout(5 * time.Second) {
+		if !tok.WaitTimeout(60 * time.Second) {
 			return nil, errors.New("connect timed out")
 		}
 		return c, tok.Error()
@@ -300,7 +300,7 @@ func TestBrokerTLS(t *testing.T) {
 	}
 	defer c.Disconnect(10)
 	tok := c.Publish(sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-T"), 1, false, payload("SHP-T", 1, time.Now().Add(-time.Hour)))
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish over TLS: %v", tok.Error())
 	}
 	if rs, _, err := st.ShipperReadings(context.Background(), "SHP-T", time.Time{}, time.Time{}, 0); err != nil || len(rs) != 1 {
@@ -327,7 +327,7 @@ func TestBrokerAccountsReload(t *testing.T) {
 			SetAutoReconnect(false).SetConnectionLostHandler(func(mqtt.Client, error) { lost <- struct{}{} })
 		c := mqtt.NewClient(o)
 		tok := c.Connect()
-		if !tok.WaitTimeout(5 * time.Second) {
+		if !tok.WaitTimeout(60 * time.Second) {
 			return nil, errors.New("connect timed out")
 		}
 		return c, tok.Error()
@@ -346,7 +346,7 @@ func TestBrokerAccountsReload(t *testing.T) {
 	}
 	select {
 	case <-lost:
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the removed account's connection stayed open")
 	}
 	if _, err := connect("SHP-A", "password of A"); err == nil {

@@ -48,7 +48,7 @@ func TestBufferedConnWritesInOrderAndFlushesOnClose(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	s.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(s)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestBufferedConnReads(t *testing.T) {
 		}
 		s.Close()
 	}()
-	b.SetDeadline(time.Now().Add(5 * time.Second))
+	b.SetDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(b)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestBufferedConnWriteErrorCloses(t *testing.T) {
 	defer b.Close()
 	s.(*net.TCPConn).SetLinger(0)
 	s.Close() // the peer resets the connection
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	var err error
 	for err == nil && time.Now().Before(deadline) {
 		_, err = b.Write(make([]byte, 4096))
@@ -97,7 +97,7 @@ func TestBufferedConnWriteErrorCloses(t *testing.T) {
 		t.Fatal("writes to a reset connection kept succeeding")
 	}
 	// The flusher closed the connection, so a reader sees it too.
-	b.SetDeadline(time.Now().Add(5 * time.Second))
+	b.SetDeadline(time.Now().Add(60 * time.Second))
 	if _, rerr := b.Read(make([]byte, 1)); rerr == nil {
 		t.Fatalf("read after write error: %v", rerr)
 	}
@@ -114,7 +114,7 @@ func TestBufferedConnBackpressure(t *testing.T) {
 	got := make(chan []byte, 1)
 	go func() {
 		time.Sleep(50 * time.Millisecond) // let the pending buffer fill
-		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		s.SetReadDeadline(time.Now().Add(60 * time.Second))
 		all, _ := io.ReadAll(s)
 		got <- all
 	}()

@@ -74,7 +74,7 @@ func newEnv(t testing.TB, broker string) *env {
 		t.Fatal(err)
 	}
 	e.sub.Start()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := e.sub.WaitSubscribed(ctx); err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func (e *env) close() {
 func publisher(t testing.TB, url string) mqtt.Client {
 	t.Helper()
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("pub-" + randID(t)).SetCleanSession(true))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Connect(); !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		t.Fatalf("publisher connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(50) })
@@ -142,7 +142,7 @@ func TestIngestThroughBroker(t *testing.T) {
 				if sent%200 != 0 {
 					return
 				}
-				deadline := time.Now().Add(10 * time.Second)
+				deadline := time.Now().Add(60 * time.Second)
 				for e.pipe.Stats().Messages+300 < uint64(sent) && time.Now().Before(deadline) {
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -175,12 +175,12 @@ func TestIngestThroughBroker(t *testing.T) {
 				toks = append(toks, pub.Publish(topic, 1, false, []byte("not json")))
 			}
 			for _, tok := range toks {
-				if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+				if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 					t.Fatalf("publish: %v", tok.Error())
 				}
 			}
 			want := shippers * per
-			if n := waitCount(t, e.store, want, 20*time.Second); n != want {
+			if n := waitCount(t, e.store, want, 60*time.Second); n != want {
 				t.Fatalf("stored %d readings, want %d", n, want)
 			}
 			// Let stragglers (forwarded copies) arrive, then check again.
@@ -199,7 +199,7 @@ func TestIngestThroughBroker(t *testing.T) {
 					}
 				}
 			}
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(60 * time.Second)
 			for {
 				q, err := e.store.QuarantineList(context.Background(), 0)
 				if err != nil {
@@ -258,7 +258,7 @@ func TestEmbeddedBrokerAcksAfterCommit(t *testing.T) {
 		t.Fatal("PUBACK before the reading was committed")
 	}
 	close(sink.release)
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		t.Fatalf("no PUBACK after commit: %v", tok.Error())
 	}
 	if n, _ := st.ReadingsCount(context.Background()); n != 1 {
@@ -301,7 +301,7 @@ func TestPersistentSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		sub.Start()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		if err := sub.WaitSubscribed(ctx); err != nil {
 			t.Fatal(err)
@@ -314,14 +314,14 @@ func TestPersistentSession(t *testing.T) {
 	pub := publisher(t, u)
 	base := time.Now().Add(-time.Hour)
 	for i := 0; i < 50; i++ {
-		if tok := pub.Publish(sensors.TelemetryTopic(prefix, "SHP-P"), 1, false, payload("SHP-P", i, base)); !tok.WaitTimeout(5 * time.Second) {
+		if tok := pub.Publish(sensors.TelemetryTopic(prefix, "SHP-P"), 1, false, payload("SHP-P", i, base)); !tok.WaitTimeout(60 * time.Second) {
 			t.Fatal("publish timed out")
 		}
 	}
 	pipe, sub = start()
 	defer pipe.Close()
 	defer sub.Close()
-	if n := waitCount(t, st, 50, 10*time.Second); n != 50 {
+	if n := waitCount(t, st, 50, 60*time.Second); n != 50 {
 		t.Fatalf("after restart stored %d of 50", n)
 	}
 }

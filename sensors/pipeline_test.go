@@ -118,11 +118,15 @@ func TestPipelineHoldsMessagesWhileStoreFails(t *testing.T) {
 		}
 	}()
 	// Let it retry a few times.
-	if !waitFor(5*time.Second, func() bool { return pipe.Stats().Retries >= 6 }) {
+	if !waitFor(60*time.Second, func() bool { return pipe.Stats().Retries >= 6 }) {
 		t.Fatalf("no retries: %+v", pipe.Stats())
 	}
+	// While it retries six more times, it takes nothing more (counted
+	// retries, not a pause on the wall clock).
 	s, sub := pipe.Stats(), submitted.Load()
-	time.Sleep(300 * time.Millisecond)
+	if !waitFor(60*time.Second, func() bool { return pipe.Stats().Retries >= s.Retries+6 }) {
+		t.Fatalf("retries stopped: %+v", pipe.Stats())
+	}
 	if s2 := pipe.Stats(); s2.Messages != s.Messages || submitted.Load() != sub || sub >= n {
 		t.Fatalf("the pipeline kept taking messages from a failing store: %d then %d taken, %d then %d submitted",
 			s.Messages, s2.Messages, sub, submitted.Load())
@@ -136,10 +140,10 @@ func TestPipelineHoldsMessagesWhileStoreFails(t *testing.T) {
 		t.Fatalf("%d outage log lines for %d failures:\n%s", c, s.StoreFailed, logs.String())
 	}
 	sink.down.Store(false)
-	if !waitFor(10*time.Second, func() bool { return pipe.Stats().Stored == n }) {
+	if !waitFor(60*time.Second, func() bool { return pipe.Stats().Stored == n }) {
 		t.Fatalf("after the store recovered: %+v", pipe.Stats())
 	}
-	if !waitFor(5*time.Second, func() bool {
+	if !waitFor(60*time.Second, func() bool {
 		for i := range acks {
 			if acks[i].Load() == 0 {
 				return false
@@ -181,11 +185,15 @@ func TestPipelineCloseGivesUpWhileStoreFails(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(5*time.Second, func() bool { return pipe.Stats().StoreFailed > 0 })
-	start := time.Now()
-	pipe.Close()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Close took %s", d)
+	waitFor(60*time.Second, func() bool { return pipe.Stats().StoreFailed > 0 })
+	// Close gives up the retries rather than waiting them out; the bound
+	// only catches a hang.
+	closed := make(chan struct{})
+	go func() { pipe.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Close hangs while the store fails")
 	}
 	if s := pipe.Stats(); acked.Load() != 0 || s.Abandoned != 10 || s.Retrying != 0 {
 		t.Fatalf("acked %d, stats %+v", acked.Load(), s)
@@ -216,7 +224,7 @@ func TestPipelineClosedStoreGivesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !waitFor(5*time.Second, func() bool { return pipe.Stats().Abandoned == 3 }) {
+	if !waitFor(60*time.Second, func() bool { return pipe.Stats().Abandoned == 3 }) {
 		t.Fatalf("stats %+v", pipe.Stats())
 	}
 	if s := pipe.Stats(); s.Retries != 0 {
@@ -248,7 +256,7 @@ func submitWait(t *testing.T, pipe *sensors.Pipeline, topic string, p []byte) {
 	}
 	select {
 	case <-acked:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("not acknowledged; stats %+v", pipe.Stats())
 	}
 }

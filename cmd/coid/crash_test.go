@@ -72,7 +72,7 @@ func startTestMosquitto(t *testing.T) string {
 		_ = cmd.Wait()
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return "tcp://" + addr
@@ -118,7 +118,7 @@ func startCoid(t *testing.T, bin string, args ...string) *coidProc {
 			t.Fatalf("coid did not start: %q\n%s", line, p.stderr.String())
 		}
 		p.url = addr
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		t.Fatalf("coid did not start in 15s:\n%s", p.stderr.String())
@@ -137,7 +137,7 @@ func (p *coidProc) signal(t *testing.T, sig syscall.Signal) {
 	go func() { done <- p.cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-done
 		t.Fatalf("coid did not stop on %v", sig)
@@ -200,7 +200,7 @@ func TestCrashRecovery(t *testing.T) {
 	// The shipper publishes unique seqs at QoS 1, about 3000 a second, and
 	// remembers which ones the broker acknowledged.
 	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID("crash-pub-" + prefix).SetCleanSession(true))
-	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := pub.Connect(); !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		t.Fatalf("publisher: %v", tok.Error())
 	}
 	defer pub.Disconnect(100)
@@ -265,7 +265,7 @@ func TestCrashRecovery(t *testing.T) {
 
 	// Let the last coid drain the broker's queue for its session.
 	c = &client{t, proc.url + "/api/v1", tokens["coord"]}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, m := c.do("GET", "/shippers/"+shipper+"/readings", nil)
 		if code != 200 {

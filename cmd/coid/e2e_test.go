@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/passwd"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -83,8 +86,8 @@ func startServer(t *testing.T, dir string, extraEnv ...string) *server {
 			cancel()
 			select {
 			case stopErr = <-done:
-			case <-time.After(15 * time.Second):
-				stopErr = errors.New("server did not shut down in 15s")
+			case <-time.After(60 * time.Second): // catches a hang only
+				stopErr = errors.New("server did not shut down in 60 s")
 			}
 		})
 		return stopErr
@@ -568,10 +571,16 @@ func TestOfflineUserCommandsCreateNothingByMistake(t *testing.T) {
 // TestShutdownLetsRequestsInFlightFinish: a signed step being recorded
 // when the service is told to stop is answered (201), not failed with an
 // internal error; an open alert stream is ended rather than waited for.
+//
+// No wall clock: each request is sent with Expect: 100-continue, so its
+// body is sent, and the test learns of it, only once the handler reads it;
+// the stop starts when every request is in a handler. The signer has the
+// cheapest argon2id parameters, and the only time bound (60 s) catches a
+// hang.
 func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	dir := t.TempDir()
 	coord := &client{t: t, token: addUser(t, dir, "coord9", custody.RoleCoordinator)}
-	nurse := &client{t: t, token: addUser(t, dir, "nurse9", custody.RoleNurse)}
+	nurse := &client{t: t, token: addFastUser(t, dir, "nurse9", custody.RoleNurse)}
 	srv := startServer(t, dir)
 	coord.base, nurse.base = srv.url, srv.url
 	code, m := coord.do(http.MethodPost, "/api/v1/chains", map[string]any{
@@ -589,43 +598,97 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stream.Body.Close()
-	// Signed notes: each needs an argon2id check, so several are in flight.
-	const n = 6
+	streamEnded := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, stream.Body)
+		streamEnded <- err
+	}()
+	// The transport sends a body only after the server's 100 Continue,
+	// which it sends when the handler first reads the body; never on a
+	// timer.
+	tr := &http.Transport{ExpectContinueTimeout: time.Hour}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	const n = 3
 	codes := make(chan int, n)
+	inHandler := make(chan struct{}, n)
 	for i := range n {
+		body, _ := json.Marshal(map[string]any{"step": "note", "data": map[string]any{"text": fmt.Sprint("note ", i)},
+			"signatures": []map[string]any{{"user": "nurse9", "password": pw("nurse9"), "meaning": "authored"}}})
+		req, _ := http.NewRequest(http.MethodPost, srv.url+"/api/v1/chains/"+coi+"/records",
+			&signalReader{r: bytes.NewReader(body), read: inHandler})
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Authorization", "Bearer "+nurse.token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Expect", "100-continue")
 		go func() {
-			body, _ := json.Marshal(map[string]any{"step": "note", "data": map[string]any{"text": fmt.Sprint("note ", i)},
-				"signatures": []map[string]any{{"user": "nurse9", "password": pw("nurse9"), "meaning": "authored"}}})
-			req, _ := http.NewRequest(http.MethodPost, srv.url+"/api/v1/chains/"+coi+"/records", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+nurse.token)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := hc.Do(req)
 			if err != nil {
-				codes <- 0 // not accepted before the listener closed: the client knows it was not recorded
+				t.Errorf("request %d: %v", i, err)
+				codes <- 0
 				return
 			}
 			resp.Body.Close()
 			codes <- resp.StatusCode
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
+	for range n {
+		select {
+		case <-inHandler:
+		case <-time.After(60 * time.Second):
+			t.Fatal("requests not in a handler after 60 s: hung")
+		}
+	}
 	if err := srv.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 8*time.Second {
-		t.Errorf("shutdown took %v: the alert stream was waited for", d)
-	}
-	ok := 0
 	for range n {
-		switch c := <-codes; c {
-		case http.StatusCreated:
-			ok++
-		case 0:
-		default:
-			t.Errorf("a request in flight at shutdown got %d", c)
+		if c := <-codes; c != http.StatusCreated {
+			t.Errorf("a request in flight at shutdown got %d, want 201", c)
 		}
 	}
-	if ok == 0 {
-		t.Error("no request was in flight at the shutdown: the test proves nothing")
+	select {
+	case <-streamEnded:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the alert stream was not ended by the shutdown")
 	}
+	if log := srv.stderr.String(); strings.Contains(log, "cut off") {
+		t.Errorf("the shutdown waited for the stream and cut requests off:\n%s", log)
+	}
+}
+
+// signalReader is a request body that sends on read at its first Read:
+// with Expect: 100-continue, when the server's handler asked for it.
+type signalReader struct {
+	r    io.Reader
+	read chan<- struct{}
+	once sync.Once
+}
+
+func (s *signalReader) Read(p []byte) (int, error) {
+	s.once.Do(func() { s.read <- struct{}{} })
+	return s.r.Read(p)
+}
+
+// addFastUser adds a user with the cheapest argon2id parameters, straight
+// to the store of dir (no server may hold it), and returns the token. A
+// signature check then costs microseconds, even under -race on a busy
+// machine.
+func addFastUser(t *testing.T, dir, id string, role custody.Role) string {
+	t.Helper()
+	store, err := boltstore.Open(dir, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: slog.New(slog.DiscardHandler),
+		Now: time.Now, FIN: "A9999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := svc.AddUser(context.Background(), id, "Printed "+id, role, pw(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -19,7 +19,7 @@ import (
 func brokerAddr(t *testing.T, srv *server) string {
 	t.Helper()
 	re := regexp.MustCompile(`embedded MQTT broker listening.* mqtt_listen=(\S+)`)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if m := re.FindStringSubmatch(srv.stderr.String()); m != nil {
 			return m[1]
@@ -126,7 +126,7 @@ func TestSimulateIntoServe(t *testing.T) {
 	}
 
 	// The warming (above -150 C for 3s, grace 2s) is an excursion record.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, m := c.do("GET", "/chains/"+coi, nil)
 		if code != 200 {
