@@ -877,7 +877,7 @@ func profileLimits(name string) string {
 // counts.
 func timelineEntry(r custody.Record) recordView {
 	rv := recordView{Seq: r.Seq, Step: r.Step, Time: r.Time, Site: r.Site, Signatures: r.Signatures,
-		System: r.SubmittedBy == "system" || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
+		System: r.SubmittedBy == custody.SystemUser || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(r.Data, &m) != nil {
 		return rv
@@ -1248,7 +1248,7 @@ func (w *webUI) consolePage(c echo.Context) error {
 			if is.ReopenedBy != 0 {
 				row.Detail += fmt.Sprintf("; reopened by record %d: readings stored after QA's acceptance changed its figures", is.ReopenedBy)
 			}
-			if is.Kind == "mismatch" {
+			if is.Kind == custody.IssueMismatch {
 				row.Detail = mismatchDetail(ch, is.Seq)
 			}
 			v.Issues = append(v.Issues, row)

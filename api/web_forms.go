@@ -147,14 +147,14 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 
 // issueText names an issue kind in words.
 func issueText(kind string) string {
+	k, excursion := custody.Issue{Kind: kind}.Excursion()
 	switch {
-	case kind == "seal-broken":
+	case kind == custody.IssueSealBroken:
 		return "shipment received with its seal broken"
-	case kind == "mismatch":
+	case kind == custody.IssueMismatch:
 		return "bedside check failed (mismatch)"
-	case strings.HasPrefix(kind, "excursion:"):
-		k := strings.TrimPrefix(kind, "excursion:")
-		switch custody.ExcursionKind(k) {
+	case excursion:
+		switch k {
 		case custody.ExcursionTemperature:
 			return "temperature excursion"
 		case custody.ExcursionTilt:
@@ -164,7 +164,7 @@ func issueText(kind string) string {
 		case custody.ExcursionSilence:
 			return "shipper stopped reporting"
 		}
-		return k + " excursion"
+		return string(k) + " excursion"
 	}
 	return kind
 }

@@ -9,10 +9,14 @@ import (
 	"time"
 )
 
+// SystemUser is the user ID, in Record.SubmittedBy and Signature.User, of
+// records coid writes itself; ValidateUserID reserves it.
+const SystemUser = "system"
+
 // SystemSignature returns the signature coid puts on records it writes
 // itself (excursions, mismatches).
 func SystemSignature(now time.Time) Signature {
-	return Signature{User: "system", Name: "coid", Role: RoleSystem, Meaning: MeaningDetected, Time: FormatTime(now), Method: "system"}
+	return Signature{User: SystemUser, Name: "coid", Role: RoleSystem, Meaning: MeaningDetected, Time: FormatTime(now), Method: MethodSystem}
 }
 
 // bedsideCheck compares the scanned bag and wristband with the chain and
@@ -101,13 +105,18 @@ type acknowledgeData struct {
 // bedside mismatch.
 const AcknowledgeStatement = "I have read the mismatch: this bag will not be infused; it is set aside for QA."
 
-// Ways a person who acknowledges a mismatch was authenticated, as the
-// acknowledgement's signature records them.
+// Ways a signer was authenticated, as Signature.Method records them. A
+// person who acknowledges a mismatch signs via ViaSession or ViaToken.
 const (
 	// ViaSession is a signed-in web session.
 	ViaSession = "session"
 	// ViaToken is an API token.
 	ViaToken = "token"
+	// MethodPassword is a signature executed with the user's ID and
+	// password.
+	MethodPassword = "password"
+	// MethodSystem is coid's own signature (SystemSignature).
+	MethodSystem = "system"
 )
 
 // MayAcknowledgeMismatch reports whether role may acknowledge a bedside

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,7 +45,7 @@ type Leg struct {
 
 // Issue is something that blocks release, the bedside check and infusion
 // until QA records a disposition: an excursion, a shipment received with
-// its seal broken, or a failed bedside check (Kind "mismatch").
+// its seal broken, or a failed bedside check (Kind IssueMismatch).
 type Issue struct {
 	Seq            uint64    `json:"seq"`
 	Kind           string    `json:"kind"`
@@ -61,6 +62,28 @@ type Issue struct {
 	// required QA's decision on mismatches: the issue is closed, without a
 	// decision. Current coid refuses that bedside check instead.
 	ResolvedBy uint64 `json:"resolved_by,omitempty"`
+}
+
+// Kinds of Issue, as Issue.Kind holds them. An excursion's kind is
+// IssueExcursionPrefix followed by its ExcursionKind: build it with
+// ExcursionIssue and read it back with Issue.Excursion.
+const (
+	// IssueSealBroken is a shipment received with its seal broken.
+	IssueSealBroken = "seal-broken"
+	// IssueMismatch is a failed bedside check.
+	IssueMismatch = "mismatch"
+	// IssueExcursionPrefix starts the kind of an excursion issue.
+	IssueExcursionPrefix = "excursion:"
+)
+
+// ExcursionIssue returns the Issue.Kind of an excursion of kind k.
+func ExcursionIssue(k ExcursionKind) string { return IssueExcursionPrefix + string(k) }
+
+// Excursion returns the excursion kind of an excursion issue, and false
+// for any other issue.
+func (is Issue) Excursion() (ExcursionKind, bool) {
+	k, ok := strings.CutPrefix(is.Kind, IssueExcursionPrefix)
+	return ExcursionKind(k), ok
 }
 
 // Mismatch is a failed bedside check and, once someone acknowledged it,
@@ -207,7 +230,7 @@ func (c *Chain) apply(r *Record) error {
 		t := r.Time
 		l.ReceiveSeq, l.ReceivedAt, l.Open, l.SealIntact = r.Seq, &t, false, d.SealIntact
 		if d.SealIntact != nil && !*d.SealIntact {
-			c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "seal-broken", Time: r.Time, Open: true})
+			c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueSealBroken, Time: r.Time, Open: true})
 		}
 	case StepExcursion:
 		var d struct {
@@ -216,10 +239,10 @@ func (c *Chain) apply(r *Record) error {
 		if err := json.Unmarshal(r.Data, &d); err != nil {
 			return err
 		}
-		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "excursion:" + d.Kind, Time: r.Time, Open: true})
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: ExcursionIssue(ExcursionKind(d.Kind)), Time: r.Time, Open: true})
 	case StepBedsideVerify:
 		for i := range c.Issues {
-			if is := &c.Issues[i]; is.Open && is.Kind == "mismatch" {
+			if is := &c.Issues[i]; is.Open && is.Kind == IssueMismatch {
 				is.Open, is.ResolvedBy = false, r.Seq
 			}
 		}
@@ -228,7 +251,7 @@ func (c *Chain) apply(r *Record) error {
 		// The bag is set aside for QA: no bedside check or infusion until
 		// QA decides (accept: a new bedside check may go ahead; reject:
 		// this chain's product is not infused).
-		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: "mismatch", Time: r.Time, Open: true})
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
 	case StepAcknowledge:
 		var d acknowledgeData
 		if err := json.Unmarshal(r.Data, &d); err != nil {
@@ -244,7 +267,7 @@ func (c *Chain) apply(r *Record) error {
 			}
 		}
 	case StepCorrection:
-		if r.SubmittedBy != "system" {
+		if r.SubmittedBy != SystemUser {
 			return nil
 		}
 		var d ExcursionEndData

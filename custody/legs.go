@@ -219,7 +219,7 @@ type ExcursionEnd struct {
 func ExcursionEnds(c *Chain) (map[uint64]ExcursionEnd, error) {
 	out := map[uint64]ExcursionEnd{}
 	for _, r := range c.Records {
-		if r.Step != StepCorrection || r.SubmittedBy != "system" {
+		if r.Step != StepCorrection || r.SubmittedBy != SystemUser {
 			continue
 		}
 		var d ExcursionEndData
@@ -596,7 +596,7 @@ func (s *Service) appendSystemRecord(ctx context.Context, c *Chain, step Step, s
 	}
 	now := s.now().UTC()
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, Site: site,
-		SubmittedBy: "system", Data: body, Signatures: []Signature{SystemSignature(now)}}
+		SubmittedBy: SystemUser, Data: body, Signatures: []Signature{SystemSignature(now)}}
 	return s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
 }
 

@@ -183,7 +183,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 		}
 	} else {
 		sigs = []Signature{{User: actor.ID, Name: actor.Name, Role: actor.Role, Meaning: MeaningAuthored,
-			Time: FormatTime(now), Method: "token"}}
+			Time: FormatTime(now), Method: ViaToken}}
 	}
 	phi.Salt = make([]byte, 32)
 	if _, err := rand.Read(phi.Salt); err != nil {
@@ -488,7 +488,7 @@ func (s *Service) sign(ctx context.Context, caller Caller, step Step, rules []Si
 		}
 		used[found] = true
 		u := users[found]
-		sigs[i] = Signature{User: u.ID, Name: u.Name, Role: u.Role, Meaning: rule.Meaning, Time: FormatTime(now), Method: "password"}
+		sigs[i] = Signature{User: u.ID, Name: u.Name, Role: u.Role, Meaning: rule.Meaning, Time: FormatTime(now), Method: MethodPassword}
 	}
 	for i := range sigs {
 		for j := i + 1; j < len(sigs); j++ {

@@ -80,7 +80,7 @@ func ValidateUserID(id string) error {
 			return fmt.Errorf("user id %q: only letters, digits and . _ - @ (not first): %w", id, ErrInvalid)
 		}
 	}
-	if strings.EqualFold(id, "system") { // "System" would pass for coid's own signature
+	if strings.EqualFold(id, SystemUser) { // "System" would pass for coid's own signature
 		return fmt.Errorf("user id %q is reserved: %w", id, ErrInvalid)
 	}
 	return nil

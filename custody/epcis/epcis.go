@@ -344,7 +344,7 @@ func (x *exporter) mismatchBags(m *custody.Record) []string {
 func (x *exporter) bags(kind custody.BagKind) []string {
 	var out []string
 	for _, b := range x.c.Bags {
-		if kind == "" || strings.Contains(b, "-"+string(kind)+"-") {
+		if id, err := custody.ParseBagID(b); kind == "" || err == nil && id.Kind == kind {
 			out = append(out, BagURN(b))
 		}
 	}

@@ -535,7 +535,7 @@ func (r *renderer) record(rec *custody.Record) {
 
 	// Details: what the record says, across the width below its row.
 	details := r.details(rec)
-	if by := rec.SubmittedBy; by != "" && by != "system" && !slices.ContainsFunc(rec.Signatures, func(s custody.Signature) bool { return s.User == by }) {
+	if by := rec.SubmittedBy; by != "" && by != custody.SystemUser && !slices.ContainsFunc(rec.Signatures, func(s custody.Signature) bool { return s.User == by }) {
 		details = append([]string{"Submitted by " + by + " (not a signer)"}, details...)
 	}
 	for _, seq := range corrected {
@@ -661,7 +661,7 @@ func (r *renderer) details(rec *custody.Record) []string {
 		add("CORRECTS record %s%s. Reason: %s", target, what, get("reason"))
 		n, _ := strconv.ParseUint(target, 10, 64)
 		var x custody.ExcursionEndData
-		if rec.SubmittedBy == "system" && json.Unmarshal(rec.Data, &x) == nil && x.ID != "" {
+		if rec.SubmittedBy == custody.SystemUser && json.Unmarshal(rec.Data, &x) == nil && x.ID != "" {
 			var s string
 			switch latest, ok := r.d.ends[n]; {
 			case x.End == nil:
@@ -1226,13 +1226,13 @@ func (r *renderer) verification() {
 // method.
 func signedBy(method string) string {
 	switch method {
-	case "password":
+	case custody.MethodPassword:
 		return "by password"
-	case "session":
+	case custody.ViaSession:
 		return "by signed-in session"
-	case "token":
+	case custody.ViaToken:
 		return "by API token"
-	case "system":
+	case custody.MethodSystem:
 		return "by coid"
 	case "":
 		return "method not recorded"
