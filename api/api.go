@@ -219,23 +219,26 @@ func user(c echo.Context) custody.User {
 
 func (s *Server) me(c echo.Context) error { return c.JSON(http.StatusOK, user(c).Public()) }
 
-// errorTable maps domain errors to HTTP statuses and error codes. It is
-// the only place that does.
+// errorTable maps domain errors to HTTP statuses and error codes, and
+// to a Retry-After in seconds where a retry may follow at once. It is the
+// only place that does.
 var errorTable = []struct {
-	err    error
-	status int
-	code   string
+	err        error
+	status     int
+	code       string
+	retryAfter int
 }{
-	{custody.ErrInvalid, http.StatusBadRequest, "invalid"},
-	{custody.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
-	{custody.ErrForbidden, http.StatusForbidden, "forbidden"},
-	{custody.ErrNotFound, http.StatusNotFound, "not_found"},
-	{custody.ErrConflict, http.StatusConflict, "conflict"},
-	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests"},
-	{custody.ErrDamaged, http.StatusInternalServerError, "store_damaged"}, // before ErrChainBroken, which it matches too
-	{custody.ErrChainBroken, http.StatusInternalServerError, "integrity_failure"},
-	{custody.ErrInUse, http.StatusServiceUnavailable, "unavailable"},
-	{custody.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+	{custody.ErrInvalid, http.StatusBadRequest, "invalid", 0},
+	{custody.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated", 0},
+	{custody.ErrForbidden, http.StatusForbidden, "forbidden", 0},
+	{custody.ErrNotFound, http.StatusNotFound, "not_found", 0},
+	{custody.ErrConflict, http.StatusConflict, "conflict", 0},
+	{custody.ErrRetry, http.StatusServiceUnavailable, "retry", 1},
+	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests", 0},
+	{custody.ErrDamaged, http.StatusInternalServerError, "store_damaged", 0}, // before ErrChainBroken, which it matches too
+	{custody.ErrChainBroken, http.StatusInternalServerError, "integrity_failure", 0},
+	{custody.ErrInUse, http.StatusServiceUnavailable, "unavailable", 0},
+	{custody.ErrClosed, http.StatusServiceUnavailable, "unavailable", 0},
 }
 
 type errorBody struct {

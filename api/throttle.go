@@ -247,9 +247,19 @@ func carriesPassword(c echo.Context) bool {
 }
 
 // setRetryAfter sets the Retry-After header (whole seconds, rounded up)
-// when err is a throttled refusal.
+// when err is a throttled refusal, or the error table's Retry-After for
+// an error that may be retried at once.
 func setRetryAfter(c echo.Context, err error) {
 	if d, ok := custody.RetryAfter(err); ok {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+		return
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			if row.retryAfter > 0 {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(row.retryAfter))
+			}
+			return
+		}
 	}
 }

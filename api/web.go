@@ -1088,10 +1088,9 @@ func (w *webUI) bedsideSign(c echo.Context, coi custody.COI) error {
 	}
 	form, _ := c.FormParams()
 	data, _ := json.Marshal(map[string]string{"bag_code": b.BagCode, "wristband_code": b.Wristband})
-	before := len(ch.Records)
 	rec, err := w.s.svc.Record(ctx, snap.User, coi, custody.StepRequest{Step: custody.StepBedsideVerify, Data: data, Signatures: signatures(rule, form)})
 	if err != nil {
-		if mm := w.newMismatch(c, coi, before, err); mm != nil {
+		if mm := newMismatch(ch, err); mm != nil {
 			w.sessions.update(sess, func(s *webSession) { s.Bedside, s.Mismatch = nil, mm })
 			return c.Redirect(http.StatusSeeOther, "/mismatch")
 		}
@@ -1106,31 +1105,20 @@ func (w *webUI) bedsideSign(c echo.Context, coi custody.COI) error {
 }
 
 // newMismatch returns the mismatch the domain recorded for a refused
-// bedside check: the chain's newest record is a mismatch written after
-// the check started.
-func (w *webUI) newMismatch(c echo.Context, coi custody.COI, before int, err error) *mismatchState {
-	if !errors.Is(err, custody.ErrConflict) {
+// bedside check, or nil when err is not a mismatch.
+func newMismatch(ch *custody.Chain, err error) *mismatchState {
+	var mm *custody.MismatchError
+	if !errors.As(err, &mm) {
 		return nil
 	}
-	ch, cerr := w.s.svc.Chain(c.Request().Context(), coi)
-	if cerr != nil || len(ch.Records) <= before {
-		return nil
+	reasons := make([]string, 0, len(mm.Reasons))
+	for _, r := range mm.Reasons {
+		reasons = append(reasons, sentence(r))
 	}
-	r := ch.Records[len(ch.Records)-1]
-	if r.Step != custody.StepMismatch {
-		return nil
+	if len(reasons) == 0 {
+		reasons = []string{sentence("the bag and the wristband did not match this chain")}
 	}
-	var d struct {
-		Reasons []string `json:"reasons"`
-	}
-	_ = json.Unmarshal(r.Data, &d)
-	if len(d.Reasons) == 0 {
-		d.Reasons = []string{"the bag and the wristband did not match this chain"}
-	}
-	for i := range d.Reasons {
-		d.Reasons[i] = sentence(d.Reasons[i])
-	}
-	return &mismatchState{COI: coi, Display: ch.Display, Seq: r.Seq, Reasons: d.Reasons}
+	return &mismatchState{COI: ch.COI, Display: ch.Display, Seq: mm.Record.Seq, Reasons: reasons}
 }
 
 func (w *webUI) mismatchPage(c echo.Context) error {

@@ -313,6 +313,9 @@ func plainError(err error, requestID string) uiMessage {
 	case errors.Is(err, custody.ErrChainBroken):
 		return uiMessage{Kind: "stop", Title: "Stop: the records of this chain do not verify.",
 			Detail: "Do not continue with this product. QA and the system administrator have been alerted. Reference " + requestID + "."}
+	case errors.Is(err, custody.ErrRetry):
+		return uiMessage{Kind: "error", Title: "The chain changed while this was checked.",
+			Detail: "Someone recorded another step first. Nothing was recorded: look at the chain and send this again."}
 	case errors.Is(err, custody.ErrConflict):
 		return uiMessage{Kind: "error", Title: "This step cannot be recorded now.", Detail: detail}
 	case errors.Is(err, custody.ErrUnauthenticated):

@@ -61,7 +61,7 @@ func (s *Service) bedsideCheck(ctx context.Context, c *Chain, d *stepData, sigEr
 }
 
 // mismatch appends a mismatch safety record for a failed bedside check and
-// returns the ErrConflict that refuses the step.
+// returns the *MismatchError (an ErrConflict) that refuses the step.
 func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepData, sigs []Signature, reasons []string, now time.Time) error {
 	var b bedsideData
 	_ = d.decode(StepBedsideVerify, &b)
@@ -92,8 +92,7 @@ func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepDat
 		return fmt.Errorf("bedside-verify: writing the mismatch record failed: %w", err)
 	}
 	s.log.Warn("bedside mismatch", "coi", string(c.COI), "seq", stored.Seq, "user", actor.ID, "reasons", strings.Join(reasons, "; "))
-	return fmt.Errorf("bedside-verify on %s: MISMATCH, do not infuse: %s (mismatch recorded as record %d): %w",
-		c.COI, strings.Join(reasons, "; "), stored.Seq, ErrConflict)
+	return &MismatchError{Record: stored, Reasons: reasons}
 }
 
 type acknowledgeData struct {

@@ -1,6 +1,10 @@
 package custody
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Sentinel errors returned (wrapped with an operation prefix via %w) by the
 // domain and its stores. Callers test them with errors.Is.
@@ -14,8 +18,15 @@ var (
 
 	// ErrConflict means the request is well formed but not allowed in the
 	// chain's current state: a step out of order, a closed chain, or a
-	// bedside mismatch. Nothing but a mismatch record was written.
+	// bedside mismatch (a *MismatchError). Nothing but a mismatch record was
+	// written.
 	ErrConflict = errors.New("conflict")
+
+	// ErrRetry means the chain changed while the request was checked
+	// (another step was recorded first), or kept changing while it was
+	// read: the request was not refused, only not done. Nothing was
+	// written; the same request may be sent again at once.
+	ErrRetry = errors.New("the chain changed; retry")
 
 	// ErrForbidden means the authenticated user or a signer lacks the role
 	// the operation needs. Nothing was written.
@@ -56,3 +67,22 @@ func (damagedError) Error() string { return "the store file is damaged" }
 
 // Is makes errors.Is(ErrDamaged, ErrChainBroken) hold.
 func (damagedError) Is(target error) bool { return target == ErrChainBroken }
+
+// MismatchError is the refusal of a bedside check whose bag or wristband
+// did not match the chain: the step was not recorded, and the mismatch
+// record Record was written in its place. errors.Is(err, ErrConflict)
+// holds for it.
+type MismatchError struct {
+	// Record is the stored mismatch record.
+	Record Record
+	// Reasons says what did not match, one reason per entry.
+	Reasons []string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("bedside-verify on %s: MISMATCH, do not infuse: %s (mismatch recorded as record %d): %v",
+		e.Record.Chain, strings.Join(e.Reasons, "; "), e.Record.Seq, ErrConflict)
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) hold.
+func (e *MismatchError) Unwrap() error { return ErrConflict }

@@ -30,7 +30,7 @@ type Draft struct {
 	NewChain bool
 	// ExpectRecords is how many records of the chain the caller saw when it
 	// checked the journey rules; the store refuses the append with
-	// ErrConflict if the chain has since grown.
+	// ErrRetry if the chain has since grown.
 	ExpectRecords uint64
 	// State is the chain's state once the record is appended.
 	State State
@@ -51,7 +51,8 @@ type Store interface {
 	// Append links the draft's record to the log and its chain, hashes it,
 	// and stores it durably with its chain summary and PHI. It returns the
 	// stored record. ErrNotFound: the chain does not exist; ErrConflict:
-	// enroll of an existing chain or the chain changed since it was read.
+	// enroll of an existing chain; ErrRetry: the chain changed since it
+	// was read.
 	Append(ctx context.Context, d Draft) (Record, error)
 	// Records returns the chain's records in order, each checked against
 	// its stored hash (ErrChainBroken if one does not match).

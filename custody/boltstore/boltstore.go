@@ -800,7 +800,7 @@ func (b *batchTx) put(r *appendReq, res *appendResp) {
 		res.err = fmt.Errorf("append: chain %s: %w", coi, custody.ErrNotFound)
 		return
 	case !d.NewChain && info.Records != d.ExpectRecords:
-		res.err = fmt.Errorf("append: chain %s changed while the step was checked; retry: %w", coi, custody.ErrConflict)
+		res.err = fmt.Errorf("append: chain %s changed while the step was checked: %w", coi, custody.ErrRetry)
 		return
 	}
 	if info == nil {

@@ -255,7 +255,7 @@ func TestDraftFailsAloneInItsBatch(t *testing.T) {
 		newAppendReq(draft(coiN(1), 14, false, 2)),
 	}
 	s.commit(batch)
-	want := []error{nil, custody.ErrConflict, custody.ErrNotFound, custody.ErrConflict, nil}
+	want := []error{nil, custody.ErrConflict, custody.ErrNotFound, custody.ErrRetry, nil}
 	for i, r := range batch {
 		res := <-r.resp
 		if want[i] == nil && res.err != nil || want[i] != nil && !errors.Is(res.err, want[i]) {
@@ -390,8 +390,8 @@ func TestWriterChainCacheStaysTrue(t *testing.T) {
 		}
 		last = r
 	}
-	if _, err := s.Append(ctx, draft(coiN(1), 99, false, 3)); !errors.Is(err, custody.ErrConflict) {
-		t.Fatalf("stale draft: %v, want conflict", err)
+	if _, err := s.Append(ctx, draft(coiN(1), 99, false, 3)); !errors.Is(err, custody.ErrRetry) || errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("stale draft: %v, want ErrRetry (not a refusal)", err)
 	}
 	if _, err := s.Append(ctx, draft(coiN(1), 98, true, 0)); !errors.Is(err, custody.ErrConflict) {
 		t.Fatalf("second enroll: %v, want conflict", err)

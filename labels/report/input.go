@@ -120,7 +120,7 @@ func Build(ctx context.Context, src Source, coi custody.COI, actor custody.User,
 			break
 		}
 		if attempt == 3 {
-			return nil, fmt.Errorf("%s: the chain keeps changing while it is read; try again: %w", op, custody.ErrConflict)
+			return nil, fmt.Errorf("%s: the chain keeps changing while it is read: %w", op, custody.ErrRetry)
 		}
 	}
 	lv, err := src.VerifyLedger(ctx)
