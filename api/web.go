@@ -63,9 +63,6 @@ type webUI struct {
 	static   http.Handler
 }
 
-// consoleRoles may open the QA console. It shows no patient identifiers.
-var consoleRoles = []custody.Role{custody.RoleQA, custody.RoleCoordinator, custody.RoleManufacturing, custody.RoleAdmin}
-
 const ctxSession = "coid.web.session"
 const ctxSessionID = "coid.web.session_id"
 
@@ -268,8 +265,8 @@ func (w *webUI) render(c echo.Context, code int, name string, p page) error {
 		snap := w.sessions.snapshot(sess)
 		u := snap.User
 		p.User, p.CSRF = &u, snap.CSRF
-		p.Console = slices.Contains(consoleRoles, u.Role)
-		p.Enroll = u.Role == custody.RoleCoordinator
+		p.Console = custody.MayUseConsole(u.Role)
+		p.Enroll = custody.MayEnroll(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}
@@ -561,8 +558,7 @@ func (w *webUI) login(c echo.Context) error {
 }
 
 func homeOf(r custody.Role) string {
-	switch r {
-	case custody.RoleQA, custody.RoleCoordinator, custody.RoleAdmin:
+	if custody.StartsAtConsole(r) {
 		return "/qa"
 	}
 	return "/scan"
@@ -589,7 +585,7 @@ type enrollForm struct {
 }
 
 func (w *webUI) enrollPage(c echo.Context) error {
-	if session(c).User.Role != custody.RoleCoordinator {
+	if !custody.MayEnroll(session(c).User.Role) {
 		return w.refuse(c, http.StatusForbidden, "Only coordinators enroll patients.", "Ask a coordinator to enroll the patient.")
 	}
 	return w.render(c, http.StatusOK, "enroll", page{Title: "Enroll a patient", Nav: "enroll", V: enrollForm{}})
@@ -785,7 +781,7 @@ func (w *webUI) renderChain(c echo.Context, code int, msg *uiMessage, failed cus
 			continue
 		}
 		transition := slices.ContainsFunc(j.Transitions, func(t custody.Transition) bool { return t.From == ch.State && t.Step == st })
-		if !mayTake(rule, me.Role) {
+		if !rule.MaySign(me.Role) {
 			if transition {
 				v.Waiting = append(v.Waiting, waitItem{Step: st, Roles: rolesOf(rule)})
 			}
@@ -1009,12 +1005,12 @@ func (w *webUI) renderBedside(c echo.Context, code int, msg *uiMessage) error {
 	snap := w.sessions.snapshot(sess)
 	v := bedsideView{Chain: ch, Stage: "bag"}
 	rule, rerr := w.s.svc.Journey().Rule(ch.State, custody.StepBedsideVerify)
-	v.Allowed = rerr == nil && slices.Contains(ch.Next, custody.StepBedsideVerify) && mayTake(rule, snap.User.Role)
+	v.Allowed = rerr == nil && slices.Contains(ch.Next, custody.StepBedsideVerify) && rule.MaySign(snap.User.Role)
 	if !v.Allowed {
 		v.Waiting = "The bedside check is not possible now: the chain is " + stateText(ch.State) + "."
 		if len(ch.OpenIssues()) > 0 {
 			v.Waiting += " Open issues await a QA disposition."
-		} else if rerr == nil && !mayTake(rule, snap.User.Role) {
+		} else if rerr == nil && !rule.MaySign(snap.User.Role) {
 			v.Waiting = "Two nurses perform the bedside check."
 		}
 	}
@@ -1207,7 +1203,7 @@ type consoleView struct {
 
 func (w *webUI) consolePage(c echo.Context) error {
 	me := session(c).User
-	if !slices.Contains(consoleRoles, me.Role) {
+	if !custody.MayUseConsole(me.Role) {
 		return w.refuse(c, http.StatusForbidden, "The QA console is for QA, coordinators and manufacturing.",
 			"Use the scan station to look up a chain.")
 	}

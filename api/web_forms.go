@@ -268,16 +268,6 @@ func signatures(rule custody.Transition, form url.Values) []custody.SignatureReq
 	return out
 }
 
-// mayTake reports whether role r signs any signature of rule.
-func mayTake(rule custody.Transition, r custody.Role) bool {
-	for _, s := range rule.Signatures {
-		if slices.Contains(s.Roles, r) {
-			return true
-		}
-	}
-	return false
-}
-
 // uiMessage is a message shown to a person: a headline and details.
 type uiMessage struct {
 	Kind   string // ok, error, stop

@@ -227,7 +227,7 @@ func (w *webUI) registerReportLinks(g *echo.Group) {
 // export (no patient identifiers) for everyone.
 func (w *webUI) reportLinks(me custody.User, ch *custody.Chain) []download {
 	var out []download
-	if me.Role == custody.RoleQA || me.Role == custody.RoleAdmin {
+	if custody.MayGenerateReports(me.Role) {
 		out = append(out, download{"Custody report (PDF)", "/chains/" + string(ch.COI) + "/report.pdf"})
 	}
 	return append(out, download{"EPCIS 2.0 export (JSON-LD)", "/chains/" + string(ch.COI) + "/epcis.json"})

@@ -145,7 +145,7 @@ type StepRequest struct {
 // The actor must be a coordinator; when the request carries no signature
 // the record is attributed to the actor's authenticated session.
 func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*Chain, error) {
-	if actor.Role != RoleCoordinator {
+	if !MayEnroll(actor.Role) {
 		return nil, fmt.Errorf("enroll: role %s may not enroll patients (coordinator only): %w", actor.Role, ErrForbidden)
 	}
 	now := s.now().UTC()

@@ -79,7 +79,7 @@ type Input struct {
 // who files them in the batch record, and administrators. Other roles get
 // an error wrapping custody.ErrForbidden.
 func MayGenerate(actor custody.User) error {
-	if actor.Role != custody.RoleQA && actor.Role != custody.RoleAdmin {
+	if !custody.MayGenerateReports(actor.Role) {
 		return fmt.Errorf("custody report: role %q may not generate custody reports (qa or admin only): %w", actor.Role, custody.ErrForbidden)
 	}
 	return nil

@@ -1,0 +1,58 @@
+package custody
+
+// Who may do what, by role. The JSON API, the web UI and the domain ask
+// these; no other package keeps a list of roles. Which roles sign each
+// step of the journey is the journey's (Transition.MaySign).
+
+// MayEnroll reports whether role r may enroll patients: coordinators.
+func MayEnroll(r Role) bool { return r == RoleCoordinator }
+
+// MayUseConsole reports whether role r may open the QA console (the open
+// issues and the chains; no patient identifiers): QA, coordinators,
+// manufacturing and administrators.
+func MayUseConsole(r Role) bool {
+	switch r {
+	case RoleQA, RoleCoordinator, RoleManufacturing, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// StartsAtConsole reports whether the web UI opens on the QA console for
+// role r, rather than the scan station: the roles whose work is review
+// (QA, coordinators, administrators).
+func StartsAtConsole(r Role) bool {
+	switch r {
+	case RoleQA, RoleCoordinator, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// MayGenerateReports reports whether role r may generate custody reports:
+// QA, who files them in the batch record, and administrators.
+func MayGenerateReports(r Role) bool { return r == RoleQA || r == RoleAdmin }
+
+// MayRecordDisposition reports whether role r signs a QA disposition of
+// an issue in journey j (QA in the built-in journey).
+func (j *Journey) MayRecordDisposition(r Role) bool {
+	e, ok := j.exception(StepDisposition)
+	return ok && e.MaySign(r)
+}
+
+// MaySign reports whether role r may sign any signature of the step.
+func (t Transition) MaySign(r Role) bool { return maySign(t.Signatures, r) }
+
+// MaySign reports whether role r may sign any signature of the step.
+func (e Exception) MaySign(r Role) bool { return maySign(e.Signatures, r) }
+
+func maySign(rules []SignatureRule, r Role) bool {
+	for _, s := range rules {
+		for _, x := range s.Roles {
+			if x == r {
+				return true
+			}
+		}
+	}
+	return false
+}
