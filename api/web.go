@@ -823,7 +823,7 @@ func (w *webUI) renderChain(c echo.Context, code int, msg *uiMessage, failed cus
 		return w.fail(c, err)
 	}
 	for _, l := range legs {
-		lv := legView{LegView: l, ProfileLimits: profileLimits(l.Profile)}
+		lv := legView{LegView: l, ProfileLimits: profileLimits(w.s.svc, l.Profile)}
 		lv.Chart = w.chart(c, ch, l.Leg)
 		v.Legs = append(v.Legs, lv)
 	}
@@ -852,8 +852,10 @@ func rolesOf(rule custody.Transition) string {
 	return strings.Join(out, ", ")
 }
 
-func profileLimits(name string) string {
-	p, ok := custody.BuiltinProfiles()[name]
+// profileLimits says in words the temperature limits of the profile the
+// service applies under name.
+func profileLimits(svc *custody.Service, name string) string {
+	p, ok := svc.Profile(name)
 	if !ok {
 		return ""
 	}

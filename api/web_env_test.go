@@ -90,6 +90,18 @@ type webEnv struct {
 
 func newWebEnv(tb testing.TB, tls bool) *webEnv {
 	tb.Helper()
+	return newWebEnvProfiles(tb, tls, nil)
+}
+
+// newWebEnvProfiles is newWebEnv with the temperature profiles loaded
+// from a profiles file (as --profiles gives them) added to the built-in
+// ones.
+func newWebEnvProfiles(tb testing.TB, tls bool, custom []custody.Profile) *webEnv {
+	tb.Helper()
+	profiles := custody.BuiltinProfiles()
+	for _, p := range custom {
+		profiles[p.Name] = p
+	}
 	store, err := boltstore.Open(tb.TempDir(), boltstore.Options{})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
@@ -101,8 +113,8 @@ func newWebEnv(tb testing.TB, tls bool) *webEnv {
 		log = slog.New(slog.DiscardHandler)
 	}
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: log, Now: clock.Now, FIN: "A9999",
-		Profiles:  slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
-		Telemetry: custody.TelemetryConfig{Readings: store}, Folder: phitext.Folder{}})
+		Profiles:  slices.Sorted(maps.Keys(profiles)),
+		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}, Folder: phitext.Folder{}})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}

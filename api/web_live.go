@@ -58,7 +58,7 @@ func (w *webUI) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChar
 	if l.Open {
 		lc.LiveURL = fmt.Sprintf("/chains/%s/legs/%d/live", ch.COI, l.N)
 	}
-	p, hasProfile := custody.BuiltinProfiles()[l.Profile]
+	p, hasProfile := w.s.svc.Profile(l.Profile)
 	if len(pts) == 0 {
 		if !l.Open {
 			return nil

@@ -100,13 +100,31 @@ type ExcursionData struct {
 
 // profile returns the named profile from the service's configuration.
 func (s *Service) profile(name string) (Profile, error) {
-	if p, ok := s.tele.Profiles[name]; ok {
-		return p, nil
-	}
-	if p, ok := BuiltinProfiles()[name]; ok {
+	if p, ok := s.Profile(name); ok {
 		return p, nil
 	}
 	return Profile{}, fmt.Errorf("profile %q is not configured: %w", name, ErrInvalid)
+}
+
+// Profile returns the temperature profile the service applies under name:
+// the configured one (TelemetryConfig.Profiles), else the built-in one.
+func (s *Service) Profile(name string) (Profile, bool) {
+	if p, ok := s.tele.Profiles[name]; ok {
+		return p, true
+	}
+	p, ok := BuiltinProfiles()[name]
+	return p, ok
+}
+
+// ProfileSet returns every temperature profile the service applies, by
+// name: the built-in ones with the configured ones added or replacing
+// them. The map is the caller's.
+func (s *Service) ProfileSet() map[string]Profile {
+	out := BuiltinProfiles()
+	for n, p := range s.tele.Profiles {
+		out[n] = p
+	}
+	return out
 }
 
 // InTransit names where an excursion of the leg happened, as its records'

@@ -131,6 +131,9 @@ func Build(ctx context.Context, src Source, coi custody.COI, actor custody.User,
 		return nil, fmt.Errorf("%s: ledger does not verify: %w", op, lv.Err())
 	}
 	in := &Input{Chain: c, ChainCheck: cv, LedgerCheck: lv, GeneratedAt: generatedAt.UTC(), GeneratedBy: actor.Public()}
+	if ps, ok := src.(ProfileSource); ok {
+		in.Profiles = ps.ProfileSet()
+	}
 	phi, err := src.PHI(ctx, coi)
 	switch {
 	case errors.Is(err, custody.ErrNotFound):
@@ -159,13 +162,23 @@ func PatientOf(p custody.PHI) Patient {
 	return Patient{Initials: p.Initials(), BirthYear: y, OnFile: true}
 }
 
+// ProfileSource is a Source that knows the temperature profiles its
+// service applies; Build reports a leg's limits from them (else from
+// custody.BuiltinProfiles) when the leg's seal does not record them.
+type ProfileSource interface {
+	ProfileSet() map[string]custody.Profile
+}
+
 // ServiceSource adapts a custody.Service to Source. Leg readings come from
 // the service's reading store (custody.Service.LegReadings); when the
 // service has none, legs are reported with their seals and "no telemetry
 // available".
 type ServiceSource struct{ *custody.Service }
 
-var _ Source = ServiceSource{}
+var (
+	_ Source        = ServiceSource{}
+	_ ProfileSource = ServiceSource{}
+)
 
 // LegTelemetry returns the readings of leg n from the service's reading
 // store.
