@@ -79,6 +79,7 @@ type MismatchError struct {
 	Reasons []string
 }
 
+// Error says the check failed, why, and which record holds the mismatch.
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("bedside-verify on %s: MISMATCH, do not infuse: %s (mismatch recorded as record %d): %v",
 		e.Record.Chain, strings.Join(e.Reasons, "; "), e.Record.Seq, ErrConflict)
