@@ -133,7 +133,7 @@ func (c *memberChecker) check(data []byte) error {
 			}
 			i++
 		case '"':
-			end, escaped := scanJSONString(data, i)
+			end, escaped := ScanJSONString(data, i)
 			if end < 0 {
 				return nil // unterminated: a syntax error
 			}
@@ -296,10 +296,11 @@ func appendFoldKey(dst, name []byte) []byte {
 	return dst
 }
 
-// scanJSONString returns the index just past the string starting at
+// ScanJSONString returns the index just past the JSON string starting at
 // data[i] (a '"'), or -1 if it is not terminated, and whether it holds an
-// escape.
-func scanJSONString(data []byte, i int) (end int, escaped bool) {
+// escape. It is the one string scanner of the member checks here and of
+// the telemetry decoder.
+func ScanJSONString(data []byte, i int) (end int, escaped bool) {
 	for j := i + 1; j < len(data); j++ {
 		switch data[j] {
 		case '"':

@@ -296,7 +296,7 @@ func checkMembers(body []byte) error {
 			}
 			i++
 		case '"':
-			end, escaped := scanString(body, i)
+			end, escaped := custody.ScanJSONString(body, i)
 			if end < 0 {
 				return nil // unterminated: a syntax error
 			}
@@ -369,21 +369,6 @@ func (f *memberFrame) nestedMember(name []byte) error {
 
 func duplicateMember(name []byte) error {
 	return fmt.Errorf("member %q appears twice in one object: %w", name, custody.ErrInvalid)
-}
-
-// scanString returns the index just past the string starting at body[i]
-// (a '"'), or -1 if it is not terminated, and whether it holds an escape.
-func scanString(body []byte, i int) (end int, escaped bool) {
-	for j := i + 1; j < len(body); j++ {
-		switch body[j] {
-		case '"':
-			return j + 1, escaped
-		case '\\':
-			escaped = true
-			j++
-		}
-	}
-	return -1, escaped
 }
 
 // knownMembers lists the member names of the project's JSON (wireReading)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"unsafe"
 
 	"github.com/coid-project/coid/custody"
 	bolt "go.etcd.io/bbolt"
@@ -213,19 +214,27 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		}
 	}()
 	var sink [1]byte // written, so that the reads below are not left out
+	inFile := fileExtent(tx, b)
 	n := 0
 	err = b.ForEach(func(k, v []byte) error {
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// The first and the last byte of each: a length that points past
-		// the file faults here, not later.
 		if len(k) == 0 {
 			return &FileDamage{Bucket: name, Problem: "an entry has an empty key"}
 		}
+		if p := inFile(k); p != "" {
+			return &FileDamage{Bucket: name, Problem: "an entry's key " + p}
+		}
+		// The first and the last byte of each: a length that points past
+		// the file faults here, not later, when what lies past the map
+		// is not mapped; inFile finds it when it is.
 		sink[0] ^= k[0] ^ k[len(k)-1]
 		if c.name != nil {
 			key = c.name(k)
+		}
+		if p := inFile(v); p != "" {
+			return &FileDamage{Bucket: name, Key: key, Problem: "the entry's value " + p}
 		}
 		if len(v) > 0 {
 			sink[0] ^= v[0] ^ v[len(v)-1]
@@ -248,6 +257,40 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 	})
 	runtime.KeepAlive(&sink)
 	return err
+}
+
+// fileExtent returns a check that a key or value of bucket b, read in
+// the read-only transaction tx, lies within the file's pages in use, in
+// bbolt's memory map of it. A damaged length on a leaf page points past
+// them; reading there faults only when nothing else is mapped at that
+// address, and the process's own memory often is (the Go runtime's, the
+// race detector's): such a read succeeds, on bytes that are not the
+// file's, so the bounds are checked, not left to a fault. The check
+// returns "" when the slice lies within, and the problem otherwise.
+//
+// The entries of a bucket with pages of its own (root page not 0) lie on
+// pages of the map. Those of an inline bucket lie in its parent's value:
+// in the map, or, when that value is not 8-byte aligned, in a copy bbolt
+// made of it in the heap; the copy's length is not known here, so an
+// entry that starts outside the map is left to the other checks.
+func fileExtent(tx *bolt.Tx, b *bolt.Bucket) func(s []byte) string {
+	lo := tx.DB().Info().Data
+	hi := lo + uintptr(tx.Size())
+	onPages := b.RootPage() != 0
+	return func(s []byte) string {
+		if len(s) == 0 {
+			return ""
+		}
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+		inside := start >= lo && start < hi
+		switch {
+		case !inside && onPages:
+			return fmt.Sprintf("(%d bytes) lies outside the file's %d bytes", len(s), hi-lo)
+		case inside && uint64(len(s)) > uint64(hi-start):
+			return fmt.Sprintf("(%d bytes) runs %d bytes past the end of the file", len(s), uint64(len(s))-uint64(hi-start))
+		}
+		return ""
+	}
 }
 
 // checkStructure runs bbolt's consistency check of the file's pages, and
