@@ -280,8 +280,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status, body.Error.Code = http.StatusInternalServerError, "internal"
 	}
 	if status >= 500 {
-		// Never show internals to clients; always log them.
-		s.log.Error("request failed", "err", err, "status", status, "path", c.Path(), "request_id", rid)
+		// Never show internals to clients; always log them. A lost race
+		// (retry) is routine: the client sends the same request again.
+		lvl := slog.LevelError
+		if body.Error.Code == "retry" {
+			lvl = slog.LevelInfo
+		}
+		s.log.Log(c.Request().Context(), lvl, "request failed", "err", err, "status", status, "path", c.Path(), "request_id", rid)
 		switch body.Error.Code {
 		case "integrity_failure":
 			body.Error.Message = "ledger integrity failure: the stored records do not verify; operators have been alerted (run coid verify)"

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -301,7 +302,11 @@ func (w *webUI) statusOf(c echo.Context, err error) int {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
 			if row.status >= 500 {
-				w.s.log.Error("web request failed", "err", err, "status", row.status, "path", c.Path(),
+				lvl := slog.LevelError
+				if row.retryAfter > 0 { // a lost race: routine, the form is sent again
+					lvl = slog.LevelInfo
+				}
+				w.s.log.Log(c.Request().Context(), lvl, "web request failed", "err", err, "status", row.status, "path", c.Path(),
 					"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 			}
 			return row.status
