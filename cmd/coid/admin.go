@@ -25,7 +25,7 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	var cps checkpoints
 	fs.Var(&cps, "checkpoint", "RECORDS:HEAD printed by an earlier verify or on a custody report; the ledger must still hold it (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), verifyHelp)
+		fmt.Fprint(fs.Output(), verifyHelp+"Flags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -94,7 +94,6 @@ Exit status:
   3  the ledger failed verification or the file is damaged or not a coid
      store; the first bad record or the damaged part is named
 
-Flags:
 `
 
 // checkpoints is the repeatable --checkpoint flag.

@@ -24,7 +24,7 @@ type commandHelp struct {
 func commands() []commandHelp {
 	return []commandHelp{
 		{name: "serve", about: "run the service: HTTP API, web UI and MQTT telemetry intake", text: serveHelp},
-		{name: "verify", about: "verify the ledger offline; exit 3 names the first bad record"},
+		{name: "verify", about: "verify the ledger and the whole file offline; exit 3 names the first bad record or part", text: verifyHelp},
 		{name: "user add", args: "--id ID --name NAME --role ROLE", about: "add a user, password on stdin; prints its API token once"},
 		{name: "user unlock", args: "--id ID [--url URL]", about: "clear a user's lock after failed password attempts (--url: through the running service, token in COID_TOKEN)"},
 		{name: "user list", about: "list users"},

@@ -283,3 +283,17 @@ func TestFlagTypo(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyHelpListsExitCodes: a monitoring script acts on verify's exit
+// status, so its help names every one of them.
+func TestVerifyHelpListsExitCodes(t *testing.T) {
+	out, _, exit, err := runCmd(t, nil, "verify", "--help")
+	if err != nil || exit != 0 {
+		t.Fatalf("coid verify --help: exit %d (%v)", exit, err)
+	}
+	for _, want := range []string{"Exit status:", "  0  ", "  1  ", "  2  ", "  3  ", "--checkpoint"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("coid verify --help lacks %q:\n%s", want, out)
+		}
+	}
+}
