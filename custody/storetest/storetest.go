@@ -17,9 +17,10 @@
 //     and by token, add a token, disable, lock and unlock through
 //     UpdateUser, list without password hashes; unknown ones ErrNotFound.
 //   - Telemetry, when the store offers it (Readings): the same reading
-//     delivered twice, even concurrently, is stored once; a different
-//     reading under a stored identity is refused with
-//     custody.ErrReadingConflict and nothing of its batch is stored.
+//     delivered twice, even concurrently or twice in one batch, is stored
+//     once; a different reading under a stored identity, or two different
+//     ones under one identity in a batch, are refused with
+//     custody.ErrReadingConflict and nothing of their batch is stored.
 //   - Quarantine, when the store offers it (Quarantine): entries are kept
 //     and listed newest first, limited on request.
 //
@@ -410,7 +411,9 @@ func testCOISequence(t *testing.T, s custody.Store) {
 	if len(seen) != callers*each {
 		t.Fatalf("%d distinct numbers of %d reserved", len(seen), callers*each)
 	}
-	// Another facility or year counts apart and does not take from these.
+	// Reserving under another facility or year never hands out a number
+	// already reserved for this one. (Whether facilities count apart is
+	// not checked: the contract only forbids repeats.)
 	if _, err := s.NextCOISequence(ctx, "B1234", 2026); err != nil {
 		t.Fatal(err)
 	}
@@ -481,9 +484,11 @@ func testUsers(t *testing.T, s custody.Store) {
 		t.Fatalf("failing update changed the user: %+v", got)
 	}
 	upd(func(x *custody.User) error { x.FailedSignatures, x.Locked = 0, false; return nil })
-	upd(func(x *custody.User) error { x.ID = "renamed"; x.Disabled = true; return nil })
+	if x := upd(func(x *custody.User) error { x.ID = "renamed"; x.Disabled = true; return nil }); x.ID != "nurse1" {
+		t.Fatalf("UpdateUser returned the user as %q", x.ID)
+	}
 	got, err = s.User(ctx, "nurse1")
-	if err != nil || got.Locked || got.FailedSignatures != 0 || !got.Disabled {
+	if err != nil || got.ID != "nurse1" || got.Locked || got.FailedSignatures != 0 || !got.Disabled {
 		t.Fatalf("after unlock and disable: %+v %v", got, err)
 	}
 	if _, err := s.User(ctx, "renamed"); !errors.Is(err, custody.ErrNotFound) {
@@ -514,6 +519,14 @@ func reading(shipper string, i int) custody.Reading {
 	temp := -180 + float64(i%7)*0.25
 	return custody.Reading{Shipper: shipper, Seq: uint64(i), HasSeq: true, DeviceTime: t0.Add(time.Duration(i) * time.Minute),
 		ReceivedTime: t0.Add(time.Hour), TempC: &temp}
+}
+
+// changedCopy returns r with another temperature: the same identity,
+// different content.
+func changedCopy(r custody.Reading) custody.Reading {
+	hot := 8.0
+	r.TempC = &hot
+	return r
 }
 
 func readingsOf(t *testing.T, s custody.Store) Readings {
@@ -579,13 +592,18 @@ func testReadingConflict(t *testing.T, s custody.Store) {
 	if err != nil || first.Stored != 2 {
 		t.Fatalf("%+v %v", first, err)
 	}
-	changed := reading("SHP-A", 2)
-	hot := 8.0
-	changed.TempC = &hot
+	changed := changedCopy(reading("SHP-A", 2))
 	// A batch with a conflicting reading is refused whole: its new
 	// reading is not stored either.
 	if _, err := rs.AddReadings(ctx, []custody.Reading{reading("SHP-A", 3), changed}); !errors.Is(err, custody.ErrReadingConflict) {
 		t.Fatalf("conflicting reading: %v, want ErrReadingConflict", err)
+	}
+	if n, err := rs.ReadingsCount(ctx); err != nil || n != 2 {
+		t.Fatalf("count after a refused batch %d, want 2 (%v)", n, err)
+	}
+	// So is a batch holding two different readings under one identity.
+	if _, err := rs.AddReadings(ctx, []custody.Reading{reading("SHP-A", 4), reading("SHP-A", 5), changedCopy(reading("SHP-A", 5))}); !errors.Is(err, custody.ErrReadingConflict) {
+		t.Fatalf("conflict within a batch: %v, want ErrReadingConflict", err)
 	}
 	if n, err := rs.ReadingsCount(ctx); err != nil || n != 2 {
 		t.Fatalf("count after a refused batch %d, want 2 (%v)", n, err)
