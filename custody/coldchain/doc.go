@@ -1,8 +1,9 @@
 // Package coldchain owns coid's cold-chain rules: judging a leg's
 // telemetry readings (custody.Reading) against its custody.Profile
 // (temperature, tilt, lid or light, and silence) into custody.Excursion
-// values (Evaluate), and saying which excursion kinds a profile judges at
-// all (Judged).
+// values (Evaluate); the same for one leg, where an excursion going on at
+// the leg's receipt ends there (EvaluateLeg); and which excursion kinds a
+// profile judges at all (Judged).
 //
 // The telemetry model itself (readings, profiles, seals, excursions and
 // their records) stays in package custody; coldchain imports custody, and
