@@ -649,11 +649,11 @@ func (s *Service) ReviseExcursion(ctx context.Context, coi COI, n int, e Excursi
 
 // ReviseLegExcursions does what ReviseExcursion does for every excursion
 // record of leg n, given everything the stored readings show on that leg
-// now (es, as sensors.Evaluate returns them). Each record is paired with at
+// now (es, as coldchain.Evaluate returns them). Each record is paired with at
 // most one of es: the one with its ID, else the earliest that overlaps it,
 // and each of es with at most one record, so records never take turns
 // being rewritten. A record that none of es matches, of a kind judged now (judged says
-// which: sensors.Judged for the leg's profile), gets a correction saying
+// which: coldchain.Judged for the leg's profile), gets a correction saying
 // the readings no longer show it as recorded (readings stored late filled
 // the gap, showed the spike brief, or joined it to another), closed at its
 // own start with no duration, so its figures count nowhere and QA can

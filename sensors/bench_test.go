@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 )
 
 func benchReadings(n int) []custody.Reading {
@@ -90,7 +91,7 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.ReportAllocs()
 			var n int
 			for b.Loop() {
-				n = len(Evaluate(p, bc.rs, t0, to))
+				n = len(coldchain.Evaluate(p, bc.rs, t0, to))
 			}
 			b.ReportMetric(float64(n), "excursions")
 		})

@@ -1,13 +1,16 @@
-// Package sensors owns coid's cold-chain telemetry: decoding the payloads
-// that shippers publish (the project's JSON and SenML JSON, RFC 8428) into
-// custody.Reading values, judging a leg's readings against its
-// custody.Profile (temperature, tilt, lid or light, and silence) into
-// custody.Excursion values, and, later, the MQTT subscriber that feeds them
-// into the store.
+// Package sensors owns coid's cold-chain telemetry plumbing: decoding the
+// payloads that shippers publish (the project's JSON and SenML JSON, RFC
+// 8428) into custody.Reading values, the embedded MQTT broker and the
+// subscriber that feed them into the store, the ingest pipeline, and the
+// Monitor that attributes stored readings to legs and records the
+// excursions found. The rules themselves, judging a leg's readings against
+// its custody.Profile (temperature, tilt, lid or light, and silence) into
+// custody.Excursion values, live in package custody/coldchain; the Monitor
+// calls them.
 //
-// Decoding and rule evaluation are pure functions of their inputs: they do
-// no I/O, read no clock and keep no state, so the subscriber, the API and
-// verification all reach the same answers from the same readings.
+// Decoding is a pure function of its input: it does no I/O, reads no clock
+// and keeps no state, so the subscriber, the API and verification all
+// reach the same answers from the same payloads.
 //
 // # Topics
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 )
 
 // Alert is an excursion just written to a chain, as published on
@@ -79,7 +80,7 @@ type MonitorConfig struct {
 
 // Monitor attributes stored readings to legs and writes excursions: after
 // new readings of a shipper are committed it judges that shipper's legs
-// (sensors.Evaluate over the leg's window), and every Interval it judges
+// (coldchain.EvaluateLeg over the leg's window), and every Interval it judges
 // all legs. Each excursion is appended once (Service.RecordExcursion
 // checks the chain's existing excursion records, so restarts and
 // re-evaluations write nothing twice). An excursion recorded while still
@@ -191,17 +192,10 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 			m.cfg.Logger.Error("leg readings", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
 			continue
 		}
-		es := Evaluate(l.Profile, rs, l.From, l.To)
-		for i := range es {
-			if es[i].Open() && l.Leg.ReceivedAt != nil {
-				// Whatever went on at the receipt ended, for this leg, there:
-				// its figures are final and QA can decide on them.
-				es[i].End = l.To
-			}
-		}
+		es := coldchain.EvaluateLeg(l, rs)
 		// The recorded excursions' ends, and figures that readings stored
 		// late changed, judged against everything the leg shows now.
-		judged := func(k custody.ExcursionKind) bool { return Judged(l.Profile, k) }
+		judged := func(k custody.ExcursionKind) bool { return coldchain.Judged(l.Profile, k) }
 		if _, err := m.cfg.Service.ReviseLegExcursions(ctx, l.COI, l.Leg.N, es, judged); err != nil {
 			m.cfg.Logger.Error("excursion figures not recorded", "coi", string(l.COI), "leg", l.Leg.N, "err", err)
 		}

@@ -1,4 +1,4 @@
-package sensors
+package coldchain
 
 import (
 	"fmt"
@@ -11,6 +11,15 @@ import (
 
 	"github.com/coid-project/coid/custody"
 )
+
+// shipper is the shipper of the test readings.
+const shipper = "SHP-0042"
+
+// t0 is 2026-11-22T13:00:00Z, the start of the test legs.
+var t0 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+
+func fp(v float64) *float64 { return &v }
+func bp(v bool) *bool       { return &v }
 
 // minute returns t0 plus m minutes.
 func minute(m float64) time.Time { return t0.Add(time.Duration(m * float64(time.Minute))) }

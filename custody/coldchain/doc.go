@@ -1,0 +1,18 @@
+// Package coldchain owns coid's cold-chain rules: judging a leg's
+// telemetry readings (custody.Reading) against its custody.Profile
+// (temperature, tilt, lid or light, and silence) into custody.Excursion
+// values (Evaluate); the same for one leg, where an excursion going on at
+// the leg's receipt ends there (EvaluateLeg); and which excursion kinds a
+// profile judges at all (Judged).
+//
+// The telemetry model itself (readings, profiles, seals, excursions and
+// their records) stays in package custody; coldchain imports custody, and
+// custody does not import coldchain: the service takes the judging as an
+// argument (custody.Service.ReviseLegExcursions' judged function), which
+// the sensors monitor wires to Judged.
+//
+// Judging is a pure function of its inputs: it does no I/O, reads no clock
+// and keeps no state, so the monitor, the API and verification all reach
+// the same answers from the same readings. The package imports only the
+// standard library and custody.
+package coldchain
