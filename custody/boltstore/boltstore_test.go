@@ -4,46 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/storetest"
 	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-
-// draft returns a realistic record draft: a step with data and two
-// signatures, about 600 bytes canonical.
-func draft(coi custody.COI, i int, newChain bool, expect uint64) custody.Draft {
-	step := custody.StepNote
-	if newChain {
-		step = custody.StepEnroll
-	}
-	now := t0.Add(time.Duration(i) * time.Second)
-	// Canonical by construction (members in RFC 8785 order), as the domain
-	// hands data to the store.
-	data := fmt.Appendf(make([]byte, 0, 96), `{"shipper":"SHP-%04d","text":"handoff %d checked against the manifest"}`, i%10000, i)
-	return custody.Draft{
-		Record: custody.Record{V: custody.EncodingVersion, Chain: coi, Step: step, Time: now, Site: "CellWorks NJ",
-			SubmittedBy: "nurse1", Data: data, Signatures: []custody.Signature{
-				{User: "nurse1", Name: "Ana Nurse", Role: custody.RoleNurse, Meaning: custody.MeaningPerformed, Time: custody.FormatTime(now), Method: "password"},
-				{User: "nurse2", Name: "Ben Nurse", Role: custody.RoleNurse, Meaning: custody.MeaningVerified, Time: custody.FormatTime(now), Method: "password"},
-			}},
-		NewChain: newChain, ExpectRecords: expect, State: custody.StateEnrolled, Product: "CAR-T",
-	}
-}
-
-func coiN(n int) custody.COI {
-	c, err := custody.NewCOI("A9999", 2026, uint64(n))
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
 
 // fill appends records chains x perChain through the writer, interleaving
 // chains, in big batches (the group commit path, without waiting per call).
@@ -63,7 +34,7 @@ func fill(tb testing.TB, s *Store, chains, perChain int) {
 	for k := 0; k < perChain; k++ {
 		for c := 1; c <= chains; c++ {
 			i++
-			batch = append(batch, newAppendReq(draft(coiN(c), i, k == 0, uint64(k))))
+			batch = append(batch, newAppendReq(storetest.Draft(storetest.COI(c), i, k == 0, uint64(k))))
 			if len(batch) == 10000 {
 				flush()
 			}
@@ -111,19 +82,19 @@ func TestAppendAndVerify(t *testing.T) {
 	if !rep.OK || rep.Records != 15 {
 		t.Fatalf("%+v", rep)
 	}
-	recs, err := s.Records(context.Background(), coiN(2))
+	recs, err := s.Records(context.Background(), storetest.COI(2))
 	if err != nil || len(recs) != 5 {
 		t.Fatalf("records: %d %v", len(recs), err)
 	}
 	for i, r := range recs {
-		if r.ChainSeq != uint64(i+1) || r.Chain != coiN(2) {
+		if r.ChainSeq != uint64(i+1) || r.Chain != storetest.COI(2) {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 		if i > 0 && r.ChainPrev != recs[i-1].Hash {
 			t.Fatalf("chain link %d broken", i)
 		}
 	}
-	ci, _ := s.Chain(context.Background(), coiN(2))
+	ci, _ := s.Chain(context.Background(), storetest.COI(2))
 	if ci.Records != 5 || ci.HeadHash != recs[4].Hash {
 		t.Fatalf("summary %+v", ci)
 	}
@@ -219,7 +190,7 @@ func TestEveryByteFlipDetected(t *testing.T) {
 				if rep.OK || rep.FirstBad != seq {
 					t.Fatalf("record %d byte %d ^%#x: report %+v", seq, i, x, rep)
 				}
-				coi := coiN(int((seq-1)%2 + 1))
+				coi := storetest.COI(int((seq-1)%2 + 1))
 				ci, _ := src.Chain(context.Background(), coi)
 				if crep, _ := custody.VerifyChain(context.Background(), src, ci); crep.OK {
 					t.Fatalf("chain verify missed byte %d of record %d", i, seq)
@@ -248,11 +219,11 @@ func TestDraftFailsAloneInItsBatch(t *testing.T) {
 	defer s.Close()
 	fill(t, s, 1, 1)
 	batch := []*appendReq{
-		newAppendReq(draft(coiN(1), 10, false, 1)),
-		newAppendReq(draft(coiN(1), 11, true, 0)),  // enroll of an existing chain
-		newAppendReq(draft(coiN(9), 12, false, 0)), // unknown chain
-		newAppendReq(draft(coiN(1), 13, false, 1)), // stale: chain grew in this batch
-		newAppendReq(draft(coiN(1), 14, false, 2)),
+		newAppendReq(storetest.Draft(storetest.COI(1), 10, false, 1)),
+		newAppendReq(storetest.Draft(storetest.COI(1), 11, true, 0)),  // enroll of an existing chain
+		newAppendReq(storetest.Draft(storetest.COI(9), 12, false, 0)), // unknown chain
+		newAppendReq(storetest.Draft(storetest.COI(1), 13, false, 1)), // stale: chain grew in this batch
+		newAppendReq(storetest.Draft(storetest.COI(1), 14, false, 2)),
 	}
 	s.commit(batch)
 	want := []error{nil, custody.ErrConflict, custody.ErrNotFound, custody.ErrRetry, nil}
@@ -276,7 +247,7 @@ func TestConcurrentAppendsAreDurableAndLinked(t *testing.T) {
 	for w := 1; w <= writers; w++ {
 		wg.Go(func() {
 			for k := range each {
-				if _, err := s.Append(context.Background(), draft(coiN(w), w*1000+k, k == 0, uint64(k))); err != nil {
+				if _, err := s.Append(context.Background(), storetest.Draft(storetest.COI(w), w*1000+k, k == 0, uint64(k))); err != nil {
 					t.Error(err)
 					failed.Add(1)
 				}
@@ -295,7 +266,7 @@ func TestConcurrentAppendsAreDurableAndLinked(t *testing.T) {
 func TestClosedStoreRefusesAppends(t *testing.T) {
 	s := openT(t, t.TempDir())
 	s.Close()
-	if _, err := s.Append(context.Background(), draft(coiN(1), 1, true, 0)); !errors.Is(err, custody.ErrClosed) {
+	if _, err := s.Append(context.Background(), storetest.Draft(storetest.COI(1), 1, true, 0)); !errors.Is(err, custody.ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
 }
@@ -318,8 +289,8 @@ func BenchmarkAppend64Writers(b *testing.B) {
 	for w := 1; w <= writers; w++ {
 		wg.Go(func() {
 			for n := 0; next.Add(1) <= int64(b.N); n++ {
-				coi, k := coiN(w+writers*(n/perChain)), n%perChain
-				if _, err := s.Append(context.Background(), draft(coi, n, k == 0, uint64(k))); err != nil {
+				coi, k := storetest.COI(w+writers*(n/perChain)), n%perChain
+				if _, err := s.Append(context.Background(), storetest.Draft(coi, n, k == 0, uint64(k))); err != nil {
 					b.Error(err)
 					return
 				}
@@ -344,8 +315,8 @@ func BenchmarkAppend1Writer(b *testing.B) {
 	const perChain = 30
 	n := 0
 	for b.Loop() {
-		coi, k := coiN(1+n/perChain), n%perChain
-		if _, err := s.Append(context.Background(), draft(coi, n, k == 0, uint64(k))); err != nil {
+		coi, k := storetest.COI(1+n/perChain), n%perChain
+		if _, err := s.Append(context.Background(), storetest.Draft(coi, n, k == 0, uint64(k))); err != nil {
 			b.Fatal(err)
 		}
 		n++
@@ -384,19 +355,19 @@ func TestWriterChainCacheStaysTrue(t *testing.T) {
 	ctx := context.Background()
 	var last custody.Record
 	for k := range 5 {
-		r, err := s.Append(ctx, draft(coiN(1), k, k == 0, uint64(k)))
+		r, err := s.Append(ctx, storetest.Draft(storetest.COI(1), k, k == 0, uint64(k)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		last = r
 	}
-	if _, err := s.Append(ctx, draft(coiN(1), 99, false, 3)); !errors.Is(err, custody.ErrRetry) || errors.Is(err, custody.ErrConflict) {
+	if _, err := s.Append(ctx, storetest.Draft(storetest.COI(1), 99, false, 3)); !errors.Is(err, custody.ErrRetry) || errors.Is(err, custody.ErrConflict) {
 		t.Fatalf("stale draft: %v, want ErrRetry (not a refusal)", err)
 	}
-	if _, err := s.Append(ctx, draft(coiN(1), 98, true, 0)); !errors.Is(err, custody.ErrConflict) {
+	if _, err := s.Append(ctx, storetest.Draft(storetest.COI(1), 98, true, 0)); !errors.Is(err, custody.ErrConflict) {
 		t.Fatalf("second enroll: %v, want conflict", err)
 	}
-	r, err := s.Append(ctx, draft(coiN(1), 5, false, 5))
+	r, err := s.Append(ctx, storetest.Draft(storetest.COI(1), 5, false, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +377,7 @@ func TestWriterChainCacheStaysTrue(t *testing.T) {
 	s.Close()
 	s = openT(t, dir)
 	defer s.Close()
-	if _, err := s.Append(ctx, draft(coiN(1), 6, false, 6)); err != nil {
+	if _, err := s.Append(ctx, storetest.Draft(storetest.COI(1), 6, false, 6)); err != nil {
 		t.Fatal(err)
 	}
 	if rep := verify(t, s); !rep.OK || rep.Records != 7 {
@@ -426,7 +397,7 @@ func BenchmarkRecords30(b *testing.B) {
 	fill(b, s, 64, 30)
 	ctx := context.Background()
 	for b.Loop() {
-		if recs, err := s.Records(ctx, coiN(7)); err != nil || len(recs) != 30 {
+		if recs, err := s.Records(ctx, storetest.COI(7)); err != nil || len(recs) != 30 {
 			b.Fatal(len(recs), err)
 		}
 	}

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/storetest"
 )
 
 // TestChainEntryRoundTripAndTruncation: an encoded chain entry decodes to
 // itself, and every truncation or trailing byte is refused.
 func TestChainEntryRoundTripAndTruncation(t *testing.T) {
-	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: coiN(7), Product: "CAR-T", State: custody.StateCollected, Records: 3,
+	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: storetest.COI(7), Product: "CAR-T", State: custody.StateCollected, Records: 3,
 		HeadSeq: 900, Created: t0, Updated: t0.Add(time.Hour)}, Seqs: []uint64{5, 77, 900}}
 	ce.HeadHash[0], ce.HeadHash[31] = 1, 2
 	b := encodeChain(nil, ce)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/storetest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -262,7 +263,7 @@ func TestOpenRefusesAFileNotCoids(t *testing.T) {
 // damaged, later ones at once, and the store must still close.
 func TestWriterFaultIsDamageNotACrash(t *testing.T) {
 	dir := damageStore(t)
-	victim := string(coiN(5))
+	victim := string(storetest.COI(5))
 	damageFile(t, dir, func(b []byte) {
 		n := 0
 		for _, e := range leafElems(t, b, victim) {
@@ -281,11 +282,11 @@ func TestWriterFaultIsDamageNotACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	_, err = s.Append(ctx, draft(coiN(6), 5000, false, 30))
+	_, err = s.Append(ctx, storetest.Draft(storetest.COI(6), 5000, false, 30))
 	if !errors.Is(err, custody.ErrDamaged) {
 		t.Fatalf("append beside a damaged entry: %v", err)
 	}
-	if _, err := s.Append(ctx, draft(coiN(7), 5001, false, 30)); !errors.Is(err, custody.ErrDamaged) {
+	if _, err := s.Append(ctx, storetest.Draft(storetest.COI(7), 5001, false, 30)); !errors.Is(err, custody.ErrDamaged) {
 		t.Fatalf("the next append: %v", err)
 	}
 	if err := s.Close(); err != nil {

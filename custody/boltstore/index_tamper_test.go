@@ -14,6 +14,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/storetest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -237,8 +238,8 @@ func TestIndexTamperTable(t *testing.T) {
 		{"two positions swapped", func(ce *chainEntry) { ce.Seqs[1], ce.Seqs[2] = ce.Seqs[2], ce.Seqs[1] }, 5, "record 8 as its record 2, but that is the chain's record 3"},
 		{"a position repeated", func(ce *chainEntry) { ce.Seqs[1] = ce.Seqs[0] }, 5, "record 2 as its record 2, but that is the chain's record 1"},
 		{"a position past the log", func(ce *chainEntry) { ce.Seqs[2] = 99 }, 8, "no record"},
-		{"a position of another chain", func(ce *chainEntry) { ce.Seqs[0] = 1 }, 2, "chain " + string(coiN(1))},
-		{"no record of the chain at all", func(ce *chainEntry) { copy(ce.Seqs, []uint64{1, 4, 7, 11}) }, 2, "chain " + string(coiN(1))},
+		{"a position of another chain", func(ce *chainEntry) { ce.Seqs[0] = 1 }, 2, "chain " + string(storetest.COI(1))},
+		{"no record of the chain at all", func(ce *chainEntry) { copy(ce.Seqs, []uint64{1, 4, 7, 11}) }, 2, "chain " + string(storetest.COI(1))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,12 +252,12 @@ func TestIndexTamperTable(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := db.Update(func(tx *bolt.Tx) error {
-				ce, err := getChain(tx, coiN(2))
+				ce, err := getChain(tx, storetest.COI(2))
 				if err != nil {
 					return err
 				}
 				tt.change(ce)
-				return tx.Bucket(bucketChains).Put([]byte(coiN(2)), encodeChain(nil, ce))
+				return tx.Bucket(bucketChains).Put([]byte(storetest.COI(2)), encodeChain(nil, ce))
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -264,14 +265,14 @@ func TestIndexTamperTable(t *testing.T) {
 			s = openT(t, dir)
 			defer s.Close()
 			rep := verify(t, s)
-			if rep.OK || rep.FirstBad != tt.wantBad || rep.Chain != coiN(2) || !strings.Contains(rep.Problem, tt.say) {
-				t.Fatalf("report %+v, want record %d of chain %s named, saying %q", rep, tt.wantBad, coiN(2), tt.say)
+			if rep.OK || rep.FirstBad != tt.wantBad || rep.Chain != storetest.COI(2) || !strings.Contains(rep.Problem, tt.say) {
+				t.Fatalf("report %+v, want record %d of chain %s named, saying %q", rep, tt.wantBad, storetest.COI(2), tt.say)
 			}
-			if _, err := s.Records(context.Background(), coiN(2)); !errors.Is(err, custody.ErrChainBroken) {
+			if _, err := s.Records(context.Background(), storetest.COI(2)); !errors.Is(err, custody.ErrChainBroken) {
 				t.Fatalf("Records: %v, want ErrChainBroken", err)
 			}
 			for _, c := range []int{1, 3} {
-				if _, err := s.Records(context.Background(), coiN(c)); err != nil {
+				if _, err := s.Records(context.Background(), storetest.COI(c)); err != nil {
 					t.Fatalf("untouched chain %d: %v", c, err)
 				}
 			}

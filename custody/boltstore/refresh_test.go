@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/storetest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -41,7 +42,7 @@ func TestRefreshUnderLoad(t *testing.T) {
 	for w := 1; w <= writers; w++ {
 		wg.Go(func() {
 			for k := range perChain {
-				if _, err := s.Append(ctx, draft(coiN(w), w*1000+k, k == 0, uint64(k))); err != nil {
+				if _, err := s.Append(ctx, storetest.Draft(storetest.COI(w), w*1000+k, k == 0, uint64(k))); err != nil {
 					fail(fmt.Errorf("append: %w", err))
 					return
 				}
@@ -161,7 +162,7 @@ func TestLockHeldAcrossRefresh(t *testing.T) {
 	}
 	defer s.Close()
 	for i := range 3 {
-		if _, err := s.Append(context.Background(), draft(coiN(1), i, i == 0, uint64(i))); err != nil {
+		if _, err := s.Append(context.Background(), storetest.Draft(storetest.COI(1), i, i == 0, uint64(i))); err != nil {
 			t.Fatal(err)
 		}
 		for _, ro := range []bool{false, true} {
@@ -222,7 +223,7 @@ func TestNoReopenOfAMovedFile(t *testing.T) {
 	}
 	ctx := context.Background()
 	for k := range 3 {
-		if _, err := s.Append(ctx, draft(coiN(1), k, k == 0, uint64(k))); err != nil {
+		if _, err := s.Append(ctx, storetest.Draft(storetest.COI(1), k, k == 0, uint64(k))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,7 +236,7 @@ func TestNoReopenOfAMovedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k := 3; k < 6; k++ {
-		if _, err := s.Append(ctx, draft(coiN(1), k, false, uint64(k))); err != nil {
+		if _, err := s.Append(ctx, storetest.Draft(storetest.COI(1), k, false, uint64(k))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -313,7 +314,7 @@ func TestDamagedFileIsReportedNotPanicked(t *testing.T) {
 	s := openT(t, dir)
 	for w := 1; w <= 40; w++ {
 		for k := range 30 {
-			if _, err := s.Append(context.Background(), draft(coiN(w), w*100+k, k == 0, uint64(k))); err != nil {
+			if _, err := s.Append(context.Background(), storetest.Draft(storetest.COI(w), w*100+k, k == 0, uint64(k))); err != nil {
 				t.Fatal(err)
 			}
 		}
