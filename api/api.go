@@ -1,5 +1,8 @@
-// Package api is coid's HTTP interface: an echo v4 server that translates
-// JSON requests into calls on the custody domain and domain errors into
+// Package api is coid's HTTP interface: an echo v4 server (the only package
+// that imports echo) with the JSON API and the web UI (scan station and QA
+// console, their sessions), the throttles, labels and reports over HTTP and
+// the live telemetry alerts. It translates requests into calls on the
+// custody domain, decoding bodies strictly (bind), and domain errors into
 // status codes in one table (errorTable). No domain rule lives here.
 package api
 

@@ -16,8 +16,8 @@ import (
 // The step forms of the web UI. Which steps a chain may take next, who
 // signs them and with what meaning comes from the journey table
 // (custody.Journey.Rule); this file only says how each step's data fields
-// (DESIGN.md section 2, "Step data") are asked for and turned into the
-// JSON the domain checks. A step it does not know gets a form with its
+// (the members custody.Service.Record accepts for the step) are asked for
+// and turned into the JSON the domain checks. A step it does not know gets a form with its
 // signatures and no data fields.
 
 // formField is one input of a step form.

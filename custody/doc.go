@@ -1,10 +1,17 @@
 // Package custody is the domain core of coid: chain-of-identity identifiers
 // (ISBT 128 COI, DIN and bag IDs), ledger records and their canonical
 // encoding and hashing, the vein-to-vein journey table and the rules that
-// enforce it, users and electronic signatures, verification of the hash
-// chains, and the Store interface that persistence packages implement.
+// enforce it (Service.Record), users, electronic signatures and their
+// lockout, who may do what (role policy), the PHI guard, the cold-chain
+// telemetry model (readings, profiles, leg seals, excursion records),
+// verification of the hash chains, the sentinel errors, and the Store and
+// ReadingStore interfaces that persistence packages implement.
 //
-// It imports only the standard library. Storage engines live in
-// subpackages (custody/boltstore) and depend on this package, never the
-// other way round.
+// It imports only the standard library. Everything that needs an outside
+// dependency lives in a package of its own that depends on this one, never
+// the other way round, and comes in through Config: the store
+// (custody/boltstore), the password hasher (custody/passwd), the text
+// folder of the PHI guard (custody/phitext). The cold-chain rules are in
+// custody/coldchain, the store contract's conformance suite in
+// custody/storetest.
 package custody

@@ -47,7 +47,8 @@ const (
 // Step names a kind of record.
 type Step string
 
-// Journey steps and exception records (DESIGN.md section 2).
+// Journey steps and exception records: the handoffs of the vein-to-vein
+// journey and the records that note, correct or judge them.
 const (
 	StepEnroll        Step = "enroll"
 	StepCollect       Step = "collect"
@@ -152,8 +153,10 @@ func sig(meaning Meaning, roles ...Role) SignatureRule {
 	return SignatureRule{Roles: roles, Meaning: meaning}
 }
 
-// DefaultJourney returns the autologous vein-to-vein journey of DESIGN.md
-// section 2.
+// DefaultJourney returns the autologous vein-to-vein journey: enroll,
+// collect, ship and receive, manufacture, QA release, ship and receive to
+// the treatment site, bedside verification and infusion, with the roles
+// that sign each step.
 func DefaultJourney() *Journey {
 	return &Journey{
 		Transitions: []Transition{

@@ -2,7 +2,7 @@ package custody
 
 // Legs and their telemetry: which stored readings belong to which leg of a
 // chain, the excursion records written when a leg's readings break its
-// profile, and the seal that a receive record carries (DESIGN.md section 5).
+// profile, and the seal that a receive record carries.
 
 import (
 	"context"

@@ -1,8 +1,9 @@
 package custody
 
 // Cold-chain telemetry: the domain types shared by the decoder, the rule
-// engine, the store and the API (DESIGN.md section 5). Everything here is
-// pure; decoding payloads and judging readings live in package sensors.
+// engine, the store and the API (readings, profiles, excursions, seals).
+// Everything here is pure; decoding payloads lives in package sensors and
+// judging readings against a profile in package custody/coldchain.
 
 import (
 	"bytes"

@@ -1,16 +1,17 @@
 // Package sensors owns coid's cold-chain telemetry plumbing: decoding the
 // payloads that shippers publish (the project's JSON and SenML JSON, RFC
-// 8428) into custody.Reading values, the embedded MQTT broker and the
-// subscriber that feed them into the store, the ingest pipeline, and the
-// Monitor that attributes stored readings to legs and records the
-// excursions found. The rules themselves, judging a leg's readings against
+// 8428) into custody.Reading values, the embedded MQTT broker (its accounts
+// and connection limits) and the paho subscriber that take them in, the
+// ingest Pipeline that decodes them and commits them to the store before
+// the message is acknowledged, and the Monitor that attributes stored
+// readings to legs and records the excursions found. The rules themselves, judging a leg's readings against
 // its custody.Profile (temperature, tilt, lid or light, and silence) into
 // custody.Excursion values, live in package custody/coldchain; the Monitor
 // calls them.
 //
 // Decoding is a pure function of its input: it does no I/O, reads no clock
-// and keeps no state, so the subscriber, the API and verification all
-// reach the same answers from the same payloads.
+// (the receive time is an argument) and keeps no state, so a redelivered
+// payload gives the same readings, which the store then keeps once.
 //
 // # Topics
 //

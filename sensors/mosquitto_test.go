@@ -11,7 +11,7 @@ import (
 )
 
 // mosquittoConf is the configuration of a private Mosquitto for tests and
-// benchmarks: what DESIGN.md section 8 and the README recommend for coid
+// benchmarks: what the README recommends for coid ("Cold-chain telemetry")
 // except persistence, which a throw-away broker does not need.
 // max_queued_messages 0 (no limit) because Mosquitto's default of 1000
 // silently drops QoS 1 messages for a subscriber that falls behind (it

@@ -1,6 +1,10 @@
 // Command coid is the chain-of-identity and chain-of-custody service for
-// autologous cell therapies: it serves the HTTP API over a bbolt ledger,
-// manages users, and verifies the ledger offline.
+// autologous cell therapies. It wires the packages together (serve.go):
+// the HTTP API and web UI over a bbolt ledger, and cold-chain telemetry
+// from an embedded or outside MQTT broker through the ingest pipeline and
+// monitor. Its other commands manage users and broker accounts, verify the
+// ledger and the whole file offline, print labels, write custody reports
+// and EPCIS exports, and simulate shippers.
 //
 // "coid help" lists the commands and the environment variables; "coid
 // COMMAND --help" gives a command's synopsis and flags (help.go).

@@ -1,8 +1,8 @@
 package main
 
 // coid simulate: shippers publishing cold-chain telemetry over MQTT with the
-// same paho client and payload formats as real loggers (DESIGN.md section
-// 5), for demonstrations, load and tests.
+// same paho client and payload formats as real loggers (project JSON and
+// SenML, see package sensors), for demonstrations, load and tests.
 
 import (
 	"context"

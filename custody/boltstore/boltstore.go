@@ -1,8 +1,11 @@
-// Package boltstore keeps the coid ledger, chain summaries, PHI and users in
-// one bbolt file. It is the only package that imports bbolt. Appends go
-// through a single writer goroutine that commits many records per
-// transaction (group commit) and answers each caller only after the
-// transaction is durable.
+// Package boltstore keeps the coid ledger, chain summaries, PHI, users,
+// telemetry readings and the quarantine of refused payloads in one bbolt
+// file. It is the only package that imports bbolt. Appends go through a
+// single writer goroutine that commits many records per transaction (group
+// commit), refuses a draft whose chain grew since it was checked
+// (custody.ErrRetry), and answers each caller only after the transaction
+// is durable; readings have a writer of their own that stores each
+// reading identity once.
 package boltstore
 
 import (

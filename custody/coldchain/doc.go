@@ -12,7 +12,8 @@
 // the sensors monitor wires to Judged.
 //
 // Judging is a pure function of its inputs: it does no I/O, reads no clock
-// and keeps no state, so the monitor, the API and verification all reach
-// the same answers from the same readings. The package imports only the
+// and keeps no state, so judging a leg again (every monitor pass, after a
+// restart, after late readings) gives the same excursions from the same
+// readings, and the excursion records are written once. The package imports only the
 // standard library and custody.
 package coldchain

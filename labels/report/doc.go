@@ -1,5 +1,5 @@
 // Package report renders the QA custody report of a chain as a PDF: the
-// document QA files in the batch record (DESIGN.md section 6).
+// document QA files in the batch record.
 //
 // Build gathers what a report shows from a Source (a custody.Service through
 // ServiceSource): the chain, the patient's initials and year of birth, every
