@@ -408,9 +408,10 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 		}
 		backoff = 0
 		if l.max > 0 && l.open.Load() >= int64(l.max) {
-			remote := conn.RemoteAddr().String()
+			// Counted before the close, so a client that sees its
+			// connection closed finds it counted.
+			l.refused(conn.RemoteAddr().String())
 			conn.Close()
-			l.refused(remote)
 			continue
 		}
 		l.open.Add(1)
