@@ -33,13 +33,6 @@ func StartsAtConsole(r Role) bool {
 // QA, who files them in the batch record, and administrators.
 func MayGenerateReports(r Role) bool { return r == RoleQA || r == RoleAdmin }
 
-// MayRecordDisposition reports whether role r signs a QA disposition of
-// an issue in journey j (QA in the built-in journey).
-func (j *Journey) MayRecordDisposition(r Role) bool {
-	e, ok := j.exception(StepDisposition)
-	return ok && e.MaySign(r)
-}
-
 // MaySign reports whether role r may sign any signature of the step.
 func (t Transition) MaySign(r Role) bool { return maySign(t.Signatures, r) }
 

@@ -24,7 +24,14 @@ func TestRolePolicy(t *testing.T) {
 		{"print labels", custody.MayPrintLabels, []custody.Role{co, nu, mf, qa}},
 		{"generate reports", custody.MayGenerateReports, []custody.Role{qa, ad}},
 		{"acknowledge a mismatch", custody.MayAcknowledgeMismatch, []custody.Role{co, nu, qa}},
-		{"record a disposition", j.MayRecordDisposition, []custody.Role{qa}},
+		{"record a disposition", func(r custody.Role) bool { // the rule the web UI asks, as for every step
+			for _, e := range j.Exceptions {
+				if e.Step == custody.StepDisposition {
+					return e.MaySign(r)
+				}
+			}
+			return false
+		}, []custody.Role{qa}},
 	}
 	all := append([]custody.Role{custody.RoleSystem, ""}, custody.UserRoles...)
 	for _, tc := range cases {
