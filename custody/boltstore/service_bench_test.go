@@ -26,7 +26,9 @@ import (
 // the same file measures older and newer trees alike.
 
 // benchPatient is every benchmark chain's patient.
-var benchPatient = custody.PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"}
+func benchPatient() custody.PHI {
+	return custody.PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"}
+}
 
 // benchStep is one step of the default journey after enrollment.
 type benchStep struct {
@@ -85,7 +87,7 @@ func (sb *serviceBench) enroll(b *testing.B, n, callers int) []custody.COI {
 	for range callers {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				c, err := sb.svc.Enroll(context.Background(), sb.users["coord"], custody.EnrollRequest{Patient: benchPatient,
+				c, err := sb.svc.Enroll(context.Background(), sb.users["coord"], custody.EnrollRequest{Patient: benchPatient(),
 					Product: "Autologous CAR-T cells", Sites: custody.Sites{Collection: "St Elsewhere Apheresis",
 						Manufacturing: "CellWorks NJ", Treatment: "St Elsewhere BMT"}})
 				if err != nil {
@@ -129,7 +131,7 @@ func benchJourney(b *testing.B, coi custody.COI) []benchStep {
 		{"mfg1", custody.StepShip, raw(map[string]any{"shipper": "SHP-0099", "profile": "cryogenic"}),
 			[]custody.SignatureRequest{sig("mfg1", custody.MeaningHandedOver), sig("courier1", custody.MeaningReceived)}},
 		{"nurse1", custody.StepReceive, raw(map[string]any{"seal_intact": true}), []custody.SignatureRequest{sig("nurse1", custody.MeaningReceived)}},
-		{"nurse1", custody.StepBedsideVerify, raw(map[string]any{"bag_code": fp1, "wristband_code": benchPatient.MRN}),
+		{"nurse1", custody.StepBedsideVerify, raw(map[string]any{"bag_code": fp1, "wristband_code": benchPatient().MRN}),
 			[]custody.SignatureRequest{sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified)}},
 		{"nurse1", custody.StepInfuse, raw(map[string]any{}), []custody.SignatureRequest{sig("nurse1", custody.MeaningPerformed)}},
 	}
