@@ -27,7 +27,7 @@ const (
 	chartH      = 160.0
 )
 
-var (
+const (
 	// liveInterval is how often the stream looks for new readings; one
 	// reading per second per leg is the rate the chart keeps up with.
 	liveInterval = time.Second
