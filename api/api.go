@@ -1,9 +1,10 @@
-// Package api is coid's HTTP interface: an echo v4 server (the only package
-// that imports echo) with the JSON API and the web UI (scan station and QA
-// console, their sessions), the throttles, labels and reports over HTTP and
-// the live telemetry alerts. It translates requests into calls on the
-// custody domain, decoding bodies strictly (bind), and domain errors into
-// status codes in one table (errorTable). No domain rule lives here.
+// Package api is coid's HTTP interface: an echo v4 server (with api/web, the
+// only packages that import echo) with the JSON API, the throttles, labels
+// and reports over HTTP and the live telemetry alerts. It translates
+// requests into calls on the custody domain, decoding bodies strictly
+// (bind), and domain errors into status codes in one table (errorTable). No
+// domain rule lives here. The web UI (package api/web) mounts itself on a
+// Server and borrows its plumbing (web_share.go).
 package api
 
 import (
@@ -113,9 +114,6 @@ func New(cfg Config) (*Server, error) {
 	})
 
 	e.GET("/healthz", s.healthz)
-	if err := s.registerWebRoutes(e); err != nil {
-		return nil, err
-	}
 	g := e.Group("/api/v1", s.authenticate)
 	g.GET("/openapi.json", s.openAPI)
 	g.GET("/me", s.me)

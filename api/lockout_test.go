@@ -17,7 +17,7 @@ import (
 // account's holder can still sign, and an administrator's unlock ends the
 // wait. Before the fix the victim was locked after five attempts.
 func TestSignaturesNamingOthersNeverLock(t *testing.T) {
-	clk := &webClock{t: fixedNow}
+	clk := &testClock{t: fixedNow}
 	e := newEnv(t, withClock(clk.Now))
 	coi := e.enroll(t, patientA)
 	note := map[string]any{"text": "x"}
@@ -124,7 +124,7 @@ func TestOwnWrongPasswordsLockUntilUnlocked(t *testing.T) {
 // they name; then 429 with Retry-After, without checking any password,
 // while other callers go on. Before the fix the eleventh was checked.
 func TestSignatureThrottlePerCaller(t *testing.T) {
-	clk := &webClock{t: fixedNow}
+	clk := &testClock{t: fixedNow}
 	e := newEnv(t, withClock(clk.Now))
 	coi := e.enroll(t, patientA)
 	note := map[string]any{"text": "x"}

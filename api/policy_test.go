@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,9 +13,16 @@ import (
 // MayUseConsole, ...); the JSON API and the web UI name no person's role.
 func TestNoRoleListsInAPI(t *testing.T) {
 	role := regexp.MustCompile(`custody\.Role(Coordinator|Nurse|Courier|Manufacturing|QA|Admin)\b`)
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	for _, pattern := range []string{"*.go", "web/*.go"} { // the JSON API and the web UI (api/web)
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if !slices.Contains(files, "web/web.go") {
+		t.Fatalf("the web UI's files were not found: %v", files)
 	}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

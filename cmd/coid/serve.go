@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
@@ -127,6 +128,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
 		TrustedProxies: proxies})
 	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := web.Mount(srv); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.http)

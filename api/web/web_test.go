@@ -1,4 +1,4 @@
-package api_test
+package web_test
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
 )
 
@@ -1000,6 +1001,9 @@ func TestWebSignInThrottleHolds(t *testing.T) {
 		e := newWebEnv(t, false)
 		srv, err := api.New(api.Config{Service: e.svc, Logger: slog.New(slog.DiscardHandler), Version: "test", TrustedProxies: []string{"203.0.113.7/32"}})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := web.Mount(srv); err != nil {
 			t.Fatal(err)
 		}
 		ts := httptest.NewServer(srv.Handler())

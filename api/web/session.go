@@ -1,15 +1,20 @@
-package api
+package web
 
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
+	"github.com/labstack/echo/v4"
 )
 
 // Browser sessions of the web UI. They live in memory, outside the ledger:
@@ -193,6 +198,88 @@ func (st *sessionStore) dropUser(userID string) {
 	}
 }
 
-func tokensEqual(a, b string) bool {
-	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+// session returns the request's session, set by requireSession.
+func session(c echo.Context) *webSession {
+	s, _ := c.Get(ctxSession).(*webSession)
+	return s
+}
+
+// secure reports whether the request came over TLS (directly, or through
+// a trusted proxy that says so).
+func (w *ui) secure(c echo.Context) bool {
+	if c.Request().TLS != nil {
+		return true
+	}
+	// Behind a TLS proxy: believe its X-Forwarded-Proto, and only its.
+	return w.srv.FromTrustedProxy(c.Request()) && c.Request().Header.Get(echo.HeaderXForwardedProto) == "https"
+}
+
+func (w *ui) setCookie(c echo.Context, name, value, path string, maxAge int) {
+	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		Secure: w.secure(c), SameSite: http.SameSiteStrictMode})
+}
+
+// requireSession loads the session or sends the browser to sign in.
+func (w *ui) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ck, _ := c.Cookie(sessionCookie)
+		var id string
+		if ck != nil {
+			id = ck.Value
+		}
+		sess, expired := w.sessions.get(id)
+		if sess != nil {
+			if err := w.stillActive(c, sess); err != nil {
+				w.sessions.delete(id)
+				sess = nil
+			}
+		}
+		if sess == nil {
+			if ck != nil {
+				w.setCookie(c, sessionCookie, "", "/", -1)
+			}
+			q := url.Values{}
+			if c.Request().Method == http.MethodGet {
+				q.Set("next", c.Request().URL.RequestURI())
+			}
+			if expired {
+				q.Set("expired", "1")
+			}
+			if c.Request().Method != http.MethodGet {
+				// A form posted after the session ended: say so instead of
+				// silently dropping what was entered.
+				return w.refuse(c, http.StatusUnauthorized, "Your session has ended.",
+					"Nothing was recorded. You were signed out after "+webIdleTimeout.String()+" without activity, or coid restarted. Sign in again and repeat the step.")
+			}
+			if strings.Contains(c.Request().Header.Get("Accept"), "text/event-stream") {
+				return w.refuse(c, http.StatusUnauthorized, "Your session has ended.", "Sign in again.")
+			}
+			return c.Redirect(http.StatusSeeOther, "/login?"+q.Encode())
+		}
+		c.Set(ctxSession, sess)
+		c.Set(ctxSessionID, id)
+		api.SetUser(c, sess.User)
+		return next(c)
+	}
+}
+
+// stillActive checks that the session's user still exists and is enabled,
+// so disabling an account ends its browser sessions at their next request.
+func (w *ui) stillActive(c echo.Context, sess *webSession) error {
+	u, err := w.svc.User(c.Request().Context(), sess.User.ID)
+	if errors.Is(err, custody.ErrNotFound) {
+		return fmt.Errorf("user %s is gone: %w", sess.User.ID, custody.ErrUnauthenticated)
+	}
+	if err != nil {
+		return err
+	}
+	if u.Disabled || u.Role != sess.User.Role {
+		return fmt.Errorf("user %s changed: %w", u.ID, custody.ErrUnauthenticated)
+	}
+	return nil
+}
+
+// flash sets the one-time message of the next page.
+func (w *ui) flash(c echo.Context, msg string) {
+	w.sessions.update(session(c), func(s *webSession) { s.Flash = msg })
 }

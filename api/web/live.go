@@ -1,4 +1,4 @@
-package api
+package web
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
 	"github.com/labstack/echo/v4"
 )
@@ -26,7 +27,7 @@ const (
 	chartH      = 160.0
 )
 
-var (
+const (
 	// liveInterval is how often the stream looks for new readings; one
 	// reading per second per leg is the rate the chart keeps up with.
 	liveInterval = time.Second
@@ -37,10 +38,22 @@ var (
 	liveHeartbeat = 15 * time.Second
 )
 
+// legChart is the drawn chart of a leg's readings.
+type legChart struct {
+	Points   string // SVG polyline points
+	Data     string // JSON [[unix ms, °C], ...] for the script's ring buffer
+	MinC     string
+	MaxC     string
+	LoY, HiY string // limit line positions
+	Lo, Hi   float64
+	Count    int
+	LiveURL  string
+}
+
 // chart builds the leg's chart, or nil when no readings are stored (or no
 // reading store is configured).
-func (w *webUI) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChart {
-	_, rs, err := w.s.svc.LegReadings(c.Request().Context(), ch.COI, l.N)
+func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChart {
+	_, rs, err := w.svc.LegReadings(c.Request().Context(), ch.COI, l.N)
 	if err != nil {
 		return nil
 	}
@@ -58,7 +71,7 @@ func (w *webUI) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChar
 	if l.Open {
 		lc.LiveURL = fmt.Sprintf("/chains/%s/legs/%d/live", ch.COI, l.N)
 	}
-	p, hasProfile := w.s.svc.Profile(l.Profile)
+	p, hasProfile := w.svc.Profile(l.Profile)
 	if len(pts) == 0 {
 		if !l.Open {
 			return nil
@@ -130,8 +143,8 @@ func (w *webUI) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChar
 // is closed or no reading store is configured. Readings that arrive late
 // with a device time before the last one sent are not streamed; they
 // appear when the page is reloaded.
-func (w *webUI) legLive(c echo.Context) error {
-	coi, err := coiParam(c)
+func (w *ui) legLive(c echo.Context) error {
+	coi, err := api.COIParam(c)
 	if err != nil {
 		return w.fail(c, err)
 	}
@@ -140,7 +153,7 @@ func (w *webUI) legLive(c echo.Context) error {
 		return w.fail(c, fmt.Errorf("leg number: %w", custody.ErrInvalid))
 	}
 	ctx := c.Request().Context()
-	ch, err := w.s.svc.Chain(ctx, coi)
+	ch, err := w.svc.Chain(ctx, coi)
 	if err != nil {
 		return w.fail(c, err)
 	}
@@ -151,7 +164,7 @@ func (w *webUI) legLive(c echo.Context) error {
 	if !l.Open {
 		return c.NoContent(http.StatusNoContent)
 	}
-	if _, err := w.s.svc.ShipperReadings(ctx, l.Shipper, w.s.svc.Now(), w.s.svc.Now()); err != nil {
+	if _, err := w.svc.ShipperReadings(ctx, l.Shipper, w.svc.Now(), w.svc.Now()); err != nil {
 		return c.NoContent(http.StatusNoContent)
 	}
 	after := l.ShippedAt.Add(-time.Millisecond)
@@ -175,7 +188,7 @@ func (w *webUI) legLive(c echo.Context) error {
 	defer end.Stop()
 	lastWrite := time.Now()
 	for {
-		rs, err := w.s.svc.ShipperReadings(ctx, l.Shipper, after.Add(time.Millisecond), time.Time{})
+		rs, err := w.svc.ShipperReadings(ctx, l.Shipper, after.Add(time.Millisecond), time.Time{})
 		if err != nil {
 			return nil
 		}
@@ -203,32 +216,11 @@ func (w *webUI) legLive(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.s.stopping:
+		case <-w.srv.Stopping():
 			return nil
 		case <-end.C:
 			return nil
 		case <-tick.C:
 		}
 	}
-}
-
-// registerReportLinks adds session-authenticated routes to the API's
-// custody report, EPCIS export (issue 5) and excursion alert stream
-// (issue 3) handlers: a browser holds a session cookie, not an API token.
-// The handlers and their role rules are the API's own.
-func (w *webUI) registerReportLinks(g *echo.Group) {
-	g.GET("/chains/:coi/report.pdf", w.asUser(w.s.custodyReport))
-	g.GET("/chains/:coi/epcis.json", w.asUser(w.s.epcisExport))
-	g.GET("/alerts/live", w.s.alertStream)
-}
-
-// reportLinks lists the report downloads the chain page offers the user:
-// the custody report for QA (report.Build allows qa and admin), the EPCIS
-// export (no patient identifiers) for everyone.
-func (w *webUI) reportLinks(me custody.User, ch *custody.Chain) []download {
-	var out []download
-	if custody.MayGenerateReports(me.Role) {
-		out = append(out, download{"Custody report (PDF)", "/chains/" + string(ch.COI) + "/report.pdf"})
-	}
-	return append(out, download{"EPCIS 2.0 export (JSON-LD)", "/chains/" + string(ch.COI) + "/epcis.json"})
 }

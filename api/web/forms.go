@@ -1,8 +1,7 @@
-package api
+package web
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -19,6 +18,25 @@ import (
 // (the members custody.Service.Record accepts for the step) are asked for
 // and turned into the JSON the domain checks. A step it does not know gets a form with its
 // signatures and no data fields.
+
+// stepForm is a step the signed-in user can take, with its inputs.
+type stepForm struct {
+	Step   custody.Step
+	Title  string
+	Action string
+	Fields []formField
+	Sigs   []sigBox
+	Danger bool
+	Main   bool // a journey step (shown expanded)
+	Open   bool // expanded (the form that failed)
+}
+
+// stepFormCtx is what the "stepform" template gets.
+type stepFormCtx struct {
+	Form stepForm
+	CSRF string
+	Bag  string
+}
 
 // formField is one input of a step form.
 type formField struct {
@@ -266,102 +284,4 @@ func signatures(rule custody.Transition, form url.Values) []custody.SignatureReq
 			Password: form.Get("sig_password_" + n), Meaning: r.Meaning}
 	}
 	return out
-}
-
-// uiMessage is a message shown to a person: a headline and details.
-type uiMessage struct {
-	Kind   string // ok, error, stop
-	Title  string
-	Detail string
-}
-
-// plainError turns a domain error into sentences a nurse understands. It
-// drops the operation prefixes and the sentinel's own words, and says the
-// names of data fields as the form does.
-func plainError(err error, requestID string) uiMessage {
-	detail := err.Error()
-	for _, row := range errorTable {
-		if errors.Is(err, row.err) {
-			detail = strings.TrimSuffix(detail, ": "+row.err.Error())
-			break
-		}
-	}
-	// "record ship on CHA...: ship: data.shipper must ..." -> "data.shipper must ..."
-	detail = strings.TrimPrefix(detail, firstOp(detail))
-	for {
-		head, rest, ok := strings.Cut(detail, ": ")
-		if !ok || !isOpWord(head) {
-			break
-		}
-		detail = rest
-	}
-	for k, v := range fieldLabels {
-		detail = strings.ReplaceAll(detail, "data."+k, v)
-	}
-	detail = sentence(detail)
-	switch {
-	case errors.Is(err, custody.ErrChainBroken):
-		return uiMessage{Kind: "stop", Title: "Stop: the records of this chain do not verify.",
-			Detail: "Do not continue with this product. QA and the system administrator have been alerted. Reference " + requestID + "."}
-	case errors.Is(err, custody.ErrRetry):
-		return uiMessage{Kind: "error", Title: "The chain changed while this was checked.",
-			Detail: "Someone recorded another step first. Nothing was recorded: look at the chain and send this again."}
-	case errors.Is(err, custody.ErrConflict):
-		return uiMessage{Kind: "error", Title: "This step cannot be recorded now.", Detail: detail}
-	case errors.Is(err, custody.ErrUnauthenticated):
-		return uiMessage{Kind: "error", Title: "A signature was not accepted.", Detail: detail + " Check the user ID and password and sign again."}
-	case errors.Is(err, custody.ErrForbidden):
-		if strings.Contains(detail, "sign") {
-			return uiMessage{Kind: "error", Title: "This person may not sign this step.", Detail: detail}
-		}
-		return uiMessage{Kind: "error", Title: "Your role may not do this.", Detail: detail}
-	case errors.Is(err, custody.ErrInvalid):
-		return uiMessage{Kind: "error", Title: "Please check the form.", Detail: detail}
-	case errors.Is(err, custody.ErrNotFound):
-		return uiMessage{Kind: "error", Title: "Not found.", Detail: detail}
-	case errors.Is(err, custody.ErrInUse), errors.Is(err, custody.ErrClosed):
-		return uiMessage{Kind: "error", Title: "coid is not available right now.", Detail: "Try again in a minute. Reference " + requestID + "."}
-	}
-	return uiMessage{Kind: "error", Title: "Something went wrong on the server.", Detail: "Nothing was recorded. Reference " + requestID + "."}
-}
-
-// firstOp returns the "record <step> on <COI>: " prefix of a conflict, if
-// any, so the remaining words say what stands in the way.
-func firstOp(s string) string {
-	if !strings.HasPrefix(s, "record ") {
-		return ""
-	}
-	if i := strings.Index(s, ": "); i >= 0 {
-		return s[:i+2]
-	}
-	return ""
-}
-
-// isOpWord reports whether s is an operation prefix of a domain message
-// (a step name, "parse code", "signature 2"...), which adds nothing for a
-// reader of the form.
-func isOpWord(s string) bool {
-	switch {
-	case strings.HasPrefix(s, "parse "), strings.HasPrefix(s, "label payload"), s == "enroll", s == "login":
-		return true
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c == '-') {
-			return false
-		}
-	}
-	return len(s) > 0 && len(s) < 20
-}
-
-// sentence capitalises the first letter and ends with a full stop.
-func sentence(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return s
-	}
-	s = strings.ToUpper(s[:1]) + s[1:]
-	if !strings.HasSuffix(s, ".") {
-		s += "."
-	}
-	return s
 }

@@ -1,6 +1,7 @@
-package api_test
+package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
@@ -57,6 +59,24 @@ func webSecrets() []string {
 		out = append(out, webPassword(id))
 	}
 	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a server.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // webClock is the service clock; tests move it.
@@ -121,6 +141,9 @@ func newWebEnvProfiles(tb testing.TB, tls bool, custom []custody.Profile) *webEn
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: "test"})
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
+	}
+	if err := web.Mount(srv); err != nil {
+		tb.Fatalf("web.Mount: %v", err)
 	}
 	e := &webEnv{t: tb, store: store, svc: svc, srv: srv, clock: clock, users: map[string]custody.User{}, logs: logs}
 	if tls {

@@ -1,7 +1,10 @@
-package api_test
+package web_test
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,4 +49,28 @@ func TestConfiguredProfileLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reportText extracts a PDF's text with pdftotext, or skips the caller
+// when poppler-utils is not installed; under CI (CI=true), which installs
+// it, it fails instead.
+func reportText(t *testing.T, pdf []byte) string {
+	t.Helper()
+	bin, err := exec.LookPath("pdftotext")
+	if err != nil {
+		const why = "pdftotext (poppler-utils) is not installed; install it to check the report's text"
+		if os.Getenv("CI") != "" {
+			t.Fatal("required in CI: " + why)
+		}
+		t.Skip(why)
+	}
+	f := filepath.Join(t.TempDir(), "r.pdf")
+	if err := os.WriteFile(f, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-enc", "UTF-8", f, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	}
+	return strings.Join(strings.Fields(string(out)), " ")
 }

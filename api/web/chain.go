@@ -1,0 +1,246 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/custody"
+	"github.com/labstack/echo/v4"
+)
+
+// The chain page: state, the forms of the steps the user may take next,
+// issues, legs with their charts, the timeline and the downloads.
+
+type waitItem struct {
+	Step  custody.Step
+	Roles string
+}
+
+type recordView struct {
+	Seq        uint64
+	Step       custody.Step
+	Time       time.Time
+	Site       string
+	System     bool
+	Summary    []string
+	Signatures []custody.Signature
+}
+
+type issueView struct {
+	custody.Issue
+	Text string
+}
+
+type legView struct {
+	custody.LegView
+	ProfileLimits string
+	Chart         *legChart
+}
+
+type chainView struct {
+	Chain       *custody.Chain
+	Bag         string
+	BagKind     string
+	StateText   string
+	Forms       []stepForm
+	Waiting     []waitItem
+	Bedside     bool
+	Other       []stepForm
+	Disposition *stepForm
+	Issues      []issueView
+	OpenIssues  int
+	Legs        []legView
+	Timeline    []recordView
+	Downloads   []download
+	Terminal    bool
+	// Unacked are the bedside mismatches nobody has acknowledged; they
+	// block another bedside check and the infusion. MayAck: this user's
+	// role may acknowledge them.
+	Unacked []custody.Mismatch
+	MayAck  bool
+}
+
+func (w *ui) chainPage(c echo.Context) error {
+	return w.renderChain(c, http.StatusOK, nil, "", nil)
+}
+
+// renderChain renders the chain page; failed names the step whose form
+// failed with msg, and form holds what was submitted (passwords are never
+// shown again).
+func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custody.Step, form url.Values) error {
+	coi, err := api.COIParam(c)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	ctx := c.Request().Context()
+	ch, err := w.svc.Chain(ctx, coi)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	me := session(c).User
+	v := chainView{Chain: ch, StateText: stateText(ch.State), Terminal: ch.State.Terminal()}
+	for _, m := range ch.Mismatches {
+		if !m.Acknowledged {
+			v.Unacked = append(v.Unacked, m)
+		}
+	}
+	v.MayAck = custody.MayAcknowledgeMismatch(me.Role)
+	if b := c.QueryParam("bag"); b != "" {
+		if bag, err := custody.ParseBagID(b); err == nil && ch.HasBag(bag) {
+			v.Bag, v.BagKind = bag.String(), string(bag.Kind)
+		}
+	}
+	j := w.svc.Journey()
+	for _, st := range ch.Next {
+		rule, err := j.Rule(ch.State, st)
+		if err != nil {
+			continue
+		}
+		transition := slices.ContainsFunc(j.Transitions, func(t custody.Transition) bool { return t.From == ch.State && t.Step == st })
+		if !rule.MaySign(me.Role) {
+			if transition {
+				v.Waiting = append(v.Waiting, waitItem{Step: st, Roles: rolesOf(rule)})
+			}
+			continue
+		}
+		f := stepForm{Step: st, Title: stepTitle(st), Action: "/chains/" + string(ch.COI) + "/steps/" + string(st),
+			Fields: stepFields(st, ch, w.svc.Profiles()), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
+		if st == failed {
+			for i := range f.Fields {
+				if x := form.Get(f.Fields[i].Name); x != "" {
+					f.Fields[i].Value = x
+				}
+			}
+			for i := range f.Sigs {
+				f.Sigs[i].User = form.Get("sig_user_" + strconv.Itoa(i+1))
+			}
+		}
+		switch {
+		case st == custody.StepBedsideVerify:
+			v.Bedside = true
+		case st == custody.StepDisposition:
+			f.Open = true // offered only while issues are open
+			v.Disposition = &f
+		case transition:
+			f.Main = true
+			v.Forms = append(v.Forms, f)
+		default:
+			v.Other = append(v.Other, f)
+		}
+	}
+	for _, is := range ch.Issues {
+		v.Issues = append(v.Issues, issueView{Issue: is, Text: issueText(is.Kind)})
+		if is.Open {
+			v.OpenIssues++
+		}
+	}
+	legs, err := w.svc.Legs(ctx, coi)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	for _, l := range legs {
+		lv := legView{LegView: l, ProfileLimits: profileLimits(w.svc, l.Profile)}
+		lv.Chart = w.chart(c, ch, l.Leg)
+		v.Legs = append(v.Legs, lv)
+	}
+	for i := len(ch.Records) - 1; i >= 0; i-- {
+		v.Timeline = append(v.Timeline, timelineEntry(ch.Records[i]))
+	}
+	if custody.MayPrintLabels(me.Role) && len(ch.Bags) > 0 {
+		v.Downloads = append(v.Downloads, download{"All bag labels (PDF)", "/chains/" + string(ch.COI) + "/labels.pdf"})
+		if v.Bag != "" {
+			v.Downloads = append(v.Downloads, download{"Label of " + v.Bag + " (PDF)", "/chains/" + string(ch.COI) + "/bags/" + v.Bag + "/label.pdf"})
+		}
+	}
+	v.Downloads = append(v.Downloads, w.reportLinks(me, ch)...)
+	return w.render(c, code, "chain", page{Title: ch.Display, Nav: "scan", Msg: msg, V: v})
+}
+
+func rolesOf(rule custody.Transition) string {
+	var out []string
+	for _, s := range rule.Signatures {
+		for _, r := range s.Roles {
+			if !slices.Contains(out, string(r)) {
+				out = append(out, string(r))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// profileLimits says in words the temperature limits of the profile the
+// service applies under name.
+func profileLimits(svc *custody.Service, name string) string {
+	p, ok := svc.Profile(name)
+	if !ok {
+		return ""
+	}
+	switch {
+	case p.MinC != nil && p.MaxC != nil:
+		return fmt.Sprintf("%g to %g °C", *p.MinC, *p.MaxC)
+	case p.MaxC != nil:
+		return fmt.Sprintf("at or below %g °C", *p.MaxC)
+	case p.MinC != nil:
+		return fmt.Sprintf("at or above %g °C", *p.MinC)
+	}
+	return ""
+}
+
+// timelineEntry summarises a record's data: scalar members as "name:
+// value", without commitments and digests, and the telemetry seal as its
+// counts.
+func timelineEntry(r custody.Record) recordView {
+	rv := recordView{Seq: r.Seq, Step: r.Step, Time: r.Time, Site: r.Site, Signatures: r.Signatures,
+		System: r.SubmittedBy == custody.SystemUser || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(r.Data, &m) != nil {
+		return rv
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch k {
+		case "patient_commitment", "wristband_digest", "sites", "duration_ns", "breach_ns":
+			continue
+		case "telemetry":
+			var seal custody.ReceiveSeal
+			if json.Unmarshal(m[k], &seal) == nil {
+				rv.Summary = append(rv.Summary, fmt.Sprintf("telemetry sealed: %d readings", seal.Seal.Count))
+			}
+			continue
+		}
+		var x any
+		if json.Unmarshal(m[k], &x) != nil {
+			continue
+		}
+		label := k
+		if l, ok := fieldLabels[k]; ok {
+			label = l
+		}
+		switch t := x.(type) {
+		case string, float64, bool:
+			rv.Summary = append(rv.Summary, fmt.Sprintf("%s: %v", label, t))
+		case []any:
+			var parts []string
+			for _, e := range t {
+				if s, ok := e.(string); ok {
+					parts = append(parts, s)
+				}
+			}
+			if len(parts) > 0 {
+				rv.Summary = append(rv.Summary, label+": "+strings.Join(parts, "; "))
+			}
+		}
+	}
+	return rv
+}

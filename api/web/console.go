@@ -1,0 +1,135 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/labstack/echo/v4"
+)
+
+// The QA console: chains by state and the open issues of every chain.
+
+type stateCount struct {
+	State    custody.State
+	Text     string
+	Count    int
+	Selected bool
+}
+
+type chainRow struct {
+	custody.ChainInfo
+	Display    string
+	OpenIssues int
+}
+
+type issueRow struct {
+	COI     custody.COI
+	Display string
+	Issue   custody.Issue
+	Text    string
+	Detail  string
+}
+
+type consoleView struct {
+	Counts  []stateCount
+	Chains  []chainRow
+	Issues  []issueRow
+	Filter  custody.State
+	InFight int
+}
+
+func (w *ui) consolePage(c echo.Context) error {
+	me := session(c).User
+	if !custody.MayUseConsole(me.Role) {
+		return w.refuse(c, http.StatusForbidden, "The QA console is for QA, coordinators and manufacturing.",
+			"Use the scan station to look up a chain.")
+	}
+	ctx := c.Request().Context()
+	filter := custody.State(c.QueryParam("state"))
+	if filter != "" && !slices.Contains(custody.States, filter) {
+		filter = ""
+	}
+	infos, err := w.svc.Chains(ctx, "")
+	if err != nil {
+		return w.fail(c, err)
+	}
+	counts := map[custody.State]int{}
+	var v consoleView
+	v.Filter = filter
+	for _, ci := range infos {
+		counts[ci.State]++
+		ch, err := w.svc.Chain(ctx, ci.COI)
+		if err != nil {
+			return w.fail(c, err)
+		}
+		open := ch.OpenIssues()
+		for _, is := range open {
+			row := issueRow{COI: ch.COI, Display: ch.Display, Issue: is, Text: issueText(is.Kind)}
+			row.Detail = excursionDetail(ch, is.Seq)
+			if is.ReopenedBy != 0 {
+				row.Detail += fmt.Sprintf("; reopened by record %d: readings stored after QA's acceptance changed its figures", is.ReopenedBy)
+			}
+			if is.Kind == custody.IssueMismatch {
+				row.Detail = mismatchDetail(ch, is.Seq)
+			}
+			v.Issues = append(v.Issues, row)
+		}
+		if (filter == "" && !ci.State.Terminal()) || ci.State == filter {
+			v.Chains = append(v.Chains, chainRow{ChainInfo: ci, Display: ci.COI.Display(), OpenIssues: len(open)})
+		}
+		if !ci.State.Terminal() {
+			v.InFight++
+		}
+	}
+	for _, st := range custody.States {
+		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: counts[st], Selected: st == filter})
+	}
+	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
+	return w.render(c, http.StatusOK, "console", page{Title: "QA console", Nav: "qa", V: v})
+}
+
+// mismatchDetail says whether a bedside mismatch was acknowledged, and by
+// whom.
+func mismatchDetail(ch *custody.Chain, seq uint64) string {
+	for _, m := range ch.Mismatches {
+		if m.Seq != seq {
+			continue
+		}
+		if !m.Acknowledged {
+			return "not yet acknowledged: a nurse, coordinator or QA acknowledges it on the chain page"
+		}
+		return fmt.Sprintf("acknowledged by %s (record %d); the bag is set aside until QA decides", m.AcknowledgedBy, m.AcknowledgeSeq)
+	}
+	return ""
+}
+
+// excursionDetail describes an excursion record: leg, worst value, how
+// long, with the final figures once the system recorded its end.
+func excursionDetail(ch *custody.Chain, seq uint64) string {
+	list, err := custody.ChainExcursions(ch)
+	if err != nil {
+		return ""
+	}
+	for _, d := range list {
+		if d.Seq != seq {
+			continue
+		}
+		s := fmt.Sprintf("leg %d, shipper %s, %s profile, for %s", d.Leg, d.Shipper, d.Profile, d.Duration)
+		if d.Worst != nil {
+			s += fmt.Sprintf(", worst %g", *d.Worst)
+			if d.Limit != nil {
+				s += fmt.Sprintf(" (limit %g)", *d.Limit)
+			}
+		}
+		switch {
+		case d.End == nil:
+			s += ", ongoing: no end recorded yet"
+		case d.EndedSeq != 0:
+			s += fmt.Sprintf(", ended %s (recorded in record %d)", d.End.UTC().Format("2006-01-02 15:04 UTC"), d.EndedSeq)
+		}
+		return s
+	}
+	return ""
+}
