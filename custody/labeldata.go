@@ -220,7 +220,7 @@ func labelContent(c *Chain, phi PHI, bag BagID, profile func(string) (Profile, e
 	}
 	switch bag.Kind {
 	case BagApheresis:
-		var d collectData
+		var d CollectData
 		if err := json.Unmarshal(data, &d); err != nil {
 			return LabelContent{}, fmt.Errorf("collect record %d: %v: %w", reg.Seq, err, ErrChainBroken)
 		}

@@ -93,6 +93,9 @@ type Record struct {
 	Data        json.RawMessage `json:"data"`
 	Signatures  []Signature     `json:"signatures"`
 	Hash        Hash            `json:"-"`
+
+	// parsed is Data parsed, once, by Fold; nil until then (Parsed).
+	parsed *parsedData
 }
 
 // recordJSON is the wire form of a Record, with hashes as hex and the time

@@ -197,7 +197,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	data, err := json.Marshal(enrollData{Product: req.Product, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
+	data, err := json.Marshal(EnrollData{Product: req.Product, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
@@ -376,13 +376,12 @@ func infusedBag(c *Chain, d *stepData) error {
 		if c.Records[i].Step != StepBedsideVerify {
 			continue
 		}
-		var x struct {
-			Bag string `json:"bag"`
-		}
-		if err := json.Unmarshal(c.Records[i].Data, &x); err != nil || x.Bag == "" {
+		x, err := c.Records[i].Parsed()
+		b, ok := x.(BedsideData)
+		if err != nil || !ok || b.Bag == "" {
 			return fmt.Errorf("bedside-verify record %d names no bag: %w", c.Records[i].Seq, ErrChainBroken)
 		}
-		verified = x.Bag
+		verified = b.Bag
 	}
 	if verified == "" {
 		return fmt.Errorf("no bedside check names the bag: %w", ErrConflict)
@@ -406,8 +405,7 @@ func infusedBag(c *Chain, d *stepData) error {
 func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 	switch step {
 	case StepDisposition:
-		var x dispositionData
-		_ = d.decode(step, &x)
+		x, _ := d.parsed.(DispositionData)
 		for _, is := range c.Issues {
 			if is.Seq != x.Excursion {
 				continue
@@ -427,8 +425,7 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 		}
 		return fmt.Errorf("record %d is not an excursion, broken seal or bedside mismatch of this chain: %w", x.Excursion, ErrInvalid)
 	case StepCorrection:
-		var x correctionData
-		_ = d.decode(step, &x)
+		x, _ := d.parsed.(CorrectionData)
 		for _, r := range c.Records {
 			if r.Seq == x.Corrects {
 				return d.closed(step, correctionMembers(r))

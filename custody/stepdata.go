@@ -1,0 +1,426 @@
+package custody
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// StepData is the parsed data of a record: one type per step of the
+// journey (EnrollData, CollectData, ...), or OtherData for a step custody
+// has no type for. Record.Data stays the canonical JSON that is hashed;
+// ParseData and Record.Parsed give its typed form.
+type StepData interface {
+	// Step names the step whose data this is.
+	Step() Step
+}
+
+// EnrollData is the data of an enroll record.
+type EnrollData struct {
+	Product  string `json:"product"`
+	Sites    Sites  `json:"sites"`
+	Facility string `json:"facility"`
+	// PatientCommitment binds the chain to the patient identifiers kept
+	// outside the ledger, without revealing them.
+	PatientCommitment string `json:"patient_commitment"`
+}
+
+// CollectData is the data of a collect record: the donation and its bags.
+type CollectData struct {
+	DIN       string   `json:"din"`
+	VolumeML  *float64 `json:"volume_ml"`
+	Bags      int      `json:"bags"`
+	StartedAt string   `json:"started_at"`
+	EndedAt   string   `json:"ended_at"`
+}
+
+// ShipData is the data of a ship record: the shipper's data logger and the
+// temperature profile the leg is judged against.
+type ShipData struct {
+	Shipper string `json:"shipper"`
+	Profile string `json:"profile"`
+}
+
+// ReceiveData is the data of a receive record: the seal check the person
+// made and the telemetry seal coid writes into it.
+type ReceiveData struct {
+	SealIntact *bool        `json:"seal_intact"`
+	Telemetry  *ReceiveSeal `json:"telemetry,omitempty"`
+}
+
+// ManufactureData is the data of a manufacture record: the final-product
+// bags made and, optionally, their expiry as the client gave it (read by
+// the labels, which report a malformed one).
+type ManufactureData struct {
+	FinalBags int     `json:"final_bags"`
+	ExpiresAt *string `json:"expires_at,omitempty"`
+}
+
+// ReleaseData is the data of a release record: optionally the final
+// product's expiry.
+type ReleaseData struct {
+	ExpiresAt *string `json:"expires_at,omitempty"`
+}
+
+// BedsideData is the data of a bedside-verify record: the scans a client
+// sends and, once the check passed, what coid keeps of them (the bag, and
+// that the wristband matched; the wristband itself is dropped).
+type BedsideData struct {
+	BagCode        string `json:"bag_code"`
+	WristbandCode  string `json:"wristband_code,omitempty"`
+	Bag            string `json:"bag,omitempty"`
+	WristbandMatch bool   `json:"wristband_match,omitempty"`
+}
+
+// InfuseData is the data of an infuse record: the bag infused, which coid
+// fills with the bag the bedside check verified.
+type InfuseData struct {
+	Bag string `json:"bag"`
+}
+
+// MismatchData is the data of a mismatch record coid writes when a bedside
+// check fails.
+type MismatchData struct {
+	Reasons           []string `json:"reasons"`
+	BagCode           string   `json:"bag_code,omitempty"`
+	BagCodeUnreadable bool     `json:"bag_code_unreadable,omitempty"`
+	WristbandDigest   string   `json:"wristband_digest,omitempty"`
+	AttemptedBy       []string `json:"attempted_by,omitempty"`
+}
+
+// AcknowledgeData is the data of an acknowledge record: the mismatch
+// acknowledged and the statement the person attested.
+type AcknowledgeData struct {
+	Mismatch  uint64 `json:"mismatch"`
+	Statement string `json:"statement"`
+}
+
+// DispositionData is the data of a disposition record: QA's decision on
+// the issue recorded at Excursion (an excursion, a broken-seal receive or
+// a mismatch).
+type DispositionData struct {
+	Excursion uint64 `json:"excursion"`
+	Decision  string `json:"decision"`
+	Reason    string `json:"reason"`
+}
+
+// CorrectionData is the data of a correction record: the record it
+// corrects and why. A correction may also repeat members of the corrected
+// record (Record.Members lists them all).
+type CorrectionData struct {
+	Corrects uint64 `json:"corrects"`
+	Reason   string `json:"reason"`
+	// Figures are an excursion's figures when the correction names one
+	// (excursion_id): the system's correction of an excursion record.
+	Figures *ExcursionEndData `json:"-"`
+	// figuresErr is why the figures could not be read, if they could not.
+	figuresErr error
+}
+
+// CancelData is the data of a cancel record.
+type CancelData struct {
+	Reason string `json:"reason"`
+}
+
+// NoteData is the data of a note record.
+type NoteData struct {
+	Text string `json:"text"`
+}
+
+// OtherData is the data of a step custody has no type for (a step a
+// journey table adds): its members as they are.
+type OtherData struct {
+	Of      Step
+	Members map[string]json.RawMessage
+}
+
+// Step implements StepData.
+func (EnrollData) Step() Step { return StepEnroll }
+
+// Step implements StepData.
+func (CollectData) Step() Step { return StepCollect }
+
+// Step implements StepData.
+func (ShipData) Step() Step { return StepShip }
+
+// Step implements StepData.
+func (ReceiveData) Step() Step { return StepReceive }
+
+// Step implements StepData.
+func (ManufactureData) Step() Step { return StepManufacture }
+
+// Step implements StepData.
+func (ReleaseData) Step() Step { return StepRelease }
+
+// Step implements StepData.
+func (BedsideData) Step() Step { return StepBedsideVerify }
+
+// Step implements StepData.
+func (InfuseData) Step() Step { return StepInfuse }
+
+// Step implements StepData.
+func (ExcursionData) Step() Step { return StepExcursion }
+
+// Step implements StepData.
+func (MismatchData) Step() Step { return StepMismatch }
+
+// Step implements StepData.
+func (AcknowledgeData) Step() Step { return StepAcknowledge }
+
+// Step implements StepData.
+func (DispositionData) Step() Step { return StepDisposition }
+
+// Step implements StepData.
+func (CorrectionData) Step() Step { return StepCorrection }
+
+// Step implements StepData.
+func (CancelData) Step() Step { return StepCancel }
+
+// Step implements StepData.
+func (NoteData) Step() Step { return StepNote }
+
+// Step implements StepData.
+func (d OtherData) Step() Step { return d.Of }
+
+// ParseData parses and validates a client's data for step once: at most
+// MaxDataSize bytes of canonicalizable JSON, an object, holding only the
+// members the step's data may hold (a closed schema; a correction's also
+// depend on the record it corrects, which the service checks), each of its
+// type. Errors wrap ErrInvalid. Checks of values against the
+// configuration or the chain (profiles, times, bags) are the service's.
+func ParseData(step Step, raw json.RawMessage) (StepData, error) {
+	d, err := parseData(step, raw)
+	if err != nil {
+		return nil, err
+	}
+	return d.typed(step)
+}
+
+// typed checks the members of d against step's closed schema and decodes
+// it, once; the result is kept in d.parsed.
+func (d *stepData) typed(step Step) (StepData, error) {
+	if step != StepCorrection { // a correction's members depend on the record it corrects: checkAgainstChain
+		if err := d.closed(step, stepMembers(step)); err != nil {
+			return nil, err
+		}
+	}
+	v, err := decodeStepData(step, d.fields, d.raw)
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("%s: data.%s must be a %s: %w", step, te.Field, te.Type, ErrInvalid)
+		}
+		return nil, fmt.Errorf("%s: data: %v: %w", step, err, ErrInvalid)
+	}
+	d.parsed = v
+	return v, nil
+}
+
+// decodeStepData decodes raw, the data of a step, into its type. members
+// are raw's members when the caller already has them, else nil. A field of
+// the wrong type is an error; the value returned holds the other fields.
+func decodeStepData(step Step, raw json.RawMessage, members map[string]json.RawMessage) (StepData, error) {
+	switch step {
+	case StepEnroll:
+		var v EnrollData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepCollect:
+		var v CollectData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepShip:
+		var v ShipData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepReceive:
+		var v ReceiveData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepManufacture:
+		var v ManufactureData
+		err := expiresTolerated(json.Unmarshal(raw, &v))
+		return v, err
+	case StepRelease:
+		var v ReleaseData
+		err := expiresTolerated(json.Unmarshal(raw, &v))
+		return v, err
+	case StepBedsideVerify:
+		var v BedsideData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepInfuse:
+		var v InfuseData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepExcursion:
+		if members == nil {
+			if err := json.Unmarshal(raw, &members); err != nil {
+				return ExcursionData{}, err
+			}
+		}
+		return excursionFromMembers(members), nil
+	case StepMismatch:
+		var v MismatchData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepAcknowledge:
+		var v AcknowledgeData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepDisposition:
+		var v DispositionData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepCorrection:
+		var v CorrectionData
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return v, err
+		}
+		var f ExcursionEndData
+		if err := json.Unmarshal(raw, &f); err != nil {
+			// A person's correction may repeat any member of the record it
+			// corrects: only the system's figures must read.
+			v.figuresErr = err
+		} else if f.ID != "" {
+			v.Figures = &f
+		}
+		return v, nil
+	case StepCancel:
+		var v CancelData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	case StepNote:
+		var v NoteData
+		err := json.Unmarshal(raw, &v)
+		return v, err
+	}
+	if members == nil {
+		if err := json.Unmarshal(raw, &members); err != nil {
+			return OtherData{Of: step}, err
+		}
+	}
+	return OtherData{Of: step, Members: members}, nil
+}
+
+// expiresTolerated drops a type error of expires_at, which the service
+// never checked: the labels report it when they read the expiry.
+func expiresTolerated(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field == "expires_at" {
+		return nil
+	}
+	return err
+}
+
+// excursionFromMembers reads an excursion record's data member by member:
+// a member of the wrong type is left unset (a malformed time zero, a
+// malformed number nil), so a record written by another version still
+// reads.
+func excursionFromMembers(m map[string]json.RawMessage) ExcursionData {
+	var d ExcursionData
+	for k, v := range m {
+		switch k {
+		case "excursion_id":
+			_ = json.Unmarshal(v, &d.ID)
+		case "kind":
+			_ = json.Unmarshal(v, &d.Kind)
+		case "leg":
+			_ = json.Unmarshal(v, &d.Leg)
+		case "shipper":
+			_ = json.Unmarshal(v, &d.Shipper)
+		case "profile":
+			_ = json.Unmarshal(v, &d.Profile)
+		case "start":
+			var t time.Time
+			if json.Unmarshal(v, &t) == nil {
+				d.Start = t
+			}
+		case "end":
+			var t time.Time
+			if json.Unmarshal(v, &t) == nil && !t.IsZero() {
+				d.End = &t
+			}
+		case "worst":
+			var f float64
+			if json.Unmarshal(v, &f) == nil {
+				d.Worst = &f
+			}
+		case "limit":
+			var f float64
+			if json.Unmarshal(v, &f) == nil {
+				d.Limit = &f
+			}
+		case "duration_ns":
+			_ = json.Unmarshal(v, &d.DurationNS)
+		case "duration":
+			_ = json.Unmarshal(v, &d.Duration)
+		case "breach_ns":
+			_ = json.Unmarshal(v, &d.BreachNS)
+		}
+	}
+	return d
+}
+
+// parsedData is a record's data, parsed once.
+type parsedData struct {
+	data    StepData
+	members map[string]json.RawMessage
+	err     error
+}
+
+func parseStored(step Step, raw json.RawMessage) *parsedData {
+	p := &parsedData{}
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	if err := json.Unmarshal(raw, &p.members); err != nil {
+		p.err = err
+		p.data, _ = decodeStepData(step, json.RawMessage("{}"), map[string]json.RawMessage{})
+		return p
+	}
+	p.data, p.err = decodeStepData(step, raw, p.members)
+	return p
+}
+
+// parse fills the record's parsed data, once, before the record is shared
+// (Fold does it for a chain's records).
+func (r *Record) parse() {
+	if r.parsed == nil {
+		r.parsed = parseStored(r.Step, r.Data)
+	}
+}
+
+func (r *Record) parsedData() *parsedData {
+	if r.parsed != nil {
+		return r.parsed
+	}
+	return parseStored(r.Step, r.Data)
+}
+
+// Parsed returns the record's data in its step's type (OtherData for a
+// step custody has no type for). A member of the wrong type is an error
+// that wraps ErrChainBroken; the value returned then still holds what
+// could be read, as a tolerant reader (an export) may use. The records of
+// a folded Chain carry their data parsed; any other record is parsed on
+// each call.
+func (r *Record) Parsed() (StepData, error) {
+	p := r.parsedData()
+	if p.err != nil {
+		return p.data, fmt.Errorf("%s record %d: %v: %w", r.Step, r.Seq, p.err, ErrChainBroken)
+	}
+	return p.data, nil
+}
+
+// Body returns the record's data in its step's type, as far as it could
+// be read (Parsed, without its error).
+func (r *Record) Body() StepData {
+	d, _ := r.Parsed()
+	return d
+}
+
+// Members returns the members of the record's data as stored, for a
+// display that lists every member; nil when the data is not a JSON object.
+// The map is shared: do not change it.
+func (r *Record) Members() map[string]json.RawMessage { return r.parsedData().members }
