@@ -79,7 +79,8 @@ func writtenMembers(step Step) []string {
 func correctionMembers(r Record) []string {
 	m := append(stepMembers(StepCorrection), stepMembers(r.Step)...)
 	m = append(m, writtenMembers(r.Step)...)
-	m = append(m, slices.Collect(maps.Keys(r.Members()))...)
+	members, _ := r.Members()
+	m = append(m, slices.Collect(maps.Keys(members))...)
 	slices.Sort(m)
 	return slices.Compact(m)
 }

@@ -367,7 +367,9 @@ func excursionFromMembers(m map[string]json.RawMessage) ExcursionData {
 type parsedData struct {
 	data    StepData
 	members map[string]json.RawMessage
-	err     error
+	// membersErr says why the data is not a JSON object.
+	membersErr error
+	err        error
 }
 
 func parseStored(step Step, raw json.RawMessage) *parsedData {
@@ -376,7 +378,7 @@ func parseStored(step Step, raw json.RawMessage) *parsedData {
 		raw = json.RawMessage("{}")
 	}
 	if err := json.Unmarshal(raw, &p.members); err != nil {
-		p.err = err
+		p.err, p.membersErr = err, err
 		p.data, _ = decodeStepData(step, json.RawMessage("{}"), map[string]json.RawMessage{})
 		return p
 	}
@@ -421,6 +423,9 @@ func (r *Record) Body() StepData {
 }
 
 // Members returns the members of the record's data as stored, for a
-// display that lists every member; nil when the data is not a JSON object.
-// The map is shared: do not change it.
-func (r *Record) Members() map[string]json.RawMessage { return r.parsedData().members }
+// display that lists every member, or the error that says the data is not
+// a JSON object. The map is shared: do not change it.
+func (r *Record) Members() (map[string]json.RawMessage, error) {
+	p := r.parsedData()
+	return p.members, p.membersErr
+}
