@@ -47,6 +47,11 @@
 //	acknowledge     OBSERVE  holding           non_sellable_other  the mismatch's bag, set aside for QA
 //	infuse          OBSERVE  dispensing        dispensed        the bag infused
 //	cancel          DELETE   decommissioning   inactive         the COI and every bag
+//	(any other)     OBSERVE  -                 -                the COI
+//
+// A step the table above does not name, such as one a custom journey
+// adds, is exported as a plain OBSERVE event of the COI at the record's
+// site; its coid:step names it.
 //
 // Notes are not events. A corrected record's event carries
 // "coid:corrections" naming the correction records and their reasons; the
@@ -478,10 +483,15 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 	case custody.StepCancel:
 		ev.Action, ev.BizStep, ev.Disposition = "DELETE", "decommissioning", "inactive"
 		ev.EPCList = x.withCOI(nonNil(x.bags("")))
-	default:
+	case custody.StepNote, custody.StepCorrection:
 		// Notes and corrections are not supply-chain events; a correction
 		// shows on the event it amends.
 		return Event{}, false
+	default:
+		// A step this export has no mapping for (one a journey table
+		// adds): an OBSERVE event of the chain at the record's site, with
+		// no business step; coid:step names it.
+		ev.EPCList = x.withCOI(nil)
 	}
 	if ev.EPCList == nil {
 		ev.EPCList = []string{}
