@@ -184,6 +184,15 @@ func Fold(j *Journey, recs []Record) (*Chain, error) {
 
 func (c *Chain) apply(r *Record) error {
 	v, err := r.Parsed()
+	if b, ok := v.(BagRegistrar); ok {
+		if err != nil {
+			return err
+		}
+		kind, n := b.RegisteredBags()
+		for i := 1; i <= n; i++ {
+			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: kind, N: i}.String())
+		}
+	}
 	switch d := v.(type) {
 	case EnrollData:
 		if err != nil {
@@ -195,16 +204,6 @@ func (c *Chain) apply(r *Record) error {
 			return err
 		}
 		c.DIN = DIN(d.DIN)
-		for n := 1; n <= d.Bags; n++ {
-			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: BagApheresis, N: n}.String())
-		}
-	case ManufactureData:
-		if err != nil {
-			return err
-		}
-		for n := 1; n <= d.FinalBags; n++ {
-			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: BagFinalProduct, N: n}.String())
-		}
 	case ShipData:
 		if err != nil {
 			return err

@@ -3,7 +3,6 @@ package custody
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -130,18 +129,6 @@ func parseData(step Step, in json.RawMessage) (*stepData, error) {
 		return nil, fmt.Errorf("%s: data must be a JSON object: %w", step, ErrInvalid)
 	}
 	return &stepData{raw: raw, fields: in}, nil
-}
-
-// decode decodes the step data into v, reporting type mismatches clearly.
-func (d *stepData) decode(step Step, v any) error {
-	if err := json.Unmarshal(d.fields, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("%s: data.%s must be a %s: %w", step, te.Field, te.Type, ErrInvalid)
-		}
-		return fmt.Errorf("%s: data: %v: %w", step, err, ErrInvalid)
-	}
-	return nil
 }
 
 // set replaces or adds a field of the stored data.

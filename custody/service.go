@@ -386,14 +386,9 @@ func infusedBag(c *Chain, d *stepData) error {
 	if verified == "" {
 		return fmt.Errorf("no bedside check names the bag: %w", ErrConflict)
 	}
-	var x struct {
-		Bag *string `json:"bag"`
-	}
-	if err := d.decode(StepInfuse, &x); err != nil {
-		return err
-	}
-	if x.Bag != nil && *x.Bag != verified {
-		return fmt.Errorf("data.bag %q is not the bag the bedside check verified (%s): %w", *x.Bag, verified, ErrConflict)
+	x, _ := d.parsed.(InfuseData)
+	if raw, named := d.raw["bag"]; named && string(raw) != "null" && x.Bag != verified {
+		return fmt.Errorf("data.bag %q is not the bag the bedside check verified (%s): %w", x.Bag, verified, ErrConflict)
 	}
 	d.set("bag", verified)
 	return nil

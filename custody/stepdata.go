@@ -135,6 +135,20 @@ type OtherData struct {
 	Members map[string]json.RawMessage
 }
 
+// BagRegistrar is step data that registers bags on the chain: the chain's
+// bags of a kind are numbered from 1 across its records, in chain order.
+type BagRegistrar interface {
+	StepData
+	// RegisteredBags returns the kind and the number of bags registered.
+	RegisteredBags() (BagKind, int)
+}
+
+// RegisteredBags implements BagRegistrar: the apheresis bags collected.
+func (d CollectData) RegisteredBags() (BagKind, int) { return BagApheresis, d.Bags }
+
+// RegisteredBags implements BagRegistrar: the final-product bags made.
+func (d ManufactureData) RegisteredBags() (BagKind, int) { return BagFinalProduct, d.FinalBags }
+
 // Step implements StepData.
 func (EnrollData) Step() Step { return StepEnroll }
 
