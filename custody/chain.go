@@ -161,9 +161,12 @@ func Fold(j *Journey, recs []Record) (*Chain, error) {
 	}
 	c := &Chain{COI: recs[0].Chain, Display: recs[0].Chain.Display(), Bags: []string{}, Legs: []Leg{}, Issues: []Issue{}, Mismatches: []Mismatch{}}
 	var state State
+	cache := make([]parsedData, len(recs)) // one allocation for the chain's parse caches
 	for i := range recs {
 		r := &recs[i]
-		r.parse()
+		if r.parsed == nil {
+			r.parsed = &cache[i]
+		}
 		t, err := j.Rule(state, r.Step)
 		if err != nil && !j.IsSystem(r.Step) {
 			return nil, fmt.Errorf("fold: record %d (%s): %v: %w", r.Seq, r.Step, err, ErrChainBroken)
@@ -183,6 +186,28 @@ func Fold(j *Journey, recs []Record) (*Chain, error) {
 }
 
 func (c *Chain) apply(r *Record) error {
+	switch r.Step {
+	case StepBedsideVerify:
+		for i := range c.Issues {
+			if is := &c.Issues[i]; is.Open && is.Kind == IssueMismatch {
+				is.Open, is.ResolvedBy = false, r.Seq
+			}
+		}
+		return nil
+	case StepMismatch:
+		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
+		// The bag is set aside for QA: no bedside check or infusion until
+		// QA decides (accept: a new bedside check may go ahead; reject:
+		// this chain's product is not infused).
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
+		return nil
+	case StepNote, StepRelease, StepInfuse, StepCancel:
+		return nil // their data changes nothing the chain folds
+	case StepCorrection:
+		if r.SubmittedBy != SystemUser {
+			return nil
+		}
+	}
 	v, err := r.Parsed()
 	if b, ok := v.(BagRegistrar); ok {
 		if err != nil {
@@ -232,18 +257,6 @@ func (c *Chain) apply(r *Record) error {
 			return err
 		}
 		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: ExcursionIssue(d.Kind), Time: r.Time, Open: true})
-	case BedsideData:
-		for i := range c.Issues {
-			if is := &c.Issues[i]; is.Open && is.Kind == IssueMismatch {
-				is.Open, is.ResolvedBy = false, r.Seq
-			}
-		}
-	case MismatchData:
-		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
-		// The bag is set aside for QA: no bedside check or infusion until
-		// QA decides (accept: a new bedside check may go ahead; reject:
-		// this chain's product is not infused).
-		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
 	case AcknowledgeData:
 		if err != nil {
 			return err
@@ -258,9 +271,6 @@ func (c *Chain) apply(r *Record) error {
 			}
 		}
 	case CorrectionData:
-		if r.SubmittedBy != SystemUser {
-			return nil
-		}
 		if err != nil {
 			return err
 		}

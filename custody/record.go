@@ -94,7 +94,8 @@ type Record struct {
 	Signatures  []Signature     `json:"signatures"`
 	Hash        Hash            `json:"-"`
 
-	// parsed is Data parsed, once, by Fold; nil until then (Parsed).
+	// parsed caches Data parsed (Parsed, Members); Fold sets it for a
+	// chain's records.
 	parsed *parsedData
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -321,6 +322,9 @@ func decodeStepData(step Step, raw json.RawMessage, members map[string]json.RawM
 // expiresTolerated drops a type error of expires_at, which the service
 // never checked: the labels report it when they read the expiry.
 func expiresTolerated(err error) error {
+	if err == nil {
+		return nil
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field == "expires_at" {
 		return nil
@@ -377,56 +381,66 @@ func excursionFromMembers(m map[string]json.RawMessage) ExcursionData {
 	return d
 }
 
-// parsedData is a record's data, parsed once.
+// parsedData is a record's data, parsed at most once: its typed form and
+// its members are each filled on first use.
 type parsedData struct {
-	data    StepData
-	members map[string]json.RawMessage
-	// membersErr says why the data is not a JSON object.
-	membersErr error
-	err        error
+	once sync.Once
+	data StepData
+	err  error
+
+	membersOnce sync.Once
+	members     map[string]json.RawMessage
+	membersErr  error
 }
 
-func parseStored(step Step, raw json.RawMessage) *parsedData {
-	p := &parsedData{}
+func storedData(raw json.RawMessage) json.RawMessage {
 	if len(raw) == 0 {
-		raw = json.RawMessage("{}")
+		return json.RawMessage("{}")
 	}
-	if err := json.Unmarshal(raw, &p.members); err != nil {
-		p.err, p.membersErr = err, err
-		p.data, _ = decodeStepData(step, json.RawMessage("{}"), map[string]json.RawMessage{})
-		return p
-	}
-	p.data, p.err = decodeStepData(step, raw, p.members)
-	return p
+	return raw
 }
 
-// parse fills the record's parsed data, once, before the record is shared
-// (Fold does it for a chain's records).
-func (r *Record) parse() {
-	if r.parsed == nil {
-		r.parsed = parseStored(r.Step, r.Data)
-	}
+func (p *parsedData) typed(r *Record) (StepData, error) {
+	p.once.Do(func() {
+		var m map[string]json.RawMessage
+		if r.Step == StepExcursion || stepMembers(r.Step) == nil && writtenMembers(r.Step) == nil {
+			// Read member by member.
+			if m, p.err = p.getMembers(r); p.err != nil {
+				p.data, _ = decodeStepData(r.Step, json.RawMessage("{}"), map[string]json.RawMessage{})
+				return
+			}
+		}
+		p.data, p.err = decodeStepData(r.Step, storedData(r.Data), m)
+	})
+	return p.data, p.err
 }
 
+func (p *parsedData) getMembers(r *Record) (map[string]json.RawMessage, error) {
+	p.membersOnce.Do(func() { p.membersErr = json.Unmarshal(storedData(r.Data), &p.members) })
+	return p.members, p.membersErr
+}
+
+// parsedData returns the record's parse cache, or a fresh one for a
+// record that has none (parsed on each call).
 func (r *Record) parsedData() *parsedData {
 	if r.parsed != nil {
 		return r.parsed
 	}
-	return parseStored(r.Step, r.Data)
+	return &parsedData{}
 }
 
 // Parsed returns the record's data in its step's type (OtherData for a
-// step custody has no type for). A member of the wrong type is an error
-// that wraps ErrChainBroken; the value returned then still holds what
-// could be read, as a tolerant reader (an export) may use. The records of
-// a folded Chain carry their data parsed; any other record is parsed on
-// each call.
+// step custody has no type for). Data that is not a JSON object, or a
+// member of the wrong type, is an error that wraps ErrChainBroken; the
+// value returned then still holds what could be read, as a tolerant reader
+// (an export) may use. The records of a folded Chain parse their data
+// once, when first read; any other record parses it on each call.
 func (r *Record) Parsed() (StepData, error) {
-	p := r.parsedData()
-	if p.err != nil {
-		return p.data, fmt.Errorf("%s record %d: %v: %w", r.Step, r.Seq, p.err, ErrChainBroken)
+	data, err := r.parsedData().typed(r)
+	if err != nil {
+		return data, fmt.Errorf("%s record %d: %v: %w", r.Step, r.Seq, err, ErrChainBroken)
 	}
-	return p.data, nil
+	return data, nil
 }
 
 // Body returns the record's data in its step's type, as far as it could
@@ -440,6 +454,5 @@ func (r *Record) Body() StepData {
 // display that lists every member, or the error that says the data is not
 // a JSON object. The map is shared: do not change it.
 func (r *Record) Members() (map[string]json.RawMessage, error) {
-	p := r.parsedData()
-	return p.members, p.membersErr
+	return r.parsedData().getMembers(r)
 }
