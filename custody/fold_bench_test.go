@@ -13,6 +13,23 @@ import (
 // (the records' data not yet parsed): a service does it on each chain
 // cache miss.
 func BenchmarkFold30(b *testing.B) {
+	recs := chainRecords(b, 30)
+	j := custody.DefaultJourney()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := custody.Fold(j, slices.Clone(recs)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// chainRecords builds a chain's records as a store returns them, n of
+// them at least: enroll to release with an excursion on the first leg, its
+// system correction, a person's correction of the collection, then notes.
+func chainRecords(tb testing.TB, n int) []custody.Record {
+	tb.Helper()
+	b := tb
 	coi := custody.COI("A999926000001")
 	t0 := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 	var recs []custody.Record
@@ -42,16 +59,12 @@ func BenchmarkFold30(b *testing.B) {
 		Shipper: "SHP-0042", From: t0, To: t0, Watermark: 7, Seal: custody.LegSeal{Count: 100, ReadingsHash: "ab"}}})
 	add(custody.StepManufacture, "mfg1", map[string]any{"final_bags": 2})
 	add(custody.StepDisposition, "qa1", map[string]any{"excursion": 4, "decision": "accept", "reason": "within stability data"})
+	add(custody.StepCorrection, custody.SystemUser, map[string]any{"corrects": 4, "reason": "excursion figures revised",
+		"excursion_id": "temperature-1", "end": t0.Add(time.Hour), "worst": 9.8, "duration_ns": 2, "duration": "2ns", "breach_ns": 2})
 	add(custody.StepRelease, "qa1", map[string]any{})
-	for len(recs) < 30 {
+	add(custody.StepCorrection, "nurse1", map[string]any{"corrects": 2, "reason": "volume was 215 mL", "volume_ml": 215})
+	for len(recs) < n {
 		add(custody.StepNote, "nurse1", map[string]any{"text": "observation: bag temperature and seal checked"})
 	}
-	j := custody.DefaultJourney()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := custody.Fold(j, slices.Clone(recs)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return recs
 }
