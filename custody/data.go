@@ -23,54 +23,11 @@ const (
 // step's data is a closed schema, so any other member is refused. A
 // correction may also hold the members of the record it corrects
 // (correctionMembers).
-func stepMembers(step Step) []string {
-	switch step {
-	case StepCollect:
-		return []string{"din", "volume_ml", "bags", "started_at", "ended_at"}
-	case StepShip:
-		return []string{"shipper", "profile"}
-	case StepReceive:
-		return []string{"seal_intact"}
-	case StepManufacture:
-		return []string{"final_bags", "expires_at"}
-	case StepRelease:
-		return []string{"expires_at"}
-	case StepBedsideVerify:
-		return []string{"bag_code", "wristband_code"}
-	case StepInfuse:
-		return []string{"bag"}
-	case StepDisposition:
-		return []string{"excursion", "decision", "reason"}
-	case StepCorrection:
-		return []string{"corrects", "reason"}
-	case StepCancel:
-		return []string{"reason"}
-	case StepNote:
-		return []string{"text"}
-	}
-	return nil
-}
+func stepMembers(step Step) []string { return schemaOf(step).client }
 
 // writtenMembers returns the members coid itself writes into a step's
 // data, which a correction of such a record may name too.
-func writtenMembers(step Step) []string {
-	switch step {
-	case StepReceive:
-		return []string{"telemetry"}
-	case StepBedsideVerify:
-		return []string{"bag", "wristband_match"}
-	case StepExcursion:
-		return []string{"excursion_id", "kind", "leg", "shipper", "profile", "start", "end", "worst", "limit",
-			"duration_ns", "duration", "breach_ns"}
-	case StepMismatch:
-		return []string{"reasons", "bag_code", "bag_code_unreadable", "wristband_digest", "attempted_by"}
-	case StepAcknowledge:
-		return []string{"mismatch", "statement"}
-	case StepEnroll:
-		return []string{"product", "sites", "facility"}
-	}
-	return nil
-}
+func writtenMembers(step Step) []string { return schemaOf(step).written }
 
 // correctionMembers returns the members a correction of record r may
 // hold: its own, and those of r's step as a client sends them, as coid

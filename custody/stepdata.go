@@ -232,91 +232,105 @@ func (d *stepData) typed(step Step) (StepData, error) {
 	return v, nil
 }
 
-// decodeStepData decodes raw, the data of a step, into its type. members
-// are raw's members when the caller already has them, else nil. A field of
-// the wrong type is an error; the value returned holds the other fields.
-func decodeStepData(step Step, raw json.RawMessage, members map[string]json.RawMessage) (StepData, error) {
+// stepSchema is what custody knows of a step's data: the members a client
+// may send, those coid writes itself, and how the data decodes into its
+// type.
+type stepSchema struct {
+	client, written []string
+	// decode decodes raw into the step's type; members are raw's members
+	// when byMember is set (the data is read member by member).
+	decode   func(raw json.RawMessage, members map[string]json.RawMessage) (StepData, error)
+	byMember bool
+}
+
+// schemaOf returns the schema of step's data: for a step custody has no
+// type for, no members and OtherData.
+func schemaOf(step Step) stepSchema {
 	switch step {
 	case StepEnroll:
-		var v EnrollData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{written: []string{"product", "sites", "facility"}, decode: decodeInto[EnrollData]}
 	case StepCollect:
-		var v CollectData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{client: []string{"din", "volume_ml", "bags", "started_at", "ended_at"}, decode: decodeInto[CollectData]}
 	case StepShip:
-		var v ShipData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{client: []string{"shipper", "profile"}, decode: decodeInto[ShipData]}
 	case StepReceive:
-		var v ReceiveData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{client: []string{"seal_intact"}, written: []string{"telemetry"}, decode: decodeInto[ReceiveData]}
 	case StepManufacture:
-		var v ManufactureData
-		err := expiresTolerated(json.Unmarshal(raw, &v))
-		return v, err
+		return stepSchema{client: []string{"final_bags", "expires_at"}, decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+			var v ManufactureData
+			return v, expiresTolerated(json.Unmarshal(raw, &v))
+		}}
 	case StepRelease:
-		var v ReleaseData
-		err := expiresTolerated(json.Unmarshal(raw, &v))
-		return v, err
+		return stepSchema{client: []string{"expires_at"}, decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+			var v ReleaseData
+			return v, expiresTolerated(json.Unmarshal(raw, &v))
+		}}
 	case StepBedsideVerify:
-		var v BedsideData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{client: []string{"bag_code", "wristband_code"}, written: []string{"bag", "wristband_match"}, decode: decodeInto[BedsideData]}
 	case StepInfuse:
-		var v InfuseData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{client: []string{"bag"}, decode: decodeInto[InfuseData]}
 	case StepExcursion:
-		if members == nil {
-			if err := json.Unmarshal(raw, &members); err != nil {
-				return ExcursionData{}, err
-			}
-		}
-		return excursionFromMembers(members), nil
+		return stepSchema{written: []string{"excursion_id", "kind", "leg", "shipper", "profile", "start", "end", "worst", "limit",
+			"duration_ns", "duration", "breach_ns"}, byMember: true,
+			decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
+				return excursionFromMembers(m), nil
+			}}
 	case StepMismatch:
-		var v MismatchData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{written: []string{"reasons", "bag_code", "bag_code_unreadable", "wristband_digest", "attempted_by"},
+			decode: decodeInto[MismatchData]}
 	case StepAcknowledge:
-		var v AcknowledgeData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{written: []string{"mismatch", "statement"}, decode: decodeInto[AcknowledgeData]}
 	case StepDisposition:
-		var v DispositionData
-		err := json.Unmarshal(raw, &v)
-		return v, err
+		return stepSchema{client: []string{"excursion", "decision", "reason"}, decode: decodeInto[DispositionData]}
 	case StepCorrection:
-		var v CorrectionData
-		if err := json.Unmarshal(raw, &v); err != nil {
+		return stepSchema{client: []string{"corrects", "reason"}, decode: decodeCorrection}
+	case StepCancel:
+		return stepSchema{client: []string{"reason"}, decode: decodeInto[CancelData]}
+	case StepNote:
+		return stepSchema{client: []string{"text"}, decode: decodeInto[NoteData]}
+	}
+	return stepSchema{byMember: true, decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
+		return OtherData{Of: step, Members: m}, nil
+	}}
+}
+
+// decodeInto decodes raw into a T. A member of the wrong type is an error;
+// the value returned holds the other members.
+func decodeInto[T StepData](raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+	var v T
+	err := json.Unmarshal(raw, &v)
+	return v, err
+}
+
+// decodeCorrection decodes a correction and, when it names an excursion,
+// the excursion's figures.
+func decodeCorrection(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+	var v CorrectionData
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, err
+	}
+	var f ExcursionEndData
+	if err := json.Unmarshal(raw, &f); err != nil {
+		// A person's correction may repeat any member of the record it
+		// corrects: only the system's figures must read.
+		v.figuresErr = err
+	} else if f.ID != "" {
+		v.Figures = &f
+	}
+	return v, nil
+}
+
+// decodeStepData decodes raw, the data of a step, into its type; members
+// are raw's members when the caller has them, else nil.
+func decodeStepData(step Step, raw json.RawMessage, members map[string]json.RawMessage) (StepData, error) {
+	sc := schemaOf(step)
+	if sc.byMember && members == nil {
+		if err := json.Unmarshal(raw, &members); err != nil {
+			v, _ := sc.decode(json.RawMessage("{}"), map[string]json.RawMessage{})
 			return v, err
 		}
-		var f ExcursionEndData
-		if err := json.Unmarshal(raw, &f); err != nil {
-			// A person's correction may repeat any member of the record it
-			// corrects: only the system's figures must read.
-			v.figuresErr = err
-		} else if f.ID != "" {
-			v.Figures = &f
-		}
-		return v, nil
-	case StepCancel:
-		var v CancelData
-		err := json.Unmarshal(raw, &v)
-		return v, err
-	case StepNote:
-		var v NoteData
-		err := json.Unmarshal(raw, &v)
-		return v, err
 	}
-	if members == nil {
-		if err := json.Unmarshal(raw, &members); err != nil {
-			return OtherData{Of: step}, err
-		}
-	}
-	return OtherData{Of: step, Members: members}, nil
+	return sc.decode(raw, members)
 }
 
 // expiresTolerated drops a type error of expires_at, which the service
@@ -403,7 +417,7 @@ func storedData(raw json.RawMessage) json.RawMessage {
 func (p *parsedData) typed(r *Record) (StepData, error) {
 	p.once.Do(func() {
 		var m map[string]json.RawMessage
-		if r.Step == StepExcursion || stepMembers(r.Step) == nil && writtenMembers(r.Step) == nil {
+		if schemaOf(r.Step).byMember {
 			// Read member by member.
 			if m, p.err = p.getMembers(r); p.err != nil {
 				p.data, _ = decodeStepData(r.Step, json.RawMessage("{}"), map[string]json.RawMessage{})
