@@ -1,7 +1,7 @@
 // Package epcis exports a chain as a GS1 EPCIS 2.0 document in JSON-LD,
 // so that a partner's supply-chain system can import
 // the chain's handoffs as standard events. It imports only the standard
-// library and custody.
+// library and custody, and reads the chain through custody.ChainView.
 //
 // # Identifiers
 //
