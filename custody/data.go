@@ -23,11 +23,11 @@ const (
 // step's data is a closed schema, so any other member is refused. A
 // correction may also hold the members of the record it corrects
 // (correctionMembers).
-func stepMembers(step Step) []string { return schemaOf(step).client }
+func stepMembers(step Step) []string { return members(schemaOf(step).client) }
 
 // writtenMembers returns the members coid itself writes into a step's
 // data, which a correction of such a record may name too.
-func writtenMembers(step Step) []string { return schemaOf(step).written }
+func writtenMembers(step Step) []string { return members(schemaOf(step).written) }
 
 // correctionMembers returns the members a correction of record r may
 // hold: its own, and those of r's step as a client sends them, as coid

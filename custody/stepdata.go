@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -198,6 +199,14 @@ func (NoteData) Step() Step { return StepNote }
 // Step implements StepData.
 func (d OtherData) Step() Step { return d.Of }
 
+// members splits a schema's comma-separated member names.
+func members(names string) []string {
+	if names == "" {
+		return nil
+	}
+	return strings.Split(names, ",")
+}
+
 // ParseData parses and validates a client's data for step once: at most
 // MaxDataSize bytes of canonicalizable JSON, an object, holding only the
 // members the step's data may hold (a closed schema; a correction's also
@@ -236,7 +245,9 @@ func (d *stepData) typed(step Step) (StepData, error) {
 // may send, those coid writes itself, and how the data decodes into its
 // type.
 type stepSchema struct {
-	client, written []string
+	// client and written are comma-separated member names: constants,
+	// so that looking a schema up allocates nothing.
+	client, written string
 	// decode decodes raw into the step's type; members are raw's members
 	// when byMember is set (the data is read member by member).
 	decode   func(raw json.RawMessage, members map[string]json.RawMessage) (StepData, error)
@@ -248,46 +259,43 @@ type stepSchema struct {
 func schemaOf(step Step) stepSchema {
 	switch step {
 	case StepEnroll:
-		return stepSchema{written: []string{"product", "sites", "facility"}, decode: decodeInto[EnrollData]}
+		return stepSchema{written: "product,sites,facility", decode: decodeInto[EnrollData]}
 	case StepCollect:
-		return stepSchema{client: []string{"din", "volume_ml", "bags", "started_at", "ended_at"}, decode: decodeInto[CollectData]}
+		return stepSchema{client: "din,volume_ml,bags,started_at,ended_at", decode: decodeInto[CollectData]}
 	case StepShip:
-		return stepSchema{client: []string{"shipper", "profile"}, decode: decodeInto[ShipData]}
+		return stepSchema{client: "shipper,profile", decode: decodeInto[ShipData]}
 	case StepReceive:
-		return stepSchema{client: []string{"seal_intact"}, written: []string{"telemetry"}, decode: decodeInto[ReceiveData]}
+		return stepSchema{client: "seal_intact", written: "telemetry", decode: decodeInto[ReceiveData]}
 	case StepManufacture:
-		return stepSchema{client: []string{"final_bags", "expires_at"}, decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+		return stepSchema{client: "final_bags,expires_at", decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
 			var v ManufactureData
 			return v, expiresTolerated(json.Unmarshal(raw, &v))
 		}}
 	case StepRelease:
-		return stepSchema{client: []string{"expires_at"}, decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+		return stepSchema{client: "expires_at", decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
 			var v ReleaseData
 			return v, expiresTolerated(json.Unmarshal(raw, &v))
 		}}
 	case StepBedsideVerify:
-		return stepSchema{client: []string{"bag_code", "wristband_code"}, written: []string{"bag", "wristband_match"}, decode: decodeInto[BedsideData]}
+		return stepSchema{client: "bag_code,wristband_code", written: "bag,wristband_match", decode: decodeInto[BedsideData]}
 	case StepInfuse:
-		return stepSchema{client: []string{"bag"}, decode: decodeInto[InfuseData]}
+		return stepSchema{client: "bag", decode: decodeInto[InfuseData]}
 	case StepExcursion:
-		return stepSchema{written: []string{"excursion_id", "kind", "leg", "shipper", "profile", "start", "end", "worst", "limit",
-			"duration_ns", "duration", "breach_ns"}, byMember: true,
-			decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
-				return excursionFromMembers(m), nil
-			}}
+		return stepSchema{written: "excursion_id,kind,leg,shipper,profile,start,end,worst,limit,duration_ns,duration,breach_ns",
+			decode: decodeExcursion}
 	case StepMismatch:
-		return stepSchema{written: []string{"reasons", "bag_code", "bag_code_unreadable", "wristband_digest", "attempted_by"},
+		return stepSchema{written: "reasons,bag_code,bag_code_unreadable,wristband_digest,attempted_by",
 			decode: decodeInto[MismatchData]}
 	case StepAcknowledge:
-		return stepSchema{written: []string{"mismatch", "statement"}, decode: decodeInto[AcknowledgeData]}
+		return stepSchema{written: "mismatch,statement", decode: decodeInto[AcknowledgeData]}
 	case StepDisposition:
-		return stepSchema{client: []string{"excursion", "decision", "reason"}, decode: decodeInto[DispositionData]}
+		return stepSchema{client: "excursion,decision,reason", decode: decodeInto[DispositionData]}
 	case StepCorrection:
-		return stepSchema{client: []string{"corrects", "reason"}, decode: decodeCorrection}
+		return stepSchema{client: "corrects,reason", decode: decodeCorrection}
 	case StepCancel:
-		return stepSchema{client: []string{"reason"}, decode: decodeInto[CancelData]}
+		return stepSchema{client: "reason", decode: decodeInto[CancelData]}
 	case StepNote:
-		return stepSchema{client: []string{"text"}, decode: decodeInto[NoteData]}
+		return stepSchema{client: "text", decode: decodeInto[NoteData]}
 	}
 	return stepSchema{byMember: true, decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
 		return OtherData{Of: step, Members: m}, nil
@@ -303,21 +311,43 @@ func decodeInto[T StepData](raw json.RawMessage, _ map[string]json.RawMessage) (
 }
 
 // decodeCorrection decodes a correction and, when it names an excursion,
-// the excursion's figures.
+// the excursion's figures: in one pass when both read.
 func decodeCorrection(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+	var f ExcursionEndData
+	ferr := json.Unmarshal(raw, &f)
+	if ferr == nil {
+		v := CorrectionData{Corrects: f.Corrects, Reason: f.Reason}
+		if f.ID != "" {
+			v.Figures = &f
+		}
+		return v, nil
+	}
 	var v CorrectionData
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return v, err
 	}
-	var f ExcursionEndData
-	if err := json.Unmarshal(raw, &f); err != nil {
-		// A person's correction may repeat any member of the record it
-		// corrects: only the system's figures must read.
-		v.figuresErr = err
-	} else if f.ID != "" {
-		v.Figures = &f
-	}
+	// A person's correction may repeat any member of the record it
+	// corrects: only the system's figures must read.
+	v.figuresErr = ferr
 	return v, nil
+}
+
+// decodeExcursion decodes an excursion record's data in one pass, or, when
+// a member does not read, member by member (excursionFromMembers).
+func decodeExcursion(raw json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
+	var d ExcursionData
+	if err := json.Unmarshal(raw, &d); err == nil {
+		if d.End != nil && d.End.IsZero() {
+			d.End = nil
+		}
+		return d, nil
+	}
+	if m == nil {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return ExcursionData{}, err
+		}
+	}
+	return excursionFromMembers(m), nil
 }
 
 // decodeStepData decodes raw, the data of a step, into its type; members
@@ -417,7 +447,7 @@ func storedData(raw json.RawMessage) json.RawMessage {
 func (p *parsedData) typed(r *Record) (StepData, error) {
 	p.once.Do(func() {
 		var m map[string]json.RawMessage
-		if schemaOf(r.Step).byMember {
+		if schemaOf(r.Step).byMember { // a step custody has no type for
 			// Read member by member.
 			if m, p.err = p.getMembers(r); p.err != nil {
 				p.data, _ = decodeStepData(r.Step, json.RawMessage("{}"), map[string]json.RawMessage{})
