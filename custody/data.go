@@ -131,11 +131,11 @@ func parseDataTime(step Step, field, s string, now time.Time) (time.Time, error)
 	return t, nil
 }
 
-// checkData validates the step data that does not depend on other
+// checkData validates the step data, holding only the allowed members, that does not depend on other
 // records, normalising identifiers, and returns it. Checks that need the
 // chain (bags, excursions, corrected records) happen in the service.
-func checkData(step Step, d *stepData, profiles map[string]bool, now time.Time) error {
-	v, err := d.typed(step)
+func checkData(step Step, allowed []string, d *stepData, profiles map[string]bool, now time.Time) error {
+	v, err := d.typed(step, allowed)
 	if err != nil {
 		return err
 	}

@@ -297,7 +297,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, req.Step == StepBedsideVerify); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := checkData(req.Step, data, s.profiles, now); err != nil {
+	if err := checkData(req.Step, s.journey.DataMembers(req.Step), data, s.profiles, now); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := s.checkAgainstChain(c, req.Step, data); err != nil {

@@ -210,7 +210,9 @@ func members(names string) []string {
 // ParseData parses and validates a client's data for step once: at most
 // MaxDataSize bytes of canonicalizable JSON, an object, holding only the
 // members the step's data may hold (a closed schema; a correction's also
-// depend on the record it corrects, which the service checks), each of its
+// depend on the record it corrects, which the service checks; a step
+// custody has no type for holds none here, and those its journey row
+// lists when the service checks it: Journey.DataMembers), each of its
 // type. Errors wrap ErrInvalid. Checks of values against the
 // configuration or the chain (profiles, times, bags) are the service's.
 func ParseData(step Step, raw json.RawMessage) (StepData, error) {
@@ -218,14 +220,14 @@ func ParseData(step Step, raw json.RawMessage) (StepData, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.typed(step)
+	return d.typed(step, stepMembers(step))
 }
 
-// typed checks the members of d against step's closed schema and decodes
-// it, once; the result is kept in d.parsed.
-func (d *stepData) typed(step Step) (StepData, error) {
+// typed checks the members of d against step's closed schema, the
+// allowed members, and decodes it, once; the result is kept in d.parsed.
+func (d *stepData) typed(step Step, allowed []string) (StepData, error) {
 	if step != StepCorrection { // a correction's members depend on the record it corrects: checkAgainstChain
-		if err := d.closed(step, stepMembers(step)); err != nil {
+		if err := d.closed(step, allowed); err != nil {
 			return nil, err
 		}
 	}

@@ -133,3 +133,18 @@ func jsonOf(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestJourneyDataMembers(t *testing.T) {
+	j := custody.DefaultJourney()
+	j.Exceptions = append(j.Exceptions, custody.Exception{Step: "site-audit", Data: []string{"room", "finding"}})
+	j.Transitions[2].Data = []string{"ignored"} // ship: custody's own schema stands
+	if got := j.DataMembers("site-audit"); !slices.Equal(got, []string{"finding", "room"}) {
+		t.Errorf("site-audit members %v", got)
+	}
+	if got := j.DataMembers(custody.StepShip); !slices.Equal(got, []string{"shipper", "profile"}) {
+		t.Errorf("ship members %v", got)
+	}
+	if got := j.DataMembers("unlisted"); got != nil {
+		t.Errorf("members of a step no row names: %v", got)
+	}
+}

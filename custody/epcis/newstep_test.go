@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,33 +23,35 @@ import (
 //
 // What a new step gets with no other change: its row in the journey table
 // (custody.Config.Journey) gives its signatures, the states it is allowed
-// in and the state it leads to; its data is custody.OtherData and must be
-// empty (a closed schema with no members, as for release today); EPCIS
-// exports it as an OBSERVE event of the COI with coid:step naming it; the
-// report lists it in the record table with its signatures. What a new step
-// may optionally add, all inside custody unless said: the members its data
-// may hold (stepMembers in custody/data.go) and a type for them
-// (custody/stepdata.go, with its checks in checkData); how it changes the
+// in, the state it leads to and the members its data may hold (Data: a
+// closed schema, checked for patient identifiers like any step's data);
+// its data parses as custody.OtherData; EPCIS exports it as an OBSERVE
+// event of the COI with coid:step naming it; the report lists it in the
+// record table with its signatures and its data's members as they are.
+// What a new step may optionally add, all inside custody unless said: a
+// type for its data with checks of its values (schemaOf in
+// custody/stepdata.go, checkData in custody/data.go); how it changes the
 // folded chain (Chain.apply); an EPCIS business step and disposition (a
-// case in custody/epcis's event); a line in the report's record details
-// (labels/report's details).
+// case in custody/epcis's event); a worded line in the report's record
+// details (labels/report's details).
 func TestNewStepNeedsNoChangeOutsideCustody(t *testing.T) {
 	const audit custody.Step = "site-audit"
 	j := custody.DefaultJourney()
-	j.Exceptions = append(j.Exceptions, custody.Exception{Step: audit, AfterEnd: true,
+	j.Exceptions = append(j.Exceptions, custody.Exception{Step: audit, AfterEnd: true, Data: []string{"finding"},
 		Signatures: []custody.SignatureRule{{Roles: []custody.Role{custody.RoleQA}, Meaning: custody.MeaningVerified}}})
 	e := newEnvJourney(t, j)
 	ctx := context.Background()
 	coi := fullJourney(e)
 
-	// Recorded: with members it has none for, refused as a closed schema.
+	// Recorded: a member its row does not list is refused, as for any
+	// step's closed schema.
 	e.at(time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC))
-	_, err := e.svc.Record(ctx, e.users["qa1"], coi, custody.StepRequest{Step: audit, Data: json.RawMessage(`{"finding":"none"}`),
+	_, err := e.svc.Record(ctx, e.users["qa1"], coi, custody.StepRequest{Step: audit, Data: json.RawMessage(`{"finding":"none","room":"B2"}`),
 		Signatures: []custody.SignatureRequest{sig("qa1", custody.MeaningVerified)}})
-	if !errors.Is(err, custody.ErrInvalid) {
-		t.Fatalf("%s with a member its data has none for: %v, want ErrInvalid", audit, err)
+	if !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "data.room is not a member of site-audit data (one of finding)") {
+		t.Fatalf("%s with a member its row does not list: %v, want ErrInvalid naming it", audit, err)
 	}
-	rec := e.step(coi, time.Date(2026, 12, 2, 9, 5, 0, 0, time.UTC), audit, map[string]any{}, sig("qa1", custody.MeaningVerified))
+	rec := e.step(coi, time.Date(2026, 12, 2, 9, 5, 0, 0, time.UTC), audit, map[string]any{"finding": "none"}, sig("qa1", custody.MeaningVerified))
 
 	// Listed.
 	c, err := e.svc.Chain(ctx, coi)
@@ -59,7 +62,7 @@ func TestNewStepNeedsNoChangeOutsideCustody(t *testing.T) {
 	if last.Step != audit || last.Seq != rec.Seq || c.State != custody.StateInfused {
 		t.Fatalf("chain's last record %s %d in state %s, want %s %d in %s", last.Step, last.Seq, c.State, audit, rec.Seq, custody.StateInfused)
 	}
-	if data, err := last.Parsed(); err != nil || data.Step() != audit {
+	if data, err := last.Parsed(); err != nil || data.Step() != audit || string(data.(custody.OtherData).Members["finding"]) != `"none"` {
 		t.Fatalf("parsed data of the %s record: %#v %v", audit, data, err)
 	}
 	if !slices.Contains(c.Next, audit) {
