@@ -23,8 +23,7 @@ func SystemSignature(now time.Time) Signature {
 // returns what did not match, or nil when both belong to this patient's
 // chain. sigErr is errSameSigner when one nurse signed twice.
 func (s *Service) bedsideCheck(ctx context.Context, c *Chain, d *stepData, sigErr error) []string {
-	var b bedsideData
-	_ = d.decode(StepBedsideVerify, &b)
+	b, _ := d.parsed.(BedsideData)
 	var reasons []string
 	code, err := ParseCode(b.BagCode)
 	switch {
@@ -63,8 +62,7 @@ func (s *Service) bedsideCheck(ctx context.Context, c *Chain, d *stepData, sigEr
 // mismatch appends a mismatch safety record for a failed bedside check and
 // returns the *MismatchError (an ErrConflict) that refuses the step.
 func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepData, sigs []Signature, reasons []string, now time.Time) error {
-	var b bedsideData
-	_ = d.decode(StepBedsideVerify, &b)
+	b, _ := d.parsed.(BedsideData)
 	m := map[string]any{"reasons": reasons}
 	if _, err := ParseCode(b.BagCode); err == nil {
 		m["bag_code"] = strings.TrimSpace(b.BagCode)
@@ -93,11 +91,6 @@ func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepDat
 	}
 	s.log.Warn("bedside mismatch", "coi", string(c.COI), "seq", stored.Seq, "user", actor.ID, "reasons", strings.Join(reasons, "; "))
 	return &MismatchError{Record: stored, Reasons: reasons}
-}
-
-type acknowledgeData struct {
-	Mismatch  uint64 `json:"mismatch"`
-	Statement string `json:"statement"`
 }
 
 // AcknowledgeStatement is what a person attests when acknowledging a
@@ -156,7 +149,7 @@ func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, 
 		return Record{}, fmt.Errorf("%s: already acknowledged by %s (record %d): %w", op, found.AcknowledgedBy, found.AcknowledgeSeq, ErrConflict)
 	}
 	now := s.now().UTC()
-	raw, _ := json.Marshal(acknowledgeData{Mismatch: seq, Statement: AcknowledgeStatement})
+	raw, _ := json.Marshal(AcknowledgeData{Mismatch: seq, Statement: AcknowledgeStatement})
 	body, err := Canonicalize(raw)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)

@@ -1,7 +1,6 @@
 package custody
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -162,8 +161,12 @@ func Fold(j *Journey, recs []Record) (*Chain, error) {
 	}
 	c := &Chain{COI: recs[0].Chain, Display: recs[0].Chain.Display(), Bags: []string{}, Legs: []Leg{}, Issues: []Issue{}, Mismatches: []Mismatch{}}
 	var state State
+	cache := make([]parsedData, len(recs)) // one allocation for the chain's parse caches
 	for i := range recs {
 		r := &recs[i]
+		if r.parsed == nil {
+			r.parsed = &cache[i]
+		}
 		t, err := j.Rule(state, r.Step)
 		if err != nil && !j.IsSystem(r.Step) {
 			return nil, fmt.Errorf("fold: record %d (%s): %v: %w", r.Seq, r.Step, err, ErrChainBroken)
@@ -184,32 +187,50 @@ func Fold(j *Journey, recs []Record) (*Chain, error) {
 
 func (c *Chain) apply(r *Record) error {
 	switch r.Step {
-	case StepEnroll:
-		var d enrollData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case StepBedsideVerify:
+		for i := range c.Issues {
+			if is := &c.Issues[i]; is.Open && is.Kind == IssueMismatch {
+				is.Open, is.ResolvedBy = false, r.Seq
+			}
+		}
+		return nil
+	case StepMismatch:
+		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
+		// The bag is set aside for QA: no bedside check or infusion until
+		// QA decides (accept: a new bedside check may go ahead; reject:
+		// this chain's product is not infused).
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
+		return nil
+	case StepNote, StepRelease, StepInfuse, StepCancel:
+		return nil // their data changes nothing the chain folds
+	case StepCorrection:
+		if r.SubmittedBy != SystemUser {
+			return nil
+		}
+	}
+	v, err := r.Parsed()
+	if b, ok := v.(BagRegistrar); ok {
+		if err != nil {
+			return err
+		}
+		kind, n := b.RegisteredBags()
+		for i := 1; i <= n; i++ {
+			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: kind, N: i}.String())
+		}
+	}
+	switch d := v.(type) {
+	case EnrollData:
+		if err != nil {
 			return err
 		}
 		c.Product, c.Sites, c.Facility, c.commitment, c.Created = d.Product, d.Sites, d.Facility, d.PatientCommitment, r.Time
-	case StepCollect:
-		var d collectData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case CollectData:
+		if err != nil {
 			return err
 		}
 		c.DIN = DIN(d.DIN)
-		for n := 1; n <= d.Bags; n++ {
-			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: BagApheresis, N: n}.String())
-		}
-	case StepManufacture:
-		var d manufactureData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
-			return err
-		}
-		for n := 1; n <= d.FinalBags; n++ {
-			c.Bags = append(c.Bags, BagID{COI: c.COI, Kind: BagFinalProduct, N: n}.String())
-		}
-	case StepShip:
-		var d shipData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case ShipData:
+		if err != nil {
 			return err
 		}
 		from, to := c.Sites.Collection, c.Sites.Manufacturing
@@ -218,9 +239,8 @@ func (c *Chain) apply(r *Record) error {
 		}
 		c.Legs = append(c.Legs, Leg{N: len(c.Legs) + 1, Shipper: d.Shipper, Profile: d.Profile, From: from, To: to,
 			ShipSeq: r.Seq, ShippedAt: r.Time, Open: true})
-	case StepReceive:
-		var d receiveData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case ReceiveData:
+		if err != nil {
 			return err
 		}
 		if len(c.Legs) == 0 {
@@ -232,29 +252,13 @@ func (c *Chain) apply(r *Record) error {
 		if d.SealIntact != nil && !*d.SealIntact {
 			c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueSealBroken, Time: r.Time, Open: true})
 		}
-	case StepExcursion:
-		var d struct {
-			Kind string `json:"kind"`
-		}
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case ExcursionData:
+		if err != nil {
 			return err
 		}
-		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: ExcursionIssue(ExcursionKind(d.Kind)), Time: r.Time, Open: true})
-	case StepBedsideVerify:
-		for i := range c.Issues {
-			if is := &c.Issues[i]; is.Open && is.Kind == IssueMismatch {
-				is.Open, is.ResolvedBy = false, r.Seq
-			}
-		}
-	case StepMismatch:
-		c.Mismatches = append(c.Mismatches, Mismatch{Seq: r.Seq, Time: r.Time})
-		// The bag is set aside for QA: no bedside check or infusion until
-		// QA decides (accept: a new bedside check may go ahead; reject:
-		// this chain's product is not infused).
-		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
-	case StepAcknowledge:
-		var d acknowledgeData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: ExcursionIssue(d.Kind), Time: r.Time, Open: true})
+	case AcknowledgeData:
+		if err != nil {
 			return err
 		}
 		for i := range c.Mismatches {
@@ -266,25 +270,26 @@ func (c *Chain) apply(r *Record) error {
 				}
 			}
 		}
-	case StepCorrection:
-		if r.SubmittedBy != SystemUser {
-			return nil
-		}
-		var d ExcursionEndData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case CorrectionData:
+		if err != nil {
 			return err
+		}
+		if d.figuresErr != nil {
+			return d.figuresErr
+		}
+		if d.Figures == nil {
+			return nil
 		}
 		for i := range c.Issues {
 			is := &c.Issues[i]
-			if d.ID != "" && is.Seq == d.Corrects && !is.Open && is.Decision == DecisionAccept && is.DispositionSeq < r.Seq {
+			if is.Seq == d.Corrects && !is.Open && is.Decision == DecisionAccept && is.DispositionSeq < r.Seq {
 				// A rejection stands whatever the figures; an acceptance
 				// was of figures that are no longer true.
 				is.Open, is.Decision, is.DispositionSeq, is.ReopenedBy = true, "", 0, r.Seq
 			}
 		}
-	case StepDisposition:
-		var d dispositionData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+	case DispositionData:
+		if err != nil {
 			return err
 		}
 		for i := range c.Issues {

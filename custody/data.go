@@ -19,107 +19,15 @@ const (
 	DecisionReject = "reject"
 )
 
-type enrollData struct {
-	Product           string `json:"product"`
-	Sites             Sites  `json:"sites"`
-	Facility          string `json:"facility"`
-	PatientCommitment string `json:"patient_commitment"`
-}
-
-type collectData struct {
-	DIN       string   `json:"din"`
-	VolumeML  *float64 `json:"volume_ml"`
-	Bags      int      `json:"bags"`
-	StartedAt string   `json:"started_at"`
-	EndedAt   string   `json:"ended_at"`
-}
-
-type shipData struct {
-	Shipper string `json:"shipper"`
-	Profile string `json:"profile"`
-}
-
-type receiveData struct {
-	SealIntact *bool `json:"seal_intact"`
-}
-
-type manufactureData struct {
-	FinalBags int `json:"final_bags"`
-}
-
-type bedsideData struct {
-	BagCode       string `json:"bag_code"`
-	WristbandCode string `json:"wristband_code"`
-}
-
-type dispositionData struct {
-	Excursion uint64 `json:"excursion"`
-	Decision  string `json:"decision"`
-	Reason    string `json:"reason"`
-}
-
-type correctionData struct {
-	Corrects uint64 `json:"corrects"`
-	Reason   string `json:"reason"`
-}
-
-type reasonData struct {
-	Reason string `json:"reason"`
-	Text   string `json:"text"`
-}
-
 // stepMembers returns the members a client's data for step may hold; a
 // step's data is a closed schema, so any other member is refused. A
 // correction may also hold the members of the record it corrects
 // (correctionMembers).
-func stepMembers(step Step) []string {
-	switch step {
-	case StepCollect:
-		return []string{"din", "volume_ml", "bags", "started_at", "ended_at"}
-	case StepShip:
-		return []string{"shipper", "profile"}
-	case StepReceive:
-		return []string{"seal_intact"}
-	case StepManufacture:
-		return []string{"final_bags", "expires_at"}
-	case StepRelease:
-		return []string{"expires_at"}
-	case StepBedsideVerify:
-		return []string{"bag_code", "wristband_code"}
-	case StepInfuse:
-		return []string{"bag"}
-	case StepDisposition:
-		return []string{"excursion", "decision", "reason"}
-	case StepCorrection:
-		return []string{"corrects", "reason"}
-	case StepCancel:
-		return []string{"reason"}
-	case StepNote:
-		return []string{"text"}
-	}
-	return nil
-}
+func stepMembers(step Step) []string { return members(schemaOf(step).client) }
 
 // writtenMembers returns the members coid itself writes into a step's
 // data, which a correction of such a record may name too.
-func writtenMembers(step Step) []string {
-	switch step {
-	case StepReceive:
-		return []string{"telemetry"}
-	case StepBedsideVerify:
-		return []string{"bag", "wristband_match"}
-	case StepExcursion:
-		return []string{"excursion_id", "kind", "leg", "shipper", "profile", "start", "end", "worst", "limit",
-			"duration_ns", "duration", "breach_ns"}
-	case StepMismatch:
-		return []string{"reasons", "bag_code", "bag_code_unreadable", "wristband_digest", "attempted_by"}
-	case StepAcknowledge:
-		return []string{"mismatch", "statement"}
-	case StepEnroll:
-		return []string{"product", "sites", "facility"}
-	}
-	return nil
-}
+func writtenMembers(step Step) []string { return members(schemaOf(step).written) }
 
 // correctionMembers returns the members a correction of record r may
 // hold: its own, and those of r's step as a client sends them, as coid
@@ -127,10 +35,8 @@ func writtenMembers(step Step) []string {
 func correctionMembers(r Record) []string {
 	m := append(stepMembers(StepCorrection), stepMembers(r.Step)...)
 	m = append(m, writtenMembers(r.Step)...)
-	var data map[string]json.RawMessage
-	if json.Unmarshal(r.Data, &data) == nil {
-		m = append(m, slices.Collect(maps.Keys(data))...)
-	}
+	members, _ := r.Members()
+	m = append(m, slices.Collect(maps.Keys(members))...)
 	slices.Sort(m)
 	return slices.Compact(m)
 }
@@ -161,6 +67,8 @@ func ValidShipperID(id string) bool { return ValidateShipperID(id) == nil }
 type stepData struct {
 	raw    map[string]json.RawMessage
 	fields []byte
+	// parsed is the data in its step's type, once typed has checked it.
+	parsed StepData
 }
 
 func parseData(step Step, in json.RawMessage) (*stepData, error) {
@@ -178,26 +86,6 @@ func parseData(step Step, in json.RawMessage) (*stepData, error) {
 		return nil, fmt.Errorf("%s: data must be a JSON object: %w", step, ErrInvalid)
 	}
 	return &stepData{raw: raw, fields: in}, nil
-}
-
-// decode decodes the step data into v, reporting type mismatches clearly.
-func (d *stepData) decode(step Step, v any) error {
-	if err := json.Unmarshal(d.fields, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if ok := asTypeError(err, &te); ok {
-			return fmt.Errorf("%s: data.%s must be a %s: %w", step, te.Field, te.Type, ErrInvalid)
-		}
-		return fmt.Errorf("%s: data: %v: %w", step, err, ErrInvalid)
-	}
-	return nil
-}
-
-func asTypeError(err error, te **json.UnmarshalTypeError) bool {
-	e, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = e
-	}
-	return ok
 }
 
 // set replaces or adds a field of the stored data.
@@ -243,76 +131,51 @@ func parseDataTime(step Step, field, s string, now time.Time) (time.Time, error)
 	return t, nil
 }
 
-// checkData validates the step data that does not depend on other
+// checkData validates the step data, holding only the allowed members, that does not depend on other
 // records, normalising identifiers, and returns it. Checks that need the
 // chain (bags, excursions, corrected records) happen in the service.
-func checkData(step Step, d *stepData, profiles map[string]bool, now time.Time) error {
-	if step != StepCorrection { // a correction's members depend on the record it corrects: checkAgainstChain
-		if err := d.closed(step, stepMembers(step)); err != nil {
-			return err
-		}
+func checkData(step Step, allowed []string, d *stepData, profiles map[string]bool, now time.Time) error {
+	v, err := d.typed(step, allowed)
+	if err != nil {
+		return err
 	}
-	switch step {
-	case StepCollect:
-		var c collectData
-		if err := d.decode(step, &c); err != nil {
-			return err
-		}
-		din, err := ParseDIN(c.DIN)
+	switch x := v.(type) {
+	case CollectData:
+		din, err := ParseDIN(x.DIN)
 		if err != nil {
 			return fmt.Errorf("%s: data.din: %w", step, err)
 		}
 		d.set("din", string(din))
-		if err := need(step, "volume_ml", c.VolumeML != nil && *c.VolumeML > 0 && *c.VolumeML <= 5000, "must be a volume in mL between 0 and 5000"); err != nil {
+		if err := need(step, "volume_ml", x.VolumeML != nil && *x.VolumeML > 0 && *x.VolumeML <= 5000, "must be a volume in mL between 0 and 5000"); err != nil {
 			return err
 		}
-		if err := need(step, "bags", c.Bags >= 1 && c.Bags <= 99, "must be 1-99"); err != nil {
+		if err := need(step, "bags", x.Bags >= 1 && x.Bags <= 99, "must be 1-99"); err != nil {
 			return err
 		}
-		start, err := parseDataTime(step, "started_at", c.StartedAt, now)
+		start, err := parseDataTime(step, "started_at", x.StartedAt, now)
 		if err != nil {
 			return err
 		}
-		end, err := parseDataTime(step, "ended_at", c.EndedAt, now)
+		end, err := parseDataTime(step, "ended_at", x.EndedAt, now)
 		if err != nil {
 			return err
 		}
 		return need(step, "ended_at", !end.Before(start), "is before started_at")
-	case StepShip:
-		var s shipData
-		if err := d.decode(step, &s); err != nil {
+	case ShipData:
+		if err := need(step, "shipper", ValidShipperID(x.Shipper), "must be a shipper ID (letters, digits, . _ -; up to 64)"); err != nil {
 			return err
 		}
-		if err := need(step, "shipper", ValidShipperID(s.Shipper), "must be a shipper ID (letters, digits, . _ -; up to 64)"); err != nil {
+		return need(step, "profile", profiles[x.Profile], fmt.Sprintf("must be one of the configured temperature profiles %v", sortedKeys(profiles)))
+	case ReceiveData:
+		return need(step, "seal_intact", x.SealIntact != nil, "is required (true or false)")
+	case ManufactureData:
+		return need(step, "final_bags", x.FinalBags >= 1 && x.FinalBags <= 99, "must be 1-99")
+	case BedsideData:
+		if err := need(step, "bag_code", x.BagCode != "" && len(x.BagCode) <= MaxCodeLen, "must be the scanned bag label"); err != nil {
 			return err
 		}
-		return need(step, "profile", profiles[s.Profile], fmt.Sprintf("must be one of the configured temperature profiles %v", sortedKeys(profiles)))
-	case StepReceive:
-		var r receiveData
-		if err := d.decode(step, &r); err != nil {
-			return err
-		}
-		return need(step, "seal_intact", r.SealIntact != nil, "is required (true or false)")
-	case StepManufacture:
-		var m manufactureData
-		if err := d.decode(step, &m); err != nil {
-			return err
-		}
-		return need(step, "final_bags", m.FinalBags >= 1 && m.FinalBags <= 99, "must be 1-99")
-	case StepBedsideVerify:
-		var b bedsideData
-		if err := d.decode(step, &b); err != nil {
-			return err
-		}
-		if err := need(step, "bag_code", b.BagCode != "" && len(b.BagCode) <= MaxCodeLen, "must be the scanned bag label"); err != nil {
-			return err
-		}
-		return need(step, "wristband_code", b.WristbandCode != "" && len(b.WristbandCode) <= MaxCodeLen, "must be the scanned wristband")
-	case StepDisposition:
-		var x dispositionData
-		if err := d.decode(step, &x); err != nil {
-			return err
-		}
+		return need(step, "wristband_code", x.WristbandCode != "" && len(x.WristbandCode) <= MaxCodeLen, "must be the scanned wristband")
+	case DispositionData:
 		if err := need(step, "excursion", x.Excursion > 0, "must name the excursion record (its seq)"); err != nil {
 			return err
 		}
@@ -320,26 +183,14 @@ func checkData(step Step, d *stepData, profiles map[string]bool, now time.Time) 
 			return err
 		}
 		return validText(string(step)+": data.reason", x.Reason, true, 2000)
-	case StepCorrection:
-		var x correctionData
-		if err := d.decode(step, &x); err != nil {
-			return err
-		}
+	case CorrectionData:
 		if err := need(step, "corrects", x.Corrects > 0, "must name the corrected record (its seq)"); err != nil {
 			return err
 		}
 		return validText(string(step)+": data.reason", x.Reason, true, 2000)
-	case StepCancel:
-		var x reasonData
-		if err := d.decode(step, &x); err != nil {
-			return err
-		}
+	case CancelData:
 		return validText(string(step)+": data.reason", x.Reason, true, 2000)
-	case StepNote:
-		var x reasonData
-		if err := d.decode(step, &x); err != nil {
-			return err
-		}
+	case NoteData:
 		return validText(string(step)+": data.text", x.Text, true, 4000)
 	}
 	return nil

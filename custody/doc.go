@@ -1,7 +1,9 @@
 // Package custody is the domain core of coid: chain-of-identity identifiers
 // (ISBT 128 COI, DIN and bag IDs), ledger records and their canonical
-// encoding and hashing, the vein-to-vein journey table and the rules that
-// enforce it (Service.Record), users, electronic signatures and their
+// encoding and hashing, the typed data of each step (StepData: one type
+// per step, ParseData, Record.Parsed), the vein-to-vein journey table and
+// the rules that enforce it (Service.Record), the one read of a chain that
+// every export uses (ChainView), users, electronic signatures and their
 // lockout, who may do what (role policy), the PHI guard, the cold-chain
 // telemetry model (readings, profiles, leg seals, excursion records),
 // verification of the hash chains, the sentinel errors, and the Store and

@@ -120,6 +120,10 @@ type Transition struct {
 	To         State           `json:"to"`
 	Site       SiteRole        `json:"site"`
 	Signatures []SignatureRule `json:"signatures"`
+	// Data lists the members a client's data for a step custody has no
+	// type for may hold (custody's own steps have their schema in
+	// custody, and this is ignored for them).
+	Data []string `json:"data,omitempty"`
 }
 
 // Exception describes a record that may be written in any open state
@@ -136,6 +140,9 @@ type Exception struct {
 	// System marks records that the generic step request cannot write:
 	// coid writes them itself, or a dedicated service method does.
 	System bool `json:"system,omitempty"`
+	// Data lists the members a client's data for a step custody has no
+	// type for may hold, as Transition.Data.
+	Data []string `json:"data,omitempty"`
 }
 
 // Journey is the table of steps that a chain follows: data, not code paths.
@@ -281,4 +288,24 @@ func (j *Journey) Rule(s State, step Step) (Transition, error) {
 func (j *Journey) IsSystem(step Step) bool {
 	e, ok := j.exception(step)
 	return ok && e.System
+}
+
+// DataMembers returns the members a client's data for step may hold: the
+// step's schema in custody, or, for a step custody has no type for (one a
+// journey adds), the members its rows in the table list (Data).
+func (j *Journey) DataMembers(step Step) []string {
+	if !schemaOf(step).byMember {
+		return stepMembers(step)
+	}
+	var out []string
+	for _, t := range j.Transitions {
+		if t.Step == step {
+			out = append(out, t.Data...)
+		}
+	}
+	if e, ok := j.exception(step); ok {
+		out = append(out, e.Data...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -210,7 +210,7 @@ func (s *Service) labelChain(ctx context.Context, op string, coi COI) (*Chain, P
 // labelContent builds the label of a bag registered on c; profile looks a
 // temperature profile up by name, as the service is configured.
 func labelContent(c *Chain, phi PHI, bag BagID, profile func(string) (Profile, error)) (LabelContent, error) {
-	reg, data, err := registeringRecord(c, bag)
+	reg, err := registeringRecord(c, bag)
 	if err != nil {
 		return LabelContent{}, err
 	}
@@ -220,10 +220,7 @@ func labelContent(c *Chain, phi PHI, bag BagID, profile func(string) (Profile, e
 	}
 	switch bag.Kind {
 	case BagApheresis:
-		var d collectData
-		if err := json.Unmarshal(data, &d); err != nil {
-			return LabelContent{}, fmt.Errorf("collect record %d: %v: %w", reg.Seq, err, ErrChainBroken)
-		}
+		d, _ := reg.Body().(CollectData)
 		t, err := time.Parse(time.RFC3339, d.EndedAt)
 		if err != nil {
 			return LabelContent{}, fmt.Errorf("collect record %d: data.ended_at %q is not an RFC 3339 time: %w", reg.Seq, d.EndedAt, ErrInvalid)
@@ -251,31 +248,28 @@ func labelContent(c *Chain, phi PHI, bag BagID, profile func(string) (Profile, e
 
 // registeringRecord finds the collect or manufacture record that
 // registered bag, replaying bag numbering as Fold does.
-func registeringRecord(c *Chain, bag BagID) (*Record, json.RawMessage, error) {
-	step, field := StepCollect, "bags"
-	if bag.Kind == BagFinalProduct {
-		step, field = StepManufacture, "final_bags"
-	}
+func registeringRecord(c *Chain, bag BagID) (*Record, error) {
 	n := 0
 	for i := range c.Records {
 		r := &c.Records[i]
-		if r.Step != step {
+		v, err := r.Parsed()
+		b, ok := v.(BagRegistrar)
+		if !ok {
 			continue
 		}
-		var d map[string]json.RawMessage
-		if err := json.Unmarshal(r.Data, &d); err != nil {
-			return nil, nil, fmt.Errorf("%s record %d: %v: %w", step, r.Seq, err, ErrChainBroken)
+		if kind, _ := b.RegisteredBags(); kind != bag.Kind {
+			continue
 		}
-		k, err := strconv.Atoi(string(d[field]))
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s record %d: data.%s: %v: %w", step, r.Seq, field, err, ErrChainBroken)
+			return nil, err
 		}
+		_, k := b.RegisteredBags()
 		if bag.N <= n+k {
-			return r, r.Data, nil
+			return r, nil
 		}
 		n += k
 	}
-	return nil, nil, fmt.Errorf("bag %s is not registered on chain %s: %w", bag, c.Display, ErrNotFound)
+	return nil, fmt.Errorf("bag %s is not registered on chain %s: %w", bag, c.Display, ErrNotFound)
 }
 
 // expiry returns the final product's expiry: data.expires_at of the
@@ -286,10 +280,13 @@ func expiry(c *Chain, mfg *Record) (time.Time, bool, error) {
 		if r != mfg && (r.Step != StepRelease || r.Seq < mfg.Seq) {
 			continue
 		}
-		var d struct {
-			ExpiresAt *string `json:"expires_at"`
+		// Read from the member: the service never checked its type.
+		m, err := r.Members()
+		var d struct{ ExpiresAt *string }
+		if err == nil && m["expires_at"] != nil {
+			err = json.Unmarshal(m["expires_at"], &d.ExpiresAt)
 		}
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+		if err != nil {
 			return time.Time{}, false, fmt.Errorf("%s record %d: %v: %w", r.Step, r.Seq, err, ErrChainBroken)
 		}
 		if d.ExpiresAt == nil {

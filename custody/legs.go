@@ -240,12 +240,16 @@ func ExcursionEnds(c *Chain) (map[uint64]ExcursionEnd, error) {
 		if r.Step != StepCorrection || r.SubmittedBy != SystemUser {
 			continue
 		}
-		var d ExcursionEndData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
-			return out, fmt.Errorf("correction record %d: %v: %w", r.Seq, err, ErrChainBroken)
+		v, err := r.Parsed()
+		x, _ := v.(CorrectionData)
+		if err == nil && x.figuresErr != nil {
+			err = fmt.Errorf("correction record %d: %v: %w", r.Seq, x.figuresErr, ErrChainBroken)
 		}
-		if d.ID != "" {
-			out[d.Corrects] = ExcursionEnd{Seq: r.Seq, ExcursionEndData: d}
+		if err != nil {
+			return out, err
+		}
+		if x.Figures != nil {
+			out[x.Figures.Corrects] = ExcursionEnd{Seq: r.Seq, ExcursionEndData: *x.Figures}
 		}
 	}
 	return out, nil
@@ -286,10 +290,11 @@ func excursionEntries(c *Chain) ([]ExcursionEntry, error) {
 		if r.Step != StepExcursion {
 			continue
 		}
-		var d ExcursionData
-		if err := json.Unmarshal(r.Data, &d); err != nil {
-			return nil, fmt.Errorf("excursion record %d: %v: %w", r.Seq, err, ErrChainBroken)
+		v, err := r.Parsed()
+		if err != nil {
+			return nil, err
 		}
+		d, _ := v.(ExcursionData)
 		e := ExcursionEntry{COI: c.COI, Seq: r.Seq, Time: r.Time, ExcursionData: d, Open: true}
 		if x, ok := ends[r.Seq]; ok && x.ID == d.ID {
 			if x.Start != nil {
@@ -316,12 +321,11 @@ func receiveSealOf(c *Chain, seq uint64) (*ReceiveSeal, error) {
 		if r.Seq != seq {
 			continue
 		}
-		var d struct {
-			Telemetry *ReceiveSeal `json:"telemetry"`
+		v, err := r.Parsed()
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(r.Data, &d); err != nil {
-			return nil, fmt.Errorf("receive record %d: %v: %w", r.Seq, err, ErrChainBroken)
-		}
+		d, _ := v.(ReceiveData)
 		return d.Telemetry, nil
 	}
 	return nil, nil

@@ -93,6 +93,10 @@ type Record struct {
 	Data        json.RawMessage `json:"data"`
 	Signatures  []Signature     `json:"signatures"`
 	Hash        Hash            `json:"-"`
+
+	// parsed caches Data parsed (Parsed, Members); Fold sets it for a
+	// chain's records.
+	parsed *parsedData
 }
 
 // recordJSON is the wire form of a Record, with hashes as hex and the time

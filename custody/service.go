@@ -197,7 +197,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	data, err := json.Marshal(enrollData{Product: req.Product, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
+	data, err := json.Marshal(EnrollData{Product: req.Product, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
@@ -297,7 +297,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err := s.checkNoPHI(ctx, c.COI, req.Step, data, req.Step == StepBedsideVerify); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := checkData(req.Step, data, s.profiles, now); err != nil {
+	if err := checkData(req.Step, s.journey.DataMembers(req.Step), data, s.profiles, now); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := s.checkAgainstChain(c, req.Step, data); err != nil {
@@ -376,25 +376,19 @@ func infusedBag(c *Chain, d *stepData) error {
 		if c.Records[i].Step != StepBedsideVerify {
 			continue
 		}
-		var x struct {
-			Bag string `json:"bag"`
-		}
-		if err := json.Unmarshal(c.Records[i].Data, &x); err != nil || x.Bag == "" {
+		x, err := c.Records[i].Parsed()
+		b, ok := x.(BedsideData)
+		if err != nil || !ok || b.Bag == "" {
 			return fmt.Errorf("bedside-verify record %d names no bag: %w", c.Records[i].Seq, ErrChainBroken)
 		}
-		verified = x.Bag
+		verified = b.Bag
 	}
 	if verified == "" {
 		return fmt.Errorf("no bedside check names the bag: %w", ErrConflict)
 	}
-	var x struct {
-		Bag *string `json:"bag"`
-	}
-	if err := d.decode(StepInfuse, &x); err != nil {
-		return err
-	}
-	if x.Bag != nil && *x.Bag != verified {
-		return fmt.Errorf("data.bag %q is not the bag the bedside check verified (%s): %w", *x.Bag, verified, ErrConflict)
+	x, _ := d.parsed.(InfuseData)
+	if raw, named := d.raw["bag"]; named && string(raw) != "null" && x.Bag != verified {
+		return fmt.Errorf("data.bag %q is not the bag the bedside check verified (%s): %w", x.Bag, verified, ErrConflict)
 	}
 	d.set("bag", verified)
 	return nil
@@ -406,8 +400,7 @@ func infusedBag(c *Chain, d *stepData) error {
 func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 	switch step {
 	case StepDisposition:
-		var x dispositionData
-		_ = d.decode(step, &x)
+		x, _ := d.parsed.(DispositionData)
 		for _, is := range c.Issues {
 			if is.Seq != x.Excursion {
 				continue
@@ -427,8 +420,7 @@ func (s *Service) checkAgainstChain(c *Chain, step Step, d *stepData) error {
 		}
 		return fmt.Errorf("record %d is not an excursion, broken seal or bedside mismatch of this chain: %w", x.Excursion, ErrInvalid)
 	case StepCorrection:
-		var x correctionData
-		_ = d.decode(step, &x)
+		x, _ := d.parsed.(CorrectionData)
 		for _, r := range c.Records {
 			if r.Seq == x.Corrects {
 				return d.closed(step, correctionMembers(r))

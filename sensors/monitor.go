@@ -2,7 +2,6 @@ package sensors
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync"
@@ -210,8 +209,7 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 			}
 			n++
 			if m.cfg.Alert != nil {
-				var d custody.ExcursionData
-				_ = json.Unmarshal(rec.Data, &d)
+				d, _ := rec.Body().(custody.ExcursionData)
 				m.cfg.Alert(Alert{COI: l.COI, Seq: rec.Seq, Time: rec.Time, Excursion: d})
 			}
 		}

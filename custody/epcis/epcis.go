@@ -1,7 +1,7 @@
 // Package epcis exports a chain as a GS1 EPCIS 2.0 document in JSON-LD,
 // so that a partner's supply-chain system can import
 // the chain's handoffs as standard events. It imports only the standard
-// library and custody.
+// library and custody, and reads the chain through custody.ChainView.
 //
 // # Identifiers
 //
@@ -47,6 +47,11 @@
 //	acknowledge     OBSERVE  holding           non_sellable_other  the mismatch's bag, set aside for QA
 //	infuse          OBSERVE  dispensing        dispensed        the bag infused
 //	cancel          DELETE   decommissioning   inactive         the COI and every bag
+//	(any other)     OBSERVE  -                 -                the COI
+//
+// A step the table above does not name, such as one a custom journey
+// adds, is exported as a plain OBSERVE event of the COI at the record's
+// site; its coid:step names it.
 //
 // Notes are not events. A corrected record's event carries
 // "coid:corrections" naming the correction records and their reasons; the
@@ -255,11 +260,10 @@ func Export(in *Input) (*Document, error) {
 	if in.CreatedAt.IsZero() {
 		return nil, fmt.Errorf("epcis: creation time not set: %w", custody.ErrInvalid)
 	}
-	x := &exporter{in: in, c: in.Chain, zone: in.Zone}
+	x := &exporter{in: in, c: in.Chain, v: custody.ViewChain(in.Chain), zone: in.Zone}
 	if x.zone == nil {
 		x.zone = time.UTC
 	}
-	x.index()
 	doc := &Document{
 		Context:       []any{Context, map[string]string{"coid": Namespace}},
 		ID:            "urn:coid:epcis:" + string(in.Chain.COI) + ":" + in.Chain.Head,
@@ -277,42 +281,20 @@ func Export(in *Input) (*Document, error) {
 }
 
 type exporter struct {
-	in          *Input
-	c           *custody.Chain
-	zone        *time.Location
-	corrections map[uint64][]Correction
-	ends        map[uint64]custody.ExcursionEnd // system excursion-end corrections by the excursion they end
-	excursions  map[int][]*custody.Record       // by leg
-	bySeq       map[uint64]*custody.Record
+	in   *Input
+	c    *custody.Chain
+	v    *custody.ChainView
+	zone *time.Location
 }
 
-func (x *exporter) index() {
-	x.corrections = map[uint64][]Correction{}
-	x.ends, _ = custody.ExcursionEnds(x.c) // tolerant: a malformed one, which verification reports, only loses its end
-	x.excursions = map[int][]*custody.Record{}
-	x.bySeq = map[uint64]*custody.Record{}
-	for i := range x.c.Records {
-		r := &x.c.Records[i]
-		x.bySeq[r.Seq] = r
-		switch r.Step {
-		case custody.StepCorrection:
-			var d struct {
-				Corrects uint64 `json:"corrects"`
-				Reason   string `json:"reason"`
-			}
-			if json.Unmarshal(r.Data, &d) == nil {
-				x.corrections[d.Corrects] = append(x.corrections[d.Corrects], Correction{Record: RecordURN(r.Hash), Time: x.time(r.Time), Reason: d.Reason})
-			}
-		case custody.StepExcursion:
-			if d, ok := parseExcursion(r); ok {
-				n := d.Leg
-				if n == 0 {
-					n = x.legAt(d.Shipper, d.Start)
-				}
-				x.excursions[n] = append(x.excursions[n], r)
-			}
-		}
+// corrections names the correction records of the record at seq.
+func (x *exporter) corrections(seq uint64) []Correction {
+	var out []Correction
+	for _, r := range x.v.Corrections(seq) {
+		d, _ := r.Body().(custody.CorrectionData)
+		out = append(out, Correction{Record: RecordURN(r.Hash), Time: x.time(r.Time), Reason: d.Reason})
 	}
+	return out
 }
 
 func (x *exporter) time(t time.Time) string { return t.In(x.zone).Format(time.RFC3339Nano) }
@@ -330,10 +312,7 @@ func (x *exporter) site(name string) *Location {
 // else the final-product bags.
 func (x *exporter) mismatchBags(m *custody.Record) []string {
 	if m != nil {
-		var d struct {
-			BagCode string `json:"bag_code"`
-		}
-		_ = json.Unmarshal(m.Data, &d)
+		d, _ := m.Body().(custody.MismatchData)
 		if code, err := custody.ParseCode(d.BagCode); err == nil && code.Bag != nil && code.COI == x.c.COI {
 			return []string{BagURN(code.Bag.String())}
 		}
@@ -364,27 +343,9 @@ func (x *exporter) withCOI(urns []string) []string {
 	return append([]string{COIURN(x.c.COI)}, urns...)
 }
 
-func (x *exporter) legOf(seq uint64) custody.Leg {
-	for _, l := range x.c.Legs {
-		if l.ShipSeq == seq || l.ReceiveSeq == seq {
-			return l
-		}
-	}
-	return custody.Leg{}
-}
-
-func (x *exporter) legAt(shipper string, t time.Time) int {
-	for _, l := range x.c.Legs {
-		if (shipper == "" || l.Shipper == shipper) && !t.Before(l.ShippedAt) && (l.ReceivedAt == nil || !t.After(*l.ReceivedAt)) {
-			return l.N
-		}
-	}
-	return 0
-}
-
 func (x *exporter) event(r *custody.Record) (Event, bool) {
 	ev := Event{Type: "ObjectEvent", EventTime: x.time(r.Time), EventTimeZoneOffset: r.Time.In(x.zone).Format("-07:00"),
-		EventID: RecordURN(r.Hash), Action: "OBSERVE", Step: string(r.Step), Seq: r.Seq, Corrections: x.corrections[r.Seq]}
+		EventID: RecordURN(r.Hash), Action: "OBSERVE", Step: string(r.Step), Seq: r.Seq, Corrections: x.corrections(r.Seq)}
 	here := x.site(r.Site)
 	ev.ReadPoint, ev.BizLocation = here, here
 	switch r.Step {
@@ -392,12 +353,7 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		ev.Action, ev.BizStep, ev.Disposition = "ADD", "commissioning", "active"
 		ev.EPCList = []string{COIURN(x.c.COI)}
 	case custody.StepCollect:
-		var d struct {
-			DIN      string   `json:"din"`
-			VolumeML *float64 `json:"volume_ml"`
-			Bags     int      `json:"bags"`
-		}
-		_ = json.Unmarshal(r.Data, &d)
+		d, _ := r.Body().(custody.CollectData)
 		ev.Action, ev.BizStep, ev.Disposition = "ADD", "commissioning", "active"
 		for n := 1; n <= d.Bags; n++ {
 			ev.EPCList = append(ev.EPCList, BagURN(custody.BagID{COI: x.c.COI, Kind: custody.BagApheresis, N: n}.String()))
@@ -410,17 +366,14 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 			ev.ILMD["coid:volumeML"] = *d.VolumeML
 		}
 	case custody.StepManufacture:
-		var d struct {
-			FinalBags int `json:"final_bags"`
-		}
-		_ = json.Unmarshal(r.Data, &d)
+		d, _ := r.Body().(custody.ManufactureData)
 		ev.Action, ev.BizStep, ev.Disposition = "ADD", "commissioning", "active"
 		for n := 1; n <= d.FinalBags; n++ {
 			ev.EPCList = append(ev.EPCList, BagURN(custody.BagID{COI: x.c.COI, Kind: custody.BagFinalProduct, N: n}.String()))
 		}
 		ev.ILMD = map[string]any{"coid:coi": COIURN(x.c.COI), "coid:madeFrom": nonNil(x.bags(custody.BagApheresis))}
 	case custody.StepShip:
-		l := x.legOf(r.Seq)
+		l := x.v.LegOf(r.Seq)
 		ev.BizStep, ev.Disposition = "shipping", "in_transit"
 		ev.EPCList = x.withCOI(x.legBags(l.N))
 		ev.BizLocation = nil // in transit
@@ -431,7 +384,7 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 			ev.DestinationList = []Destination{{Type: "location", Destination: SiteURN(x.c.Facility, l.To)}}
 		}
 	case custody.StepReceive:
-		l := x.legOf(r.Seq)
+		l := x.v.LegOf(r.Seq)
 		ev.BizStep, ev.Disposition = "receiving", "in_progress"
 		if l.N > 1 {
 			ev.Disposition = "active"
@@ -448,11 +401,8 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		}
 		ev.SensorElementList = x.legSensors(l, r)
 	case custody.StepExcursion:
-		d, _ := parseExcursion(r)
-		n := d.Leg
-		if n == 0 {
-			n = x.legAt(d.Shipper, d.Start)
-		}
+		e, _ := x.v.Excursion(r.Seq)
+		d, n := e.Data, e.Leg
 		ev.BizStep = "sensor_reporting"
 		ev.EPCList = x.withCOI(x.legBags(n))
 		ev.ReadPoint, ev.BizLocation = nil, nil // judged in transit
@@ -462,32 +412,27 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		}
 		ev.SensorElementList = []SensorElement{x.alarm(r, d, shipper)}
 	case custody.StepDisposition:
-		var d struct {
-			Excursion uint64 `json:"excursion"`
-			Decision  string `json:"decision"`
-			Reason    string `json:"reason"`
-		}
-		_ = json.Unmarshal(r.Data, &d)
+		d, _ := r.Body().(custody.DispositionData)
 		ev.BizStep, ev.Disposition = "inspecting", "conformant"
 		ev.Decision, ev.Reason = d.Decision, d.Reason
-		if t := x.bySeq[d.Excursion]; t != nil {
+		if t := x.v.Record(d.Excursion); t != nil {
 			ev.About = RecordURN(t.Hash)
 		}
 		if d.Decision == custody.DecisionReject {
 			ev.Disposition = "non_conformant"
 		}
 		n := 0
-		if t := x.bySeq[d.Excursion]; t != nil {
+		if t := x.v.Record(d.Excursion); t != nil {
 			switch t.Step {
 			case custody.StepExcursion:
-				if e, ok := parseExcursion(t); ok {
-					n = e.Leg
+				if e, ok := x.v.Excursion(t.Seq); ok && e.Readable {
+					n = e.Data.Leg
 				}
 			case custody.StepReceive:
-				n = x.legOf(t.Seq).N
+				n = x.v.LegOf(t.Seq).N
 			}
 		}
-		switch t := x.bySeq[d.Excursion]; {
+		switch t := x.v.Record(d.Excursion); {
 		case n > 0:
 			ev.EPCList = x.withCOI(x.legBags(n))
 		case t != nil && t.Step == custody.StepMismatch:
@@ -499,18 +444,19 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		ev.BizStep, ev.Disposition = "inspecting", "conformant"
 		ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
 	case custody.StepBedsideVerify, custody.StepMismatch:
-		var d struct {
-			Bag     string `json:"bag"`
-			BagCode string `json:"bag_code"`
+		var bag, bagCode string
+		switch d := r.Body().(type) {
+		case custody.BedsideData:
+			bag, bagCode = d.Bag, d.BagCode
+		case custody.MismatchData:
+			bagCode = d.BagCode
 		}
-		_ = json.Unmarshal(r.Data, &d)
 		ev.BizStep, ev.Disposition = "inspecting", "conformant"
 		if r.Step == custody.StepMismatch {
 			ev.Disposition = "mismatch_instance"
 		}
-		bag := d.Bag
 		if bag == "" {
-			if code, err := custody.ParseCode(d.BagCode); err == nil && code.Bag != nil && code.COI == x.c.COI {
+			if code, err := custody.ParseCode(bagCode); err == nil && code.Bag != nil && code.COI == x.c.COI {
 				bag = code.Bag.String()
 			}
 		}
@@ -520,21 +466,15 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 			ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
 		}
 	case custody.StepAcknowledge:
-		var d struct {
-			Mismatch uint64 `json:"mismatch"`
-		}
-		_ = json.Unmarshal(r.Data, &d)
+		d, _ := r.Body().(custody.AcknowledgeData)
 		ev.BizStep, ev.Disposition = "holding", "non_sellable_other"
-		if t := x.bySeq[d.Mismatch]; t != nil {
+		if t := x.v.Record(d.Mismatch); t != nil {
 			ev.About = RecordURN(t.Hash)
 		}
-		ev.EPCList = x.withCOI(x.mismatchBags(x.bySeq[d.Mismatch]))
+		ev.EPCList = x.withCOI(x.mismatchBags(x.v.Record(d.Mismatch)))
 	case custody.StepInfuse:
 		ev.BizStep, ev.Disposition = "dispensing", "dispensed"
-		var d struct {
-			Bag string `json:"bag"`
-		}
-		_ = json.Unmarshal(r.Data, &d)
+		d, _ := r.Body().(custody.InfuseData)
 		if d.Bag != "" && slices.Contains(x.bags(custody.BagFinalProduct), BagURN(d.Bag)) { // the bag the bedside check verified
 			ev.EPCList = x.withCOI([]string{BagURN(d.Bag)})
 		} else { // records written before coid named it (a client's text then)
@@ -543,10 +483,15 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 	case custody.StepCancel:
 		ev.Action, ev.BizStep, ev.Disposition = "DELETE", "decommissioning", "inactive"
 		ev.EPCList = x.withCOI(nonNil(x.bags("")))
-	default:
+	case custody.StepNote, custody.StepCorrection:
 		// Notes and corrections are not supply-chain events; a correction
 		// shows on the event it amends.
 		return Event{}, false
+	default:
+		// A step this export has no mapping for (one a journey table
+		// adds): an OBSERVE event of the chain at the record's site, with
+		// no business step; coid:step names it.
+		ev.EPCList = x.withCOI(nil)
 	}
 	if ev.EPCList == nil {
 		ev.EPCList = []string{}
@@ -561,22 +506,14 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// sealData is the telemetry seal a receive record carries.
-type sealData struct {
-	Seal *custody.LegSeal `json:"seal"`
-}
-
 func f64(v float64) *float64 { return &v }
 
 // legSensors summarises leg l's temperature for its receive event.
 func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement {
-	var d struct {
-		Telemetry *sealData `json:"telemetry"`
-	}
-	_ = json.Unmarshal(r.Data, &d)
+	d, _ := r.Body().(custody.ReceiveData)
 	var seal *custody.LegSeal
 	if d.Telemetry != nil {
-		seal = d.Telemetry.Seal
+		seal = &d.Telemetry.Seal
 	}
 	var tele Telemetry
 	if l.N >= 1 && l.N <= len(x.in.Telemetry) {
@@ -628,11 +565,11 @@ func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement 
 	if rep.MinValue != nil {
 		out = append(out, SensorElement{Metadata: meta, Report: []SensorReport{rep}})
 	}
-	for _, er := range x.excursions[l.N] {
-		e, _ := parseExcursion(er)
+	for _, ev := range x.v.LegExcursions(l.N) {
+		e := ev.Data
 		// With the figures the system recorded after it (its end, or
 		// figures that readings stored late revised).
-		if end, ok := x.ends[er.Seq]; ok && end.ID == e.ID {
+		if end := ev.Figures; end != nil {
 			if end.Start != nil {
 				e.Start = *end.Start
 			}
@@ -641,7 +578,7 @@ func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement 
 				e.Worst = end.Worst
 			}
 		}
-		out = append(out, x.alarm(er, e, l.Shipper))
+		out = append(out, x.alarm(ev.Record, e, l.Shipper))
 	}
 	return out
 }
@@ -652,70 +589,9 @@ func round3(v float64) float64 {
 	return f
 }
 
-// excursionData is what the export reads from an excursion record.
-type excursionData struct {
-	ID      string     `json:"excursion_id"`
-	Kind    string     `json:"kind"`
-	Leg     int        `json:"leg"`
-	Shipper string     `json:"shipper"`
-	Profile string     `json:"profile"`
-	Start   time.Time  `json:"start"`
-	End     *time.Time `json:"end"`
-	Worst   *float64   `json:"worst"`
-	Limit   *float64   `json:"limit"`
-}
-
-// parseExcursion reads an excursion record's data; unknown fields are
-// ignored and a malformed time falls back to the record's time.
-func parseExcursion(r *custody.Record) (excursionData, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(r.Data, &m) != nil {
-		return excursionData{Kind: "unknown", Start: r.Time}, false
-	}
-	var d excursionData
-	for k, v := range m {
-		switch k {
-		case "excursion_id":
-			_ = json.Unmarshal(v, &d.ID)
-		case "kind":
-			_ = json.Unmarshal(v, &d.Kind)
-		case "leg":
-			_ = json.Unmarshal(v, &d.Leg)
-		case "shipper":
-			_ = json.Unmarshal(v, &d.Shipper)
-		case "profile":
-			_ = json.Unmarshal(v, &d.Profile)
-		case "start":
-			_ = json.Unmarshal(v, &d.Start)
-		case "end":
-			var t time.Time
-			if json.Unmarshal(v, &t) == nil && !t.IsZero() {
-				d.End = &t
-			}
-		case "worst":
-			var f float64
-			if json.Unmarshal(v, &f) == nil {
-				d.Worst = &f
-			}
-		case "limit":
-			var f float64
-			if json.Unmarshal(v, &f) == nil {
-				d.Limit = &f
-			}
-		}
-	}
-	if d.Kind == "" {
-		d.Kind = "unknown"
-	}
-	if d.Start.IsZero() {
-		d.Start = r.Time
-	}
-	return d, true
-}
-
 // alarm is the sensor element of one excursion: ALARM_CONDITION over its
 // span, with the worst value where the rule has one.
-func (x *exporter) alarm(r *custody.Record, e excursionData, shipper string) SensorElement {
+func (x *exporter) alarm(r *custody.Record, e custody.ExcursionData, shipper string) SensorElement {
 	meta := SensorMetadata{DeviceID: ShipperURN(shipper), StartTime: x.time(e.Start)}
 	if shipper == "" {
 		meta.DeviceID = "urn:coid:shipper:unknown"
@@ -726,8 +602,8 @@ func (x *exporter) alarm(r *custody.Record, e excursionData, shipper string) Sen
 	if e.Profile != "" {
 		meta.BizRules = "urn:coid:profile:" + escape(e.Profile)
 	}
-	rep := SensorReport{Exception: "ALARM_CONDITION", Excursion: RecordURN(r.Hash), Kind: e.Kind}
-	switch custody.ExcursionKind(e.Kind) {
+	rep := SensorReport{Exception: "ALARM_CONDITION", Excursion: RecordURN(r.Hash), Kind: string(e.Kind)}
+	switch e.Kind {
 	case custody.ExcursionTemperature:
 		rep.Type, rep.UOM = "gs1:Temperature", "CEL"
 		if e.Worst != nil {
@@ -746,7 +622,7 @@ func (x *exporter) alarm(r *custody.Record, e excursionData, shipper string) Sen
 	case custody.ExcursionSilence:
 		rep.Type = "urn:coid:measurement:silence"
 	default:
-		rep.Type = "urn:coid:measurement:" + escape(e.Kind)
+		rep.Type = "urn:coid:measurement:" + escape(string(e.Kind))
 	}
 	return SensorElement{Metadata: meta, Report: []SensorReport{rep}}
 }

@@ -70,7 +70,11 @@ func (e *env) clock() time.Time {
 
 func (e *env) at(t time.Time) { e.mu.Lock(); e.now = t; e.mu.Unlock() }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { t.Helper(); return newEnvJourney(t, nil) }
+
+// newEnvJourney is newEnv with the service enforcing journey j (nil: the
+// default journey).
+func newEnvJourney(t testing.TB, j *custody.Journey) *env {
 	t.Helper()
 	store, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 	if err != nil {
@@ -80,7 +84,7 @@ func newEnv(t testing.TB) *env {
 		users: map[string]custody.User{}}
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: e.clock, FIN: "A9999", Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
-		Telemetry: custody.TelemetryConfig{Readings: e.rs}})
+		Telemetry: custody.TelemetryConfig{Readings: e.rs}, Journey: j})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +97,7 @@ func newEnv(t testing.TB) *env {
 		e.users[id], _ = store.User(context.Background(), id)
 	}
 	t.Cleanup(func() {
-		rep, err := custody.VerifyLog(context.Background(), store)
+		rep, err := custody.VerifyLogJourney(context.Background(), store, j)
 		if err != nil || !rep.OK {
 			t.Errorf("ledger does not verify after the test: %+v %v", rep, err)
 		}

@@ -4,7 +4,9 @@
 // Build gathers what a report shows from a Source (a custody.Service through
 // ServiceSource): the chain, the patient's initials and year of birth, every
 // leg's readings, and a fresh verification of the chain and the whole
-// ledger. Only QA and administrators may build a report. Write draws it:
+// ledger. Only QA and administrators may build a report. Write reads the
+// chain through custody.ChainView, as every export does (typed step data,
+// corrections, dispositions, seals and excursions by leg), and draws it:
 //
 //   - a header on every page: the COI with its boxed check character K, the
 //     chain's QR code (the label payload of the chain, labels.WritePNG), the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -197,19 +198,6 @@ func (s ServiceSource) LegTelemetry(ctx context.Context, coi custody.COI, n int)
 // ---------------------------------------------------------------------------
 // What the report derives from the records.
 
-// sealData is the telemetry seal a receive record carries under
-// "telemetry" (custody.ReceiveSeal); parsed here loosely so that a report
-// still renders a seal written by another version.
-type sealData struct {
-	Version   string          `json:"version"`
-	Leg       int             `json:"leg"`
-	Shipper   string          `json:"shipper"`
-	From      time.Time       `json:"from"`
-	To        time.Time       `json:"to"`
-	Watermark uint64          `json:"watermark"`
-	Seal      custody.LegSeal `json:"seal"`
-}
-
 // excursion is an excursion record's data with the fields a report
 // knows; Extra keeps the others, printed as they are.
 type excursion struct {
@@ -259,81 +247,42 @@ type issue struct {
 
 // derived is what Write computes from the input before drawing.
 type derived struct {
-	excursions  []excursion                     // with their final figures
-	recorded    map[uint64]excursion            // as each excursion record says
-	ends        map[uint64]custody.ExcursionEnd // system excursion-end corrections, by the excursion they end
-	issues      []issue
-	seals       map[int]*sealData // by leg
-	correctedBy map[uint64][]uint64
-	bySeq       map[uint64]*custody.Record
-	segments    []segment
-	zone        *time.Location
+	v          *custody.ChainView
+	excursions []excursion          // with their final figures
+	recorded   map[uint64]excursion // as each excursion record says
+	issues     []issue
+	segments   []segment
+	zone       *time.Location
 }
 
 func derive(in *Input) *derived {
 	c := in.Chain
-	d := &derived{seals: map[int]*sealData{}, correctedBy: map[uint64][]uint64{}, bySeq: map[uint64]*custody.Record{}, zone: in.Zone,
-		recorded: map[uint64]excursion{}}
-	// Tolerant, as the rest of the report: a malformed system correction
-	// (which verification reports) only loses its end.
-	d.ends, _ = custody.ExcursionEnds(c)
+	d := &derived{v: custody.ViewChain(c), zone: in.Zone, recorded: map[uint64]excursion{}}
 	if d.zone == nil {
 		d.zone = time.UTC
 	}
 	disps := map[uint64]*disposition{}
-	for i := range c.Records {
-		r := &c.Records[i]
-		d.bySeq[r.Seq] = r
-		switch r.Step {
-		case custody.StepDisposition:
-			var x struct {
-				Excursion uint64 `json:"excursion"`
-				Decision  string `json:"decision"`
-				Reason    string `json:"reason"`
-			}
-			if json.Unmarshal(r.Data, &x) == nil && x.Excursion != 0 {
-				disps[x.Excursion] = &disposition{Seq: r.Seq, Time: r.Time, Decision: x.Decision, Reason: x.Reason, By: signers(r)}
-			}
-		case custody.StepCorrection:
-			var x struct {
-				Corrects uint64 `json:"corrects"`
-			}
-			if json.Unmarshal(r.Data, &x) == nil && x.Corrects != 0 {
-				d.correctedBy[x.Corrects] = append(d.correctedBy[x.Corrects], r.Seq)
-			}
-		}
-	}
-	legOfReceive := map[uint64]int{}
-	for _, l := range c.Legs {
-		if l.ReceiveSeq != 0 {
-			legOfReceive[l.ReceiveSeq] = l.N
+	for _, r := range c.Records {
+		if rec := d.v.Disposition(r.Seq); rec != nil {
+			x, _ := rec.Body().(custody.DispositionData)
+			disps[r.Seq] = &disposition{Seq: rec.Seq, Time: rec.Time, Decision: x.Decision, Reason: x.Reason, By: signers(rec)}
 		}
 	}
 	for i := range c.Records {
 		r := &c.Records[i]
-		switch r.Step {
-		case custody.StepReceive:
-			var x struct {
-				SealIntact *bool     `json:"seal_intact"`
-				Telemetry  *sealData `json:"telemetry"`
-			}
-			_ = json.Unmarshal(r.Data, &x)
-			n := legOfReceive[r.Seq]
-			if x.Telemetry != nil && n > 0 {
-				d.seals[n] = x.Telemetry
-			}
+		switch x := r.Body().(type) {
+		case custody.ReceiveData:
+			n := d.v.LegOf(r.Seq).N
 			if x.SealIntact != nil && !*x.SealIntact {
 				d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "seal broken", Time: r.Time,
 					Summary: fmt.Sprintf("Leg %d received with its seal broken", n), Disposition: disps[r.Seq]})
 			}
-		case custody.StepExcursion:
-			e := parseExcursion(r)
+		case custody.ExcursionData:
+			ev, _ := d.v.Excursion(r.Seq)
+			e := excursionOf(ev)
 			e.Disposition = disps[r.Seq]
-			if e.Leg == 0 {
-				e.Leg = legAt(c, e.Shipper, e.Start)
-			}
 			d.recorded[r.Seq] = e
-			if x, ok := d.ends[r.Seq]; ok && x.ID == e.ID {
+			if x := ev.Figures; x != nil {
 				if x.Start != nil {
 					e.Start = *x.Start
 				}
@@ -345,11 +294,7 @@ func derive(in *Input) *derived {
 			d.excursions = append(d.excursions, e)
 			d.issues = append(d.issues, issue{Seq: r.Seq, Kind: "excursion: " + e.Kind, Time: r.Time,
 				Summary: excursionSummary(e, d.zone), Disposition: e.Disposition})
-		case custody.StepMismatch:
-			var x struct {
-				Reasons []string `json:"reasons"`
-			}
-			_ = json.Unmarshal(r.Data, &x)
+		case custody.MismatchData:
 			summary := "Bedside check failed: " + strings.Join(x.Reasons, "; ") + "."
 			for _, m := range c.Mismatches {
 				if m.Seq != r.Seq {
@@ -385,101 +330,30 @@ func compareU64(a, b uint64) int {
 	return 0
 }
 
-// legAt finds the leg of shipper whose window holds t, for excursion
-// records that do not name their leg.
-func legAt(c *custody.Chain, shipper string, t time.Time) int {
-	for _, l := range c.Legs {
-		if shipper != "" && l.Shipper != shipper {
-			continue
-		}
-		if t.Before(l.ShippedAt) || l.ReceivedAt != nil && t.After(*l.ReceivedAt) {
-			continue
-		}
-		return l.N
-	}
-	return 0
-}
-
-// parseExcursion reads an excursion record's data; fields it does not know
-// are kept as text, and a malformed one still shows its raw data.
-func parseExcursion(r *custody.Record) excursion {
+// excursionOf is an excursion record as the report shows it: the fields
+// it knows, the others kept as text, and a malformed record's raw data.
+func excursionOf(ev custody.ExcursionView) excursion {
+	r := ev.Record
 	e := excursion{Seq: r.Seq, Time: r.Time}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(r.Data, &m); err != nil {
+	m, err := r.Members()
+	if err != nil {
 		e.Kind = "unknown"
 		e.Extra = []string{"data: " + string(r.Data)}
 		return e
 	}
-	str := func(k string) string {
-		var s string
-		_ = json.Unmarshal(m[k], &s)
-		return s
-	}
-	tm := func(k string) *time.Time {
-		var t time.Time
-		if json.Unmarshal(m[k], &t) != nil || t.IsZero() {
-			return nil
-		}
-		return &t
-	}
-	num := func(k string) *float64 {
-		var f float64
-		if json.Unmarshal(m[k], &f) != nil {
-			return nil
-		}
-		return &f
-	}
-	known := map[string]bool{}
-	take := func(k string) json.RawMessage { known[k] = true; return m[k] }
-	take("excursion_id")
-	e.ID = str("excursion_id")
-	take("kind")
-	e.Kind = str("kind")
-	if e.Kind == "" {
-		e.Kind = "unknown"
-	}
-	if v := take("leg"); v != nil {
-		_ = json.Unmarshal(v, &e.Leg)
-	}
-	take("shipper")
-	e.Shipper = str("shipper")
-	take("profile")
-	e.Profile = str("profile")
-	take("start")
-	if t := tm("start"); t != nil {
-		e.Start = t.UTC()
-	} else {
-		e.Start = r.Time
-	}
-	take("end")
-	if t := tm("end"); t != nil {
-		u := t.UTC()
+	x := ev.Data
+	e.ID, e.Kind, e.Leg, e.Shipper, e.Profile = x.ID, string(x.Kind), ev.Leg, x.Shipper, x.Profile
+	e.Start, e.End, e.Worst, e.Limit = x.Start.UTC(), x.End, x.Worst, x.Limit
+	if e.End != nil {
+		u := e.End.UTC()
 		e.End = &u
 	}
-	take("worst")
-	e.Worst = num("worst")
-	take("limit")
-	e.Limit = num("limit")
-	take("duration")
-	if v := take("duration_ns"); v != nil {
-		var ns int64
-		_ = json.Unmarshal(v, &ns)
-		e.Duration = time.Duration(ns)
-	}
-	if v := take("breach_ns"); v != nil {
-		var ns int64
-		_ = json.Unmarshal(v, &ns)
-		e.Breach = time.Duration(ns)
-	}
-	var keys []string
-	for k := range m {
-		if !known[k] {
-			keys = append(keys, k)
+	e.Duration, e.Breach = time.Duration(x.DurationNS), time.Duration(x.BreachNS)
+	known := []string{"excursion_id", "kind", "leg", "shipper", "profile", "start", "end", "worst", "limit", "duration", "duration_ns", "breach_ns"}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(known, k) {
+			e.Extra = append(e.Extra, k+": "+rawText(m[k]))
 		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		e.Extra = append(e.Extra, k+": "+rawText(m[k]))
 	}
 	return e
 }
@@ -525,13 +399,9 @@ func segments(c *custody.Chain, now time.Time) []segment {
 		t := r.Time
 		switch r.Step {
 		case custody.StepCollect:
-			var x struct {
-				EndedAt string `json:"ended_at"`
-			}
-			if json.Unmarshal(r.Data, &x) == nil {
-				if e, err := time.Parse(time.RFC3339, x.EndedAt); err == nil {
-					t = e.UTC()
-				}
+			x, _ := r.Body().(custody.CollectData)
+			if e, err := time.Parse(time.RFC3339, x.EndedAt); err == nil {
+				t = e.UTC()
 			}
 			collect = &t
 		case custody.StepRelease:

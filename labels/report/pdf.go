@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -520,7 +519,7 @@ func (r *renderer) record(rec *custody.Record) {
 		sigs = []string{"(no signature)"}
 	}
 	hash := []string{short(rec.Hash.String())}
-	corrected := r.d.correctedBy[rec.Seq]
+	corrected := r.d.v.Corrections(rec.Seq)
 	r.pdf.SetFont("Courier", "", smallPt-0.5)
 	r.row(cols, [][]string{{strconv.FormatUint(rec.Seq, 10)}, step, tm, site, sigs, nil}, len(corrected) > 0, "B")
 	// The hash in a monospace face, placed in the row just drawn.
@@ -538,17 +537,9 @@ func (r *renderer) record(rec *custody.Record) {
 	if by := rec.SubmittedBy; by != "" && by != custody.SystemUser && !slices.ContainsFunc(rec.Signatures, func(s custody.Signature) bool { return s.User == by }) {
 		details = append([]string{"Submitted by " + by + " (not a signer)"}, details...)
 	}
-	for _, seq := range corrected {
-		cr := r.d.bySeq[seq]
-		reason := ""
-		if cr != nil {
-			var x struct {
-				Reason string `json:"reason"`
-			}
-			_ = json.Unmarshal(cr.Data, &x)
-			reason = x.Reason
-		}
-		details = append(details, fmt.Sprintf("CORRECTED by record %d (below): %s", seq, reason))
+	for _, cr := range corrected {
+		x, _ := cr.Body().(custody.CorrectionData)
+		details = append(details, fmt.Sprintf("CORRECTED by record %d (below): %s", cr.Seq, x.Reason))
 	}
 	if len(details) == 0 {
 		return
@@ -591,8 +582,8 @@ func orDash(s string) string {
 // details summarises a record's data for the table. Data fields the
 // report does not know are listed as they are, so nothing is hidden.
 func (r *renderer) details(rec *custody.Record) []string {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(rec.Data, &m); err != nil || len(m) == 0 {
+	m, err := rec.Members()
+	if err != nil || len(m) == 0 {
 		if err != nil {
 			return []string{"data: " + string(rec.Data)}
 		}
@@ -628,7 +619,7 @@ func (r *renderer) details(rec *custody.Record) []string {
 		s := fmt.Sprintf("Leg %d received: %s", leg.N, seal)
 		if has("telemetry") {
 			used["telemetry"] = true
-			if sd := r.d.seals[leg.N]; sd != nil {
+			if sd := r.d.v.Seal(leg.N); sd != nil {
 				s += fmt.Sprintf("; telemetry sealed: %d readings, readings hash %s (%s)", sd.Seal.Count, short(sd.Seal.ReadingsHash), sd.Version)
 			}
 		} else {
@@ -655,15 +646,15 @@ func (r *renderer) details(rec *custody.Record) []string {
 	case custody.StepCorrection:
 		target := get("corrects")
 		what := ""
-		if n, err := strconv.ParseUint(target, 10, 64); err == nil && r.d.bySeq[n] != nil {
-			what = " (" + string(r.d.bySeq[n].Step) + ")"
+		if n, err := strconv.ParseUint(target, 10, 64); err == nil && r.d.v.Record(n) != nil {
+			what = " (" + string(r.d.v.Record(n).Step) + ")"
 		}
 		add("CORRECTS record %s%s. Reason: %s", target, what, get("reason"))
 		n, _ := strconv.ParseUint(target, 10, 64)
-		var x custody.ExcursionEndData
-		if rec.SubmittedBy == custody.SystemUser && json.Unmarshal(rec.Data, &x) == nil && x.ID != "" {
+		cd, _ := rec.Body().(custody.CorrectionData)
+		if x := cd.Figures; rec.SubmittedBy == custody.SystemUser && x != nil {
 			var s string
-			switch latest, ok := r.d.ends[n]; {
+			switch latest, ok := r.d.v.Figures(n); {
 			case x.End == nil:
 				s = "Going on again: so far lasting " + dur(time.Duration(x.DurationNS))
 			case ok && latest.Seq == rec.Seq:
@@ -694,10 +685,9 @@ func (r *renderer) details(rec *custody.Record) []string {
 			add("Reason: %s", get("reason"))
 		}
 	case custody.StepMismatch:
-		var reasons []string
-		_ = json.Unmarshal(m["reasons"], &reasons)
+		x, _ := rec.Body().(custody.MismatchData)
 		used["reasons"] = true
-		add("BEDSIDE MISMATCH: the bedside check failed and the bag was set aside for QA: %s", strings.Join(reasons, "; "))
+		add("BEDSIDE MISMATCH: the bedside check failed and the bag was set aside for QA: %s", strings.Join(x.Reasons, "; "))
 	case custody.StepAcknowledge:
 		add("Acknowledges the mismatch of record %s: %s", get("mismatch"), get("statement"))
 	}
@@ -793,7 +783,7 @@ func (r *renderer) profileFor(l custody.Leg) (custody.Profile, bool) {
 		ps = custody.BuiltinProfiles()
 	}
 	p, ok := ps[l.Profile]
-	if sd := r.d.seals[l.N]; sd != nil {
+	if sd := r.d.v.Seal(l.N); sd != nil {
 		// The seal records the limits it applied; they win over today's
 		// configuration.
 		p.MinC, p.MaxC = sd.Seal.LimitMinC, sd.Seal.LimitMaxC
@@ -853,7 +843,7 @@ func (r *renderer) leg(l custody.Leg) {
 	if l.N-1 < len(r.in.Telemetry) {
 		tele = r.in.Telemetry[l.N-1]
 	}
-	if sd := r.d.seals[l.N]; sd != nil {
+	if sd := r.d.v.Seal(l.N); sd != nil {
 		s := sd.Seal
 		figs := fmt.Sprintf("%d readings", s.Count)
 		if !s.FirstDeviceTime.IsZero() {
@@ -877,7 +867,7 @@ func (r *renderer) leg(l custody.Leg) {
 	}
 	if tele.Available && known {
 		s := custody.SealReadings(tele.Readings, p)
-		if sd := r.d.seals[l.N]; sd == nil || s.ReadingsHash != sd.Seal.ReadingsHash {
+		if sd := r.d.v.Seal(l.N); sd == nil || s.ReadingsHash != sd.Seal.ReadingsHash {
 			now := fmt.Sprintf("%d readings stored now", s.Count)
 			if s.MinC != nil {
 				now += fmt.Sprintf("; min %s, max %s; time out of range %s", celsius(*s.MinC), celsius(*s.MaxC), dur(s.TimeOutOfRange))
