@@ -199,8 +199,8 @@ func profileLimits(svc *custody.Service, name string) string {
 func timelineEntry(r custody.Record) recordView {
 	rv := recordView{Seq: r.Seq, Step: r.Step, Time: r.Time, Site: r.Site, Signatures: r.Signatures,
 		System: r.SubmittedBy == custody.SystemUser || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(r.Data, &m) != nil {
+	m, err := r.Members()
+	if err != nil {
 		return rv
 	}
 	keys := make([]string, 0, len(m))
@@ -213,9 +213,8 @@ func timelineEntry(r custody.Record) recordView {
 		case "patient_commitment", "wristband_digest", "sites", "duration_ns", "breach_ns":
 			continue
 		case "telemetry":
-			var seal custody.ReceiveSeal
-			if json.Unmarshal(m[k], &seal) == nil {
-				rv.Summary = append(rv.Summary, fmt.Sprintf("telemetry sealed: %d readings", seal.Seal.Count))
+			if d, ok := r.Body().(custody.ReceiveData); ok && d.Telemetry != nil {
+				rv.Summary = append(rv.Summary, fmt.Sprintf("telemetry sealed: %d readings", d.Telemetry.Seal.Count))
 			}
 			continue
 		}
