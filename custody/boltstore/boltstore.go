@@ -781,8 +781,7 @@ func (b *batchTx) add(r *appendReq) {
 // put links and writes one draft (add), or records why it fails.
 func (b *batchTx) put(r *appendReq, res *appendResp) {
 	d := r.d
-	rec := d.Record
-	coi := rec.Chain
+	coi := d.Record.Chain
 	info := b.touched[coi]
 	if info == nil {
 		info = b.cache.get(coi)
@@ -795,24 +794,16 @@ func (b *batchTx) put(r *appendReq, res *appendResp) {
 			return
 		}
 	}
-	switch {
-	case d.NewChain && info != nil:
-		res.err = fmt.Errorf("append: chain %s already exists: %w", coi, custody.ErrConflict)
-		return
-	case !d.NewChain && info == nil:
-		res.err = fmt.Errorf("append: chain %s: %w", coi, custody.ErrNotFound)
-		return
-	case !d.NewChain && info.Records != d.ExpectRecords:
-		res.err = fmt.Errorf("append: chain %s changed while the step was checked: %w", coi, custody.ErrRetry)
-		return
+	heads := custody.LinkHeads{LogSeq: b.headSeq, LogHash: b.headHash}
+	if info != nil {
+		heads.Chain = &info.ChainInfo
 	}
-	if info == nil {
-		info = &chainEntry{ChainInfo: custody.ChainInfo{COI: coi, Product: d.Product, Created: rec.Time}}
-	}
-	rec.Seq, rec.Prev = b.headSeq+1, b.headHash
-	rec.ChainSeq, rec.ChainPrev = info.Records+1, info.HeadHash
 	v := make([]byte, custody.HashSize, custody.HashSize+r.pre.Len())
-	v = r.pre.Seal(&rec, v)
+	rec, ci, v, err := custody.LinkPresealed(heads, d, r.pre, v)
+	if err != nil {
+		res.err = err
+		return
+	}
 	copy(v, rec.Hash[:])
 	if err := b.logB.Put(u64(rec.Seq), v); err != nil {
 		b.err = err
@@ -828,9 +819,12 @@ func (b *batchTx) put(r *appendReq, res *appendResp) {
 			return
 		}
 	}
+	if info == nil {
+		info = &chainEntry{}
+	}
+	info.ChainInfo = ci
 	info.Seqs = append(info.Seqs, rec.Seq)
 	b.headSeq, b.headHash = rec.Seq, rec.Hash
-	info.Records, info.HeadSeq, info.HeadHash, info.State, info.Updated = rec.ChainSeq, rec.Seq, rec.Hash, d.State, rec.Time
 	b.touched[coi] = info
 	res.rec = rec
 }
