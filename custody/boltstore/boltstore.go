@@ -74,7 +74,7 @@ type Options struct {
 // (128 MiB of 4 KiB pages written) keeps it near 1 MB.
 const DefaultRefreshPages = 1 << 15
 
-// Store is a custody.Store on bbolt.
+// Store is a custody.Store and a custody.TelemetryStore on bbolt.
 type Store struct {
 	// dbmu guards db: every transaction holds it shared for its whole
 	// life, refresh exclusively while it reopens the file. longmu is held
@@ -109,6 +109,7 @@ type Store struct {
 
 var (
 	_ custody.Store            = (*Store)(nil)
+	_ custody.TelemetryStore   = (*Store)(nil)
 	_ custody.IndexedLogSource = (*Store)(nil)
 )
 
