@@ -17,12 +17,13 @@ import (
 // refuse says, fails the batches fail says, and, while gate is set, holds
 // each commit until the test releases it.
 type committer struct {
-	mu      sync.Mutex
-	batches [][]int
-	refuse  func(v int) bool
-	fail    func(batch []int) bool
-	gate    chan struct{} // each commit takes a value from it; nil: none
-	started chan int      // told the batch's first item when a commit starts
+	mu       sync.Mutex
+	batches  [][]int
+	refuse   func(v int) bool
+	fail     func(batch []int) bool
+	gate     chan struct{} // each commit takes a value from it; nil: none
+	started  chan int      // told the batch's first item when a commit starts
+	onCommit func()        // called as each commit ends, if set
 }
 
 type fakeTxn struct {
@@ -42,6 +43,9 @@ func (t *fakeTxn) Commit(out []custody.Outcome[int]) error {
 	t.c.mu.Lock()
 	t.c.batches = append(t.c.batches, slices.Clone(t.items))
 	t.c.mu.Unlock()
+	if t.c.onCommit != nil {
+		t.c.onCommit()
+	}
 	if t.c.fail != nil && t.c.fail(t.items) {
 		return fmt.Errorf("batch %v: %w", t.items, errBatch)
 	}
@@ -347,5 +351,53 @@ func TestGroupCommitMaxBatch(t *testing.T) {
 func TestGroupCommitNeedsBegin(t *testing.T) {
 	if _, err := custody.NewGroupCommit(custody.GroupCommitConfig[int, int]{}); !errors.Is(err, custody.ErrInvalid) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestGroupCommitFollow: after a commit of at least FollowMin items, the
+// next batch waits for as many items as it held plus those queued while it
+// committed (the callers it answered come back), within a quarter of the
+// commit's duration. The clock here moves only while a commit runs, so the
+// wait ends only when the items come.
+func TestGroupCommitFollow(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	c := &committer{gate: make(chan struct{}), started: make(chan int, 10)}
+	g := newGroupCommit(t, c, custody.GroupCommitConfig[int, int]{FollowMin: 1, FollowMax: time.Hour, Now: clock})
+	c.onCommit = func() {
+		mu.Lock()
+		now = now.Add(time.Hour) // each commit takes an hour
+		mu.Unlock()
+	}
+	ctx := context.Background()
+	var a answers
+	zero := make(chan struct{})
+	done0 := a.done(0)
+	if err := g.Submit(ctx, 0, func(v int, err error) { done0(v, err); close(zero) }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.started)
+	for v := 1; v <= 3; v++ { // queued while [0] commits
+		if err := g.Submit(ctx, v, a.done(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.gate <- struct{}{}
+	waitFor(t, zero)
+	// The next batch holds 1, 2, 3 and waits for a fourth: 1 (the last
+	// batch) + 3 (queued meanwhile).
+	if err := g.Submit(ctx, 4, a.done(4)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.started)
+	c.gate <- struct{}{}
+	a.wg.Wait()
+	if got, want := c.got(), [][]int{{0}, {1, 2, 3, 4}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("batches %v, want %v", got, want)
 	}
 }
