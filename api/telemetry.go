@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -22,8 +21,9 @@ type TelemetryConfig struct {
 	// Alerts feeds GET /api/v1/alerts/stream; nil: the stream sends only
 	// keep-alives.
 	Alerts *sensors.AlertHub
-	// Quarantine lists rejected telemetry payloads, newest first.
-	Quarantine func(ctx context.Context, limit int) ([]custody.QuarantineEntry, error)
+	// Quarantine lists rejected telemetry payloads, newest first; nil:
+	// the list is empty.
+	Quarantine custody.QuarantineLister
 	// KeepAlive is the SSE comment interval (default 15s).
 	KeepAlive time.Duration
 }
@@ -193,7 +193,7 @@ func (s *Server) quarantine(c echo.Context) error {
 		}
 		limit = n
 	}
-	list, err := s.cfg.Telemetry.Quarantine(c.Request().Context(), limit)
+	list, err := s.cfg.Telemetry.Quarantine.QuarantineList(c.Request().Context(), limit)
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,11 @@
 // every export uses (ChainView), users, electronic signatures and their
 // lockout, who may do what (role policy), the PHI guard, the cold-chain
 // telemetry model (readings, profiles, leg seals, excursion records),
-// verification of the hash chains, the sentinel errors, and the Store and
-// ReadingStore interfaces that persistence packages implement.
+// verification of the hash chains, the sentinel errors, and the store
+// contract that persistence packages implement (store.go: Store,
+// TelemetryStore and the interfaces they compose), with the linking of
+// records every backend calls (Link) and the group-commit batcher a backend
+// may plug its transactions into (GroupCommit).
 //
 // It imports only the standard library. Everything that needs an outside
 // dependency lives in a package of its own that depends on this one, never

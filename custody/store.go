@@ -41,9 +41,23 @@ type Draft struct {
 }
 
 // Store is durable storage for the ledger, the chain summaries, the PHI
-// kept outside the ledger, and users. Implementations must be safe for
-// concurrent use; Append must return only after the record is durable.
+// kept outside the ledger, and users: the composition of the interfaces
+// below, split by concern, for the callers that need it all (the Service).
+// A consumer that needs less asks for the smallest of them. Implementations
+// must be safe for concurrent use; Append must return only after the
+// record is durable.
 type Store interface {
+	Ledger
+	ChainStore
+	PHIStore
+	UserStore
+	Backuper
+}
+
+// Ledger is the append-only log: appends, reads of its records and the raw
+// access verification needs. A backend links and checks each draft with
+// Link inside its own write transaction, given the heads it read there.
+type Ledger interface {
 	// NextCOISequence durably reserves the next COI sequence number for
 	// facility fin and year; a number is never returned twice, even if the
 	// enrollment that asked for it fails.
@@ -60,20 +74,69 @@ type Store interface {
 	// Record returns the record at log position seq, checked against its
 	// hash.
 	Record(ctx context.Context, seq uint64) (Record, error)
+
+	LogSource
+}
+
+// ChainStore lists the chain summaries a store keeps beside the log.
+type ChainStore interface {
 	// Chain returns the chain's summary.
 	Chain(ctx context.Context, coi COI) (ChainInfo, error)
 	// Chains lists chain summaries, all of them when state is empty.
 	Chains(ctx context.Context, state State) ([]ChainInfo, error)
+}
+
+// PHIStore reads the patient identifiers kept outside the ledger; they are
+// written with the enroll record (Draft.PHI).
+type PHIStore interface {
 	// PHI returns the patient identifiers kept for the chain outside the
 	// ledger; ErrNotFound when there are none (never enrolled, or erased).
 	PHI(ctx context.Context, coi COI) (PHI, error)
+}
 
+// Backuper copies a whole store while it stays open.
+type Backuper interface {
 	// Backup writes a consistent copy of the whole store to w while the
 	// store stays open for reads and writes.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
 
-	UserStore
-	LogSource
+// ReadingSink is the write side of telemetry: what the ingest pipeline
+// commits decoded readings and refused payloads through.
+type ReadingSink interface {
+	// AddReadingsAsync queues readings, and a quarantined payload when q
+	// is not nil, and returns at once; done is called once they are
+	// durable, or with the error that prevented it. It must store each
+	// reading identity once, and refuse the whole batch with an error
+	// wrapping ErrReadingConflict, writing nothing (not even q), when a
+	// reading differs from the one stored under its identity. Any other
+	// error is a failure of the store; ErrClosed: the store is closed.
+	// done must not block for long.
+	AddReadingsAsync(readings []Reading, q *QuarantineEntry, done func(IngestResult, error)) error
+}
+
+// QuarantineLister lists the rejected telemetry payloads kept for review.
+type QuarantineLister interface {
+	// QuarantineList returns the kept payloads, newest first, at most
+	// limit of them (limit <= 0: all that are kept).
+	QuarantineList(ctx context.Context, limit int) ([]QuarantineEntry, error)
+}
+
+// TelemetryStore keeps telemetry readings and the quarantine of refused
+// payloads: the read side (ReadingStore), the write side (ReadingSink and
+// its synchronous forms) and the quarantine.
+type TelemetryStore interface {
+	ReadingStore
+	ReadingSink
+	QuarantineLister
+	// AddReadings stores readings durably, each identity once, and
+	// returns when they are committed; ErrReadingConflict refuses the
+	// whole batch.
+	AddReadings(ctx context.Context, readings []Reading) (IngestResult, error)
+	// Quarantine stores a rejected payload durably.
+	Quarantine(ctx context.Context, q QuarantineEntry) error
+	// ReadingsCount returns how many readings are stored.
+	ReadingsCount(ctx context.Context) (int, error)
 }
 
 // UserStore keeps user accounts and their API tokens (stored hashed).

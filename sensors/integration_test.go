@@ -221,7 +221,7 @@ func TestIngestThroughBroker(t *testing.T) {
 
 // blockingSink holds every commit until released.
 type blockingSink struct {
-	inner   sensors.Sink
+	inner   custody.ReadingSink
 	release chan struct{}
 }
 

@@ -13,19 +13,6 @@ import (
 	"github.com/coid-project/coid/custody"
 )
 
-// Sink is where a Pipeline commits what it decodes. custody/boltstore's
-// Store is one: it group-commits concurrent batches in one transaction.
-type Sink interface {
-	// AddReadingsAsync queues readings, and a quarantined payload when q
-	// is not nil, and calls done once they are durable (or failed). It
-	// must store each reading identity once, and refuse the whole batch
-	// with an error wrapping custody.ErrReadingConflict, writing nothing,
-	// when a reading differs from the one stored under its identity.
-	// Any other error is taken for a failure of the store, and the batch
-	// is tried again later; custody.ErrClosed gives it up.
-	AddReadingsAsync(readings []custody.Reading, q *custody.QuarantineEntry, done func(custody.IngestResult, error)) error
-}
-
 // Message is one MQTT message handed to a Pipeline.
 type Message struct {
 	// Topic is the topic the message was published to.
@@ -46,7 +33,9 @@ type Message struct {
 // PipelineConfig configures a Pipeline.
 type PipelineConfig struct {
 	// Sink stores the readings and the quarantine; required.
-	Sink Sink
+	// custody/boltstore's Store is one: it group-commits concurrent
+	// batches in one transaction.
+	Sink custody.ReadingSink
 	// Logger hears of payloads refused and of storage failures; required.
 	Logger *slog.Logger
 	// Prefix is the telemetry topic prefix; DefaultTopicPrefix if empty.

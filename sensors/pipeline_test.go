@@ -51,13 +51,13 @@ func (l *logCounter) count(s string) int {
 // switchSink fails every attempt while down, as a store whose disk is
 // full or gone would, and stores otherwise.
 type switchSink struct {
-	inner    sensors.Sink
+	inner    custody.ReadingSink
 	down     atomic.Bool
 	err      error
 	attempts atomic.Int64
 }
 
-var _ sensors.Sink = (*switchSink)(nil)
+var _ custody.ReadingSink = (*switchSink)(nil)
 
 func (s *switchSink) AddReadingsAsync(rs []custody.Reading, q *custody.QuarantineEntry, done func(custody.IngestResult, error)) error {
 	s.attempts.Add(1)

@@ -19,12 +19,12 @@ import (
 // The outage is counted in calls, not timed, so a slow machine sees the
 // same one.
 type flakySink struct {
-	inner    sensors.Sink
+	inner    custody.ReadingSink
 	failures int32 // the first calls that fail: counted, not timed
 	calls    atomic.Int32
 }
 
-var _ sensors.Sink = (*flakySink)(nil)
+var _ custody.ReadingSink = (*flakySink)(nil)
 
 var errDiskFull = errors.New("disk full")
 

@@ -10,13 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/coid-project/coid/custody"
-	"github.com/coid-project/coid/custody/boltstore"
 )
 
 func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
@@ -43,11 +41,11 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		}
 		return fmt.Errorf("verify: %w", err)
 	}
-	svc, store, err := openOffline(s, stderr, true, time.Now)
+	svc, st, err := openOffline(s, stderr, true, time.Now)
 	if err != nil {
 		return failed(err)
 	}
-	defer store.Close()
+	defer st.close()
 	start := time.Now()
 	rep, err := svc.VerifyLedgerAt(ctx, cps)
 	if err != nil {
@@ -63,7 +61,7 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	// bbolt's own pages. A damaged page there would otherwise pass here
 	// and fail the service's first request that reads it.
 	start = time.Now()
-	if err := store.CheckFile(ctx); err != nil {
+	if err := st.checkFile(ctx); err != nil {
 		return failed(err)
 	}
 	elFile := time.Since(start)
@@ -158,15 +156,15 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		if err := custody.CheckNewUser(id, name, custody.Role(role), password); err != nil {
 			return err // before anything is created
 		}
-	} else if _, err := os.Stat(filepath.Join(s.data, boltstore.FileName)); err != nil {
+	} else if _, err := os.Stat(ledgerFile(s.data)); err != nil {
 		// Only add may start a ledger: a mistyped --data must not create one.
-		return fmt.Errorf("user %s: no ledger at %s (check --data): %w", args[0], filepath.Join(s.data, boltstore.FileName), custody.ErrNotFound)
+		return fmt.Errorf("user %s: no ledger at %s (check --data): %w", args[0], ledgerFile(s.data), custody.ErrNotFound)
 	}
-	svc, store, err := openOffline(s, stderr, args[0] == "list", time.Now)
+	svc, st, err := openOffline(s, stderr, args[0] == "list", time.Now)
 	if err != nil {
 		return fmt.Errorf("user %s: %w", args[0], err)
 	}
-	defer store.Close()
+	defer st.close()
 	switch args[0] {
 	case "add":
 		tok, err := svc.AddUser(ctx, id, name, custody.Role(role), password)
@@ -181,7 +179,7 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		if err := store.AddToken(ctx, id, th); err != nil {
+		if err := st.ledger.AddToken(ctx, id, th); err != nil {
 			return fmt.Errorf("user token: %w", err)
 		}
 		fmt.Fprintln(stdout, tok)

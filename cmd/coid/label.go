@@ -86,12 +86,12 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return usagef("label: a PNG is one bag's code; give a bag ID, or --format pdf or zpl for every bag of %s", code.COI.Display())
 	}
 
-	svc, store, err := openOffline(s, stderr, true, time.Now)
+	svc, st, err := openOffline(s, stderr, true, time.Now)
 	if err != nil {
 		return fmt.Errorf("label: %w", err)
 	}
-	defer store.Close()
-	u, err := offlineUser(ctx, store, "label", userID)
+	defer st.close()
+	u, err := offlineUser(ctx, st.ledger, "label", userID)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
-	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/custody/phitext"
 )
@@ -49,27 +48,27 @@ func parseZone(cmd, flagName, name string) (*time.Location, error) {
 // openOffline opens the data directory for an offline command and a
 // service over it, with the telemetry readings wired in. The caller closes
 // the store.
-func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Time) (*custody.Service, *boltstore.Store, error) {
+func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Time) (*custody.Service, stores, error) {
 	log, err := newLogger(stderr, s.logLevel)
 	if err != nil {
-		return nil, nil, err
+		return nil, stores{}, err
 	}
-	store, err := boltstore.Open(s.data, boltstore.Options{ReadOnly: readOnly})
+	st, err := openStores(s.data, storeOptions{readOnly: readOnly})
 	if err != nil {
-		return nil, nil, err
+		return nil, stores{}, err
 	}
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Default(), Logger: log, Now: now, FIN: "A9999",
-		Telemetry: custody.TelemetryConfig{Readings: store}, Folder: phitext.Folder{}})
+	svc, err := custody.NewService(custody.Config{Store: st.ledger, Hasher: passwd.Default(), Logger: log, Now: now, FIN: "A9999",
+		Telemetry: custody.TelemetryConfig{Readings: st.telemetry}, Folder: phitext.Folder{}})
 	if err != nil {
-		store.Close()
-		return nil, nil, err
+		st.close()
+		return nil, stores{}, err
 	}
-	return svc, store, nil
+	return svc, st, nil
 }
 
 // offlineUser looks up the user an offline command acts as.
-func offlineUser(ctx context.Context, store *boltstore.Store, cmd, id string) (custody.User, error) {
-	u, err := store.User(ctx, id)
+func offlineUser(ctx context.Context, users custody.UserStore, cmd, id string) (custody.User, error) {
+	u, err := users.User(ctx, id)
 	if err != nil {
 		return custody.User{}, fmt.Errorf("%s: user %s: %w", cmd, id, err)
 	}

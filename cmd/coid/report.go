@@ -81,14 +81,14 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	svc, store, err := openOffline(s, stderr, true, func() time.Time { return when })
+	svc, st, err := openOffline(s, stderr, true, func() time.Time { return when })
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	defer store.Close()
+	defer st.close()
 	actor := offlineOperator
 	if userID != "" {
-		if actor, err = offlineUser(ctx, store, "report", userID); err != nil {
+		if actor, err = offlineUser(ctx, st.ledger, "report", userID); err != nil {
 			return err
 		}
 	}

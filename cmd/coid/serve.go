@@ -26,7 +26,6 @@ import (
 	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
-	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/custody/phitext"
 	"github.com/coid-project/coid/labels"
@@ -75,12 +74,12 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err := checkLedger(s.data, initLedger); err != nil {
 		return err
 	}
-	store, err := boltstore.Open(s.data, boltstore.Options{Logger: log})
+	st, err := openStores(s.data, storeOptions{logger: log})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := st.close(); err != nil {
 			log.Error("closing store", "err", err)
 		}
 		log.Info("store closed")
@@ -92,14 +91,14 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	// One limit on argon2id derivations (64 MiB each) for sign-ins,
 	// signatures and MQTT connects, all of which strangers can trigger.
 	hasher := passwd.NewLimited(passwd.Default(), runtime.GOMAXPROCS(0))
-	svc, err := custody.NewService(custody.Config{Store: store, Hasher: hasher, Logger: log, Now: time.Now,
+	svc, err := custody.NewService(custody.Config{Store: st.ledger, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
-		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}, LabelText: labels.CheckEnrollment,
+		Telemetry: custody.TelemetryConfig{Readings: st.telemetry, Profiles: profiles}, LabelText: labels.CheckEnrollment,
 		Folder: phitext.Folder{}})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	tele, err := startTelemetry(mq, store, svc, hasher, log)
+	tele, err := startTelemetry(mq, st.telemetry, svc, hasher, log)
 	if ue := (usageError{}); errors.As(err, &ue) {
 		return err // already says "serve: ..."
 	} else if err != nil {
@@ -179,13 +178,12 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 // asks for a new one: only "coid user add" or an explicit --init starts a
 // ledger, so a mistyped --data does not serve an empty one.
 func checkLedger(dir string, init bool) error {
-	path := filepath.Join(dir, boltstore.FileName)
-	if _, err := os.Stat(path); init || !errors.Is(err, os.ErrNotExist) {
-		return nil // anything else about the file is boltstore.Open's to report
+	if _, err := os.Stat(ledgerFile(dir)); init || !errors.Is(err, os.ErrNotExist) {
+		return nil // anything else about the file is openStores's to report
 	}
 	return fmt.Errorf("serve: ledger %w in %s (no %s there): check --data (or COID_DATA); to start a ledger, add its first "+
 		"user with \"coid user add --data %[2]s ...\" (see coid help user add), or start serve with --init",
-		custody.ErrNotFound, dir, boltstore.FileName)
+		custody.ErrNotFound, dir, filepath.Base(ledgerFile(dir)))
 }
 
 // nextPort suggests another address: addr's port plus one.
@@ -298,7 +296,7 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 // subscriber, pipeline and excursion monitor.
 type telemetry struct {
 	log     *slog.Logger
-	store   *boltstore.Store
+	store   custody.TelemetryStore
 	alerts  *sensors.AlertHub
 	broker  *sensors.Broker
 	sub     *sensors.Subscriber
@@ -308,7 +306,7 @@ type telemetry struct {
 	once    sync.Once
 }
 
-func startTelemetry(m mqttSettings, store *boltstore.Store, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger) (*telemetry, error) {
+func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger) (*telemetry, error) {
 	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{})}
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: svc, Readings: store, Logger: log, Alert: t.alert})
 	var err error
@@ -413,7 +411,7 @@ func (t *telemetry) alert(a sensors.Alert) {
 }
 
 func (t *telemetry) apiConfig() api.TelemetryConfig {
-	return api.TelemetryConfig{Alerts: t.alerts, Quarantine: t.store.QuarantineList}
+	return api.TelemetryConfig{Alerts: t.alerts, Quarantine: t.store}
 }
 
 // stop ends intake in order: the subscriber and broker (no new messages),

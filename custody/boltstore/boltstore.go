@@ -1,11 +1,11 @@
 // Package boltstore keeps the coid ledger, chain summaries, PHI, users,
 // telemetry readings and the quarantine of refused payloads in one bbolt
 // file. It is the only package that imports bbolt. Appends go through a
-// single writer goroutine that commits many records per transaction (group
-// commit), refuses a draft whose chain grew since it was checked
-// (custody.ErrRetry), and answers each caller only after the transaction
-// is durable; readings have a writer of their own that stores each
-// reading identity once.
+// single writer goroutine (a custody.GroupCommit) that commits many records
+// per transaction, links and checks each with custody.LinkPresealed (which
+// refuses a draft whose chain grew since it was checked, custody.ErrRetry),
+// and answers each caller only after the transaction is durable; readings
+// have a group commit of their own that stores each reading identity once.
 package boltstore
 
 import (
@@ -74,7 +74,7 @@ type Options struct {
 // (128 MiB of 4 KiB pages written) keeps it near 1 MB.
 const DefaultRefreshPages = 1 << 15
 
-// Store is a custody.Store on bbolt.
+// Store is a custody.Store and a custody.TelemetryStore on bbolt.
 type Store struct {
 	// dbmu guards db: every transaction holds it shared for its whole
 	// life, refresh exclusively while it reopens the file. longmu is held
@@ -96,21 +96,20 @@ type Store struct {
 	file         os.FileInfo // the file opened, to tell it from another at path
 	log          *slog.Logger
 
-	reqs     chan *appendReq
-	quit     chan struct{}
-	done     chan struct{}
-	maxBatch int
 	readOnly bool
-	readings *readingsWriter // the telemetry writer (readings.go)
+	// appends and readings are the writers (nil when read-only): the
+	// ledger's group commit (batchTx) and the telemetry's (readings.go).
+	appends  *custody.GroupCommit[appendReq, custody.Record]
+	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
 
-	// mu guards closed: Append holds it shared while queueing, Close
-	// exclusively, so nothing is queued after the writer's final drain.
-	mu     sync.RWMutex
+	// mu guards closed, which makes Close idempotent.
+	mu     sync.Mutex
 	closed bool
 }
 
 var (
 	_ custody.Store            = (*Store)(nil)
+	_ custody.TelemetryStore   = (*Store)(nil)
 	_ custody.IndexedLogSource = (*Store)(nil)
 )
 
@@ -188,20 +187,14 @@ func decodeChain(b []byte) (*chainEntry, error) {
 }
 
 type appendReq struct {
-	d    custody.Draft
-	pre  custody.Presealed // d.Record encoded but for its links, by the caller
-	resp chan appendResp
+	d   custody.Draft
+	pre custody.Presealed // d.Record encoded but for its links, by the caller
 }
 
 // newAppendReq prepares a draft for the writer: the record's encoding is
 // done here, in the caller's goroutine, so the writer only links and hashes.
 func newAppendReq(d custody.Draft) *appendReq {
-	return &appendReq{d: d, pre: d.Record.Preseal(), resp: make(chan appendResp, 1)}
-}
-
-type appendResp struct {
-	rec custody.Record
-	err error
+	return &appendReq{d: d, pre: d.Record.Preseal()}
 }
 
 // Open opens or creates the store in directory dir.
@@ -270,8 +263,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		}
 	}
 	s := &Store{db: db, path: path, boltOpts: bopts, dirLock: dirLock, refreshPages: opt.RefreshPages, log: opt.Logger, file: file,
-		reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}),
-		maxBatch: opt.MaxBatch, readOnly: opt.ReadOnly}
+		readOnly: opt.ReadOnly}
 	if err := checkFile(db, opt.ReadOnly, fresh); err != nil {
 		db.Close()
 		if dirLock != nil {
@@ -280,11 +272,29 @@ func Open(dir string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if !opt.ReadOnly {
-		s.readings = newReadingsWriter()
-		go s.writer()
-		go s.runReadingsWriter(s.readings)
-	} else {
-		close(s.done)
+		cache := chainCache{}
+		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
+			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
+				// The writer reads the file's pages through bbolt's memory
+				// map (chain entries, the pages it changes): a fault on a
+				// damaged one fails the batch as damaged (batchTx), it
+				// does not end the process.
+				debug.SetPanicOnFault(true)
+				return s.begin(cache)
+			},
+			Queue:       4096,
+			MaxBatch:    opt.MaxBatch,
+			FollowMin:   gatherMin,
+			FollowMax:   maxGather,
+			AfterCommit: s.maybeRefresh,
+		})
+		if err == nil {
+			s.readings, err = newReadingsWriter(s)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 	}
 	return s, nil
 }
@@ -299,10 +309,12 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	if !s.readOnly {
-		close(s.quit)
-		<-s.done
-		<-s.readings.done
+	// Each writer commits what was queued before it stops.
+	if s.appends != nil {
+		s.appends.Close()
+	}
+	if s.readings != nil {
+		s.readings.Close()
 	}
 	s.dbmu.Lock()
 	defer s.dbmu.Unlock()
@@ -576,107 +588,51 @@ func u64(v uint64) []byte {
 }
 
 // Append implements custody.Store: it queues the draft for the writer and
-// waits until the transaction holding it is durable.
+// waits until the transaction holding it is durable. Once queued, the
+// record may be committed: it waits for the outcome even if ctx ends, so a
+// caller never reports failure for a durable record.
 func (s *Store) Append(ctx context.Context, d custody.Draft) (custody.Record, error) {
 	if s.readOnly {
 		return custody.Record{}, fmt.Errorf("append: store opened read-only: %w", custody.ErrClosed)
 	}
-	r := newAppendReq(d)
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return custody.Record{}, fmt.Errorf("append: %w", custody.ErrClosed)
+	rec, err := s.appends.Do(ctx, appendReq{d: d, pre: d.Record.Preseal()})
+	if err != nil && (err == custody.ErrClosed || err == ctx.Err()) { // not queued
+		return custody.Record{}, fmt.Errorf("append: %w", err)
 	}
-	select {
-	case s.reqs <- r:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return custody.Record{}, fmt.Errorf("append: %w", ctx.Err())
-	}
-	// Once queued, the record may be committed: wait for the outcome even
-	// if ctx ends, so a caller never reports failure for a durable record.
-	res := <-r.resp
-	return res.rec, res.err
+	return rec, err
 }
 
-// gatherMin is the smallest previous batch that makes the writer wait
-// for more requests before it commits: below it, appends are sporadic and
-// waiting would only add latency.
-const gatherMin = 4
+// The ledger's group commit under concurrency: the callers answered by the
+// previous commit usually append again within microseconds. Waiting a
+// fraction of a commit for them, while this transaction is built from what
+// already came, nearly doubles the batch when many callers each wait for
+// their own record; without it, half of them ride every other commit
+// (measured: 32 of 64 writers per commit without, 57 with; 28% more
+// records a second).
+const (
+	// gatherMin is the smallest previous batch that makes the writer wait
+	// for more requests before it commits: below it, appends are sporadic
+	// and waiting would only add latency.
+	gatherMin = 4
+	// maxGather caps how long the writer waits to gather a batch.
+	maxGather = 250 * time.Microsecond
+)
 
-func (s *Store) writer() {
-	defer close(s.done)
-	// The writer reads the file's pages through bbolt's memory map (chain
-	// entries, the pages it changes): a fault on a damaged one fails the
-	// batch as damaged (batchTx), it does not end the process.
-	debug.SetPanicOnFault(true)
-	var prev int                 // requests in the previous commit
-	var waiting int              // requests queued while it committed
-	var lastCommit time.Duration // how long it took
-	cache := chainCache{}
-	for {
-		var first *appendReq
-		select {
-		case first = <-s.reqs:
-		case <-s.quit:
-			s.drain()
-			return
-		}
-		b := s.begin(cache)
-		b.add(first)
-		b.addQueued(s.maxBatch)
-		// Group commit under concurrency: the callers answered by the
-		// previous commit usually append again within microseconds. Waiting
-		// a fraction of a commit for them, while this transaction is built
-		// from what already came, nearly doubles the batch when many
-		// callers each wait for their own record; without it, half of them
-		// ride every other commit (measured: 32 of 64 writers per commit
-		// without, 57 with; 28% more records a second).
-		if prev >= gatherMin {
-			target := min(prev+waiting, s.maxBatch)
-			deadline := time.Now().Add(min(lastCommit/4, maxGather))
-			for len(b.reqs) < target && time.Now().Before(deadline) {
-				if !b.addQueued(target) {
-					runtime.Gosched()
-				}
-			}
-		}
-		t0 := time.Now()
-		prev, waiting = b.commit()
-		lastCommit = time.Since(t0)
-		s.maybeRefresh()
-	}
-}
-
-// maxGather caps how long the writer waits to gather a batch.
-const maxGather = 250 * time.Microsecond
-
-// drain commits what was queued before Close.
-func (s *Store) drain() {
-	for {
-		select {
-		case r := <-s.reqs:
-			b := s.begin(nil)
-			b.add(r)
-			for b.addQueued(s.maxBatch) {
-			}
-			b.commit()
-			continue
-		default:
-		}
-		return
-	}
-}
-
-// commit appends a batch of drafts in one transaction. A draft that breaks
-// a rule fails alone; a failed commit fails them all.
-func (s *Store) commit(batch []*appendReq) {
+// commit appends a batch of drafts in one transaction and returns their
+// outcomes. A draft that breaks a rule fails alone; a failed commit fails
+// them all.
+func (s *Store) commit(batch []*appendReq) []custody.Outcome[custody.Record] {
 	b := s.begin(nil)
 	for _, r := range batch {
-		b.add(r)
+		b.Add(r)
 	}
-	b.commit()
+	out := make([]custody.Outcome[custody.Record], len(batch))
+	if err := b.Commit(out); err != nil {
+		for i := range out {
+			out[i] = custody.Outcome[custody.Record]{Err: err}
+		}
+	}
+	return out
 }
 
 // chainCache holds the writer's copies of committed chain entries, so an
@@ -719,11 +675,11 @@ type batchTx struct {
 	touched                  map[custody.COI]*chainEntry
 	cache                    chainCache // committed chain entries; nil: none
 	s                        *Store
-	reqs                     []*appendReq
-	out                      []appendResp
-	err                      error // the transaction failed: every draft fails
+	out                      []custody.Outcome[custody.Record] // each draft's, in order
+	err                      error                             // the transaction failed: every draft fails
 }
 
+// begin starts the transaction of a batch of appends.
 func (s *Store) begin(cache chainCache) *batchTx {
 	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, s: s}
 	s.dbmu.RLock() // released by commit
@@ -749,26 +705,9 @@ func (s *Store) begin(cache chainCache) *batchTx {
 	return b
 }
 
-// addQueued adds requests already queued, without waiting, until the
-// batch holds limit; it reports whether it added any.
-func (b *batchTx) addQueued(limit int) bool {
-	added := false
-	for len(b.reqs) < limit {
-		select {
-		case r := <-b.s.reqs:
-			b.add(r)
-			added = true
-		default:
-			return added
-		}
-	}
-	return added
-}
-
-// add puts one draft into the transaction, or records why it fails.
-func (b *batchTx) add(r *appendReq) {
-	b.reqs = append(b.reqs, r)
-	b.out = append(b.out, appendResp{})
+// Add puts one draft into the transaction, or records why it fails.
+func (b *batchTx) Add(r *appendReq) {
+	b.out = append(b.out, custody.Outcome[custody.Record]{})
 	if b.err != nil {
 		return
 	}
@@ -779,10 +718,9 @@ func (b *batchTx) add(r *appendReq) {
 }
 
 // put links and writes one draft (add), or records why it fails.
-func (b *batchTx) put(r *appendReq, res *appendResp) {
+func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 	d := r.d
-	rec := d.Record
-	coi := rec.Chain
+	coi := d.Record.Chain
 	info := b.touched[coi]
 	if info == nil {
 		info = b.cache.get(coi)
@@ -795,24 +733,16 @@ func (b *batchTx) put(r *appendReq, res *appendResp) {
 			return
 		}
 	}
-	switch {
-	case d.NewChain && info != nil:
-		res.err = fmt.Errorf("append: chain %s already exists: %w", coi, custody.ErrConflict)
-		return
-	case !d.NewChain && info == nil:
-		res.err = fmt.Errorf("append: chain %s: %w", coi, custody.ErrNotFound)
-		return
-	case !d.NewChain && info.Records != d.ExpectRecords:
-		res.err = fmt.Errorf("append: chain %s changed while the step was checked: %w", coi, custody.ErrRetry)
-		return
+	heads := custody.LinkHeads{LogSeq: b.headSeq, LogHash: b.headHash}
+	if info != nil {
+		heads.Chain = &info.ChainInfo
 	}
-	if info == nil {
-		info = &chainEntry{ChainInfo: custody.ChainInfo{COI: coi, Product: d.Product, Created: rec.Time}}
-	}
-	rec.Seq, rec.Prev = b.headSeq+1, b.headHash
-	rec.ChainSeq, rec.ChainPrev = info.Records+1, info.HeadHash
 	v := make([]byte, custody.HashSize, custody.HashSize+r.pre.Len())
-	v = r.pre.Seal(&rec, v)
+	rec, ci, v, err := custody.LinkPresealed(heads, d, r.pre, v)
+	if err != nil {
+		res.Err = err
+		return
+	}
 	copy(v, rec.Hash[:])
 	if err := b.logB.Put(u64(rec.Seq), v); err != nil {
 		b.err = err
@@ -828,17 +758,19 @@ func (b *batchTx) put(r *appendReq, res *appendResp) {
 			return
 		}
 	}
+	if info == nil {
+		info = &chainEntry{}
+	}
+	info.ChainInfo = ci
 	info.Seqs = append(info.Seqs, rec.Seq)
 	b.headSeq, b.headHash = rec.Seq, rec.Hash
-	info.Records, info.HeadSeq, info.HeadHash, info.State, info.Updated = rec.ChainSeq, rec.Seq, rec.Hash, d.State, rec.Time
 	b.touched[coi] = info
-	res.rec = rec
+	res.Value = rec
 }
 
-// commit writes the chain summaries and the head, commits, and answers
-// every caller. It returns how many requests the batch held and how many
-// were queued, before any caller was answered, while it committed.
-func (b *batchTx) commit() (n, waiting int) {
+// Commit writes the chain summaries and the head and commits; it sets
+// each draft's outcome in out, or fails them all.
+func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	err := b.err
 	if err == nil {
 		err = b.s.catch(func() error {
@@ -860,19 +792,16 @@ func (b *batchTx) commit() (n, waiting int) {
 		_ = b.s.catch(b.tx.Rollback)
 	}
 	b.s.dbmu.RUnlock()
-	if err == nil && b.cache != nil {
+	if err != nil {
+		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
+	}
+	if b.cache != nil {
 		for coi, info := range b.touched {
 			b.cache.put(coi, info)
 		}
 	}
-	waiting = len(b.s.reqs)
-	for i, r := range b.reqs {
-		if err != nil {
-			b.out[i] = appendResp{err: fmt.Errorf("append: commit failed, nothing was written: %w", err)}
-		}
-		r.resp <- b.out[i]
-	}
-	return len(b.reqs), waiting
+	copy(out, b.out)
+	return nil
 }
 
 func readHead(meta *bolt.Bucket) (uint64, custody.Hash) {

@@ -23,10 +23,9 @@ func fill(tb testing.TB, s *Store, chains, perChain int) {
 	i := 0
 	var batch []*appendReq
 	flush := func() {
-		s.commit(batch)
-		for _, r := range batch {
-			if res := <-r.resp; res.err != nil {
-				tb.Fatal(res.err)
+		for _, res := range s.commit(batch) {
+			if res.Err != nil {
+				tb.Fatal(res.Err)
 			}
 		}
 		batch = batch[:0]
@@ -225,12 +224,10 @@ func TestDraftFailsAloneInItsBatch(t *testing.T) {
 		newAppendReq(storetest.Draft(storetest.COI(1), 13, false, 1)), // stale: chain grew in this batch
 		newAppendReq(storetest.Draft(storetest.COI(1), 14, false, 2)),
 	}
-	s.commit(batch)
 	want := []error{nil, custody.ErrConflict, custody.ErrNotFound, custody.ErrRetry, nil}
-	for i, r := range batch {
-		res := <-r.resp
-		if want[i] == nil && res.err != nil || want[i] != nil && !errors.Is(res.err, want[i]) {
-			t.Fatalf("draft %d: %v, want %v", i, res.err, want[i])
+	for i, res := range s.commit(batch) {
+		if want[i] == nil && res.Err != nil || want[i] != nil && !errors.Is(res.Err, want[i]) {
+			t.Fatalf("draft %d: %v, want %v", i, res.Err, want[i])
 		}
 	}
 	if rep := verify(t, s); !rep.OK || rep.Records != 3 {

@@ -100,27 +100,24 @@ func TestReadingConflictInOneCommit(t *testing.T) {
 	b := a
 	b.TempC = f64(-20)
 	other := reading("T", 1, true)
-	type out struct {
-		res custody.IngestResult
-		err error
-	}
-	ch := make([]chan out, 3)
 	var reqs []*readingsReq
 	for i, rs := range [][]custody.Reading{{a}, {b}, {other}} {
-		ch[i] = make(chan out, 1)
 		var q *custody.QuarantineEntry
 		if i == 1 {
 			q = &custody.QuarantineEntry{Topic: "x", Reason: "must not be written", Payload: []byte("x")}
 		}
-		reqs = append(reqs, &readingsReq{readings: rs, quarantine: q, done: func(res custody.IngestResult, err error) { ch[i] <- out{res, err} }})
+		reqs = append(reqs, &readingsReq{readings: rs, quarantine: q})
 	}
-	s.commitReadings(reqs) // one transaction, as the writer would
-	ra, rb, ro := <-ch[0], <-ch[1], <-ch[2]
-	if ra.err != nil || ra.res.Stored != 1 || ro.err != nil || ro.res.Stored != 1 {
-		t.Fatalf("first %+v %v, other %+v %v", ra.res, ra.err, ro.res, ro.err)
+	outs := make([]custody.Outcome[custody.IngestResult], len(reqs))
+	if err := s.commitReadings(reqs, outs); err != nil { // one transaction, as the writer would
+		t.Fatal(err)
 	}
-	if !errors.Is(rb.err, custody.ErrReadingConflict) || !strings.Contains(rb.err.Error(), "temp_c -180 -> -20") {
-		t.Fatalf("second: %+v %v", rb.res, rb.err)
+	ra, rb, ro := outs[0], outs[1], outs[2]
+	if ra.Err != nil || ra.Value.Stored != 1 || ro.Err != nil || ro.Value.Stored != 1 {
+		t.Fatalf("first %+v %v, other %+v %v", ra.Value, ra.Err, ro.Value, ro.Err)
+	}
+	if !errors.Is(rb.Err, custody.ErrReadingConflict) || !strings.Contains(rb.Err.Error(), "temp_c -180 -> -20") {
+		t.Fatalf("second: %+v %v", rb.Value, rb.Err)
 	}
 	if q, _ := s.QuarantineList(context.Background(), 0); len(q) != 0 {
 		t.Fatalf("the refused request's quarantine entry was written: %+v", q)

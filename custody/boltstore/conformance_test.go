@@ -1,10 +1,12 @@
 package boltstore_test
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/storetest"
 )
@@ -12,16 +14,42 @@ import (
 // TestConformance runs the store conformance suite against bbolt files in
 // fresh temporary directories.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) custody.Store {
-		s, err := boltstore.Open(t.TempDir(), boltstore.Options{LockTimeout: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
+	storetest.Run(t, storetest.Backend{Open: func(t *testing.T) storetest.Store { return openConformance(t, t.TempDir()) },
+		Crash: crashCopy})
+}
+
+func openConformance(t *testing.T, dir string) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.Open(dir, boltstore.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
 		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-		return s
 	})
+	return s
+}
+
+// crashCopy simulates a crash of s: bbolt writes a transaction's meta page
+// only after its data pages are durable, so after a crash it opens at the
+// last transaction that committed. A copy of the file taken in one read
+// transaction while the writers go on (Backup) is that file; the torn
+// writes of a real crash are left to cmd/coid's TestCrashRecovery, which
+// kills the process.
+func crashCopy(t *testing.T, s storetest.Store) storetest.Store {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.OpenFile(filepath.Join(dir, boltstore.FileName), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Backup(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openConformance(t, dir)
 }

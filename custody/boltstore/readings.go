@@ -13,9 +13,9 @@ package boltstore
 //	                 MaxQuarantine entries and MaxQuarantineBytes (the
 //	                 oldest are dropped)
 //
-// Readings are written by their own writer goroutine, which commits many
-// callers' batches in one transaction (group commit) and answers each
-// caller only after the commit is durable. Only that goroutine writes these
+// Readings are written by their own writer goroutine (a
+// custody.GroupCommit), which commits many callers' batches in one
+// transaction and answers each caller only after the commit is durable. Only that goroutine writes these
 // buckets, so it can find duplicates with a read transaction first and
 // skip the write entirely when a batch holds nothing new (redeliveries).
 //
@@ -95,39 +95,55 @@ var _ custody.ReadingStore = (*Store)(nil)
 type readingsReq struct {
 	readings   []custody.Reading
 	quarantine *custody.QuarantineEntry
-	done       func(custody.IngestResult, error)
 }
 
-// readingsWriter is the state of the readings writer goroutine, started by
-// Open and stopped by Close after the ledger writer.
-type readingsWriter struct {
-	reqs chan *readingsReq
-	done chan struct{}
+// newReadingsWriter starts the readings' group commit: a batch of fewer
+// than readingsGatherBelow readings waits up to readingsGatherWait for
+// more before it commits, since each commit costs two fsyncs, whose CPU
+// time the broker and the MQTT connections need when ingest is busy.
+func newReadingsWriter(s *Store) (*custody.GroupCommit[readingsReq, custody.IngestResult], error) {
+	return custody.NewGroupCommit(custody.GroupCommitConfig[readingsReq, custody.IngestResult]{
+		Begin:       func() custody.BatchTxn[readingsReq, custody.IngestResult] { return &readingsTxn{s: s} },
+		Queue:       8192,
+		MaxBatch:    maxReadingsBatch,
+		Weight:      func(r *readingsReq) int { return len(r.readings) },
+		GatherBelow: readingsGatherBelow,
+		GatherWait:  readingsGatherWait,
+		AfterCommit: s.maybeRefresh,
+	})
 }
 
-func newReadingsWriter() *readingsWriter {
-	return &readingsWriter{reqs: make(chan *readingsReq, 8192), done: make(chan struct{})}
+// readingsTxn is one batch of the readings writer: its requests are
+// checked and stored together at Commit (commitReadings).
+type readingsTxn struct {
+	s     *Store
+	batch []*readingsReq
 }
 
-// AddReadingsAsync queues readings (and, if q is not nil, a quarantined
-// payload) for the readings writer and returns at once; done is called from
-// the writer goroutine once the transaction holding them is durable, or
-// with the error that prevented it: custody.ErrReadingConflict when a
-// reading's identity is stored with different content (nothing of the
-// batch was written), another error when the commit failed. done must not
-// block for long. It blocks only while the writer's queue is full and
-// fails with custody.ErrClosed when the store is closed.
+// Add implements custody.BatchTxn.
+func (t *readingsTxn) Add(r *readingsReq) { t.batch = append(t.batch, r) }
+
+// Commit implements custody.BatchTxn.
+func (t *readingsTxn) Commit(out []custody.Outcome[custody.IngestResult]) error {
+	return t.s.commitReadings(t.batch, out)
+}
+
+// AddReadingsAsync implements custody.ReadingSink: it queues readings
+// (and, if q is not nil, a quarantined payload) for the readings writer and
+// returns at once; done is called from the writer goroutine once the
+// transaction holding them is durable, or with the error that prevented
+// it: custody.ErrReadingConflict when a reading's identity is stored with
+// different content (nothing of the batch was written), another error
+// when the commit failed. done must not block for long. It blocks only
+// while the writer's queue is full and fails with custody.ErrClosed when
+// the store is closed.
 func (s *Store) AddReadingsAsync(readings []custody.Reading, q *custody.QuarantineEntry, done func(custody.IngestResult, error)) error {
 	if s.readOnly {
 		return fmt.Errorf("add readings: store opened read-only: %w", custody.ErrClosed)
 	}
-	r := &readingsReq{readings: readings, quarantine: q, done: done}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return fmt.Errorf("add readings: %w", custody.ErrClosed)
+	if err := s.readings.Submit(context.Background(), readingsReq{readings: readings, quarantine: q}, done); err != nil {
+		return fmt.Errorf("add readings: %w", err)
 	}
-	s.readings.reqs <- r
 	return nil
 }
 
@@ -157,71 +173,13 @@ func (s *Store) Quarantine(ctx context.Context, q custody.QuarantineEntry) error
 	return <-ch
 }
 
-func (s *Store) runReadingsWriter(w *readingsWriter) {
-	defer close(w.done)
-	batch := make([]*readingsReq, 0, 256)
-	gather := time.NewTimer(time.Hour)
-	gather.Stop()
-	for {
-		batch = batch[:0]
-		quit := false
-		select {
-		case r := <-w.reqs:
-			batch = append(batch, r)
-		case <-s.quit:
-			quit = true
-		}
-		n := 0
-		if len(batch) > 0 {
-			n = len(batch[0].readings)
-		}
-	fill:
-		for n < maxReadingsBatch {
-			select {
-			case r := <-w.reqs:
-				batch = append(batch, r)
-				n += len(r.readings)
-			default:
-				break fill
-			}
-		}
-		if len(batch) > 0 && n < readingsGatherBelow && !quit {
-			// A small batch waits a moment for more: each commit costs
-			// two fsyncs, whose CPU time the broker and the MQTT
-			// connections need when ingest is busy.
-			gather.Reset(readingsGatherWait)
-		gather:
-			for n < readingsGatherBelow {
-				select {
-				case r := <-w.reqs:
-					batch = append(batch, r)
-					n += len(r.readings)
-				case <-gather.C:
-					break gather
-				case <-s.quit:
-					quit = true
-					break gather
-				}
-			}
-			gather.Stop()
-		}
-		if len(batch) > 0 {
-			s.commitReadings(batch)
-			s.maybeRefresh()
-		}
-		if quit && len(batch) == 0 {
-			return
-		}
-	}
-}
-
-// commitReadings stores a batch in one transaction and answers every
-// request. A request holding a reading whose identity is already stored,
+// commitReadings stores a batch in one transaction and sets every
+// request's outcome in out; an error fails the whole batch. A request holding a reading whose identity is already stored,
 // or taken earlier in the batch, with different content is refused whole
 // (ErrReadingConflict): none of its readings, nor its quarantine entry, is
 // written; the other requests are not affected. An identical reading is a
 // duplicate, counted and skipped.
-func (s *Store) commitReadings(batch []*readingsReq) {
+func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custody.IngestResult]) error {
 	type item struct {
 		r   *custody.Reading
 		key []byte
@@ -339,19 +297,17 @@ func (s *Store) commitReadings(batch []*readingsReq) {
 		s.log.Warn("telemetry quarantine full: oldest entries dropped", "dropped", dropped.n, "first_id", dropped.first,
 			"last_id", dropped.last, "max_entries", MaxQuarantine, "max_bytes", quarantineMaxBytes)
 	}
-	for i, req := range batch {
-		if req.done == nil {
-			continue
-		}
-		switch {
-		case err != nil:
-			req.done(custody.IngestResult{}, fmt.Errorf("add readings: commit failed, nothing was written: %w", err))
-		case refused[i] != nil:
-			req.done(custody.IngestResult{Watermark: wm}, refused[i])
-		default:
-			req.done(custody.IngestResult{Stored: newN[i], Duplicates: dups[i], Watermark: wm}, nil)
+	if err != nil {
+		return fmt.Errorf("add readings: commit failed, nothing was written: %w", err)
+	}
+	for i := range batch {
+		if refused[i] != nil {
+			out[i] = custody.Outcome[custody.IngestResult]{Value: custody.IngestResult{Watermark: wm}, Err: refused[i]}
+		} else {
+			out[i] = custody.Outcome[custody.IngestResult]{Value: custody.IngestResult{Stored: newN[i], Duplicates: dups[i], Watermark: wm}}
 		}
 	}
+	return nil
 }
 
 // readingConflict collects the conflicting readings of one request: the

@@ -1,6 +1,8 @@
-// Package storetest is the conformance suite for custody.Store backends.
+// Package storetest is the conformance suite for custody's store
+// contract: custody.Store (ledger, chains, PHI, users) and
+// custody.TelemetryStore (readings and the quarantine).
 //
-// A backend passes when Run, given a function that opens a fresh, empty
+// A backend passes when Run, given a Backend that opens a fresh, empty
 // store, succeeds. What a backend must pass:
 //
 //   - Appends under concurrency: many goroutines appending to many chains
@@ -16,13 +18,19 @@
 //   - Users and tokens: create (a taken ID is ErrConflict), look up by ID
 //     and by token, add a token, disable, lock and unlock through
 //     UpdateUser, list without password hashes; unknown ones ErrNotFound.
-//   - Telemetry, when the store offers it (Readings): the same reading
-//     delivered twice, even concurrently or twice in one batch, is stored
-//     once; a different reading under a stored identity, or two different
-//     ones under one identity in a batch, are refused with
-//     custody.ErrReadingConflict and nothing of their batch is stored.
-//   - Quarantine, when the store offers it (Quarantine): entries are kept
-//     and listed newest first, limited on request.
+//   - Telemetry: the same reading delivered twice, even concurrently or
+//     twice in one batch, through AddReadings or the asynchronous sink
+//     (AddReadingsAsync), is stored once and each caller answered once; a
+//     different reading under a stored identity, or two different ones
+//     under one identity in a batch, are refused with
+//     custody.ErrReadingConflict and nothing of their batch is stored,
+//     not even its quarantined payload.
+//   - Quarantine: entries are kept and listed newest first, limited on
+//     request.
+//   - Crash consistency, when the backend can simulate a crash
+//     (Backend.Crash): every record and reading acknowledged before the
+//     crash is in the store reopened after it, the log and every chain
+//     verify there, and appends continue after its head.
 //
 // After every subtest the whole log must verify. Every subtest is
 // deterministic: fixed times, no sleeps, concurrency checked by counts.
@@ -40,37 +48,33 @@ import (
 	"github.com/coid-project/coid/custody"
 )
 
-// Readings is what a store that keeps telemetry readings offers beside
-// custody.ReadingStore; Run checks it when the opened store implements it.
-type Readings interface {
-	custody.ReadingStore
-	// AddReadings stores readings durably, each identity once, and
-	// returns when they are committed; custody.ErrReadingConflict refuses
-	// the whole batch.
-	AddReadings(ctx context.Context, readings []custody.Reading) (custody.IngestResult, error)
-	// ReadingsCount returns how many readings are stored.
-	ReadingsCount(ctx context.Context) (int, error)
+// Store is the contract a backend implements: the ledger, chains, PHI and
+// users, and the telemetry readings with the quarantine.
+type Store interface {
+	custody.Store
+	custody.TelemetryStore
 }
 
-// Quarantine is what a store that keeps rejected telemetry payloads
-// offers; Run checks it when the opened store implements it.
-type Quarantine interface {
-	// Quarantine stores a rejected payload durably.
-	Quarantine(ctx context.Context, q custody.QuarantineEntry) error
-	// QuarantineList returns the kept payloads, newest first, at most
-	// limit of them (limit <= 0: all).
-	QuarantineList(ctx context.Context, limit int) ([]custody.QuarantineEntry, error)
+// Backend is how Run reaches the backend under test.
+type Backend struct {
+	// Open returns a new, empty store for each call and releases it when
+	// the test ends (t.Cleanup); required.
+	Open func(t *testing.T) Store
+	// Crash, if set, simulates a crash of s while writes are in flight:
+	// it returns a store opened on what the backend would find after the
+	// process died at that moment, leaving s running (and releases the
+	// new store when the test ends). Nil: the crash test is skipped.
+	Crash func(t *testing.T, s Store) Store
 }
 
 // t0 is the suite's fixed clock: record and reading times derive from it.
 var t0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 
-// Run runs the conformance suite. open must return a new, empty store for
-// each call and release it when the test ends (t.Cleanup).
-func Run(t *testing.T, open func(t *testing.T) custody.Store) {
+// Run runs the conformance suite against b.
+func Run(t *testing.T, b Backend) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s custody.Store)
+		fn   func(t *testing.T, s Store)
 	}{
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"StaleDraftRefused", testStaleDraft},
@@ -81,11 +85,13 @@ func Run(t *testing.T, open func(t *testing.T) custody.Store) {
 		{"UsersAndTokens", testUsers},
 		{"ReadingsOnce", testReadingsOnce},
 		{"ReadingConflict", testReadingConflict},
+		{"ReadingSinkOnce", testReadingSinkOnce},
 		{"Quarantine", testQuarantine},
+		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
+			s := b.Open(t)
 			tt.fn(t, s)
 			verifyAll(t, s)
 		})
@@ -123,7 +129,7 @@ func Draft(coi custody.COI, i int, newChain bool, expect uint64) custody.Draft {
 }
 
 // verifyAll verifies the whole log and every chain.
-func verifyAll(t *testing.T, s custody.Store) custody.Report {
+func verifyAll(t *testing.T, s Store) custody.Report {
 	t.Helper()
 	ctx := context.Background()
 	rep, err := custody.VerifyLog(ctx, s)
@@ -147,7 +153,7 @@ func verifyAll(t *testing.T, s custody.Store) custody.Report {
 }
 
 // mustAppend appends d and fails the test on an error.
-func mustAppend(t *testing.T, s custody.Store, d custody.Draft) custody.Record {
+func mustAppend(t *testing.T, s Store, d custody.Draft) custody.Record {
 	t.Helper()
 	r, err := s.Append(context.Background(), d)
 	if err != nil {
@@ -157,7 +163,7 @@ func mustAppend(t *testing.T, s custody.Store, d custody.Draft) custody.Record {
 }
 
 // head returns the store's head position, failing the test on an error.
-func head(t *testing.T, s custody.Store) (uint64, custody.Hash) {
+func head(t *testing.T, s Store) (uint64, custody.Hash) {
 	t.Helper()
 	seq, h, err := s.Head(context.Background())
 	if err != nil {
@@ -166,7 +172,7 @@ func head(t *testing.T, s custody.Store) (uint64, custody.Hash) {
 	return seq, h
 }
 
-func testConcurrentAppends(t *testing.T, s custody.Store) {
+func testConcurrentAppends(t *testing.T, s Store) {
 	ctx := context.Background()
 	const writers, each = 32, 12
 	var wg sync.WaitGroup
@@ -258,7 +264,7 @@ func testConcurrentAppends(t *testing.T, s custody.Store) {
 }
 
 // refused checks that d is refused with want and that nothing changed.
-func refused(t *testing.T, s custody.Store, d custody.Draft, want error) {
+func refused(t *testing.T, s Store, d custody.Draft, want error) {
 	t.Helper()
 	ctx := context.Background()
 	hs, hh := head(t, s)
@@ -279,7 +285,7 @@ func refused(t *testing.T, s custody.Store, d custody.Draft, want error) {
 	}
 }
 
-func testStaleDraft(t *testing.T, s custody.Store) {
+func testStaleDraft(t *testing.T, s Store) {
 	for k := range 3 {
 		mustAppend(t, s, Draft(COI(1), k, k == 0, uint64(k)))
 	}
@@ -292,7 +298,7 @@ func testStaleDraft(t *testing.T, s custody.Store) {
 	}
 }
 
-func testEnrollExisting(t *testing.T, s custody.Store) {
+func testEnrollExisting(t *testing.T, s Store) {
 	ctx := context.Background()
 	d := Draft(COI(1), 0, true, 0)
 	d.PHI = &custody.PHI{Name: "Test Patient", BirthDate: "1970-01-01", MRN: "MRN-1", Salt: bytes.Repeat([]byte{7}, 32)}
@@ -308,7 +314,7 @@ func testEnrollExisting(t *testing.T, s custody.Store) {
 	}
 }
 
-func testUnknownChain(t *testing.T, s custody.Store) {
+func testUnknownChain(t *testing.T, s Store) {
 	ctx := context.Background()
 	refused(t, s, Draft(COI(9), 0, false, 0), custody.ErrNotFound)
 	mustAppend(t, s, Draft(COI(1), 1, true, 0))
@@ -324,7 +330,7 @@ func testUnknownChain(t *testing.T, s custody.Store) {
 	}
 }
 
-func testReads(t *testing.T, s custody.Store) {
+func testReads(t *testing.T, s Store) {
 	ctx := context.Background()
 	if cs, err := s.Chains(ctx, ""); err != nil || len(cs) != 0 {
 		t.Fatalf("empty store lists %d chains, %v", len(cs), err)
@@ -387,7 +393,7 @@ func testReads(t *testing.T, s custody.Store) {
 	}
 }
 
-func testCOISequence(t *testing.T, s custody.Store) {
+func testCOISequence(t *testing.T, s Store) {
 	ctx := context.Background()
 	const callers, each = 8, 10
 	var mu sync.Mutex
@@ -426,7 +432,7 @@ func testCOISequence(t *testing.T, s custody.Store) {
 	}
 }
 
-func testUsers(t *testing.T, s custody.Store) {
+func testUsers(t *testing.T, s Store) {
 	ctx := context.Background()
 	tok := func(n byte) custody.Hash { return custody.TokenHash(fmt.Sprintf("coid_token_%d", n)) }
 	u := custody.User{ID: "nurse1", Name: "Ana Nurse", Role: custody.RoleNurse, PasswordHash: "$argon2id$stub", Created: t0}
@@ -529,17 +535,8 @@ func changedCopy(r custody.Reading) custody.Reading {
 	return r
 }
 
-func readingsOf(t *testing.T, s custody.Store) Readings {
-	t.Helper()
-	r, ok := s.(Readings)
-	if !ok {
-		t.Skip("the store keeps no telemetry readings (storetest.Readings)")
-	}
-	return r
-}
-
-func testReadingsOnce(t *testing.T, s custody.Store) {
-	rs := readingsOf(t, s)
+func testReadingsOnce(t *testing.T, s Store) {
+	rs := s
 	ctx := context.Background()
 	var want []custody.Reading
 	for i := range 20 {
@@ -585,8 +582,8 @@ func testReadingsOnce(t *testing.T, s custody.Store) {
 	}
 }
 
-func testReadingConflict(t *testing.T, s custody.Store) {
-	rs := readingsOf(t, s)
+func testReadingConflict(t *testing.T, s Store) {
+	rs := s
 	ctx := context.Background()
 	first, err := rs.AddReadings(ctx, []custody.Reading{reading("SHP-A", 1), reading("SHP-A", 2)})
 	if err != nil || first.Stored != 2 {
@@ -614,11 +611,8 @@ func testReadingConflict(t *testing.T, s custody.Store) {
 	}
 }
 
-func testQuarantine(t *testing.T, s custody.Store) {
-	q, ok := s.(Quarantine)
-	if !ok {
-		t.Skip("the store keeps no quarantine (storetest.Quarantine)")
-	}
+func testQuarantine(t *testing.T, s Store) {
+	q := s
 	ctx := context.Background()
 	if list, err := q.QuarantineList(ctx, 0); err != nil || len(list) != 0 {
 		t.Fatalf("empty quarantine: %d entries, %v", len(list), err)

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
+)
+
+// stores is the storage the commands work with, as the custody interfaces:
+// openStores is the one place that knows the backend (bbolt), so every
+// other function takes the interface it needs.
+type stores struct {
+	// ledger is the ledger, chains, PHI and users (custody.Service's).
+	ledger custody.Store
+	// telemetry is the readings and the quarantine.
+	telemetry custody.TelemetryStore
+	// checkFile checks what the backend keeps beside the ledger (users,
+	// readings, the quarantine) and its own structure, for coid verify.
+	checkFile func(ctx context.Context) error
+	// close releases the store; nothing may use it afterwards.
+	close func() error
+}
+
+// storeOptions says how openStores opens the data directory.
+type storeOptions struct {
+	// readOnly opens the data for reading only (offline commands that
+	// change nothing), leaving a running service's writes alone.
+	readOnly bool
+	// logger hears of what the store does on its own; nil discards.
+	logger *slog.Logger
+}
+
+// openStores opens the store in the data directory dir.
+func openStores(dir string, opt storeOptions) (stores, error) {
+	st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: opt.readOnly, Logger: opt.logger})
+	if err != nil {
+		return stores{}, err
+	}
+	return stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close}, nil
+}
+
+// ledgerFile is the file in data directory dir that holds the ledger: its
+// absence means no ledger was started there.
+func ledgerFile(dir string) string {
+	return filepath.Join(dir, boltstore.FileName)
+}
