@@ -81,6 +81,10 @@ type GroupCommit[T, R any] struct {
 	// exclusively, so nothing is queued after the final drain.
 	mu     sync.RWMutex
 	closed bool
+
+	// round is held by the committing goroutine from the start of a
+	// batch's commit until its AfterCommit has returned (Settle).
+	round sync.Mutex
 }
 
 type batchReq[T, R any] struct {
@@ -272,6 +276,7 @@ func (g *GroupCommit[T, R]) run() {
 			}
 			gather.Stop()
 		}
+		g.round.Lock()
 		t0 := g.cfg.Now()
 		prev = len(b.reqs)
 		waiting = b.commit()
@@ -279,7 +284,18 @@ func (g *GroupCommit[T, R]) run() {
 		if g.cfg.AfterCommit != nil {
 			g.cfg.AfterCommit()
 		}
+		g.round.Unlock()
 	}
+}
+
+// Settle waits until the batch being committed, if any, is answered and
+// its AfterCommit has returned. A caller that has seen its item's outcome
+// and then calls Settle knows that the housekeeping after its batch is
+// done, which is what a test of that housekeeping needs to be
+// deterministic.
+func (g *GroupCommit[T, R]) Settle() {
+	g.round.Lock()
+	g.round.Unlock() // nothing to do inside: taking the lock is the wait
 }
 
 // drain commits what was queued before Close, in batches of MaxBatch.
@@ -290,10 +306,12 @@ func (g *GroupCommit[T, R]) drain() {
 			b := g.begin(r)
 			for b.addQueued(g.cfg.MaxBatch) {
 			}
+			g.round.Lock()
 			b.commit()
 			if g.cfg.AfterCommit != nil {
 				g.cfg.AfterCommit()
 			}
+			g.round.Unlock()
 		default:
 			return
 		}

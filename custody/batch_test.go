@@ -401,3 +401,35 @@ func TestGroupCommitFollow(t *testing.T) {
 		t.Fatalf("batches %v, want %v", got, want)
 	}
 }
+
+// TestGroupCommitSettle: a caller that has its outcome and calls Settle
+// returns only once the housekeeping after its batch (AfterCommit) is
+// done, even though the outcome is answered before that housekeeping runs.
+func TestGroupCommitSettle(t *testing.T) {
+	release := make(chan struct{})
+	var housekept sync.WaitGroup
+	var mu sync.Mutex
+	done := false
+	housekept.Add(1)
+	c := &committer{}
+	g := newGroupCommit(t, c, custody.GroupCommitConfig[int, int]{AfterCommit: func() {
+		<-release
+		mu.Lock()
+		done = true
+		mu.Unlock()
+	}})
+	if v, err := g.Do(context.Background(), 7); err != nil || v != 70 {
+		t.Fatalf("Do = %d, %v", v, err)
+	}
+	// The outcome is known while AfterCommit still waits for release.
+	go func() { close(release); housekept.Done() }()
+	g.Settle()
+	mu.Lock()
+	got := done
+	mu.Unlock()
+	if !got {
+		t.Fatal("Settle returned before the batch's AfterCommit finished")
+	}
+	housekept.Wait()
+	g.Settle() // idle: returns at once
+}

@@ -227,6 +227,7 @@ func TestNoReopenOfAMovedFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	s.appends.Settle() // the reopen after the last append has run
 	before := s.Reopens()
 	if before == 0 {
 		t.Fatal("no reopen before the move")
