@@ -394,7 +394,7 @@ const (
 // patient identifiers or password material: registry entries have none.
 type AuditEntry struct {
 	// Seq is the entry's position in the audit trail, assigned by the
-	// store from 1.
+	// store from 1 when it seals the entry.
 	Seq    uint64          `json:"seq"`
 	Time   time.Time       `json:"time"`
 	Actor  string          `json:"actor"`
@@ -404,4 +404,8 @@ type AuditEntry struct {
 	Reason string          `json:"reason"`
 	Old    json.RawMessage `json:"old,omitempty"`
 	New    json.RawMessage `json:"new"`
+	// Prev is the hash of the entry before (zero for the first) and
+	// Hash the hash of this one (SealAuditEntry).
+	Prev Hash `json:"prev"`
+	Hash Hash `json:"hash"`
 }

@@ -9,7 +9,8 @@ import "context"
 // audit entry, nor an audit entry without its change.
 type RegistryStore interface {
 	// CreateEntry stores a new entry of kind under code, with the audit
-	// entry a (whose Seq the store assigns). ErrConflict: the code is
+	// entry a, which the store numbers and links to the trail's last
+	// entry with SealAuditEntry in the same transaction. ErrConflict: the code is
 	// taken; ErrInvalid: kind is not a registry.
 	CreateEntry(ctx context.Context, kind RegistryKind, code string, value []byte, a AuditEntry) error
 	// UpdateEntry calls fn with the stored value of the entry, inside the
@@ -23,7 +24,7 @@ type RegistryStore interface {
 	// after the code after ("" from the first), at most limit of them
 	// (limit <= 0: all).
 	Entries(ctx context.Context, kind RegistryKind, after string, limit int) ([][]byte, error)
-	// AuditEntries returns the audit trail in order, starting after the
+	// AuditEntries returns the audit trail, as sealed, in order, starting after the
 	// entry numbered after (0 from the first), at most limit entries
 	// (limit <= 0: all).
 	AuditEntries(ctx context.Context, after uint64, limit int) ([]AuditEntry, error)

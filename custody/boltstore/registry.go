@@ -3,7 +3,9 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/coid-project/coid/custody"
@@ -41,14 +43,24 @@ func registryBucket(kind custody.RegistryKind) ([]byte, error) {
 	return name, nil
 }
 
-// putAudit stores a with the next audit sequence number.
+// putAudit seals a as the trail's next entry, linked to its last, and
+// stores it.
 func putAudit(tx *bolt.Tx, a custody.AuditEntry) error {
 	b := tx.Bucket(bucketRegistryAudit)
+	var prev *custody.AuditEntry
+	if k, v := b.Cursor().Last(); k != nil {
+		prev = new(custody.AuditEntry)
+		if err := json.Unmarshal(v, prev); err != nil {
+			return fmt.Errorf("audit entry %s: malformed: %v: %w", seqName(k), err, custody.ErrDamaged)
+		}
+	}
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
-	a.Seq = seq
+	if err := custody.SealAuditEntry(&a, seq, prev); err != nil {
+		return err
+	}
 	v, err := json.Marshal(a)
 	if err != nil {
 		return err
@@ -171,4 +183,40 @@ func (s *Store) AuditEntries(ctx context.Context, after uint64, limit int) ([]cu
 		return nil
 	})
 	return out, err
+}
+
+// registryBucketChecks returns the whole-file check's decoding of the
+// registries' buckets: every entry is a JSON object under its code, and
+// the audit trail's entries each match their hash and link to the entry
+// before them, so coid verify finds a changed or removed audit entry.
+func registryBucketChecks() map[string]bucketCheck {
+	checks := map[string]bucketCheck{}
+	for kind, name := range registryBucketNames {
+		checks[string(name)] = bucketCheck{name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(v, &m); err != nil || m == nil {
+				return fmt.Errorf("the %s entry is not a JSON object", kind)
+			}
+			return nil
+		}}
+	}
+	checks[string(bucketRegistryAudit)] = bucketCheck{name: seqName, entry: func(tx *bolt.Tx, k, v []byte) error {
+		var a custody.AuditEntry
+		if len(k) != 8 || json.Unmarshal(v, &a) != nil {
+			return errors.New("the entry is not an audit entry")
+		}
+		if a.Seq != binary.BigEndian.Uint64(k) {
+			return fmt.Errorf("the audit entry under key %s says it is number %d", seqName(k), a.Seq)
+		}
+		var prev *custody.AuditEntry
+		if a.Seq > 1 {
+			pv := tx.Bucket(bucketRegistryAudit).Get(u64(a.Seq - 1))
+			prev = new(custody.AuditEntry)
+			if pv == nil || json.Unmarshal(pv, prev) != nil {
+				return fmt.Errorf("audit entry %d has no readable entry before it", a.Seq)
+			}
+		}
+		return custody.VerifyAuditEntry(a, prev)
+	}}
+	return checks
 }

@@ -13,7 +13,8 @@ import (
 // testRegistry checks the registry contract: entries are created once per
 // kind and code, updated only through UpdateEntry with their audit entry
 // in the same write, listed in code order with paging, and every change
-// leaves exactly one audit entry, numbered from 1 in order.
+// leaves exactly one audit entry, numbered from 1 in order, sealed and
+// linked to the one before (custody.VerifyAuditTrail).
 func testRegistry(t *testing.T, s Store) {
 	ctx := context.Background()
 	audit := func(code string, action custody.AuditAction, old, new string) custody.AuditEntry {
@@ -154,6 +155,9 @@ func testRegistry(t *testing.T, s Store) {
 		if a.Seq != uint64(i+1) {
 			t.Errorf("audit entry %d has Seq %d", i, a.Seq)
 		}
+	}
+	if err := custody.VerifyAuditTrail(trail); err != nil {
+		t.Errorf("the trail is not sealed and linked (custody.SealAuditEntry): %v", err)
 	}
 	up := trail[6]
 	if up.Action != custody.AuditUpdate || up.Code != "S-02" || string(up.Old) != val("S-02", 1) || string(up.New) != val("S-02", 2) ||

@@ -30,7 +30,8 @@
 //   - Registries: an entry is created once per registry and code
 //     (custody.ErrConflict, even under concurrency), updated only with its
 //     audit entry in the same write, listed in code order with paging;
-//     every change leaves one audit entry, numbered from 1.
+//     every change leaves one audit entry, numbered from 1, sealed and
+//     linked to the one before (custody.SealAuditEntry).
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
