@@ -328,15 +328,6 @@ func (s Site) Validate() error {
 // HasKind reports whether the site does k.
 func (s Site) HasKind(k SiteRole) bool { return slices.Contains(s.Kinds, k) }
 
-// Location returns the site's time zone (UTC if it does not load, which a
-// validated site's never fails to).
-func (s Site) Location() *time.Location {
-	if loc, err := ValidateTimeZone(s.TimeZone); err == nil {
-		return loc
-	}
-	return time.UTC
-}
-
 // Validate checks the product's own fields: the storage profile is
 // checked against the configured ones by the service.
 func (p Product) Validate() error {
