@@ -49,3 +49,21 @@ func maySign(rules []SignatureRule, r Role) bool {
 	}
 	return false
 }
+
+// MayAdminister reports whether role r may change the registries of
+// organisations, sites, products and shippers: administrators only.
+func MayAdminister(r Role) bool { return r == RoleAdmin }
+
+// MayReadRegistries reports whether role r may read the registries: every
+// role, since each needs the sites, products and shippers it works with.
+func MayReadRegistries(r Role) bool {
+	switch r {
+	case RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// MayReadAuditTrail reports whether role r may read the administrative
+// audit trail: QA, who reviews it, and administrators.
+func MayReadAuditTrail(r Role) bool { return r == RoleQA || r == RoleAdmin }

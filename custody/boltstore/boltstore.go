@@ -383,7 +383,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...) {
+		for _, b := range append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), registryBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"strconv"
@@ -86,6 +87,14 @@ func strName(k []byte) string { return strconv.Quote(string(k)) }
 
 // bucketChecks returns the check of each bucket of the layout, by name.
 func bucketChecks() map[string]bucketCheck {
+	checks := coreBucketChecks()
+	maps.Copy(checks, registryBucketChecks())
+	return checks
+}
+
+// coreBucketChecks returns the checks of the ledger's, users' and
+// readings' buckets.
+func coreBucketChecks() map[string]bucketCheck {
 	return map[string]bucketCheck{
 		string(bucketLog): {name: seqName, entry: func(_ *bolt.Tx, k, v []byte) error {
 			switch {
@@ -191,6 +200,15 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 		}
 		if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 			return err
+		}
+	}
+	// The registries' buckets, absent from a file no writer of this
+	// version has opened yet (registry.go).
+	for _, name := range registryBuckets {
+		if b := tx.Bucket(name); b != nil {
+			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {

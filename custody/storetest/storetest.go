@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite for custody's store
-// contract: custody.Store (ledger, chains, PHI, users) and
+// contract: custody.Store (ledger, chains, PHI, users, registries) and
 // custody.TelemetryStore (readings and the quarantine).
 //
 // A backend passes when Run, given a Backend that opens a fresh, empty
@@ -27,6 +27,11 @@
 //     not even its quarantined payload.
 //   - Quarantine: entries are kept and listed newest first, limited on
 //     request.
+//   - Registries: an entry is created once per registry and code
+//     (custody.ErrConflict, even under concurrency), updated only with its
+//     audit entry in the same write, listed in code order with paging;
+//     every change leaves one audit entry, numbered from 1, sealed and
+//     linked to the one before (custody.SealAuditEntry).
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -87,6 +92,7 @@ func Run(t *testing.T, b Backend) {
 		{"ReadingConflict", testReadingConflict},
 		{"ReadingSinkOnce", testReadingSinkOnce},
 		{"Quarantine", testQuarantine},
+		{"Registry", testRegistry},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {
