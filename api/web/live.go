@@ -86,22 +86,28 @@ type chartShade struct {
 }
 
 // chartGap returns how long two consecutive readings may be apart before
-// the line breaks: two expected reporting intervals of the profile (one
-// missed report shows), or, without a profile interval, ten times the
-// typical interval between the readings.
+// the line breaks between them, by the custody report's rule: two of the
+// profile's expected intervals (a missed report shows), or three typical
+// intervals of these readings when the shipper reports less often, never
+// more than the silence limit, so that a silence is always a break. With
+// neither it is 0: no breaks.
 func chartGap(p custody.Profile, known bool, ts []int64) time.Duration {
-	if known && p.ExpectedInterval > 0 {
-		return 2 * p.ExpectedInterval
+	var g, silence time.Duration
+	if known {
+		g, silence = 2*p.ExpectedInterval, p.SilenceAfter()
 	}
-	if len(ts) < 2 {
-		return 0
+	if len(ts) > 1 {
+		d := make([]int64, 0, len(ts)-1)
+		for i := 1; i < len(ts); i++ {
+			d = append(d, ts[i]-ts[i-1])
+		}
+		slices.Sort(d)
+		g = max(g, 3*time.Duration(d[len(d)/2])*time.Millisecond)
 	}
-	d := make([]int64, 0, len(ts)-1)
-	for i := 1; i < len(ts); i++ {
-		d = append(d, ts[i]-ts[i-1])
+	if silence > 0 && g > silence {
+		g = silence
 	}
-	slices.Sort(d)
-	return max(10*time.Duration(d[len(d)/2])*time.Millisecond, time.Second)
+	return max(g, 0)
 }
 
 // niceStep returns a step of 1, 2 or 5 times a power of ten that cuts
