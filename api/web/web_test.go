@@ -295,7 +295,7 @@ func TestWebSessionExpiry(t *testing.T) {
 		t.Errorf("expired session redirects to %q", p.Location)
 	}
 	lp := b.get(p.Location)
-	wantBody(t, lp, "sign-in after expiry", "You were signed out after 15m0s without activity.")
+	wantBody(t, lp, "sign-in after expiry", "You were signed out after 15 min without activity.")
 	// A form posted with the old session says so and records nothing.
 	b2 := e.login(wNurse1)
 	e.clock.Advance(16 * time.Minute)
