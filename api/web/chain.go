@@ -271,7 +271,8 @@ func timelineEntry(r custody.Record) recordView {
 	case custody.CorrectionData:
 		add("Corrects record %d", d.Corrects)
 		if f := d.Figures; f != nil {
-			add("Excursion figures now%s", strings.TrimSuffix(excursionFigures(f.End, f.Worst, nil, f.DurationNS, f.BreachNS, custody.ExcursionTemperature), "."))
+			kind, _, _ := strings.Cut(f.ID, "/") // an excursion ID is its kind and its start
+			add("Excursion figures now%s", strings.TrimSuffix(excursionFigures(f.End, f.Worst, nil, f.DurationNS, f.BreachNS, custody.ExcursionKind(kind)), "."))
 		}
 		add("Reason: %s", d.Reason)
 	case custody.CancelData:

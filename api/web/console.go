@@ -127,9 +127,9 @@ func excursionDetail(ch *custody.Chain, seq uint64) string {
 		}
 		s := fmt.Sprintf("leg %d, shipper %s, %s profile, for %s", d.Leg, d.Shipper, d.Profile, humanDuration(time.Duration(d.DurationNS)))
 		if d.Worst != nil {
-			s += ", worst " + celsius(*d.Worst)
+			s += ", worst " + measure(d.Kind, *d.Worst)
 			if d.Limit != nil {
-				s += " (limit " + celsius(*d.Limit) + ")"
+				s += " (limit " + measure(d.Kind, *d.Limit) + ")"
 			}
 		}
 		switch {

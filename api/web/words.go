@@ -78,6 +78,18 @@ func stepName(s custody.Step) string {
 // celsius says a temperature with its unit.
 func celsius(v float64) string { return fmt.Sprintf("%g °C", v) }
 
+// measure says an excursion's worst value or limit with the unit of its
+// kind: °C for temperature, degrees from upright for tilt.
+func measure(kind custody.ExcursionKind, v float64) string {
+	switch kind {
+	case custody.ExcursionTemperature:
+		return celsius(v)
+	case custody.ExcursionTilt:
+		return fmt.Sprintf("%g° from upright", v)
+	}
+	return fmt.Sprintf("%g", v)
+}
+
 // excursionSentence says an excursion in one sentence: what, where, since
 // when, how long and how bad.
 func excursionSentence(d custody.ExcursionData) string {
@@ -101,10 +113,10 @@ func excursionFigures(end *time.Time, worst, limit *float64, durationNS, breachN
 	if breachNS > 0 && breachNS != durationNS {
 		fmt.Fprintf(&sb, " (%s beyond the limit)", humanDuration(time.Duration(breachNS)))
 	}
-	if worst != nil && kind == custody.ExcursionTemperature {
-		fmt.Fprintf(&sb, ", worst %s", celsius(*worst))
+	if worst != nil {
+		fmt.Fprintf(&sb, ", worst %s", measure(kind, *worst))
 		if limit != nil {
-			fmt.Fprintf(&sb, " (limit %s)", celsius(*limit))
+			fmt.Fprintf(&sb, " (limit %s)", measure(kind, *limit))
 		}
 	}
 	return sb.String() + "."
