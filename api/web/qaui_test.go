@@ -84,17 +84,40 @@ func TestWebExpiryOnManufactureAndRelease(t *testing.T) {
 
 func TestWebNoEmptyNextStep(t *testing.T) {
 	e := newWebEnv(t, false)
-	// Every role, every state of a whole journey: the heading shows only
-	// with something under it.
+	// Every role, every state of a whole journey, and chains whose next
+	// steps are blocked (an excursion going on in transit, a bedside
+	// mismatch nobody has acknowledged): the heading shows only with
+	// something under it.
 	re := regexp.MustCompile(`(?s)<div class="label">Next step</div>\s*</div>`)
+	type chainCase struct {
+		what string
+		coi  custody.COI
+	}
+	var cases []chainCase
 	for _, st := range []custody.State{custody.StateEnrolled, custody.StateCollected, custody.StateToManufacturing, custody.StateAtManufacturing,
 		custody.StateManufactured, custody.StateReleased, custody.StateToTreatment, custody.StateAtTreatment} {
 		c := e.enroll()
 		e.advance(c, st)
+		cases = append(cases, chainCase{string(st), c})
+	}
+	exc := e.enroll()
+	e.advance(exc, custody.StateToManufacturing)
+	e.excursion(exc)
+	cases = append(cases, chainCase{"excursion going on in transit", exc})
+	mm := e.enroll()
+	e.advance(mm, custody.StateAtTreatment)
+	_, err := e.svc.Record(context.Background(), e.users[wNurse1], mm, custody.StepRequest{Step: custody.StepBedsideVerify,
+		Data:       json.RawMessage(fmt.Sprintf(`{"bag_code":%q,"wristband_code":"MRN-0000001"}`, payload(mm, custody.BagFinalProduct, 1))),
+		Signatures: []custody.SignatureRequest{wsig(wNurse1, custody.MeaningVerified), wsig(wNurse2, custody.MeaningVerified)}})
+	if err == nil {
+		t.Fatal("a wrong wristband passed the bedside check")
+	}
+	cases = append(cases, chainCase{"unacknowledged bedside mismatch", mm})
+	for _, cc := range cases {
 		for id := range webRoles {
-			p := e.login(id).get(coiPath(c))
+			p := e.login(id).get(coiPath(cc.coi))
 			if re.MatchString(p.Body) {
-				t.Errorf("%s at %s: an empty Next step heading", id, st)
+				t.Errorf("%s, %s: an empty Next step heading", id, cc.what)
 			}
 		}
 	}
