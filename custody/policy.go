@@ -33,6 +33,12 @@ func StartsAtConsole(r Role) bool {
 // QA, who files them in the batch record, and administrators.
 func MayGenerateReports(r Role) bool { return r == RoleQA || r == RoleAdmin }
 
+// MayViewQuarantine reports whether role r may read the telemetry
+// quarantine (the shipper payloads coid refused, which carry no patient
+// identifiers) on the QA console: QA, who judges the cold chain, and
+// administrators.
+func MayViewQuarantine(r Role) bool { return r == RoleQA || r == RoleAdmin }
+
 // MaySign reports whether role r may sign any signature of the step.
 func (t Transition) MaySign(r Role) bool { return maySign(t.Signatures, r) }
 

@@ -61,7 +61,7 @@ var fieldLabels = map[string]string{
 	"ended_at": "Collection end", "shipper": "Shipper ID", "profile": "Temperature profile",
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
-	"corrects": "Record corrected", "text": "Note",
+	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry",
 }
 
 // stepTitles are the headings of the step forms.
@@ -97,6 +97,11 @@ func stateText(s custody.State) string {
 	return string(s)
 }
 
+// expiryField asks for the final product's expiry, which its labels
+// print; optional, as the domain has it.
+var expiryField = formField{Name: "expires_at", Label: "Expiry", Kind: "datetime",
+	Help: "local time of this device; leave empty when the batch record gives none"}
+
 // stepFields returns the data inputs of step on chain c; profiles are the
 // temperature profiles the service accepts.
 func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formField {
@@ -126,7 +131,12 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 		return []formField{{Name: "seal_intact", Label: "Is the shipper's seal intact?", Kind: "radio", Required: true,
 			Options: []formOption{{"true", "Yes, intact"}, {"false", "No, broken"}}}}
 	case custody.StepManufacture:
-		return []formField{{Name: "final_bags", Label: "Number of final-product bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"}}
+		return []formField{
+			{Name: "final_bags", Label: "Number of final-product bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"},
+			expiryField,
+		}
+	case custody.StepRelease:
+		return []formField{expiryField}
 	case custody.StepDisposition:
 		// An excursion still going on, on a leg in transit, gets its
 		// disposition once its end is recorded: not offered until then.

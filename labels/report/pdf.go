@@ -1027,7 +1027,7 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 		}
 		pdf.SetDashPattern(nil, 0)
 	}
-	// The temperature line, broken across silent gaps.
+	// The temperature line, broken where readings are missing.
 	if len(s.points) > 0 {
 		r.drawColor(colLine)
 		pdf.SetLineWidth(0.3)
@@ -1037,10 +1037,10 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 		for i, pt := range s.points {
 			brk := false
 			if i > 0 {
-				for gi < len(s.gaps) && !s.gaps[gi].b.After(s.points[i-1].t) {
+				for gi < len(s.breaks) && !s.breaks[gi].b.After(s.points[i-1].t) {
 					gi++
 				}
-				if gi < len(s.gaps) && !s.gaps[gi].a.Before(s.points[i-1].t) && !s.gaps[gi].b.After(pt.t) {
+				if gi < len(s.breaks) && !s.breaks[gi].a.Before(s.points[i-1].t) && !s.breaks[gi].b.After(pt.t) {
 					brk = true
 				}
 			}
@@ -1147,7 +1147,10 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 	// Legend.
 	r.font("", tinyPt)
 	r.color(colMuted)
-	legend := fmt.Sprintf("Device time, %s. Green band: allowed range; dashed: profile limits; red: excursions; gaps: no reading for longer than the silence limit.", r.d.zone)
+	legend := fmt.Sprintf("Device time, %s. Green band: allowed range; dashed: profile limits; red: excursions; silence: no reading for longer than the silence limit.", r.d.zone)
+	if s.breakAfter > 0 {
+		legend += fmt.Sprintf(" The line breaks where no reading came for longer than %s.", dur(s.breakAfter))
+	}
 	if tele.Available && s.count > 0 {
 		legend += fmt.Sprintf(" %d temperature readings drawn as %d points (lowest and highest per %.1f mm, limit crossings and excursion points kept).", s.count, len(s.points), bucketMM)
 	}
