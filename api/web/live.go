@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 	"github.com/labstack/echo/v4"
 )
 
@@ -85,29 +85,19 @@ type chartShade struct {
 	X, W string
 }
 
-// chartGap returns how long two consecutive readings may be apart before
-// the line breaks between them, by the custody report's rule: two of the
-// profile's expected intervals (a missed report shows), or three typical
-// intervals of these readings when the shipper reports less often, never
-// more than the silence limit, so that a silence is always a break. With
-// neither it is 0: no breaks.
+// chartGap returns how long two consecutive readings (times in
+// milliseconds) may be apart before the line breaks between them, by the
+// custody report's rule, coldchain.LineBreak; an unknown profile gives
+// the readings' own rule only.
 func chartGap(p custody.Profile, known bool, ts []int64) time.Duration {
-	var g, silence time.Duration
-	if known {
-		g, silence = 2*p.ExpectedInterval, p.SilenceAfter()
+	if !known {
+		p = custody.Profile{}
 	}
-	if len(ts) > 1 {
-		d := make([]int64, 0, len(ts)-1)
-		for i := 1; i < len(ts); i++ {
-			d = append(d, ts[i]-ts[i-1])
-		}
-		slices.Sort(d)
-		g = max(g, 3*time.Duration(d[len(d)/2])*time.Millisecond)
+	var d []time.Duration
+	for i := 1; i < len(ts); i++ {
+		d = append(d, time.Duration(ts[i]-ts[i-1])*time.Millisecond)
 	}
-	if silence > 0 && g > silence {
-		g = silence
-	}
-	return max(g, 0)
+	return coldchain.LineBreak(p, d)
 }
 
 // niceStep returns a step of 1, 2 or 5 times a power of ten that cuts

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 )
 
 // A leg's chart is drawn from a bounded number of points whatever the
@@ -142,11 +143,8 @@ func reduce(rs []custody.Reading, t0, t1 time.Time, buckets int, p custody.Profi
 }
 
 // lineBreakAfter returns how long two consecutive temperature readings
-// may be apart before the chart's line breaks between them: two of the
-// profile's expected intervals (a missed report shows), or three typical
-// intervals of these readings when the shipper reports less often, never
-// more than the silence limit, so that a silence is always a break. With
-// neither an expected interval nor two readings it is 0: no breaks.
+// may be apart before the chart's line breaks between them
+// (coldchain.LineBreak over the readings that carry a temperature).
 func lineBreakAfter(p custody.Profile, rs []custody.Reading) time.Duration {
 	var ds []time.Duration
 	var last time.Time
@@ -159,15 +157,7 @@ func lineBreakAfter(p custody.Profile, rs []custody.Reading) time.Duration {
 		}
 		last = r.DeviceTime
 	}
-	g := 2 * p.ExpectedInterval
-	if len(ds) > 0 {
-		slices.Sort(ds)
-		g = max(g, 3*ds[len(ds)/2])
-	}
-	if silence := p.ExpectedInterval * time.Duration(p.SilenceIntervals); silence > 0 && g > silence {
-		g = silence
-	}
-	return max(g, 0)
+	return coldchain.LineBreak(p, ds)
 }
 
 // excursionPoints returns the indices of the temperature readings nearest
