@@ -648,3 +648,25 @@ func TestInfuseNamesTheVerifiedBag(t *testing.T) {
 		t.Fatalf("infuse record data %s, want bag %s", r.Data, fp(1))
 	}
 }
+
+// TestWristbandMatches: a bedside screen learns at the scan whether the
+// wristband is the patient's, by the rule the signed check applies
+// (surrounding blanks ignored); a chain with no identity on file is
+// ErrNotFound.
+func TestWristbandMatches(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	for _, tc := range []struct {
+		code string
+		want bool
+	}{{patient.MRN, true}, {" " + patient.MRN + "\n", true}, {patient.MRN + "0", false}, {"", false}} {
+		got, err := e.svc.WristbandMatches(e.ctx, coi, tc.code)
+		if err != nil || got != tc.want {
+			t.Errorf("WristbandMatches(%q) = %v, %v; want %v", tc.code, got, err, tc.want)
+		}
+	}
+	other := custody.COI("CHA999926999999")
+	if _, err := e.svc.WristbandMatches(e.ctx, other, patient.MRN); !errors.Is(err, custody.ErrNotFound) {
+		t.Errorf("unknown chain: %v, want ErrNotFound", err)
+	}
+}

@@ -189,14 +189,12 @@ func scannedBag(ch *custody.Chain, code string) (bag, problem string) {
 }
 
 // wristbandMismatch reports whether a scanned wristband is not the one of
-// the chain's patient on file, as the domain compares them at signing.
+// the chain's patient on file (custody's Service.WristbandMatches, the
+// rule the domain applies at signing).
 // Neither the code nor the patient's identifier is shown or logged. When
 // the identity cannot be read, it says nothing here: the domain decides
 // at signing.
 func (w *ui) wristbandMismatch(c echo.Context, ch *custody.Chain, code string) bool {
-	phi, err := w.svc.PHI(c.Request().Context(), ch.COI)
-	if err != nil {
-		return false
-	}
-	return strings.TrimSpace(code) != phi.MRN
+	match, err := w.svc.WristbandMatches(c.Request().Context(), ch.COI, code)
+	return err == nil && !match
 }
