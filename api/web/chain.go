@@ -279,6 +279,8 @@ func timelineEntry(r custody.Record) recordView {
 		add("Reason: %s", d.Reason)
 	case custody.NoteData:
 		add("%s", d.Text)
+	case custody.ReviewData:
+		add("%s", d.Statement)
 	default:
 		rv.Summary = memberSummary(r)
 	}

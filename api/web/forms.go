@@ -61,7 +61,7 @@ var fieldLabels = map[string]string{
 	"ended_at": "Collection end", "shipper": "Shipper ID", "profile": "Temperature profile",
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
-	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry",
+	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
 }
 
 // stepTitles are the headings of the step forms.
@@ -71,6 +71,7 @@ var stepTitles = map[custody.Step]string{
 	custody.StepRelease: "Release the product", custody.StepBedsideVerify: "Bedside check",
 	custody.StepInfuse: "Record the infusion", custody.StepDisposition: "QA disposition",
 	custody.StepNote: "Add a note", custody.StepCorrection: "Correct a record", custody.StepCancel: "Cancel this chain",
+	custody.StepReview: "Sign the QA review of this custody record",
 }
 
 func stepTitle(s custody.Step) string {
@@ -169,6 +170,9 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 		return []formField{{Name: "reason", Label: "Reason", Kind: "textarea", Required: true}}
 	case custody.StepNote:
 		return []formField{{Name: "text", Label: "Note", Kind: "textarea", Required: true}}
+	case custody.StepReview:
+		return []formField{{Name: "statement", Label: "Review statement", Kind: "textarea", Required: true,
+			Help: "what you reviewed in this chain's custody record and what you found"}}
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ var stepNames = map[custody.Step]string{
 	custody.StepBedsideVerify: "Bedside check passed", custody.StepInfuse: "Infused", custody.StepExcursion: "Excursion detected",
 	custody.StepMismatch: "Bedside mismatch", custody.StepAcknowledge: "Mismatch acknowledged",
 	custody.StepDisposition: "QA disposition", custody.StepCorrection: "Correction", custody.StepCancel: "Cancelled",
-	custody.StepNote: "Note",
+	custody.StepNote: "Note", custody.StepReview: "Custody record reviewed by QA",
 }
 
 // stepName names step s in words.
