@@ -54,6 +54,9 @@ const (
 	AccreditationAccredited AccreditationStatus = "accredited"
 	AccreditationPending    AccreditationStatus = "pending"
 	AccreditationWithdrawn  AccreditationStatus = "withdrawn"
+	// AccreditationNone is a site without accreditation (a community
+	// site joining the programme); it has no expiry.
+	AccreditationNone AccreditationStatus = "none"
 )
 
 // DateLayout is the layout of the registries' calendar dates (expiry and
@@ -98,11 +101,12 @@ type Site struct {
 	Address  string `json:"address"`
 	// Country is the ISO 3166-1 alpha-2 code of the site's country.
 	Country string `json:"country"`
-	// FIN is the site's ISBT 128 facility identification number.
-	FIN string `json:"fin"`
+	// FIN is the site's ISBT 128 facility identification number, where
+	// the site issues ISBT 128 identifiers; empty otherwise.
+	FIN string `json:"fin,omitempty"`
 	// GLN is the site's GS1 global location number (13 digits, the last
-	// a check digit).
-	GLN           string        `json:"gln"`
+	// a check digit), where it has one; empty otherwise.
+	GLN           string        `json:"gln,omitempty"`
 	Accreditation Accreditation `json:"accreditation"`
 	Qualification Qualification `json:"qualification"`
 	Suspended     bool          `json:"suspended"`
@@ -294,23 +298,29 @@ func (s Site) Validate() error {
 	if len(s.Country) != 2 || !isUpperAlpha(s.Country) {
 		return fmt.Errorf("site %s: country %q must be an ISO 3166-1 alpha-2 code (FR): %w", s.Code, s.Country, ErrInvalid)
 	}
-	if !ValidFIN(s.FIN) {
+	if s.FIN != "" && !ValidFIN(s.FIN) {
 		return fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", s.Code, s.FIN, ErrInvalid)
 	}
-	if err := ValidateGLN(s.GLN); err != nil {
-		return fmt.Errorf("site %s: %w", s.Code, err)
+	if s.GLN != "" {
+		if err := ValidateGLN(s.GLN); err != nil {
+			return fmt.Errorf("site %s: %w", s.Code, err)
+		}
 	}
 	switch s.Accreditation.Status {
 	case AccreditationAccredited:
 		if err := validDate("accreditation expiry", s.Accreditation.Expiry, true); err != nil {
 			return fmt.Errorf("site %s: %w", s.Code, err)
 		}
+	case AccreditationNone:
+		if s.Accreditation.Expiry != "" {
+			return fmt.Errorf("site %s: a site without accreditation has no accreditation expiry: %w", s.Code, ErrInvalid)
+		}
 	case AccreditationPending, AccreditationWithdrawn:
 		if err := validDate("accreditation expiry", s.Accreditation.Expiry, false); err != nil {
 			return fmt.Errorf("site %s: %w", s.Code, err)
 		}
 	default:
-		return fmt.Errorf("site %s: accreditation status %q: must be accredited, pending or withdrawn: %w", s.Code, s.Accreditation.Status, ErrInvalid)
+		return fmt.Errorf("site %s: accreditation status %q: must be accredited, pending, withdrawn or none: %w", s.Code, s.Accreditation.Status, ErrInvalid)
 	}
 	q := s.Qualification
 	if err := validDate("qualification date", q.Date, q.TrainingDone); err != nil {

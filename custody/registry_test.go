@@ -110,6 +110,14 @@ func TestSiteValidate(t *testing.T) {
 		{"no zone", func(s *custody.Site) { s.TimeZone = "" }, "time_zone"},
 		{"unknown zone", func(s *custody.Site) { s.TimeZone = "Mars/Olympus" }, "not an IANA time zone"},
 		{"Local zone", func(s *custody.Site) { s.TimeZone = "Local" }, "time_zone"},
+		{"no FIN: a site that issues no ISBT 128 identifiers", func(s *custody.Site) { s.FIN = "" }, ""},
+		{"no GLN: a site without one", func(s *custody.Site) { s.GLN = "" }, ""},
+		{"GLN check digit wrong", func(s *custody.Site) { s.GLN = "4006381333932" }, "check digit"},
+		{"not accredited (community site)", func(s *custody.Site) { s.Accreditation = custody.Accreditation{Status: custody.AccreditationNone} }, ""},
+		{"not accredited, with an expiry", func(s *custody.Site) {
+			s.Accreditation = custody.Accreditation{Status: custody.AccreditationNone, Expiry: "2027-01-01"}
+		}, "no accreditation expiry"},
+		{"no accreditation status", func(s *custody.Site) { s.Accreditation = custody.Accreditation{} }, "accreditation status"},
 		{"no address", func(s *custody.Site) { s.Address = "" }, "address is required"},
 		{"country lower case", func(s *custody.Site) { s.Country = "fr" }, "ISO 3166-1"},
 		{"country three letters", func(s *custody.Site) { s.Country = "FRA" }, "ISO 3166-1"},
