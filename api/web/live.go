@@ -12,6 +12,7 @@ import (
 	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/coldchain"
+	"github.com/coid-project/coid/labels/chart"
 	"github.com/labstack/echo/v4"
 )
 
@@ -98,29 +99,6 @@ func chartGap(p custody.Profile, known bool, ts []int64) time.Duration {
 		d = append(d, time.Duration(ts[i]-ts[i-1])*time.Millisecond)
 	}
 	return coldchain.LineBreak(p, d)
-}
-
-// niceStep returns a step of 1, 2 or 5 times a power of ten that cuts
-// span into about n intervals.
-func niceStep(span float64, n int) float64 {
-	if span <= 0 {
-		return 1
-	}
-	raw := span / float64(n)
-	p := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= raw {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
-// timeSteps are the time-axis tick intervals a chart may use.
-var timeSteps = []time.Duration{
-	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
-	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
-	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
 }
 
 // chart builds the leg's chart, or nil when no readings are stored (or no
@@ -233,17 +211,11 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custo
 	if hasProfile && p.MaxC != nil {
 		lc.HiY, lc.Hi = fmt.Sprintf("%.1f", Y(*p.MaxC)), *p.MaxC
 	}
-	step := niceStep(hi-lo, 5)
+	step := chart.NiceStep(hi-lo, 5)
 	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
 		lc.YTicks = append(lc.YTicks, chartTick{fmt.Sprintf("%.1f", Y(v)), strconv.FormatFloat(roundTo(v, step), 'f', -1, 64)})
 	}
-	tstep := timeSteps[len(timeSteps)-1]
-	for _, s := range timeSteps {
-		if time.Duration(t1-t0)*time.Millisecond/s <= 6 {
-			tstep = s
-			break
-		}
-	}
+	tstep := chart.TimeStep(time.Duration(t1-t0)*time.Millisecond, 6)
 	sm := tstep.Milliseconds()
 	for t := (t0 + sm - 1) / sm * sm; t <= t1; t += sm {
 		layout := "15:04"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/coldchain"
+	"github.com/coid-project/coid/labels/chart"
 )
 
 // A leg's chart is drawn from a bounded number of points whatever the
@@ -197,39 +198,11 @@ func limitNear(e excursion) float64 {
 	return 0
 }
 
-// niceStep returns a step of 1, 2 or 5 times a power of ten that cuts
-// span into about n intervals.
-func niceStep(span float64, n int) float64 {
-	if span <= 0 {
-		return 1
-	}
-	raw := span / float64(n)
-	p := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= raw {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
-// timeSteps are the time-axis tick intervals a chart may use.
-var timeSteps = []time.Duration{
-	10 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
-	3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 48 * time.Hour, 7 * 24 * time.Hour,
-}
-
 // timeTicks returns tick times within [t0, t1], about n of them, aligned
 // to whole steps of local time in zone.
 func timeTicks(t0, t1 time.Time, n int, zone *time.Location) ([]time.Time, time.Duration) {
 	span := t1.Sub(t0)
-	step := timeSteps[len(timeSteps)-1]
-	for _, s := range timeSteps {
-		if span/s <= time.Duration(n) {
-			step = s
-			break
-		}
-	}
+	step := chart.TimeStep(span, n)
 	l := t0.In(zone)
 	base := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, zone)
 	var out []time.Time

@@ -14,6 +14,7 @@ import (
 	"codeberg.org/go-pdf/fpdf"
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/labels"
+	"github.com/coid-project/coid/labels/chart"
 )
 
 // pdfProducer is the PDF's Producer entry, fixed so that the bytes do not
@@ -964,7 +965,7 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 	}
 	pad := max((hi-lo)*0.08, 2)
 	lo, hi = lo-pad, hi+pad
-	step := niceStep(hi-lo, 5)
+	step := chart.NiceStep(hi-lo, 5)
 	lo = math.Floor(lo/step) * step
 	hi = math.Ceil(hi/step) * step
 	X := func(t time.Time) float64 { return x0 + float64(t.Sub(t0))/float64(t1.Sub(t0))*w }
