@@ -383,7 +383,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...) {
+		for _, b := range append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -1080,6 +1080,9 @@ func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Ha
 			return fmt.Errorf("user %s already exists: %w", u.ID, custody.ErrConflict)
 		}
 		if err := users.Put([]byte(u.ID), v); err != nil {
+			return err
+		}
+		if err := putTokenMeta(tx, u.ID, token[:], tokenMeta{Created: u.Created.UTC()}); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketTokens).Put(token[:], []byte(u.ID))

@@ -18,6 +18,10 @@
 //   - Users and tokens: create (a taken ID is ErrConflict), look up by ID
 //     and by token, add a token, disable, lock and unlock through
 //     UpdateUser, list without password hashes; unknown ones ErrNotFound.
+//   - Accounts and the audit log (custody.AccountStore): a user's change
+//     and its audit entry are stored together or not at all; audit entries
+//     are numbered, filtered and limited; tokens are listed with their
+//     times, touched, and revoked by ID at once, all or nothing.
 //   - Telemetry: the same reading delivered twice, even concurrently or
 //     twice in one batch, through AddReadings or the asynchronous sink
 //     (AddReadingsAsync), is stored once and each caller answered once; a
@@ -83,6 +87,7 @@ func Run(t *testing.T, b Backend) {
 		{"Reads", testReads},
 		{"COISequence", testCOISequence},
 		{"UsersAndTokens", testUsers},
+		{"AccountsAndAudit", testAccounts},
 		{"ReadingsOnce", testReadingsOnce},
 		{"ReadingConflict", testReadingConflict},
 		{"ReadingSinkOnce", testReadingSinkOnce},
