@@ -112,6 +112,10 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 	if len(args) == 0 {
 		return usagef("user: want add, unlock, list or token")
 	}
+	switch args[0] {
+	case "passwd", "reset", "disable", "enable", "tokens", "revoke":
+		return runAccount(ctx, args, env, stdin, stdout, stderr) // accounts.go: through the service
+	}
 	var s settings
 	var id, name, role, serverURL string
 	fs := newFlags("user "+args[0], env, stderr, &s)
