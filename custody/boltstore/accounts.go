@@ -3,7 +3,9 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -24,6 +26,37 @@ var (
 
 // accountBuckets are created with the file's other buckets.
 var accountBuckets = [][]byte{bucketAudit, bucketTokenInfo}
+
+// accountChecks returns the whole-file check (check.go) of each bucket
+// of this part of the file, by name.
+func accountChecks() map[string]bucketCheck {
+	return map[string]bucketCheck{
+		string(bucketAudit): {name: seqName, entry: func(_ *bolt.Tx, k, v []byte) error {
+			var e custody.AuditEntry
+			if len(k) != 8 {
+				return errors.New("the key is not an audit sequence number")
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("the entry does not decode: %v", err)
+			}
+			if e.Seq != binary.BigEndian.Uint64(k) {
+				return fmt.Errorf("the entry says it is %d", e.Seq)
+			}
+			return nil
+		}},
+		string(bucketTokenInfo): {name: func([]byte) string { return "" }, entry: func(tx *bolt.Tx, k, v []byte) error {
+			var m tokenMeta
+			i := bytes.IndexByte(k, 0)
+			switch {
+			case i < 0 || len(k)-i-1 != custody.HashSize:
+				return errors.New("the key is not a user ID and a token hash")
+			case json.Unmarshal(v, &m) != nil:
+				return errors.New("a token's metadata does not decode")
+			}
+			return nil
+		}},
+	}
+}
 
 // tokenMeta is what the file keeps about a token beside its hash.
 type tokenMeta struct {
