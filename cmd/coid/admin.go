@@ -110,7 +110,7 @@ func (c *checkpoints) Set(v string) error {
 
 func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: want add, unlock, list or token")
+		return usagef("user: want %s", strings.Join(subcommands("user"), ", "))
 	}
 	switch args[0] {
 	case "passwd", "reset", "disable", "enable", "tokens", "revoke":
@@ -131,7 +131,7 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		fs.StringVar(&id, "id", "", "user ID")
 	case "list":
 	default:
-		return usagef("user: unknown subcommand %q (want add, unlock, list or token)", args[0])
+		return usagef("user: unknown subcommand %q (want %s)", args[0], strings.Join(subcommands("user"), ", "))
 	}
 	if err := parse(fs, args[1:]); err != nil {
 		return err
