@@ -97,6 +97,9 @@ type AccountStore interface {
 	// audit returns for the user before and after, atomically: both or
 	// neither are stored. fn's error leaves everything unchanged.
 	ChangeUser(ctx context.Context, id string, fn func(*User) error, audit func(before, after User) AuditEntry) (User, error)
+	// CreateUserAudited is CreateUser with the audit entry of the
+	// creation, stored together or not at all.
+	CreateUserAudited(ctx context.Context, u User, token Hash, audit AuditEntry) error
 	// AddTokenAt stores another API token hash for an existing user,
 	// issued at created, with its audit entry.
 	AddTokenAt(ctx context.Context, id string, token Hash, created time.Time, audit AuditEntry) error

@@ -219,6 +219,30 @@ func assertNoSecrets(t *testing.T, a *accountsEnv, entries []custody.AuditEntry,
 	}
 }
 
+// TestAdminAddUserAudited: an administrator's new user is audited with
+// its name, role and first token's ID, never the password or token.
+func TestAdminAddUserAudited(t *testing.T) {
+	a := newAccountsEnv(t, custody.PasswordPolicy{})
+	admin := a.user("admin1")
+	if _, err := a.svc.AdminAddUser(a.ctx, a.user("qa1"), "nurse9", "Nine", custody.RoleNurse, "nurse9-password"); !errors.Is(err, custody.ErrForbidden) {
+		t.Fatalf("QA adds a user: %v", err)
+	}
+	tok, err := a.svc.AdminAddUser(a.ctx, admin, "nurse9", "Nine", custody.RoleNurse, "nurse9-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := a.svc.AuditEntries(a.ctx, admin, custody.AuditFilter{Object: "user:nurse9"})
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries: %+v %v", entries, err)
+	}
+	e := entries[0]
+	if e.Action != custody.AuditUserAdd || e.Actor != "admin1" || e.New["role"] != "nurse" || e.New["name"] != "Nine" ||
+		e.New["token "+custody.TokenID(custody.TokenHash(tok))] != "active" || len(e.Old) != 0 {
+		t.Fatalf("entry: %+v", e)
+	}
+	assertNoSecrets(t, a, entries, tok, "nurse9-password")
+}
+
 // TestAdminResetForcesChange: after a reset the user may sign nothing
 // until the temporary password is changed; the reset needs an
 // administrator and a reason, and is audited with old and new values.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // requireAdmin refuses every actor but an administrator, and malformed
@@ -27,16 +26,11 @@ func (s *Service) AdminAddUser(ctx context.Context, actor User, id, name string,
 	if err := requireAdmin("add user", actor); err != nil {
 		return "", err
 	}
-	tok, err := s.AddUser(ctx, id, name, role, password)
+	tok, err := s.addUser(ctx, id, name, role, password, actor.ID)
 	if err != nil {
 		return "", err
 	}
 	s.log.Info("user added by administrator", "user", id, "by", actor.ID)
-	e := AuditEntry{Time: s.now().UTC(), Actor: actor.ID, Action: AuditUserAdd, Object: AuditUserObject(id),
-		New: map[string]string{"name": strings.TrimSpace(name), "role": string(role)}}
-	if _, err := s.store.AppendAudit(ctx, e); err != nil {
-		return "", fmt.Errorf("add user %s: the user was added, but its audit entry was not written: %w", id, err)
-	}
 	return tok, nil
 }
 

@@ -585,6 +585,12 @@ func CheckNewUser(id, name string, role Role, password string) error {
 // AddUser creates a user with a password and returns the user's first API
 // token, which is shown once and stored only hashed.
 func (s *Service) AddUser(ctx context.Context, id, name string, role Role, password string) (string, error) {
+	return s.addUser(ctx, id, name, role, password, "")
+}
+
+// addUser is AddUser; an actor's ID, when not empty, is recorded with the
+// creation in an audit entry written in the same transaction.
+func (s *Service) addUser(ctx context.Context, id, name string, role Role, password, actor string) (string, error) {
 	if err := CheckNewUser(id, name, role, password); err != nil {
 		return "", err
 	}
@@ -609,7 +615,13 @@ func (s *Service) AddUser(ctx context.Context, id, name string, role Role, passw
 	}
 	now := s.now().UTC()
 	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, PasswordHash: enc, Created: now, PasswordChanged: now}
-	if err := s.store.CreateUser(ctx, u, th); err != nil {
+	if actor == "" {
+		err = s.store.CreateUser(ctx, u, th)
+	} else {
+		err = s.store.CreateUserAudited(ctx, u, th, AuditEntry{Time: now, Actor: actor, Action: AuditUserAdd, Object: AuditUserObject(id),
+			New: map[string]string{"name": u.Name, "role": string(role), "token " + TokenID(th): "active"}})
+	}
+	if err != nil {
 		return "", fmt.Errorf("add user %s: %w", id, err)
 	}
 	s.log.Info("user added", "user", id, "role", string(role))

@@ -157,6 +157,11 @@ func (s *Store) ChangeUser(ctx context.Context, id string, fn func(*custody.User
 	return u, err
 }
 
+// CreateUserAudited implements custody.AccountStore.
+func (s *Store) CreateUserAudited(ctx context.Context, u custody.User, token custody.Hash, audit custody.AuditEntry) error {
+	return s.createUser(u, token, &audit)
+}
+
 // AddTokenAt implements custody.AccountStore.
 func (s *Store) AddTokenAt(ctx context.Context, id string, token custody.Hash, created time.Time, audit custody.AuditEntry) error {
 	return s.update(func(tx *bolt.Tx) error {

@@ -1070,6 +1070,12 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 
 // CreateUser implements custody.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Hash) error {
+	return s.createUser(u, token, nil)
+}
+
+// createUser stores a new user and its first token and, when audit is
+// set, the audit entry, in one transaction.
+func (s *Store) createUser(u custody.User, token custody.Hash, audit *custody.AuditEntry) error {
 	v, err := json.Marshal(u)
 	if err != nil {
 		return err
@@ -1084,6 +1090,11 @@ func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Ha
 		}
 		if err := putTokenMeta(tx, u.ID, token[:], tokenMeta{Created: u.Created.UTC()}); err != nil {
 			return err
+		}
+		if audit != nil {
+			if _, err := putAudit(tx, *audit); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketTokens).Put(token[:], []byte(u.ID))
 	})

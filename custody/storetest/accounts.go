@@ -146,6 +146,31 @@ func testAccounts(t *testing.T, s Store) {
 	if toks, _ := s.Tokens(ctx, "nurse1"); len(toks) != 1 || toks[0].ID != custody.TokenID(tok(1)) {
 		t.Fatalf("tokens after revoke: %+v", toks)
 	}
+	// CreateUserAudited: the user, its token and the entry, or none of them.
+	n = len(mustAudit(t, s))
+	add := entry(custody.AuditUserAdd, t0.Add(3*time.Hour))
+	add.Object = "user:nurse2"
+	if err := s.CreateUserAudited(ctx, custody.User{ID: "nurse1", Name: "Impostor", Role: custody.RoleNurse, Created: t0}, tok(5), add); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("audited creation of a taken ID: %v", err)
+	}
+	if err := s.CreateUserAudited(ctx, custody.User{ID: "nurse2", Name: "Bea", Role: custody.RoleNurse, Created: t0}, tok(6), custody.AuditEntry{}); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("creation with an invalid entry: %v", err)
+	}
+	if _, err := s.User(ctx, "nurse2"); !errors.Is(err, custody.ErrNotFound) || len(mustAudit(t, s)) != n {
+		t.Fatalf("a refused creation stored something: %v", err)
+	}
+	if err := s.CreateUserAudited(ctx, custody.User{ID: "nurse2", Name: "Bea", Role: custody.RoleNurse, Created: t0}, tok(6), add); err != nil {
+		t.Fatal(err)
+	}
+	if l := mustAudit(t, s); len(l) != n+1 || l[n].Object != "user:nurse2" || l[n].Action != custody.AuditUserAdd {
+		t.Fatalf("audited creation: %+v", l)
+	}
+	if u, err := s.UserByToken(ctx, tok(6)); err != nil || u.ID != "nurse2" {
+		t.Fatalf("token of the audited creation: %v", err)
+	}
+	if _, err := s.UserByToken(ctx, tok(5)); !errors.Is(err, custody.ErrNotFound) {
+		t.Fatalf("token of a refused creation: %v", err)
+	}
 	// The legacy AddToken keeps working; its token is listed without times.
 	if err := s.AddToken(ctx, "nurse1", tok(4)); err != nil {
 		t.Fatal(err)
