@@ -430,19 +430,31 @@ func (s *Service) AuditEntries(ctx context.Context, actor User, f AuditFilter) (
 	return s.store.AuditEntries(ctx, f)
 }
 
+// maxTouchedTokens bounds the service's memory of when it last recorded
+// each token's use; when full it is emptied (the next use of each token
+// is then written again).
+const maxTouchedTokens = 10000
+
 // touchToken records that the token stored under h was used now, at most
-// once per TokenUseResolution. A failure is logged, never refused: the
+// once per TokenUseResolution (remembered in memory, so that a request
+// costs no store read for it). A failure is logged, never refused: the
 // token did authenticate.
 func (s *Service) touchToken(ctx context.Context, h Hash) {
 	now := s.now().UTC()
-	info, err := s.store.Token(ctx, h)
-	if err == nil && !info.LastUsed.IsZero() && now.Sub(info.LastUsed) < TokenUseResolution && !now.Before(info.LastUsed) {
+	s.touchMu.Lock()
+	last, ok := s.touched[h]
+	fresh := ok && !now.Before(last) && now.Sub(last) < TokenUseResolution
+	if !fresh {
+		if s.touched == nil || len(s.touched) >= maxTouchedTokens {
+			s.touched = map[Hash]time.Time{}
+		}
+		s.touched[h] = now
+	}
+	s.touchMu.Unlock()
+	if fresh {
 		return
 	}
-	if err == nil || errors.Is(err, ErrNotFound) {
-		err = s.store.TouchToken(ctx, h, now)
-	}
-	if err != nil {
+	if err := s.store.TouchToken(ctx, h, now); err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Warn("token use not recorded", "token", TokenID(h), "err", err)
 	}
 }

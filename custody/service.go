@@ -70,6 +70,11 @@ type Service struct {
 	// backoff slows callers who give wrong passwords for other users'
 	// IDs (lockout.go).
 	backoff *backoffs
+
+	// touched is when the service last recorded each token's use
+	// (accounts.go).
+	touchMu sync.Mutex
+	touched map[Hash]time.Time
 }
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
