@@ -1,4 +1,5 @@
-// Package boltstore keeps the coid ledger, chain summaries, PHI, users,
+// Package boltstore keeps the coid ledger, chain summaries, PHI, users
+// (with their tokens and the administrative audit log of account changes),
 // telemetry readings and the quarantine of refused payloads in one bbolt
 // file. It is the only package that imports bbolt. Appends go through a
 // single writer goroutine (a custody.GroupCommit) that commits many records
