@@ -142,7 +142,7 @@ func (s *Server) resetPassword(c echo.Context) error {
 }
 
 func (s *Server) userAudit(c echo.Context) error {
-	f := custody.AuditFilter{Object: custody.AuditUserObject(c.Param("id"))}
+	f := custody.AuditFilter{Kind: custody.KindUser, Code: c.Param("id"), Newest: true}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -153,7 +153,7 @@ func (s *Server) userAudit(c echo.Context) error {
 	if err := custody.ValidateUserID(c.Param("id")); err != nil {
 		return err
 	}
-	entries, err := s.svc.AuditEntries(c.Request().Context(), user(c), f)
+	entries, err := s.svc.AuditTrail(c.Request().Context(), user(c), f)
 	if err != nil {
 		return err
 	}

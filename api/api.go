@@ -134,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 	g.POST("/users/:id/enable", s.setDisabled(false))
 	g.POST("/users/:id/tokens", s.newToken)
 	s.registerAccountRoutes(g)
+	s.mountRegistries(g)
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)

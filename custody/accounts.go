@@ -203,10 +203,10 @@ func (s *Service) ChangePassword(ctx context.Context, actor User, req PasswordCh
 		x.MustChangePassword = false
 		return nil
 	}, func(before, after User) AuditEntry {
-		return AuditEntry{Time: now, Actor: actor.ID, Action: AuditPasswordChange, Object: AuditUserObject(actor.ID),
-			Reason: "changed by the user", Old: map[string]string{"change_required": strconv.FormatBool(before.MustChangePassword),
-				"credential_set": FormatTime(passwordChangedAt(before))},
-			New: map[string]string{"change_required": "false", "credential_set": FormatTime(now)}}
+		return AuditEntry{Time: now, Actor: actor.ID, Action: AuditPasswordChange, Kind: KindUser, Code: actor.ID,
+			Reason: "changed by the user", Old: AuditValues(map[string]string{"change_required": strconv.FormatBool(before.MustChangePassword),
+				"credential_set": FormatTime(passwordChangedAt(before))}),
+			New: AuditValues(map[string]string{"change_required": "false", "credential_set": FormatTime(now)})}
 	})
 	if err != nil {
 		return PasswordChanged{}, fmt.Errorf("%s: %w", op, err)
@@ -303,9 +303,9 @@ func (s *Service) AdminResetPassword(ctx context.Context, actor User, id, tempor
 		x.MustChangePassword, x.Locked, x.FailedSignatures = true, false, 0
 		return nil
 	}, func(before, after User) AuditEntry {
-		return AuditEntry{Time: now, Actor: actor.ID, Action: AuditPasswordReset, Object: AuditUserObject(id), Reason: reason,
-			Old: map[string]string{"change_required": strconv.FormatBool(before.MustChangePassword), "locked": strconv.FormatBool(before.Locked)},
-			New: map[string]string{"change_required": "true", "locked": "false"}}
+		return AuditEntry{Time: now, Actor: actor.ID, Action: AuditPasswordReset, Kind: KindUser, Code: id, Reason: reason,
+			Old: AuditValues(map[string]string{"change_required": strconv.FormatBool(before.MustChangePassword), "locked": strconv.FormatBool(before.Locked)}),
+			New: AuditValues(map[string]string{"change_required": "true", "locked": "false"})}
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("%s %s: %w", op, id, err)
@@ -335,8 +335,8 @@ func (s *Service) AdminSetDisabledFor(ctx context.Context, actor User, id string
 	now := s.now().UTC()
 	u, err := s.store.ChangeUser(ctx, id, func(u *User) error { u.Disabled = disabled; return nil },
 		func(before, after User) AuditEntry {
-			return AuditEntry{Time: now, Actor: actor.ID, Action: action, Object: AuditUserObject(id), Reason: reason,
-				Old: map[string]string{"disabled": strconv.FormatBool(before.Disabled)}, New: map[string]string{"disabled": strconv.FormatBool(disabled)}}
+			return AuditEntry{Time: now, Actor: actor.ID, Action: action, Kind: KindUser, Code: id, Reason: reason,
+				Old: AuditValues(map[string]string{"disabled": strconv.FormatBool(before.Disabled)}), New: AuditValues(map[string]string{"disabled": strconv.FormatBool(disabled)})}
 		})
 	if err != nil {
 		return User{}, fmt.Errorf("%s %s: %w", op, id, err)
@@ -409,7 +409,7 @@ func (s *Service) revokeEntry(now time.Time, actor, id, reason string, revoked [
 	for _, t := range ids {
 		nw["token "+t] = "revoked"
 	}
-	return AuditEntry{Time: now, Actor: actor, Action: AuditTokenRevoke, Object: AuditUserObject(id), Reason: reason, Old: old, New: nw}
+	return AuditEntry{Time: now, Actor: actor, Action: AuditTokenRevoke, Kind: KindUser, Code: id, Reason: reason, Old: AuditValues(old), New: AuditValues(nw)}
 }
 
 func isLowerHex(s string) bool {
@@ -419,15 +419,6 @@ func isLowerHex(s string) bool {
 		}
 	}
 	return true
-}
-
-// AuditEntries returns the administrative audit entries f selects, for an
-// administrator or QA.
-func (s *Service) AuditEntries(ctx context.Context, actor User, f AuditFilter) ([]AuditEntry, error) {
-	if actor.Role != RoleAdmin && actor.Role != RoleQA {
-		return nil, fmt.Errorf("the audit trail is for administrators and QA (you are %s): %w", actor.Role, ErrForbidden)
-	}
-	return s.store.AuditEntries(ctx, f)
 }
 
 // maxTouchedTokens bounds the service's memory of when it last recorded

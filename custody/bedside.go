@@ -44,7 +44,7 @@ func (s *Service) bedsideCheck(ctx context.Context, c *Chain, d *stepData, sigEr
 		reasons = append(reasons, "the patient's identity is not on file for this chain, so the wristband cannot be checked")
 	case phi.Commitment() != c.commitment:
 		reasons = append(reasons, "the patient's identity on file does not match the enrollment record")
-	case strings.TrimSpace(b.WristbandCode) != phi.MRN:
+	case !phi.wristbandMatches(b.WristbandCode):
 		reasons = append(reasons, "the wristband does not belong to this chain's patient")
 	}
 	if errors.Is(sigErr, errSameSigner) {
@@ -57,6 +57,24 @@ func (s *Service) bedsideCheck(ctx context.Context, c *Chain, d *stepData, sigEr
 		return nil
 	}
 	return reasons
+}
+
+// wristbandMatches is the one rule by which a scanned wristband is the
+// patient's: its code, trimmed, is the MRN on file.
+func (p PHI) wristbandMatches(code string) bool { return strings.TrimSpace(code) == p.MRN }
+
+// WristbandMatches tells a bedside screen, at the wristband scan and before
+// anyone signs, whether code is the wristband of chain coi's patient, by
+// the rule the bedside check applies when the step is signed (which still
+// decides, and records a mismatch). Neither the code nor the identifier on
+// file leaves the domain. ErrNotFound: no identity is on file for the
+// chain.
+func (s *Service) WristbandMatches(ctx context.Context, coi COI, code string) (bool, error) {
+	phi, err := s.store.PHI(ctx, coi)
+	if err != nil {
+		return false, fmt.Errorf("wristband check for %s: %w", coi, err)
+	}
+	return phi.wristbandMatches(code), nil
 }
 
 // mismatch appends a mismatch safety record for a failed bedside check and

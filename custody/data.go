@@ -192,6 +192,8 @@ func checkData(step Step, allowed []string, d *stepData, profiles map[string]boo
 		return validText(string(step)+": data.reason", x.Reason, true, 2000)
 	case NoteData:
 		return validText(string(step)+": data.text", x.Text, true, 4000)
+	case ReviewData:
+		return validText(string(step)+": data.statement", x.Statement, true, 4000)
 	}
 	return nil
 }

@@ -78,9 +78,76 @@ func TestImportsStayStdlib(t *testing.T) {
 	}
 }
 
-// goPackage is the part of go list -json output the import rule reads.
+// TestOutsideDependenciesHaveOneHome holds the rule for the rest of the
+// module: each outside dependency is imported by the packages that own it
+// and by no other, so that replacing a library touches one place (cmd/coid,
+// which wires everything, imports none). A new dependency is declared here
+// with its home.
+func TestOutsideDependenciesHaveOneHome(t *testing.T) {
+	const module = "github.com/coid-project/coid"
+	homes := map[string][]string{ // module path prefix -> packages that may import it
+		"go.etcd.io/bbolt":                    {"/custody/boltstore"},
+		"golang.org/x/crypto/":                {"/custody/passwd"},
+		"golang.org/x/text/":                  {"/custody/phitext"},
+		"github.com/mtibben/confusables":      {"/custody/phitext"},
+		"github.com/labstack/echo/":           {"/api", "/api/web"},
+		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report"},
+		"github.com/skip2/go-qrcode":          {"/labels"},
+		"github.com/boombuler/barcode":        {"/labels"},
+		"github.com/eclipse/paho.mqtt.golang": {"/sensors"},
+		"github.com/mochi-mqtt/server/":       {"/sensors"},
+		"golang.org/x/net/":                   {"/sensors"},
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH:", err)
+	}
+	cmd := exec.Command(goBin, "list", "-e", "-json", module+"/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	seen := 0
+	for {
+		var p goPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("go list: decode: %v", err)
+		}
+		seen++
+		pkg := strings.TrimPrefix(p.ImportPath, module)
+		for _, imp := range p.Imports {
+			if !strings.Contains(strings.Split(imp, "/")[0], ".") || strings.HasPrefix(imp, module) {
+				continue // standard library or this module
+			}
+			declared := false
+			for prefix, allowed := range homes {
+				if imp == strings.TrimSuffix(prefix, "/") || strings.HasPrefix(imp, prefix) ||
+					strings.HasPrefix(imp, prefix+"/") {
+					declared = true
+					if !slices.Contains(allowed, pkg) {
+						t.Errorf("%s imports %s, whose home is %v", p.ImportPath, imp, allowed)
+					}
+				}
+			}
+			if !declared {
+				t.Errorf("%s imports %s, an outside dependency not declared with its home here", p.ImportPath, imp)
+			}
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("go list found %d packages: the test is not reading the module", seen)
+	}
+}
+
+// goPackage is the part of go list -json output the import rules read.
 type goPackage struct {
 	ImportPath string
 	Standard   bool
+	Imports    []string
 	Error      *struct{ Err string }
 }

@@ -42,6 +42,9 @@ const (
 	MeaningDetected   Meaning = "detected"
 	// MeaningAcknowledged is a person's acknowledgement of a safety event.
 	MeaningAcknowledged Meaning = "acknowledged"
+	// MeaningReviewed is QA's attestation that it reviewed a chain's
+	// custody record.
+	MeaningReviewed Meaning = "reviewed"
 )
 
 // Step names a kind of record.
@@ -67,6 +70,9 @@ const (
 	// StepAcknowledge records that a person saw a bedside mismatch and set
 	// the bag aside; it is written through Service.AcknowledgeMismatch.
 	StepAcknowledge Step = "acknowledge"
+	// StepReview is QA's signed review of the chain's custody record, the
+	// block the custody report ends with.
+	StepReview Step = "review"
 )
 
 // State is where a chain stands in its journey.
@@ -194,6 +200,7 @@ func DefaultJourney() *Journey {
 			{Step: StepCorrection, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningAuthored,
 				RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA)}},
 			{Step: StepDisposition, Signatures: []SignatureRule{sig(MeaningApproved, RoleQA)}},
+			{Step: StepReview, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningReviewed, RoleQA)}},
 			{Step: StepCancel, To: StateCancelled, Signatures: []SignatureRule{sig(MeaningApproved, RoleCoordinator, RoleQA)}},
 			{Step: StepExcursion, System: true},
 			{Step: StepMismatch, System: true},

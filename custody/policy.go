@@ -33,6 +33,12 @@ func StartsAtConsole(r Role) bool {
 // QA, who files them in the batch record, and administrators.
 func MayGenerateReports(r Role) bool { return r == RoleQA || r == RoleAdmin }
 
+// MayViewQuarantine reports whether role r may read the telemetry
+// quarantine (the shipper payloads coid refused, which carry no patient
+// identifiers) on the QA console: QA, who judges the cold chain, and
+// administrators.
+func MayViewQuarantine(r Role) bool { return r == RoleQA || r == RoleAdmin }
+
 // MaySign reports whether role r may sign any signature of the step.
 func (t Transition) MaySign(r Role) bool { return maySign(t.Signatures, r) }
 
@@ -49,3 +55,21 @@ func maySign(rules []SignatureRule, r Role) bool {
 	}
 	return false
 }
+
+// MayAdminister reports whether role r may change the registries of
+// organisations, sites, products and shippers: administrators only.
+func MayAdminister(r Role) bool { return r == RoleAdmin }
+
+// MayReadRegistries reports whether role r may read the registries: every
+// role, since each needs the sites, products and shippers it works with.
+func MayReadRegistries(r Role) bool {
+	switch r {
+	case RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// MayReadAuditTrail reports whether role r may read the administrative
+// audit trail: QA, who reviews it, and administrators.
+func MayReadAuditTrail(r Role) bool { return r == RoleQA || r == RoleAdmin }

@@ -23,6 +23,7 @@ func TestRolePolicy(t *testing.T) {
 		{"start at the console", custody.StartsAtConsole, []custody.Role{co, qa, ad}},
 		{"print labels", custody.MayPrintLabels, []custody.Role{co, nu, mf, qa}},
 		{"generate reports", custody.MayGenerateReports, []custody.Role{qa, ad}},
+		{"view the telemetry quarantine", custody.MayViewQuarantine, []custody.Role{qa, ad}},
 		{"acknowledge a mismatch", custody.MayAcknowledgeMismatch, []custody.Role{co, nu, qa}},
 		{"record a disposition", func(r custody.Role) bool { // the rule the web UI asks, as for every step
 			for _, e := range j.Exceptions {

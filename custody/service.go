@@ -623,8 +623,8 @@ func (s *Service) addUser(ctx context.Context, id, name string, role Role, passw
 	if actor == "" {
 		err = s.store.CreateUser(ctx, u, th)
 	} else {
-		err = s.store.CreateUserAudited(ctx, u, th, AuditEntry{Time: now, Actor: actor, Action: AuditUserAdd, Object: AuditUserObject(id),
-			New: map[string]string{"name": u.Name, "role": string(role), "token " + TokenID(th): "active"}})
+		err = s.store.CreateUserAudited(ctx, u, th, AuditEntry{Time: now, Actor: actor, Action: AuditUserAdd, Kind: KindUser, Code: id,
+			New: AuditValues(map[string]string{"name": u.Name, "role": string(role), "token " + TokenID(th): "active"})})
 	}
 	if err != nil {
 		return "", fmt.Errorf("add user %s: %w", id, err)

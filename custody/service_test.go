@@ -41,7 +41,7 @@ func TestWholeJourney(t *testing.T) {
 		}
 	}
 	c, _ := e.svc.Chain(e.ctx, coi)
-	if !slices.Equal(c.Next, []custody.Step{custody.StepNote, custody.StepCorrection}) {
+	if !slices.Equal(c.Next, []custody.Step{custody.StepNote, custody.StepCorrection, custody.StepReview}) {
 		t.Fatalf("next after infuse = %v", c.Next)
 	}
 	if len(c.Bags) != 4 || len(c.Legs) != 2 || c.Legs[0].Open || c.Legs[1].Open {
@@ -646,5 +646,56 @@ func TestInfuseNamesTheVerifiedBag(t *testing.T) {
 	}
 	if err := json.Unmarshal(r.Data, &d); err != nil || d.Bag != fp(1) {
 		t.Fatalf("infuse record data %s, want bag %s", r.Data, fp(1))
+	}
+}
+
+// TestWristbandMatches: a bedside screen learns at the scan whether the
+// wristband is the patient's, by the rule the signed check applies
+// (surrounding blanks ignored); a chain with no identity on file is
+// ErrNotFound.
+func TestWristbandMatches(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	for _, tc := range []struct {
+		code string
+		want bool
+	}{{patient.MRN, true}, {" " + patient.MRN + "\n", true}, {patient.MRN + "0", false}, {"", false}} {
+		got, err := e.svc.WristbandMatches(e.ctx, coi, tc.code)
+		if err != nil || got != tc.want {
+			t.Errorf("WristbandMatches(%q) = %v, %v; want %v", tc.code, got, err, tc.want)
+		}
+	}
+	other := custody.COI("CHA999926999999")
+	if _, err := e.svc.WristbandMatches(e.ctx, other, patient.MRN); !errors.Is(err, custody.ErrNotFound) {
+		t.Errorf("unknown chain: %v, want ErrNotFound", err)
+	}
+}
+
+// TestQAReview: QA signs its review of a chain's custody record, on a
+// chain in progress or complete, with a statement; no other role may, and
+// a review without a statement is refused with nothing written.
+func TestQAReview(t *testing.T) {
+	e := newEnv(t)
+	coi := e.enroll()
+	for _, js := range journey(coi) {
+		e.must(coi, "nurse1", js.step, js.data, js.sigs...)
+	}
+	stmt := map[string]any{"statement": "Custody record reviewed: chain of identity intact, no open issues."}
+	if _, err := e.step(coi, "nurse1", custody.StepReview, stmt, sig("nurse1", custody.MeaningReviewed)); !errors.Is(err, custody.ErrForbidden) {
+		t.Fatalf("a nurse's review: %v, want ErrForbidden", err)
+	}
+	if _, err := e.step(coi, "qa1", custody.StepReview, map[string]any{"statement": ""}, sig("qa1", custody.MeaningReviewed)); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("empty statement: %v, want ErrInvalid", err)
+	}
+	r := e.must(coi, "qa1", custody.StepReview, stmt, sig("qa1", custody.MeaningReviewed))
+	if len(r.Signatures) != 1 || r.Signatures[0].Meaning != custody.MeaningReviewed || r.Signatures[0].Role != custody.RoleQA {
+		t.Fatalf("review signatures: %+v", r.Signatures)
+	}
+	if d, ok := r.Body().(custody.ReviewData); !ok || d.Statement != stmt["statement"] {
+		t.Fatalf("review data: %#v", r.Body())
+	}
+	c, err := e.svc.Chain(e.ctx, coi)
+	if err != nil || c.State != custody.StateInfused || uint64(len(c.Records)) != r.ChainSeq {
+		t.Fatalf("chain after review: %+v, %v", c, err)
 	}
 }

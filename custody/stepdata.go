@@ -130,6 +130,12 @@ type NoteData struct {
 	Text string `json:"text"`
 }
 
+// ReviewData is the data of a QA review record: what QA attests it
+// reviewed and found.
+type ReviewData struct {
+	Statement string `json:"statement"`
+}
+
 // OtherData is the data of a step custody has no type for (a step a
 // journey table adds): its members as they are.
 type OtherData struct {
@@ -195,6 +201,9 @@ func (CancelData) Step() Step { return StepCancel }
 
 // Step implements StepData.
 func (NoteData) Step() Step { return StepNote }
+
+// Step implements StepData.
+func (ReviewData) Step() Step { return StepReview }
 
 // Step implements StepData.
 func (d OtherData) Step() Step { return d.Of }
@@ -298,6 +307,8 @@ func schemaOf(step Step) stepSchema {
 		return stepSchema{client: "reason", decode: decodeInto[CancelData]}
 	case StepNote:
 		return stepSchema{client: "text", decode: decodeInto[NoteData]}
+	case StepReview:
+		return stepSchema{client: "statement", decode: decodeInto[ReviewData]}
 	}
 	return stepSchema{byMember: true, decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
 		return OtherData{Of: step, Members: m}, nil

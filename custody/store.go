@@ -41,7 +41,7 @@ type Draft struct {
 }
 
 // Store is durable storage for the ledger, the chain summaries, the PHI
-// kept outside the ledger, and users: the composition of the interfaces
+// kept outside the ledger, users and the registries: the composition of the interfaces
 // below, split by concern, for the callers that need it all (the Service).
 // A consumer that needs less asks for the smallest of them. Implementations
 // must be safe for concurrent use; Append must return only after the
@@ -52,6 +52,7 @@ type Store interface {
 	PHIStore
 	UserStore
 	AccountStore
+	RegistryStore
 	Backuper
 }
 

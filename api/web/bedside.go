@@ -18,13 +18,21 @@ import (
 // (mismatch.go).
 
 type bedsideView struct {
-	Chain     *custody.Chain
-	Stage     string // bag, wristband, sign
-	BagCode   string
-	Sigs      []sigBox
-	Allowed   bool
-	Waiting   string
-	BagChosen bool
+	Chain   *custody.Chain
+	Stage   string // bag, wristband, sign
+	BagCode string
+	// Bag is the scanned bag as its ID (never the raw label payload);
+	// BagProblem says why the scanned label is not a bag of this chain.
+	Bag        string
+	BagProblem string
+	// WristbandMismatch: the scanned wristband is not this chain's
+	// patient's, told before anyone signs; the signatures then record the
+	// mismatch.
+	WristbandMismatch bool
+	Sigs              []sigBox
+	Allowed           bool
+	Waiting           string
+	BagChosen         bool
 }
 
 func (w *ui) bedsidePage(c echo.Context) error { return w.renderBedside(c, http.StatusOK, nil) }
@@ -58,6 +66,12 @@ func (w *ui) renderBedside(c echo.Context, code int, msg *uiMessage) error {
 			v.Stage = "sign"
 		case b.BagCode != "":
 			v.Stage = "wristband"
+		}
+		if b.BagCode != "" {
+			v.Bag, v.BagProblem = scannedBag(ch, b.BagCode)
+		}
+		if b.Wristband != "" {
+			v.WristbandMismatch = w.wristbandMismatch(c, ch, b.Wristband)
 		}
 	}
 	if rerr == nil {
@@ -152,4 +166,35 @@ func newMismatch(ch *custody.Chain, err error) *mismatchState {
 		reasons = []string{sentence("the bag and the wristband did not match this chain")}
 	}
 	return &mismatchState{COI: ch.COI, Display: ch.Display, Seq: mm.Record.Seq, Reasons: reasons}
+}
+
+// scannedBag reads a bag label scanned at the bedside: its bag ID, and
+// what makes it not a final-product bag of chain ch. The domain checks
+// again when the nurses sign; this tells them before they do.
+func scannedBag(ch *custody.Chain, code string) (bag, problem string) {
+	c, err := custody.ParseCode(code)
+	switch {
+	case err != nil:
+		return "", "This label could not be read as a coid bag label."
+	case c.COI != ch.COI:
+		return bagText(code), fmt.Sprintf("This bag belongs to another chain (%s), not to this patient's chain %s.", c.COI.Display(), ch.Display)
+	case c.Bag == nil:
+		return "", "This label names the chain but no bag: scan the bag's own label."
+	case c.Bag.Kind != custody.BagFinalProduct:
+		return c.Bag.String(), c.Bag.String() + " is an apheresis collection bag, not a final-product bag."
+	case !ch.HasBag(*c.Bag):
+		return c.Bag.String(), c.Bag.String() + " was never registered for this chain."
+	}
+	return c.Bag.String(), ""
+}
+
+// wristbandMismatch reports whether a scanned wristband is not the one of
+// the chain's patient on file (custody's Service.WristbandMatches, the
+// rule the domain applies at signing).
+// Neither the code nor the patient's identifier is shown or logged. When
+// the identity cannot be read, it says nothing here: the domain decides
+// at signing.
+func (w *ui) wristbandMismatch(c echo.Context, ch *custody.Chain, code string) bool {
+	match, err := w.svc.WristbandMatches(c.Request().Context(), ch.COI, code)
+	return err == nil && !match
 }

@@ -26,6 +26,7 @@ type waitItem struct {
 type recordView struct {
 	Seq        uint64
 	Step       custody.Step
+	Name       string // the step in words
 	Time       time.Time
 	Site       string
 	System     bool
@@ -147,7 +148,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 	}
 	for _, l := range legs {
 		lv := legView{LegView: l, ProfileLimits: profileLimits(w.svc, l.Profile)}
-		lv.Chart = w.chart(c, ch, l.Leg)
+		lv.Chart = w.chart(c, ch, l.Leg, l.Excursions)
 		v.Legs = append(v.Legs, lv)
 	}
 	for i := len(ch.Records) - 1; i >= 0; i-- {
@@ -193,42 +194,162 @@ func profileLimits(svc *custody.Service, name string) string {
 	return ""
 }
 
-// timelineEntry summarises a record's data: scalar members as "name:
-// value", without commitments and digests, and the telemetry seal as its
-// counts.
+// timelineEntry says what a record holds in sentences, from the step data
+// custody parsed (custody.StepData): no member names, durations as people
+// read them, times in the screen's one format, and never a commitment,
+// digest or wristband code. A step this file does not know is listed
+// member by member, under the forms' labels.
 func timelineEntry(r custody.Record) recordView {
-	rv := recordView{Seq: r.Seq, Step: r.Step, Time: r.Time, Site: r.Site, Signatures: r.Signatures,
+	rv := recordView{Seq: r.Seq, Step: r.Step, Name: stepName(r.Step), Time: r.Time, Site: r.Site, Signatures: r.Signatures,
 		System: r.SubmittedBy == custody.SystemUser || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
+	if _, err := r.Members(); err != nil {
+		return rv
+	}
+	add := func(format string, a ...any) { rv.Summary = append(rv.Summary, fmt.Sprintf(format, a...)) }
+	switch d := r.Body().(type) {
+	case custody.EnrollData:
+		add("Product %s", d.Product)
+		add("Collection at %s, manufacturing at %s, treatment at %s", d.Sites.Collection, d.Sites.Manufacturing, d.Sites.Treatment)
+	case custody.CollectData:
+		add("DIN %s", d.DIN)
+		if d.VolumeML != nil {
+			add("%g mL in %d bag(s)", *d.VolumeML, d.Bags)
+		}
+		add("Collected from %s to %s", recordedTime(d.StartedAt), recordedTime(d.EndedAt))
+	case custody.ShipData:
+		add("Shipper %s, %s profile", d.Shipper, d.Profile)
+	case custody.ReceiveData:
+		if d.SealIntact != nil {
+			if *d.SealIntact {
+				add("Seal intact")
+			} else {
+				add("Seal broken")
+			}
+		}
+		if d.Telemetry != nil {
+			add("Telemetry sealed: %d readings", d.Telemetry.Seal.Count)
+		}
+	case custody.ManufactureData:
+		add("%d final-product bag(s)", d.FinalBags)
+		if d.ExpiresAt != nil {
+			add("Expires %s", recordedTime(*d.ExpiresAt))
+		}
+	case custody.ReleaseData:
+		if d.ExpiresAt != nil {
+			add("Expires %s", recordedTime(*d.ExpiresAt))
+		}
+	case custody.BedsideData:
+		if d.Bag != "" {
+			add("Bag %s checked against the patient's wristband", d.Bag)
+		}
+		if d.WristbandMatch {
+			add("The wristband matches this chain's patient")
+		}
+	case custody.InfuseData:
+		add("Bag %s infused", d.Bag)
+	case custody.ExcursionData:
+		add("%s", strings.TrimSuffix(excursionSentence(d), "."))
+	case custody.MismatchData:
+		for _, x := range d.Reasons {
+			add("%s", capitalise(x))
+		}
+		switch {
+		case d.BagCodeUnreadable:
+			add("The bag label could not be read")
+		case d.BagCode != "":
+			add("Bag scanned: %s", bagText(d.BagCode))
+		}
+		if len(d.AttemptedBy) > 0 {
+			add("Attempted by %s", strings.Join(d.AttemptedBy, " and "))
+		}
+	case custody.AcknowledgeData:
+		add("Acknowledges the mismatch of record %d", d.Mismatch)
+		add("%s", strings.TrimSuffix(d.Statement, "."))
+	case custody.DispositionData:
+		add("Record %d: %s", d.Excursion, decisionText(d.Decision))
+		add("Reason: %s", d.Reason)
+	case custody.CorrectionData:
+		add("Corrects record %d", d.Corrects)
+		if f := d.Figures; f != nil {
+			kind, _, _ := strings.Cut(f.ID, "/") // an excursion ID is its kind and its start
+			add("Excursion figures now%s", strings.TrimSuffix(excursionFigures(f.End, f.Worst, nil, f.DurationNS, f.BreachNS, custody.ExcursionKind(kind)), "."))
+		}
+		add("Reason: %s", d.Reason)
+	case custody.CancelData:
+		add("Reason: %s", d.Reason)
+	case custody.NoteData:
+		add("%s", d.Text)
+	case custody.ReviewData:
+		add("%s", d.Statement)
+	default:
+		rv.Summary = memberSummary(r)
+	}
+	return rv
+}
+
+// decisionText says a QA decision in words.
+func decisionText(d string) string {
+	switch d {
+	case custody.DecisionAccept:
+		return "accepted, the product may continue"
+	case custody.DecisionReject:
+		return "rejected, the product must not be used"
+	}
+	return d
+}
+
+// recordedTime shows an RFC 3339 time from step data in the screen's
+// format; anything else as recorded.
+func recordedTime(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return screenTime(t)
+}
+
+// bagText shows a scanned label as its bag ID, never as the raw payload;
+// a code that names no bag is said so.
+func bagText(code string) string {
+	c, err := custody.ParseCode(code)
+	switch {
+	case err != nil:
+		return "a label that is not a coid bag label"
+	case c.Bag == nil:
+		return "the label of chain " + c.COI.Display() + ", not of a bag"
+	}
+	return c.Bag.String()
+}
+
+// memberSummary lists the scalar members of a record of a step this
+// package does not know, under the forms' labels, without commitments and
+// digests.
+func memberSummary(r custody.Record) []string {
 	m, err := r.Members()
 	if err != nil {
-		return rv
+		return nil
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	var out []string
 	for _, k := range keys {
-		switch k {
-		case "patient_commitment", "wristband_digest", "sites", "duration_ns", "breach_ns":
-			continue
-		case "telemetry":
-			if d, ok := r.Body().(custody.ReceiveData); ok && d.Telemetry != nil {
-				rv.Summary = append(rv.Summary, fmt.Sprintf("telemetry sealed: %d readings", d.Telemetry.Seal.Count))
-			}
+		if strings.HasSuffix(k, "_commitment") || strings.HasSuffix(k, "_digest") || strings.HasSuffix(k, "_ns") || k == "wristband_code" {
 			continue
 		}
 		var x any
 		if json.Unmarshal(m[k], &x) != nil {
 			continue
 		}
-		label := k
+		label := capitalise(strings.ReplaceAll(k, "_", " "))
 		if l, ok := fieldLabels[k]; ok {
 			label = l
 		}
 		switch t := x.(type) {
 		case string, float64, bool:
-			rv.Summary = append(rv.Summary, fmt.Sprintf("%s: %v", label, t))
+			out = append(out, fmt.Sprintf("%s: %v", label, t))
 		case []any:
 			var parts []string
 			for _, e := range t {
@@ -237,9 +358,9 @@ func timelineEntry(r custody.Record) recordView {
 				}
 			}
 			if len(parts) > 0 {
-				rv.Summary = append(rv.Summary, label+": "+strings.Join(parts, "; "))
+				out = append(out, label+": "+strings.Join(parts, "; "))
 			}
 		}
 	}
-	return rv
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/labstack/echo/v4"
@@ -38,6 +39,9 @@ type consoleView struct {
 	Issues  []issueRow
 	Filter  custody.State
 	InFight int
+	// Quarantine is a page of refused telemetry, for the roles that may
+	// see it (custody.MayViewQuarantine); nil otherwise.
+	Quarantine *quarantineView
 }
 
 func (w *ui) consolePage(c echo.Context) error {
@@ -87,6 +91,11 @@ func (w *ui) consolePage(c echo.Context) error {
 		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: counts[st], Selected: st == filter})
 	}
 	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
+	if custody.MayViewQuarantine(me.Role) {
+		if v.Quarantine, err = w.quarantinePageOf(ctx, c.QueryParam("quarantine")); err != nil {
+			return w.fail(c, err)
+		}
+	}
 	return w.render(c, http.StatusOK, "console", page{Title: "QA console", Nav: "qa", V: v})
 }
 
@@ -116,18 +125,18 @@ func excursionDetail(ch *custody.Chain, seq uint64) string {
 		if d.Seq != seq {
 			continue
 		}
-		s := fmt.Sprintf("leg %d, shipper %s, %s profile, for %s", d.Leg, d.Shipper, d.Profile, d.Duration)
+		s := fmt.Sprintf("leg %d, shipper %s, %s profile, for %s", d.Leg, d.Shipper, d.Profile, humanDuration(time.Duration(d.DurationNS)))
 		if d.Worst != nil {
-			s += fmt.Sprintf(", worst %g", *d.Worst)
+			s += ", worst " + measure(d.Kind, *d.Worst)
 			if d.Limit != nil {
-				s += fmt.Sprintf(" (limit %g)", *d.Limit)
+				s += " (limit " + measure(d.Kind, *d.Limit) + ")"
 			}
 		}
 		switch {
 		case d.End == nil:
 			s += ", ongoing: no end recorded yet"
 		case d.EndedSeq != 0:
-			s += fmt.Sprintf(", ended %s (recorded in record %d)", d.End.UTC().Format("2006-01-02 15:04 UTC"), d.EndedSeq)
+			s += fmt.Sprintf(", ended %s (recorded in record %d)", screenTime(*d.End), d.EndedSeq)
 		}
 		return s
 	}

@@ -142,7 +142,7 @@ func newWebEnvProfiles(tb testing.TB, tls bool, custom []custody.Profile) *webEn
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
 	}
-	if err := web.Mount(srv); err != nil {
+	if err := web.Mount(srv, web.WithQuarantine(store)); err != nil {
 		tb.Fatalf("web.Mount: %v", err)
 	}
 	e := &webEnv{t: tb, store: store, svc: svc, srv: srv, clock: clock, users: map[string]custody.User{}, logs: logs}

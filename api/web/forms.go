@@ -61,7 +61,7 @@ var fieldLabels = map[string]string{
 	"ended_at": "Collection end", "shipper": "Shipper ID", "profile": "Temperature profile",
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
-	"corrects": "Record corrected", "text": "Note",
+	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
 }
 
 // stepTitles are the headings of the step forms.
@@ -71,6 +71,7 @@ var stepTitles = map[custody.Step]string{
 	custody.StepRelease: "Release the product", custody.StepBedsideVerify: "Bedside check",
 	custody.StepInfuse: "Record the infusion", custody.StepDisposition: "QA disposition",
 	custody.StepNote: "Add a note", custody.StepCorrection: "Correct a record", custody.StepCancel: "Cancel this chain",
+	custody.StepReview: "Sign the QA review of this custody record",
 }
 
 func stepTitle(s custody.Step) string {
@@ -96,6 +97,11 @@ func stateText(s custody.State) string {
 	}
 	return string(s)
 }
+
+// expiryField asks for the final product's expiry, which its labels
+// print; optional, as the domain has it.
+var expiryField = formField{Name: "expires_at", Label: "Expiry", Kind: "datetime",
+	Help: "local time of this device; leave empty when the batch record gives none"}
 
 // stepFields returns the data inputs of step on chain c; profiles are the
 // temperature profiles the service accepts.
@@ -126,7 +132,12 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 		return []formField{{Name: "seal_intact", Label: "Is the shipper's seal intact?", Kind: "radio", Required: true,
 			Options: []formOption{{"true", "Yes, intact"}, {"false", "No, broken"}}}}
 	case custody.StepManufacture:
-		return []formField{{Name: "final_bags", Label: "Number of final-product bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"}}
+		return []formField{
+			{Name: "final_bags", Label: "Number of final-product bags", Kind: "integer", Required: true, Min: "1", Max: "99", Value: "1"},
+			expiryField,
+		}
+	case custody.StepRelease:
+		return []formField{expiryField}
 	case custody.StepDisposition:
 		// An excursion still going on, on a leg in transit, gets its
 		// disposition once its end is recorded: not offered until then.
@@ -159,6 +170,9 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 		return []formField{{Name: "reason", Label: "Reason", Kind: "textarea", Required: true}}
 	case custody.StepNote:
 		return []formField{{Name: "text", Label: "Note", Kind: "textarea", Required: true}}
+	case custody.StepReview:
+		return []formField{{Name: "statement", Label: "Review statement", Kind: "textarea", Required: true,
+			Help: "what you reviewed in this chain's custody record and what you found"}}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 	"github.com/labstack/echo/v4"
 )
 
@@ -23,8 +24,8 @@ import (
 const (
 	// chartPoints bounds the points drawn, on the server and in the page.
 	chartPoints = 600
-	chartW      = 600.0
-	chartH      = 160.0
+	chartW      = 640.0
+	chartH      = 170.0
 )
 
 const (
@@ -38,40 +39,132 @@ const (
 	liveHeartbeat = 15 * time.Second
 )
 
-// legChart is the drawn chart of a leg's readings.
+// Chart geometry, in SVG user units: the plot area inside the axes.
+const (
+	plotL = 64.0
+	plotT = 10.0
+	plotW = chartW - plotL - 12
+	plotH = chartH
+	// svgW and svgH are the whole drawing, axes and their labels included.
+	svgW = chartW
+	svgH = plotT + plotH + 46
+)
+
+// legChart is the drawn chart of a leg's readings: temperature against
+// device time, with both axes labelled in their units, the profile's
+// limits as lines, the leg's excursions shaded and silences drawn as gaps
+// in the line.
 type legChart struct {
-	Points   string // SVG polyline points
-	Data     string // JSON [[unix ms, °C], ...] for the script's ring buffer
+	Segments []string // SVG polyline points, one per unbroken run of readings
+	Data     string   // JSON [[unix ms, °C], ...] for the script's ring buffer
+	Gaps     string   // JSON [[from ms, to ms], ...]: silences the line breaks across
+	Exc      string   // JSON [[from ms, to ms or 0 (ongoing)], ...]: the leg's excursions
+	GapMS    int64    // a silence longer than this between two readings is a gap
 	MinC     string
 	MaxC     string
 	LoY, HiY string // limit line positions
 	Lo, Hi   float64
+	YTicks   []chartTick
+	XTicks   []chartTick
+	Shades   []chartShade
 	Count    int
 	LiveURL  string
+	// The plot area (left, top, width, height, right, bottom) and the
+	// drawing's size, for the template and the script.
+	PlotL, PlotT, PlotW, PlotH, PlotR, PlotB, SvgW, SvgH float64
+}
+
+// chartTick is one labelled tick of an axis, at Pos (x or y).
+type chartTick struct {
+	Pos   string
+	Label string
+}
+
+// chartShade is a shaded excursion: its left edge and width.
+type chartShade struct {
+	X, W string
+}
+
+// chartGap returns how long two consecutive readings (times in
+// milliseconds) may be apart before the line breaks between them, by the
+// custody report's rule, coldchain.LineBreak; an unknown profile gives
+// the readings' own rule only.
+func chartGap(p custody.Profile, known bool, ts []int64) time.Duration {
+	if !known {
+		p = custody.Profile{}
+	}
+	var d []time.Duration
+	for i := 1; i < len(ts); i++ {
+		d = append(d, time.Duration(ts[i]-ts[i-1])*time.Millisecond)
+	}
+	return coldchain.LineBreak(p, d)
+}
+
+// niceStep returns a step of 1, 2 or 5 times a power of ten that cuts
+// span into about n intervals.
+func niceStep(span float64, n int) float64 {
+	if span <= 0 {
+		return 1
+	}
+	raw := span / float64(n)
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= raw {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// timeSteps are the time-axis tick intervals a chart may use.
+var timeSteps = []time.Duration{
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
 }
 
 // chart builds the leg's chart, or nil when no readings are stored (or no
-// reading store is configured).
-func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChart {
+// reading store is configured). exc are the leg's excursions, shaded.
+func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custody.ExcursionEntry) *legChart {
 	_, rs, err := w.svc.LegReadings(c.Request().Context(), ch.COI, l.N)
 	if err != nil {
 		return nil
 	}
-	type pt struct {
-		t int64
-		c float64
-	}
-	var pts []pt
+	var pts []chartPt
 	for _, r := range rs {
 		if r.TempC != nil {
-			pts = append(pts, pt{r.DeviceTime.UnixMilli(), *r.TempC})
+			pts = append(pts, chartPt{r.DeviceTime.UnixMilli(), *r.TempC})
 		}
 	}
-	lc := &legChart{Count: len(pts)}
+	lc := &legChart{Count: len(pts), PlotL: plotL, PlotT: plotT, PlotW: plotW, PlotH: plotH,
+		PlotR: plotL + plotW, PlotB: plotT + plotH, SvgW: svgW, SvgH: svgH}
 	if l.Open {
 		lc.LiveURL = fmt.Sprintf("/chains/%s/legs/%d/live", ch.COI, l.N)
 	}
 	p, hasProfile := w.svc.Profile(l.Profile)
+	ts := make([]int64, len(pts))
+	for i, x := range pts {
+		ts[i] = x.t
+	}
+	gap := chartGap(p, hasProfile, ts)
+	lc.GapMS = gap.Milliseconds()
+	// Gaps are found on all readings, before thinning, so a thinned line
+	// breaks exactly across real silences.
+	var gaps [][2]int64
+	for i := 1; i < len(pts); i++ {
+		if gap > 0 && pts[i].t-pts[i-1].t > gap.Milliseconds() {
+			gaps = append(gaps, [2]int64{pts[i-1].t, pts[i].t})
+		}
+	}
+	var spans [][2]int64
+	for _, e := range exc {
+		var end int64
+		if e.End != nil {
+			end = e.End.UnixMilli()
+		}
+		spans = append(spans, [2]int64{e.Start.UnixMilli(), end})
+	}
+	lc.Gaps, lc.Exc = jsonOr(gaps), jsonOr(spans)
 	if len(pts) == 0 {
 		if !l.Open {
 			return nil
@@ -82,7 +175,7 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChart {
 	if len(pts) > chartPoints {
 		// Keep the newest points, evenly thinned.
 		step := float64(len(pts)) / chartPoints
-		thin := make([]pt, 0, chartPoints)
+		thin := make([]chartPt, 0, chartPoints)
 		for i := 0; i < chartPoints; i++ {
 			thin = append(thin, pts[int(float64(i)*step)])
 		}
@@ -93,6 +186,7 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChart {
 	for _, x := range pts {
 		lo, hi = math.Min(lo, x.c), math.Max(hi, x.c)
 	}
+	dlo, dhi := lo, hi
 	if hasProfile {
 		if p.MinC != nil {
 			lo = math.Min(lo, *p.MinC)
@@ -110,27 +204,91 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg) *legChart {
 	if t1 == t0 {
 		t1 = t0 + 1
 	}
-	y := func(v float64) float64 { return chartH - (v-lo)/(hi-lo)*chartH }
+	X := func(t int64) float64 { return plotL + float64(t-t0)/float64(t1-t0)*plotW }
+	Y := func(v float64) float64 { return plotT + plotH - (v-lo)/(hi-lo)*plotH }
 	var sb strings.Builder
 	data := make([][2]float64, len(pts))
+	gi := 0
 	for i, x := range pts {
 		if i > 0 {
-			sb.WriteByte(' ')
+			for gi < len(gaps) && gaps[gi][1] <= pts[i-1].t {
+				gi++
+			}
+			if gi < len(gaps) && gaps[gi][0] >= pts[i-1].t && gaps[gi][1] <= x.t {
+				lc.Segments = append(lc.Segments, sb.String())
+				sb.Reset()
+			} else {
+				sb.WriteByte(' ')
+			}
 		}
-		fmt.Fprintf(&sb, "%.1f,%.1f", float64(x.t-t0)/float64(t1-t0)*chartW, y(x.c))
+		fmt.Fprintf(&sb, "%.1f,%.1f", X(x.t), Y(x.c))
 		data[i] = [2]float64{float64(x.t), x.c}
 	}
-	lc.Points = sb.String()
-	b, _ := json.Marshal(data)
-	lc.Data = string(b)
-	lc.MinC, lc.MaxC = fmt.Sprintf("%.1f", lo+pad), fmt.Sprintf("%.1f", hi-pad)
+	lc.Segments = append(lc.Segments, sb.String())
+	lc.Data = jsonOr(data)
+	lc.MinC, lc.MaxC = fmt.Sprintf("%.1f", dlo), fmt.Sprintf("%.1f", dhi)
 	if hasProfile && p.MinC != nil {
-		lc.LoY, lc.Lo = fmt.Sprintf("%.1f", y(*p.MinC)), *p.MinC
+		lc.LoY, lc.Lo = fmt.Sprintf("%.1f", Y(*p.MinC)), *p.MinC
 	}
 	if hasProfile && p.MaxC != nil {
-		lc.HiY, lc.Hi = fmt.Sprintf("%.1f", y(*p.MaxC)), *p.MaxC
+		lc.HiY, lc.Hi = fmt.Sprintf("%.1f", Y(*p.MaxC)), *p.MaxC
+	}
+	step := niceStep(hi-lo, 5)
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		lc.YTicks = append(lc.YTicks, chartTick{fmt.Sprintf("%.1f", Y(v)), strconv.FormatFloat(roundTo(v, step), 'f', -1, 64)})
+	}
+	tstep := timeSteps[len(timeSteps)-1]
+	for _, s := range timeSteps {
+		if time.Duration(t1-t0)*time.Millisecond/s <= 6 {
+			tstep = s
+			break
+		}
+	}
+	sm := tstep.Milliseconds()
+	for t := (t0 + sm - 1) / sm * sm; t <= t1; t += sm {
+		layout := "15:04"
+		if tstep < time.Minute {
+			layout = "15:04:05"
+		}
+		lc.XTicks = append(lc.XTicks, chartTick{fmt.Sprintf("%.1f", X(t)), time.UnixMilli(t).UTC().Format(layout)})
+	}
+	for _, sp := range spans {
+		a, b := sp[0], sp[1]
+		if b == 0 || b > t1 {
+			b = t1
+		}
+		a = max(a, t0)
+		if b <= a {
+			continue
+		}
+		lc.Shades = append(lc.Shades, chartShade{fmt.Sprintf("%.1f", X(a)), fmt.Sprintf("%.1f", max(X(b)-X(a), 1))})
 	}
 	return lc
+}
+
+// chartPt is one plotted reading: unix ms and °C.
+type chartPt struct {
+	t int64
+	c float64
+}
+
+// roundTo rounds v to a multiple of step, dropping float noise from tick
+// labels.
+func roundTo(v, step float64) float64 {
+	r := math.Round(v/step) * step
+	if math.Abs(r) < step/1e6 {
+		return 0
+	}
+	return math.Round(r*1e6) / 1e6
+}
+
+// jsonOr is v as JSON, "[]" for nothing.
+func jsonOr(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil || string(b) == "null" {
+		return "[]"
+	}
+	return string(b)
 }
 
 // legLive streams the new readings of an open leg as server-sent events:

@@ -27,7 +27,7 @@ func (w *ui) loginPage(c echo.Context) error {
 	v := loginView{Next: safeNext(c.QueryParam("next")), Expired: c.QueryParam("expired") != "", Token: tok}
 	p := page{Title: "Sign in", V: v}
 	if v.Expired {
-		p.Msg = &uiMessage{Kind: "info", Title: "You were signed out after " + webIdleTimeout.String() + " without activity.", Detail: "Sign in again to continue."}
+		p.Msg = &uiMessage{Kind: "info", Title: "You were signed out after " + humanDuration(webIdleTimeout) + " without activity.", Detail: "Sign in again to continue."}
 	}
 	return w.render(c, http.StatusOK, "login", p)
 }

@@ -21,7 +21,14 @@ import (
 func newUI(srv *api.Server) (*ui, error) {
 	funcs := template.FuncMap{
 		"stateText": stateText, "stepTitle": stepTitle, "issueText": issueText,
-		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"utc":       screenTime,
+		"sigtime":   signatureTime,
+		"stateName": stateName, "decision": decisionWord,
+		"mul": func(a, b int64) int64 { return a * b },
+		"dur": func(ns int64) string { return humanDuration(time.Duration(ns)) },
+		"issueKind": func(k custody.ExcursionKind) string {
+			return issueText(custody.IssueExcursionPrefix + string(k))
+		},
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"meaning": func(m custody.Meaning) string { return strings.ReplaceAll(string(m), "-", " ") },
 		"stepCtx": func(f stepForm, csrf, bag string) stepFormCtx { return stepFormCtx{f, csrf, bag} },

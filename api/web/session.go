@@ -252,7 +252,7 @@ func (w *ui) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 				// A form posted after the session ended: say so instead of
 				// silently dropping what was entered.
 				return w.refuse(c, http.StatusUnauthorized, "Your session has ended.",
-					"Nothing was recorded. You were signed out after "+webIdleTimeout.String()+" without activity, or coid restarted. Sign in again and repeat the step.")
+					"Nothing was recorded. You were signed out after "+humanDuration(webIdleTimeout)+" without activity, or coid restarted. Sign in again and repeat the step.")
 			}
 			if strings.Contains(c.Request().Header.Get("Accept"), "text/event-stream") {
 				return w.refuse(c, http.StatusUnauthorized, "Your session has ended.", "Sign in again.")

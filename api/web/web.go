@@ -26,7 +26,8 @@
 //	POST /chains/:coi/steps/:step  record a step with its signatures (record.go, forms.go)
 //	GET  /chains/:coi/bedside      guided bedside check; POST advances it (bedside.go)
 //	GET  /mismatch, POST /mismatch/ack   a bedside mismatch, until acknowledged (mismatch.go)
-//	GET  /qa                       QA console: chains by state, open issues (console.go)
+//	GET  /qa                       QA console: chains by state, open issues (console.go),
+//	                               refused telemetry, ?quarantine=<page> (quarantine.go)
 //	GET  /chains/:coi/legs/:n/live server-sent readings of a leg (live chart, live.go)
 //	GET  /chains/:coi/labels.pdf, /chains/:coi/bags/:bag/label.pdf   labels (downloads.go)
 //	GET  /chains/:coi/report.pdf, /chains/:coi/epcis.json   custody report, EPCIS export (downloads.go)
@@ -61,6 +62,8 @@ type ui struct {
 	throttle *api.SignInThrottle
 	pages    map[string]*template.Template
 	static   http.Handler
+	// quarantine lists refused telemetry for the console; nil: none.
+	quarantine custody.QuarantineLister
 }
 
 const ctxSession = "coid.web.session"
@@ -82,18 +85,22 @@ func isWebPath(p string) bool {
 	return false
 }
 
-// Mount adds the browser UI (scan station and QA console) to srv. It
-// fails only when the embedded templates do not parse.
+// Mount adds the browser UI (scan station and QA console) to srv, with
+// opts (WithQuarantine). It fails only when the embedded templates do not
+// parse.
 //
 // The UI has its own echo router, reached through a pre-routing hook for
 // the web paths, so that the API's route table (which openapi.json must
 // document, route for route) holds only the API. The UI's router applies
 // the same request ID, logging, recovery, security headers and body limit
 // as the API.
-func Mount(srv *api.Server) error {
+func Mount(srv *api.Server, opts ...Option) error {
 	w, err := newUI(srv)
 	if err != nil {
 		return fmt.Errorf("api: web UI: %w", err)
+	}
+	for _, o := range opts {
+		o(w)
 	}
 	e := srv.Echo()
 	we := echo.New()

@@ -295,7 +295,7 @@ func TestWebSessionExpiry(t *testing.T) {
 		t.Errorf("expired session redirects to %q", p.Location)
 	}
 	lp := b.get(p.Location)
-	wantBody(t, lp, "sign-in after expiry", "You were signed out after 15m0s without activity.")
+	wantBody(t, lp, "sign-in after expiry", "You were signed out after 15 min without activity.")
 	// A form posted with the old session says so and records nothing.
 	b2 := e.login(wNurse1)
 	e.clock.Advance(16 * time.Minute)
@@ -516,7 +516,7 @@ func TestWebConsoleAndDisposition(t *testing.T) {
 	p := qa.get("/qa")
 	wantCode(t, p, http.StatusOK, "console")
 	wantBody(t, p, "console", "3 chain(s) in flight.", a.Display(), b.Display(), "temperature excursion",
-		"leg 2, shipper SHP-0002, cryogenic profile, for 20m0s, worst -120 (limit -150), ongoing: no end recorded yet",
+		"leg 2, shipper SHP-0002, cryogenic profile, for 20 min, worst -120 °C (limit -150 °C), ongoing: no end recorded yet",
 		`href="/qa?state=collected"`)
 	// Still going on, on a leg in transit: the disposition form does not
 	// offer it yet, and says why.
@@ -533,7 +533,7 @@ func TestWebConsoleAndDisposition(t *testing.T) {
 		t.Fatalf("record the excursion's end: %v %v", ok, err)
 	}
 	p = qa.get("/qa")
-	wantBody(t, p, "console after the end", "for 26m0s, worst -101.5 (limit -150), ended "+start.Add(26*time.Minute).UTC().Format("2006-01-02 15:04 UTC")+
+	wantBody(t, p, "console after the end", "for 26 min, worst -101.5 °C (limit -150 °C), ended "+start.Add(26*time.Minute).UTC().Format("2006-01-02 15:04 UTC")+
 		" (recorded in record "+itoa(end.Seq)+")")
 	p = qa.get("/qa?state=collected")
 	wantBody(t, p, "console filtered", b.Display(), "Chains Collected, waiting for shipment")
@@ -574,10 +574,16 @@ func TestWebBedside(t *testing.T) {
 		wantBody(t, p, "bedside start", "1. Scan the bag label", `value="bag"`)
 		wantCode(t, b.post(coiPath(coi)+"/bedside", url.Values{"action": {"bag"}, "code": {bag}}), http.StatusSeeOther, "scan bag")
 		p = b.get(coiPath(coi) + "/bedside")
-		wantBody(t, p, "bedside wristband", "Scan the patient's wristband", `value="wristband"`, bag)
+		// The bag is shown as its ID, not as the label's raw payload.
+		wantBody(t, p, "bedside wristband", "Scan the patient's wristband", `value="wristband"`, string(coi)+"-FP-01")
+		wantNotBody(t, p, "bedside wristband", bag, `id="early-mismatch"`)
 		wantCode(t, b.post(coiPath(coi)+"/bedside", url.Values{"action": {"wristband"}, "code": {"MRN-0000001"}}), http.StatusSeeOther, "scan wristband")
 		p = b.get(coiPath(coi) + "/bedside")
-		wantBody(t, p, "bedside sign", "scanned ✓", `name="sig_password_2"`)
+		// The mismatch is told at the wristband scan, before anyone
+		// signs; the signatures still record it.
+		wantBody(t, p, "bedside sign", "scanned ✗ does not match", `id="early-mismatch"`,
+			"The wristband does not match this chain's patient.", `name="sig_password_2"`, "Sign: record the mismatch")
+		wantNotBody(t, p, "bedside sign", "scanned ✓")
 		wantNotBody(t, p, "bedside sign", "MRN-0000001")
 		p = b.post(coiPath(coi)+"/bedside", sign)
 		wantCode(t, p, http.StatusSeeOther, "sign mismatch")

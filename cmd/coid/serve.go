@@ -133,7 +133,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := web.Mount(srv); err != nil {
+	if err := web.Mount(srv, web.WithQuarantine(tele.store)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.http)

@@ -1,14 +1,13 @@
 package main
 
 // coid simulate: shippers publishing cold-chain telemetry over MQTT with the
-// same paho client and payload formats as real loggers (project JSON and
+// same MQTT client (sensors.Publisher, paho) and payload formats as real loggers (project JSON and
 // SenML, see package sensors), for demonstrations, load and tests.
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,8 +20,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/sensors"
@@ -175,32 +172,20 @@ func (sim *simulator) run(ctx context.Context) error {
 			sh.eventFor = defaultEventFor(sc)
 		}
 		sim.scenarios[sc]++
-		o := mqtt.NewClientOptions().AddBroker(c.url).SetClientID(fmt.Sprintf("%s-%d", c.clientID, i+1)).
-			SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second).
-			SetKeepAlive(30 * time.Second).SetOrderMatters(false).
-			SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		pub, err := sensors.NewPublisher(sensors.PublisherConfig{URL: c.url, ClientID: fmt.Sprintf("%s-%d", c.clientID, i+1),
+			Username: c.username, Password: c.password, TLS: sim.tls,
+			OnLost: func(err error) {
 				if sim.lost.Add(1) == 1 {
 					fmt.Fprintf(sim.stderr, "coid simulate: the broker dropped a connection (%v); see its log\n", err)
 				}
-			})
-		if c.username != "" {
-			o.SetUsername(c.username).SetPassword(c.password)
-		}
-		if sim.tls != nil {
-			o.SetTLSConfig(sim.tls)
-		}
-		sh.client = mqtt.NewClient(o)
-		tok := sh.client.Connect()
-		if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+			}})
+		if err != nil {
 			for _, prev := range shippers[:i] {
-				prev.client.Disconnect(100)
-			}
-			err := tok.Error()
-			if err == nil {
-				err = errors.New("timed out")
+				prev.client.Close(100 * time.Millisecond)
 			}
 			return fmt.Errorf("simulate: connect to %s: %w", redactSimURL(c.url), err)
 		}
+		sh.client = pub
 		shippers[i] = sh
 	}
 	fmt.Fprintf(sim.stderr, "coid simulate: %d shipper(s) on %s, topic %s, %.4g readings/s, scenario %s, format %s\n",
@@ -217,7 +202,7 @@ func (sim *simulator) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	// Wait (bounded) for the broker's acknowledgements of what was sent.
-	var pending []mqtt.Token
+	var pending []*sensors.Delivery
 	for _, sh := range shippers {
 		sh.mu.Lock()
 		pending = append(pending, sh.toks...)
@@ -230,7 +215,7 @@ func (sim *simulator) run(ctx context.Context) error {
 		deadline = time.Now().Add(3 * time.Second)
 	}
 	for _, t := range pending {
-		if !t.WaitTimeout(time.Until(deadline)) || t.Error() != nil {
+		if t.Wait(time.Until(deadline)) != nil {
 			sim.failed.Add(1)
 			continue
 		}
@@ -238,7 +223,7 @@ func (sim *simulator) run(ctx context.Context) error {
 	}
 	elapsed := time.Since(start)
 	for _, sh := range shippers {
-		sh.client.Disconnect(250)
+		sh.client.Close(250 * time.Millisecond)
 	}
 	sim.summary(elapsed)
 	if n := sim.lost.Load(); n > 0 {
@@ -305,7 +290,7 @@ type simShipper struct {
 	scenario string
 	senml    bool
 	rng      *rand.Rand
-	client   mqtt.Client
+	client   *sensors.Publisher
 	eventAt  time.Duration
 	eventFor time.Duration
 
@@ -318,7 +303,7 @@ type simShipper struct {
 	recent []custody.Reading // the last readings sent
 
 	mu   sync.Mutex
-	toks []mqtt.Token
+	toks []*sensors.Delivery
 }
 
 // run takes a reading every interval from first until ctx ends or the
@@ -445,7 +430,7 @@ func (sh *simShipper) publish(rs []custody.Reading, dup bool) {
 		fmt.Fprintf(sh.sim.stderr, "coid simulate: %s: %v\n", sh.id, err)
 		return
 	}
-	tok := sh.client.Publish(sensors.TelemetryTopic(sh.sim.cfg.prefix, sh.id), 1, false, b)
+	tok := sh.client.Publish(sensors.TelemetryTopic(sh.sim.cfg.prefix, sh.id), b)
 	sh.sim.messages.Add(1)
 	if dup {
 		sh.sim.dups.Add(1)
@@ -458,7 +443,7 @@ func (sh *simShipper) publish(rs []custody.Reading, dup bool) {
 		for _, t := range sh.toks {
 			select {
 			case <-t.Done():
-				if t.Error() != nil {
+				if t.Err() != nil {
 					sh.sim.failed.Add(1)
 				} else {
 					sh.sim.acked.Add(1)

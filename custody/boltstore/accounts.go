@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,36 +13,23 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Account management's part of the file (custody.AccountStore): the
-// administrative audit log and the API tokens' metadata. Tokens stay
-// where they were (bucketTokens: hash -> user ID), so a token issued
-// before this part existed keeps working and is listed without times.
+// Account management's part of the file (custody.AccountStore): the API
+// tokens' metadata; each change's audit entry goes into the one audit
+// trail (audit.go). Tokens stay where they were (bucketTokens: hash ->
+// user ID), so a token issued before this part existed keeps working and
+// is listed without times.
 
 var (
-	bucketAudit     = []byte("audit")      // seq (8 bytes BE) -> custody.AuditEntry JSON
 	bucketTokenInfo = []byte("token_info") // user ID 0x00 token hash -> tokenMeta JSON
 )
 
 // accountBuckets are created with the file's other buckets.
-var accountBuckets = [][]byte{bucketAudit, bucketTokenInfo}
+var accountBuckets = [][]byte{bucketTokenInfo}
 
 // accountChecks returns the whole-file check (check.go) of each bucket
 // of this part of the file, by name.
 func accountChecks() map[string]bucketCheck {
 	return map[string]bucketCheck{
-		string(bucketAudit): {name: seqName, entry: func(_ *bolt.Tx, k, v []byte) error {
-			var e custody.AuditEntry
-			if len(k) != 8 {
-				return errors.New("the key is not an audit sequence number")
-			}
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("the entry does not decode: %v", err)
-			}
-			if e.Seq != binary.BigEndian.Uint64(k) {
-				return fmt.Errorf("the entry says it is %d", e.Seq)
-			}
-			return nil
-		}},
 		string(bucketTokenInfo): {name: func([]byte) string { return "" }, entry: func(tx *bolt.Tx, k, v []byte) error {
 			var m tokenMeta
 			i := bytes.IndexByte(k, 0)
@@ -66,68 +52,6 @@ type tokenMeta struct {
 
 func tokenInfoKey(id string, h []byte) []byte {
 	return append(append([]byte(id), 0), h...)
-}
-
-// putAudit appends e to the audit log inside tx and returns it with its
-// sequence number.
-func putAudit(tx *bolt.Tx, e custody.AuditEntry) (custody.AuditEntry, error) {
-	if err := e.Validate(); err != nil {
-		return e, err
-	}
-	b := tx.Bucket(bucketAudit)
-	if b == nil {
-		return e, fmt.Errorf("audit log: the bucket is missing: %w", custody.ErrDamaged)
-	}
-	seq, err := b.NextSequence()
-	if err != nil {
-		return e, err
-	}
-	e.Seq = seq
-	e.Time = e.Time.UTC()
-	v, err := json.Marshal(e)
-	if err != nil {
-		return e, err
-	}
-	return e, b.Put(u64(seq), v)
-}
-
-// AppendAudit implements custody.AuditLog.
-func (s *Store) AppendAudit(ctx context.Context, e custody.AuditEntry) (custody.AuditEntry, error) {
-	var out custody.AuditEntry
-	err := s.update(func(tx *bolt.Tx) error {
-		var err error
-		out, err = putAudit(tx, e)
-		return err
-	})
-	return out, err
-}
-
-// AuditEntries implements custody.AuditLog.
-func (s *Store) AuditEntries(ctx context.Context, f custody.AuditFilter) ([]custody.AuditEntry, error) {
-	out := []custody.AuditEntry{}
-	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		if b == nil {
-			return nil // a file opened read-only before the log existed
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var e custody.AuditEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("audit entry %x: %v: %w", k, err, custody.ErrDamaged)
-			}
-			if f.Object == "" || e.Object == f.Object {
-				out = append(out, e)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[len(out)-f.Limit:]
-	}
-	return out, nil
 }
 
 // ChangeUser implements custody.AccountStore.

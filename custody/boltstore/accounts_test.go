@@ -70,7 +70,7 @@ func TestAccountsOnAnOlderFile(t *testing.T) {
 	if err := s.TouchToken(ctx, tok, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendAudit(ctx, custody.AuditEntry{Time: t0, Actor: "admin1", Action: custody.AuditUserUnlock, Object: "user:nurse1"}); err != nil {
+	if _, err := s.AppendAudit(ctx, custody.AuditEntry{Time: t0, Actor: "admin1", Action: custody.AuditUserUnlock, Kind: custody.KindUser, Code: "nurse1", New: custody.AuditValues(map[string]string{"disabled": "false"})}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CheckFile(ctx); err != nil {
@@ -88,14 +88,14 @@ func TestCheckFileFindsDamagedAccountEntries(t *testing.T) {
 		value  []byte
 	}{
 		{"audit entry not JSON", bucketAudit, u64(1), []byte("{not json")},
-		{"audit entry under another number", bucketAudit, u64(1), []byte(`{"seq":7,"time":"2026-11-23T08:00:00Z","actor":"a","action":"x","object":"y"}`)},
+		{"audit entry under another number", bucketAudit, u64(1), []byte(`{"seq":7,"time":"2026-11-23T08:00:00Z","actor":"a","action":"x","kind":"user","code":"y"}`)},
 		{"token metadata key", bucketTokenInfo, []byte("nurse1"), []byte(`{}`)},
 		{"token metadata value", bucketTokenInfo, tokenInfoKey("nurse1", make([]byte, custody.HashSize)), []byte("[")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir)
-			if _, err := s.AppendAudit(context.Background(), custody.AuditEntry{Time: t0, Actor: "admin1", Action: custody.AuditUserAdd, Object: "user:nurse1"}); err != nil {
+			if _, err := s.AppendAudit(context.Background(), custody.AuditEntry{Time: t0, Actor: "admin1", Action: custody.AuditUserAdd, Kind: custody.KindUser, Code: "nurse1", New: custody.AuditValues(map[string]string{"disabled": "false"})}); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()

@@ -1,5 +1,6 @@
 // Package boltstore keeps the coid ledger, chain summaries, PHI, users
-// (with their tokens and the administrative audit log of account changes),
+// (with their tokens and the tokens' metadata), the registries, the one
+// hash-linked audit trail of account and registry changes (audit.go),
 // telemetry readings and the quarantine of refused payloads in one bbolt
 // file. It is the only package that imports bbolt. Appends go through a
 // single writer goroutine (a custody.GroupCommit) that commits many records
@@ -384,7 +385,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...) {
+		for _, b := range append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), registryBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

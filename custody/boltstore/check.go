@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"strconv"
@@ -86,6 +87,15 @@ func strName(k []byte) string { return strconv.Quote(string(k)) }
 
 // bucketChecks returns the check of each bucket of the layout, by name.
 func bucketChecks() map[string]bucketCheck {
+	checks := coreBucketChecks()
+	maps.Copy(checks, registryBucketChecks())
+	maps.Copy(checks, accountChecks())
+	return checks
+}
+
+// coreBucketChecks returns the checks of the ledger's, users' and
+// readings' buckets.
+func coreBucketChecks() map[string]bucketCheck {
 	return map[string]bucketCheck{
 		string(bucketLog): {name: seqName, entry: func(_ *bolt.Tx, k, v []byte) error {
 			switch {
@@ -193,12 +203,12 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 			return err
 		}
 	}
-	// The accounts' buckets (accounts.go) are missing from a file not
-	// opened for writing since they were added; that is no damage.
-	for name, c := range accountChecks() {
-		checks[name] = c
-		if b := tx.Bucket([]byte(name)); b != nil {
-			if err := checkBucket(ctx, tx, name, b, c); err != nil {
+	// The accounts' and the registries' buckets (accounts.go,
+	// registry.go) are missing from a file no writer of this version has
+	// opened yet; that is no damage.
+	for _, name := range append(append([][]byte{}, accountBuckets...), registryBuckets...) {
+		if b := tx.Bucket(name); b != nil {
+			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err
 			}
 		}

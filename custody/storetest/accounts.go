@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,9 +24,9 @@ func testAccounts(t *testing.T, s Store) {
 	if err := s.CreateUser(ctx, u, tok(1)); err != nil {
 		t.Fatal(err)
 	}
-	entry := func(action string, at time.Time) custody.AuditEntry {
-		return custody.AuditEntry{Time: at, Actor: "admin1", Action: action, Object: "user:nurse1", Reason: "test",
-			Old: map[string]string{"disabled": "false"}, New: map[string]string{"disabled": "true"}}
+	entry := func(action custody.AuditAction, at time.Time) custody.AuditEntry {
+		return custody.AuditEntry{Time: at, Actor: "admin1", Action: action, Kind: custody.KindUser, Code: "nurse1", Reason: "test",
+			Old: custody.AuditValues(map[string]string{"disabled": "false"}), New: custody.AuditValues(map[string]string{"disabled": "true"})}
 	}
 
 	// ChangeUser: the change and its entry, with the user before and after.
@@ -64,16 +66,16 @@ func testAccounts(t *testing.T, s Store) {
 	}
 	all, err := s.AuditEntries(ctx, custody.AuditFilter{})
 	if err != nil || len(all) != 1 || all[0].Seq != 1 || all[0].Action != custody.AuditUserDisable || !all[0].Time.Equal(t0.Add(time.Minute)) ||
-		all[0].New["disabled"] != "true" || all[0].Reason != "test" {
+		auditValue(all[0].New, "disabled") != "true" || all[0].Reason != "test" {
 		t.Fatalf("audit after one change: %+v %v", all, err)
 	}
 
 	// AppendAudit: sequence, filter, limit; invalid entries refused.
-	if _, err := s.AppendAudit(ctx, custody.AuditEntry{Time: t0, Action: "x", Object: "y"}); !errors.Is(err, custody.ErrInvalid) {
+	if _, err := s.AppendAudit(ctx, custody.AuditEntry{Time: t0, Action: "x", Kind: custody.KindUser, Code: "y"}); !errors.Is(err, custody.ErrInvalid) {
 		t.Fatalf("entry without actor: %v", err)
 	}
 	other := entry(custody.AuditUserAdd, t0.Add(2*time.Minute))
-	other.Object = "user:nurse2"
+	other.Code = "nurse2"
 	e2, err := s.AppendAudit(ctx, other)
 	if err != nil || e2.Seq != 2 {
 		t.Fatalf("AppendAudit: %+v %v", e2, err)
@@ -81,10 +83,10 @@ func testAccounts(t *testing.T, s Store) {
 	if e3, err := s.AppendAudit(ctx, entry(custody.AuditUserUnlock, t0.Add(3*time.Minute))); err != nil || e3.Seq != 3 {
 		t.Fatalf("AppendAudit: %+v %v", e3, err)
 	}
-	if l, _ := s.AuditEntries(ctx, custody.AuditFilter{Object: "user:nurse1"}); len(l) != 2 || l[0].Seq != 1 || l[1].Seq != 3 {
+	if l, _ := s.AuditEntries(ctx, custody.AuditFilter{Kind: custody.KindUser, Code: "nurse1"}); len(l) != 2 || l[0].Seq != 1 || l[1].Seq != 3 {
 		t.Fatalf("filtered: %+v", l)
 	}
-	if l, _ := s.AuditEntries(ctx, custody.AuditFilter{Limit: 2}); len(l) != 2 || l[0].Seq != 2 || l[1].Seq != 3 {
+	if l, _ := s.AuditEntries(ctx, custody.AuditFilter{Limit: 2, Newest: true}); len(l) != 2 || l[0].Seq != 2 || l[1].Seq != 3 {
 		t.Fatalf("limited to the newest: %+v", l)
 	}
 
@@ -149,7 +151,7 @@ func testAccounts(t *testing.T, s Store) {
 	// CreateUserAudited: the user, its token and the entry, or none of them.
 	n = len(mustAudit(t, s))
 	add := entry(custody.AuditUserAdd, t0.Add(3*time.Hour))
-	add.Object = "user:nurse2"
+	add.Code = "nurse2"
 	if err := s.CreateUserAudited(ctx, custody.User{ID: "nurse1", Name: "Impostor", Role: custody.RoleNurse, Created: t0}, tok(5), add); !errors.Is(err, custody.ErrConflict) {
 		t.Fatalf("audited creation of a taken ID: %v", err)
 	}
@@ -162,7 +164,7 @@ func testAccounts(t *testing.T, s Store) {
 	if err := s.CreateUserAudited(ctx, custody.User{ID: "nurse2", Name: "Bea", Role: custody.RoleNurse, Created: t0}, tok(6), add); err != nil {
 		t.Fatal(err)
 	}
-	if l := mustAudit(t, s); len(l) != n+1 || l[n].Object != "user:nurse2" || l[n].Action != custody.AuditUserAdd {
+	if l := mustAudit(t, s); len(l) != n+1 || l[n].Code != "nurse2" || l[n].Action != custody.AuditUserAdd {
 		t.Fatalf("audited creation: %+v", l)
 	}
 	if u, err := s.UserByToken(ctx, tok(6)); err != nil || u.ID != "nurse2" {
@@ -187,4 +189,88 @@ func mustAudit(t *testing.T, s Store) []custody.AuditEntry {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// auditValue returns the value named name in an audit entry's Old or New
+// ("" if none).
+func auditValue(raw json.RawMessage, name string) string {
+	var m map[string]string
+	_ = json.Unmarshal(raw, &m)
+	return m[name]
+}
+
+// testOneAuditTrail checks that the registries' and the accounts' changes
+// share one audit trail: one sequence, one hash chain
+// (custody.VerifyAuditTrail), and one listing that filters by kind, code,
+// actor, period, after and limit.
+func testOneAuditTrail(t *testing.T, s Store) {
+	ctx := context.Background()
+	if err := s.CreateUser(ctx, custody.User{ID: "nurse1", Name: "Ana Nurse", Role: custody.RoleNurse, Created: t0}, custody.TokenHash("coid_one_trail")); err != nil {
+		t.Fatal(err)
+	}
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	site := custody.AuditEntry{Time: at(1), Actor: "admin1", Kind: custody.ObjectKind(custody.KindSite), Code: "S-01",
+		Action: custody.AuditCreate, Reason: "network set-up", New: json.RawMessage(`{"code":"S-01"}`)}
+	if err := s.CreateEntry(ctx, custody.KindSite, "S-01", []byte(`{"code":"S-01"}`), site); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangeUser(ctx, "nurse1", func(u *custody.User) error { u.Disabled = true; return nil },
+		func(before, after custody.User) custody.AuditEntry {
+			return custody.AuditEntry{Time: at(2), Actor: "qa-admin", Kind: custody.KindUser, Code: "nurse1", Action: custody.AuditUserDisable,
+				Reason: "left", Old: custody.AuditValues(map[string]string{"disabled": "false"}), New: custody.AuditValues(map[string]string{"disabled": "true"})}
+		}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.UpdateEntry(ctx, custody.KindSite, "S-01", func(old []byte) ([]byte, custody.AuditEntry, error) {
+		a := site
+		a.Time, a.Action, a.Old, a.New = at(3), custody.AuditSuspend, old, json.RawMessage(`{"code":"S-01","suspended":true}`)
+		return a.New, a, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddTokenAt(ctx, "nurse1", custody.TokenHash("coid_one_trail_2"), at(4), custody.AuditEntry{Time: at(4), Actor: "admin1",
+		Kind: custody.KindUser, Code: "nurse1", Action: custody.AuditTokenIssue, New: custody.AuditValues(map[string]string{"token x": "active"})}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.AuditEntries(ctx, custody.AuditFilter{})
+	if err != nil || len(all) != 4 {
+		t.Fatalf("trail: %d entries, %v; want 4", len(all), err)
+	}
+	if err := custody.VerifyAuditTrail(all); err != nil {
+		t.Fatalf("one trail does not verify: %v", err)
+	}
+	kinds := []custody.ObjectKind{all[0].Kind, all[1].Kind, all[2].Kind, all[3].Kind}
+	want := []custody.ObjectKind{custody.ObjectKind(custody.KindSite), custody.KindUser, custody.ObjectKind(custody.KindSite), custody.KindUser}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("kinds in order %v, want %v", kinds, want)
+	}
+	seqs := func(l []custody.AuditEntry, err error) []uint64 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, a := range l {
+			out = append(out, a.Seq)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		f    custody.AuditFilter
+		want []uint64
+	}{
+		{"kind user", custody.AuditFilter{Kind: custody.KindUser}, []uint64{2, 4}},
+		{"kind site, code", custody.AuditFilter{Kind: custody.ObjectKind(custody.KindSite), Code: "S-01"}, []uint64{1, 3}},
+		{"actor", custody.AuditFilter{Actor: "qa-admin"}, []uint64{2}},
+		{"period", custody.AuditFilter{From: at(2), To: at(4)}, []uint64{2, 3}},
+		{"after, limit", custody.AuditFilter{After: 1, Limit: 2}, []uint64{2, 3}},
+		{"newest", custody.AuditFilter{Limit: 3, Newest: true}, []uint64{2, 3, 4}},
+		{"kind user, newest", custody.AuditFilter{Kind: custody.KindUser, Limit: 1, Newest: true}, []uint64{4}},
+		{"nothing", custody.AuditFilter{Code: "nobody"}, nil},
+	} {
+		if got := seqs(s.AuditEntries(ctx, c.f)); !slices.Equal(got, c.want) {
+			t.Errorf("%s: entries %v, want %v", c.name, got, c.want)
+		}
+	}
 }

@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite for custody's store
-// contract: custody.Store (ledger, chains, PHI, users) and
+// contract: custody.Store (ledger, chains, PHI, users, registries) and
 // custody.TelemetryStore (readings and the quarantine).
 //
 // A backend passes when Run, given a Backend that opens a fresh, empty
@@ -18,7 +18,7 @@
 //   - Users and tokens: create (a taken ID is ErrConflict), look up by ID
 //     and by token, add a token, disable, lock and unlock through
 //     UpdateUser, list without password hashes; unknown ones ErrNotFound.
-//   - Accounts and the audit log (custody.AccountStore): a user's change
+//   - Accounts and the audit trail (custody.AccountStore): a user's change
 //     and its audit entry are stored together or not at all; audit entries
 //     are numbered, filtered and limited; tokens are listed with their
 //     times, touched, and revoked by ID at once, all or nothing.
@@ -31,6 +31,14 @@
 //     not even its quarantined payload.
 //   - Quarantine: entries are kept and listed newest first, limited on
 //     request.
+//   - Registries: an entry is created once per registry and code
+//     (custody.ErrConflict, even under concurrency), updated only with its
+//     audit entry in the same write, listed in code order with paging;
+//     every change leaves one audit entry, numbered from 1, sealed and
+//     linked to the one before (custody.SealAuditEntry).
+//   - One audit trail: the registries' and the accounts' changes share one
+//     sequence and one hash chain, listed with one filter (kind, code,
+//     actor, period, after, limit, newest).
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -88,10 +96,12 @@ func Run(t *testing.T, b Backend) {
 		{"COISequence", testCOISequence},
 		{"UsersAndTokens", testUsers},
 		{"AccountsAndAudit", testAccounts},
+		{"OneAuditTrail", testOneAuditTrail},
 		{"ReadingsOnce", testReadingsOnce},
 		{"ReadingConflict", testReadingConflict},
 		{"ReadingSinkOnce", testReadingSinkOnce},
 		{"Quarantine", testQuarantine},
+		{"Registry", testRegistry},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {

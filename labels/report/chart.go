@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 )
 
 // A leg's chart is drawn from a bounded number of points whatever the
@@ -29,8 +30,13 @@ type point struct {
 type series struct {
 	points []point
 	// gaps are spans with no temperature reading for longer than the
-	// profile's silence limit; the line is broken across them.
+	// profile's silence limit, marked in the silence strip.
 	gaps []span
+	// breaks are spans with no temperature reading for longer than
+	// breakAfter (every gap among them); the line is broken across them,
+	// so it never joins two readings across a silence.
+	breaks     []span
+	breakAfter time.Duration
 	// tilt and lid mark the buckets in which a reading broke the tilt
 	// limit or showed the lid open or light inside.
 	tilt, lid []bool
@@ -60,6 +66,7 @@ func reduce(rs []custody.Reading, t0, t1 time.Time, buckets int, p custody.Profi
 		aggs[i] = agg{none, none, none, none}
 	}
 	silence := p.ExpectedInterval * time.Duration(p.SilenceIntervals)
+	s.breakAfter = lineBreakAfter(p, rs)
 	prev := none
 	var prevOut bool
 	for i := range rs {
@@ -94,6 +101,9 @@ func reduce(rs []custody.Reading, t0, t1 time.Time, buckets int, p custody.Profi
 		if prev != none {
 			if silence > 0 && r.DeviceTime.Sub(rs[prev].DeviceTime) > silence {
 				s.gaps = append(s.gaps, span{rs[prev].DeviceTime, r.DeviceTime})
+			}
+			if s.breakAfter > 0 && r.DeviceTime.Sub(rs[prev].DeviceTime) > s.breakAfter {
+				s.breaks = append(s.breaks, span{rs[prev].DeviceTime, r.DeviceTime})
 			}
 			if out != prevOut {
 				// Keep both sides of a limit crossing.
@@ -130,6 +140,24 @@ func reduce(rs []custody.Reading, t0, t1 time.Time, buckets int, p custody.Profi
 		s.points[j] = point{rs[i].DeviceTime, *rs[i].TempC}
 	}
 	return s
+}
+
+// lineBreakAfter returns how long two consecutive temperature readings
+// may be apart before the chart's line breaks between them
+// (coldchain.LineBreak over the readings that carry a temperature).
+func lineBreakAfter(p custody.Profile, rs []custody.Reading) time.Duration {
+	var ds []time.Duration
+	var last time.Time
+	for _, r := range rs {
+		if r.TempC == nil {
+			continue
+		}
+		if !last.IsZero() {
+			ds = append(ds, r.DeviceTime.Sub(last))
+		}
+		last = r.DeviceTime
+	}
+	return coldchain.LineBreak(p, ds)
 }
 
 // excursionPoints returns the indices of the temperature readings nearest

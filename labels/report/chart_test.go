@@ -74,3 +74,49 @@ func TestTimeTicksOfShortLegs(t *testing.T) {
 		}
 	}
 }
+
+// TestLineBreaksAcrossMissingReadings: the line breaks across a pause of
+// a few missed reports even when it is shorter than the silence limit,
+// and across a pause of a shipper whose profile gives no interval; it
+// does not break between readings that come at their usual pace.
+func TestLineBreaksAcrossMissingReadings(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	readings := func(every time.Duration, n int, pauseAt int, pause time.Duration) []custody.Reading {
+		var rs []custody.Reading
+		at := t0
+		for i := range n {
+			if i == pauseAt {
+				at = at.Add(pause)
+			}
+			v := 5.0
+			rs = append(rs, custody.Reading{DeviceTime: at, TempC: &v})
+			at = at.Add(every)
+		}
+		return rs
+	}
+	// A report every 5 min, silence after 30 min: the line breaks after
+	// three usual intervals (15 min), more than two expected ones.
+	fridge := custody.BuiltinProfiles()["refrigerated"]
+	unknown := custody.Profile{Name: "elsewhere"}
+	cases := []struct {
+		name           string
+		p              custody.Profile
+		rs             []custody.Reading
+		breaks, gaps   int
+		wantBreakAfter time.Duration
+	}{
+		{"20 min without a report, below the silence limit", fridge, readings(5*time.Minute, 100, 50, 15*time.Minute), 1, 0, 15 * time.Minute},
+		{"50 min: a silence", fridge, readings(5*time.Minute, 100, 50, 45*time.Minute), 1, 1, 15 * time.Minute},
+		{"readings at the usual pace", fridge, readings(5*time.Minute, 100, -1, 0), 0, 0, 15 * time.Minute},
+		{"a shipper reporting every 8 min", fridge, readings(8*time.Minute, 100, -1, 0), 0, 0, 24 * time.Minute},
+		{"no interval known: three typical intervals", unknown, readings(time.Minute, 100, 50, 10*time.Minute), 1, 0, 3 * time.Minute},
+	}
+	for _, tc := range cases {
+		end := tc.rs[len(tc.rs)-1].DeviceTime
+		s := reduce(tc.rs, t0, end, 300, tc.p, nil)
+		if len(s.breaks) != tc.breaks || len(s.gaps) != tc.gaps || s.breakAfter != tc.wantBreakAfter {
+			t.Errorf("%s: %d breaks, %d silences, breaks after %v; want %d, %d, %v", tc.name, len(s.breaks), len(s.gaps), s.breakAfter,
+				tc.breaks, tc.gaps, tc.wantBreakAfter)
+		}
+	}
+}

@@ -196,6 +196,9 @@ func fullJourney(t testing.TB) (*custody.Chain, []report.Telemetry) {
 	b.add(custody.StepInfuse, time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC), s.Treatment, map[string]any{}, signer{"nurse2", custody.MeaningPerformed})
 	b.add(custody.StepCorrection, time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), "", map[string]any{"corrects": b.recs[1].Seq,
 		"reason": "collected volume was 215.0 mL, transcription error", "volume_ml": 215.0}, signer{"nurse1", custody.MeaningAuthored})
+	b.add(custody.StepReview, time.Date(2026, 12, 2, 9, 30, 0, 0, time.UTC), "", map[string]any{
+		"statement": "Custody record reviewed: chain of identity intact; the tilt excursion on leg 2 was dispositioned."},
+		signer{"qa1", custody.MeaningReviewed})
 	return b.chain(), []report.Telemetry{{Available: true, Readings: r1}, {Available: true, Readings: r2}}
 }
 

@@ -124,6 +124,7 @@ func (r *renderer) render() error {
 	r.legs()
 	r.issues()
 	r.verification()
+	r.review()
 	return r.pdf.Error()
 }
 
@@ -679,6 +680,10 @@ func (r *renderer) details(rec *custody.Record) []string {
 		}
 	case custody.StepCancel:
 		add("CANCELLED. Reason: %s", get("reason"))
+	case custody.StepReview:
+		x, _ := rec.Body().(custody.ReviewData)
+		used["statement"] = true
+		add("QA review of the custody record: %s", x.Statement)
 	case custody.StepNote:
 		add("Note: %s", get("text"))
 		if has("reason") {
@@ -1027,7 +1032,7 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 		}
 		pdf.SetDashPattern(nil, 0)
 	}
-	// The temperature line, broken across silent gaps.
+	// The temperature line, broken where readings are missing.
 	if len(s.points) > 0 {
 		r.drawColor(colLine)
 		pdf.SetLineWidth(0.3)
@@ -1037,10 +1042,10 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 		for i, pt := range s.points {
 			brk := false
 			if i > 0 {
-				for gi < len(s.gaps) && !s.gaps[gi].b.After(s.points[i-1].t) {
+				for gi < len(s.breaks) && !s.breaks[gi].b.After(s.points[i-1].t) {
 					gi++
 				}
-				if gi < len(s.gaps) && !s.gaps[gi].a.Before(s.points[i-1].t) && !s.gaps[gi].b.After(pt.t) {
+				if gi < len(s.breaks) && !s.breaks[gi].a.Before(s.points[i-1].t) && !s.breaks[gi].b.After(pt.t) {
 					brk = true
 				}
 			}
@@ -1147,7 +1152,10 @@ func (r *renderer) chart(l custody.Leg, p custody.Profile, known bool, tele Tele
 	// Legend.
 	r.font("", tinyPt)
 	r.color(colMuted)
-	legend := fmt.Sprintf("Device time, %s. Green band: allowed range; dashed: profile limits; red: excursions; gaps: no reading for longer than the silence limit.", r.d.zone)
+	legend := fmt.Sprintf("Device time, %s. Green band: allowed range; dashed: profile limits; red: excursions; silence: no reading for longer than the silence limit.", r.d.zone)
+	if s.breakAfter > 0 {
+		legend += fmt.Sprintf(" The line breaks where no reading came for longer than %s.", dur(s.breakAfter))
+	}
 	if tele.Available && s.count > 0 {
 		legend += fmt.Sprintf(" %d temperature readings drawn as %d points (lowest and highest per %.1f mm, limit crossings and excursion points kept).", s.count, len(s.points), bucketMM)
 	}
@@ -1210,6 +1218,36 @@ func (r *renderer) verification() {
 		"changes it. The ledger checkpoint lets anyone check later that the ledger still holds what it held now: "+
 		"coid verify --checkpoint with it fails if the ledger was cut back or rewritten since. "+
 		"Patient identity is shown as initials and year of birth only.")
+}
+
+// review ends the report with QA's review of the custody record, as QA
+// signed it in coid (review records of the chain), or says that none is
+// recorded yet.
+func (r *renderer) review() {
+	r.heading("QA review")
+	var n int
+	for i := range r.in.Chain.Records {
+		rec := &r.in.Chain.Records[i]
+		if rec.Step != custody.StepReview {
+			continue
+		}
+		n++
+		x, _ := rec.Body().(custody.ReviewData)
+		rows := [][2]string{{"Record", strconv.FormatUint(rec.Seq, 10)}}
+		for _, s := range rec.Signatures {
+			rows = append(rows,
+				[2]string{"Reviewer", fmt.Sprintf("%s (user %s, role %s)", s.Name, s.User, s.Role)},
+				[2]string{"Meaning", string(s.Meaning)},
+				[2]string{"Signed", fmt.Sprintf("%s, %s", r.both(rec.Time), signedBy(s.Method))})
+		}
+		rows = append(rows, [2]string{"Statement", x.Statement})
+		r.kv(rows)
+		r.y += 2
+	}
+	if n == 0 {
+		r.para("", smallPt+0.5, colText, "No QA review of this custody record is recorded yet. QA signs the review in coid "+
+			"(step review on the chain), which records it in the chain; a report generated after it shows it here.")
+	}
 }
 
 // signedBy says how a signer was authenticated, from the signature's

@@ -45,13 +45,8 @@
   var tz = String(-new Date().getTimezoneOffset());
   document.querySelectorAll("[data-tz]").forEach(function (el) { el.value = tz; });
 
-  // Show record times in local time too; the UTC time stays in the title.
-  document.querySelectorAll("time[datetime]").forEach(function (el) {
-    var d = new Date(el.getAttribute("datetime"));
-    if (isNaN(d)) return;
-    el.title = el.textContent + " (UTC)";
-    el.textContent = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-  });
+  // Times stay as the server wrote them: one format per screen, with its
+  // zone, never silently converted to the zone of this device.
 
   document.querySelectorAll("[data-back]").forEach(function (b) {
     if (history.length > 1) b.hidden = false;
@@ -117,20 +112,55 @@
   };
   Ring.prototype.at = function (i) { return this.buf[(this.start + i) % this.cap]; };
 
+  var SVGNS = "http://www.w3.org/2000/svg";
+  function el(name, attrs, text) {
+    var e = document.createElementNS(SVGNS, name);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function clear(g) { while (g && g.firstChild) g.removeChild(g.firstChild); }
+  function niceStep(span, n) {
+    if (span <= 0) return 1;
+    var raw = span / n, p = Math.pow(10, Math.floor(Math.log10(raw)));
+    var ms = [1, 2, 5, 10];
+    for (var i = 0; i < ms.length; i++) if (ms[i] * p >= raw) return ms[i] * p;
+    return 10 * p;
+  }
+  var TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map(function (s) { return s * 1000; });
+  function pad2(n) { return (n < 10 ? "0" : "") + n; }
+  function utcLabel(ms, seconds) {
+    var d = new Date(ms);
+    return pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + (seconds ? ":" + pad2(d.getUTCSeconds()) : "");
+  }
+
+  // The chart is redrawn whole from the ring: axes (°C and UTC time),
+  // limit lines, excursion shading, and the line broken across silences
+  // (the server's gaps, and any pause longer than data-gap-ms between
+  // readings that arrived live).
   document.querySelectorAll("[data-chart]").forEach(function (fig) {
     var svg = fig.querySelector("svg");
-    var line = fig.querySelector("polyline.temp");
     var caption = fig.querySelector("[data-chart-caption]");
     var status = fig.querySelector("[data-live-status]");
     var ring = new Ring(CAP);
-    var pts = [];
-    try { pts = JSON.parse(fig.getAttribute("data-points") || "[]"); } catch (e) { pts = []; }
+    function json(name) { try { return JSON.parse(fig.getAttribute(name) || "[]"); } catch (e) { return []; } }
+    var pts = json("data-points"), gaps = json("data-gaps"), exc = json("data-exc");
+    var gapMS = parseFloat(fig.getAttribute("data-gap-ms")) || 0;
+    var plot = (fig.getAttribute("data-plot") || "64 10 564 170").split(" ").map(parseFloat);
+    var L = plot[0], T = plot[1], W = plot[2], H = plot[3];
     pts.slice(-CAP).forEach(function (p) { ring.push(p); });
+    var serverLast = ring.len ? ring.at(ring.len - 1)[0] : -Infinity;
     var lo = fig.getAttribute("data-has-lo") ? parseFloat(fig.getAttribute("data-lo")) : null;
     var hi = fig.getAttribute("data-has-hi") ? parseFloat(fig.getAttribute("data-hi")) : null;
-    var limits = svg.querySelectorAll("line.limit");
+    var gShades = svg.querySelector("g.shades"), gY = svg.querySelector("g.yaxis"), gX = svg.querySelector("g.xaxis"), gS = svg.querySelector("g.series");
     var pending = false;
     fig.ringSize = function () { return ring.len; };
+
+    function broken(a, b) {
+      if (b[0] > serverLast && gapMS > 0 && b[0] - a[0] > gapMS) return true;
+      for (var i = 0; i < gaps.length; i++) if (gaps[i][0] >= a[0] && gaps[i][1] <= b[0]) return true;
+      return false;
+    }
 
     function draw() {
       pending = false;
@@ -144,21 +174,54 @@
       var pad = (max - min) * 0.08; min -= pad; max += pad;
       var t0 = ring.at(0)[0], t1 = ring.at(ring.len - 1)[0];
       if (t1 === t0) t1 = t0 + 1;
-      var out = [];
+      function X(t) { return L + (t - t0) / (t1 - t0) * W; }
+      function Y(v) { return T + H - (v - min) / (max - min) * H; }
+      // Line, one polyline per unbroken run.
+      clear(gS);
+      var run = [];
+      function flush() { if (run.length) gS.appendChild(el("polyline", { "class": "temp", points: run.join(" ") })); run = []; }
       for (i = 0; i < ring.len; i++) {
         p = ring.at(i);
-        out.push(((p[0] - t0) / (t1 - t0) * 600).toFixed(1) + "," + (160 - (p[1] - min) / (max - min) * 160).toFixed(1));
+        if (i > 0 && broken(ring.at(i - 1), p)) flush();
+        run.push(X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1));
       }
-      line.setAttribute("points", out.join(" "));
-      var li = 0;
-      [hi, lo].forEach(function (v) {
-        if (v === null || !limits[li]) return;
-        var y = (160 - (v - min) / (max - min) * 160).toFixed(1);
-        limits[li].setAttribute("y1", y); limits[li].setAttribute("y2", y); li++;
+      flush();
+      // Temperature axis.
+      clear(gY);
+      var step = niceStep(max - min, 5);
+      for (var v = Math.ceil(min / step) * step; v <= max; v += step) {
+        var y = Y(v).toFixed(1), lab = String(Math.round(Math.round(v / step) * step * 1e6) / 1e6 || 0);
+        gY.appendChild(el("line", { "class": "grid", x1: L, x2: L + W, y1: y, y2: y }));
+        gY.appendChild(el("text", { "class": "tick", x: L, dx: -6, y: y, dy: 4, "text-anchor": "end" }, lab));
+      }
+      // Time axis, UTC.
+      clear(gX);
+      var ts = TIME_STEPS[TIME_STEPS.length - 1];
+      for (i = 0; i < TIME_STEPS.length; i++) if ((t1 - t0) / TIME_STEPS[i] <= 6) { ts = TIME_STEPS[i]; break; }
+      for (var t = Math.ceil(t0 / ts) * ts; t <= t1; t += ts) {
+        var x = X(t).toFixed(1);
+        gX.appendChild(el("line", { "class": "grid", x1: x, x2: x, y1: T, y2: T + H }));
+        gX.appendChild(el("text", { "class": "tick", x: x, y: T + H, dy: 16, "text-anchor": "middle" }, utcLabel(t, ts < 60000)));
+      }
+      // Excursions.
+      clear(gShades);
+      exc.forEach(function (e) {
+        var a = Math.max(e[0], t0), b = e[1] && e[1] < t1 ? e[1] : t1;
+        if (b <= a) return;
+        gShades.appendChild(el("rect", { "class": "exc", x: X(a).toFixed(1), y: T, width: Math.max(X(b) - X(a), 1).toFixed(1), height: H }));
+      });
+      // Limits.
+      [["hi", hi, -4], ["lo", lo, 12]].forEach(function (l) {
+        if (l[1] === null) return;
+        var y = Y(l[1]).toFixed(1);
+        var line = svg.querySelector("line.limit." + l[0]), label = svg.querySelector("text.limit-label." + l[0]);
+        if (line) { line.setAttribute("y1", y); line.setAttribute("y2", y); }
+        if (label) label.setAttribute("y", y);
       });
       if (caption) caption.textContent = ring.len + " readings shown, " + dmin.toFixed(1) + " to " + dmax.toFixed(1) + " °C, latest " + ring.at(ring.len - 1)[1].toFixed(1) + " °C";
     }
     function schedule() { if (!pending) { pending = true; requestAnimationFrame(draw); } }
+    fig.redraw = draw;
 
     var url = fig.getAttribute("data-live");
     if (url && "EventSource" in window) {

@@ -1,0 +1,368 @@
+package custody
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The registries: the organisations of a programme's network, their sites,
+// the products made for patients and the couriers' shippers. An entry is
+// registered once by an administrator and never deleted, because chains
+// and other entries refer to it: it is suspended instead. This file holds
+// the entries and the rules each must keep on its own; registry_service.go
+// holds the rules that read the other entries (references) and the
+// administration.
+
+// RegistryKind names one registry.
+type RegistryKind string
+
+// The registries.
+const (
+	KindOrganisation RegistryKind = "organisation"
+	KindSite         RegistryKind = "site"
+	KindProduct      RegistryKind = "product"
+	KindShipper      RegistryKind = "shipper"
+)
+
+// RegistryKinds lists the registries.
+func RegistryKinds() []RegistryKind {
+	return []RegistryKind{KindOrganisation, KindSite, KindProduct, KindShipper}
+}
+
+// Valid reports whether k names a registry.
+func (k RegistryKind) Valid() bool { return slices.Contains(RegistryKinds(), k) }
+
+// OrganisationKind says what an organisation does in the network.
+type OrganisationKind string
+
+// The kinds of organisation.
+const (
+	OrgManufacturer OrganisationKind = "manufacturer"
+	OrgHospital     OrganisationKind = "hospital"
+	OrgCourier      OrganisationKind = "courier"
+)
+
+// AccreditationStatus is where a site's accreditation (FACT-JACIE, say)
+// stands.
+type AccreditationStatus string
+
+// The accreditation statuses.
+const (
+	AccreditationAccredited AccreditationStatus = "accredited"
+	AccreditationPending    AccreditationStatus = "pending"
+	AccreditationWithdrawn  AccreditationStatus = "withdrawn"
+)
+
+// DateLayout is the layout of the registries' calendar dates (expiry and
+// due dates): ISO 8601, YYYY-MM-DD.
+const DateLayout = time.DateOnly
+
+// Organisation is a manufacturer, hospital or courier of the network.
+type Organisation struct {
+	Code      string           `json:"code"`
+	Name      string           `json:"name"`
+	Kind      OrganisationKind `json:"kind"`
+	Suspended bool             `json:"suspended"`
+}
+
+// Accreditation is a site's accreditation and when it expires
+// (YYYY-MM-DD; required unless the status is pending or withdrawn).
+type Accreditation struct {
+	Status AccreditationStatus `json:"status"`
+	Expiry string              `json:"expiry,omitempty"`
+}
+
+// Qualification is a site's qualification by the manufacturer: whether
+// its staff training is done, when it was qualified and when the
+// qualification expires (YYYY-MM-DD; both required once training is done).
+type Qualification struct {
+	TrainingDone bool   `json:"training_done"`
+	Date         string `json:"date,omitempty"`
+	Expiry       string `json:"expiry,omitempty"`
+}
+
+// Site is a place of an organisation where cells are collected,
+// manufactured or infused.
+type Site struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// Kinds are the roles the site plays in chains (SiteCollection,
+	// SiteManufacturing, SiteTreatment).
+	Kinds        []SiteRole `json:"kinds"`
+	Organisation string     `json:"organisation"`
+	// TimeZone is the site's IANA time zone ("Europe/Paris").
+	TimeZone string `json:"time_zone"`
+	Address  string `json:"address"`
+	// Country is the ISO 3166-1 alpha-2 code of the site's country.
+	Country string `json:"country"`
+	// FIN is the site's ISBT 128 facility identification number.
+	FIN string `json:"fin"`
+	// GLN is the site's GS1 global location number (13 digits, the last
+	// a check digit).
+	GLN           string        `json:"gln"`
+	Accreditation Accreditation `json:"accreditation"`
+	Qualification Qualification `json:"qualification"`
+	Suspended     bool          `json:"suspended"`
+}
+
+// Product is a therapy the programme makes.
+type Product struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// ISBTCode is the ISBT 128 product code (Data Structure 003): the
+	// product description code, the type of donation and the divisions.
+	ISBTCode string `json:"isbt_code"`
+	// StorageProfile is the temperature profile its shipments keep; one
+	// of the service's configured profiles.
+	StorageProfile string `json:"storage_profile"`
+	// ShelfLifeHours is how long the product keeps after release.
+	ShelfLifeHours int `json:"shelf_life_hours"`
+	// ManufacturingDays is the planned time from the collection's
+	// arrival to the product's release.
+	ManufacturingDays int  `json:"manufacturing_days"`
+	Suspended         bool `json:"suspended"`
+}
+
+// Shipper is a courier's temperature-controlled shipping container.
+type Shipper struct {
+	// ID is the shipper's ID, as its telemetry names it.
+	ID string `json:"id"`
+	// Courier is the code of the courier organisation that owns it.
+	Courier string `json:"courier"`
+	// RequalificationDue is the date (YYYY-MM-DD) by which it must be
+	// requalified.
+	RequalificationDue string `json:"requalification_due"`
+	Suspended          bool   `json:"suspended"`
+}
+
+// Limits of the registries' text fields, in bytes.
+const (
+	maxRegistryName    = 200
+	maxRegistryAddress = 500
+	maxRegistryCode    = 32
+	maxShelfLifeHours  = 10 * 365 * 24
+	maxManufacturing   = 365
+)
+
+// ValidateRegistryCode checks the code of an organisation, site or
+// product: 1-32 characters of upper-case letters, digits and '-',
+// starting with a letter or digit. Upper case only, so two codes never
+// differ by case alone.
+func ValidateRegistryCode(code string) error {
+	if code == "" || len(code) > maxRegistryCode {
+		return fmt.Errorf("code must be 1-%d characters: %w", maxRegistryCode, ErrInvalid)
+	}
+	for i := 0; i < len(code); i++ {
+		c := code[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' && i > 0) {
+			return fmt.Errorf("code %q: only upper-case letters, digits and - (not first): %w", code, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// ValidateGLN checks a GS1 global location number: 13 digits whose last
+// is the GS1 mod-10 check digit of the first 12.
+func ValidateGLN(gln string) error {
+	if len(gln) != 13 || !isDigits(gln) {
+		return fmt.Errorf("gln %q must be 13 digits: %w", gln, ErrInvalid)
+	}
+	if c := GS1CheckDigit(gln[:12]); c != gln[12] {
+		return fmt.Errorf("gln %s: check digit is %c, not %c: %w", gln, c, gln[12], ErrInvalid)
+	}
+	return nil
+}
+
+// GS1CheckDigit returns the GS1 mod-10 check digit of digits: weights 3
+// and 1 alternate from the rightmost digit, and the check digit brings
+// the weighted sum up to a multiple of 10. digits must be digits only.
+func GS1CheckDigit(digits string) byte {
+	sum := 0
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := int(digits[i] - '0')
+		if (len(digits)-1-i)%2 == 0 {
+			d *= 3
+		}
+		sum += d
+	}
+	return byte('0' + (10-sum%10)%10)
+}
+
+// ValidateISBTProductCode checks an ISBT 128 product code (Data
+// Structure 003, 8 characters): the 5-character product description code
+// (an upper-case letter and 4 digits), the type of donation (a digit or
+// an upper-case letter) and two division characters (the first a digit
+// or an upper-case letter, the second a digit or a lower-case letter).
+func ValidateISBTProductCode(code string) error {
+	bad := len(code) != 8
+	for i := 0; !bad && i < 8; i++ {
+		c := code[i]
+		switch {
+		case i == 0:
+			bad = c < 'A' || c > 'Z'
+		case i < 5:
+			bad = c < '0' || c > '9'
+		case i < 7:
+			bad = !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z')
+		default:
+			bad = !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z')
+		}
+	}
+	if bad {
+		return fmt.Errorf("isbt_code %q is not an ISBT 128 product code (a letter and 4 digits, the type of donation, 2 division characters: S1234V00): %w", code, ErrInvalid)
+	}
+	return nil
+}
+
+// ValidateTimeZone checks an IANA time zone name and returns its location.
+// "Local" and the empty name are refused: a site's zone never depends on
+// the server's.
+func ValidateTimeZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return nil, fmt.Errorf("time_zone must be an IANA time zone name (Europe/Paris): %w", ErrInvalid)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("time_zone %q is not an IANA time zone: %w", name, ErrInvalid)
+	}
+	return loc, nil
+}
+
+// validDate checks a YYYY-MM-DD calendar date, required or not.
+func validDate(field, s string, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%s is required (YYYY-MM-DD): %w", field, ErrInvalid)
+		}
+		return nil
+	}
+	if _, err := time.Parse(DateLayout, s); err != nil {
+		return fmt.Errorf("%s %q is not a date (YYYY-MM-DD): %w", field, s, ErrInvalid)
+	}
+	return nil
+}
+
+// Validate checks the organisation's own fields.
+func (o Organisation) Validate() error {
+	if err := ValidateRegistryCode(o.Code); err != nil {
+		return fmt.Errorf("organisation: %w", err)
+	}
+	if err := validText("organisation name", o.Name, true, maxRegistryName); err != nil {
+		return err
+	}
+	switch o.Kind {
+	case OrgManufacturer, OrgHospital, OrgCourier:
+		return nil
+	}
+	return fmt.Errorf("organisation kind %q: must be manufacturer, hospital or courier: %w", o.Kind, ErrInvalid)
+}
+
+// Validate checks the site's own fields: the references to its
+// organisation are checked by the service.
+func (s Site) Validate() error {
+	if err := ValidateRegistryCode(s.Code); err != nil {
+		return fmt.Errorf("site: %w", err)
+	}
+	if err := validText("site name", s.Name, true, maxRegistryName); err != nil {
+		return err
+	}
+	if len(s.Kinds) == 0 {
+		return fmt.Errorf("site %s: kinds must name at least one of collection, manufacturing, treatment: %w", s.Code, ErrInvalid)
+	}
+	for i, k := range s.Kinds {
+		switch k {
+		case SiteCollection, SiteManufacturing, SiteTreatment:
+		default:
+			return fmt.Errorf("site %s: kind %q: must be collection, manufacturing or treatment: %w", s.Code, k, ErrInvalid)
+		}
+		if slices.Contains(s.Kinds[:i], k) {
+			return fmt.Errorf("site %s: kind %s given twice: %w", s.Code, k, ErrInvalid)
+		}
+	}
+	if err := ValidateRegistryCode(s.Organisation); err != nil {
+		return fmt.Errorf("site %s: organisation: %w", s.Code, err)
+	}
+	if _, err := ValidateTimeZone(s.TimeZone); err != nil {
+		return fmt.Errorf("site %s: %w", s.Code, err)
+	}
+	if err := validText("site address", s.Address, true, maxRegistryAddress); err != nil {
+		return err
+	}
+	if len(s.Country) != 2 || !isUpperAlpha(s.Country) {
+		return fmt.Errorf("site %s: country %q must be an ISO 3166-1 alpha-2 code (FR): %w", s.Code, s.Country, ErrInvalid)
+	}
+	if !ValidFIN(s.FIN) {
+		return fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", s.Code, s.FIN, ErrInvalid)
+	}
+	if err := ValidateGLN(s.GLN); err != nil {
+		return fmt.Errorf("site %s: %w", s.Code, err)
+	}
+	switch s.Accreditation.Status {
+	case AccreditationAccredited:
+		if err := validDate("accreditation expiry", s.Accreditation.Expiry, true); err != nil {
+			return fmt.Errorf("site %s: %w", s.Code, err)
+		}
+	case AccreditationPending, AccreditationWithdrawn:
+		if err := validDate("accreditation expiry", s.Accreditation.Expiry, false); err != nil {
+			return fmt.Errorf("site %s: %w", s.Code, err)
+		}
+	default:
+		return fmt.Errorf("site %s: accreditation status %q: must be accredited, pending or withdrawn: %w", s.Code, s.Accreditation.Status, ErrInvalid)
+	}
+	q := s.Qualification
+	if err := validDate("qualification date", q.Date, q.TrainingDone); err != nil {
+		return fmt.Errorf("site %s: %w", s.Code, err)
+	}
+	if err := validDate("qualification expiry", q.Expiry, q.TrainingDone); err != nil {
+		return fmt.Errorf("site %s: %w", s.Code, err)
+	}
+	if q.Date != "" && q.Expiry != "" && q.Expiry <= q.Date {
+		return fmt.Errorf("site %s: qualification expiry %s is not after its date %s: %w", s.Code, q.Expiry, q.Date, ErrInvalid)
+	}
+	return nil
+}
+
+// HasKind reports whether the site does k.
+func (s Site) HasKind(k SiteRole) bool { return slices.Contains(s.Kinds, k) }
+
+// Validate checks the product's own fields: the storage profile is
+// checked against the configured ones by the service.
+func (p Product) Validate() error {
+	if err := ValidateRegistryCode(p.Code); err != nil {
+		return fmt.Errorf("product: %w", err)
+	}
+	if err := validText("product name", p.Name, true, maxRegistryName); err != nil {
+		return err
+	}
+	if err := ValidateISBTProductCode(p.ISBTCode); err != nil {
+		return fmt.Errorf("product %s: %w", p.Code, err)
+	}
+	if p.StorageProfile == "" {
+		return fmt.Errorf("product %s: storage_profile is required: %w", p.Code, ErrInvalid)
+	}
+	if p.ShelfLifeHours <= 0 || p.ShelfLifeHours > maxShelfLifeHours {
+		return fmt.Errorf("product %s: shelf_life_hours %d must be 1-%d: %w", p.Code, p.ShelfLifeHours, maxShelfLifeHours, ErrInvalid)
+	}
+	if p.ManufacturingDays < 0 || p.ManufacturingDays > maxManufacturing {
+		return fmt.Errorf("product %s: manufacturing_days %d must be 0-%d: %w", p.Code, p.ManufacturingDays, maxManufacturing, ErrInvalid)
+	}
+	return nil
+}
+
+// Validate checks the shipper's own fields: its courier is checked by the
+// service.
+func (s Shipper) Validate() error {
+	if err := ValidateShipperID(s.ID); err != nil {
+		return fmt.Errorf("shipper: %w", err)
+	}
+	if err := ValidateRegistryCode(s.Courier); err != nil {
+		return fmt.Errorf("shipper %s: courier: %w", s.ID, err)
+	}
+	return validDate("shipper requalification_due", s.RequalificationDue, true)
+}
+
+func isUpperAlpha(s string) bool {
+	return s != "" && strings.IndexFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' }) < 0
+}
