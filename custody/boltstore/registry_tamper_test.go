@@ -25,11 +25,22 @@ func TestAuditTrailTamper(t *testing.T) {
 		if _, err := e.svc.UpdateOrganisation(e.ctx, admin, "B", custody.Organisation{Name: "Org B renamed", Kind: custody.OrgCourier}, "rename"); err != nil {
 			t.Fatal(err)
 		}
+		// An account change: entry 5 of the same trail.
+		if err := e.st.CreateUser(e.ctx, custody.User{ID: "nurse1", Name: "Ana", Role: custody.RoleNurse, Created: t0}, custody.TokenHash("coid_tamper")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.ChangeUser(e.ctx, "nurse1", func(u *custody.User) error { u.Disabled = true; return nil },
+			func(before, after custody.User) custody.AuditEntry {
+				return custody.AuditEntry{Time: t0, Actor: "admin1", Kind: custody.KindUser, Code: "nurse1", Action: custody.AuditUserDisable,
+					Reason: "left", Old: custody.AuditValues(map[string]string{"disabled": "false"}), New: custody.AuditValues(map[string]string{"disabled": "true"})}
+			}); err != nil {
+			t.Fatal(err)
+		}
 		if err := e.st.CheckFile(e.ctx); err != nil {
 			t.Fatalf("untouched file: %v", err)
 		}
 		trail, err := e.st.AuditEntries(e.ctx, custody.AuditFilter{})
-		if err != nil || len(trail) != 4 {
+		if err != nil || len(trail) != 5 {
 			t.Fatalf("trail: %d entries, %v", len(trail), err)
 		}
 		if err := custody.VerifyAuditTrail(trail); err != nil {
@@ -76,6 +87,8 @@ func TestAuditTrailTamper(t *testing.T) {
 			_ = custody.SealAuditEntry(a, 2, &prev) // a consistent entry 2; entry 3 no longer links to it
 		})},
 		{"entry removed", "has no readable entry before it", func(b *bolt.Bucket) error { return b.Delete(u64(3)) }},
+		{"account entry's values changed", "does not match its hash", edit(5, func(a *custody.AuditEntry) { a.New = json.RawMessage(`{"disabled":"false"}`) })},
+		{"account entry before it removed", "has no readable entry before it", func(b *bolt.Bucket) error { return b.Delete(u64(4)) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
