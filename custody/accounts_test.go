@@ -500,3 +500,44 @@ func auditValues(raw json.RawMessage) map[string]string {
 	_ = json.Unmarshal(raw, &m)
 	return m
 }
+
+// TestOneAuditTrail: an account change and a registry change are entries
+// of one trail, in order and hash-linked, listed by kind for QA, and
+// refused to other roles.
+func TestOneAuditTrail(t *testing.T) {
+	a := newAccountsEnv(t, custody.PasswordPolicy{})
+	admin := a.user("admin1")
+	if _, err := a.svc.RegisterOrganisation(a.ctx, admin, custody.Organisation{Code: "FASTCO", Name: "FastCo", Kind: custody.OrgCourier}, "network set-up"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.svc.AdminSetDisabledFor(a.ctx, admin, "nurse1", true, "left the hospital"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := a.svc.AuditTrail(a.ctx, a.user("qa1"), custody.AuditFilter{})
+	if err != nil || len(all) < 2 {
+		t.Fatalf("trail: %+v %v", all, err)
+	}
+	if err := custody.VerifyAuditTrail(all); err != nil {
+		t.Fatalf("the one trail does not verify: %v", err)
+	}
+	org, acct := all[len(all)-2], all[len(all)-1]
+	if org.Kind != custody.ObjectKind(custody.KindOrganisation) || org.Code != "FASTCO" || org.Action != custody.AuditCreate ||
+		acct.Kind != custody.KindUser || acct.Code != "nurse1" || acct.Action != custody.AuditUserDisable || acct.Seq != org.Seq+1 {
+		t.Fatalf("last two entries: %+v %+v", org, acct)
+	}
+	users, err := a.svc.AuditTrail(a.ctx, admin, custody.AuditFilter{Kind: custody.KindUser})
+	if err != nil || len(users) == 0 {
+		t.Fatalf("user entries: %v", err)
+	}
+	for _, e := range users {
+		if e.Kind != custody.KindUser {
+			t.Fatalf("kind user listed %+v", e)
+		}
+	}
+	if _, err := a.svc.AuditTrail(a.ctx, admin, custody.AuditFilter{Kind: "patient"}); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	if _, err := a.svc.AuditTrail(a.ctx, a.user("nurse2"), custody.AuditFilter{Kind: custody.KindUser}); !errors.Is(err, custody.ErrForbidden) {
+		t.Fatalf("a nurse reads the trail: %v", err)
+	}
+}
