@@ -534,6 +534,11 @@ func TestOneAuditTrail(t *testing.T) {
 			t.Fatalf("kind user listed %+v", e)
 		}
 	}
+	// A registry change's longer reason fits the one trail too.
+	long := strings.Repeat("r", 900)
+	if _, err := a.svc.RegisterOrganisation(a.ctx, admin, custody.Organisation{Code: "SLOWCO", Name: "SlowCo", Kind: custody.OrgCourier}, long); err != nil {
+		t.Fatalf("registry change with a %d-byte reason: %v", len(long), err)
+	}
 	if _, err := a.svc.AuditTrail(a.ctx, admin, custody.AuditFilter{Kind: "patient"}); !errors.Is(err, custody.ErrInvalid) {
 		t.Fatalf("unknown kind: %v", err)
 	}

@@ -125,10 +125,11 @@ func (e AuditEntry) Validate() error {
 			return fmt.Errorf("audit entry: %s values must be a JSON object: %w", v.n, ErrInvalid)
 		}
 	}
-	return validText("audit reason", e.Reason, false, MaxReasonLen)
+	return validText("audit reason", e.Reason, false, maxReason)
 }
 
-// MaxReasonLen bounds the reason given for an administrative change.
+// MaxReasonLen bounds the reason given for a change to an account (a
+// registry change's may be longer, up to the trail's bound).
 const MaxReasonLen = 500
 
 // AuditFilter selects audit entries; zero fields select all.

@@ -15,7 +15,8 @@ import (
 // MaxRegistryPage is the most entries one registry or audit list returns.
 const MaxRegistryPage = 1000
 
-// maxReason is the longest reason for a change, in bytes.
+// maxReason is the longest reason for a change, in bytes, and the
+// longest an audit entry holds.
 const maxReason = 1000
 
 // registryEntry is implemented by the pointers to the registries' entry
