@@ -82,8 +82,8 @@ const verifyHelp = `usage: coid verify [--data DIR] [--checkpoint N:HEAD ...]
 Verifies the ledger offline: every record's hash and links, every chain's
 summary, index and state, and every leg's telemetry seal; that the ledger
 still holds each checkpoint; then the whole file (every bucket's entries
-decode, each entry of the registries' audit trail matches its hash and
-links to the one before, and bbolt's own consistency check of its pages).
+decode, each entry of the audit trail of account and registry changes
+matches its hash and links to the one before, and bbolt's own consistency check of its pages).
 
 Exit status:
   0  the ledger and the file are sound

@@ -10,8 +10,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The registries' audit trail is a hash chain: these tests change it on
-// disk, as someone with the file could, and check that the whole-file
+// The audit trail of registry and account changes is a hash chain: these
+// tests change it on disk, as someone with the file could, and check that the whole-file
 // check (coid verify) names the entry.
 func TestAuditTrailTamper(t *testing.T) {
 	admin := custody.User{ID: "admin1", Role: custody.RoleAdmin}
