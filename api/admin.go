@@ -77,7 +77,11 @@ func (s *Server) listUsers(c echo.Context) error {
 }
 
 func (s *Server) unlockUser(c echo.Context) error {
-	if err := s.svc.AdminUnlock(c.Request().Context(), user(c), c.Param("id")); err != nil {
+	reason, err := optionalReason(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.AdminUnlockFor(c.Request().Context(), user(c), c.Param("id"), reason); err != nil {
 		return err
 	}
 	u, err := s.lookupUser(c, c.Param("id"))
@@ -89,7 +93,11 @@ func (s *Server) unlockUser(c echo.Context) error {
 
 func (s *Server) setDisabled(disabled bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		u, err := s.svc.AdminSetDisabled(c.Request().Context(), user(c), c.Param("id"), disabled)
+		reason, err := optionalReason(c)
+		if err != nil {
+			return err
+		}
+		u, err := s.svc.AdminSetDisabledFor(c.Request().Context(), user(c), c.Param("id"), disabled, reason)
 		if err != nil {
 			return err
 		}
@@ -98,7 +106,11 @@ func (s *Server) setDisabled(disabled bool) echo.HandlerFunc {
 }
 
 func (s *Server) newToken(c echo.Context) error {
-	tok, err := s.svc.AdminNewToken(c.Request().Context(), user(c), c.Param("id"))
+	reason, err := optionalReason(c)
+	if err != nil {
+		return err
+	}
+	tok, err := s.svc.AdminNewTokenFor(c.Request().Context(), user(c), c.Param("id"), reason)
 	if err != nil {
 		return err
 	}

@@ -133,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	g.POST("/users/:id/disable", s.setDisabled(true))
 	g.POST("/users/:id/enable", s.setDisabled(false))
 	g.POST("/users/:id/tokens", s.newToken)
+	s.registerAccountRoutes(g)
 	s.mountRegistries(g)
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
@@ -210,6 +211,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxUser, u)
+		c.Set(ctxToken, custody.TokenHash(strings.TrimSpace(tok)))
+		if err := s.passwordGate(c, u); err != nil {
+			return err
+		}
 		return next(c)
 	}
 }
@@ -232,6 +237,7 @@ var errorTable = []struct {
 }{
 	{custody.ErrInvalid, http.StatusBadRequest, "invalid", 0},
 	{custody.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated", 0},
+	{custody.ErrPasswordChange, http.StatusForbidden, "password_change_required", 0}, // before ErrForbidden, which it matches too
 	{custody.ErrForbidden, http.StatusForbidden, "forbidden", 0},
 	{custody.ErrNotFound, http.StatusNotFound, "not_found", 0},
 	{custody.ErrConflict, http.StatusConflict, "conflict", 0},

@@ -116,6 +116,7 @@ type envConfig struct {
 	discard   bool // discard logs (benchmarks)
 	noCheck   bool // do not validate responses against the document
 	now       func() time.Time
+	passwords custody.PasswordPolicy
 }
 
 type option func(*envConfig)
@@ -164,7 +165,7 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	}
 	svc, err := custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: log,
 		Now: cfg.now, FIN: "A9999",
-		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}})
+		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}, Passwords: cfg.passwords})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}

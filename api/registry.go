@@ -124,10 +124,6 @@ func (r registry[T]) updateHandler(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-type reasonRequest struct {
-	Reason string `json:"reason"`
-}
-
 func (r registry[T]) suspendHandler(suspended bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		code, err := r.code(c)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/coid-project/coid/custody"
 )
 
 // Registry bodies as a client sends them.
@@ -236,7 +238,7 @@ func TestRegistryPagingAndSuspend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trail, err := e.svc.AuditTrail(t.Context(), adminUser, 0, 0)
+	trail, err := e.svc.AuditTrail(t.Context(), adminUser, custody.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

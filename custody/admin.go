@@ -3,6 +3,7 @@ package custody
 import (
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // requireAdmin refuses every actor but an administrator, and malformed
@@ -25,11 +26,12 @@ func (s *Service) AdminAddUser(ctx context.Context, actor User, id, name string,
 	if err := requireAdmin("add user", actor); err != nil {
 		return "", err
 	}
-	tok, err := s.AddUser(ctx, id, name, role, password)
-	if err == nil {
-		s.log.Info("user added by administrator", "user", id, "by", actor.ID)
+	tok, err := s.addUser(ctx, id, name, role, password, actor.ID)
+	if err != nil {
+		return "", err
 	}
-	return tok, err
+	s.log.Info("user added by administrator", "user", id, "by", actor.ID)
+	return tok, nil
 }
 
 // AdminUsers lists user accounts, without password hashes, for an
@@ -45,10 +47,26 @@ func (s *Service) AdminUsers(ctx context.Context, actor User) ([]User, error) {
 // back-off for the user's ID, while the service runs. The unlock is
 // logged with the administrator who made it.
 func (s *Service) AdminUnlock(ctx context.Context, actor User, id string) error {
+	return s.AdminUnlockFor(ctx, actor, id, "")
+}
+
+// AdminUnlockFor is AdminUnlock with the reason recorded in the audit
+// entry (optional, for the routes that predate it).
+func (s *Service) AdminUnlockFor(ctx context.Context, actor User, id, reason string) error {
 	if err := requireAdmin("unlock user", actor, id); err != nil {
 		return err
 	}
-	if _, err := s.store.UpdateUser(ctx, id, func(u *User) error { u.Locked, u.FailedSignatures = false, 0; return nil }); err != nil {
+	if err := checkReason("unlock user", reason, false); err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	_, err := s.store.ChangeUser(ctx, id, func(u *User) error { u.Locked, u.FailedSignatures = false, 0; return nil },
+		func(before, after User) AuditEntry {
+			return AuditEntry{Time: now, Actor: actor.ID, Action: AuditUserUnlock, Kind: KindUser, Code: id, Reason: reason,
+				Old: AuditValues(map[string]string{"locked": strconv.FormatBool(before.Locked), "failed_signatures": strconv.Itoa(before.FailedSignatures)}),
+				New: AuditValues(map[string]string{"locked": "false", "failed_signatures": "0"})}
+		})
+	if err != nil {
 		return fmt.Errorf("unlock %s: %w", id, err)
 	}
 	s.backoff.clearUser(id)
@@ -60,31 +78,32 @@ func (s *Service) AdminUnlock(ctx context.Context, actor User, id string) error 
 // neither sign nor use the API. Accounts are never deleted, because
 // signatures refer to them.
 func (s *Service) AdminSetDisabled(ctx context.Context, actor User, id string, disabled bool) (User, error) {
-	if err := requireAdmin("disable user", actor, id); err != nil {
-		return User{}, err
-	}
-	if id == actor.ID && disabled {
-		return User{}, fmt.Errorf("disable user: administrators may not disable themselves: %w", ErrConflict)
-	}
-	u, err := s.store.UpdateUser(ctx, id, func(u *User) error { u.Disabled = disabled; return nil })
-	if err != nil {
-		return User{}, fmt.Errorf("disable user %s: %w", id, err)
-	}
-	s.log.Info("user disabled changed", "user", id, "disabled", disabled, "by", actor.ID)
-	return u.Public(), nil
+	return s.AdminSetDisabledFor(ctx, actor, id, disabled, "")
 }
 
 // AdminNewToken issues another API token for a user; the token is shown
 // once.
 func (s *Service) AdminNewToken(ctx context.Context, actor User, id string) (string, error) {
+	return s.AdminNewTokenFor(ctx, actor, id, "")
+}
+
+// AdminNewTokenFor is AdminNewToken with the reason recorded in the audit
+// entry (optional, for the routes that predate it).
+func (s *Service) AdminNewTokenFor(ctx context.Context, actor User, id, reason string) (string, error) {
 	if err := requireAdmin("new token", actor, id); err != nil {
+		return "", err
+	}
+	if err := checkReason("new token", reason, false); err != nil {
 		return "", err
 	}
 	tok, th, err := NewToken()
 	if err != nil {
 		return "", err
 	}
-	if err := s.store.AddToken(ctx, id, th); err != nil {
+	now := s.now().UTC()
+	e := AuditEntry{Time: now, Actor: actor.ID, Action: AuditTokenIssue, Kind: KindUser, Code: id, Reason: reason,
+		New: AuditValues(map[string]string{"token " + TokenID(th): "active"})}
+	if err := s.store.AddTokenAt(ctx, id, th, now, e); err != nil {
 		return "", fmt.Errorf("new token for %s: %w", id, err)
 	}
 	s.log.Info("api token issued", "user", id, "by", actor.ID)

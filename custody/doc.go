@@ -3,8 +3,11 @@
 // encoding and hashing, the typed data of each step (StepData: one type
 // per step, ParseData, Record.Parsed), the vein-to-vein journey table and
 // the rules that enforce it (Service.Record), the one read of a chain that
-// every export uses (ChainView), users, electronic signatures and their
-// lockout, who may do what (role policy), the PHI guard, the cold-chain
+// every export uses (ChainView), users and their accounts (password
+// change, reset, expiry and history, tokens: accounts.go), the
+// registries (registry.go), the one hash-linked administrative audit trail
+// of account and registry changes (audit.go), electronic signatures
+// and their lockout, who may do what (role policy), the PHI guard, the cold-chain
 // telemetry model (readings, profiles, leg seals, excursion records),
 // verification of the hash chains, the sentinel errors, and the store
 // contract that persistence packages implement (store.go: Store,

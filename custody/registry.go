@@ -1,7 +1,6 @@
 package custody
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -376,37 +375,4 @@ func (s Shipper) Validate() error {
 
 func isUpperAlpha(s string) bool {
 	return s != "" && strings.IndexFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' }) < 0
-}
-
-// AuditAction is what an administrative change did to a registry entry.
-type AuditAction string
-
-// The administrative actions on registry entries.
-const (
-	AuditCreate  AuditAction = "create"
-	AuditUpdate  AuditAction = "update"
-	AuditSuspend AuditAction = "suspend"
-	AuditResume  AuditAction = "resume"
-)
-
-// AuditEntry is one administrative change, stored in the same
-// transaction as the change: who made it, when, to what, why, and the
-// entry's value before (none for a create) and after. It never holds
-// patient identifiers or password material: registry entries have none.
-type AuditEntry struct {
-	// Seq is the entry's position in the audit trail, assigned by the
-	// store from 1 when it seals the entry.
-	Seq    uint64          `json:"seq"`
-	Time   time.Time       `json:"time"`
-	Actor  string          `json:"actor"`
-	Kind   RegistryKind    `json:"kind"`
-	Code   string          `json:"code"`
-	Action AuditAction     `json:"action"`
-	Reason string          `json:"reason"`
-	Old    json.RawMessage `json:"old,omitempty"`
-	New    json.RawMessage `json:"new"`
-	// Prev is the hash of the entry before (zero for the first) and
-	// Hash the hash of this one (SealAuditEntry).
-	Prev Hash `json:"prev"`
-	Hash Hash `json:"hash"`
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 )
 
-// The registries' audit trail is a hash chain of its own: each entry
-// carries the hash of the entry before it and a hash of its own content,
-// so a changed, removed or reordered entry is found by
+// The audit trail of account and registry changes is a hash chain of its
+// own: each entry carries the hash of the entry before it and a hash of
+// its own content, so a changed, removed or reordered entry is found by
 // VerifyAuditEntry. A store seals each entry with SealAuditEntry as it
 // writes it, inside the transaction of the change.
 

@@ -15,7 +15,8 @@ import (
 // MaxRegistryPage is the most entries one registry or audit list returns.
 const MaxRegistryPage = 1000
 
-// maxReason is the longest reason for a change, in bytes.
+// maxReason is the longest reason for a change, in bytes, and the
+// longest an audit entry holds.
 const maxReason = 1000
 
 // registryEntry is implemented by the pointers to the registries' entry
@@ -157,7 +158,7 @@ func registerEntry[T any, P registryEntry[T]](ctx context.Context, s *Service, a
 	if err != nil {
 		return zero, fmt.Errorf("%s %s: %w", op, code, err)
 	}
-	a := AuditEntry{Time: s.Now(), Actor: actor.ID, Kind: kind, Code: code, Action: AuditCreate, Reason: reason, New: val}
+	a := AuditEntry{Time: s.Now(), Actor: actor.ID, Kind: ObjectKind(kind), Code: code, Action: AuditCreate, Reason: reason, New: val}
 	if err := s.store.CreateEntry(ctx, kind, code, val, a); err != nil {
 		return zero, fmt.Errorf("%s %s: %w", op, code, err)
 	}
@@ -207,7 +208,7 @@ func changeEntry[T any, P registryEntry[T]](ctx context.Context, s *Service, act
 		if bytes.Equal(stored, val) {
 			return nil, AuditEntry{}, errUnchanged
 		}
-		return val, AuditEntry{Time: s.Now(), Actor: actor.ID, Kind: kind, Code: code, Action: action, Reason: reason, Old: stored, New: val}, nil
+		return val, AuditEntry{Time: s.Now(), Actor: actor.ID, Kind: ObjectKind(kind), Code: code, Action: action, Reason: reason, Old: stored, New: val}, nil
 	})
 	if errors.Is(err, errUnchanged) {
 		return v, nil
@@ -415,18 +416,21 @@ func (s *Service) Shippers(ctx context.Context, actor User, after string, limit 
 	return listEntries[Shipper](ctx, s, actor, after, limit)
 }
 
-// AuditTrail lists the registries' audit entries in order after the one
-// numbered after, at most limit (0: MaxRegistryPage): QA and
-// administrators.
-func (s *Service) AuditTrail(ctx context.Context, actor User, after uint64, limit int) ([]AuditEntry, error) {
+// AuditTrail lists the audit entries f selects, of the registries and
+// the accounts alike, in order: a page of at most MaxRegistryPage
+// (f.Limit 0: that many). Only QA and administrators read it.
+func (s *Service) AuditTrail(ctx context.Context, actor User, f AuditFilter) ([]AuditEntry, error) {
 	if !MayReadAuditTrail(actor.Role) {
 		return nil, fmt.Errorf("audit trail: only QA and administrators read it (you are %s): %w", actor.Role, ErrForbidden)
 	}
-	if limit < 0 || limit > MaxRegistryPage {
-		return nil, fmt.Errorf("audit trail: limit %d must be 1-%d: %w", limit, MaxRegistryPage, ErrInvalid)
+	if f.Limit < 0 || f.Limit > MaxRegistryPage {
+		return nil, fmt.Errorf("audit trail: limit %d must be 1-%d: %w", f.Limit, MaxRegistryPage, ErrInvalid)
 	}
-	if limit == 0 {
-		limit = MaxRegistryPage
+	if f.Limit == 0 {
+		f.Limit = MaxRegistryPage
 	}
-	return s.store.AuditEntries(ctx, after, limit)
+	if f.Kind != "" && !ValidObjectKind(f.Kind) {
+		return nil, fmt.Errorf("audit trail: kind %q: %w", f.Kind, ErrInvalid)
+	}
+	return s.store.AuditEntries(ctx, f)
 }

@@ -287,7 +287,7 @@ func TestRegistryReferencesAndDuplicates(t *testing.T) {
 	}
 	// Refused changes left no audit entry: 3 organisations, 2 sites, the
 	// shipper and the product.
-	trail, err := e.svc.AuditTrail(e.ctx, e.users["qa1"], 0, 0)
+	trail, err := e.svc.AuditTrail(e.ctx, e.users["qa1"], custody.AuditFilter{})
 	if err != nil || len(trail) != 7 {
 		t.Fatalf("audit trail: %d entries, %v; want 7", len(trail), err)
 	}
@@ -311,7 +311,7 @@ func TestRegistryPolicy(t *testing.T) {
 		if _, err := e.svc.Organisations(e.ctx, actor, "", 10); err != nil {
 			t.Errorf("%s lists: %v", u.id, err)
 		}
-		_, err = e.svc.AuditTrail(e.ctx, actor, 0, 0)
+		_, err = e.svc.AuditTrail(e.ctx, actor, custody.AuditFilter{})
 		if want := u.role == custody.RoleAdmin || u.role == custody.RoleQA; (err == nil) != want {
 			t.Errorf("%s reads the audit trail: %v", u.id, err)
 		}
@@ -385,7 +385,7 @@ func TestRegistrySuspendUpdateAudit(t *testing.T) {
 		t.Errorf("update of a site of a suspended organisation: %v", err)
 	}
 
-	trail, err := e.svc.AuditTrail(e.ctx, admin, 0, 0)
+	trail, err := e.svc.AuditTrail(e.ctx, admin, custody.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func TestRegistryConcurrentUpdates(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	trail, err := e.svc.AuditTrail(e.ctx, admin, 0, 0)
+	trail, err := e.svc.AuditTrail(e.ctx, admin, custody.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

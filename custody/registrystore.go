@@ -2,8 +2,8 @@ package custody
 
 import "context"
 
-// RegistryStore keeps the registries' entries and the audit trail of
-// their changes. Entries are stored as the domain encodes them (JSON, one
+// RegistryStore keeps the registries' entries; the audit entries of
+// their changes go into the one audit trail (AuditLog). Entries are stored as the domain encodes them (JSON, one
 // value per kind and code) and are never deleted. Every change stores its
 // AuditEntry in the same transaction, so a change is never without its
 // audit entry, nor an audit entry without its change.
@@ -24,8 +24,4 @@ type RegistryStore interface {
 	// after the code after ("" from the first), at most limit of them
 	// (limit <= 0: all).
 	Entries(ctx context.Context, kind RegistryKind, after string, limit int) ([][]byte, error)
-	// AuditEntries returns the audit trail, as sealed, in order, starting after the
-	// entry numbered after (0 from the first), at most limit entries
-	// (limit <= 0: all).
-	AuditEntries(ctx context.Context, after uint64, limit int) ([]AuditEntry, error)
 }

@@ -36,6 +36,8 @@ type Config struct {
 	// (custody/phitext). Without one the comparison folds case and the
 	// diacritics of Latin letters only.
 	Folder TextFolder
+	// Passwords is the password expiry and history policy.
+	Passwords PasswordPolicy
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -52,8 +54,10 @@ type Service struct {
 	tele     TelemetryConfig
 	labelTxt func(patientName, product string) error
 	folder   TextFolder
-	seed     maphash.Seed
-	locks    [256]sync.Mutex
+	// passwords is the password expiry and history policy (accounts.go).
+	passwords PasswordPolicy
+	seed      maphash.Seed
+	locks     [256]sync.Mutex
 
 	// cache holds folded chains, keyed by COI, valid while the store's
 	// summary still names the same head record. Entries are never mutated.
@@ -66,6 +70,11 @@ type Service struct {
 	// backoff slows callers who give wrong passwords for other users'
 	// IDs (lockout.go).
 	backoff *backoffs
+
+	// touched is when the service last recorded each token's use
+	// (accounts.go).
+	touchMu sync.Mutex
+	touched map[Hash]time.Time
 }
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
@@ -79,12 +88,15 @@ func NewService(cfg Config) (*Service, error) {
 	if !ValidFIN(cfg.FIN) {
 		return nil, fmt.Errorf("new service: facility %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", cfg.FIN, ErrInvalid)
 	}
+	if err := cfg.Passwords.Check(); err != nil {
+		return nil, fmt.Errorf("new service: %w", err)
+	}
 	j := cfg.Journey
 	if j == nil {
 		j = DefaultJourney()
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
-		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, folder: cfg.Folder, seed: maphash.MakeSeed(),
+		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, folder: cfg.Folder, passwords: cfg.Passwords, seed: maphash.MakeSeed(),
 		backoff: newBackoffs(cfg.Now)}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
@@ -511,6 +523,10 @@ func (s *Service) authenticateSigner(ctx context.Context, caller Caller, id, pas
 	if u.Role == RoleAdmin {
 		return User{}, fmt.Errorf("administrators sign no journey records: %w", ErrForbidden)
 	}
+	// Said only once the password is right, as above.
+	if err := s.PasswordChangeDue(u); err != nil {
+		return User{}, err
+	}
 	return u, nil
 }
 
@@ -536,6 +552,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (User, error) 
 	if u.Disabled {
 		return User{}, fmt.Errorf("authenticate: user %s is disabled: %w", u.ID, ErrUnauthenticated)
 	}
+	s.touchToken(ctx, TokenHash(token))
 	return u, nil
 }
 
@@ -564,8 +581,8 @@ func CheckNewUser(id, name string, role Role, password string) error {
 	if !ValidUserRole(role) {
 		return fmt.Errorf("add user: role %q is not one of %v: %w", role, UserRoles, ErrInvalid)
 	}
-	if len(password) < 8 || len(password) > 1024 {
-		return fmt.Errorf("add user: password must be 8-1024 characters: %w", ErrInvalid)
+	if err := checkPasswordRule(password); err != nil {
+		return fmt.Errorf("add user: %w", err)
 	}
 	return nil
 }
@@ -573,6 +590,12 @@ func CheckNewUser(id, name string, role Role, password string) error {
 // AddUser creates a user with a password and returns the user's first API
 // token, which is shown once and stored only hashed.
 func (s *Service) AddUser(ctx context.Context, id, name string, role Role, password string) (string, error) {
+	return s.addUser(ctx, id, name, role, password, "")
+}
+
+// addUser is AddUser; an actor's ID, when not empty, is recorded with the
+// creation in an audit entry written in the same transaction.
+func (s *Service) addUser(ctx context.Context, id, name string, role Role, password, actor string) (string, error) {
 	if err := CheckNewUser(id, name, role, password); err != nil {
 		return "", err
 	}
@@ -595,8 +618,15 @@ func (s *Service) AddUser(ctx context.Context, id, name string, role Role, passw
 	if err != nil {
 		return "", fmt.Errorf("add user: %w", err)
 	}
-	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, PasswordHash: enc, Created: s.now().UTC()}
-	if err := s.store.CreateUser(ctx, u, th); err != nil {
+	now := s.now().UTC()
+	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, PasswordHash: enc, Created: now, PasswordChanged: now}
+	if actor == "" {
+		err = s.store.CreateUser(ctx, u, th)
+	} else {
+		err = s.store.CreateUserAudited(ctx, u, th, AuditEntry{Time: now, Actor: actor, Action: AuditUserAdd, Kind: KindUser, Code: id,
+			New: AuditValues(map[string]string{"name": u.Name, "role": string(role), "token " + TokenID(th): "active"})})
+	}
+	if err != nil {
 		return "", fmt.Errorf("add user %s: %w", id, err)
 	}
 	s.log.Info("user added", "user", id, "role", string(role))

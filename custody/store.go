@@ -51,6 +51,7 @@ type Store interface {
 	ChainStore
 	PHIStore
 	UserStore
+	AccountStore
 	RegistryStore
 	Backuper
 }

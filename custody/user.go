@@ -32,11 +32,21 @@ type User struct {
 	FailedSignatures int  `json:"failed_signatures"`
 	Locked           bool `json:"locked"`
 	Disabled         bool `json:"disabled"`
+	// MustChangePassword is set by an administrator's reset: until the
+	// user changes the password, the account may do nothing else.
+	MustChangePassword bool `json:"change_required,omitempty"`
+	// PasswordChanged is when the password was last set; zero for
+	// accounts from before coid recorded it (Created stands in).
+	PasswordChanged time.Time `json:"credential_set,omitzero"`
+	// PasswordHistory holds the hashes of earlier passwords, newest
+	// first, so they are not used again (PasswordPolicy.History).
+	PasswordHistory []string `json:"password_history,omitempty"`
 }
 
-// Public returns the user without its password hash.
+// Public returns the user without its password hash and history.
 func (u User) Public() User {
 	u.PasswordHash = ""
+	u.PasswordHistory = nil
 	return u
 }
 

@@ -109,6 +109,9 @@ func (w *ui) login(c echo.Context) error {
 	w.setCookie(c, sessionCookie, sid, "/", 0)
 	w.setCookie(c, loginCookie, "", "/login", -1)
 	w.log.Info("web sign-in", "user", u.ID, "role", string(u.Role))
+	if w.svc.PasswordChangeDue(u) != nil {
+		return c.Redirect(http.StatusSeeOther, "/password")
+	}
 	if next == "" {
 		next = homeOf(u.Role)
 	}
@@ -131,4 +134,88 @@ func (w *ui) logout(c echo.Context) error {
 
 func (w *ui) home(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, homeOf(session(c).User.Role))
+}
+
+// The password change: any signed-in user may change the password, and
+// one who must (an administrator reset it, or it expired) can do nothing
+// else until they have.
+
+type passwordView struct {
+	// Reason says why the change is required; empty when it is not.
+	Reason string
+}
+
+// passwordGate sends a user who must change the password to the change
+// form: GET requests are redirected there, form posts refused; only the
+// form and sign-out stay open.
+func (w *ui) passwordGate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p := c.Path(); p == "/password" || p == "/logout" {
+			return next(c)
+		}
+		u, err := w.svc.User(c.Request().Context(), session(c).User.ID)
+		if err != nil {
+			return err
+		}
+		if w.svc.PasswordChangeDue(u) == nil {
+			return next(c)
+		}
+		if c.Request().Method == http.MethodGet {
+			return c.Redirect(http.StatusSeeOther, "/password")
+		}
+		return w.refuse(c, http.StatusForbidden, "Change your password first.",
+			"Nothing was recorded. Your password must be changed before you can do anything else in coid.")
+	}
+}
+
+// passwordReason says why the signed-in user must change the password,
+// or "" when they need not.
+func (w *ui) passwordReason(c echo.Context) (string, error) {
+	u, err := w.svc.User(c.Request().Context(), session(c).User.ID)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case u.MustChangePassword:
+		return "An administrator reset your password. Choose a new one before you go on.", nil
+	case w.svc.PasswordChangeDue(u) != nil:
+		return "Your password expired. Choose a new one before you go on.", nil
+	}
+	return "", nil
+}
+
+func (w *ui) passwordPage(c echo.Context) error {
+	why, err := w.passwordReason(c)
+	if err != nil {
+		return err
+	}
+	return w.render(c, http.StatusOK, "password", page{Title: "Change password", V: passwordView{Reason: why}})
+}
+
+func (w *ui) changePassword(c echo.Context) error {
+	why, err := w.passwordReason(c)
+	if err != nil {
+		return err
+	}
+	again := func(status int, m uiMessage) error {
+		return w.render(c, status, "password", page{Title: "Change password", Msg: &m, V: passwordView{Reason: why}})
+	}
+	req := custody.PasswordChange{Current: c.FormValue("current"), New: c.FormValue("new")}
+	if req.New != c.FormValue("confirm") {
+		return again(http.StatusBadRequest, uiMessage{Kind: "error", Title: "The new passwords differ.", Detail: "Type the same new password twice."})
+	}
+	sess := session(c)
+	out, err := w.svc.ChangePassword(c.Request().Context(), sess.User, req, custody.Hash{})
+	if err != nil {
+		m := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))
+		if errors.Is(err, custody.ErrUnauthenticated) {
+			m.Title = "The current password was not accepted."
+		}
+		return again(w.statusOf(c, err), m)
+	}
+	// This session stays; every other one ends at its next request.
+	w.sessions.update(sess, func(s *webSession) { s.SignedIn = out.User.PasswordChanged })
+	w.log.Info("web password change", "user", sess.User.ID, "tokens_revoked", len(out.RevokedTokens))
+	w.flash(c, "Your password was changed.")
+	return c.Redirect(http.StatusSeeOther, homeOf(sess.User.Role))
 }

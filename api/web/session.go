@@ -45,6 +45,9 @@ type webSession struct {
 	User     custody.User // public view: no password hash
 	CSRF     string       // synchronizer token of every form of the session
 	LastSeen time.Time
+	// SignedIn is when the session began, or its user last changed the
+	// password in it: a password set after it ends the session.
+	SignedIn time.Time
 
 	// Bedside holds the scans of a bedside check in progress. The
 	// wristband code is a patient identifier: it is kept only here, in
@@ -104,7 +107,7 @@ var errSessionsFull = errors.New("web sessions: the session table is full")
 // a table full of live sessions refuses (errSessionsFull).
 func (st *sessionStore) create(u custody.User) (string, *webSession, error) {
 	id := randomToken()
-	sess := &webSession{User: u.Public(), CSRF: randomToken(), LastSeen: st.now()}
+	sess := &webSession{User: u.Public(), CSRF: randomToken(), LastSeen: st.now(), SignedIn: st.now()}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := st.now()
@@ -264,7 +267,8 @@ func (w *ui) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // stillActive checks that the session's user still exists and is enabled,
-// so disabling an account ends its browser sessions at their next request.
+// so disabling an account, or setting its password elsewhere, ends its
+// browser sessions at their next request.
 func (w *ui) stillActive(c echo.Context, sess *webSession) error {
 	u, err := w.svc.User(c.Request().Context(), sess.User.ID)
 	if errors.Is(err, custody.ErrNotFound) {
@@ -275,6 +279,11 @@ func (w *ui) stillActive(c echo.Context, sess *webSession) error {
 	}
 	if u.Disabled || u.Role != sess.User.Role {
 		return fmt.Errorf("user %s changed: %w", u.ID, custody.ErrUnauthenticated)
+	}
+	// A password set since (a reset, or a change in another session)
+	// ends the session.
+	if signedIn := w.sessions.snapshot(sess).SignedIn; u.PasswordChanged.After(signedIn) {
+		return fmt.Errorf("user %s: the password changed: %w", u.ID, custody.ErrUnauthenticated)
 	}
 	return nil
 }

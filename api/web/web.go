@@ -19,6 +19,7 @@
 //
 //	GET  /                         home: the scan station or the QA console (login.go)
 //	GET  /login, POST /login       sign in; POST /logout signs out (login.go)
+//	GET  /password, POST /password change the password; forced after a reset or expiry (login.go)
 //	GET  /enroll, POST /enroll     enroll a patient (enroll.go)
 //	GET  /scan, POST /scan         scan station; a scan goes to the chain page (scan.go)
 //	GET  /chains/:coi              chain page: state, next step forms, issues, legs, timeline (chain.go)
@@ -70,7 +71,7 @@ const ctxSessionID = "coid.web.session_id"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -127,9 +128,11 @@ func Mount(srv *api.Server, opts ...Option) error {
 	we.POST("/login", w.login)
 	we.GET("/favicon.ico", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 
-	g := we.Group("", w.requireSession, w.mismatchGate, w.checkCSRF)
+	g := we.Group("", w.requireSession, w.passwordGate, w.mismatchGate, w.checkCSRF)
 	g.GET("/", w.home)
 	g.POST("/logout", w.logout)
+	g.GET("/password", w.passwordPage)
+	g.POST("/password", w.changePassword)
 	g.GET("/enroll", w.enrollPage)
 	signs := srv.ThrottleSignatures(func(c echo.Context) string { return session(c).User.ID })
 	g.POST("/enroll", w.enrollSubmit, signs)

@@ -82,8 +82,8 @@ const verifyHelp = `usage: coid verify [--data DIR] [--checkpoint N:HEAD ...]
 Verifies the ledger offline: every record's hash and links, every chain's
 summary, index and state, and every leg's telemetry seal; that the ledger
 still holds each checkpoint; then the whole file (every bucket's entries
-decode, each entry of the registries' audit trail matches its hash and
-links to the one before, and bbolt's own consistency check of its pages).
+decode, each entry of the audit trail of account and registry changes
+matches its hash and links to the one before, and bbolt's own consistency check of its pages).
 
 Exit status:
   0  the ledger and the file are sound
@@ -111,7 +111,11 @@ func (c *checkpoints) Set(v string) error {
 
 func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: want add, unlock, list or token")
+		return usagef("user: want %s", strings.Join(subcommands("user"), ", "))
+	}
+	switch args[0] {
+	case "passwd", "reset", "disable", "enable", "tokens", "revoke":
+		return runAccount(ctx, args, env, stdin, stdout, stderr) // accounts.go: through the service
 	}
 	var s settings
 	var id, name, role, serverURL string
@@ -128,7 +132,7 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		fs.StringVar(&id, "id", "", "user ID")
 	case "list":
 	default:
-		return usagef("user: unknown subcommand %q (want add, unlock, list or token)", args[0])
+		return usagef("user: unknown subcommand %q (want %s)", args[0], strings.Join(subcommands("user"), ", "))
 	}
 	if err := parse(fs, args[1:]); err != nil {
 		return err

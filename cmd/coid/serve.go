@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	hp.flags(fs, env)
 	var mq mqttSettings
 	mq.flags(fs, env)
+	pw := passwordFlags(fs, env)
 	var initLedger bool
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
@@ -67,6 +68,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		if zone, err = time.LoadLocation(labelZone); err != nil || labelZone == "Local" {
 			return usagef("serve: --label-zone %q is not an IANA time zone name (e.g. Europe/Berlin)", labelZone)
 		}
+	}
+	if err := pw.Check(); err != nil {
+		return usagef("serve: --password-expiry-days 0-%d, --password-history 0-%d: %v", custody.MaxPasswordExpiryDays, custody.MaxPasswordHistory, err)
 	}
 	if !custody.ValidFIN(s.fin) {
 		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
@@ -94,7 +98,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	svc, err := custody.NewService(custody.Config{Store: st.ledger, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
 		Telemetry: custody.TelemetryConfig{Readings: st.telemetry, Profiles: profiles}, LabelText: labels.CheckEnrollment,
-		Folder: phitext.Folder{}})
+		Folder: phitext.Folder{}, Passwords: *pw})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -1,4 +1,6 @@
-// Package boltstore keeps the coid ledger, chain summaries, PHI, users,
+// Package boltstore keeps the coid ledger, chain summaries, PHI, users
+// (with their tokens and the tokens' metadata), the registries, the one
+// hash-linked audit trail of account and registry changes (audit.go),
 // telemetry readings and the quarantine of refused payloads in one bbolt
 // file. It is the only package that imports bbolt. Appends go through a
 // single writer goroutine (a custody.GroupCommit) that commits many records
@@ -383,7 +385,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), registryBuckets...) {
+		for _, b := range append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), registryBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -1070,6 +1072,12 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 
 // CreateUser implements custody.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Hash) error {
+	return s.createUser(u, token, nil)
+}
+
+// createUser stores a new user and its first token and, when audit is
+// set, the audit entry, in one transaction.
+func (s *Store) createUser(u custody.User, token custody.Hash, audit *custody.AuditEntry) error {
 	v, err := json.Marshal(u)
 	if err != nil {
 		return err
@@ -1081,6 +1089,14 @@ func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Ha
 		}
 		if err := users.Put([]byte(u.ID), v); err != nil {
 			return err
+		}
+		if err := putTokenMeta(tx, u.ID, token[:], tokenMeta{Created: u.Created.UTC()}); err != nil {
+			return err
+		}
+		if audit != nil {
+			if _, err := putAudit(tx, *audit); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketTokens).Put(token[:], []byte(u.ID))
 	})

@@ -89,6 +89,7 @@ func strName(k []byte) string { return strconv.Quote(string(k)) }
 func bucketChecks() map[string]bucketCheck {
 	checks := coreBucketChecks()
 	maps.Copy(checks, registryBucketChecks())
+	maps.Copy(checks, accountChecks())
 	return checks
 }
 
@@ -202,9 +203,10 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 			return err
 		}
 	}
-	// The registries' buckets, absent from a file no writer of this
-	// version has opened yet (registry.go).
-	for _, name := range registryBuckets {
+	// The accounts' and the registries' buckets (accounts.go,
+	// registry.go) are missing from a file no writer of this version has
+	// opened yet; that is no damage.
+	for _, name := range append(append([][]byte{}, accountBuckets...), registryBuckets...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

@@ -3,9 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/coid-project/coid/custody"
@@ -13,13 +11,11 @@ import (
 )
 
 // The registries: one bucket per registry (code -> the entry's JSON, as
-// custody encodes it) and the audit trail of their changes (audit seq, 8
-// bytes big-endian -> custody.AuditEntry JSON), written in the same
-// transaction as the change. Open creates the buckets; a file written
+// custody encodes it); each change's audit entry goes into the one audit
+// trail (audit.go), in the same transaction as the change. Open creates the buckets; a file written
 // before the registries existed has none, and reads it for verification
 // as empty registries.
 var (
-	bucketRegistryAudit = []byte("registry_audit")
 	registryBucketNames = map[custody.RegistryKind][]byte{
 		custody.KindOrganisation: []byte("registry_organisations"),
 		custody.KindSite:         []byte("registry_sites"),
@@ -29,7 +25,7 @@ var (
 	// registryBuckets are created by Open.
 	registryBuckets = [][]byte{
 		registryBucketNames[custody.KindOrganisation], registryBucketNames[custody.KindSite],
-		registryBucketNames[custody.KindProduct], registryBucketNames[custody.KindShipper], bucketRegistryAudit,
+		registryBucketNames[custody.KindProduct], registryBucketNames[custody.KindShipper], bucketAudit,
 	}
 )
 
@@ -41,31 +37,6 @@ func registryBucket(kind custody.RegistryKind) ([]byte, error) {
 		return nil, fmt.Errorf("registry %q: no such registry: %w", kind, custody.ErrInvalid)
 	}
 	return name, nil
-}
-
-// putAudit seals a as the trail's next entry, linked to its last, and
-// stores it.
-func putAudit(tx *bolt.Tx, a custody.AuditEntry) error {
-	b := tx.Bucket(bucketRegistryAudit)
-	var prev *custody.AuditEntry
-	if k, v := b.Cursor().Last(); k != nil {
-		prev = new(custody.AuditEntry)
-		if err := json.Unmarshal(v, prev); err != nil {
-			return fmt.Errorf("audit entry %s: malformed: %v: %w", seqName(k), err, custody.ErrDamaged)
-		}
-	}
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	if err := custody.SealAuditEntry(&a, seq, prev); err != nil {
-		return err
-	}
-	v, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	return b.Put(u64(seq), v)
 }
 
 // CreateEntry implements custody.RegistryStore.
@@ -85,7 +56,8 @@ func (s *Store) CreateEntry(ctx context.Context, kind custody.RegistryKind, code
 		if err := b.Put([]byte(code), value); err != nil {
 			return err
 		}
-		return putAudit(tx, a)
+		_, err := putAudit(tx, a)
+		return err
 	})
 }
 
@@ -113,7 +85,8 @@ func (s *Store) UpdateEntry(ctx context.Context, kind custody.RegistryKind, code
 		if err := b.Put([]byte(code), v); err != nil {
 			return err
 		}
-		return putAudit(tx, a)
+		_, err = putAudit(tx, a)
+		return err
 	})
 }
 
@@ -164,31 +137,9 @@ func (s *Store) Entries(ctx context.Context, kind custody.RegistryKind, after st
 	return out, err
 }
 
-// AuditEntries implements custody.RegistryStore.
-func (s *Store) AuditEntries(ctx context.Context, after uint64, limit int) ([]custody.AuditEntry, error) {
-	out := []custody.AuditEntry{}
-	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRegistryAudit)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Seek(u64(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
-			var a custody.AuditEntry
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("audit entry %x: malformed: %v: %w", k, err, custody.ErrDamaged)
-			}
-			out = append(out, a)
-		}
-		return nil
-	})
-	return out, err
-}
-
 // registryBucketChecks returns the whole-file check's decoding of the
 // registries' buckets: every entry is a JSON object under its code, and
-// the audit trail's entries each match their hash and link to the entry
-// before them, so coid verify finds a changed or removed audit entry.
+// the audit trail's (audit.go).
 func registryBucketChecks() map[string]bucketCheck {
 	checks := map[string]bucketCheck{}
 	for kind, name := range registryBucketNames {
@@ -200,23 +151,6 @@ func registryBucketChecks() map[string]bucketCheck {
 			return nil
 		}}
 	}
-	checks[string(bucketRegistryAudit)] = bucketCheck{name: seqName, entry: func(tx *bolt.Tx, k, v []byte) error {
-		var a custody.AuditEntry
-		if len(k) != 8 || json.Unmarshal(v, &a) != nil {
-			return errors.New("the entry is not an audit entry")
-		}
-		if a.Seq != binary.BigEndian.Uint64(k) {
-			return fmt.Errorf("the audit entry under key %s says it is number %d", seqName(k), a.Seq)
-		}
-		var prev *custody.AuditEntry
-		if a.Seq > 1 {
-			pv := tx.Bucket(bucketRegistryAudit).Get(u64(a.Seq - 1))
-			prev = new(custody.AuditEntry)
-			if pv == nil || json.Unmarshal(pv, prev) != nil {
-				return fmt.Errorf("audit entry %d has no readable entry before it", a.Seq)
-			}
-		}
-		return custody.VerifyAuditEntry(a, prev)
-	}}
+	checks[string(bucketAudit)] = auditCheck()
 	return checks
 }

@@ -10,8 +10,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The registries' audit trail is a hash chain: these tests change it on
-// disk, as someone with the file could, and check that the whole-file
+// The audit trail of registry and account changes is a hash chain: these
+// tests change it on disk, as someone with the file could, and check that the whole-file
 // check (coid verify) names the entry.
 func TestAuditTrailTamper(t *testing.T) {
 	admin := custody.User{ID: "admin1", Role: custody.RoleAdmin}
@@ -25,11 +25,22 @@ func TestAuditTrailTamper(t *testing.T) {
 		if _, err := e.svc.UpdateOrganisation(e.ctx, admin, "B", custody.Organisation{Name: "Org B renamed", Kind: custody.OrgCourier}, "rename"); err != nil {
 			t.Fatal(err)
 		}
+		// An account change: entry 5 of the same trail.
+		if err := e.st.CreateUser(e.ctx, custody.User{ID: "nurse1", Name: "Ana", Role: custody.RoleNurse, Created: t0}, custody.TokenHash("coid_tamper")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.ChangeUser(e.ctx, "nurse1", func(u *custody.User) error { u.Disabled = true; return nil },
+			func(before, after custody.User) custody.AuditEntry {
+				return custody.AuditEntry{Time: t0, Actor: "admin1", Kind: custody.KindUser, Code: "nurse1", Action: custody.AuditUserDisable,
+					Reason: "left", Old: custody.AuditValues(map[string]string{"disabled": "false"}), New: custody.AuditValues(map[string]string{"disabled": "true"})}
+			}); err != nil {
+			t.Fatal(err)
+		}
 		if err := e.st.CheckFile(e.ctx); err != nil {
 			t.Fatalf("untouched file: %v", err)
 		}
-		trail, err := e.st.AuditEntries(e.ctx, 0, 0)
-		if err != nil || len(trail) != 4 {
+		trail, err := e.st.AuditEntries(e.ctx, custody.AuditFilter{})
+		if err != nil || len(trail) != 5 {
 			t.Fatalf("trail: %d entries, %v", len(trail), err)
 		}
 		if err := custody.VerifyAuditTrail(trail); err != nil {
@@ -44,7 +55,7 @@ func TestAuditTrailTamper(t *testing.T) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if err := db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketRegistryAudit)) }); err != nil {
+		if err := db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketAudit)) }); err != nil {
 			e.t.Fatal(err)
 		}
 		db.Close()
@@ -76,6 +87,8 @@ func TestAuditTrailTamper(t *testing.T) {
 			_ = custody.SealAuditEntry(a, 2, &prev) // a consistent entry 2; entry 3 no longer links to it
 		})},
 		{"entry removed", "has no readable entry before it", func(b *bolt.Bucket) error { return b.Delete(u64(3)) }},
+		{"account entry's values changed", "does not match its hash", edit(5, func(a *custody.AuditEntry) { a.New = json.RawMessage(`{"disabled":"false"}`) })},
+		{"account entry before it removed", "has no readable entry before it", func(b *bolt.Bucket) error { return b.Delete(u64(4)) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -83,10 +96,10 @@ func TestAuditTrailTamper(t *testing.T) {
 			tamper(e, c.fn)
 			err := e.st.CheckFile(e.ctx)
 			var fd *FileDamage
-			if !errors.As(err, &fd) || fd.Bucket != string(bucketRegistryAudit) || !strings.Contains(err.Error(), c.want) || !errors.Is(err, custody.ErrChainBroken) {
-				t.Fatalf("CheckFile = %v, want damage of %s saying %q", err, bucketRegistryAudit, c.want)
+			if !errors.As(err, &fd) || fd.Bucket != string(bucketAudit) || !strings.Contains(err.Error(), c.want) || !errors.Is(err, custody.ErrChainBroken) {
+				t.Fatalf("CheckFile = %v, want damage of %s saying %q", err, bucketAudit, c.want)
 			}
-			trail, err := e.st.AuditEntries(e.ctx, 0, 0)
+			trail, err := e.st.AuditEntries(e.ctx, custody.AuditFilter{})
 			if err != nil {
 				t.Fatal(err)
 			}

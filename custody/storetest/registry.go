@@ -18,7 +18,7 @@ import (
 func testRegistry(t *testing.T, s Store) {
 	ctx := context.Background()
 	audit := func(code string, action custody.AuditAction, old, new string) custody.AuditEntry {
-		a := custody.AuditEntry{Time: t0, Actor: "admin1", Kind: custody.KindSite, Code: code, Action: action, Reason: "because " + code, New: []byte(new)}
+		a := custody.AuditEntry{Time: t0, Actor: "admin1", Kind: custody.ObjectKind(custody.KindSite), Code: code, Action: action, Reason: "because " + code, New: []byte(new)}
 		if old != "" {
 			a.Old = []byte(old)
 		}
@@ -144,7 +144,7 @@ func testRegistry(t *testing.T, s Store) {
 
 	// The trail: 5 site creates, the product, the update, the race's
 	// winner; numbered 1.. in order, nothing for refused changes.
-	trail, err := s.AuditEntries(ctx, 0, 0)
+	trail, err := s.AuditEntries(ctx, custody.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,17 +161,17 @@ func testRegistry(t *testing.T, s Store) {
 	}
 	up := trail[6]
 	if up.Action != custody.AuditUpdate || up.Code != "S-02" || string(up.Old) != val("S-02", 1) || string(up.New) != val("S-02", 2) ||
-		up.Reason != "because S-02" || up.Actor != "admin1" || !up.Time.Equal(t0) || up.Kind != custody.KindSite {
+		up.Reason != "because S-02" || up.Actor != "admin1" || !up.Time.Equal(t0) || up.Kind != custody.ObjectKind(custody.KindSite) {
 		t.Errorf("update's audit entry %+v (old %s, new %s)", up, up.Old, up.New)
 	}
 	if trail[0].Old != nil {
 		t.Errorf("a create's audit entry has an old value: %s", trail[0].Old)
 	}
-	page, err := s.AuditEntries(ctx, 6, 1)
+	page, err := s.AuditEntries(ctx, custody.AuditFilter{After: 6, Limit: 1})
 	if err != nil || len(page) != 1 || page[0].Seq != 7 {
 		t.Errorf("AuditEntries(after 6, limit 1) = %+v, %v; want entry 7", page, err)
 	}
-	if rest, err := s.AuditEntries(ctx, 8, 0); err != nil || len(rest) != 0 {
+	if rest, err := s.AuditEntries(ctx, custody.AuditFilter{After: 8}); err != nil || len(rest) != 0 {
 		t.Errorf("AuditEntries after the last = %d entries, %v", len(rest), err)
 	}
 }

@@ -18,6 +18,10 @@
 //   - Users and tokens: create (a taken ID is ErrConflict), look up by ID
 //     and by token, add a token, disable, lock and unlock through
 //     UpdateUser, list without password hashes; unknown ones ErrNotFound.
+//   - Accounts and the audit trail (custody.AccountStore): a user's change
+//     and its audit entry are stored together or not at all; audit entries
+//     are numbered, filtered and limited; tokens are listed with their
+//     times, touched, and revoked by ID at once, all or nothing.
 //   - Telemetry: the same reading delivered twice, even concurrently or
 //     twice in one batch, through AddReadings or the asynchronous sink
 //     (AddReadingsAsync), is stored once and each caller answered once; a
@@ -32,6 +36,9 @@
 //     audit entry in the same write, listed in code order with paging;
 //     every change leaves one audit entry, numbered from 1, sealed and
 //     linked to the one before (custody.SealAuditEntry).
+//   - One audit trail: the registries' and the accounts' changes share one
+//     sequence and one hash chain, listed with one filter (kind, code,
+//     actor, period, after, limit, newest).
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -88,6 +95,8 @@ func Run(t *testing.T, b Backend) {
 		{"Reads", testReads},
 		{"COISequence", testCOISequence},
 		{"UsersAndTokens", testUsers},
+		{"AccountsAndAudit", testAccounts},
+		{"OneAuditTrail", testOneAuditTrail},
 		{"ReadingsOnce", testReadingsOnce},
 		{"ReadingConflict", testReadingConflict},
 		{"ReadingSinkOnce", testReadingSinkOnce},
