@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -22,9 +23,19 @@ const MaxFailedSignatures = 5
 
 // User is a person who can sign records and call the API.
 type User struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Role         Role      `json:"role"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Organisation is the code of the registered organisation the person
+	// belongs to; empty for an account made before the network was
+	// registered (such an account signs only on chains whose sites are not
+	// registered, and reads only those).
+	Organisation string `json:"organisation,omitempty"`
+	// Sites are the codes of the registered sites where the person works,
+	// sorted: the steps they sign and the chains they read are those of
+	// these sites. Couriers and administrators work for their organisation
+	// and hold no sites.
+	Sites        []string  `json:"sites,omitempty"`
 	PasswordHash string    `json:"password_hash,omitempty"`
 	Created      time.Time `json:"created"`
 	// FailedSignatures counts the user's own wrong signature passwords in
@@ -42,6 +53,9 @@ type User struct {
 	// first, so they are not used again (PasswordPolicy.History).
 	PasswordHistory []string `json:"password_history,omitempty"`
 }
+
+// WorksAt reports whether the user works at the registered site code.
+func (u User) WorksAt(code string) bool { return code != "" && slices.Contains(u.Sites, code) }
 
 // Public returns the user without its password hash and history.
 func (u User) Public() User {
