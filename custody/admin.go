@@ -26,7 +26,7 @@ func (s *Service) AdminAddUser(ctx context.Context, actor User, id, name string,
 	if err := requireAdmin("add user", actor); err != nil {
 		return "", err
 	}
-	tok, err := s.addUser(ctx, id, name, role, password, actor.ID)
+	tok, err := s.addUser(ctx, id, name, role, password, actor.ID, "", nil)
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -187,13 +188,21 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 		}
 	}
 	rule, _ := s.journey.Rule("", StepEnroll)
+	// The coordinator must work at the collection site when it is
+	// registered (signers.go).
+	place, err := s.signerPlaceFor(ctx, req.Sites, rule, StepEnroll, nil)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
 	var sigs []Signature
 	if len(req.Signatures) > 0 {
-		var err error
-		if sigs, err = s.sign(ctx, Caller{User: actor.ID}, StepEnroll, rule.Signatures, req.Signatures, now); err != nil {
+		if sigs, err = s.sign(ctx, Caller{User: actor.ID}, StepEnroll, rule.Signatures, req.Signatures, place, now); err != nil {
 			return nil, fmt.Errorf("enroll: %w", err)
 		}
 	} else {
+		if err := place.check(ctx, s, actor); err != nil {
+			return nil, fmt.Errorf("enroll: %w", err)
+		}
 		sigs = []Signature{{User: actor.ID, Name: actor.Name, Role: actor.Role, Meaning: MeaningAuthored,
 			Time: FormatTime(now), Method: ViaToken}}
 	}
@@ -329,7 +338,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		is := c.OpenIssues()[0]
 		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
 	}
-	sigs, err := s.sign(ctx, Caller{User: actor.ID}, req.Step, rule.Signatures, req.Signatures, now)
+	place, err := s.signerPlaceFor(ctx, c.Sites, rule, req.Step, data)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	sigs, err := s.sign(ctx, Caller{User: actor.ID}, req.Step, rule.Signatures, req.Signatures, place, now)
 	if err != nil && !(bedside && errors.Is(err, errSameSigner)) {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -448,9 +461,11 @@ var errSameSigner = fmt.Errorf("each signature must come from a different user: 
 
 // sign authenticates each signature request, tried by caller, and matches
 // it to a rule of the step. Failed attempts count under the lockout rules
-// (lockout.go). When the only fault is one user signing
+// (lockout.go). Each signer matched to a rule must be bound to place
+// (signers.go); a refusal there is ErrForbidden and, the password being
+// right, no failed attempt. When the only fault is one user signing
 // twice it returns the signatures with errSameSigner.
-func (s *Service) sign(ctx context.Context, caller Caller, step Step, rules []SignatureRule, reqs []SignatureRequest, now time.Time) ([]Signature, error) {
+func (s *Service) sign(ctx context.Context, caller Caller, step Step, rules []SignatureRule, reqs []SignatureRequest, place signerPlace, now time.Time) ([]Signature, error) {
 	if len(reqs) != len(rules) {
 		want := make([]string, len(rules))
 		for i, r := range rules {
@@ -492,6 +507,9 @@ func (s *Service) sign(ctx context.Context, caller Caller, step Step, rules []Si
 		}
 		used[found] = true
 		u := users[found]
+		if err := place.check(ctx, s, u); err != nil {
+			return nil, fmt.Errorf("signature %d: %w", found+1, err)
+		}
 		sigs[i] = Signature{User: u.ID, Name: u.Name, Role: u.Role, Meaning: rule.Meaning, Time: FormatTime(now), Method: MethodPassword}
 	}
 	for i := range sigs {
@@ -590,14 +608,19 @@ func CheckNewUser(id, name string, role Role, password string) error {
 // AddUser creates a user with a password and returns the user's first API
 // token, which is shown once and stored only hashed.
 func (s *Service) AddUser(ctx context.Context, id, name string, role Role, password string) (string, error) {
-	return s.addUser(ctx, id, name, role, password, "")
+	return s.addUser(ctx, id, name, role, password, "", "", nil)
 }
 
 // addUser is AddUser; an actor's ID, when not empty, is recorded with the
-// creation in an audit entry written in the same transaction.
-func (s *Service) addUser(ctx context.Context, id, name string, role Role, password, actor string) (string, error) {
+// creation in an audit entry written in the same transaction. The user is
+// bound to organisation and sites (checkUserNetwork; both empty: unbound).
+func (s *Service) addUser(ctx context.Context, id, name string, role Role, password, actor, organisation string, sites []string) (string, error) {
 	if err := CheckNewUser(id, name, role, password); err != nil {
 		return "", err
+	}
+	sites, err := s.checkUserNetwork(ctx, role, organisation, sites)
+	if err != nil {
+		return "", fmt.Errorf("add user %s: %w", id, err)
 	}
 	// Two signatures must come from two people: IDs that differ only in
 	// case (NURSE1 beside nurse1) would let one person pass for two.
@@ -619,12 +642,17 @@ func (s *Service) addUser(ctx context.Context, id, name string, role Role, passw
 		return "", fmt.Errorf("add user: %w", err)
 	}
 	now := s.now().UTC()
-	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, PasswordHash: enc, Created: now, PasswordChanged: now}
+	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, Organisation: organisation, Sites: sites,
+		PasswordHash: enc, Created: now, PasswordChanged: now}
 	if actor == "" {
 		err = s.store.CreateUser(ctx, u, th)
 	} else {
+		vals := map[string]string{"name": u.Name, "role": string(role), "token " + TokenID(th): "active"}
+		if organisation != "" {
+			maps.Copy(vals, networkValues(organisation, sites))
+		}
 		err = s.store.CreateUserAudited(ctx, u, th, AuditEntry{Time: now, Actor: actor, Action: AuditUserAdd, Kind: KindUser, Code: id,
-			New: AuditValues(map[string]string{"name": u.Name, "role": string(role), "token " + TokenID(th): "active"})})
+			New: AuditValues(vals)})
 	}
 	if err != nil {
 		return "", fmt.Errorf("add user %s: %w", id, err)
