@@ -30,6 +30,10 @@ type newUserRequest struct {
 	Name     string       `json:"name"`
 	Role     custody.Role `json:"role"`
 	Password string       `json:"password"`
+	// Organisation and Sites bind the person to the network (optional:
+	// an account without them is unbound).
+	Organisation string   `json:"organisation"`
+	Sites        []string `json:"sites"`
 }
 
 type tokenResponse struct {
@@ -43,7 +47,7 @@ func (s *Server) addUser(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	tok, err := s.svc.AdminAddUser(ctx, user(c), req.ID, req.Name, req.Role, req.Password)
+	tok, err := s.svc.AdminAddUserIn(ctx, user(c), req.ID, req.Name, req.Role, req.Password, req.Organisation, req.Sites)
 	if err != nil {
 		return err
 	}

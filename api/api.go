@@ -132,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 	g.POST("/users/:id/unlock", s.unlockUser)
 	g.POST("/users/:id/disable", s.setDisabled(true))
 	g.POST("/users/:id/enable", s.setDisabled(false))
+	g.PUT("/users/:id/network", s.setUserNetwork)
 	g.POST("/users/:id/tokens", s.newToken)
 	s.registerAccountRoutes(g)
 	s.mountRegistries(g)
