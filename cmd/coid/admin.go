@@ -118,13 +118,21 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		return runAccount(ctx, args, env, stdin, stdout, stderr) // accounts.go: through the service
 	}
 	var s settings
-	var id, name, role, serverURL string
+	var id, name, role, serverURL, org, reason string
+	var sites siteCodes
 	fs := newFlags("user "+args[0], env, stderr, &s)
 	switch args[0] {
 	case "add":
 		fs.StringVar(&id, "id", "", "user ID")
 		fs.StringVar(&name, "name", "", "printed name, as it appears on signatures")
 		fs.StringVar(&role, "role", "", "role: "+joinRoles())
+		fs.StringVar(&org, "org", "", "code of the registered organisation the person belongs to (optional: without it the account is unbound)")
+		fs.Var(&sites, "site", "code of a registered site of the organisation where the person works (repeat for several; none for couriers and administrators)")
+	case "network":
+		fs.StringVar(&id, "id", "", "user ID")
+		fs.StringVar(&org, "org", "", "code of the registered organisation (empty, with no --site: unbind)")
+		fs.Var(&sites, "site", "code of a registered site of the organisation (repeat for several)")
+		fs.StringVar(&reason, "reason", "", "why, for the audit trail (required)")
 	case "unlock":
 		fs.StringVar(&id, "id", "", "user ID")
 		fs.StringVar(&serverURL, "url", "", "base URL of the running service: unlock through its API, with an administrator's token in COID_TOKEN (without --url: offline, on --data)")
@@ -172,11 +180,17 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 	defer st.close()
 	switch args[0] {
 	case "add":
-		tok, err := svc.AddUser(ctx, id, name, custody.Role(role), password)
+		tok, err := svc.AddUserIn(ctx, id, name, custody.Role(role), password, org, sites)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, tok)
+	case "network":
+		u, err := svc.SetUserNetwork(ctx, offlineAdmin, id, org, sites, reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", u.ID, u.Organisation, strings.Join(u.Sites, ","))
 	case "unlock":
 		return svc.Unlock(ctx, id)
 	case "token":
@@ -260,4 +274,19 @@ func joinRoles() string {
 		s = append(s, string(r))
 	}
 	return strings.Join(s, ", ")
+}
+
+// offlineAdmin is who a network change made offline (coid user network)
+// is attributed to in the audit trail: whoever holds the data directory.
+var offlineAdmin = custody.User{ID: "offline", Name: "offline administrator (coid user)", Role: custody.RoleAdmin}
+
+// siteCodes collects the repeated --site flag.
+type siteCodes []string
+
+func (c *siteCodes) String() string { return strings.Join(*c, ",") }
+
+// Set adds one site code.
+func (c *siteCodes) Set(v string) error {
+	*c = append(*c, v)
+	return nil
 }

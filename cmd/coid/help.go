@@ -25,7 +25,8 @@ func commands() []commandHelp {
 	return []commandHelp{
 		{name: "serve", about: "run the service: HTTP API, web UI and MQTT telemetry intake", text: serveHelp},
 		{name: "verify", about: "verify the ledger and the whole file offline; exit 3 names the first bad record or part", text: verifyHelp},
-		{name: "user add", args: "--id ID --name NAME --role ROLE", about: "add a user, password on stdin; prints its API token once"},
+		{name: "user add", args: "--id ID --name NAME --role ROLE [--org CODE --site CODE ...]", about: "add a user, password on stdin, bound to an organisation and its sites; prints its API token once"},
+		{name: "user network", args: "--id ID --org CODE [--site CODE ...] --reason TEXT", about: "bind a user to an organisation and the sites where they work (no --org: unbind); audited"},
 		{name: "user unlock", args: "--id ID [--url URL]", about: "clear a user's lock after failed password attempts (--url: through the running service, token in COID_TOKEN)"},
 		{name: "user list", about: "list users"},
 		{name: "user token", args: "--id ID", about: "issue another API token"},
