@@ -17,7 +17,7 @@ import (
 // FAST, and adds a signer of each role at HOSP-2 ("b.ROLE"), unbound
 // ("u.ROLE"), a courier of SLOW and a courier account left bound to a
 // hospital (as an account stored before the rules were checked).
-func signerNetwork(t *testing.T, e *env) {
+func signerNetwork(t testing.TB, e *env) {
 	t.Helper()
 	admin := e.users["admin1"]
 	for _, o := range []custody.Organisation{
@@ -89,7 +89,7 @@ func signerNetwork(t *testing.T, e *env) {
 
 // registeredChain enrolls a chain at HOSP-1, made at CELL-1, and
 // records the journey until it is in state s.
-func registeredChain(t *testing.T, e *env, s custody.State) custody.COI {
+func registeredChain(t testing.TB, e *env, s custody.State) custody.COI {
 	t.Helper()
 	c, err := e.svc.Enroll(e.ctx, e.users["coord"], custody.EnrollRequest{Patient: patient, Product: "Autologous CAR-T cells",
 		Sites: custody.Sites{Collection: "HOSP-1", Manufacturing: "CELL-1", Treatment: "HOSP-1"}})
