@@ -208,9 +208,16 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tLOCKED\tCREATED")
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tLOCKED\tCREATED\tORGANISATION\tSITES")
 		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", u.ID, u.Name, u.Role, u.Locked, u.Created.Format(time.RFC3339))
+			org, sites := u.Organisation, strings.Join(u.Sites, ",")
+			if org == "" {
+				org = "-" // unbound: an account from before the network
+			}
+			if sites == "" {
+				sites = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", u.ID, u.Name, u.Role, u.Locked, u.Created.Format(time.RFC3339), org, sites)
 		}
 		return tw.Flush()
 	}

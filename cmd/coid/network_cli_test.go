@@ -68,6 +68,9 @@ func TestUserNetworkCLI(t *testing.T) {
 	if err != nil || out != "n1\tHOSPB\tHOSP-2\n" {
 		t.Fatalf("user network: %q %v", out, err)
 	}
+	if out, err := cli("", "user", "list"); err != nil || !strings.Contains(out, "HOSPB") || !strings.Contains(out, "HOSP-2") {
+		t.Fatalf("user list: %q %v", out, err)
+	}
 	st, err = boltstore.Open(dir, boltstore.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
