@@ -23,15 +23,7 @@ func requireAdmin(op string, actor User, ids ...string) error {
 // AdminAddUser is AddUser for an authenticated administrator: it creates
 // the user and returns its first API token, shown once.
 func (s *Service) AdminAddUser(ctx context.Context, actor User, id, name string, role Role, password string) (string, error) {
-	if err := requireAdmin("add user", actor); err != nil {
-		return "", err
-	}
-	tok, err := s.addUser(ctx, id, name, role, password, actor.ID, "", nil)
-	if err != nil {
-		return "", err
-	}
-	s.log.Info("user added by administrator", "user", id, "by", actor.ID)
-	return tok, nil
+	return s.AdminAddUserIn(ctx, actor, id, name, role, password, "", nil)
 }
 
 // AdminUsers lists user accounts, without password hashes, for an

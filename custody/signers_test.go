@@ -418,3 +418,21 @@ func TestAddUserInNetwork(t *testing.T) {
 		t.Fatalf("a refused user was stored: %v", err)
 	}
 }
+
+// Refusals for the site never lock the signer: the password was right.
+func TestSignerSiteRefusalNeverLocks(t *testing.T) {
+	e := newEnv(t)
+	signerNetwork(t, e)
+	coi := registeredChain(t, e, custody.StateEnrolled)
+	js := journey(coi)[0]
+	for range custody.MaxFailedSignatures + 2 {
+		_, err := e.step(coi, "nurse1", js.step, js.data, sig("b.nurse", custody.MeaningPerformed), sig("nurse2", custody.MeaningVerified))
+		if !errors.Is(err, custody.ErrForbidden) || strings.Contains(err.Error(), "locked") {
+			t.Fatalf("refusal: %v", err)
+		}
+	}
+	if u, _ := e.store.User(e.ctx, "b.nurse"); u.Locked || u.FailedSignatures != 0 {
+		t.Fatalf("site refusals locked the signer: %+v", u)
+	}
+	e.must(coi, "nurse1", js.step, js.data, js.sigs...)
+}
