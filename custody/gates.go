@@ -208,6 +208,10 @@ type Expiring struct {
 	Days int `json:"days"`
 }
 
+// DefaultQualificationWarningDays is how many days before an expiry the
+// console warns of it, unless configured otherwise.
+const DefaultQualificationWarningDays = 30
+
 // MaxQualificationWarningDays bounds the days ExpiringQualifications
 // looks ahead.
 const MaxQualificationWarningDays = 3650
