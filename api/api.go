@@ -47,7 +47,8 @@ type Config struct {
 	Telemetry TelemetryConfig
 	// QualificationWarningDays is how many days ahead the expiring
 	// qualifications are listed when a request names none; 0 is
-	// custody.DefaultQualificationWarningDays.
+	// custody.DefaultQualificationWarningDays, negative is 0 days (only
+	// what has expired).
 	QualificationWarningDays int
 }
 

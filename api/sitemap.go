@@ -92,10 +92,7 @@ func (s *Server) putSiteMapping(c echo.Context) error {
 }
 
 func (s *Server) expiringQualifications(c echo.Context) error {
-	days := s.cfg.QualificationWarningDays
-	if days == 0 {
-		days = custody.DefaultQualificationWarningDays
-	}
+	days := s.QualificationWarningDays()
 	if v := c.QueryParam("days"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > custody.MaxQualificationWarningDays {
@@ -108,4 +105,17 @@ func (s *Server) expiringQualifications(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"expiring": list, "days": days, "count": len(list)})
+}
+
+// QualificationWarningDays is how many days ahead the QA console and
+// GET /qualifications/expiring warn of expiring qualifications.
+func (s *Server) QualificationWarningDays() int {
+	switch d := s.cfg.QualificationWarningDays; {
+	case d == 0:
+		return custody.DefaultQualificationWarningDays
+	case d < 0:
+		return 0
+	default:
+		return d
+	}
 }
