@@ -139,6 +139,19 @@ func TestSiteMappingsAPI(t *testing.T) {
 			t.Errorf("%s %s as %q: %s, want %d", c.method, c.path, c.user, r, c.status)
 		}
 	}
+	for _, c := range []struct {
+		user, q, want string
+		status        int
+	}{
+		{qa, "", `{"count":2,"names":["CellWorks Plant 2","St. Elsewhere Cell Therapy Ward"]}`, http.StatusOK},
+		{admin, "?limit=1", `"next":"CellWorks Plant 2"`, http.StatusOK},
+		{admin, "?after=CellWorks%20Plant%202", `"names":["St. Elsewhere Cell Therapy Ward"]`, http.StatusOK},
+		{nurse1, "", "", http.StatusForbidden},
+	} {
+		if r := e.do(t, http.MethodGet, "/api/v1/site-names/unmapped"+c.q, c.user, nil); r.Code != c.status || !strings.Contains(string(r.Body), c.want) {
+			t.Errorf("unmapped names as %s%s: %s, want %d with %s", c.user, c.q, r, c.status, c.want)
+		}
+	}
 	r := e.do(t, http.MethodGet, path, admin, nil)
 	if m := r.object(t); m["name"] != "St. Elsewhere Apheresis" || m["site"] != "PAR-1" {
 		t.Errorf("mapping %v", m)

@@ -20,6 +20,7 @@ func (s *Server) registerNetworkRoutes(g *echo.Group) {
 	g.GET("/site-mappings", s.listSiteMappings)
 	g.GET("/site-mappings/:name", s.getSiteMapping)
 	g.PUT("/site-mappings/:name", s.putSiteMapping)
+	g.GET("/site-names/unmapped", s.unmappedSiteNames)
 	g.GET("/qualifications/expiring", s.expiringQualifications)
 }
 
@@ -49,6 +50,28 @@ func (s *Server) listSiteMappings(c echo.Context) error {
 	body := map[string]any{"site_mappings": list, "count": len(list)}
 	if len(list) == limit {
 		body["next"] = list[len(list)-1].Name
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// unmappedSiteNames lists the chains' site names no registered site
+// answers to, a page at a time.
+func (s *Server) unmappedSiteNames(c echo.Context) error {
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > custody.MaxRegistryPage {
+			return fmt.Errorf("limit %q must be 1-%d: %w", v, custody.MaxRegistryPage, custody.ErrInvalid)
+		}
+		limit = n
+	}
+	names, err := s.svc.UnmappedSiteNames(c.Request().Context(), user(c), c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"names": names, "count": len(names)}
+	if len(names) == limit {
+		body["next"] = names[len(names)-1]
 	}
 	return c.JSON(http.StatusOK, body)
 }

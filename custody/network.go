@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -180,4 +181,53 @@ func (s *Service) HasRegistered(ctx context.Context, kind RegistryKind) (bool, e
 		return false, fmt.Errorf("registry %q: %w", kind, ErrInvalid)
 	}
 	return s.anyEntry(ctx, kind)
+}
+
+// UnmappedSiteNames lists the distinct site names the chains hold that
+// resolve to no registered site (neither a site's code nor mapped), in
+// name order after the name after, at most limit (1 to MaxRegistryPage;
+// 0 means MaxRegistryPage): what an administrator still has to map (QA
+// and administrators). It reads every chain, so it is for the migration,
+// not for every page.
+func (s *Service) UnmappedSiteNames(ctx context.Context, actor User, after string, limit int) ([]string, error) {
+	const op = "unmapped site names"
+	if !MayReadAuditTrail(actor.Role) {
+		return nil, fmt.Errorf("%s: only QA and administrators read the site mappings (you are %s): %w", op, actor.Role, ErrForbidden)
+	}
+	if limit < 0 || limit > MaxRegistryPage {
+		return nil, fmt.Errorf("%s: limit %d must be 1-%d: %w", op, limit, MaxRegistryPage, ErrInvalid)
+	}
+	if limit == 0 {
+		limit = MaxRegistryPage
+	}
+	infos, err := s.store.Chains(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, ci := range infos {
+		c, err := s.Chain(ctx, ci.COI)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, name := range []string{c.Sites.Collection, c.Sites.Manufacturing, c.Sites.Treatment} {
+			if name == "" || name <= after || seen[name] {
+				continue
+			}
+			seen[name] = true
+			_, ok, err := s.registeredSite(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+			if !ok {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	if len(names) > limit {
+		names = names[:limit]
+	}
+	return names, nil
 }

@@ -373,6 +373,16 @@ func TestSiteMappingForOldChains(t *testing.T) {
 	if _, err := e.svc.SiteMappings(e.ctx, e.users["nurse1"], "", 0); !errors.Is(err, custody.ErrForbidden) {
 		t.Errorf("a nurse lists mappings: %v", err)
 	}
+	// What is left to map: the old chain's other two names.
+	if names, err := e.svc.UnmappedSiteNames(e.ctx, admin, "", 0); err != nil || strings.Join(names, "|") != "CellWorks NJ|St Elsewhere Apheresis" {
+		t.Errorf("unmapped names: %q, %v", names, err)
+	}
+	if names, err := e.svc.UnmappedSiteNames(e.ctx, admin, "CellWorks NJ", 1); err != nil || strings.Join(names, "|") != "St Elsewhere Apheresis" {
+		t.Errorf("unmapped names, second page: %q, %v", names, err)
+	}
+	if _, err := e.svc.UnmappedSiteNames(e.ctx, e.users["coord"], "", 0); !errors.Is(err, custody.ErrForbidden) {
+		t.Errorf("a coordinator lists unmapped names: %v", err)
+	}
 	// The old chain's treatment site now resolves to HOSP-2, whose
 	// qualification has lapsed: its second ship is refused.
 	_, err = e.step(old, "nurse1", custody.StepShip, js.data, js.sigs...)
