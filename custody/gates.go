@@ -212,6 +212,13 @@ type Expiring struct {
 // console warns of it, unless configured otherwise.
 const DefaultQualificationWarningDays = 30
 
+// MaySeeExpiringQualifications reports whether role r is warned of
+// expiring qualifications: QA, coordinators (who plan the shipments) and
+// administrators (who renew them).
+func MaySeeExpiringQualifications(r Role) bool {
+	return r == RoleQA || r == RoleCoordinator || r == RoleAdmin
+}
+
 // MaxQualificationWarningDays bounds the days ExpiringQualifications
 // looks ahead.
 const MaxQualificationWarningDays = 3650
@@ -221,9 +228,7 @@ const MaxQualificationWarningDays = 3650
 // shippers that expire within days from today, or have expired, soonest
 // first (QA, coordinators and administrators).
 func (s *Service) ExpiringQualifications(ctx context.Context, actor User, days int) ([]Expiring, error) {
-	switch actor.Role {
-	case RoleQA, RoleCoordinator, RoleAdmin:
-	default:
+	if !MaySeeExpiringQualifications(actor.Role) {
 		return nil, fmt.Errorf("expiring qualifications: QA, coordinators and administrators see them (you are %s): %w", actor.Role, ErrForbidden)
 	}
 	if days < 0 || days > MaxQualificationWarningDays {

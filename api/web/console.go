@@ -120,8 +120,7 @@ func (w *ui) consolePage(c echo.Context) error {
 		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: counts[st], Selected: st == filter})
 	}
 	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
-	switch me.Role {
-	case custody.RoleQA, custody.RoleCoordinator, custody.RoleAdmin:
+	if custody.MaySeeExpiringQualifications(me.Role) {
 		v.ExpiringDays = w.srv.QualificationWarningDays()
 		list, err := w.svc.ExpiringQualifications(ctx, me, v.ExpiringDays)
 		if err != nil {
