@@ -138,8 +138,8 @@ func (s *Service) shipDestination(from State) (SiteRole, bool) {
 	return r.Site, true
 }
 
-// checkShipGates refuses a ship whose destination site's accreditation
-// or qualification has lapsed, or whose shipper is suspended, past its
+// checkShipGates refuses a ship whose destination site is suspended or
+// its accreditation or qualification has lapsed, or whose shipper is suspended, past its
 // requalification date or, on a chain of registered sites, not
 // registered at all: ErrConflict naming what lapsed and when. A chain
 // none of whose sites is registered (from before the network) passes
@@ -166,6 +166,9 @@ func (s *Service) checkShipGates(ctx context.Context, c *Chain, data *stepData, 
 		}
 		if ok {
 			zone = site
+			if site.Suspended {
+				return fmt.Errorf("%s site %s is suspended: %w", role, site.Code, ErrConflict)
+			}
 			if lapse := siteLapse(site, now); lapse != "" {
 				return fmt.Errorf("%s site %s's %s: %w", role, site.Code, lapse, ErrConflict)
 			}

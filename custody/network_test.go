@@ -247,6 +247,11 @@ func TestShipGates(t *testing.T) {
 		{"qualification expired", 2, expire("HOSP-2", func(s *custody.Site) { s.Qualification.Expiry = "2026-11-22" }), "",
 			"treatment site HOSP-2's qualification expired on 2026-11-22"},
 		{"lapse at the origin does not stop the ship to a good site", 2, expire("MFG-1", func(s *custody.Site) { s.Qualification.Expiry = "2026-11-22" }), "", ""},
+		{"destination suspended", 2, func(e *env) {
+			if _, err := e.svc.SuspendSite(e.ctx, e.users["admin1"], "HOSP-2", true, "inspection finding"); err != nil {
+				e.t.Fatal(err)
+			}
+		}, "", "treatment site HOSP-2 is suspended"},
 		{"shipper past its requalification", 1, shipper("SHP-0042", func(s *custody.Shipper) { s.RequalificationDue = "2026-11-22" }), "",
 			"shipper SHP-0042 was due for requalification on 2026-11-22"},
 		{"shipper suspended", 2, shipper("SHP-0043", func(s *custody.Shipper) { s.Suspended = true }), "", "shipper SHP-0043 is suspended"},

@@ -90,3 +90,22 @@ func TestSiteMapCommand(t *testing.T) {
 		t.Errorf("audit trail: %+v %v", trail, err)
 	}
 }
+
+// TestServeQualificationWarningDaysFlag: an out-of-range or unreadable
+// warning period is refused before anything is opened.
+func TestServeQualificationWarningDaysFlag(t *testing.T) {
+	dir := t.TempDir() + "/data"
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{nil, []string{"--qualification-warning-days", "-1"}},
+		{nil, []string{"--qualification-warning-days", "4000"}},
+		{[]string{"COID_QUALIFICATION_WARNING_DAYS=thirty"}, nil},
+	} {
+		_, _, exit, err := runCmd(t, tc.env, append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0"}, tc.args...)...)
+		if exit != 2 || err == nil || !strings.Contains(err.Error(), "qualification-warning-days") {
+			t.Errorf("%v %v: exit %d %v, want a usage error", tc.env, tc.args, exit, err)
+		}
+	}
+}
