@@ -45,6 +45,11 @@ type Config struct {
 	LabelZone *time.Location
 	// Telemetry serves the cold-chain routes' alert stream and quarantine.
 	Telemetry TelemetryConfig
+	// QualificationWarningDays is how many days ahead the expiring
+	// qualifications are listed when a request names none; 0 is
+	// custody.DefaultQualificationWarningDays, negative is 0 days (only
+	// what has expired).
+	QualificationWarningDays int
 }
 
 // Server is the HTTP API.
@@ -136,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	g.POST("/users/:id/tokens", s.newToken)
 	s.registerAccountRoutes(g)
 	s.mountRegistries(g)
+	s.registerNetworkRoutes(g)
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)

@@ -24,11 +24,15 @@ const (
 	KindSite         RegistryKind = "site"
 	KindProduct      RegistryKind = "product"
 	KindShipper      RegistryKind = "shipper"
+	// KindSiteMapping holds the administrators' mappings of the free-text
+	// site names of chains from before the network to registered sites
+	// (SiteMapping), keyed by the name.
+	KindSiteMapping RegistryKind = "site_mapping"
 )
 
 // RegistryKinds lists the registries.
 func RegistryKinds() []RegistryKind {
-	return []RegistryKind{KindOrganisation, KindSite, KindProduct, KindShipper}
+	return []RegistryKind{KindOrganisation, KindSite, KindProduct, KindShipper, KindSiteMapping}
 }
 
 // Valid reports whether k names a registry.

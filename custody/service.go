@@ -175,6 +175,10 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 			return nil, fmt.Errorf("enroll: %w", err)
 		}
 	}
+	productName, err := s.checkEnrollRegistry(ctx, req.Sites, req.Product, now)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
 	if s.labelTxt != nil {
 		if err := s.labelTxt(phi.Name, req.Product); err != nil {
 			return nil, fmt.Errorf("enroll: the bag labels could not print this; enter the name as it should appear on the label: %w", err)
@@ -218,7 +222,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	data, err := json.Marshal(EnrollData{Product: req.Product, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
+	data, err := json.Marshal(EnrollData{Product: req.Product, ProductName: productName, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
@@ -323,6 +327,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	if err := s.checkAgainstChain(c, req.Step, data); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if req.Step == StepShip {
+		if err := s.checkShipGates(ctx, c, data, now); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	bedside := req.Step == StepBedsideVerify
 	if m := c.unacknowledged(); m != nil && (bedside || req.Step == StepInfuse) {

@@ -20,9 +20,14 @@ type StepData interface {
 
 // EnrollData is the data of an enroll record.
 type EnrollData struct {
-	Product  string `json:"product"`
-	Sites    Sites  `json:"sites"`
-	Facility string `json:"facility"`
+	// Product is the registered product's code (free text on chains
+	// enrolled before products were registered).
+	Product string `json:"product"`
+	// ProductName is the registered product's name at enrollment; absent
+	// on chains enrolled with a free-text product.
+	ProductName string `json:"product_name,omitempty"`
+	Sites       Sites  `json:"sites"`
+	Facility    string `json:"facility"`
 	// PatientCommitment binds the chain to the patient identifiers kept
 	// outside the ledger, without revealing them.
 	PatientCommitment string `json:"patient_commitment"`

@@ -42,6 +42,35 @@ type consoleView struct {
 	// Quarantine is a page of refused telemetry, for the roles that may
 	// see it (custody.MayViewQuarantine); nil otherwise.
 	Quarantine *quarantineView
+	// Expiring lists the qualifications expiring within ExpiringDays (or
+	// expired), for the roles that may see them; the section shows only
+	// when it is not empty.
+	Expiring     []expiringRow
+	ExpiringDays int
+}
+
+// expiringRow is one expiring qualification with when, in words.
+type expiringRow struct {
+	custody.Expiring
+	When    string
+	Expired bool
+}
+
+func expiringRows(list []custody.Expiring) []expiringRow {
+	out := make([]expiringRow, len(list))
+	for i, x := range list {
+		r := expiringRow{Expiring: x, Expired: x.Days < 0}
+		switch {
+		case x.Days < 0:
+			r.When = fmt.Sprintf("expired %d day(s) ago", -x.Days)
+		case x.Days == 0:
+			r.When = "expires today"
+		default:
+			r.When = fmt.Sprintf("in %d day(s)", x.Days)
+		}
+		out[i] = r
+	}
+	return out
 }
 
 func (w *ui) consolePage(c echo.Context) error {
@@ -91,6 +120,14 @@ func (w *ui) consolePage(c echo.Context) error {
 		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: counts[st], Selected: st == filter})
 	}
 	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
+	if custody.MaySeeExpiringQualifications(me.Role) {
+		v.ExpiringDays = w.srv.QualificationWarningDays()
+		list, err := w.svc.ExpiringQualifications(ctx, me, v.ExpiringDays)
+		if err != nil {
+			return w.fail(c, err)
+		}
+		v.Expiring = expiringRows(list)
+	}
 	if custody.MayViewQuarantine(me.Role) {
 		if v.Quarantine, err = w.quarantinePageOf(ctx, c.QueryParam("quarantine")); err != nil {
 			return w.fail(c, err)

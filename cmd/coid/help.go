@@ -38,6 +38,7 @@ func commands() []commandHelp {
 		{name: "user revoke", args: "--url URL --token TOKEN_ID [--id ID]", about: "revoke an API token at once (another user's: administrators, with --reason)"},
 		{name: "label", args: "--user ID BAG_ID_OR_COI", about: "print bag labels offline (a COI: every bag)", text: labelUsage},
 		{name: "report", args: "COI", about: "write a chain's custody report (PDF) or EPCIS export offline", text: reportUsage},
+		{name: "site-map", args: "--user ID --name NAME --site CODE --reason TEXT | --list", about: "map an old chain's free-text site name to a registered site, offline (audited); --list shows the mappings", text: siteMapHelp},
 		{name: "mqtt-user add", args: "--file FILE --user NAME", about: "add a client of the embedded MQTT broker; password on stdin"},
 		{name: "mqtt-user list", args: "--file FILE", about: "list the embedded MQTT broker's clients"},
 		{name: "simulate", about: "publish simulated shipper telemetry over MQTT"},

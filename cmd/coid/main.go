@@ -96,6 +96,8 @@ func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 		return runLabel(ctx, args[1:], env, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], env, stdout, stderr)
+	case "site-map":
+		return runSiteMap(ctx, args[1:], env, stdout, stderr)
 	case "mqtt-user":
 		if len(args) == 1 {
 			fmt.Fprint(stderr, groupUsage("mqtt-user"))

@@ -39,6 +39,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs.StringVar(&s.fin, "fin", or(getenv(env, "COID_FIN"), "A9999"), "issuing facility's ISBT 128 FIN for new COI IDs (COID_FIN)")
 	var labelZone string
 	fs.StringVar(&labelZone, "label-zone", getenv(env, "COID_LABEL_ZONE"), "IANA time zone for local times on labels, e.g. Europe/Berlin; default UTC (COID_LABEL_ZONE)")
+	warnDays := fs.Int("qualification-warning-days", envInt(env, "COID_QUALIFICATION_WARNING_DAYS", custody.DefaultQualificationWarningDays),
+		"days before a site's accreditation or qualification or a shipper's requalification expires that the QA console warns (COID_QUALIFICATION_WARNING_DAYS)")
 	var hp httpSettings
 	hp.flags(fs, env)
 	var mq mqttSettings
@@ -68,6 +70,12 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		if zone, err = time.LoadLocation(labelZone); err != nil || labelZone == "Local" {
 			return usagef("serve: --label-zone %q is not an IANA time zone name (e.g. Europe/Berlin)", labelZone)
 		}
+	}
+	if *warnDays < 0 || *warnDays > custody.MaxQualificationWarningDays {
+		return usagef("serve: --qualification-warning-days must be 0-%d", custody.MaxQualificationWarningDays)
+	}
+	if *warnDays == 0 {
+		*warnDays = -1 // "only what has expired", not the default
 	}
 	if err := pw.Check(); err != nil {
 		return usagef("serve: --password-expiry-days 0-%d, --password-history 0-%d: %v", custody.MaxPasswordExpiryDays, custody.MaxPasswordHistory, err)
@@ -129,7 +137,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		hupWG.Wait()
 	}()
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
-		TrustedProxies: proxies})
+		TrustedProxies: proxies, QualificationWarningDays: *warnDays})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

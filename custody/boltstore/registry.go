@@ -21,11 +21,13 @@ var (
 		custody.KindSite:         []byte("registry_sites"),
 		custody.KindProduct:      []byte("registry_products"),
 		custody.KindShipper:      []byte("registry_shippers"),
+		custody.KindSiteMapping:  []byte("registry_site_mappings"),
 	}
 	// registryBuckets are created by Open.
 	registryBuckets = [][]byte{
 		registryBucketNames[custody.KindOrganisation], registryBucketNames[custody.KindSite],
-		registryBucketNames[custody.KindProduct], registryBucketNames[custody.KindShipper], bucketAudit,
+		registryBucketNames[custody.KindProduct], registryBucketNames[custody.KindShipper],
+		registryBucketNames[custody.KindSiteMapping], bucketAudit,
 	}
 )
 

@@ -102,6 +102,7 @@ func Run(t *testing.T, b Backend) {
 		{"ReadingSinkOnce", testReadingSinkOnce},
 		{"Quarantine", testQuarantine},
 		{"Registry", testRegistry},
+		{"SiteMappings", testSiteMappings},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,189 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// networkEnv is registryEnv with a manufacturer and its plant, and the
+// people bound to their organisations and sites, so chains can be
+// enrolled from the registries and walked.
+func networkEnv(t *testing.T, shipperDue string) *env {
+	e := registryEnv(t)
+	for _, c := range []struct {
+		path string
+		body any
+	}{
+		{"/api/v1/organisations", map[string]any{"code": "CELLCO", "name": "CellCo", "kind": "manufacturer", "reason": "network set-up"}},
+		{"/api/v1/sites", with(regSite, "code", "MFG-1", "organisation", "CELLCO", "kinds", []string{"manufacturing"}, "time_zone", "America/New_York",
+			"fin", nil, "gln", nil)},
+		{"/api/v1/shippers", with(regShipper, "id", "SHP-0042", "requalification_due", shipperDue)},
+	} {
+		if r := e.do(t, http.MethodPost, c.path, admin, c.body); r.Code != http.StatusCreated {
+			t.Fatalf("POST %s: %s", c.path, r)
+		}
+	}
+	for id, org := range map[string]string{coord: "APHP", nurse1: "APHP", nurse2: "APHP", courier: "FASTCO", mfg: "CELLCO", qa: "CELLCO"} {
+		sites := []string{"PAR-1"}
+		if org == "CELLCO" {
+			sites = []string{"MFG-1"}
+		} else if org == "FASTCO" {
+			sites = nil
+		}
+		if _, err := e.store.UpdateUser(context.Background(), id, func(u *custody.User) error { u.Organisation, u.Sites = org, sites; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func networkEnroll(sites map[string]string, product string) map[string]any {
+	b := enrollBody(patientA)
+	b["sites"], b["product"] = sites, product
+	return b
+}
+
+var netSites = map[string]string{"collection": "PAR-1", "manufacturing": "MFG-1", "treatment": "PAR-1"}
+
+func TestEnrollFromRegistriesAPI(t *testing.T) {
+	e := networkEnv(t, "2027-03-01")
+	for _, c := range []struct {
+		name    string
+		sites   map[string]string
+		product string
+		status  int
+		text    string
+	}{
+		{"free-text site", map[string]string{"collection": "St. Elsewhere Apheresis", "manufacturing": "MFG-1", "treatment": "PAR-1"}, "CART-19",
+			http.StatusBadRequest, "sites.collection"},
+		{"wrong kind", map[string]string{"collection": "PAR-1", "manufacturing": "PAR-1", "treatment": "PAR-1"}, "CART-19",
+			http.StatusBadRequest, "not a manufacturing site"},
+		{"unknown product", netSites, "autologous anti-CD19 CAR-T", http.StatusBadRequest, "not a registered product"},
+		{"accepted", netSites, "CART-19", http.StatusCreated, `"product":"CART-19"`},
+	} {
+		r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(c.sites, c.product))
+		if r.Code != c.status || !strings.Contains(string(r.Body), c.text) {
+			t.Errorf("%s: %s, want %d naming %q", c.name, r, c.status, c.text)
+		}
+	}
+	// An expired qualification refuses enrollment with 409.
+	if r := e.do(t, http.MethodPut, "/api/v1/sites/MFG-1", admin, with(regSite, "code", "MFG-1", "organisation", "CELLCO", "kinds", []string{"manufacturing"},
+		"time_zone", "America/New_York", "fin", nil, "gln", nil, "qualification", map[string]any{"training_done": true, "date": "2025-11-01", "expiry": "2026-11-01"},
+		"reason", "lapsed")); r.Code != http.StatusOK {
+		t.Fatalf("update MFG-1: %s", r)
+	}
+	r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
+	if code, msg := r.errorBody(t); r.Code != http.StatusConflict || code != "conflict" || !strings.Contains(msg, "manufacturing site MFG-1's qualification expired on 2026-11-01") {
+		t.Errorf("enroll at a lapsed site: %s", r)
+	}
+}
+
+func TestShipGateAPI(t *testing.T) {
+	e := networkEnv(t, "2026-11-20")
+	r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
+	if r.Code != http.StatusCreated {
+		t.Fatalf("enroll: %s", r)
+	}
+	coi := custody.COI(r.object(t)["coi"].(string))
+	e.advance(t, coi, patientA.MRN, 1)
+	s := journey(coi, patientA.MRN)[1]
+	r = e.step(t, coi, s.actor, s.step, s.data, s.sigs...)
+	if code, msg := r.errorBody(t); r.Code != http.StatusConflict || code != "conflict" || !strings.Contains(msg, "shipper SHP-0042 was due for requalification on 2026-11-20") {
+		t.Errorf("ship in a lapsed shipper: %s", r)
+	}
+	data := map[string]any{"shipper": "SHP-7777", "profile": "refrigerated"}
+	r = e.step(t, coi, s.actor, s.step, data, s.sigs...)
+	if r.Code != http.StatusConflict || !strings.Contains(string(r.Body), "shipper SHP-7777 is not registered") {
+		t.Errorf("ship in an unregistered shipper: %s", r)
+	}
+}
+
+func TestSiteMappingsAPI(t *testing.T) {
+	e := newEnv(t)
+	e.enroll(t, patientB) // free text, before the network is registered
+	for _, c := range []struct {
+		path string
+		body any
+	}{{"/api/v1/organisations", regHospital}, {"/api/v1/sites", regSite}} {
+		if r := e.do(t, http.MethodPost, c.path, admin, c.body); r.Code != http.StatusCreated {
+			t.Fatalf("POST %s: %s", c.path, r)
+		}
+	}
+	path := "/api/v1/site-mappings/" + url.PathEscape("St. Elsewhere Apheresis")
+	body := map[string]any{"site": "PAR-1", "reason": "migration"}
+	for _, c := range []struct {
+		method, path, user string
+		body               any
+		status             int
+	}{
+		{http.MethodPut, path, qa, body, http.StatusForbidden},
+		{http.MethodPut, path, admin, map[string]any{"site": "NOPE-1", "reason": "migration"}, http.StatusBadRequest},
+		{http.MethodPut, path, admin, map[string]any{"site": "PAR-1"}, http.StatusBadRequest},
+		{http.MethodPut, path, admin, map[string]any{"site": "PAR-1", "reason": "x", "extra": 1}, http.StatusBadRequest},
+		{http.MethodGet, path, qa, nil, http.StatusNotFound},
+		{http.MethodPut, path, admin, body, http.StatusCreated},
+		{http.MethodPut, path, admin, body, http.StatusOK},
+		{http.MethodGet, path, qa, nil, http.StatusOK},
+		{http.MethodGet, path, nurse1, nil, http.StatusForbidden},
+		{http.MethodGet, "/api/v1/site-mappings", admin, nil, http.StatusOK},
+		{http.MethodGet, "/api/v1/site-mappings?limit=0", admin, nil, http.StatusBadRequest},
+		{http.MethodGet, "/api/v1/site-mappings", coord, nil, http.StatusForbidden},
+		{http.MethodGet, "/api/v1/site-mappings", "", nil, http.StatusUnauthorized},
+	} {
+		if r := e.do(t, c.method, c.path, c.user, c.body); r.Code != c.status {
+			t.Errorf("%s %s as %q: %s, want %d", c.method, c.path, c.user, r, c.status)
+		}
+	}
+	for _, c := range []struct {
+		user, q, want string
+		status        int
+	}{
+		{qa, "", `{"count":2,"names":["CellWorks Plant 2","St. Elsewhere Cell Therapy Ward"]}`, http.StatusOK},
+		{admin, "?limit=1", `"next":"CellWorks Plant 2"`, http.StatusOK},
+		{admin, "?after=CellWorks%20Plant%202", `"names":["St. Elsewhere Cell Therapy Ward"]`, http.StatusOK},
+		{nurse1, "", "", http.StatusForbidden},
+	} {
+		if r := e.do(t, http.MethodGet, "/api/v1/site-names/unmapped"+c.q, c.user, nil); r.Code != c.status || !strings.Contains(string(r.Body), c.want) {
+			t.Errorf("unmapped names as %s%s: %s, want %d with %s", c.user, c.q, r, c.status, c.want)
+		}
+	}
+	r := e.do(t, http.MethodGet, path, admin, nil)
+	if m := r.object(t); m["name"] != "St. Elsewhere Apheresis" || m["site"] != "PAR-1" {
+		t.Errorf("mapping %v", m)
+	}
+	if l := e.do(t, http.MethodGet, "/api/v1/site-mappings", admin, nil).object(t); l["count"] != 1.0 {
+		t.Errorf("list %v", l)
+	}
+}
+
+func TestExpiringQualificationsAPI(t *testing.T) {
+	e := networkEnv(t, "2026-11-20")
+	r := e.do(t, http.MethodGet, "/api/v1/qualifications/expiring?days=60", qa, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("expiring: %s", r)
+	}
+	// The shipper is overdue; PAR-1 and MFG-1's qualifications expire on
+	// 2027-01-15, 54 days after the test clock's 2026-11-22.
+	for _, want := range []string{`"code":"SHP-0042","what":"requalification","date":"2026-11-20","days":-2`,
+		`"code":"PAR-1","what":"qualification","date":"2027-01-15","days":54`, `"count":3`, `"days":60`} {
+		if !strings.Contains(string(r.Body), want) {
+			t.Errorf("expiring: %s lacks %s", r.Body, want)
+		}
+	}
+	if r := e.do(t, http.MethodGet, "/api/v1/qualifications/expiring", qa, nil); !strings.Contains(string(r.Body), `"count":1`) || !strings.Contains(string(r.Body), `"days":30`) {
+		t.Errorf("default 30 days: %s", r)
+	}
+	for _, c := range []struct {
+		user, q string
+		status  int
+	}{{nurse1, "", http.StatusForbidden}, {qa, "?days=-1", http.StatusBadRequest}, {qa, "?days=x", http.StatusBadRequest}, {coord, "", http.StatusOK}, {admin, "", http.StatusOK}} {
+		if r := e.do(t, http.MethodGet, "/api/v1/qualifications/expiring"+c.q, c.user, nil); r.Code != c.status {
+			t.Errorf("%s%s: %s, want %d", c.user, c.q, r, c.status)
+		}
+	}
+}
