@@ -36,7 +36,7 @@ func scopeNet(tb testing.TB, e *env) {
 	}
 	for _, s := range []struct {
 		code, org string
-		kind custody.SiteRole
+		kind      custody.SiteRole
 	}{{"COL-1", "HOSPA", custody.SiteCollection}, {"TRT-1", "HOSPA", custody.SiteTreatment},
 		{"MFG-1", "MANU", custody.SiteManufacturing}, {"OTH-1", "HOSPB", custody.SiteCollection}} {
 		site := custody.Site{Code: s.code, Name: "Site " + s.code, Kinds: []custody.SiteRole{s.kind},
@@ -160,16 +160,23 @@ func TestReadScope(t *testing.T) {
 		}
 	}
 
-	// The custody report keeps its role rule (QA and admin) on top of the
-	// read scope.
+	// The custody report (QA and admin) and the labels (no courier, no
+	// admin) keep their role rules on top of the read scope.
 	for _, tc := range []struct {
-		user string
-		coi  custody.COI
-		want int
-	}{{"qa.manu", net, http.StatusOK}, {"qa.other", net, http.StatusNotFound}, {admin, net, http.StatusOK},
-		{"qa.other", old, http.StatusOK}} {
-		if r := e.do(t, http.MethodGet, chainPath(tc.coi, "/report.pdf"), tc.user, nil); r.Code != tc.want {
-			t.Errorf("report of %s as %s: %s, want %d", tc.coi, tc.user, r, tc.want)
+		user, route string
+		coi         custody.COI
+		want        int
+	}{
+		{"qa.manu", "/report.pdf", net, http.StatusOK}, {"qa.other", "/report.pdf", net, http.StatusNotFound},
+		{admin, "/report.pdf", net, http.StatusOK}, {"qa.other", "/report.pdf", old, http.StatusOK},
+		{"nurse.here", "/report.pdf", net, http.StatusForbidden},
+		{"nurse.here", "/labels.pdf", net, http.StatusOK}, {"nurse.there", "/labels.pdf", net, http.StatusNotFound},
+		{"qa.manu", "/labels.pdf", net, http.StatusOK}, {"qa.other", "/labels.pdf", net, http.StatusNotFound},
+		{"mfg.unbound", "/labels.pdf", net, http.StatusNotFound}, {"mfg.unbound", "/labels.pdf", old, http.StatusOK},
+		{"nurse.there", "/labels.pdf", old, http.StatusOK},
+	} {
+		if r := e.do(t, http.MethodGet, chainPath(tc.coi, tc.route), tc.user, nil); r.Code != tc.want {
+			t.Errorf("%s of %s as %s: %s, want %d", tc.route, tc.coi, tc.user, r, tc.want)
 		}
 	}
 

@@ -69,9 +69,9 @@ func (r *scopeResolver) courierOf(ctx context.Context, shipper string) (string, 
 type verdict int
 
 const (
-	deny     verdict = iota // registered sites, none of them the user's
-	allow                   // the user reads the chain
-	askLegs                 // only the chain's shippers can still allow a courier
+	deny    verdict = iota // registered sites, none of them the user's
+	allow                  // the user reads the chain
+	askLegs                // only the chain's shippers can still allow a courier
 )
 
 // bySites applies the rule's parts that need only the chain's site names.
