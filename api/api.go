@@ -424,10 +424,27 @@ func (s *Server) enroll(c echo.Context) error {
 }
 
 func (s *Server) listChains(c echo.Context) error {
-	list, err := s.svc.Chains(c.Request().Context(), custody.State(c.QueryParam("state")))
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > custody.MaxChainPage {
+			return fmt.Errorf("limit %q must be 1-%d: %w", v, custody.MaxChainPage, custody.ErrInvalid)
+		}
+		limit = n
+	}
+	var after custody.COI
+	if v := c.QueryParam("after"); v != "" {
+		coi, err := custody.ParseCOI(v)
+		if err != nil {
+			return fmt.Errorf("after: %w", err)
+		}
+		after = coi
+	}
+	page, err := s.svc.ChainsFor(c.Request().Context(), user(c), custody.State(c.QueryParam("state")), after, limit)
 	if err != nil {
 		return err
 	}
+	list := page.Chains
 	type item struct {
 		custody.ChainInfo
 		Display string `json:"coi_display"`
@@ -436,7 +453,11 @@ func (s *Server) listChains(c echo.Context) error {
 	for i, ci := range list {
 		out[i] = item{ci, ci.COI.Display()}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"chains": out, "count": len(out)})
+	body := map[string]any{"chains": out, "count": len(out)}
+	if page.Next != "" {
+		body["next"] = page.Next
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) getChain(c echo.Context) error {
@@ -444,7 +465,7 @@ func (s *Server) getChain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ch, err := s.svc.Chain(c.Request().Context(), coi)
+	ch, err := s.svc.ReadChain(c.Request().Context(), user(c), coi)
 	if err != nil {
 		return err
 	}
@@ -486,6 +507,9 @@ func (s *Server) acknowledgeMismatch(c echo.Context) error {
 func (s *Server) verifyChain(c echo.Context) error {
 	coi, err := coiParam(c)
 	if err != nil {
+		return err
+	}
+	if err := s.svc.CheckRead(c.Request().Context(), user(c), coi); err != nil {
 		return err
 	}
 	rep, err := s.svc.VerifyChain(c.Request().Context(), coi)
@@ -547,7 +571,7 @@ func (s *Server) scan(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ch, err := s.svc.Chain(c.Request().Context(), code.COI)
+	ch, err := s.svc.ReadChain(c.Request().Context(), user(c), code.COI)
 	if err != nil {
 		return err
 	}

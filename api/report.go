@@ -50,6 +50,9 @@ func (s *Server) custodyReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.svc.CheckRead(c.Request().Context(), user(c), coi); err != nil {
+		return err
+	}
 	at := s.svc.Now().Truncate(time.Second)
 	in, err := report.Build(c.Request().Context(), report.ServiceSource{Service: s.svc}, coi, user(c), at)
 	if err != nil {
@@ -80,7 +83,7 @@ func (s *Server) epcisExport(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	ch, err := s.svc.Chain(ctx, coi)
+	ch, err := s.svc.ReadChain(ctx, user(c), coi)
 	if err != nil {
 		return err
 	}

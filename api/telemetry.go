@@ -43,6 +43,9 @@ func (s *Server) chainLegs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.svc.CheckRead(c.Request().Context(), user(c), coi); err != nil {
+		return err
+	}
 	legs, err := s.svc.Legs(c.Request().Context(), coi)
 	if err != nil {
 		return err
@@ -126,6 +129,9 @@ func (s *Server) legReadings(c echo.Context) error {
 	if err != nil || n < 1 {
 		return fmt.Errorf("leg number %q must be a positive integer: %w", c.Param("n"), custody.ErrInvalid)
 	}
+	if err := s.svc.CheckRead(c.Request().Context(), user(c), coi); err != nil {
+		return err
+	}
 	leg, rs, err := s.svc.LegReadings(c.Request().Context(), coi, n)
 	if err != nil {
 		return err
@@ -171,7 +177,7 @@ func (s *Server) excursions(c echo.Context) error {
 		}
 		open = b
 	}
-	list, err := s.svc.Excursions(c.Request().Context(), open)
+	list, err := s.svc.ExcursionsFor(c.Request().Context(), user(c), open)
 	if err != nil {
 		return err
 	}
@@ -235,6 +241,9 @@ func (s *Server) alertStream(c echo.Context) error {
 			}
 			w.Flush()
 		case a := <-ch:
+			if s.svc.CheckRead(ctx, user(c), a.COI) != nil {
+				continue // not this user's chain (or unreadable): never reveal it
+			}
 			b, _ := json.Marshal(a)
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: excursion\ndata: %s\n\n", a.Seq, b); err != nil {
 				return nil

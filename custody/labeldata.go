@@ -131,7 +131,7 @@ func (s *Service) LabelContent(ctx context.Context, actor User, bag BagID) (Labe
 	if err := authorizeLabels(op, actor); err != nil {
 		return LabelContent{}, err
 	}
-	c, phi, err := s.labelChain(ctx, op, bag.COI)
+	c, phi, err := s.labelChain(ctx, actor, op, bag.COI)
 	if err != nil {
 		return LabelContent{}, err
 	}
@@ -156,7 +156,7 @@ func (s *Service) ChainLabelContents(ctx context.Context, actor User, coi COI) (
 	if err := authorizeLabels(op, actor); err != nil {
 		return nil, err
 	}
-	c, phi, err := s.labelChain(ctx, op, coi)
+	c, phi, err := s.labelChain(ctx, actor, op, coi)
 	if err != nil {
 		return nil, err
 	}
@@ -186,9 +186,10 @@ func (s *Service) logLabel(ctx context.Context, actor User, l LabelContent) {
 }
 
 // labelChain loads the chain and its patient identifiers and checks them
-// against the enrollment record's commitment.
-func (s *Service) labelChain(ctx context.Context, op string, coi COI) (*Chain, PHI, error) {
-	c, err := s.Chain(ctx, coi)
+// against the enrollment record's commitment; a chain the actor may not
+// read answers as not found.
+func (s *Service) labelChain(ctx context.Context, actor User, op string, coi COI) (*Chain, PHI, error) {
+	c, err := s.ReadChain(ctx, actor, coi)
 	if err != nil {
 		return nil, PHI{}, fmt.Errorf("%s: %w", op, err)
 	}

@@ -52,7 +52,7 @@ func LinkPresealed(h LinkHeads, d Draft, p Presealed, dst []byte) (Record, Chain
 	if h.Chain != nil {
 		ci = *h.Chain
 	} else {
-		ci = ChainInfo{COI: coi, Product: d.Product, Created: rec.Time}
+		ci = ChainInfo{COI: coi, Product: d.Product, Sites: d.Sites, Created: rec.Time}
 	}
 	rec.Seq, rec.Prev = h.LogSeq+1, h.LogHash
 	rec.ChainSeq, rec.ChainPrev = ci.Records+1, ci.HeadHash

@@ -233,7 +233,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	defer unlock()
 	rec := Record{V: EncodingVersion, Chain: coi, Step: StepEnroll, Time: now, Site: req.Sites.Collection,
 		SubmittedBy: actor.ID, Data: data, Signatures: sigs}
-	if _, err := s.store.Append(ctx, Draft{Record: rec, NewChain: true, State: rule.To, Product: req.Product, PHI: &phi}); err != nil {
+	if _, err := s.store.Append(ctx, Draft{Record: rec, NewChain: true, State: rule.To, Product: req.Product, Sites: req.Sites, PHI: &phi}); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	s.log.Info("chain enrolled", "coi", string(coi), "user", actor.ID)

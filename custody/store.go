@@ -10,8 +10,12 @@ import (
 // ChainInfo is the summary of a chain that a store keeps beside the log so
 // chains can be listed and appends checked without reading the whole log.
 type ChainInfo struct {
-	COI      COI       `json:"coi"`
-	Product  string    `json:"product"`
+	COI     COI    `json:"coi"`
+	Product string `json:"product"`
+	// Sites are the chain's site names as enrolled, kept so the chains a
+	// user may read can be listed without reading each chain. Summaries
+	// stored before they were kept have none; readers fold the chain then.
+	Sites    Sites     `json:"sites"`
 	State    State     `json:"state"`
 	Records  uint64    `json:"records"`
 	HeadSeq  uint64    `json:"head_seq"`
@@ -36,6 +40,8 @@ type Draft struct {
 	State State
 	// Product is the chain's product name, kept in ChainInfo (enroll only).
 	Product string
+	// Sites are the chain's site names, kept in ChainInfo (enroll only).
+	Sites Sites
 	// PHI, set only with NewChain, is stored outside the ledger.
 	PHI *PHI
 }

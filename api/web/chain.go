@@ -81,7 +81,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		return w.fail(c, err)
 	}
 	ctx := c.Request().Context()
-	ch, err := w.svc.Chain(ctx, coi)
+	ch, err := w.svc.ReadChain(ctx, session(c).User, coi)
 	if err != nil {
 		return w.fail(c, err)
 	}

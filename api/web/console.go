@@ -84,7 +84,7 @@ func (w *ui) consolePage(c echo.Context) error {
 	if filter != "" && !slices.Contains(custody.States, filter) {
 		filter = ""
 	}
-	infos, err := w.svc.Chains(ctx, "")
+	infos, err := w.svc.VisibleChains(ctx, me, "")
 	if err != nil {
 		return w.fail(c, err)
 	}
@@ -93,7 +93,7 @@ func (w *ui) consolePage(c echo.Context) error {
 	v.Filter = filter
 	for _, ci := range infos {
 		counts[ci.State]++
-		ch, err := w.svc.Chain(ctx, ci.COI)
+		ch, err := w.svc.Chain(ctx, ci.COI) // listed by VisibleChains: readable
 		if err != nil {
 			return w.fail(c, err)
 		}

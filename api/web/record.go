@@ -20,7 +20,7 @@ func (w *ui) recordStep(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	step := custody.Step(c.Param("step"))
-	ch, err := w.svc.Chain(ctx, coi)
+	ch, err := w.svc.ReadChain(ctx, session(c).User, coi)
 	if err != nil {
 		return w.fail(c, err)
 	}

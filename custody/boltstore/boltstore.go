@@ -141,11 +141,18 @@ func getChain(tx *bolt.Tx, coi custody.COI) (*chainEntry, error) {
 // and rewritten on every append, so it is kept small and cheap: COI,
 // product and state as length-prefixed strings, counts and times as
 // varints, the head hash raw, and the record positions as deltas.
-const chainEntryV1 = 1
+// chainEntryV2 adds the chain's three site names after the state; a
+// version 1 entry (written before) decodes with no sites, and readers fold
+// the chain for them.
+const (
+	chainEntryV1 = 1
+	chainEntryV2 = 2
+)
 
 func encodeChain(dst []byte, ce *chainEntry) []byte {
-	dst = append(dst, chainEntryV1)
-	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State)} {
+	dst = append(dst, chainEntryV2)
+	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State),
+		ce.Sites.Collection, ce.Sites.Manufacturing, ce.Sites.Treatment} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
@@ -164,12 +171,15 @@ func encodeChain(dst []byte, ce *chainEntry) []byte {
 }
 
 func decodeChain(b []byte) (*chainEntry, error) {
-	if len(b) == 0 || b[0] != chainEntryV1 {
+	if len(b) == 0 || (b[0] != chainEntryV1 && b[0] != chainEntryV2) {
 		return nil, errors.New("malformed chain entry")
 	}
 	r := fieldReader{b: b[1:]}
-	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: custody.COI(r.str()), Product: r.str(), State: custody.State(r.str()),
-		Records: r.uvarint(), HeadSeq: r.uvarint()}}
+	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: custody.COI(r.str()), Product: r.str(), State: custody.State(r.str())}}
+	if b[0] == chainEntryV2 {
+		ce.Sites = custody.Sites{Collection: r.str(), Manufacturing: r.str(), Treatment: r.str()}
+	}
+	ce.Records, ce.HeadSeq = r.uvarint(), r.uvarint()
 	copy(ce.HeadHash[:], r.next(custody.HashSize))
 	ce.Created, ce.Updated = time.Unix(0, r.varint()).UTC(), time.Unix(0, r.varint()).UTC()
 	n := r.uvarint()

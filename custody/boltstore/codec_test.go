@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -30,5 +31,35 @@ func TestChainEntryRoundTripAndTruncation(t *testing.T) {
 	}
 	if _, err := decodeChain(append(b, 0)); err == nil {
 		t.Fatal("trailing byte decoded")
+	}
+}
+
+// TestChainEntrySites: version 2 keeps the chain's site names; a version 1
+// entry, written before sites were kept, still decodes, with no sites (the
+// service folds such a chain to learn them).
+func TestChainEntrySites(t *testing.T) {
+	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: storetest.COI(8), Product: "CAR-T", State: custody.StateEnrolled, Records: 1,
+		HeadSeq: 4, Sites: custody.Sites{Collection: "COL-1", Manufacturing: "MFG-1", Treatment: "TRT-1"}, Created: t0, Updated: t0},
+		Seqs: []uint64{4}}
+	got, err := decodeChain(encodeChain(nil, ce))
+	if err != nil || got.Sites != ce.Sites {
+		t.Fatalf("v2 round trip: %+v, %v", got, err)
+	}
+	// The version 1 encoding: no site names after the state.
+	v1 := []byte{chainEntryV1}
+	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State)} {
+		v1 = binary.AppendUvarint(v1, uint64(len(s)))
+		v1 = append(v1, s...)
+	}
+	v1 = binary.AppendUvarint(v1, ce.Records)
+	v1 = binary.AppendUvarint(v1, ce.HeadSeq)
+	v1 = append(v1, ce.HeadHash[:]...)
+	v1 = binary.AppendVarint(v1, t0.UnixNano())
+	v1 = binary.AppendVarint(v1, t0.UnixNano())
+	v1 = binary.AppendUvarint(v1, 1)
+	v1 = binary.AppendUvarint(v1, 4)
+	got, err = decodeChain(v1)
+	if err != nil || got.Sites != (custody.Sites{}) || got.COI != ce.COI || got.Records != 1 || got.Seqs[0] != 4 {
+		t.Fatalf("v1 entry: %+v, %v", got, err)
 	}
 }

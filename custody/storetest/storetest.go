@@ -103,6 +103,7 @@ func Run(t *testing.T, b Backend) {
 		{"Quarantine", testQuarantine},
 		{"Registry", testRegistry},
 		{"SiteMappings", testSiteMappings},
+		{"ChainSitesKept", testChainSites},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {
@@ -658,5 +659,29 @@ func testQuarantine(t *testing.T, s Store) {
 	}
 	if top, err := q.QuarantineList(ctx, 2); err != nil || len(top) != 2 || top[0].ID != list[0].ID {
 		t.Fatalf("limit 2: %+v %v", top, err)
+	}
+}
+
+// testChainSites: the site names an enroll draft carries are kept in the
+// chain's summary, through later appends, for Chain and Chains alike.
+func testChainSites(t *testing.T, s Store) {
+	ctx := context.Background()
+	sites := custody.Sites{Collection: "COL-1", Manufacturing: "MFG-1", Treatment: "TRT-1"}
+	coi := COI(1)
+	d := Draft(coi, 1, true, 0)
+	d.Sites = sites
+	if _, err := s.Append(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, Draft(coi, 2, false, 1)); err != nil {
+		t.Fatal(err)
+	}
+	ci, err := s.Chain(ctx, coi)
+	if err != nil || ci.Sites != sites {
+		t.Fatalf("Chain: sites %+v, %v; want %+v", ci.Sites, err, sites)
+	}
+	list, err := s.Chains(ctx, "")
+	if err != nil || len(list) != 1 || list[0].Sites != sites {
+		t.Fatalf("Chains: %+v, %v; want one chain with sites %+v", list, err, sites)
 	}
 }

@@ -1,0 +1,173 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// The network-sized read benchmarks: 100 registered sites, 5,000 users and
+// 10,000 chains, built once through the service over a real bbolt file,
+// then the scoped chain list (a nurse at one site, the manufacturer's QA)
+// and the QA console timed request by request, reporting the 99th
+// percentile.
+const (
+	benchSites  = 100 // 98 hospital sites and 2 manufacturing sites
+	benchUsers  = 5000
+	benchChains = 10000
+)
+
+// parallel runs fn(i) for i in [0, n) on a few goroutines, so the bbolt
+// writer commits the fixture's writes in groups.
+func parallel(b *testing.B, n int, fn func(i int) error) {
+	b.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	next := make(chan int)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+}
+
+func buildNetwork(b *testing.B) (*webEnv, map[string]string) {
+	b.Helper()
+	e := newWebEnv(b, false)
+	ctx := context.Background()
+	adm := e.users[wAdmin]
+	orgs := []custody.Organisation{{Code: "MANU", Name: "Manufacturer", Kind: custody.OrgManufacturer}}
+	for h := range 49 {
+		orgs = append(orgs, custody.Organisation{Code: fmt.Sprintf("H%02d", h), Name: fmt.Sprintf("Hospital %d", h), Kind: custody.OrgHospital})
+	}
+	for _, o := range orgs {
+		if _, err := e.svc.RegisterOrganisation(ctx, adm, o, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	site := func(code, org string, kinds ...custody.SiteRole) custody.Site {
+		return custody.Site{Code: code, Name: "Site " + code, Kinds: kinds, Organisation: org, TimeZone: "Europe/Paris",
+			Address: "1 avenue Claude Vellefaux, 75010 Paris", Country: "FR",
+			Accreditation: custody.Accreditation{Status: custody.AccreditationAccredited, Expiry: "2027-06-30"},
+			Qualification: custody.Qualification{TrainingDone: true, Date: "2026-01-15", Expiry: "2027-01-15"}}
+	}
+	sites := []custody.Site{site("MFG-1", "MANU", custody.SiteManufacturing), site("MFG-2", "MANU", custody.SiteManufacturing)}
+	for s := range benchSites - 2 {
+		sites = append(sites, site(fmt.Sprintf("S%03d", s), fmt.Sprintf("H%02d", s/2), custody.SiteCollection, custody.SiteTreatment))
+	}
+	for _, s := range sites {
+		if _, err := e.svc.RegisterSite(ctx, adm, s, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tokens := map[string]string{}
+	var mu sync.Mutex
+	parallel(b, benchUsers, func(i int) error {
+		id := fmt.Sprintf("nurse.b%04d", i)
+		tok, err := e.svc.AddUser(ctx, id, "Nurse", custody.RoleNurse, webPassword(id))
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		tokens[id] = tok
+		mu.Unlock()
+		_, err = e.store.UpdateUser(ctx, id, func(u *custody.User) error {
+			u.Organisation, u.Sites = fmt.Sprintf("H%02d", (i%98)/2), []string{fmt.Sprintf("S%03d", i%98)}
+			return nil
+		})
+		return err
+	})
+	for _, u := range []struct {
+		id    string
+		role  custody.Role
+		org   string
+		sites []string
+	}{{"qa.bench", custody.RoleQA, "MANU", nil}} {
+		tok, err := e.svc.AddUser(ctx, u.id, "QA", u.role, webPassword(u.id))
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[u.id] = tok
+		if _, err := e.store.UpdateUser(ctx, u.id, func(x *custody.User) error {
+			x.Organisation, x.Sites = u.org, u.sites
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	coord := e.users[wCoord]
+	parallel(b, benchChains, func(i int) error {
+		s := i % 98
+		_, err := e.svc.Enroll(ctx, coord, custody.EnrollRequest{
+			Patient: custody.PHI{Name: webPatient.Name, BirthDate: webPatient.BirthDate, MRN: webPatient.MRN},
+			Product: "Autologous anti-CD19 CAR-T",
+			Sites: custody.Sites{Collection: fmt.Sprintf("S%03d", s), Manufacturing: fmt.Sprintf("MFG-%d", 1+i%2),
+				Treatment: fmt.Sprintf("S%03d", s^1)}})
+		return err
+	})
+	return e, tokens
+}
+
+// timed runs req b.N times and reports the 99th percentile in ms.
+func timed(b *testing.B, do func() int) {
+	b.Helper()
+	d := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if code := do(); code != http.StatusOK {
+			b.Fatalf("status %d", code)
+		}
+		d = append(d, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(d)
+	p99 := d[min(len(d)-1, len(d)*99/100)]
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
+}
+
+func BenchmarkNetworkReads(b *testing.B) {
+	e, tokens := buildNetwork(b)
+	h := e.srv.Handler()
+	list := func(id string) func() int {
+		return func() int {
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/chains?limit=100", nil)
+			req.Header.Set("Authorization", "Bearer "+tokens[id])
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code
+		}
+	}
+	b.Run("list_nurse_one_site", func(b *testing.B) { timed(b, list("nurse.b0000")) })
+	b.Run("list_qa_manufacturer", func(b *testing.B) { timed(b, list("qa.bench")) })
+	b.Run("console_qa_manufacturer", func(b *testing.B) {
+		br := e.login("qa.bench")
+		timed(b, func() int { return br.get("/qa").Code })
+	})
+}
