@@ -85,6 +85,9 @@ func (s *Server) epcisExport(c echo.Context) error {
 		return err
 	}
 	in := &epcis.Input{Chain: ch, CreatedAt: s.svc.Now().Truncate(time.Second), Zone: zone}
+	if in.SiteZones, err = s.svc.SiteZones(ctx, ch); err != nil {
+		return err
+	}
 	for _, l := range ch.Legs {
 		_, rs, err := s.svc.LegReadings(ctx, coi, l.N)
 		switch {

@@ -110,6 +110,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 			return fmt.Errorf("report: %w", err)
 		}
 		in := &epcis.Input{Chain: c, CreatedAt: when, Zone: loc}
+		if in.SiteZones, err = svc.SiteZones(ctx, c); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 		for _, l := range c.Legs {
 			_, rs, err := svc.LegReadings(ctx, coi, l.N)
 			if err != nil {
