@@ -56,6 +56,9 @@ func (s *Server) custodyReport(c echo.Context) error {
 		return err
 	}
 	in.Zone = zone
+	if in.SiteZones, err = s.svc.SiteZones(c.Request().Context(), in.Chain); err != nil {
+		return err
+	}
 	var buf bytes.Buffer
 	if err := report.Write(&buf, in); err != nil {
 		return err

@@ -100,6 +100,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 			return err
 		}
 		in.Zone = loc
+		if in.SiteZones, err = svc.SiteZones(ctx, in.Chain); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 		if err := report.Write(&buf, in); err != nil {
 			return err
 		}
