@@ -51,3 +51,37 @@ func TestSiteZones(t *testing.T) {
 		t.Errorf("SiteZone of a free-text site: ok %v, err %v; want neither", ok, err)
 	}
 }
+
+// TestLabelContentZone checks that a bag's label content carries the zone
+// of its registered collection site, and none for a site from before the
+// network.
+func TestLabelContentZone(t *testing.T) {
+	e := newEnv(t)
+	registryNetwork(t, e)
+	if _, err := e.svc.RegisterSite(e.ctx, e.users["admin1"], goodSite(), "network set-up"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.svc.Enroll(e.ctx, e.users["coord"], custody.EnrollRequest{Patient: patient, Product: "Autologous CAR-T cells",
+		Sites: custody.Sites{Collection: "PAR-1", Manufacturing: "CellWorks NJ", Treatment: "PAR-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := e.enroll()
+	for _, tc := range []struct {
+		coi  custody.COI
+		want string
+	}{{c.COI, "Europe/Paris"}, {old, "<nil>"}} {
+		e.advance(tc.coi, custody.StateCollected)
+		l, err := e.svc.LabelContent(e.ctx, e.users["nurse1"], bagOf(tc.coi, custody.BagApheresis, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "<nil>"
+		if l.Zone != nil {
+			got = l.Zone.String()
+		}
+		if got != tc.want {
+			t.Errorf("chain %s (site %s): zone %s, want %s", tc.coi, l.Site, got, tc.want)
+		}
+	}
+}
