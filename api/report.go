@@ -59,6 +59,9 @@ func (s *Server) custodyReport(c echo.Context) error {
 		return err
 	}
 	in.Zone = zone
+	if in.SiteZones, err = s.svc.SiteZones(c.Request().Context(), in.Chain); err != nil {
+		return err
+	}
 	var buf bytes.Buffer
 	if err := report.Write(&buf, in); err != nil {
 		return err
@@ -88,6 +91,9 @@ func (s *Server) epcisExport(c echo.Context) error {
 		return err
 	}
 	in := &epcis.Input{Chain: ch, CreatedAt: s.svc.Now().Truncate(time.Second), Zone: zone}
+	if in.SiteZones, err = s.svc.SiteZones(ctx, ch); err != nil {
+		return err
+	}
 	for _, l := range ch.Legs {
 		_, rs, err := s.svc.LegReadings(ctx, coi, l.N)
 		switch {

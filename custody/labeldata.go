@@ -66,9 +66,11 @@ type LabelContent struct {
 	Time time.Time
 	// Site is the chain's site whose local time applies to Time: the
 	// collection site for apheresis bags, the manufacturing site for final
-	// product. Sites are free-text names; mapping one to a time zone is the
-	// printing caller's configuration.
+	// product (its expiry too: the bag is labelled where it is made).
 	Site string
+	// Zone is Site's registered time zone; nil for a site from before the
+	// network, whose zone is the printing caller's default.
+	Zone *time.Location
 	// Storage is the storage condition, for example StorageCryogenic.
 	Storage string
 	// Facility is the issuing facility, "FIN " and the FIN of the COI.
@@ -143,6 +145,9 @@ func (s *Service) LabelContent(ctx context.Context, actor User, bag BagID) (Labe
 	if err != nil {
 		return LabelContent{}, fmt.Errorf("%s: %w", op, err)
 	}
+	if l.Zone, _, err = s.SiteZone(ctx, l.Site); err != nil {
+		return LabelContent{}, fmt.Errorf("%s: site %s: %w", op, l.Site, err)
+	}
 	s.logLabel(ctx, actor, l)
 	return l, nil
 }
@@ -172,6 +177,9 @@ func (s *Service) ChainLabelContents(ctx context.Context, actor User, coi COI) (
 		l, err := labelContent(c, phi, b, s.profile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if l.Zone, _, err = s.SiteZone(ctx, l.Site); err != nil {
+			return nil, fmt.Errorf("%s: site %s: %w", op, l.Site, err)
 		}
 		out = append(out, l)
 	}

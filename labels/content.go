@@ -54,9 +54,9 @@ type Options struct {
 	Symbology Symbology
 	// Stock is the label stock; the zero value is DefaultStock.
 	Stock Stock
-	// Zone is the local time zone printed above UTC. Sites are free-text
-	// names, so the zone is the caller's configuration, one for all sites;
-	// nil is UTC.
+	// Zone is the default time zone printed above UTC, for a label whose
+	// site has no registered zone (a chain from before the network); a
+	// registered site's zone (LabelContent.Zone) comes first. nil is UTC.
 	Zone *time.Location
 	// PNGSize is the side of a PNG in pixels; zero is DefaultPNGSize.
 	PNGSize int
@@ -89,7 +89,10 @@ func (o Options) stock() Stock {
 
 // FromContent turns what the domain says a bag label shows into a Label.
 func FromContent(c custody.LabelContent, o Options) Label {
-	zone := o.Zone
+	zone := c.Zone
+	if zone == nil {
+		zone = o.Zone
+	}
 	if zone == nil {
 		zone = time.UTC
 	}

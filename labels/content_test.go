@@ -171,3 +171,29 @@ func TestContentType(t *testing.T) {
 		}
 	}
 }
+
+// TestFromContentZone checks that a label's times are in its registered
+// site's zone, and in the default zone (then UTC) for a site from before
+// the network.
+func TestFromContentZone(t *testing.T) {
+	chicago, berlin := zone(t, "America/Chicago"), zone(t, "Europe/Berlin")
+	c := contentOf(aphLabel(t), time.Date(2026, 3, 14, 8, 31, 5, 0, time.UTC))
+	for _, tc := range []struct {
+		name      string
+		site, def *time.Location
+		want      *time.Location
+	}{
+		{"registered site over default", chicago, berlin, chicago},
+		{"registered site, no default", berlin, nil, berlin},
+		{"old site, default", nil, berlin, berlin},
+		{"old site, no default", nil, nil, time.UTC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c
+			c.Zone = tc.site
+			if got := FromContent(c, Options{Zone: tc.def}).Zone; got != tc.want {
+				t.Errorf("zone %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

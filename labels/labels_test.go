@@ -360,6 +360,9 @@ func TestLabelTimes(t *testing.T) {
 		{"summer Berlin", "Europe/Berlin", time.Date(2026, 7, 1, 22, 15, 0, 0, time.UTC), "2026-07-02 00:15 CEST (UTC+02:00)", "2026-07-01 22:15 UTC"},
 		{"New York", "America/New_York", time.Date(2027, 7, 1, 3, 59, 0, 0, time.UTC), "2027-06-30 23:59 EDT (UTC-04:00)", "2027-07-01 03:59 UTC"},
 		{"zone without abbreviation", "America/Sao_Paulo", time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), "2026-01-01 09:00 (UTC-03:00)", "2026-01-01 12:00 UTC"},
+		{"Chicago on its spring-forward day, before", "America/Chicago", time.Date(2026, 3, 8, 7, 59, 0, 0, time.UTC), "2026-03-08 01:59 CST (UTC-06:00)", "2026-03-08 07:59 UTC"},
+		{"Chicago on its spring-forward day, after", "America/Chicago", time.Date(2026, 3, 8, 8, 0, 0, 0, time.UTC), "2026-03-08 03:00 CDT (UTC-05:00)", "2026-03-08 08:00 UTC"},
+		{"Berlin on its fall-back day, second 02:30", "Europe/Berlin", time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC), "2026-10-25 02:30 CET (UTC+01:00)", "2026-10-25 01:30 UTC"},
 		{"Kolkata", "Asia/Kolkata", time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), "2026-01-01 17:30 IST (UTC+05:30)", "2026-01-01 12:00 UTC"},
 		{"UTC", "UTC", time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), "2026-01-01 12:00 (UTC+00:00)", "2026-01-01 12:00 UTC"},
 	} {

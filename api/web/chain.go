@@ -24,10 +24,14 @@ type waitItem struct {
 }
 
 type recordView struct {
-	Seq        uint64
-	Step       custody.Step
-	Name       string // the step in words
-	Time       time.Time
+	Seq  uint64
+	Step custody.Step
+	Name string // the step in words
+	Time time.Time
+	// Local is Time in the zone of the registered site the record names,
+	// zone named ("2026-03-02 09:14 CET"); "" for a site from before the
+	// network, whose records show UTC only.
+	Local      string
 	Site       string
 	System     bool
 	Summary    []string
@@ -151,8 +155,16 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		lv.Chart = w.chart(c, ch, l.Leg, l.Excursions)
 		v.Legs = append(v.Legs, lv)
 	}
+	zones, err := w.svc.SiteZones(ctx, ch)
+	if err != nil {
+		return w.fail(c, err)
+	}
 	for i := len(ch.Records) - 1; i >= 0; i-- {
-		v.Timeline = append(v.Timeline, timelineEntry(ch.Records[i]))
+		rv := timelineEntry(ch.Records[i])
+		if z, ok := zones[rv.Site]; ok {
+			rv.Local = localScreenTime(rv.Time, z)
+		}
+		v.Timeline = append(v.Timeline, rv)
 	}
 	if custody.MayPrintLabels(me.Role) && len(ch.Bags) > 0 {
 		v.Downloads = append(v.Downloads, download{"All bag labels (PDF)", "/chains/" + string(ch.COI) + "/labels.pdf"})

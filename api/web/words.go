@@ -18,6 +18,10 @@ const timeLayout = "2006-01-02 15:04 MST"
 // screenTime formats t in UTC with the zone named.
 func screenTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
+// localScreenTime is t in a site's zone in the screen's format, the zone
+// named by its abbreviation (or offset, for a zone without one).
+func localScreenTime(t time.Time, zone *time.Location) string { return t.In(zone).Format(timeLayout) }
+
 // signatureTime formats a signature's time (RFC 3339 as recorded) like
 // every other time on the screen; a time that does not parse is shown as
 // recorded.

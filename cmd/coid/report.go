@@ -100,6 +100,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 			return err
 		}
 		in.Zone = loc
+		if in.SiteZones, err = svc.SiteZones(ctx, in.Chain); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 		if err := report.Write(&buf, in); err != nil {
 			return err
 		}
@@ -110,6 +113,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 			return fmt.Errorf("report: %w", err)
 		}
 		in := &epcis.Input{Chain: c, CreatedAt: when, Zone: loc}
+		if in.SiteZones, err = svc.SiteZones(ctx, c); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 		for _, l := range c.Legs {
 			_, rs, err := svc.LegReadings(ctx, coi, l.N)
 			if err != nil {

@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs.StringVar(&s.http, "http", or(getenv(env, "COID_HTTP"), "127.0.0.1:8080"), "HTTP listen address (COID_HTTP)")
 	fs.StringVar(&s.fin, "fin", or(getenv(env, "COID_FIN"), "A9999"), "issuing facility's ISBT 128 FIN for new COI IDs (COID_FIN)")
 	var labelZone string
-	fs.StringVar(&labelZone, "label-zone", getenv(env, "COID_LABEL_ZONE"), "IANA time zone for local times on labels, e.g. Europe/Berlin; default UTC (COID_LABEL_ZONE)")
+	fs.StringVar(&labelZone, "label-zone", getenv(env, "COID_LABEL_ZONE"), "default IANA time zone for local times of sites with no registered zone, e.g. Europe/Berlin; default UTC (COID_LABEL_ZONE)")
 	warnDays := fs.Int("qualification-warning-days", envInt(env, "COID_QUALIFICATION_WARNING_DAYS", custody.DefaultQualificationWarningDays),
 		"days before a site's accreditation or qualification or a shipper's requalification expires that the QA console warns (COID_QUALIFICATION_WARNING_DAYS)")
 	var hp httpSettings

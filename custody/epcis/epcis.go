@@ -105,8 +105,12 @@ type Input struct {
 	Telemetry []Telemetry
 	// CreatedAt is the document's creationDate.
 	CreatedAt time.Time
-	// Zone gives eventTimeZoneOffset; nil means UTC (+00:00).
+	// Zone gives eventTimeZoneOffset of events at sites with no zone in
+	// SiteZones (sites from before the network); nil means UTC (+00:00).
 	Zone *time.Location
+	// SiteZones gives each registered site's zone: an event at one has
+	// its site's offset at the event time.
+	SiteZones custody.SiteZones
 }
 
 // Document is an EPCISDocument.
@@ -344,7 +348,7 @@ func (x *exporter) withCOI(urns []string) []string {
 }
 
 func (x *exporter) event(r *custody.Record) (Event, bool) {
-	ev := Event{Type: "ObjectEvent", EventTime: x.time(r.Time), EventTimeZoneOffset: r.Time.In(x.zone).Format("-07:00"),
+	ev := Event{Type: "ObjectEvent", EventTime: x.time(r.Time), EventTimeZoneOffset: r.Time.In(x.in.SiteZones.Zone(r.Site, x.zone)).Format("-07:00"),
 		EventID: RecordURN(r.Hash), Action: "OBSERVE", Step: string(r.Step), Seq: r.Seq, Corrections: x.corrections(r.Seq)}
 	here := x.site(r.Site)
 	ev.ReadPoint, ev.BizLocation = here, here

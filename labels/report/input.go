@@ -72,8 +72,13 @@ type Input struct {
 	GeneratedAt time.Time
 	// GeneratedBy is who asked for the report.
 	GeneratedBy custody.User
-	// Zone is the time zone of local times; nil means UTC.
+	// Zone is the default time zone of local times: the zone of events at
+	// sites with no zone in SiteZones (sites from before the network), and
+	// of times that belong to no site; nil means UTC.
 	Zone *time.Location
+	// SiteZones gives each registered site's zone: a record at one is
+	// shown in its site's local time beside UTC.
+	SiteZones custody.SiteZones
 }
 
 // MayGenerate reports whether actor may generate custody reports: QA,

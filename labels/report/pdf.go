@@ -246,7 +246,21 @@ func (r *renderer) both(t time.Time) string {
 	return r.local(t) + " / " + utc(t)
 }
 
-func (r *renderer) zoneIsUTC() bool { return r.d.zone == time.UTC || r.d.zone.String() == "UTC" }
+func (r *renderer) zoneIsUTC() bool { return isUTC(r.d.zone) }
+
+func isUTC(z *time.Location) bool { return z == time.UTC || z.String() == "UTC" }
+
+// siteZone is the zone of a chain's site name: its registered site's, else
+// the report's default zone.
+func (r *renderer) siteZone(site string) *time.Location { return r.in.SiteZones.Zone(site, r.d.zone) }
+
+// siteRow names a site and, when it is registered, its time zone.
+func (r *renderer) siteRow(site string) string {
+	if z, ok := r.in.SiteZones[site]; ok && z != nil {
+		return site + "   (time zone " + z.String() + ")"
+	}
+	return site
+}
 
 func celsius(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + " °C" }
 
@@ -359,14 +373,17 @@ func (r *renderer) identity() {
 		bags = strings.Join(c.Bags, ", ")
 	}
 	zone := r.d.zone.String()
+	if len(r.in.SiteZones) > 0 {
+		zone = "each registered site's time zone, other times in " + zone
+	}
 	rows := [][2]string{
 		{"COI", c.Display + "   (code payload " + custody.LabelPayload(custody.BagID{COI: c.COI}) + ")"},
 		{"Patient", patient},
 		{"Product", c.Product},
 		{"Issuing facility (FIN)", c.Facility},
-		{"Collection site", c.Sites.Collection},
-		{"Manufacturing site", c.Sites.Manufacturing},
-		{"Treatment site", c.Sites.Treatment},
+		{"Collection site", r.siteRow(c.Sites.Collection)},
+		{"Manufacturing site", r.siteRow(c.Sites.Manufacturing)},
+		{"Treatment site", r.siteRow(c.Sites.Treatment)},
 		{"DIN", din},
 		{"Bags", bags},
 		{"State", string(c.State) + stateNote(c)},
@@ -500,8 +517,9 @@ func (r *renderer) record(rec *custody.Record) {
 	w := func(i int) float64 { return cols[i] - 2 }
 	r.font("", smallPt)
 	step := r.wrap(string(rec.Step), w(1))
-	tm := []string{rec.Time.In(r.d.zone).Format("2006-01-02 15:04:05 MST"), utc(rec.Time)}
-	if r.zoneIsUTC() {
+	zone := r.siteZone(rec.Site)
+	tm := []string{rec.Time.In(zone).Format("2006-01-02 15:04:05 MST"), utc(rec.Time)}
+	if isUTC(zone) {
 		tm = tm[1:]
 	}
 	site := r.wrap(orDash(rec.Site), w(3))
@@ -510,8 +528,8 @@ func (r *renderer) record(rec *custody.Record) {
 		sigs = append(sigs, r.wrap(fmt.Sprintf("%s (%s)", s.Name, s.Role), w(4))...)
 		st := s.Time
 		if t, err := time.Parse(time.RFC3339Nano, s.Time); err == nil {
-			st = t.In(r.d.zone).Format("2006-01-02 15:04:05 MST")
-			if !r.zoneIsUTC() {
+			st = t.In(zone).Format("2006-01-02 15:04:05 MST")
+			if !isUTC(zone) {
 				st += " (" + utc(t) + ")"
 			}
 		}
