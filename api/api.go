@@ -45,6 +45,9 @@ type Config struct {
 	LabelZone *time.Location
 	// Telemetry serves the cold-chain routes' alert stream and quarantine.
 	Telemetry TelemetryConfig
+	// AuditReportMax bounds the entries of one audit-trail report (PDF or
+	// CSV); a wider filter is refused. 0 is auditreport.DefaultMaxEntries.
+	AuditReportMax int
 }
 
 // Server is the HTTP API.
@@ -138,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
+	s.registerAuditRoutes(g)
 	return s, nil
 }
 

@@ -43,7 +43,7 @@ type Input struct {
 type Pager func(ctx context.Context, after uint64, limit int) ([]custody.AuditEntry, error)
 
 // verifyPage is how many entries VerifyTrail reads at a time.
-const verifyPage = 500
+const verifyPage = 500 // at most custody.MaxRegistryPage
 
 // VerifyTrail checks the whole trail's hash chain page by page, so a long
 // trail is never held whole, and returns how many entries it checked and
