@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
 )
 
 // TestAuditRoutesAuth: the audit trail and its reports answer QA and
