@@ -37,6 +37,7 @@ func commands() []commandHelp {
 		{name: "user revoke", args: "--url URL --token TOKEN_ID [--id ID]", about: "revoke an API token at once (another user's: administrators, with --reason)"},
 		{name: "label", args: "--user ID BAG_ID_OR_COI", about: "print bag labels offline (a COI: every bag)", text: labelUsage},
 		{name: "report", args: "COI", about: "write a chain's custody report (PDF) or EPCIS export offline", text: reportUsage},
+		{name: "audit", args: "--pdf FILE | --csv FILE", about: "write the administrative audit-trail report (PDF, CSV) offline, filtered by period, actor and object", text: auditUsage},
 		{name: "mqtt-user add", args: "--file FILE --user NAME", about: "add a client of the embedded MQTT broker; password on stdin"},
 		{name: "mqtt-user list", args: "--file FILE", about: "list the embedded MQTT broker's clients"},
 		{name: "simulate", about: "publish simulated shipper telemetry over MQTT"},
