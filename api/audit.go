@@ -123,3 +123,8 @@ func (s *Server) auditReport(format string) echo.HandlerFunc {
 		return c.Blob(http.StatusOK, mime, buf.Bytes())
 	}
 }
+
+// AuditReportHandler answers the audit-trail report in format ("pdf" or
+// "csv") with the filters of the query, for the web UI's downloads;
+// custody's policy decides who may have it.
+func (s *Server) AuditReportHandler(format string) echo.HandlerFunc { return s.auditReport(format) }
