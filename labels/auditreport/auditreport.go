@@ -175,7 +175,7 @@ func FilterText(f custody.AuditFilter) string {
 // VerificationText is the report's sentence on the trail's hash chain.
 func VerificationText(in *Input) string {
 	if in.VerifyErr != nil {
-		return fmt.Sprintf("VERIFICATION FAILED: the audit trail's hash chain is broken (%d entries checked before the failure): %v. "+
+		return fmt.Sprintf("VERIFICATION FAILED: the audit trail's hash chain is broken (entries checked before the failure: %d): %v. "+
 			"The entries below cannot be relied on; report this to QA.", in.Verified, in.VerifyErr)
 	}
 	return fmt.Sprintf("Verified: the hash chain of the whole audit trail (%d entries, not only those shown) was checked and holds.", in.Verified)
