@@ -50,6 +50,9 @@ type Config struct {
 	// custody.DefaultQualificationWarningDays, negative is 0 days (only
 	// what has expired).
 	QualificationWarningDays int
+	// AuditReportMax bounds the entries of one audit-trail report (PDF or
+	// CSV); a wider filter is refused. 0 is auditreport.DefaultMaxEntries.
+	AuditReportMax int
 }
 
 // Server is the HTTP API.
@@ -145,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerLabelRoutes(g)
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
+	s.registerAuditRoutes(g)
 	return s, nil
 }
 

@@ -140,7 +140,8 @@ type AuditFilter struct {
 	Code string
 	// Actor keeps entries of changes this user made.
 	Actor string
-	// From and To keep entries made at or after From and before To.
+	// From and To keep entries made at or after From (inclusive) and
+	// before To (exclusive); a zero time leaves that end open.
 	From, To time.Time
 	// After keeps entries after the one numbered After (a page's last).
 	After uint64
@@ -150,7 +151,41 @@ type AuditFilter struct {
 	Newest bool
 }
 
-// Match reports whether f selects e, its Limit aside.
+// AuditClockSlack is how far an entry's time may lie before the entry
+// sealed ahead of it (a service clock stepped back) and still be found by
+// a period filter: the trail is in sequence order, which is time order but
+// for such steps, so a store reading for a filter with To stops at the
+// first entry at or after To plus this slack instead of reading the rest
+// of a long trail.
+const AuditClockSlack = 15 * time.Minute
+
+// Validate checks a filter from a caller: a known kind, a code only with
+// a kind, From before To when both are given, and a limit not below 0.
+func (f AuditFilter) Validate() error {
+	if f.Kind != "" && !ValidObjectKind(f.Kind) {
+		return fmt.Errorf("audit filter: kind %q: %w", f.Kind, ErrInvalid)
+	}
+	if f.Code != "" && f.Kind == "" {
+		return fmt.Errorf("audit filter: an object code needs its kind: %w", ErrInvalid)
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return fmt.Errorf("audit filter: from %s is not before to %s: %w", f.From.UTC().Format(time.RFC3339), f.To.UTC().Format(time.RFC3339), ErrInvalid)
+	}
+	if f.Limit < 0 {
+		return fmt.Errorf("audit filter: limit %d is negative: %w", f.Limit, ErrInvalid)
+	}
+	return nil
+}
+
+// Past reports whether e, and so (AuditClockSlack aside) every entry
+// after it, was made after the period f selects: a store reading the
+// trail in order may stop there.
+func (f AuditFilter) Past(e AuditEntry) bool {
+	return !f.To.IsZero() && !e.Time.Before(f.To.Add(AuditClockSlack))
+}
+
+// Match reports whether f selects e, its Limit aside. The period is
+// half-open: From inclusive, To exclusive.
 func (f AuditFilter) Match(e AuditEntry) bool {
 	return e.Seq > f.After && (f.Kind == "" || e.Kind == f.Kind) && (f.Code == "" || e.Code == f.Code) &&
 		(f.Actor == "" || e.Actor == f.Actor) && (f.From.IsZero() || !e.Time.Before(f.From)) &&

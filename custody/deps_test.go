@@ -91,7 +91,7 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 		"golang.org/x/text/":                  {"/custody/phitext"},
 		"github.com/mtibben/confusables":      {"/custody/phitext"},
 		"github.com/labstack/echo/":           {"/api", "/api/web"},
-		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report"},
+		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report", "/labels/auditreport"},
 		"github.com/skip2/go-qrcode":          {"/labels"},
 		"github.com/boombuler/barcode":        {"/labels"},
 		"github.com/eclipse/paho.mqtt.golang": {"/sensors"},

@@ -429,8 +429,8 @@ func (s *Service) AuditTrail(ctx context.Context, actor User, f AuditFilter) ([]
 	if f.Limit == 0 {
 		f.Limit = MaxRegistryPage
 	}
-	if f.Kind != "" && !ValidObjectKind(f.Kind) {
-		return nil, fmt.Errorf("audit trail: kind %q: %w", f.Kind, ErrInvalid)
+	if err := f.Validate(); err != nil {
+		return nil, err
 	}
 	return s.store.AuditEntries(ctx, f)
 }

@@ -29,9 +29,10 @@ func newUI(srv *api.Server) (*ui, error) {
 		"issueKind": func(k custody.ExcursionKind) string {
 			return issueText(custody.IssueExcursionPrefix + string(k))
 		},
-		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"meaning": func(m custody.Meaning) string { return strings.ReplaceAll(string(m), "-", " ") },
-		"stepCtx": func(f stepForm, csrf, bag string) stepFormCtx { return stepFormCtx{f, csrf, bag} },
+		"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"nextAudit": nextAuditHref,
+		"meaning":   func(m custody.Meaning) string { return strings.ReplaceAll(string(m), "-", " ") },
+		"stepCtx":   func(f stepForm, csrf, bag string) stepFormCtx { return stepFormCtx{f, csrf, bag} },
 		"deref": func(v any) any {
 			switch x := v.(type) {
 			case *bool:
@@ -99,6 +100,7 @@ type page struct {
 	Msg     *uiMessage
 	Console bool // the user may open the QA console
 	Enroll  bool // the user may enroll patients (a coordinator)
+	Audit   bool // the user may read the administrative audit trail
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -117,6 +119,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.User, p.CSRF = &u, snap.CSRF
 		p.Console = custody.MayUseConsole(u.Role)
 		p.Enroll = custody.MayEnroll(u.Role)
+		p.Audit = custody.MayReadAuditTrail(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}

@@ -71,7 +71,7 @@ const ctxSessionID = "coid.web.session_id"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/alerts/", "/static/", "/favicon.ico"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -148,6 +148,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/qa", w.consolePage)
 	g.GET("/chains/:coi/legs/:n/live", w.legLive)
 	w.registerDownloads(g)
+	w.registerAudit(g)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

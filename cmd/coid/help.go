@@ -39,6 +39,7 @@ func commands() []commandHelp {
 		{name: "label", args: "--user ID BAG_ID_OR_COI", about: "print bag labels offline (a COI: every bag)", text: labelUsage},
 		{name: "report", args: "COI", about: "write a chain's custody report (PDF) or EPCIS export offline", text: reportUsage},
 		{name: "site-map", args: "--user ID --name NAME --site CODE --reason TEXT | --list", about: "map an old chain's free-text site name to a registered site, offline (audited); --list shows the mappings", text: siteMapHelp},
+		{name: "audit", args: "--pdf FILE | --csv FILE", about: "write the administrative audit-trail report (PDF, CSV) offline, filtered by period, actor and object", text: auditUsage},
 		{name: "mqtt-user add", args: "--file FILE --user NAME", about: "add a client of the embedded MQTT broker; password on stdin"},
 		{name: "mqtt-user list", args: "--file FILE", about: "list the embedded MQTT broker's clients"},
 		{name: "simulate", about: "publish simulated shipper telemetry over MQTT"},

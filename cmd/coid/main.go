@@ -92,6 +92,8 @@ func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 		return runUser(ctx, args[1:], env, stdin, stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], env, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], env, stdout, stderr)
 	case "label":
 		return runLabel(ctx, args[1:], env, stdout, stderr)
 	case "simulate":

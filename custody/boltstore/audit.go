@@ -80,6 +80,9 @@ func (s *Store) AuditEntries(ctx context.Context, f custody.AuditFilter) ([]cust
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("audit entry %s: malformed: %v: %w", seqName(k), err, custody.ErrDamaged)
 			}
+			if f.Past(a) {
+				break // the trail is in time order: nothing later is in the period
+			}
 			if !f.Match(a) {
 				continue
 			}
