@@ -37,6 +37,8 @@ func commands() []commandHelp {
 		{name: "user revoke", args: "--url URL --token TOKEN_ID [--id ID]", about: "revoke an API token at once (another user's: administrators, with --reason)"},
 		{name: "label", args: "--user ID BAG_ID_OR_COI", about: "print bag labels offline (a COI: every bag)", text: labelUsage},
 		{name: "report", args: "COI", about: "write a chain's custody report (PDF) or EPCIS export offline", text: reportUsage},
+		{name: "registry import", args: "--actor ID --file FILE --reason TEXT", about: "register a network (organisations, sites, products, shippers) from JSON offline; reports what failed, skips what exists"},
+		{name: "registry list", args: "--actor ID [--kind KIND]", about: "list the registered organisations, sites, products and shippers"},
 		{name: "mqtt-user add", args: "--file FILE --user NAME", about: "add a client of the embedded MQTT broker; password on stdin"},
 		{name: "mqtt-user list", args: "--file FILE", about: "list the embedded MQTT broker's clients"},
 		{name: "simulate", about: "publish simulated shipper telemetry over MQTT"},
