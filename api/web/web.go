@@ -32,6 +32,8 @@
 //	GET  /chains/:coi/labels.pdf, /chains/:coi/bags/:bag/label.pdf   labels (downloads.go)
 //	GET  /chains/:coi/report.pdf, /chains/:coi/epcis.json   custody report, EPCIS export (downloads.go)
 //	GET  /alerts/live              excursion alerts (server-sent events) for the console (downloads.go)
+//	GET  /admin                    administration index, administrators and QA (admin_orgs.go)
+//	GET  /admin/organisations, POST: list, register; POST /admin/organisations/:code/suspend (admin_orgs.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -71,7 +73,7 @@ const ctxSessionID = "coid.web.session_id"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/alerts/", "/static/", "/favicon.ico", "/admin"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -148,6 +150,10 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/qa", w.consolePage)
 	g.GET("/chains/:coi/legs/:n/live", w.legLive)
 	w.registerDownloads(g)
+	g.GET("/admin", w.adminIndex)
+	g.GET("/admin/organisations", w.adminOrgsPage)
+	g.POST("/admin/organisations", w.adminOrgCreate)
+	g.POST("/admin/organisations/:code/suspend", w.adminOrgSuspend)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
