@@ -1,8 +1,8 @@
 package web
 
 import (
-	"net/http"
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/coid-project/coid/custody"
