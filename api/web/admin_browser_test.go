@@ -90,3 +90,48 @@ func TestBrowserAdminUsers(t *testing.T) {
 		t.Error("the users screen scrolls sideways at 820 px")
 	}
 }
+
+// TestBrowserAdminSite: on an 820 px tablet an administrator fills the
+// site form (kinds as checkboxes), sees a mistyped zone refused with the
+// rest kept, corrects it and registers the site.
+func TestBrowserAdminSite(t *testing.T) {
+	e := newWebEnv(t, false)
+	ctx := newChrome(t, 820, 1180, 30*time.Second)
+	browserLogin(t, ctx, e, wAdmin)
+	run(t, ctx, "organisation",
+		chromedp.Navigate(e.ts.URL+"/admin/organisations"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=code]`), "APHP"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "AP-HP"),
+		chromedp.SendKeys(chromedp.CSS(`section[aria-labelledby=new-org] input[name=reason]`), "onboarding\r"),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	run(t, ctx, "fill the site form with a wrong zone",
+		chromedp.Navigate(e.ts.URL+"/admin/sites"),
+		chromedp.WaitVisible(chromedp.CSS(`#site-form`)),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=code]`), "PAR-1"),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=name]`), "Hopital Saint-Louis"),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=organisation]`), "APHP"),
+		chromedp.Click(chromedp.CSS(`#site-form input[value=treatment]`)),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=time_zone]`), "Mars/Olympus"),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=address]`), "1 avenue Claude Vellefaux"),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=country]`), "FR"),
+		chromedp.SendKeys(chromedp.CSS(`#site-form input[name=reason]`), "onboarding"),
+		chromedp.Submit(chromedp.CSS(`#site-form`)),
+		chromedp.WaitVisible(chromedp.CSS(`#form-error`)),
+	)
+	if wide := value(t, ctx, "width", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > innerWidth`)); wide {
+		t.Error("the site form scrolls sideways at 820 px")
+	}
+	if got := value(t, ctx, "kept", chromedp.Evaluate[string](`document.querySelector("#site-form input[name=address]").value + "|" + document.querySelector("#site-form input[value=treatment]").checked`)); got != "1 avenue Claude Vellefaux|true" {
+		t.Errorf("the refused form kept %q", got)
+	}
+	run(t, ctx, "correct the zone",
+		chromedp.Evaluate[chromedp.Void](`(function(f){f.time_zone.value="Europe/Paris";f.accreditation_expiry.value="2027-06-30";`+
+			`f.training_done.checked=true;f.training_date.value="2026-01-15";f.training_expiry.value="2027-01-15"})(document.getElementById("site-form")), undefined`),
+		chromedp.Submit(chromedp.CSS(`#site-form`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	if got := text(t, ctx, `#site-PAR-1`); !strings.Contains(got, "treatment") || !strings.Contains(got, "Europe/Paris") {
+		t.Errorf("site row %q", got)
+	}
+}

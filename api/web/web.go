@@ -34,6 +34,7 @@
 //	GET  /alerts/live              excursion alerts (server-sent events) for the console (downloads.go)
 //	GET  /admin                    administration index, administrators and QA (admin_orgs.go)
 //	GET  /admin/organisations, POST: list, register; POST /admin/organisations/:code/suspend (admin_orgs.go)
+//	GET  /admin/sites, POST: list, register; POST /admin/sites/:code/suspend (admin_sites.go)
 //	GET  /admin/users, POST /admin/users/:id/{disable,enable,reset}   user accounts, administrators (admin_users.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
@@ -155,6 +156,9 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/admin/organisations", w.adminOrgsPage)
 	g.POST("/admin/organisations", w.adminOrgCreate)
 	g.POST("/admin/organisations/:code/suspend", w.adminOrgSuspend)
+	g.GET("/admin/sites", w.adminSitesPage)
+	g.POST("/admin/sites", w.adminSiteCreate)
+	g.POST("/admin/sites/:code/suspend", w.adminSiteSuspend)
 	g.GET("/admin/users", w.adminUsersPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 
