@@ -32,6 +32,10 @@
 //	GET  /chains/:coi/labels.pdf, /chains/:coi/bags/:bag/label.pdf   labels (downloads.go)
 //	GET  /chains/:coi/report.pdf, /chains/:coi/epcis.json   custody report, EPCIS export (downloads.go)
 //	GET  /alerts/live              excursion alerts (server-sent events) for the console (downloads.go)
+//	GET  /admin                    administration index, administrators and QA (admin_orgs.go)
+//	GET  /admin/organisations, POST: list, register; POST /admin/organisations/:code/suspend (admin_orgs.go)
+//	GET  /admin/sites, POST: list, register; POST /admin/sites/:code/suspend (admin_sites.go)
+//	GET  /admin/users, POST /admin/users/:id/{disable,enable,reset}   user accounts, administrators (admin_users.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -71,7 +75,7 @@ const ctxSessionID = "coid.web.session_id"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/alerts/", "/static/", "/favicon.ico"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -149,6 +153,15 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/chains/:coi/legs/:n/live", w.legLive)
 	w.registerDownloads(g)
 	w.registerAudit(g)
+	g.GET("/admin", w.adminIndex)
+	g.GET("/admin/organisations", w.adminOrgsPage)
+	g.POST("/admin/organisations", w.adminOrgCreate)
+	g.POST("/admin/organisations/:code/suspend", w.adminOrgSuspend)
+	g.GET("/admin/sites", w.adminSitesPage)
+	g.POST("/admin/sites", w.adminSiteCreate)
+	g.POST("/admin/sites/:code/suspend", w.adminSiteSuspend)
+	g.GET("/admin/users", w.adminUsersPage)
+	g.POST("/admin/users/:id/:action", w.adminUserAction)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -40,6 +40,8 @@ func commands() []commandHelp {
 		{name: "report", args: "COI", about: "write a chain's custody report (PDF) or EPCIS export offline", text: reportUsage},
 		{name: "site-map", args: "--user ID --name NAME --site CODE --reason TEXT | --list", about: "map an old chain's free-text site name to a registered site, offline (audited); --list shows the mappings", text: siteMapHelp},
 		{name: "audit", args: "--pdf FILE | --csv FILE", about: "write the administrative audit-trail report (PDF, CSV) offline, filtered by period, actor and object", text: auditUsage},
+		{name: "registry import", args: "--actor ID --file FILE --reason TEXT", about: "register a network (organisations, sites, products, shippers) from JSON offline; reports what failed, skips what exists"},
+		{name: "registry list", args: "--actor ID [--kind KIND]", about: "list the registered organisations, sites, products and shippers"},
 		{name: "mqtt-user add", args: "--file FILE --user NAME", about: "add a client of the embedded MQTT broker; password on stdin"},
 		{name: "mqtt-user list", args: "--file FILE", about: "list the embedded MQTT broker's clients"},
 		{name: "simulate", about: "publish simulated shipper telemetry over MQTT"},

@@ -90,6 +90,12 @@ func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 			return usagef("user: give a subcommand: %s", strings.Join(subcommands("user"), ", "))
 		}
 		return runUser(ctx, args[1:], env, stdin, stdout, stderr)
+	case "registry":
+		if len(args) == 1 {
+			fmt.Fprint(stderr, groupUsage("registry"))
+			return usagef("registry: give a subcommand: %s", strings.Join(subcommands("registry"), ", "))
+		}
+		return runRegistry(ctx, args[1:], env, stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], env, stdout, stderr)
 	case "audit":
