@@ -19,13 +19,18 @@ func apiNetwork(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	for _, o := range []custody.Organisation{{Code: "HOSPA", Name: "Hospital A", Kind: custody.OrgHospital},
-		{Code: "HOSPB", Name: "Hospital B", Kind: custody.OrgHospital}, {Code: "FAST", Name: "FastCo", Kind: custody.OrgCourier}} {
+		{Code: "HOSPB", Name: "Hospital B", Kind: custody.OrgHospital}, {Code: "FAST", Name: "FastCo", Kind: custody.OrgCourier},
+		{Code: "CELLX", Name: "CellX", Kind: custody.OrgManufacturer}} {
 		if _, err := e.svc.RegisterOrganisation(ctx, a, o, "set-up"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range [][2]string{{"HOSP-1", "HOSPA"}, {"HOSP-2", "HOSPB"}} {
-		site := custody.Site{Code: s[0], Name: "Site " + s[0], Kinds: []custody.SiteRole{custody.SiteCollection, custody.SiteTreatment},
+	for _, s := range [][2]string{{"HOSP-1", "HOSPA"}, {"HOSP-2", "HOSPB"}, {"MFG-9", "CELLX"}} {
+		kinds := []custody.SiteRole{custody.SiteCollection, custody.SiteTreatment}
+		if s[0] == "MFG-9" {
+			kinds = []custody.SiteRole{custody.SiteManufacturing}
+		}
+		site := custody.Site{Code: s[0], Name: "Site " + s[0], Kinds: kinds,
 			Organisation: s[1], TimeZone: "Europe/Paris", Address: "1 rue X", Country: "FR",
 			Accreditation: custody.Accreditation{Status: custody.AccreditationAccredited, Expiry: "2027-06-30"},
 			Qualification: custody.Qualification{TrainingDone: true, Date: "2026-01-15", Expiry: "2027-01-15"}}
@@ -95,7 +100,7 @@ func TestSignerSiteRefusalAPI(t *testing.T) {
 		t.Fatal(r)
 	}
 	b := enrollBody(patientA)
-	b["sites"] = map[string]string{"collection": "HOSP-2", "manufacturing": "HOSP-2", "treatment": "HOSP-2"}
+	b["sites"] = map[string]string{"collection": "HOSP-2", "manufacturing": "MFG-9", "treatment": "HOSP-2"}
 	before := e.ledgerRecords(t)
 	r = e.do(t, http.MethodPost, "/api/v1/chains", coord, b)
 	wantCode(t, "enroll at another hospital", r, http.StatusForbidden, "forbidden")

@@ -73,3 +73,8 @@ func MayReadRegistries(r Role) bool {
 // MayReadAuditTrail reports whether role r may read the administrative
 // audit trail: QA, who reviews it, and administrators.
 func MayReadAuditTrail(r Role) bool { return r == RoleQA || r == RoleAdmin }
+
+// MayViewAdministration reports whether role r may open the
+// administration screens: administrators, who change the registries and
+// accounts, and QA, who reads the registries there.
+func MayViewAdministration(r Role) bool { return r == RoleAdmin || r == RoleQA }

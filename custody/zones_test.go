@@ -57,16 +57,12 @@ func TestSiteZones(t *testing.T) {
 // network.
 func TestLabelContentZone(t *testing.T) {
 	e := newEnv(t)
-	registryNetwork(t, e)
-	if _, err := e.svc.RegisterSite(e.ctx, e.users["admin1"], goodSite(), "network set-up"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := e.svc.Enroll(e.ctx, e.users["coord"], custody.EnrollRequest{Patient: patient, Product: "Autologous CAR-T cells",
-		Sites: custody.Sites{Collection: "PAR-1", Manufacturing: "CellWorks NJ", Treatment: "PAR-1"}})
+	old := e.enroll() // before the network was registered
+	registerNetwork(t, e)
+	c, err := e.svc.Enroll(e.ctx, e.users["coord"], custody.EnrollRequest{Patient: patient, Product: "CART-19", Sites: netSites})
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := e.enroll()
 	for _, tc := range []struct {
 		coi  custody.COI
 		want string

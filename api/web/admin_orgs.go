@@ -33,12 +33,12 @@ type orgsView struct {
 	HasAfter bool
 }
 
-// mayReadAdmin says whether the session's user may open the
+// adminGate says whether the session's user may open the
 // administration screens (administrators, QA read-only), and refuses
 // otherwise.
 func (w *ui) adminGate(c echo.Context) (custody.User, bool, error) {
-	me := session(c).User
-	if me.Role == custody.RoleAdmin || me.Role == custody.RoleQA {
+	me := sessionUser(c)
+	if custody.MayViewAdministration(me.Role) {
 		return me, true, nil
 	}
 	return me, false, w.refuse(c, http.StatusForbidden, "The administration screens are for administrators (QA may read them).",

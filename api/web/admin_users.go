@@ -22,7 +22,7 @@ type usersView struct {
 
 // adminOnly refuses everyone but administrators.
 func (w *ui) adminOnly(c echo.Context) (custody.User, bool, error) {
-	me := session(c).User
+	me := sessionUser(c)
 	if custody.MayAdminister(me.Role) {
 		return me, true, nil
 	}

@@ -48,7 +48,7 @@ func (w *ui) registerAudit(g *echo.Group) {
 }
 
 func (w *ui) auditScreen(c echo.Context) error {
-	me := session(c).User
+	me := sessionUser(c)
 	if !custody.MayReadAuditTrail(me.Role) {
 		return w.refuse(c, http.StatusForbidden, "The audit trail is for QA and administrators.", "Ask QA for the report you need.")
 	}

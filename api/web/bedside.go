@@ -42,7 +42,7 @@ func (w *ui) renderBedside(c echo.Context, code int, msg *uiMessage) error {
 	if err != nil {
 		return w.fail(c, err)
 	}
-	ch, err := w.svc.ReadChain(c.Request().Context(), session(c).User, coi)
+	ch, err := w.svc.ReadChain(c.Request().Context(), sessionUser(c), coi)
 	if err != nil {
 		return w.fail(c, err)
 	}
@@ -124,7 +124,7 @@ func (w *ui) bedsideSign(c echo.Context, coi custody.COI) error {
 	if b == nil || b.COI != coi || b.BagCode == "" || b.Wristband == "" {
 		return w.renderBedside(c, http.StatusBadRequest, &uiMessage{Kind: "error", Title: "Scan the bag and the wristband before signing."})
 	}
-	ch, err := w.svc.ReadChain(ctx, session(c).User, coi)
+	ch, err := w.svc.ReadChain(ctx, sessionUser(c), coi)
 	if err != nil {
 		return w.fail(c, err)
 	}

@@ -85,11 +85,11 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		return w.fail(c, err)
 	}
 	ctx := c.Request().Context()
-	ch, err := w.svc.ReadChain(ctx, session(c).User, coi)
+	ch, err := w.svc.ReadChain(ctx, sessionUser(c), coi)
 	if err != nil {
 		return w.fail(c, err)
 	}
-	me := session(c).User
+	me := sessionUser(c)
 	v := chainView{Chain: ch, StateText: stateText(ch.State), Terminal: ch.State.Terminal()}
 	for _, m := range ch.Mismatches {
 		if !m.Acknowledged {

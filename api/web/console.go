@@ -74,7 +74,7 @@ func expiringRows(list []custody.Expiring) []expiringRow {
 }
 
 func (w *ui) consolePage(c echo.Context) error {
-	me := session(c).User
+	me := sessionUser(c)
 	if !custody.MayUseConsole(me.Role) {
 		return w.refuse(c, http.StatusForbidden, "The QA console is for QA, coordinators and manufacturing.",
 			"Use the scan station to look up a chain.")

@@ -82,7 +82,7 @@ func (w *ui) enrollChoices(ctx context.Context, me custody.User, f *enrollForm) 
 }
 
 func (w *ui) enrollPage(c echo.Context) error {
-	me := session(c).User
+	me := sessionUser(c)
 	if !custody.MayEnroll(me.Role) {
 		return w.refuse(c, http.StatusForbidden, "Only coordinators enroll patients.", "Ask a coordinator to enroll the patient.")
 	}
@@ -96,7 +96,7 @@ func (w *ui) enrollPage(c echo.Context) error {
 // enrollSubmit enrolls a patient (the domain checks the role and every
 // field) and shows the new chain, whose labels come next.
 func (w *ui) enrollSubmit(c echo.Context) error {
-	me := session(c).User
+	me := sessionUser(c)
 	f := enrollForm{Name: c.FormValue("name"), BirthDate: c.FormValue("birth_date"), MRN: c.FormValue("mrn"),
 		Product: c.FormValue("product"), Collection: c.FormValue("collection"), Manufacturing: c.FormValue("manufacturing"),
 		Treatment: c.FormValue("treatment")}

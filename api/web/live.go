@@ -283,7 +283,7 @@ func (w *ui) legLive(c echo.Context) error {
 		return w.fail(c, fmt.Errorf("leg number: %w", custody.ErrInvalid))
 	}
 	ctx := c.Request().Context()
-	ch, err := w.svc.ReadChain(ctx, session(c).User, coi)
+	ch, err := w.svc.ReadChain(ctx, sessionUser(c), coi)
 	if err != nil {
 		return w.fail(c, err)
 	}

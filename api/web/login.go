@@ -133,7 +133,7 @@ func (w *ui) logout(c echo.Context) error {
 }
 
 func (w *ui) home(c echo.Context) error {
-	return c.Redirect(http.StatusSeeOther, homeOf(session(c).User.Role))
+	return c.Redirect(http.StatusSeeOther, homeOf(sessionUser(c).Role))
 }
 
 // The password change: any signed-in user may change the password, and
@@ -153,7 +153,7 @@ func (w *ui) passwordGate(next echo.HandlerFunc) echo.HandlerFunc {
 		if p := c.Path(); p == "/password" || p == "/logout" {
 			return next(c)
 		}
-		u, err := w.svc.User(c.Request().Context(), session(c).User.ID)
+		u, err := w.svc.User(c.Request().Context(), sessionUser(c).ID)
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func (w *ui) passwordGate(next echo.HandlerFunc) echo.HandlerFunc {
 // passwordReason says why the signed-in user must change the password,
 // or "" when they need not.
 func (w *ui) passwordReason(c echo.Context) (string, error) {
-	u, err := w.svc.User(c.Request().Context(), session(c).User.ID)
+	u, err := w.svc.User(c.Request().Context(), sessionUser(c).ID)
 	if err != nil {
 		return "", err
 	}

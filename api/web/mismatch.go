@@ -77,7 +77,7 @@ func (w *ui) chainMismatchAck(c echo.Context) error {
 	if err != nil || seq == 0 {
 		return w.fail(c, fmt.Errorf("the mismatch must be named by its record position: %w", custody.ErrInvalid))
 	}
-	rec, err := w.svc.AcknowledgeMismatch(c.Request().Context(), session(c).User, coi, seq, custody.ViaSession)
+	rec, err := w.svc.AcknowledgeMismatch(c.Request().Context(), sessionUser(c), coi, seq, custody.ViaSession)
 	if err != nil {
 		return w.fail(c, err)
 	}

@@ -53,6 +53,14 @@ func webNetwork(t *testing.T, e *webEnv) {
 	if _, err := e.svc.RegisterShipper(ctx, admin, custody.Shipper{ID: "SHP-0007", Courier: "FASTCO", RequalificationDue: "2026-11-20"}, "network"); err != nil {
 		t.Fatal(err)
 	}
+	// The coordinator works at the collection hospital: the network's
+	// signing rules let only its staff enroll there.
+	if _, err := e.store.UpdateUser(ctx, wCoord, func(u *custody.User) error {
+		u.Organisation, u.Sites = "APHP", []string{"PAR-1"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // selectOf returns the <select name=name> element of body, "" if none.

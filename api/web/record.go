@@ -20,7 +20,7 @@ func (w *ui) recordStep(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	step := custody.Step(c.Param("step"))
-	ch, err := w.svc.ReadChain(ctx, session(c).User, coi)
+	ch, err := w.svc.ReadChain(ctx, sessionUser(c), coi)
 	if err != nil {
 		return w.fail(c, err)
 	}
@@ -43,7 +43,7 @@ func (w *ui) recordStep(c echo.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := w.svc.Record(ctx, session(c).User, coi, custody.StepRequest{Step: step, Data: data, Signatures: signatures(rule, form)})
+	rec, err := w.svc.Record(ctx, sessionUser(c), coi, custody.StepRequest{Step: step, Data: data, Signatures: signatures(rule, form)})
 	if err != nil {
 		return fail(err)
 	}

@@ -101,6 +101,7 @@ type page struct {
 	Console bool // the user may open the QA console
 	Enroll  bool // the user may enroll patients (a coordinator)
 	Audit   bool // the user may read the administrative audit trail
+	Admin   bool // the user may open the administration screens
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -120,6 +121,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.Console = custody.MayUseConsole(u.Role)
 		p.Enroll = custody.MayEnroll(u.Role)
 		p.Audit = custody.MayReadAuditTrail(u.Role)
+		p.Admin = custody.MayViewAdministration(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}

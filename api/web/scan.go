@@ -22,7 +22,7 @@ func (w *ui) scanSubmit(c echo.Context) error {
 	code, err := custody.ParseCode(raw)
 	if err == nil {
 		var ch *custody.Chain
-		if ch, err = w.svc.ReadChain(c.Request().Context(), session(c).User, code.COI); err == nil {
+		if ch, err = w.svc.ReadChain(c.Request().Context(), sessionUser(c), code.COI); err == nil {
 			target := "/chains/" + string(ch.COI)
 			if code.Bag != nil {
 				if !ch.HasBag(*code.Bag) {

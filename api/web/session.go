@@ -231,8 +231,10 @@ func (w *ui) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 			id = ck.Value
 		}
 		sess, expired := w.sessions.get(id)
+		var fresh custody.User
 		if sess != nil {
-			if err := w.stillActive(c, sess); err != nil {
+			var err error
+			if fresh, err = w.stillActive(c, sess); err != nil {
 				w.sessions.delete(id)
 				sess = nil
 			}
@@ -261,7 +263,8 @@ func (w *ui) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxSession, sess)
 		c.Set(ctxSessionID, id)
-		api.SetUser(c, sess.User)
+		c.Set(ctxUser, fresh)
+		api.SetUser(c, fresh)
 		return next(c)
 	}
 }
@@ -269,23 +272,40 @@ func (w *ui) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 // stillActive checks that the session's user still exists and is enabled,
 // so disabling an account, or setting its password elsewhere, ends its
 // browser sessions at their next request.
-func (w *ui) stillActive(c echo.Context, sess *webSession) error {
+//
+// It returns the user as stored now (public view), so a change of the
+// account's organisation or sites applies to the session's next request:
+// a nurse taken off a site stops reading and signing its chains at once.
+func (w *ui) stillActive(c echo.Context, sess *webSession) (custody.User, error) {
 	u, err := w.svc.User(c.Request().Context(), sess.User.ID)
 	if errors.Is(err, custody.ErrNotFound) {
-		return fmt.Errorf("user %s is gone: %w", sess.User.ID, custody.ErrUnauthenticated)
+		return custody.User{}, fmt.Errorf("user %s is gone: %w", sess.User.ID, custody.ErrUnauthenticated)
 	}
 	if err != nil {
-		return err
+		return custody.User{}, err
 	}
 	if u.Disabled || u.Role != sess.User.Role {
-		return fmt.Errorf("user %s changed: %w", u.ID, custody.ErrUnauthenticated)
+		return custody.User{}, fmt.Errorf("user %s changed: %w", u.ID, custody.ErrUnauthenticated)
 	}
 	// A password set since (a reset, or a change in another session)
 	// ends the session.
 	if signedIn := w.sessions.snapshot(sess).SignedIn; u.PasswordChanged.After(signedIn) {
-		return fmt.Errorf("user %s: the password changed: %w", u.ID, custody.ErrUnauthenticated)
+		return custody.User{}, fmt.Errorf("user %s: the password changed: %w", u.ID, custody.ErrUnauthenticated)
 	}
-	return nil
+	return u.Public(), nil
+}
+
+// sessionUser returns the signed-in user as stored at this request (its
+// organisation and sites current), or the session's copy outside the
+// signed-in routes.
+func sessionUser(c echo.Context) custody.User {
+	if u, ok := c.Get(ctxUser).(custody.User); ok && u.ID != "" {
+		return u
+	}
+	if s := session(c); s != nil {
+		return s.User
+	}
+	return custody.User{}
 }
 
 // flash sets the one-time message of the next page.

@@ -73,6 +73,9 @@ type ui struct {
 const ctxSession = "coid.web.session"
 const ctxSessionID = "coid.web.session_id"
 
+// ctxUser holds the signed-in user as stored at this request.
+const ctxUser = "coid.web.user"
+
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
 var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico"}
@@ -138,7 +141,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/password", w.passwordPage)
 	g.POST("/password", w.changePassword)
 	g.GET("/enroll", w.enrollPage)
-	signs := srv.ThrottleSignatures(func(c echo.Context) string { return session(c).User.ID })
+	signs := srv.ThrottleSignatures(func(c echo.Context) string { return sessionUser(c).ID })
 	g.POST("/enroll", w.enrollSubmit, signs)
 	g.GET("/scan", w.scanPage)
 	g.POST("/scan", w.scanSubmit)

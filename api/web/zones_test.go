@@ -14,6 +14,19 @@ func TestTimelineSiteZones(t *testing.T) {
 	e := newWebEnv(t, false)
 	ctx := context.Background()
 	admin := e.users[wAdmin]
+	enroll := func(collection string) custody.COI {
+		ch, err := e.svc.Enroll(ctx, e.users[wCoord], custody.EnrollRequest{
+			Patient: custody.PHI{Name: webPatient.Name, BirthDate: webPatient.BirthDate, MRN: webPatient.MRN},
+			Product: "Autologous anti-CD19 CAR-T", Sites: custody.Sites{Collection: collection,
+				Manufacturing: "CellWorks Plant 2", Treatment: "St. Mary Oncology"}})
+		if err != nil {
+			t.Fatalf("enroll: %v", err)
+		}
+		return ch.COI
+	}
+	// Both chains are enrolled before the network is registered; the
+	// administrator then maps one's collection site name to CHI-1.
+	registered, old := enroll("Midwest Apheresis"), enroll("St. Mary Apheresis")
 	if _, err := e.svc.RegisterOrganisation(ctx, admin, custody.Organisation{Code: "MIDWEST", Name: "Midwest Health", Kind: custody.OrgHospital}, "network set-up"); err != nil {
 		t.Fatal(err)
 	}
@@ -25,17 +38,15 @@ func TestTimelineSiteZones(t *testing.T) {
 	if _, err := e.svc.RegisterSite(ctx, admin, site, "network set-up"); err != nil {
 		t.Fatal(err)
 	}
-	enroll := func(collection string) custody.COI {
-		ch, err := e.svc.Enroll(ctx, e.users[wCoord], custody.EnrollRequest{
-			Patient: custody.PHI{Name: webPatient.Name, BirthDate: webPatient.BirthDate, MRN: webPatient.MRN},
-			Product: "Autologous anti-CD19 CAR-T", Sites: custody.Sites{Collection: collection,
-				Manufacturing: "CellWorks Plant 2", Treatment: "St. Mary Oncology"}})
-		if err != nil {
-			t.Fatalf("enroll: %v", err)
-		}
-		return ch.COI
+	if _, _, err := e.svc.MapSiteName(ctx, admin, "Midwest Apheresis", "CHI-1", "network set-up"); err != nil {
+		t.Fatal(err)
 	}
-	registered, old := enroll("CHI-1"), enroll("St. Mary Apheresis")
+	if _, err := e.store.UpdateUser(ctx, wCoord, func(u *custody.User) error {
+		u.Organisation, u.Sites = "MIDWEST", []string{"CHI-1"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	b := e.login(wCoord)
 	// The clock stands at 2026-11-22 12:00 UTC: 06:00 in Chicago (CST).
 	p := b.get(coiPath(registered))
