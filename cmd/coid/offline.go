@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +59,10 @@ func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Ti
 	if err != nil {
 		return nil, stores{}, err
 	}
+	// The built-in temperature profiles are known offline, so a product
+	// registered offline (coid registry import) may name one.
 	svc, err := custody.NewService(custody.Config{Store: st.ledger, Hasher: passwd.Default(), Logger: log, Now: now, FIN: "A9999",
+		Profiles:  slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
 		Telemetry: custody.TelemetryConfig{Readings: st.telemetry}, Folder: phitext.Folder{}})
 	if err != nil {
 		st.close()

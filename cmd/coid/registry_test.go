@@ -20,7 +20,12 @@ const networkJSON = `{
    "time_zone": "Europe/Paris", "address": "1 avenue Claude Vellefaux, 75010 Paris", "country": "FR",
    "accreditation": {"status": "accredited", "expiry": "2027-06-30"},
    "qualification": {"training_done": true, "date": "2026-01-15", "expiry": "2027-01-15"}}%s
- ]
+ ],
+ "products": [
+  {"code": "CART-19", "name": "anti-CD19 CAR-T", "isbt_code": "S1234V00", "storage_profile": "cryogenic",
+   "shelf_life_hours": 8760, "manufacturing_days": 14}
+ ],
+ "shippers": [{"id": "SHP-0042", "courier": "CUR", "requalification_due": "2027-03-01"}]
 }`
 
 // badSite is a site whose organisation is not registered: import must
@@ -53,13 +58,13 @@ func TestRegistryImport(t *testing.T) {
 	if !errors.Is(err, custody.ErrInvalid) || exit != 1 {
 		t.Fatalf("import with a bad site: exit %d (%v), want 1 wrapping ErrInvalid", exit, err)
 	}
-	if !strings.Contains(out, "registered 3, already registered 0, failed 1") || !strings.Contains(out, `site "LYO-1"`) {
+	if !strings.Contains(out, "registered 5, already registered 0, failed 1") || !strings.Contains(out, `site "LYO-1"`) {
 		t.Fatalf("import output:\n%s", out)
 	}
 
 	good := writeNetwork(t, "")
 	out, _, _, err = runCmd(t, nil, "registry", "import", "--data", dir, "--actor", "admin1", "--file", good, "--reason", "bootstrap")
-	if err != nil || !strings.Contains(out, "registered 0, already registered 3, failed 0") {
+	if err != nil || !strings.Contains(out, "registered 0, already registered 5, failed 0") {
 		t.Fatalf("re-run: %v\n%s", err, out)
 	}
 
@@ -67,7 +72,7 @@ func TestRegistryImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"organisation  APHP", "organisation  CUR", "site          PAR-1"} {
+	for _, want := range []string{"organisation  APHP", "organisation  CUR", "site          PAR-1", "CART-19", "SHP-0042"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
