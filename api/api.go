@@ -428,13 +428,9 @@ func (s *Server) enroll(c echo.Context) error {
 }
 
 func (s *Server) listChains(c echo.Context) error {
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > custody.MaxChainPage {
-			return fmt.Errorf("limit %q must be 1-%d: %w", v, custody.MaxChainPage, custody.ErrInvalid)
-		}
-		limit = n
+	limit, err := pageLimit(c, custody.MaxChainPage)
+	if err != nil {
+		return err
 	}
 	var after custody.COI
 	if v := c.QueryParam("after"); v != "" {

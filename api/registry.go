@@ -59,13 +59,9 @@ func (r registry[T]) code(c echo.Context) (string, error) {
 }
 
 func (r registry[T]) listHandler(c echo.Context) error {
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > custody.MaxRegistryPage {
-			return fmt.Errorf("limit %q must be 1-%d: %w", v, custody.MaxRegistryPage, custody.ErrInvalid)
-		}
-		limit = n
+	limit, err := pageLimit(c, custody.MaxRegistryPage)
+	if err != nil {
+		return err
 	}
 	after := c.QueryParam("after")
 	if after != "" {
@@ -171,4 +167,18 @@ func bindEntry[T any](c echo.Context) (T, string, error) {
 		return v, "", fmt.Errorf("malformed request: %v: %w", sanitize(err), custody.ErrInvalid)
 	}
 	return v, reason, nil
+}
+
+// pageLimit reads a list route's limit query parameter: 1 to max, 100
+// when absent.
+func pageLimit(c echo.Context, max int) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return min(100, max), nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, fmt.Errorf("limit %q must be 1-%d: %w", v, max, custody.ErrInvalid)
+	}
+	return n, nil
 }

@@ -35,13 +35,9 @@ func mappingName(c echo.Context) (string, error) {
 }
 
 func (s *Server) listSiteMappings(c echo.Context) error {
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > custody.MaxRegistryPage {
-			return fmt.Errorf("limit %q must be 1-%d: %w", v, custody.MaxRegistryPage, custody.ErrInvalid)
-		}
-		limit = n
+	limit, err := pageLimit(c, custody.MaxRegistryPage)
+	if err != nil {
+		return err
 	}
 	list, err := s.svc.SiteMappings(c.Request().Context(), user(c), c.QueryParam("after"), limit)
 	if err != nil {
@@ -57,13 +53,9 @@ func (s *Server) listSiteMappings(c echo.Context) error {
 // unmappedSiteNames lists the chains' site names no registered site
 // answers to, a page at a time.
 func (s *Server) unmappedSiteNames(c echo.Context) error {
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > custody.MaxRegistryPage {
-			return fmt.Errorf("limit %q must be 1-%d: %w", v, custody.MaxRegistryPage, custody.ErrInvalid)
-		}
-		limit = n
+	limit, err := pageLimit(c, custody.MaxRegistryPage)
+	if err != nil {
+		return err
 	}
 	names, err := s.svc.UnmappedSiteNames(c.Request().Context(), user(c), c.QueryParam("after"), limit)
 	if err != nil {
