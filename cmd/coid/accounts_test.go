@@ -115,9 +115,13 @@ func TestUserAccountCommands(t *testing.T) {
 	for _, e := range m["entries"].([]any) {
 		actions = append(actions, e.(map[string]any)["action"].(string))
 	}
-	want := "user.password_reset user.password_change token.issue token.revoke user.disable user.enable"
+	want := "user.add user.password_reset user.password_change token.issue token.revoke user.disable user.enable"
 	if code != 200 || strings.Join(actions, " ") != want {
 		t.Fatalf("audit: %d %v, want %s", code, actions, want)
+	}
+	// coid user add works on the data directory: the trail names it.
+	if by := m["entries"].([]any)[0].(map[string]any)["actor"]; by != "offline" {
+		t.Errorf("the offline user add is attributed to %v, want offline", by)
 	}
 }
 

@@ -180,7 +180,7 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 	defer st.close()
 	switch args[0] {
 	case "add":
-		tok, err := svc.AddUserIn(ctx, id, name, custody.Role(role), password, org, sites)
+		tok, err := svc.AdminAddUserIn(ctx, offlineAdmin, id, name, custody.Role(role), password, org, sites)
 		if err != nil {
 			return err
 		}
@@ -283,8 +283,9 @@ func joinRoles() string {
 	return strings.Join(s, ", ")
 }
 
-// offlineAdmin is who a network change made offline (coid user network)
-// is attributed to in the audit trail: whoever holds the data directory.
+// offlineAdmin is who an account change made offline (coid user add,
+// coid user network) is attributed to in the audit trail: whoever holds
+// the data directory.
 var offlineAdmin = custody.User{ID: "offline", Name: "offline administrator (coid user)", Role: custody.RoleAdmin}
 
 // siteCodes collects the repeated --site flag.
