@@ -35,7 +35,8 @@
 //	GET  /admin                    administration index, administrators and QA (admin_orgs.go)
 //	GET  /admin/organisations, POST: list, register; POST /admin/organisations/:code/suspend (admin_orgs.go)
 //	GET  /admin/sites, POST: list, register; POST /admin/sites/:code/suspend (admin_sites.go)
-//	GET  /admin/users, POST /admin/users/:id/{disable,enable,reset}   user accounts, administrators (admin_users.go)
+//	GET  /admin/users, POST: list (paged, filtered), create; GET /admin/users/:id: one account (admin_users.go)
+//	POST /admin/users/:id/{network,unlock,reset,disable,enable,token,revoke}   account changes (admin_users.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -164,6 +165,8 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.POST("/admin/sites", w.adminSiteCreate)
 	g.POST("/admin/sites/:code/suspend", w.adminSiteSuspend)
 	g.GET("/admin/users", w.adminUsersPage)
+	g.POST("/admin/users", w.adminUserCreate)
+	g.GET("/admin/users/:id", w.adminUserPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
