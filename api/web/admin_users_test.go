@@ -224,6 +224,9 @@ func TestAdminUserCreate(t *testing.T) {
 	wantCode(t, p, http.StatusCreated, "create with a typed password")
 	wantNotBody(t, p, "typed password", "Typed-temp-9876", "once-password")
 	wantBody(t, p, "typed password", "once-token")
+	if strings.Contains(e.logs.String(), "Typed-temp-9876") {
+		t.Error("the typed temporary password is in the log")
+	}
 }
 
 // TestAdminUserActions: each action on an account's page, by an
