@@ -3,14 +3,22 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/phitext"
 )
 
 var (
@@ -379,4 +387,55 @@ func TestAdminUserActions(t *testing.T) {
 	p = adm.post("/admin/users/"+wAdmin+"/disable", url.Values{"reason": {"oops"}})
 	wantCode(t, p, http.StatusUnprocessableEntity, "disable oneself")
 	wantBody(t, p, "disable oneself", `id="err-disable"`)
+}
+
+// TestAdminUsersPasswordExpiry: with passwords good for 30 days, the list
+// and the account page show when each one expires, and that it has.
+func TestAdminUsersPasswordExpiry(t *testing.T) {
+	store, err := boltstore.Open(t.TempDir(), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	clock := &webClock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: log, Now: clock.Now, FIN: "A9999",
+		Passwords: custody.PasswordPolicy{ExpiryDays: 30}, Folder: phitext.Folder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := web.Mount(srv); err != nil {
+		t.Fatal(err)
+	}
+	e := &webEnv{t: t, store: store, svc: svc, srv: srv, clock: clock, users: map[string]custody.User{}, logs: logs}
+	e.ts = httptest.NewServer(srv.Handler())
+	t.Cleanup(e.ts.Close)
+	ctx := context.Background()
+	if _, err := svc.AddUser(ctx, wNurse1, "Nurse", custody.RoleNurse, webPassword(wNurse1)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(20 * 24 * time.Hour)
+	if _, err := svc.AddUser(ctx, wAdmin, "Admin", custody.RoleAdmin, webPassword(wAdmin)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(15 * 24 * time.Hour) // the nurse's expired 5 days ago; the admin's in 15
+	adm := e.login(wAdmin)
+	p := adm.get("/admin/users")
+	wantCode(t, p, http.StatusOK, "list")
+	nurseRow := p.Body[strings.Index(p.Body, `id="user-`+wNurse1+`"`):]
+	nurseRow = nurseRow[:strings.Index(nurseRow, "</tr>")]
+	adminRow := p.Body[strings.Index(p.Body, `id="user-`+wAdmin+`"`):]
+	adminRow = adminRow[:strings.Index(adminRow, "</tr>")]
+	if !strings.Contains(nurseRow, "expired") || !strings.Contains(nurseRow, `datetime="2026-12-22T12:00:00Z"`) {
+		t.Errorf("nurse row: %s", nurseRow)
+	}
+	if strings.Contains(adminRow, "expired") || !strings.Contains(adminRow, `datetime="2027-01-11T12:00:00Z"`) {
+		t.Errorf("admin row: %s", adminRow)
+	}
+	wantBody(t, adm.get("/admin/users/"+wNurse1), "account", `<strong class="warn">expired</strong>`)
 }
