@@ -133,3 +133,25 @@ func (s *Service) AdminCreateAccount(ctx context.Context, actor User, a NewAccou
 // 130 bits: crypto/rand.Text) for an administrator to hand to a person,
 // who must change it at the first sign-in.
 func NewTemporaryPassword() string { return rand.Text() }
+
+// NewAccountProblems checks each field of an account to create on its own,
+// with CheckNewUser's rules, so that a form can say what is wrong beside
+// each field: the problems by field, "id", "name", "role" and "password";
+// empty when there is none. The binding and a taken ID are checked when
+// the account is created.
+func NewAccountProblems(a NewAccount, password string) map[string]error {
+	out := map[string]error{}
+	if err := ValidateUserID(a.ID); err != nil {
+		out["id"] = err
+	}
+	if err := validText("name", a.Name, true, 200); err != nil {
+		out["name"] = err
+	}
+	if !ValidUserRole(a.Role) {
+		out["role"] = fmt.Errorf("role %q is not one of %v: %w", a.Role, UserRoles, ErrInvalid)
+	}
+	if err := checkPasswordRule(password); err != nil {
+		out["password"] = err
+	}
+	return out
+}

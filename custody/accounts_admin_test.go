@@ -151,3 +151,41 @@ func TestAdminCreateAccount(t *testing.T) {
 		t.Fatal("the temporary password is in the audit trail")
 	}
 }
+
+func TestNewAccountProblems(t *testing.T) {
+	good := custody.NewAccount{ID: "n.new", Name: "Nurse New", Role: custody.RoleNurse}
+	cases := []struct {
+		name     string
+		edit     func(*custody.NewAccount)
+		password string
+		want     []string
+	}{
+		{"good", func(*custody.NewAccount) {}, "long-enough", nil},
+		{"bad ID", func(a *custody.NewAccount) { a.ID = "a b" }, "long-enough", []string{"id"}},
+		{"no name", func(a *custody.NewAccount) { a.Name = " " }, "long-enough", []string{"name"}},
+		{"bad role", func(a *custody.NewAccount) { a.Role = "janitor" }, "long-enough", []string{"role"}},
+		{"short password", func(*custody.NewAccount) {}, "short", []string{"password"}},
+		{"all", func(a *custody.NewAccount) { *a = custody.NewAccount{} }, "", []string{"id", "name", "password", "role"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := good
+			c.edit(&a)
+			got := custody.NewAccountProblems(a, c.password)
+			var fields []string
+			for f, err := range got {
+				if !errors.Is(err, custody.ErrInvalid) {
+					t.Errorf("%s: %v", f, err)
+				}
+				fields = append(fields, f)
+			}
+			slices.Sort(fields)
+			if !slices.Equal(fields, c.want) {
+				t.Fatalf("fields %v, want %v", fields, c.want)
+			}
+			if len(got) == 0 && custody.CheckNewUser(a.ID, a.Name, a.Role, c.password) != nil {
+				t.Fatal("no problem found, but CheckNewUser refuses")
+			}
+		})
+	}
+}

@@ -180,7 +180,7 @@ func (w *ui) registries(ctx context.Context, me custody.User) ([]custody.Organis
 }
 
 func (w *ui) adminUsersPage(c echo.Context) error {
-	return w.renderUsers(c, http.StatusOK, newUserForm{Role: string(custody.RoleNurse)}, nil, "", nil)
+	return w.renderUsers(c, http.StatusOK, newUserForm{}, nil, "", nil)
 }
 
 func (w *ui) renderUsers(c echo.Context, code int, f newUserForm, errs fieldErrors, msg string, shown *shownOnce) error {
@@ -236,7 +236,8 @@ func (w *ui) adminUserCreate(c echo.Context) error {
 	if temp == "" {
 		temp, generated = custody.NewTemporaryPassword(), true
 	}
-	errs := newUserErrors(f, temp)
+	a := custody.NewAccount{ID: f.ID, Name: f.Name, Role: custody.Role(f.Role), Organisation: f.Organisation, Sites: f.Sites}
+	errs := newUserErrors(a, temp, f.Reason)
 	ctx := c.Request().Context()
 	if _, ok := errs["id"]; !ok {
 		if _, err := w.svc.UserAccount(ctx, me, f.ID); err == nil {
@@ -246,7 +247,6 @@ func (w *ui) adminUserCreate(c echo.Context) error {
 	if len(errs) > 0 {
 		return w.renderUsers(c, http.StatusUnprocessableEntity, f, errs, "", nil)
 	}
-	a := custody.NewAccount{ID: f.ID, Name: f.Name, Role: custody.Role(f.Role), Organisation: f.Organisation, Sites: f.Sites}
 	tok, err := w.svc.AdminCreateAccount(ctx, me, a, temp, f.Reason)
 	if err != nil {
 		// Every field but the binding was checked above: what is left is
@@ -264,25 +264,17 @@ func (w *ui) adminUserCreate(c echo.Context) error {
 	return w.renderUsers(c, http.StatusCreated, newUserForm{Role: f.Role, Organisation: f.Organisation}, nil, "", shown)
 }
 
-// newUserErrors checks each field of the create form on its own, with the
-// domain's rules (custody.CheckNewUser), so that each message goes beside
-// its field.
-func newUserErrors(f newUserForm, temp string) fieldErrors {
-	const okID, okName, okPassword = "x", "x", "xxxxxxxx"
+// newUserErrors puts the domain's problems with each field of the create
+// form beside it (custody.NewAccountProblems), and asks for a reason.
+func newUserErrors(a custody.NewAccount, temp, reason string) fieldErrors {
 	errs := fieldErrors{}
-	if err := custody.CheckNewUser(f.ID, okName, custody.RoleNurse, okPassword); err != nil {
-		errs["id"] = err.Error()
+	for field, err := range custody.NewAccountProblems(a, temp) {
+		if field == "password" {
+			field = "temporary"
+		}
+		errs[field] = err.Error()
 	}
-	if err := custody.CheckNewUser(okID, f.Name, custody.RoleNurse, okPassword); err != nil {
-		errs["name"] = err.Error()
-	}
-	if err := custody.CheckNewUser(okID, okName, custody.Role(f.Role), okPassword); err != nil {
-		errs["role"] = "Choose a role."
-	}
-	if err := custody.CheckNewUser(okID, okName, custody.RoleNurse, temp); err != nil {
-		errs["temporary"] = err.Error()
-	}
-	if strings.TrimSpace(f.Reason) == "" {
+	if strings.TrimSpace(reason) == "" {
 		errs["reason"] = "Give a reason: it goes into the audit trail."
 	}
 	return errs
