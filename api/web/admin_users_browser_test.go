@@ -55,6 +55,7 @@ func TestBrowserAdminUserLifecycle(t *testing.T) {
 		t.Fatalf("temporary password %q", temp)
 	}
 	noSideways("created")
+	shot(t, ctx, "admin-users-created")
 	run(t, ctx, "open her account and add a second site",
 		chromedp.Click(chromedp.CSS(`#shown-once a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#network-form`)),
@@ -105,6 +106,7 @@ func TestBrowserAdminUserLifecycle(t *testing.T) {
 		t.Errorf("the account's audit entries: %q", got)
 	}
 	noSideways("after the unlock")
+	shot(t, ctx, "admin-user-account")
 	p := signIn(temp)
 	if p.Code != http.StatusSeeOther {
 		t.Fatalf("Nina signs in after the unlock: %d", p.Code)

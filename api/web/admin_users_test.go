@@ -197,6 +197,13 @@ func TestAdminUserCreate(t *testing.T) {
 		})
 	}
 
+	forged := createValues("ada.l")
+	forged.Set("csrf", "not-the-session-token")
+	wantCode(t, adm.post("/admin/users", forged), http.StatusForbidden, "create without the CSRF token")
+	if _, err := e.svc.User(ctx, "ada.l"); err == nil {
+		t.Fatal("a forged form created the account")
+	}
+	adm.get("/admin/users")
 	p := adm.post("/admin/users", createValues("ada.l"))
 	wantCode(t, p, http.StatusCreated, "create")
 	pw, tok := oncePasswordRE.FindStringSubmatch(p.Body), onceTokenRE.FindStringSubmatch(p.Body)
@@ -345,6 +352,10 @@ func TestAdminUserActions(t *testing.T) {
 				wantCode(t, e.login(id).post(path, with(c.values, "r")), http.StatusForbidden, id+" "+c.action)
 				unchanged(id)
 			}
+			forged := with(c.values, "forged")
+			forged.Set("csrf", "not-the-session-token")
+			wantCode(t, adm.post(path, forged), http.StatusForbidden, "without the CSRF token")
+			unchanged("a forged form")
 			adm.get(acct)
 			p := adm.post(path, with(c.values, " "))
 			wantCode(t, p, http.StatusUnprocessableEntity, "no reason")
