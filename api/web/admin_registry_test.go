@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,6 +57,11 @@ type registryCase struct {
 	badSays        string              // what the refusal says
 	get            func() (any, error) // the stored entry
 	count          func() int          // how many entries the registry holds
+	// choices: a select of the form, the options it must offer and those
+	// it must not.
+	choices   string
+	offers    []string
+	offersNot []string
 }
 
 // TestAdminRegistries: for each registry, an administrator registers an
@@ -100,7 +106,8 @@ func TestAdminRegistries(t *testing.T) {
 				return s.GLN == "4006381333931" && s.TimeZone == "Europe/Berlin" && s.Qualification.Expiry == "2027-03-01" && s.Address != ""
 			},
 			bad: [2]string{"gln", "4006381333932"}, badSays: "check digit is 1",
-			get:   func() (any, error) { return e.svc.Site(ctx, admin, "PAR-1") },
+			get:     func() (any, error) { return e.svc.Site(ctx, admin, "PAR-1") },
+			choices: "organisation", offers: []string{`<option value="CELLCO">CELLCO · CellCo (manufacturer)</option>`, `value="APHP"`}, offersNot: []string{`value="FASTCO"`},
 			count: sitesN},
 		{path: "products", kind: custody.KindProduct, one: "product", key: "CART-19",
 			create: url.Values{"code": {"CART-19"}, "name": {"anti-CD19"}, "isbt_code": {"S1234V00"}, "storage_profile": {"cryogenic"},
@@ -112,7 +119,8 @@ func TestAdminRegistries(t *testing.T) {
 				return p.ShelfLifeHours == 4380 && p.StorageProfile == "refrigerated"
 			},
 			bad: [2]string{"isbt_code", "12345678"}, badSays: "not an ISBT 128 product code",
-			get:   func() (any, error) { return e.svc.Product(ctx, admin, "CART-19") },
+			get:     func() (any, error) { return e.svc.Product(ctx, admin, "CART-19") },
+			choices: "storage_profile", offers: []string{`<option value="cryogenic">`, `<option value="refrigerated">`},
 			count: productsN},
 		{path: "shippers", kind: custody.KindShipper, one: "shipper", key: "SHP-0007",
 			create: url.Values{"id": {"SHP-0007"}, "courier": {"FASTCO"}, "requalification_due": {"2027-01-31"}, "reason": {"new shipper"}},
@@ -120,7 +128,8 @@ func TestAdminRegistries(t *testing.T) {
 			edit:   map[string]string{"requalification_due": "2027-07-31"},
 			edited: func(v any) bool { return v.(custody.Shipper).RequalificationDue == "2027-07-31" },
 			bad:    [2]string{"courier", "APHP"}, badSays: "not a courier",
-			get:   func() (any, error) { return e.svc.Shipper(ctx, admin, "SHP-0007") },
+			get:     func() (any, error) { return e.svc.Shipper(ctx, admin, "SHP-0007") },
+			choices: "courier", offers: []string{`<option value="FASTCO">FASTCO · FastCo (courier)</option>`}, offersNot: []string{`value="APHP"`, `value="CELLCO"`},
 			count: shippersN},
 	}
 	for _, c := range cases {
@@ -129,6 +138,22 @@ func TestAdminRegistries(t *testing.T) {
 			p := adm.get(base)
 			wantCode(t, p, http.StatusOK, "list")
 			wantBody(t, p, "list", `id="registry-form"`, `action="`+base+`"`)
+			if c.choices != "" {
+				b := fieldBlock(p.Body, c.choices)
+				if !strings.Contains(b, "<select") {
+					t.Errorf("%s is not a select: %s", c.choices, b)
+				}
+				for _, o := range c.offers {
+					if !strings.Contains(b, o) {
+						t.Errorf("%s does not offer %s: %s", c.choices, o, b)
+					}
+				}
+				for _, o := range c.offersNot {
+					if strings.Contains(b, o) {
+						t.Errorf("%s offers %s: %s", c.choices, o, b)
+					}
+				}
+			}
 
 			// Bad input when registering: refused beside the field,
 			// what was typed kept, nothing written.
@@ -341,4 +366,25 @@ func siteValues(code string) url.Values {
 		"time_zone": {"Europe/Paris"}, "address": {"1 avenue Claude Vellefaux, Paris"}, "country": {"FR"}, "fin": {"F1234"},
 		"accreditation.status": {"accredited"}, "accreditation.expiry": {"2027-06-30"}, "qualification.training_done": {"1"},
 		"qualification.date": {"2026-01-15"}, "qualification.expiry": {"2027-01-15"}, "reason": {"onboarding"}}
+}
+
+// TestAdminRegistryPaging: a registry longer than a page is listed a
+// page at a time, in code order, with links to the next and the first
+// page.
+func TestAdminRegistryPaging(t *testing.T) {
+	e := newWebEnv(t, false)
+	ctx := context.Background()
+	for i := range 51 {
+		o := custody.Organisation{Code: fmt.Sprintf("ORG-%02d", i), Name: "Hospital", Kind: custody.OrgHospital}
+		if _, err := e.svc.RegisterOrganisation(ctx, e.users[wAdmin], o, "network"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qa := e.login(wQA)
+	p := qa.get("/admin/organisations")
+	wantBody(t, p, "first page", `id="organisation-ORG-00"`, `id="organisation-ORG-49"`, `href="/admin/organisations?after=ORG-49" rel="next"`)
+	wantNotBody(t, p, "first page", `id="organisation-ORG-50"`, `rel="first"`)
+	p = qa.get("/admin/organisations?after=ORG-49")
+	wantBody(t, p, "second page", `id="organisation-ORG-50"`, `href="/admin/organisations" rel="first"`)
+	wantNotBody(t, p, "second page", `id="organisation-ORG-49"`, `rel="next"`)
 }
