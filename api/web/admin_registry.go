@@ -75,7 +75,7 @@ type registryScreen struct {
 	Columns  []string
 
 	list    func(ctx context.Context, me custody.User, after string) ([]registryRow, string, error)
-	current func(ctx context.Context, me custody.User, key string) (url.Values, error)
+	current func(ctx context.Context, me custody.User, key string) (url.Values, bool, error) // its form values, and whether it is suspended
 	fields  func(ctx context.Context, me custody.User, v url.Values) ([]regField, error)
 	save    func(ctx context.Context, me custody.User, key string, v url.Values, reason string) (map[string]string, error)
 	suspend func(ctx context.Context, me custody.User, key string, suspended bool, reason string) error
@@ -113,12 +113,12 @@ func newRegistryScreen[T any](s registryScreen, o registryOps[T],
 		}
 		return rows, next, nil
 	}
-	s.current = func(ctx context.Context, me custody.User, key string) (url.Values, error) {
+	s.current = func(ctx context.Context, me custody.User, key string) (url.Values, bool, error) {
 		v, err := o.get(ctx, me, key)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return o.toForm(v), nil
+		return o.toForm(v), o.row(v).Suspended, nil
 	}
 	s.save = func(ctx context.Context, me custody.User, key string, v url.Values, reason string) (map[string]string, error) {
 		var entry T
@@ -399,6 +399,8 @@ type registryView struct {
 	Error string
 	// ListError is the refusal of a suspend or resume from the list.
 	ListError string
+	// Suspended says the entry edited is suspended (an edit keeps it so).
+	Suspended bool
 }
 
 // registerAdminRegistries registers the registry screens' routes on g.
@@ -464,11 +466,11 @@ func (w *ui) registryEdit(c echo.Context, s *registryScreen) error {
 		return err
 	}
 	key := c.Param("code")
-	v, err := s.current(c.Request().Context(), me, key)
+	v, suspended, err := s.current(c.Request().Context(), me, key)
 	if err != nil {
 		return w.fail(c, err)
 	}
-	return w.renderRegistry(c, s, http.StatusOK, registryView{Editing: key}, v, nil)
+	return w.renderRegistry(c, s, http.StatusOK, registryView{Editing: key, Suspended: suspended}, v, nil)
 }
 
 // renderRegistry renders the list page (view.Editing "") or the edit

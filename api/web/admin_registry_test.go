@@ -203,6 +203,7 @@ func TestAdminRegistries(t *testing.T) {
 			p = adm.get(edit)
 			wantCode(t, p, http.StatusOK, "edit form")
 			wantBody(t, p, "edit form", `action="`+edit+`"`, "Save changes")
+			wantNotBody(t, p, "edit form", `id="entry-suspended"`)
 			if fieldBlock(p.Body, keyField) != "" {
 				t.Errorf("the edit form lets the key change")
 			}
@@ -255,6 +256,7 @@ func TestAdminRegistries(t *testing.T) {
 					vals[k] = v
 				}
 			}
+			wantBody(t, adm.get(edit), "edit form of a suspended entry", `id="entry-suspended"`)
 			wantCode(t, adm.post(edit, vals), http.StatusSeeOther, "edit while suspended")
 			if v, _ := c.get(); !strings.Contains(jsonOf(t, v), `"suspended":true`) {
 				t.Fatalf("an edit resumed the entry: %+v", v)
