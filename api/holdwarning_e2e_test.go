@@ -291,6 +291,12 @@ func TestHoldWarningEndToEnd(t *testing.T) {
 			t.Fatalf("warning record %+v", r)
 		}
 	}
+	if rep, err := svc.VerifyLedger(ctx); err != nil || !rep.OK {
+		t.Fatalf("ledger: %+v %v", rep, err)
+	}
+	if rep, err := svc.VerifyChain(ctx, c.COI); err != nil || !rep.OK {
+		t.Fatalf("chain: %+v %v", rep, err)
+	}
 	select {
 	case ev := <-events:
 		t.Fatalf("a further event %+v", ev)

@@ -85,13 +85,16 @@ func (c HoldConfig) withDefaults() HoldConfig {
 // ProjectHold projects the remaining hold time of leg l's dry shipper at
 // now from its readings rs (those of the leg; take l from
 // custody.LegRef.At(now)). Only readings carrying LN2Pct in [l.From,
-// l.To] count, in device-time order (the order the store returns them;
-// other orders are sorted first, at a cost).
+// l.To] count. rs should be in device-time order, as the store returns
+// them: only the fit window is then read, found by binary search, so the
+// work does not grow with the leg (a window found out of order makes it
+// sort a copy first, at a cost).
 //
-// The method (custody.HoldMethodTheilSen): a refill is a reading more than
-// cfg.RefillJump points above the lowest level since the previous refill
-// (or the leg's start); the fit uses the readings from the latest refill,
-// and at most cfg.Window before the last reading. Those readings are
+// The method (custody.HoldMethodTheilSen): the fit uses the readings at
+// most cfg.Window before the last one, and only those from the latest
+// refill in that window, a refill being a level (the median of three
+// consecutive readings) more than cfg.RefillJump points above the lowest
+// level since the window's start or the previous refill. Those readings are
 // averaged into equal time bins and the boil-off rate is the median of the
 // slopes between every two bin means (Theil-Sen: noise and a few wild
 // readings do not move it). The level now is the fitted line's value at
@@ -115,22 +118,39 @@ func ProjectHold(l custody.LegRef, rs []custody.Reading, now time.Time, cfg Hold
 		rem := int64(pa.Sub(now))
 		p.PlannedArrival, p.RemainingNS, p.Remaining = &pa, &rem, time.Duration(rem).String()
 	}
-	if !sortedByDeviceTime(rs) {
-		rs = slices.Clone(rs)
-		custody.SortReadings(rs)
-	}
 	in := func(r *custody.Reading) bool {
 		return r.LN2Pct != nil && !r.DeviceTime.Before(l.From) && (l.To.IsZero() || !r.DeviceTime.After(l.To))
 	}
-	// One pass: the latest refill (restart) and the last reading. The
-	// level is the median of the last three readings, so that one wild
-	// reading is neither a refill nor the low a refill is measured from.
-	start, last := -1, -1
+	// The last reading, then one pass over the window before it for the
+	// latest refill (restart). The level is the median of the last three
+	// readings, so that one wild reading is neither a refill nor the low
+	// a refill is measured from.
+	last := -1
+	for i := len(rs) - 1; i >= 0; i-- {
+		if in(&rs[i]) {
+			last = i
+			break
+		}
+	}
+	if last < 0 {
+		p.Reason = "no LN2 readings on this leg"
+		return p
+	}
+	lastT := rs[last].DeviceTime
+	from := lastT.Add(-cfg.Window)
+	first, _ := slices.BinarySearchFunc(rs[:last], from, func(r custody.Reading, t time.Time) int { return r.DeviceTime.Compare(t) })
+	if !sortedByDeviceTime(rs[first : last+1]) {
+		// Not in device-time order after all: sort a copy and start again.
+		sorted := slices.Clone(rs)
+		custody.SortReadings(sorted)
+		return ProjectHold(l, sorted, now, cfg)
+	}
+	start := -1
 	var low float64
 	var refill time.Time
 	var ring [3]float64
 	seen := 0
-	for i := range rs {
+	for i := first; i <= last; i++ {
 		r := &rs[i]
 		if !in(r) {
 			continue
@@ -151,22 +171,12 @@ func ProjectHold(l custody.LegRef, rs []custody.Reading, now time.Time, cfg Hold
 		case v < low:
 			low = v
 		}
-		last = i
 	}
-	if last < 0 {
-		p.Reason = "no LN2 readings on this leg"
-		return p
-	}
-	lastT := rs[last].DeviceTime
 	lastV := *rs[last].LN2Pct
 	p.LastPct, p.LastTime = &lastV, lastT.UTC()
 	if !refill.IsZero() {
 		rt := refill.UTC()
 		p.RefillAt = &rt
-	}
-	from := lastT.Add(-cfg.Window)
-	for start < last && (!in(&rs[start]) || rs[start].DeviceTime.Before(from)) {
-		start++
 	}
 	p.FitFrom, p.FitTo = rs[start].DeviceTime.UTC(), lastT.UTC()
 	span := lastT.Sub(rs[start].DeviceTime)

@@ -160,8 +160,8 @@ func TestHoldWarningLidOpen(t *testing.T) {
 // minutes) restarts the fit; a low, fast-falling charge before it warns,
 // nothing after it does.
 func TestHoldWarningRefill(t *testing.T) {
-	const refill = 180.0
-	rs := ln2Series(8, 1, func(m float64) float64 {
+	const refill = 240.0
+	rs := ln2Series(6.5, 1, func(m float64) float64 {
 		switch {
 		case m < refill:
 			return 60 - 0.5*m/60
@@ -174,7 +174,7 @@ func TestHoldWarningRefill(t *testing.T) {
 	if len(first) != 0 {
 		t.Fatalf("false warnings around a refill: %v", first)
 	}
-	now := minute(8 * 60)
+	now := minute(6.5 * 60) // the refill is in the fit window
 	p := ProjectHold(cryoLeg(30, now), rs, now, HoldConfig{})
 	if p.RefillAt == nil || p.RefillAt.Before(minute(refill)) || p.RefillAt.After(minute(refill+7)) || p.FitFrom.Before(*p.RefillAt) {
 		t.Fatalf("refill %v, fit from %v", p.RefillAt, p.FitFrom)
