@@ -3,10 +3,14 @@ package web_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/sensors"
 )
 
 // TestWebHoldWarning: the ship form takes an optional planned arrival
@@ -58,4 +62,50 @@ func TestWebHoldWarning(t *testing.T) {
 	e.step(coi, custody.StepReceive, `{"seal_intact":true}`, wsig(wMfg, custody.MeaningReceived))
 	wantNotBody(t, qa.get("/qa"), "console after receipt", `id="hold-warnings"`)
 	wantBody(t, qa.get(coiPath(coi)), "chain page after receipt", msg)
+}
+
+// TestBrowserHoldWarningBanner: in real headless Chromium, a hold-time
+// warning streamed while QA has the console open appears in its alerts
+// section as a warning banner with its message and a link to the leg,
+// built from text (markup in the message stays text); an excursion still
+// shows as an excursion banner beside it.
+func TestBrowserHoldWarningBanner(t *testing.T) {
+	e := newWebEnv(t, false)
+	coi := e.enroll()
+	e.advance(coi, custody.StateToManufacturing)
+	ctx := newChrome(t, 1280, 800, 90*time.Second)
+	browserLogin(t, ctx, e, wQA)
+	run(t, ctx, "console", chromedp.Navigate(e.ts.URL+"/qa"), chromedp.WaitVisible(chromedp.CSS("#open-issues")))
+
+	msg := "LN2 projected to reach 10% in 5h0m0s <b>soon</b>"
+	a := sensors.Alert{COI: coi, Seq: 9, Time: e.clock.Now(), Warning: &custody.HoldWarningData{Cause: custody.HoldCauseHoldTime, Leg: 1,
+		Shipper: "SHP-0001", Profile: "refrigerated", Message: msg}}
+	// The page's stream connects on its own time: publish until the banner
+	// shows (each publish before it connected is lost, as the hub does).
+	deadline := time.Now().Add(60 * time.Second) // catches a hang only
+	for {
+		e.alerts.Publish(a)
+		n := value(t, ctx, "count banners", chromedp.Evaluate[int](`document.querySelectorAll(".alerts .msg.warning").length`))
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no warning banner on the console")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := text(t, ctx, ".alerts .msg.warning")
+	if !strings.Contains(got, "Warning on chain "+string(coi)+", leg 1 (record 9)") || !strings.Contains(got, msg) {
+		t.Fatalf("banner %q", got)
+	}
+	if n := value(t, ctx, "markup", chromedp.Evaluate[int](`document.querySelectorAll(".alerts .msg.warning b").length`)); n != 0 {
+		t.Fatal("the warning's message was rendered as markup")
+	}
+	href := value(t, ctx, "link", chromedp.Evaluate[string](`document.querySelector(".alerts .msg.warning a").getAttribute("href")`))
+	if href != "/chains/"+string(coi)+"#legs-title" {
+		t.Fatalf("link %q", href)
+	}
+	e.alerts.Publish(sensors.Alert{COI: coi, Seq: 10, Time: e.clock.Now(), Excursion: custody.ExcursionData{Kind: custody.ExcursionTemperature, Leg: 1}})
+	value(t, ctx, "excursion banner", chromedp.Poll[bool](`document.querySelectorAll(".alerts .msg.stop").length === 1`,
+		chromedp.WithPollingTimeout(10*time.Second)))
 }
