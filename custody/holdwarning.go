@@ -39,7 +39,9 @@ const (
 	// (planned arrival minus now, zero without a plan) plus the margin.
 	HoldCauseHoldTime HoldWarningCause = "hold-time"
 	// HoldCauseLate means the leg will arrive after its planned arrival:
-	// it is still in transit at, or its projection reaches past, the plan.
+	// it is still in transit at the plan. (coid has no route model to
+	// project an arrival time from positions; the hold-time cause is what
+	// looks ahead.)
 	HoldCauseLate HoldWarningCause = "late"
 )
 

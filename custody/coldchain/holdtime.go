@@ -104,7 +104,8 @@ func (c HoldConfig) withDefaults() HoldConfig {
 // there is no projection and Reason says why; a level that is not falling
 // gives a projection without a hold time.
 //
-// It is a pure function: no I/O, no clock, no allocation but the result's.
+// It is a pure function: no I/O and no clock; it allocates only the
+// result's values (and the sorted copy of readings out of order).
 func ProjectHold(l custody.LegRef, rs []custody.Reading, now time.Time, cfg HoldConfig) custody.HoldProjection {
 	cfg = cfg.withDefaults()
 	p := custody.HoldProjection{Method: custody.HoldMethodTheilSen, At: now.UTC(),
