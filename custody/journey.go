@@ -203,6 +203,7 @@ func DefaultJourney() *Journey {
 			{Step: StepReview, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningReviewed, RoleQA)}},
 			{Step: StepCancel, To: StateCancelled, Signatures: []SignatureRule{sig(MeaningApproved, RoleCoordinator, RoleQA)}},
 			{Step: StepExcursion, System: true},
+			{Step: StepHoldWarning, System: true},
 			{Step: StepMismatch, System: true},
 			{Step: StepAcknowledge, System: true, AfterEnd: true},
 		},

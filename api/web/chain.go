@@ -230,6 +230,12 @@ func timelineEntry(r custody.Record) recordView {
 		add("Collected from %s to %s", recordedTime(d.StartedAt), recordedTime(d.EndedAt))
 	case custody.ShipData:
 		add("Shipper %s, %s profile", d.Shipper, d.Profile)
+		if d.PlannedArrival != nil {
+			add("Planned arrival %s", d.PlannedArrival.UTC().Format("2006-01-02 15:04 UTC"))
+		}
+	case custody.HoldWarningData:
+		add("Leg %d: %s", d.Leg, d.Message)
+		add("Warning only: it blocks nothing")
 	case custody.ReceiveData:
 		if d.SealIntact != nil {
 			if *d.SealIntact {

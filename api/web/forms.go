@@ -62,6 +62,7 @@ var fieldLabels = map[string]string{
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
 	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
+	"planned_arrival": "Planned arrival",
 }
 
 // stepTitles are the headings of the step forms.
@@ -127,6 +128,8 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 		return []formField{
 			{Name: "shipper", Label: "Shipper ID", Kind: "text", Required: true, Help: "printed on the shipper, e.g. SHP-0042"},
 			{Name: "profile", Label: "Temperature profile", Kind: "select", Required: true, Options: opts, Value: def},
+			{Name: "planned_arrival", Label: "Planned arrival", Kind: "datetime",
+				Help: "local time of this device; optional: coid warns when the shipper's liquid nitrogen will not last until then, or the leg runs late"},
 		}
 	case custody.StepReceive:
 		return []formField{{Name: "seal_intact", Label: "Is the shipper's seal intact?", Kind: "radio", Required: true,

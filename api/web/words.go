@@ -69,6 +69,7 @@ var stepNames = map[custody.Step]string{
 	custody.StepMismatch: "Bedside mismatch", custody.StepAcknowledge: "Mismatch acknowledged",
 	custody.StepDisposition: "QA disposition", custody.StepCorrection: "Correction", custody.StepCancel: "Cancelled",
 	custody.StepNote: "Note", custody.StepReview: "Custody record reviewed by QA",
+	custody.StepHoldWarning: "Hold-time warning",
 }
 
 // stepName names step s in words.

@@ -261,6 +261,29 @@
       box.insertBefore(div, box.firstChild);
       while (box.children.length > 10) box.removeChild(box.lastChild);
     });
+    // Hold-time warnings: disruption projected (LN2 running out, a leg
+    // running late); they block nothing.
+    es.addEventListener("warning", function (ev) {
+      var a;
+      try { a = JSON.parse(ev.data); } catch (e) { return; }
+      var w = a.warning || {};
+      var div = document.createElement("div");
+      div.className = "msg warning";
+      div.setAttribute("role", "alert");
+      var strong = document.createElement("strong");
+      strong.textContent = "Warning on chain " + a.coi + ", leg " + w.leg + " (record " + a.seq + ")";
+      var text = document.createElement("span");
+      text.textContent = w.message || "";
+      var link = document.createElement("a");
+      link.href = "/chains/" + encodeURIComponent(a.coi) + "#legs-title";
+      link.className = "btn small";
+      link.textContent = "View leg";
+      div.appendChild(strong);
+      div.appendChild(text);
+      div.appendChild(link);
+      box.insertBefore(div, box.firstChild);
+      while (box.children.length > 10) box.removeChild(box.lastChild);
+    });
     window.addEventListener("pagehide", function () { es.close(); });
   });
 })();
