@@ -240,8 +240,16 @@ func (w *ui) adminUserCreate(c echo.Context) error {
 	errs := newUserErrors(a, temp, f.Reason)
 	ctx := c.Request().Context()
 	if _, ok := errs["id"]; !ok {
-		if _, err := w.svc.UserAccount(ctx, me, f.ID); err == nil {
-			errs["id"] = "User " + f.ID + " exists: choose another ID."
+		// Taken, or taken but for case (two signatures must come from two
+		// people, so NURSE1 beside nurse1 is refused too).
+		same, _, err := w.svc.UserAccounts(ctx, me, custody.UserFilter{Text: f.ID})
+		if err != nil {
+			return w.fail(c, err)
+		}
+		for _, u := range same {
+			if strings.EqualFold(u.ID, f.ID) {
+				errs["id"] = "User " + u.ID + " exists: choose another ID."
+			}
 		}
 	}
 	if len(errs) > 0 {

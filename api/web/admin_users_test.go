@@ -163,6 +163,7 @@ func TestAdminUserCreate(t *testing.T) {
 	}{
 		{"bad ID", wAdmin, func(v url.Values) { v.Set("id", "ada lovelace") }, http.StatusUnprocessableEntity, "err-id"},
 		{"taken ID", wAdmin, func(v url.Values) { v.Set("id", wNurse1) }, http.StatusUnprocessableEntity, "err-id"},
+		{"taken ID but for case", wAdmin, func(v url.Values) { v.Set("id", strings.ToUpper(wNurse1)) }, http.StatusUnprocessableEntity, "err-id"},
 		{"no name", wAdmin, func(v url.Values) { v.Set("name", " ") }, http.StatusUnprocessableEntity, "err-name"},
 		{"no role", wAdmin, func(v url.Values) { v.Set("role", "janitor") }, http.StatusUnprocessableEntity, "err-role"},
 		{"short password", wAdmin, func(v url.Values) { v.Set("temporary", "short") }, http.StatusUnprocessableEntity, "err-temporary"},
