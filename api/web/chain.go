@@ -36,7 +36,16 @@ type recordView struct {
 	Site       string
 	System     bool
 	Summary    []string
-	Signatures []custody.Signature
+	Signatures []signatureView
+}
+
+// signatureView is a signature of a record with its time shown in the zone
+// of the record's site.
+type signatureView struct {
+	custody.Signature
+	// When is the signature's time; nil when the recorded time does not
+	// parse, and the page shows it as recorded.
+	When *shownTime
 }
 
 type issueView struct {
@@ -265,10 +274,18 @@ func profileLimits(svc *custody.Service, name string) string {
 // member by member, under the forms' labels. Times are shown in zone, the
 // zone of the record's site, with UTC beside them; nil: UTC only.
 func timelineEntry(r custody.Record, zone *time.Location) recordView {
-	rv := recordView{Seq: r.Seq, Step: r.Step, Name: stepName(r.Step), Time: r.Time, Site: r.Site, Signatures: r.Signatures,
+	rv := recordView{Seq: r.Seq, Step: r.Step, Name: stepName(r.Step), Time: r.Time, Site: r.Site,
 		System: r.SubmittedBy == custody.SystemUser || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
 	if zone != nil {
 		rv.Local = localScreenTime(r.Time, zone)
+	}
+	for _, sg := range r.Signatures {
+		sv := signatureView{Signature: sg}
+		if t, err := time.Parse(time.RFC3339Nano, sg.Time); err == nil {
+			st := showTime(t, zone)
+			sv.When = &st
+		}
+		rv.Signatures = append(rv.Signatures, sv)
 	}
 	if _, err := r.Members(); err != nil {
 		return rv

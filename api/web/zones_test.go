@@ -106,7 +106,8 @@ func dstLeg(t *testing.T, e *webEnv, receive bool) custody.COI {
 // TestLegSiteZones checks the chain page's shipments: a leg's departure in
 // the zone of the site it left, its arrival in the zone of the site it
 // reached, and its excursion, issue and chart in the zone of the site it
-// left, across that zone's change to summer time, each with UTC beside it.
+// left, across that zone's change to summer time, each with UTC beside it;
+// and the timeline's records and signatures in their sites' zones.
 func TestLegSiteZones(t *testing.T) {
 	e := newWebEnv(t, false)
 	coi := dstLeg(t, e, true)
@@ -131,7 +132,10 @@ func TestLegSiteZones(t *testing.T) {
 	wantBody(t, p, "timeline",
 		`Excursion detected</strong> <time datetime="2027-03-14T08:45:00Z" title="2027-03-14 08:45 UTC">2027-03-14 03:45 CDT</time>`,
 		`Shipment received</strong> <time datetime="2027-03-14T09:00:00Z" title="2027-03-14 09:00 UTC">2027-03-14 10:00 CET</time>`,
-		"from 2027-03-14 03:30 CDT (2027-03-14 08:30 UTC) to 2027-03-14 03:40 CDT (2027-03-14 08:40 UTC)")
+		"from 2027-03-14 03:30 CDT (2027-03-14 08:30 UTC) to 2027-03-14 03:40 CDT (2027-03-14 08:40 UTC)",
+		// Signatures in the zone of the record's site too.
+		`: handed over, <time datetime="2027-03-14T07:30:00Z" title="2027-03-14 07:30 UTC">2027-03-14 01:30 CST</time>`,
+		`: received, <time datetime="2027-03-14T09:00:00Z" title="2027-03-14 09:00 UTC">2027-03-14 10:00 CET</time>`)
 }
 
 // section returns body from the element holding marker to the end of its
