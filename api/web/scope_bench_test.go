@@ -63,6 +63,19 @@ func buildNetwork(b *testing.B) (*webEnv, map[string]string) {
 	e := newWebEnv(b, false)
 	ctx := context.Background()
 	n := e.net()
+	// The chains are enrolled first, as before the network: once their
+	// sites are registered, only a coordinator bound to each collection
+	// site could enroll them. Their site names resolve when read.
+	coord := e.users[wCoord]
+	parallel(b, benchChains, func(i int) error {
+		s := i % 98
+		_, err := e.svc.Enroll(ctx, coord, custody.EnrollRequest{
+			Patient: custody.PHI{Name: webPatient.Name, BirthDate: webPatient.BirthDate, MRN: webPatient.MRN},
+			Product: "Autologous anti-CD19 CAR-T",
+			Sites: custody.Sites{Collection: fmt.Sprintf("S%03d", s), Manufacturing: fmt.Sprintf("MFG-%d", 1+i%2),
+				Treatment: fmt.Sprintf("S%03d", s^1)}})
+		return err
+	})
 	orgs := []custody.Organisation{{Code: "MANU", Name: "Manufacturer", Kind: custody.OrgManufacturer}}
 	for h := range 49 {
 		orgs = append(orgs, custody.Organisation{Code: fmt.Sprintf("H%02d", h), Name: fmt.Sprintf("Hospital %d", h), Kind: custody.OrgHospital})
@@ -87,16 +100,6 @@ func buildNetwork(b *testing.B) (*webEnv, map[string]string) {
 		return err
 	})
 	tokens["qa.bench"] = n.AddUser(b, nettest.User{ID: "qa.bench", Role: custody.RoleQA, Org: "MANU"})
-	coord := e.users[wCoord]
-	parallel(b, benchChains, func(i int) error {
-		s := i % 98
-		_, err := e.svc.Enroll(ctx, coord, custody.EnrollRequest{
-			Patient: custody.PHI{Name: webPatient.Name, BirthDate: webPatient.BirthDate, MRN: webPatient.MRN},
-			Product: "Autologous anti-CD19 CAR-T",
-			Sites: custody.Sites{Collection: fmt.Sprintf("S%03d", s), Manufacturing: fmt.Sprintf("MFG-%d", 1+i%2),
-				Treatment: fmt.Sprintf("S%03d", s^1)}})
-		return err
-	})
 	return e, tokens
 }
 
