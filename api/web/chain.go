@@ -65,7 +65,19 @@ type legView struct {
 	Chart         *legChart
 	Shipped       shownTime
 	Received      *shownTime
-	Excursions    []excursionView
+	// Planned is the planned arrival, in the zone of the site the leg
+	// goes to; nil when the ship record gave none.
+	Planned      *shownTime
+	Excursions   []excursionView
+	HoldWarnings []holdWarningView
+}
+
+// holdWarningView is a hold-time warning of a leg with its time and its
+// projection's device times shown in the zone of the site the leg left.
+type holdWarningView struct {
+	custody.HoldWarningEntry
+	When, FitFrom, FitTo shownTime
+	Refill               *shownTime
 }
 
 // excursionView is an excursion of a leg with its start and end shown in
@@ -200,6 +212,19 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 				ev.To = &end
 			}
 			lv.Excursions = append(lv.Excursions, ev)
+		}
+		if l.PlannedArrival != nil {
+			pa := showTime(*l.PlannedArrival, to)
+			lv.Planned = &pa
+		}
+		for _, hw := range l.HoldWarnings {
+			p := hw.Projection
+			hv := holdWarningView{HoldWarningEntry: hw, When: showTime(hw.Time, from), FitFrom: showTime(p.FitFrom, from), FitTo: showTime(p.FitTo, from)}
+			if p.RefillAt != nil {
+				r := showTime(*p.RefillAt, from)
+				hv.Refill = &r
+			}
+			lv.HoldWarnings = append(lv.HoldWarnings, hv)
 		}
 		lv.Chart = w.chart(c, ch, l.Leg, l.Excursions, from)
 		v.Legs = append(v.Legs, lv)

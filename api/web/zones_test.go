@@ -64,8 +64,10 @@ func TestTimelineSiteZones(t *testing.T) {
 // 2027-03-14 at 07:30 UTC, 01:30 in Chicago (CST): in transit, Chicago
 // moves its clocks to summer time at 08:00 UTC (02:00 CST becomes 03:00
 // CDT). The shipper reports every 30 s until 08:45 UTC, and a temperature
-// excursion runs from 08:30 to 08:40 UTC. With receive the leg arrives at
-// 09:00 UTC, 10:00 in Paris (CET, which changes only on 28 March).
+// excursion runs from 08:30 to 08:40 UTC; at 08:45 UTC a hold-time
+// warning fits the readings from 07:45 UTC. The leg is planned to arrive
+// at 09:30 UTC; with receive it arrives at 09:00 UTC, 10:00 in Paris (CET,
+// which changes only on 28 March).
 func dstLeg(t *testing.T, e *webEnv, receive bool) custody.COI {
 	t.Helper()
 	at := func(hhmm string) time.Time {
@@ -77,7 +79,9 @@ func dstLeg(t *testing.T, e *webEnv, receive bool) custody.COI {
 	}
 	e.clock.Advance(at("07:30").Sub(e.clock.Now()))
 	coi := enrollAt(t, e, "Midwest Apheresis")
-	e.advance(coi, custody.StateToManufacturing)
+	e.advance(coi, custody.StateCollected)
+	e.step(coi, custody.StepShip, `{"shipper":"SHP-0001","profile":"refrigerated","planned_arrival":"2027-03-14T09:30:00Z"}`,
+		wsig(wNurse1, custody.MeaningHandedOver), wsig(wCourier, custody.MeaningReceived))
 	var rs []custody.Reading
 	for i, x := 0, at("07:30"); !x.After(at("08:45")); i, x = i+1, x.Add(30*time.Second) {
 		c := 4.0
@@ -96,6 +100,12 @@ func dstLeg(t *testing.T, e *webEnv, receive bool) custody.COI {
 		Start: at("08:30"), End: at("08:40"), Worst: &worst, Limit: &limit, Duration: 10 * time.Minute, Breach: 10 * time.Minute}); err != nil || !ok {
 		t.Fatalf("record excursion: %v %v", ok, err)
 	}
+	last, pa := 40.0, at("09:30")
+	if _, ok, err := e.svc.RecordHoldWarning(context.Background(), coi, 1, custody.HoldWarning{Cause: custody.HoldCauseHoldTime,
+		Message: "LN2 projected to reach 10% in 5h0m0s", Projection: custody.HoldProjection{Method: custody.HoldMethodTheilSen, At: at("08:45"), OK: true,
+			Window: "1h0m0s", FitFrom: at("07:45"), FitTo: at("08:45"), Points: 120, RatePctPerHour: 6, LastPct: &last, FloorPct: 10, PlannedArrival: &pa}}); err != nil || !ok {
+		t.Fatalf("record hold warning: %v %v", ok, err)
+	}
 	if receive {
 		e.clock.Advance(at("09:00").Sub(e.clock.Now()))
 		e.step(coi, custody.StepReceive, `{"seal_intact":true}`, wsig(wMfg, custody.MeaningReceived))
@@ -106,7 +116,9 @@ func dstLeg(t *testing.T, e *webEnv, receive bool) custody.COI {
 // TestLegSiteZones checks the chain page's shipments: a leg's departure in
 // the zone of the site it left, its arrival in the zone of the site it
 // reached, and its excursion, issue and chart in the zone of the site it
-// left, across that zone's change to summer time, each with UTC beside it;
+// left (its hold-time warning too, and its planned arrival in the zone of
+// the site it goes to), across that zone's change to summer time, each
+// with UTC beside it;
 // and the timeline's records and signatures in their sites' zones.
 func TestLegSiteZones(t *testing.T) {
 	e := newWebEnv(t, false)
@@ -120,6 +132,9 @@ func TestLegSiteZones(t *testing.T) {
 		`received <time datetime="2027-03-14T09:00:00Z" title="2027-03-14 09:00 UTC">2027-03-14 10:00 CET</time> <span class="muted">(2027-03-14 09:00 UTC)</span>`,
 		`from <time datetime="2027-03-14T08:30:00Z" title="2027-03-14 08:30 UTC">2027-03-14 03:30 CDT</time> <span class="muted">(2027-03-14 08:30 UTC)</span>`+
 			` to <time datetime="2027-03-14T08:40:00Z" title="2027-03-14 08:40 UTC">2027-03-14 03:40 CDT</time> <span class="muted">(2027-03-14 08:40 UTC)</span>`,
+		`Planned arrival <time datetime="2027-03-14T09:30:00Z" title="2027-03-14 09:30 UTC">2027-03-14 10:30 CET</time>`,
+		`title="2027-03-14 08:45 UTC">2027-03-14 03:45 CDT</time> <span class="muted">(2027-03-14 08:45 UTC)</span>): LN2 projected`,
+		`from <time datetime="2027-03-14T07:45:00Z" title="2027-03-14 07:45 UTC">2027-03-14 01:45 CST</time>`,
 		`Device time (America/Chicago)`, `data-zone="America/Chicago"`)
 	// The chart's time axis is in Chicago time: 01:45 CST, then 03:00 CDT
 	// straight after 01:59; no 02:xx exists that day.
