@@ -206,10 +206,18 @@ func issueText(kind string) string {
 
 // stepData turns the submitted form into the step's JSON data. Values are
 // converted to the JSON types the domain expects; the domain judges them.
+// Free text (a reason, a note, a review statement) is sent even when blank:
+// the domain refuses a blank one, and its error is the one the form shows,
+// as it is for the API. Only a value that must be converted is required
+// here, since a blank one has nothing to convert.
 func stepData(step custody.Step, fields []formField, form url.Values) (json.RawMessage, error) {
 	m := map[string]any{}
 	for _, f := range fields {
 		v := strings.TrimSpace(form.Get(f.Name))
+		if v == "" && f.Kind == "textarea" {
+			m[f.Name] = v
+			continue
+		}
 		if v == "" {
 			if f.Required {
 				return nil, fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)
