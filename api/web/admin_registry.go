@@ -533,9 +533,6 @@ func (w *ui) registrySave(c echo.Context, s *registryScreen, key string) error {
 	refused := func(errs map[string]string, msg string) error {
 		return w.renderRegistry(c, s, http.StatusUnprocessableEntity, registryView{Editing: key, Reason: reason, Error: msg}, form, errs)
 	}
-	if strings.TrimSpace(reason) == "" {
-		return refused(map[string]string{"reason": "Give a reason: it goes into the audit trail."}, "")
-	}
 	errs, err := s.save(c.Request().Context(), me, key, form, reason)
 	if len(errs) > 0 {
 		return refused(errs, "")
@@ -569,9 +566,6 @@ func (w *ui) registrySuspend(c echo.Context, s *registryScreen) error {
 		return err
 	}
 	key, suspend, reason := c.Param("code"), c.FormValue("suspended") == "1", c.FormValue("reason")
-	if strings.TrimSpace(reason) == "" {
-		return w.renderSuspendRefused(c, s, "Give a reason to suspend or resume "+key+": it goes into the audit trail.")
-	}
 	if err := s.suspend(c.Request().Context(), me, key, suspend, reason); err != nil {
 		if msg, ok := formError(err); ok {
 			return w.renderSuspendRefused(c, s, msg)

@@ -182,7 +182,7 @@ func TestAdminRegistries(t *testing.T) {
 			noReason.Set("reason", " ")
 			p = adm.post(base, noReason)
 			wantCode(t, p, http.StatusUnprocessableEntity, "no reason")
-			wantFieldError(t, p, "no reason", "reason", "Give a reason")
+			wantFieldError(t, p, "no reason", "reason", "reason is required")
 
 			// Register.
 			p = adm.post(base, c.create)
@@ -246,7 +246,7 @@ func TestAdminRegistries(t *testing.T) {
 			sus := base + "/" + c.key + "/suspend"
 			p = adm.post(sus, url.Values{"suspended": {"1"}, "reason": {""}})
 			wantCode(t, p, http.StatusUnprocessableEntity, "suspend without reason")
-			wantBody(t, p, "suspend without reason", `id="list-error"`, "Give a reason to suspend")
+			wantBody(t, p, "suspend without reason", `id="list-error"`, "every change needs its reason")
 			wantCode(t, adm.post(sus, url.Values{"suspended": {"1"}, "reason": {"audit finding"}}), http.StatusSeeOther, "suspend")
 			p = adm.get(base)
 			wantBody(t, p, "after suspend", upper(c.one)+" "+c.key+" suspended.", "suspended</strong>", ">Resume</button>")
