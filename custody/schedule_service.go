@@ -1,0 +1,592 @@
+package custody
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// The service's side of scheduling. Administrators define each site's
+// capacity, with a reason, audited like the registries. A coordinator
+// books a chain's plan before its cells are collected: the booking is a
+// signed schedule record whose append takes the apheresis chair and the
+// manufacturing slot in the same store transaction (Draft.Claims), so two
+// bookings never share the last slot. Rescheduling and unscheduling are
+// records too, with their reason; cancelling the chain frees its booking.
+//
+// The collect gate: a chain of a registered product whose collection and
+// manufacturing sites are registered, enrolled once its manufacturing
+// site's capacity was defined (Capacity.Since), is collected only while it
+// holds a booking, or after a collect-override record signed by a
+// coordinator and QA with a reason. Chains enrolled before, and chains of
+// free-text sites or products, are collected as they always were.
+
+// MaySchedule reports whether role r books, moves and frees chains'
+// plans: coordinators.
+func MaySchedule(r Role) bool { return r == RoleCoordinator }
+
+// BookRequest is a coordinator's booking (or rebooking) of a chain's
+// plan: the apheresis day at the collection site, the reason of a
+// reschedule, and the signatures.
+type BookRequest struct {
+	ApheresisDate string             `json:"apheresis_date"`
+	Reason        string             `json:"reason,omitempty"`
+	Signatures    []SignatureRequest `json:"signatures"`
+}
+
+// ReasonRequest is a signed request that needs only its reason: an
+// unschedule or a collect override.
+type ReasonRequest struct {
+	Reason     string             `json:"reason"`
+	Signatures []SignatureRequest `json:"signatures"`
+}
+
+// Booking is what a chain's records say of its booking.
+type Booking struct {
+	// Current is the booking the chain holds (the last schedule or
+	// reschedule record not followed by an unschedule); nil: none.
+	Current *ScheduleData `json:"current,omitempty"`
+	// Seq is the position of the record that made Current.
+	Seq uint64 `json:"seq,omitempty"`
+	// Override is the position of the collect-override record, if any.
+	Override uint64 `json:"override,omitempty"`
+}
+
+// BookingOf folds the chain's scheduling records.
+func BookingOf(c *Chain) Booking {
+	var b Booking
+	for i := range c.Records {
+		r := &c.Records[i]
+		switch r.Step {
+		case StepSchedule, StepReschedule, StepUnschedule, StepCollectOverride:
+		default:
+			continue
+		}
+		switch x := r.Body().(type) {
+		case ScheduleData:
+			b.Current, b.Seq = &x, r.Seq
+		case RescheduleData:
+			b.Current, b.Seq = &x.ScheduleData, r.Seq
+		case UnscheduleData:
+			b.Current, b.Seq = nil, 0
+		case CollectOverrideData:
+			b.Override = r.Seq
+		}
+	}
+	return b
+}
+
+// SiteCapacity returns a site's capacity (every user who reads the
+// registries). ErrNotFound: none is defined.
+func (s *Service) SiteCapacity(ctx context.Context, actor User, site string) (Capacity, error) {
+	if err := requireRegistryReader("read capacity", actor); err != nil {
+		return Capacity{}, err
+	}
+	c, err := s.capacity(ctx, site)
+	if err != nil {
+		return Capacity{}, fmt.Errorf("read capacity of %s: %w", site, err)
+	}
+	return c, nil
+}
+
+func (s *Service) capacity(ctx context.Context, site string) (Capacity, error) {
+	var c Capacity
+	b, err := s.store.Capacity(ctx, site)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("stored capacity of %s is malformed: %v: %w", site, err, ErrDamaged)
+	}
+	return c, nil
+}
+
+// SetCapacity defines or replaces a site's capacity (administrators, with
+// a reason). The site must be registered; chairs need a collection site,
+// slots a manufacturing site and registered products. The change and its
+// audit entry are stored together.
+func (s *Service) SetCapacity(ctx context.Context, actor User, site string, c Capacity, reason string) (Capacity, error) {
+	if c.Site == "" {
+		c.Site = site
+	} else if c.Site != site {
+		return Capacity{}, fmt.Errorf("set capacity of %s: the body names %s: %w", site, c.Site, ErrInvalid)
+	}
+	return s.changeCapacity(ctx, actor, site, AuditCapacitySet, reason, func(old *Capacity) (Capacity, error) {
+		return c, nil
+	})
+}
+
+// AddClosure closes a site from cl.From to cl.To for cl.Reason
+// (administrators): bookings already held those days stay, new ones are
+// refused. ErrNotFound: the site has no capacity defined.
+func (s *Service) AddClosure(ctx context.Context, actor User, site string, cl Closure) (Capacity, error) {
+	if err := cl.Validate(); err != nil {
+		return Capacity{}, fmt.Errorf("close %s: %w", site, err)
+	}
+	return s.changeCapacity(ctx, actor, site, AuditCapacityClose, cl.Reason, func(old *Capacity) (Capacity, error) {
+		if old == nil {
+			return Capacity{}, fmt.Errorf("site %s has no capacity defined: %w", site, ErrNotFound)
+		}
+		n := *old
+		n.Closures = append(slices.Clone(old.Closures), cl)
+		return n, nil
+	})
+}
+
+func (s *Service) changeCapacity(ctx context.Context, actor User, site string, action AuditAction, reason string,
+	change func(old *Capacity) (Capacity, error)) (Capacity, error) {
+	op := fmt.Sprintf("%s %s", action, site)
+	if !MayAdminister(actor.Role) {
+		return Capacity{}, fmt.Errorf("%s: only an administrator may change a site's capacity (you are %s): %w", op, actor.Role, ErrForbidden)
+	}
+	if err := validReason(op, reason); err != nil {
+		return Capacity{}, err
+	}
+	reg, err := readEntry[Site](ctx, s, KindSite, site)
+	if errors.Is(err, ErrNotFound) {
+		return Capacity{}, fmt.Errorf("%s: no such site is registered: %w", op, ErrNotFound)
+	}
+	if err != nil {
+		return Capacity{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var out Capacity
+	err = s.store.UpdateCapacity(ctx, site, func(stored []byte) ([]byte, AuditEntry, error) {
+		var old *Capacity
+		if stored != nil {
+			old = new(Capacity)
+			if err := json.Unmarshal(stored, old); err != nil {
+				return nil, AuditEntry{}, fmt.Errorf("stored capacity is malformed: %v: %w", err, ErrDamaged)
+			}
+		}
+		c, err := change(old)
+		if err != nil {
+			return nil, AuditEntry{}, err
+		}
+		c.Site = site
+		if c.Since = s.Now(); old != nil && !old.Since.IsZero() {
+			c.Since = old.Since
+		}
+		if err := c.Validate(); err != nil {
+			return nil, AuditEntry{}, err
+		}
+		if err := s.checkCapacityRefs(ctx, reg, c); err != nil {
+			return nil, AuditEntry{}, err
+		}
+		val, err := json.Marshal(c)
+		if err != nil {
+			return nil, AuditEntry{}, err
+		}
+		out = c
+		return val, AuditEntry{Time: s.Now(), Actor: actor.ID, Kind: KindCapacity, Code: site, Action: action, Reason: reason,
+			Old: stored, New: val}, nil
+	})
+	if err != nil {
+		return Capacity{}, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Info("capacity changed", "site", site, "action", action, "by", actor.ID)
+	return out, nil
+}
+
+// checkCapacityRefs checks a capacity against its registered site:
+// chairs at a collection site, slots at a manufacturing site, of
+// registered products.
+func (s *Service) checkCapacityRefs(ctx context.Context, site Site, c Capacity) error {
+	chairs, products := c.Chairs > 0, slices.Collect(maps.Keys(c.Slots))
+	for _, e := range c.Exceptions {
+		if e.Product == "" {
+			chairs = true
+		} else if !slices.Contains(products, e.Product) {
+			products = append(products, e.Product)
+		}
+	}
+	if chairs && !site.HasKind(SiteCollection) {
+		return fmt.Errorf("site %s is not a collection site and has no apheresis chairs: %w", site.Code, ErrInvalid)
+	}
+	if len(products) > 0 && !site.HasKind(SiteManufacturing) {
+		return fmt.Errorf("site %s is not a manufacturing site and has no manufacturing slots: %w", site.Code, ErrInvalid)
+	}
+	for _, p := range products {
+		if _, err := readEntry[Product](ctx, s, KindProduct, p); errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("slots: product %s is not registered: %w", p, ErrInvalid)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AvailabilityQuery asks for the free capacity of sites over days From
+// to To (YYYY-MM-DD, both included, at most MaxAvailabilityDays): of
+// manufacturing slots for Product, or of apheresis chairs when Product is
+// empty. Sites empty: every site with a capacity of that kind, in code
+// order after After, at most Limit sites (0: MaxRegistryPage).
+type AvailabilityQuery struct {
+	Sites   []string
+	Product string
+	From    string
+	To      string
+	After   string
+	Limit   int
+}
+
+// DayAvailability is one site's capacity on one of its days.
+type DayAvailability struct {
+	Date     string `json:"date"`
+	Capacity int    `json:"capacity"`
+	Used     int    `json:"used"`
+	Free     int    `json:"free"`
+	Closed   string `json:"closed,omitempty"`
+}
+
+// SiteAvailability is one site's days.
+type SiteAvailability struct {
+	Site string            `json:"site"`
+	Days []DayAvailability `json:"days"`
+}
+
+// Availability returns the free capacity q asks for (every user who reads
+// the registries).
+func (s *Service) Availability(ctx context.Context, actor User, q AvailabilityQuery) ([]SiteAvailability, error) {
+	const op = "availability"
+	if err := requireRegistryReader(op, actor); err != nil {
+		return nil, err
+	}
+	from, err := time.Parse(DateLayout, q.From)
+	if err != nil {
+		return nil, fmt.Errorf("%s: from %q is not a date (YYYY-MM-DD): %w", op, q.From, ErrInvalid)
+	}
+	to, err := time.Parse(DateLayout, q.To)
+	if err != nil {
+		return nil, fmt.Errorf("%s: to %q is not a date (YYYY-MM-DD): %w", op, q.To, ErrInvalid)
+	}
+	days := int(to.Sub(from).Hours()/24) + 1
+	if days < 1 || days > MaxAvailabilityDays {
+		return nil, fmt.Errorf("%s: from %s to %s must cover 1-%d days: %w", op, q.From, q.To, MaxAvailabilityDays, ErrInvalid)
+	}
+	if q.Limit < 0 || q.Limit > MaxRegistryPage || len(q.Sites) > MaxRegistryPage {
+		return nil, fmt.Errorf("%s: limit %d and sites must be at most %d: %w", op, q.Limit, MaxRegistryPage, ErrInvalid)
+	}
+	if q.Limit == 0 {
+		q.Limit = MaxRegistryPage
+	}
+	if q.Product != "" {
+		if err := ValidateRegistryCode(q.Product); err != nil {
+			return nil, fmt.Errorf("%s: product: %w", op, err)
+		}
+	}
+	raw, err := s.store.SiteSlots(ctx, q.Sites, q.After, q.Limit, q.From, q.To)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	dates := make([]string, days)
+	for i := range dates {
+		dates[i] = from.AddDate(0, 0, i).Format(DateLayout)
+	}
+	out := make([]SiteAvailability, 0, len(raw))
+	for _, ss := range raw {
+		var c Capacity
+		if err := json.Unmarshal(ss.Capacity, &c); err != nil {
+			return nil, fmt.Errorf("%s: stored capacity of %s is malformed: %v: %w", op, ss.Site, err, ErrDamaged)
+		}
+		if len(q.Sites) == 0 && !c.offers(q.Product) {
+			continue
+		}
+		used := map[string]int{}
+		for _, u := range ss.Uses {
+			if u.Product == q.Product {
+				used[u.Date] = u.Used
+			}
+		}
+		sa := SiteAvailability{Site: ss.Site, Days: make([]DayAvailability, days)}
+		for i, d := range dates {
+			n, closed := c.Count(d, q.Product)
+			u := used[d]
+			sa.Days[i] = DayAvailability{Date: d, Capacity: n, Used: u, Free: max(n-u, 0), Closed: closed}
+		}
+		out = append(out, sa)
+	}
+	return out, nil
+}
+
+// offers reports whether the capacity has any of product's slots
+// (empty: apheresis chairs), usually or by exception.
+func (c Capacity) offers(product string) bool {
+	if product == "" && c.Chairs > 0 || product != "" && c.Slots[product] > 0 {
+		return true
+	}
+	return slices.ContainsFunc(c.Exceptions, func(e CapacityException) bool { return e.Product == product && e.Count > 0 })
+}
+
+// planFor plans chain c from the apheresis day date: its product must be
+// registered with its lead times set, its three sites registered, and
+// the day not past at the collection site.
+func (s *Service) planFor(ctx context.Context, c *Chain, date string) (Plan, Product, error) {
+	p, err := readEntry[Product](ctx, s, KindProduct, c.Product)
+	if errors.Is(err, ErrNotFound) {
+		return Plan{}, p, fmt.Errorf("product %q is not a registered product; only chains of registered products are booked: %w", c.Product, ErrConflict)
+	}
+	if err != nil {
+		return Plan{}, p, err
+	}
+	if p.Suspended {
+		return Plan{}, p, fmt.Errorf("product %s is suspended: %w", p.Code, ErrConflict)
+	}
+	lt, err := p.LeadTimes()
+	if err != nil {
+		return Plan{}, p, err
+	}
+	var ps [3]PlanSite
+	for i, r := range []SiteRole{SiteCollection, SiteManufacturing, SiteTreatment} {
+		site, ok, err := s.registeredSite(ctx, c.Sites.name(r))
+		if err != nil {
+			return Plan{}, p, err
+		}
+		if !ok {
+			return Plan{}, p, fmt.Errorf("the %s site %q is not a registered site; only chains of registered sites are booked: %w", r, c.Sites.name(r), ErrConflict)
+		}
+		if site.Suspended {
+			return Plan{}, p, fmt.Errorf("the %s site %s is suspended: %w", r, site.Code, ErrConflict)
+		}
+		loc, err := ValidateTimeZone(site.TimeZone)
+		if err != nil {
+			return Plan{}, p, fmt.Errorf("site %s: %w", site.Code, err)
+		}
+		ps[i] = PlanSite{Code: site.Code, Loc: loc}
+		if r == SiteCollection {
+			if err := validDate("apheresis_date", date, true); err != nil {
+				return Plan{}, p, err
+			}
+			if today := s.now().In(loc).Format(DateLayout); date < today {
+				return Plan{}, p, fmt.Errorf("apheresis_date %s is past at %s (today is %s there): %w", date, site.Code, today, ErrInvalid)
+			}
+		}
+	}
+	plan, err := ComputePlan(date, lt, ps[0], ps[1], ps[2])
+	return plan, p, err
+}
+
+// scheduleRecord signs and appends one scheduling record of chain c
+// (whose lock the caller holds), taking and freeing claims with it.
+func (s *Service) scheduleRecord(ctx context.Context, actor User, c *Chain, step Step, data StepData, sigReqs []SignatureRequest,
+	claims, releases []Claim) (Record, error) {
+	now := s.now().UTC()
+	rule, err := s.journey.Rule(c.State, step)
+	if err != nil {
+		return Record{}, err
+	}
+	place, err := s.signerPlaceFor(ctx, c.Sites, rule, step, nil)
+	if err != nil {
+		return Record{}, err
+	}
+	sigs, err := s.sign(ctx, Caller{User: actor.ID}, step, rule.Signatures, sigReqs, place, now)
+	if err != nil {
+		return Record{}, err
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return Record{}, err
+	}
+	if body, err = Canonicalize(body); err != nil {
+		return Record{}, err
+	}
+	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, SubmittedBy: actor.ID, Data: body, Signatures: sigs}
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
+		Claims: claims, Releases: releases})
+	if err != nil {
+		return Record{}, err
+	}
+	s.log.Info("record appended", "coi", string(c.COI), "step", string(step), "seq", stored.Seq, "user", actor.ID)
+	return stored, nil
+}
+
+// lockedChain checks the actor may schedule, locks the chain and folds it;
+// the caller runs unlock.
+func (s *Service) lockedChain(ctx context.Context, op string, actor User, coi COI, may func(Role) bool) (*Chain, func(), error) {
+	if !may(actor.Role) {
+		return nil, nil, fmt.Errorf("%s: role %s may not do this: %w", op, actor.Role, ErrForbidden)
+	}
+	unlock := s.lock(coi)
+	c, err := s.chainLocked(ctx, coi)
+	if err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c, unlock, nil
+}
+
+// Book books chain coi's plan from its apheresis day (coordinators,
+// signed by a coordinator of one of the chain's sites): it computes the
+// plan and appends the schedule record, taking the apheresis chair and
+// the manufacturing slot in the same transaction. ErrSlotTaken: one is
+// not free (nothing written); ErrConflict: the chain is past collection,
+// already booked, or its product or sites are not registered.
+func (s *Service) Book(ctx context.Context, actor User, coi COI, req BookRequest) (Record, error) {
+	op := fmt.Sprintf("book %s", coi)
+	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MaySchedule)
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
+	if c.State != StateEnrolled {
+		return Record{}, fmt.Errorf("%s: a chain is booked before its cells are collected; it is %s: %w", op, c.State, ErrConflict)
+	}
+	if b := BookingOf(c); b.Current != nil {
+		return Record{}, fmt.Errorf("%s: the chain is booked already (record %d); reschedule it instead: %w", op, b.Seq, ErrConflict)
+	}
+	plan, p, err := s.planFor(ctx, c, req.ApheresisDate)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	claims := plan.Claims(p.Code)
+	rec, err := s.scheduleRecord(ctx, actor, c, StepSchedule, ScheduleData{Product: p.Code, Plan: plan, Claims: claims}, req.Signatures, claims, nil)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return rec, nil
+}
+
+// Reschedule moves chain coi's booking to the plan of another apheresis
+// day, with a reason (coordinators): the claims the new plan does not
+// share with the old are freed and taken in the same transaction as the
+// reschedule record.
+func (s *Service) Reschedule(ctx context.Context, actor User, coi COI, req BookRequest) (Record, error) {
+	op := fmt.Sprintf("reschedule %s", coi)
+	if err := validReason(op, req.Reason); err != nil {
+		return Record{}, err
+	}
+	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MaySchedule)
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
+	if c.State != StateEnrolled {
+		return Record{}, fmt.Errorf("%s: only a chain not yet collected is rescheduled; it is %s: %w", op, c.State, ErrConflict)
+	}
+	b := BookingOf(c)
+	if b.Current == nil {
+		return Record{}, fmt.Errorf("%s: the chain holds no booking; book it instead: %w", op, ErrConflict)
+	}
+	plan, p, err := s.planFor(ctx, c, req.ApheresisDate)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	claims := plan.Claims(p.Code)
+	release, take := claimDiff(b.Current.Claims, claims)
+	if len(release) == 0 && len(take) == 0 {
+		return Record{}, fmt.Errorf("%s: the chain is booked on that plan already: %w", op, ErrConflict)
+	}
+	data := RescheduleData{ScheduleData: ScheduleData{Product: p.Code, Plan: plan, Claims: claims}, Reason: req.Reason}
+	rec, err := s.scheduleRecord(ctx, actor, c, StepReschedule, data, req.Signatures, take, release)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return rec, nil
+}
+
+// Unschedule frees chain coi's booking, with a reason (coordinators).
+func (s *Service) Unschedule(ctx context.Context, actor User, coi COI, req ReasonRequest) (Record, error) {
+	op := fmt.Sprintf("unschedule %s", coi)
+	if err := validReason(op, req.Reason); err != nil {
+		return Record{}, err
+	}
+	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MaySchedule)
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
+	b := BookingOf(c)
+	if b.Current == nil {
+		return Record{}, fmt.Errorf("%s: the chain holds no booking: %w", op, ErrConflict)
+	}
+	data := UnscheduleData{Claims: b.Current.Claims, Reason: req.Reason}
+	rec, err := s.scheduleRecord(ctx, actor, c, StepUnschedule, data, req.Signatures, nil, b.Current.Claims)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return rec, nil
+}
+
+// OverrideCollectGate lets chain coi's cells be collected without a
+// booking: a collect-override record signed by a coordinator and QA with
+// its reason (submitted by either).
+func (s *Service) OverrideCollectGate(ctx context.Context, actor User, coi COI, req ReasonRequest) (Record, error) {
+	op := fmt.Sprintf("override the collect gate of %s", coi)
+	if err := validReason(op, req.Reason); err != nil {
+		return Record{}, err
+	}
+	c, unlock, err := s.lockedChain(ctx, op, actor, coi, func(r Role) bool { return r == RoleCoordinator || r == RoleQA })
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
+	if c.State != StateEnrolled {
+		return Record{}, fmt.Errorf("%s: the chain is %s; the gate is at collection: %w", op, c.State, ErrConflict)
+	}
+	b := BookingOf(c)
+	if b.Override != 0 {
+		return Record{}, fmt.Errorf("%s: overridden already (record %d): %w", op, b.Override, ErrConflict)
+	}
+	rec, err := s.scheduleRecord(ctx, actor, c, StepCollectOverride, CollectOverrideData{Reason: req.Reason}, req.Signatures, nil, nil)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return rec, nil
+}
+
+// bookingRequired reports whether chain c is collected only with a
+// booking: its product is registered, its collection and manufacturing
+// sites too, and the manufacturing site's capacity was defined before the
+// chain was enrolled.
+func (s *Service) bookingRequired(ctx context.Context, c *Chain) (bool, error) {
+	if _, err := readEntry[Product](ctx, s, KindProduct, c.Product); errors.Is(err, ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if _, ok, err := s.registeredSite(ctx, c.Sites.Collection); err != nil || !ok {
+		return false, err
+	}
+	mfg, ok, err := s.registeredSite(ctx, c.Sites.Manufacturing)
+	if err != nil || !ok {
+		return false, err
+	}
+	cp, err := s.capacity(ctx, mfg.Code)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !c.Created.Before(cp.Since), nil
+}
+
+// checkCollectGate refuses the collection of a chain that must hold a
+// booking and holds none, nor an override (ErrNotBooked).
+func (s *Service) checkCollectGate(ctx context.Context, c *Chain) error {
+	b := BookingOf(c)
+	if b.Current != nil || b.Override != 0 {
+		return nil
+	}
+	required, err := s.bookingRequired(ctx, c)
+	if err != nil || !required {
+		return err
+	}
+	return fmt.Errorf("the chain holds no booked slot at %s; book its plan first, or a coordinator and QA record an override with its reason: %w",
+		c.Sites.Manufacturing, ErrNotBooked)
+}
+
+// releasesOn returns the claims a record of step on chain c frees: a
+// cancel frees the chain's booking.
+func releasesOn(c *Chain, step Step) []Claim {
+	if step != StepCancel {
+		return nil
+	}
+	if b := BookingOf(c); b.Current != nil {
+		return b.Current.Claims
+	}
+	return nil
+}
