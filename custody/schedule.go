@@ -111,15 +111,24 @@ type SiteSlots struct {
 // Count returns how many claims of product (empty: apheresis chairs) the
 // site takes on date (YYYY-MM-DD), and, when it is closed that day, why.
 func (c Capacity) Count(date, product string) (int, string) {
-	for _, cl := range c.Closures {
-		if cl.From <= date && date <= cl.To {
-			return 0, fmt.Sprintf("closed from %s to %s: %s", cl.From, cl.To, cl.Reason)
+	wd := time.Weekday(-1)
+	if len(c.ClosedWeekdays) > 0 {
+		if d, err := time.Parse(DateLayout, date); err == nil {
+			wd = d.Weekday()
 		}
 	}
-	if len(c.ClosedWeekdays) > 0 {
-		if d, err := time.Parse(DateLayout, date); err == nil && slices.Contains(c.ClosedWeekdays, d.Weekday()) {
-			return 0, "closed on " + d.Weekday().String() + "s"
+	return c.countOn(date, wd, product)
+}
+
+// countOn is Count for a date whose weekday the caller knows (-1: none).
+func (c Capacity) countOn(date string, wd time.Weekday, product string) (int, string) {
+	for _, cl := range c.Closures {
+		if cl.From <= date && date <= cl.To {
+			return 0, "closed from " + cl.From + " to " + cl.To + ": " + cl.Reason
 		}
+	}
+	if wd >= 0 && slices.Contains(c.ClosedWeekdays, wd) {
+		return 0, "closed on " + wd.String() + "s"
 	}
 	for _, e := range c.Exceptions {
 		if e.Date == date && e.Product == product {

@@ -282,9 +282,10 @@ func (s *Service) Availability(ctx context.Context, actor User, q AvailabilityQu
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	dates := make([]string, days)
+	dates, weekdays := make([]string, days), make([]time.Weekday, days)
 	for i := range dates {
-		dates[i] = from.AddDate(0, 0, i).Format(DateLayout)
+		d := from.AddDate(0, 0, i)
+		dates[i], weekdays[i] = d.Format(DateLayout), d.Weekday()
 	}
 	out := make([]SiteAvailability, 0, len(raw))
 	for _, ss := range raw {
@@ -295,16 +296,18 @@ func (s *Service) Availability(ctx context.Context, actor User, q AvailabilityQu
 		if len(q.Sites) == 0 && !c.offers(q.Product) {
 			continue
 		}
-		used := map[string]int{}
-		for _, u := range ss.Uses {
-			if u.Product == q.Product {
-				used[u.Date] = u.Used
-			}
-		}
+		// The uses come in date order: walk them beside the days.
 		sa := SiteAvailability{Site: ss.Site, Days: make([]DayAvailability, days)}
+		uses := ss.Uses
 		for i, d := range dates {
-			n, closed := c.Count(d, q.Product)
-			u := used[d]
+			u := 0
+			for len(uses) > 0 && uses[0].Date <= d {
+				if uses[0].Date == d && uses[0].Product == q.Product {
+					u = uses[0].Used
+				}
+				uses = uses[1:]
+			}
+			n, closed := c.countOn(d, weekdays[i], q.Product)
 			sa.Days[i] = DayAvailability{Date: d, Capacity: n, Used: u, Free: max(n-u, 0), Closed: closed}
 		}
 		out = append(out, sa)
