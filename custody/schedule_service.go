@@ -381,19 +381,30 @@ func (s *Service) scheduleRecord(ctx context.Context, actor User, c *Chain, step
 	if err != nil {
 		return Record{}, err
 	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return Record{}, err
+	}
+	if body, err = Canonicalize(body); err != nil {
+		return Record{}, err
+	}
+	// A reason is the person's free text, and goes into the ledger.
+	var phi *PHI
+	switch p, err := s.store.PHI(ctx, c.COI); {
+	case err == nil:
+		phi = &p
+	case !errors.Is(err, ErrNotFound):
+		return Record{}, err
+	}
+	if err := checkNoPHI(step, body, phi, s.folder); err != nil {
+		return Record{}, err
+	}
 	place, err := s.signerPlaceFor(ctx, c.Sites, rule, step, nil)
 	if err != nil {
 		return Record{}, err
 	}
 	sigs, err := s.sign(ctx, Caller{User: actor.ID}, step, rule.Signatures, sigReqs, place, now)
 	if err != nil {
-		return Record{}, err
-	}
-	body, err := json.Marshal(data)
-	if err != nil {
-		return Record{}, err
-	}
-	if body, err = Canonicalize(body); err != nil {
 		return Record{}, err
 	}
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, SubmittedBy: actor.ID, Data: body, Signatures: sigs}

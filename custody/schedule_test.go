@@ -253,6 +253,11 @@ func TestBookRescheduleUnschedule(t *testing.T) {
 				Signatures: []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}})
 			return err
 		}, custody.ErrInvalid, "reason"},
+		{"reason naming the patient", func() error {
+			_, err := e.svc.Reschedule(e.ctx, e.users["coord"], a, custody.BookRequest{ApheresisDate: "2026-12-05", Reason: "Jane Doe asked to move",
+				Signatures: []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}})
+			return err
+		}, custody.ErrInvalid, "name"},
 		{"unschedule of an unbooked chain", func() error {
 			_, err := e.svc.Unschedule(e.ctx, e.users["coord"], b, custody.ReasonRequest{Reason: "x",
 				Signatures: []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}})
