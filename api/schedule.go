@@ -19,6 +19,7 @@ func (s *Server) registerScheduleRoutes(g *echo.Group) {
 	g.GET("/sites/:code/capacity", s.getCapacity)
 	g.PUT("/sites/:code/capacity", s.putCapacity)
 	g.POST("/sites/:code/closures", s.addClosure)
+	g.GET("/sites/:code/bookings", s.siteBookings)
 	g.GET("/availability", s.availability)
 	g.GET("/chains/:coi/booking", s.getBooking)
 	g.POST("/chains/:coi/schedule", s.book, signs)
@@ -77,6 +78,20 @@ func (s *Server) addClosure(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// siteBookings answers ?from=&to=: the claims the site holds, those a
+// closure or a lowered count hits with the nearest free days.
+func (s *Server) siteBookings(c echo.Context) error {
+	code, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.svc.SiteBookings(c.Request().Context(), user(c), code, c.QueryParam("from"), c.QueryParam("to"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"bookings": out, "count": len(out)})
 }
 
 // availability answers ?site=A,B&product=&from=&to=&after=&limit=: the

@@ -109,6 +109,14 @@ func TestScheduleAPI(t *testing.T) {
 			}
 		}
 	}
+	// The plant loses the 2nd: chain c's slot must move.
+	if r := e.do(t, http.MethodPost, "/api/v1/sites/MFG-1/closures", admin, map[string]any{"from": "2026-12-02", "to": "2026-12-02", "reason": "power cut"}); r.Code != 200 {
+		t.Fatalf("closure: %s", r)
+	}
+	if r := e.do(t, http.MethodGet, "/api/v1/sites/MFG-1/bookings?from=2026-12-01&to=2026-12-31", qa, nil); r.Code != 200 ||
+		!strings.Contains(string(r.Body), `"coi":"`+string(c)+`"`) || !strings.Contains(string(r.Body), `"moved":"closed from 2026-12-02 to 2026-12-02: power cut"`) {
+		t.Errorf("bookings hit by the closure: %s", r)
+	}
 	r := e.do(t, http.MethodGet, chainPath(c, "/booking"), nurse1, nil)
 	var bk custody.Booking
 	if err := json.Unmarshal(r.Body, &bk); err != nil || bk.Current == nil || bk.Current.Plan.ManufacturingStart.Date != "2026-12-02" {
@@ -141,6 +149,9 @@ func TestCapacityAndAvailabilityAPI(t *testing.T) {
 		{"too long", http.MethodGet, "/api/v1/availability?product=CART-19&from=2026-01-01&to=2027-12-31", coord, nil, 400, "366"},
 		{"no dates", http.MethodGet, "/api/v1/availability?product=CART-19", coord, nil, 400, ""},
 		{"bad site", http.MethodGet, "/api/v1/availability?site=a,b&from=2026-12-23&to=2026-12-23", coord, nil, 400, ""},
+		{"plant's bookings", http.MethodGet, "/api/v1/sites/MFG-1/bookings?from=2026-12-01&to=2026-12-31", mfg, nil, 200, `"count":0`},
+		{"bookings, other site", http.MethodGet, "/api/v1/sites/MFG-1/bookings?from=2026-12-01&to=2026-12-31", coord, nil, 403, ""},
+		{"bookings, no dates", http.MethodGet, "/api/v1/sites/MFG-1/bookings", admin, nil, 400, ""},
 	} {
 		r := e.do(t, x.method, x.path, x.user, x.body)
 		if r.Code != x.status || !strings.Contains(string(r.Body), x.text) {

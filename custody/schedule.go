@@ -100,6 +100,13 @@ type SlotUse struct {
 	Used    int    `json:"used"`
 }
 
+// HeldClaim is a claim a chain holds, with the record that took it.
+type HeldClaim struct {
+	Claim
+	COI COI    `json:"coi"`
+	Seq uint64 `json:"seq"`
+}
+
 // SiteSlots is one site's stored capacity (as custody encodes it) and
 // the claims it holds over a range of days, as a ScheduleStore reads them.
 type SiteSlots struct {

@@ -1,12 +1,14 @@
 package custody
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -603,4 +605,118 @@ func releasesOn(c *Chain, step Step) []Claim {
 		return b.Current.Claims
 	}
 	return nil
+}
+
+// SiteBooking is one claim a site holds, as its plan of the days shows
+// it: Moved says the booking must move (the site is closed that day, or
+// holds more than its capacity, the latest bookings first), and Proposals
+// are the nearest days, before or after, on which the site has a free
+// chair or slot for it, each handed to one booking only.
+type SiteBooking struct {
+	HeldClaim
+	Moved     string   `json:"moved,omitempty"`
+	Proposals []string `json:"proposals,omitempty"`
+}
+
+// Bounds of SiteBookings: the bookings one answer lists, the days around
+// a booking its proposals are looked for in, and how many it gets.
+const (
+	maxSiteBookings = 5000
+	proposalDays    = 14
+	maxProposals    = 3
+)
+
+// MaySeeSiteBookings reports whether u sees which chains hold a site's
+// chairs or slots: administrators, QA, and the people who work there.
+func MaySeeSiteBookings(u User, site string) bool {
+	return u.Role == RoleAdmin || u.Role == RoleQA || u.WorksAt(site)
+}
+
+// SiteBookings lists the claims site holds from day from to day to (both
+// included, at most MaxAvailabilityDays), in day order, and proposes for
+// each booking that must move (a closure, a lowered count) the nearest
+// free days: what a plant closure hits, and where its chains could go.
+func (s *Service) SiteBookings(ctx context.Context, actor User, site, from, to string) ([]SiteBooking, error) {
+	op := "bookings of " + site
+	if !MaySeeSiteBookings(actor, site) {
+		return nil, fmt.Errorf("%s: administrators, QA and the people who work there see them: %w", op, ErrForbidden)
+	}
+	f, err1 := time.Parse(DateLayout, from)
+	t, err2 := time.Parse(DateLayout, to)
+	if err1 != nil || err2 != nil || t.Before(f) || t.Sub(f).Hours()/24 >= MaxAvailabilityDays {
+		return nil, fmt.Errorf("%s: from and to must be dates (YYYY-MM-DD) covering 1-%d days: %w", op, MaxAvailabilityDays, ErrInvalid)
+	}
+	reg, err := readEntry[Site](ctx, s, KindSite, site)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	c, err := s.capacity(ctx, site)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	held, err := s.store.SiteClaims(ctx, site, from, to, maxSiteBookings+1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if len(held) > maxSiteBookings {
+		return nil, fmt.Errorf("%s: more than %d bookings; ask for fewer days: %w", op, maxSiteBookings, ErrInvalid)
+	}
+	// By day, then in booking order: the latest bookings of an over-full
+	// day are the ones to move.
+	slices.SortStableFunc(held, func(a, b HeldClaim) int {
+		if a.Date != b.Date {
+			return strings.Compare(a.Date, b.Date)
+		}
+		if a.Product != b.Product {
+			return strings.Compare(a.Product, b.Product)
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	today := siteToday(reg, s.now())
+	lo, hi := f.AddDate(0, 0, -proposalDays).Format(DateLayout), t.AddDate(0, 0, proposalDays).Format(DateLayout)
+	slots, err := s.store.SiteSlots(ctx, []string{site}, "", 0, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	// free[product][date] is what the site can still give.
+	used := map[[2]string]int{}
+	for _, ss := range slots {
+		for _, u := range ss.Uses {
+			used[[2]string{u.Product, u.Date}] = u.Used
+		}
+	}
+	free := func(product, date string) int {
+		n, closed := c.Count(date, product)
+		if closed != "" {
+			return 0
+		}
+		return n - used[[2]string{product, date}]
+	}
+	out := make([]SiteBooking, len(held))
+	seen := map[[2]string]int{}
+	for i, h := range held {
+		out[i].HeldClaim = h
+		k := [2]string{h.Product, h.Date}
+		seen[k]++
+		n, closed := c.Count(h.Date, h.Product)
+		switch {
+		case closed != "":
+			out[i].Moved = closed
+		case seen[k] > n:
+			out[i].Moved = fmt.Sprintf("the site takes %d that day and holds %d", n, used[k])
+		default:
+			continue
+		}
+		d, _ := time.Parse(DateLayout, h.Date)
+		for step := 1; step <= proposalDays && len(out[i].Proposals) < maxProposals; step++ {
+			for _, cand := range []string{d.AddDate(0, 0, step).Format(DateLayout), d.AddDate(0, 0, -step).Format(DateLayout)} {
+				if cand < today || cand < lo || cand > hi || len(out[i].Proposals) >= maxProposals || free(h.Product, cand) <= 0 {
+					continue
+				}
+				out[i].Proposals = append(out[i].Proposals, cand)
+				used[[2]string{h.Product, cand}]++ // handed to this booking only
+			}
+		}
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package custody_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -442,5 +443,61 @@ func TestCapacityAdministration(t *testing.T) {
 		if _, err := e.svc.Availability(e.ctx, e.users["coord"], q); !errors.Is(err, custody.ErrInvalid) {
 			t.Errorf("availability %+v: %v", q, err)
 		}
+	}
+}
+
+func TestSiteBookingsAfterClosure(t *testing.T) {
+	e := newEnv(t)
+	scheduleNetwork(t, e, 5, 2)
+	admin := e.users["admin1"]
+	var cois []custody.COI
+	// Apheresis on the 1st, 1st, 2nd and 4th: plant starts the 2nd, 2nd, 3rd and 5th.
+	for _, d := range []string{"2026-12-01", "2026-12-01", "2026-12-02", "2026-12-04"} {
+		coi := e.enrollNet()
+		if _, err := e.book(coi, d); err != nil {
+			t.Fatal(err)
+		}
+		cois = append(cois, coi)
+	}
+	// The plant loses the 2nd and the 3rd, and can take only one on the 5th.
+	if _, err := e.svc.AddClosure(e.ctx, admin, "MFG-1", custody.Closure{From: "2026-12-02", To: "2026-12-03", Reason: "clean-room failure"}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.svc.SiteCapacity(e.ctx, admin, "MFG-1")
+	c.Exceptions = []custody.CapacityException{{Date: "2026-12-05", Product: "CART-19", Count: 0, Reason: "staff"}}
+	if _, err := e.svc.SetCapacity(e.ctx, admin, "MFG-1", c, "staff shortage"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.SiteBookings(e.ctx, e.users["mfg1"], "MFG-1", "2026-12-01", "2026-12-10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("bookings %+v", got)
+	}
+	// Free: two a day but on the closed days and the 5th; the nearest
+	// days first, later before earlier, each free slot handed to one
+	// booking only (the 1st, 4th and 30th are gone after the first two).
+	want := []struct {
+		coi       custody.COI
+		date      string
+		proposals string
+	}{
+		{cois[0], "2026-12-02", "[2026-12-01 2026-12-04 2026-11-30]"},
+		{cois[1], "2026-12-02", "[2026-12-01 2026-12-04 2026-11-30]"},
+		{cois[2], "2026-12-03", "[2026-12-06 2026-12-07 2026-11-29]"},
+		{cois[3], "2026-12-05", "[2026-12-06 2026-12-07 2026-12-08]"},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.COI != w.coi || g.Date != w.date || g.Moved == "" || fmt.Sprint(g.Proposals) != w.proposals {
+			t.Errorf("booking %d: %s on %s moved %q proposals %v; want %s on %s, proposals %s", i, g.COI, g.Date, g.Moved, g.Proposals, w.coi, w.date, w.proposals)
+		}
+	}
+	if _, err := e.svc.SiteBookings(e.ctx, e.users["coord"], "MFG-1", "2026-12-01", "2026-12-10"); !errors.Is(err, custody.ErrForbidden) {
+		t.Errorf("coordinator of another site: %v", err)
+	}
+	if _, err := e.svc.SiteBookings(e.ctx, admin, "MFG-1", "2026-12-10", "2026-12-01"); !errors.Is(err, custody.ErrInvalid) {
+		t.Errorf("backwards range: %v", err)
 	}
 }

@@ -89,6 +89,10 @@ type ScheduleStore interface {
 	// when sites is empty, of the sites with a capacity in code order
 	// after the code after, at most limit of them (limit <= 0: all).
 	SiteSlots(ctx context.Context, sites []string, after string, limit int, from, to string) ([]SiteSlots, error)
+	// SiteClaims returns the claims held at site from day from to day to
+	// (both included), in day order, each with its chain and the record
+	// that took it, at most limit of them (limit <= 0: all).
+	SiteClaims(ctx context.Context, site, from, to string, limit int) ([]HeldClaim, error)
 }
 
 // Ledger is the append-only log: appends, reads of its records and the raw

@@ -247,6 +247,31 @@ func (s *Store) SiteSlots(ctx context.Context, sites []string, after string, lim
 	return out, err
 }
 
+// SiteClaims implements custody.ScheduleStore: one range of the claims
+// bucket.
+func (s *Store) SiteClaims(ctx context.Context, site, from, to string, limit int) ([]custody.HeldClaim, error) {
+	out := []custody.HeldClaim{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSlotClaims)
+		if b == nil {
+			return nil
+		}
+		prefix := append([]byte(site), 0)
+		end := append(append(bytes.Clone(prefix), to...), 1)
+		c := b.Cursor()
+		for k, v := c.Seek(append(bytes.Clone(prefix), from...)); k != nil && bytes.Compare(k, end) < 0 && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			parts := bytes.SplitN(k[len(prefix):], []byte{0}, 3)
+			if len(parts) != 3 || len(v) != 8 {
+				return fmt.Errorf("claim %q of %s is malformed: %w", k, site, custody.ErrDamaged)
+			}
+			out = append(out, custody.HeldClaim{Claim: custody.Claim{Site: site, Date: string(parts[0]), Product: string(parts[1])},
+				COI: custody.COI(parts[2]), Seq: binary.BigEndian.Uint64(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
 // scheduleBucketChecks returns the whole-file check's decoding of the
 // scheduling buckets.
 func scheduleBucketChecks() map[string]bucketCheck {

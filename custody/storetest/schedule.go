@@ -131,6 +131,16 @@ func testSchedule(t *testing.T, s Store) {
 	if got := fmt.Sprint(ss[1].Uses); got != want {
 		t.Fatalf("PLANT-1 uses %s, want %s", got, want)
 	}
+	held, err := s.SiteClaims(ctx, "PLANT-1", "2026-12-01", "2026-12-02", 0)
+	if err != nil || len(held) != 3 || held[0].Date != "2026-12-01" || held[2].COI != COI(3) || held[2].Product != "KYM" || held[2].Seq == 0 {
+		t.Fatalf("SiteClaims of PLANT-1 on the 1st and 2nd: %+v, %v", held, err)
+	}
+	if held, _ := s.SiteClaims(ctx, "PLANT-1", "2026-12-01", "2026-12-31", 1); len(held) != 1 {
+		t.Fatalf("SiteClaims limit 1: %+v", held)
+	}
+	if held, _ := s.SiteClaims(ctx, "APH-1", "2026-12-01", "2026-12-01", 0); len(held) != 1 || held[0].COI != COI(1) || held[0].Product != "" {
+		t.Fatalf("SiteClaims of APH-1: %+v", held)
+	}
 	if ss, _ := s.SiteSlots(ctx, nil, "APH-1", 1, "2026-12-02", "2026-12-02"); len(ss) != 1 || ss[0].Site != "PLANT-1" ||
 		fmt.Sprint(ss[0].Uses) != "[{2026-12-02 KYM 1}]" {
 		t.Fatalf("SiteSlots after APH-1, one day: %+v", ss)
