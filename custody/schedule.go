@@ -319,13 +319,40 @@ func ComputePlan(date string, lt LeadTimes, collection, manufacturing, treatment
 	var p Plan
 	p.Apheresis = milestone(collection, d.Year(), d.Month(), d.Day(), 0)
 	p.ManufacturingStart = after(p.Apheresis, manufacturing, lt.ApheresisToStart)
+	p.planAfterStart(lt, manufacturing, treatment)
+	return p, nil
+}
+
+// ReplanFromStart moves plan p's manufacturing start to date (YYYY-MM-DD,
+// the manufacturing site's day), keeping its apheresis, and plans the
+// milestones after it as ComputePlan does: a plant's lost day moves the
+// slot of cells already collected. The start may not precede the
+// apheresis.
+func ReplanFromStart(p Plan, date string, lt LeadTimes, manufacturing, treatment PlanSite) (Plan, error) {
+	d, err := time.Parse(DateLayout, date)
+	if err != nil {
+		return Plan{}, fmt.Errorf("manufacturing start %q is not a date (YYYY-MM-DD): %w", date, ErrInvalid)
+	}
+	if manufacturing.Loc == nil || treatment.Loc == nil {
+		return Plan{}, fmt.Errorf("a site has no time zone: %w", ErrInvalid)
+	}
+	p.ManufacturingStart = milestone(manufacturing, d.Year(), d.Month(), d.Day(), 0)
+	if p.ManufacturingStart.Time.Before(p.Apheresis.Time) {
+		return Plan{}, fmt.Errorf("manufacturing start %s at %s is before the apheresis (%s at %s): %w", date, manufacturing.Code,
+			p.Apheresis.Date, p.Apheresis.Site, ErrInvalid)
+	}
+	p.planAfterStart(lt, manufacturing, treatment)
+	return p, nil
+}
+
+// planAfterStart plans the milestones after the manufacturing start.
+func (p *Plan) planAfterStart(lt LeadTimes, manufacturing, treatment PlanSite) {
 	p.ManufacturingEnd = after(p.ManufacturingStart, manufacturing, lt.Manufacturing)
 	p.Release = after(p.ManufacturingEnd, manufacturing, lt.Release)
 	p.Shipment = p.Release
 	p.Arrival = after(p.Shipment, treatment, lt.Shipping)
 	p.InfusionFrom = p.Arrival
 	p.InfusionTo = after(p.Arrival, treatment, lt.InfusionWindow)
-	return p, nil
 }
 
 // Claims returns what booking the plan holds: the apheresis chair at the

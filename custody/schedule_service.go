@@ -35,9 +35,12 @@ func MaySchedule(r Role) bool { return r == RoleCoordinator }
 // plan: the apheresis day at the collection site, the reason of a
 // reschedule, and the signatures.
 type BookRequest struct {
-	ApheresisDate string             `json:"apheresis_date"`
-	Reason        string             `json:"reason,omitempty"`
-	Signatures    []SignatureRequest `json:"signatures"`
+	ApheresisDate string `json:"apheresis_date,omitempty"`
+	// ManufacturingStart moves the slot of a chain already collected (a
+	// reschedule only): the plant's day, YYYY-MM-DD.
+	ManufacturingStart string             `json:"manufacturing_start,omitempty"`
+	Reason             string             `json:"reason,omitempty"`
+	Signatures         []SignatureRequest `json:"signatures"`
 }
 
 // ReasonRequest is a signed request that needs only its reason: an
@@ -326,49 +329,66 @@ func (c Capacity) offers(product string) bool {
 	return slices.ContainsFunc(c.Exceptions, func(e CapacityException) bool { return e.Product == product && e.Count > 0 })
 }
 
-// planFor plans chain c from the apheresis day date: its product must be
-// registered with its lead times set, its three sites registered, and
-// the day not past at the collection site.
-func (s *Service) planFor(ctx context.Context, c *Chain, date string) (Plan, Product, error) {
+// planInputs reads what chain c's plan is made of: its product, which
+// must be registered with its lead times set, and its three sites, which
+// must be registered (collection, manufacturing, treatment, in order).
+func (s *Service) planInputs(ctx context.Context, c *Chain) (Product, LeadTimes, [3]PlanSite, error) {
+	var ps [3]PlanSite
 	p, err := readEntry[Product](ctx, s, KindProduct, c.Product)
 	if errors.Is(err, ErrNotFound) {
-		return Plan{}, p, fmt.Errorf("product %q is not a registered product; only chains of registered products are booked: %w", c.Product, ErrConflict)
+		return p, LeadTimes{}, ps, fmt.Errorf("product %q is not a registered product; only chains of registered products are booked: %w", c.Product, ErrConflict)
 	}
 	if err != nil {
-		return Plan{}, p, err
+		return p, LeadTimes{}, ps, err
 	}
 	if p.Suspended {
-		return Plan{}, p, fmt.Errorf("product %s is suspended: %w", p.Code, ErrConflict)
+		return p, LeadTimes{}, ps, fmt.Errorf("product %s is suspended: %w", p.Code, ErrConflict)
 	}
 	lt, err := p.LeadTimes()
 	if err != nil {
-		return Plan{}, p, err
+		return p, lt, ps, err
 	}
-	var ps [3]PlanSite
 	for i, r := range []SiteRole{SiteCollection, SiteManufacturing, SiteTreatment} {
 		site, ok, err := s.registeredSite(ctx, c.Sites.name(r))
 		if err != nil {
-			return Plan{}, p, err
+			return p, lt, ps, err
 		}
 		if !ok {
-			return Plan{}, p, fmt.Errorf("the %s site %q is not a registered site; only chains of registered sites are booked: %w", r, c.Sites.name(r), ErrConflict)
+			return p, lt, ps, fmt.Errorf("the %s site %q is not a registered site; only chains of registered sites are booked: %w", r, c.Sites.name(r), ErrConflict)
 		}
 		if site.Suspended {
-			return Plan{}, p, fmt.Errorf("the %s site %s is suspended: %w", r, site.Code, ErrConflict)
+			return p, lt, ps, fmt.Errorf("the %s site %s is suspended: %w", r, site.Code, ErrConflict)
 		}
 		loc, err := ValidateTimeZone(site.TimeZone)
 		if err != nil {
-			return Plan{}, p, fmt.Errorf("site %s: %w", site.Code, err)
+			return p, lt, ps, fmt.Errorf("site %s: %w", site.Code, err)
 		}
 		ps[i] = PlanSite{Code: site.Code, Loc: loc}
-		if r == SiteCollection {
-			if err := validDate("apheresis_date", date, true); err != nil {
-				return Plan{}, p, err
-			}
-			if today := s.now().In(loc).Format(DateLayout); date < today {
-				return Plan{}, p, fmt.Errorf("apheresis_date %s is past at %s (today is %s there): %w", date, site.Code, today, ErrInvalid)
-			}
-		}
+	}
+	return p, lt, ps, nil
+}
+
+// notPast refuses a day (YYYY-MM-DD) of field that is not one, or is past
+// at site.
+func (s *Service) notPast(field, date string, site PlanSite) error {
+	if err := validDate(field, date, true); err != nil {
+		return err
+	}
+	if today := s.now().In(site.Loc).Format(DateLayout); date < today {
+		return fmt.Errorf("%s %s is past at %s (today is %s there): %w", field, date, site.Code, today, ErrInvalid)
+	}
+	return nil
+}
+
+// planFor plans chain c from the apheresis day date, which may not be
+// past at the collection site.
+func (s *Service) planFor(ctx context.Context, c *Chain, date string) (Plan, Product, error) {
+	p, lt, ps, err := s.planInputs(ctx, c)
+	if err != nil {
+		return Plan{}, p, err
+	}
+	if err := s.notPast("apheresis_date", date, ps[0]); err != nil {
+		return Plan{}, p, err
 	}
 	plan, err := ComputePlan(date, lt, ps[0], ps[1], ps[2])
 	return plan, p, err
@@ -465,10 +485,12 @@ func (s *Service) Book(ctx context.Context, actor User, coi COI, req BookRequest
 	return rec, nil
 }
 
-// Reschedule moves chain coi's booking to the plan of another apheresis
-// day, with a reason (coordinators): the claims the new plan does not
-// share with the old are freed and taken in the same transaction as the
-// reschedule record.
+// Reschedule moves chain coi's booking, with a reason (coordinators):
+// before collection to the plan of another apheresis day; once the cells
+// are collected, and until the product is recorded as manufactured, to
+// another manufacturing start (the apheresis and its chair stay). The
+// claims the new plan does not share with the old are freed and taken in
+// the same transaction as the reschedule record.
 func (s *Service) Reschedule(ctx context.Context, actor User, coi COI, req BookRequest) (Record, error) {
 	op := fmt.Sprintf("reschedule %s", coi)
 	if err := validReason(op, req.Reason); err != nil {
@@ -479,14 +501,35 @@ func (s *Service) Reschedule(ctx context.Context, actor User, coi COI, req BookR
 		return Record{}, err
 	}
 	defer unlock()
-	if c.State != StateEnrolled {
-		return Record{}, fmt.Errorf("%s: only a chain not yet collected is rescheduled; it is %s: %w", op, c.State, ErrConflict)
-	}
 	b := BookingOf(c)
 	if b.Current == nil {
 		return Record{}, fmt.Errorf("%s: the chain holds no booking; book it instead: %w", op, ErrConflict)
 	}
-	plan, p, err := s.planFor(ctx, c, req.ApheresisDate)
+	var plan Plan
+	var p Product
+	switch c.State {
+	case StateEnrolled:
+		if req.ManufacturingStart != "" {
+			return Record{}, fmt.Errorf("%s: before collection the plan moves by its apheresis_date; manufacturing_start is for collected cells: %w", op, ErrInvalid)
+		}
+		plan, p, err = s.planFor(ctx, c, req.ApheresisDate)
+	case StateCollected, StateToManufacturing, StateAtManufacturing:
+		// The cells are collected: the apheresis stays, the slot moves.
+		if req.ApheresisDate != "" && req.ApheresisDate != b.Current.Plan.Apheresis.Date {
+			return Record{}, fmt.Errorf("%s: the cells were collected; only the manufacturing_start moves: %w", op, ErrInvalid)
+		}
+		var lt LeadTimes
+		var ps [3]PlanSite
+		if p, lt, ps, err = s.planInputs(ctx, c); err != nil {
+			break
+		}
+		if err = s.notPast("manufacturing_start", req.ManufacturingStart, ps[1]); err != nil {
+			break
+		}
+		plan, err = ReplanFromStart(b.Current.Plan, req.ManufacturingStart, lt, ps[1], ps[2])
+	default:
+		return Record{}, fmt.Errorf("%s: the product is made (the chain is %s); the booking no longer moves: %w", op, c.State, ErrConflict)
+	}
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}

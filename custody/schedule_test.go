@@ -501,3 +501,43 @@ func TestSiteBookingsAfterClosure(t *testing.T) {
 		t.Errorf("backwards range: %v", err)
 	}
 }
+
+// TestRescheduleCollected: once the cells are collected, the plant's lost
+// day moves their slot; the apheresis and its chair stay.
+func TestRescheduleCollected(t *testing.T) {
+	e := newEnv(t)
+	scheduleNetwork(t, e, 2, 1)
+	coi := e.enrollNet()
+	if _, err := e.book(coi, "2026-12-01"); err != nil {
+		t.Fatal(err)
+	}
+	collect := journey(coi)[0]
+	e.must(coi, "nurse1", collect.step, collect.data, collect.sigs...)
+	move := func(aph, start string) (custody.Record, error) {
+		return e.svc.Reschedule(e.ctx, e.users["coord"], coi, custody.BookRequest{ApheresisDate: aph, ManufacturingStart: start,
+			Reason: "clean-room failure", Signatures: []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}})
+	}
+	for _, c := range []struct{ aph, start, text string }{
+		{"2026-12-03", "2026-12-04", "only the manufacturing_start moves"},
+		{"", "", "manufacturing_start is required"},
+		{"", "2026-11-30", "before the apheresis"},
+		{"", "2026-11-01", "is past at MFG-1"},
+	} {
+		if _, err := move(c.aph, c.start); !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("move %q %q: %v, want ErrInvalid naming %q", c.aph, c.start, err, c.text)
+		}
+	}
+	rec, err := move("", "2026-12-04")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := rec.Parsed()
+	rd, ok := x.(custody.RescheduleData)
+	if !ok || rd.Plan.Apheresis.Date != "2026-12-01" || rd.Plan.ManufacturingStart.Date != "2026-12-04" || rd.Plan.Release.Date != "2026-12-17" ||
+		len(rd.Claims) != 2 || rd.Claims[0].Date != "2026-12-01" || rd.Claims[1].Date != "2026-12-04" {
+		t.Fatalf("reschedule data %+v", x)
+	}
+	if e.free("MFG-1", "CART-19", "2026-12-02") != 1 || e.free("MFG-1", "CART-19", "2026-12-04") != 0 || e.free("PAR-1", "", "2026-12-01") != 1 {
+		t.Error("the slot did not move, or the chair moved")
+	}
+}
