@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -539,5 +540,40 @@ func TestRescheduleCollected(t *testing.T) {
 	}
 	if e.free("MFG-1", "CART-19", "2026-12-02") != 1 || e.free("MFG-1", "CART-19", "2026-12-04") != 0 || e.free("PAR-1", "", "2026-12-01") != 1 {
 		t.Error("the slot did not move, or the chair moved")
+	}
+}
+
+// TestConcurrentBookings: 64 coordinators' requests for 10 slots at once
+// through the service: exactly 10 are booked, the others refused with
+// ErrSlotTaken and nothing written for them.
+func TestConcurrentBookings(t *testing.T) {
+	const clients, slots = 64, 10
+	e := newEnv(t)
+	scheduleNetwork(t, e, 100, slots)
+	cois := make([]custody.COI, clients)
+	for i := range cois {
+		cois[i] = e.enrollNet()
+	}
+	before := e.records()
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() { _, errs[i] = e.book(cois[i], "2026-12-01") })
+	}
+	wg.Wait()
+	booked := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			booked++
+		case !errors.Is(err, custody.ErrSlotTaken):
+			t.Errorf("client %d: %v", i, err)
+		}
+	}
+	if booked != slots || e.records() != before+slots {
+		t.Fatalf("%d booked, %d records written; want %d", booked, e.records()-before, slots)
+	}
+	if n := e.free("MFG-1", "CART-19", "2026-12-02"); n != 0 {
+		t.Fatalf("%d slots still free", n)
 	}
 }
