@@ -283,15 +283,31 @@ func scheduleBucketChecks() map[string]bucketCheck {
 			}
 			return nil
 		}},
-		string(bucketSlotUsed): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+		// Each count is the number of claims held under its slot, and
+		// each claim is counted.
+		string(bucketSlotUsed): {name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
 			if len(v) != 4 {
 				return errors.New("the count is not 4 bytes")
 			}
+			n, prefix := 0, append(bytes.Clone(k), 0)
+			if b := tx.Bucket(bucketSlotClaims); b != nil {
+				c := b.Cursor()
+				for ck, _ := c.Seek(prefix); ck != nil && bytes.HasPrefix(ck, prefix); ck, _ = c.Next() {
+					n++
+				}
+			}
+			if want := binary.BigEndian.Uint32(v); uint32(n) != want {
+				return fmt.Errorf("the count says %d claims and %d are held", want, n)
+			}
 			return nil
 		}},
-		string(bucketSlotClaims): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
+		string(bucketSlotClaims): {name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
 			if len(v) != 8 {
 				return errors.New("the record position is not 8 bytes")
+			}
+			i := bytes.LastIndexByte(k, 0)
+			if b := tx.Bucket(bucketSlotUsed); i < 0 || b == nil || b.Get(k[:i]) == nil {
+				return errors.New("the claim is not counted")
 			}
 			return nil
 		}},
