@@ -99,3 +99,41 @@ func (e *MismatchError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrConflict) hold.
 func (e *MismatchError) Unwrap() error { return ErrConflict }
+
+// FieldError is a refusal that concerns one field of what was submitted
+// (a registry entry, a site mapping, the reason for a change): Field
+// names the field as the JSON API spells the member ("gln",
+// "accreditation.expiry", "reason"), so a form can show the refusal
+// beside it. Its text is Err's, and errors.Is sees through it to the
+// sentinel Err wraps (ErrInvalid, ErrConflict).
+type FieldError struct {
+	// Field is the member the refusal concerns; nested members are joined
+	// by ".".
+	Field string
+	// Err is the refusal.
+	Err error
+}
+
+// Error is the refusal's text, unchanged by naming the field.
+func (e *FieldError) Error() string { return e.Err.Error() }
+
+// Unwrap makes errors.Is see the refusal's sentinel.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// ErrorField returns the field err concerns (the Field of the first
+// FieldError in its chain), or "" when it names none.
+func ErrorField(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
+}
+
+// fieldErr names the field err concerns; nil stays nil.
+func fieldErr(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FieldError{Field: field, Err: err}
+}

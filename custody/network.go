@@ -68,13 +68,13 @@ func (m *SiteMapping) registrySuspended() *bool { return new(bool) }
 // Validate checks the mapping's own fields.
 func (m SiteMapping) Validate() error {
 	if err := validText("site name", m.Name, true, maxSiteName); err != nil {
-		return fmt.Errorf("site mapping: %w", err)
+		return fmt.Errorf("site mapping: %w", fieldErr("name", err))
 	}
 	if strings.TrimSpace(m.Name) != m.Name {
-		return fmt.Errorf("site mapping: site name %q has leading or trailing spaces; give it as the chains hold it: %w", m.Name, ErrInvalid)
+		return fieldErr("name", fmt.Errorf("site mapping: site name %q has leading or trailing spaces; give it as the chains hold it: %w", m.Name, ErrInvalid))
 	}
 	if err := ValidateRegistryCode(m.Site); err != nil {
-		return fmt.Errorf("site mapping %q: site: %w", m.Name, err)
+		return fmt.Errorf("site mapping %q: site: %w", m.Name, fieldErr("site", err))
 	}
 	return nil
 }
@@ -85,19 +85,19 @@ func (m SiteMapping) Validate() error {
 // suspended.
 func (s *Service) checkMapping(ctx context.Context, m *SiteMapping, old *SiteMapping) error {
 	if _, err := readEntry[Site](ctx, s, KindSite, m.Name); err == nil {
-		return fmt.Errorf("site mapping %q: that is a registered site's code, which always means its own site: %w", m.Name, ErrInvalid)
+		return fieldErr("name", fmt.Errorf("site mapping %q: that is a registered site's code, which always means its own site: %w", m.Name, ErrInvalid))
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	site, err := readEntry[Site](ctx, s, KindSite, m.Site)
 	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("site mapping %q: no site %s is registered: %w", m.Name, m.Site, ErrInvalid)
+		return fieldErr("site", fmt.Errorf("site mapping %q: no site %s is registered: %w", m.Name, m.Site, ErrInvalid))
 	}
 	if err != nil {
 		return err
 	}
 	if site.Suspended && (old == nil || old.Site != m.Site) {
-		return fmt.Errorf("site mapping %q: site %s is suspended: %w", m.Name, m.Site, ErrConflict)
+		return fieldErr("site", fmt.Errorf("site mapping %q: site %s is suspended: %w", m.Name, m.Site, ErrConflict))
 	}
 	return nil
 }

@@ -261,85 +261,85 @@ func validDate(field, s string, required bool) error {
 // Validate checks the organisation's own fields.
 func (o Organisation) Validate() error {
 	if err := ValidateRegistryCode(o.Code); err != nil {
-		return fmt.Errorf("organisation: %w", err)
+		return fmt.Errorf("organisation: %w", fieldErr("code", err))
 	}
 	if err := validText("organisation name", o.Name, true, maxRegistryName); err != nil {
-		return err
+		return fieldErr("name", err)
 	}
 	switch o.Kind {
 	case OrgManufacturer, OrgHospital, OrgCourier:
 		return nil
 	}
-	return fmt.Errorf("organisation kind %q: must be manufacturer, hospital or courier: %w", o.Kind, ErrInvalid)
+	return fieldErr("kind", fmt.Errorf("organisation kind %q: must be manufacturer, hospital or courier: %w", o.Kind, ErrInvalid))
 }
 
 // Validate checks the site's own fields: the references to its
 // organisation are checked by the service.
 func (s Site) Validate() error {
 	if err := ValidateRegistryCode(s.Code); err != nil {
-		return fmt.Errorf("site: %w", err)
+		return fmt.Errorf("site: %w", fieldErr("code", err))
 	}
 	if err := validText("site name", s.Name, true, maxRegistryName); err != nil {
-		return err
+		return fieldErr("name", err)
 	}
 	if len(s.Kinds) == 0 {
-		return fmt.Errorf("site %s: kinds must name at least one of collection, manufacturing, treatment: %w", s.Code, ErrInvalid)
+		return fieldErr("kinds", fmt.Errorf("site %s: kinds must name at least one of collection, manufacturing, treatment: %w", s.Code, ErrInvalid))
 	}
 	for i, k := range s.Kinds {
 		switch k {
 		case SiteCollection, SiteManufacturing, SiteTreatment:
 		default:
-			return fmt.Errorf("site %s: kind %q: must be collection, manufacturing or treatment: %w", s.Code, k, ErrInvalid)
+			return fieldErr("kinds", fmt.Errorf("site %s: kind %q: must be collection, manufacturing or treatment: %w", s.Code, k, ErrInvalid))
 		}
 		if slices.Contains(s.Kinds[:i], k) {
-			return fmt.Errorf("site %s: kind %s given twice: %w", s.Code, k, ErrInvalid)
+			return fieldErr("kinds", fmt.Errorf("site %s: kind %s given twice: %w", s.Code, k, ErrInvalid))
 		}
 	}
 	if err := ValidateRegistryCode(s.Organisation); err != nil {
-		return fmt.Errorf("site %s: organisation: %w", s.Code, err)
+		return fmt.Errorf("site %s: organisation: %w", s.Code, fieldErr("organisation", err))
 	}
 	if _, err := ValidateTimeZone(s.TimeZone); err != nil {
-		return fmt.Errorf("site %s: %w", s.Code, err)
+		return fmt.Errorf("site %s: %w", s.Code, fieldErr("time_zone", err))
 	}
 	if err := validText("site address", s.Address, true, maxRegistryAddress); err != nil {
-		return err
+		return fieldErr("address", err)
 	}
 	if len(s.Country) != 2 || !isUpperAlpha(s.Country) {
-		return fmt.Errorf("site %s: country %q must be an ISO 3166-1 alpha-2 code (FR): %w", s.Code, s.Country, ErrInvalid)
+		return fieldErr("country", fmt.Errorf("site %s: country %q must be an ISO 3166-1 alpha-2 code (FR): %w", s.Code, s.Country, ErrInvalid))
 	}
 	if s.FIN != "" && !ValidFIN(s.FIN) {
-		return fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", s.Code, s.FIN, ErrInvalid)
+		return fieldErr("fin", fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", s.Code, s.FIN, ErrInvalid))
 	}
 	if s.GLN != "" {
 		if err := ValidateGLN(s.GLN); err != nil {
-			return fmt.Errorf("site %s: %w", s.Code, err)
+			return fmt.Errorf("site %s: %w", s.Code, fieldErr("gln", err))
 		}
 	}
 	switch s.Accreditation.Status {
 	case AccreditationAccredited:
 		if err := validDate("accreditation expiry", s.Accreditation.Expiry, true); err != nil {
-			return fmt.Errorf("site %s: %w", s.Code, err)
+			return fmt.Errorf("site %s: %w", s.Code, fieldErr("accreditation.expiry", err))
 		}
 	case AccreditationNone:
 		if s.Accreditation.Expiry != "" {
-			return fmt.Errorf("site %s: a site without accreditation has no accreditation expiry: %w", s.Code, ErrInvalid)
+			return fieldErr("accreditation.expiry", fmt.Errorf("site %s: a site without accreditation has no accreditation expiry: %w", s.Code, ErrInvalid))
 		}
 	case AccreditationPending, AccreditationWithdrawn:
 		if err := validDate("accreditation expiry", s.Accreditation.Expiry, false); err != nil {
-			return fmt.Errorf("site %s: %w", s.Code, err)
+			return fmt.Errorf("site %s: %w", s.Code, fieldErr("accreditation.expiry", err))
 		}
 	default:
-		return fmt.Errorf("site %s: accreditation status %q: must be accredited, pending, withdrawn or none: %w", s.Code, s.Accreditation.Status, ErrInvalid)
+		return fieldErr("accreditation.status", fmt.Errorf("site %s: accreditation status %q: must be accredited, pending, withdrawn or none: %w", s.Code, s.Accreditation.Status, ErrInvalid))
 	}
 	q := s.Qualification
 	if err := validDate("qualification date", q.Date, q.TrainingDone); err != nil {
-		return fmt.Errorf("site %s: %w", s.Code, err)
+		return fmt.Errorf("site %s: %w", s.Code, fieldErr("qualification.date", err))
 	}
 	if err := validDate("qualification expiry", q.Expiry, q.TrainingDone); err != nil {
-		return fmt.Errorf("site %s: %w", s.Code, err)
+		return fmt.Errorf("site %s: %w", s.Code, fieldErr("qualification.expiry", err))
 	}
 	if q.Date != "" && q.Expiry != "" && q.Expiry <= q.Date {
-		return fmt.Errorf("site %s: qualification expiry %s is not after its date %s: %w", s.Code, q.Expiry, q.Date, ErrInvalid)
+		return fieldErr("qualification.expiry", fmt.Errorf("site %s: qualification expiry %s is not after its date %s: %w", s.Code, q.Expiry, q.Date, ErrInvalid))
 	}
 	return nil
 }
@@ -351,22 +351,22 @@ func (s Site) HasKind(k SiteRole) bool { return slices.Contains(s.Kinds, k) }
 // checked against the configured ones by the service.
 func (p Product) Validate() error {
 	if err := ValidateRegistryCode(p.Code); err != nil {
-		return fmt.Errorf("product: %w", err)
+		return fmt.Errorf("product: %w", fieldErr("code", err))
 	}
 	if err := validText("product name", p.Name, true, maxRegistryName); err != nil {
-		return err
+		return fieldErr("name", err)
 	}
 	if err := ValidateISBTProductCode(p.ISBTCode); err != nil {
-		return fmt.Errorf("product %s: %w", p.Code, err)
+		return fmt.Errorf("product %s: %w", p.Code, fieldErr("isbt_code", err))
 	}
 	if p.StorageProfile == "" {
-		return fmt.Errorf("product %s: storage_profile is required: %w", p.Code, ErrInvalid)
+		return fieldErr("storage_profile", fmt.Errorf("product %s: storage_profile is required: %w", p.Code, ErrInvalid))
 	}
 	if p.ShelfLifeHours <= 0 || p.ShelfLifeHours > maxShelfLifeHours {
-		return fmt.Errorf("product %s: shelf_life_hours %d must be 1-%d: %w", p.Code, p.ShelfLifeHours, maxShelfLifeHours, ErrInvalid)
+		return fieldErr("shelf_life_hours", fmt.Errorf("product %s: shelf_life_hours %d must be 1-%d: %w", p.Code, p.ShelfLifeHours, maxShelfLifeHours, ErrInvalid))
 	}
 	if p.ManufacturingDays < 0 || p.ManufacturingDays > maxManufacturing {
-		return fmt.Errorf("product %s: manufacturing_days %d must be 0-%d: %w", p.Code, p.ManufacturingDays, maxManufacturing, ErrInvalid)
+		return fieldErr("manufacturing_days", fmt.Errorf("product %s: manufacturing_days %d must be 0-%d: %w", p.Code, p.ManufacturingDays, maxManufacturing, ErrInvalid))
 	}
 	for _, f := range []struct {
 		n string
@@ -384,12 +384,12 @@ func (p Product) Validate() error {
 // service.
 func (s Shipper) Validate() error {
 	if err := ValidateShipperID(s.ID); err != nil {
-		return fmt.Errorf("shipper: %w", err)
+		return fmt.Errorf("shipper: %w", fieldErr("id", err))
 	}
 	if err := ValidateRegistryCode(s.Courier); err != nil {
-		return fmt.Errorf("shipper %s: courier: %w", s.ID, err)
+		return fmt.Errorf("shipper %s: courier: %w", s.ID, fieldErr("courier", err))
 	}
-	return validDate("shipper requalification_due", s.RequalificationDue, true)
+	return fieldErr("requalification_due", validDate("shipper requalification_due", s.RequalificationDue, true))
 }
 
 func isUpperAlpha(s string) bool {

@@ -64,7 +64,7 @@ func requireRegistryReader(op string, actor User) error {
 
 func validReason(op, reason string) error {
 	if err := validText("reason", reason, true, maxReason); err != nil {
-		return fmt.Errorf("%s: every change needs its reason: %w", op, err)
+		return fmt.Errorf("%s: every change needs its reason: %w", op, fieldErr("reason", err))
 	}
 	return nil
 }
@@ -77,7 +77,7 @@ func (s *Service) checkRefs(ctx context.Context, v any, old any) error {
 	case *Site:
 		o, err := s.reference(ctx, e.Organisation)
 		if err != nil {
-			return fmt.Errorf("site %s: organisation %s: %w", e.Code, e.Organisation, err)
+			return fmt.Errorf("site %s: organisation %s: %w", e.Code, e.Organisation, fieldErr("organisation", err))
 		}
 		for _, k := range e.Kinds {
 			want := OrgHospital
@@ -85,27 +85,27 @@ func (s *Service) checkRefs(ctx context.Context, v any, old any) error {
 				want = OrgManufacturer
 			}
 			if o.Kind != want {
-				return fmt.Errorf("site %s: a %s site belongs to a %s, and %s is a %s: %w", e.Code, k, want, o.Code, o.Kind, ErrInvalid)
+				return fieldErr("organisation", fmt.Errorf("site %s: a %s site belongs to a %s, and %s is a %s: %w", e.Code, k, want, o.Code, o.Kind, ErrInvalid))
 			}
 		}
 		if prev, _ := old.(*Site); o.Suspended && (prev == nil || prev.Organisation != e.Organisation) {
-			return fmt.Errorf("site %s: organisation %s is suspended: %w", e.Code, o.Code, ErrConflict)
+			return fieldErr("organisation", fmt.Errorf("site %s: organisation %s is suspended: %w", e.Code, o.Code, ErrConflict))
 		}
 	case *Shipper:
 		o, err := s.reference(ctx, e.Courier)
 		if err != nil {
-			return fmt.Errorf("shipper %s: courier %s: %w", e.ID, e.Courier, err)
+			return fmt.Errorf("shipper %s: courier %s: %w", e.ID, e.Courier, fieldErr("courier", err))
 		}
 		if o.Kind != OrgCourier {
-			return fmt.Errorf("shipper %s: %s is a %s, not a courier: %w", e.ID, o.Code, o.Kind, ErrInvalid)
+			return fieldErr("courier", fmt.Errorf("shipper %s: %s is a %s, not a courier: %w", e.ID, o.Code, o.Kind, ErrInvalid))
 		}
 		if prev, _ := old.(*Shipper); o.Suspended && (prev == nil || prev.Courier != e.Courier) {
-			return fmt.Errorf("shipper %s: courier %s is suspended: %w", e.ID, o.Code, ErrConflict)
+			return fieldErr("courier", fmt.Errorf("shipper %s: courier %s is suspended: %w", e.ID, o.Code, ErrConflict))
 		}
 	case *Product:
 		if !s.profiles[e.StorageProfile] {
-			return fmt.Errorf("product %s: storage_profile %q must be one of the configured temperature profiles %v: %w",
-				e.Code, e.StorageProfile, sortedKeys(s.profiles), ErrInvalid)
+			return fieldErr("storage_profile", fmt.Errorf("product %s: storage_profile %q must be one of the configured temperature profiles %v: %w",
+				e.Code, e.StorageProfile, sortedKeys(s.profiles), ErrInvalid))
 		}
 	}
 	return nil

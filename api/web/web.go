@@ -32,9 +32,10 @@
 //	GET  /chains/:coi/labels.pdf, /chains/:coi/bags/:bag/label.pdf   labels (downloads.go)
 //	GET  /chains/:coi/report.pdf, /chains/:coi/epcis.json   custody report, EPCIS export (downloads.go)
 //	GET  /alerts/live              excursion alerts (server-sent events) for the console (downloads.go)
-//	GET  /admin                    administration index, administrators and QA (admin_orgs.go)
-//	GET  /admin/organisations, POST: list, register; POST /admin/organisations/:code/suspend (admin_orgs.go)
-//	GET  /admin/sites, POST: list, register; POST /admin/sites/:code/suspend (admin_sites.go)
+//	GET  /admin                    administration index, administrators and QA (admin_registry.go)
+//	GET  /admin/{organisations,sites,products,shippers}, POST: list, register; GET, POST /admin/<kind>/:code/edit;
+//	     POST /admin/<kind>/:code/suspend   the registries, one screen for all four (admin_registry.go)
+//	GET  /admin/site-mappings, POST: old chains' free-text site names mapped to registered sites (admin_sitemap.go)
 //	GET  /admin/users, POST /admin/users/:id/{disable,enable,reset}   user accounts, administrators (admin_users.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
@@ -157,12 +158,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	w.registerDownloads(g)
 	w.registerAudit(g)
 	g.GET("/admin", w.adminIndex)
-	g.GET("/admin/organisations", w.adminOrgsPage)
-	g.POST("/admin/organisations", w.adminOrgCreate)
-	g.POST("/admin/organisations/:code/suspend", w.adminOrgSuspend)
-	g.GET("/admin/sites", w.adminSitesPage)
-	g.POST("/admin/sites", w.adminSiteCreate)
-	g.POST("/admin/sites/:code/suspend", w.adminSiteSuspend)
+	w.registerAdminRegistries(g)
 	g.GET("/admin/users", w.adminUsersPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 
