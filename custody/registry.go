@@ -374,7 +374,7 @@ func (p Product) Validate() error {
 	}{{"apheresis_to_start_days", p.ApheresisToStartDays}, {"release_days", p.ReleaseDays},
 		{"shipping_days", p.ShippingDays}, {"infusion_window_days", p.InfusionWindowDays}} {
 		if f.v < 0 || f.v > maxManufacturing {
-			return fmt.Errorf("product %s: %s %d must be 0-%d (0: not set): %w", p.Code, f.n, f.v, maxManufacturing, ErrInvalid)
+			return fieldErr(f.n, fmt.Errorf("product %s: %s %d must be 0-%d (0: not set): %w", p.Code, f.n, f.v, maxManufacturing, ErrInvalid))
 		}
 	}
 	return nil
