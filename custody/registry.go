@@ -127,8 +127,9 @@ type Product struct {
 	StorageProfile string `json:"storage_profile"`
 	// ShelfLifeHours is how long the product keeps after release.
 	ShelfLifeHours int `json:"shelf_life_hours"`
-	// ManufacturingDays is the planned time from the collection's
-	// arrival to the product's release.
+	// ManufacturingDays is the planned duration of manufacturing, from
+	// its start to its end (the plan's LeadTimes.Manufacturing); QA
+	// release follows ReleaseDays later.
 	ManufacturingDays int `json:"manufacturing_days"`
 	// The other lead times of the plan (LeadTimes), in calendar days;
 	// zero: not set, and a chain of the product cannot be booked.
