@@ -68,6 +68,9 @@ type Server struct {
 	stopOnce sync.Once
 	// sigs throttles failed signatures per caller (throttle.go).
 	sigs *sigThrottle
+	// signIn throttles failed web sign-ins; an online unlock (API or web)
+	// clears its hold on the user.
+	signIn *SignInThrottle
 }
 
 // StopStreams ends the long-lived responses (the alert stream, the live
@@ -104,7 +107,7 @@ func New(cfg Config) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
 	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies, stopping: make(chan struct{}),
-		sigs: newSigThrottle(cfg.Service.Now)}
+		sigs: newSigThrottle(cfg.Service.Now), signIn: NewSignInThrottle(cfg.Service.Now)}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests())

@@ -216,6 +216,7 @@ func DefaultJourney() *Journey {
 			{Step: StepReview, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningReviewed, RoleQA)}},
 			{Step: StepCancel, To: StateCancelled, Signatures: []SignatureRule{sig(MeaningApproved, RoleCoordinator, RoleQA)}},
 			{Step: StepExcursion, System: true},
+			{Step: StepHoldWarning, System: true},
 			{Step: StepMismatch, System: true},
 			{Step: StepAcknowledge, System: true, AfterEnd: true},
 			{Step: StepSchedule, System: true, Signatures: []SignatureRule{sig(MeaningAuthored, RoleCoordinator)}},

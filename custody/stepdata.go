@@ -47,6 +47,9 @@ type CollectData struct {
 type ShipData struct {
 	Shipper string `json:"shipper"`
 	Profile string `json:"profile"`
+	// PlannedArrival is when the leg is planned to arrive, if the shipper
+	// gave it (RFC 3339); hold-time warnings project against it.
+	PlannedArrival *time.Time `json:"planned_arrival,omitempty"`
 }
 
 // ReceiveData is the data of a receive record: the seal check the person
@@ -320,7 +323,14 @@ func schemaOf(step Step) stepSchema {
 	case StepCollect:
 		return stepSchema{client: "din,volume_ml,bags,started_at,ended_at", decode: decodeInto[CollectData]}
 	case StepShip:
-		return stepSchema{client: "shipper,profile", decode: decodeInto[ShipData]}
+		return stepSchema{client: "shipper,profile,planned_arrival", decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+			var v ShipData
+			err := json.Unmarshal(raw, &v)
+			if _, ok := errors.AsType[*time.ParseError](err); ok {
+				err = fmt.Errorf("data.planned_arrival must be an RFC 3339 time, e.g. 2026-11-24T13:00:00Z")
+			}
+			return v, err
+		}}
 	case StepReceive:
 		return stepSchema{client: "seal_intact", written: "telemetry", decode: decodeInto[ReceiveData]}
 	case StepManufacture:
@@ -340,6 +350,8 @@ func schemaOf(step Step) stepSchema {
 	case StepExcursion:
 		return stepSchema{written: "excursion_id,kind,leg,shipper,profile,start,end,worst,limit,duration_ns,duration,breach_ns",
 			decode: decodeExcursion}
+	case StepHoldWarning:
+		return stepSchema{written: "cause,leg,shipper,profile,message,projection", decode: decodeInto[HoldWarningData]}
 	case StepMismatch:
 		return stepSchema{written: "reasons,bag_code,bag_code_unreadable,wristband_digest,attempted_by",
 			decode: decodeInto[MismatchData]}

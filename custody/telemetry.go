@@ -447,6 +447,11 @@ type Profile struct {
 	// MKT says whether mean kinetic temperature is computed for the seal
 	// (refrigerated and room temperature, never frozen product).
 	MKT bool `json:"mkt"`
+	// MinLN2Pct is the liquid-nitrogen charge (0-100) below which a dry
+	// shipper no longer holds the product safely: the floor its hold
+	// time is projected to; nil means the monitor's configured empty
+	// level.
+	MinLN2Pct *float64 `json:"min_ln2_pct,omitempty"`
 }
 
 // Bounds on profile durations, so that silence arithmetic cannot overflow.
@@ -487,6 +492,9 @@ func (p Profile) Validate() error {
 	if p.MinC != nil && p.MaxC != nil && !(*p.MinC < *p.MaxC) {
 		return fmt.Errorf("%s: min_c %v not below max_c %v: %w", op, *p.MinC, *p.MaxC, ErrInvalid)
 	}
+	if p.MinLN2Pct != nil && !(*p.MinLN2Pct >= 0 && *p.MinLN2Pct < 100) {
+		return fmt.Errorf("%s: min_ln2_pct %v outside 0..100: %w", op, *p.MinLN2Pct, ErrInvalid)
+	}
 	if p.MaxTiltDeg != nil && !(*p.MaxTiltDeg >= 0 && *p.MaxTiltDeg <= 180) {
 		return fmt.Errorf("%s: max_tilt_deg %v outside 0..180: %w", op, *p.MaxTiltDeg, ErrInvalid)
 	}
@@ -520,6 +528,7 @@ type teleProfileJSON struct {
 	ExpectedInterval string   `json:"expected_interval"`
 	SilenceIntervals int      `json:"silence_intervals"`
 	MKT              bool     `json:"mkt"`
+	MinLN2Pct        *float64 `json:"min_ln2_pct,omitempty"`
 }
 
 // MarshalJSON writes the profile with durations as Go duration strings.
@@ -529,6 +538,7 @@ func (p Profile) MarshalJSON() ([]byte, error) {
 		Grace: p.Grace.String(), MaxTiltDeg: p.MaxTiltDeg, TiltGrace: p.TiltGrace.String(),
 		LidMustBeClosed: p.LidMustBeClosed, LidGrace: p.LidGrace.String(),
 		ExpectedInterval: p.ExpectedInterval.String(), SilenceIntervals: p.SilenceIntervals, MKT: p.MKT,
+		MinLN2Pct: p.MinLN2Pct,
 	})
 }
 
@@ -558,6 +568,7 @@ func (p *Profile) UnmarshalJSON(data []byte) error {
 		Grace: durs[0], MaxTiltDeg: w.MaxTiltDeg, TiltGrace: durs[1],
 		LidMustBeClosed: w.LidMustBeClosed, LidGrace: durs[2],
 		ExpectedInterval: durs[3], SilenceIntervals: w.SilenceIntervals, MKT: w.MKT,
+		MinLN2Pct: w.MinLN2Pct,
 	}
 	return nil
 }
