@@ -111,12 +111,12 @@ func TestAdminRegistries(t *testing.T) {
 			count: sitesN},
 		{path: "products", kind: custody.KindProduct, one: "product", key: "CART-19",
 			create: url.Values{"code": {"CART-19"}, "name": {"anti-CD19"}, "isbt_code": {"S1234V00"}, "storage_profile": {"cryogenic"},
-				"shelf_life_hours": {"8760"}, "manufacturing_days": {"21"}, "reason": {"new product"}},
+				"shelf_life_hours": {"8760"}, "manufacturing_days": {"21"}, "apheresis_to_start_days": {"2"}, "reason": {"new product"}},
 			row:  []string{"S1234V00", "cryogenic", "8760 h", "21 days"},
-			edit: map[string]string{"shelf_life_hours": "4380", "storage_profile": "refrigerated"},
+			edit: map[string]string{"shelf_life_hours": "4380", "storage_profile": "refrigerated", "release_days": "3"},
 			edited: func(v any) bool {
 				p := v.(custody.Product)
-				return p.ShelfLifeHours == 4380 && p.StorageProfile == "refrigerated"
+				return p.ShelfLifeHours == 4380 && p.StorageProfile == "refrigerated" && p.ApheresisToStartDays == 2 && p.ReleaseDays == 3 && p.ShippingDays == 0
 			},
 			bad: [2]string{"isbt_code", "12345678"}, badSays: "not an ISBT 128 product code",
 			get:     func() (any, error) { return e.svc.Product(ctx, admin, "CART-19") },
