@@ -380,7 +380,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	rec := Record{V: EncodingVersion, Chain: coi, Step: req.Step, Time: now, Site: c.Sites.name(rule.Site),
 		SubmittedBy: actor.ID, Data: body, Signatures: sigs}
 	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
-		Releases: releasesOn(c, req.Step)})
+		Releases: releasesOn(c, req.Step), QuotaRelease: req.Step == StepCancel})
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}

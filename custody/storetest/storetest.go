@@ -113,6 +113,9 @@ func Run(t *testing.T, b Backend) {
 		{"ChainSitesKept", testChainSites},
 		{"Schedule", testSchedule},
 		{"ConcurrentBooking", testConcurrentBooking},
+		{"Quota", testQuota},
+		{"ConcurrentQuota", testConcurrentQuota},
+		{"Waitlist", testWaitlist},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {
