@@ -123,10 +123,22 @@ func TestWaitlistOffers(t *testing.T) {
 		run  func() error
 		want error
 	}{
-		{"twice", func() error { _, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], b, custody.WaitRequest{Urgency: 1, Reason: "x"}); return err }, custody.ErrConflict},
-		{"booked chain", func() error { _, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], a, custody.WaitRequest{Urgency: 1, Reason: "x"}); return err }, custody.ErrConflict},
-		{"urgency 4", func() error { _, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], a, custody.WaitRequest{Urgency: 4, Reason: "x"}); return err }, custody.ErrInvalid},
-		{"nurse", func() error { _, err := e.svc.AddToWaitlist(e.ctx, e.users["nurse1"], b, custody.WaitRequest{Urgency: 1, Reason: "x"}); return err }, custody.ErrForbidden},
+		{"twice", func() error {
+			_, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], b, custody.WaitRequest{Urgency: 1, Reason: "x"})
+			return err
+		}, custody.ErrConflict},
+		{"booked chain", func() error {
+			_, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], a, custody.WaitRequest{Urgency: 1, Reason: "x"})
+			return err
+		}, custody.ErrConflict},
+		{"urgency 4", func() error {
+			_, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], a, custody.WaitRequest{Urgency: 4, Reason: "x"})
+			return err
+		}, custody.ErrInvalid},
+		{"nurse", func() error {
+			_, err := e.svc.AddToWaitlist(e.ctx, e.users["nurse1"], b, custody.WaitRequest{Urgency: 1, Reason: "x"})
+			return err
+		}, custody.ErrForbidden},
 		{"reason naming the patient", func() error { return e.svc.RemoveFromWaitlist(e.ctx, e.users["coord"], b, "Jane Doe is better") }, custody.ErrInvalid},
 		{"coordinator allocates", func() error { _, err := e.svc.AllocateWaitlist(e.ctx, e.users["coord"]); return err }, custody.ErrForbidden},
 	} {
