@@ -153,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
 	s.registerScheduleRoutes(g)
+	s.registerQuotaRoutes(g)
 	return s, nil
 }
 
