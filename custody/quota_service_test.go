@@ -209,3 +209,41 @@ func TestWaitlistOffers(t *testing.T) {
 		t.Fatalf("ledger: %+v %v", v, err)
 	}
 }
+
+// TestUnscheduleOffersFreedSlot: the plant's only open day is booked; a
+// chain waits; unscheduling the booking offers the freed slot to it at
+// once, recorded in the audit trail.
+func TestUnscheduleOffersFreedSlot(t *testing.T) {
+	e := newEnv(t)
+	scheduleNetwork(t, e, 1, 1)
+	for _, cl := range []custody.Closure{{From: "2026-11-23", To: "2026-12-01", Reason: "validation runs"},
+		{From: "2026-12-03", To: "2027-03-01", Reason: "refit"}} {
+		if _, err := e.svc.AddClosure(e.ctx, e.users["admin1"], "MFG-1", cl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := e.enrollNet(), e.enrollNet()
+	if _, err := e.book(a, "2026-12-01"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AddToWaitlist(e.ctx, e.users["coord"], b, custody.WaitRequest{Urgency: custody.UrgencyHigh, Reason: "plant full"}); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := e.svc.AllocateWaitlist(e.ctx, e.users["qa1"]); err != nil || len(ds) != 0 {
+		t.Fatalf("allocation with no free slot: %+v %v", ds, err)
+	}
+	if _, err := e.svc.Unschedule(e.ctx, e.users["coord"], a, custody.ReasonRequest{Reason: "patient not fit",
+		Signatures: []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}}); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := e.svc.Waitlist(e.ctx, e.users["coord"], "", 0, 0)
+	if err != nil || len(list) != 1 || list[0].Offer == nil || list[0].Offer.Slot.Date != "2026-12-02" {
+		t.Fatalf("after the unschedule: %+v %v", list, err)
+	}
+	if n := e.auditCount(custody.KindWaitlist, custody.AuditWaitlistOffer); n != 1 {
+		t.Fatalf("offers recorded: %d, want 1", n)
+	}
+	if _, err := e.svc.AcceptOffer(e.ctx, e.users["coord"], b, []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -193,6 +193,7 @@ func (s *Service) changeCapacity(ctx context.Context, actor User, site string, a
 		return Capacity{}, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Info("capacity changed", "site", site, "action", action, "by", actor.ID)
+	s.slotsFreed(ctx, actor)
 	return out, nil
 }
 
@@ -577,6 +578,7 @@ func (s *Service) Unschedule(ctx context.Context, actor User, coi COI, req Reaso
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	s.slotsFreed(ctx, actor)
 	return rec, nil
 }
 

@@ -394,6 +394,9 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Info("record appended", "coi", string(coi), "step", string(req.Step), "seq", stored.Seq, "user", actor.ID)
+	if req.Step == StepCancel {
+		s.slotsFreed(ctx, actor)
+	}
 	return stored, nil
 }
 

@@ -274,6 +274,23 @@ func (s *Service) allocateLocked(ctx context.Context, actor User) ([]AllocationD
 	return out, nil
 }
 
+// slotsFreed offers what a change just freed (an unschedule, a cancel, a
+// capacity raised) to the waiting list at once, as actor. The change
+// stands whatever happens here: a failure is logged, and the next
+// allocation runs it again.
+func (s *Service) slotsFreed(ctx context.Context, actor User) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	ds, err := s.allocateLocked(ctx, actor)
+	if err != nil {
+		s.log.Warn("waiting list allocation after freed slots failed", "err", err.Error())
+		return
+	}
+	if len(ds) > 0 {
+		s.log.Info("waiting list offers", "count", len(ds), "by", actor.ID)
+	}
+}
+
 // putWait stores entry e with one audit entry.
 func (s *Service) putWait(ctx context.Context, e WaitEntry, actor string, action AuditAction, reason string, v any) error {
 	val, err := json.Marshal(e)
@@ -382,9 +399,11 @@ func (s *Service) AcceptOffer(ctx context.Context, actor User, coi COI, sigs []S
 	if !MaySchedule(actor.Role) {
 		return Record{}, fmt.Errorf("%s: role %s may not do this: %w", op, actor.Role, ErrForbidden)
 	}
+	// The list's lock is not held while booking: a chain's lock is always
+	// taken before the list's, never after.
 	s.waitMu.Lock()
-	defer s.waitMu.Unlock()
 	e, err := s.offerEntry(ctx, coi)
+	s.waitMu.Unlock()
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -396,7 +415,12 @@ func (s *Service) AcceptOffer(ctx context.Context, actor User, coi COI, sigs []S
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
 	err = s.store.UpdateWaitlist(ctx, coi, func(old []byte) ([]byte, []AuditEntry, error) {
+		if old == nil {
+			return nil, nil, nil // taken off meanwhile: nothing to record
+		}
 		a, err := s.waitAudit(actor.ID, coi, AuditWaitlistAccept, "offer accepted and booked",
 			map[string]any{"slot": e.Offer.Slot, "record": rec.Seq})
 		return nil, []AuditEntry{a}, err
