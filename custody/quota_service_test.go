@@ -150,6 +150,12 @@ func TestWaitlistOffers(t *testing.T) {
 	if err != nil || n != 2 || list[0].COI != c || list[1].COI != b {
 		t.Fatalf("waiting list: %+v %d %v; want c (urgent) then b", list, n, err)
 	}
+	if list, n, err := e.svc.Waitlist(e.ctx, e.users["courier1"], "", 0, 0); err != nil || n != 0 || len(list) != 0 {
+		t.Fatalf("waiting list as a courier who carries none of them: %+v %d %v", list, n, err)
+	}
+	if list, n, _ := e.svc.Waitlist(e.ctx, e.users["nurse1"], "MFG-1", 1, 1); n != 2 || len(list) != 1 || list[0].COI != b {
+		t.Fatalf("second page of one: %+v %d", list, n)
+	}
 	// Today is 23 November: November's quota is free, December's is used
 	// by a, January's is free. c (urgent) gets November's first slot; b
 	// is skipped for November (c's open offer takes the quota) and

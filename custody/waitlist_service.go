@@ -152,9 +152,9 @@ func (s *Service) RemoveFromWaitlist(ctx context.Context, actor User, coi COI, r
 }
 
 // Waitlist returns the waiting list of plant (empty: every plant) in
-// waiting-list order, offset entries skipped, at most limit
-// (0: MaxRegistryPage) (every user who reads the registries), and how
-// many entries there are in all.
+// waiting-list order, of the chains the user may read (every user who
+// reads the registries), offset entries skipped, at most limit
+// (0: MaxRegistryPage), and how many such entries there are in all.
 func (s *Service) Waitlist(ctx context.Context, actor User, plant string, offset, limit int) ([]WaitEntry, int, error) {
 	if err := requireRegistryReader("read the waiting list", actor); err != nil {
 		return nil, 0, err
@@ -172,6 +172,25 @@ func (s *Service) Waitlist(ctx context.Context, actor User, plant string, offset
 	if plant != "" {
 		all = slices.DeleteFunc(all, func(e WaitEntry) bool { return e.Plant != plant })
 	}
+	// Only the chains the user may read.
+	r, vis := s.scope(), all[:0]
+	for _, e := range all {
+		ci, err := s.store.Chain(ctx, e.COI)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("waiting list: %w", err)
+		}
+		ok, err := r.visibleInfo(ctx, actor, ci)
+		if err != nil {
+			return nil, 0, fmt.Errorf("waiting list: %w", err)
+		}
+		if ok {
+			vis = append(vis, e)
+		}
+	}
+	all = vis
 	n := len(all)
 	all = all[min(offset, n):]
 	return all[:min(limit, len(all))], n, nil
