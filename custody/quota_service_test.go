@@ -3,6 +3,7 @@ package custody_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,5 +252,44 @@ func TestUnscheduleOffersFreedSlot(t *testing.T) {
 	}
 	if _, err := e.svc.AcceptOffer(e.ctx, e.users["coord"], b, []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQuotaConcurrentBookings: twelve coordinators' bookings of one
+// centre race for a plant with room for all of them and a quota of three:
+// exactly three are booked, the others refused with ErrQuotaExhausted.
+func TestQuotaConcurrentBookings(t *testing.T) {
+	e := newEnv(t)
+	scheduleNetwork(t, e, 50, 50)
+	if _, err := e.svc.SetQuota(e.ctx, e.users["qa1"], custody.Quota{Plant: "MFG-1", Centre: "HOSP-2", Slots: 3}, "scarce slots"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	cois := make([]custody.COI, n)
+	for i := range cois {
+		cois[i] = e.enrollNet()
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, coi := range cois {
+		wg.Go(func() { _, errs[i] = e.book(coi, "2026-12-01") })
+	}
+	wg.Wait()
+	ok, out := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, custody.ErrQuotaExhausted):
+			out++
+		default:
+			t.Errorf("booking %d: %v", i, err)
+		}
+	}
+	if ok != 3 || out != n-3 {
+		t.Fatalf("%d booked, %d refused by quota; want 3 and %d", ok, out, n-3)
+	}
+	if u, _ := e.svc.QuotaUses(e.ctx, e.users["coord"], "2026-12"); u["MFG-1/HOSP-2"] != 3 {
+		t.Fatalf("uses %v, want 3", u)
 	}
 }
