@@ -41,11 +41,18 @@ const KindWaitlist ObjectKind = "waitlist"
 
 // Audit actions on the waiting list.
 const (
-	AuditWaitlistAdd     AuditAction = "waitlist.add"
-	AuditWaitlistRemove  AuditAction = "waitlist.remove"
-	AuditWaitlistOffer   AuditAction = "waitlist.offer"
-	AuditWaitlistExpire  AuditAction = "waitlist.expire"
-	AuditWaitlistAccept  AuditAction = "waitlist.accept"
+	// AuditWaitlistAdd puts a chain on the list.
+	AuditWaitlistAdd AuditAction = "waitlist.add"
+	// AuditWaitlistRemove takes a chain off the list, with a reason.
+	AuditWaitlistRemove AuditAction = "waitlist.remove"
+	// AuditWaitlistOffer is an allocation decision: its new value is the
+	// AllocationDecision (the slot, who was offered it, who was skipped).
+	AuditWaitlistOffer AuditAction = "waitlist.offer"
+	// AuditWaitlistExpire records an offer that expired unanswered.
+	AuditWaitlistExpire AuditAction = "waitlist.expire"
+	// AuditWaitlistAccept records an accepted offer and its booking.
+	AuditWaitlistAccept AuditAction = "waitlist.accept"
+	// AuditWaitlistDecline records a declined offer, with its reason.
 	AuditWaitlistDecline AuditAction = "waitlist.decline"
 )
 
