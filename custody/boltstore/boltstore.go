@@ -284,6 +284,10 @@ func Open(dir string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if !opt.ReadOnly {
+		if err := s.buildTree(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		cache := chainCache{}
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
@@ -395,7 +399,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), registryBuckets...) {
+		for _, b := range append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), registryBuckets...), treeBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -682,6 +686,7 @@ func (c chainCache) put(coi custody.COI, e *chainEntry) {
 type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
+	tree                     *bolt.Bucket // the Merkle tree's stored hashes (tree.go)
 	headSeq                  uint64
 	headHash                 custody.Hash
 	touched                  map[custody.COI]*chainEntry
@@ -711,6 +716,8 @@ func (s *Store) begin(cache chainCache) *batchTx {
 		// The log only grows at its end: full pages halve the bytes each
 		// commit writes.
 		b.logB.FillPercent = 1.0
+		b.tree = b.tx.Bucket(bucketTree)
+		b.tree.FillPercent = 1.0
 		b.headSeq, b.headHash = readHead(b.meta)
 		return nil
 	})
@@ -760,6 +767,11 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		b.err = err
 		return
 	}
+	// The record's tree hashes commit with it, or neither does.
+	if err := addLeaf(b.tree, int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
+		b.err = err
+		return
+	}
 	if d.PHI != nil {
 		p, err := json.Marshal(d.PHI)
 		if err == nil {
@@ -792,6 +804,9 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 				}
 			}
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
+				return err
+			}
+			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
 				return err
 			}
 			return b.tx.Commit()
