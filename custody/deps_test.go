@@ -90,6 +90,7 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 		"go.etcd.io/bbolt":                    {"/custody/boltstore"},
 		"golang.org/x/crypto/":                {"/custody/passwd"},
 		"golang.org/x/text/":                  {"/custody/phitext"},
+		"golang.org/x/mod/":                   {"/custody/verifiable"},
 		"github.com/mtibben/confusables":      {"/custody/phitext"},
 		"github.com/labstack/echo/":           {"/api", "/api/web"},
 		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report", "/labels/auditreport"},
