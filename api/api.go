@@ -26,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	// AuditReportMax bounds the entries of one audit-trail report (PDF or
 	// CSV); a wider filter is refused. 0 is auditreport.DefaultMaxEntries.
 	AuditReportMax int
+	// Log, when set, is the verifiable log the proof routes serve.
+	Log *verifiable.Log
 }
 
 // Server is the HTTP API.
@@ -149,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
+	s.registerProofRoutes(g)
 	return s, nil
 }
 
