@@ -686,7 +686,7 @@ func (c chainCache) put(coi custody.COI, e *chainEntry) {
 type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
-	tree                     *bolt.Bucket // the Merkle tree's stored hashes (tree.go)
+	tree                     *treeHashes // the Merkle tree's stored hashes (tree.go)
 	headSeq                  uint64
 	headHash                 custody.Hash
 	touched                  map[custody.COI]*chainEntry
@@ -716,8 +716,9 @@ func (s *Store) begin(cache chainCache) *batchTx {
 		// The log only grows at its end: full pages halve the bytes each
 		// commit writes.
 		b.logB.FillPercent = 1.0
-		b.tree = b.tx.Bucket(bucketTree)
-		b.tree.FillPercent = 1.0
+		treeB := b.tx.Bucket(bucketTree)
+		treeB.FillPercent = 1.0
+		b.tree = newTreeHashes(treeB)
 		b.headSeq, b.headHash = readHead(b.meta)
 		return nil
 	})
@@ -804,6 +805,9 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 				}
 			}
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
+				return err
+			}
+			if err := b.tree.flush(); err != nil {
 				return err
 			}
 			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {

@@ -14,7 +14,7 @@ import (
 // written by the batch that writes the records, and the signed
 // checkpoints.
 var (
-	bucketTree        = []byte("tree")        // stored hash index (8 bytes BE) -> hash (32)
+	bucketTree        = []byte("tree")        // stored hash index / hashGroup (8 bytes BE) -> up to hashGroup hashes (32 each)
 	bucketCheckpoints = []byte("checkpoints") // sequence (8 bytes BE) -> size (8 bytes BE) || signed note
 	keyTreeSize       = []byte("tree_size")   // in meta: records whose hashes are stored (8 bytes BE)
 	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints}
@@ -26,32 +26,80 @@ var _ verifiable.Source = (*Store)(nil)
 // building (upgrade) hashes: a crash loses at most that much work.
 const treeBuildChunk = 1 << 17
 
-// txHashes reads stored hashes inside a transaction, including those the
-// transaction wrote.
-type txHashes struct{ b *bolt.Bucket }
+// hashGroup is how many consecutive stored hashes one entry of the tree
+// bucket holds: the writer puts one entry per group it changed at commit,
+// not one per hash, and a proof reads a few entries.
+const hashGroup = 64
 
-func (r txHashes) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
+// treeHashes reads and writes the stored hashes inside a transaction.
+// Hashes added are kept in pending, by group, until flush puts them, and
+// are read from there meanwhile. The tree only grows at its end, so a
+// group is only ever appended to.
+type treeHashes struct {
+	b       *bolt.Bucket
+	pending map[int64][]byte // group -> its whole value, as it will be
+}
+
+func newTreeHashes(b *bolt.Bucket) *treeHashes {
+	return &treeHashes{b: b, pending: map[int64][]byte{}}
+}
+
+func (r *treeHashes) group(g int64) []byte {
+	if v, ok := r.pending[g]; ok {
+		return v
+	}
+	return r.b.Get(u64(uint64(g)))
+}
+
+// ReadHashes implements verifiable.HashReader.
+func (r *treeHashes) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
 	out := make([]verifiable.Hash, len(indexes))
 	for i, idx := range indexes {
-		v := r.b.Get(u64(uint64(idx)))
-		if len(v) != len(verifiable.Hash{}) {
+		v := r.group(idx / hashGroup)
+		off := int(idx%hashGroup) * custody.HashSize
+		if idx < 0 || len(v) < off+custody.HashSize {
 			return nil, fmt.Errorf("tree hash %d is not stored: %w", idx, custody.ErrNotFound)
 		}
-		copy(out[i][:], v)
+		copy(out[i][:], v[off:])
 	}
 	return out, nil
 }
 
-// addLeaf stores the tree hashes leaf n (record n+1, canonical encoding
+// add appends the stored hash at idx, which must be the next one.
+func (r *treeHashes) add(idx int64, h verifiable.Hash) error {
+	g := idx / hashGroup
+	v, ok := r.pending[g]
+	if !ok {
+		v = append(make([]byte, 0, hashGroup*custody.HashSize), r.b.Get(u64(uint64(g)))...)
+	}
+	if len(v) != int(idx%hashGroup)*custody.HashSize {
+		return fmt.Errorf("tree hash %d: the tree holds %d hashes of its group: %w", idx, len(v)/custody.HashSize, custody.ErrChainBroken)
+	}
+	r.pending[g] = append(v, h[:]...)
+	return nil
+}
+
+// flush puts the groups changed.
+func (r *treeHashes) flush() error {
+	for g, v := range r.pending {
+		if err := r.b.Put(u64(uint64(g)), v); err != nil {
+			return err
+		}
+	}
+	clear(r.pending)
+	return nil
+}
+
+// addLeaf adds the tree hashes leaf n (record n+1, canonical encoding
 // enc) adds.
-func addLeaf(tree *bolt.Bucket, n int64, enc []byte) error {
-	hs, err := verifiable.NewHashes(n, enc, txHashes{tree})
+func addLeaf(tree *treeHashes, n int64, enc []byte) error {
+	hs, err := verifiable.NewHashes(n, enc, tree)
 	if err != nil {
 		return err
 	}
 	idx := verifiable.StoredHashIndex(0, n)
 	for i := range hs {
-		if err := tree.Put(u64(uint64(idx+int64(i))), hs[i][:]); err != nil {
+		if err := tree.add(idx+int64(i), hs[i]); err != nil {
 			return err
 		}
 	}
@@ -74,8 +122,9 @@ func (s *Store) buildTree() error {
 	for {
 		done := false
 		err := s.update(func(tx *bolt.Tx) error {
-			meta, tree, logB := tx.Bucket(bucketMeta), tx.Bucket(bucketTree), tx.Bucket(bucketLog)
-			tree.FillPercent = 1.0
+			meta, treeB, logB := tx.Bucket(bucketMeta), tx.Bucket(bucketTree), tx.Bucket(bucketLog)
+			treeB.FillPercent = 1.0
+			tree := newTreeHashes(treeB)
 			size := readTreeSize(meta)
 			head, _ := readHead(meta)
 			if uint64(size) >= head {
@@ -93,6 +142,9 @@ func (s *Store) buildTree() error {
 					return err
 				}
 				seq++
+			}
+			if err := tree.flush(); err != nil {
+				return err
 			}
 			return meta.Put(keyTreeSize, u64(end))
 		})
@@ -121,7 +173,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]verifiable.H
 			return fmt.Errorf("the tree is not built: %w", custody.ErrNotFound)
 		}
 		var err error
-		out, err = txHashes{tree}.ReadHashes(indexes)
+		out, err = newTreeHashes(tree).ReadHashes(indexes)
 		return err
 	})
 	return out, err
