@@ -93,6 +93,9 @@ func LoadKeys(dir string) (*Keys, error) {
 		case len(f) == 2 && f[0] == "active":
 			k.active = f[1]
 		case len(f) == 3 && f[0] == "retired":
+			if _, err := note.NewVerifier(f[2]); err != nil {
+				return nil, fmt.Errorf("checkpoint verifier keys: retired key %q: %v: %w", f[2], err, custody.ErrInvalid)
+			}
 			k.retired = append(k.retired, sc.Text())
 		case len(f) == 0:
 		default:
@@ -153,8 +156,8 @@ func (k *Keys) Export() string {
 }
 
 // Rotate replaces the signing key with a new one of the same name. The old
-// private key is destroyed (overwritten by the new one); its verifier key
-// is kept as retired, so checkpoints it signed still verify.
+// private key file is replaced (the old key is no longer kept); its
+// verifier key is kept as retired, so checkpoints it signed still verify.
 func (k *Keys) Rotate(rand io.Reader, now time.Time) error {
 	skey, vkey, err := note.GenerateKey(rand, k.Origin())
 	if err != nil {
