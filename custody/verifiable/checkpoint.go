@@ -80,6 +80,9 @@ func Open(signed []byte, verifierKeys ...string) (Checkpoint, error) {
 		}
 		vs = append(vs, v)
 	}
+	if err := canonicalSignatures(signed); err != nil {
+		return Checkpoint{}, err
+	}
 	n, err := note.Open(signed, note.VerifierList(vs...))
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
@@ -99,6 +102,27 @@ func Open(signed []byte, verifierKeys ...string) (Checkpoint, error) {
 		}
 	}
 	return Checkpoint{}, fmt.Errorf("checkpoint of %q is signed by no key of that name: %w", c.Origin, ErrBadSignature)
+}
+
+// canonicalSignatures refuses a signature line whose base64 is not in its
+// one canonical form: the note library decodes base64 leniently, so a
+// signature with its unused padding bits changed would verify as the same
+// signature, and a changed byte of a checkpoint must never pass.
+func canonicalSignatures(signed []byte) error {
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	if i < 0 {
+		return fmt.Errorf("signed checkpoint: no signature: %w", ErrBadSignature)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(signed[i+2:]), "\n"), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue // note.Open refuses it
+		}
+		if _, err := base64.StdEncoding.Strict().DecodeString(f[2]); err != nil {
+			return fmt.Errorf("signed checkpoint: signature by %q is not canonical base64: %w", f[1], ErrBadSignature)
+		}
+	}
+	return nil
 }
 
 // body returns the text of a signed note without checking its signatures
