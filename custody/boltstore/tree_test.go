@@ -452,3 +452,60 @@ func checkTreeMatches(t *testing.T, s *Store) {
 		t.Fatalf("%d stored hashes, want %d", cnt, verifiable.StoredHashCount(n))
 	}
 }
+
+// TestCheckpointsSignedAfterCommitsAtMostEveryInterval drives Log.Run with
+// a fake clock: it signs at start, then at each interval only if the
+// ledger grew.
+func TestCheckpointsSignedAfterCommitsAtMostEveryInterval(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	defer s.Close()
+	l := newLog(t, s, dir)
+	waiting := make(chan time.Duration)
+	tick := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(ctx, 3*time.Second, func(d time.Duration) <-chan time.Time { waiting <- d; return tick })
+	}()
+	kept := func() []int64 {
+		var sizes []int64
+		if err := s.Checkpoints(context.Background(), func(size int64, _ []byte) error { sizes = append(sizes, size); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return sizes
+	}
+	wait := func() {
+		t.Helper()
+		select {
+		case d := <-waiting:
+			if d != 3*time.Second {
+				t.Fatalf("waited %v, want the interval", d)
+			}
+		case <-time.After(10 * time.Second): // catches a hang only
+			t.Fatal("Run did not wait for the next interval")
+		}
+	}
+	wait()
+	if got := fmt.Sprint(kept()); got != "[0]" {
+		t.Fatalf("at start: %s", got)
+	}
+	fill(t, s, 3, 5)
+	fill2(t, s, 2, 2, 4)
+	if got := fmt.Sprint(kept()); got != "[0]" {
+		t.Fatalf("signed before the interval ended: %s", got)
+	}
+	tick <- t0
+	wait()
+	if got := fmt.Sprint(kept()); got != "[0 19]" {
+		t.Fatalf("after the interval: %s", got)
+	}
+	tick <- t0
+	wait()
+	if got := fmt.Sprint(kept()); got != "[0 19]" {
+		t.Fatalf("signed again without a commit: %s", got)
+	}
+	cancel()
+	<-done
+}
