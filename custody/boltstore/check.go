@@ -65,6 +65,9 @@ func (s *Store) CheckFile(ctx context.Context) error {
 		if err := checkBranches(tx); err != nil {
 			return err
 		}
+		if err := checkTree(ctx, tx); err != nil {
+			return err
+		}
 		return checkStructure(ctx, tx)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -245,4 +246,60 @@ func (s *Store) Checkpoints(ctx context.Context, fn func(size int64, signed []by
 			return fn(int64(binary.BigEndian.Uint64(v[:8])), append([]byte(nil), v[8:]...))
 		})
 	})
+}
+
+// checkTree checks, for coid verify, that the stored tree hashes are the
+// tree of the records the log holds: each record's leaf hash and every
+// interior node recomputed from the record's bytes and from its children,
+// which were checked before it. A ledger whose tree is not built yet (an
+// older file opened read-only) has the part built checked.
+func checkTree(ctx context.Context, tx *bolt.Tx) error {
+	treeB := tx.Bucket(bucketTree)
+	if treeB == nil {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	size := readTreeSize(meta)
+	head, _ := readHead(meta)
+	if uint64(size) > head {
+		return &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds %d records, the log %d", size, head)}
+	}
+	r := newTreeHashes(treeB)
+	c := tx.Bucket(bucketLog).Cursor()
+	seq := uint64(1)
+	for k, v := c.First(); seq <= uint64(size); k, v = c.Next() {
+		if seq%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key := strconv.FormatUint(seq, 10)
+		if k == nil || binary.BigEndian.Uint64(k) != seq || len(v) < custody.HashSize {
+			return &FileDamage{Bucket: string(bucketLog), Key: key, Problem: "the record is missing"}
+		}
+		n := int64(seq - 1)
+		want, err := verifiable.NewHashes(n, v[custody.HashSize:], r)
+		if err != nil {
+			return &FileDamage{Bucket: string(bucketTree), Key: key, Problem: "the tree hashes below the record's are missing"}
+		}
+		idx := make([]int64, len(want))
+		for i := range idx {
+			idx[i] = verifiable.StoredHashIndex(0, n) + int64(i)
+		}
+		got, err := r.ReadHashes(idx)
+		if err != nil {
+			return &FileDamage{Bucket: string(bucketTree), Key: key, Problem: "the record's tree hashes are missing"}
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				return &FileDamage{Bucket: string(bucketTree), Key: key, Problem: "the record's tree hashes do not match it (proofs would fail)"}
+			}
+		}
+		seq++
+	}
+	// Nothing beyond the tree's last hash.
+	n := verifiable.StoredHashCount(size)
+	k, v := treeB.Cursor().Last()
+	if k != nil && int64(binary.BigEndian.Uint64(k))*hashGroup+int64(len(v)/custody.HashSize) != n {
+		return &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds hashes beyond its %d records", size)}
+	}
+	return nil
 }

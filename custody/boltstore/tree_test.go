@@ -509,3 +509,62 @@ func TestCheckpointsSignedAfterCommitsAtMostEveryInterval(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestCheckFileFindsATamperedTree: the file check (coid verify) names the
+// record whose tree hashes were changed, and a tree cut short or grown.
+func TestCheckFileFindsATamperedTree(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		edit  func(tree, meta *bolt.Bucket) error
+		want  string
+		wantK string
+	}{
+		{"leaf hash of record 70", func(tree, _ *bolt.Bucket) error {
+			idx := verifiable.StoredHashIndex(0, 69)
+			k := u64(uint64(idx / hashGroup))
+			v := clone(tree.Get(k))
+			v[(idx%hashGroup)*32+5] ^= 1
+			return tree.Put(k, v)
+		}, "do not match", "70"},
+		{"interior node completed by record 64", func(tree, _ *bolt.Bucket) error {
+			idx := verifiable.StoredHashIndex(6, 0) // the root of the first 64 leaves
+			k := u64(uint64(idx / hashGroup))
+			v := clone(tree.Get(k))
+			v[(idx%hashGroup)*32] ^= 0x80
+			return tree.Put(k, v)
+		}, "do not match", "64"},
+		{"a hash too many", func(tree, _ *bolt.Bucket) error {
+			k, v := tree.Cursor().Last()
+			return tree.Put(clone(k), append(clone(v), make([]byte, 32)...))
+		}, "beyond", ""},
+		{"tree longer than the log", func(_, meta *bolt.Bucket) error { return meta.Put(keyTreeSize, u64(101)) }, "the log 100", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir)
+			fill(t, s, 10, 10)
+			if err := s.CheckFile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(func(tx *bolt.Tx) error { return c.edit(tx.Bucket(bucketTree), tx.Bucket(bucketMeta)) }); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			s, err = Open(dir, Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var fd *FileDamage
+			if err := s.CheckFile(ctx); !errors.As(err, &fd) || fd.Bucket != "tree" || fd.Key != c.wantK || !strings.Contains(fd.Problem, c.want) {
+				t.Fatalf("check: %v, want damage to the tree at %q (%s)", err, c.wantK, c.want)
+			}
+		})
+	}
+}
