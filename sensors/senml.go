@@ -1,6 +1,7 @@
 package sensors
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -73,6 +74,7 @@ type unitConv func(v float64, lit []byte, hasBase bool) (float64, string, bool)
 
 // quantity describes one SenML quantity coid understands.
 type quantity struct {
+	name    string
 	units   map[string]unitConv // accepted units; "" means no unit
 	boolean bool                // value in vb rather than v
 	set     func(r *custody.Reading, v float64, b bool) bool
@@ -115,31 +117,31 @@ func ratio(v float64, lit []byte, hasBase bool) (float64, string, bool) {
 }
 
 var quantities = map[string]quantity{
-	"temp": {units: map[string]unitConv{"Cel": same, "K": kelvin}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"temp": {name: "temp", units: map[string]unitConv{"Cel": same, "K": kelvin}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		return setFloat(&r.TempC, v)
 	}},
-	"tilt": {units: map[string]unitConv{"deg": same, "rad": radians}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"tilt": {name: "tilt", units: map[string]unitConv{"deg": same, "rad": radians}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		return setFloat(&r.TiltDeg, v)
 	}},
-	"lid": {units: map[string]unitConv{"": same}, boolean: true, set: func(r *custody.Reading, _ float64, b bool) bool {
+	"lid": {name: "lid", units: map[string]unitConv{"": same}, boolean: true, set: func(r *custody.Reading, _ float64, b bool) bool {
 		return setBool(&r.LidOpen, b)
 	}},
-	"light": {units: map[string]unitConv{"": same}, boolean: true, set: func(r *custody.Reading, _ float64, b bool) bool {
+	"light": {name: "light", units: map[string]unitConv{"": same}, boolean: true, set: func(r *custody.Reading, _ float64, b bool) bool {
 		return setBool(&r.Light, b)
 	}},
-	"battery": {units: map[string]unitConv{"%EL": same, "%": ratio, "/": ratio}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"battery": {name: "battery", units: map[string]unitConv{"%EL": same, "%": ratio, "/": ratio}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		return setFloat(&r.BatteryPct, v)
 	}},
-	"ln2": {units: map[string]unitConv{"/": ratio, "%": ratio}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"ln2": {name: "ln2", units: map[string]unitConv{"/": ratio, "%": ratio}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		return setFloat(&r.LN2Pct, v)
 	}},
-	"lat": {units: map[string]unitConv{"lat": same}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"lat": {name: "lat", units: map[string]unitConv{"lat": same}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		return setFloat(&r.Lat, v)
 	}},
-	"lon": {units: map[string]unitConv{"lon": same}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"lon": {name: "lon", units: map[string]unitConv{"lon": same}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		return setFloat(&r.Lon, v)
 	}},
-	"seq": {units: map[string]unitConv{"count": same, "": same}, set: func(r *custody.Reading, v float64, _ bool) bool {
+	"seq": {name: "seq", units: map[string]unitConv{"count": same, "": same}, set: func(r *custody.Reading, v float64, _ bool) bool {
 		if r.HasSeq {
 			return r.Seq == uint64(v)
 		}
@@ -167,13 +169,13 @@ func setBool(p **bool, v bool) bool {
 }
 
 // splitSenMLName splits a full SenML name into shipper and quantity.
-func splitSenMLName(full string) (shipper, qty string, ok bool) {
-	if rest, urn := strings.CutPrefix(full, senmlURNPrefix); urn {
-		shipper, qty, ok = strings.Cut(rest, ":")
+func splitSenMLName(full []byte) (shipper, qty []byte, ok bool) {
+	if rest, urn := bytes.CutPrefix(full, []byte(senmlURNPrefix)); urn {
+		shipper, qty, ok = bytes.Cut(rest, []byte(":"))
 	} else {
-		shipper, qty, ok = strings.Cut(full, "/")
+		shipper, qty, ok = bytes.Cut(full, []byte("/"))
 	}
-	return shipper, qty, ok && shipper != "" && qty != ""
+	return shipper, qty, ok && len(shipper) > 0 && len(qty) > 0
 }
 
 // senmlTime resolves bt+t to an absolute time, to the microsecond. RFC 8428
@@ -220,7 +222,8 @@ const (
 // values.
 type senmlRec struct {
 	has                uint16
-	bn, bu, n, u       string
+	bn, bu             string
+	n, u               []byte // slices of the input unless escaped
 	bt, bv, bver, v, t float64
 	vlit               []byte // v as written
 	vb                 bool
@@ -230,7 +233,9 @@ type senmlRec struct {
 type senmlState struct {
 	topicShipper string
 	received     time.Time
-	bn, bu       string
+	bn           string
+	bu           []byte
+	nameBuf      []byte // the current record's full name
 	bt, bv       float64
 	hasBT, hasBV bool // a bt, a bv was given
 	bver         float64
@@ -301,16 +306,16 @@ func (s *fastScanner) senmlRecord(rec *senmlRec) error {
 	}
 	for {
 		s.ws()
-		name, err := s.jsonString()
+		name, err := s.jsonBytes()
 		if err != nil {
 			return err
 		}
 		s.ws()
 		s.eat(':')
 		s.ws()
-		bit, kind := senmlLabel(name)
+		bit, kind := senmlLabel(string(name))
 		if bit == 0 {
-			if strings.HasSuffix(name, "_") {
+			if bytes.HasSuffix(name, []byte("_")) {
 				return fmt.Errorf("label %q must be understood (its name ends in \"_\", RFC 8428 section 4.4) and coid does not know it: %w", name, custody.ErrInvalid)
 			}
 			s.skipValue()
@@ -380,18 +385,18 @@ func senmlLabel(name string) (uint16, int) {
 }
 
 // senmlValue scans the value of a known label.
-func (s *fastScanner) senmlValue(rec *senmlRec, name string, bit uint16, kind int) error {
+func (s *fastScanner) senmlValue(rec *senmlRec, name []byte, bit uint16, kind int) error {
 	switch kind {
 	case kString:
-		v, err := s.jsonString()
+		v, err := s.jsonBytes()
 		if err != nil {
 			return fmt.Errorf("label %q must be a string: %w", name, custody.ErrInvalid)
 		}
 		switch bit {
 		case lBN:
-			rec.bn = v
+			rec.bn = string(v)
 		case lBU:
-			rec.bu = v
+			rec.bu = string(v)
 		case lN:
 			rec.n = v
 		case lU:
@@ -430,23 +435,30 @@ func (s *fastScanner) senmlValue(rec *senmlRec, name string, bit uint16, kind in
 
 // jsonString scans a JSON string and returns it unescaped.
 func (s *fastScanner) jsonString() (string, error) {
+	b, err := s.jsonBytes()
+	return string(b), err
+}
+
+// jsonBytes scans a JSON string and returns it unescaped; without escapes,
+// it is a slice of the input (no allocation).
+func (s *fastScanner) jsonBytes() ([]byte, error) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return "", fmt.Errorf("expected a string: %w", custody.ErrInvalid)
+		return nil, fmt.Errorf("expected a string: %w", custody.ErrInvalid)
 	}
 	end, escaped := custody.ScanJSONString(s.b, s.i)
 	if end < 0 {
-		return "", fmt.Errorf("unterminated string: %w", custody.ErrInvalid)
+		return nil, fmt.Errorf("unterminated string: %w", custody.ErrInvalid)
 	}
 	raw := s.b[s.i:end]
 	s.i = end
 	if !escaped {
-		return string(raw[1 : len(raw)-1]), nil
+		return raw[1 : len(raw)-1], nil
 	}
 	var v string
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", invalid(err)
+		return nil, invalid(err)
 	}
-	return v, nil
+	return []byte(v), nil
 }
 
 // skipValue skips one well-formed JSON value.
@@ -490,8 +502,8 @@ func (s *fastScanner) skipValue() {
 }
 
 // skip records that record i is not used, and why.
-func (st *senmlState) skip(i int, name, format string, args ...any) {
-	st.skipped = append(st.skipped, Skipped{Record: i, Name: name, Reason: fmt.Sprintf(format, args...)})
+func (st *senmlState) skip(i int, name []byte, format string, args ...any) {
+	st.skipped = append(st.skipped, Skipped{Record: i, Name: string(name), Reason: fmt.Sprintf(format, args...)})
 }
 
 // record applies one SenML record: its base fields apply to it and to the
@@ -515,7 +527,7 @@ func (st *senmlState) record(i int, rec *senmlRec) error {
 		st.bt, st.hasBT = rec.bt, true
 	}
 	if rec.has&lBU != 0 {
-		st.bu = rec.bu
+		st.bu = []byte(rec.bu)
 	}
 	if rec.has&lBV != 0 {
 		st.bv, st.hasBV = rec.bv, true
@@ -529,7 +541,8 @@ func (st *senmlState) record(i int, rec *senmlRec) error {
 	if values > 1 {
 		return fmt.Errorf("record has more than one value (v, vs, vb, vd): %w", custody.ErrInvalid)
 	}
-	full := st.bn + rec.n
+	st.nameBuf = append(append(st.nameBuf[:0], st.bn...), rec.n...)
+	full := st.nameBuf
 	if values == 0 {
 		switch {
 		case rec.has&lS != 0:
@@ -540,16 +553,18 @@ func (st *senmlState) record(i int, rec *senmlRec) error {
 		}
 		return nil // a record of base fields only
 	}
-	shipper, qname, ok := splitSenMLName(full)
+	shipperB, qnameB, ok := splitSenMLName(full)
 	if !ok {
 		st.skip(i, full, "the name is neither {shipper}/{quantity} nor %s{shipper}:{quantity}", senmlURNPrefix)
 		return nil
 	}
-	if shipper != st.topicShipper {
-		return fmt.Errorf("shipper %q does not match topic shipper %q: %w", shipper, st.topicShipper, custody.ErrInvalid)
+	if string(shipperB) != st.topicShipper {
+		return fmt.Errorf("shipper %q does not match topic shipper %q: %w", shipperB, st.topicShipper, custody.ErrInvalid)
 	}
-	q, ok := quantities[qname]
+	q, ok := quantities[string(qnameB)]
+	qname := q.name
 	if !ok {
+		qname = string(qnameB)
 		st.skip(i, full, "%q is not a quantity coid records", qname)
 		return nil
 	}
@@ -565,15 +580,15 @@ func (st *senmlState) record(i int, rec *senmlRec) error {
 		return nil
 	}
 	var v float64
-	unit := ""
+	var unit []byte
 	if rec.has&lU != 0 {
 		unit = rec.u
 	} else if !q.boolean {
 		unit = st.bu
 	}
-	conv, ok := q.units[unit]
+	conv, ok := q.units[string(unit)]
 	if !ok {
-		st.skip(i, full, "unit %s: coid cannot convert it to what %s records (accepted: %s)", unitName(unit), qname, unitList(q))
+		st.skip(i, full, "unit %s: coid cannot convert it to what %s records (accepted: %s)", unitName(string(unit)), qname, unitList(q))
 		return nil
 	}
 	if !q.boolean {
