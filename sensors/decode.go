@@ -60,19 +60,23 @@ func ShipperFromTopic(prefix, topic string) (string, error) {
 // array of objects) and SenML JSON (an array of records), told apart by the
 // first array element: an object with a "shipper" or "time" member is the
 // project's JSON, anything else is read as SenML. See the package
-// documentation for both formats. In both, a member name must be exactly a
-// documented one (names are case-sensitive) and appear once in its object,
-// so that a payload has one meaning. A SenML record's time (bt + t) must be
-// an absolute Unix time: a record with a relative time (below 2^28) or none
-// is refused, since the device time identifies a reading without seq and is
-// what the rules judge.
+// documentation for both formats. In the project's JSON a member name must
+// be exactly a documented one (names are case-sensitive) and appear once in
+// its object, so that a payload has one meaning; SenML is read as RFC 8428
+// says: labels coid does not know are ignored unless their name ends in
+// "_", a known label may appear once per record, and a record coid does not
+// use is skipped (DecodeDetail says which and why). A used SenML record's
+// time (bt + t) must be an absolute Unix time: a record with a relative time
+// (below 2^28) or none is refused, since the device time identifies a
+// reading without seq and is what the rules judge.
 //
 // The readings come back in payload order (SenML: by first record of each
 // time), each with ReceivedTime set to received in UTC, and each passes
 // Validate(received). Readings of the same identity (Key) within one
-// payload are all returned; storing each identity once is the store's job. If anything is wrong the whole payload is rejected:
-// Decode returns nil and an error wrapping custody.ErrInvalid that names the
-// element and the reason.
+// payload are all returned; storing each identity once is the store's job.
+// Skipped SenML records aside, if anything is wrong the whole payload is
+// rejected: Decode returns nil and an error wrapping custody.ErrInvalid
+// that names the element and the reason.
 func Decode(topicShipper string, payload []byte, received time.Time) ([]custody.Reading, error) {
 	rs, _, err := DecodeDetail(topicShipper, payload, received)
 	return rs, err
