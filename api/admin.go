@@ -88,6 +88,7 @@ func (s *Server) unlockUser(c echo.Context) error {
 	if err := s.svc.AdminUnlockFor(c.Request().Context(), user(c), c.Param("id"), reason); err != nil {
 		return err
 	}
+	s.signIn.ForgetUser(c.Param("id"))
 	u, err := s.lookupUser(c, c.Param("id"))
 	if err != nil {
 		return err

@@ -71,6 +71,9 @@ type Server struct {
 	stopOnce sync.Once
 	// sigs throttles failed signatures per caller (throttle.go).
 	sigs *sigThrottle
+	// signIn throttles failed web sign-ins; an online unlock (API or web)
+	// clears its hold on the user.
+	signIn *SignInThrottle
 }
 
 // StopStreams ends the long-lived responses (the alert stream, the live
@@ -107,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
 	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies, stopping: make(chan struct{}),
-		sigs: newSigThrottle(cfg.Service.Now)}
+		sigs: newSigThrottle(cfg.Service.Now), signIn: NewSignInThrottle(cfg.Service.Now)}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests())
@@ -152,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
+	s.registerScheduleRoutes(g)
 	s.registerProofRoutes(g)
 	return s, nil
 }
@@ -255,6 +259,8 @@ var errorTable = []struct {
 	{custody.ErrPasswordChange, http.StatusForbidden, "password_change_required", 0}, // before ErrForbidden, which it matches too
 	{custody.ErrForbidden, http.StatusForbidden, "forbidden", 0},
 	{custody.ErrNotFound, http.StatusNotFound, "not_found", 0},
+	{custody.ErrSlotTaken, http.StatusConflict, "slot_taken", 0},
+	{custody.ErrNotBooked, http.StatusConflict, "not_booked", 0},
 	{custody.ErrConflict, http.StatusConflict, "conflict", 0},
 	{custody.ErrRetry, http.StatusServiceUnavailable, "retry", 1},
 	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests", 0},

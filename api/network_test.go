@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,6 +27,7 @@ func networkEnv(t *testing.T, shipperDue string) *env {
 			t.Fatalf("POST %s: %s", c.path, r)
 		}
 	}
+	n := netOf(t, e)
 	for id, org := range map[string]string{coord: "APHP", nurse1: "APHP", nurse2: "APHP", courier: "FASTCO", mfg: "CELLCO", qa: "CELLCO"} {
 		sites := []string{"PAR-1"}
 		if org == "CELLCO" {
@@ -35,9 +35,7 @@ func networkEnv(t *testing.T, shipperDue string) *env {
 		} else if org == "FASTCO" {
 			sites = nil
 		}
-		if _, err := e.store.UpdateUser(context.Background(), id, func(u *custody.User) error { u.Organisation, u.Sites = org, sites; return nil }); err != nil {
-			t.Fatal(err)
-		}
+		n.Bind(t, id, org, sites...)
 	}
 	return e
 }

@@ -4,73 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"testing"
 
+	"github.com/coid-project/coid/api/internal/nettest"
 	"github.com/coid-project/coid/custody"
 )
 
-// scopeNet is a small registered network: hospital HOSPA (sites COL-1 and
-// TRT-1), manufacturer MANU (site MFG-1), another hospital HOSPB (OTH-1),
-// a second manufacturer MANU2 and two couriers, COUR owning shipper
-// SHP-0042 (the first leg of the test journey) and COUR2.
-func scopeNet(tb testing.TB, e *env) {
+// netOf is the network fixtures over this environment.
+func netOf(tb testing.TB, e *env) nettest.Net {
 	tb.Helper()
-	ctx := context.Background()
-	adm, err := e.svc.User(ctx, admin)
+	adm, err := e.svc.User(context.Background(), admin)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, o := range []custody.Organisation{
-		{Code: "HOSPA", Name: "Hospital A", Kind: custody.OrgHospital},
-		{Code: "HOSPB", Name: "Hospital B", Kind: custody.OrgHospital},
-		{Code: "MANU", Name: "Manufacturer", Kind: custody.OrgManufacturer},
-		{Code: "MANU2", Name: "Other manufacturer", Kind: custody.OrgManufacturer},
-		{Code: "COUR", Name: "Courier", Kind: custody.OrgCourier},
-		{Code: "COUR2", Name: "Other courier", Kind: custody.OrgCourier},
-	} {
-		if _, err := e.svc.RegisterOrganisation(ctx, adm, o, "network setup"); err != nil {
-			tb.Fatalf("organisation %s: %v", o.Code, err)
-		}
-	}
-	for _, s := range []struct {
-		code, org string
-		kind      custody.SiteRole
-	}{{"COL-1", "HOSPA", custody.SiteCollection}, {"TRT-1", "HOSPA", custody.SiteTreatment},
-		{"MFG-1", "MANU", custody.SiteManufacturing}, {"OTH-1", "HOSPB", custody.SiteCollection}} {
-		site := custody.Site{Code: s.code, Name: "Site " + s.code, Kinds: []custody.SiteRole{s.kind},
-			Organisation: s.org, TimeZone: "Europe/Paris", Address: "1 avenue Claude Vellefaux, 75010 Paris", Country: "FR",
-			Accreditation: custody.Accreditation{Status: custody.AccreditationAccredited, Expiry: "2027-06-30"},
-			Qualification: custody.Qualification{TrainingDone: true, Date: "2026-01-15", Expiry: "2027-01-15"}}
-		if _, err := e.svc.RegisterSite(ctx, adm, site, "network setup"); err != nil {
-			tb.Fatalf("site %s: %v", s.code, err)
-		}
-	}
-	for _, sh := range []custody.Shipper{{ID: "SHP-0042", Courier: "COUR", RequalificationDue: "2027-03-01"},
-		{ID: "SHP-0777", Courier: "COUR2", RequalificationDue: "2027-03-01"}} {
-		if _, err := e.svc.RegisterShipper(ctx, adm, sh, "network setup"); err != nil {
-			tb.Fatalf("shipper %s: %v", sh.ID, err)
-		}
-	}
-}
-
-// scopeUser adds a user bound to an organisation and sites.
-func scopeUser(tb testing.TB, e *env, id string, role custody.Role, org string, sites ...string) {
-	tb.Helper()
-	ctx := context.Background()
-	tok, err := e.svc.AddUser(ctx, id, "Printed "+id, role, password(id))
-	if err != nil {
-		tb.Fatalf("add user %s: %v", id, err)
-	}
-	slices.Sort(sites)
-	if _, err := e.store.UpdateUser(ctx, id, func(u *custody.User) error {
-		u.Organisation, u.Sites = org, sites
-		return nil
-	}); err != nil {
-		tb.Fatalf("bind user %s: %v", id, err)
-	}
-	e.tokens[id] = tok
+	return nettest.Net{Svc: e.svc, Store: e.store, Admin: adm, Password: password}
 }
 
 // scopeChain enrolls a chain at the sites named and records its
@@ -78,19 +28,13 @@ func scopeUser(tb testing.TB, e *env, id string, role custody.Role, org string, 
 // resolve to no registered site yet.
 func scopeChain(tb testing.TB, e *env, mrn string, sites custody.Sites) custody.COI {
 	tb.Helper()
-	ctx := context.Background()
-	co, err := e.svc.User(ctx, coord)
+	co, err := e.svc.User(context.Background(), coord)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ch, err := e.svc.Enroll(ctx, co, custody.EnrollRequest{
-		Patient: custody.PHI{Name: "Jane Roe", BirthDate: "1971-03-02", MRN: mrn},
-		Product: "autologous anti-CD19 CAR-T", Sites: sites})
-	if err != nil {
-		tb.Fatalf("enroll: %v", err)
-	}
-	e.advance(tb, ch.COI, mrn, 2)
-	return ch.COI
+	coi := netOf(tb, e).Enroll(tb, co, custody.PHI{Name: "Jane Roe", BirthDate: "1971-03-02", MRN: mrn}, "autologous anti-CD19 CAR-T", sites)
+	e.advance(tb, coi, mrn, 2)
+	return coi
 }
 
 // TestReadScope is the role x site x route table of chain reads: every
@@ -99,16 +43,11 @@ func scopeChain(tb testing.TB, e *env, mrn string, sites custody.Sites) custody.
 // the network stays readable as it always was.
 func TestReadScope(t *testing.T) {
 	e := newEnv(t)
-	net := scopeChain(t, e, "MRN-SCOPE-1", custody.Sites{Collection: "COL-1", Manufacturing: "MFG-1", Treatment: "TRT-1"})
+	net := scopeChain(t, e, "MRN-SCOPE-1", nettest.ScopeSites())
 	old := scopeChain(t, e, "MRN-SCOPE-2", custody.Sites{Collection: "St. Mary Apheresis", Manufacturing: "Plant 9", Treatment: "Ward 4"})
-	scopeNet(t, e)
-	scopeUser(t, e, "nurse.here", custody.RoleNurse, "HOSPA", "COL-1")
-	scopeUser(t, e, "nurse.there", custody.RoleNurse, "HOSPB", "OTH-1")
-	scopeUser(t, e, "qa.manu", custody.RoleQA, "MANU")
-	scopeUser(t, e, "qa.other", custody.RoleQA, "MANU2")
-	scopeUser(t, e, "courier.cour", custody.RoleCourier, "COUR")
-	scopeUser(t, e, "courier.cour2", custody.RoleCourier, "COUR2")
-	scopeUser(t, e, "mfg.unbound", custody.RoleManufacturing, "")
+	n := netOf(t, e)
+	n.Scope(t, "SHP-0042")
+	maps.Copy(e.tokens, n.AddUsers(t, nettest.ScopeUsers()))
 
 	routes := func(coi custody.COI) []struct{ name, method, path string } {
 		return []struct{ name, method, path string }{

@@ -207,7 +207,8 @@ func (s *Server) quarantine(c echo.Context) error {
 }
 
 // alertStream streams excursion alerts as server-sent events ("event:
-// excursion", data the sensors.Alert JSON) until the client goes away.
+// excursion", data the sensors.Alert JSON), and hold-time warnings as
+// "event: warning", until the client goes away.
 func (s *Server) alertStream(c echo.Context) error {
 	w := c.Response()
 	h := w.Header()
@@ -245,7 +246,11 @@ func (s *Server) alertStream(c echo.Context) error {
 				continue // not this user's chain (or unreadable): never reveal it
 			}
 			b, _ := json.Marshal(a)
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: excursion\ndata: %s\n\n", a.Seq, b); err != nil {
+			event := "excursion"
+			if a.Warning != nil {
+				event = "warning" // a hold-time warning: disruption projected, blocks nothing
+			}
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", a.Seq, event, b); err != nil {
 				return nil
 			}
 			w.Flush()

@@ -1,43 +1,26 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/coid-project/coid/api/internal/nettest"
 	"github.com/coid-project/coid/custody"
 )
 
 // apiNetwork registers a hospital with one site, a second hospital with
-// another and a courier, through the service.
+// another, a courier and a manufacturer with its plant, through the
+// service.
 func apiNetwork(t *testing.T, e *env) {
 	t.Helper()
-	ctx := context.Background()
-	a, err := e.store.User(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []custody.Organisation{{Code: "HOSPA", Name: "Hospital A", Kind: custody.OrgHospital},
+	both := []custody.SiteRole{custody.SiteCollection, custody.SiteTreatment}
+	netOf(t, e).Register(t, "set-up", []custody.Organisation{{Code: "HOSPA", Name: "Hospital A", Kind: custody.OrgHospital},
 		{Code: "HOSPB", Name: "Hospital B", Kind: custody.OrgHospital}, {Code: "FAST", Name: "FastCo", Kind: custody.OrgCourier},
-		{Code: "CELLX", Name: "CellX", Kind: custody.OrgManufacturer}} {
-		if _, err := e.svc.RegisterOrganisation(ctx, a, o, "set-up"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, s := range [][2]string{{"HOSP-1", "HOSPA"}, {"HOSP-2", "HOSPB"}, {"MFG-9", "CELLX"}} {
-		kinds := []custody.SiteRole{custody.SiteCollection, custody.SiteTreatment}
-		if s[0] == "MFG-9" {
-			kinds = []custody.SiteRole{custody.SiteManufacturing}
-		}
-		site := custody.Site{Code: s[0], Name: "Site " + s[0], Kinds: kinds,
-			Organisation: s[1], TimeZone: "Europe/Paris", Address: "1 rue X", Country: "FR",
-			Accreditation: custody.Accreditation{Status: custody.AccreditationAccredited, Expiry: "2027-06-30"},
-			Qualification: custody.Qualification{TrainingDone: true, Date: "2026-01-15", Expiry: "2027-01-15"}}
-		if _, err := e.svc.RegisterSite(ctx, a, site, "set-up"); err != nil {
-			t.Fatal(err)
-		}
-	}
+		{Code: "CELLX", Name: "CellX", Kind: custody.OrgManufacturer}},
+		[]custody.Site{nettest.Site("HOSP-1", "Site HOSP-1", "HOSPA", "Europe/Paris", both...),
+			nettest.Site("HOSP-2", "Site HOSP-2", "HOSPB", "Europe/Paris", both...),
+			nettest.Site("MFG-9", "Site MFG-9", "CELLX", "Europe/Paris", custody.SiteManufacturing)}, nil)
 }
 
 func TestUserNetworkRoutes(t *testing.T) {

@@ -103,6 +103,10 @@ func ClassifyError(err error) (cl ErrorClass, ok bool) {
 // (the rules are those of the sign-in throttle in throttle.go).
 type SignInThrottle struct{ t *signInThrottle }
 
+// SignInThrottle returns the server's web sign-in throttle, shared with
+// the web UI so that an online unlock through either lifts its hold.
+func (s *Server) SignInThrottle() *SignInThrottle { return s.signIn }
+
 // NewSignInThrottle returns an empty throttle reading time from now.
 func NewSignInThrottle(now func() time.Time) *SignInThrottle {
 	return &SignInThrottle{t: newSignInThrottle(now)}

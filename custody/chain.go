@@ -40,6 +40,9 @@ type Leg struct {
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
 	SealIntact *bool      `json:"seal_intact,omitempty"`
 	Open       bool       `json:"open"`
+	// PlannedArrival is the leg's planned arrival from its ship record,
+	// when it gave one.
+	PlannedArrival *time.Time `json:"planned_arrival,omitempty"`
 }
 
 // Issue is something that blocks release, the bedside check and infusion
@@ -201,7 +204,8 @@ func (c *Chain) apply(r *Record) error {
 		// this chain's product is not infused).
 		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
 		return nil
-	case StepNote, StepRelease, StepInfuse, StepCancel, StepReview:
+	case StepNote, StepRelease, StepInfuse, StepCancel, StepReview,
+		StepSchedule, StepReschedule, StepUnschedule, StepCollectOverride: // the booking: BookingOf
 		return nil // their data changes nothing the chain folds
 	case StepCorrection:
 		if r.SubmittedBy != SystemUser {
@@ -238,7 +242,7 @@ func (c *Chain) apply(r *Record) error {
 			from, to = c.Sites.Manufacturing, c.Sites.Treatment
 		}
 		c.Legs = append(c.Legs, Leg{N: len(c.Legs) + 1, Shipper: d.Shipper, Profile: d.Profile, From: from, To: to,
-			ShipSeq: r.Seq, ShippedAt: r.Time, Open: true})
+			ShipSeq: r.Seq, ShippedAt: r.Time, Open: true, PlannedArrival: utcPtr(d.PlannedArrival)})
 	case ReceiveData:
 		if err != nil {
 			return err

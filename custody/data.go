@@ -165,7 +165,14 @@ func checkData(step Step, allowed []string, d *stepData, profiles map[string]boo
 		if err := need(step, "shipper", ValidShipperID(x.Shipper), "must be a shipper ID (letters, digits, . _ -; up to 64)"); err != nil {
 			return err
 		}
-		return need(step, "profile", profiles[x.Profile], fmt.Sprintf("must be one of the configured temperature profiles %v", sortedKeys(profiles)))
+		if err := need(step, "profile", profiles[x.Profile], fmt.Sprintf("must be one of the configured temperature profiles %v", sortedKeys(profiles))); err != nil {
+			return err
+		}
+		if x.PlannedArrival != nil {
+			return need(step, "planned_arrival", x.PlannedArrival.After(now) && x.PlannedArrival.Before(now.Add(MaxPlannedLeg)),
+				fmt.Sprintf("must be a time after now and within %d days", MaxPlannedLeg/(24*time.Hour)))
+		}
+		return nil
 	case ReceiveData:
 		return need(step, "seal_intact", x.SealIntact != nil, "is required (true or false)")
 	case ManufactureData:

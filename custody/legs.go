@@ -182,6 +182,9 @@ type LegView struct {
 	// stored readings (including late ones stored after receipt).
 	Current    LegSeal          `json:"current"`
 	Excursions []ExcursionEntry `json:"excursions"`
+	// HoldWarnings are the hold-time warnings recorded for the leg
+	// (StepHoldWarning), with the projections they rest on.
+	HoldWarnings []HoldWarningEntry `json:"hold_warnings"`
 }
 
 // ExcursionEntry is an excursion record of a chain with its disposition
@@ -342,10 +345,19 @@ func (s *Service) Legs(ctx context.Context, coi COI) ([]LegView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("legs of %s: %w", coi, err)
 	}
+	warnings, err := ChainHoldWarnings(c)
+	if err != nil {
+		return nil, fmt.Errorf("legs of %s: %w", coi, err)
+	}
 	out := make([]LegView, 0, len(c.Legs))
 	now := s.Now()
 	for _, l := range c.Legs {
-		v := LegView{Leg: l, Excursions: []ExcursionEntry{}}
+		v := LegView{Leg: l, Excursions: []ExcursionEntry{}, HoldWarnings: []HoldWarningEntry{}}
+		for _, w := range warnings {
+			if w.Leg == l.N {
+				v.HoldWarnings = append(v.HoldWarnings, w)
+			}
+		}
 		for _, e := range exc {
 			if e.Leg == l.N {
 				v.Excursions = append(v.Excursions, e)
@@ -392,14 +404,19 @@ func (s *Service) checkSeal(ctx context.Context, rs ReceiveSeal, p Profile) (boo
 	if err != nil {
 		return false, "", err
 	}
-	got := SealReadings(readings, p)
 	// MKT is recorded only for profiles where it applies; recompute it the
-	// same way the seal did.
+	// same way the seal did (seals without a method weighed readings
+	// equally).
+	method := rs.Seal.MKTMethod
 	if rs.Seal.MKTC == nil {
-		got.MKTC = nil
+		method = MKTTimeWeighted
+	}
+	got := sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
+	if rs.Seal.MKTC == nil {
+		got.MKTC, got.MKTMethod, got.MKTMaxGap = nil, "", 0
 	} else if got.MKTC == nil {
 		p.MKT = true
-		got = SealReadings(readings, p)
+		got = sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
 	}
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(rs.Seal)

@@ -347,6 +347,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		is := c.OpenIssues()[0]
 		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
 	}
+	if req.Step == StepCollect {
+		if err := s.checkCollectGate(ctx, c); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	place, err := s.signerPlaceFor(ctx, c.Sites, rule, req.Step, data)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
@@ -374,7 +379,8 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	rec := Record{V: EncodingVersion, Chain: coi, Step: req.Step, Time: now, Site: c.Sites.name(rule.Site),
 		SubmittedBy: actor.ID, Data: body, Signatures: sigs}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To})
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
+		Releases: releasesOn(c, req.Step)})
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -624,6 +630,13 @@ func (s *Service) AddUser(ctx context.Context, id, name string, role Role, passw
 // creation in an audit entry written in the same transaction. The user is
 // bound to organisation and sites (checkUserNetwork; both empty: unbound).
 func (s *Service) addUser(ctx context.Context, id, name string, role Role, password, actor, organisation string, sites []string) (string, error) {
+	return s.addUserFor(ctx, id, name, role, password, actor, organisation, sites, false, "")
+}
+
+// addUserFor is addUser with the account's first password a temporary one
+// the person must change at the first sign-in (temporary), and the
+// administrator's reason in the audit entry.
+func (s *Service) addUserFor(ctx context.Context, id, name string, role Role, password, actor, organisation string, sites []string, temporary bool, reason string) (string, error) {
 	if err := CheckNewUser(id, name, role, password); err != nil {
 		return "", err
 	}
@@ -652,7 +665,7 @@ func (s *Service) addUser(ctx context.Context, id, name string, role Role, passw
 	}
 	now := s.now().UTC()
 	u := User{ID: id, Name: strings.TrimSpace(name), Role: role, Organisation: organisation, Sites: sites,
-		PasswordHash: enc, Created: now, PasswordChanged: now}
+		PasswordHash: enc, Created: now, PasswordChanged: now, MustChangePassword: temporary}
 	if actor == "" {
 		err = s.store.CreateUser(ctx, u, th)
 	} else {
@@ -660,8 +673,11 @@ func (s *Service) addUser(ctx context.Context, id, name string, role Role, passw
 		if organisation != "" {
 			maps.Copy(vals, networkValues(organisation, sites))
 		}
+		if temporary {
+			vals["change_required"] = "true"
+		}
 		err = s.store.CreateUserAudited(ctx, u, th, AuditEntry{Time: now, Actor: actor, Action: AuditUserAdd, Kind: KindUser, Code: id,
-			New: AuditValues(vals)})
+			Reason: reason, New: AuditValues(vals)})
 	}
 	if err != nil {
 		return "", fmt.Errorf("add user %s: %w", id, err)

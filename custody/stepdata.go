@@ -47,6 +47,9 @@ type CollectData struct {
 type ShipData struct {
 	Shipper string `json:"shipper"`
 	Profile string `json:"profile"`
+	// PlannedArrival is when the leg is planned to arrive, if the shipper
+	// gave it (RFC 3339); hold-time warnings project against it.
+	PlannedArrival *time.Time `json:"planned_arrival,omitempty"`
 }
 
 // ReceiveData is the data of a receive record: the seal check the person
@@ -141,6 +144,35 @@ type ReviewData struct {
 	Statement string `json:"statement"`
 }
 
+// ScheduleData is the data of a schedule record: the product, the
+// planned milestones and the claims (chair and slot) the booking holds.
+// It names sites and days only, never the patient.
+type ScheduleData struct {
+	Product string  `json:"product"`
+	Plan    Plan    `json:"plan"`
+	Claims  []Claim `json:"claims"`
+}
+
+// RescheduleData is the data of a reschedule record: the new booking,
+// which replaces the chain's booking, and why.
+type RescheduleData struct {
+	ScheduleData
+	Reason string `json:"reason"`
+}
+
+// UnscheduleData is the data of an unschedule record: the claims freed
+// and why.
+type UnscheduleData struct {
+	Claims []Claim `json:"claims"`
+	Reason string  `json:"reason"`
+}
+
+// CollectOverrideData is the data of a collect-override record: why cells
+// may be collected without a booking.
+type CollectOverrideData struct {
+	Reason string `json:"reason"`
+}
+
 // OtherData is the data of a step custody has no type for (a step a
 // journey table adds): its members as they are.
 type OtherData struct {
@@ -213,6 +245,18 @@ func (ReviewData) Step() Step { return StepReview }
 // Step implements StepData.
 func (d OtherData) Step() Step { return d.Of }
 
+// Step implements StepData.
+func (ScheduleData) Step() Step { return StepSchedule }
+
+// Step implements StepData.
+func (RescheduleData) Step() Step { return StepReschedule }
+
+// Step implements StepData.
+func (UnscheduleData) Step() Step { return StepUnschedule }
+
+// Step implements StepData.
+func (CollectOverrideData) Step() Step { return StepCollectOverride }
+
 // members splits a schema's comma-separated member names.
 func members(names string) []string {
 	if names == "" {
@@ -279,7 +323,14 @@ func schemaOf(step Step) stepSchema {
 	case StepCollect:
 		return stepSchema{client: "din,volume_ml,bags,started_at,ended_at", decode: decodeInto[CollectData]}
 	case StepShip:
-		return stepSchema{client: "shipper,profile", decode: decodeInto[ShipData]}
+		return stepSchema{client: "shipper,profile,planned_arrival", decode: func(raw json.RawMessage, _ map[string]json.RawMessage) (StepData, error) {
+			var v ShipData
+			err := json.Unmarshal(raw, &v)
+			if _, ok := errors.AsType[*time.ParseError](err); ok {
+				err = fmt.Errorf("data.planned_arrival must be an RFC 3339 time, e.g. 2026-11-24T13:00:00Z")
+			}
+			return v, err
+		}}
 	case StepReceive:
 		return stepSchema{client: "seal_intact", written: "telemetry", decode: decodeInto[ReceiveData]}
 	case StepManufacture:
@@ -299,6 +350,8 @@ func schemaOf(step Step) stepSchema {
 	case StepExcursion:
 		return stepSchema{written: "excursion_id,kind,leg,shipper,profile,start,end,worst,limit,duration_ns,duration,breach_ns",
 			decode: decodeExcursion}
+	case StepHoldWarning:
+		return stepSchema{written: "cause,leg,shipper,profile,message,projection", decode: decodeInto[HoldWarningData]}
 	case StepMismatch:
 		return stepSchema{written: "reasons,bag_code,bag_code_unreadable,wristband_digest,attempted_by",
 			decode: decodeInto[MismatchData]}
@@ -314,6 +367,14 @@ func schemaOf(step Step) stepSchema {
 		return stepSchema{client: "text", decode: decodeInto[NoteData]}
 	case StepReview:
 		return stepSchema{client: "statement", decode: decodeInto[ReviewData]}
+	case StepSchedule:
+		return stepSchema{written: "product,plan,claims", decode: decodeInto[ScheduleData]}
+	case StepReschedule:
+		return stepSchema{written: "product,plan,claims,reason", decode: decodeInto[RescheduleData]}
+	case StepUnschedule:
+		return stepSchema{written: "claims,reason", decode: decodeInto[UnscheduleData]}
+	case StepCollectOverride:
+		return stepSchema{written: "reason", decode: decodeInto[CollectOverrideData]}
 	}
 	return stepSchema{byMember: true, decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
 		return OtherData{Of: step, Members: m}, nil

@@ -52,7 +52,7 @@ func TestParseDataRefusesAsTheServiceDoes(t *testing.T) {
 		data string
 		want string
 	}{
-		{custody.StepShip, `{"shipper":"SHP-1","profile":"cryogenic","extra":1}`, "ship: data.extra is not a member of ship data (one of shipper, profile)"},
+		{custody.StepShip, `{"shipper":"SHP-1","profile":"cryogenic","extra":1}`, "ship: data.extra is not a member of ship data (one of shipper, profile, planned_arrival)"},
 		{custody.StepCollect, `{"bags":"two"}`, "collect: data.bags must be a int"},
 		{custody.StepNote, `[1]`, "note: data must be a JSON object"},
 		{custody.StepNote, `{"text":` + strings.Repeat(" ", custody.MaxDataSize) + `"t"}`, "note: data larger than"},
@@ -141,7 +141,7 @@ func TestJourneyDataMembers(t *testing.T) {
 	if got := j.DataMembers("site-audit"); !slices.Equal(got, []string{"finding", "room"}) {
 		t.Errorf("site-audit members %v", got)
 	}
-	if got := j.DataMembers(custody.StepShip); !slices.Equal(got, []string{"shipper", "profile"}) {
+	if got := j.DataMembers(custody.StepShip); !slices.Equal(got, []string{"shipper", "profile", "planned_arrival"}) {
 		t.Errorf("ship members %v", got)
 	}
 	if got := j.DataMembers("unlisted"); got != nil {

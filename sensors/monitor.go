@@ -12,15 +12,19 @@ import (
 	"github.com/coid-project/coid/custody/coldchain"
 )
 
-// Alert is an excursion just written to a chain, as published on
-// "coid/alerts/{coi}" and streamed to HTTP clients.
+// Alert is an excursion, or a hold-time warning, just written to a chain,
+// as published on "coid/alerts/{coi}" and streamed to HTTP clients.
+// Exactly one of Excursion and Warning is set.
 type Alert struct {
 	COI custody.COI `json:"coi"`
-	// Seq is the excursion record's log position; QA names it in the
-	// disposition.
+	// Seq is the excursion (or warning) record's log position; QA names
+	// an excursion's in the disposition.
 	Seq       uint64                `json:"seq"`
 	Time      time.Time             `json:"time"`
-	Excursion custody.ExcursionData `json:"excursion"`
+	Excursion custody.ExcursionData `json:"excursion,omitzero"`
+	// Warning is a hold-time warning (custody.StepHoldWarning): disruption
+	// projected, not an excursion; it blocks nothing.
+	Warning *custody.HoldWarningData `json:"warning,omitempty"`
 }
 
 // AlertHub fans alerts out to subscribers (the SSE streams). A subscriber
@@ -73,8 +77,12 @@ type MonitorConfig struct {
 	// Settle is how long the monitor waits after new readings before
 	// judging the legs they touch, to batch bursts (default 250ms).
 	Settle time.Duration
-	// Alert is called for each excursion written; it must not block.
+	// Alert is called for each excursion and hold-time warning written;
+	// it must not block.
 	Alert func(Alert)
+	// Hold configures the hold-time projection made for every leg judged
+	// and the warnings it raises (zero: coldchain's defaults).
+	Hold coldchain.HoldConfig
 }
 
 // Monitor attributes stored readings to legs and writes excursions: after
@@ -87,6 +95,10 @@ type MonitorConfig struct {
 // worst value and duration, and another whenever readings stored late
 // change those figures (Service.ReviseLegExcursions). An excursion going on
 // when its leg was received ends, for that leg, at the receipt.
+//
+// Each leg judged also gets a hold-time projection (coldchain.ProjectHold)
+// from the same readings; each warning it gives is recorded once per leg
+// and cause (Service.RecordHoldWarning) and alerted when first recorded.
 //
 // The legs to judge are derived from the chains, which only an append can
 // change: the monitor keeps them, with the ledger position they were read
@@ -103,6 +115,8 @@ type Monitor struct {
 	head    uint64
 	legs    []custody.LegRef
 	byShip  map[string][]int
+	// warnedSet holds the legs' warning causes known to be recorded.
+	warnedSet map[warnKey]bool
 }
 
 // NewMonitor returns a monitor; Run drives it.
@@ -213,8 +227,58 @@ func (m *Monitor) Check(ctx context.Context, shippers map[string]bool) int {
 				m.cfg.Alert(Alert{COI: l.COI, Seq: rec.Seq, Time: rec.Time, Excursion: d})
 			}
 		}
+		n += m.warn(ctx, l, rs, now)
 	}
 	return n
+}
+
+// warn projects leg l's hold time from its readings rs and records (and
+// alerts) the warnings not yet recorded; it returns how many it recorded.
+func (m *Monitor) warn(ctx context.Context, l custody.LegRef, rs []custody.Reading, now time.Time) int {
+	if l.Leg.ReceivedAt != nil {
+		return 0
+	}
+	n := 0
+	for _, w := range coldchain.HoldWarnings(l, coldchain.ProjectHold(l, rs, now, m.cfg.Hold)) {
+		if m.warned(l, w.Cause) {
+			continue
+		}
+		rec, added, err := m.cfg.Service.RecordHoldWarning(ctx, l.COI, l.Leg.N, w)
+		if err != nil {
+			m.cfg.Logger.Error("hold warning not recorded", "coi", string(l.COI), "leg", l.Leg.N, "cause", string(w.Cause), "err", err)
+			continue
+		}
+		m.setWarned(l, w.Cause)
+		if !added {
+			continue
+		}
+		n++
+		if m.cfg.Alert != nil {
+			d, _ := rec.Body().(custody.HoldWarningData)
+			m.cfg.Alert(Alert{COI: l.COI, Seq: rec.Seq, Time: rec.Time, Warning: &d})
+		}
+	}
+	return n
+}
+
+// warnKey names a leg's warning cause in Monitor.warnedSet.
+type warnKey struct {
+	coi   custody.COI
+	leg   int
+	cause custody.HoldWarningCause
+}
+
+// warned reports whether the cause is known to be recorded on the leg, so
+// the chain need not be read again for it; checkMu is held.
+func (m *Monitor) warned(l custody.LegRef, c custody.HoldWarningCause) bool {
+	return m.warnedSet[warnKey{l.COI, l.Leg.N, c}]
+}
+
+func (m *Monitor) setWarned(l custody.LegRef, c custody.HoldWarningCause) {
+	if m.warnedSet == nil {
+		m.warnedSet = map[warnKey]bool{}
+	}
+	m.warnedSet[warnKey{l.COI, l.Leg.N, c}] = true
 }
 
 // currentLegs returns the legs to judge, read again from the chains only

@@ -518,3 +518,33 @@ func TestMonitorRecordsAnEarlierStart(t *testing.T) {
 		t.Fatal("unchanged readings judged again appended records")
 	}
 }
+
+// BenchmarkMonitorCheckLN2Leg is the monitor judging one leg of two days
+// of readings a minute carrying the LN2 charge, as after each batch of
+// the shipper's readings: the rules and the hold-time projection
+// (coldchain.BenchmarkProjectHold is the projection alone).
+func BenchmarkMonitorCheckLN2Leg(b *testing.B) {
+	ctx := context.Background()
+	f := newMonitorFleet(b, 1)
+	at := func(m int) time.Time { return f.now().Add(-time.Hour).Add(time.Duration(m) * time.Minute) }
+	var rs []custody.Reading
+	for m := range 48 * 60 {
+		temp, ln2 := -182.0, 95-0.5*float64(m)/60
+		rs = append(rs, custody.Reading{Shipper: "SHP-M0", Seq: uint64(1000 + m), HasSeq: true, DeviceTime: at(m).Add(time.Second),
+			ReceivedTime: at(m), TempC: &temp, LN2Pct: &ln2})
+	}
+	if _, err := f.st.AddReadings(ctx, rs); err != nil {
+		b.Fatal(err)
+	}
+	f.set(at(48 * 60))
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: f.svc, Readings: f.st, Logger: quiet})
+	if n := mon.Check(ctx, nil); n != 0 {
+		b.Fatalf("healthy leg: %d records", n)
+	}
+	dirty := map[string]bool{"SHP-M0": true}
+	for b.Loop() {
+		if n := mon.Check(ctx, dirty); n != 0 {
+			b.Fatalf("%d records", n)
+		}
+	}
+}

@@ -38,8 +38,9 @@ func chromiumPath() string {
 }
 
 // newChrome starts a fresh headless Chromium with its own profile and
-// returns a tab context bounded by timeout.
-func newChrome(t *testing.T, width, height int, timeout time.Duration) context.Context {
+// returns a tab context bounded by timeout; extra adds allocator options
+// (a time zone for the browser's process, say).
+func newChrome(t *testing.T, width, height int, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {
@@ -65,7 +66,7 @@ func newChrome(t *testing.T, width, height int, timeout time.Duration) context.C
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
 	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	tctx, cancelT := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() {

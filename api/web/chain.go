@@ -28,25 +28,64 @@ type recordView struct {
 	Step custody.Step
 	Name string // the step in words
 	Time time.Time
-	// Local is Time in the zone of the registered site the record names,
-	// zone named ("2026-03-02 09:14 CET"); "" for a site from before the
-	// network, whose records show UTC only.
+	// Local is Time in the zone of the registered site the record names
+	// (in transit: the site the leg left), zone named ("2026-03-02 09:14
+	// CET"); "" for a site from before the network, whose records show UTC
+	// only.
 	Local      string
 	Site       string
 	System     bool
 	Summary    []string
-	Signatures []custody.Signature
+	Signatures []signatureView
+}
+
+// signatureView is a signature of a record with its time shown in the zone
+// of the record's site.
+type signatureView struct {
+	custody.Signature
+	// When is the signature's time; nil when the recorded time does not
+	// parse, and the page shows it as recorded.
+	When *shownTime
 }
 
 type issueView struct {
 	custody.Issue
 	Text string
+	// When is the issue's time in the zone of the site its record names.
+	When shownTime
 }
 
+// legView is a leg as the chain page shows it: its departure in the zone
+// of the site it left, its arrival in the zone of the site it reached, and
+// what happened in transit (excursions, the chart) in the zone of the site
+// it left, where the shipper was packed and its clock set.
 type legView struct {
 	custody.LegView
 	ProfileLimits string
 	Chart         *legChart
+	Shipped       shownTime
+	Received      *shownTime
+	// Planned is the planned arrival, in the zone of the site the leg
+	// goes to; nil when the ship record gave none.
+	Planned      *shownTime
+	Excursions   []excursionView
+	HoldWarnings []holdWarningView
+}
+
+// holdWarningView is a hold-time warning of a leg with its time and its
+// projection's device times shown in the zone of the site the leg left.
+type holdWarningView struct {
+	custody.HoldWarningEntry
+	When, FitFrom, FitTo shownTime
+	Refill               *shownTime
+}
+
+// excursionView is an excursion of a leg with its start and end shown in
+// the zone of the site the leg left.
+type excursionView struct {
+	custody.ExcursionEntry
+	From shownTime
+	To   *shownTime
 }
 
 type chainView struct {
@@ -140,8 +179,17 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 			v.Other = append(v.Other, f)
 		}
 	}
+	zones, err := w.svc.SiteZones(ctx, ch)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	zoneOf := recordZones(ch, zones)
+	siteOf := make(map[uint64]string, len(ch.Records))
+	for _, r := range ch.Records {
+		siteOf[r.Seq] = r.Site
+	}
 	for _, is := range ch.Issues {
-		v.Issues = append(v.Issues, issueView{Issue: is, Text: issueText(is.Kind)})
+		v.Issues = append(v.Issues, issueView{Issue: is, Text: issueText(is.Kind), When: showTime(is.Time, zoneOf(siteOf[is.Seq]))})
 		if is.Open {
 			v.OpenIssues++
 		}
@@ -151,19 +199,38 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		return w.fail(c, err)
 	}
 	for _, l := range legs {
-		lv := legView{LegView: l, ProfileLimits: profileLimits(w.svc, l.Profile)}
-		lv.Chart = w.chart(c, ch, l.Leg, l.Excursions)
+		from, to := zones[l.From], zones[l.To]
+		lv := legView{LegView: l, ProfileLimits: profileLimits(w.svc, l.Profile), Shipped: showTime(l.ShippedAt, from)}
+		if l.ReceivedAt != nil {
+			r := showTime(*l.ReceivedAt, to)
+			lv.Received = &r
+		}
+		for _, e := range l.Excursions {
+			ev := excursionView{ExcursionEntry: e, From: showTime(e.Start, from)}
+			if e.End != nil {
+				end := showTime(*e.End, from)
+				ev.To = &end
+			}
+			lv.Excursions = append(lv.Excursions, ev)
+		}
+		if l.PlannedArrival != nil {
+			pa := showTime(*l.PlannedArrival, to)
+			lv.Planned = &pa
+		}
+		for _, hw := range l.HoldWarnings {
+			p := hw.Projection
+			hv := holdWarningView{HoldWarningEntry: hw, When: showTime(hw.Time, from), FitFrom: showTime(p.FitFrom, from), FitTo: showTime(p.FitTo, from)}
+			if p.RefillAt != nil {
+				r := showTime(*p.RefillAt, from)
+				hv.Refill = &r
+			}
+			lv.HoldWarnings = append(lv.HoldWarnings, hv)
+		}
+		lv.Chart = w.chart(c, ch, l.Leg, l.Excursions, from)
 		v.Legs = append(v.Legs, lv)
 	}
-	zones, err := w.svc.SiteZones(ctx, ch)
-	if err != nil {
-		return w.fail(c, err)
-	}
 	for i := len(ch.Records) - 1; i >= 0; i-- {
-		rv := timelineEntry(ch.Records[i])
-		if z, ok := zones[rv.Site]; ok {
-			rv.Local = localScreenTime(rv.Time, z)
-		}
+		rv := timelineEntry(ch.Records[i], zoneOf(ch.Records[i].Site))
 		v.Timeline = append(v.Timeline, rv)
 	}
 	if custody.MayPrintLabels(me.Role) && len(ch.Bags) > 0 {
@@ -174,6 +241,25 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 	}
 	v.Downloads = append(v.Downloads, w.reportLinks(me, ch)...)
 	return w.render(c, code, "chain", page{Title: ch.Display, Nav: "scan", Msg: msg, V: v})
+}
+
+// recordZones returns the zone in which to show what a record of ch at
+// site happened: the zone of the registered site it names; for a record
+// written in transit (an excursion, its system corrections), the zone of
+// the site the leg left; nil (UTC only) for a site with no zone.
+func recordZones(ch *custody.Chain, zones custody.SiteZones) func(site string) *time.Location {
+	transit := map[string]*time.Location{}
+	for _, l := range ch.Legs {
+		if z, ok := zones[l.From]; ok {
+			transit[l.InTransit()] = z
+		}
+	}
+	return func(site string) *time.Location {
+		if z, ok := zones[site]; ok {
+			return z
+		}
+		return transit[site]
+	}
 }
 
 func rolesOf(rule custody.Transition) string {
@@ -210,10 +296,22 @@ func profileLimits(svc *custody.Service, name string) string {
 // custody parsed (custody.StepData): no member names, durations as people
 // read them, times in the screen's one format, and never a commitment,
 // digest or wristband code. A step this file does not know is listed
-// member by member, under the forms' labels.
-func timelineEntry(r custody.Record) recordView {
-	rv := recordView{Seq: r.Seq, Step: r.Step, Name: stepName(r.Step), Time: r.Time, Site: r.Site, Signatures: r.Signatures,
+// member by member, under the forms' labels. Times are shown in zone, the
+// zone of the record's site, with UTC beside them; nil: UTC only.
+func timelineEntry(r custody.Record, zone *time.Location) recordView {
+	rv := recordView{Seq: r.Seq, Step: r.Step, Name: stepName(r.Step), Time: r.Time, Site: r.Site,
 		System: r.SubmittedBy == custody.SystemUser || len(r.Signatures) > 0 && r.Signatures[0].Role == custody.RoleSystem}
+	if zone != nil {
+		rv.Local = localScreenTime(r.Time, zone)
+	}
+	for _, sg := range r.Signatures {
+		sv := signatureView{Signature: sg}
+		if t, err := time.Parse(time.RFC3339Nano, sg.Time); err == nil {
+			st := showTime(t, zone)
+			sv.When = &st
+		}
+		rv.Signatures = append(rv.Signatures, sv)
+	}
 	if _, err := r.Members(); err != nil {
 		return rv
 	}
@@ -227,9 +325,15 @@ func timelineEntry(r custody.Record) recordView {
 		if d.VolumeML != nil {
 			add("%g mL in %d bag(s)", *d.VolumeML, d.Bags)
 		}
-		add("Collected from %s to %s", recordedTime(d.StartedAt), recordedTime(d.EndedAt))
+		add("Collected from %s to %s", recordedTime(d.StartedAt, zone), recordedTime(d.EndedAt, zone))
 	case custody.ShipData:
 		add("Shipper %s, %s profile", d.Shipper, d.Profile)
+		if d.PlannedArrival != nil {
+			add("Planned arrival %s", d.PlannedArrival.UTC().Format("2006-01-02 15:04 UTC"))
+		}
+	case custody.HoldWarningData:
+		add("Leg %d: %s", d.Leg, d.Message)
+		add("Warning only: it blocks nothing")
 	case custody.ReceiveData:
 		if d.SealIntact != nil {
 			if *d.SealIntact {
@@ -244,11 +348,11 @@ func timelineEntry(r custody.Record) recordView {
 	case custody.ManufactureData:
 		add("%d final-product bag(s)", d.FinalBags)
 		if d.ExpiresAt != nil {
-			add("Expires %s", recordedTime(*d.ExpiresAt))
+			add("Expires %s", recordedTime(*d.ExpiresAt, zone))
 		}
 	case custody.ReleaseData:
 		if d.ExpiresAt != nil {
-			add("Expires %s", recordedTime(*d.ExpiresAt))
+			add("Expires %s", recordedTime(*d.ExpiresAt, zone))
 		}
 	case custody.BedsideData:
 		if d.Bag != "" {
@@ -260,7 +364,7 @@ func timelineEntry(r custody.Record) recordView {
 	case custody.InfuseData:
 		add("Bag %s infused", d.Bag)
 	case custody.ExcursionData:
-		add("%s", strings.TrimSuffix(excursionSentence(d), "."))
+		add("%s", strings.TrimSuffix(excursionSentence(d, zone), "."))
 	case custody.MismatchData:
 		for _, x := range d.Reasons {
 			add("%s", capitalise(x))
@@ -284,7 +388,7 @@ func timelineEntry(r custody.Record) recordView {
 		add("Corrects record %d", d.Corrects)
 		if f := d.Figures; f != nil {
 			kind, _, _ := strings.Cut(f.ID, "/") // an excursion ID is its kind and its start
-			add("Excursion figures now%s", strings.TrimSuffix(excursionFigures(f.End, f.Worst, nil, f.DurationNS, f.BreachNS, custody.ExcursionKind(kind)), "."))
+			add("Excursion figures now%s", strings.TrimSuffix(excursionFigures(f.End, f.Worst, nil, f.DurationNS, f.BreachNS, custody.ExcursionKind(kind), zone), "."))
 		}
 		add("Reason: %s", d.Reason)
 	case custody.CancelData:
@@ -310,14 +414,14 @@ func decisionText(d string) string {
 	return d
 }
 
-// recordedTime shows an RFC 3339 time from step data in the screen's
-// format; anything else as recorded.
-func recordedTime(s string) string {
+// recordedTime shows an RFC 3339 time from step data as showTime shows it
+// in zone; anything else as recorded.
+func recordedTime(s string, zone *time.Location) string {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return s
 	}
-	return screenTime(t)
+	return showTime(t, zone).String()
 }
 
 // bagText shows a scanned label as its bag ID, never as the raw payload;

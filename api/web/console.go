@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -47,6 +48,9 @@ type consoleView struct {
 	// when it is not empty.
 	Expiring     []expiringRow
 	ExpiringDays int
+	// Warnings are the hold-time warnings of legs still in transit,
+	// newest first.
+	Warnings []holdWarningRow
 }
 
 // expiringRow is one expiring qualification with when, in words.
@@ -120,6 +124,9 @@ func (w *ui) consolePage(c echo.Context) error {
 		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: counts[st], Selected: st == filter})
 	}
 	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
+	if v.Warnings, err = w.holdWarningRows(ctx, infos); err != nil {
+		return w.fail(c, err)
+	}
 	if custody.MaySeeExpiringQualifications(me.Role) {
 		v.ExpiringDays = w.srv.QualificationWarningDays()
 		list, err := w.svc.ExpiringQualifications(ctx, me, v.ExpiringDays)
@@ -178,4 +185,38 @@ func excursionDetail(ch *custody.Chain, seq uint64) string {
 		return s
 	}
 	return ""
+}
+
+// holdWarningRow is a hold-time warning on a leg still in transit.
+type holdWarningRow struct {
+	custody.HoldWarningEntry
+	Display string
+}
+
+// holdWarningRows returns the hold-time warnings of the legs of chains
+// (listed for this user) still in transit, newest first: what the QA
+// console shows beside the live alerts. A received leg's warnings are
+// over and are on its chain page.
+func (w *ui) holdWarningRows(ctx context.Context, infos []custody.ChainInfo) ([]holdWarningRow, error) {
+	var out []holdWarningRow
+	for _, ci := range infos {
+		if ci.State != custody.StateToManufacturing && ci.State != custody.StateToTreatment {
+			continue
+		}
+		ch, err := w.svc.Chain(ctx, ci.COI)
+		if err != nil {
+			return nil, err
+		}
+		ws, err := custody.ChainHoldWarnings(ch)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range ws {
+			if x.Leg >= 1 && x.Leg <= len(ch.Legs) && ch.Legs[x.Leg-1].Open {
+				out = append(out, holdWarningRow{HoldWarningEntry: x, Display: ch.Display})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b holdWarningRow) int { return b.Time.Compare(a.Time) })
+	return out, nil
 }

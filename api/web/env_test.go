@@ -25,6 +25,7 @@ import (
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/custody/phitext"
+	"github.com/coid-project/coid/sensors"
 )
 
 // The web UI's test environment: a real bbolt store (ledger and telemetry
@@ -106,6 +107,8 @@ type webEnv struct {
 	clock *webClock
 	users map[string]custody.User
 	logs  *syncBuffer
+	// alerts feeds the alert stream (/alerts/live), as the monitor does.
+	alerts *sensors.AlertHub
 }
 
 func newWebEnv(tb testing.TB, tls bool) *webEnv {
@@ -138,14 +141,15 @@ func newWebEnvProfiles(tb testing.TB, tls bool, custom []custody.Profile) *webEn
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}
-	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: "test"})
+	alerts := sensors.NewAlertHub()
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: "test", Telemetry: api.TelemetryConfig{Alerts: alerts}})
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
 	}
 	if err := web.Mount(srv, web.WithQuarantine(store)); err != nil {
 		tb.Fatalf("web.Mount: %v", err)
 	}
-	e := &webEnv{t: tb, store: store, svc: svc, srv: srv, clock: clock, users: map[string]custody.User{}, logs: logs}
+	e := &webEnv{t: tb, store: store, svc: svc, srv: srv, clock: clock, users: map[string]custody.User{}, logs: logs, alerts: alerts}
 	if tls {
 		e.ts = httptest.NewTLSServer(srv.Handler())
 	} else {

@@ -62,6 +62,7 @@ var fieldLabels = map[string]string{
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
 	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
+	"planned_arrival": "Planned arrival",
 }
 
 // stepTitles are the headings of the step forms.
@@ -127,6 +128,8 @@ func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formFi
 		return []formField{
 			{Name: "shipper", Label: "Shipper ID", Kind: "text", Required: true, Help: "printed on the shipper, e.g. SHP-0042"},
 			{Name: "profile", Label: "Temperature profile", Kind: "select", Required: true, Options: opts, Value: def},
+			{Name: "planned_arrival", Label: "Planned arrival", Kind: "datetime",
+				Help: "local time of this device; optional: coid warns when the shipper's liquid nitrogen will not last until then, or the leg runs late"},
 		}
 	case custody.StepReceive:
 		return []formField{{Name: "seal_intact", Label: "Is the shipper's seal intact?", Kind: "radio", Required: true,
@@ -203,10 +206,18 @@ func issueText(kind string) string {
 
 // stepData turns the submitted form into the step's JSON data. Values are
 // converted to the JSON types the domain expects; the domain judges them.
+// Free text (a reason, a note, a review statement) is sent even when blank:
+// the domain refuses a blank one, and its error is the one the form shows,
+// as it is for the API. Only a value that must be converted is required
+// here, since a blank one has nothing to convert.
 func stepData(step custody.Step, fields []formField, form url.Values) (json.RawMessage, error) {
 	m := map[string]any{}
 	for _, f := range fields {
 		v := strings.TrimSpace(form.Get(f.Name))
+		if v == "" && f.Kind == "textarea" {
+			m[f.Name] = v
+			continue
+		}
 		if v == "" {
 			if f.Required {
 				return nil, fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)

@@ -70,6 +70,9 @@ type legChart struct {
 	Shades   []chartShade
 	Count    int
 	LiveURL  string
+	// Zone is the IANA name of the zone the time axis is labelled in (the
+	// zone of the site the leg left), "UTC" for a site with no zone.
+	Zone string
 	// The plot area (left, top, width, height, right, bottom) and the
 	// drawing's size, for the template and the script.
 	PlotL, PlotT, PlotW, PlotH, PlotR, PlotB, SvgW, SvgH float64
@@ -102,8 +105,12 @@ func chartGap(p custody.Profile, known bool, ts []int64) time.Duration {
 }
 
 // chart builds the leg's chart, or nil when no readings are stored (or no
-// reading store is configured). exc are the leg's excursions, shaded.
-func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custody.ExcursionEntry) *legChart {
+// reading store is configured). exc are the leg's excursions, shaded; the
+// time axis is labelled in zone (nil: UTC).
+func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custody.ExcursionEntry, zone *time.Location) *legChart {
+	if zone == nil {
+		zone = time.UTC
+	}
 	_, rs, err := w.svc.LegReadings(c.Request().Context(), ch.COI, l.N)
 	if err != nil {
 		return nil
@@ -115,7 +122,7 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custo
 		}
 	}
 	lc := &legChart{Count: len(pts), PlotL: plotL, PlotT: plotT, PlotW: plotW, PlotH: plotH,
-		PlotR: plotL + plotW, PlotB: plotT + plotH, SvgW: svgW, SvgH: svgH}
+		PlotR: plotL + plotW, PlotB: plotT + plotH, SvgW: svgW, SvgH: svgH, Zone: zone.String()}
 	if l.Open {
 		lc.LiveURL = fmt.Sprintf("/chains/%s/legs/%d/live", ch.COI, l.N)
 	}
@@ -217,12 +224,16 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custo
 	}
 	tstep := chart.TimeStep(time.Duration(t1-t0)*time.Millisecond, 6)
 	sm := tstep.Milliseconds()
-	for t := (t0 + sm - 1) / sm * sm; t <= t1; t += sm {
+	// Ticks fall on whole steps of local time at the first reading (a zone
+	// may be half an hour off UTC), and each is labelled in local time.
+	_, off := time.UnixMilli(t0).In(zone).Zone()
+	offMS := int64(off) * 1000
+	for t := ceilDiv(t0+offMS, sm)*sm - offMS; t <= t1; t += sm {
 		layout := "15:04"
 		if tstep < time.Minute {
 			layout = "15:04:05"
 		}
-		lc.XTicks = append(lc.XTicks, chartTick{fmt.Sprintf("%.1f", X(t)), time.UnixMilli(t).UTC().Format(layout)})
+		lc.XTicks = append(lc.XTicks, chartTick{fmt.Sprintf("%.1f", X(t)), time.UnixMilli(t).In(zone).Format(layout)})
 	}
 	for _, sp := range spans {
 		a, b := sp[0], sp[1]
@@ -236,6 +247,15 @@ func (w *ui) chart(c echo.Context, ch *custody.Chain, l custody.Leg, exc []custo
 		lc.Shades = append(lc.Shades, chartShade{fmt.Sprintf("%.1f", X(a)), fmt.Sprintf("%.1f", max(X(b)-X(a), 1))})
 	}
 	return lc
+}
+
+// ceilDiv is a/b rounded up, for b > 0 and any a.
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a > 0 {
+		q++
+	}
+	return q
 }
 
 // chartPt is one plotted reading: unix ms and °C.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coid-project/coid/api/internal/nettest"
 	"github.com/coid-project/coid/custody"
 )
 
@@ -19,25 +20,14 @@ func webNetwork(t *testing.T, e *webEnv) {
 	t.Helper()
 	ctx := context.Background()
 	admin := e.users[wAdmin]
-	for _, o := range []custody.Organisation{{Code: "APHP", Name: "AP-HP", Kind: custody.OrgHospital},
-		{Code: "CELLCO", Name: "CellCo", Kind: custody.OrgManufacturer}, {Code: "FASTCO", Name: "FastCo", Kind: custody.OrgCourier}} {
-		if _, err := e.svc.RegisterOrganisation(ctx, admin, o, "network"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	site := func(code, name, org string, kinds ...custody.SiteRole) custody.Site {
-		return custody.Site{Code: code, Name: name, Kinds: kinds, Organisation: org, TimeZone: "Europe/Paris", Address: "1 rue X", Country: "FR",
-			Accreditation: custody.Accreditation{Status: custody.AccreditationAccredited, Expiry: "2027-06-30"},
-			Qualification: custody.Qualification{TrainingDone: true, Date: "2026-01-01", Expiry: "2027-01-01"}}
-	}
-	par := site("PAR-1", "Saint-Louis", "APHP", custody.SiteCollection, custody.SiteTreatment)
+	n := e.net()
+	par := nettest.Site("PAR-1", "Saint-Louis", "APHP", "Europe/Paris", custody.SiteCollection, custody.SiteTreatment)
 	par.Qualification.Expiry = "2026-12-01"
-	for _, s := range []custody.Site{par, site("SUSP-1", "Closed Unit", "APHP", custody.SiteCollection),
-		site("MFG-1", "CellCo Plant", "CELLCO", custody.SiteManufacturing)} {
-		if _, err := e.svc.RegisterSite(ctx, admin, s, "network"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n.Register(t, "network", []custody.Organisation{{Code: "APHP", Name: "AP-HP", Kind: custody.OrgHospital},
+		{Code: "CELLCO", Name: "CellCo", Kind: custody.OrgManufacturer}, {Code: "FASTCO", Name: "FastCo", Kind: custody.OrgCourier}},
+		[]custody.Site{par, nettest.Site("SUSP-1", "Closed Unit", "APHP", "Europe/Paris", custody.SiteCollection),
+			nettest.Site("MFG-1", "CellCo Plant", "CELLCO", "Europe/Paris", custody.SiteManufacturing)},
+		[]custody.Shipper{{ID: "SHP-0007", Courier: "FASTCO", RequalificationDue: "2026-11-20"}})
 	if _, err := e.svc.SuspendSite(ctx, admin, "SUSP-1", true, "closed"); err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +40,9 @@ func webNetwork(t *testing.T, e *webEnv) {
 	if _, err := e.svc.SuspendProduct(ctx, admin, "CART-OLD", true, "retired"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.RegisterShipper(ctx, admin, custody.Shipper{ID: "SHP-0007", Courier: "FASTCO", RequalificationDue: "2026-11-20"}, "network"); err != nil {
-		t.Fatal(err)
-	}
 	// The coordinator works at the collection hospital: the network's
 	// signing rules let only its staff enroll there.
-	if _, err := e.store.UpdateUser(ctx, wCoord, func(u *custody.User) error {
-		u.Organisation, u.Sites = "APHP", []string{"PAR-1"}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	n.Bind(t, wCoord, "APHP", "PAR-1")
 }
 
 // selectOf returns the <select name=name> element of body, "" if none.

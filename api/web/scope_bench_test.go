@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coid-project/coid/api/internal/nettest"
 	"github.com/coid-project/coid/custody"
 )
 
@@ -61,66 +62,10 @@ func buildNetwork(b *testing.B) (*webEnv, map[string]string) {
 	b.Helper()
 	e := newWebEnv(b, false)
 	ctx := context.Background()
-	adm := e.users[wAdmin]
-	orgs := []custody.Organisation{{Code: "MANU", Name: "Manufacturer", Kind: custody.OrgManufacturer}}
-	for h := range 49 {
-		orgs = append(orgs, custody.Organisation{Code: fmt.Sprintf("H%02d", h), Name: fmt.Sprintf("Hospital %d", h), Kind: custody.OrgHospital})
-	}
-	for _, o := range orgs {
-		if _, err := e.svc.RegisterOrganisation(ctx, adm, o, "bench"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	site := func(code, org string, kinds ...custody.SiteRole) custody.Site {
-		return custody.Site{Code: code, Name: "Site " + code, Kinds: kinds, Organisation: org, TimeZone: "Europe/Paris",
-			Address: "1 avenue Claude Vellefaux, 75010 Paris", Country: "FR",
-			Accreditation: custody.Accreditation{Status: custody.AccreditationAccredited, Expiry: "2027-06-30"},
-			Qualification: custody.Qualification{TrainingDone: true, Date: "2026-01-15", Expiry: "2027-01-15"}}
-	}
-	sites := []custody.Site{site("MFG-1", "MANU", custody.SiteManufacturing), site("MFG-2", "MANU", custody.SiteManufacturing)}
-	for s := range benchSites - 2 {
-		sites = append(sites, site(fmt.Sprintf("S%03d", s), fmt.Sprintf("H%02d", s/2), custody.SiteCollection, custody.SiteTreatment))
-	}
-	for _, s := range sites {
-		if _, err := e.svc.RegisterSite(ctx, adm, s, "bench"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	tokens := map[string]string{}
-	var mu sync.Mutex
-	parallel(b, benchUsers, func(i int) error {
-		id := fmt.Sprintf("nurse.b%04d", i)
-		tok, err := e.svc.AddUser(ctx, id, "Nurse", custody.RoleNurse, webPassword(id))
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		tokens[id] = tok
-		mu.Unlock()
-		_, err = e.store.UpdateUser(ctx, id, func(u *custody.User) error {
-			u.Organisation, u.Sites = fmt.Sprintf("H%02d", (i%98)/2), []string{fmt.Sprintf("S%03d", i%98)}
-			return nil
-		})
-		return err
-	})
-	for _, u := range []struct {
-		id    string
-		role  custody.Role
-		org   string
-		sites []string
-	}{{"qa.bench", custody.RoleQA, "MANU", nil}} {
-		tok, err := e.svc.AddUser(ctx, u.id, "QA", u.role, webPassword(u.id))
-		if err != nil {
-			b.Fatal(err)
-		}
-		tokens[u.id] = tok
-		if _, err := e.store.UpdateUser(ctx, u.id, func(x *custody.User) error {
-			x.Organisation, x.Sites = u.org, u.sites
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := e.net()
+	// The chains are enrolled first, as before the network: once their
+	// sites are registered, only a coordinator bound to each collection
+	// site could enroll them. Their site names resolve when read.
 	coord := e.users[wCoord]
 	parallel(b, benchChains, func(i int) error {
 		s := i % 98
@@ -131,6 +76,30 @@ func buildNetwork(b *testing.B) (*webEnv, map[string]string) {
 				Treatment: fmt.Sprintf("S%03d", s^1)}})
 		return err
 	})
+	orgs := []custody.Organisation{{Code: "MANU", Name: "Manufacturer", Kind: custody.OrgManufacturer}}
+	for h := range 49 {
+		orgs = append(orgs, custody.Organisation{Code: fmt.Sprintf("H%02d", h), Name: fmt.Sprintf("Hospital %d", h), Kind: custody.OrgHospital})
+	}
+	site := func(code, org string, kinds ...custody.SiteRole) custody.Site {
+		return nettest.Site(code, "Site "+code, org, "Europe/Paris", kinds...)
+	}
+	sites := []custody.Site{site("MFG-1", "MANU", custody.SiteManufacturing), site("MFG-2", "MANU", custody.SiteManufacturing)}
+	for s := range benchSites - 2 {
+		sites = append(sites, site(fmt.Sprintf("S%03d", s), fmt.Sprintf("H%02d", s/2), custody.SiteCollection, custody.SiteTreatment))
+	}
+	n.Register(b, "bench", orgs, sites, nil)
+	tokens := map[string]string{}
+	var mu sync.Mutex
+	parallel(b, benchUsers, func(i int) error {
+		id := fmt.Sprintf("nurse.b%04d", i)
+		tok, err := n.NewUser(ctx, nettest.User{ID: id, Role: custody.RoleNurse, Org: fmt.Sprintf("H%02d", (i%98)/2),
+			Sites: []string{fmt.Sprintf("S%03d", i%98)}})
+		mu.Lock()
+		tokens[id] = tok
+		mu.Unlock()
+		return err
+	})
+	tokens["qa.bench"] = n.AddUser(b, nettest.User{ID: "qa.bench", Role: custody.RoleQA, Org: "MANU"})
 	return e, tokens
 }
 

@@ -36,7 +36,8 @@
 //	GET  /admin/{organisations,sites,products,shippers}, POST: list, register; GET, POST /admin/<kind>/:code/edit;
 //	     POST /admin/<kind>/:code/suspend   the registries, one screen for all four (admin_registry.go)
 //	GET  /admin/site-mappings, POST: old chains' free-text site names mapped to registered sites (admin_sitemap.go)
-//	GET  /admin/users, POST /admin/users/:id/{disable,enable,reset}   user accounts, administrators (admin_users.go)
+//	GET  /admin/users, POST: list (paged, filtered), create; GET /admin/users/:id: one account (admin_users.go)
+//	POST /admin/users/:id/{network,unlock,reset,disable,enable,token,revoke}   account changes (admin_users.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -160,6 +161,8 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/admin", w.adminIndex)
 	w.registerAdminRegistries(g)
 	g.GET("/admin/users", w.adminUsersPage)
+	g.POST("/admin/users", w.adminUserCreate)
+	g.GET("/admin/users/:id", w.adminUserPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {

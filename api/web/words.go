@@ -22,6 +22,32 @@ func screenTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 // named by its abbreviation (or offset, for a zone without one).
 func localScreenTime(t time.Time, zone *time.Location) string { return t.In(zone).Format(timeLayout) }
 
+// shownTime is a time as a screen shows it: T in UTC, and Local, T in the
+// zone of the registered site where it happened, zone named; Local is ""
+// for a site from before the network (no zone of its own), shown in UTC
+// only.
+type shownTime struct {
+	T     time.Time
+	Local string
+}
+
+// showTime is t as shown at a site of zone zone; nil: no zone, UTC only.
+func showTime(t time.Time, zone *time.Location) shownTime {
+	s := shownTime{T: t}
+	if zone != nil {
+		s.Local = localScreenTime(t, zone)
+	}
+	return s
+}
+
+// String is the time for a sentence: local with UTC in brackets, or UTC.
+func (s shownTime) String() string {
+	if s.Local == "" {
+		return screenTime(s.T)
+	}
+	return s.Local + " (" + screenTime(s.T) + ")"
+}
+
 // signatureTime formats a signature's time (RFC 3339 as recorded) like
 // every other time on the screen; a time that does not parse is shown as
 // recorded.
@@ -69,6 +95,8 @@ var stepNames = map[custody.Step]string{
 	custody.StepMismatch: "Bedside mismatch", custody.StepAcknowledge: "Mismatch acknowledged",
 	custody.StepDisposition: "QA disposition", custody.StepCorrection: "Correction", custody.StepCancel: "Cancelled",
 	custody.StepNote: "Note", custody.StepReview: "Custody record reviewed by QA",
+	custody.StepSchedule: "Plan booked", custody.StepReschedule: "Plan moved", custody.StepUnschedule: "Booking freed", custody.StepCollectOverride: "Collection allowed without a booking",
+	custody.StepHoldWarning: "Hold-time warning",
 }
 
 // stepName names step s in words.
@@ -95,21 +123,22 @@ func measure(kind custody.ExcursionKind, v float64) string {
 }
 
 // excursionSentence says an excursion in one sentence: what, where, since
-// when, how long and how bad.
-func excursionSentence(d custody.ExcursionData) string {
+// when, how long and how bad; times as showTime shows them in zone.
+func excursionSentence(d custody.ExcursionData, zone *time.Location) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s on leg %d (shipper %s, %s profile) from %s", capitalise(issueText(custody.IssueExcursionPrefix+string(d.Kind))),
-		d.Leg, d.Shipper, d.Profile, screenTime(d.Start))
-	sb.WriteString(strings.TrimSuffix(excursionFigures(d.End, d.Worst, d.Limit, d.DurationNS, d.BreachNS, d.Kind), "."))
+		d.Leg, d.Shipper, d.Profile, showTime(d.Start, zone))
+	sb.WriteString(strings.TrimSuffix(excursionFigures(d.End, d.Worst, d.Limit, d.DurationNS, d.BreachNS, d.Kind, zone), "."))
 	return sentence(sb.String())
 }
 
 // excursionFigures says an excursion's end, duration and worst value as a
-// continuation of a sentence (", for 20 min, ...").
-func excursionFigures(end *time.Time, worst, limit *float64, durationNS, breachNS int64, kind custody.ExcursionKind) string {
+// continuation of a sentence (", for 20 min, ..."); the end as showTime
+// shows it in zone.
+func excursionFigures(end *time.Time, worst, limit *float64, durationNS, breachNS int64, kind custody.ExcursionKind, zone *time.Location) string {
 	var sb strings.Builder
 	if end != nil {
-		fmt.Fprintf(&sb, " to %s", screenTime(*end))
+		fmt.Fprintf(&sb, " to %s", showTime(*end, zone))
 	} else {
 		sb.WriteString(", still going on")
 	}

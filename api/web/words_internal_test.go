@@ -75,7 +75,7 @@ func TestTimelineEntrySentences(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rv := timelineEntry(custody.Record{Seq: 9, Step: tc.step, Time: at, Data: body, SubmittedBy: custody.SystemUser})
+		rv := timelineEntry(custody.Record{Seq: 9, Step: tc.step, Time: at, Data: body, SubmittedBy: custody.SystemUser}, nil)
 		all := strings.Join(rv.Summary, " | ")
 		for _, w := range tc.want {
 			if !strings.Contains(all, w) {

@@ -26,6 +26,7 @@ import (
 	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/coldchain"
 	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/custody/phitext"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -290,6 +291,9 @@ type mqttSettings struct {
 	// maxConns caps the embedded broker's open connections
 	// (--mqtt-max-conns).
 	maxConns int
+	// holdMargin is how much longer than a leg's remaining journey its
+	// dry shipper's projected hold time must be (--hold-margin).
+	holdMargin string
 }
 
 // loadProfiles returns the built-in profiles and those of --profiles.
@@ -321,6 +325,8 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 	fs.StringVar(&m.tlsKey, "mqtt-tls-key", getenv(env, "COID_MQTT_TLS_KEY"), "PEM private key of --mqtt-tls-cert (COID_MQTT_TLS_KEY)")
 	fs.IntVar(&m.maxConns, "mqtt-max-conns", envInt(env, "COID_MQTT_MAX_CONNS", sensors.DefaultMaxConnections),
 		"most connections the embedded broker keeps open, logged in or not; more are refused (COID_MQTT_MAX_CONNS)")
+	fs.StringVar(&m.holdMargin, "hold-margin", or(getenv(env, "COID_HOLD_MARGIN"), coldchain.DefaultHoldMargin.String()),
+		"warn when a dry shipper's projected LN2 hold time is shorter than the leg's remaining journey plus this (COID_HOLD_MARGIN)")
 	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
 }
 
@@ -340,8 +346,12 @@ type telemetry struct {
 
 func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger) (*telemetry, error) {
 	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{})}
-	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: svc, Readings: store, Logger: log, Alert: t.alert})
-	var err error
+	margin, err := time.ParseDuration(m.holdMargin)
+	if err != nil || margin <= 0 {
+		return nil, usagef("serve: --hold-margin (COID_HOLD_MARGIN): give a positive duration such as 12h")
+	}
+	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: svc, Readings: store, Logger: log, Alert: t.alert,
+		Hold: coldchain.HoldConfig{Margin: margin}})
 	t.pipe, err = sensors.NewPipeline(sensors.PipelineConfig{Sink: store, Logger: log, Prefix: m.prefix, OnCommitted: mon.Notify})
 	if err != nil {
 		return nil, err

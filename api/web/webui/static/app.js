@@ -129,12 +129,36 @@
   }
   var TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map(function (s) { return s * 1000; });
   function pad2(n) { return (n < 10 ? "0" : "") + n; }
-  function utcLabel(ms, seconds) {
-    var d = new Date(ms);
-    return pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + (seconds ? ":" + pad2(d.getUTCSeconds()) : "");
+  // zoneClock reads times in the named IANA zone (the site's, as the
+  // server gave it), never in this device's zone; UTC where the browser
+  // does not know the zone.
+  function zoneClock(zone) {
+    var opts = { hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+    var f;
+    try { f = new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: zone }, opts)); }
+    catch (e) { zone = "UTC"; f = new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: "UTC" }, opts)); }
+    function parts(ms) {
+      var o = {};
+      f.formatToParts(new Date(ms)).forEach(function (p) { o[p.type] = p.value; });
+      o.hour = pad2(parseInt(o.hour, 10) % 24);
+      return o;
+    }
+    return {
+      zone: zone,
+      // offset is how far the zone is ahead of UTC at ms, in ms.
+      offset: function (ms) {
+        var p = parts(ms), s = Math.floor(ms / 1000) * 1000;
+        return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - s;
+      },
+      label: function (ms, seconds) {
+        var p = parts(ms);
+        return p.hour + ":" + p.minute + (seconds ? ":" + p.second : "");
+      }
+    };
   }
 
-  // The chart is redrawn whole from the ring: axes (°C and UTC time),
+  // The chart is redrawn whole from the ring: axes (°C and the time of
+  // the site the leg left, in its zone, as the server labelled it),
   // limit lines, excursion shading, and the line broken across silences
   // (the server's gaps, and any pause longer than data-gap-ms between
   // readings that arrived live).
@@ -148,6 +172,11 @@
     var gapMS = parseFloat(fig.getAttribute("data-gap-ms")) || 0;
     var plot = (fig.getAttribute("data-plot") || "64 10 564 170").split(" ").map(parseFloat);
     var L = plot[0], T = plot[1], W = plot[2], H = plot[3];
+    var clock = zoneClock(fig.getAttribute("data-zone") || "UTC");
+    if (clock.zone !== fig.getAttribute("data-zone")) {
+      var xt = svg.querySelector("text.x-title");
+      if (xt) xt.textContent = "Device time (UTC)";
+    }
     pts.slice(-CAP).forEach(function (p) { ring.push(p); });
     var serverLast = ring.len ? ring.at(ring.len - 1)[0] : -Infinity;
     var lo = fig.getAttribute("data-has-lo") ? parseFloat(fig.getAttribute("data-lo")) : null;
@@ -194,14 +223,16 @@
         gY.appendChild(el("line", { "class": "grid", x1: L, x2: L + W, y1: y, y2: y }));
         gY.appendChild(el("text", { "class": "tick", x: L, dx: -6, y: y, dy: 4, "text-anchor": "end" }, lab));
       }
-      // Time axis, UTC.
+      // Time axis, in the site's zone: ticks on whole steps of its local
+      // time at the first reading.
       clear(gX);
       var ts = TIME_STEPS[TIME_STEPS.length - 1];
       for (i = 0; i < TIME_STEPS.length; i++) if ((t1 - t0) / TIME_STEPS[i] <= 6) { ts = TIME_STEPS[i]; break; }
-      for (var t = Math.ceil(t0 / ts) * ts; t <= t1; t += ts) {
+      var off = clock.offset(t0);
+      for (var t = Math.ceil((t0 + off) / ts) * ts - off; t <= t1; t += ts) {
         var x = X(t).toFixed(1);
         gX.appendChild(el("line", { "class": "grid", x1: x, x2: x, y1: T, y2: T + H }));
-        gX.appendChild(el("text", { "class": "tick", x: x, y: T + H, dy: 16, "text-anchor": "middle" }, utcLabel(t, ts < 60000)));
+        gX.appendChild(el("text", { "class": "tick", x: x, y: T + H, dy: 16, "text-anchor": "middle" }, clock.label(t, ts < 60000)));
       }
       // Excursions.
       clear(gShades);
@@ -257,6 +288,29 @@
       link.className = "btn small";
       link.textContent = "Review";
       div.appendChild(strong);
+      div.appendChild(link);
+      box.insertBefore(div, box.firstChild);
+      while (box.children.length > 10) box.removeChild(box.lastChild);
+    });
+    // Hold-time warnings: disruption projected (LN2 running out, a leg
+    // running late); they block nothing.
+    es.addEventListener("warning", function (ev) {
+      var a;
+      try { a = JSON.parse(ev.data); } catch (e) { return; }
+      var w = a.warning || {};
+      var div = document.createElement("div");
+      div.className = "msg warning";
+      div.setAttribute("role", "alert");
+      var strong = document.createElement("strong");
+      strong.textContent = "Warning on chain " + a.coi + ", leg " + w.leg + " (record " + a.seq + ")";
+      var text = document.createElement("span");
+      text.textContent = w.message || "";
+      var link = document.createElement("a");
+      link.href = "/chains/" + encodeURIComponent(a.coi) + "#legs-title";
+      link.className = "btn small";
+      link.textContent = "View leg";
+      div.appendChild(strong);
+      div.appendChild(text);
       div.appendChild(link);
       box.insertBefore(div, box.firstChild);
       while (box.children.length > 10) box.removeChild(box.lastChild);
