@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coid-project/coid/api"
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/epcis"
 	"github.com/labstack/echo/v4"
 )
 
@@ -178,5 +182,37 @@ func TestEPCISExport(t *testing.T) {
 	}
 	if r := e.do(t, http.MethodGet, path+"?tz=nowhere", qa, nil); r.Code != http.StatusBadRequest {
 		t.Errorf("bad zone: %s", r)
+	}
+}
+
+func TestEPCISBase(t *testing.T) {
+	for _, c := range []struct{ name, base, want string }{
+		{"configured", "https://coid.example.org/id/", "https://coid.example.org/id/"},
+		{"default", "", epcis.DefaultBase},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, func(cfg *envConfig) { cfg.api.EPCISBase = c.base })
+			coi := e.enroll(t, patientA)
+			e.advance(t, coi, patientA.MRN, len(journey(coi, patientA.MRN)))
+			r := e.do(t, http.MethodGet, chainPath(coi, "/epcis"), qa, nil)
+			if r.Code != http.StatusOK {
+				t.Fatalf("GET epcis: %s", r)
+			}
+			for _, id := range []string{c.want + "coi/" + string(coi), c.want + "bag/" + string(coi) + "-FP-01", c.want + "record/"} {
+				if !bytes.Contains(r.Body, []byte(`"`+id)) {
+					t.Errorf("export does not name %s", id)
+				}
+			}
+			if bytes.Contains(r.Body, []byte("urn:coid:")) {
+				t.Error("export still names urn:coid: identifiers")
+			}
+		})
+	}
+	// A base that is not an absolute http(s) URI ending in / is refused
+	// when the server is built.
+	for _, bad := range []string{"urn:coid:", "https://coid.example.org/id", "coid.example.org/id/"} {
+		if _, err := api.New(api.Config{Service: newEnv(t).svc, Logger: slog.New(slog.DiscardHandler), EPCISBase: bad}); !errors.Is(err, custody.ErrInvalid) {
+			t.Errorf("api.New with EPCISBase %q: %v, want ErrInvalid", bad, err)
+		}
 	}
 }
