@@ -221,8 +221,8 @@ func TestEPCISBase(t *testing.T) {
 // TestEPCISGS1Keys: once the registries give the chain's collection site
 // a GLN (through a site mapping, the chain being older than the network)
 // and its first shipper a GIAI (registered over the API, a bad one
-// refused), the export names the site by its GS1 Digital Link URI; a site without a GLN stays under
-// the base.
+// refused), the export names the site by its GS1 Digital Link URI; a
+// site without a GLN stays under the base.
 func TestEPCISGS1Keys(t *testing.T) {
 	e := newEnv(t, func(cfg *envConfig) { cfg.api.EPCISBase = "https://coid.example.org/id/" })
 	coi := e.enroll(t, patientA)
