@@ -27,13 +27,16 @@
 //	<base>transformation/<sha-256 hex>       a manufacture (transformationID): its record's hash
 //	<base>epcis/<COI>/<chain head hash>      the document
 //
-// They are stable for a given base: derived only from ledger content that
-// never changes and from the registries' GLN and GIAI, so another system
-// may keep them as keys. Measurement types coid defines (lid open, silence)
+// They are stable for a given base and registry: derived only from ledger
+// content that never changes and from the registries' GLN and GIAI, so
+// another system may keep them as keys. They change with the base, when a
+// site gains a GLN or a shipper a GIAI, and they replace the urn:coid:
+// URNs of earlier exports, which are not kept. Measurement types coid defines (lid open, silence)
 // are terms of the coid namespace (Namespace + "lid-open").
 //
-// In site names every byte outside the RFC 3986 unreserved set
-// (A-Z a-z 0-9 - . _ ~) is percent-encoded as UTF-8, upper-case hex.
+// In the path segments (names and IDs) every byte outside the RFC 3986
+// unreserved set (A-Z a-z 0-9 - . _ ~) is percent-encoded as UTF-8,
+// upper-case hex.
 // Extension members use the prefix "coid:", declared in the document's
 // @context as https://github.com/coid-project/coid/ns#.
 //
@@ -42,8 +45,9 @@
 // Each record that moves or judges the product is one event, in chain
 // order: an ObjectEvent, or for a manufacture a TransformationEvent, so
 // that a standard query traces a final-product bag back through its
-// transformationID to the collection's bags and their COI; eventID is the record's URN and eventTime its time (in the zone
-// given, +00:00 by default). CBV 2.0 values are written in their JSON-LD
+// transformationID to the collection's bags and their COI; eventID is the
+// record's URI and eventTime its time (in the zone given, +00:00 by
+// default). CBV 2.0 values are written in their JSON-LD
 // compact form ("shipping", "in_transit"), as the GS1 schema requires:
 //
 //	enroll          ADD      commissioning     active           the COI
@@ -176,7 +180,7 @@ type Event struct {
 	Step                string          `json:"coid:step"`
 	Seq                 uint64          `json:"coid:seq"`
 	Corrections         []Correction    `json:"coid:corrections,omitempty"`
-	// About is the URN of the record a disposition or an acknowledgement
+	// About is the URI of the record a disposition or an acknowledgement
 	// is about (the excursion, broken-seal receive or mismatch).
 	About string `json:"coid:about,omitempty"`
 	// Decision and Reason are QA's, on a disposition event.
