@@ -7,7 +7,7 @@ import (
 )
 
 // The trace a partner runs on an export: a small subset of the EPCIS 2.0
-// query interface (section 8.2.7.1's MATCH_epc, MATCH_outputEPC,
+// query interface's parameters (MATCH_epc, MATCH_outputEPC,
 // EQ_transformationID and EQ_action), written from the standard's
 // semantics, not from the exporter.
 
