@@ -26,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/epcis"
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -54,6 +55,9 @@ type Config struct {
 	// AuditReportMax bounds the entries of one audit-trail report (PDF or
 	// CSV); a wider filter is refused. 0 is auditreport.DefaultMaxEntries.
 	AuditReportMax int
+	// EPCISBase is the HTTP URI base of the EPCIS export's identifiers
+	// (see epcis.ValidateBase); empty is epcis.DefaultBase.
+	EPCISBase string
 	// Log, when set, is the verifiable log the proof routes serve.
 	Log *verifiable.Log
 }
@@ -88,6 +92,11 @@ const ctxUser = "coid.user"
 func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit == "" {
 		cfg.BodyLimit = "1M"
+	}
+	if cfg.EPCISBase != "" {
+		if err := epcis.ValidateBase(cfg.EPCISBase); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -150,6 +150,10 @@ type Shipper struct {
 	// requalified.
 	RequalificationDue string `json:"requalification_due"`
 	Suspended          bool   `json:"suspended"`
+	// GIAI is the shipper's GS1 global individual asset identifier, where
+	// its courier gives one (see ValidateGIAI); empty otherwise. EPCIS
+	// exports name the shipper by it.
+	GIAI string `json:"giai,omitempty"`
 }
 
 // Limits of the registries' text fields, in bytes.
@@ -389,6 +393,11 @@ func (s Shipper) Validate() error {
 	}
 	if err := ValidateRegistryCode(s.Courier); err != nil {
 		return fmt.Errorf("shipper %s: courier: %w", s.ID, fieldErr("courier", err))
+	}
+	if s.GIAI != "" {
+		if err := ValidateGIAI(s.GIAI); err != nil {
+			return fmt.Errorf("shipper %s: %w", s.ID, fieldErr("giai", err))
+		}
 	}
 	return fieldErr("requalification_due", validDate("shipper requalification_due", s.RequalificationDue, true))
 }

@@ -186,6 +186,13 @@ func TestProductAndShipperValidate(t *testing.T) {
 		{"no courier", func(s *custody.Shipper) { s.Courier = "" }, "courier"},
 		{"no due date", func(s *custody.Shipper) { s.RequalificationDue = "" }, "requalification_due is required"},
 		{"due date malformed", func(s *custody.Shipper) { s.RequalificationDue = "2027-3-1" }, "not a date"},
+		{"GIAI", func(s *custody.Shipper) { s.GIAI = "0614141SHP-001" }, ""},
+		{"GIAI of 30 with every GS1 special character", func(s *custody.Shipper) { s.GIAI = `0614141!"%&'()*+,-./:;<=>?_aZ9` }, ""},
+		{"GIAI of 31", func(s *custody.Shipper) { s.GIAI = "0614141234567890123456789012345" }, "1-30 characters"},
+		{"GIAI with a space", func(s *custody.Shipper) { s.GIAI = "0614141 SHP" }, "character set 82"},
+		{"GIAI with #", func(s *custody.Shipper) { s.GIAI = "0614141#1" }, "character set 82"},
+		{"GIAI with non-ASCII", func(s *custody.Shipper) { s.GIAI = "0614141ü" }, "character set 82"},
+		{"GIAI not starting with its company prefix", func(s *custody.Shipper) { s.GIAI = "SHP-001" }, "company prefix"},
 	}
 	for _, c := range shippers {
 		s := sh

@@ -48,6 +48,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	var mq mqttSettings
 	mq.flags(fs, env)
 	pw := passwordFlags(fs, env)
+	epcisBase := epcisBaseFlag(fs, env)
 	cpEvery := fs.Duration("checkpoint-interval", envDuration(env, "COID_CHECKPOINT_INTERVAL", 5*time.Second),
 		"sign a checkpoint of the ledger's Merkle tree after commits at most this often (COID_CHECKPOINT_INTERVAL)")
 	var initLedger bool
@@ -57,6 +58,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	httpTLS, proxies, err := hp.check(s.http)
 	if err != nil {
+		return err
+	}
+	if err := checkEPCISBase("serve", *epcisBase); err != nil {
 		return err
 	}
 	// From the start: a SIGHUP (reload the broker's accounts) that comes
@@ -158,7 +162,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}()
 	log.Info("checkpoint signing key", "verifier", st.keys.Verifier())
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
-		TrustedProxies: proxies, QualificationWarningDays: *warnDays, Log: vlog})
+		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
