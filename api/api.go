@@ -152,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
+	s.registerFHIRRoutes(e)
 	return s, nil
 }
 
@@ -317,6 +318,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		case "internal":
 			body.Error.Message = "internal error; see the server log for request " + rid
 		}
+	}
+	if isFHIR(c) {
+		writeOutcome(c, status, body.Error.Message)
+		return
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
