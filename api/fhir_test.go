@@ -72,8 +72,17 @@ func fhirChainFixture(tb testing.TB, e *env) custody.COI {
 	e.advance(tb, coi, patientA.MRN, len(journey(coi, patientA.MRN)))
 	other := e.enroll(tb, patientB)
 	e.advance(tb, other, patientB.MRN, 2)
+	authored := sig{nurse1, custody.MeaningAuthored, ""}
+	e.mustStep(tb, other, nurse1, custody.StepNote, map[string]any{"text": "shipper lid taped"}, authored)
+	collect := e.chain(tb, other).Records[1]
+	e.mustStep(tb, other, nurse1, custody.StepCorrection, map[string]any{"corrects": collect.Seq, "reason": "DIN misread", "din": "A999926123457"}, authored)
+	e.mustStep(tb, other, qa, custody.StepCancel, map[string]any{"reason": "withdrew"}, sig{qa, custody.MeaningApproved, ""})
 	return coi
 }
+
+// fhirCancelled is the second chain of fhirChainFixture: collected,
+// shipped, with a note and a correction, then cancelled.
+const fhirCancelled = custody.COI("CHA999926000002")
 
 // fhirRoutes are one request of every FHIR route over the chain coi.
 func fhirRoutes(coi custody.COI) map[string]string {
@@ -89,6 +98,7 @@ func fhirRoutes(coi custody.COI) map[string]string {
 		"provenances-by-coi":  "/fhir/r4/Provenance?coi=" + string(coi),
 		"provenances-by-bag":  "/fhir/r4/Provenance?target=BiologicallyDerivedProduct/" + fp,
 		"chain-bundle":        "/fhir/r4/Bundle/" + string(coi),
+		"cancelled-bundle":    "/fhir/r4/Bundle/" + string(fhirCancelled),
 		"outcome-bad-request": "/fhir/r4/BiologicallyDerivedProduct?colour=red",
 		"outcome-not-found":   "/fhir/r4/Bundle/CHA999926999999",
 	}
@@ -260,6 +270,46 @@ func TestFHIRMapping(t *testing.T) {
 	if len(prov.Signature) != 2 || prov.Signature[1].Type[0].Code != "1.2.840.10065.1.12.1.5" ||
 		prov.Signature[1].Type[1].Code != string(custody.MeaningVerified) || prov.Signature[1].When == "" {
 		t.Errorf("signatures: %s", r.Body)
+	}
+}
+
+// TestFHIRCancelledChain: every record is a Provenance, notes and
+// corrections included (targeting the chain by its COI), and a cancelled
+// chain's bags are unavailable.
+func TestFHIRCancelledChain(t *testing.T) {
+	e := newEnv(t)
+	fhirChainFixture(t, e)
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				Activity struct{ Coding []struct{ Code string } }
+				Target   []struct {
+					Reference  string
+					Identifier struct{ System, Value string }
+				}
+			}
+		}
+	}
+	r := e.fhirGet(t, "/fhir/r4/Provenance?coi="+string(fhirCancelled), nurse1)
+	if err := json.Unmarshal(r.Body, &b); err != nil || r.Code != http.StatusOK {
+		t.Fatalf("%s: %v", r, err)
+	}
+	var steps []string
+	for _, en := range b.Entry {
+		steps = append(steps, en.Resource.Activity.Coding[0].Code)
+		if code := en.Resource.Activity.Coding[0].Code; code == "note" || code == "correction" {
+			if tg := en.Resource.Target; len(tg) != 1 || tg[0].Identifier.System != fhir.SystemCOI || tg[0].Identifier.Value != string(fhirCancelled) {
+				t.Errorf("%s targets %+v, want the chain's COI", code, tg)
+			}
+		}
+	}
+	if want := []string{"enroll", "collect", "ship", "note", "correction", "cancel"}; !slices.Equal(steps, want) {
+		t.Errorf("records %v, want %v", steps, want)
+	}
+	bag := custody.BagID{COI: fhirCancelled, Kind: custody.BagApheresis, N: 2}.String()
+	r = e.fhirGet(t, "/fhir/r4/BiologicallyDerivedProduct/"+bag, nurse1)
+	if !strings.Contains(string(r.Body), `"status":"unavailable"`) {
+		t.Errorf("cancelled chain's bag: %s", r)
 	}
 }
 
