@@ -494,6 +494,13 @@ func TestFHIRNoPHI(t *testing.T) {
 			}
 		}
 	}
+	// There is no Patient resource: asking for one is a 404 OperationOutcome.
+	for _, target := range []string{"/fhir/r4/Patient", "/fhir/r4/Patient?identifier=" + url.QueryEscape(patientA.MRN), "/fhir/r4/Patient/1"} {
+		r := e.fhirGet(t, target, admin)
+		if r.Code != http.StatusNotFound || !strings.Contains(string(r.Body), `"resourceType":"OperationOutcome"`) || strings.Contains(string(r.Body), "7730419") {
+			t.Errorf("GET %s: %s, want a 404 OperationOutcome", target, r)
+		}
+	}
 	for _, part := range append(identifierParts, patientA.identifiers()...) {
 		if strings.Contains(e.logs.String(), part) {
 			t.Errorf("the log holds %q", part)
