@@ -1,13 +1,16 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"flag"
 	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +20,8 @@ import (
 	"github.com/coid-project/coid/custody/fhir"
 	"github.com/labstack/echo/v4"
 )
+
+var updateFHIR = flag.Bool("update-fhir", false, "rewrite the FHIR golden files in testdata/fhir")
 
 // fhirValidatorDir holds the npm FHIR validators .ci/run installs.
 const fhirValidatorDir = "../testdata/fhir-validator"
@@ -564,5 +569,51 @@ func TestFHIRReadScope(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+var recordHash = regexp.MustCompile(`"[0-9a-f]{64}"`)
+
+// TestFHIRGolden: the whole chain as a Bundle, against the reviewed
+// document in testdata/fhir (go test ./api -run TestFHIRGolden
+// -update-fhir rewrites it). The same chain and clock give the same bytes.
+func TestFHIRGolden(t *testing.T) {
+	e := newEnv(t)
+	coi := fhirChainFixture(t, e)
+	for name, target := range map[string]string{
+		"chain-bundle.json":     "/fhir/r4/Bundle/" + string(coi),
+		"cancelled-bundle.json": "/fhir/r4/Bundle/" + string(fhirCancelled),
+		"capability.json":       "/fhir/r4/metadata",
+	} {
+		r := e.fhirGet(t, target, nurse1)
+		if r.Code != http.StatusOK {
+			t.Fatalf("GET %s: %s", target, r)
+		}
+		var got bytes.Buffer
+		if err := json.Indent(&got, r.Body, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		got.WriteByte('\n')
+		// Record hashes cover the enrollment's salted commitment to the
+		// patient's identifiers, which differs on every run.
+		gotBytes := recordHash.ReplaceAll(got.Bytes(), []byte(`"<record hash>"`))
+		got.Reset()
+		got.Write(gotBytes)
+		path := filepath.Join("..", "testdata", "fhir", name)
+		if *updateFHIR {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update-fhir to create it)", err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("%s differs from %s (run with -update-fhir after reviewing the change):\n%s", target, path, got.Bytes())
+		}
 	}
 }
