@@ -152,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerTelemetryRoutes(g)
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
+	s.registerScheduleRoutes(g)
 	s.registerFHIRRoutes(e)
 	return s, nil
 }
@@ -255,6 +256,8 @@ var errorTable = []struct {
 	{custody.ErrPasswordChange, http.StatusForbidden, "password_change_required", 0}, // before ErrForbidden, which it matches too
 	{custody.ErrForbidden, http.StatusForbidden, "forbidden", 0},
 	{custody.ErrNotFound, http.StatusNotFound, "not_found", 0},
+	{custody.ErrSlotTaken, http.StatusConflict, "slot_taken", 0},
+	{custody.ErrNotBooked, http.StatusConflict, "not_booked", 0},
 	{custody.ErrConflict, http.StatusConflict, "conflict", 0},
 	{custody.ErrRetry, http.StatusServiceUnavailable, "retry", 1},
 	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests", 0},

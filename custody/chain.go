@@ -204,7 +204,8 @@ func (c *Chain) apply(r *Record) error {
 		// this chain's product is not infused).
 		c.Issues = append(c.Issues, Issue{Seq: r.Seq, Kind: IssueMismatch, Time: r.Time, Open: true})
 		return nil
-	case StepNote, StepRelease, StepInfuse, StepCancel, StepReview:
+	case StepNote, StepRelease, StepInfuse, StepCancel, StepReview,
+		StepSchedule, StepReschedule, StepUnschedule, StepCollectOverride: // the booking: BookingOf
 		return nil // their data changes nothing the chain folds
 	case StepCorrection:
 		if r.SubmittedBy != SystemUser {

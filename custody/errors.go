@@ -58,6 +58,18 @@ var (
 
 	// ErrClosed means the store has been closed and accepts no more work.
 	ErrClosed = errors.New("store closed")
+
+	// ErrSlotTaken means a booking asked for an apheresis chair or a
+	// manufacturing slot the site cannot give that day: all are booked,
+	// the site is closed, or it has no capacity defined. Nothing was
+	// written; another day may be free.
+	ErrSlotTaken = errors.New("slot taken")
+
+	// ErrNotBooked means cells may not be collected for the chain: it is
+	// scheduled against a site's capacity and holds no booking, and no
+	// override signed by a coordinator and QA lets it go without one.
+	// Nothing was written.
+	ErrNotBooked = errors.New("no booked slot")
 )
 
 // damagedError is ErrDamaged: its own text, and an ErrChainBroken.

@@ -73,6 +73,19 @@ const (
 	// StepReview is QA's signed review of the chain's custody record, the
 	// block the custody report ends with.
 	StepReview Step = "review"
+	// StepSchedule books the chain's plan: an apheresis chair and a
+	// manufacturing slot (Service.Book).
+	StepSchedule Step = "schedule"
+	// StepReschedule moves the chain's booking to another plan, with its
+	// reason (Service.Reschedule).
+	StepReschedule Step = "reschedule"
+	// StepUnschedule frees the chain's booking, with its reason
+	// (Service.Unschedule).
+	StepUnschedule Step = "unschedule"
+	// StepCollectOverride lets cells be collected without a booking,
+	// signed by a coordinator and QA with a reason
+	// (Service.OverrideCollectGate).
+	StepCollectOverride Step = "collect-override"
 )
 
 // State is where a chain stands in its journey.
@@ -206,6 +219,11 @@ func DefaultJourney() *Journey {
 			{Step: StepHoldWarning, System: true},
 			{Step: StepMismatch, System: true},
 			{Step: StepAcknowledge, System: true, AfterEnd: true},
+			{Step: StepSchedule, System: true, Signatures: []SignatureRule{sig(MeaningAuthored, RoleCoordinator)}},
+			{Step: StepReschedule, System: true, Signatures: []SignatureRule{sig(MeaningAuthored, RoleCoordinator)}},
+			{Step: StepUnschedule, System: true, Signatures: []SignatureRule{sig(MeaningAuthored, RoleCoordinator)}},
+			{Step: StepCollectOverride, System: true, Signatures: []SignatureRule{sig(MeaningApproved, RoleCoordinator),
+				sig(MeaningApproved, RoleQA)}},
 		},
 	}
 }

@@ -127,10 +127,17 @@ type Product struct {
 	StorageProfile string `json:"storage_profile"`
 	// ShelfLifeHours is how long the product keeps after release.
 	ShelfLifeHours int `json:"shelf_life_hours"`
-	// ManufacturingDays is the planned time from the collection's
-	// arrival to the product's release.
-	ManufacturingDays int  `json:"manufacturing_days"`
-	Suspended         bool `json:"suspended"`
+	// ManufacturingDays is the planned duration of manufacturing, from
+	// its start to its end (the plan's LeadTimes.Manufacturing); QA
+	// release follows ReleaseDays later.
+	ManufacturingDays int `json:"manufacturing_days"`
+	// The other lead times of the plan (LeadTimes), in calendar days;
+	// zero: not set, and a chain of the product cannot be booked.
+	ApheresisToStartDays int  `json:"apheresis_to_start_days,omitempty"`
+	ReleaseDays          int  `json:"release_days,omitempty"`
+	ShippingDays         int  `json:"shipping_days,omitempty"`
+	InfusionWindowDays   int  `json:"infusion_window_days,omitempty"`
+	Suspended            bool `json:"suspended"`
 }
 
 // Shipper is a courier's temperature-controlled shipping container.
@@ -361,6 +368,15 @@ func (p Product) Validate() error {
 	}
 	if p.ManufacturingDays < 0 || p.ManufacturingDays > maxManufacturing {
 		return fieldErr("manufacturing_days", fmt.Errorf("product %s: manufacturing_days %d must be 0-%d: %w", p.Code, p.ManufacturingDays, maxManufacturing, ErrInvalid))
+	}
+	for _, f := range []struct {
+		n string
+		v int
+	}{{"apheresis_to_start_days", p.ApheresisToStartDays}, {"release_days", p.ReleaseDays},
+		{"shipping_days", p.ShippingDays}, {"infusion_window_days", p.InfusionWindowDays}} {
+		if f.v < 0 || f.v > maxManufacturing {
+			return fieldErr(f.n, fmt.Errorf("product %s: %s %d must be 0-%d (0: not set): %w", p.Code, f.n, f.v, maxManufacturing, ErrInvalid))
+		}
 	}
 	return nil
 }

@@ -347,6 +347,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		is := c.OpenIssues()[0]
 		return Record{}, fmt.Errorf("%s: %d issue(s) await a QA disposition, first %s (record %d): %w", op, len(c.OpenIssues()), is.Kind, is.Seq, ErrConflict)
 	}
+	if req.Step == StepCollect {
+		if err := s.checkCollectGate(ctx, c); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	place, err := s.signerPlaceFor(ctx, c.Sites, rule, req.Step, data)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
@@ -374,7 +379,8 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	rec := Record{V: EncodingVersion, Chain: coi, Step: req.Step, Time: now, Site: c.Sites.name(rule.Site),
 		SubmittedBy: actor.ID, Data: body, Signatures: sigs}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To})
+	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
+		Releases: releasesOn(c, req.Step)})
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}

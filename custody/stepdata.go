@@ -144,6 +144,35 @@ type ReviewData struct {
 	Statement string `json:"statement"`
 }
 
+// ScheduleData is the data of a schedule record: the product, the
+// planned milestones and the claims (chair and slot) the booking holds.
+// It names sites and days only, never the patient.
+type ScheduleData struct {
+	Product string  `json:"product"`
+	Plan    Plan    `json:"plan"`
+	Claims  []Claim `json:"claims"`
+}
+
+// RescheduleData is the data of a reschedule record: the new booking,
+// which replaces the chain's booking, and why.
+type RescheduleData struct {
+	ScheduleData
+	Reason string `json:"reason"`
+}
+
+// UnscheduleData is the data of an unschedule record: the claims freed
+// and why.
+type UnscheduleData struct {
+	Claims []Claim `json:"claims"`
+	Reason string  `json:"reason"`
+}
+
+// CollectOverrideData is the data of a collect-override record: why cells
+// may be collected without a booking.
+type CollectOverrideData struct {
+	Reason string `json:"reason"`
+}
+
 // OtherData is the data of a step custody has no type for (a step a
 // journey table adds): its members as they are.
 type OtherData struct {
@@ -215,6 +244,18 @@ func (ReviewData) Step() Step { return StepReview }
 
 // Step implements StepData.
 func (d OtherData) Step() Step { return d.Of }
+
+// Step implements StepData.
+func (ScheduleData) Step() Step { return StepSchedule }
+
+// Step implements StepData.
+func (RescheduleData) Step() Step { return StepReschedule }
+
+// Step implements StepData.
+func (UnscheduleData) Step() Step { return StepUnschedule }
+
+// Step implements StepData.
+func (CollectOverrideData) Step() Step { return StepCollectOverride }
 
 // members splits a schema's comma-separated member names.
 func members(names string) []string {
@@ -326,6 +367,14 @@ func schemaOf(step Step) stepSchema {
 		return stepSchema{client: "text", decode: decodeInto[NoteData]}
 	case StepReview:
 		return stepSchema{client: "statement", decode: decodeInto[ReviewData]}
+	case StepSchedule:
+		return stepSchema{written: "product,plan,claims", decode: decodeInto[ScheduleData]}
+	case StepReschedule:
+		return stepSchema{written: "product,plan,claims,reason", decode: decodeInto[RescheduleData]}
+	case StepUnschedule:
+		return stepSchema{written: "claims,reason", decode: decodeInto[UnscheduleData]}
+	case StepCollectOverride:
+		return stepSchema{written: "reason", decode: decodeInto[CollectOverrideData]}
 	}
 	return stepSchema{byMember: true, decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
 		return OtherData{Of: step, Members: m}, nil

@@ -44,6 +44,16 @@ type Draft struct {
 	Sites Sites
 	// PHI, set only with NewChain, is stored outside the ledger.
 	PHI *PHI
+	// Claims are the apheresis chairs and manufacturing slots the record
+	// books for its chain: the store takes each in the same transaction
+	// as the record, only while the site's stored capacity that day
+	// (Capacity.Count, CheckClaim) exceeds the claims it already holds,
+	// and refuses the draft with ErrSlotTaken, writing nothing, otherwise.
+	Claims []Claim
+	// Releases are claims the chain holds that the record frees, in the
+	// same transaction (ErrConflict, nothing written: the chain does not
+	// hold one). Releases and Claims never share a claim.
+	Releases []Claim
 }
 
 // Store is durable storage for the ledger, the chain summaries, the PHI
@@ -59,7 +69,30 @@ type Store interface {
 	UserStore
 	AccountStore
 	RegistryStore
+	ScheduleStore
 	Backuper
+}
+
+// ScheduleStore keeps the sites' capacity (as custody encodes it, one
+// value per site, audited like the registries) and counts the claims
+// appends take (Draft.Claims) per site, day and product, so the free
+// capacity of a range of days is a range read.
+type ScheduleStore interface {
+	// UpdateCapacity calls fn with the site's stored capacity (nil: none
+	// yet), inside the write, and stores the value and audit entry fn
+	// returns in the same transaction; fn's error aborts, writing nothing.
+	UpdateCapacity(ctx context.Context, site string, fn func(old []byte) (value []byte, a AuditEntry, err error)) error
+	// Capacity returns the site's stored capacity; ErrNotFound if none.
+	Capacity(ctx context.Context, site string) ([]byte, error)
+	// SiteSlots returns, in one read, the capacity and the claims held
+	// from day from to day to (YYYY-MM-DD, both included) of sites, or,
+	// when sites is empty, of the sites with a capacity in code order
+	// after the code after, at most limit of them (limit <= 0: all).
+	SiteSlots(ctx context.Context, sites []string, after string, limit int, from, to string) ([]SiteSlots, error)
+	// SiteClaims returns the claims held at site from day from to day to
+	// (both included), in day order, each with its chain and the record
+	// that took it, at most limit of them (limit <= 0: all).
+	SiteClaims(ctx context.Context, site, from, to string, limit int) ([]HeldClaim, error)
 }
 
 // Ledger is the append-only log: appends, reads of its records and the raw

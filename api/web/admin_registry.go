@@ -288,7 +288,9 @@ func (w *ui) registryScreens() []*registryScreen {
 			},
 			toForm: func(p custody.Product) url.Values {
 				return url.Values{"code": {p.Code}, "name": {p.Name}, "isbt_code": {p.ISBTCode}, "storage_profile": {p.StorageProfile},
-					"shelf_life_hours": {strconv.Itoa(p.ShelfLifeHours)}, "manufacturing_days": {strconv.Itoa(p.ManufacturingDays)}}
+					"shelf_life_hours": {strconv.Itoa(p.ShelfLifeHours)}, "manufacturing_days": {strconv.Itoa(p.ManufacturingDays)},
+					"apheresis_to_start_days": {optionalNumber(p.ApheresisToStartDays)}, "release_days": {optionalNumber(p.ReleaseDays)},
+					"shipping_days": {optionalNumber(p.ShippingDays)}, "infusion_window_days": {optionalNumber(p.InfusionWindowDays)}}
 			},
 			fromForm: func(v url.Values, p *custody.Product) map[string]string {
 				p.Code = strings.TrimSpace(v.Get("code"))
@@ -296,6 +298,10 @@ func (w *ui) registryScreens() []*registryScreen {
 				errs := map[string]string{}
 				p.ShelfLifeHours = wholeNumber(v, "shelf_life_hours", "The shelf life", errs)
 				p.ManufacturingDays = wholeNumber(v, "manufacturing_days", "The manufacturing time", errs)
+				p.ApheresisToStartDays = optionalWholeNumber(v, "apheresis_to_start_days", "The time to manufacturing start", errs)
+				p.ReleaseDays = optionalWholeNumber(v, "release_days", "The QA release time", errs)
+				p.ShippingDays = optionalWholeNumber(v, "shipping_days", "The shipping time", errs)
+				p.InfusionWindowDays = optionalWholeNumber(v, "infusion_window_days", "The infusion window", errs)
 				return errs
 			},
 			register: svc.RegisterProduct, update: svc.UpdateProduct, suspend: svc.SuspendProduct, get: svc.Product, list: svc.Products,
@@ -309,7 +315,11 @@ func (w *ui) registryScreens() []*registryScreen {
 				{Name: "storage_profile", Label: "Storage profile", Type: "select", Required: true, Value: v.Get("storage_profile"),
 					Options: selected(profiles, v.Get("storage_profile"))},
 				{Name: "shelf_life_hours", Label: "Shelf life", Hint: "hours after release", Type: "number", Required: true, Value: v.Get("shelf_life_hours")},
-				{Name: "manufacturing_days", Label: "Manufacturing time", Hint: "days from arrival to release", Type: "number", Required: true, Value: v.Get("manufacturing_days")},
+				{Name: "manufacturing_days", Label: "Manufacturing time", Hint: "days from manufacturing start to its end", Type: "number", Required: true, Value: v.Get("manufacturing_days")},
+				{Name: "apheresis_to_start_days", Label: "Apheresis to manufacturing start", Hint: "days; empty: not set, and chains of it cannot be booked", Type: "number", Value: v.Get("apheresis_to_start_days")},
+				{Name: "release_days", Label: "QA release", Hint: "days from manufacturing end; empty: not set", Type: "number", Value: v.Get("release_days")},
+				{Name: "shipping_days", Label: "Shipping", Hint: "days from release to arrival at the treatment site; empty: not set", Type: "number", Value: v.Get("shipping_days")},
+				{Name: "infusion_window_days", Label: "Infusion window", Hint: "days from arrival; empty: not set", Type: "number", Value: v.Get("infusion_window_days")},
 			}, nil
 		})
 	shippers := newRegistryScreen(registryScreen{Path: "shippers", Title: "Shippers", One: "shipper", KeyName: "id", KeyLabel: "Shipper ID",
@@ -380,6 +390,23 @@ func wholeNumber(v url.Values, name, what string, errs map[string]string) int {
 		errs[name] = what + " must be a whole number."
 	}
 	return n
+}
+
+// optionalNumber shows a lead time in a form: empty when not set (0).
+func optionalNumber(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+// optionalWholeNumber reads an optional whole number: empty is 0 (not
+// set); anything else not a whole number is named in errs.
+func optionalWholeNumber(v url.Values, name, what string, errs map[string]string) int {
+	if strings.TrimSpace(v.Get(name)) == "" {
+		return 0
+	}
+	return wholeNumber(v, name, what, errs)
 }
 
 // registryView is what admin_registry.html gets.
@@ -533,9 +560,6 @@ func (w *ui) registrySave(c echo.Context, s *registryScreen, key string) error {
 	refused := func(errs map[string]string, msg string) error {
 		return w.renderRegistry(c, s, http.StatusUnprocessableEntity, registryView{Editing: key, Reason: reason, Error: msg}, form, errs)
 	}
-	if strings.TrimSpace(reason) == "" {
-		return refused(map[string]string{"reason": "Give a reason: it goes into the audit trail."}, "")
-	}
 	errs, err := s.save(c.Request().Context(), me, key, form, reason)
 	if len(errs) > 0 {
 		return refused(errs, "")
@@ -569,9 +593,6 @@ func (w *ui) registrySuspend(c echo.Context, s *registryScreen) error {
 		return err
 	}
 	key, suspend, reason := c.Param("code"), c.FormValue("suspended") == "1", c.FormValue("reason")
-	if strings.TrimSpace(reason) == "" {
-		return w.renderSuspendRefused(c, s, "Give a reason to suspend or resume "+key+": it goes into the audit trail.")
-	}
 	if err := s.suspend(c.Request().Context(), me, key, suspend, reason); err != nil {
 		if msg, ok := formError(err); ok {
 			return w.renderSuspendRefused(c, s, msg)

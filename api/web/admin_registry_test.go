@@ -111,12 +111,12 @@ func TestAdminRegistries(t *testing.T) {
 			count: sitesN},
 		{path: "products", kind: custody.KindProduct, one: "product", key: "CART-19",
 			create: url.Values{"code": {"CART-19"}, "name": {"anti-CD19"}, "isbt_code": {"S1234V00"}, "storage_profile": {"cryogenic"},
-				"shelf_life_hours": {"8760"}, "manufacturing_days": {"21"}, "reason": {"new product"}},
+				"shelf_life_hours": {"8760"}, "manufacturing_days": {"21"}, "apheresis_to_start_days": {"2"}, "reason": {"new product"}},
 			row:  []string{"S1234V00", "cryogenic", "8760 h", "21 days"},
-			edit: map[string]string{"shelf_life_hours": "4380", "storage_profile": "refrigerated"},
+			edit: map[string]string{"shelf_life_hours": "4380", "storage_profile": "refrigerated", "release_days": "3"},
 			edited: func(v any) bool {
 				p := v.(custody.Product)
-				return p.ShelfLifeHours == 4380 && p.StorageProfile == "refrigerated"
+				return p.ShelfLifeHours == 4380 && p.StorageProfile == "refrigerated" && p.ApheresisToStartDays == 2 && p.ReleaseDays == 3 && p.ShippingDays == 0
 			},
 			bad: [2]string{"isbt_code", "12345678"}, badSays: "not an ISBT 128 product code",
 			get:     func() (any, error) { return e.svc.Product(ctx, admin, "CART-19") },
@@ -182,7 +182,7 @@ func TestAdminRegistries(t *testing.T) {
 			noReason.Set("reason", " ")
 			p = adm.post(base, noReason)
 			wantCode(t, p, http.StatusUnprocessableEntity, "no reason")
-			wantFieldError(t, p, "no reason", "reason", "Give a reason")
+			wantFieldError(t, p, "no reason", "reason", "reason is required")
 
 			// Register.
 			p = adm.post(base, c.create)
@@ -246,7 +246,7 @@ func TestAdminRegistries(t *testing.T) {
 			sus := base + "/" + c.key + "/suspend"
 			p = adm.post(sus, url.Values{"suspended": {"1"}, "reason": {""}})
 			wantCode(t, p, http.StatusUnprocessableEntity, "suspend without reason")
-			wantBody(t, p, "suspend without reason", `id="list-error"`, "Give a reason to suspend")
+			wantBody(t, p, "suspend without reason", `id="list-error"`, "every change needs its reason")
 			wantCode(t, adm.post(sus, url.Values{"suspended": {"1"}, "reason": {"audit finding"}}), http.StatusSeeOther, "suspend")
 			p = adm.get(base)
 			wantBody(t, p, "after suspend", upper(c.one)+" "+c.key+" suspended.", "suspended</strong>", ">Resume</button>")

@@ -117,10 +117,6 @@ func (w *ui) siteMappingSave(c echo.Context) error {
 		return err
 	}
 	sub := &mappingSubmit{name: c.FormValue("name"), site: strings.TrimSpace(c.FormValue("site")), reason: c.FormValue("reason")}
-	if strings.TrimSpace(sub.reason) == "" {
-		sub.reasonErr = "Give a reason: it goes into the audit trail."
-		return w.renderSiteMappings(c, http.StatusUnprocessableEntity, sub)
-	}
 	if sub.site == "" {
 		sub.siteErr = "Choose the registered site this name stands for."
 		return w.renderSiteMappings(c, http.StatusUnprocessableEntity, sub)

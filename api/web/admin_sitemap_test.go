@@ -50,7 +50,7 @@ func TestAdminSiteMappings(t *testing.T) {
 	cases := []struct {
 		what, site, reason, field, says string
 	}{
-		{"no reason", "PAR-1", " ", "reason", "Give a reason"},
+		{"no reason", "PAR-1", " ", "reason", "reason is required"},
 		{"no site", "", "migration", "site", "Choose the registered site"},
 		{"suspended site", "SUSP-1", "migration", "site", "SUSP-1 is suspended"},
 		{"unknown site", "NOPE-9", "migration", "site", "no site NOPE-9 is registered"},

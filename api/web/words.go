@@ -95,6 +95,7 @@ var stepNames = map[custody.Step]string{
 	custody.StepMismatch: "Bedside mismatch", custody.StepAcknowledge: "Mismatch acknowledged",
 	custody.StepDisposition: "QA disposition", custody.StepCorrection: "Correction", custody.StepCancel: "Cancelled",
 	custody.StepNote: "Note", custody.StepReview: "Custody record reviewed by QA",
+	custody.StepSchedule: "Plan booked", custody.StepReschedule: "Plan moved", custody.StepUnschedule: "Booking freed", custody.StepCollectOverride: "Collection allowed without a booking",
 	custody.StepHoldWarning: "Hold-time warning",
 }
 

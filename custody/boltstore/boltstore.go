@@ -395,7 +395,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), registryBuckets...) {
+		for _, b := range append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -689,6 +689,7 @@ type batchTx struct {
 	s                        *Store
 	out                      []custody.Outcome[custody.Record] // each draft's, in order
 	err                      error                             // the transaction failed: every draft fails
+	claims                   *claimsTx                         // the scheduling buckets, once a draft claims (schedule.go)
 }
 
 // begin starts the transaction of a batch of appends.
@@ -755,10 +756,25 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		res.Err = err
 		return
 	}
+	if len(d.Claims) > 0 || len(d.Releases) > 0 {
+		if b.claims == nil {
+			b.claims = newClaimsTx(b.tx)
+		}
+		if refused, fatal := b.claims.check(&d); fatal != nil || refused != nil {
+			res.Err, b.err = refused, fatal
+			return
+		}
+	}
 	copy(v, rec.Hash[:])
 	if err := b.logB.Put(u64(rec.Seq), v); err != nil {
 		b.err = err
 		return
+	}
+	if len(d.Claims) > 0 || len(d.Releases) > 0 {
+		if err := b.claims.apply(&d, rec.Seq); err != nil {
+			b.err = err
+			return
+		}
 	}
 	if d.PHI != nil {
 		p, err := json.Marshal(d.PHI)

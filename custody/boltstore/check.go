@@ -90,6 +90,7 @@ func bucketChecks() map[string]bucketCheck {
 	checks := coreBucketChecks()
 	maps.Copy(checks, registryBucketChecks())
 	maps.Copy(checks, accountChecks())
+	maps.Copy(checks, scheduleBucketChecks())
 	return checks
 }
 
@@ -206,7 +207,7 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// The accounts' and the registries' buckets (accounts.go,
 	// registry.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append([][]byte{}, accountBuckets...), registryBuckets...) {
+	for _, name := range append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

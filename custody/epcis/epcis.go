@@ -487,9 +487,11 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 	case custody.StepCancel:
 		ev.Action, ev.BizStep, ev.Disposition = "DELETE", "decommissioning", "inactive"
 		ev.EPCList = x.withCOI(nonNil(x.bags("")))
-	case custody.StepNote, custody.StepCorrection, custody.StepReview:
-		// Notes, corrections and QA's review of the record are not
-		// supply-chain events; a correction shows on the event it amends.
+	case custody.StepNote, custody.StepCorrection, custody.StepReview,
+		custody.StepSchedule, custody.StepReschedule, custody.StepUnschedule, custody.StepCollectOverride:
+		// Notes, corrections, QA's review of the record and the
+		// booking's plan are not supply-chain events; a correction shows
+		// on the event it amends.
 		return Event{}, false
 	default:
 		// A step this export has no mapping for (one a journey table

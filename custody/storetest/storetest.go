@@ -39,6 +39,13 @@
 //   - One audit trail: the registries' and the accounts' changes share one
 //     sequence and one hash chain, listed with one filter (kind, code,
 //     actor, period, after, limit, newest).
+//   - Scheduling: a site's capacity is stored with its audit entry; an
+//     append's claims are taken with its record, in one transaction, only
+//     while the site's capacity that day exceeds the claims held
+//     (custody.ErrSlotTaken otherwise, nothing written), even under
+//     concurrency (64 bookings of 10 slots: exactly 10 succeed); a
+//     release frees only a claim the chain holds; SiteSlots reads a range
+//     of days per site.
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -104,6 +111,8 @@ func Run(t *testing.T, b Backend) {
 		{"Registry", testRegistry},
 		{"SiteMappings", testSiteMappings},
 		{"ChainSitesKept", testChainSites},
+		{"Schedule", testSchedule},
+		{"ConcurrentBooking", testConcurrentBooking},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {

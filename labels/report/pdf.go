@@ -714,6 +714,25 @@ func (r *renderer) details(rec *custody.Record) []string {
 		add("BEDSIDE MISMATCH: the bedside check failed and the bag was set aside for QA: %s", strings.Join(x.Reasons, "; "))
 	case custody.StepAcknowledge:
 		add("Acknowledges the mismatch of record %s: %s", get("mismatch"), get("statement"))
+	case custody.StepSchedule, custody.StepReschedule:
+		var p custody.Plan
+		if x, ok := rec.Body().(custody.ScheduleData); ok {
+			p = x.Plan
+		} else if x, ok := rec.Body().(custody.RescheduleData); ok {
+			p = x.Plan
+		}
+		used["plan"], used["claims"], used["product"] = true, true, true
+		add("Planned: apheresis %s at %s; manufacturing %s to %s at %s; release %s; arrival %s at %s; infusion window to %s",
+			p.Apheresis.Date, p.Apheresis.Site, p.ManufacturingStart.Date, p.ManufacturingEnd.Date, p.ManufacturingStart.Site,
+			p.Release.Date, p.Arrival.Date, p.Arrival.Site, p.InfusionTo.Date)
+		if has("reason") {
+			add("Reason: %s", get("reason"))
+		}
+	case custody.StepUnschedule:
+		used["claims"] = true
+		add("Booking freed. Reason: %s", get("reason"))
+	case custody.StepCollectOverride:
+		add("Collection allowed without a booking. Reason: %s", get("reason"))
 	}
 	var rest []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -878,7 +897,12 @@ func (r *renderer) leg(l custody.Leg) {
 		}
 		figs += "; time out of range " + dur(s.TimeOutOfRange)
 		if s.MKTC != nil {
-			figs += fmt.Sprintf("; mean kinetic temperature %s", celsius(*s.MKTC))
+			if s.MKTMethod == custody.MKTTimeWeighted {
+				figs += fmt.Sprintf("; time-weighted mean kinetic temperature %s (USP <1079.2>, each reading weighted by half the interval to each neighbour, intervals capped at %s)",
+					celsius(*s.MKTC), dur(s.MKTMaxGap))
+			} else {
+				figs += fmt.Sprintf("; mean kinetic temperature %s (readings weighted equally)", celsius(*s.MKTC))
+			}
 		} else {
 			figs += "; MKT not applicable to this profile"
 		}

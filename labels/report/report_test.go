@@ -197,6 +197,23 @@ func TestShapes(t *testing.T) {
 			b.add(custody.StepCancel, day(20, 15, 0), "", map[string]any{"reason": "shipper lost in transit"}, signer{"qa1", custody.MeaningApproved})
 			return []report.Telemetry{{Note: "no telemetry available: test"}}
 		}, []string{"CANCELLED", "shipper lost in transit", "not yet received", "No telemetry available (test)", "not reached"}},
+		{"booked and moved", func(b *chainBuilder) []report.Telemetry {
+			enroll(b)
+			plan := func(aph, start string) map[string]any {
+				m := func(site, date string) map[string]any {
+					return map[string]any{"site": site, "date": date, "time": date + "T11:00:00Z"}
+				}
+				return map[string]any{"apheresis": m("PAR-1", aph), "manufacturing_start": m("MFG-1", start),
+					"manufacturing_end": m("MFG-1", "2026-12-12"), "release": m("MFG-1", "2026-12-15"), "shipment": m("MFG-1", "2026-12-15"),
+					"arrival": m("PAR-1", "2026-12-17"), "infusion_from": m("PAR-1", "2026-12-17"), "infusion_to": m("PAR-1", "2026-12-31")}
+			}
+			b.add(custody.StepSchedule, day(20, 9, 0), "", map[string]any{"product": "CAR-T", "plan": plan("2026-12-01", "2026-12-02"),
+				"claims": []map[string]any{{"site": "PAR-1", "date": "2026-12-01"}}}, signer{"coord", custody.MeaningAuthored})
+			b.add(custody.StepReschedule, day(20, 9, 30), "", map[string]any{"product": "CAR-T", "plan": plan("2026-12-01", "2026-12-03"),
+				"claims": []map[string]any{{"site": "PAR-1", "date": "2026-12-01"}}, "reason": "plant lost a day"}, signer{"coord", custody.MeaningAuthored})
+			return nil
+		}, []string{"Planned: apheresis 2026-12-01 at PAR-1; manufacturing 2026-12-02 to 2026-12-12 at MFG-1",
+			"manufacturing 2026-12-03 to 2026-12-12", "infusion window to 2026-12-31", "Reason: plant lost a day"}},
 		{"correction", func(b *chainBuilder) []report.Telemetry {
 			enroll(b)
 			c := collect(b)
