@@ -162,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
 	s.registerScheduleRoutes(g)
+	s.registerFHIRRoutes(e)
 	return s, nil
 }
 
@@ -329,6 +330,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		case "internal":
 			body.Error.Message = "internal error; see the server log for request " + rid
 		}
+	}
+	if isFHIR(c) {
+		writeOutcome(c, status, body.Error.Message)
+		return
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

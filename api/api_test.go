@@ -850,7 +850,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 				bearer := slices.ContainsFunc(asSlice(sec), func(x any) bool { _, ok := asMap(x)["bearerAuth"]; return ok })
 				resps := asMap(op["responses"])
 				has := func(code string) bool { _, ok := resps[code]; return ok }
-				if strings.HasPrefix(p, "/api/v1/") {
+				if strings.HasPrefix(p, "/api/v1/") || strings.HasPrefix(p, "/fhir/r4/") {
 					if !bearer {
 						t.Errorf("%s: no bearerAuth security", where)
 					}
