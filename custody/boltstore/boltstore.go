@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -143,18 +144,30 @@ func getChain(tx *bolt.Tx, coi custody.COI) (*chainEntry, error) {
 // varints, the head hash raw, and the record positions as deltas.
 // chainEntryV2 adds the chain's three site names after the state; a
 // version 1 entry (written before) decodes with no sites, and readers fold
-// the chain for them.
+// the chain for them. chainEntryV3 adds, after the sites, the open issue
+// counts: 0 when the summary does not keep them, else 1 followed by the
+// open excursions, broken seals and mismatches; version 1 and 2 entries
+// decode with the counts not kept, and readers fold the chain for them.
 const (
 	chainEntryV1 = 1
 	chainEntryV2 = 2
+	chainEntryV3 = 3
 )
 
 func encodeChain(dst []byte, ce *chainEntry) []byte {
-	dst = append(dst, chainEntryV2)
+	dst = append(dst, chainEntryV3)
 	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State),
 		ce.Sites.Collection, ce.Sites.Manufacturing, ce.Sites.Treatment} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
+	}
+	if n := ce.OpenIssues; n.Kept {
+		dst = append(dst, 1)
+		for _, c := range []int{n.Excursions, n.SealsBroken, n.Mismatches} {
+			dst = binary.AppendUvarint(dst, uint64(c))
+		}
+	} else {
+		dst = append(dst, 0)
 	}
 	dst = binary.AppendUvarint(dst, ce.Records)
 	dst = binary.AppendUvarint(dst, ce.HeadSeq)
@@ -170,14 +183,35 @@ func encodeChain(dst []byte, ce *chainEntry) []byte {
 	return dst
 }
 
+// count reads an issue count, bounded so it converts to int.
+func count(r *fieldReader) int {
+	v := r.uvarint()
+	if v > math.MaxInt32 {
+		r.bad = true
+		return 0
+	}
+	return int(v)
+}
+
 func decodeChain(b []byte) (*chainEntry, error) {
-	if len(b) == 0 || (b[0] != chainEntryV1 && b[0] != chainEntryV2) {
+	if len(b) == 0 || b[0] < chainEntryV1 || b[0] > chainEntryV3 {
 		return nil, errors.New("malformed chain entry")
 	}
 	r := fieldReader{b: b[1:]}
 	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: custody.COI(r.str()), Product: r.str(), State: custody.State(r.str())}}
-	if b[0] == chainEntryV2 {
+	if b[0] >= chainEntryV2 {
 		ce.Sites = custody.Sites{Collection: r.str(), Manufacturing: r.str(), Treatment: r.str()}
+	}
+	if b[0] >= chainEntryV3 {
+		switch r.uvarint() {
+		case 0:
+		case 1:
+			n := &ce.OpenIssues
+			n.Kept = true
+			n.Excursions, n.SealsBroken, n.Mismatches = count(&r), count(&r), count(&r)
+		default:
+			return nil, errors.New("malformed chain entry")
+		}
 	}
 	ce.Records, ce.HeadSeq = r.uvarint(), r.uvarint()
 	copy(ce.HeadHash[:], r.next(custody.HashSize))
