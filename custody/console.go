@@ -60,7 +60,7 @@ func parseConsoleCursor(s string) (time.Time, COI, error) {
 }
 
 // consoleOrder orders the table: most recently updated first, then by COI.
-func consoleOrder(a, b ChainInfo) int {
+func consoleOrder(a, b *ChainInfo) int {
 	if c := b.Updated.Compare(a.Updated); c != 0 {
 		return c
 	}
@@ -97,14 +97,20 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 		return Console{}, err
 	}
 	v := Console{Counts: map[State]int{}, Issues: []*Chain{}, Chains: []ConsoleRow{}}
-	var rows []ConsoleRow
-	for _, ci := range p.Chains {
+	// The table sorts references to the summaries, not copies of them.
+	type ref struct {
+		ci   *ChainInfo
+		open int
+	}
+	var rows []ref
+	for i := range p.Chains {
+		ci := &p.Chains[i]
 		v.Counts[ci.State]++
 		if !ci.State.Terminal() {
 			v.InFlight++
 		}
 		if ci.State == StateToManufacturing || ci.State == StateToTreatment {
-			v.InTransit = append(v.InTransit, ci)
+			v.InTransit = append(v.InTransit, *ci)
 		}
 		open := ci.OpenIssues.Total()
 		if !ci.OpenIssues.Kept || open > 0 {
@@ -117,22 +123,24 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 			}
 		}
 		if (state == "" && !ci.State.Terminal()) || ci.State == state {
-			rows = append(rows, ConsoleRow{ChainInfo: ci, OpenIssues: open})
+			rows = append(rows, ref{ci, open})
 		}
 	}
 	v.Listed = len(rows)
-	slices.SortFunc(rows, func(a, b ConsoleRow) int { return consoleOrder(a.ChainInfo, b.ChainInfo) })
+	slices.SortFunc(rows, func(a, b ref) int { return consoleOrder(a.ci, b.ci) })
 	i := 0
 	if after != "" {
-		i, _ = slices.BinarySearchFunc(rows, from, func(r ConsoleRow, t ChainInfo) int { return consoleOrder(r.ChainInfo, t) })
-		if i < len(rows) && rows[i].COI == from.COI && rows[i].Updated.Equal(from.Updated) {
+		i, _ = slices.BinarySearchFunc(rows, &from, func(r ref, t *ChainInfo) int { return consoleOrder(r.ci, t) })
+		if i < len(rows) && rows[i].ci.COI == from.COI && rows[i].ci.Updated.Equal(from.Updated) {
 			i++
 		}
 	}
 	end := min(i+limit, len(rows))
-	v.Chains = append(v.Chains, rows[i:end]...)
+	for _, r := range rows[i:end] {
+		v.Chains = append(v.Chains, ConsoleRow{ChainInfo: *r.ci, OpenIssues: r.open})
+	}
 	if end < len(rows) {
-		v.Next = consoleCursor(rows[end-1].ChainInfo)
+		v.Next = consoleCursor(*rows[end-1].ci)
 	}
 	return v, nil
 }
