@@ -302,7 +302,7 @@ func (s Site) Validate() error {
 		return fieldErr("country", fmt.Errorf("site %s: country %q must be an ISO 3166-1 alpha-2 code (FR): %w", s.Code, s.Country, ErrInvalid))
 	}
 	if s.FIN != "" && !ValidFIN(s.FIN) {
-		return fieldErr("fin", fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", s.Code, s.FIN, ErrInvalid))
+		return fieldErr("fin", fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits): %w", s.Code, s.FIN, ErrInvalid))
 	}
 	if s.GLN != "" {
 		if err := ValidateGLN(s.GLN); err != nil {
