@@ -85,6 +85,14 @@ func ParseCode(s string) (Code, error) {
 	if s == "" {
 		return Code{}, fmt.Errorf("parse code: empty code: %w", ErrInvalid)
 	}
+	if n := len(s); strings.HasPrefix(s, ISBTCOIPrefix) && (n == len(ISBTCOIPrefix)+COILen+1 || n == len(ISBTCOIPrefix)+COILen+2) {
+		// A COI typed after its data identifier, with its check character.
+		coi, err := ParseCOI(s)
+		if err != nil {
+			return Code{}, fmt.Errorf("parse code: ISBT 128 data structure 040: %w", err)
+		}
+		return Code{COI: coi, Form: "isbt", ISBT: &ISBTData{COI: coi}}, nil
+	}
 	if isISBT(s) {
 		return parseISBTCode(s)
 	}
