@@ -186,9 +186,14 @@ func (c COI) String() string { return string(c) }
 // followed by its check character K (directly or after a space), or its
 // display form, the FIN, year and sequence apart ("A9999 21 123456"),
 // optionally followed by the two flag characters and then K, each after a
-// space ("A9999 21 123456 00 3"). A K that does not match, or flags that
+// space ("A9999 21 123456 00 3"); or Data Structure 001 as a scanner reads
+// it ("=A99992112345600"). A K that does not match, or flags that
 // carry a check character (60-96) that does not, is ErrInvalid.
 func ParseDIN(s string) (DIN, error) {
+	if len(s) == 1+DINLen+2 && s[0] == '=' {
+		// Data Structure 001 scanned from a bar code: "=", DIN, flags.
+		return checkDIN(s[1:1+DINLen], s[1+DINLen:], "")
+	}
 	if parts := strings.Split(s, " "); len(parts) >= 3 && len(parts[0]) == 5 {
 		return parseDINDisplay(parts)
 	}
