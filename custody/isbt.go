@@ -76,7 +76,7 @@ func bagFromDivisions(coi COI, d string) (BagID, error) {
 		return BagID{}, fmt.Errorf("product divisions %s: not a coid bag (1000nn apheresis, 2000nn final product): %w", d, ErrInvalid)
 	}
 	n, err := strconv.Atoi(d[4:])
-	if err != nil || n < 1 || d[4] == '-' || d[4] == '+' {
+	if err != nil || n < 1 {
 		return BagID{}, fmt.Errorf("product divisions %s: bag number must be 01-99: %w", d, ErrInvalid)
 	}
 	return BagID{COI: coi, Kind: kind, N: n}, nil
@@ -98,8 +98,11 @@ func (d ISBTData) Structures() ([]string, error) {
 		if flags == "" {
 			flags = DINFlagsNone
 		}
-		if _, err := checkDIN(string(d.DIN), flags, ""); err != nil || len(d.DIN) != DINLen {
-			return nil, fmt.Errorf("isbt 128: DIN %q with flags %q: %v: %w", d.DIN, flags, err, ErrInvalid)
+		if len(d.DIN) != DINLen {
+			return nil, fmt.Errorf("isbt 128: DIN %q is not 13 characters: %w", d.DIN, ErrInvalid)
+		}
+		if _, err := checkDIN(string(d.DIN), flags, ""); err != nil {
+			return nil, fmt.Errorf("isbt 128: DIN %s with flags %q: %w", d.DIN, flags, err)
 		}
 		out = append(out, "="+string(d.DIN)+flags)
 	}

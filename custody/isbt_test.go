@@ -179,3 +179,50 @@ func TestParseCodeForms(t *testing.T) {
 		})
 	}
 }
+
+func TestEncodeISBTRefuses(t *testing.T) {
+	for name, d := range map[string]ISBTData{
+		"nothing":              {},
+		"short DIN":            {DIN: "A9"},
+		"DIN with bad FIN":     {DIN: "O999921123456"},
+		"DIN wrong check flag": {DIN: "A999921123456", DINFlags: "64"},
+		"COI with prefix":      {COI: "&/CHA999926000001"},
+		"COI malformed":        {COI: "CHO999926000001"},
+		"product code":         {ProductCode: "S1234"},
+		"expiry before 2000":   {Expires: time.Date(1999, 12, 31, 23, 59, 0, 0, time.UTC)},
+		"divisions":            {Divisions: "12345"},
+	} {
+		if s, err := EncodeISBT(d); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: EncodeISBT(%+v) = %q, %v; want ErrInvalid", name, d, s, err)
+		}
+	}
+	if _, err := ISBTLabelPayload(BagID{COI: "CHA999926000001", Kind: BagFinalProduct, N: 100}, "", "", time.Time{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bag 100: err = %v, want ErrInvalid", err)
+	}
+}
+
+// FuzzParseISBT: any input is read or refused without panic, and what is
+// read encodes to structures that read back the same.
+func FuzzParseISBT(f *testing.F) {
+	for _, s := range []string{"", "=+", "=+05000&/CHA999926000001=A99992612345600=<S1234V99&>0260730930=,200002",
+		"&/CHA999926000001", "=A99992112345663", "&>0183221330", "=,100001", "=<E0001r00", "=+01000=", "&/CH", "=A9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseISBT(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ParseISBT(%q): %v, not ErrInvalid", s, err)
+			}
+			return
+		}
+		enc, err := EncodeISBT(d)
+		if err != nil {
+			t.Fatalf("EncodeISBT(ParseISBT(%q)): %v", s, err)
+		}
+		if back, err := ParseISBT(enc); err != nil || back != d {
+			t.Fatalf("round trip of %q: %+v, %v; want %+v", s, back, err, d)
+		}
+		_, _ = ParseCode(s)
+	})
+}
