@@ -87,7 +87,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("new service: store, hasher, logger and clock are required: %w", ErrInvalid)
 	}
 	if !ValidFIN(cfg.FIN) {
-		return nil, fmt.Errorf("new service: facility %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", cfg.FIN, ErrInvalid)
+		return nil, fmt.Errorf("new service: facility %q is not an ISBT 128 FIN (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits): %w", cfg.FIN, ErrInvalid)
 	}
 	if err := cfg.Passwords.Check(); err != nil {
 		return nil, fmt.Errorf("new service: %w", err)

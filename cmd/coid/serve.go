@@ -86,7 +86,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return usagef("serve: --password-expiry-days 0-%d, --password-history 0-%d: %v", custody.MaxPasswordExpiryDays, custody.MaxPasswordHistory, err)
 	}
 	if !custody.ValidFIN(s.fin) {
-		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
+		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits, e.g. A9999)", s.fin)
 	}
 	if err := checkLedger(s.data, initLedger); err != nil {
 		return err
