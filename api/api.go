@@ -165,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
 	s.registerScheduleRoutes(g)
+	s.registerFHIRRoutes(e)
 	s.registerProofRoutes(g)
 	return s, nil
 }
@@ -333,6 +334,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		case "internal":
 			body.Error.Message = "internal error; see the server log for request " + rid
 		}
+	}
+	if isFHIR(c) {
+		writeOutcome(c, status, body.Error.Message)
+		return
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

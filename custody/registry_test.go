@@ -45,7 +45,9 @@ func TestValidateISBTProductCode(t *testing.T) {
 		ok   bool
 	}{
 		{"S1234V00", true}, {"E0001000", true}, {"A0000Aa0", false}, {"S1234V0a", true}, {"T0042Z9z", true},
-		{"s1234V00", false}, {"S12A4V00", false}, {"S1234v00", false}, {"S1234V0A", false},
+		// ST-001: oooo alphanumeric (clinical trials YA000, local DAX12); t of either case (r, s, d paid).
+		{"S12A4V00", true}, {"YA000100", true}, {"DAX12000", true}, {"E0001r00", true}, {"S1234d00", true},
+		{"s1234V00", false}, {"S12a4V00", false}, {"S1234VaA", false}, {"S1234V0A", false}, {"11234V00", false},
 		{"S1234V0", false}, {"S1234V000", false}, {"", false}, {"S1234-00", false},
 	} {
 		err := custody.ValidateISBTProductCode(c.code)

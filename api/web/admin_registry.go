@@ -268,7 +268,7 @@ func (w *ui) registryScreens() []*registryScreen {
 				{Name: "time_zone", Label: "Time zone", Hint: "IANA name, e.g. Europe/Paris", Type: "text", Required: true, Max: 64, Value: v.Get("time_zone")},
 				{Name: "address", Label: "Address", Type: "text", Required: true, Max: 500, Value: v.Get("address")},
 				{Name: "country", Label: "Country", Hint: "two letters, e.g. FR", Type: "text", Required: true, Max: 2, Upper: true, Value: v.Get("country")},
-				{Name: "fin", Label: "FIN", Hint: "ISBT 128 facility number: a letter and 4 digits; empty if none", Type: "text", Max: 5, Upper: true, Value: v.Get("fin")},
+				{Name: "fin", Label: "FIN", Hint: "ISBT 128 facility number (A9999, 1AB23); empty if none", Type: "text", Max: 5, Upper: true, Value: v.Get("fin")},
 				{Name: "gln", Label: "GLN", Hint: "GS1 global location number: 13 digits; empty if none", Type: "text", Max: 13, Numeric: true, Value: v.Get("gln")},
 				{Name: "accreditation.status", Label: "Accreditation", Type: "select", Value: v.Get("accreditation.status"),
 					Options: selected(choices([]string{"accredited", "pending", "withdrawn", "none"}), v.Get("accreditation.status"))},

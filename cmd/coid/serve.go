@@ -92,7 +92,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return usagef("serve: --checkpoint-interval must be from 100ms to 1h")
 	}
 	if !custody.ValidFIN(s.fin) {
-		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
+		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits, e.g. A9999)", s.fin)
 	}
 	if err := checkLedger(s.data, initLedger); err != nil {
 		return err
