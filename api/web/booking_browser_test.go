@@ -52,6 +52,7 @@ func TestBrowserBooking(t *testing.T) {
 	if s := text(t, ctx, "#capacity-summary"); !strings.Contains(s, "Slots of CART-19 a day: 1") || !strings.Contains(s, "Sunday") {
 		t.Errorf("the plant's capacity reads %q", s)
 	}
+	shot(t, ctx, "capacity")
 	noSideways("capacity screen")
 
 	run(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#login-user")))
@@ -84,6 +85,7 @@ func TestBrowserBooking(t *testing.T) {
 			t.Errorf("the proposed plan lacks %q: %s", s, plan)
 		}
 	}
+	shot(t, ctx, "booking")
 	noSideways("proposed plan")
 	run(t, ctx, "sign and book",
 		chromedp.SendKeys(chromedp.CSS(`#form-book input[name=sig_password_1]`), webPassword(wCoord)),

@@ -90,7 +90,7 @@ func TestBookingCalendar(t *testing.T) {
 	wantCode(t, p, http.StatusOK, "calendar")
 	wantBody(t, p, "calendar", "December 2026", `href="?month=2026-11"`, `href="?month=2027-01"`)
 	for _, c := range []struct{ date, state, why string }{
-		{"2026-12-01", `data-state="free"`, "1 chair · 1 slot"},
+		{"2026-12-01", `data-state="free"`, "1 chair<br>1 slot"},
 		// Saturday's apheresis starts manufacturing on Sunday: closed.
 		{"2026-12-05", `data-state="full"`, "plant closed on Sundays (start 2026-12-06)"},
 		{"2026-12-07", `data-state="free"`, ""},
