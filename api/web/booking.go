@@ -114,6 +114,7 @@ type bookingView struct {
 	MayBook     bool
 	Collection  string
 	Plant       string
+	PlantCode   string
 	Product     string
 	// Month is the calendar's month (YYYY-MM), Prev and Next its
 	// neighbours.
@@ -164,7 +165,7 @@ func (w *ui) renderBooking(c echo.Context, code int, msg *uiMessage, form url.Va
 		v.Unavailable = plainError(err, "").Title
 		return w.render(c, code, "booking", p)
 	}
-	v.Collection, v.Plant, v.Product = in.names[0], in.names[1], in.product.Name+" ("+in.product.Code+")"
+	v.Collection, v.Plant, v.PlantCode, v.Product = in.names[0], in.names[1], in.sites[1].Code, in.product.Name+" ("+in.product.Code+")"
 	zone := func(site string) *time.Location {
 		for _, s := range in.sites {
 			if s.Code == site {

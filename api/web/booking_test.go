@@ -159,8 +159,12 @@ func TestBookingForms(t *testing.T) {
 			}
 		})
 	}
-	// The chain page shows the plan booked for b.
+	// Unschedule from the chain page's own form.
 	p := coord.get(coiPath(b))
+	wantBody(t, p, "chain page of a booked chain", `id="form-unschedule"`, `action="`+coiPath(b)+`/booking/unschedule"`)
+	wantNotBody(t, nurseHere.get(coiPath(b)), "a nurse's chain page", `id="form-unschedule"`)
+	// The chain page shows the plan booked for b.
+	p = coord.get(coiPath(b))
 	wantBody(t, p, "chain page of a booked chain", `id="booking"`, "Booked (record", "Apheresis", "2026-12-03", "Manufacturing start", "2026-12-04")
 }
 
@@ -249,6 +253,13 @@ func TestCapacityScreen(t *testing.T) {
 	admin.get("/admin/capacity/MFG-1")
 	wantCode(t, admin.post("/admin/capacity/MFG-1/closures", url.Values{"from": {"2026-12-02"}, "to": {"2026-12-02"}, "reason": {"clean room requalification"}}),
 		http.StatusSeeOther, "closure added")
+	admin.get("/admin/capacity/PAR-1")
+	wantCode(t, admin.post("/admin/capacity/PAR-1/exceptions", url.Values{"date": {"2026-12-07"}, "product": {""}, "count": {"0"},
+		"reason": {"staff training"}}), http.StatusSeeOther, "exception added")
+	if cell := dayCell(coord.get(coiPath(a)+"/booking?month=2026-12").Body, "2026-12-07"); !strings.Contains(cell, `data-state="full"`) {
+		t.Errorf("a day without chairs by exception is offered: %q", cell)
+	}
+	wantBody(t, admin.get("/admin/capacity/PAR-1"), "PAR-1's exceptions", `id="exceptions"`, "2026-12-07", "staff training")
 	p = admin.get("/admin/capacity/MFG-1?month=2026-12")
 	wantBody(t, p, "the closure's impact", `id="impacted"`, string(a), "2026-12-02", "clean room requalification", "2026-12-01", "2026-12-03")
 }
