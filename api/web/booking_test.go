@@ -263,3 +263,28 @@ func TestCapacityScreen(t *testing.T) {
 	p = admin.get("/admin/capacity/MFG-1?month=2026-12")
 	wantBody(t, p, "the closure's impact", `id="impacted"`, string(a), "2026-12-02", "clean room requalification", "2026-12-01", "2026-12-03")
 }
+
+// TestBookingMoveCollected: once the cells are collected, the booking
+// page offers no calendar, only the move of the plant's slot, and the
+// apheresis stays.
+func TestBookingMoveCollected(t *testing.T) {
+	e := newWebEnv(t, false)
+	webSchedule(t, e, true)
+	e.net().Bind(t, wNurse1, "APHP", "PAR-1")
+	e.net().Bind(t, wNurse2, "APHP", "PAR-1")
+	a := e.enrollRegistered()
+	coord := e.login(wCoord)
+	coord.get(coiPath(a) + "/booking")
+	wantCode(t, coord.post(coiPath(a)+"/booking", bookForm("2026-11-23")), http.StatusSeeOther, "booked")
+	e.advance(a, custody.StateCollected)
+	p := coord.get(coiPath(a) + "/booking")
+	wantBody(t, p, "booking page of collected cells", `id="form-move-start"`, `id="current-plan"`)
+	wantNotBody(t, p, "booking page of collected cells", `id="calendar"`)
+	p = coord.post(coiPath(a)+"/booking/reschedule", url.Values{"manufacturing_start": {"2026-11-25"}, "reason": {"plant asked"},
+		"sig_user_1": {wCoord}, "sig_password_1": {webPassword(wCoord)}})
+	wantCode(t, p, http.StatusSeeOther, "slot moved")
+	b := custody.BookingOf(e.chain(a))
+	if b.Current == nil || b.Current.Plan.Apheresis.Date != "2026-11-23" || b.Current.Plan.ManufacturingStart.Date != "2026-11-25" {
+		t.Errorf("booking after the move: %+v", b.Current)
+	}
+}
