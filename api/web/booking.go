@@ -126,12 +126,15 @@ type bookingView struct {
 	// Collected: the cells are collected, only the manufacturing start
 	// moves.
 	Collected bool
-	// Selected is the day chosen, Plan its plan.
-	Selected string
-	Plan     []milestoneView
-	Sigs     []sigBox
-	Reason   string
-	Start    string
+	// Selected is the day chosen, Plan its plan; SelectedFree: it is
+	// offered (else SelectedWhy says why not).
+	Selected     string
+	SelectedFree bool
+	SelectedWhy  string
+	Plan         []milestoneView
+	Sigs         []sigBox
+	Reason       string
+	Start        string
 }
 
 func (w *ui) bookingPage(c echo.Context) error {
@@ -284,6 +287,9 @@ func (w *ui) fillCalendar(ctx context.Context, me custody.User, v *bookingView, 
 			d.Why = fmt.Sprintf("plant: all %d slots booked on %s", sl.Capacity, d.Start)
 		default:
 			d.Bookable = true
+		}
+		if d.Selected {
+			v.SelectedFree, v.SelectedWhy = d.Bookable, d.Why
 		}
 	}
 	for i := 0; i < len(days); i += 7 {

@@ -136,7 +136,7 @@ func TestBookingForms(t *testing.T) {
 		{"a past day", coord, a, "/booking", bookForm("2026-11-20"), 400, false, "past"},
 		{"a closed plant day", coord, a, "/booking", bookForm("2026-12-05"), 409, false, "no longer free"},
 		{"booked", coord, a, "/booking", bookForm("2026-12-01"), 303, true, ""},
-		{"the slot just taken", coord, b, "/booking", bookForm("2026-12-01"), 409, false, "That day is no longer free: nothing was booked."},
+		{"the slot just taken", coord, b, "/booking", bookForm("2026-12-01"), 409, false, `id="not-free"`},
 		{"reschedule without a reason", coord, a, "/booking/reschedule", bookForm("2026-12-03"), 400, false, "reason"},
 		{"reschedule to a full day", coord, b, "/booking", bookForm("2026-12-03"), 303, true, ""},
 		{"reschedule onto a taken day", coord, a, "/booking/reschedule", bookForm("2026-12-03", "reason", "patient unwell"), 409, false, "no longer free"},
@@ -153,6 +153,10 @@ func TestBookingForms(t *testing.T) {
 			wantCode(t, p, x.code, x.name)
 			if x.body != "" {
 				wantBody(t, p, x.name, x.body)
+			}
+			if x.code == http.StatusConflict {
+				wantBody(t, p, x.name, "That day is no longer free: nothing was booked.")
+				wantNotBody(t, p, x.name, `id="book-submit"`, `id="reschedule-submit"`)
 			}
 			if got := len(e.chain(x.coi).Records) - before; (got == 1) != x.writes || got > 1 {
 				t.Errorf("%s wrote %d record(s), want writes %v", x.name, got, x.writes)
