@@ -27,6 +27,7 @@ func TestImportsStayStdlib(t *testing.T) {
 		core + "/boltstore": "the bbolt store",
 		core + "/passwd":    "argon2id from golang.org/x/crypto",
 		core + "/phitext":   "Unicode normalisation and confusable folding",
+		core + "/fhir":      "the FHIR R4 model structs",
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -97,6 +98,7 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 		"github.com/eclipse/paho.mqtt.golang": {"/sensors"},
 		"github.com/mochi-mqtt/server/":       {"/sensors"},
 		"golang.org/x/net/":                   {"/sensors"},
+		"github.com/samply/":                  {"/custody/fhir"},
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {

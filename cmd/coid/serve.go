@@ -47,6 +47,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	var mq mqttSettings
 	mq.flags(fs, env)
 	pw := passwordFlags(fs, env)
+	epcisBase := epcisBaseFlag(fs, env)
 	var initLedger bool
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
@@ -54,6 +55,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	httpTLS, proxies, err := hp.check(s.http)
 	if err != nil {
+		return err
+	}
+	if err := checkEPCISBase("serve", *epcisBase); err != nil {
 		return err
 	}
 	// From the start: a SIGHUP (reload the broker's accounts) that comes
@@ -82,7 +86,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return usagef("serve: --password-expiry-days 0-%d, --password-history 0-%d: %v", custody.MaxPasswordExpiryDays, custody.MaxPasswordHistory, err)
 	}
 	if !custody.ValidFIN(s.fin) {
-		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
+		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits, e.g. A9999)", s.fin)
 	}
 	if err := checkLedger(s.data, initLedger); err != nil {
 		return err
@@ -138,7 +142,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		hupWG.Wait()
 	}()
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
-		TrustedProxies: proxies, QualificationWarningDays: *warnDays})
+		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
