@@ -26,6 +26,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/epcis"
+	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -53,6 +55,11 @@ type Config struct {
 	// AuditReportMax bounds the entries of one audit-trail report (PDF or
 	// CSV); a wider filter is refused. 0 is auditreport.DefaultMaxEntries.
 	AuditReportMax int
+	// EPCISBase is the HTTP URI base of the EPCIS export's identifiers
+	// (see epcis.ValidateBase); empty is epcis.DefaultBase.
+	EPCISBase string
+	// Log, when set, is the verifiable log the proof routes serve.
+	Log *verifiable.Log
 }
 
 // Server is the HTTP API.
@@ -85,6 +92,11 @@ const ctxUser = "coid.user"
 func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit == "" {
 		cfg.BodyLimit = "1M"
+	}
+	if cfg.EPCISBase != "" {
+		if err := epcis.ValidateBase(cfg.EPCISBase); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -153,6 +165,8 @@ func New(cfg Config) (*Server, error) {
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
 	s.registerScheduleRoutes(g)
+	s.registerFHIRRoutes(e)
+	s.registerProofRoutes(g)
 	s.registerQuotaRoutes(g)
 	return s, nil
 }
@@ -323,6 +337,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		case "internal":
 			body.Error.Message = "internal error; see the server log for request " + rid
 		}
+	}
+	if isFHIR(c) {
+		writeOutcome(c, status, body.Error.Message)
+		return
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

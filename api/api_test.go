@@ -850,7 +850,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 				bearer := slices.ContainsFunc(asSlice(sec), func(x any) bool { _, ok := asMap(x)["bearerAuth"]; return ok })
 				resps := asMap(op["responses"])
 				has := func(code string) bool { _, ok := resps[code]; return ok }
-				if strings.HasPrefix(p, "/api/v1/") {
+				if strings.HasPrefix(p, "/api/v1/") || strings.HasPrefix(p, "/fhir/r4/") {
 					if !bearer {
 						t.Errorf("%s: no bearerAuth security", where)
 					}
@@ -1799,6 +1799,11 @@ func TestScan(t *testing.T) {
 		{"COI display form", coi.Display(), 200, "coi", "", coi, ""},
 		{"ISBT 128 data structure 040", "&/" + string(coi), 200, "isbt", "", coi, ""},
 		{"ISBT 128 with K", "&/" + string(coi) + k, 200, "isbt", "", coi, ""},
+		{"ISBT 128 compound message of a bag", "=+03000&/" + string(coi) + "=A99992612345600=," + custody.BagDivisions(aph(2)), 200, "isbt", aph(2).String(), coi, ""},
+		{"ISBT 128 structures scanned one by one", "&/" + string(coi) + "=," + custody.BagDivisions(aph(1)) + "\r\n", 200, "isbt", aph(1).String(), coi, ""},
+		{"ISBT 128 compound message, count wrong", "=+03000&/" + string(coi) + "=," + custody.BagDivisions(aph(1)), 400, "", "", "", "compound message"},
+		{"ISBT 128 DIN alone", "=A99992612345600", 400, "", "", "", "no COI"},
+		{"ISBT 128 bag not registered", "=+02000&/" + string(coi) + "=," + custody.BagDivisions(aph(3)), 404, "", "", "", "not registered"},
 		{"another chain", string(other), 200, "coi", "", other, ""},
 		{"wrong K", string(coi) + wrongK, 400, "", "", "", "check character"},
 		{"wrong K in payload", "C1:" + string(coi) + wrongK + ":APH-01", 400, "", "", "", "check character"},

@@ -88,7 +88,7 @@ func (e *env) scanResolves(t *testing.T, code string, bag custody.BagID) {
 		t.Fatalf("scan %q: %s", code, r)
 	}
 	m := r.object(t)
-	if m["coi"] != string(bag.COI) || m["bag"] != bag.String() || m["bag_kind"] != string(bag.Kind) || m["form"] != "payload" {
+	if m["coi"] != string(bag.COI) || m["bag"] != bag.String() || m["bag_kind"] != string(bag.Kind) || m["form"] != "isbt" {
 		t.Errorf("scan %q resolved to coi %v bag %v kind %v form %v; want %s", code, m["coi"], m["bag"], m["bag_kind"], m["form"], bag)
 	}
 }
@@ -204,8 +204,8 @@ func TestLabelRoundTrip(t *testing.T) {
 						t.Errorf("PNG is %v, want %dx%d", b, want, want)
 					}
 					code := decodeCode(t, img, sym)
-					if code != custody.LabelPayload(bag) {
-						t.Errorf("decoded %q, want %q", code, custody.LabelPayload(bag))
+					if c, err := custody.ParseCode(code); err != nil || c.Form != "isbt" || c.ISBT == nil || c.Bag == nil || *c.Bag != bag {
+						t.Errorf("decoded %q: %+v, %v; want the ISBT 128 compound message of %s", code, c, err, bag)
 					}
 					e.scanResolves(t, code, bag)
 				}
@@ -224,7 +224,7 @@ func TestLabelRoundTrip(t *testing.T) {
 				if sym == "datamatrix" {
 					cmd = "^BXN,"
 				}
-				if !bytes.Contains(zpl, []byte(cmd)) || !bytes.Contains(zpl, []byte(custody.LabelPayload(bag)+"^FS")) {
+				if !bytes.Contains(zpl, []byte(cmd)) || !bytes.Contains(zpl, []byte("&/"+string(bag.COI))) || !bytes.Contains(zpl, []byte("=,"+custody.BagDivisions(bag)+"^FS")) {
 					t.Errorf("ZPL lacks %s with the payload:\n%s", cmd, zpl)
 				}
 			})
@@ -402,7 +402,7 @@ func TestLabelErrors(t *testing.T) {
 			"/api/v1/chains/" + string(coi) + "%20" + strings.ReplaceAll(k, "*", "%2A") + "/bags/" + fp1.String() + "/label.zpl",
 		} {
 			r := e.do(t, http.MethodGet, p, nurse1, nil)
-			if r.Code != http.StatusOK || !bytes.Contains(r.Body, []byte(custody.LabelPayload(fp1))) {
+			if r.Code != http.StatusOK || !bytes.Contains(r.Body, []byte("=,"+custody.BagDivisions(fp1)+"^FS")) {
 				t.Errorf("GET %s: %s", p, r)
 			}
 		}

@@ -90,8 +90,11 @@ func (s *Server) epcisExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	in := &epcis.Input{Chain: ch, CreatedAt: s.svc.Now().Truncate(time.Second), Zone: zone}
+	in := &epcis.Input{Chain: ch, CreatedAt: s.svc.Now().Truncate(time.Second), Zone: zone, Base: s.cfg.EPCISBase}
 	if in.SiteZones, err = s.svc.SiteZones(ctx, ch); err != nil {
+		return err
+	}
+	if in.GS1, err = s.svc.ChainGS1IDs(ctx, ch); err != nil {
 		return err
 	}
 	for _, l := range ch.Legs {

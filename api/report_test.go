@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/api/internal/nettest"
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/epcis"
 	"github.com/labstack/echo/v4"
 )
 
@@ -178,5 +183,83 @@ func TestEPCISExport(t *testing.T) {
 	}
 	if r := e.do(t, http.MethodGet, path+"?tz=nowhere", qa, nil); r.Code != http.StatusBadRequest {
 		t.Errorf("bad zone: %s", r)
+	}
+}
+
+func TestEPCISBase(t *testing.T) {
+	for _, c := range []struct{ name, base, want string }{
+		{"configured", "https://coid.example.org/id/", "https://coid.example.org/id/"},
+		{"default", "", epcis.DefaultBase},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, func(cfg *envConfig) { cfg.api.EPCISBase = c.base })
+			coi := e.enroll(t, patientA)
+			e.advance(t, coi, patientA.MRN, len(journey(coi, patientA.MRN)))
+			r := e.do(t, http.MethodGet, chainPath(coi, "/epcis"), qa, nil)
+			if r.Code != http.StatusOK {
+				t.Fatalf("GET epcis: %s", r)
+			}
+			for _, id := range []string{c.want + "coi/" + string(coi), c.want + "bag/" + string(coi) + "-FP-01", c.want + "record/"} {
+				if !bytes.Contains(r.Body, []byte(`"`+id)) {
+					t.Errorf("export does not name %s", id)
+				}
+			}
+			if bytes.Contains(r.Body, []byte("urn:coid:")) {
+				t.Error("export still names urn:coid: identifiers")
+			}
+		})
+	}
+	// A base that is not an absolute http(s) URI ending in / is refused
+	// when the server is built.
+	for _, bad := range []string{"urn:coid:", "https://coid.example.org/id", "coid.example.org/id/"} {
+		if _, err := api.New(api.Config{Service: newEnv(t).svc, Logger: slog.New(slog.DiscardHandler), EPCISBase: bad}); !errors.Is(err, custody.ErrInvalid) {
+			t.Errorf("api.New with EPCISBase %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+// TestEPCISGS1Keys: once the registries give the chain's collection site
+// a GLN (through a site mapping, the chain being older than the network)
+// and its first shipper a GIAI (registered over the API, a bad one
+// refused), the export names the site by its GS1 Digital Link URI; a
+// site without a GLN stays under the base.
+func TestEPCISGS1Keys(t *testing.T) {
+	e := newEnv(t, func(cfg *envConfig) { cfg.api.EPCISBase = "https://coid.example.org/id/" })
+	coi := e.enroll(t, patientA)
+	e.advance(t, coi, patientA.MRN, len(journey(coi, patientA.MRN)))
+	site := nettest.Site("HOSP-1", "Site HOSP-1", "HOSPA", "Europe/Paris", custody.SiteCollection, custody.SiteTreatment)
+	site.GLN = "4006381333931"
+	net := netOf(t, e)
+	net.Register(t, "set-up", []custody.Organisation{{Code: "HOSPA", Name: "Hospital A", Kind: custody.OrgHospital},
+		{Code: "FAST", Name: "FastCo", Kind: custody.OrgCourier}}, []custody.Site{site}, nil)
+	for _, c := range []struct {
+		giai string
+		code int
+	}{{"0614141 SH42", http.StatusBadRequest}, {"0614141SH/42", http.StatusCreated}} {
+		r := e.do(t, http.MethodPost, "/api/v1/shippers", admin, map[string]any{"id": "SHP-0042", "courier": "FAST",
+			"requalification_due": "2027-06-30", "giai": c.giai, "reason": "registered"})
+		if r.Code != c.code || c.code == http.StatusCreated && !strings.Contains(r.String(), `"giai":"0614141SH/42"`) {
+			t.Fatalf("register shipper with GIAI %q: %s, want %d", c.giai, r, c.code)
+		}
+	}
+	net.Map(t, "network migration", map[string]string{"St. Elsewhere Apheresis": "HOSP-1"})
+	// The chain now belongs to the network: a reader bound to its
+	// collection site reads it.
+	net.Bind(t, qa, "HOSPA", "HOSP-1")
+	r := e.do(t, http.MethodGet, chainPath(coi, "/epcis"), qa, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET epcis: %s", r)
+	}
+	// (This journey has no telemetry, so no sensor element names the
+	// shipper: custody/epcis's tests check the GIAI as deviceID, and
+	// custody's that the service finds the chain's shippers' GIAIs.)
+	for _, want := range []string{`"id": "https://id.gs1.org/414/4006381333931"`, `"source": "https://id.gs1.org/414/4006381333931"`,
+		`"destination": "https://coid.example.org/id/site/A9999/CellWorks%20Plant%202"`} {
+		if !bytes.Contains(r.Body, []byte(want)) {
+			t.Errorf("export lacks %s\n%s", want, r.Body)
+		}
+	}
+	if bytes.Contains(r.Body, []byte("St.%20Elsewhere%20Apheresis")) {
+		t.Error("export still names the collection site by its free-text name")
 	}
 }

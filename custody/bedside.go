@@ -103,7 +103,7 @@ func (s *Service) mismatch(ctx context.Context, actor User, c *Chain, d *stepDat
 	}
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: StepMismatch, Time: now, Site: c.Sites.Treatment,
 		SubmittedBy: actor.ID, Data: body, Signatures: []Signature{SystemSignature(now)}}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	stored, err := s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State}))
 	if err != nil {
 		return fmt.Errorf("bedside-verify: writing the mismatch record failed: %w", err)
 	}
@@ -175,7 +175,7 @@ func (s *Service) AcknowledgeMismatch(ctx context.Context, actor User, coi COI, 
 	rec := Record{V: EncodingVersion, Chain: coi, Step: StepAcknowledge, Time: now, Site: c.Sites.Treatment, SubmittedBy: actor.ID,
 		Data: body, Signatures: []Signature{{User: actor.ID, Name: actor.Name, Role: actor.Role, Meaning: MeaningAcknowledged,
 			Time: FormatTime(now), Method: via}}}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	stored, err := s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State}))
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}

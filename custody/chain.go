@@ -2,6 +2,7 @@ package custody
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -129,6 +130,41 @@ func (c *Chain) OpenIssues() []Issue {
 		}
 	}
 	return out
+}
+
+// openIssueCounts counts the chain's open issues by kind.
+func (c *Chain) openIssueCounts() IssueCounts {
+	n := IssueCounts{Kept: true}
+	for _, is := range c.OpenIssues() {
+		switch _, exc := is.Excursion(); {
+		case exc:
+			n.Excursions++
+		case is.Kind == IssueSealBroken:
+			n.SealsBroken++
+		case is.Kind == IssueMismatch:
+			n.Mismatches++
+		}
+	}
+	return n
+}
+
+// openIssuesAfter counts the open issues of the chain c (nil: not
+// enrolled yet) once rec, not yet stored, is appended to it. c is not
+// changed: it may be shared with the cache.
+func openIssuesAfter(c *Chain, rec Record) (IssueCounts, error) {
+	var n Chain
+	if c != nil {
+		n = *c
+		n.Issues, n.Mismatches = slices.Clone(c.Issues), slices.Clone(c.Mismatches)
+		n.Legs, n.Bags = slices.Clone(c.Legs), slices.Clone(c.Bags)
+	}
+	// The store gives the record its position after every stored one;
+	// the fold compares positions (a correction after a disposition).
+	rec.Seq, rec.parsed = math.MaxUint64, nil
+	if err := n.apply(&rec); err != nil {
+		return IssueCounts{}, err
+	}
+	return n.openIssueCounts(), nil
 }
 
 // unacknowledged returns the first bedside mismatch nobody has

@@ -24,9 +24,11 @@ func TestImportsStayStdlib(t *testing.T) {
 	stdlibOnly := []string{core, core + "/coldchain", core + "/epcis", core + "/storetest"}
 	// outside lists the subpackages that each wrap an outside dependency.
 	outside := map[string]string{
-		core + "/boltstore": "the bbolt store",
-		core + "/passwd":    "argon2id from golang.org/x/crypto",
-		core + "/phitext":   "Unicode normalisation and confusable folding",
+		core + "/boltstore":  "the bbolt store",
+		core + "/passwd":     "argon2id from golang.org/x/crypto",
+		core + "/phitext":    "Unicode normalisation and confusable folding",
+		core + "/fhir":       "the FHIR R4 model structs",
+		core + "/verifiable": "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb",
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -89,6 +91,7 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 		"go.etcd.io/bbolt":                    {"/custody/boltstore"},
 		"golang.org/x/crypto/":                {"/custody/passwd"},
 		"golang.org/x/text/":                  {"/custody/phitext"},
+		"golang.org/x/mod/":                   {"/custody/verifiable"},
 		"github.com/mtibben/confusables":      {"/custody/phitext"},
 		"github.com/labstack/echo/":           {"/api", "/api/web"},
 		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report", "/labels/auditreport"},
@@ -97,6 +100,7 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 		"github.com/eclipse/paho.mqtt.golang": {"/sensors"},
 		"github.com/mochi-mqtt/server/":       {"/sensors"},
 		"golang.org/x/net/":                   {"/sensors"},
+		"github.com/samply/":                  {"/custody/fhir"},
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {

@@ -250,6 +250,7 @@ func (s *Service) ExpiringQualifications(ctx context.Context, actor User, days i
 			out = append(out, Expiring{Kind: kind, Code: code, What: what, Date: date, Days: n})
 		}
 	}
+	todays := map[string]string{} // time zone -> today there: each zone is loaded once
 	for after := ""; ; {
 		sites, err := listEntries[Site](ctx, s, actor, after, MaxRegistryPage)
 		if err != nil {
@@ -259,7 +260,11 @@ func (s *Service) ExpiringQualifications(ctx context.Context, actor User, days i
 			if site.Suspended {
 				continue
 			}
-			today := siteToday(site, now)
+			today, ok := todays[site.TimeZone]
+			if !ok {
+				today = siteToday(site, now)
+				todays[site.TimeZone] = today
+			}
 			if site.Accreditation.Status == AccreditationAccredited {
 				add(KindSite, site.Code, "accreditation", site.Accreditation.Expiry, today)
 			}

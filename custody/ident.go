@@ -60,12 +60,27 @@ type COI string
 // 5-character FIN, a 2-digit year and a 6-digit sequence (13 characters).
 type DIN string
 
+// isFIN reports whether s is a facility identification number as ISBT 128
+// defines it (αpppp): the first character A-N, P-Z or 1-9; the next two
+// A-N, P-Z or 0-9; the last two digits. The letter O is never used, so it
+// cannot be read as zero.
 func isFIN(s string) bool {
-	if len(s) != 5 || s[0] < 'A' || s[0] > 'Z' || s[0] == 'O' {
+	if len(s) != 5 {
 		return false
 	}
-	return isDigits(s[1:])
+	if c := s[0]; !(c >= '1' && c <= '9' || isFINLetter(c)) {
+		return false
+	}
+	for _, c := range []byte(s[1:3]) {
+		if !(c >= '0' && c <= '9' || isFINLetter(c)) {
+			return false
+		}
+	}
+	return isDigits(s[3:])
 }
+
+// isFINLetter reports whether c is an upper-case letter other than O.
+func isFINLetter(c byte) bool { return c >= 'A' && c <= 'Z' && c != 'O' }
 
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -87,14 +102,15 @@ func isUpperAlnum(s string) bool {
 }
 
 // ValidFIN reports whether fin is a well-formed ISBT 128 facility
-// identification number: one upper-case letter other than O, then 4 digits.
+// identification number: A-N, P-Z or 1-9; then two characters that are
+// A-N, P-Z or 0-9; then 2 digits ("A9999", "1AB23").
 func ValidFIN(fin string) bool { return isFIN(fin) }
 
 // NewCOI builds the COI for facility fin, year (4 digits; its last two are
 // used) and sequence number seq (1 to 999999).
 func NewCOI(fin string, year int, seq uint64) (COI, error) {
 	if !isFIN(fin) {
-		return "", fmt.Errorf("new coi: facility %q is not a FIN (letter then 4 digits): %w", fin, ErrInvalid)
+		return "", fmt.Errorf("new coi: facility %q is not a FIN (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits): %w", fin, ErrInvalid)
 	}
 	if year < 2000 || year > 2099 {
 		return "", fmt.Errorf("new coi: year %d out of range: %w", year, ErrInvalid)
@@ -166,10 +182,21 @@ func (c COI) FIN() string { return string(c)[2:7] }
 // String returns the 15-character content.
 func (c COI) String() string { return string(c) }
 
-// ParseDIN parses a 13-character DIN, optionally followed by its check
-// character K (directly or after a space); a K that does not match is
-// ErrInvalid.
+// ParseDIN parses a DIN as it is typed: the 13 characters, optionally
+// followed by its check character K (directly or after a space), or its
+// display form, the FIN, year and sequence apart ("A9999 21 123456"),
+// optionally followed by the two flag characters and then K, each after a
+// space ("A9999 21 123456 00 3"); or Data Structure 001 as a scanner reads
+// it ("=A99992112345600"). A K that does not match, or flags that
+// carry a check character (60-96) that does not, is ErrInvalid.
 func ParseDIN(s string) (DIN, error) {
+	if len(s) == 1+DINLen+2 && s[0] == '=' {
+		// Data Structure 001 scanned from a bar code: "=", DIN, flags.
+		return checkDIN(s[1:1+DINLen], s[1+DINLen:], "")
+	}
+	if parts := strings.Split(s, " "); len(parts) >= 3 && len(parts[0]) == 5 {
+		return parseDINDisplay(parts)
+	}
 	var k string
 	switch len(s) {
 	case DINLen:
@@ -183,12 +210,42 @@ func ParseDIN(s string) (DIN, error) {
 	default:
 		return "", fmt.Errorf("parse din: %d characters, want %d (or %d with check character): %w", len(s), DINLen, DINLen+1, ErrInvalid)
 	}
-	d := s[:DINLen]
+	return checkDIN(s[:DINLen], "", k)
+}
+
+// parseDINDisplay parses the display form split at its spaces: FIN, year,
+// sequence, then optionally flags (2 characters) and K (1 character).
+func parseDINDisplay(parts []string) (DIN, error) {
+	if len(parts[1]) != 2 || len(parts[2]) != 6 {
+		return "", fmt.Errorf("parse din: display form is the FIN, 2-digit year and 6-digit sequence apart (A9999 21 123456): %w", ErrInvalid)
+	}
+	var flags, k string
+	rest := parts[3:]
+	if len(rest) > 0 && len(rest[0]) == 2 {
+		flags, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 && len(rest[0]) == 1 {
+		k, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return "", fmt.Errorf("parse din: after the sequence only the flags (2 characters) and the check character (1) may follow: %w", ErrInvalid)
+	}
+	return checkDIN(parts[0]+parts[1]+parts[2], flags, k)
+}
+
+// checkDIN validates the 13-character DIN d, its flag characters when
+// given, and its check character k when given.
+func checkDIN(d, flags, k string) (DIN, error) {
 	if !isFIN(d[:5]) {
 		return "", fmt.Errorf("parse din: characters 1-5 are not a facility identification number: %w", ErrInvalid)
 	}
 	if !isDigits(d[5:]) {
 		return "", fmt.Errorf("parse din: characters 6-13 must be digits: %w", ErrInvalid)
+	}
+	if flags != "" {
+		if err := checkDINFlags(DIN(d), flags); err != nil {
+			return "", fmt.Errorf("parse din: %w", err)
+		}
 	}
 	if k != "" {
 		want, _ := CheckChar(d)
@@ -197,6 +254,34 @@ func ParseDIN(s string) (DIN, error) {
 		}
 	}
 	return DIN(d), nil
+}
+
+// DINFlagsNone are the flag characters of a DIN that uses none.
+const DINFlagsNone = "00"
+
+// DINCheckFlags returns the type 3 flag characters of d: 60 plus the value
+// of its Mod 37-2 check character, so a reader can verify the DIN without
+// the eye-readable K.
+func DINCheckFlags(d DIN) string {
+	return strconv.Itoa(60 + checkValue(d.K()))
+}
+
+// checkDINFlags checks flag characters: two characters from 0-9, A-H, J-N,
+// P, R-Y; numeric flags 60-96 (type 3) must carry d's check character.
+func checkDINFlags(d DIN, flags string) error {
+	if len(flags) != 2 {
+		return fmt.Errorf("flag characters %q: want 2: %w", flags, ErrInvalid)
+	}
+	for i := 0; i < 2; i++ {
+		c := flags[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Y' && c != 'I' && c != 'O' && c != 'Q') {
+			return fmt.Errorf("flag characters %q: %q is not 0-9, A-H, J-N, P or R-Y: %w", flags, c, ErrInvalid)
+		}
+	}
+	if n, err := strconv.Atoi(flags); err == nil && n >= 60 && n <= 96 && flags != DINCheckFlags(d) {
+		return fmt.Errorf("flag characters %s carry a check character that does not match %s (mistyped or misread DIN?): %w", flags, d, ErrInvalid)
+	}
+	return nil
 }
 
 // K returns the DIN's keyboard entry check character.

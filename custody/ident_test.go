@@ -62,8 +62,12 @@ func TestParseCOI(t *testing.T) {
 		{"too long", c + k + "X", false},
 		{"empty", "", false},
 		{"not CH", "XXA999926000001", false},
-		{"FIN starts with digit", "CH1999926000001", false},
+		{"FIN starts with a digit (ST-001: 1-9)", "CH1999926000001", true},
+		{"FIN with letters in places 2-3", "CHAB12326000001", true},
+		{"FIN starts with zero", "CH0999926000001", false},
 		{"FIN letter O", "CHO999926000001", false},
+		{"FIN letter O in place 2", "CHAO99926000001", false},
+		{"FIN letter in place 4", "CHA99A926000001", false},
 		{"year not digits", "CHA9999AB000001", false},
 		{"sequence punctuation", "CHA99992600000-", false},
 		{"two chars after content", c + "  ", false},
@@ -89,29 +93,71 @@ func TestParseCOI(t *testing.T) {
 
 func TestParseDIN(t *testing.T) {
 	tests := []struct {
-		in string
-		ok bool
+		in   string
+		want DIN // "" when refused
 	}{
-		{"A999921123456", true},
-		{"A9999211234563", true},
-		{"A999921123456 3", true},
-		{"A9999211234564", false},
-		{"a999921123456", false},
-		{"A99992112345", false},
-		{"A99992112345X", false},
-		{"G123417654321A", true},
-		{"A999917345628*", true},
+		// ST-001's examples of DINs and their check characters.
+		{"A999921123456", "A999921123456"},
+		{"A9999211234563", "A999921123456"},
+		{"A999921123456 3", "A999921123456"},
+		{"G123417654321A", "G123417654321"},
+		{"A999917345628*", "A999917345628"},
+		{"A999818123456N", "A999818123456"},
+		// The display form: FIN, year and sequence apart; flags apart.
+		{"A9999 21 123456", "A999921123456"},
+		{"A9999 21 123456 3", "A999921123456"},
+		{"A9999 21 123456 00 3", "A999921123456"},
+		{"A9999 21 123456 01", "A999921123456"},
+		{"A9999 21 123456 63 3", "A999921123456"}, // type 3 flags: 60 + value of K
+		// Data Structure 001 scanned into the DIN field.
+		{"=A99992112345600", "A999921123456"},
+		{"=A99992112345663", "A999921123456"},
+		{"=A99992112345664", ""},
+		// FINs as ST-001 defines them.
+		{"1AB2321123456", "1AB2321123456"},
+		{"ZZ99921123456", "ZZ99921123456"},
+		// Invalid neighbours.
+		{"A9999211234564", ""},
+		{"A9999 21 123456 4", ""},
+		{"A9999 21 123456 64 3", ""}, // type 3 flags of another check character
+		{"A9999 21 123456 0I 3", ""}, // I is not a flag character
+		{"A9999 21 12345 3", ""},
+		{"A9999  21 123456", ""},
+		{"A9999 2 1123456", ""},
+		{"A9999 21 123456 3 00", ""},
+		{"a999921123456", ""},
+		{"A99992112345", ""},
+		{"A99992112345X", ""},
+		{"0999921123456", ""}, // FIN never starts with 0
+		{"O999921123456", ""}, // nor with O
+		{"AO99921123456", ""},
+		{"A99A921123456", ""}, // places 4-5 are digits
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			_, err := ParseDIN(tt.in)
-			if tt.ok && err != nil {
-				t.Fatalf("ParseDIN(%q): %v", tt.in, err)
+			got, err := ParseDIN(tt.in)
+			if tt.want != "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("ParseDIN(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+				}
+				return
 			}
-			if !tt.ok && !errors.Is(err, ErrInvalid) {
-				t.Fatalf("ParseDIN(%q) err = %v, want ErrInvalid", tt.in, err)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ParseDIN(%q) = %q, %v; want ErrInvalid", tt.in, got, err)
 			}
 		})
+	}
+}
+
+func TestValidFIN(t *testing.T) {
+	for fin, ok := range map[string]bool{
+		"A9999": true, "G1234": true, "1AB23": true, "9ZZ00": true, "N0000": true, "P1234": true,
+		"O1234": false, "01234": false, "AO123": false, "A1O23": false, "A12B3": false, "A123B": false,
+		"a9999": false, "A999": false, "A99999": false, "": false, "A-999": false,
+	} {
+		if got := ValidFIN(fin); got != ok {
+			t.Errorf("ValidFIN(%q) = %v, want %v", fin, got, ok)
+		}
 	}
 }
 

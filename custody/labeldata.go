@@ -75,6 +75,10 @@ type LabelContent struct {
 	Storage string
 	// Facility is the issuing facility, "FIN " and the FIN of the COI.
 	Facility string
+	// ProductCode is the ISBT 128 product code (Data Structure 003) of the
+	// chain's registered product; "" for a product enrolled as free text
+	// (or no longer registered).
+	ProductCode string
 	// Registered is the time of the record that registered the bag (the
 	// collect or manufacture record) and RegisteredSeq its log position.
 	// Printers pin document dates to it, so the same label always renders
@@ -148,6 +152,9 @@ func (s *Service) LabelContent(ctx context.Context, actor User, bag BagID) (Labe
 	if l.Zone, _, err = s.SiteZone(ctx, l.Site); err != nil {
 		return LabelContent{}, fmt.Errorf("%s: site %s: %w", op, l.Site, err)
 	}
+	if l.ProductCode, err = s.productCode(ctx, c.Product); err != nil {
+		return LabelContent{}, fmt.Errorf("%s: %w", op, err)
+	}
 	s.logLabel(ctx, actor, l)
 	return l, nil
 }
@@ -181,12 +188,31 @@ func (s *Service) ChainLabelContents(ctx context.Context, actor User, coi COI) (
 		if l.Zone, _, err = s.SiteZone(ctx, l.Site); err != nil {
 			return nil, fmt.Errorf("%s: site %s: %w", op, l.Site, err)
 		}
+		if l.ProductCode, err = s.productCode(ctx, c.Product); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
 		out = append(out, l)
 	}
 	for _, l := range out {
 		s.logLabel(ctx, actor, l)
 	}
 	return out, nil
+}
+
+// productCode returns the ISBT 128 product code of the registered product
+// code names, or "" when no product is registered under it.
+func (s *Service) productCode(ctx context.Context, code string) (string, error) {
+	if code == "" {
+		return "", nil
+	}
+	p, err := readEntry[Product](ctx, s, KindProduct, code)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("product %s: %w", code, err)
+	}
+	return p.ISBTCode, nil
 }
 
 func (s *Service) logLabel(ctx context.Context, actor User, l LabelContent) {

@@ -404,14 +404,19 @@ func (s *Service) checkSeal(ctx context.Context, rs ReceiveSeal, p Profile) (boo
 	if err != nil {
 		return false, "", err
 	}
-	got := SealReadings(readings, p)
 	// MKT is recorded only for profiles where it applies; recompute it the
-	// same way the seal did.
+	// same way the seal did (seals without a method weighed readings
+	// equally).
+	method := rs.Seal.MKTMethod
 	if rs.Seal.MKTC == nil {
-		got.MKTC = nil
+		method = MKTTimeWeighted
+	}
+	got := sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
+	if rs.Seal.MKTC == nil {
+		got.MKTC, got.MKTMethod, got.MKTMaxGap = nil, "", 0
 	} else if got.MKTC == nil {
 		p.MKT = true
-		got = SealReadings(readings, p)
+		got = sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
 	}
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(rs.Seal)
@@ -631,7 +636,7 @@ func (s *Service) appendSystemRecord(ctx context.Context, c *Chain, step Step, s
 	now := s.now().UTC()
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, Site: site,
 		SubmittedBy: SystemUser, Data: body, Signatures: []Signature{SystemSignature(now)}}
-	return s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	return s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State}))
 }
 
 // ReviseExcursion keeps the chain's record of excursion e, found on leg n,

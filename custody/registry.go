@@ -150,6 +150,10 @@ type Shipper struct {
 	// requalified.
 	RequalificationDue string `json:"requalification_due"`
 	Suspended          bool   `json:"suspended"`
+	// GIAI is the shipper's GS1 global individual asset identifier, where
+	// its courier gives one (see ValidateGIAI); empty otherwise. EPCIS
+	// exports name the shipper by it.
+	GIAI string `json:"giai,omitempty"`
 }
 
 // Limits of the registries' text fields, in bytes.
@@ -206,27 +210,33 @@ func GS1CheckDigit(digits string) byte {
 }
 
 // ValidateISBTProductCode checks an ISBT 128 product code (Data
-// Structure 003, 8 characters): the 5-character product description code
-// (an upper-case letter and 4 digits), the type of donation (a digit or
-// an upper-case letter) and two division characters (the first a digit
-// or an upper-case letter, the second a digit or a lower-case letter).
+// Structure 003, 8 characters αooootds): the product description code (an
+// upper-case letter and 4 upper-case letters or digits: S1234, YA000,
+// DAX12), the type of collection t (a digit or a letter of either case:
+// Table 7 of ST-001 has r, s and d) and the division code ds (d a digit or
+// an upper-case letter, s a digit or a lower-case letter).
 func ValidateISBTProductCode(code string) error {
+	upper := func(c byte) bool { return c >= 'A' && c <= 'Z' }
+	lower := func(c byte) bool { return c >= 'a' && c <= 'z' }
+	digit := func(c byte) bool { return c >= '0' && c <= '9' }
 	bad := len(code) != 8
 	for i := 0; !bad && i < 8; i++ {
 		c := code[i]
 		switch {
 		case i == 0:
-			bad = c < 'A' || c > 'Z'
+			bad = !upper(c)
 		case i < 5:
-			bad = c < '0' || c > '9'
-		case i < 7:
-			bad = !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z')
+			bad = !upper(c) && !digit(c)
+		case i == 5:
+			bad = !upper(c) && !lower(c) && !digit(c)
+		case i == 6:
+			bad = !upper(c) && !digit(c)
 		default:
-			bad = !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z')
+			bad = !lower(c) && !digit(c)
 		}
 	}
 	if bad {
-		return fmt.Errorf("isbt_code %q is not an ISBT 128 product code (a letter and 4 digits, the type of donation, 2 division characters: S1234V00): %w", code, ErrInvalid)
+		return fmt.Errorf("isbt_code %q is not an ISBT 128 product code (a letter and 4 letters or digits, the type of collection, 2 division characters: S1234V00): %w", code, ErrInvalid)
 	}
 	return nil
 }
@@ -309,7 +319,7 @@ func (s Site) Validate() error {
 		return fieldErr("country", fmt.Errorf("site %s: country %q must be an ISO 3166-1 alpha-2 code (FR): %w", s.Code, s.Country, ErrInvalid))
 	}
 	if s.FIN != "" && !ValidFIN(s.FIN) {
-		return fieldErr("fin", fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", s.Code, s.FIN, ErrInvalid))
+		return fieldErr("fin", fmt.Errorf("site %s: fin %q is not an ISBT 128 FIN (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits): %w", s.Code, s.FIN, ErrInvalid))
 	}
 	if s.GLN != "" {
 		if err := ValidateGLN(s.GLN); err != nil {
@@ -389,6 +399,11 @@ func (s Shipper) Validate() error {
 	}
 	if err := ValidateRegistryCode(s.Courier); err != nil {
 		return fmt.Errorf("shipper %s: courier: %w", s.ID, fieldErr("courier", err))
+	}
+	if s.GIAI != "" {
+		if err := ValidateGIAI(s.GIAI); err != nil {
+			return fmt.Errorf("shipper %s: %w", s.ID, fieldErr("giai", err))
+		}
 	}
 	return fieldErr("requalification_due", validDate("shipper requalification_due", s.RequalificationDue, true))
 }

@@ -45,7 +45,9 @@ func TestValidateISBTProductCode(t *testing.T) {
 		ok   bool
 	}{
 		{"S1234V00", true}, {"E0001000", true}, {"A0000Aa0", false}, {"S1234V0a", true}, {"T0042Z9z", true},
-		{"s1234V00", false}, {"S12A4V00", false}, {"S1234v00", false}, {"S1234V0A", false},
+		// ST-001: oooo alphanumeric (clinical trials YA000, local DAX12); t of either case (r, s, d paid).
+		{"S12A4V00", true}, {"YA000100", true}, {"DAX12000", true}, {"E0001r00", true}, {"S1234d00", true},
+		{"s1234V00", false}, {"S12a4V00", false}, {"S1234VaA", false}, {"S1234V0A", false}, {"11234V00", false},
 		{"S1234V0", false}, {"S1234V000", false}, {"", false}, {"S1234-00", false},
 	} {
 		err := custody.ValidateISBTProductCode(c.code)
@@ -186,6 +188,13 @@ func TestProductAndShipperValidate(t *testing.T) {
 		{"no courier", func(s *custody.Shipper) { s.Courier = "" }, "courier"},
 		{"no due date", func(s *custody.Shipper) { s.RequalificationDue = "" }, "requalification_due is required"},
 		{"due date malformed", func(s *custody.Shipper) { s.RequalificationDue = "2027-3-1" }, "not a date"},
+		{"GIAI", func(s *custody.Shipper) { s.GIAI = "0614141SHP-001" }, ""},
+		{"GIAI of 30 with every GS1 special character", func(s *custody.Shipper) { s.GIAI = `0614141!"%&'()*+,-./:;<=>?_aZ9` }, ""},
+		{"GIAI of 31", func(s *custody.Shipper) { s.GIAI = "0614141234567890123456789012345" }, "1-30 characters"},
+		{"GIAI with a space", func(s *custody.Shipper) { s.GIAI = "0614141 SHP" }, "character set 82"},
+		{"GIAI with #", func(s *custody.Shipper) { s.GIAI = "0614141#1" }, "character set 82"},
+		{"GIAI with non-ASCII", func(s *custody.Shipper) { s.GIAI = "0614141ü" }, "character set 82"},
+		{"GIAI not starting with its company prefix", func(s *custody.Shipper) { s.GIAI = "SHP-001" }, "company prefix"},
 	}
 	for _, c := range shippers {
 		s := sh

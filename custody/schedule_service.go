@@ -431,8 +431,8 @@ func (s *Service) scheduleRecord(ctx context.Context, actor User, c *Chain, step
 		return Record{}, err
 	}
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, SubmittedBy: actor.ID, Data: body, Signatures: sigs}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
-		Claims: claims, Releases: releases, Quota: quota, QuotaRelease: step == StepUnschedule})
+	stored, err := s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
+		Claims: claims, Releases: releases, Quota: quota, QuotaRelease: step == StepUnschedule}))
 	if err != nil {
 		return Record{}, err
 	}

@@ -238,7 +238,9 @@ func (s *Service) visible(ctx context.Context, u User, state State, after COI, l
 	}
 	slices.SortFunc(all, func(a, b ChainInfo) int { return strings.Compare(string(a.COI), string(b.COI)) })
 	r := s.scope()
-	page := ChainPage{Chains: []ChainInfo{}}
+	// The page keeps the visible summaries in all's own array: no copy of
+	// thousands of them.
+	page := ChainPage{Chains: all[:0]}
 	for _, ci := range all {
 		if after != "" && ci.COI <= after {
 			continue
@@ -255,6 +257,9 @@ func (s *Service) visible(ctx context.Context, u User, state State, after COI, l
 			break
 		}
 		page.Chains = append(page.Chains, ci)
+	}
+	if page.Chains == nil {
+		page.Chains = []ChainInfo{}
 	}
 	return page, nil
 }

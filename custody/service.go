@@ -93,7 +93,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("new service: store, hasher, logger and clock are required: %w", ErrInvalid)
 	}
 	if !ValidFIN(cfg.FIN) {
-		return nil, fmt.Errorf("new service: facility %q is not an ISBT 128 FIN (a letter other than O, then 4 digits): %w", cfg.FIN, ErrInvalid)
+		return nil, fmt.Errorf("new service: facility %q is not an ISBT 128 FIN (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits): %w", cfg.FIN, ErrInvalid)
 	}
 	if err := cfg.Passwords.Check(); err != nil {
 		return nil, fmt.Errorf("new service: %w", err)
@@ -242,7 +242,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	defer unlock()
 	rec := Record{V: EncodingVersion, Chain: coi, Step: StepEnroll, Time: now, Site: req.Sites.Collection,
 		SubmittedBy: actor.ID, Data: data, Signatures: sigs}
-	if _, err := s.store.Append(ctx, Draft{Record: rec, NewChain: true, State: rule.To, Product: req.Product, Sites: req.Sites, PHI: &phi}); err != nil {
+	if _, err := s.store.Append(ctx, s.withIssues(nil, Draft{Record: rec, NewChain: true, State: rule.To, Product: req.Product, Sites: req.Sites, PHI: &phi})); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	s.log.Info("chain enrolled", "coi", string(coi), "user", actor.ID)
@@ -388,8 +388,8 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	rec := Record{V: EncodingVersion, Chain: coi, Step: req.Step, Time: now, Site: c.Sites.name(rule.Site),
 		SubmittedBy: actor.ID, Data: body, Signatures: sigs}
-	stored, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
-		Releases: releasesOn(c, req.Step), QuotaRelease: req.Step == StepCancel})
+	stored, err := s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
+		Releases: releasesOn(c, req.Step), QuotaRelease: req.Step == StepCancel}))
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -398,6 +398,20 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 		s.slotsFreed(ctx, actor)
 	}
 	return stored, nil
+}
+
+// withIssues sets in d what its chain's summary keeps of the open issues:
+// those of chain c (nil for an enroll) once d's record is appended. If
+// they cannot be computed the summary is marked as not keeping them, and
+// readers fold the chain.
+func (s *Service) withIssues(c *Chain, d Draft) Draft {
+	n, err := openIssuesAfter(c, d.Record)
+	if err != nil {
+		s.log.Warn("open issues not kept in the chain summary", "coi", string(d.Record.Chain), "step", string(d.Record.Step), "err", err)
+		return d
+	}
+	d.OpenIssues = n
+	return d
 }
 
 // checkNoPHI refuses step data holding a patient identifier (see the

@@ -22,7 +22,28 @@ type ChainInfo struct {
 	HeadHash Hash      `json:"head_hash"`
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
+	// OpenIssues counts the chain's issues waiting for a QA disposition
+	// (Chain.OpenIssues), kept so the chains with open issues can be found
+	// without folding every chain. Summaries stored before they were kept
+	// have OpenIssues.Kept false; readers fold the chain then. Not part of
+	// the API's chain summary.
+	OpenIssues IssueCounts `json:"-"`
 }
+
+// IssueCounts counts a chain's open issues by kind, as its summary keeps
+// them.
+type IssueCounts struct {
+	// Kept is false when the summary does not keep the counts (stored
+	// before they were, or by a draft that did not compute them): the
+	// chain must be folded to know its open issues.
+	Kept bool
+	// Excursions counts open excursions, SealsBroken shipments received
+	// with a broken seal, Mismatches failed bedside checks.
+	Excursions, SealsBroken, Mismatches int
+}
+
+// Total returns how many issues are open.
+func (n IssueCounts) Total() int { return n.Excursions + n.SealsBroken + n.Mismatches }
 
 // Draft is a record on its way into the ledger with what the store must
 // check and keep beside it in the same transaction.
@@ -54,6 +75,10 @@ type Draft struct {
 	// same transaction (ErrConflict, nothing written: the chain does not
 	// hold one). Releases and Claims never share a claim.
 	Releases []Claim
+	// OpenIssues counts the chain's open issues once the record is
+	// appended, kept in ChainInfo (the Service computes them for every
+	// draft; without them, Kept false, the summary says it keeps none).
+	OpenIssues IssueCounts
 	// Quota, set with a booking's claims, is the quota use the booking
 	// counts against: the store frees the one the chain held (if any),
 	// then takes this one in the same transaction, only while the stored

@@ -754,6 +754,15 @@ type LegSeal struct {
 	// MKTC is the mean kinetic temperature in Celsius rounded to 0.001,
 	// only when the profile's MKT applies and temperatures were read.
 	MKTC *float64 `json:"mkt_c,omitempty"`
+	// MKTMethod names how MKTC weighs the readings: MKTTimeWeighted in
+	// every seal made now; empty (with MKTC set) in seals made before,
+	// which weighed every reading equally.
+	MKTMethod string `json:"mkt_method,omitempty"`
+	// MKTMaxGap is the largest interval between readings that
+	// time-weighted MKT credits to them (the profile's silence time when
+	// sealed); recorded so that the seal can be recomputed whatever the
+	// profile says later.
+	MKTMaxGap time.Duration `json:"mkt_max_gap_ns,omitempty"`
 	// ReadingsHash is the lower-case hex SHA-256 described at
 	// SealReadings.
 	ReadingsHash string `json:"readings_hash"`
@@ -766,8 +775,9 @@ type LegSeal struct {
 //
 //   - Count, FirstDeviceTime and LastDeviceTime cover all readings.
 //   - MinC, MaxC and MKTC cover readings that carry a temperature; MKTC
-//     (MeanKineticTemperature, equal weights, rounded to 0.001 C) only when
-//     p.MKT.
+//     only when p.MKT: the time-weighted mean kinetic temperature
+//     (TimeWeightedMKT with p.SilenceAfter() as the largest gap, rounded
+//     to 0.001 C), MKTMethod MKTTimeWeighted.
 //   - TimeOutOfRange: each reading with a temperature outside p's limits
 //     contributes the time until the next reading with a temperature; the
 //     last one contributes nothing. Readings without a temperature do not
@@ -777,6 +787,13 @@ type LegSeal struct {
 //     i-th reading in that order and "\n" is the single byte 0x0A. With no
 //     readings it is the SHA-256 of the empty string.
 func SealReadings(readings []Reading, p Profile) LegSeal {
+	return sealReadings(readings, p, MKTTimeWeighted, p.SilenceAfter())
+}
+
+// sealReadings is SealReadings with the MKT method (MKTTimeWeighted, or ""
+// for the equal weights of seals made before MKTMethod existed) and the
+// largest gap time weighting credits.
+func sealReadings(readings []Reading, p Profile, mktMethod string, maxGap time.Duration) LegSeal {
 	rs := make([]*Reading, len(readings))
 	for i := range readings {
 		rs[i] = &readings[i]
@@ -795,6 +812,7 @@ func SealReadings(readings []Reading, p Profile) LegSeal {
 	buf := make([]byte, 0, 256)
 	var (
 		temps    []float64
+		times    []time.Time
 		prevT    time.Time
 		prevOut  bool
 		havePrev bool
@@ -819,6 +837,7 @@ func SealReadings(readings []Reading, p Profile) LegSeal {
 		}
 		if p.MKT {
 			temps = append(temps, c)
+			times = append(times, r.DeviceTime)
 		}
 	}
 	if len(rs) > 0 {
@@ -826,8 +845,15 @@ func SealReadings(readings []Reading, p Profile) LegSeal {
 		s.LastDeviceTime = rs[len(rs)-1].DeviceTime.UTC()
 	}
 	if p.MKT && len(temps) > 0 {
-		if m := MeanKineticTemperature(temps); !math.IsNaN(m) {
+		m := MeanKineticTemperature(temps)
+		if mktMethod == MKTTimeWeighted {
+			m = TimeWeightedMKT(times, temps, maxGap)
+		}
+		if !math.IsNaN(m) {
 			s.MKTC = teleF64(math.Round(m*1000) / 1000)
+			if mktMethod == MKTTimeWeighted {
+				s.MKTMethod, s.MKTMaxGap = mktMethod, maxGap
+			}
 		}
 	}
 	s.ReadingsHash = hex.EncodeToString(h.Sum(nil))
@@ -849,6 +875,67 @@ const MKTActivationEnergyOverR = 10000.0
 // for any temperature at or below absolute zero or not finite. Examples:
 // 5 C constant gives 5.000; 4, 4, 4, 4, 16 give 8.109; 2 and 8 give 5.536.
 func MeanKineticTemperature(tempsC []float64) float64 {
+	return weightedMKT(tempsC, nil)
+}
+
+// MKTTimeWeighted is the LegSeal.MKTMethod of TimeWeightedMKT.
+const MKTTimeWeighted = "time-weighted"
+
+// TimeWeightedMKT returns the mean kinetic temperature in Celsius of
+// temperatures (Celsius) read at times (same length, in time order), each
+// weighted by the time it represents, so that a burst of readings counts
+// for the seconds it spans rather than for its number of readings. USP
+// <1079.2> assumes equally spaced readings; this is its formula with
+// weights w_i in place of 1/n:
+//
+//	MKT = (ΔH/R) / -ln( Σ w_i exp(-(ΔH/R) / T_i) / Σ w_i )   (kelvin)
+//
+// A reading represents half the interval to each neighbour, each interval
+// capped at maxGap (no cap when maxGap <= 0) so that a silence is not
+// filled by the readings around it; the first and last readings, which have
+// one neighbour, represent that one interval (capped) in full. Equal
+// intervals therefore give equal weights and the USP value exactly. When
+// all readings share one time (or there is one) the weights are equal. It
+// returns NaN as MeanKineticTemperature does, and for lengths that differ
+// or times out of order.
+func TimeWeightedMKT(times []time.Time, tempsC []float64, maxGap time.Duration) float64 {
+	n := len(tempsC)
+	if len(times) != n || n == 0 {
+		return math.NaN()
+	}
+	if n == 1 {
+		return weightedMKT(tempsC, nil)
+	}
+	gap := func(i int) float64 { // interval from reading i-1 to i, in seconds, capped
+		d := times[i].Sub(times[i-1])
+		if maxGap > 0 && d > maxGap {
+			d = maxGap
+		}
+		return d.Seconds()
+	}
+	w := make([]float64, n)
+	var total float64
+	for i := 1; i < n; i++ {
+		if times[i].Before(times[i-1]) {
+			return math.NaN()
+		}
+		g := gap(i)
+		w[i-1] += g / 2
+		w[i] += g / 2
+		total += g
+	}
+	if total == 0 {
+		return weightedMKT(tempsC, nil)
+	}
+	w[0] += gap(1) / 2
+	w[n-1] += gap(n-1) / 2
+	return weightedMKT(tempsC, w)
+}
+
+// weightedMKT computes the MKT of tempsC with weights w (nil: equal
+// weights) in log-sum-exp form, so that very low temperatures do not
+// underflow.
+func weightedMKT(tempsC, w []float64) float64 {
 	if len(tempsC) == 0 {
 		return math.NaN()
 	}
@@ -863,10 +950,15 @@ func MeanKineticTemperature(tempsC []float64) float64 {
 			m = x
 		}
 	}
-	var sum float64
-	for _, c := range tempsC {
-		sum += math.Exp(-MKTActivationEnergyOverR/(c+k0) - m)
+	var sum, wsum float64
+	for i, c := range tempsC {
+		wi := 1.0
+		if w != nil {
+			wi = w[i]
+		}
+		sum += wi * math.Exp(-MKTActivationEnergyOverR/(c+k0)-m)
+		wsum += wi
 	}
-	lnMean := m + math.Log(sum/float64(len(tempsC)))
+	lnMean := m + math.Log(sum/wsum)
 	return -MKTActivationEnergyOverR/lnMean - k0
 }

@@ -16,7 +16,7 @@ func contentOf(l Label, registered time.Time) custody.LabelContent {
 	return custody.LabelContent{
 		Bag: l.Bag, Product: l.Product, DIN: l.DIN, PatientName: l.PatientName, BirthDate: l.BirthDate,
 		TimeLabel: l.TimeLabel, Time: l.Time, Site: "site", Storage: l.Storage, Facility: l.Facility,
-		Registered: registered, RegisteredSeq: 7,
+		ProductCode: l.ProductCode, Registered: registered, RegisteredSeq: 7,
 	}
 }
 
@@ -107,7 +107,7 @@ func TestRender(t *testing.T) {
 			if img.Bounds().Dx() != want {
 				t.Errorf("size %d: image %v", size, img.Bounds())
 			}
-			checkDecoded(t, decode(t, img, QR).GetText(), fp.Bag)
+			checkDecoded(t, decode(t, img, QR).GetText(), FromContent(contents[1], Options{}))
 		}
 	})
 	t.Run("refusals write nothing", func(t *testing.T) {

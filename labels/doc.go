@@ -30,21 +30,28 @@
 // identifiers are printed; the code never carries them), the collection or
 // expiry time in the site's local time with zone abbreviation and UTC offset
 // and in UTC beneath it, the storage temperature, the issuing facility and
-// the 2-D code with custody.LabelPayload.
+// the 2-D code.
+//
+// The code carries ISBT 128 data structures with their data identifiers,
+// as an ICCBBA compound message (custody.ISBTLabelPayload): the COI (Data
+// Structure 040), the DIN with its flags (001), the registered product's
+// code (003), the expiry in the site's local time (005) and the bag as
+// Product Divisions (032). An ISBT 128 reader reads them; coid's scan reads
+// them and still reads the "C1:" payloads of labels printed before.
 //
 // # Codes
 //
 // QR is the default symbology and Data Matrix (ECC 200) the option. QR uses
-// error correction level H (30%), skip2/go-qrcode's Highest; the version-1
-// payload of a bag is 25 alphanumeric characters and fits a version 3 symbol
-// (29 x 29 modules) at level H, so nothing is gained by dropping to Q.
-// Data Matrix uses boombuler/barcode's ECC 200 encoder (ASCII encodation,
-// digit pairs packed; a bag payload gives an 18 x 18 or 20 x 20 symbol).
+// error correction level H (30%), skip2/go-qrcode's Highest; a bag's
+// compound message is 48 to 70 characters (byte mode, since = & < > , are
+// outside QR's alphanumeric set) and gives a version 5 to 7 symbol (37 x 37
+// to 45 x 45 modules). Data Matrix uses boombuler/barcode's ECC 200 encoder
+// (ASCII encodation, digit pairs packed; 22 x 22 to 26 x 26).
 //
 // A code is drawn with a whole number of printer dots per module, from the
-// stock's DPI: on the DefaultStock at 300 dpi a QR module is 6 dots (0.51 mm,
-// a 14.7 mm symbol) and a Data Matrix module 9 or 10 dots (0.76-0.85 mm, a
-// 15.2 mm symbol); at 203 dpi they are 4 and 6 dots. A stock whose code
+// stock's DPI: on the DefaultStock at 300 dpi a QR module is 4 dots (0.34
+// mm) and a Data Matrix module 8 dots (0.68 mm); at 203 dpi they are 3 and
+// 5 dots. The ZPL leaves the Data Matrix size to the printer's encoder. A stock whose code
 // would fall below MinModuleMM per module is refused. The PDF draws the
 // code as an inline image (1-bit gray, Flate, hex-encoded) at exactly one
 // pixel per printer dot, placed on the dot grid, so a printer at the

@@ -105,6 +105,9 @@ type Label struct {
 	// Facility is the issuing facility's name with its FIN, for example
 	// "Example Cell Lab (FIN A9999)".
 	Facility string
+	// ProductCode is the ISBT 128 product code of the registered product,
+	// or "" when the product has none.
+	ProductCode string
 	// Symbology selects the 2-D code; the zero value is QR.
 	Symbology Symbology
 }
@@ -125,9 +128,25 @@ const (
 	MaxFacilityLen = 48
 )
 
-// Payload returns the content of the label's 2-D code,
-// custody.LabelPayload(l.Bag).
-func (l Label) Payload() string { return custody.LabelPayload(l.Bag) }
+// Payload returns the content of the label's 2-D code: the ISBT 128
+// compound message of custody.ISBTLabelPayload, with the expiry (in the
+// site's zone) when the time printed is one. It is "" for a label that
+// does not validate.
+func (l Label) Payload() string {
+	p, err := l.payload()
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func (l Label) payload() (string, error) {
+	var exp time.Time
+	if l.TimeLabel == custody.LabelExpires && l.Zone != nil {
+		exp = l.Time.In(l.Zone)
+	}
+	return custody.ISBTLabelPayload(l.Bag, l.DIN, l.ProductCode, exp)
+}
 
 // Validate reports whether the label can be printed. Every problem is an
 // error wrapping custody.ErrInvalid that names the field (but never quotes
@@ -174,6 +193,9 @@ func (l Label) Validate() error {
 	}
 	if !l.Symbology.valid() {
 		return invalid("unknown symbology %d", int(l.Symbology))
+	}
+	if _, err := l.payload(); err != nil {
+		return invalid("2-D code: %v", err)
 	}
 	return nil
 }

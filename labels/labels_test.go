@@ -84,6 +84,7 @@ func fpLabel(t testing.TB) Label {
 		Zone:        zone(t, "America/New_York"),
 		Storage:     "Store at or below -150 °C",
 		Facility:    "Example Cell Manufacturing (FIN B1234)",
+		ProductCode: "S1234V00",
 		Symbology:   DataMatrix,
 	}
 }
@@ -115,18 +116,39 @@ func decode(t *testing.T, img image.Image, sym Symbology) *gozxing.Result {
 	return res
 }
 
-// checkDecoded asserts that text is the payload of bag and parses back to it.
-func checkDecoded(t *testing.T, text string, bag custody.BagID) {
+// checkDecoded asserts that text, read from a printed code by an
+// independent decoder, is the payload of label l, that its ISBT 128 data
+// structures parse back to what the label prints (COI, DIN, product code,
+// expiry in the site's wall-clock time) and that a scan of it finds l's bag.
+func checkDecoded(t *testing.T, text string, l Label) {
 	t.Helper()
-	if want := custody.LabelPayload(bag); text != want {
+	if want := l.Payload(); text != want || want == "" {
 		t.Fatalf("decoded %q, want %q", text, want)
+	}
+	d, err := custody.ParseISBT(text)
+	if err != nil {
+		t.Fatalf("ParseISBT(%q): %v", text, err)
+	}
+	want := custody.ISBTData{COI: l.Bag.COI, DIN: l.DIN, Divisions: custody.BagDivisions(l.Bag)}
+	if l.DIN != "" {
+		want.DINFlags = custody.DINFlagsNone
+	}
+	if l.ProductCode != "" {
+		want.ProductCode = l.ProductCode[:6] + "99"
+	}
+	if l.TimeLabel == custody.LabelExpires {
+		w := l.Time.In(l.Zone)
+		want.Expires = time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), 0, 0, time.UTC)
+	}
+	if d != want {
+		t.Fatalf("ISBT 128 data of %q = %+v, want %+v", text, d, want)
 	}
 	code, err := custody.ParseCode(text)
 	if err != nil {
 		t.Fatalf("ParseCode(%q): %v", text, err)
 	}
-	if code.COI != bag.COI || code.Bag == nil || *code.Bag != bag {
-		t.Fatalf("ParseCode(%q) = %+v, want bag %v", text, code, bag)
+	if code.COI != l.Bag.COI || code.Bag == nil || *code.Bag != l.Bag {
+		t.Fatalf("ParseCode(%q) = %+v, want bag %v", text, code, l.Bag)
 	}
 }
 
@@ -172,7 +194,7 @@ func TestCodeRoundTrip(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					checkDecoded(t, decode(t, img, sym).GetText(), bag)
+					checkDecoded(t, decode(t, img, sym).GetText(), l)
 				})
 			}
 		}
@@ -209,10 +231,10 @@ func TestWritePNG(t *testing.T) {
 	}{
 		{"qr 512", payload, QR, 512, true},
 		{"qr odd size", payload, QR, 333, true},
-		{"qr one px per module", payload, QR, 37, true},
+		{"qr one px per module", payload, QR, 45, true},
 		{"dm 300", payload, DataMatrix, 300, true},
-		{"dm one px per module", payload, DataMatrix, 24, true},
-		{"qr too small", payload, QR, 36, false},
+		{"dm one px per module", payload, DataMatrix, 26, true},
+		{"qr too small", payload, QR, 44, false},
 		{"too large", payload, QR, MaxPNGSize + 1, false},
 		{"empty payload", "", QR, 300, false},
 		{"non-ASCII payload", "C1:É", DataMatrix, 300, false},

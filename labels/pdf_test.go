@@ -190,7 +190,7 @@ func TestPDFEmbeddedCodes(t *testing.T) {
 						t.Errorf("code %s %.5f pt, want %.5f (the dot grid)", v.name, v.got, v.want)
 					}
 				}
-				checkDecoded(t, decode(t, got.img, l.Symbology).GetText(), l.Bag)
+				checkDecoded(t, decode(t, got.img, l.Symbology).GetText(), l)
 			})
 		}
 	}
@@ -319,10 +319,10 @@ func TestPDFPageDecodes(t *testing.T) {
 			crop := page.(interface {
 				SubImage(image.Rectangle) image.Image
 			}).SubImage(r)
-			checkDecoded(t, decode(t, crop, l.Symbology).GetText(), l.Bag)
+			checkDecoded(t, decode(t, crop, l.Symbology).GetText(), l)
 			if l.Symbology == QR {
 				// A QR code is found on the whole page too.
-				checkDecoded(t, decode(t, page, QR).GetText(), l.Bag)
+				checkDecoded(t, decode(t, page, QR).GetText(), l)
 			}
 		})
 	}

@@ -18,7 +18,9 @@ const zplFontWidth = 1.0
 // (_5E for ^, _7E for ~, _5C for \, _5F for _ and every non-ASCII byte), so
 // no field data can end a field or start a command. The QR code is
 // ^BQN,2,m,H with ^FDHA, (level H, automatic mode); Data Matrix is
-// ^BXN,m,200 with the symbol size fixed to the one the PDF prints. The
+// ^BXN,m,200 (ECC 200) without columns and rows, so the printer's encoder
+// chooses the symbol size: one that fixed them would print nothing when its
+// encodation needs another size. Both carry Label.Payload. The
 // label must be valid (see Label.Validate) and the stock able to carry it;
 // otherwise the error wraps custody.ErrInvalid and nothing is written.
 func WriteZPL(w io.Writer, l Label, stock Stock) error {
@@ -83,7 +85,9 @@ func WriteZPL(w io.Writer, l Label, stock Stock) error {
 	case QR:
 		fmt.Fprintf(&b, "^FO%d,%d^BQN,2,%d,H^FDHA,%s^FS\n", x, y, c.module, l.Payload())
 	case DataMatrix:
-		fmt.Fprintf(&b, "^FO%d,%d^BXN,%d,200,%d,%d^FD%s^FS\n", x, y, c.module, c.sym.cols, c.sym.rows, l.Payload())
+		// Quality 200 (ECC 200) with no columns or rows: the printer's
+		// encoder chooses the symbol size its encodation needs.
+		fmt.Fprintf(&b, "^FO%d,%d^BXN,%d,200^FD%s^FS\n", x, y, c.module, l.Payload())
 	}
 	b.WriteString("^PQ1\n^XZ\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -157,12 +158,17 @@ func TestZPLContent(t *testing.T) {
 			if n, want := strings.Count(zpl, "^GD"), strings.Count(ids, "0"); n != want {
 				t.Errorf("%d slashes for %d zeros", n, want)
 			}
+			lay, err := layoutLabel(l, DefaultStock)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var code string
 			switch l.Symbology {
 			case QR:
-				code = "^BQN,2,6,H^FDHA," + l.Payload() + "^FS"
+				code = fmt.Sprintf("^BQN,2,%d,H^FDHA,%s^FS", lay.code.module, l.Payload())
 			case DataMatrix:
-				code = "^BXN,10,200,18,18^FD" + l.Payload() + "^FS"
+				// No columns or rows: the printer's encoder sizes the symbol.
+				code = fmt.Sprintf("^BXN,%d,200^FD%s^FS", lay.code.module, l.Payload())
 			}
 			if !strings.Contains(zpl, code) {
 				t.Errorf("no %s", code)

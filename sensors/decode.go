@@ -60,38 +60,52 @@ func ShipperFromTopic(prefix, topic string) (string, error) {
 // array of objects) and SenML JSON (an array of records), told apart by the
 // first array element: an object with a "shipper" or "time" member is the
 // project's JSON, anything else is read as SenML. See the package
-// documentation for both formats. In both, a member name must be exactly a
-// documented one (names are case-sensitive) and appear once in its object,
-// so that a payload has one meaning. A SenML record's time (bt + t) must be
-// an absolute Unix time: a record with a relative time (below 2^28) or none
-// is refused, since the device time identifies a reading without seq and is
-// what the rules judge.
+// documentation for both formats. In the project's JSON a member name must
+// be exactly a documented one (names are case-sensitive) and appear once in
+// its object, so that a payload has one meaning; SenML is read as RFC 8428
+// says: labels coid does not know are ignored unless their name ends in
+// "_", a known label may appear once per record, and a record coid does not
+// use is skipped (DecodeDetail says which and why). A used SenML record's
+// time (bt + t) must be an absolute Unix time: a record with a relative time
+// (below 2^28) or none is refused, since the device time identifies a
+// reading without seq and is what the rules judge.
 //
 // The readings come back in payload order (SenML: by first record of each
 // time), each with ReceivedTime set to received in UTC, and each passes
 // Validate(received). Readings of the same identity (Key) within one
-// payload are all returned; storing each identity once is the store's job. If anything is wrong the whole payload is rejected:
-// Decode returns nil and an error wrapping custody.ErrInvalid that names the
-// element and the reason.
+// payload are all returned; storing each identity once is the store's job.
+// Skipped SenML records aside, if anything is wrong the whole payload is
+// rejected: Decode returns nil and an error wrapping custody.ErrInvalid
+// that names the element and the reason.
 func Decode(topicShipper string, payload []byte, received time.Time) ([]custody.Reading, error) {
+	rs, _, err := DecodeDetail(topicShipper, payload, received)
+	return rs, err
+}
+
+// DecodeDetail is Decode that also returns the SenML records it skipped
+// (see Skipped), in pack order, so that the caller can tell the sender; a
+// payload in the project's JSON skips nothing. A pack whose records are
+// all skipped is refused, with the first reasons in the error.
+func DecodeDetail(topicShipper string, payload []byte, received time.Time) ([]custody.Reading, []Skipped, error) {
 	const op = "decode telemetry"
 	if err := custody.ValidateShipperID(topicShipper); err != nil {
-		return nil, fmt.Errorf("%s: topic: %w", op, err)
+		return nil, nil, fmt.Errorf("%s: topic: %w", op, err)
 	}
 	if received.IsZero() {
-		return nil, fmt.Errorf("%s: zero receive time: %w", op, custody.ErrInvalid)
+		return nil, nil, fmt.Errorf("%s: zero receive time: %w", op, custody.ErrInvalid)
 	}
 	received = received.UTC()
 	if len(payload) > MaxPayloadBytes {
-		return nil, fmt.Errorf("%s: payload of %d bytes exceeds %d: %w", op, len(payload), MaxPayloadBytes, custody.ErrInvalid)
+		return nil, nil, fmt.Errorf("%s: payload of %d bytes exceeds %d: %w", op, len(payload), MaxPayloadBytes, custody.ErrInvalid)
 	}
 	body := bytes.TrimLeft(payload, " \t\r\n")
 	if len(body) == 0 {
-		return nil, fmt.Errorf("%s: empty payload: %w", op, custody.ErrInvalid)
+		return nil, nil, fmt.Errorf("%s: empty payload: %w", op, custody.ErrInvalid)
 	}
 	var (
-		rs  []custody.Reading
-		err error
+		rs      []custody.Reading
+		skipped []Skipped
+		err     error
 	)
 	if ws, isArray, ok := fastProject(body, topicShipper); ok {
 		rs, err = convertProject(ws, isArray, topicShipper, received)
@@ -100,15 +114,15 @@ func Decode(topicShipper string, payload []byte, received time.Time) ([]custody.
 		case '{':
 			rs, err = decodeObject(topicShipper, body, received)
 		case '[':
-			rs, err = decodeArray(topicShipper, body, received)
+			rs, skipped, err = decodeArray(topicShipper, body, received)
 		default:
 			err = fmt.Errorf("payload is not a JSON object or array: %w", custody.ErrInvalid)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return rs, nil
+	return rs, skipped, nil
 }
 
 // invalid wraps a decoding error in custody.ErrInvalid unless it already is
@@ -210,39 +224,52 @@ func convertProject(ws []wireReading, isArray bool, topicShipper string, receive
 }
 
 // decodeArray reads the first element to tell the formats apart, then
-// streams the rest into the format's decoder.
-func decodeArray(topicShipper string, body []byte, received time.Time) ([]custody.Reading, error) {
-	if err := checkMembers(body); err != nil {
-		return nil, err
-	}
-	dec := newDecoder(body)
+// decodes the array in that format: the project's JSON with encoding/json
+// (after checkMembers), SenML with its own scanner once the whole payload
+// is known to be well-formed JSON.
+func decodeArray(topicShipper string, body []byte, received time.Time) ([]custody.Reading, []Skipped, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // '['
-		return nil, invalid(err)
+		return nil, nil, invalid(err)
 	}
 	if !dec.More() {
-		return nil, fmt.Errorf("empty array: %w", custody.ErrInvalid)
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, invalid(err)
+		}
+		return nil, nil, fmt.Errorf("empty array: %w", custody.ErrInvalid)
 	}
 	var first json.RawMessage
 	if err := dec.Decode(&first); err != nil {
-		return nil, fmt.Errorf("element 0: %w", invalid(err))
+		return nil, nil, fmt.Errorf("element 0: %w", invalid(err))
 	}
-	var rs []custody.Reading
-	var err error
-	if isProjectJSON(first) {
-		rs, err = decodeProjectArray(topicShipper, first, dec, received)
-	} else {
-		rs, err = decodeSenML(topicShipper, first, dec, received)
+	if !isProjectJSON(first) {
+		if !json.Valid(body) {
+			var v json.RawMessage
+			return nil, nil, fmt.Errorf("senml pack: %w", invalid(json.Unmarshal(body, &v)))
+		}
+		return decodeSenML(topicShipper, body, received)
 	}
+	if err := checkMembers(body); err != nil {
+		return nil, nil, err
+	}
+	dec = newDecoder(body)
+	if _, err := dec.Token(); err != nil { // '['
+		return nil, nil, invalid(err)
+	}
+	if err := dec.Decode(&first); err != nil {
+		return nil, nil, fmt.Errorf("element 0: %w", invalid(err))
+	}
+	rs, err := decodeProjectArray(topicShipper, first, dec, received)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := dec.Token(); err != nil { // ']'
-		return nil, invalid(err)
+		return nil, nil, invalid(err)
 	}
 	if err := expectEOF(dec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rs, nil
+	return rs, nil, nil
 }
 
 // memberFrame is one open object or array in checkMembers.

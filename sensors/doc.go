@@ -48,37 +48,57 @@
 // with these quantities, units (u, or the base unit bu for numeric
 // records) and value fields:
 //
-//	quantity  unit            value  Reading field
-//	temp      Cel             v      TempC
-//	tilt      deg             v      TiltDeg (degrees from upright)
-//	lid       (none)          vb     LidOpen (true = open)
-//	light     (none)          vb     Light (true = light inside)
-//	battery   %EL or %        v      BatteryPct
-//	ln2       %               v      LN2Pct
-//	lat       lat             v      Lat
-//	lon       lon             v      Lon
-//	seq       count or (none) v      Seq (an integer 0..custody.MaxSeq)
+//	quantity  unit                    value  Reading field
+//	temp      Cel, or K (converted)   v      TempC
+//	tilt      deg, or rad (converted) v      TiltDeg (degrees from upright)
+//	lid       (none)                  vb     LidOpen (true = open)
+//	light     (none)                  vb     Light (true = light inside)
+//	battery   %EL, or / or % (ratio)  v      BatteryPct
+//	ln2       / or % (ratio)          v      LN2Pct
+//	lat       lat                     v      Lat
+//	lon       lon                     v      Lon
+//	seq       count or (none)         v      Seq (an integer 0..custody.MaxSeq)
 //
-// Any other name, unit or value field is an error. Numeric values are bv +
-// v. The time of a record is bt + t (seconds) and must be an absolute Unix
-// time, 2^28 or more: RFC 8428 section 4.5.3 makes smaller values relative
-// to the receive time, which would give a redelivered or late pack other
-// times (stored twice, or a breach squeezed into the catch-up moment), so a
-// record whose time is relative or missing is an error; a relative t on an
-// absolute bt is fine. Times are kept to the microsecond, which is
-// what a double carries for current Unix times. Records that resolve to the
-// same time form one reading; two records of the same quantity at the same
-// time are an error. A record with only base fields is allowed, but a pack
-// must yield at least one reading. The labels
-// bver (at most 10) and ut are accepted and otherwise ignored; vs, vd, s,
-// bs and unknown labels are rejected.
+// As RFC 8428 section 12.1 (note 2) defines them, "/" and "%" are ratios
+// from 0 to 1, not percentages: 0.71 is stored as 71 %; "%EL" is the
+// battery's percentage. EncodeSenML writes "%EL" and "/".
 //
-// Member names are case-sensitive and may appear only once per object, in
-// both formats: {"temp_c":-20,"TEMP_C":-180} is an error, not -180.
+// The pack is read as RFC 8428 says, record by record. Base fields (bn,
+// bt, bu, bv, bver) apply to the record that carries them and to the
+// following ones until replaced; a record's full name is bn + n, its time
+// bt + t, its numeric value bv + v, its unit u or else bu. A label coid
+// does not know is ignored (section 4.4), including a case variant of a
+// known one ("V" is not "v"), unless its name ends in "_" (an extension
+// the receiver must understand): then the pack is refused. A record coid
+// does not use is skipped and the readings beside it kept: a name that is
+// not {shipper}/{quantity} or not one of the quantities above, a string or
+// data value (vs, vd), a value of the other kind (v for lid, vb for temp),
+// a sum without a value (a sum beside a value is ignored), a unit coid
+// cannot convert, or a ratio outside 0..1. DecodeDetail returns the skipped
+// records with their reasons; a pack of which no record is used is
+// refused, with the reasons.
+//
+// The time of a used record must be an absolute Unix time, 2^28 or more:
+// RFC 8428 section 4.5.3 makes smaller values relative to the receive
+// time, which would give a redelivered or late pack other times (stored
+// twice, or a breach squeezed into the catch-up moment), so a record whose
+// time is relative or missing refuses the pack; a relative t on an
+// absolute bt is fine. Times are kept to the microsecond, which is what a
+// double carries for current Unix times. Records that resolve to the same
+// time form one reading; a record repeated with the same name, time and
+// value is one value, two different values of one quantity at one time
+// refuse the pack. A known label of the wrong JSON type or repeated in one
+// record, a record with two value fields or with a name, unit or time but
+// no value or sum, bver above 10 or changing within the pack, and a name
+// of another shipper than the topic's also refuse the pack.
+//
+// In the project's JSON, member names are case-sensitive and may appear
+// only once per object: {"temp_c":-20,"TEMP_C":-180} is an error, not -180.
 //
 // # Rejection
 //
-// A payload is all or nothing: if any element is malformed or any reading
+// Apart from the SenML records skipped as described above, a payload is
+// all or nothing: if any element is malformed or any reading
 // fails custody.Reading.Validate (judged against the receive time), Decode
 // returns no readings and an error wrapping custody.ErrInvalid that names
 // the element and the reason. Payloads over MaxPayloadBytes, empty arrays

@@ -93,9 +93,13 @@ var documentedMembers = func() map[string]bool {
 
 // ambiguousMember walks a well-formed payload with encoding/json's tokenizer
 // and describes the first member name that is repeated in its object, or
-// that is not exactly a documented name in a reading or record (an object
-// at the top level or in the top-level array); "" if there is none.
+// that is not exactly a documented name in a reading (an object at the top
+// level or in the top-level array); "" if there is none. In a SenML pack
+// (an array whose first element is not a reading of the project's JSON),
+// where unknown labels are ignored, only a known label repeated in a record
+// or a label ending in "_" is.
 func ambiguousMember(payload []byte) string {
+	senml := isSenMLPayload(payload)
 	type frame struct {
 		object, keyNext bool
 		names           map[string]bool
@@ -115,6 +119,13 @@ func ambiguousMember(payload []byte) string {
 			top.keyNext = false
 			reading := len(stack) == 1 || len(stack) == 2 && !stack[0].object
 			switch {
+			case senml && !(len(stack) == 2 && !stack[0].object):
+				// SenML ignores what is not a record's known label.
+			case senml && top.names[name] && documentedMembers[name]:
+				return fmt.Sprintf("label %q twice in one record", name)
+			case senml && strings.HasSuffix(name, "_"):
+				return fmt.Sprintf("label %q, which must be understood", name)
+			case senml:
 			case top.names[name]:
 				return fmt.Sprintf("member %q twice in one object", name)
 			case reading && !documentedMembers[name]:
@@ -134,6 +145,22 @@ func ambiguousMember(payload []byte) string {
 			stack[len(stack)-1].keyNext = true
 		}
 	}
+}
+
+// isSenMLPayload tells a SenML pack as Decode does: an array whose first
+// element is not a reading of the project's JSON.
+func isSenMLPayload(payload []byte) bool {
+	var elems []json.RawMessage
+	if json.Unmarshal(payload, &elems) != nil || len(elems) == 0 {
+		return false
+	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(elems[0], &keys) != nil {
+		return true
+	}
+	_, s := keys["shipper"]
+	_, t := keys["time"]
+	return !s && !t
 }
 
 func FuzzDecodeJSON(f *testing.F) {
@@ -171,6 +198,11 @@ func FuzzDecodeSenML(f *testing.F) {
 		`[{"bn":"SHP-0042/","n":"temp","u":"Cel","v":-20}]`,
 		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":-20,"V":-180}]`,
 		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":-20},{"n":"lid","vb":false,"vb":true}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"ln2","u":"/","v":0.71},{"n":"battery","u":"%","v":1e-1},{"n":"note","vs":"x"},{"n":"x","vd":"AA"}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"bv":0.25,"n":"ln2","u":"%","v":0.5},{"n":"temp","u":"K","v":77.35,"s":1},{"n":"tilt","u":"rad","v":0.1}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4,"foo":{"a":[1,{"b":"]"}]},"ext_":1}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"temp","u":"Cel","v":4,"\u0076":5,"N":"x"},{"n":"temp","u":"Cel","v":4}]`,
+		`[{"bn":"SHP-0042/","bt":1795352400,"n":"ln2","u":"%","v":71},{"n":"temp","u":"degF","v":4,"t":1}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -238,7 +270,7 @@ func FuzzFastProject(f *testing.F) {
 		if body[0] == '{' {
 			slow, serr = decodeObject(shipper, body, received)
 		} else {
-			slow, serr = decodeArray(shipper, body, received)
+			slow, _, serr = decodeArray(shipper, body, received)
 		}
 		if (ferr == nil) != (serr == nil) {
 			t.Fatalf("fast path err %v, encoding/json err %v", ferr, serr)

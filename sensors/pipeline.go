@@ -314,7 +314,13 @@ func (p *Pipeline) handle(m Message) {
 	j := &job{p: p, m: m, received: received.UTC()}
 	shipper, err := ShipperFromTopic(p.cfg.Prefix, m.Topic)
 	if err == nil {
-		j.rs, err = Decode(shipper, m.Payload, j.received)
+		var skipped []Skipped
+		j.rs, skipped, err = DecodeDetail(shipper, m.Payload, j.received)
+		if err == nil && len(skipped) > 0 {
+			// Records coid does not use (RFC 8428 lets a receiver skip
+			// them); the readings beside them are stored.
+			p.cfg.Logger.Info("telemetry records skipped", "topic", m.Topic, "skipped", len(skipped), "first", skipped[0].String())
+		}
 	}
 	p.inflight.Add(1)
 	if err != nil {

@@ -335,3 +335,36 @@ func TestPipelineQuarantinesWholePayload(t *testing.T) {
 		t.Fatalf("%d readings stored", n)
 	}
 }
+
+// TestPipelineSenMLSkipsUnusedRecords: a SenML record coid does not use
+// (here a string value) no longer loses the readings beside it: they are
+// stored, the skip is logged and nothing is quarantined; a pack with a
+// must-understand label coid does not know is quarantined, nothing stored.
+func TestPipelineSenMLSkipsUnusedRecords(t *testing.T) {
+	st := openStore(t)
+	var logs logCounter
+	pipe, err := sensors.NewPipeline(sensors.PipelineConfig{Sink: st, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	topic := sensors.TelemetryTopic(sensors.DefaultTopicPrefix, "SHP-1")
+	bt := time.Now().UTC().Add(-3 * time.Hour).Unix()
+	pack := fmt.Sprintf(`[{"bn":"SHP-1/","bt":%d,"n":"temp","u":"Cel","v":-180},{"n":"door","vs":"closed"},{"n":"temp","u":"Cel","v":-181,"t":60},{"n":"ln2","u":"/","v":0.71,"t":60}]`, bt)
+	submitWait(t, pipe, topic, []byte(pack))
+	if n, _ := st.ReadingsCount(context.Background()); n != 2 {
+		t.Fatalf("%d readings stored, want 2", n)
+	}
+	if c := logs.count(`msg="telemetry records skipped"`); c != 1 || logs.count(`SHP-1/door`) != 1 {
+		t.Fatalf("skip not logged once:\n%s", logs.String())
+	}
+	refused := fmt.Sprintf(`[{"bn":"SHP-1/","bt":%d,"n":"temp","u":"Cel","v":-170,"t":120,"crit_":1}]`, bt)
+	submitWait(t, pipe, topic, []byte(refused))
+	if n, _ := st.ReadingsCount(context.Background()); n != 2 {
+		t.Fatalf("%d readings stored after a refused pack, want 2", n)
+	}
+	q, err := st.QuarantineList(context.Background(), 0)
+	if err != nil || len(q) != 1 || !strings.Contains(q[0].Reason, `label "crit_" must be understood`) {
+		t.Fatalf("quarantine: %+v, %v", q, err)
+	}
+}

@@ -268,7 +268,7 @@ func (w *ui) registryScreens() []*registryScreen {
 				{Name: "time_zone", Label: "Time zone", Hint: "IANA name, e.g. Europe/Paris", Type: "text", Required: true, Max: 64, Value: v.Get("time_zone")},
 				{Name: "address", Label: "Address", Type: "text", Required: true, Max: 500, Value: v.Get("address")},
 				{Name: "country", Label: "Country", Hint: "two letters, e.g. FR", Type: "text", Required: true, Max: 2, Upper: true, Value: v.Get("country")},
-				{Name: "fin", Label: "FIN", Hint: "ISBT 128 facility number: a letter and 4 digits; empty if none", Type: "text", Max: 5, Upper: true, Value: v.Get("fin")},
+				{Name: "fin", Label: "FIN", Hint: "ISBT 128 facility number (A9999, 1AB23); empty if none", Type: "text", Max: 5, Upper: true, Value: v.Get("fin")},
 				{Name: "gln", Label: "GLN", Hint: "GS1 global location number: 13 digits; empty if none", Type: "text", Max: 13, Numeric: true, Value: v.Get("gln")},
 				{Name: "accreditation.status", Label: "Accreditation", Type: "select", Value: v.Get("accreditation.status"),
 					Options: selected(choices([]string{"accredited", "pending", "withdrawn", "none"}), v.Get("accreditation.status"))},
@@ -330,11 +330,12 @@ func (w *ui) registryScreens() []*registryScreen {
 				return registryRow{Key: s.ID, Suspended: s.Suspended, Cells: []string{s.Courier, s.RequalificationDue}}
 			},
 			toForm: func(s custody.Shipper) url.Values {
-				return url.Values{"id": {s.ID}, "courier": {s.Courier}, "requalification_due": {s.RequalificationDue}}
+				return url.Values{"id": {s.ID}, "courier": {s.Courier}, "requalification_due": {s.RequalificationDue}, "giai": {s.GIAI}}
 			},
 			fromForm: func(v url.Values, s *custody.Shipper) map[string]string {
 				s.ID = strings.TrimSpace(v.Get("id"))
 				s.Courier, s.RequalificationDue = strings.TrimSpace(v.Get("courier")), strings.TrimSpace(v.Get("requalification_due"))
+				s.GIAI = strings.TrimSpace(v.Get("giai"))
 				return nil
 			},
 			register: svc.RegisterShipper, update: svc.UpdateShipper, suspend: svc.SuspendShipper, get: svc.Shipper, list: svc.Shippers,
@@ -348,6 +349,7 @@ func (w *ui) registryScreens() []*registryScreen {
 				{Name: "id", Label: "Shipper ID", Hint: "as its telemetry names it", Type: "text", Required: true, Max: custody.MaxShipperIDLen, Value: v.Get("id")},
 				{Name: "courier", Label: "Courier", Type: "select", Required: true, Value: v.Get("courier"), Options: selected(opts, v.Get("courier"))},
 				{Name: "requalification_due", Label: "Requalification due", Type: "date", Required: true, Value: v.Get("requalification_due")},
+				{Name: "giai", Label: "GIAI", Hint: "GS1 global individual asset identifier: company prefix, then asset reference, up to 30 characters; empty if none", Type: "text", Max: custody.MaxGIAILen, Value: v.Get("giai")},
 			}, nil
 		})
 	return []*registryScreen{orgs, sites, products, shippers}

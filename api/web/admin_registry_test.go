@@ -125,9 +125,12 @@ func TestAdminRegistries(t *testing.T) {
 		{path: "shippers", kind: custody.KindShipper, one: "shipper", key: "SHP-0007",
 			create: url.Values{"id": {"SHP-0007"}, "courier": {"FASTCO"}, "requalification_due": {"2027-01-31"}, "reason": {"new shipper"}},
 			row:    []string{"<td>FASTCO</td>", "<td>2027-01-31</td>"},
-			edit:   map[string]string{"requalification_due": "2027-07-31"},
-			edited: func(v any) bool { return v.(custody.Shipper).RequalificationDue == "2027-07-31" },
-			bad:    [2]string{"courier", "APHP"}, badSays: "not a courier",
+			edit:   map[string]string{"requalification_due": "2027-07-31", "giai": "0614141SH/7"},
+			edited: func(v any) bool {
+				s := v.(custody.Shipper)
+				return s.RequalificationDue == "2027-07-31" && s.GIAI == "0614141SH/7"
+			},
+			bad: [2]string{"courier", "APHP"}, badSays: "not a courier",
 			get:     func() (any, error) { return e.svc.Shipper(ctx, admin, "SHP-0007") },
 			choices: "courier", offers: []string{`<option value="FASTCO">FASTCO · FastCo (courier)</option>`}, offersNot: []string{`value="APHP"`, `value="CELLCO"`},
 			count: shippersN},

@@ -109,6 +109,8 @@ type chainView struct {
 	// role may acknowledge them.
 	Unacked []custody.Mismatch
 	MayAck  bool
+	// Booking is the chain's booked plan and its links; nil: none.
+	Booking *chainBooking
 }
 
 func (w *ui) chainPage(c echo.Context) error {
@@ -184,6 +186,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		return w.fail(c, err)
 	}
 	zoneOf := recordZones(ch, zones)
+	v.Booking = w.bookingOnChain(ch, zones, me)
 	siteOf := make(map[uint64]string, len(ch.Records))
 	for _, r := range ch.Records {
 		siteOf[r.Seq] = r.Site

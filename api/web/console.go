@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -40,6 +42,13 @@ type consoleView struct {
 	Issues  []issueRow
 	Filter  custody.State
 	InFight int
+	// Listed is how many chains the table lists over all its pages;
+	// Chains is one page of them. NextPage and FirstPage link to the
+	// following and the first page (empty: none); Paged is set past the
+	// first page.
+	Listed              int
+	NextPage, FirstPage string
+	Paged               bool
 	// Quarantine is a page of refused telemetry, for the roles that may
 	// see it (custody.MayViewQuarantine); nil otherwise.
 	Quarantine *quarantineView
@@ -77,6 +86,10 @@ func expiringRows(list []custody.Expiring) []expiringRow {
 	return out
 }
 
+// consolePageSize is how many chains a page of the console's table
+// holds unless the request says otherwise (limit).
+const consolePageSize = 50
+
 func (w *ui) consolePage(c echo.Context) error {
 	me := sessionUser(c)
 	if !custody.MayUseConsole(me.Role) {
@@ -88,21 +101,19 @@ func (w *ui) consolePage(c echo.Context) error {
 	if filter != "" && !slices.Contains(custody.States, filter) {
 		filter = ""
 	}
-	infos, err := w.svc.VisibleChains(ctx, me, "")
+	limit, err := strconv.Atoi(c.QueryParam("limit"))
+	if err != nil || limit < 1 {
+		limit = consolePageSize
+	}
+	limit = min(limit, custody.MaxConsolePage)
+	after := c.QueryParam("after")
+	con, err := w.svc.ConsoleFor(ctx, me, filter, after, limit)
 	if err != nil {
 		return w.fail(c, err)
 	}
-	counts := map[custody.State]int{}
-	var v consoleView
-	v.Filter = filter
-	for _, ci := range infos {
-		counts[ci.State]++
-		ch, err := w.svc.Chain(ctx, ci.COI) // listed by VisibleChains: readable
-		if err != nil {
-			return w.fail(c, err)
-		}
-		open := ch.OpenIssues()
-		for _, is := range open {
+	v := consoleView{Filter: filter, InFight: con.InFlight, Listed: con.Listed, Paged: after != ""}
+	for _, ch := range con.Issues {
+		for _, is := range ch.OpenIssues() {
 			row := issueRow{COI: ch.COI, Display: ch.Display, Issue: is, Text: issueText(is.Kind)}
 			row.Detail = excursionDetail(ch, is.Seq)
 			if is.ReopenedBy != 0 {
@@ -113,18 +124,30 @@ func (w *ui) consolePage(c echo.Context) error {
 			}
 			v.Issues = append(v.Issues, row)
 		}
-		if (filter == "" && !ci.State.Terminal()) || ci.State == filter {
-			v.Chains = append(v.Chains, chainRow{ChainInfo: ci, Display: ci.COI.Display(), OpenIssues: len(open)})
+	}
+	for _, r := range con.Chains {
+		v.Chains = append(v.Chains, chainRow{ChainInfo: r.ChainInfo, Display: r.COI.Display(), OpenIssues: r.OpenIssues})
+	}
+	if con.Next != "" {
+		q := url.Values{"after": {con.Next}}
+		if filter != "" {
+			q.Set("state", string(filter))
 		}
-		if !ci.State.Terminal() {
-			v.InFight++
+		if limit != consolePageSize {
+			q.Set("limit", strconv.Itoa(limit))
+		}
+		v.NextPage = "/qa?" + q.Encode() + "#chains"
+	}
+	if v.Paged {
+		v.FirstPage = "/qa#chains"
+		if filter != "" {
+			v.FirstPage = "/qa?" + url.Values{"state": {string(filter)}}.Encode() + "#chains"
 		}
 	}
 	for _, st := range custody.States {
-		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: counts[st], Selected: st == filter})
+		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: con.Counts[st], Selected: st == filter})
 	}
-	slices.SortStableFunc(v.Chains, func(a, b chainRow) int { return b.Updated.Compare(a.Updated) })
-	if v.Warnings, err = w.holdWarningRows(ctx, infos); err != nil {
+	if v.Warnings, err = w.holdWarningRows(ctx, con.InTransit); err != nil {
 		return w.fail(c, err)
 	}
 	if custody.MaySeeExpiringQualifications(me.Role) {

@@ -24,6 +24,7 @@
 //	GET  /scan, POST /scan         scan station; a scan goes to the chain page (scan.go)
 //	GET  /chains/:coi              chain page: state, next step forms, issues, legs, timeline (chain.go)
 //	POST /chains/:coi/steps/:step  record a step with its signatures (record.go, forms.go)
+//	GET  /chains/:coi/booking, POST: book from a month calendar; POST .../booking/{reschedule,unschedule} (booking.go)
 //	GET  /chains/:coi/bedside      guided bedside check; POST advances it (bedside.go)
 //	GET  /mismatch, POST /mismatch/ack   a bedside mismatch, until acknowledged (mismatch.go)
 //	GET  /qa                       QA console: chains by state, open issues (console.go),
@@ -38,6 +39,7 @@
 //	GET  /admin/site-mappings, POST: old chains' free-text site names mapped to registered sites (admin_sitemap.go)
 //	GET  /admin/users, POST: list (paged, filtered), create; GET /admin/users/:id: one account (admin_users.go)
 //	POST /admin/users/:id/{network,unlock,reset,disable,enable,token,revoke}   account changes (admin_users.go)
+//	GET  /admin/capacity[/:site], POST /admin/capacity/:site[/closures|/exceptions]   sites' capacity (capacity.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -150,6 +152,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/chains/:coi", w.chainPage)
 	g.POST("/chains/:coi/steps/:step", w.recordStep, signs)
 	g.GET("/chains/:coi/bedside", w.bedsidePage)
+	w.registerBooking(g, signs)
 	g.POST("/chains/:coi/bedside", w.bedsideSubmit, signs)
 	g.GET("/mismatch", w.mismatchPage)
 	g.POST("/mismatch/ack", w.mismatchAck)
@@ -165,6 +168,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.POST("/admin/users", w.adminUserCreate)
 	g.GET("/admin/users/:id", w.adminUserPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
+	w.registerCapacity(g)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -92,11 +92,11 @@ func TestHelp(t *testing.T) {
 		}
 		names = append(names, c)
 	}
-	for file, group := range map[string]string{"admin.go": "user", "mqttuser.go": "mqtt-user", "registry.go": "registry"} {
+	for file, group := range map[string]string{"admin.go": "user", "mqttuser.go": "mqtt-user", "registry.go": "registry", "key.go": "key"} {
 		if !slices.Contains(names, group) {
 			t.Fatalf("dispatch has no %q", group)
 		}
-		for _, sub := range codeSubcommands(t, file, "run"+map[string]string{"user": "User", "mqtt-user": "MQTTUser", "registry": "Registry"}[group]) {
+		for _, sub := range codeSubcommands(t, file, "run"+map[string]string{"user": "User", "mqtt-user": "MQTTUser", "registry": "Registry", "key": "Key"}[group]) {
 			names = append(names, group+" "+sub)
 		}
 	}

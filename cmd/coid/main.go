@@ -106,6 +106,12 @@ func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 		return runSimulate(ctx, args[1:], env, stdout, stderr)
 	case "site-map":
 		return runSiteMap(ctx, args[1:], env, stdout, stderr)
+	case "key":
+		if len(args) == 1 {
+			fmt.Fprint(stderr, groupUsage("key"))
+			return usagef("key: give a subcommand: %s", strings.Join(subcommands("key"), ", "))
+		}
+		return runKey(ctx, args[1:], env, stdout, stderr)
 	case "mqtt-user":
 		if len(args) == 1 {
 			fmt.Fprint(stderr, groupUsage("mqtt-user"))

@@ -13,7 +13,7 @@ import (
 	"github.com/coid-project/coid/labels/report"
 )
 
-const reportUsage = `usage: coid report [--data DIR] [--user ID] [--format pdf|epcis] [--tz ZONE] [--at TIME] [-o FILE] COI
+const reportUsage = `usage: coid report [--data DIR] [--user ID] [--format pdf|epcis] [--epcis-base URI] [--tz ZONE] [--at TIME] [-o FILE] COI
 
 Writes a chain's QA custody report (PDF) offline from the data directory, as
 GET /api/v1/chains/{coi}/report.pdf does, or with --format epcis its EPCIS 2.0
@@ -27,6 +27,8 @@ operator: like the other offline commands, this one trusts whoever can open
 the data directory. --at sets the generation time (RFC 3339; default now),
 so a report can be reproduced byte for byte. --tz sets the zone of local
 times (IANA name; default UTC).
+--epcis-base sets the HTTP URI base of the EPCIS identifiers; give the one
+coid serve is given, so that both export the same identifiers.
 
 `
 
@@ -48,6 +50,7 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	fs.StringVar(&zone, "tz", or(getenv(env, "COID_REPORT_TZ"), "UTC"), "IANA time zone of local times (COID_REPORT_TZ)")
 	fs.StringVar(&at, "at", "", "generation time, RFC 3339 (default now)")
 	fs.StringVar(&out, "o", "", "write to FILE instead of stdout")
+	epcisBase := epcisBaseFlag(fs, env)
 
 	// Flags may come before or after the COI.
 	target, err := parseInterspersed(fs, args)
@@ -63,6 +66,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	loc, err := parseZone("report", "tz", zone)
 	if err != nil {
+		return err
+	}
+	if err := checkEPCISBase("report", *epcisBase); err != nil {
 		return err
 	}
 	when := time.Now().UTC().Truncate(time.Second)
@@ -112,8 +118,11 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		if err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
-		in := &epcis.Input{Chain: c, CreatedAt: when, Zone: loc}
+		in := &epcis.Input{Chain: c, CreatedAt: when, Zone: loc, Base: *epcisBase}
 		if in.SiteZones, err = svc.SiteZones(ctx, c); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		if in.GS1, err = svc.ChainGS1IDs(ctx, c); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
 		for _, l := range c.Legs {

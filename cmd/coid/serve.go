@@ -29,6 +29,7 @@ import (
 	"github.com/coid-project/coid/custody/coldchain"
 	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/custody/phitext"
+	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/coid-project/coid/labels"
 	"github.com/coid-project/coid/sensors"
 )
@@ -47,6 +48,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	var mq mqttSettings
 	mq.flags(fs, env)
 	pw := passwordFlags(fs, env)
+	epcisBase := epcisBaseFlag(fs, env)
+	cpEvery := fs.Duration("checkpoint-interval", envDuration(env, "COID_CHECKPOINT_INTERVAL", 5*time.Second),
+		"sign a checkpoint of the ledger's Merkle tree after commits at most this often (COID_CHECKPOINT_INTERVAL)")
 	var initLedger bool
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
@@ -54,6 +58,9 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	httpTLS, proxies, err := hp.check(s.http)
 	if err != nil {
+		return err
+	}
+	if err := checkEPCISBase("serve", *epcisBase); err != nil {
 		return err
 	}
 	// From the start: a SIGHUP (reload the broker's accounts) that comes
@@ -81,8 +88,11 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err := pw.Check(); err != nil {
 		return usagef("serve: --password-expiry-days 0-%d, --password-history 0-%d: %v", custody.MaxPasswordExpiryDays, custody.MaxPasswordHistory, err)
 	}
+	if *cpEvery < 100*time.Millisecond || *cpEvery > time.Hour {
+		return usagef("serve: --checkpoint-interval must be from 100ms to 1h")
+	}
 	if !custody.ValidFIN(s.fin) {
-		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (a letter other than O, then 4 digits, e.g. A9999)", s.fin)
+		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits, e.g. A9999)", s.fin)
 	}
 	if err := checkLedger(s.data, initLedger); err != nil {
 		return err
@@ -139,8 +149,22 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		close(hupDone)
 		hupWG.Wait()
 	}()
+	// The ledger's checkpoints: signed after commits, at most every
+	// --checkpoint-interval, and once more at shutdown.
+	vlog := verifiable.NewLog(st.tree, st.keys, time.Now, log)
+	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
+	var cpWG sync.WaitGroup
+	cpWG.Go(func() { vlog.Run(cpCtx, *cpEvery, time.After) })
+	defer func() { // before the store closes, deferred above
+		stopCheckpoints()
+		cpWG.Wait()
+		if _, err := vlog.SignIfGrown(context.Background()); err != nil {
+			log.Error("signing the last checkpoint failed", "err", err)
+		}
+	}()
+	log.Info("checkpoint signing key", "verifier", st.keys.Verifier())
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
-		TrustedProxies: proxies, QualificationWarningDays: *warnDays})
+		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"path/filepath"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/verifiable"
 )
 
 // stores is the storage the commands work with, as the custody interfaces:
@@ -22,6 +24,10 @@ type stores struct {
 	checkFile func(ctx context.Context) error
 	// close releases the store; nothing may use it afterwards.
 	close func() error
+	// tree is the ledger's Merkle tree and signed checkpoints, and keys
+	// the checkpoint signing keys (nil when opened read-only).
+	tree verifiable.Source
+	keys *verifiable.Keys
 }
 
 // storeOptions says how openStores opens the data directory.
@@ -39,7 +45,16 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 	if err != nil {
 		return stores{}, err
 	}
-	return stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close}, nil
+	out := stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st}
+	if !opt.readOnly {
+		// The checkpoint signing key is made with the ledger (or, for a
+		// ledger older than its tree, at its first writable open).
+		if out.keys, err = verifiable.OpenKeys(dir, rand.Reader); err != nil {
+			st.Close()
+			return stores{}, err
+		}
+	}
+	return out, nil
 }
 
 // ledgerFile is the file in data directory dir that holds the ledger: its

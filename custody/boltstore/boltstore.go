@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -143,18 +144,30 @@ func getChain(tx *bolt.Tx, coi custody.COI) (*chainEntry, error) {
 // varints, the head hash raw, and the record positions as deltas.
 // chainEntryV2 adds the chain's three site names after the state; a
 // version 1 entry (written before) decodes with no sites, and readers fold
-// the chain for them.
+// the chain for them. chainEntryV3 adds, after the sites, the open issue
+// counts: 0 when the summary does not keep them, else 1 followed by the
+// open excursions, broken seals and mismatches; version 1 and 2 entries
+// decode with the counts not kept, and readers fold the chain for them.
 const (
 	chainEntryV1 = 1
 	chainEntryV2 = 2
+	chainEntryV3 = 3
 )
 
 func encodeChain(dst []byte, ce *chainEntry) []byte {
-	dst = append(dst, chainEntryV2)
+	dst = append(dst, chainEntryV3)
 	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State),
 		ce.Sites.Collection, ce.Sites.Manufacturing, ce.Sites.Treatment} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
+	}
+	if n := ce.OpenIssues; n.Kept {
+		dst = append(dst, 1)
+		for _, c := range []int{n.Excursions, n.SealsBroken, n.Mismatches} {
+			dst = binary.AppendUvarint(dst, uint64(c))
+		}
+	} else {
+		dst = append(dst, 0)
 	}
 	dst = binary.AppendUvarint(dst, ce.Records)
 	dst = binary.AppendUvarint(dst, ce.HeadSeq)
@@ -170,32 +183,89 @@ func encodeChain(dst []byte, ce *chainEntry) []byte {
 	return dst
 }
 
+// count reads an issue count, bounded so it converts to int.
+func count(r *fieldReader) int {
+	v := r.uvarint()
+	if v > math.MaxInt32 {
+		r.bad = true
+		return 0
+	}
+	return int(v)
+}
+
 func decodeChain(b []byte) (*chainEntry, error) {
-	if len(b) == 0 || (b[0] != chainEntryV1 && b[0] != chainEntryV2) {
+	ce := &chainEntry{}
+	var err error
+	ce.Seqs, err = decodeChainInto(b, &ce.ChainInfo, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return ce, nil
+}
+
+// interned hands out one string for each distinct value read during a
+// scan of many chain entries: products, states and site names repeat, so
+// a scan of thousands of summaries allocates each once.
+type interned map[string]string
+
+func (m interned) str(r *fieldReader) string {
+	b := r.next(r.uvarint())
+	if m == nil {
+		return string(b)
+	}
+	if s, ok := m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	m[s] = s
+	return s
+}
+
+// decodeChainInto decodes a chain entry's summary into ci and, when seqs
+// is set, returns its record positions (which are checked either way).
+// Strings other than the COI come from in when it is not nil.
+func decodeChainInto(b []byte, ci *custody.ChainInfo, in interned, seqs bool) ([]uint64, error) {
+	if len(b) == 0 || b[0] < chainEntryV1 || b[0] > chainEntryV3 {
 		return nil, errors.New("malformed chain entry")
 	}
 	r := fieldReader{b: b[1:]}
-	ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: custody.COI(r.str()), Product: r.str(), State: custody.State(r.str())}}
-	if b[0] == chainEntryV2 {
-		ce.Sites = custody.Sites{Collection: r.str(), Manufacturing: r.str(), Treatment: r.str()}
+	*ci = custody.ChainInfo{COI: custody.COI(r.str()), Product: in.str(&r), State: custody.State(in.str(&r))}
+	if b[0] >= chainEntryV2 {
+		ci.Sites = custody.Sites{Collection: in.str(&r), Manufacturing: in.str(&r), Treatment: in.str(&r)}
 	}
-	ce.Records, ce.HeadSeq = r.uvarint(), r.uvarint()
-	copy(ce.HeadHash[:], r.next(custody.HashSize))
-	ce.Created, ce.Updated = time.Unix(0, r.varint()).UTC(), time.Unix(0, r.varint()).UTC()
+	if b[0] >= chainEntryV3 {
+		switch r.uvarint() {
+		case 0:
+		case 1:
+			n := &ci.OpenIssues
+			n.Kept = true
+			n.Excursions, n.SealsBroken, n.Mismatches = count(&r), count(&r), count(&r)
+		default:
+			return nil, errors.New("malformed chain entry")
+		}
+	}
+	ci.Records, ci.HeadSeq = r.uvarint(), r.uvarint()
+	copy(ci.HeadHash[:], r.next(custody.HashSize))
+	ci.Created, ci.Updated = time.Unix(0, r.varint()).UTC(), time.Unix(0, r.varint()).UTC()
 	n := r.uvarint()
-	if r.bad || n != ce.Records || n > uint64(len(r.b)) {
+	if r.bad || n != ci.Records || n > uint64(len(r.b)) {
 		return nil, errors.New("malformed chain entry")
 	}
-	ce.Seqs = make([]uint64, 0, n)
+	var out []uint64
+	if seqs {
+		out = make([]uint64, 0, n)
+	}
 	var prev uint64
 	for range n {
 		prev += r.uvarint()
-		ce.Seqs = append(ce.Seqs, prev)
+		if seqs {
+			out = append(out, prev)
+		}
 	}
 	if !r.done() {
 		return nil, errors.New("malformed chain entry")
 	}
-	return ce, nil
+	return out, nil
 }
 
 type appendReq struct {
@@ -284,6 +354,10 @@ func Open(dir string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if !opt.ReadOnly {
+		if err := s.buildTree(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		cache := chainCache{}
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
@@ -395,7 +469,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append(append([][]byte{}, registryBuckets...), scheduleBuckets...), quotaBuckets...)...) {
+		for _, b := range append(append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...), quotaBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -682,6 +756,7 @@ func (c chainCache) put(coi custody.COI, e *chainEntry) {
 type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
+	tree                     *treeHashes // the Merkle tree's stored hashes (tree.go)
 	headSeq                  uint64
 	headHash                 custody.Hash
 	touched                  map[custody.COI]*chainEntry
@@ -713,6 +788,9 @@ func (s *Store) begin(cache chainCache) *batchTx {
 		// The log only grows at its end: full pages halve the bytes each
 		// commit writes.
 		b.logB.FillPercent = 1.0
+		treeB := b.tx.Bucket(bucketTree)
+		treeB.FillPercent = 1.0
+		b.tree = newTreeHashes(treeB)
 		b.headSeq, b.headHash = readHead(b.meta)
 		return nil
 	})
@@ -780,6 +858,11 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		b.err = err
 		return
 	}
+	// The record's tree hashes commit with it, or neither does.
+	if err := addLeaf(b.tree, int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
+		b.err = err
+		return
+	}
 	if len(d.Claims) > 0 || len(d.Releases) > 0 {
 		if err := b.claims.apply(&d, rec.Seq); err != nil {
 			b.err = err
@@ -824,6 +907,12 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 				}
 			}
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
+				return err
+			}
+			if err := b.tree.flush(); err != nil {
+				return err
+			}
+			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
 				return err
 			}
 			return b.tx.Commit()
@@ -970,12 +1059,17 @@ func (s *Store) Chain(ctx context.Context, coi custody.COI) (custody.ChainInfo, 
 
 // Chains implements custody.Store.
 func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.ChainInfo, error) {
-	out := []custody.ChainInfo{}
-	err := s.ScanChains(ctx, func(ci custody.ChainInfo) error {
-		if state == "" || ci.State == state {
-			out = append(out, ci)
-		}
-		return nil
+	var out []custody.ChainInfo
+	err := s.viewLong(func(tx *bolt.Tx) error {
+		// Sized once: a network's thousands of summaries are not copied
+		// over and over as the list grows.
+		out = make([]custody.ChainInfo, 0, tx.Bucket(bucketChains).Stats().KeyN)
+		return scanChains(tx, func(ci custody.ChainInfo) error {
+			if state == "" || ci.State == state {
+				out = append(out, ci)
+			}
+			return nil
+		})
 	})
 	return out, err
 }
@@ -986,7 +1080,14 @@ func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error
 }
 
 func scanChains(tx *bolt.Tx, fn func(custody.ChainInfo) error) error {
-	return scanChainEntries(tx, func(ce *chainEntry) error { return fn(ce.ChainInfo) })
+	in := interned{}
+	var ci custody.ChainInfo
+	return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
+		if _, err := decodeChainInto(v, &ci, in, false); err != nil {
+			return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
+		}
+		return fn(ci)
+	})
 }
 
 func scanChainEntries(tx *bolt.Tx, fn func(*chainEntry) error) error {

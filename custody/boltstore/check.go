@@ -65,6 +65,9 @@ func (s *Store) CheckFile(ctx context.Context) error {
 		if err := checkBranches(tx); err != nil {
 			return err
 		}
+		if err := checkTree(ctx, tx); err != nil {
+			return err
+		}
 		return checkStructure(ctx, tx)
 	})
 }
@@ -208,7 +211,7 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// The accounts' and the registries' buckets (accounts.go,
 	// registry.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), quotaBuckets...) {
+	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), quotaBuckets...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

@@ -63,3 +63,52 @@ func TestChainEntrySites(t *testing.T) {
 		t.Fatalf("v1 entry: %+v, %v", got, err)
 	}
 }
+
+// TestChainEntryOpenIssues: version 3 keeps the open issue counts, kept or
+// not; a version 2 entry, written before they were kept, still decodes,
+// with the counts not kept (the service folds such a chain to learn them).
+func TestChainEntryOpenIssues(t *testing.T) {
+	sites := custody.Sites{Collection: "COL-1", Manufacturing: "MFG-1", Treatment: "TRT-1"}
+	for _, n := range []custody.IssueCounts{{}, {Kept: true}, {Kept: true, Excursions: 2, SealsBroken: 1, Mismatches: 3}} {
+		ce := &chainEntry{ChainInfo: custody.ChainInfo{COI: storetest.COI(9), Product: "CAR-T", State: custody.StateEnrolled, Records: 1,
+			HeadSeq: 4, Sites: sites, Created: t0, Updated: t0, OpenIssues: n}, Seqs: []uint64{4}}
+		b := encodeChain(nil, ce)
+		got, err := decodeChain(b)
+		if err != nil || got.OpenIssues != n || got.Sites != sites || got.Seqs[0] != 4 {
+			t.Fatalf("v3 round trip of %+v: %+v, %v", n, got, err)
+		}
+		for i := range len(b) {
+			if _, err := decodeChain(b[:i]); err == nil {
+				t.Fatalf("%+v truncated to %d bytes decoded", n, i)
+			}
+		}
+	}
+	// The version 2 encoding: no counts after the sites.
+	v2 := []byte{chainEntryV2}
+	for _, s := range []string{string(storetest.COI(9)), "CAR-T", string(custody.StateEnrolled), sites.Collection, sites.Manufacturing, sites.Treatment} {
+		v2 = binary.AppendUvarint(v2, uint64(len(s)))
+		v2 = append(v2, s...)
+	}
+	v2 = binary.AppendUvarint(v2, 1)
+	v2 = binary.AppendUvarint(v2, 4)
+	v2 = append(v2, make([]byte, custody.HashSize)...)
+	v2 = binary.AppendVarint(v2, t0.UnixNano())
+	v2 = binary.AppendVarint(v2, t0.UnixNano())
+	v2 = binary.AppendUvarint(v2, 1)
+	v2 = binary.AppendUvarint(v2, 4)
+	got, err := decodeChain(v2)
+	if err != nil || got.OpenIssues.Kept || got.Sites != sites || got.Records != 1 || got.Seqs[0] != 4 {
+		t.Fatalf("v2 entry: %+v, %v", got, err)
+	}
+	// A counts marker other than 0 or 1 is refused.
+	bad := encodeChain(nil, &chainEntry{ChainInfo: custody.ChainInfo{COI: storetest.COI(9), Records: 1, HeadSeq: 4}, Seqs: []uint64{4}})
+	i := 1
+	for range 6 { // skip the six strings, all empty but the COI
+		l, n := binary.Uvarint(bad[i:])
+		i += n + int(l)
+	}
+	bad[i] = 2
+	if _, err := decodeChain(bad); err == nil {
+		t.Fatal("counts marker 2 decoded")
+	}
+}

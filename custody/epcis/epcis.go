@@ -5,31 +5,49 @@
 //
 // # Identifiers
 //
-// Every identifier is a URN of the form urn:coid:<kind>:<id>. They are
-// stable: they are derived only from ledger content that never changes,
-// so another system may keep them as keys.
+// Identifiers are HTTP URIs a partner can resolve. Where the registries
+// give a GS1 key, the identifier is its GS1 Digital Link URI, which needs
+// no GS1 company prefix length (an SGLN URN would, and a GLN alone does not
+// say it):
 //
-//	urn:coid:coi:CHA999926000001            the chain (ISBT 128 DS 040 content, without K)
-//	urn:coid:bag:CHA999926000001-FP-01      a bag
-//	urn:coid:din:A999926123456              the collection's DIN (in ilmd)
-//	urn:coid:site:A9999:CellWorks%20NJ      a site: issuing facility FIN, then the site's name as enrolled, percent-encoded
-//	urn:coid:shipper:SHP-0042               a shipper's data logger (sensor deviceID)
-//	urn:coid:profile:cryogenic              a temperature profile (sensor bizRules)
-//	urn:coid:record:<sha-256 hex>           a ledger record (eventID): its hash
-//	urn:coid:measurement:lid-open           lid or light sensor (non-GS1 measurement type)
-//	urn:coid:measurement:silence            no reading for longer than the profile allows
-//	urn:coid:epcis:<COI>:<chain head hash>  the document
+//	https://id.gs1.org/414/4006381333931      a site with a GLN (readPoint, bizLocation, sources, destinations)
+//	https://id.gs1.org/8004/0614141A%2F1      a shipper with a GIAI (sensor deviceID)
 //
-// In site names every byte outside the RFC 3986 unreserved set
-// (A-Z a-z 0-9 - . _ ~) is percent-encoded as UTF-8, upper-case hex.
+// Everything else is under the HTTP URI base the operator configures
+// (coid serve and coid report --epcis-base; DefaultBase when not
+// configured), in this scheme:
+//
+//	<base>coi/CHA999926000001                the chain (ISBT 128 DS 040 content, without K)
+//	<base>bag/CHA999926000001-FP-01          a bag
+//	<base>din/A999926123456                  the collection's DIN (in ilmd)
+//	<base>site/A9999/CellWorks%20NJ          a site without a GLN: issuing facility FIN, then the site's name as enrolled, percent-encoded
+//	<base>shipper/SHP-0042                   a shipper without a GIAI (sensor deviceID)
+//	<base>profile/cryogenic                  a temperature profile (sensor bizRules)
+//	<base>record/<sha-256 hex>               a ledger record (eventID): its hash
+//	<base>transformation/<sha-256 hex>       a manufacture (transformationID): its record's hash
+//	<base>epcis/<COI>/<chain head hash>      the document
+//
+// They are stable for a given base and registry: derived only from ledger
+// content that never changes and from the registries' GLN and GIAI, so
+// another system may keep them as keys. They change with the base, when a
+// site gains a GLN or a shipper a GIAI, and they replace the urn:coid:
+// URNs of earlier exports, which are not kept. Measurement types coid defines (lid open, silence)
+// are terms of the coid namespace (Namespace + "lid-open").
+//
+// In the path segments (names and IDs) every byte outside the RFC 3986
+// unreserved set (A-Z a-z 0-9 - . _ ~) is percent-encoded as UTF-8,
+// upper-case hex.
 // Extension members use the prefix "coid:", declared in the document's
 // @context as https://github.com/coid-project/coid/ns#.
 //
 // # Events
 //
-// Each record that moves or judges the product is one ObjectEvent, in chain
-// order; eventID is the record's URN and eventTime its time (in the zone
-// given, +00:00 by default). CBV 2.0 values are written in their JSON-LD
+// Each record that moves or judges the product is one event, in chain
+// order: an ObjectEvent, or for a manufacture a TransformationEvent, so
+// that a standard query traces a final-product bag back through its
+// transformationID to the collection's bags and their COI; eventID is the
+// record's URI and eventTime its time (in the zone given, +00:00 by
+// default). CBV 2.0 values are written in their JSON-LD
 // compact form ("shipping", "in_transit"), as the GS1 schema requires:
 //
 //	enroll          ADD      commissioning     active           the COI
@@ -38,7 +56,9 @@
 //	receive         OBSERVE  receiving         in_progress      leg's bags; the leg's temperature summary
 //	                                           (active at the treatment site; non_conformant if the seal was broken)
 //	excursion       OBSERVE  sensor_reporting  -                leg's bags; the excursion as ALARM_CONDITION
-//	manufacture     ADD      commissioning     active           final-product bags; ilmd: COI, source bags
+//	manufacture     TransformationEvent, commissioning, active: inputEPCList the
+//	                apheresis bags, outputEPCList the final-product bags,
+//	                transformationID the manufacture's; ilmd: COI
 //	disposition     OBSERVE  inspecting        conformant or non_conformant (QA accept or reject);
 //	                                           coid:about the issue's record, coid:decision, coid:reason
 //	release         OBSERVE  inspecting        conformant       final-product bags
@@ -74,6 +94,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +132,13 @@ type Input struct {
 	// SiteZones gives each registered site's zone: an event at one has
 	// its site's offset at the event time.
 	SiteZones custody.SiteZones
+	// Base is the URI base of identifiers (DefaultBase when empty); it
+	// must pass ValidateBase.
+	Base string
+	// GS1 gives the GLNs of the chain's registered sites and the GIAIs of
+	// its registered shippers; their identifiers are then GS1 Digital Link
+	// URIs.
+	GS1 custody.GS1IDs
 }
 
 // Document is an EPCISDocument.
@@ -128,14 +156,19 @@ type Body struct {
 	EventList []Event `json:"eventList"`
 }
 
-// Event is an ObjectEvent.
+// Event is an ObjectEvent or, for a manufacture, a TransformationEvent
+// (which has input and output lists and a transformationID instead of an
+// epcList and an action).
 type Event struct {
 	Type                string          `json:"type"`
 	EventTime           string          `json:"eventTime"`
 	EventTimeZoneOffset string          `json:"eventTimeZoneOffset"`
 	EventID             string          `json:"eventID"`
-	EPCList             []string        `json:"epcList"`
-	Action              string          `json:"action"`
+	EPCList             []string        `json:"epcList,omitzero"`
+	InputEPCList        []string        `json:"inputEPCList,omitempty"`
+	OutputEPCList       []string        `json:"outputEPCList,omitempty"`
+	TransformationID    string          `json:"transformationID,omitempty"`
+	Action              string          `json:"action,omitempty"`
 	BizStep             string          `json:"bizStep,omitempty"`
 	Disposition         string          `json:"disposition,omitempty"`
 	ReadPoint           *Location       `json:"readPoint,omitempty"`
@@ -147,7 +180,7 @@ type Event struct {
 	Step                string          `json:"coid:step"`
 	Seq                 uint64          `json:"coid:seq"`
 	Corrections         []Correction    `json:"coid:corrections,omitempty"`
-	// About is the URN of the record a disposition or an acknowledgement
+	// About is the URI of the record a disposition or an acknowledgement
 	// is about (the excursion, broken-seal receive or mismatch).
 	About string `json:"coid:about,omitempty"`
 	// Decision and Reason are QA's, on a disposition event.
@@ -209,23 +242,99 @@ type SensorReport struct {
 	Kind         string   `json:"coid:kind,omitempty"`
 }
 
-// URN builders.
+// DefaultBase is the URI base of coid's identifiers when the operator
+// configures none. The .invalid top-level domain (RFC 6761) never
+// resolves: it says plainly that no base was configured and never names
+// another party's host. An operator whose partners resolve identifiers
+// configures a base under a domain it owns.
+const DefaultBase = "https://coid.invalid/id/"
 
-// COIURN is the URN of a chain.
-func COIURN(c custody.COI) string { return "urn:coid:coi:" + string(c) }
+// ValidateBase checks a URI base for identifiers: an absolute http or
+// https URI with a host, without query, fragment or user information,
+// ending in "/". Errors wrap custody.ErrInvalid.
+func ValidateBase(base string) error {
+	u, err := url.Parse(base)
+	switch {
+	case err != nil:
+		return fmt.Errorf("epcis base %q: %v: %w", base, err, custody.ErrInvalid)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("epcis base %q must be an absolute http or https URI, such as https://coid.example.org/id/: %w", base, custody.ErrInvalid)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(base, "?#") || u.User != nil:
+		return fmt.Errorf("epcis base %q must have no query, fragment or user: %w", base, custody.ErrInvalid)
+	case !strings.HasSuffix(base, "/"):
+		return fmt.Errorf("epcis base %q must end in /: %w", base, custody.ErrInvalid)
+	}
+	return nil
+}
 
-// BagURN is the URN of a bag ID such as "CHA999926000001-FP-01".
-func BagURN(bag string) string { return "urn:coid:bag:" + escape(bag) }
+// GLNURI is the GS1 Digital Link URI of a site's GLN (AI 414).
+func GLNURI(gln string) string { return "https://id.gs1.org/414/" + gln }
 
-// SiteURN is the URN of a site named at enrollment, under the issuing
-// facility's FIN.
-func SiteURN(fin, name string) string { return "urn:coid:site:" + escape(fin) + ":" + escape(name) }
+// GIAIURI is the GS1 Digital Link URI of an asset's GIAI (AI 8004), its
+// characters outside the URI unreserved set percent-encoded.
+func GIAIURI(giai string) string { return "https://id.gs1.org/8004/" + escape(giai) }
 
-// ShipperURN is the URN of a shipper's data logger.
-func ShipperURN(id string) string { return "urn:coid:shipper:" + escape(id) }
+// IDs names the things of one chain's export.
+type IDs struct {
+	// Base is the URI base (DefaultBase when empty).
+	Base string
+	// Facility is the issuing facility's FIN, under which sites without a
+	// GLN are named.
+	Facility string
+	// GS1 gives sites' GLNs and shippers' GIAIs.
+	GS1 custody.GS1IDs
+}
 
-// RecordURN is the URN of a ledger record: its hash.
-func RecordURN(h custody.Hash) string { return "urn:coid:record:" + h.String() }
+func (n IDs) base() string {
+	if n.Base == "" {
+		return DefaultBase
+	}
+	return n.Base
+}
+
+// COI is the URI of a chain.
+func (n IDs) COI(c custody.COI) string { return n.base() + "coi/" + escape(string(c)) }
+
+// Bag is the URI of a bag ID such as "CHA999926000001-FP-01".
+func (n IDs) Bag(bag string) string { return n.base() + "bag/" + escape(bag) }
+
+// DIN is the URI of a collection's ISBT 128 donation identification
+// number.
+func (n IDs) DIN(din string) string { return n.base() + "din/" + escape(din) }
+
+// Site is the URI of a site named on the chain: its GLN's Digital Link
+// URI when the registry gives one, else a URI under the base naming the
+// issuing facility's FIN and the name.
+func (n IDs) Site(name string) string {
+	if gln := n.GS1.SiteGLN[name]; gln != "" {
+		return GLNURI(gln)
+	}
+	return n.base() + "site/" + escape(n.Facility) + "/" + escape(name)
+}
+
+// Shipper is the URI of a shipper's data logger: its GIAI's Digital Link
+// URI when the registry gives one, else a URI under the base.
+func (n IDs) Shipper(id string) string {
+	if giai := n.GS1.ShipperGIAI[id]; giai != "" {
+		return GIAIURI(giai)
+	}
+	return n.base() + "shipper/" + escape(id)
+}
+
+// Profile is the URI of a temperature profile.
+func (n IDs) Profile(name string) string { return n.base() + "profile/" + escape(name) }
+
+// Record is the URI of a ledger record: its hash.
+func (n IDs) Record(h custody.Hash) string { return n.base() + "record/" + h.String() }
+
+// Transformation is the transformationID of a manufacture: its record's
+// hash.
+func (n IDs) Transformation(h custody.Hash) string { return n.base() + "transformation/" + h.String() }
+
+// Document is the URI of a chain's document as of its head.
+func (n IDs) Document(c custody.COI, head string) string {
+	return n.base() + "epcis/" + escape(string(c)) + "/" + escape(head)
+}
 
 // escape percent-encodes every byte outside the RFC 3986 unreserved set.
 func escape(s string) string {
@@ -264,13 +373,19 @@ func Export(in *Input) (*Document, error) {
 	if in.CreatedAt.IsZero() {
 		return nil, fmt.Errorf("epcis: creation time not set: %w", custody.ErrInvalid)
 	}
-	x := &exporter{in: in, c: in.Chain, v: custody.ViewChain(in.Chain), zone: in.Zone}
+	if in.Base != "" {
+		if err := ValidateBase(in.Base); err != nil {
+			return nil, fmt.Errorf("epcis: %w", err)
+		}
+	}
+	x := &exporter{in: in, c: in.Chain, v: custody.ViewChain(in.Chain), zone: in.Zone,
+		ids: IDs{Base: in.Base, Facility: in.Chain.Facility, GS1: in.GS1}}
 	if x.zone == nil {
 		x.zone = time.UTC
 	}
 	doc := &Document{
 		Context:       []any{Context, map[string]string{"coid": Namespace}},
-		ID:            "urn:coid:epcis:" + string(in.Chain.COI) + ":" + in.Chain.Head,
+		ID:            x.ids.Document(in.Chain.COI, in.Chain.Head),
 		Type:          "EPCISDocument",
 		SchemaVersion: "2.0",
 		CreationDate:  in.CreatedAt.UTC().Format(time.RFC3339Nano),
@@ -289,6 +404,7 @@ type exporter struct {
 	c    *custody.Chain
 	v    *custody.ChainView
 	zone *time.Location
+	ids  IDs
 }
 
 // corrections names the correction records of the record at seq.
@@ -296,7 +412,7 @@ func (x *exporter) corrections(seq uint64) []Correction {
 	var out []Correction
 	for _, r := range x.v.Corrections(seq) {
 		d, _ := r.Body().(custody.CorrectionData)
-		out = append(out, Correction{Record: RecordURN(r.Hash), Time: x.time(r.Time), Reason: d.Reason})
+		out = append(out, Correction{Record: x.ids.Record(r.Hash), Time: x.time(r.Time), Reason: d.Reason})
 	}
 	return out
 }
@@ -307,7 +423,7 @@ func (x *exporter) site(name string) *Location {
 	if name == "" {
 		return nil
 	}
-	return &Location{ID: SiteURN(x.c.Facility, name)}
+	return &Location{ID: x.ids.Site(name)}
 }
 
 // bags returns the URNs of the chain's bags of a kind, all of them for
@@ -318,7 +434,7 @@ func (x *exporter) mismatchBags(m *custody.Record) []string {
 	if m != nil {
 		d, _ := m.Body().(custody.MismatchData)
 		if code, err := custody.ParseCode(d.BagCode); err == nil && code.Bag != nil && code.COI == x.c.COI {
-			return []string{BagURN(code.Bag.String())}
+			return []string{x.ids.Bag(code.Bag.String())}
 		}
 	}
 	return x.bags(custody.BagFinalProduct)
@@ -328,7 +444,7 @@ func (x *exporter) bags(kind custody.BagKind) []string {
 	var out []string
 	for _, b := range x.c.Bags {
 		if id, err := custody.ParseBagID(b); kind == "" || err == nil && id.Kind == kind {
-			out = append(out, BagURN(b))
+			out = append(out, x.ids.Bag(b))
 		}
 	}
 	return out
@@ -344,48 +460,57 @@ func (x *exporter) legBags(n int) []string {
 }
 
 func (x *exporter) withCOI(urns []string) []string {
-	return append([]string{COIURN(x.c.COI)}, urns...)
+	return append([]string{x.ids.COI(x.c.COI)}, urns...)
 }
 
 func (x *exporter) event(r *custody.Record) (Event, bool) {
 	ev := Event{Type: "ObjectEvent", EventTime: x.time(r.Time), EventTimeZoneOffset: r.Time.In(x.in.SiteZones.Zone(r.Site, x.zone)).Format("-07:00"),
-		EventID: RecordURN(r.Hash), Action: "OBSERVE", Step: string(r.Step), Seq: r.Seq, Corrections: x.corrections(r.Seq)}
+		EventID: x.ids.Record(r.Hash), Action: "OBSERVE", Step: string(r.Step), Seq: r.Seq, Corrections: x.corrections(r.Seq)}
 	here := x.site(r.Site)
 	ev.ReadPoint, ev.BizLocation = here, here
 	switch r.Step {
 	case custody.StepEnroll:
 		ev.Action, ev.BizStep, ev.Disposition = "ADD", "commissioning", "active"
-		ev.EPCList = []string{COIURN(x.c.COI)}
+		ev.EPCList = []string{x.ids.COI(x.c.COI)}
 	case custody.StepCollect:
 		d, _ := r.Body().(custody.CollectData)
 		ev.Action, ev.BizStep, ev.Disposition = "ADD", "commissioning", "active"
 		for n := 1; n <= d.Bags; n++ {
-			ev.EPCList = append(ev.EPCList, BagURN(custody.BagID{COI: x.c.COI, Kind: custody.BagApheresis, N: n}.String()))
+			ev.EPCList = append(ev.EPCList, x.ids.Bag(custody.BagID{COI: x.c.COI, Kind: custody.BagApheresis, N: n}.String()))
 		}
-		ev.ILMD = map[string]any{"coid:coi": COIURN(x.c.COI)}
+		ev.ILMD = map[string]any{"coid:coi": x.ids.COI(x.c.COI)}
 		if d.DIN != "" {
-			ev.ILMD["coid:din"] = "urn:coid:din:" + escape(d.DIN)
+			ev.ILMD["coid:din"] = x.ids.DIN(d.DIN)
 		}
 		if d.VolumeML != nil {
 			ev.ILMD["coid:volumeML"] = *d.VolumeML
 		}
 	case custody.StepManufacture:
 		d, _ := r.Body().(custody.ManufactureData)
-		ev.Action, ev.BizStep, ev.Disposition = "ADD", "commissioning", "active"
+		ev.BizStep, ev.Disposition = "commissioning", "active"
+		var made []string
 		for n := 1; n <= d.FinalBags; n++ {
-			ev.EPCList = append(ev.EPCList, BagURN(custody.BagID{COI: x.c.COI, Kind: custody.BagFinalProduct, N: n}.String()))
+			made = append(made, x.ids.Bag(custody.BagID{COI: x.c.COI, Kind: custody.BagFinalProduct, N: n}.String()))
 		}
-		ev.ILMD = map[string]any{"coid:coi": COIURN(x.c.COI), "coid:madeFrom": nonNil(x.bags(custody.BagApheresis))}
+		ev.ILMD = map[string]any{"coid:coi": x.ids.COI(x.c.COI)}
+		if from := x.bags(custody.BagApheresis); len(from) > 0 || len(made) > 0 {
+			// The collection's bags in, the final-product bags out: a
+			// standard trace follows transformationID from one to the other.
+			ev.Type, ev.Action, ev.TransformationID = "TransformationEvent", "", x.ids.Transformation(r.Hash)
+			ev.InputEPCList, ev.OutputEPCList = from, made
+			return ev, true
+		}
+		ev.Action = "ADD" // nothing in, nothing out: the commissioning alone
 	case custody.StepShip:
 		l := x.v.LegOf(r.Seq)
 		ev.BizStep, ev.Disposition = "shipping", "in_transit"
 		ev.EPCList = x.withCOI(x.legBags(l.N))
 		ev.BizLocation = nil // in transit
 		if l.From != "" {
-			ev.SourceList = []Source{{Type: "location", Source: SiteURN(x.c.Facility, l.From)}}
+			ev.SourceList = []Source{{Type: "location", Source: x.ids.Site(l.From)}}
 		}
 		if l.To != "" {
-			ev.DestinationList = []Destination{{Type: "location", Destination: SiteURN(x.c.Facility, l.To)}}
+			ev.DestinationList = []Destination{{Type: "location", Destination: x.ids.Site(l.To)}}
 		}
 	case custody.StepReceive:
 		l := x.v.LegOf(r.Seq)
@@ -398,10 +523,10 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		}
 		ev.EPCList = x.withCOI(x.legBags(l.N))
 		if l.From != "" {
-			ev.SourceList = []Source{{Type: "location", Source: SiteURN(x.c.Facility, l.From)}}
+			ev.SourceList = []Source{{Type: "location", Source: x.ids.Site(l.From)}}
 		}
 		if l.To != "" {
-			ev.DestinationList = []Destination{{Type: "location", Destination: SiteURN(x.c.Facility, l.To)}}
+			ev.DestinationList = []Destination{{Type: "location", Destination: x.ids.Site(l.To)}}
 		}
 		ev.SensorElementList = x.legSensors(l, r)
 	case custody.StepExcursion:
@@ -420,7 +545,7 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		ev.BizStep, ev.Disposition = "inspecting", "conformant"
 		ev.Decision, ev.Reason = d.Decision, d.Reason
 		if t := x.v.Record(d.Excursion); t != nil {
-			ev.About = RecordURN(t.Hash)
+			ev.About = x.ids.Record(t.Hash)
 		}
 		if d.Decision == custody.DecisionReject {
 			ev.Disposition = "non_conformant"
@@ -465,7 +590,7 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 			}
 		}
 		if bag != "" {
-			ev.EPCList = x.withCOI([]string{BagURN(bag)})
+			ev.EPCList = x.withCOI([]string{x.ids.Bag(bag)})
 		} else {
 			ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
 		}
@@ -473,14 +598,14 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		d, _ := r.Body().(custody.AcknowledgeData)
 		ev.BizStep, ev.Disposition = "holding", "non_sellable_other"
 		if t := x.v.Record(d.Mismatch); t != nil {
-			ev.About = RecordURN(t.Hash)
+			ev.About = x.ids.Record(t.Hash)
 		}
 		ev.EPCList = x.withCOI(x.mismatchBags(x.v.Record(d.Mismatch)))
 	case custody.StepInfuse:
 		ev.BizStep, ev.Disposition = "dispensing", "dispensed"
 		d, _ := r.Body().(custody.InfuseData)
-		if d.Bag != "" && slices.Contains(x.bags(custody.BagFinalProduct), BagURN(d.Bag)) { // the bag the bedside check verified
-			ev.EPCList = x.withCOI([]string{BagURN(d.Bag)})
+		if d.Bag != "" && slices.Contains(x.bags(custody.BagFinalProduct), x.ids.Bag(d.Bag)) { // the bag the bedside check verified
+			ev.EPCList = x.withCOI([]string{x.ids.Bag(d.Bag)})
 		} else { // records written before coid named it (a client's text then)
 			ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
 		}
@@ -525,7 +650,7 @@ func (x *exporter) legSensors(l custody.Leg, r *custody.Record) []SensorElement 
 	if l.N >= 1 && l.N <= len(x.in.Telemetry) {
 		tele = x.in.Telemetry[l.N-1]
 	}
-	meta := SensorMetadata{DeviceID: ShipperURN(l.Shipper), StartTime: x.time(l.ShippedAt), BizRules: "urn:coid:profile:" + escape(l.Profile)}
+	meta := SensorMetadata{DeviceID: x.ids.Shipper(l.Shipper), StartTime: x.time(l.ShippedAt), BizRules: x.ids.Profile(l.Profile)}
 	if l.ReceivedAt != nil {
 		meta.EndTime = x.time(*l.ReceivedAt)
 	}
@@ -598,17 +723,17 @@ func round3(v float64) float64 {
 // alarm is the sensor element of one excursion: ALARM_CONDITION over its
 // span, with the worst value where the rule has one.
 func (x *exporter) alarm(r *custody.Record, e custody.ExcursionData, shipper string) SensorElement {
-	meta := SensorMetadata{DeviceID: ShipperURN(shipper), StartTime: x.time(e.Start)}
+	meta := SensorMetadata{DeviceID: x.ids.Shipper(shipper), StartTime: x.time(e.Start)}
 	if shipper == "" {
-		meta.DeviceID = "urn:coid:shipper:unknown"
+		meta.DeviceID = x.ids.Shipper("unknown")
 	}
 	if e.End != nil {
 		meta.EndTime = x.time(*e.End)
 	}
 	if e.Profile != "" {
-		meta.BizRules = "urn:coid:profile:" + escape(e.Profile)
+		meta.BizRules = x.ids.Profile(e.Profile)
 	}
-	rep := SensorReport{Exception: "ALARM_CONDITION", Excursion: RecordURN(r.Hash), Kind: string(e.Kind)}
+	rep := SensorReport{Exception: "ALARM_CONDITION", Excursion: x.ids.Record(r.Hash), Kind: string(e.Kind)}
 	switch e.Kind {
 	case custody.ExcursionTemperature:
 		rep.Type, rep.UOM = "gs1:Temperature", "CEL"
@@ -623,12 +748,12 @@ func (x *exporter) alarm(r *custody.Record, e custody.ExcursionData, shipper str
 		rep.Type, rep.UOM = "gs1:Angle", "DD" // UN/CEFACT DD: degree (unit of angle)
 		rep.MaxValue = e.Worst
 	case custody.ExcursionLid:
-		rep.Type, rep.BooleanValue = "urn:coid:measurement:lid-open", new(bool)
+		rep.Type, rep.BooleanValue = Namespace+"lid-open", new(bool)
 		*rep.BooleanValue = true
 	case custody.ExcursionSilence:
-		rep.Type = "urn:coid:measurement:silence"
+		rep.Type = Namespace + "silence"
 	default:
-		rep.Type = "urn:coid:measurement:" + escape(string(e.Kind))
+		rep.Type = Namespace + escape(string(e.Kind))
 	}
 	return SensorElement{Metadata: meta, Report: []SensorReport{rep}}
 }

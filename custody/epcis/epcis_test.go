@@ -209,6 +209,17 @@ func fullJourney(e *env) custody.COI {
 	return coi
 }
 
+// base is the URI base the tests' exports are configured with.
+const base = "https://coid.example.org/id/"
+
+// gs1IDs are the GS1 keys the tests' exports are given: the collection
+// site has a GLN and the first leg's shipper a GIAI (one with characters
+// a URI must percent-encode); the other site and shipper have none.
+var gs1IDs = custody.GS1IDs{
+	SiteGLN:     map[string]string{"St Elsewhere Apheresis": "4006381333931"},
+	ShipperGIAI: map[string]string{"SHP-0042": "0614141/SH:42"},
+}
+
 // export builds the chain's input from the service, as the API does.
 func export(t testing.TB, e *env, coi custody.COI) []byte {
 	t.Helper()
@@ -217,7 +228,7 @@ func export(t testing.TB, e *env, coi custody.COI) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &epcis.Input{Chain: c, CreatedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	in := &epcis.Input{Chain: c, CreatedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), Base: base, GS1: gs1IDs}
 	for _, l := range c.Legs {
 		_, rs, err := e.svc.LegReadings(ctx, coi, l.N)
 		if err != nil {
@@ -338,17 +349,23 @@ func mutations() map[string]func(map[string]any) {
 		return doc["epcisBody"].(map[string]any)["eventList"].([]any)[i].(map[string]any)
 	}
 	return map[string]func(map[string]any){
-		"no schemaVersion":        func(doc map[string]any) { delete(doc, "schemaVersion") },
-		"no @context":             func(doc map[string]any) { delete(doc, "@context") },
-		"no eventTime":            func(doc map[string]any) { delete(ev(doc, 0), "eventTime") },
-		"no eventTimeZoneOffset":  func(doc map[string]any) { delete(ev(doc, 1), "eventTimeZoneOffset") },
-		"bad time zone offset":    func(doc map[string]any) { ev(doc, 2)["eventTimeZoneOffset"] = "+0000" },
-		"no action":               func(doc map[string]any) { delete(ev(doc, 3), "action") },
-		"unknown action":          func(doc map[string]any) { ev(doc, 3)["action"] = "MOVE" },
-		"CBV bizStep as full URN": func(doc map[string]any) { ev(doc, 2)["bizStep"] = "urn:epcglobal:cbv:bizstep:shipping" },
-		"unknown bizStep word":    func(doc map[string]any) { ev(doc, 2)["bizStep"] = "flying" },
-		"readPoint without id":    func(doc map[string]any) { ev(doc, 0)["readPoint"] = map[string]any{} },
-		"unknown event member":    func(doc map[string]any) { ev(doc, 0)["colour"] = "blue" },
+		"no schemaVersion":               func(doc map[string]any) { delete(doc, "schemaVersion") },
+		"no @context":                    func(doc map[string]any) { delete(doc, "@context") },
+		"no eventTime":                   func(doc map[string]any) { delete(ev(doc, 0), "eventTime") },
+		"no eventTimeZoneOffset":         func(doc map[string]any) { delete(ev(doc, 1), "eventTimeZoneOffset") },
+		"bad time zone offset":           func(doc map[string]any) { ev(doc, 2)["eventTimeZoneOffset"] = "+0000" },
+		"no action":                      func(doc map[string]any) { delete(ev(doc, 3), "action") },
+		"unknown action":                 func(doc map[string]any) { ev(doc, 3)["action"] = "MOVE" },
+		"CBV bizStep as full URN":        func(doc map[string]any) { ev(doc, 2)["bizStep"] = "urn:epcglobal:cbv:bizstep:shipping" },
+		"unknown bizStep word":           func(doc map[string]any) { ev(doc, 2)["bizStep"] = "flying" },
+		"readPoint without id":           func(doc map[string]any) { ev(doc, 0)["readPoint"] = map[string]any{} },
+		"unknown event member":           func(doc map[string]any) { ev(doc, 0)["colour"] = "blue" },
+		"transformation with an epcList": func(doc map[string]any) { ev(doc, 5)["epcList"] = ev(doc, 5)["outputEPCList"] },
+		"transformation with an action":  func(doc map[string]any) { ev(doc, 5)["action"] = "ADD" },
+		"transformation without its ID and inputs": func(doc map[string]any) {
+			delete(ev(doc, 5), "transformationID")
+			delete(ev(doc, 5), "inputEPCList")
+		},
 	}
 }
 
@@ -359,12 +376,18 @@ func mutations() map[string]func(map[string]any) {
 
 var (
 	offsetRE = regexp.MustCompile(`^([+]|[-])((0[0-9]|1[0-3]):([0-5][0-9])|14:00)$`)
-	urnRE    = regexp.MustCompile(`^urn:coid:[a-z]+:[A-Za-z0-9%._~:-]+$`)
+	// idRE matches the identifiers the export writes: URIs under the
+	// configured base, and GS1 Digital Link URIs of GLNs and GIAIs.
+	idRE     = regexp.MustCompile(`^(https://coid\.example\.org/id/[a-z]+/[A-Za-z0-9%._~-]+(/[A-Za-z0-9%._~-]+)?|https://id\.gs1\.org/414/[0-9]{13}|https://id\.gs1\.org/8004/[0-9][A-Za-z0-9%._~-]*)$`)
 	bizSteps = []string{"commissioning", "shipping", "receiving", "sensor_reporting", "inspecting", "holding", "dispensing", "decommissioning"}
 	disps    = []string{"active", "in_transit", "in_progress", "conformant", "non_conformant", "mismatch_instance", "non_sellable_other", "dispensed", "inactive"}
 	actions  = []string{"ADD", "OBSERVE", "DELETE"}
 	eventKey = []string{"type", "eventTime", "eventTimeZoneOffset", "eventID", "epcList", "action", "bizStep", "disposition", "readPoint",
 		"bizLocation", "sourceList", "destinationList", "sensorElementList", "ilmd"}
+	// transformKey are a TransformationEvent's members: no epcList and no
+	// action, input and output lists and a transformationID instead.
+	transformKey = []string{"type", "eventTime", "eventTimeZoneOffset", "eventID", "inputEPCList", "outputEPCList", "transformationID",
+		"bizStep", "disposition", "readPoint", "bizLocation", "sourceList", "destinationList", "sensorElementList", "ilmd"}
 )
 
 // checkStructure returns what is wrong with an exported document.
@@ -393,18 +416,29 @@ func checkStructure(doc map[string]any) []string {
 	for i, x := range list {
 		ev, _ := x.(map[string]any)
 		at := sprintf("event %d", i)
-		for _, k := range []string{"type", "eventTime", "eventTimeZoneOffset", "action", "epcList"} {
+		required, members := []string{"type", "eventTime", "eventTimeZoneOffset", "action", "epcList"}, eventKey
+		switch ev["type"] {
+		case "ObjectEvent":
+		case "TransformationEvent":
+			required, members = []string{"type", "eventTime", "eventTimeZoneOffset", "transformationID"}, transformKey
+			if len(asSlice(ev["inputEPCList"])) == 0 && len(asSlice(ev["outputEPCList"])) == 0 {
+				fail("%s: a TransformationEvent with neither inputs nor outputs", at)
+			}
+			if !idRE.MatchString(str(ev["transformationID"])) {
+				fail("%s: transformationID %v", at, ev["transformationID"])
+			}
+		default:
+			fail("%s: type %v", at, ev["type"])
+		}
+		for _, k := range required {
 			if _, ok := ev[k]; !ok {
 				fail("%s: required member %q missing", at, k)
 			}
 		}
 		for k := range ev {
-			if !slices.Contains(eventKey, k) && !strings.HasPrefix(k, "coid:") {
-				fail("%s: member %q is neither an ObjectEvent member nor a coid: extension", at, k)
+			if !slices.Contains(members, k) && !strings.HasPrefix(k, "coid:") {
+				fail("%s: member %q is neither a %v member nor a coid: extension", at, k, ev["type"])
 			}
-		}
-		if ev["type"] != "ObjectEvent" {
-			fail("%s: type %v", at, ev["type"])
 		}
 		if _, err := time.Parse(time.RFC3339Nano, str(ev["eventTime"])); err != nil {
 			fail("%s: eventTime %v", at, ev["eventTime"])
@@ -412,7 +446,7 @@ func checkStructure(doc map[string]any) []string {
 		if !offsetRE.MatchString(str(ev["eventTimeZoneOffset"])) {
 			fail("%s: eventTimeZoneOffset %q does not match the schema's pattern", at, ev["eventTimeZoneOffset"])
 		}
-		if !slices.Contains(actions, str(ev["action"])) {
+		if _, ok := ev["action"]; ok && !slices.Contains(actions, str(ev["action"])) {
 			fail("%s: action %v", at, ev["action"])
 		}
 		if v, ok := ev["bizStep"]; ok && !slices.Contains(bizSteps, str(v)) {
@@ -421,25 +455,26 @@ func checkStructure(doc map[string]any) []string {
 		if v, ok := ev["disposition"]; ok && !slices.Contains(disps, str(v)) {
 			fail("%s: disposition %v", at, v)
 		}
-		if !urnRE.MatchString(str(ev["eventID"])) {
+		if !idRE.MatchString(str(ev["eventID"])) {
 			fail("%s: eventID %v", at, ev["eventID"])
 		}
-		epcs, _ := ev["epcList"].([]any)
-		seen := map[string]bool{}
-		for _, u := range epcs {
-			if !urnRE.MatchString(str(u)) || seen[str(u)] {
-				fail("%s: epcList entry %v is not a unique coid URN", at, u)
+		for _, list := range []string{"epcList", "inputEPCList", "outputEPCList"} {
+			seen := map[string]bool{}
+			for _, u := range asSlice(ev[list]) {
+				if !idRE.MatchString(str(u)) || seen[str(u)] {
+					fail("%s: %s entry %v is not a unique coid URI", at, list, u)
+				}
+				seen[str(u)] = true
 			}
-			seen[str(u)] = true
 		}
 		for _, k := range []string{"readPoint", "bizLocation"} {
 			if v, ok := ev[k]; ok {
-				if !urnRE.MatchString(str(v.(map[string]any)["id"])) {
+				if !idRE.MatchString(str(v.(map[string]any)["id"])) {
 					fail("%s: %s %v needs an id URI", at, k, v)
 				}
 			}
 		}
-		if ev["action"] != "ADD" && ev["ilmd"] != nil {
+		if ev["action"] != "ADD" && ev["type"] != "TransformationEvent" && ev["ilmd"] != nil {
 			fail("%s: ilmd on a %v event", at, ev["action"])
 		}
 		for _, se := range asSlice(ev["sensorElementList"]) {
@@ -449,7 +484,7 @@ func checkStructure(doc map[string]any) []string {
 				fail("%s: sensorElement without sensorReport", at)
 			}
 			md := el["sensorMetadata"].(map[string]any)
-			if !urnRE.MatchString(str(md["deviceID"])) {
+			if !idRE.MatchString(str(md["deviceID"])) {
 				fail("%s: sensorMetadata.deviceID %v", at, md["deviceID"])
 			}
 			for _, rp := range reps {
@@ -515,7 +550,7 @@ func TestStructure(t *testing.T) {
 	wants := []want{
 		{"enroll", "commissioning", "active", "ADD"}, {"collect", "commissioning", "active", "ADD"},
 		{"ship", "shipping", "in_transit", "OBSERVE"}, {"excursion", "sensor_reporting", "", "OBSERVE"},
-		{"receive", "receiving", "in_progress", "OBSERVE"}, {"manufacture", "commissioning", "active", "ADD"},
+		{"receive", "receiving", "in_progress", "OBSERVE"}, {"manufacture", "commissioning", "active", ""},
 		{"disposition", "inspecting", "conformant", "OBSERVE"}, {"release", "inspecting", "conformant", "OBSERVE"},
 		{"ship", "shipping", "in_transit", "OBSERVE"}, {"receive", "receiving", "active", "OBSERVE"},
 		{"mismatch", "inspecting", "mismatch_instance", "OBSERVE"}, {"acknowledge", "holding", "non_sellable_other", "OBSERVE"},
@@ -527,14 +562,15 @@ func TestStructure(t *testing.T) {
 	}
 	for i, w := range wants {
 		ev := events[i].(map[string]any)
-		if ev["coid:step"] != w.step || str(ev["bizStep"]) != w.bizStep || str(ev["disposition"]) != w.disp || ev["action"] != w.action {
+		if ev["coid:step"] != w.step || str(ev["bizStep"]) != w.bizStep || str(ev["disposition"]) != w.disp || str(ev["action"]) != w.action {
 			t.Errorf("event %d: step %v bizStep %v disposition %v action %v; want %+v", i, ev["coid:step"], ev["bizStep"], ev["disposition"], ev["action"], w)
 		}
 		if ev["eventTimeZoneOffset"] != "+00:00" {
 			t.Errorf("event %d: offset %v", i, ev["eventTimeZoneOffset"])
 		}
 	}
-	coiURN := "urn:coid:coi:" + string(coi)
+	coiURN := base + "coi/" + string(coi)
+	bagURI := func(bag string) any { return base + "bag/" + string(coi) + "-" + bag }
 	if got := events[0].(map[string]any)["epcList"].([]any); len(got) != 1 || got[0] != coiURN {
 		t.Errorf("enroll epcList %v", got)
 	}
@@ -557,24 +593,31 @@ func TestStructure(t *testing.T) {
 		t.Errorf("excursion disposition event %v", d)
 	}
 	if d := byStep("disposition", 1); d["coid:decision"] != "accept" || d["coid:about"] != mm["eventID"] ||
-		!slices.Contains(d["epcList"].([]any), any("urn:coid:bag:"+string(coi)+"-FP-01")) {
+		!slices.Contains(d["epcList"].([]any), bagURI("FP-01")) {
 		t.Errorf("mismatch disposition event %v", d)
 	}
-	if a := byStep("acknowledge", 0); a["coid:about"] != mm["eventID"] || !slices.Contains(a["epcList"].([]any), any("urn:coid:bag:"+string(coi)+"-FP-01")) {
+	if a := byStep("acknowledge", 0); a["coid:about"] != mm["eventID"] || !slices.Contains(a["epcList"].([]any), bagURI("FP-01")) {
 		t.Errorf("acknowledgement event %v", a)
 	}
 	// Two final-product bags were made; only the one the bedside check
 	// verified was dispensed.
-	if got := events[len(events)-1].(map[string]any)["epcList"].([]any); !slices.Contains(got, any("urn:coid:bag:"+string(coi)+"-FP-01")) ||
-		slices.Contains(got, any("urn:coid:bag:"+string(coi)+"-FP-02")) {
+	if got := events[len(events)-1].(map[string]any)["epcList"].([]any); !slices.Contains(got, bagURI("FP-01")) ||
+		slices.Contains(got, bagURI("FP-02")) {
 		t.Errorf("infuse epcList %v: want FP-01 only", got)
 	}
 	ship := events[2].(map[string]any)
-	if got := ship["epcList"].([]any); !slices.Contains(got, any(coiURN)) || !slices.Contains(got, any("urn:coid:bag:"+string(coi)+"-APH-01")) {
+	if got := ship["epcList"].([]any); !slices.Contains(got, any(coiURN)) || !slices.Contains(got, bagURI("APH-01")) {
 		t.Errorf("ship epcList %v", got)
 	}
-	if ship["readPoint"].(map[string]any)["id"] != "urn:coid:site:A9999:St%20Elsewhere%20Apheresis" {
-		t.Errorf("ship readPoint %v", ship["readPoint"])
+	// Sites by their GLN where they have one, else under the base.
+	if ship["readPoint"].(map[string]any)["id"] != "https://id.gs1.org/414/4006381333931" {
+		t.Errorf("ship readPoint %v, want the collection site's GLN", ship["readPoint"])
+	}
+	if got := ship["sourceList"].([]any)[0].(map[string]any)["source"]; got != "https://id.gs1.org/414/4006381333931" {
+		t.Errorf("ship source %v, want the collection site's GLN", got)
+	}
+	if got := ship["destinationList"].([]any)[0].(map[string]any)["destination"]; got != base+"site/A9999/CellWorks%20NJ" {
+		t.Errorf("ship destination %v, want the manufacturing site under the base", got)
 	}
 	// Leg 1's receipt carries its temperature summary and the excursion.
 	recv := events[4].(map[string]any)
@@ -584,7 +627,7 @@ func TestStructure(t *testing.T) {
 	}
 	md := ses[0].(map[string]any)["sensorMetadata"].(map[string]any)
 	rp := asSlice(ses[0].(map[string]any)["sensorReport"])[0].(map[string]any)
-	if md["deviceID"] != "urn:coid:shipper:SHP-0042" || md["startTime"] != "2026-11-20T11:00:00Z" || md["endTime"] != "2026-11-21T09:00:00Z" {
+	if md["deviceID"] != "https://id.gs1.org/8004/0614141%2FSH%3A42" || md["startTime"] != "2026-11-20T11:00:00Z" || md["endTime"] != "2026-11-21T09:00:00Z" {
 		t.Errorf("sensorMetadata %v", md)
 	}
 	if rp["type"] != "gs1:Temperature" || rp["uom"] != "CEL" || rp["maxValue"] != 9.5 || rp["minValue"] == nil || rp["meanValue"] == nil {
@@ -611,7 +654,7 @@ func TestStructure(t *testing.T) {
 	}
 	// Identifiers are the records' hashes: stable across exports.
 	for i, r := range slices.DeleteFunc(slices.Clone(c.Records), func(r custody.Record) bool { return r.Step == custody.StepCorrection }) {
-		if got := events[i].(map[string]any)["eventID"]; got != "urn:coid:record:"+r.Hash.String() {
+		if got := events[i].(map[string]any)["eventID"]; got != base+"record/"+r.Hash.String() {
 			t.Errorf("event %d eventID %v", i, got)
 		}
 	}
@@ -632,12 +675,53 @@ func TestExportRefusesIncompleteInput(t *testing.T) {
 	}
 }
 
-func TestEscape(t *testing.T) {
-	if got := epcis.SiteURN("A9999", "St. Mary's / Ward 5:B ü"); got != "urn:coid:site:A9999:St.%20Mary%27s%20%2F%20Ward%205%3AB%20%C3%BC" {
-		t.Errorf("SiteURN = %s", got)
+func TestIDs(t *testing.T) {
+	ids := epcis.IDs{Base: base, Facility: "A9999", GS1: gs1IDs}
+	def := epcis.IDs{Facility: "A9999"}
+	for _, c := range []struct{ name, got, want string }{
+		{"site without a GLN, escaped", ids.Site("St. Mary's / Ward 5:B ü"), base + "site/A9999/St.%20Mary%27s%20%2F%20Ward%205%3AB%20%C3%BC"},
+		{"site with a GLN", ids.Site("St Elsewhere Apheresis"), "https://id.gs1.org/414/4006381333931"},
+		{"shipper with a GIAI", ids.Shipper("SHP-0042"), "https://id.gs1.org/8004/0614141%2FSH%3A42"},
+		{"shipper without", ids.Shipper("SHP-0099"), base + "shipper/SHP-0099"},
+		{"bag", ids.Bag("CHA999926000001-FP-01"), base + "bag/CHA999926000001-FP-01"},
+		{"COI", ids.COI("CHA999926000001"), base + "coi/CHA999926000001"},
+		{"DIN", ids.DIN("A999926123456"), base + "din/A999926123456"},
+		{"default base", def.COI("CHA999926000001"), "https://coid.invalid/id/coi/CHA999926000001"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, c.got, c.want)
+		}
 	}
-	if got := epcis.BagURN("CHA999926000001-FP-01"); got != "urn:coid:bag:CHA999926000001-FP-01" {
-		t.Errorf("BagURN = %s", got)
+}
+
+func TestValidateBase(t *testing.T) {
+	for _, c := range []struct {
+		base string
+		ok   bool
+	}{
+		{"https://coid.example.org/id/", true},
+		{"http://coid.example.org/", true},
+		{epcis.DefaultBase, true},
+		{"https://coid.example.org/id", false}, // no trailing slash
+		{"urn:coid:", false},
+		{"coid.example.org/id/", false},
+		{"ftp://coid.example.org/id/", false},
+		{"https:///id/", false},
+		{"https://coid.example.org/id/?x=1/", false},
+		{"https://coid.example.org/id/#/", false},
+		{"https://user@coid.example.org/id/", false},
+	} {
+		err := epcis.ValidateBase(c.base)
+		if (err == nil) != c.ok || err != nil && !errors.Is(err, custody.ErrInvalid) {
+			t.Errorf("ValidateBase(%q) = %v, want ok %v", c.base, err, c.ok)
+		}
+	}
+	// An export with a bad base writes nothing.
+	e := newEnv(t)
+	c, _ := e.svc.Chain(context.Background(), fullJourney(e))
+	var buf bytes.Buffer
+	if err := epcis.Write(&buf, &epcis.Input{Chain: c, CreatedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), Base: "urn:coid:"}); !errors.Is(err, custody.ErrInvalid) || buf.Len() > 0 {
+		t.Errorf("export with base urn:coid: = %v, %d bytes", err, buf.Len())
 	}
 }
 

@@ -86,7 +86,7 @@ func TestNewStepNeedsNoChangeOutsideCustody(t *testing.T) {
 		}
 		found = true
 		epcs := asSlice(m["epcList"])
-		if m["action"] != "OBSERVE" || m["coid:seq"] != float64(rec.Seq) || len(epcs) != 1 || epcs[0] != "urn:coid:coi:"+string(coi) {
+		if m["action"] != "OBSERVE" || m["coid:seq"] != float64(rec.Seq) || len(epcs) != 1 || epcs[0] != base+"coi/"+string(coi) {
 			t.Errorf("%s event: %v", audit, m)
 		}
 	}

@@ -46,6 +46,8 @@
 //     concurrency (64 bookings of 10 slots: exactly 10 succeed); a
 //     release frees only a claim the chain holds; SiteSlots reads a range
 //     of days per site.
+//   - Chain summaries keep the site names of the enroll draft and the
+//     open issue counts of the latest draft (custody.IssueCounts).
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -113,6 +115,7 @@ func Run(t *testing.T, b Backend) {
 		{"ChainSitesKept", testChainSites},
 		{"Schedule", testSchedule},
 		{"ConcurrentBooking", testConcurrentBooking},
+		{"ChainOpenIssuesKept", testChainOpenIssues},
 		{"Quota", testQuota},
 		{"ConcurrentQuota", testConcurrentQuota},
 		{"Waitlist", testWaitlist},

@@ -21,7 +21,9 @@
 //     11.50) and short hash, and a summary of its data; a corrected record is
 //     flagged beside itself and stays as signed;
 //   - per leg: shipper, profile and limits, the seal figures (count, first
-//     and last reading, min, max, time out of range, MKT where it applies,
+//     and last reading, min, max, time out of range, MKT where it applies
+//     (time-weighted: each reading weighted by half the interval to each
+//     neighbour, intervals capped at the profile's silence time),
 //     readings hash), and a vector chart of temperature against device time
 //     with the allowed band, the limits, each excursion shaded and tilt, lid
 //     and silence marked in strips beneath;

@@ -897,7 +897,12 @@ func (r *renderer) leg(l custody.Leg) {
 		}
 		figs += "; time out of range " + dur(s.TimeOutOfRange)
 		if s.MKTC != nil {
-			figs += fmt.Sprintf("; mean kinetic temperature %s", celsius(*s.MKTC))
+			if s.MKTMethod == custody.MKTTimeWeighted {
+				figs += fmt.Sprintf("; time-weighted mean kinetic temperature %s (USP <1079.2>, each reading weighted by half the interval to each neighbour, intervals capped at %s)",
+					celsius(*s.MKTC), dur(s.MKTMaxGap))
+			} else {
+				figs += fmt.Sprintf("; mean kinetic temperature %s (readings weighted equally)", celsius(*s.MKTC))
+			}
 		} else {
 			figs += "; MKT not applicable to this profile"
 		}

@@ -1,0 +1,70 @@
+package verifiable
+
+import (
+	"fmt"
+
+	"github.com/coid-project/coid/custody"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Hash is a Merkle tree hash (SHA-256).
+type Hash = tlog.Hash
+
+// LeafHash returns the RFC 6962 leaf hash of a record's canonical
+// encoding (SHA-256 of 0x00 followed by the bytes).
+func LeafHash(canonical []byte) Hash { return tlog.RecordHash(canonical) }
+
+// StoredHashIndex returns where the hash at level of node n is kept among
+// the stored hashes: leaf n (record seq n+1) is StoredHashIndex(0, n).
+func StoredHashIndex(level int, n int64) int64 { return tlog.StoredHashIndex(level, n) }
+
+// StoredHashCount returns how many stored hashes a tree of n leaves has.
+func StoredHashCount(n int64) int64 { return tlog.StoredHashCount(n) }
+
+// HashReader reads stored hashes by their index (StoredHashIndex). It
+// returns ErrNotFound (wrapped) for an index not stored yet.
+type HashReader = tlog.HashReader
+
+// NewHashes returns the stored hashes leaf n (0-based, the record of seq
+// n+1) adds to the tree, starting at index StoredHashIndex(0, n): its
+// leaf hash and the interior nodes it completes. r must hold every stored
+// hash of the first n leaves.
+func NewHashes(n int64, canonical []byte, r HashReader) ([]Hash, error) {
+	hs, err := tlog.StoredHashesForRecordHash(n, LeafHash(canonical), r)
+	if err != nil {
+		return nil, fmt.Errorf("tree hashes of leaf %d: %w", n, err)
+	}
+	return hs, nil
+}
+
+// TreeHash returns the root of the tree of the first n leaves.
+func TreeHash(n int64, r HashReader) (Hash, error) {
+	// n == 0: RFC 6962's empty tree, SHA-256 of nothing.
+	return tlog.TreeHash(n, r)
+}
+
+// InclusionProof returns the proof that leaf index leaf is in the tree of
+// size leaves (RFC 6962 audit path).
+func InclusionProof(leaf, size int64, r HashReader) ([]Hash, error) {
+	if leaf < 0 || size <= leaf {
+		return nil, fmt.Errorf("inclusion proof: record %d is not in a tree of %d records: %w", leaf+1, size, custody.ErrInvalid)
+	}
+	p, err := tlog.ProveRecord(size, leaf, r)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof: %w", err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof returns the proof that the tree of size to extends the
+// tree of size from (RFC 6962 consistency proof); 0 < from <= to.
+func ConsistencyProof(from, to int64, r HashReader) ([]Hash, error) {
+	if from <= 0 || to < from {
+		return nil, fmt.Errorf("consistency proof: sizes %d and %d: want 0 < from <= to: %w", from, to, custody.ErrInvalid)
+	}
+	p, err := tlog.ProveTree(to, from, r)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof: %w", err)
+	}
+	return p, nil
+}
