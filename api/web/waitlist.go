@@ -67,5 +67,5 @@ func (w *ui) waitlistScreen(c echo.Context) error {
 	if off+len(entries) < total {
 		v.Next = off + len(entries)
 	}
-	return w.render(c, http.StatusOK, "waitlist", page{Title: "Waiting list", V: v})
+	return w.render(c, http.StatusOK, "waitlist", page{Title: "Waiting list", Nav: "waitlist", V: v})
 }
