@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -162,6 +163,16 @@ func TestCalendarFeed(t *testing.T) {
 	if w := (ev{uid, "Manufacturing start " + coi + " (CART-19)", plan.ManufacturingStart.Date, plan.ManufacturingStart.Date}); len(mfgFeed) != 1 || mfgFeed[uid] != w {
 		t.Errorf("MFG-1 feed = %+v, want only %+v", mfgFeed, w)
 	}
+	// An administrator's reset holds the account, feeds included, to the
+	// password change.
+	if r := e.do(t, http.MethodPost, "/api/v1/users/"+nurse1+"/reset", admin, map[string]any{"password": "Temp-Passw0rd!x", "reason": "forgot it"}); r.Code != http.StatusOK {
+		t.Fatalf("reset: %s", r)
+	}
+	if r := e.doAuth(t, http.MethodGet, calPath("PAR-1", nurse.Token), "", nil); r.Code != http.StatusForbidden {
+		t.Errorf("feed of a user who must change the password: %s, want 403", r)
+	} else {
+		e.conforms(t, http.MethodGet, "/cal/PAR-1.ics", r)
+	}
 	if strings.Contains(e.logs.String(), strings.TrimPrefix(nurse.Token, custody.FeedTokenPrefix+nurse1+"_")) {
 		t.Errorf("a feed token is in the server log")
 	}
@@ -170,6 +181,15 @@ func TestCalendarFeed(t *testing.T) {
 func TestFeedTokensAPI(t *testing.T) {
 	e := newEnv(t)
 	tok := e.newFeedToken(t, nurse1)
+	stored, err := e.store.User(context.Background(), nurse1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(stored)
+	secret := tok.Token[strings.LastIndexByte(tok.Token, '_')+1:]
+	if len(stored.FeedTokens) != 1 || stored.FeedTokens[0].ID != tok.ID || bytes.Contains(raw, []byte(secret)) {
+		t.Fatalf("the account keeps %s, want the token's hash only", raw)
+	}
 	for _, x := range []struct {
 		name, method, path, user string
 		body                     any

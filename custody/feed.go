@@ -161,7 +161,9 @@ func (s *Service) RevokeFeedToken(ctx context.Context, actor User, id, tokenID, 
 }
 
 // FeedUser returns the user a feed token belongs to; ErrUnauthenticated
-// for a token that is unknown, revoked, or whose user is disabled.
+// for a token that is unknown, revoked, or whose user is disabled, and
+// ErrPasswordChange while the user must change the password (the account
+// may do nothing else meanwhile).
 func (s *Service) FeedUser(ctx context.Context, token string) (User, error) {
 	bad := fmt.Errorf("feed token unknown or revoked: %w", ErrUnauthenticated)
 	id, ok := feedTokenUser(token)
@@ -177,6 +179,9 @@ func (s *Service) FeedUser(ctx context.Context, token string) (User, error) {
 		if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) == 1 {
 			if u.Disabled {
 				return User{}, bad
+			}
+			if err := s.PasswordChangeDue(u); err != nil {
+				return User{}, fmt.Errorf("feed: %w", err)
 			}
 			return u.Public(), nil
 		}
@@ -222,7 +227,24 @@ func (s *Service) SiteFeed(ctx context.Context, actor User, site string) ([]Feed
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	out := []FeedEvent{}
+	res := s.scope()
 	for _, ci := range chains {
+		if ci.State.Terminal() {
+			continue // infused or cancelled: nothing ahead
+		}
+		if ci.Sites != (Sites{}) {
+			here := false
+			for _, name := range []string{ci.Sites.Collection, ci.Sites.Manufacturing, ci.Sites.Treatment} {
+				st, ok, err := res.site(ctx, name)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", op, err)
+				}
+				here = here || ok && st.Code == site
+			}
+			if !here {
+				continue // a plan's milestones are at the chain's registered sites
+			}
+		}
 		c, err := s.Chain(ctx, ci.COI)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
