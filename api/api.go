@@ -168,6 +168,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerFeedRoutes(e, g)
 	s.registerFHIRRoutes(e)
 	s.registerProofRoutes(g)
+	s.registerQuotaRoutes(g)
 	return s, nil
 }
 
@@ -272,6 +273,8 @@ var errorTable = []struct {
 	{custody.ErrNotFound, http.StatusNotFound, "not_found", 0},
 	{custody.ErrSlotTaken, http.StatusConflict, "slot_taken", 0},
 	{custody.ErrNotBooked, http.StatusConflict, "not_booked", 0},
+	{custody.ErrQuotaExhausted, http.StatusConflict, "quota_exhausted", 0},
+	{custody.ErrOfferExpired, http.StatusConflict, "offer_expired", 0},
 	{custody.ErrConflict, http.StatusConflict, "conflict", 0},
 	{custody.ErrRetry, http.StatusServiceUnavailable, "retry", 1},
 	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests", 0},

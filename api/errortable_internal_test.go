@@ -30,6 +30,10 @@ func TestErrorTableOutcomes(t *testing.T) {
 			http.StatusServiceUnavailable, "retry", "1"},
 		{"refused step", fmt.Errorf("release is not allowed while the chain is enrolled: %w", custody.ErrConflict),
 			http.StatusConflict, "conflict", ""},
+		{"quota exhausted", fmt.Errorf("book X: quota P/C for 2027-01: all 2 slots of the month are booked: %w", custody.ErrQuotaExhausted),
+			http.StatusConflict, "quota_exhausted", ""},
+		{"offer expired", fmt.Errorf("accept offer of X: %w", custody.ErrOfferExpired),
+			http.StatusConflict, "offer_expired", ""},
 		{"bedside mismatch", fmt.Errorf("record bedside-verify: %w", &custody.MismatchError{Record: custody.Record{Seq: 7}, Reasons: []string{"wrong wristband"}}),
 			http.StatusConflict, "conflict", ""},
 	}

@@ -28,7 +28,7 @@ const KindUser ObjectKind = "user"
 // ValidObjectKind reports whether k is a kind of object the audit trail
 // records.
 func ValidObjectKind(k ObjectKind) bool {
-	return k == KindUser || k == KindCapacity || RegistryKind(k).Valid()
+	return k == KindUser || k == KindCapacity || k == KindQuota || k == KindWaitlist || RegistryKind(k).Valid()
 }
 
 // AuditAction is what an administrative change did.

@@ -15,6 +15,13 @@
 // records every backend calls (Link) and the group-commit batcher a backend
 // may plug its transactions into (GroupCommit).
 //
+// Access throttling (quota.go, waitlist.go): quotas of a plant's
+// manufacturing starts per treatment centre and calendar month, counted
+// in the booking's own store transaction; and a waiting list ordered by
+// a documented fairness rule (AllocateSlot: urgency, then time waiting;
+// a centre at its quota, or a chain that passed the slot, is skipped),
+// whose every allocation decision is in the audit trail.
+//
 // It imports only the standard library. Everything that needs an outside
 // dependency lives in a package of its own that depends on this one, never
 // the other way round, and comes in through Config: the store

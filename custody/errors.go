@@ -70,6 +70,16 @@ var (
 	// override signed by a coordinator and QA lets it go without one.
 	// Nothing was written.
 	ErrNotBooked = errors.New("no booked slot")
+
+	// ErrQuotaExhausted means a booking would take more of a plant's
+	// manufacturing starts in a month than the treatment centre's quota
+	// gives it. Nothing was written; another month may be free, or the
+	// chain may wait on the waiting list.
+	ErrQuotaExhausted = errors.New("quota exhausted")
+
+	// ErrOfferExpired means a waiting-list offer was answered after it
+	// expired, or after it passed to another chain. Nothing was written.
+	ErrOfferExpired = errors.New("offer expired")
 )
 
 // damagedError is ErrDamaged: its own text, and an ErrChainBroken.

@@ -78,3 +78,10 @@ func MayReadAuditTrail(r Role) bool { return r == RoleQA || r == RoleAdmin }
 // administration screens: administrators, who change the registries and
 // accounts, and QA, who reads the registries there.
 func MayViewAdministration(r Role) bool { return r == RoleAdmin || r == RoleQA }
+
+// MaySetQuotas reports whether u sets the quotas of plant's slots per
+// treatment centre and allocates its waiting list: the manufacturer's
+// programme lead, who is QA working at the plant, or an administrator.
+func MaySetQuotas(u User, plant string) bool {
+	return u.Role == RoleAdmin || u.Role == RoleQA && u.WorksAt(plant)
+}

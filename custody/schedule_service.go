@@ -193,6 +193,7 @@ func (s *Service) changeCapacity(ctx context.Context, actor User, site string, a
 		return Capacity{}, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Info("capacity changed", "site", site, "action", action, "by", actor.ID)
+	s.slotsFreed(ctx, actor)
 	return out, nil
 }
 
@@ -397,7 +398,7 @@ func (s *Service) planFor(ctx context.Context, c *Chain, date string) (Plan, Pro
 // scheduleRecord signs and appends one scheduling record of chain c
 // (whose lock the caller holds), taking and freeing claims with it.
 func (s *Service) scheduleRecord(ctx context.Context, actor User, c *Chain, step Step, data StepData, sigReqs []SignatureRequest,
-	claims, releases []Claim) (Record, error) {
+	claims, releases []Claim, quota *QuotaUse) (Record, error) {
 	now := s.now().UTC()
 	rule, err := s.journey.Rule(c.State, step)
 	if err != nil {
@@ -431,7 +432,7 @@ func (s *Service) scheduleRecord(ctx context.Context, actor User, c *Chain, step
 	}
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, SubmittedBy: actor.ID, Data: body, Signatures: sigs}
 	stored, err := s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
-		Claims: claims, Releases: releases}))
+		Claims: claims, Releases: releases, Quota: quota, QuotaRelease: step == StepUnschedule}))
 	if err != nil {
 		return Record{}, err
 	}
@@ -454,10 +455,20 @@ func (s *Service) lockedChain(ctx context.Context, op string, actor User, coi CO
 	return c, unlock, nil
 }
 
+// quotaUseOf returns the quota use of a plan: its plant's quota for its
+// treatment centre (the arrival site) in the month of its manufacturing
+// start.
+func quotaUseOf(p Plan) *QuotaUse {
+	u := QuotaUseOf(p, p.Arrival.Site)
+	return &u
+}
+
 // Book books chain coi's plan from its apheresis day (coordinators,
 // signed by a coordinator of one of the chain's sites): it computes the
 // plan and appends the schedule record, taking the apheresis chair and
-// the manufacturing slot in the same transaction. ErrSlotTaken: one is
+// the manufacturing slot in the same transaction, and counting the
+// booking against its centre's quota (ErrQuotaExhausted: the centre has
+// booked all of its plant's slots that month). ErrSlotTaken: one is
 // not free (nothing written); ErrConflict: the chain is past collection,
 // already booked, or its product or sites are not registered.
 func (s *Service) Book(ctx context.Context, actor User, coi COI, req BookRequest) (Record, error) {
@@ -478,7 +489,8 @@ func (s *Service) Book(ctx context.Context, actor User, coi COI, req BookRequest
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	claims := plan.Claims(p.Code)
-	rec, err := s.scheduleRecord(ctx, actor, c, StepSchedule, ScheduleData{Product: p.Code, Plan: plan, Claims: claims}, req.Signatures, claims, nil)
+	rec, err := s.scheduleRecord(ctx, actor, c, StepSchedule, ScheduleData{Product: p.Code, Plan: plan, Claims: claims}, req.Signatures, claims, nil,
+		quotaUseOf(plan))
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -539,7 +551,7 @@ func (s *Service) Reschedule(ctx context.Context, actor User, coi COI, req BookR
 		return Record{}, fmt.Errorf("%s: the chain is booked on that plan already: %w", op, ErrConflict)
 	}
 	data := RescheduleData{ScheduleData: ScheduleData{Product: p.Code, Plan: plan, Claims: claims}, Reason: req.Reason}
-	rec, err := s.scheduleRecord(ctx, actor, c, StepReschedule, data, req.Signatures, take, release)
+	rec, err := s.scheduleRecord(ctx, actor, c, StepReschedule, data, req.Signatures, take, release, quotaUseOf(plan))
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -562,10 +574,11 @@ func (s *Service) Unschedule(ctx context.Context, actor User, coi COI, req Reaso
 		return Record{}, fmt.Errorf("%s: the chain holds no booking: %w", op, ErrConflict)
 	}
 	data := UnscheduleData{Claims: b.Current.Claims, Reason: req.Reason}
-	rec, err := s.scheduleRecord(ctx, actor, c, StepUnschedule, data, req.Signatures, nil, b.Current.Claims)
+	rec, err := s.scheduleRecord(ctx, actor, c, StepUnschedule, data, req.Signatures, nil, b.Current.Claims, nil)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	s.slotsFreed(ctx, actor)
 	return rec, nil
 }
 
@@ -589,7 +602,7 @@ func (s *Service) OverrideCollectGate(ctx context.Context, actor User, coi COI, 
 	if b.Override != 0 {
 		return Record{}, fmt.Errorf("%s: overridden already (record %d): %w", op, b.Override, ErrConflict)
 	}
-	rec, err := s.scheduleRecord(ctx, actor, c, StepCollectOverride, CollectOverrideData{Reason: req.Reason}, req.Signatures, nil, nil)
+	rec, err := s.scheduleRecord(ctx, actor, c, StepCollectOverride, CollectOverrideData{Reason: req.Reason}, req.Signatures, nil, nil, nil)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}

@@ -39,6 +39,8 @@ type Config struct {
 	Folder TextFolder
 	// Passwords is the password expiry and history policy.
 	Passwords PasswordPolicy
+	// OfferTTL is how long a waiting-list offer stands (0: DefaultOfferTTL).
+	OfferTTL time.Duration
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -76,6 +78,10 @@ type Service struct {
 	// (accounts.go).
 	touchMu sync.Mutex
 	touched map[Hash]time.Time
+
+	// waitMu serializes the waiting list's changes (waitlist_service.go).
+	waitMu   sync.Mutex
+	offerTTL time.Duration
 }
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
@@ -101,6 +107,9 @@ func NewService(cfg Config) (*Service, error) {
 		backoff: newBackoffs(cfg.Now)}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
+	}
+	if s.offerTTL = cfg.OfferTTL; s.offerTTL <= 0 {
+		s.offerTTL = DefaultOfferTTL
 	}
 	return s, nil
 }
@@ -380,11 +389,14 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	rec := Record{V: EncodingVersion, Chain: coi, Step: req.Step, Time: now, Site: c.Sites.name(rule.Site),
 		SubmittedBy: actor.ID, Data: body, Signatures: sigs}
 	stored, err := s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: rule.To,
-		Releases: releasesOn(c, req.Step)}))
+		Releases: releasesOn(c, req.Step), QuotaRelease: req.Step == StepCancel}))
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Info("record appended", "coi", string(coi), "step", string(req.Step), "seq", stored.Seq, "user", actor.ID)
+	if req.Step == StepCancel {
+		s.slotsFreed(ctx, actor)
+	}
 	return stored, nil
 }
 

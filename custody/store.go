@@ -79,6 +79,14 @@ type Draft struct {
 	// appended, kept in ChainInfo (the Service computes them for every
 	// draft; without them, Kept false, the summary says it keeps none).
 	OpenIssues IssueCounts
+	// Quota, set with a booking's claims, is the quota use the booking
+	// counts against: the store frees the one the chain held (if any),
+	// then takes this one in the same transaction, only while the stored
+	// quota (CheckQuota) allows it, refusing the draft with
+	// ErrQuotaExhausted, writing nothing, otherwise.
+	Quota *QuotaUse
+	// QuotaRelease frees the quota use the chain holds, if any.
+	QuotaRelease bool
 }
 
 // Store is durable storage for the ledger, the chain summaries, the PHI
@@ -95,6 +103,7 @@ type Store interface {
 	AccountStore
 	RegistryStore
 	ScheduleStore
+	QuotaStore
 	Backuper
 }
 
@@ -118,6 +127,28 @@ type ScheduleStore interface {
 	// (both included), in day order, each with its chain and the record
 	// that took it, at most limit of them (limit <= 0: all).
 	SiteClaims(ctx context.Context, site, from, to string, limit int) ([]HeldClaim, error)
+}
+
+// QuotaStore keeps the quotas (as custody encodes them, by QuotaKey),
+// counts the quota uses appends take (Draft.Quota) per period, and keeps
+// the waiting list (one entry per chain, as custody encodes it). Each
+// change is stored with its audit entry in one transaction.
+type QuotaStore interface {
+	// UpdateQuota calls fn with the stored quota key (nil: none), inside
+	// the write, and stores the value (nil: deletes it) and the audit
+	// entry fn returns; fn's error aborts, writing nothing.
+	UpdateQuota(ctx context.Context, key string, fn func(old []byte) (value []byte, a AuditEntry, err error)) error
+	// Quotas returns the stored quotas by key.
+	Quotas(ctx context.Context) (map[string][]byte, error)
+	// QuotaUses returns how many bookings count against each quota key
+	// in period (YYYY-MM).
+	QuotaUses(ctx context.Context, period string) (map[string]int, error)
+	// UpdateWaitlist calls fn with the chain's stored waiting-list entry
+	// (nil: none), inside the write, and stores the value (nil: removes
+	// it) and each audit entry fn returns; fn's error aborts.
+	UpdateWaitlist(ctx context.Context, coi COI, fn func(old []byte) (value []byte, a []AuditEntry, err error)) error
+	// Waitlist returns every stored waiting-list entry, in COI order.
+	Waitlist(ctx context.Context) ([][]byte, error)
 }
 
 // Ledger is the append-only log: appends, reads of its records and the raw

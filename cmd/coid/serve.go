@@ -128,6 +128,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer tele.stop() // idempotent; normally stopped first, below
+	// The waiting list's offers expire and pass on without a caller.
+	defer startWaitlist(svc, log)()
 	// SIGHUP reloads the embedded broker's accounts (--mqtt-auth), so a
 	// new shipper needs no restart.
 	hupDone := make(chan struct{})

@@ -469,7 +469,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...) {
+		for _, b := range append(append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...), quotaBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -765,6 +765,7 @@ type batchTx struct {
 	out                      []custody.Outcome[custody.Record] // each draft's, in order
 	err                      error                             // the transaction failed: every draft fails
 	claims                   *claimsTx                         // the scheduling buckets, once a draft claims (schedule.go)
+	quota                    *quotaTx                          // the quota buckets, once a draft counts (quota.go)
 }
 
 // begin starts the transaction of a batch of appends.
@@ -843,6 +844,15 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 			return
 		}
 	}
+	if d.Quota != nil || d.QuotaRelease {
+		if b.quota == nil {
+			b.quota = newQuotaTx(b.tx)
+		}
+		if refused, fatal := b.quota.check(&d); fatal != nil || refused != nil {
+			res.Err, b.err = refused, fatal
+			return
+		}
+	}
 	copy(v, rec.Hash[:])
 	if err := b.logB.Put(u64(rec.Seq), v); err != nil {
 		b.err = err
@@ -855,6 +865,12 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 	}
 	if len(d.Claims) > 0 || len(d.Releases) > 0 {
 		if err := b.claims.apply(&d, rec.Seq); err != nil {
+			b.err = err
+			return
+		}
+	}
+	if d.Quota != nil || d.QuotaRelease {
+		if err := b.quota.apply(&d); err != nil {
 			b.err = err
 			return
 		}

@@ -94,6 +94,7 @@ func bucketChecks() map[string]bucketCheck {
 	maps.Copy(checks, registryBucketChecks())
 	maps.Copy(checks, accountChecks())
 	maps.Copy(checks, scheduleBucketChecks())
+	maps.Copy(checks, quotaBucketChecks())
 	return checks
 }
 
@@ -210,7 +211,7 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// The accounts' and the registries' buckets (accounts.go,
 	// registry.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...) {
+	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), quotaBuckets...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

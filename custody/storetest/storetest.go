@@ -116,6 +116,9 @@ func Run(t *testing.T, b Backend) {
 		{"Schedule", testSchedule},
 		{"ConcurrentBooking", testConcurrentBooking},
 		{"ChainOpenIssuesKept", testChainOpenIssues},
+		{"Quota", testQuota},
+		{"ConcurrentQuota", testConcurrentQuota},
+		{"Waitlist", testWaitlist},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,198 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// putQuota stores q with its audit entry.
+func putQuota(t *testing.T, s Store, q custody.Quota) {
+	t.Helper()
+	v, err := json.Marshal(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.UpdateQuota(context.Background(), q.Key(), func(old []byte) ([]byte, custody.AuditEntry, error) {
+		return v, custody.AuditEntry{Time: t0, Actor: "qa1", Kind: custody.KindQuota, Code: q.Key(),
+			Action: custody.AuditQuotaSet, Reason: "share the plant", Old: old, New: v}, nil
+	})
+	if err != nil {
+		t.Fatalf("quota %s: %v", q.Key(), err)
+	}
+}
+
+// quotaDraft is a note on chain n (which holds records records) counting
+// against use (nil: none) and freeing the chain's use when release.
+func quotaDraft(n int, records uint64, use *custody.QuotaUse, release bool) custody.Draft {
+	d := Draft(COI(n), 2000+n, false, records)
+	d.Quota, d.QuotaRelease = use, release
+	return d
+}
+
+func quotaUsed(t *testing.T, s Store, period, key string) int {
+	t.Helper()
+	m, err := s.QuotaUses(context.Background(), period)
+	if err != nil {
+		t.Fatalf("QuotaUses %s: %v", period, err)
+	}
+	return m[key]
+}
+
+// testQuota checks the quota contract: a quota is stored with its audit
+// entry and deleted with another; a draft's quota use is taken with its
+// record only while the stored quota allows it (else ErrQuotaExhausted,
+// nothing written); a pair without a quota is counted but not limited; a
+// rebooking frees the chain's use before taking the new one; a release
+// frees it.
+func testQuota(t *testing.T, s Store) {
+	ctx := context.Background()
+	key := custody.QuotaKey("PLANT-1", "CENTRE-1")
+	putQuota(t, s, custody.Quota{Plant: "PLANT-1", Centre: "CENTRE-1", Slots: 2})
+	if q, err := s.Quotas(ctx); err != nil || len(q) != 1 || q[key] == nil {
+		t.Fatalf("Quotas: %v, %v", q, err)
+	}
+	enrollN(t, s, 5)
+	dec := &custody.QuotaUse{Key: key, Period: "2026-12"}
+	jan := &custody.QuotaUse{Key: key, Period: "2027-01"}
+	free := &custody.QuotaUse{Key: custody.QuotaKey("PLANT-1", "CENTRE-2"), Period: "2026-12"}
+	mustAppend(t, s, quotaDraft(1, 1, dec, false))
+	mustAppend(t, s, quotaDraft(2, 1, dec, false))
+	refused(t, s, quotaDraft(3, 1, dec, false), custody.ErrQuotaExhausted)
+	if n := quotaUsed(t, s, "2026-12", key); n != 2 {
+		t.Fatalf("uses after a refusal: %d, want 2", n)
+	}
+	// Chain 2 rebooks in the same month: its own use is not counted twice.
+	mustAppend(t, s, quotaDraft(2, 2, dec, false))
+	// Another month, and a pair without a quota, are free.
+	mustAppend(t, s, quotaDraft(3, 1, jan, false))
+	for n := 4; n <= 5; n++ {
+		mustAppend(t, s, quotaDraft(n, 1, free, false))
+	}
+	if n := quotaUsed(t, s, "2026-12", free.Key); n != 2 {
+		t.Fatalf("uses of a pair without quota: %d, want 2", n)
+	}
+	// Chain 1 moves to January: December has room again.
+	mustAppend(t, s, quotaDraft(1, 2, jan, false))
+	if n, m := quotaUsed(t, s, "2026-12", key), quotaUsed(t, s, "2027-01", key); n != 1 || m != 2 {
+		t.Fatalf("uses after a move: December %d, January %d; want 1 and 2", n, m)
+	}
+	// Chain 3 frees its January use; chain 4 takes December's last.
+	mustAppend(t, s, quotaDraft(3, 2, nil, true))
+	if m := quotaUsed(t, s, "2027-01", key); m != 1 {
+		t.Fatalf("January after a release: %d, want 1", m)
+	}
+	mustAppend(t, s, quotaDraft(4, 2, dec, false))
+	if n := quotaUsed(t, s, "2026-12", free.Key); n != 1 {
+		t.Fatalf("the pair chain 4 left: %d, want 1", n)
+	}
+	refused(t, s, quotaDraft(5, 2, dec, false), custody.ErrQuotaExhausted)
+	refused(t, s, quotaDraft(5, 2, &custody.QuotaUse{Key: key, Period: "bad\x00"}, false), custody.ErrInvalid)
+
+	// A refused change writes nothing; a delete removes the quota.
+	boom := errors.New("boom")
+	if err := s.UpdateQuota(ctx, key, func(old []byte) ([]byte, custody.AuditEntry, error) { return nil, custody.AuditEntry{}, boom }); !errors.Is(err, boom) {
+		t.Fatalf("UpdateQuota with fn's error: %v", err)
+	}
+	if err := s.UpdateQuota(ctx, key, func(old []byte) ([]byte, custody.AuditEntry, error) {
+		return nil, custody.AuditEntry{Time: t0, Actor: "qa1", Kind: custody.KindQuota, Code: key, Action: custody.AuditQuotaDelete,
+			Reason: "no longer scarce", Old: old, New: json.RawMessage(`{}`)}, nil
+	}); err != nil {
+		t.Fatalf("delete quota: %v", err)
+	}
+	if q, _ := s.Quotas(ctx); len(q) != 0 {
+		t.Fatalf("quotas after delete: %v", q)
+	}
+	mustAppend(t, s, quotaDraft(5, 2, dec, false))
+	if a, err := s.AuditEntries(ctx, custody.AuditFilter{Kind: custody.KindQuota}); err != nil || len(a) != 2 {
+		t.Fatalf("audit entries of quotas: %d, %v; want 2", len(a), err)
+	}
+}
+
+// testConcurrentQuota: 64 chains count against a quota of 10 at once;
+// exactly 10 succeed, the others are refused with ErrQuotaExhausted, and
+// the count says 10.
+func testConcurrentQuota(t *testing.T, s Store) {
+	const clients, slots = 64, 10
+	putQuota(t, s, custody.Quota{Plant: "PLANT-1", Centre: "CENTRE-1", Slots: slots})
+	enrollN(t, s, clients)
+	use := &custody.QuotaUse{Key: custody.QuotaKey("PLANT-1", "CENTRE-1"), Period: "2026-12"}
+	var wg sync.WaitGroup
+	errs := make([]error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Append(context.Background(), quotaDraft(i+1, 1, use, false))
+		}()
+	}
+	wg.Wait()
+	ok, out := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, custody.ErrQuotaExhausted):
+			out++
+		default:
+			t.Errorf("client %d: %v", i+1, err)
+		}
+	}
+	if ok != slots || out != clients-slots {
+		t.Fatalf("%d booked and %d refused, want %d and %d", ok, out, slots, clients-slots)
+	}
+	if n := quotaUsed(t, s, "2026-12", use.Key); n != slots {
+		t.Fatalf("quota used %d, want %d", n, slots)
+	}
+}
+
+// testWaitlist checks the waiting list's store: an entry is stored,
+// replaced and removed, each change with its audit entries, and a refused
+// change writes nothing.
+func testWaitlist(t *testing.T, s Store) {
+	ctx := context.Background()
+	put := func(coi custody.COI, v []byte, actions ...custody.AuditAction) error {
+		return s.UpdateWaitlist(ctx, coi, func(old []byte) ([]byte, []custody.AuditEntry, error) {
+			var as []custody.AuditEntry
+			for _, a := range actions {
+				as = append(as, custody.AuditEntry{Time: t0, Actor: "coord1", Kind: custody.KindWaitlist, Code: string(coi),
+					Action: a, Reason: "no slot", New: json.RawMessage(`{"urgency":1}`)})
+			}
+			return v, as, nil
+		})
+	}
+	if err := put(COI(2), []byte(`{"coi":"2"}`), custody.AuditWaitlistAdd); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(COI(1), []byte(`{"coi":"1"}`), custody.AuditWaitlistAdd); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(COI(1), []byte(`{"coi":"1","offer":{}}`), custody.AuditWaitlistExpire, custody.AuditWaitlistOffer); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := s.UpdateWaitlist(ctx, COI(2), func(old []byte) ([]byte, []custody.AuditEntry, error) {
+		if string(old) != `{"coi":"2"}` {
+			t.Errorf("UpdateWaitlist gave %s", old)
+		}
+		return nil, nil, boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("UpdateWaitlist with fn's error: %v", err)
+	}
+	if l, err := s.Waitlist(ctx); err != nil || len(l) != 2 || string(l[0]) != `{"coi":"1","offer":{}}` {
+		t.Fatalf("Waitlist: %q, %v", l, err)
+	}
+	if err := put(COI(2), nil, custody.AuditWaitlistRemove); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Waitlist(ctx); len(l) != 1 {
+		t.Fatalf("Waitlist after a removal: %q", l)
+	}
+	if a, err := s.AuditEntries(ctx, custody.AuditFilter{Kind: custody.KindWaitlist}); err != nil || len(a) != 5 {
+		t.Fatalf("audit entries of the waiting list: %d, %v; want 5", len(a), err)
+	}
+}
