@@ -165,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerReportRoutes(g)
 	s.registerAuditRoutes(g)
 	s.registerScheduleRoutes(g)
+	s.registerFeedRoutes(e, g)
 	s.registerFHIRRoutes(e)
 	s.registerProofRoutes(g)
 	s.registerQuotaRoutes(g)

@@ -21,7 +21,7 @@ func TestImportsStayStdlib(t *testing.T) {
 	const core = module + "/custody"
 	// stdlibOnly lists the packages that import the standard library and
 	// other stdlib-only packages of this list, nothing else.
-	stdlibOnly := []string{core, core + "/coldchain", core + "/epcis", core + "/storetest"}
+	stdlibOnly := []string{core, core + "/coldchain", core + "/epcis", core + "/storetest", core + "/ical"}
 	// outside lists the subpackages that each wrap an outside dependency.
 	outside := map[string]string{
 		core + "/boltstore":  "the bbolt store",

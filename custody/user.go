@@ -52,6 +52,9 @@ type User struct {
 	// PasswordHistory holds the hashes of earlier passwords, newest
 	// first, so they are not used again (PasswordPolicy.History).
 	PasswordHistory []string `json:"password_history,omitempty"`
+	// FeedTokens are the user's calendar feed tokens (feed.go), stored
+	// hashed.
+	FeedTokens []FeedToken `json:"feed_tokens,omitempty"`
 }
 
 // WorksAt reports whether the user works at the registered site code.
@@ -61,6 +64,7 @@ func (u User) WorksAt(code string) bool { return code != "" && slices.Contains(u
 func (u User) Public() User {
 	u.PasswordHash = ""
 	u.PasswordHistory = nil
+	u.FeedTokens = nil
 	return u
 }
 
