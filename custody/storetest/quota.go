@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/coid-project/coid/custody"
@@ -121,30 +120,7 @@ func testConcurrentQuota(t *testing.T, s Store) {
 	putQuota(t, s, custody.Quota{Plant: "PLANT-1", Centre: "CENTRE-1", Slots: slots})
 	enrollN(t, s, clients)
 	use := &custody.QuotaUse{Key: custody.QuotaKey("PLANT-1", "CENTRE-1"), Period: "2026-12"}
-	var wg sync.WaitGroup
-	errs := make([]error, clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Append(context.Background(), quotaDraft(i+1, 1, use, false))
-		}()
-	}
-	wg.Wait()
-	ok, out := 0, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, custody.ErrQuotaExhausted):
-			out++
-		default:
-			t.Errorf("client %d: %v", i+1, err)
-		}
-	}
-	if ok != slots || out != clients-slots {
-		t.Fatalf("%d booked and %d refused, want %d and %d", ok, out, slots, clients-slots)
-	}
+	raceAppends(t, s, clients, slots, custody.ErrQuotaExhausted, func(i int) custody.Draft { return quotaDraft(i, 1, use, false) })
 	if n := quotaUsed(t, s, "2026-12", use.Key); n != slots {
 		t.Fatalf("quota used %d, want %d", n, slots)
 	}

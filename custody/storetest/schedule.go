@@ -28,6 +28,38 @@ func putCapacity(t *testing.T, s Store, c custody.Capacity) {
 }
 
 // enrollN enrolls chains 1..n.
+// raceAppends appends draft(i) for clients 1..n at once and checks that
+// exactly want succeed and every other is refused with refused: no
+// interleaving of concurrent appends lets more through, and no append
+// fails any other way.
+func raceAppends(t *testing.T, s Store, n, want int, refused error, draft func(i int) custody.Draft) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Append(context.Background(), draft(i+1))
+		}()
+	}
+	wg.Wait()
+	ok, out := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, refused):
+			out++
+		default:
+			t.Errorf("client %d: %v", i+1, err)
+		}
+	}
+	if ok != want || out != n-want {
+		t.Fatalf("%d booked and %d refused, want %d and %d", ok, out, want, n-want)
+	}
+}
+
 func enrollN(t *testing.T, s Store, n int) {
 	for i := 1; i <= n; i++ {
 		mustAppend(t, s, Draft(COI(i), i, true, 0))
@@ -155,30 +187,7 @@ func testConcurrentBooking(t *testing.T, s Store) {
 	putCapacity(t, s, custody.Capacity{Site: "PLANT-1", Slots: map[string]int{"KYM": slots}})
 	enrollN(t, s, clients)
 	claim := []custody.Claim{{Site: "PLANT-1", Date: "2026-12-01", Product: "KYM"}}
-	var wg sync.WaitGroup
-	errs := make([]error, clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Append(context.Background(), claimDraft(i+1, 1, claim, nil))
-		}()
-	}
-	wg.Wait()
-	ok, taken := 0, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, custody.ErrSlotTaken):
-			taken++
-		default:
-			t.Errorf("client %d: %v", i+1, err)
-		}
-	}
-	if ok != slots || taken != clients-slots {
-		t.Fatalf("%d booked and %d refused, want %d and %d", ok, taken, slots, clients-slots)
-	}
+	raceAppends(t, s, clients, slots, custody.ErrSlotTaken, func(i int) custody.Draft { return claimDraft(i, 1, claim, nil) })
 	if n := used(t, s, "PLANT-1", "2026-12-01", "KYM"); n != slots {
 		t.Fatalf("slots used %d, want %d", n, slots)
 	}
