@@ -143,52 +143,25 @@ func (s *Server) getBooking(c echo.Context) error {
 	return c.JSON(http.StatusOK, custody.BookingOf(ch))
 }
 
-func (s *Server) book(c echo.Context) error {
-	coi, err := coiParam(c)
-	if err != nil {
-		return err
-	}
-	var req custody.BookRequest
-	if err := bind(c, &req); err != nil {
-		return err
-	}
-	rec, err := s.svc.Book(c.Request().Context(), user(c), coi, req)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, rec)
-}
+func (s *Server) book(c echo.Context) error { return chainRecord(c, s.svc.Book) }
 
-func (s *Server) reschedule(c echo.Context) error {
-	coi, err := coiParam(c)
-	if err != nil {
-		return err
-	}
-	var req custody.BookRequest
-	if err := bind(c, &req); err != nil {
-		return err
-	}
-	rec, err := s.svc.Reschedule(c.Request().Context(), user(c), coi, req)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, rec)
-}
+func (s *Server) reschedule(c echo.Context) error { return chainRecord(c, s.svc.Reschedule) }
 
-func (s *Server) unschedule(c echo.Context) error {
-	return s.reasonRecord(c, s.svc.Unschedule)
-}
+func (s *Server) unschedule(c echo.Context) error { return chainRecord(c, s.svc.Unschedule) }
 
 func (s *Server) collectOverride(c echo.Context) error {
-	return s.reasonRecord(c, s.svc.OverrideCollectGate)
+	return chainRecord(c, s.svc.OverrideCollectGate)
 }
 
-func (s *Server) reasonRecord(c echo.Context, do func(ctx context.Context, u custody.User, coi custody.COI, req custody.ReasonRequest) (custody.Record, error)) error {
+// chainRecord answers a request that writes one record into the chain
+// named in the path: the body bound as R, the caller, and do; 201 with
+// the record.
+func chainRecord[R any](c echo.Context, do func(ctx context.Context, u custody.User, coi custody.COI, req R) (custody.Record, error)) error {
 	coi, err := coiParam(c)
 	if err != nil {
 		return err
 	}
-	var req custody.ReasonRequest
+	var req R
 	if err := bind(c, &req); err != nil {
 		return err
 	}
