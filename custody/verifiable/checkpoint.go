@@ -72,36 +72,42 @@ func Sign(c Checkpoint, signer note.Signer) ([]byte, error) {
 // one of the keys verifies and the origin is the keys' name, and with
 // ErrInvalid for a malformed note or body.
 func Open(signed []byte, verifierKeys ...string) (Checkpoint, error) {
+	c, _, err := open(signed, verifierKeys)
+	return c, err
+}
+
+// open is Open, returning the opened note too (its verified signatures).
+func open(signed []byte, verifierKeys []string) (Checkpoint, *note.Note, error) {
 	var vs []note.Verifier
 	for _, k := range verifierKeys {
 		v, err := note.NewVerifier(strings.TrimSpace(k))
 		if err != nil {
-			return Checkpoint{}, fmt.Errorf("verifier key %q: %v: %w", k, err, custody.ErrInvalid)
+			return Checkpoint{}, nil, fmt.Errorf("verifier key %q: %v: %w", k, err, custody.ErrInvalid)
 		}
 		vs = append(vs, v)
 	}
 	if err := canonicalSignatures(signed); err != nil {
-		return Checkpoint{}, err
+		return Checkpoint{}, nil, err
 	}
 	n, err := note.Open(signed, note.VerifierList(vs...))
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
 		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return Checkpoint{}, fmt.Errorf("%v: %w", err, ErrBadSignature)
+			return Checkpoint{}, nil, fmt.Errorf("%v: %w", err, ErrBadSignature)
 		}
-		return Checkpoint{}, fmt.Errorf("signed checkpoint: %v: %w", err, custody.ErrInvalid)
+		return Checkpoint{}, nil, fmt.Errorf("signed checkpoint: %v: %w", err, custody.ErrInvalid)
 	}
 	c, err := ParseCheckpoint(n.Text)
 	if err != nil {
-		return Checkpoint{}, err
+		return Checkpoint{}, nil, err
 	}
 	for _, s := range n.Sigs {
 		if s.Name == c.Origin {
-			return c, nil
+			return c, n, nil
 		}
 	}
-	return Checkpoint{}, fmt.Errorf("checkpoint of %q is signed by no key of that name: %w", c.Origin, ErrBadSignature)
+	return Checkpoint{}, nil, fmt.Errorf("checkpoint of %q is signed by no key of that name: %w", c.Origin, ErrBadSignature)
 }
 
 // canonicalSignatures refuses a signature line whose base64 is not in its

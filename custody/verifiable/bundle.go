@@ -1,0 +1,286 @@
+package verifiable
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/coid-project/coid/custody"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// BundleFormat names version 1 of the proof bundle format: it is the
+// bundle's "format" member, and a reader refuses any other.
+const BundleFormat = "coid-proof-bundle/v1"
+
+// BundleFile is the file name of a proof bundle attached to a report.
+const BundleFile = "coid-proof.json"
+
+// Bundle is the proof that records are in a log: a signed checkpoint and,
+// for each record, its canonical encoding and its inclusion proof against
+// the checkpoint's tree. With the log's verifier key and nothing else,
+// VerifyBundle checks it.
+type Bundle struct {
+	// Format is BundleFormat.
+	Format string `json:"format"`
+	// Checkpoint is the signed checkpoint note (C2SP tlog-checkpoint in
+	// a C2SP signed note), as /log/checkpoint serves it.
+	Checkpoint string `json:"checkpoint"`
+	// KeyIDs names the keys whose signatures on the checkpoint verified
+	// when the bundle was made, each "origin+hash" (KeyID).
+	KeyIDs []string `json:"key_ids"`
+	// Records are the proven records, in the order given to Bundle.
+	Records []BundleRecord `json:"records"`
+}
+
+// BundleRecord is one record of a Bundle.
+type BundleRecord struct {
+	// Seq is the record's position in the ledger.
+	Seq uint64 `json:"seq"`
+	// LeafIndex is its leaf in the tree: Seq-1.
+	LeafIndex int64 `json:"leaf_index"`
+	// Canonical is the record's canonical encoding (standard base64),
+	// the exact bytes the log keeps and hashes.
+	Canonical string `json:"canonical"`
+	// Proof is its inclusion proof against the checkpoint's tree size:
+	// RFC 6962 audit path hashes, standard base64, leaf to root.
+	Proof []string `json:"proof"`
+}
+
+// ErrBadProof means a record of a bundle is not proven in the log: its
+// inclusion proof does not lead from its bytes to the checkpoint's root.
+var ErrBadProof = errors.New("record not proven in the log")
+
+// RecordError is the failure of one record of a bundle.
+type RecordError struct {
+	// Seq is the record that failed (as the bundle names it).
+	Seq uint64
+	// Err says why; it wraps ErrBadProof or custody.ErrInvalid.
+	Err error
+}
+
+func (e *RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Seq, e.Err) }
+
+// Unwrap returns the reason.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// KeyID returns the ID of a verifier key: its name and key hash,
+// "origin+hhhhhhhh", as signed-note signature lines name a key.
+func KeyID(verifierKey string) string {
+	name, rest, _ := strings.Cut(strings.TrimSpace(verifierKey), "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return name + "+" + hash
+}
+
+// Bundle returns the proof bundle of the records seqs: the latest signed
+// checkpoint (one is signed now when none kept holds every record), and
+// each record's canonical encoding and inclusion proof against it.
+func (l *Log) Bundle(ctx context.Context, seqs []uint64) (*Bundle, error) {
+	if len(seqs) == 0 {
+		return nil, fmt.Errorf("proof bundle: no records: %w", custody.ErrInvalid)
+	}
+	signed, c, err := l.Latest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("proof bundle: %w", err)
+	}
+	if uint64(c.Size) < slices.Max(seqs) {
+		if signed, c, err = l.Sign(ctx); err != nil {
+			return nil, fmt.Errorf("proof bundle: %w", err)
+		}
+	}
+	_, n, err := open(signed, l.keys.Verifiers())
+	if err != nil {
+		return nil, fmt.Errorf("proof bundle: the log's own checkpoint: %w", err)
+	}
+	b := &Bundle{Format: BundleFormat, Checkpoint: string(signed), KeyIDs: sigIDs(n)}
+	hr := l.hashReader(ctx)
+	for _, seq := range seqs {
+		if seq == 0 || seq > uint64(c.Size) {
+			return nil, fmt.Errorf("proof bundle: record %d is not in the tree of %d records: %w", seq, c.Size, custody.ErrNotFound)
+		}
+		leaf := int64(seq - 1)
+		e, err := l.src.ReadEntries(ctx, leaf, leaf+1)
+		if err != nil {
+			return nil, fmt.Errorf("proof bundle: record %d: %w", seq, err)
+		}
+		p, err := InclusionProof(leaf, c.Size, hr)
+		if err != nil {
+			return nil, fmt.Errorf("proof bundle: record %d: %w", seq, err)
+		}
+		r := BundleRecord{Seq: seq, LeafIndex: leaf, Canonical: base64.StdEncoding.EncodeToString(e[0]), Proof: []string{}}
+		for _, h := range p {
+			r.Proof = append(r.Proof, base64.StdEncoding.EncodeToString(h[:]))
+		}
+		b.Records = append(b.Records, r)
+	}
+	return b, nil
+}
+
+// sigIDs returns the key IDs of a note's verified signatures.
+func sigIDs(n *note.Note) []string {
+	ids := make([]string, 0, len(n.Sigs))
+	for _, s := range n.Sigs {
+		ids = append(ids, s.Name+"+"+fmt.Sprintf("%08x", s.Hash))
+	}
+	return ids
+}
+
+// Marshal returns the bundle as indented JSON ending in a newline.
+func (b *Bundle) Marshal() ([]byte, error) {
+	out, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("proof bundle: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// ParseBundle reads a bundle strictly: unknown or missing members, another
+// format, or trailing data are custody.ErrInvalid.
+func ParseBundle(data []byte) (*Bundle, error) {
+	var b Bundle
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&b); err != nil {
+		return nil, fmt.Errorf("proof bundle: %v: %w", err, custody.ErrInvalid)
+	}
+	if _, err := d.Token(); err == nil {
+		return nil, fmt.Errorf("proof bundle: data after the bundle: %w", custody.ErrInvalid)
+	}
+	// encoding/json matches member names without regard to case and
+	// ignores a repeated member's first value: a bundle is read only in
+	// the form it is written in (whitespace aside).
+	var in, out bytes.Buffer
+	want, err := json.Marshal(&b)
+	if err != nil || json.Compact(&in, data) != nil || json.Compact(&out, want) != nil || !bytes.Equal(in.Bytes(), out.Bytes()) {
+		return nil, fmt.Errorf("proof bundle: not in the bundle's own form (member names, order or spelling differ): %w", custody.ErrInvalid)
+	}
+	if b.Format != BundleFormat {
+		return nil, fmt.Errorf("proof bundle: format %q, want %q: %w", b.Format, BundleFormat, custody.ErrInvalid)
+	}
+	return &b, nil
+}
+
+// Verified is what VerifyBundle proved: the checkpoint, which keys signed
+// it, and the records' canonical encodings with their SHA-256 record hashes.
+type Verified struct {
+	Checkpoint Checkpoint
+	// KeyIDs are the IDs of the given keys whose signatures verified.
+	KeyIDs  []string
+	Records []VerifiedRecord
+}
+
+// VerifiedRecord is one record proven in the log.
+type VerifiedRecord struct {
+	Seq       uint64
+	Canonical []byte
+	// Hash is the record's hash (SHA-256 of Canonical), as the ledger
+	// and the custody report name it.
+	Hash custody.Hash
+}
+
+// VerifyBundle checks a bundle (its JSON) with nothing but the log's
+// verifier keys (active and retired, signed-note format): the checkpoint's
+// signature (note.Open), that the key IDs the bundle names are exactly
+// the checkpoint's signatures, and for each record that its canonical
+// bytes decode as the record of that seq and that the leaf hash
+// recomputed from them is in the checkpoint's tree (tlog.CheckRecord). It
+// fails with ErrBadSignature for the checkpoint, a *RecordError (wrapping
+// ErrBadProof or custody.ErrInvalid) naming the first record that fails,
+// or custody.ErrInvalid for a malformed bundle.
+func VerifyBundle(data []byte, verifierKeys ...string) (*Verified, error) {
+	b, err := ParseBundle(data)
+	if err != nil {
+		return nil, err
+	}
+	c, n, err := open([]byte(b.Checkpoint), verifierKeys)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	ids := sigIDs(n)
+	if !slices.Equal(ids, b.KeyIDs) || !allSigned(b.Checkpoint, ids) {
+		return nil, fmt.Errorf("checkpoint: the bundle names keys %v, the checkpoint's verified signatures are by %v: %w", b.KeyIDs, ids, ErrBadSignature)
+	}
+	if len(b.Records) == 0 {
+		return nil, fmt.Errorf("proof bundle: no records: %w", custody.ErrInvalid)
+	}
+	v := &Verified{Checkpoint: c, KeyIDs: ids}
+	seen := map[uint64]bool{}
+	for _, r := range b.Records {
+		rec, err := checkRecord(r, c)
+		if err == nil && seen[r.Seq] {
+			err = fmt.Errorf("listed twice: %w", custody.ErrInvalid)
+		}
+		if err != nil {
+			return nil, &RecordError{Seq: r.Seq, Err: err}
+		}
+		seen[r.Seq] = true
+		v.Records = append(v.Records, rec)
+	}
+	return v, nil
+}
+
+// allSigned reports whether every signature line of the signed note is
+// one of ids: a bundle carries no signature it does not account for.
+func allSigned(signed string, ids []string) bool {
+	i := strings.LastIndex(signed, "\n\n")
+	for _, line := range strings.Split(strings.TrimSuffix(signed[i+2:], "\n"), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return false
+		}
+		raw, err := base64.StdEncoding.Strict().DecodeString(f[2])
+		if err != nil || len(raw) < 4 {
+			return false
+		}
+		id := f[1] + "+" + fmt.Sprintf("%08x", raw[:4])
+		if !slices.Contains(ids, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRecord proves one bundle record against the checkpoint c.
+func checkRecord(r BundleRecord, c Checkpoint) (VerifiedRecord, error) {
+	if r.Seq == 0 || r.Seq > uint64(c.Size) || r.LeafIndex != int64(r.Seq-1) {
+		return VerifiedRecord{}, fmt.Errorf("leaf index %d is not in the checkpoint's tree of %d records, or not seq-1: %w", r.LeafIndex, c.Size, ErrBadProof)
+	}
+	canon, err := base64.StdEncoding.Strict().DecodeString(r.Canonical)
+	if err != nil {
+		return VerifiedRecord{}, fmt.Errorf("canonical bytes: %v: %w", err, custody.ErrInvalid)
+	}
+	proof := make(tlog.RecordProof, 0, len(r.Proof))
+	for _, s := range r.Proof {
+		raw, err := base64.StdEncoding.Strict().DecodeString(s)
+		if err != nil || len(raw) != len(Hash{}) {
+			return VerifiedRecord{}, fmt.Errorf("proof hash %q is not 32 bytes of base64: %w", s, custody.ErrInvalid)
+		}
+		proof = append(proof, Hash(raw))
+	}
+	if err := tlog.CheckRecord(proof, c.Size, c.Root, r.LeafIndex, LeafHash(canon)); err != nil {
+		return VerifiedRecord{}, fmt.Errorf("inclusion proof against the checkpoint of %d records: %v: %w", c.Size, err, ErrBadProof)
+	}
+	h := custody.Hash(sha256.Sum256(canon))
+	rec, err := custody.DecodeRecord(canon, h)
+	if err != nil || rec.Seq != r.Seq {
+		return VerifiedRecord{}, fmt.Errorf("its bytes are not the ledger record of seq %d: %w", r.Seq, ErrBadProof)
+	}
+	return VerifiedRecord{Seq: r.Seq, Canonical: canon, Hash: h}, nil
+}
+
+// OpenCheckpoint verifies a signed checkpoint, as Open does, and returns
+// it with the IDs of the keys whose signatures verified.
+func OpenCheckpoint(signed []byte, verifierKeys ...string) (Checkpoint, []string, error) {
+	c, n, err := open(signed, verifierKeys)
+	if err != nil {
+		return Checkpoint{}, nil, err
+	}
+	return c, sigIDs(n), nil
+}
