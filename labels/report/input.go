@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/verifiable"
 )
 
 // Source is where Build reads a chain. NewServiceSource adapts a
@@ -79,6 +80,53 @@ type Input struct {
 	// SiteZones gives each registered site's zone: a record at one is
 	// shown in its site's local time beside UTC.
 	SiteZones custody.SiteZones
+	// Proof is the proof bundle of the chain's records (AttachProof);
+	// nil for a report without one, which renders as before.
+	Proof *Proof
+}
+
+// Proof is a proof bundle as a report carries it: the bundle's JSON,
+// attached to the PDF as verifiable.BundleFile, and the checkpoint it is
+// against with the IDs of the keys that signed it, printed in the
+// verification block.
+type Proof struct {
+	Bundle     []byte
+	Checkpoint verifiable.Checkpoint
+	KeyIDs     []string
+}
+
+// AttachProof adds to in the proof bundle of every record of its chain,
+// from log (a checkpoint is signed if the latest kept one does not hold
+// them all).
+func AttachProof(ctx context.Context, in *Input, log *verifiable.Log) error {
+	p, err := NewProof(ctx, log, in.Chain)
+	if err != nil {
+		return err
+	}
+	in.Proof = p
+	return nil
+}
+
+// NewProof returns the proof bundle of every record of chain c from log,
+// with the checkpoint it is against.
+func NewProof(ctx context.Context, log *verifiable.Log, c *custody.Chain) (*Proof, error) {
+	seqs := make([]uint64, len(c.Records))
+	for i := range c.Records {
+		seqs[i] = c.Records[i].Seq
+	}
+	b, err := log.Bundle(ctx, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("custody report: %w", err)
+	}
+	data, err := b.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	cp, ids, err := verifiable.OpenCheckpoint([]byte(b.Checkpoint), log.Keys().Verifiers()...)
+	if err != nil {
+		return nil, fmt.Errorf("custody report: %w", err)
+	}
+	return &Proof{Bundle: data, Checkpoint: cp, KeyIDs: ids}, nil
 }
 
 // MayGenerate reports whether actor may generate custody reports: QA,
