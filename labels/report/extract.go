@@ -28,9 +28,9 @@ type Read struct {
 
 var (
 	streamStart = regexp.MustCompile(`>>\s*stream\r?\n`)
-	lengthKey  = regexp.MustCompile(`/Length (\d+)`)
-	sizeKey    = regexp.MustCompile(`/Size (\d+)`)
-	sumKey     = regexp.MustCompile(`/CheckSum <([0-9a-fA-F]{32})>`)
+	lengthKey   = regexp.MustCompile(`/Length (\d+)`)
+	sizeKey     = regexp.MustCompile(`/Size (\d+)`)
+	sumKey      = regexp.MustCompile(`/CheckSum <([0-9a-fA-F]{32})>`)
 )
 
 // ReadPDF reads back the embedded files and the shown text of a PDF as
