@@ -139,6 +139,10 @@ type Input struct {
 	// its registered shippers; their identifiers are then GS1 Digital Link
 	// URIs.
 	GS1 custody.GS1IDs
+	// Proof is the proof bundle of the chain's records (a coid proof
+	// bundle's JSON), carried as the document's "coid:proof" member; nil
+	// for none.
+	Proof json.RawMessage
 }
 
 // Document is an EPCISDocument.
@@ -149,6 +153,10 @@ type Document struct {
 	SchemaVersion string `json:"schemaVersion"`
 	CreationDate  string `json:"creationDate"`
 	Body          Body   `json:"epcisBody"`
+	// Proof is the proof bundle of the records the events come from:
+	// the signed checkpoint and each record's ledger bytes and inclusion
+	// proof, which coid audit checks with the verifier key alone.
+	Proof json.RawMessage `json:"coid:proof,omitempty"`
 }
 
 // Body is the document's epcisBody.
@@ -390,6 +398,7 @@ func Export(in *Input) (*Document, error) {
 		SchemaVersion: "2.0",
 		CreationDate:  in.CreatedAt.UTC().Format(time.RFC3339Nano),
 		Body:          Body{EventList: []Event{}},
+		Proof:         in.Proof,
 	}
 	for i := range x.c.Records {
 		if ev, ok := x.event(&x.c.Records[i]); ok {
