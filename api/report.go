@@ -62,6 +62,11 @@ func (s *Server) custodyReport(c echo.Context) error {
 	if in.SiteZones, err = s.svc.SiteZones(c.Request().Context(), in.Chain); err != nil {
 		return err
 	}
+	if s.cfg.Log != nil {
+		if err := report.AttachProof(c.Request().Context(), in, s.cfg.Log); err != nil {
+			return err
+		}
+	}
 	var buf bytes.Buffer
 	if err := report.Write(&buf, in); err != nil {
 		return err
@@ -110,6 +115,13 @@ func (s *Server) epcisExport(c echo.Context) error {
 		}
 	}
 	var buf bytes.Buffer
+	if s.cfg.Log != nil {
+		p, err := report.NewProof(c.Request().Context(), s.cfg.Log, ch)
+		if err != nil {
+			return err
+		}
+		in.Proof = p.Bundle
+	}
 	if err := epcis.Write(&buf, in); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/epcis"
+	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/coid-project/coid/labels/report"
 )
 
@@ -87,11 +88,14 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	svc, st, err := openOffline(s, stderr, true, func() time.Time { return when })
+	// Writable: the report's proof may need a checkpoint signed, and
+	// every signed checkpoint is kept.
+	svc, st, err := openOffline(s, stderr, false, func() time.Time { return when })
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	defer st.close()
+	vlog := verifiable.NewLog(st.tree, st.keys, func() time.Time { return when }, log)
 	actor := offlineOperator
 	if userID != "" {
 		if actor, err = offlineUser(ctx, st.ledger, "report", userID); err != nil {
@@ -108,6 +112,9 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		in.Zone = loc
 		if in.SiteZones, err = svc.SiteZones(ctx, in.Chain); err != nil {
 			return fmt.Errorf("report: %w", err)
+		}
+		if in.Proof, err = report.NewProof(ctx, vlog, in.Chain); err != nil {
+			return err
 		}
 		if err := report.Write(&buf, in); err != nil {
 			return err
@@ -132,6 +139,11 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 			}
 			in.Telemetry = append(in.Telemetry, epcis.Telemetry{Available: true, Readings: rs})
 		}
+		p, err := report.NewProof(ctx, vlog, c)
+		if err != nil {
+			return err
+		}
+		in.Proof = p.Bundle
 		if err := epcis.Write(&buf, in); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/passwd"
+	"github.com/coid-project/coid/custody/verifiable"
 )
 
 // reportFixture is a data directory holding one complete chain with two
@@ -128,7 +130,12 @@ func newReportFixture(t *testing.T) *reportFixture {
 
 	// The API's report and export, at the time the command will be given.
 	now = reportAt
-	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: "test"})
+	keys, err := verifiable.OpenKeys(dir, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlog := verifiable.NewLog(store, keys, func() time.Time { return now }, log)
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: "test", Log: vlog})
 	if err != nil {
 		t.Fatal(err)
 	}
