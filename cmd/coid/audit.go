@@ -13,7 +13,7 @@ import (
 	"github.com/coid-project/coid/labels/auditreport"
 )
 
-const auditUsage = `usage: coid audit [--data DIR] [--user ID] [--from T] [--to T] [--actor ID] [--kind KIND [--code CODE]] --pdf FILE | --csv FILE
+const auditTrailUsage = `usage: coid audit-trail [--data DIR] [--user ID] [--from T] [--to T] [--actor ID] [--kind KIND [--code CODE]] --pdf FILE | --csv FILE
 
 Writes the administrative audit-trail report offline from the data
 directory, as GET /api/v1/audit.pdf and /api/v1/audit.csv do: every
@@ -22,6 +22,9 @@ values old -> new, each entry's hash), with the verification status of the
 whole trail's hash chain. --pdf and --csv may both be given. A trail whose
 hash chain is broken still gives its report, which says so prominently,
 and the command exits 3.
+
+"coid audit" with any of these flags (--pdf, --csv, --data, ...) is this
+command, as it was before coid audit became the proof auditor.
 
 --from (inclusive) and --to (exclusive) take an RFC 3339 time or a date
 YYYY-MM-DD (its start in UTC). --kind is user, organisation, site, product
@@ -32,14 +35,14 @@ one report (default 5000): a wider filter is refused.
 
 `
 
-// runAudit is "coid audit".
-func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+// runAuditTrail is "coid audit-trail", and "coid audit" given its flags.
+func runAuditTrail(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
 	var s settings
 	var userID, from, to, actor, kind, code, at, pdfOut, csvOut string
 	var max int
-	fs := newFlags("audit", env, stderr, &s)
+	fs := newFlags("audit-trail", env, stderr, &s)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), auditUsage)
+		fmt.Fprint(fs.Output(), auditTrailUsage)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&userID, "user", getenv(env, "COID_USER"), "ID of the qa or admin user generating the report (COID_USER)")
@@ -56,8 +59,8 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return err
 	}
 	if pdfOut == "" && csvOut == "" {
-		fmt.Fprint(stderr, auditUsage)
-		return usagef("audit: give --pdf FILE or --csv FILE (or both)")
+		fmt.Fprint(stderr, auditTrailUsage)
+		return usagef("audit-trail: give --pdf FILE or --csv FILE (or both)")
 	}
 	when := time.Now().UTC().Truncate(time.Second)
 	if at != "" {

@@ -34,7 +34,8 @@ func main() {
 }
 
 // exitCode maps an error from run to the process exit status: 2 for usage
-// errors, 3 for a ledger that failed verification, 1 otherwise.
+// errors, 3 for a ledger that failed verification, 1 otherwise (coid
+// audit: a record or checkpoint that failed).
 func exitCode(err error) int {
 	var u usageError
 	switch {
@@ -99,7 +100,12 @@ func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	case "report":
 		return runReport(ctx, args[1:], env, stdout, stderr)
 	case "audit":
+		if isTrailAudit(args[1:]) {
+			return runAuditTrail(ctx, args[1:], env, stdout, stderr)
+		}
 		return runAudit(ctx, args[1:], env, stdout, stderr)
+	case "audit-trail":
+		return runAuditTrail(ctx, args[1:], env, stdout, stderr)
 	case "label":
 		return runLabel(ctx, args[1:], env, stdout, stderr)
 	case "simulate":

@@ -284,3 +284,32 @@ func OpenCheckpoint(signed []byte, verifierKeys ...string) (Checkpoint, []string
 	}
 	return c, sigIDs(n), nil
 }
+
+// ErrInconsistent means a log's later checkpoint does not extend an
+// earlier one: the log was cut back, rewritten or reordered in between.
+var ErrInconsistent = errors.New("the log did not only grow")
+
+// CheckConsistency checks that checkpoint newer extends older, both of
+// the same log: with the consistency proof between their sizes
+// (tlog.CheckTree), or, at the same size, equal roots. It fails with
+// ErrInconsistent.
+func CheckConsistency(older, newer Checkpoint, proof []Hash) error {
+	switch {
+	case older.Origin != newer.Origin:
+		return fmt.Errorf("checkpoints of two logs (%q, %q): %w", older.Origin, newer.Origin, ErrInconsistent)
+	case newer.Size < older.Size:
+		return fmt.Errorf("the later checkpoint holds %d records, the earlier %d: the log was cut back: %w", newer.Size, older.Size, ErrInconsistent)
+	case newer.Size == older.Size:
+		if newer.Root != older.Root {
+			return fmt.Errorf("two checkpoints of %d records with different roots: the log was rewritten: %w", newer.Size, ErrInconsistent)
+		}
+		return nil
+	case older.Size == 0:
+		return nil // every tree extends the empty one
+	}
+	if err := tlog.CheckTree(tlog.TreeProof(proof), newer.Size, newer.Root, older.Size, older.Root); err != nil {
+		return fmt.Errorf("the tree of %d records does not extend the tree of %d (%v): the log was rewritten or cut back and regrown: %w",
+			newer.Size, older.Size, err, ErrInconsistent)
+	}
+	return nil
+}
