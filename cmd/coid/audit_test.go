@@ -68,6 +68,15 @@ func TestAuditCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// coid audit given the trail's flags is coid audit-trail.
+	trail := filepath.Join(out, "trail.csv")
+	if err := run(context.Background(), []string{"audit-trail", "--data", dir, "--user", "qa1", "--from", "2026-11-24", "--kind", "organisation",
+		"--at", "2026-12-01T10:00:00Z", "--csv", trail}, nil, nil, io.Discard, io.Discard); err != nil {
+		t.Fatalf("coid audit-trail: %v", err)
+	}
+	if b2, _ := os.ReadFile(trail); !bytes.Equal(b2, b) {
+		t.Error("coid audit-trail and coid audit --csv differ")
+	}
 	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("csv %q: %v", rows, err)

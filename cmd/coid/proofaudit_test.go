@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http/httptest"
@@ -32,7 +33,7 @@ type ledgerHandle struct {
 	log   *verifiable.Log
 }
 
-func openLedger(t *testing.T, dir string) *ledgerHandle {
+func openLedger(t testing.TB, dir string) *ledgerHandle {
 	t.Helper()
 	store, err := boltstore.Open(dir, boltstore.Options{})
 	if err != nil {
@@ -364,4 +365,48 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkAuditReport is coid audit of the fixture's custody report
+// (read the PDF, extract the proof, verify the checkpoint and every
+// record, check the printed records), through run.
+func BenchmarkAuditReport(b *testing.B) {
+	f := newReportFixture(b)
+	// QA reviews, each a record and a review block, make it five pages.
+	h := openLedger(b, f.dir)
+	qa, err := h.store.User(context.Background(), "qa1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 6 {
+		data, _ := json.Marshal(custody.ReviewData{Statement: "Custody record reviewed against the batch record, pass " + itoa(i+1) +
+			": identity, chain of custody and the cold chain are complete and consistent."})
+		if _, err := h.svc.Record(context.Background(), qa, f.coi, custody.StepRequest{Step: custody.StepReview, Data: data,
+			Signatures: []custody.SignatureRequest{{User: "qa1", Password: pw("qa1"), Meaning: custody.MeaningReviewed}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h.store.Close()
+	key, _, _, err := runCmd(b, nil, "key", "show", "--data", f.dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pdf := filepath.Join(b.TempDir(), "report.pdf")
+	if _, _, _, err := runCmd(b, nil, "report", "--data", f.dir, "--user", "qa1", "--at", reportAt.Format(time.RFC3339), "-o", pdf, string(f.coi)); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("pdfinfo", pdf).Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "Pages:") {
+				b.Logf("report: %s", strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
+	args := []string{"audit", "--key", strings.TrimSpace(key), pdf}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := run(context.Background(), args, nil, nil, io.Discard, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -39,7 +39,7 @@ type reportFixture struct {
 
 var reportAt = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 
-func newReportFixture(t *testing.T) *reportFixture {
+func newReportFixture(t testing.TB) *reportFixture {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := boltstore.Open(dir, boltstore.Options{})

@@ -19,7 +19,7 @@ import (
 
 // runCmd runs coid with args through run and returns its outputs and
 // exit status.
-func runCmd(t *testing.T, env []string, args ...string) (stdout, stderr string, exit int, err error) {
+func runCmd(t testing.TB, env []string, args ...string) (stdout, stderr string, exit int, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err = run(context.Background(), args, env, strings.NewReader(""), &out, &errb)
