@@ -237,7 +237,7 @@ func auditData(data []byte, keys []string) (*verifiable.Verified, error) {
 	}
 	v, err := verifiable.VerifyBundle(bundle, keys...)
 	if re := (*verifiable.RecordError)(nil); errors.As(err, &re) {
-		return nil, fmt.Errorf("%w at record %d: %w", errAuditFailed, re.Seq, err)
+		return nil, fmt.Errorf("%w at record %d: %w", errAuditFailed, re.Seq, re.Err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errAuditFailed, err)

@@ -22,6 +22,11 @@ document, as GET /api/v1/chains/{coi}/epcis does. The chain and the whole
 ledger are verified first; a ledger that fails verification gives no report.
 Output goes to stdout unless -o names a file (created 0600).
 
+Both carry the proof of their records (a coid-proof.json attachment; the
+EPCIS document's coid:proof member), which "coid audit" checks with the
+verifier key alone. The proof is against the latest signed checkpoint, or
+one signed (and kept) now if that does not hold every record of the chain.
+
 --user names the person generating the report, who must be qa or admin; the
 report names them. Without it the report is attributed to the offline
 operator: like the other offline commands, this one trusts whoever can open
