@@ -16,7 +16,6 @@ import (
 
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/coid-project/coid/labels/report"
-	"golang.org/x/mod/sumdb/note"
 )
 
 const auditUsage = `usage: coid audit --key KEY [--key KEY ...] REPORT.pdf | BUNDLE.json | EPCIS.json
@@ -194,7 +193,7 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 func readVerifierKeys(args []string) ([]string, error) {
 	var keys []string
 	for _, a := range args {
-		if _, err := note.NewVerifier(strings.TrimSpace(a)); err == nil {
+		if verifiable.CheckVerifierKey(strings.TrimSpace(a)) == nil {
 			keys = append(keys, strings.TrimSpace(a))
 			continue
 		}
@@ -204,7 +203,7 @@ func readVerifierKeys(args []string) ([]string, error) {
 		}
 		n := len(keys)
 		for _, f := range strings.Fields(string(b)) {
-			if _, err := note.NewVerifier(f); err == nil {
+			if verifiable.CheckVerifierKey(f) == nil {
 				keys = append(keys, f)
 			}
 		}

@@ -313,3 +313,13 @@ func CheckConsistency(older, newer Checkpoint, proof []Hash) error {
 	}
 	return nil
 }
+
+// CheckVerifierKey checks that s is a verifier key in the signed-note
+// format (name+hash+key, as coid key show prints it); custody.ErrInvalid
+// otherwise.
+func CheckVerifierKey(s string) error {
+	if _, err := note.NewVerifier(s); err != nil {
+		return fmt.Errorf("verifier key: %v: %w", err, custody.ErrInvalid)
+	}
+	return nil
+}
