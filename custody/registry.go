@@ -399,6 +399,9 @@ func (p Product) Validate() error {
 	if err := ValidateISBTProductCode(p.ISBTCode); err != nil {
 		return fmt.Errorf("product %s: %w", p.Code, fieldErr("isbt_code", err))
 	}
+	if !DivisionsProductCode(p.ISBTCode) {
+		return fieldErr("isbt_code", fmt.Errorf("product %s: isbt_code %s: labels name each bag by ISBT 128 product divisions, which go only with cellular therapy (S...) or regenerated tissue (P...) product codes: %w", p.Code, p.ISBTCode, ErrInvalid))
+	}
 	if p.StorageProfile == "" {
 		return fieldErr("storage_profile", fmt.Errorf("product %s: storage_profile is required: %w", p.Code, ErrInvalid))
 	}

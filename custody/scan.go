@@ -46,6 +46,9 @@ func ISBTLabelPayload(b BagID, din DIN, productCode string, expires time.Time) (
 		if err := ValidateISBTProductCode(productCode); err != nil {
 			return "", fmt.Errorf("label payload: %w", err)
 		}
+		if !DivisionsProductCode(productCode) {
+			return "", fmt.Errorf("label payload: product code %s: a bag is named by product divisions, which ST-001 allows only beside cellular therapy (S) or regenerated tissue (P) codes: %w", productCode, ErrInvalid)
+		}
 		d.ProductCode = productCode[:6] + "99"
 	}
 	if b.Kind != BagApheresis && b.Kind != BagFinalProduct || b.N < 1 || b.N > 99 {
