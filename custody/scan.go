@@ -22,7 +22,7 @@ const MaxCodeLen = 256
 // LabelPayload returns the version-1 2-D code payload for a bag. A zero
 // Kind and N give the chain-level payload (COI only). Bag labels now carry
 // ISBT 128 data structures (ISBTLabelPayload); ParseCode still reads this
-// form, printed on labels before them, and chain reports still print it.
+// form, printed on labels before them.
 func LabelPayload(b BagID) string {
 	p := PayloadPrefix + string(b.COI) + string(b.COI.K())
 	if b.Kind != "" {
