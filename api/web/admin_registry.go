@@ -316,7 +316,7 @@ func (w *ui) registryScreens() []*registryScreen {
 			return []regField{
 				codeField("code", "Code", v),
 				{Name: "name", Label: "Name", Type: "text", Required: true, Max: 200, Value: v.Get("name")},
-				{Name: "isbt_code", Label: "ISBT 128 product code", Hint: "8 characters, e.g. S1234V00", Type: "text", Required: true, Max: 8, Value: v.Get("isbt_code")},
+				{Name: "isbt_code", Label: "ISBT 128 product code", Hint: "8 characters, a cellular therapy (S) or regenerated tissue (P) code, e.g. S1234V00", Type: "text", Required: true, Max: 8, Value: v.Get("isbt_code")},
 				{Name: "storage_profile", Label: "Storage profile", Type: "select", Required: true, Value: v.Get("storage_profile"),
 					Options: selected(profiles, v.Get("storage_profile"))},
 				{Name: "shelf_life_hours", Label: "Shelf life", Hint: "hours after release", Type: "number", Required: true, Value: v.Get("shelf_life_hours")},
