@@ -353,6 +353,11 @@ func TestFHIRProductCode(t *testing.T) {
 		if code != tc.code || p.ProductCode.Text != tc.text {
 			t.Errorf("%s: productCode %s, want ISBT 128 %q, text %q", tc.coi, r.Body, tc.code, tc.text)
 		}
+		// The resource with its ISBT 128 coding (and the registered
+		// sites' data) passes the independent validators too.
+		if out := strings.TrimSpace(validateFHIR(t, map[string][]byte{"product-isbt": r.Body})); out != "" {
+			t.Errorf("the FHIR validators refuse the product with its ISBT 128 code: %s", out)
+		}
 	}
 }
 

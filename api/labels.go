@@ -40,7 +40,8 @@ const (
 // and, for ZPL, which has no registered type, text/plain; charset=utf-8
 // (the ZPL is ASCII: every other byte is ^FH-escaped).
 //
-// Query options: symbology=qr|datamatrix (default qr); size, the PNG's side
+// Query options: symbology=qr|datamatrix|both (default: the label site's
+// registered label_symbol, else qr; a PNG of both is the QR code); size, the PNG's side
 // in pixels (default labels.DefaultPNGSize, at most maxLabelPNGSize);
 // zone, the IANA time zone printed above UTC (default UTC: sites are
 // free-text names, so the zone is not derived from them); dpi, width_mm
@@ -140,6 +141,7 @@ func labelOptions(c echo.Context, f labels.Format, zone *time.Location) (labels.
 	if o.Symbology, err = labels.ParseSymbology(q.Get("symbology")); err != nil {
 		return o, fmt.Errorf("query: %w", err)
 	}
+	o.FromSite = q.Get("symbology") == ""
 	if z := q.Get("zone"); z != "" {
 		if len(z) > maxZoneLen || strings.EqualFold(z, "Local") {
 			return o, fmt.Errorf("query: zone must be an IANA time zone name such as Europe/Berlin: %w", custody.ErrInvalid)

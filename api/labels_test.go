@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -358,9 +359,9 @@ func TestLabelErrors(t *testing.T) {
 		{"chain without bags", chainPath(other, "/labels.pdf"), nurse1, 404, "not_found", "no bags"},
 		{"wrong K in coi", chainPath(custody.COI(string(coi)+wrongK), "/bags/", fp1.String(), "/label.pdf"), nurse1, 400, "invalid", "check character"},
 		{"wrong K in coi, sheet", chainPath(custody.COI(string(coi)+wrongK), "/labels.pdf"), nurse1, 400, "invalid", "check character"},
-		{"unknown symbology", labelPath(fp1, "png", "symbology=pdf417"), nurse1, 400, "invalid", "qr or datamatrix"},
-		{"unknown symbology pdf", labelPath(fp1, "pdf", "symbology=aztec"), nurse1, 400, "invalid", "qr or datamatrix"},
-		{"unknown symbology sheet", chainPath(coi, "/labels.pdf?symbology=x"), nurse1, 400, "invalid", "qr or datamatrix"},
+		{"unknown symbology", labelPath(fp1, "png", "symbology=pdf417"), nurse1, 400, "invalid", "qr, datamatrix or both"},
+		{"unknown symbology pdf", labelPath(fp1, "pdf", "symbology=aztec"), nurse1, 400, "invalid", "qr, datamatrix or both"},
+		{"unknown symbology sheet", chainPath(coi, "/labels.pdf?symbology=x"), nurse1, 400, "invalid", "qr, datamatrix or both"},
 		{"size too large", labelPath(fp1, "png", "size=5000"), nurse1, 400, "invalid", "size"},
 		{"size zero", labelPath(fp1, "png", "size=0"), nurse1, 400, "invalid", "size"},
 		{"size not a number", labelPath(fp1, "png", "size=big"), nurse1, 400, "invalid", "size"},
@@ -462,5 +463,72 @@ func TestLabelLogsNoPHI(t *testing.T) {
 		if strings.Contains(logs, id) {
 			t.Errorf("log contains patient identifier %q", id)
 		}
+	}
+}
+
+// TestLabelSiteSymbol: a label printed without a symbology carries the
+// label symbol its site registered (QR, Data Matrix or both side by side),
+// each code read back by an independent decoder and resolved by /scan; a
+// symbology in the request overrides the site's; an unknown symbol is
+// refused by the registry.
+func TestLabelSiteSymbol(t *testing.T) {
+	e := networkEnv(t, "2027-03-01")
+	r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
+	var ch struct{ COI custody.COI }
+	if err := json.Unmarshal(r.Body, &ch); err != nil || r.Code != http.StatusCreated {
+		t.Fatalf("enroll: %s", r)
+	}
+	e.advance(t, ch.COI, patientA.MRN, 1) // collect at PAR-1: the apheresis bags are labelled there
+	bag := custody.BagID{COI: ch.COI, Kind: custody.BagApheresis, N: 1}
+	if r := e.do(t, http.MethodPost, "/api/v1/sites", admin, with(regSite, "code", "PAR-9", "label_symbol", "pdf417")); r.Code != http.StatusBadRequest ||
+		!strings.Contains(string(r.Body), "qr, datamatrix or both") {
+		t.Errorf("site with label_symbol pdf417: %s, want 400 naming the symbols", r)
+	}
+	for _, tc := range []struct {
+		site, query string
+		want        []string // the symbology of each code on the PDF page, in order
+		zpl         []string
+	}{
+		{"", "", []string{"qr"}, []string{"^BQN,2,"}},
+		{"both", "", []string{"qr", "datamatrix"}, []string{"^BQN,2,", "^BXN,"}},
+		{"both", "symbology=datamatrix", []string{"datamatrix"}, []string{"^BXN,"}},
+		{"datamatrix", "", []string{"datamatrix"}, []string{"^BXN,"}},
+		{"datamatrix", "symbology=both", []string{"qr", "datamatrix"}, []string{"^BQN,2,", "^BXN,"}},
+		{"qr", "", []string{"qr"}, []string{"^BQN,2,"}},
+	} {
+		t.Run(tc.site+"/"+tc.query, func(t *testing.T) {
+			if r := e.do(t, http.MethodPut, "/api/v1/sites/PAR-1", admin, with(regSite, "label_symbol", tc.site, "reason", "label printers")); r.Code != http.StatusOK {
+				t.Fatalf("PUT site: %s", r)
+			}
+			pdf := e.mustLabel(t, labelPath(bag, "pdf", tc.query), nurse1, "application/pdf", `inline; filename="`+bag.String()+`.pdf"`)
+			pages := pdfCodeImages(t, pdf)
+			if len(pages) != 1 || len(pages[0]) != len(tc.want) {
+				t.Fatalf("PDF: %d page(s), codes %v; want one page with %v", len(pages), len(pages[0]), tc.want)
+			}
+			for i, sym := range tc.want {
+				e.scanResolves(t, decodeCode(t, pages[0][i], sym), bag)
+			}
+			zpl := string(e.mustLabel(t, labelPath(bag, "zpl", tc.query), nurse1, "text/plain; charset=utf-8", `attachment; filename="`+bag.String()+`.zpl"`))
+			n := 0
+			for _, cmd := range []string{"^BQN,2,", "^BXN,"} {
+				if strings.Contains(zpl, cmd) {
+					n++
+				}
+			}
+			if n != len(tc.zpl) {
+				t.Errorf("ZPL has %d symbols, want %v:\n%s", n, tc.zpl, zpl)
+			}
+			for _, cmd := range tc.zpl {
+				if !strings.Contains(zpl, cmd) {
+					t.Errorf("ZPL lacks %s:\n%s", cmd, zpl)
+				}
+			}
+			png1 := e.mustLabel(t, labelPath(bag, "png", tc.query), nurse1, "image/png", `inline; filename="`+bag.String()+`.png"`)
+			img, err := png.Decode(bytes.NewReader(png1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.scanResolves(t, decodeCode(t, img, tc.want[0]), bag) // a PNG is one code: the QR code of both
+		})
 	}
 }

@@ -296,6 +296,22 @@ func (d DIN) K() byte {
 // Display returns the DIN, a space and its check character K.
 func (d DIN) Display() string { return string(d) + " " + string(d.K()) }
 
+// EyeReadable returns the DIN as ICCBBA ST-001 prints it beside its bar
+// code: the FIN, the year and the sequence number apart, then the flag
+// characters (omitted when flags is empty) and the check character K, each
+// apart: "A9999 21 123456 00 3". ParseDIN reads this form back. A DIN that
+// is not 13 characters is returned with Display.
+func (d DIN) EyeReadable(flags string) string {
+	if len(d) != DINLen {
+		return d.Display()
+	}
+	s := string(d[:5]) + " " + string(d[5:7]) + " " + string(d[7:])
+	if flags != "" {
+		s += " " + flags
+	}
+	return s + " " + string(d.K())
+}
+
 // BagKind says whether a bag holds the apheresis collection or final product.
 type BagKind string
 

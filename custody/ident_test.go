@@ -239,3 +239,27 @@ func FuzzParseCOI(f *testing.F) {
 		}
 	})
 }
+
+// TestDINEyeReadable: the eye-readable DIN is printed as ST-001 prints it
+// (FIN, year and sequence apart, flags, K), for ST-001's own examples, and
+// reads back to the same DIN.
+func TestDINEyeReadable(t *testing.T) {
+	for _, tt := range []struct {
+		din   DIN
+		flags string
+		want  string
+	}{
+		{"A999921123456", "00", "A9999 21 123456 00 3"},
+		{"G123417654321", "01", "G1234 17 654321 01 A"},
+		{"A999818123456", "", "A9998 18 123456 N"},
+		{"A999917345628", "00", "A9999 17 345628 00 *"},
+	} {
+		got := tt.din.EyeReadable(tt.flags)
+		if got != tt.want {
+			t.Errorf("%s.EyeReadable(%q) = %q, want %q", tt.din, tt.flags, got, tt.want)
+		}
+		if d, err := ParseDIN(got); err != nil || d != tt.din {
+			t.Errorf("ParseDIN(%q) = %q, %v; want %s", got, d, err, tt.din)
+		}
+	}
+}

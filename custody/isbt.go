@@ -125,7 +125,39 @@ func (d ISBTData) Structures() ([]string, error) {
 		}
 		out = append(out, ISBTDivisionsPrefix+d.Divisions)
 	}
+	if err := d.checkDivisionsPair(); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// DivisionsProductCode reports whether an ISBT 128 product code may stand
+// beside Product Divisions (Data Structure 032): ICCBBA ST-001 allows it
+// for cellular therapy (S) and regenerated tissue (P) product codes only.
+func DivisionsProductCode(code string) bool {
+	return code != "" && (code[0] == 'S' || code[0] == 'P')
+}
+
+// checkDivisionsPair applies ST-001's rules for a product code (Data
+// Structure 003) and Product Divisions (032) together: beside 032 the
+// product code is a cellular therapy or regenerated tissue code whose
+// divisions (its 7th and 8th characters) are "99", and such a code whose
+// divisions are "99" needs 032 beside it, since the divisions code is then
+// part of the product's identity.
+func (d ISBTData) checkDivisionsPair() error {
+	if d.ProductCode == "" || len(d.ProductCode) != 8 {
+		return nil
+	}
+	ninetyNine := d.ProductCode[6:] == "99"
+	switch {
+	case d.Divisions != "" && !DivisionsProductCode(d.ProductCode):
+		return fmt.Errorf("isbt 128: product code %s with product divisions: ST-001 allows product divisions (032) only beside cellular therapy (S) or regenerated tissue (P) product codes: %w", d.ProductCode, ErrInvalid)
+	case d.Divisions != "" && !ninetyNine:
+		return fmt.Errorf("isbt 128: product code %s with product divisions %s: beside product divisions its divisions must be 99: %w", d.ProductCode, d.Divisions, ErrInvalid)
+	case d.Divisions == "" && ninetyNine && DivisionsProductCode(d.ProductCode):
+		return fmt.Errorf("isbt 128: product code %s has divisions 99, so its product divisions (032, =,) must be scanned with it: %w", d.ProductCode, ErrInvalid)
+	}
+	return nil
 }
 
 // EncodeISBT returns d as one data string: its single data structure, or,
@@ -165,7 +197,10 @@ func isISBT(s string) bool {
 // and flags; type 3 flags must carry the DIN's check character), 003, 005,
 // 032 and 040; any other data identifier, a structure given twice, a
 // structure cut short or trailing characters is ErrInvalid, and nothing is
-// returned.
+// returned. So is a product code and Product Divisions that break ST-001's
+// rules for the pair: a cellular therapy or regenerated tissue product code
+// whose divisions are "99" without Product Divisions, or Product Divisions
+// beside any other product code.
 func ParseISBT(s string) (ISBTData, error) {
 	want := -1
 	if rest, ok := strings.CutPrefix(s, ISBTCompoundPrefix); ok {
@@ -200,6 +235,9 @@ func ParseISBT(s string) (ISBTData, error) {
 	}
 	if want >= 0 && n != want {
 		return ISBTData{}, fmt.Errorf("isbt 128 compound message: header says %d data structures, %d follow: %w", want, n, ErrInvalid)
+	}
+	if err := d.checkDivisionsPair(); err != nil {
+		return ISBTData{}, err
 	}
 	return d, nil
 }

@@ -58,6 +58,22 @@ func TestISBTLabelPayloadRoundTrip(t *testing.T) {
 	}
 }
 
+// TestISBTLabelPayloadRefusesOtherProducts: a bag is named by Product
+// Divisions, which ST-001 allows only beside S and P product codes, so a
+// label of any other product code is refused rather than printed against
+// the standard.
+func TestISBTLabelPayloadRefusesOtherProducts(t *testing.T) {
+	bag := BagID{COI: "CHA999926000001", Kind: BagFinalProduct, N: 1}
+	for _, code := range []string{"E0001V00", "T1295000", "YA000100"} {
+		if p, err := ISBTLabelPayload(bag, "", code, time.Time{}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ISBTLabelPayload with product %s = %q, %v; want ErrInvalid", code, p, err)
+		}
+	}
+	if _, err := ISBTLabelPayload(bag, "", "P0001100", time.Time{}); err != nil {
+		t.Errorf("regenerated tissue product: %v", err)
+	}
+}
+
 func TestParseISBT(t *testing.T) {
 	const coi = "&/CHA999926000001"
 	tests := []struct {
@@ -85,6 +101,15 @@ func TestParseISBT(t *testing.T) {
 			ISBTData{COI: "CHA999926000001", DIN: "A999921123456", DINFlags: "00", ProductCode: "S1234V99",
 				Expires: time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC), Divisions: "200002"}},
 
+		{"product code and divisions scanned one after the other", "=<S1234V99=,200002", ISBTData{ProductCode: "S1234V99", Divisions: "200002"}},
+		{"regenerated tissue code with divisions", "=<P0001199=,100001", ISBTData{ProductCode: "P0001199", Divisions: "100001"}},
+		{"tissue code whose 3-digit division is 099 needs no 032", "=<T1295099", ISBTData{ProductCode: "T1295099"}},
+
+		{"product code with divisions 99 and no product divisions", "=<S1234V99", ISBTData{}},
+		{"compound message: divisions 99, no product divisions", "=+03000" + coi + "=A99992112345600=<S1234V99", ISBTData{}},
+		{"product divisions beside a product code not ending 99", "=<S1234V00=,200002", ISBTData{}},
+		{"product divisions beside a tissue product code", "=<T1295099=,200002", ISBTData{}},
+		{"product divisions beside a blood component code", "=<E0001V99=,100001", ISBTData{}},
 		{"compound count too high", "=+03000" + coi + "=,100001", ISBTData{}},
 		{"compound count too low", "=+01000" + coi + "=,100001", ISBTData{}},
 		{"compound count zero", "=+00000", ISBTData{}},

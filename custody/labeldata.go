@@ -71,6 +71,9 @@ type LabelContent struct {
 	// Zone is Site's registered time zone; nil for a site from before the
 	// network, whose zone is the printing caller's default.
 	Zone *time.Location
+	// LabelSymbol is Site's registered label symbol (Site.LabelSymbol);
+	// "" for a site that chose none or is from before the network.
+	LabelSymbol string
 	// Storage is the storage condition, for example StorageCryogenic.
 	Storage string
 	// Facility is the issuing facility, "FIN " and the FIN of the COI.
@@ -149,14 +152,31 @@ func (s *Service) LabelContent(ctx context.Context, actor User, bag BagID) (Labe
 	if err != nil {
 		return LabelContent{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if l.Zone, _, err = s.SiteZone(ctx, l.Site); err != nil {
-		return LabelContent{}, fmt.Errorf("%s: site %s: %w", op, l.Site, err)
+	if err := s.labelSite(ctx, &l); err != nil {
+		return LabelContent{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if l.ProductCode, err = s.productCode(ctx, c.Product); err != nil {
 		return LabelContent{}, fmt.Errorf("%s: %w", op, err)
 	}
 	s.logLabel(ctx, actor, l)
 	return l, nil
+}
+
+// labelSite sets l's zone and label symbol from the registered site its
+// Site names; a site from before the network leaves both unset.
+func (s *Service) labelSite(ctx context.Context, l *LabelContent) error {
+	site, ok, err := s.registeredSite(ctx, l.Site)
+	if err != nil || !ok {
+		if err != nil {
+			return fmt.Errorf("site %s: %w", l.Site, err)
+		}
+		return nil
+	}
+	if l.Zone, err = ValidateTimeZone(site.TimeZone); err != nil {
+		return fmt.Errorf("site %s: %w", l.Site, err)
+	}
+	l.LabelSymbol = site.LabelSymbol
+	return nil
 }
 
 // ChainLabelContents returns the label content of every bag registered on
@@ -185,8 +205,8 @@ func (s *Service) ChainLabelContents(ctx context.Context, actor User, coi COI) (
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		if l.Zone, _, err = s.SiteZone(ctx, l.Site); err != nil {
-			return nil, fmt.Errorf("%s: site %s: %w", op, l.Site, err)
+		if err := s.labelSite(ctx, &l); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		if l.ProductCode, err = s.productCode(ctx, c.Product); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)

@@ -172,3 +172,61 @@ func TestSealMKTTimeWeighted(t *testing.T) {
 		t.Fatalf("seal MKT = %v %q %s, want %v %q %s", s.MKTC, s.MKTMethod, s.MKTMaxGap, want, custody.MKTTimeWeighted, p.SilenceAfter())
 	}
 }
+
+// integralMKT is MKT from its definition for a continuous temperature
+// record, independent of any sampling: the temperature whose Arrhenius
+// rate equals the time average of the rate over [0, span),
+// (ΔH/R) / -ln((1/span) ∫ exp(-(ΔH/R)/T(t)) dt), integrated here by the
+// midpoint rule over one-second steps of curve.
+func integralMKT(curve func(time.Duration) float64, span time.Duration) float64 {
+	var sum float64
+	n := int(span / time.Second)
+	for i := 0; i < n; i++ {
+		sum += math.Exp(-10000 / (curve(time.Duration(i)*time.Second+time.Second/2) + 273.15))
+	}
+	return 10000/-math.Log(sum/float64(n)) - 273.15
+}
+
+// TestTimeWeightedMKTAgainstIntegral compares MKT of regular and irregular
+// samplings of one known temperature curve with MKT computed from the
+// curve itself: time weighting makes the irregular sampling (gaps of 1 to
+// 20 minutes, bursts at the warm peak) agree with the integral as well as
+// the regular one does, where equal weights do not.
+func TestTimeWeightedMKTAgainstIntegral(t *testing.T) {
+	start := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	const span = 24 * time.Hour
+	want := integralMKT(mktCurve, span)
+	regular := func() ([]time.Time, []float64) { return mktSeries(start, int(span/(5*time.Minute))+1, 5*time.Minute) }
+	irregular := func() ([]time.Time, []float64) {
+		var ts []time.Time
+		var cs []float64
+		steps := []time.Duration{time.Minute, 20 * time.Minute, 7 * time.Minute, 13 * time.Minute, 2 * time.Minute, 17 * time.Minute}
+		for d, i := time.Duration(0), 0; d <= span; i++ {
+			ts, cs = append(ts, start.Add(d)), append(cs, mktCurve(d))
+			step := steps[i%len(steps)]
+			if h := d.Hours(); h >= 5 && h < 7 {
+				step = 10 * time.Second // a burst over the warmest hours
+			}
+			d += step
+		}
+		return ts, cs
+	}
+	for _, tt := range []struct {
+		name   string
+		series func() ([]time.Time, []float64)
+	}{{"regular, every 5 minutes", regular}, {"irregular, with a burst", irregular}} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, cs := tt.series()
+			got := custody.TimeWeightedMKT(ts, cs, 30*time.Minute)
+			if math.Abs(got-want) > 0.01 {
+				t.Fatalf("time-weighted MKT %.4f C, the curve's integral gives %.4f C", got, want)
+			}
+		})
+	}
+	// Equal weights would be far off on the irregular series: the test
+	// can tell the two methods apart.
+	_, cs := irregular()
+	if eq := classicMKT(cs); math.Abs(eq-want) < 0.2 {
+		t.Fatalf("equal-weight MKT %.4f C is within 0.2 C of the integral %.4f C: the series does not test the weighting", eq, want)
+	}
+}

@@ -109,10 +109,36 @@ type Site struct {
 	FIN string `json:"fin,omitempty"`
 	// GLN is the site's GS1 global location number (13 digits, the last
 	// a check digit), where it has one; empty otherwise.
-	GLN           string        `json:"gln,omitempty"`
+	GLN string `json:"gln,omitempty"`
+	// LabelSymbol is the 2-D symbol the site prints on its bag labels:
+	// LabelSymbolQR (also the empty value), LabelSymbolDataMatrix or
+	// LabelSymbolBoth.
+	LabelSymbol   string        `json:"label_symbol,omitempty"`
 	Accreditation Accreditation `json:"accreditation"`
 	Qualification Qualification `json:"qualification"`
 	Suspended     bool          `json:"suspended"`
+}
+
+// The 2-D symbols a site may print on its bag labels (Site.LabelSymbol).
+// Every symbol carries the same ISBT 128 data.
+const (
+	// LabelSymbolQR is a QR code, what phones read; the default.
+	LabelSymbolQR = "qr"
+	// LabelSymbolDataMatrix is a Data Matrix (ECC 200), the symbol ICCBBA
+	// names for container labels.
+	LabelSymbolDataMatrix = "datamatrix"
+	// LabelSymbolBoth is a QR code and a Data Matrix side by side.
+	LabelSymbolBoth = "both"
+)
+
+// ValidateLabelSymbol checks a site's label symbol: empty (QR), "qr",
+// "datamatrix" or "both".
+func ValidateLabelSymbol(sym string) error {
+	switch sym {
+	case "", LabelSymbolQR, LabelSymbolDataMatrix, LabelSymbolBoth:
+		return nil
+	}
+	return fmt.Errorf("label_symbol %q: must be qr, datamatrix or both: %w", sym, ErrInvalid)
 }
 
 // Product is a therapy the programme makes.
@@ -326,6 +352,9 @@ func (s Site) Validate() error {
 			return fmt.Errorf("site %s: %w", s.Code, fieldErr("gln", err))
 		}
 	}
+	if err := ValidateLabelSymbol(s.LabelSymbol); err != nil {
+		return fmt.Errorf("site %s: %w", s.Code, fieldErr("label_symbol", err))
+	}
 	switch s.Accreditation.Status {
 	case AccreditationAccredited:
 		if err := validDate("accreditation expiry", s.Accreditation.Expiry, true); err != nil {
@@ -369,6 +398,9 @@ func (p Product) Validate() error {
 	}
 	if err := ValidateISBTProductCode(p.ISBTCode); err != nil {
 		return fmt.Errorf("product %s: %w", p.Code, fieldErr("isbt_code", err))
+	}
+	if !DivisionsProductCode(p.ISBTCode) {
+		return fieldErr("isbt_code", fmt.Errorf("product %s: isbt_code %s: labels name each bag by ISBT 128 product divisions, which go only with cellular therapy (S...) or regenerated tissue (P...) product codes: %w", p.Code, p.ISBTCode, ErrInvalid))
 	}
 	if p.StorageProfile == "" {
 		return fieldErr("storage_profile", fmt.Errorf("product %s: storage_profile is required: %w", p.Code, ErrInvalid))

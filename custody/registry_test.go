@@ -165,6 +165,9 @@ func TestProductAndShipperValidate(t *testing.T) {
 	}{
 		{"valid", func(*custody.Product) {}, ""},
 		{"bad ISBT code", func(p *custody.Product) { p.ISBTCode = "12345678" }, "ISBT 128 product code"},
+		{"regenerated tissue code", func(p *custody.Product) { p.ISBTCode = "P0001100" }, ""},
+		{"blood component code", func(p *custody.Product) { p.ISBTCode = "E0001V00" }, "product divisions"},
+		{"tissue code", func(p *custody.Product) { p.ISBTCode = "T1295000" }, "product divisions"},
 		{"no profile", func(p *custody.Product) { p.StorageProfile = "" }, "storage_profile"},
 		{"no shelf life", func(p *custody.Product) { p.ShelfLifeHours = 0 }, "shelf_life_hours"},
 		{"negative lead time", func(p *custody.Product) { p.ManufacturingDays = -1 }, "manufacturing_days"},

@@ -22,7 +22,7 @@ const MaxCodeLen = 256
 // LabelPayload returns the version-1 2-D code payload for a bag. A zero
 // Kind and N give the chain-level payload (COI only). Bag labels now carry
 // ISBT 128 data structures (ISBTLabelPayload); ParseCode still reads this
-// form, printed on labels before them, and chain reports still print it.
+// form, printed on labels before them.
 func LabelPayload(b BagID) string {
 	p := PayloadPrefix + string(b.COI) + string(b.COI.K())
 	if b.Kind != "" {
@@ -45,6 +45,9 @@ func ISBTLabelPayload(b BagID, din DIN, productCode string, expires time.Time) (
 	if productCode != "" {
 		if err := ValidateISBTProductCode(productCode); err != nil {
 			return "", fmt.Errorf("label payload: %w", err)
+		}
+		if !DivisionsProductCode(productCode) {
+			return "", fmt.Errorf("label payload: product code %s: a bag is named by product divisions, which ST-001 allows only beside cellular therapy (S) or regenerated tissue (P) codes: %w", productCode, ErrInvalid)
 		}
 		d.ProductCode = productCode[:6] + "99"
 	}

@@ -70,23 +70,36 @@ func BenchmarkLabelPNG(b *testing.B) {
 	}
 }
 
+// BenchmarkLabelPDF and BenchmarkLabelZPL write one label in each
+// symbology: Both encodes and draws two codes.
 func BenchmarkLabelPDF(b *testing.B) {
-	labels := []Label{aphLabel(b)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := WritePDF(io.Discard, labels, DefaultStock, created); err != nil {
-			b.Fatal(err)
-		}
+	for _, sym := range []Symbology{QR, DataMatrix, Both} {
+		b.Run(sym.String(), func(b *testing.B) {
+			l := aphLabel(b)
+			l.Symbology = sym
+			labels := []Label{l}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := WritePDF(io.Discard, labels, DefaultStock, created); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
 func BenchmarkLabelZPL(b *testing.B) {
-	l := aphLabel(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := WriteZPL(io.Discard, l, DefaultStock); err != nil {
-			b.Fatal(err)
-		}
+	for _, sym := range []Symbology{QR, DataMatrix, Both} {
+		b.Run(sym.String(), func(b *testing.B) {
+			l := aphLabel(b)
+			l.Symbology = sym
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := WriteZPL(io.Discard, l, DefaultStock); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

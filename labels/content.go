@@ -32,15 +32,19 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("format %q: want pdf, png or zpl: %w", s, custody.ErrInvalid)
 }
 
-// ParseSymbology parses "qr" or "datamatrix" (any case); "" is QR.
+// ParseSymbology parses "qr", "datamatrix" or "both" (any case), the
+// names a site's label symbol takes (custody.LabelSymbolQR and the
+// others); "" is QR.
 func ParseSymbology(s string) (Symbology, error) {
 	switch strings.ToLower(s) {
-	case "", "qr":
+	case "", custody.LabelSymbolQR:
 		return QR, nil
-	case "datamatrix":
+	case custody.LabelSymbolDataMatrix:
 		return DataMatrix, nil
+	case custody.LabelSymbolBoth:
+		return Both, nil
 	}
-	return 0, fmt.Errorf("symbology %q: want qr or datamatrix: %w", s, custody.ErrInvalid)
+	return 0, fmt.Errorf("symbology %q: want qr, datamatrix or both: %w", s, custody.ErrInvalid)
 }
 
 // DefaultPNGSize is the side, in pixels, of a PNG when Options.PNGSize is
@@ -52,6 +56,11 @@ const DefaultPNGSize = 512
 type Options struct {
 	// Symbology selects the 2-D code.
 	Symbology Symbology
+	// FromSite prints each label with the symbol its site registered
+	// (custody.LabelContent.LabelSymbol) where the site chose one, and
+	// with Symbology where it did not. A caller sets it when the person
+	// printing asked for no symbology.
+	FromSite bool
 	// Stock is the label stock; the zero value is DefaultStock.
 	Stock Stock
 	// Zone is the default time zone printed above UTC, for a label whose
@@ -96,10 +105,18 @@ func FromContent(c custody.LabelContent, o Options) Label {
 	if zone == nil {
 		zone = time.UTC
 	}
+	sym := o.Symbology
+	if o.FromSite && c.LabelSymbol != "" {
+		// The registry validated the site's symbol; one it did not (a
+		// damaged entry) leaves the caller's choice.
+		if s, err := ParseSymbology(c.LabelSymbol); err == nil {
+			sym = s
+		}
+	}
 	return Label{
 		Product: c.Product, Bag: c.Bag, DIN: c.DIN, PatientName: c.PatientName, BirthDate: c.BirthDate,
 		TimeLabel: c.TimeLabel, Time: c.Time, Zone: zone, Storage: c.Storage, Facility: c.Facility,
-		ProductCode: c.ProductCode, Symbology: o.Symbology,
+		ProductCode: c.ProductCode, Symbology: sym,
 	}
 }
 
@@ -133,7 +150,11 @@ func Render(w io.Writer, f Format, contents []custody.LabelContent, o Options) e
 		if size == 0 {
 			size = DefaultPNGSize
 		}
-		if err := WritePNG(&buf, l.Payload(), l.Symbology, size); err != nil {
+		sym := l.Symbology
+		if sym == Both {
+			sym = QR // a PNG is one code
+		}
+		if err := WritePNG(&buf, l.Payload(), sym, size); err != nil {
 			return fmt.Errorf("render: %w", err)
 		}
 	case FormatPDF:

@@ -21,20 +21,27 @@ const (
 	// DataMatrix is a Data Matrix ECC 200 symbol, the 2-D symbology of ISBT
 	// 128 container labels.
 	DataMatrix
+	// Both prints a QR code and a Data Matrix side by side on one label,
+	// each carrying the same data. A PNG, which holds one code, is the QR
+	// code.
+	Both
 )
 
-// String returns "QR" or "DataMatrix", or a placeholder for an unknown value.
+// String returns "QR", "DataMatrix" or "Both", or a placeholder for an
+// unknown value.
 func (s Symbology) String() string {
 	switch s {
 	case QR:
 		return "QR"
 	case DataMatrix:
 		return "DataMatrix"
+	case Both:
+		return "Both"
 	}
 	return fmt.Sprintf("Symbology(%d)", int(s))
 }
 
-func (s Symbology) valid() bool { return s == QR || s == DataMatrix }
+func (s Symbology) valid() bool { return s == QR || s == DataMatrix || s == Both }
 
 // Stock is the label stock a label is laid out for: its size in millimetres
 // and the resolution of the printer that prints it, in dots per inch.

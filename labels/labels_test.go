@@ -116,6 +116,15 @@ func decode(t *testing.T, img image.Image, sym Symbology) *gozxing.Result {
 	return res
 }
 
+// codeSymbologies returns the symbology of each code a label with l's
+// symbology prints, in the order of layout.codes.
+func codeSymbologies(l Label) []Symbology {
+	if l.Symbology == Both {
+		return []Symbology{QR, DataMatrix}
+	}
+	return []Symbology{l.Symbology}
+}
+
 // checkDecoded asserts that text, read from a printed code by an
 // independent decoder, is the payload of label l, that its ISBT 128 data
 // structures parse back to what the label prints (COI, DIN, product code,
@@ -317,7 +326,7 @@ func TestValidate(t *testing.T) {
 		{"birth after time", func(l *Label) { l.BirthDate = "2026-03-15" }},
 		{"no time", func(l *Label) { l.Time = time.Time{} }},
 		{"no zone", func(l *Label) { l.Zone = nil }},
-		{"bad symbology", func(l *Label) { l.Symbology = 2 }},
+		{"bad symbology", func(l *Label) { l.Symbology = Both + 1 }},
 		{"negative symbology", func(l *Label) { l.Symbology = -1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -481,38 +490,69 @@ func TestLongText(t *testing.T) {
 // label, nothing in the code's quiet zone, a slash on every zero.
 func TestLayoutFits(t *testing.T) {
 	for _, st := range []Stock{DefaultStock, {76.2, 50.8, 203}, {101.6, 76.2, 300}, {63.5, 44.45, 600}} {
-		for _, l := range []Label{aphLabel(t), fpLabel(t)} {
-			t.Run(l.Bag.String()+"/"+strconv.Itoa(st.DPI), func(t *testing.T) {
-				lay, err := layoutLabel(l, st)
-				if err != nil {
-					t.Fatal(err)
-				}
-				dot := lay.dotMM()
-				c := lay.code
-				qx0, qy0 := float64(c.x)*dot, float64(c.y)*dot
-				qx1, qy1 := float64(c.x+c.sideDots())*dot, float64(c.y+c.sideDots())*dot
-				if qx1 > st.WidthMM || qy1 > st.HeightMM {
-					t.Errorf("code ends at %.1f,%.1f mm", qx1, qy1)
-				}
-				zeros := 0
-				for _, tx := range lay.texts {
-					w := textWidth(tx.face, tx.size, tx.s)
-					top := tx.base - tx.em()*0.75
-					bottom := tx.base + tx.em()*0.22
-					if tx.x < 0 || tx.x+w > st.WidthMM || top < 0 || bottom > st.HeightMM {
-						t.Errorf("%q off the label", tx.s)
+		for _, sym := range []Symbology{QR, DataMatrix, Both} {
+			for _, l := range []Label{aphLabel(t), fpLabel(t)} {
+				l.Symbology = sym
+				t.Run(sym.String()+"/"+l.Bag.String()+"/"+strconv.Itoa(st.DPI), func(t *testing.T) {
+					lay, err := layoutLabel(l, st)
+					if sym == Both && st.WidthMM < DefaultStock.WidthMM && l.Bag.Kind == custody.BagFinalProduct {
+						// The final-product payload is the longer one: side by
+						// side, the two codes would need modules under
+						// MinModuleMM on the small stock, so the label is
+						// refused rather than printed unreadable.
+						if !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "module") {
+							t.Fatalf("layout = %v, want ErrInvalid naming the module size", err)
+						}
+						return
 					}
-					if tx.x < qx1 && tx.x+w > qx0 && top < qy1 && bottom > qy0 {
-						t.Errorf("%q in the code's quiet zone", tx.s)
+					if err != nil {
+						t.Fatal(err)
 					}
-					if tx.face == faceMono {
-						zeros += strings.Count(tx.s, "0")
+					dot := lay.dotMM()
+					codes := lay.codes()
+					if len(codes) != len(codeSymbologies(l)) {
+						t.Fatalf("%d codes laid out, want %d", len(codes), len(codeSymbologies(l)))
 					}
-				}
-				if zeros == 0 || len(lay.slashes) != zeros {
-					t.Errorf("%d slashes for %d zeros", len(lay.slashes), zeros)
-				}
-			})
+					for i, c := range codes {
+						qx0, qy0 := float64(c.x)*dot, float64(c.y)*dot
+						qx1, qy1 := float64(c.x+c.sideDots())*dot, float64(c.y+c.sideDots())*dot
+						if qx1 > st.WidthMM || qy1 > st.HeightMM {
+							t.Errorf("code %d ends at %.1f,%.1f mm", i, qx1, qy1)
+						}
+						if float64(c.module)*dot < MinModuleMM-1e-9 {
+							t.Errorf("code %d: module %.3f mm, under %.2f mm", i, float64(c.module)*dot, MinModuleMM)
+						}
+						for _, o := range codes[i+1:] {
+							if c.x < o.x+o.sideDots() && o.x < c.x+c.sideDots() {
+								t.Errorf("codes overlap: %d..%d and %d..%d dots", c.x, c.x+c.sideDots(), o.x, o.x+o.sideDots())
+							}
+						}
+						for _, tx := range lay.texts {
+							w := textWidth(tx.face, tx.size, tx.s)
+							top := tx.base - tx.em()*0.75
+							bottom := tx.base + tx.em()*0.22
+							if tx.x < qx1 && tx.x+w > qx0 && top < qy1 && bottom > qy0 {
+								t.Errorf("%q in code %d's quiet zone", tx.s, i)
+							}
+						}
+					}
+					zeros := 0
+					for _, tx := range lay.texts {
+						w := textWidth(tx.face, tx.size, tx.s)
+						top := tx.base - tx.em()*0.75
+						bottom := tx.base + tx.em()*0.22
+						if tx.x < 0 || tx.x+w > st.WidthMM || top < 0 || bottom > st.HeightMM {
+							t.Errorf("%q off the label", tx.s)
+						}
+						if tx.face == faceMono {
+							zeros += strings.Count(tx.s, "0")
+						}
+					}
+					if zeros == 0 || len(lay.slashes) != zeros {
+						t.Errorf("%d slashes for %d zeros", len(lay.slashes), zeros)
+					}
+				})
+			}
 		}
 	}
 }

@@ -37,6 +37,7 @@ const (
 	minCaptionSize = 4.5  // a long time label's caption is never smaller, pt
 	minTextSize    = 6.0  // free text is never set smaller, pt
 	codeSideMax    = 19.0 // the code's quiet-zone square is at most this side
+	codesBothMax   = 23.5 // Both: the two codes' quiet-zone squares side by side are at most this wide
 	codeRightEdge  = 1.0  // the quiet zone may run into the margin up to here
 	boxPad         = 0.7  // padding of the check character box
 	boxLine        = 0.3  // stroke of the check character box
@@ -87,6 +88,17 @@ type layout struct {
 	texts   []textEl
 	slashes []slashEl
 	code    codeEl
+	// extra is the Data Matrix right of the QR code (code) of a label
+	// printed with Both; nil otherwise.
+	extra *codeEl
+}
+
+// codes returns the label's 2-D codes: the code, then the extra one.
+func (lay *layout) codes() []codeEl {
+	if lay.extra != nil {
+		return []codeEl{lay.code, *lay.extra}
+	}
+	return []codeEl{lay.code}
 }
 
 func (lay *layout) dotMM() float64 { return 25.4 / float64(lay.stock.DPI) }
@@ -133,9 +145,19 @@ func cp1252Byte(r rune) byte {
 
 // layoutLabel lays out a valid label on a valid stock.
 func layoutLabel(l Label, st Stock) (*layout, error) {
-	sym, err := encode(l.Payload(), l.Symbology)
+	primary := l.Symbology
+	if primary == Both {
+		primary = QR
+	}
+	sym, err := encode(l.Payload(), primary)
 	if err != nil {
 		return nil, err
+	}
+	var dm symbol // Both: the Data Matrix right of the QR code
+	if l.Symbology == Both {
+		if dm, err = encode(l.Payload(), DataMatrix); err != nil {
+			return nil, err
+		}
 	}
 	s := st.scale()
 	lay := &layout{stock: st}
@@ -163,18 +185,27 @@ func layoutLabel(l Label, st Stock) (*layout, error) {
 	y += bandH + 0.4*s
 
 	// The code: its quiet-zone square at the top right, under the band.
-	side := codeSideMax * s
-	module := int(side / dot / float64(sym.side()))
+	// Both: the Data Matrix there and the QR code left of it, top edges
+	// aligned, with one module size.
+	side, modules := codeSideMax*s, sym.side()
+	if l.Symbology == Both {
+		side, modules = codesBothMax*s, sym.side()+dm.side()
+	}
+	module := int(side / dot / float64(modules))
 	module = min(module, 10) // ZPL's ^BQ magnification stops at 10
 	if module < 1 || float64(module)*dot < MinModuleMM-1e-9 {
 		return nil, fmt.Errorf("layout: a %s module would be %.2f mm, under %.2f mm, on %gx%g mm at %d dpi: %w",
 			l.Symbology, float64(module)*dot, MinModuleMM, st.WidthMM, st.HeightMM, st.DPI, custody.ErrInvalid)
 	}
 	codeSide := sym.side() * module
-	lay.code = codeEl{
-		sym: sym, module: module,
-		x: int(math.Floor((st.WidthMM-codeRightEdge*s)/dot)) - codeSide,
-		y: int(math.Ceil(y / dot)),
+	codeRight := int(math.Floor((st.WidthMM - codeRightEdge*s) / dot))
+	lay.code = codeEl{sym: sym, module: module, x: codeRight - codeSide, y: int(math.Ceil(y / dot))}
+	if l.Symbology == Both {
+		// The Data Matrix at the right edge: a printer whose encoder
+		// chooses a larger symbol grows it into the margin, not into the
+		// QR code's quiet zone.
+		lay.extra = &codeEl{sym: dm, module: module, x: codeRight - dm.side()*module, y: lay.code.y}
+		lay.code.x = lay.extra.x - codeSide
 	}
 	codeLeft := float64(lay.code.x)*dot - 0.5*s
 	codeBottom := float64(lay.code.y+codeSide) * dot

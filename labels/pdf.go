@@ -111,11 +111,12 @@ func drawPDF(pdf *fpdf.Fpdf, lay *layout, tr func(string) string) error {
 	}
 	pdf.SetLineCapStyle("butt")
 
-	c := lay.code
 	dot := lay.dotMM()
-	side := float64(c.sideDots()) * dot
 	_, pageH := pdf.GetPageSize()
-	pdf.RawWriteStr(inlineImage(c.sym.image(c.module, c.sideDots()), float64(c.x)*dot, pageH-float64(c.y)*dot-side, side))
+	for _, c := range lay.codes() {
+		side := float64(c.sideDots()) * dot
+		pdf.RawWriteStr(inlineImage(c.sym.image(c.module, c.sideDots()), float64(c.x)*dot, pageH-float64(c.y)*dot-side, side))
+	}
 	return pdf.Error()
 }
 

@@ -280,7 +280,13 @@ func TestPDFPageDecodes(t *testing.T) {
 	if err != nil {
 		skipUnlessCI(t, "pdftoppm not installed (apt-get install poppler-utils)")
 	}
-	labels := []Label{aphLabel(t), fpLabel(t)}
+	var labels []Label
+	for _, sym := range []Symbology{QR, DataMatrix, Both} {
+		for _, l := range []Label{aphLabel(t), fpLabel(t)} {
+			l.Symbology = sym
+			labels = append(labels, l)
+		}
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "labels.pdf")
 	var buf bytes.Buffer
@@ -295,7 +301,7 @@ func TestPDFPageDecodes(t *testing.T) {
 		t.Fatalf("pdftoppm: %v: %s", err, out)
 	}
 	for i, l := range labels {
-		t.Run(l.Bag.String(), func(t *testing.T) {
+		t.Run(l.Symbology.String()+"/"+l.Bag.String(), func(t *testing.T) {
 			f, err := os.Open(filepath.Join(dir, fmt.Sprintf("page-%d.png", i+1)))
 			if err != nil {
 				t.Fatal(err)
@@ -312,15 +318,20 @@ func TestPDFPageDecodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := lay.code
-			// The code's quiet zone, cut out of the page as a scanner
-			// aimed at it would see it.
-			r := image.Rect(c.x, c.y, c.x+c.sideDots(), c.y+c.sideDots())
-			crop := page.(interface {
-				SubImage(image.Rectangle) image.Image
-			}).SubImage(r)
-			checkDecoded(t, decode(t, crop, l.Symbology).GetText(), l)
-			if l.Symbology == QR {
+			syms := codeSymbologies(l)
+			if len(lay.codes()) != len(syms) {
+				t.Fatalf("%s label lays out %d codes, want %d", l.Symbology, len(lay.codes()), len(syms))
+			}
+			for j, c := range lay.codes() {
+				// Each code's quiet zone, cut out of the page as a scanner
+				// aimed at it would see it.
+				r := image.Rect(c.x, c.y, c.x+c.sideDots(), c.y+c.sideDots())
+				crop := page.(interface {
+					SubImage(image.Rectangle) image.Image
+				}).SubImage(r)
+				checkDecoded(t, decode(t, crop, syms[j]).GetText(), l)
+			}
+			if l.Symbology != DataMatrix {
 				// A QR code is found on the whole page too.
 				checkDecoded(t, decode(t, page, QR).GetText(), l)
 			}

@@ -79,15 +79,15 @@ func WriteZPL(w io.Writer, l Label, stock Stock) error {
 		fmt.Fprintf(&b, "^FO%d,%d^GD%d,%d,%d,B,R^FS\n",
 			d(sl.x), d(sl.y), max(d(sl.w), 1), max(d(sl.h), 1), max(d(sl.line), 1))
 	}
-	c := lay.code
-	x, y := c.x+c.sym.quiet*c.module, c.y+c.sym.quiet*c.module
-	switch l.Symbology {
-	case QR:
+	for i, c := range lay.codes() {
+		x, y := c.x+c.sym.quiet*c.module, c.y+c.sym.quiet*c.module
+		if l.Symbology == DataMatrix || i == 1 {
+			// Quality 200 (ECC 200) with no columns or rows: the printer's
+			// encoder chooses the symbol size its encodation needs.
+			fmt.Fprintf(&b, "^FO%d,%d^BXN,%d,200^FD%s^FS\n", x, y, c.module, l.Payload())
+			continue
+		}
 		fmt.Fprintf(&b, "^FO%d,%d^BQN,2,%d,H^FDHA,%s^FS\n", x, y, c.module, l.Payload())
-	case DataMatrix:
-		// Quality 200 (ECC 200) with no columns or rows: the printer's
-		// encoder chooses the symbol size its encodation needs.
-		fmt.Fprintf(&b, "^FO%d,%d^BXN,%d,200^FD%s^FS\n", x, y, c.module, l.Payload())
 	}
 	b.WriteString("^PQ1\n^XZ\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {

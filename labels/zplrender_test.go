@@ -46,7 +46,7 @@ func TestZPLRendered(t *testing.T) {
 		{Stock{WidthMM: 76.2, HeightMM: 50.8, DPI: 203}, 8},
 	} {
 		var ls []Label
-		for _, sym := range []Symbology{QR, DataMatrix} {
+		for _, sym := range []Symbology{QR, DataMatrix, Both} {
 			for _, l := range []Label{aphLabel(t), fpLabel(t)} {
 				l.Symbology = sym
 				ls = append(ls, l)
@@ -95,16 +95,26 @@ func TestZPLRendered(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// The code's quiet-zone square, as a scanner aimed at it
-				// sees it, on white; the printer's encoder may choose a
-				// larger symbol, so the square grows to the right and down.
-				c := lay.code
-				side := c.sideDots() * 3 / 2
-				r := image.Rect(c.x, c.y, c.x+side, c.y+side).Intersect(page.Bounds())
-				crop := image.NewGray(image.Rect(0, 0, r.Dx()+2*c.sym.quiet*c.module, r.Dy()+2*c.sym.quiet*c.module))
-				draw.Draw(crop, crop.Bounds(), image.White, image.Point{}, draw.Src)
-				draw.Draw(crop, crop.Bounds().Add(image.Pt(c.sym.quiet*c.module, c.sym.quiet*c.module)), page, r.Min, draw.Src)
-				checkDecoded(t, decode(t, crop, l.Symbology).GetText(), l)
+				syms := codeSymbologies(l)
+				codes := lay.codes()
+				if len(codes) != len(syms) {
+					t.Fatalf("%s label lays out %d codes, want %d", l.Symbology, len(codes), len(syms))
+				}
+				for j, c := range codes {
+					// The code's quiet-zone square, as a scanner aimed at
+					// it sees it, on white; the printer's encoder may
+					// choose a larger symbol, so the square grows to the
+					// right and down, but never into the next code.
+					side := c.sideDots() * 3 / 2
+					r := image.Rect(c.x, c.y, c.x+side, c.y+side).Intersect(page.Bounds())
+					if j+1 < len(codes) {
+						r.Max.X = min(r.Max.X, codes[j+1].x)
+					}
+					crop := image.NewGray(image.Rect(0, 0, r.Dx()+2*c.sym.quiet*c.module, r.Dy()+2*c.sym.quiet*c.module))
+					draw.Draw(crop, crop.Bounds(), image.White, image.Point{}, draw.Src)
+					draw.Draw(crop, crop.Bounds().Add(image.Pt(c.sym.quiet*c.module, c.sym.quiet*c.module)), page, r.Min, draw.Src)
+					checkDecoded(t, decode(t, crop, syms[j]).GetText(), l)
+				}
 			})
 		}
 	}

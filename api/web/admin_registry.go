@@ -225,7 +225,7 @@ func (w *ui) registryScreens() []*registryScreen {
 			},
 			toForm: func(s custody.Site) url.Values {
 				v := url.Values{"code": {s.Code}, "name": {s.Name}, "organisation": {s.Organisation}, "time_zone": {s.TimeZone},
-					"address": {s.Address}, "country": {s.Country}, "fin": {s.FIN}, "gln": {s.GLN},
+					"address": {s.Address}, "country": {s.Country}, "fin": {s.FIN}, "gln": {s.GLN}, "label_symbol": {strings.TrimPrefix(s.LabelSymbol, custody.LabelSymbolQR)},
 					"accreditation.status": {string(s.Accreditation.Status)}, "accreditation.expiry": {s.Accreditation.Expiry},
 					"qualification.date": {s.Qualification.Date}, "qualification.expiry": {s.Qualification.Expiry}}
 				for _, k := range s.Kinds {
@@ -241,6 +241,7 @@ func (w *ui) registryScreens() []*registryScreen {
 				s.Name, s.Address = v.Get("name"), v.Get("address")
 				s.Organisation, s.TimeZone = strings.TrimSpace(v.Get("organisation")), strings.TrimSpace(v.Get("time_zone"))
 				s.Country, s.FIN, s.GLN = strings.TrimSpace(v.Get("country")), strings.TrimSpace(v.Get("fin")), strings.TrimSpace(v.Get("gln"))
+				s.LabelSymbol = v.Get("label_symbol")
 				s.Kinds = nil
 				for _, k := range v["kinds"] {
 					s.Kinds = append(s.Kinds, custody.SiteRole(k))
@@ -270,6 +271,10 @@ func (w *ui) registryScreens() []*registryScreen {
 				{Name: "country", Label: "Country", Hint: "two letters, e.g. FR", Type: "text", Required: true, Max: 2, Upper: true, Value: v.Get("country")},
 				{Name: "fin", Label: "FIN", Hint: "ISBT 128 facility number (A9999, 1AB23); empty if none", Type: "text", Max: 5, Upper: true, Value: v.Get("fin")},
 				{Name: "gln", Label: "GLN", Hint: "GS1 global location number: 13 digits; empty if none", Type: "text", Max: 13, Numeric: true, Value: v.Get("gln")},
+				{Name: "label_symbol", Label: "Label symbol", Hint: "the 2-D code on its bag labels; each carries the same ISBT 128 data",
+					Type: "select", Value: v.Get("label_symbol"), Options: selected([]regOption{
+						{Value: "", Label: "QR (default)"}, {Value: custody.LabelSymbolDataMatrix, Label: "Data Matrix"},
+						{Value: custody.LabelSymbolBoth, Label: "QR and Data Matrix"}}, v.Get("label_symbol"))},
 				{Name: "accreditation.status", Label: "Accreditation", Type: "select", Value: v.Get("accreditation.status"),
 					Options: selected(choices([]string{"accredited", "pending", "withdrawn", "none"}), v.Get("accreditation.status"))},
 				{Name: "accreditation.expiry", Label: "Accreditation expiry", Type: "date", Value: v.Get("accreditation.expiry")},
@@ -311,7 +316,7 @@ func (w *ui) registryScreens() []*registryScreen {
 			return []regField{
 				codeField("code", "Code", v),
 				{Name: "name", Label: "Name", Type: "text", Required: true, Max: 200, Value: v.Get("name")},
-				{Name: "isbt_code", Label: "ISBT 128 product code", Hint: "8 characters, e.g. S1234V00", Type: "text", Required: true, Max: 8, Value: v.Get("isbt_code")},
+				{Name: "isbt_code", Label: "ISBT 128 product code", Hint: "8 characters, a cellular therapy (S) or regenerated tissue (P) code, e.g. S1234V00", Type: "text", Required: true, Max: 8, Value: v.Get("isbt_code")},
 				{Name: "storage_profile", Label: "Storage profile", Type: "select", Required: true, Value: v.Get("storage_profile"),
 					Options: selected(profiles, v.Get("storage_profile"))},
 				{Name: "shelf_life_hours", Label: "Shelf life", Hint: "hours after release", Type: "number", Required: true, Value: v.Get("shelf_life_hours")},

@@ -100,10 +100,12 @@ func TestAdminRegistries(t *testing.T) {
 		{path: "sites", kind: custody.KindSite, one: "site", key: "PAR-1",
 			create: siteValues("PAR-1"),
 			row:    []string{"collection, treatment", "Europe/Paris", "Hopital Saint-Louis · APHP · FIN F1234", "accredited until 2027-06-30; qualified until 2027-01-15"},
-			edit:   map[string]string{"gln": "4006381333931", "time_zone": "Europe/Berlin", "qualification.expiry": "2027-03-01"},
+			edit: map[string]string{"gln": "4006381333931", "time_zone": "Europe/Berlin", "qualification.expiry": "2027-03-01",
+				"label_symbol": "both"},
 			edited: func(v any) bool {
 				s := v.(custody.Site)
-				return s.GLN == "4006381333931" && s.TimeZone == "Europe/Berlin" && s.Qualification.Expiry == "2027-03-01" && s.Address != ""
+				return s.GLN == "4006381333931" && s.TimeZone == "Europe/Berlin" && s.Qualification.Expiry == "2027-03-01" && s.Address != "" &&
+					s.LabelSymbol == custody.LabelSymbolBoth
 			},
 			bad: [2]string{"gln", "4006381333932"}, badSays: "check digit is 1",
 			get:     func() (any, error) { return e.svc.Site(ctx, admin, "PAR-1") },
@@ -322,6 +324,7 @@ func TestAdminSiteFormErrors(t *testing.T) {
 		{"country", "FRA", "ISO 3166-1"},
 		{"fin", "O1234", "not an ISBT 128 FIN"},
 		{"gln", "40063813339X1", "13 digits"},
+		{"label_symbol", "pdf417", "must be qr, datamatrix or both"},
 		{"accreditation.status", "maybe", "accreditation status"},
 		{"accreditation.expiry", "30/06/2027", "not a date"},
 		{"qualification.date", "", "qualification date is required"},

@@ -331,6 +331,14 @@ func TestWebScan(t *testing.T) {
 		{"payload with CR LF", payload(coi, custody.BagApheresis, 2) + "\r\n", http.StatusSeeOther, coiPath(coi) + "?bag=" + string(coi) + "-APH-02", nil},
 		{"COI with check", coi.Display(), http.StatusSeeOther, coiPath(coi), nil},
 		{"ISBT 040", "&/" + string(coi) + string(coi.K()), http.StatusSeeOther, coiPath(coi), nil},
+		{"ISBT 128 compound message of a bag label", "=+04000&/" + string(coi) + "=A99992612345600=<S1234V99=," +
+			custody.BagDivisions(custody.BagID{COI: coi, Kind: custody.BagApheresis, N: 2}),
+			http.StatusSeeOther, coiPath(coi) + "?bag=" + string(coi) + "-APH-02", nil},
+		{"ISBT 128 structures scanned one by one", "=A99992612345600&/" + string(coi) + "=," +
+			custody.BagDivisions(custody.BagID{COI: coi, Kind: custody.BagApheresis, N: 1}) + "\r\n",
+			http.StatusSeeOther, coiPath(coi) + "?bag=" + string(coi) + "-APH-01", nil},
+		{"ISBT 128 product code 99 without its divisions", "&/" + string(coi) + "=<S1234V99", http.StatusBadRequest, "",
+			[]string{"could not be read"}},
 		{"garbage", "HELLO", http.StatusBadRequest, "", []string{"This code could not be read as a coid label.", "This is not a coid label"}},
 		{"typo", "CHA99992", http.StatusBadRequest, "", []string{"This code could not be read as a coid label.", `value="CHA99992"`}},
 		{"wrong check", string(coi) + "Z", http.StatusBadRequest, "", []string{"could not be read"}},

@@ -12,7 +12,7 @@ import (
 	"github.com/coid-project/coid/labels"
 )
 
-const labelUsage = `usage: coid label [--data DIR] --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix]
+const labelUsage = `usage: coid label [--data DIR] --user ID [--format pdf|png|zpl] [--symbology qr|datamatrix|both]
                   [--zone ZONE] [--dpi N] [--width-mm MM] [--height-mm MM] [--size PX] [-o FILE] BAG_ID_OR_COI
 
 Prints bag labels offline from the data directory, byte for byte as the API
@@ -42,7 +42,7 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	fs.StringVar(&userID, "user", getenv(env, "COID_USER"), "ID of the user printing (COID_USER)")
 	fs.StringVar(&format, "format", "pdf", "output format: pdf, png (one bag's code alone) or zpl")
-	fs.StringVar(&symbology, "symbology", "qr", "2-D code: qr or datamatrix")
+	fs.StringVar(&symbology, "symbology", "", "2-D code: qr, datamatrix or both (default: the site's registered label symbol, else qr)")
 	fs.StringVar(&zone, "zone", or(getenv(env, "COID_LABEL_ZONE"), "UTC"), "default IANA time zone printed above UTC, for sites with no registered zone (COID_LABEL_ZONE)")
 	fs.IntVar(&o.Stock.DPI, "dpi", o.Stock.DPI, "printer resolution, dots per inch (pdf, zpl)")
 	fs.Float64Var(&o.Stock.WidthMM, "width-mm", o.Stock.WidthMM, "label stock width in mm (pdf, zpl)")
@@ -67,8 +67,9 @@ func runLabel(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return usagef("label: --format %q: want pdf, png or zpl", format)
 	}
 	if o.Symbology, err = labels.ParseSymbology(symbology); err != nil {
-		return usagef("label: --symbology %q: want qr or datamatrix", symbology)
+		return usagef("label: --symbology %q: want qr, datamatrix or both", symbology)
 	}
+	o.FromSite = symbology == ""
 	if o.Zone, err = parseZone("label", "zone", zone); err != nil {
 		return err
 	}

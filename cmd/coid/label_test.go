@@ -239,7 +239,7 @@ func TestLabelCommandRefusals(t *testing.T) {
 		{"two bags", append(data, "--user", "nurse1", fp1, fp1), nil, 2, nil, "exactly one"},
 		{"no user", append(data, fp1), nil, 2, nil, "--user"},
 		{"unknown format", append(data, "--user", "nurse1", "--format", "svg", fp1), nil, 2, nil, "pdf, png or zpl"},
-		{"unknown symbology", append(data, "--user", "nurse1", "--symbology", "aztec", fp1), nil, 2, nil, "qr or datamatrix"},
+		{"unknown symbology", append(data, "--user", "nurse1", "--symbology", "aztec", fp1), nil, 2, nil, "qr, datamatrix or both"},
 		{"unknown zone", append(data, "--user", "nurse1", "--zone", "Mars/Olympus", fp1), nil, 2, nil, "time zone"},
 		{"local zone", append(data, "--user", "nurse1", fp1), []string{"COID_LABEL_ZONE=Local"}, 2, nil, "IANA"},
 		{"png of a chain", append(data, "--user", "nurse1", "--format", "png", string(f.coi)), nil, 2, nil, "one bag's code"},

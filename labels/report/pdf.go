@@ -110,9 +110,27 @@ func newRenderer(in *Input) *renderer {
 	return &renderer{in: in, d: derive(in), pdf: pdf, tr: pdf.UnicodeTranslatorFromDescriptor("")}
 }
 
+// chainCode returns the data of the report's 2-D code: the chain's ISBT
+// 128 data structures, the COI (Data Structure 040) and, once collected,
+// the DIN with flags 00 (001), as a compound message when there are both.
+// A scanner resolves it to the chain as it resolves a bag label. A DIN
+// that does not encode (a chain from before DINs were checked) leaves the
+// COI alone.
+func chainCode(c *custody.Chain) string {
+	d := custody.ISBTData{COI: c.COI}
+	if c.DIN != "" {
+		d.DIN, d.DINFlags = c.DIN, custody.DINFlagsNone
+		if s, err := custody.EncodeISBT(d); err == nil {
+			return s
+		}
+		d.DIN, d.DINFlags = "", ""
+	}
+	return custody.ISBTCOIPrefix + string(c.COI)
+}
+
 func (r *renderer) render() error {
 	var qr bytes.Buffer
-	if err := labels.WritePNG(&qr, custody.LabelPayload(custody.BagID{COI: r.in.Chain.COI}), labels.QR, qrPixels); err != nil {
+	if err := labels.WritePNG(&qr, chainCode(r.in.Chain), labels.QR, qrPixels); err != nil {
 		return err
 	}
 	opt := fpdf.ImageOptions{ImageType: "PNG"}
@@ -371,7 +389,8 @@ func (r *renderer) identity() {
 	}
 	din := "none recorded"
 	if c.DIN != "" {
-		din = c.DIN.Display()
+		din = c.DIN.EyeReadable(custody.DINFlagsNone) + "   (flags " + custody.DINFlagsNone + ", K last; bar code =" +
+			string(c.DIN) + custody.DINFlagsNone + ", ISBT 128 data structure 001)"
 	}
 	bags := "none registered"
 	if len(c.Bags) > 0 {
@@ -382,7 +401,7 @@ func (r *renderer) identity() {
 		zone = "each registered site's time zone, other times in " + zone
 	}
 	rows := [][2]string{
-		{"COI", c.Display + "   (code payload " + custody.LabelPayload(custody.BagID{COI: c.COI}) + ")"},
+		{"COI", c.Display + "   (K last; bar code " + custody.ISBTCOIPrefix + string(c.COI) + ", ISBT 128 data structure 040)"},
 		{"Patient", patient},
 		{"Product", c.Product},
 		{"Issuing facility (FIN)", c.Facility},
@@ -628,7 +647,7 @@ func (r *renderer) details(rec *custody.Record) []string {
 	case custody.StepCollect:
 		din := get("din")
 		if d, err := custody.ParseDIN(din); err == nil {
-			din = d.Display()
+			din = d.EyeReadable(custody.DINFlagsNone)
 		}
 		add("DIN %s; %s mL; %s bag(s); apheresis %s to %s", din, get("volume_ml"), get("bags"),
 			r.dataTime(get("started_at")), r.dataTime(get("ended_at")))

@@ -188,7 +188,7 @@ func TestShapes(t *testing.T) {
 		{"enrolled only", func(b *chainBuilder) []report.Telemetry { enroll(b); return nil },
 			[]string{"No shipment has been recorded", "not started", "No excursion was recorded"}},
 		{"no legs yet", func(b *chainBuilder) []report.Telemetry { enroll(b); collect(b); return nil },
-			[]string{"No shipment has been recorded", "running,", "DIN A999926123456"}},
+			[]string{"No shipment has been recorded", "running,", "DIN A9999 26 123456 00 " + string(custody.DIN("A999926123456").K())}},
 		{"cancelled", func(b *chainBuilder) []report.Telemetry {
 			enroll(b)
 			collect(b)
