@@ -41,7 +41,7 @@ func RunCosignatures(t *testing.T, b CosignatureBackend) {
 		t.Fatal(err)
 	}
 	for _, bad := range []custody.Cosignature{
-		{Size: 7, Witness: "w.example/a", Line: "— w.example/b AAAA==\n"},            // another's name
+		{Size: 7, Witness: "w.example/a", Line: "— w.example/b AAAA==\n"},          // another's name
 		{Size: 7, Witness: "w.example/a", Line: "— w.example/a AAAA==\n— x y==\n"}, // two lines
 		{Size: 7, Witness: "w.example/a", Line: "w.example/a AAAA==\n"},            // no dash
 		{Size: 7, Witness: "", Line: "—  AAAA==\n"},

@@ -323,7 +323,9 @@ func (s *Submitter) Witnessed(ctx context.Context, after int64, limit int) ([]Wi
 }
 
 // MarkQuorum marks each cosigned checkpoint with whether quorum of ws
-// cosigned it (a cosigner no longer configured does not count).
+// cosigned it (a cosigner no longer configured does not count); with ws
+// nil, every cosigner kept counts (its cosignature was verified before
+// it was kept).
 func MarkQuorum(page []custody.CosignedCheckpoint, ws []Witness, quorum int) []Witnessed {
 	known := map[string]bool{}
 	for _, w := range ws {
@@ -333,7 +335,7 @@ func MarkQuorum(page []custody.CosignedCheckpoint, ws []Witness, quorum int) []W
 	for _, c := range page {
 		n := 0
 		for _, name := range c.Witnesses {
-			if known[name] {
+			if ws == nil || known[name] {
 				n++
 			}
 		}

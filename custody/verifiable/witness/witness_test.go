@@ -17,6 +17,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/coid-project/coid/custody/verifiable/witness"
+	"github.com/coid-project/coid/custody/verifiable/witness/witnesstest"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -148,7 +149,7 @@ type fixture struct {
 	src   *memLog
 	log   *verifiable.Log
 	keys  *verifiable.Keys
-	wits  []*testWitness
+	wits  []*witnesstest.Witness
 	ws    []witness.Witness
 	waits chan time.Duration // the waits the submitter asked of its clock
 }
@@ -168,14 +169,14 @@ func newFixtureWithKeys(t *testing.T, n int, keys *verifiable.Keys) *fixture {
 	f.log = verifiable.NewLog(f.src, keys, func() time.Time { return t0 }, nil)
 	for i := range n {
 		name := fmt.Sprintf("witness.example/w%d", i+1)
-		tw, err := newTestWitness(name, keys.Verifier(), byte(i+1))
+		tw, err := witnesstest.New(name, keys.Verifier(), byte(i+1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(tw)
 		t.Cleanup(srv.Close)
-		t.Cleanup(func() { close(tw.stuck) }) // runs before srv.Close
-		w, err := witness.Parse(name + "=" + srv.URL + "/w+" + tw.VerifierKey())
+		t.Cleanup(tw.Close) // runs before srv.Close
+		w, err := witness.Parse(name + "=" + srv.URL + witnesstest.Prefix + "+" + tw.VerifierKey())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +257,7 @@ func TestCosignatureVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := note.Open(served, note.VerifierList(logV, f.wits[0].signer.Verifier()))
+	n, err := note.Open(served, note.VerifierList(logV, f.wits[0].Signer().Verifier()))
 	if err != nil || len(n.Sigs) != 2 {
 		t.Fatalf("served checkpoint does not verify with both keys: %v (%d signatures)", err, len(n.Sigs))
 	}
@@ -300,10 +301,10 @@ func TestSubmitFromTheWitnessesSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if known != 13 || f.wits[0].tree(cp.Origin).N != 13 {
-		t.Fatalf("known %d, witness %d", known, f.wits[0].tree(cp.Origin).N)
+	if known != 13 || f.wits[0].Tree(cp.Origin).N != 13 {
+		t.Fatalf("known %d, witness %d", known, f.wits[0].Tree(cp.Origin).N)
 	}
-	last := f.wits[0].bodies[len(f.wits[0].bodies)-1]
+	last := f.wits[0].Requests()[len(f.wits[0].Requests())-1]
 	if !strings.HasPrefix(last, "old 3\n") || strings.Count(strings.Split(last, "\n\n")[0], "\n") < 1 {
 		t.Fatalf("resent request:\n%s", last)
 	}
@@ -329,7 +330,7 @@ func TestOutcomes(t *testing.T) {
 			// The timeout only ends the hanging request: no test waits
 			// on it otherwise.
 			s := f.submitter(t, 1, 200*time.Millisecond)
-			f.wits[0].set(tt.mode, 100)
+			f.wits[0].Set(tt.mode, 100)
 			f.src.append(t, entries("a", 4)...)
 			signed, cp := f.sign(t)
 			if _, _, err := s.Submit(context.Background(), f.ws[0], signed, cp, 0); !errors.Is(err, tt.want) {
@@ -378,7 +379,7 @@ func TestSplitView(t *testing.T) {
 			t.Fatalf("fork of %d records: Submit = %v, want ErrSplitView", n, err)
 		}
 	}
-	if got := honest.wits[0].tree(cp.Origin); got.N != 6 || got.Hash != cp.Root {
+	if got := honest.wits[0].Tree(cp.Origin); got.N != 6 || got.Hash != cp.Root {
 		t.Fatalf("the witness moved to %+v", got)
 	}
 }
@@ -390,8 +391,8 @@ func TestSplitView(t *testing.T) {
 func TestRunInBackground(t *testing.T) {
 	f := newFixture(t, 3)
 	s := f.submitter(t, 2, 200*time.Millisecond)
-	f.wits[1].set("hang", 0)
-	f.wits[2].set("bad-signature", 0)
+	f.wits[1].Set("hang", 0)
+	f.wits[2].Set("bad-signature", 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Run(ctx) })
@@ -401,7 +402,7 @@ func TestRunInBackground(t *testing.T) {
 	f.sign(t)
 	waitFor(t, func() bool {
 		st := s.Statuses()
-		return st[0].Size == 7 && f.wits[1].callCount() == 3 && st[1].Outcome == witness.Unreachable && st[2].Outcome == witness.BadCosignature
+		return st[0].Size == 7 && f.wits[1].Calls() == 3 && st[1].Outcome == witness.Unreachable && st[2].Outcome == witness.BadCosignature
 	})
 	// Retries of the hanging witness: 1 s then 2 s, three attempts in
 	// all; none for the refusing ones.
@@ -420,7 +421,7 @@ func TestRunInBackground(t *testing.T) {
 		t.Fatalf("witnessed %+v, want 7 by w1 only, short of the quorum", page)
 	}
 	// The witness comes back; the next checkpoint reaches the quorum.
-	f.wits[1].set("", 0)
+	f.wits[1].Set("", 0)
 	f.src.append(t, entries("b", 2)...)
 	f.sign(t)
 	waitFor(t, func() bool {
@@ -457,7 +458,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw, err := newTestWitness("witness.example/w1", keys.Verifier(), 1)
+	tw, err := witnesstest.New("witness.example/w1", keys.Verifier(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,10 +470,10 @@ func TestParse(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"",
-		"https://witness.example/w1+" + vkey,                        // no name
-		"witness.example/w2=https://witness.example/w1+" + vkey,     // not the key's name
-		"witness.example/w1=ftp://witness.example/w1+" + vkey,       // not http
-		"witness.example/w1=https://witness.example/w1",             // no key
+		"https://witness.example/w1+" + vkey, // no name
+		"witness.example/w2=https://witness.example/w1+" + vkey,      // not the key's name
+		"witness.example/w1=ftp://witness.example/w1+" + vkey,        // not http
+		"witness.example/w1=https://witness.example/w1",              // no key
 		"witness.example/w1=https://witness.example/w1+" + vkey[:20], // cut key
 	} {
 		if _, err := witness.Parse(bad); !errors.Is(err, custody.ErrInvalid) {

@@ -1,4 +1,12 @@
-package witness_test
+// Package witnesstest is a C2SP tlog-witness for tests, written from
+// outside code only: the log's signature and the consistency proof are
+// checked with golang.org/x/mod/sumdb (note.Open, tlog.CheckTree), the
+// checkpoint is read and cosigned by filippo.io/torchwood
+// (ParseCheckpoint, CosignatureSigner). None of it is coid's code, so a
+// test of coid's witness client against it checks coid against other
+// implementations of the protocol. It is not a production witness (it
+// keeps its state in memory).
+package witnesstest
 
 import (
 	"bytes"
@@ -16,14 +24,10 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// testWitness is a C2SP tlog-witness written for these tests from
-// outside code only: the log's signature and the consistency proof are
-// checked with golang.org/x/mod/sumdb (note.Open, tlog.CheckTree), the
-// checkpoint is read and cosigned by filippo.io/torchwood
-// (ParseCheckpoint, CosignatureSigner). None of it is coid's code. It
-// keeps, per log origin, the last tree it cosigned, and refuses a
-// checkpoint that does not extend it.
-type testWitness struct {
+// Witness is a tlog-witness of one log (http.Handler; its endpoint is
+// Prefix + "/add-checkpoint"). It keeps, per log origin, the last tree it
+// cosigned, and refuses a checkpoint that does not extend it.
+type Witness struct {
 	signer *torchwood.CosignatureSigner
 	logKey note.Verifier
 
@@ -32,11 +36,30 @@ type testWitness struct {
 	calls  int
 	mode   string        // "": honest; "refuse", "hang", "bad-signature", "fail"
 	failN  int           // with "fail": answer 503 this many times, then honestly
-	stuck  chan struct{} // closed when the test ends, for "hang"
+	stuck  chan struct{} // closed by Close, for "hang"
 	bodies []string      // the requests' bodies
 }
 
-func newTestWitness(name string, logVerifierKey string, seed byte) (*testWitness, error) {
+// Prefix is the path under which a Witness serves add-checkpoint.
+const Prefix = "/w"
+
+// Modes of a Witness's misbehaviour (Set).
+const (
+	// Honest answers as the protocol says.
+	Honest = ""
+	// Refuse answers every request 403.
+	Refuse = "refuse"
+	// Hang never answers (until the request or Close ends).
+	Hang = "hang"
+	// BadSignature cosigns with a signature that does not verify.
+	BadSignature = "bad-signature"
+	// Fail answers 503 the given number of times, then honestly.
+	Fail = "fail"
+)
+
+// New returns a witness named name, its Ed25519 key made from seed, that
+// knows one log: the one with verifier key logVerifierKey.
+func New(name string, logVerifierKey string, seed byte) (*Witness, error) {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
 	s, err := torchwood.NewCosignatureSigner(name, key)
 	if err != nil {
@@ -46,32 +69,50 @@ func newTestWitness(name string, logVerifierKey string, seed byte) (*testWitness
 	if err != nil {
 		return nil, err
 	}
-	return &testWitness{signer: s, logKey: v, known: map[string]tlog.Tree{}, stuck: make(chan struct{})}, nil
+	return &Witness{signer: s, logKey: v, known: map[string]tlog.Tree{}, stuck: make(chan struct{})}, nil
+}
+
+// Signer returns the witness's cosigner (its Verifier is torchwood's).
+func (w *Witness) Signer() *torchwood.CosignatureSigner { return w.signer }
+
+// Close ends the requests a Hang witness holds.
+func (w *Witness) Close() { close(w.stuck) }
+
+// Requests returns the bodies of the requests received, in order.
+func (w *Witness) Requests() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.bodies...)
 }
 
 // VerifierKey returns the witness's cosignature/v1 verifier key.
-func (w *testWitness) VerifierKey() string { return w.signer.Verifier().String() }
+func (w *Witness) VerifierKey() string { return w.signer.Verifier().String() }
 
-func (w *testWitness) set(mode string, failN int) {
+// Set makes the witness misbehave (a mode above); failN is Fail's
+// count.
+func (w *Witness) Set(mode string, failN int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mode, w.failN = mode, failN
 }
 
-func (w *testWitness) callCount() int {
+// Calls returns how many requests it received.
+func (w *Witness) Calls() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.calls
 }
 
-func (w *testWitness) tree(origin string) tlog.Tree {
+// Tree returns the last tree it cosigned of the log origin.
+func (w *Witness) Tree(origin string) tlog.Tree {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.known[origin]
 }
 
-func (w *testWitness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/w/add-checkpoint" {
+// ServeHTTP implements the tlog-witness add-checkpoint endpoint.
+func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != Prefix+"/add-checkpoint" {
 		http.NotFound(rw, r)
 		return
 	}
@@ -121,7 +162,7 @@ func (w *testWitness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // add is the witness's add-checkpoint: it answers the status and body.
-func (w *testWitness) add(body []byte) (int, string) {
+func (w *Witness) add(body []byte) (int, string) {
 	head, signed, ok := bytes.Cut(body, []byte("\n\n"))
 	if !ok {
 		return http.StatusBadRequest, "no blank line\n"
