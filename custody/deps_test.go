@@ -24,14 +24,14 @@ func TestImportsStayStdlib(t *testing.T) {
 	stdlibOnly := []string{core, core + "/coldchain", core + "/epcis", core + "/storetest", core + "/ical"}
 	// outside lists the subpackages that each wrap an outside dependency.
 	outside := map[string]string{
-		core + "/boltstore":                      "the bbolt store",
-		core + "/passwd":                         "argon2id from golang.org/x/crypto",
-		core + "/phitext":                        "Unicode normalisation and confusable folding",
-		core + "/fhir":                           "the FHIR R4 model structs",
-		core + "/verifiable":                     "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb, cosignatures from transparency-dev/formats",
-		core + "/verifiable/witness":             "the C2SP tlog-witness client, over verifiable's signed notes",
-		core + "/verifiable/witness/witnesstest": "a tlog-witness for tests from x/mod/sumdb and filippo.io/torchwood",
+		core + "/boltstore":  "the bbolt store",
+		core + "/passwd":     "argon2id from golang.org/x/crypto",
+		core + "/phitext":    "Unicode normalisation and confusable folding",
+		core + "/fhir":       "the FHIR R4 model structs",
+		core + "/verifiable": "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb, cosignatures from transparency-dev/formats",
 	}
+	outside[core+"/verifiable/witness"] = "the C2SP tlog-witness client, over verifiable's signed notes"
+	outside[core+"/verifiable/witness/witnesstest"] = "a tlog-witness for tests from golang.org/x/mod/sumdb and filippo.io/torchwood"
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH:", err)
@@ -90,20 +90,21 @@ func TestImportsStayStdlib(t *testing.T) {
 func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 	const module = "github.com/coid-project/coid"
 	homes := map[string][]string{ // module path prefix -> packages that may import it
-		"go.etcd.io/bbolt":                     {"/custody/boltstore"},
-		"golang.org/x/crypto/":                 {"/custody/passwd"},
-		"golang.org/x/text/":                   {"/custody/phitext"},
-		"golang.org/x/mod/":                    {"/custody/verifiable"},
-		"github.com/transparency-dev/formats/": {"/custody/verifiable"},
-		"github.com/mtibben/confusables":       {"/custody/phitext"},
-		"github.com/labstack/echo/":            {"/api", "/api/web"},
-		"codeberg.org/go-pdf/fpdf":             {"/labels", "/labels/report", "/labels/auditreport"},
-		"github.com/skip2/go-qrcode":           {"/labels"},
-		"github.com/boombuler/barcode":         {"/labels"},
-		"github.com/eclipse/paho.mqtt.golang":  {"/sensors"},
-		"github.com/mochi-mqtt/server/":        {"/sensors"},
-		"golang.org/x/net/":                    {"/sensors"},
-		"github.com/samply/":                   {"/custody/fhir"},
+		"go.etcd.io/bbolt":                    {"/custody/boltstore"},
+		"golang.org/x/crypto/":                {"/custody/passwd"},
+		"golang.org/x/text/":                  {"/custody/phitext"},
+		"golang.org/x/mod/":                   {"/custody/verifiable", "/custody/verifiable/witness/witnesstest"},
+		"github.com/transparency-dev/formats": {"/custody/verifiable"},
+		"filippo.io/torchwood":                {"/custody/verifiable/witness/witnesstest"},
+		"github.com/mtibben/confusables":      {"/custody/phitext"},
+		"github.com/labstack/echo/":           {"/api", "/api/web"},
+		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report", "/labels/auditreport"},
+		"github.com/skip2/go-qrcode":          {"/labels"},
+		"github.com/boombuler/barcode":        {"/labels"},
+		"github.com/eclipse/paho.mqtt.golang": {"/sensors"},
+		"github.com/mochi-mqtt/server/":       {"/sensors"},
+		"golang.org/x/net/":                   {"/sensors"},
+		"github.com/samply/":                  {"/custody/fhir"},
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
