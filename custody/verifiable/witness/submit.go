@@ -206,6 +206,9 @@ func (s *Submitter) submitOnce(ctx context.Context, st *state, signed []byte, cp
 	known := st.known
 	st.mu.Unlock()
 	cos, known, err := s.Submit(ctx, st.w, signed, cp, known)
+	if err != nil && ctx.Err() != nil {
+		return err // shutting down: nothing to report of the witness
+	}
 	if err == nil {
 		if err = s.cfg.Store.AddCosignature(ctx, cos); err != nil {
 			err = fmt.Errorf("keep the cosignature: %w", err)
