@@ -28,6 +28,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/epcis"
 	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/coid-project/coid/custody/verifiable/witness"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -60,6 +61,9 @@ type Config struct {
 	EPCISBase string
 	// Log, when set, is the verifiable log the proof routes serve.
 	Log *verifiable.Log
+	// Witnesses, when set, submits the log's checkpoints to witnesses;
+	// the proof routes report on them.
+	Witnesses *witness.Submitter
 }
 
 // Server is the HTTP API.

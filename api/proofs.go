@@ -7,6 +7,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/coid-project/coid/custody/verifiable/witness"
 	"github.com/labstack/echo/v4"
 )
 
@@ -25,6 +26,8 @@ func (s *Server) registerProofRoutes(g *echo.Group) {
 	g.POST("/proofs/checkpoint", s.signCheckpoint)
 	g.GET("/proofs/inclusion", s.inclusionProof)
 	g.GET("/proofs/consistency", s.consistencyProof)
+	g.GET("/proofs/witnesses", s.witnessStatus)
+	g.GET("/proofs/witnessed", s.witnessedCheckpoints)
 	g.GET("/log/checkpoint", s.logCheckpoint)
 	g.GET("/log/tile/*", s.logTile)
 }
@@ -46,7 +49,8 @@ func (s *Server) verifiableLog() (*verifiable.Log, error) {
 
 // checkpointResponse is a signed checkpoint with its body read out.
 type checkpointResponse struct {
-	// Checkpoint is the signed note, as /log/checkpoint serves it.
+	// Checkpoint is the signed note, as /log/checkpoint serves it: the
+	// log's signature and the witnesses' cosignatures kept of it.
 	Checkpoint string          `json:"checkpoint"`
 	Origin     string          `json:"origin"`
 	Size       int64           `json:"size"`
@@ -65,7 +69,7 @@ func (s *Server) latestCheckpoint(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	signed, cp, err := l.Latest(c.Request().Context())
+	signed, cp, err := l.LatestCosigned(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -144,13 +148,14 @@ func (s *Server) consistencyProof(c echo.Context) error {
 }
 
 // logCheckpoint serves the latest signed checkpoint as C2SP tlog-tiles
-// does: the signed note, text/plain.
+// does: the signed note, text/plain, with the witnesses' cosignatures
+// kept of it as further signature lines.
 func (s *Server) logCheckpoint(c echo.Context) error {
 	l, err := s.verifiableLog()
 	if err != nil {
 		return err
 	}
-	signed, _, err := l.Latest(c.Request().Context())
+	signed, _, err := l.LatestCosigned(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -175,4 +180,50 @@ func (s *Server) logTile(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", partialTileCache)
 	}
 	return c.Blob(http.StatusOK, echo.MIMEOctetStream, data)
+}
+
+func (s *Server) witnesses() (*witness.Submitter, error) {
+	if s.cfg.Witnesses == nil {
+		return nil, fmt.Errorf("this server submits its checkpoints to no witness: %w", custody.ErrNotFound)
+	}
+	return s.cfg.Witnesses, nil
+}
+
+// witnessStatus lists the configured witnesses with the outcome of the
+// last checkpoint each was sent, and the quorum.
+func (s *Server) witnessStatus(c echo.Context) error {
+	ws, err := s.witnesses()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"quorum": ws.Quorum(), "witnesses": ws.Statuses()})
+}
+
+// witnessedCheckpoints pages through the cosigned checkpoints, smallest
+// first (after: the last size of the previous page), each marked with
+// whether it reached the quorum.
+func (s *Server) witnessedCheckpoints(c echo.Context) error {
+	ws, err := s.witnesses()
+	if err != nil {
+		return err
+	}
+	limit, err := pageLimit(c, custody.MaxCosignedPage)
+	if err != nil {
+		return err
+	}
+	var after int64
+	if c.QueryParam("after") != "" {
+		if after, err = sizeQuery(c, "after", true); err != nil {
+			return err
+		}
+	}
+	page, err := ws.Witnessed(c.Request().Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"quorum": ws.Quorum(), "checkpoints": page, "count": len(page)}
+	if len(page) == limit {
+		body["next"] = page[len(page)-1].Size
+	}
+	return c.JSON(http.StatusOK, body)
 }

@@ -14,9 +14,12 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/coid-project/coid/custody/verifiable/witness"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // withVerifiableLog rebuilds e's server with a verifiable log over its
@@ -198,5 +201,113 @@ func TestProofRoutesWithoutALog(t *testing.T) {
 		if r := e.do(t, http.MethodGet, target, nurse1, nil); r.Code != http.StatusNotFound {
 			t.Errorf("GET %s: %s, want 404", target, r)
 		}
+	}
+}
+
+// TestWitnessRoutes: the cosignatures kept of the latest checkpoint are
+// served with it (as further signature lines, the log's own still
+// verifying), the witnessed checkpoints are paged with their quorum, and
+// the witnesses' states are listed; a server with no witness answers 404.
+func TestWitnessRoutes(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	for _, target := range []string{"/api/v1/proofs/witnesses", "/api/v1/proofs/witnessed"} {
+		if r := e.do(t, http.MethodGet, target, nurse1, nil); r.Code != http.StatusNotFound {
+			t.Errorf("GET %s without witnesses: %s, want 404", target, r)
+		}
+	}
+	keys, err := verifiable.OpenKeys(t.TempDir(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := verifiable.NewLog(e.store, keys, func() time.Time { return fixedNow }, nil)
+	var ws []witness.Witness
+	for _, name := range []string{"w.example/a", "w.example/b"} {
+		_, vkey, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := witness.Parse(name + "=https://" + name + "+" + vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	sub, err := witness.New(witness.Config{Witnesses: ws, Quorum: 2, Log: l, Store: e.store, Now: func() time.Time { return fixedNow },
+		After: func(time.Duration) <-chan time.Time { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Service: e.svc, Logger: slog.New(slog.DiscardHandler), Version: "test", Log: l, Witnesses: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	coi := e.enroll(t, patientA)
+	e.advance(t, coi, patientA.MRN, 2)
+	signed, cp, err := l.Sign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{"w.example/a": "— w.example/a AAAAAQAAAAAAAAAA\n", "w.example/b": "— w.example/b AAAAAgAAAAAAAAAA\n"}
+	for _, size := range []int64{1, 2, cp.Size} {
+		for _, w := range []string{"w.example/a", "w.example/b"} {
+			if size == 2 && w == "w.example/b" {
+				continue // size 2 falls short of the quorum
+			}
+			if err := e.store.AddCosignature(ctx, custody.Cosignature{Size: size, Witness: w, Line: lines[w], Time: fixedNow}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := e.do(t, http.MethodGet, "/api/v1/log/checkpoint", nurse1, nil)
+	if want := string(signed) + lines["w.example/a"] + lines["w.example/b"]; r.Code != http.StatusOK || string(r.Body) != want {
+		t.Fatalf("GET /log/checkpoint: %s\nwant\n%s", r, want)
+	}
+	if _, err := verifiable.Open(r.Body, keys.Verifier()); err != nil {
+		t.Fatalf("the served checkpoint no longer verifies with the log's key: %v", err)
+	}
+	got := decode[signedCheckpoint](t, e.do(t, http.MethodGet, "/api/v1/proofs/checkpoint", nurse1, nil))
+	if got.Checkpoint != string(r.Body) {
+		t.Fatalf("proofs/checkpoint: %q", got.Checkpoint)
+	}
+	type page struct {
+		Quorum      int                 `json:"quorum"`
+		Checkpoints []witness.Witnessed `json:"checkpoints"`
+		Next        int64               `json:"next"`
+	}
+	var all []witness.Witnessed
+	for target := "/api/v1/proofs/witnessed?limit=2"; ; {
+		r := e.do(t, http.MethodGet, target, nurse1, nil)
+		if r.Code != http.StatusOK {
+			t.Fatal(r)
+		}
+		p := decode[page](t, r)
+		all = append(all, p.Checkpoints...)
+		if p.Next == 0 {
+			break
+		}
+		target = fmt.Sprintf("/api/v1/proofs/witnessed?limit=2&after=%d", p.Next)
+	}
+	var quorum []int64
+	for _, c := range all {
+		if c.Quorum {
+			quorum = append(quorum, c.Size)
+		}
+	}
+	if len(all) != 3 || fmt.Sprint(quorum) != fmt.Sprint([]int64{1, cp.Size}) {
+		t.Fatalf("witnessed %+v", all)
+	}
+	for _, bad := range []string{"?limit=0", "?limit=501", "?after=x", "?after=0"} {
+		if r := e.do(t, http.MethodGet, "/api/v1/proofs/witnessed"+bad, nurse1, nil); r.Code != http.StatusBadRequest {
+			t.Errorf("witnessed%s: %s, want 400", bad, r)
+		}
+	}
+	r = e.do(t, http.MethodGet, "/api/v1/proofs/witnesses", nurse1, nil)
+	if r.Code != http.StatusOK || !bytes.Contains(r.Body, []byte(`"name":"w.example/b"`)) || !bytes.Contains(r.Body, []byte(`"quorum":2`)) {
+		t.Fatal(r)
+	}
+	if r := e.do(t, http.MethodGet, "/api/v1/proofs/witnesses", "", nil); r.Code != http.StatusUnauthorized {
+		t.Errorf("without a token: %s", r)
 	}
 }

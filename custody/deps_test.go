@@ -28,8 +28,10 @@ func TestImportsStayStdlib(t *testing.T) {
 		core + "/passwd":     "argon2id from golang.org/x/crypto",
 		core + "/phitext":    "Unicode normalisation and confusable folding",
 		core + "/fhir":       "the FHIR R4 model structs",
-		core + "/verifiable": "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb",
+		core + "/verifiable": "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb, cosignatures from transparency-dev/formats",
 	}
+	outside[core+"/verifiable/witness"] = "the C2SP tlog-witness client, over verifiable's signed notes"
+	outside[core+"/verifiable/witness/witnesstest"] = "a tlog-witness for tests from golang.org/x/mod/sumdb and filippo.io/torchwood"
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH:", err)
@@ -91,7 +93,9 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 		"go.etcd.io/bbolt":                    {"/custody/boltstore"},
 		"golang.org/x/crypto/":                {"/custody/passwd"},
 		"golang.org/x/text/":                  {"/custody/phitext"},
-		"golang.org/x/mod/":                   {"/custody/verifiable"},
+		"golang.org/x/mod/":                   {"/custody/verifiable", "/custody/verifiable/witness/witnesstest"},
+		"github.com/transparency-dev/formats": {"/custody/verifiable"},
+		"filippo.io/torchwood":                {"/custody/verifiable/witness/witnesstest"},
 		"github.com/mtibben/confusables":      {"/custody/phitext"},
 		"github.com/labstack/echo/":           {"/api", "/api/web"},
 		"codeberg.org/go-pdf/fpdf":            {"/labels", "/labels/report", "/labels/auditreport"},

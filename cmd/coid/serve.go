@@ -30,6 +30,7 @@ import (
 	"github.com/coid-project/coid/custody/passwd"
 	"github.com/coid-project/coid/custody/phitext"
 	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/coid-project/coid/custody/verifiable/witness"
 	"github.com/coid-project/coid/labels"
 	"github.com/coid-project/coid/sensors"
 )
@@ -51,6 +52,11 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	epcisBase := epcisBaseFlag(fs, env)
 	cpEvery := fs.Duration("checkpoint-interval", envDuration(env, "COID_CHECKPOINT_INTERVAL", 5*time.Second),
 		"sign a checkpoint of the ledger's Merkle tree after commits at most this often (COID_CHECKPOINT_INTERVAL)")
+	var witnessSpecs siteCodes // a repeatable string flag
+	fs.Var(&witnessSpecs, "witness", "submit each checkpoint to this C2SP tlog-witness, NAME=URL+VERIFIERKEY (repeatable; "+
+		"COID_WITNESSES, space-separated)")
+	witnessQuorum := fs.Int("witness-quorum", envInt(env, "COID_WITNESS_QUORUM", 0),
+		"how many witnesses must cosign a checkpoint for it to count as witnessed; default all (COID_WITNESS_QUORUM)")
 	var initLedger bool
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
@@ -90,6 +96,16 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	if *cpEvery < 100*time.Millisecond || *cpEvery > time.Hour {
 		return usagef("serve: --checkpoint-interval must be from 100ms to 1h")
+	}
+	if len(witnessSpecs) == 0 {
+		witnessSpecs = strings.Fields(getenv(env, "COID_WITNESSES"))
+	}
+	if *witnessQuorum == 0 {
+		*witnessQuorum = len(witnessSpecs)
+	}
+	witnesses, err := witness.ParseList(witnessSpecs, *witnessQuorum)
+	if err != nil {
+		return usagef("serve: --witness NAME=URL+VERIFIERKEY, --witness-quorum 1 to their number: %v", err)
 	}
 	if !custody.ValidFIN(s.fin) {
 		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits, e.g. A9999)", s.fin)
@@ -152,6 +168,23 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	// The ledger's checkpoints: signed after commits, at most every
 	// --checkpoint-interval, and once more at shutdown.
 	vlog := verifiable.NewLog(st.tree, st.keys, time.Now, log)
+	// Each signed checkpoint goes to the witnesses, in the background.
+	var wsub *witness.Submitter
+	if len(witnesses) > 0 {
+		if wsub, err = witness.New(witness.Config{Witnesses: witnesses, Quorum: *witnessQuorum, Log: vlog, Store: st.cosignatures,
+			Now: time.Now, After: time.After, Logger: log}); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		vlog.OnSigned(wsub.Notify)
+		wCtx, stopWitnesses := context.WithCancel(context.Background())
+		var wWG sync.WaitGroup
+		wWG.Go(func() { wsub.Run(wCtx) })
+		defer func() { // before the store closes, deferred above
+			stopWitnesses()
+			wWG.Wait()
+		}()
+		log.Info("checkpoints are submitted to witnesses", "witnesses", len(witnesses), "quorum", *witnessQuorum)
+	}
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
 	var cpWG sync.WaitGroup
 	cpWG.Go(func() { vlog.Run(cpCtx, *cpEvery, time.After) })
@@ -164,7 +197,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}()
 	log.Info("checkpoint signing key", "verifier", st.keys.Verifier())
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
-		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog})
+		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog, Witnesses: wsub})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -28,6 +28,8 @@ type stores struct {
 	// the checkpoint signing keys (nil when opened read-only).
 	tree verifiable.Source
 	keys *verifiable.Keys
+	// cosignatures keeps the witnesses' cosignatures of the checkpoints.
+	cosignatures custody.CosignatureStore
 }
 
 // storeOptions says how openStores opens the data directory.
@@ -45,7 +47,7 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 	if err != nil {
 		return stores{}, err
 	}
-	out := stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st}
+	out := stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st, cosignatures: st}
 	if !opt.readOnly {
 		// The checkpoint signing key is made with the ledger (or, for a
 		// ledger older than its tree, at its first writable open).

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/storetest"
 )
@@ -52,4 +53,33 @@ func crashCopy(t *testing.T, s storetest.Store) storetest.Store {
 		t.Fatal(err)
 	}
 	return openConformance(t, dir)
+}
+
+// TestCosignatureConformance runs the cosignature store's checks against
+// a bbolt file, reopened for the restart.
+func TestCosignatureConformance(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *boltstore.Store {
+		s, err := boltstore.Open(dir, boltstore.Options{LockTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var last *boltstore.Store
+	t.Cleanup(func() {
+		if err := last.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	storetest.RunCosignatures(t, storetest.CosignatureBackend{
+		Open: func(t *testing.T) custody.CosignatureStore { last = open(); return last },
+		Reopen: func(t *testing.T, s custody.CosignatureStore) custody.CosignatureStore {
+			if err := s.(*boltstore.Store).Close(); err != nil {
+				t.Fatal(err)
+			}
+			last = open()
+			return last
+		},
+	})
 }

@@ -18,7 +18,7 @@ var (
 	bucketTree        = []byte("tree")        // stored hash index / hashGroup (8 bytes BE) -> up to hashGroup hashes (32 each)
 	bucketCheckpoints = []byte("checkpoints") // sequence (8 bytes BE) -> size (8 bytes BE) || signed note
 	keyTreeSize       = []byte("tree_size")   // in meta: records whose hashes are stored (8 bytes BE)
-	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints}
+	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints, bucketCosignatures}
 )
 
 var _ verifiable.Source = (*Store)(nil)

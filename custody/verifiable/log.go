@@ -46,6 +46,7 @@ type Log struct {
 
 	mu         sync.Mutex // serializes signing
 	signedSize int64      // the size last signed by this Log; -1 none
+	onSigned   func()     // told of each checkpoint kept; nil none
 }
 
 // NewLog returns the Log of src signed with keys. now is the clock of the
@@ -56,6 +57,11 @@ func NewLog(src Source, keys *Keys, now func() time.Time, logger *slog.Logger) *
 	}
 	return &Log{src: src, keys: keys, now: now, log: logger, signedSize: -1}
 }
+
+// OnSigned sets fn to be called after each checkpoint the log signs and
+// keeps (to hand it to the witnesses); fn must not block. Set it before
+// the log is used.
+func (l *Log) OnSigned(fn func()) { l.onSigned = fn }
 
 // Keys returns the log's keys.
 func (l *Log) Keys() *Keys { return l.keys }
@@ -91,6 +97,9 @@ func (l *Log) sign(ctx context.Context) ([]byte, Checkpoint, error) {
 		return nil, Checkpoint{}, fmt.Errorf("checkpoint: keep: %w", err)
 	}
 	l.signedSize = size
+	if l.onSigned != nil {
+		l.onSigned()
+	}
 	return signed, c, nil
 }
 
