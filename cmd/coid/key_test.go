@@ -100,7 +100,12 @@ func TestKeyCommands(t *testing.T) {
 	}
 	// The private key is nowhere in what the commands print or log.
 	secret := strings.TrimSpace(string(priv))
-	secret = secret[strings.LastIndex(secret, "+")+1:]
+	// PRIVATE+KEY+name+hash+data: the data is base64 and may itself hold '+'.
+	parts := strings.SplitN(secret, "+", 5)
+	if len(parts) != 5 || len(parts[4]) < 40 {
+		t.Fatalf("the private key file does not hold a signed-note private key")
+	}
+	secret = parts[4]
 	for _, text := range []string{rot, export, v1, v2, s.stderr.String()} {
 		if strings.Contains(text, secret) {
 			t.Fatal("the private key was printed")
