@@ -61,6 +61,13 @@ const (
 // first.
 var AccessStates = []State{AccessSubmitted, AccessInfoRequested, AccessApproved, AccessDeclined, AccessEnrolled, AccessWithdrawn}
 
+// Access reports whether s is a state of an expanded-access request's
+// chain, not of a therapy chain: chain lists and the folds of therapy
+// chains leave such chains out.
+func (s State) Access() bool {
+	return s == AccessSubmitted || s == AccessInfoRequested || s == AccessDecided || s == AccessEnrolled || s == AccessWithdrawn
+}
+
 // journeyState is the state of the request journey that a view state
 // stands for.
 func journeyState(s State) State {
