@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -29,9 +31,12 @@ func withDocuments(tb testing.TB, dir string, max int64) option {
 
 // accessAPIEnv is networkEnv with a physician at PAR-1 and a document
 // store in docs.
-func accessAPIEnv(t *testing.T, docs string) *env {
+func accessAPIEnv(t *testing.T, docs string) *env { return accessAPIEnvMax(t, docs, 1<<20) }
+
+// accessAPIEnvMax is accessAPIEnv with documents of at most max bytes.
+func accessAPIEnvMax(t *testing.T, docs string, max int64) *env {
 	t.Helper()
-	e := networkEnvWith(t, "2027-03-01", withDocuments(t, docs, 1<<20))
+	e := networkEnvWith(t, "2027-03-01", withDocuments(t, docs, max))
 	tok, err := e.svc.AddUserIn(context.Background(), physician, "Dr Gil", custody.RolePhysician, password(physician), "APHP", []string{"PAR-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +188,11 @@ func TestAccessAPIEndToEnd(t *testing.T) {
 	if reqs, _ := list.object(t)["requests"].([]any); list.Code != http.StatusOK || len(reqs) != 1 {
 		t.Fatalf("list: %s", list)
 	}
+	// Request chains stay out of the therapy chain list.
+	chains := e.do(t, http.MethodGet, "/api/v1/chains", coord, nil)
+	if chains.Code != http.StatusOK || bytes.Contains(chains.Body, []byte(id)) || !bytes.Contains(chains.Body, []byte(coi)) {
+		t.Fatalf("chain list: %s", chains)
+	}
 	if r := e.do(t, http.MethodGet, "/api/v1/verify", qa, nil); r.Code != http.StatusOK || r.object(t)["ok"] != true {
 		t.Fatalf("verify: %s", r)
 	}
@@ -206,4 +216,55 @@ func TestJurisdictionsAPI(t *testing.T) {
 	if r := e.do(t, http.MethodPost, "/api/v1/access/requests", physician, with(accessBody("standard"), "jurisdiction", "UK-MHRA-NP")); r.Code != http.StatusCreated {
 		t.Fatalf("submit under UK: %s", r)
 	}
+}
+
+// TestAccessUploadStreams: a 20 MB PDF sent through the upload route as
+// a browser sends it (multipart) is stored whole while the server and
+// the client together allocate less than 2 MB.
+func TestAccessUploadStreams(t *testing.T) {
+	docs := t.TempDir()
+	e := accessAPIEnvMax(t, docs, 25<<20)
+	r := e.do(t, http.MethodPost, "/api/v1/access/requests", physician, accessBody("standard"))
+	if r.Code != http.StatusCreated {
+		t.Fatalf("submit: %s", r)
+	}
+	id := r.object(t)["id"].(string)
+	const size = 20 << 20
+	pr, pw := io.Pipe()
+	w := multipart.NewWriter(pw)
+	go func() {
+		fw, _ := w.CreateFormFile("file", "big.pdf")
+		head := "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n"
+		pad := size - len(head) - 200
+		io.WriteString(fw, head)
+		io.Copy(fw, io.LimitReader(zeroReader{}, int64(pad)))
+		io.WriteString(fw, "xref\n0 2\n0000000000 65535 f \n0000000009 00000 n \ntrailer << /Size 2 /Root 1 0 R >>\nstartxref\n"+strconv.Itoa(len(head)+pad)+"\n%%EOF\n")
+		pw.CloseWithError(w.Close())
+	}()
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/access/requests/"+id+"/documents", pr)
+	req.Header.Set(echo.HeaderContentType, w.FormDataContentType())
+	req.Header.Set(echo.HeaderAuthorization, "Bearer "+e.tokens[physician])
+	rec := httptest.NewRecorder()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	e.srv.Handler().ServeHTTP(rec, req)
+	runtime.ReadMemStats(&after)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("upload: %d %s", rec.Code, rec.Body)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Fatalf("a 20 MB upload allocated %d bytes", got)
+	} else {
+		t.Logf("a 20 MB upload allocated %d bytes", got)
+	}
+	if es, _ := os.ReadDir(docs); len(es) != 1 {
+		t.Fatalf("store holds %d files", len(es))
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
