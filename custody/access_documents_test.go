@@ -147,3 +147,33 @@ func BenchmarkDocumentPut20MB(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDocumentStage: whatever the bytes, Stage either refuses them and
+// leaves no file, or accepts a PDF (header, %%EOF at the end) under the
+// SHA-256 of exactly those bytes.
+func FuzzDocumentStage(f *testing.F) {
+	f.Add(minimalPDF(512))
+	f.Add([]byte("%PDF-1.7\nstartxref\n1\n%%EOF"))
+	f.Add([]byte("not a pdf"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		ds, err := custody.NewDocumentStore(dir, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, n, err := ds.Put(bytes.NewReader(b))
+		files := dirFiles(t, dir)
+		if err != nil {
+			if len(files) != 0 {
+				t.Fatalf("refused (%v) but left %v", err, files)
+			}
+			return
+		}
+		if !bytes.HasPrefix(b, []byte("%PDF-")) || !bytes.HasSuffix(bytes.TrimRight(b, "\r\n \t\x00"), []byte("%%EOF")) {
+			t.Fatalf("accepted a document without header or trailer: %q", b)
+		}
+		if h != custody.Hash(sha256.Sum256(b)) || n != int64(len(b)) || len(files) != 1 || files[0] != h.String() {
+			t.Fatalf("stored %v as %s (%d bytes)", files, h, n)
+		}
+	})
+}
