@@ -132,7 +132,9 @@ func New(cfg Config) (*Server, error) {
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 		ReferrerPolicy: "no-referrer", ContentSecurityPolicy: "default-src 'self'; frame-ancestors 'none'",
 	}))
-	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	// Document uploads stream to a store with its own size limit.
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: cfg.BodyLimit,
+		Skipper: func(c echo.Context) bool { return c.Path() == accessUploadPath }}))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			c.Response().Header().Set("Cache-Control", "no-store")
@@ -173,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerFHIRRoutes(e)
 	s.registerProofRoutes(g)
 	s.registerQuotaRoutes(g)
+	s.registerAccessRoutes(g)
 	return s, nil
 }
 
@@ -279,6 +282,8 @@ var errorTable = []struct {
 	{custody.ErrNotBooked, http.StatusConflict, "not_booked", 0},
 	{custody.ErrQuotaExhausted, http.StatusConflict, "quota_exhausted", 0},
 	{custody.ErrOfferExpired, http.StatusConflict, "offer_expired", 0},
+	{custody.ErrRequirementsUnmet, http.StatusConflict, "requirements_unmet", 0},
+	{custody.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", 0},
 	{custody.ErrConflict, http.StatusConflict, "conflict", 0},
 	{custody.ErrRetry, http.StatusServiceUnavailable, "retry", 1},
 	{custody.ErrThrottled, http.StatusTooManyRequests, "too_many_requests", 0},

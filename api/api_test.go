@@ -117,6 +117,7 @@ type envConfig struct {
 	noCheck   bool // do not validate responses against the document
 	now       func() time.Time
 	passwords custody.PasswordPolicy
+	docs      *custody.DocumentStore
 }
 
 type option func(*envConfig)
@@ -165,7 +166,7 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	}
 	svc, err := custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: log,
 		Now: cfg.now, FIN: "A9999",
-		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}, Passwords: cfg.passwords})
+		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}, Passwords: cfg.passwords, Documents: cfg.docs})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}

@@ -23,7 +23,7 @@ const (
 )
 
 // UserRoles lists the roles a user account may have.
-var UserRoles = []Role{RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin}
+var UserRoles = []Role{RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin, RolePhysician}
 
 // ValidUserRole reports whether r is a role a user account may have.
 func ValidUserRole(r Role) bool { return slices.Contains(UserRoles, r) }

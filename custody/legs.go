@@ -554,7 +554,7 @@ func (s *Service) TelemetryLegs(ctx context.Context) ([]LegRef, error) {
 	now := s.Now()
 	var out []LegRef
 	for _, ci := range infos {
-		if ci.State.Terminal() || ci.State == StateEnrolled || ci.State == StateCollected {
+		if ci.State.Terminal() || ci.State == StateEnrolled || ci.State == StateCollected || ci.State.Access() {
 			continue
 		}
 		c, err := s.Chain(ctx, ci.COI)
@@ -834,6 +834,9 @@ func (s *Service) Excursions(ctx context.Context, open bool) ([]ExcursionEntry, 
 	}
 	out := []ExcursionEntry{}
 	for _, ci := range infos {
+		if ci.State.Access() {
+			continue
+		}
 		c, err := s.Chain(ctx, ci.COI)
 		if err != nil {
 			return nil, fmt.Errorf("excursions: %w", err)

@@ -207,6 +207,9 @@ func (s *Service) UnmappedSiteNames(ctx context.Context, actor User, after strin
 	seen := map[string]bool{}
 	var names []string
 	for _, ci := range infos {
+		if ci.State.Access() {
+			continue
+		}
 		c, err := s.Chain(ctx, ci.COI)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)

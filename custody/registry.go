@@ -32,7 +32,7 @@ const (
 
 // RegistryKinds lists the registries.
 func RegistryKinds() []RegistryKind {
-	return []RegistryKind{KindOrganisation, KindSite, KindProduct, KindShipper, KindSiteMapping}
+	return []RegistryKind{KindOrganisation, KindSite, KindProduct, KindShipper, KindSiteMapping, KindJurisdiction}
 }
 
 // Valid reports whether k names a registry.

@@ -242,7 +242,7 @@ func (s *Service) visible(ctx context.Context, u User, state State, after COI, l
 	// thousands of them.
 	page := ChainPage{Chains: all[:0]}
 	for _, ci := range all {
-		if after != "" && ci.COI <= after {
+		if after != "" && ci.COI <= after || ci.State.Access() {
 			continue
 		}
 		ok, err := r.visibleInfo(ctx, u, ci)

@@ -41,6 +41,8 @@ type Config struct {
 	Passwords PasswordPolicy
 	// OfferTTL is how long a waiting-list offer stands (0: DefaultOfferTTL).
 	OfferTTL time.Duration
+	// Documents keeps expanded-access documents; nil: none are taken.
+	Documents *DocumentStore
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -82,6 +84,9 @@ type Service struct {
 	// waitMu serializes the waiting list's changes (waitlist_service.go).
 	waitMu   sync.Mutex
 	offerTTL time.Duration
+
+	// docs keeps expanded-access documents (access_documents.go).
+	docs *DocumentStore
 }
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
@@ -104,7 +109,7 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, fin: cfg.FIN,
 		journey: j, profiles: map[string]bool{}, tele: cfg.Telemetry, labelTxt: cfg.LabelText, folder: cfg.Folder, passwords: cfg.Passwords, seed: maphash.MakeSeed(),
-		backoff: newBackoffs(cfg.Now)}
+		backoff: newBackoffs(cfg.Now), docs: cfg.Documents}
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
 	}
@@ -167,6 +172,12 @@ type StepRequest struct {
 // The actor must be a coordinator; when the request carries no signature
 // the record is attributed to the actor's authenticated session.
 func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*Chain, error) {
+	return s.enroll(ctx, actor, req, "")
+}
+
+// enroll enrolls a chain as Enroll does; request, when not empty, is the
+// expanded-access request the enroll record names.
+func (s *Service) enroll(ctx context.Context, actor User, req EnrollRequest, request COI) (*Chain, error) {
 	if !MayEnroll(actor.Role) {
 		return nil, fmt.Errorf("enroll: role %s may not enroll patients (coordinator only): %w", actor.Role, ErrForbidden)
 	}
@@ -231,7 +242,7 @@ func (s *Service) Enroll(ctx context.Context, actor User, req EnrollRequest) (*C
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	data, err := json.Marshal(EnrollData{Product: req.Product, ProductName: productName, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment()})
+	data, err := json.Marshal(EnrollData{Product: req.Product, ProductName: productName, Sites: req.Sites, Facility: s.fin, PatientCommitment: phi.Commitment(), Request: request})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
@@ -290,7 +301,8 @@ func (s *Service) Chains(ctx context.Context, state State) ([]ChainInfo, error) 
 	if state != "" && !slices.Contains(States, state) {
 		return nil, fmt.Errorf("chains: unknown state %q (one of %v): %w", state, States, ErrInvalid)
 	}
-	return s.store.Chains(ctx, state)
+	all, err := s.store.Chains(ctx, state)
+	return slices.DeleteFunc(all, func(ci ChainInfo) bool { return ci.State.Access() }), err
 }
 
 // Record appends a signed step to a chain after checking the journey
@@ -735,6 +747,9 @@ func (s *Service) VerifyLedger(ctx context.Context) (Report, error) {
 			return Report{}, fmt.Errorf("verify ledger: %w", err)
 		}
 		for _, ci := range chains {
+			if ci.State.Access() {
+				continue
+			}
 			cr := Report{OK: true}
 			if err := s.checkSeals(ctx, ci.COI, &cr); err != nil {
 				return Report{}, fmt.Errorf("verify ledger: %w", err)
@@ -785,6 +800,9 @@ func (s *Service) VerifyChain(ctx context.Context, coi COI) (Report, error) {
 	rep, err := VerifyChainJourney(ctx, s.store, ci, s.journey)
 	if err != nil {
 		return Report{}, err
+	}
+	if ci.State.Access() {
+		return rep, nil // a request has no shipments
 	}
 	if err := s.checkSeals(ctx, coi, &rep); err != nil {
 		return Report{}, fmt.Errorf("verify chain: %w", err)

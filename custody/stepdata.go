@@ -31,6 +31,9 @@ type EnrollData struct {
 	// PatientCommitment binds the chain to the patient identifiers kept
 	// outside the ledger, without revealing them.
 	PatientCommitment string `json:"patient_commitment"`
+	// Request is the expanded-access request the chain was enrolled from
+	// (its enroll record names the chain); empty otherwise.
+	Request COI `json:"request,omitempty"`
 }
 
 // CollectData is the data of a collect record: the donation and its bags.

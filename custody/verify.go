@@ -560,7 +560,7 @@ func newJourneyTable(j *Journey) *journeyTable {
 			to := uint8(brokenState)
 			from := jt.states[si]
 			switch r, err := j.Rule(from, step); {
-			case from == "" && step != StepEnroll, step == "":
+			case from == "" && !j.starts(step), step == "":
 			case err == nil:
 				to = stateIndex(r.To)
 			case j.IsSystem(step):
@@ -572,15 +572,20 @@ func newJourneyTable(j *Journey) *journeyTable {
 	return jt
 }
 
+// starts reports whether step may begin a chain: a row from no state.
+func (j *Journey) starts(step Step) bool {
+	return slices.ContainsFunc(j.Transitions, func(t Transition) bool { return t.From == "" && t.Step == step })
+}
+
 // defaultJourneyTable is DefaultJourney compiled, once.
-var defaultJourneyTable = sync.OnceValue(func() *journeyTable { return newJourneyTable(DefaultJourney()) })
+var defaultJourneyTable = sync.OnceValue(func() *journeyTable { return newJourneyTable(withAccess(DefaultJourney())) })
 
 // tableFor returns j compiled; nil means DefaultJourney.
 func tableFor(j *Journey) *journeyTable {
 	if j == nil {
 		return defaultJourneyTable()
 	}
-	j.tableOnce.Do(func() { j.table = newJourneyTable(j) })
+	j.tableOnce.Do(func() { j.table = newJourneyTable(withAccess(j)) })
 	return j.table
 }
 

@@ -33,6 +33,9 @@ type networkFile struct {
 	Sites         []custody.Site         `json:"sites"`
 	Products      []custody.Product      `json:"products"`
 	Shippers      []custody.Shipper      `json:"shippers"`
+	// Jurisdictions are the expanded-access jurisdictions beyond the
+	// built-in ones.
+	Jurisdictions []custody.Jurisdiction `json:"jurisdictions,omitempty"`
 }
 
 // importTally counts what an import did.
@@ -55,7 +58,7 @@ func runRegistry(ctx context.Context, args, env []string, stdout, stderr io.Writ
 		fs.StringVar(&actorID, "actor", "", "ID of the administrator recorded as the author of every change (required)")
 	case "list":
 		fs.StringVar(&actorID, "actor", "", "ID of the administrator or QA user reading the registries (required)")
-		fs.StringVar(&kind, "kind", "", "only this registry: organisation, site, product or shipper (default: all)")
+		fs.StringVar(&kind, "kind", "", "only this registry: organisation, site, product, shipper or jurisdiction (default: all)")
 	default:
 		return usagef("registry: unknown subcommand %q (want %s)", args[0], strings.Join(subcommands("registry"), ", "))
 	}
@@ -85,9 +88,9 @@ func runRegistry(ctx context.Context, args, env []string, stdout, stderr io.Writ
 		}
 	}
 	switch kind {
-	case "", "organisation", "site", "product", "shipper":
+	case "", "organisation", "site", "product", "shipper", "jurisdiction":
 	default:
-		return usagef("%s: --kind must be organisation, site, product or shipper", op)
+		return usagef("%s: --kind must be organisation, site, product, shipper or jurisdiction", op)
 	}
 	if _, err := os.Stat(ledgerFile(s.data)); err != nil {
 		return fmt.Errorf("%s: no ledger at %s (check --data): %w", op, ledgerFile(s.data), custody.ErrNotFound)
@@ -123,6 +126,10 @@ func runRegistry(ctx context.Context, args, env []string, stdout, stderr io.Writ
 	for _, v := range net.Shippers {
 		t.add("shipper", v.ID, func() error { _, err := svc.Shipper(ctx, actor, v.ID); return err },
 			func() error { _, err := svc.RegisterShipper(ctx, actor, v, reason); return err })
+	}
+	for _, v := range net.Jurisdictions {
+		t.add("jurisdiction", v.Code, func() error { _, err := svc.JurisdictionEntry(ctx, actor, v.Code); return err },
+			func() error { _, err := svc.RegisterJurisdiction(ctx, actor, v, reason); return err })
 	}
 	fmt.Fprintf(stdout, "registered %d, already registered %d, failed %d\n", t.added, t.existing, len(t.failed))
 	for _, f := range t.failed {
@@ -188,6 +195,17 @@ func listRegistry(ctx context.Context, svc *custody.Service, actor custody.User,
 				fmt.Fprintf(tw, "product\t%s\t%s\t%s %s\t%v\n", v.Code, v.Name, v.ISBTCode, v.StorageProfile, v.Suspended)
 			}
 			return lastOf(vs, func(v custody.Product) string { return v.Code }), len(vs), err
+		}, page); err != nil {
+			return err
+		}
+	}
+	if kind == "" || kind == "jurisdiction" {
+		if err := pageAll(func(after string) (string, int, error) {
+			vs, err := svc.Jurisdictions(ctx, actor, after, page)
+			for _, v := range vs {
+				fmt.Fprintf(tw, "jurisdiction\t%s\t%s\t%d required, %d emergency, %d after\t%v\n", v.Code, v.Name, len(v.Required), len(v.Emergency), len(v.After), v.Suspended)
+			}
+			return lastOf(vs, func(v custody.Jurisdiction) string { return v.Code }), len(vs), err
 		}, page); err != nil {
 			return err
 		}

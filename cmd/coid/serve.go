@@ -57,10 +57,16 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		"COID_WITNESSES, space-separated)")
 	witnessQuorum := fs.Int("witness-quorum", envInt(env, "COID_WITNESS_QUORUM", 0),
 		"how many witnesses must cosign a checkpoint for it to count as witnessed; default all (COID_WITNESS_QUORUM)")
+
+	docDir := fs.String("documents", getenv(env, "COID_DOCUMENTS"), "directory of expanded-access documents, named by their SHA-256; default <data>/documents (COID_DOCUMENTS)")
+	docMaxMB := fs.Int("document-max-mb", envInt(env, "COID_DOCUMENT_MAX_MB", custody.DefaultMaxDocument>>20), "largest expanded-access document accepted, in MB (COID_DOCUMENT_MAX_MB)")
 	var initLedger bool
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *docMaxMB < 1 {
+		return usagef("serve: --document-max-mb must be at least 1")
 	}
 	httpTLS, proxies, err := hp.check(s.http)
 	if err != nil {
@@ -130,7 +136,11 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	// One limit on argon2id derivations (64 MiB each) for sign-ins,
 	// signatures and MQTT connects, all of which strangers can trigger.
 	hasher := passwd.NewLimited(passwd.Default(), runtime.GOMAXPROCS(0))
-	svc, err := custody.NewService(custody.Config{Store: st.ledger, Hasher: hasher, Logger: log, Now: time.Now,
+	docs, err := custody.NewDocumentStore(or(*docDir, filepath.Join(s.data, "documents")), int64(*docMaxMB)<<20)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	svc, err := custody.NewService(custody.Config{Documents: docs, Store: st.ledger, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
 		Telemetry: custody.TelemetryConfig{Readings: st.telemetry, Profiles: profiles}, LabelText: labels.CheckEnrollment,
 		Folder: phitext.Folder{}, Passwords: *pw})

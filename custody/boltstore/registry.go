@@ -22,12 +22,13 @@ var (
 		custody.KindProduct:      []byte("registry_products"),
 		custody.KindShipper:      []byte("registry_shippers"),
 		custody.KindSiteMapping:  []byte("registry_site_mappings"),
+		custody.KindJurisdiction: []byte("registry_jurisdictions"),
 	}
 	// registryBuckets are created by Open.
 	registryBuckets = [][]byte{
 		registryBucketNames[custody.KindOrganisation], registryBucketNames[custody.KindSite],
 		registryBucketNames[custody.KindProduct], registryBucketNames[custody.KindShipper],
-		registryBucketNames[custody.KindSiteMapping], bucketAudit,
+		registryBucketNames[custody.KindSiteMapping], registryBucketNames[custody.KindJurisdiction], bucketAudit,
 	}
 )
 
