@@ -73,8 +73,11 @@ func (x *LegState) Reset(rs []custody.Reading) {
 
 // Judge judges the readings taken so far whose device time is within leg
 // l's window at now (l as the leg is now; its start and profile as given
-// to NewLegState) and returns what EvaluateLeg(l.At(now), rs) and
-// ProjectHold(l.At(now), rs, now, hold) return over all those readings rs.
+// to NewLegState) and returns what EvaluateLeg(l.At(now), rs) and, for a
+// leg not received, ProjectHold(l.At(now), rs, now, hold) return over all
+// those readings rs (a received leg has no projection: the zero value).
+// Once l is received, readings after its receipt are dropped as they
+// arrive; a leg whose receipt changes must be judged again (Reset).
 // The window end must not move back: a leg received before a reading
 // already judged is judged again from its readings (Reset).
 func (x *LegState) Judge(l custody.LegRef, now time.Time, hold HoldConfig) ([]custody.Excursion, custody.HoldProjection) {
@@ -86,6 +89,12 @@ func (x *LegState) Judge(l custody.LegRef, now time.Time, hold HoldConfig) ([]cu
 		if r.LN2Pct != nil {
 			x.ln2 = append(x.ln2, r)
 		}
+	}
+	if l.Leg.ReceivedAt != nil {
+		// The window ends at the receipt for good: nothing later counts,
+		// and no hold time is projected for a leg received.
+		x.ahead, x.ln2 = x.ahead[:0], x.ln2[:0]
+		return endAtReceipt(l, x.series.Excursions(l.To)), custody.HoldProjection{}
 	}
 	x.ahead = slices.Delete(x.ahead, 0, n)
 	if k := len(x.ln2); k > 0 {
