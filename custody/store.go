@@ -219,12 +219,51 @@ type QuarantineLister interface {
 	QuarantineList(ctx context.Context, limit int) ([]QuarantineEntry, error)
 }
 
+// DefaultReadingsPage is the page size ReadingLog.ReadingsSince uses for a
+// limit of zero or less.
+const DefaultReadingsPage = 4096
+
+// ReadingsPage is one page of ReadingLog.ReadingsSince.
+type ReadingsPage struct {
+	// Readings are those stored by the committed batches after the
+	// cursor through Through, batch by batch in watermark order (within
+	// a batch in no particular order), with ReceivedTime set.
+	Readings []Reading
+	// Through is the watermark of the last batch in the page: the cursor
+	// for the next page. On an empty page it is the cursor given, or the
+	// watermark the log starts at (see Incomplete).
+	Through uint64
+	// More says that batches after Through were committed when the page
+	// was read: ask again from Through.
+	More bool
+	// Incomplete says that the cursor given is older than the log: the
+	// readings of batches up to the watermark the log starts at (those
+	// stored before the store kept it) are not in the log, and a reader
+	// that needs them must read them by shipper (ShipperReadings).
+	Incomplete bool
+}
+
+// ReadingLog lists readings in the order their batches were committed, so
+// that a reader that keeps a cursor (the ingest watermark it has read
+// through) finds what was stored since without reading any shipper's
+// readings: the cost grows with the page, not with the store.
+type ReadingLog interface {
+	// ReadingsSince returns the readings of the batches committed with a
+	// watermark after after: whole batches in watermark order, the page
+	// ending with the batch that brings it to limit readings or more
+	// (limit <= 0: DefaultReadingsPage), so that a page never splits a
+	// batch and may exceed limit by at most one batch.
+	ReadingsSince(ctx context.Context, after uint64, limit int) (ReadingsPage, error)
+}
+
 // TelemetryStore keeps telemetry readings and the quarantine of refused
-// payloads: the read side (ReadingStore), the write side (ReadingSink and
+// payloads: the read side (ReadingStore, and ReadingLog for what was stored
+// since a cursor), the write side (ReadingSink and
 // its synchronous forms) and the quarantine.
 type TelemetryStore interface {
 	ReadingStore
 	ReadingSink
+	ReadingLog
 	QuarantineLister
 	// AddReadings stores readings durably, each identity once, and
 	// returns when they are committed; ErrReadingConflict refuses the

@@ -163,16 +163,18 @@ func coreBucketChecks() map[string]bucketCheck {
 			return nil
 		}},
 		string(bucketReadings): {name: func(k []byte) string { return fmt.Sprintf("%x", k) }, entry: func(_ *bolt.Tx, k, v []byte) error {
-			i := bytes.IndexByte(k, 0)
-			if i < 0 {
-				return errors.New("the key is not a reading's")
-			}
-			_, _, err := decodeReading(string(k[:i]), k, v)
+			_, _, err := decodeStoredReading(k, v)
 			return err
 		}},
+		string(bucketReadingBatch): {name: func(k []byte) string { return fmt.Sprintf("%x", k) }, entry: func(_ *bolt.Tx, k, v []byte) error {
+			if len(k) < 8+2 || bytes.IndexByte(k[8:], 0) < 1 || len(v) != 0 {
+				return errors.New("the entry is not a reading batch's")
+			}
+			return nil
+		}},
 		string(bucketReadingsMeta): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
-			if bytes.Equal(k, keyWatermark) && len(v) != 8 {
-				return fmt.Errorf("the watermark is %d bytes, not 8", len(v))
+			if (bytes.Equal(k, keyWatermark) || bytes.Equal(k, keyBatchesFrom)) && len(v) != 8 {
+				return fmt.Errorf("%s is %d bytes, not 8", k, len(v))
 			}
 			return nil
 		}},
@@ -211,7 +213,7 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// The accounts' and the registries' buckets (accounts.go,
 	// registry.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), quotaBuckets...) {
+	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append([][]byte{}, quotaBuckets...), readingLogBuckets...)...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

@@ -7,8 +7,13 @@ package boltstore
 //	readings       Reading.Key() -> encoded reading (see encodeReading)
 //	reading_times  shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE) Key() -> empty
 //	                 index for range scans by device time
+//	reading_batches  watermark (8 bytes BE) Key() -> empty: the readings of
+//	                 each committed batch, for ReadingsSince
 //	readings_meta  "watermark" -> uint64 BE: the number of committed batches
 //	                 that stored at least one reading
+//	               "batches_from" -> uint64 BE: the watermark reading_batches
+//	                 starts after (0, or the watermark of a file written
+//	                 before it existed, when Open created it)
 //	quarantine     id (8 bytes BE) -> QuarantineEntry JSON, at most
 //	                 MaxQuarantine entries and MaxQuarantineBytes (the
 //	                 oldest are dropped)
@@ -45,11 +50,16 @@ var (
 	bucketReadings     = []byte("readings")
 	bucketReadingTimes = []byte("reading_times")
 	bucketReadingsMeta = []byte("readings_meta")
+	bucketReadingBatch = []byte("reading_batches")
 	bucketQuarantine   = []byte("quarantine")
 	keyWatermark       = []byte("watermark")
+	keyBatchesFrom     = []byte("batches_from")
 
 	// readingBuckets are created by Open.
 	readingBuckets = [][]byte{bucketReadings, bucketReadingTimes, bucketReadingsMeta, bucketQuarantine}
+	// readingLogBuckets are created by Open, and missing from a file no
+	// writer with the reading log has opened yet.
+	readingLogBuckets = [][]byte{bucketReadingBatch}
 )
 
 // Bounds of the quarantine, which keeps rejected payloads for review.
@@ -266,12 +276,13 @@ func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custo
 	if err == nil && (len(items) > 0 || len(quarantined) > 0) {
 		err = s.update(func(tx *bolt.Tx) error {
 			b, idx, meta := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes), tx.Bucket(bucketReadingsMeta)
+			batches := tx.Bucket(bucketReadingBatch)
 			// Readings arrive mostly in key order per shipper (seq and
 			// device time increase), so a split page is rarely written
 			// again: fill it before splitting (bbolt's default, half full,
 			// doubles the pages, the file, and bbolt's in-memory
 			// bookkeeping, which keeps an entry per page allocated).
-			b.FillPercent, idx.FillPercent = readingsFillPercent, readingsFillPercent
+			b.FillPercent, idx.FillPercent, batches.FillPercent = readingsFillPercent, readingsFillPercent, 1 // batches only grow at the end
 			if len(items) > 0 {
 				wm = readWatermark(tx) + 1
 				if err := meta.Put(keyWatermark, u64(wm)); err != nil {
@@ -285,6 +296,9 @@ func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custo
 					return err
 				}
 				if err := idx.Put(timeIndexKey(it.r.Shipper, it.r.DeviceTime, it.key), nil); err != nil {
+					return err
+				}
+				if err := batches.Put(append(u64(wm), it.key...), nil); err != nil {
 					return err
 				}
 			}
@@ -421,14 +435,7 @@ func sameBool(a, b *bool) bool {
 }
 
 func readWatermark(tx *bolt.Tx) uint64 {
-	b := tx.Bucket(bucketReadingsMeta)
-	if b == nil {
-		return 0
-	}
-	if v := b.Get(keyWatermark); len(v) == 8 {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
+	return readU64(tx.Bucket(bucketReadingsMeta), keyWatermark)
 }
 
 // quarantineDrop tells which entries putQuarantine dropped to stay within
@@ -586,6 +593,86 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 		out = []custody.Reading{}
 	}
 	return out, wm, nil
+}
+
+// ReadingsSince implements custody.ReadingLog: it walks the
+// reading_batches index from the batch after after.
+func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (custody.ReadingsPage, error) {
+	if limit <= 0 {
+		limit = custody.DefaultReadingsPage
+	}
+	page := custody.ReadingsPage{Through: after}
+	err := s.view(func(tx *bolt.Tx) error {
+		b, batches := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingBatch)
+		if b == nil || batches == nil {
+			return fmt.Errorf("readings buckets missing: %w", custody.ErrChainBroken)
+		}
+		if from := readU64(tx.Bucket(bucketReadingsMeta), keyBatchesFrom); after < from {
+			page.Incomplete, page.Through, after = true, from, from
+		}
+		wm := readWatermark(tx)
+		c := batches.Cursor()
+		for k, _ := c.Seek(u64(after + 1)); k != nil; k, _ = c.Next() {
+			if len(k) < 8 {
+				return fmt.Errorf("reading batch key %x malformed: %w", k, custody.ErrChainBroken)
+			}
+			bw := binary.BigEndian.Uint64(k)
+			if bw != page.Through && len(page.Readings) >= limit {
+				break
+			}
+			if len(page.Readings)%4096 == 4095 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			key := k[8:]
+			v := b.Get(key)
+			if v == nil {
+				continue // deleted: as ShipperReadings, seals will tell
+			}
+			r, _, err := decodeStoredReading(key, v)
+			if err != nil {
+				return err
+			}
+			page.Readings = append(page.Readings, r)
+			page.Through = bw
+		}
+		page.More = page.Through < wm
+		return nil
+	})
+	if err != nil {
+		return custody.ReadingsPage{}, fmt.Errorf("readings since watermark %d: %w", after, err)
+	}
+	return page, nil
+}
+
+// decodeStoredReading decodes the reading stored under key with value v.
+func decodeStoredReading(key, v []byte) (custody.Reading, uint64, error) {
+	i := bytes.IndexByte(key, 0)
+	if i < 0 {
+		return custody.Reading{}, 0, errors.New("the key is not a reading's")
+	}
+	return decodeReading(string(key[:i]), key, v)
+}
+
+// initReadingLog records, in a file opened for writing, the watermark the
+// reading log starts after: the current one when the log is new (0 for a
+// new file; readings stored before are not in the log).
+func initReadingLog(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketReadingsMeta)
+	if meta.Get(keyBatchesFrom) != nil {
+		return nil
+	}
+	return meta.Put(keyBatchesFrom, u64(readWatermark(tx)))
+}
+
+// readU64 returns the 8-byte big-endian value under key in b, or 0.
+func readU64(b *bolt.Bucket, key []byte) uint64 {
+	if b == nil {
+		return 0
+	}
+	if v := b.Get(key); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
 }
 
 // ReadingsCount returns how many readings are stored.

@@ -9,7 +9,12 @@ import "github.com/coid-project/coid/custody"
 // the receipt (l.To): its figures are final and QA can decide on them. An
 // open leg's excursions stay open.
 func EvaluateLeg(l custody.LegRef, rs []custody.Reading) []custody.Excursion {
-	es := Evaluate(l.Profile, rs, l.From, l.To)
+	return endAtReceipt(l, Evaluate(l.Profile, rs, l.From, l.To))
+}
+
+// endAtReceipt ends at l.To the excursions es of leg l still open, when l
+// was received.
+func endAtReceipt(l custody.LegRef, es []custody.Excursion) []custody.Excursion {
 	if l.Leg.ReceivedAt == nil {
 		return es
 	}

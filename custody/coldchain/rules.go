@@ -1,7 +1,6 @@
 package coldchain
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
@@ -54,27 +53,11 @@ func Evaluate(p custody.Profile, readings []custody.Reading, from, to time.Time)
 	if to.Before(from) {
 		return nil
 	}
-	rs := window(readings, from, to)
-	var out []custody.Excursion
-	if p.MinC != nil || p.MaxC != nil {
-		out = judge(out, custody.ExcursionTemperature, p.Grace, rs, to, tempVerdict(p))
+	s := NewSeries(p, from)
+	for _, r := range window(readings, from, to) {
+		s.feed(r)
 	}
-	if p.MaxTiltDeg != nil {
-		out = judge(out, custody.ExcursionTilt, p.TiltGrace, rs, to, tiltVerdict(*p.MaxTiltDeg))
-	}
-	if p.LidMustBeClosed {
-		out = judge(out, custody.ExcursionLid, p.LidGrace, rs, to, lidVerdict())
-	}
-	if limit := p.SilenceAfter(); limit > 0 {
-		out = silence(out, limit, rs, from, to)
-	}
-	slices.SortStableFunc(out, func(a, b custody.Excursion) int {
-		if c := a.Start.Compare(b.Start); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Kind, b.Kind)
-	})
-	return out
+	return s.excursions(to)
 }
 
 // Judged reports whether Evaluate judges excursions of kind k under
@@ -163,28 +146,27 @@ func tiltVerdict(max float64) func(*custody.Reading) verdict {
 	}
 }
 
-// lidVerdict returns the lid rule's verdict function, for one pass over the
-// readings in device-time order. The lid switch and the light sensor are two
-// measurements, each held separately until the next reading that carries it:
-// the rule is broken while the last lid_open reported is true or the last
-// light reported is true. A reading carrying only one of them therefore
-// never ends what the other reports (a light-only reading saying dark does
-// not close an open lid). A sensor that has not reported yet counts as
-// closed (dark).
-func lidVerdict() func(*custody.Reading) verdict {
-	var lidOpen, light bool
-	return func(r *custody.Reading) verdict {
-		if r.LidOpen == nil && r.Light == nil {
-			return verdict{}
-		}
-		if r.LidOpen != nil {
-			lidOpen = *r.LidOpen
-		}
-		if r.Light != nil {
-			light = *r.Light
-		}
-		return verdict{known: true, broken: lidOpen || light}
+// lidState holds the lid rule's two measurements, the lid switch and the
+// light sensor, each held separately until the next reading that carries
+// it: the rule is broken while the last lid_open reported is true or the
+// last light reported is true. A reading carrying only one of them
+// therefore never ends what the other reports (a light-only reading saying
+// dark does not close an open lid). A sensor that has not reported yet
+// counts as closed (dark).
+type lidState struct{ lidOpen, light bool }
+
+// verdict updates the held measurements with r's and judges them.
+func (s *lidState) verdict(r *custody.Reading) verdict {
+	if r.LidOpen == nil && r.Light == nil {
+		return verdict{}
 	}
+	if r.LidOpen != nil {
+		s.lidOpen = *r.LidOpen
+	}
+	if r.Light != nil {
+		s.light = *r.Light
+	}
+	return verdict{known: true, broken: s.lidOpen || s.light}
 }
 
 // episode is a run of breaks of one rule separated by returns into range
@@ -197,97 +179,148 @@ type episode struct {
 	worst   verdict
 }
 
-// judge applies one rule over rs (device-time order) and appends its
-// excursions to out. f is called once per reading, in that order, so it may
-// hold state from earlier readings (lidVerdict does).
-func judge(out []custody.Excursion, kind custody.ExcursionKind, grace time.Duration, rs []*custody.Reading, to time.Time, f func(*custody.Reading) verdict) []custody.Excursion {
-	var (
-		ep       episode
-		broken   bool // the held value breaks the rule
-		runStart time.Time
-	)
-	emit := func(end time.Time) {
-		if ep.breach <= grace {
-			return
-		}
-		e := custody.Excursion{
-			ID: custody.ExcursionID(kind, ep.start), Kind: kind,
-			Start: ep.start, End: end, Breach: ep.breach,
-		}
-		if end.IsZero() {
-			e.Duration = to.Sub(ep.start)
-		} else {
-			e.Duration = end.Sub(ep.start)
-		}
-		if ep.worst.worst {
-			w, l := ep.worst.value, ep.worst.limit
-			e.Worst, e.Limit = &w, &l
-		}
-		out = append(out, e)
+// rule is one rule's judgement carried through readings in device-time
+// order: the episode going on, whether the held value breaks the rule, and
+// the excursions already over (done).
+type rule struct {
+	kind     custody.ExcursionKind
+	grace    time.Duration
+	temp     custody.Profile // temperature limits, for kind temperature
+	maxTilt  float64         // for kind tilt
+	lid      lidState        // for kind lid
+	ep       episode
+	broken   bool // the held value breaks the rule
+	runStart time.Time
+	done     []custody.Excursion
+}
+
+// verdict is what r says about the rule.
+func (u *rule) verdict(r *custody.Reading) verdict {
+	switch u.kind {
+	case custody.ExcursionTemperature:
+		return tempVerdict(u.temp)(r)
+	case custody.ExcursionTilt:
+		return tiltVerdict(u.maxTilt)(r)
 	}
-	for _, r := range rs {
-		v := f(r)
-		if !v.known {
-			continue
-		}
-		t := r.DeviceTime
-		switch {
-		case v.broken && !broken:
-			if !ep.active || t.Sub(ep.lastEnd) >= grace {
-				if ep.active {
-					emit(ep.lastEnd)
+	return u.lid.verdict(r)
+}
+
+// excursion returns the excursion episode ep makes, ending at end (zero:
+// open at to), and whether it is one (its breach exceeds the grace).
+func (u *rule) excursion(ep episode, end, to time.Time) (custody.Excursion, bool) {
+	if ep.breach <= u.grace {
+		return custody.Excursion{}, false
+	}
+	e := custody.Excursion{
+		ID: custody.ExcursionID(u.kind, ep.start), Kind: u.kind,
+		Start: ep.start, End: end, Breach: ep.breach,
+	}
+	if end.IsZero() {
+		e.Duration = to.Sub(ep.start)
+	} else {
+		e.Duration = end.Sub(ep.start)
+	}
+	if ep.worst.worst {
+		w, l := ep.worst.value, ep.worst.limit
+		e.Worst, e.Limit = &w, &l
+	}
+	return e, true
+}
+
+// step judges the next reading in device-time order.
+func (u *rule) step(r *custody.Reading) {
+	v := u.verdict(r)
+	if !v.known {
+		return
+	}
+	t := r.DeviceTime
+	switch {
+	case v.broken && !u.broken:
+		if !u.ep.active || t.Sub(u.ep.lastEnd) >= u.grace {
+			if u.ep.active {
+				if e, ok := u.excursion(u.ep, u.ep.lastEnd, time.Time{}); ok {
+					u.done = append(u.done, e)
 				}
-				ep = episode{active: true, start: t}
 			}
-			broken, runStart = true, t
-		case !v.broken && broken:
-			ep.breach += t.Sub(runStart)
-			ep.lastEnd = t
-			broken = false
+			u.ep = episode{active: true, start: t}
 		}
-		if v.broken && v.worst && (!ep.worst.worst || v.dev > ep.worst.dev) {
-			ep.worst = v
-		}
+		u.broken, u.runStart = true, t
+	case !v.broken && u.broken:
+		u.ep.breach += t.Sub(u.runStart)
+		u.ep.lastEnd = t
+		u.broken = false
 	}
+	if v.broken && v.worst && (!u.ep.worst.worst || v.dev > u.ep.worst.dev) {
+		u.ep.worst = v
+	}
+}
+
+// finish appends the rule's excursions as judged at to (at or after the
+// last reading stepped) to out, leaving the rule as it was.
+func (u *rule) finish(out []custody.Excursion, to time.Time) []custody.Excursion {
+	out = append(out, u.done...)
+	ep := u.ep
+	var end time.Time
 	switch {
 	case !ep.active:
-	case broken:
-		ep.breach += to.Sub(runStart)
-		emit(time.Time{})
-	case to.Sub(ep.lastEnd) < grace:
-		emit(time.Time{}) // back in range, but not yet for the grace
+		return out
+	case u.broken:
+		ep.breach += to.Sub(u.runStart)
+	case to.Sub(ep.lastEnd) < u.grace:
+		// back in range, but not yet for the grace: open
 	default:
-		emit(ep.lastEnd)
+		end = ep.lastEnd
+	}
+	if e, ok := u.excursion(ep, end, to); ok {
+		out = append(out, e)
 	}
 	return out
 }
 
-// silence appends the gaps longer than limit.
-func silence(out []custody.Excursion, limit time.Duration, rs []*custody.Reading, from, to time.Time) []custody.Excursion {
-	prev := from
-	if prev.IsZero() && len(rs) > 0 {
-		prev = rs[0].DeviceTime
+// silenceRule is the silence rule carried through readings in device-time
+// order: the time of the last reading (or the leg's start) and the gaps
+// already over.
+type silenceRule struct {
+	limit time.Duration
+	prev  time.Time
+	done  []custody.Excursion
+}
+
+// gap returns the silence from start to end, and whether it is one.
+func (u *silenceRule) gap(start, end time.Time, open bool) (custody.Excursion, bool) {
+	d := end.Sub(start)
+	if d <= u.limit {
+		return custody.Excursion{}, false
 	}
-	gap := func(start, end time.Time, open bool) {
-		d := end.Sub(start)
-		if d <= limit {
-			return
-		}
-		e := custody.Excursion{
-			ID: custody.ExcursionID(custody.ExcursionSilence, start), Kind: custody.ExcursionSilence,
-			Start: start, Duration: d, Breach: d,
-		}
-		if !open {
-			e.End = end
-		}
+	e := custody.Excursion{
+		ID: custody.ExcursionID(custody.ExcursionSilence, start), Kind: custody.ExcursionSilence,
+		Start: start, Duration: d, Breach: d,
+	}
+	if !open {
+		e.End = end
+	}
+	return e, true
+}
+
+// step judges the next reading in device-time order.
+func (u *silenceRule) step(r *custody.Reading) {
+	if u.prev.IsZero() {
+		u.prev = r.DeviceTime
+	}
+	if e, ok := u.gap(u.prev, r.DeviceTime, false); ok {
+		u.done = append(u.done, e)
+	}
+	u.prev = r.DeviceTime
+}
+
+// finish appends the silences as judged at to to out.
+func (u *silenceRule) finish(out []custody.Excursion, to time.Time) []custody.Excursion {
+	out = append(out, u.done...)
+	if u.prev.IsZero() {
+		return out
+	}
+	if e, ok := u.gap(u.prev, to, true); ok {
 		out = append(out, e)
-	}
-	for _, r := range rs {
-		gap(prev, r.DeviceTime, false)
-		prev = r.DeviceTime
-	}
-	if !prev.IsZero() {
-		gap(prev, to, true)
 	}
 	return out
 }

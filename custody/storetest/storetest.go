@@ -29,6 +29,10 @@
 //     under one identity in a batch, are refused with
 //     custody.ErrReadingConflict and nothing of their batch is stored,
 //     not even its quarantined payload.
+//   - Reading log (custody.ReadingLog): the new readings of each committed
+//     batch are listed once after a cursor, in watermark order, in pages
+//     of whole batches; duplicates and refused batches are not listed, and
+//     a batch committed between pages is listed after the others.
 //   - Quarantine: entries are kept and listed newest first, limited on
 //     request.
 //   - Registries: an entry is created once per registry and code
@@ -109,6 +113,7 @@ func Run(t *testing.T, b Backend) {
 		{"ReadingsOnce", testReadingsOnce},
 		{"ReadingConflict", testReadingConflict},
 		{"ReadingSinkOnce", testReadingSinkOnce},
+		{"ReadingLog", testReadingLog},
 		{"Quarantine", testQuarantine},
 		{"Registry", testRegistry},
 		{"SiteMappings", testSiteMappings},
