@@ -77,8 +77,11 @@ var milestoneSegment = [NumMilestones]Segment{SegmentCollection, SegmentToPlant,
 var DurationSegments = []Segment{SegmentVeinToVein, SegmentToPlant, SegmentManufacturing, SegmentRelease,
 	SegmentReturnShipment, SegmentInfusion}
 
+// numDurations counts DurationSegments.
+const numDurations = 6
+
 // durationEnds are the milestones each of DurationSegments runs between.
-var durationEnds = [][2]MilestoneKind{
+var durationEnds = [numDurations][2]MilestoneKind{
 	{MilestoneApheresis, MilestoneInfusion},
 	{MilestoneApheresis, MilestoneManufacturingStart},
 	{MilestoneManufacturingStart, MilestoneManufacturingEnd},
