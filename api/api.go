@@ -169,6 +169,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerFHIRRoutes(e)
 	s.registerProofRoutes(g)
 	s.registerQuotaRoutes(g)
+	s.registerDashboardRoutes(g)
 	return s, nil
 }
 

@@ -12,8 +12,8 @@ import (
 // networkEnv is registryEnv with a manufacturer and its plant, and the
 // people bound to their organisations and sites, so chains can be
 // enrolled from the registries and walked.
-func networkEnv(t *testing.T, shipperDue string) *env {
-	e := registryEnv(t)
+func networkEnv(t *testing.T, shipperDue string, opts ...option) *env {
+	e := registryEnv(t, opts...)
 	for _, c := range []struct {
 		path string
 		body any

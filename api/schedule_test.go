@@ -11,8 +11,8 @@ import (
 
 // scheduleEnv is networkEnv with CART-19's lead times set and capacity at
 // PAR-1 (one chair) and MFG-1 (one slot of CART-19).
-func scheduleEnv(t *testing.T) *env {
-	e := networkEnv(t, "2027-03-01")
+func scheduleEnv(t *testing.T, opts ...option) *env {
+	e := networkEnv(t, "2027-03-01", opts...)
 	for _, c := range []struct {
 		method, path string
 		body         any

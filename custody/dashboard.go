@@ -320,3 +320,4 @@ func (s *Service) utilisation(ctx context.Context, q DashboardQuery, used map[si
 	}
 	return out, nil
 }
+
