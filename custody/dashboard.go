@@ -320,4 +320,3 @@ func (s *Service) utilisation(ctx context.Context, q DashboardQuery, used map[si
 	}
 	return out, nil
 }
-
