@@ -34,19 +34,12 @@ func dashboardEnv(t *testing.T) (e *env, a, b custody.COI) {
 		clk.Advance(at.Sub(clk.Now()))
 	}
 	enroll := func(date string) custody.COI {
-		r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
-		if r.Code != http.StatusCreated {
-			t.Fatalf("enroll: %s", r)
-		}
-		var c struct{ COI custody.COI }
-		if err := json.Unmarshal(r.Body, &c); err != nil {
-			t.Fatal(err)
-		}
-		if r := e.do(t, http.MethodPost, chainPath(c.COI, "/schedule"), coord,
+		coi := e.enrollCART19(t)
+		if r := e.do(t, http.MethodPost, chainPath(coi, "/schedule"), coord,
 			bookBody(date, "", sig{coord, custody.MeaningAuthored, ""})); r.Code != http.StatusCreated {
 			t.Fatalf("book %s: %s", date, r)
 		}
-		return c.COI
+		return coi
 	}
 	a, b = enroll("2026-12-01"), enroll("2026-12-02")
 	run := func(coi custody.COI, times []string) {
