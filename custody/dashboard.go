@@ -147,14 +147,23 @@ func (q *DashboardQuery) normalise(now time.Time) error {
 	return nil
 }
 
-// periodOf returns the month of the chain's apheresis, at the collection
-// site when the plan says its zone, else in UTC; empty: not collected.
-func (p *Progress) periodOf() string {
-	t := p.Actual[MilestoneApheresis]
+// monthOf returns the month (YYYY-MM) of milestone k's actual time, at
+// its site when the plan says the site's offset, else in UTC; empty: not
+// reached. names memoises the months' names: a dashboard reads tens of
+// thousands of times over a few months.
+func (p *Progress) monthOf(k MilestoneKind, names map[int]string) string {
+	t := p.Actual[k]
 	if t.IsZero() {
 		return ""
 	}
-	return t.In(time.FixedZone("", p.Planned[MilestoneApheresis].Offset)).Format(monthLayout)
+	y, m, _ := t.Add(time.Duration(p.Planned[k].Offset) * time.Second).UTC().Date()
+	n := y*12 + int(m) - 1
+	name, ok := names[n]
+	if !ok {
+		name = fmt.Sprintf("%04d-%02d", y, int(m))
+		names[n] = name
+	}
+	return name
 }
 
 // Dashboard computes the dashboard's figures over the chains u may read
@@ -176,6 +185,10 @@ func (s *Service) Dashboard(ctx context.Context, u User, q DashboardQuery) (Dash
 		return Dashboard{}, err
 	}
 	r := s.scope()
+	months := map[int]string{}
+	// Visibility depends only on the chain's sites for the roles that see
+	// the dashboard: decided once per set of sites.
+	visible := map[Sites]bool{}
 	for i := range all {
 		ci := &all[i]
 		p := ci.Progress
@@ -188,8 +201,7 @@ func (s *Service) Dashboard(ctx context.Context, u User, q DashboardQuery) (Dash
 			pp := ProgressOf(c.Records)
 			p = &pp
 		}
-		if t := p.Actual[MilestoneManufacturingStart]; !t.IsZero() && (q.Product == "" || ci.Product == q.Product) {
-			m := t.In(time.FixedZone("", p.Planned[MilestoneManufacturingStart].Offset)).Format(monthLayout)
+		if m := p.monthOf(MilestoneManufacturingStart, months); m != "" && (q.Product == "" || ci.Product == q.Product) {
 			if q.From <= m && m <= q.To {
 				used[siteMonth{ci.Sites.Manufacturing, m}]++
 			}
@@ -197,14 +209,20 @@ func (s *Service) Dashboard(ctx context.Context, u User, q DashboardQuery) (Dash
 		if (q.Centre != "" && ci.Sites.Treatment != q.Centre) || (q.Product != "" && ci.Product != q.Product) {
 			continue
 		}
-		ok, err := r.visibleInfo(ctx, u, *ci)
-		if err != nil {
-			return Dashboard{}, err
+		ok, known := visible[ci.Sites]
+		if !known {
+			var err error
+			if ok, err = r.visibleInfo(ctx, u, *ci); err != nil {
+				return Dashboard{}, err
+			}
+			if ci.Sites != (Sites{}) {
+				visible[ci.Sites] = ok
+			}
 		}
 		if !ok {
 			continue
 		}
-		if period := p.periodOf(); period != "" && q.From <= period && period <= q.To {
+		if period := p.monthOf(MilestoneApheresis, months); period != "" && q.From <= period && period <= q.To {
 			k := siteMonth{ci.Sites.Treatment, period}
 			d := durations[k]
 			if d == nil {
