@@ -47,7 +47,7 @@ func TestBrowserDashboard(t *testing.T) {
 	run(t, ctx, "this year's months", chromedp.Navigate(e.ts.URL+"/dashboard?from=2026-11&to=2026-12"),
 		chromedp.WaitVisible(chromedp.CSS(`#plot-util`)))
 	// One row per plant and month, three bars each (capacity, booked, used).
-	if n := value(t, ctx, "utilisation bars", chromedp.Evaluate[int](`document.querySelectorAll("#plot-util rect.bar").length`)); n != 6 {
+	if n := value(t, ctx, "utilisation bars", chromedp.Evaluate[int](`document.querySelectorAll("#plot-util rect.hbar").length`)); n != 6 {
 		t.Errorf("the utilisation plot has %d bars, want 6", n)
 	}
 	if w := value(t, ctx, "plot drawn", chromedp.Evaluate[float64](`document.getElementById("plot-util").getBoundingClientRect().width`)); w < 300 {
@@ -75,7 +75,7 @@ func TestDashboardPage(t *testing.T) {
 	b := e.login(wCoord)
 	p := b.get("/dashboard?from=2026-11&to=2026-12")
 	wantCode(t, p, 200, "dashboard")
-	wantBody(t, p, "dashboard", `<svg id="plot-util"`, `class="bar capacity"`, `href="/chains/`+string(coi)+`"`, "2027-01-04",
+	wantBody(t, p, "dashboard", `<svg id="plot-util"`, `class="hbar capacity"`, `href="/chains/`+string(coi)+`"`, "2027-01-04",
 		`href="/dashboard.csv?from=2026-11&amp;to=2026-12"`, `href="/dashboard" aria-current="page"`)
 	csv := b.get("/dashboard.csv?from=2026-11&to=2026-12")
 	wantCode(t, csv, 200, "csv")
