@@ -36,7 +36,7 @@ func accessAPIEnv(t *testing.T, docs string) *env { return accessAPIEnvMax(t, do
 // accessAPIEnvMax is accessAPIEnv with documents of at most max bytes.
 func accessAPIEnvMax(t *testing.T, docs string, max int64) *env {
 	t.Helper()
-	e := networkEnvWith(t, "2027-03-01", withDocuments(t, docs, max))
+	e := networkEnv(t, "2027-03-01", withDocuments(t, docs, max))
 	tok, err := e.svc.AddUserIn(context.Background(), physician, "Dr Gil", custody.RolePhysician, password(physician), "APHP", []string{"PAR-1"})
 	if err != nil {
 		t.Fatal(err)

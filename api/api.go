@@ -176,6 +176,8 @@ func New(cfg Config) (*Server, error) {
 	s.registerProofRoutes(g)
 	s.registerQuotaRoutes(g)
 	s.registerAccessRoutes(g)
+
+	s.registerDashboardRoutes(g)
 	return s, nil
 }
 

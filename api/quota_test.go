@@ -12,17 +12,7 @@ import (
 // route's refusals (401, 403, 400, 404, 409) and what is written.
 func TestQuotaAPI(t *testing.T) {
 	e := scheduleEnv(t)
-	enroll := func() custody.COI {
-		r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
-		if r.Code != http.StatusCreated {
-			t.Fatalf("enroll: %s", r)
-		}
-		var c struct{ COI custody.COI }
-		if err := json.Unmarshal(r.Body, &c); err != nil {
-			t.Fatal(err)
-		}
-		return c.COI
-	}
+	enroll := func() custody.COI { return e.enrollCART19(t) }
 	a, b, c := enroll(), enroll(), enroll()
 	authored := sig{coord, custody.MeaningAuthored, ""}
 	quota := "/api/v1/quotas/MFG-1/PAR-1"

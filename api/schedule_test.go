@@ -11,8 +11,8 @@ import (
 
 // scheduleEnv is networkEnv with CART-19's lead times set and capacity at
 // PAR-1 (one chair) and MFG-1 (one slot of CART-19).
-func scheduleEnv(t *testing.T) *env {
-	e := networkEnv(t, "2027-03-01")
+func scheduleEnv(t *testing.T, opts ...option) *env {
+	e := networkEnv(t, "2027-03-01", opts...)
 	for _, c := range []struct {
 		method, path string
 		body         any
@@ -28,6 +28,21 @@ func scheduleEnv(t *testing.T) *env {
 		}
 	}
 	return e
+}
+
+// enrollCART19 enrolls a chain of CART-19 at the network's sites as the
+// coordinator.
+func (e *env) enrollCART19(tb testing.TB) custody.COI {
+	tb.Helper()
+	r := e.do(tb, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
+	if r.Code != http.StatusCreated {
+		tb.Fatalf("enroll: %s", r)
+	}
+	var c struct{ COI custody.COI }
+	if err := json.Unmarshal(r.Body, &c); err != nil {
+		tb.Fatal(err)
+	}
+	return c.COI
 }
 
 func bookBody(date, reason string, sigs ...sig) map[string]any {
@@ -49,17 +64,7 @@ func reasonBody(reason string, sigs ...sig) map[string]any {
 
 func TestScheduleAPI(t *testing.T) {
 	e := scheduleEnv(t)
-	enroll := func() custody.COI {
-		r := e.do(t, http.MethodPost, "/api/v1/chains", coord, networkEnroll(netSites, "CART-19"))
-		if r.Code != http.StatusCreated {
-			t.Fatalf("enroll: %s", r)
-		}
-		var c struct{ COI custody.COI }
-		if err := json.Unmarshal(r.Body, &c); err != nil {
-			t.Fatal(err)
-		}
-		return c.COI
-	}
+	enroll := func() custody.COI { return e.enrollCART19(t) }
 	a, b, c := enroll(), enroll(), enroll()
 	authored := sig{coord, custody.MeaningAuthored, ""}
 	for _, x := range []struct {

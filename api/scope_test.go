@@ -56,6 +56,7 @@ func TestReadScope(t *testing.T) {
 			{"legs", http.MethodGet, chainPath(coi, "/legs")},
 			{"leg readings", http.MethodGet, chainPath(coi, "/legs/1/readings")},
 			{"epcis", http.MethodGet, chainPath(coi, "/epcis")},
+			{"plan vs actual", http.MethodGet, chainPath(coi, "/plan-vs-actual")},
 			{"scan", http.MethodPost, "/api/v1/scan"},
 		}
 	}

@@ -58,6 +58,6 @@ func LinkPresealed(h LinkHeads, d Draft, p Presealed, dst []byte) (Record, Chain
 	rec.ChainSeq, rec.ChainPrev = ci.Records+1, ci.HeadHash
 	dst = p.Seal(&rec, dst)
 	ci.Records, ci.HeadSeq, ci.HeadHash, ci.State, ci.Updated = rec.ChainSeq, rec.Seq, rec.Hash, d.State, rec.Time
-	ci.OpenIssues = d.OpenIssues
+	ci.OpenIssues, ci.Progress = d.OpenIssues, d.Progress
 	return rec, ci, dst, nil
 }

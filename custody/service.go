@@ -412,11 +412,12 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	return stored, nil
 }
 
-// withIssues sets in d what its chain's summary keeps of the open issues:
-// those of chain c (nil for an enroll) once d's record is appended. If
-// they cannot be computed the summary is marked as not keeping them, and
-// readers fold the chain.
+// withIssues sets in d what its chain's summary keeps of the open issues
+// and of its progress: those of chain c (nil for an enroll) once d's
+// record is appended. If the issues cannot be computed the summary is
+// marked as not keeping them, and readers fold the chain.
 func (s *Service) withIssues(c *Chain, d Draft) Draft {
+	d = withProgress(c, d)
 	n, err := openIssuesAfter(c, d.Record)
 	if err != nil {
 		s.log.Warn("open issues not kept in the chain summary", "coi", string(d.Record.Chain), "step", string(d.Record.Step), "err", err)

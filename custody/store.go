@@ -28,6 +28,11 @@ type ChainInfo struct {
 	// have OpenIssues.Kept false; readers fold the chain then. Not part of
 	// the API's chain summary.
 	OpenIssues IssueCounts `json:"-"`
+	// Progress is the chain's plan and actual milestones (ProgressOf),
+	// kept so the dashboard aggregates summaries without folding chains.
+	// Summaries stored before it was kept have none (nil); readers fold
+	// the chain then. Not part of the API's chain summary.
+	Progress *Progress `json:"-"`
 }
 
 // IssueCounts counts a chain's open issues by kind, as its summary keeps
@@ -79,6 +84,10 @@ type Draft struct {
 	// appended, kept in ChainInfo (the Service computes them for every
 	// draft; without them, Kept false, the summary says it keeps none).
 	OpenIssues IssueCounts
+	// Progress is the chain's plan and actual milestones once the record
+	// is appended, kept in ChainInfo (the Service computes it for every
+	// draft; nil: the summary keeps none).
+	Progress *Progress
 	// Quota, set with a booking's claims, is the quota use the booking
 	// counts against: the store frees the one the chain held (if any),
 	// then takes this one in the same transaction, only while the stored

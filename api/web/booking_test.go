@@ -15,7 +15,7 @@ import (
 // starts the day after apheresis) and capacity defined when define is
 // true: one apheresis chair a day at PAR-1, one CART-19 slot a day at
 // MFG-1, closed on Sundays.
-func webSchedule(t *testing.T, e *webEnv, define bool) {
+func webSchedule(t testing.TB, e *webEnv, define bool) {
 	t.Helper()
 	webNetwork(t, e)
 	ctx := context.Background()

@@ -111,6 +111,42 @@ type chainView struct {
 	MayAck  bool
 	// Booking is the chain's booked plan and its links; nil: none.
 	Booking *chainBooking
+	// Plan is the booked plan against the actual milestones; nil: the
+	// chain holds no plan.
+	Plan *planView
+}
+
+// planView is a chain's plan against actual, as the chain page shows it.
+type planView struct {
+	custody.PlanVsActual
+	Rows []planRow
+}
+
+// planRow is one milestone: its planned and actual day at its site, the
+// delay and the segment it arose in, written out.
+type planRow struct {
+	Milestone, Planned, Actual, Delay, Arose string
+}
+
+// planOn returns chain ch's plan against actual as of now; nil without
+// a plan.
+func planOn(ch *custody.Chain, now time.Time) *planView {
+	p := custody.ProgressOf(ch.Records)
+	if !p.Booked() {
+		return nil
+	}
+	v := &planView{PlanVsActual: p.Compare(ch.COI, now)}
+	for _, m := range v.Milestones {
+		r := planRow{Milestone: strings.ReplaceAll(m.Milestone, "_", " "), Planned: m.PlannedDate, Actual: m.ActualDate}
+		if m.DelayDays != nil {
+			r.Delay = strconv.Itoa(*m.DelayDays)
+			if *m.AroseDays != 0 {
+				r.Arose = fmt.Sprintf("%+d in %s", *m.AroseDays, m.Segment)
+			}
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	return v
 }
 
 func (w *ui) chainPage(c echo.Context) error {
@@ -187,6 +223,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 	}
 	zoneOf := recordZones(ch, zones)
 	v.Booking = w.bookingOnChain(ch, zones, me)
+	v.Plan = planOn(ch, w.svc.Now())
 	siteOf := make(map[uint64]string, len(ch.Records))
 	for _, r := range ch.Records {
 		siteOf[r.Seq] = r.Site

@@ -16,7 +16,7 @@ import (
 // a suspended collection site SUSP-1, a manufacturer with its plant MFG-1,
 // the product CART-19 and a suspended CART-OLD, and a courier's shipper
 // overdue for requalification.
-func webNetwork(t *testing.T, e *webEnv) {
+func webNetwork(t testing.TB, e *webEnv) {
 	t.Helper()
 	ctx := context.Background()
 	admin := e.users[wAdmin]

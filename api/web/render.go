@@ -102,6 +102,8 @@ type page struct {
 	Enroll  bool // the user may enroll patients (a coordinator)
 	Audit   bool // the user may read the administrative audit trail
 	Admin   bool // the user may open the administration screens
+	// Dashboard: the user may open the scheduling dashboard.
+	Dashboard bool
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -122,6 +124,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.Enroll = custody.MayEnroll(u.Role)
 		p.Audit = custody.MayReadAuditTrail(u.Role)
 		p.Admin = custody.MayViewAdministration(u.Role)
+		p.Dashboard = custody.MaySeeDashboard(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}

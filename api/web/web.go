@@ -82,7 +82,7 @@ const ctxUser = "coid.web.user"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -162,6 +162,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	w.registerDownloads(g)
 	w.registerAudit(g)
 	w.registerWaitlist(g)
+	w.registerDashboard(g)
 	g.GET("/admin", w.adminIndex)
 	w.registerAdminRegistries(g)
 	g.GET("/admin/users", w.adminUsersPage)

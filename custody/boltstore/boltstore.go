@@ -148,14 +148,92 @@ func getChain(tx *bolt.Tx, coi custody.COI) (*chainEntry, error) {
 // counts: 0 when the summary does not keep them, else 1 followed by the
 // open excursions, broken seals and mismatches; version 1 and 2 entries
 // decode with the counts not kept, and readers fold the chain for them.
+// chainEntryV4 adds, after the counts, the chain's progress: 0 when the
+// summary keeps none, else 1, the cancelled flag (0 or 1), each planned
+// milestone and the window's end as a time and a zone offset, then each
+// actual milestone's time (times as varint nanoseconds, 0 for none);
+// older entries decode with no progress, and readers fold the chain.
 const (
 	chainEntryV1 = 1
 	chainEntryV2 = 2
 	chainEntryV3 = 3
+	chainEntryV4 = 4
 )
 
+// appendTime appends t as varint nanoseconds since the epoch, 0 for the
+// zero time.
+func appendTime(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return binary.AppendVarint(dst, 0)
+	}
+	return binary.AppendVarint(dst, t.UnixNano())
+}
+
+// readTime reads a time appendTime wrote.
+func readTime(r *fieldReader) time.Time {
+	if v := r.varint(); v != 0 {
+		return time.Unix(0, v).UTC()
+	}
+	return time.Time{}
+}
+
+func appendProgress(dst []byte, p *custody.Progress) []byte {
+	if p == nil {
+		return append(dst, 0)
+	}
+	dst = append(dst, 1)
+	if p.Cancelled {
+		dst = append(dst, 1)
+	} else {
+		dst = append(dst, 0)
+	}
+	for _, pl := range append(p.Planned[:], p.WindowEnd) {
+		dst = appendTime(dst, pl.Time)
+		dst = binary.AppendVarint(dst, int64(pl.Offset))
+	}
+	for _, t := range p.Actual {
+		dst = appendTime(dst, t)
+	}
+	return dst
+}
+
+// readProgress reads what appendProgress wrote; false: malformed.
+func readProgress(r *fieldReader) (*custody.Progress, bool) {
+	switch r.uvarint() {
+	case 0:
+		return nil, true
+	case 1:
+	default:
+		return nil, false
+	}
+	p := &custody.Progress{}
+	switch r.uvarint() {
+	case 0:
+	case 1:
+		p.Cancelled = true
+	default:
+		return nil, false
+	}
+	readPlanned := func() custody.PlannedTime {
+		t := readTime(r)
+		off := r.varint()
+		if off < -86400 || off > 86400 {
+			r.bad = true
+		}
+		return custody.PlannedTime{Time: t, Offset: int(off)}
+	}
+	for k := range p.Planned {
+		p.Planned[k] = readPlanned()
+	}
+	p.WindowEnd = readPlanned()
+	for k := range p.Actual {
+		p.Actual[k] = readTime(r)
+	}
+	return p, !r.bad
+}
+
 func encodeChain(dst []byte, ce *chainEntry) []byte {
-	dst = append(dst, chainEntryV3)
+	dst = append(dst, chainEntryV4)
 	for _, s := range []string{string(ce.COI), ce.Product, string(ce.State),
 		ce.Sites.Collection, ce.Sites.Manufacturing, ce.Sites.Treatment} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -169,6 +247,7 @@ func encodeChain(dst []byte, ce *chainEntry) []byte {
 	} else {
 		dst = append(dst, 0)
 	}
+	dst = appendProgress(dst, ce.Progress)
 	dst = binary.AppendUvarint(dst, ce.Records)
 	dst = binary.AppendUvarint(dst, ce.HeadSeq)
 	dst = append(dst, ce.HeadHash[:]...)
@@ -225,7 +304,7 @@ func (m interned) str(r *fieldReader) string {
 // is set, returns its record positions (which are checked either way).
 // Strings other than the COI come from in when it is not nil.
 func decodeChainInto(b []byte, ci *custody.ChainInfo, in interned, seqs bool) ([]uint64, error) {
-	if len(b) == 0 || b[0] < chainEntryV1 || b[0] > chainEntryV3 {
+	if len(b) == 0 || b[0] < chainEntryV1 || b[0] > chainEntryV4 {
 		return nil, errors.New("malformed chain entry")
 	}
 	r := fieldReader{b: b[1:]}
@@ -243,6 +322,13 @@ func decodeChainInto(b []byte, ci *custody.ChainInfo, in interned, seqs bool) ([
 		default:
 			return nil, errors.New("malformed chain entry")
 		}
+	}
+	if b[0] >= chainEntryV4 {
+		p, ok := readProgress(&r)
+		if !ok {
+			return nil, errors.New("malformed chain entry")
+		}
+		ci.Progress = p
 	}
 	ci.Records, ci.HeadSeq = r.uvarint(), r.uvarint()
 	copy(ci.HeadHash[:], r.next(custody.HashSize))

@@ -121,6 +121,7 @@ func Run(t *testing.T, b Backend) {
 		{"Schedule", testSchedule},
 		{"ConcurrentBooking", testConcurrentBooking},
 		{"ChainOpenIssuesKept", testChainOpenIssues},
+		{"ChainProgressKept", testChainProgress},
 		{"Quota", testQuota},
 		{"ConcurrentQuota", testConcurrentQuota},
 		{"Waitlist", testWaitlist},
