@@ -1,0 +1,530 @@
+// Package pgstore keeps coid's ledger in PostgreSQL, for sites that run
+// several coid instances on one managed or replicated database: it owns
+// the database schema (versioned migrations applied at open) and the
+// implementation of custody's store contract on it.
+//
+// Appends from any number of instances keep one global order and one
+// hash chain: each group-committed batch takes the log's head row under a
+// row lock inside its transaction, links its drafts with custody.Link and
+// writes them, their chain summaries, their PHI and the new head before
+// it commits; the optimistic chain check is custody's.
+//
+// Implemented so far: the ledger (appends, reads, verification's raw
+// access, COI sequence numbers), the chain summaries, the PHI and Backup.
+// The other parts of the contract (users and accounts, the audit trail,
+// registries, scheduling, quotas, telemetry) answer errors.ErrUnsupported,
+// and the drafts that need them (claims, quota uses) are refused with it,
+// writing nothing.
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Options configures Open.
+type Options struct {
+	// Logger hears of what the store does on its own; nil discards.
+	Logger *slog.Logger
+	// MaxConns caps the connection pool; zero keeps pgxpool's default
+	// (at least 4, or the number of CPUs) unless the URL sets
+	// pool_max_conns.
+	MaxConns int32
+	// MaxBatch caps how many drafts one append transaction holds; zero
+	// means custody.GroupCommit's default.
+	MaxBatch int
+}
+
+// Store is custody's store contract on PostgreSQL. It is safe for
+// concurrent use, also by several processes on one database.
+type Store struct {
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	appends *custody.GroupCommit[appendReq, custody.Record]
+}
+
+// appendReq is one draft queued for the group commit, with its encoding
+// prepared in the caller's goroutine.
+type appendReq struct {
+	d   custody.Draft
+	pre custody.Presealed
+}
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// connection string; a search_path parameter selects the schema), migrates
+// its schema to this binary's version and starts the writer. A database
+// at a newer schema version is refused with *SchemaNewerError.
+func Open(ctx context.Context, url string, opt Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %v: %w", err, custody.ErrInvalid)
+	}
+	if opt.MaxConns > 0 {
+		cfg.MaxConns = opt.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: migrate schema: %w", err)
+	}
+	s := &Store{pool: pool, log: opt.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
+		Begin:     func() custody.BatchTxn[appendReq, custody.Record] { return &batchTx{s: s} },
+		MaxBatch:  opt.MaxBatch,
+		FollowMin: 4,
+		FollowMax: followMax,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return s, nil
+}
+
+// followMax caps how long the writer waits, after a busy commit, for the
+// callers it answered to append again: a commit to PostgreSQL takes about
+// a millisecond (a round trip and the WAL flush), so waiting a fraction of
+// it lets nearly every writer ride each commit.
+const followMax = 500 * time.Microsecond
+
+// Close stops the writer after the appends already queued and closes the
+// connections.
+func (s *Store) Close() error {
+	s.appends.Close()
+	s.pool.Close()
+	return nil
+}
+
+// chainJSON is a chain summary as stored: custody.ChainInfo with its open
+// issue counts, which custody.ChainInfo leaves out of its JSON.
+type chainJSON struct {
+	custody.ChainInfo
+	Issues custody.IssueCounts `json:"open_issues"`
+}
+
+func encodeChain(ci custody.ChainInfo) ([]byte, error) {
+	return json.Marshal(chainJSON{ChainInfo: ci, Issues: ci.OpenIssues})
+}
+
+func decodeChain(b []byte) (custody.ChainInfo, error) {
+	var c chainJSON
+	if err := json.Unmarshal(b, &c); err != nil {
+		return custody.ChainInfo{}, fmt.Errorf("chain summary: %v: %w", err, custody.ErrChainBroken)
+	}
+	c.ChainInfo.OpenIssues = c.Issues
+	return c.ChainInfo, nil
+}
+
+// hashOf copies a stored hash; a stored value of the wrong length yields
+// the zero hash, which verification reports as a mismatch.
+func hashOf(b []byte) custody.Hash {
+	var h custody.Hash
+	if len(b) == custody.HashSize {
+		copy(h[:], b)
+	}
+	return h
+}
+
+// Append implements custody.Ledger: the draft rides the next group
+// commit, and Append returns once that transaction has committed.
+func (s *Store) Append(ctx context.Context, d custody.Draft) (custody.Record, error) {
+	rec, err := s.appends.Do(ctx, appendReq{d: d, pre: d.Record.Preseal()})
+	if err != nil && (err == custody.ErrClosed || err == ctx.Err()) { // not queued
+		return custody.Record{}, fmt.Errorf("append: %w", err)
+	}
+	return rec, err
+}
+
+// batchTx is one group commit's transaction: Add gathers the drafts while
+// the previous commit runs, Commit links and writes them.
+type batchTx struct {
+	s    *Store
+	reqs []*appendReq
+}
+
+// Add implements custody.BatchTxn.
+func (b *batchTx) Add(r *appendReq) { b.reqs = append(b.reqs, r) }
+
+// Commit implements custody.BatchTxn: in one transaction it locks the
+// log's head row, reads the summaries of the batch's chains, links each
+// draft (a refused draft fails alone), writes the records, summaries, PHI
+// and the new head, and commits.
+func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, b.s.pool, func(tx pgx.Tx) error {
+		var seq int64
+		var hb []byte
+		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM log_head WHERE id FOR UPDATE`).Scan(&seq, &hb); err != nil {
+			return fmt.Errorf("read the log head: %w", err)
+		}
+		headSeq, headHash := uint64(seq), hashOf(hb)
+		cois := make([]string, 0, len(b.reqs))
+		for _, r := range b.reqs {
+			cois = append(cois, string(r.d.Record.Chain))
+		}
+		chains := map[custody.COI]*custody.ChainInfo{}
+		rows, err := tx.Query(ctx, `SELECT info FROM chains WHERE coi = ANY($1)`, cois)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				return err
+			}
+			ci, err := decodeChain(raw)
+			if err != nil {
+				return err
+			}
+			chains[ci.COI] = &ci
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var batch pgx.Batch
+		touched := map[custody.COI]bool{}
+		for i, r := range b.reqs {
+			d := r.d
+			if len(d.Claims) > 0 || len(d.Releases) > 0 || d.Quota != nil || d.QuotaRelease {
+				out[i].Err = fmt.Errorf("append: claims and quota uses: %w", errors.ErrUnsupported)
+				continue
+			}
+			coi := d.Record.Chain
+			rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: headSeq, LogHash: headHash, Chain: chains[coi]}, d, r.pre, nil)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			if d.PHI != nil {
+				p, err := json.Marshal(d.PHI)
+				if err != nil {
+					return err
+				}
+				batch.Queue(`INSERT INTO phi (coi, body) VALUES ($1, $2)`, string(coi), p)
+			}
+			batch.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body) VALUES ($1, $2, $3, $4, $5)`,
+				int64(rec.Seq), string(coi), int64(rec.ChainSeq), rec.Hash[:], body)
+			chains[coi], touched[coi] = &ci, true
+			headSeq, headHash = rec.Seq, rec.Hash
+			out[i].Value = rec
+		}
+		for coi := range touched {
+			ci := chains[coi]
+			v, err := encodeChain(*ci)
+			if err != nil {
+				return err
+			}
+			batch.Queue(`INSERT INTO chains (coi, state, info) VALUES ($1, $2, $3)
+				ON CONFLICT (coi) DO UPDATE SET state = excluded.state, info = excluded.info`, string(coi), string(ci.State), v)
+		}
+		if batch.Len() == 0 {
+			return nil
+		}
+		batch.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(headSeq), headHash[:])
+		return tx.SendBatch(ctx, &batch).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
+	}
+	return nil
+}
+
+// NextCOISequence implements custody.Ledger: the counter row is bumped in
+// its own committed transaction, so a number is never handed out twice.
+func (s *Store) NextCOISequence(ctx context.Context, fin string, year int) (uint64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO coi_sequences (prefix, last) VALUES ($1, 1)
+		ON CONFLICT (prefix) DO UPDATE SET last = coi_sequences.last + 1 RETURNING last`,
+		fmt.Sprintf("%s%02d", fin, year%100)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("next coi sequence: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// Record implements custody.Ledger.
+func (s *Store) Record(ctx context.Context, seq uint64) (custody.Record, error) {
+	var hb, body []byte
+	err := s.pool.QueryRow(ctx, `SELECT hash, body FROM records WHERE seq = $1`, int64(seq)).Scan(&hb, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return custody.Record{}, fmt.Errorf("record %d: %w", seq, custody.ErrNotFound)
+	}
+	if err != nil {
+		return custody.Record{}, fmt.Errorf("record %d: %w", seq, err)
+	}
+	r, err := custody.DecodeRecord(body, hashOf(hb))
+	if err != nil {
+		return custody.Record{}, fmt.Errorf("record %d: %w", seq, err)
+	}
+	if r.Seq != seq {
+		return custody.Record{}, fmt.Errorf("record %d: stored at the wrong position (says %d): %w", seq, r.Seq, custody.ErrChainBroken)
+	}
+	return r, nil
+}
+
+// Records implements custody.Ledger: each record is checked against its
+// hash, must be the chain's next one linked to the one before, and the
+// last must be the summary's head.
+func (s *Store) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {
+	var out []custody.Record
+	var want uint64
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		ci, err := chainIn(ctx, tx, coi)
+		if err != nil {
+			return err
+		}
+		want = ci.Records
+		out = make([]custody.Record, 0, ci.Records)
+		var prev custody.Hash
+		return scanChainRows(ctx, tx, coi, func(seq uint64, h custody.Hash, body []byte) error {
+			r, err := custody.DecodeRecord(body, h)
+			if err != nil {
+				return fmt.Errorf("chain %s: record %d: %w", coi, seq, err)
+			}
+			switch {
+			case r.Seq != seq || r.Chain != coi || r.ChainSeq != uint64(len(out)+1):
+				return fmt.Errorf("chain %s: record %d is not stored where it says: %w", coi, seq, custody.ErrChainBroken)
+			case r.ChainPrev != prev:
+				return fmt.Errorf("chain %s: record %d does not link to the chain's record before it: %w", coi, seq, custody.ErrChainBroken)
+			}
+			prev = r.Hash
+			out = append(out, r)
+			if uint64(len(out)) == ci.Records && (r.Hash != ci.HeadHash || r.Seq != ci.HeadSeq) {
+				return fmt.Errorf("chain %s: record %d is not the summary's head (record %d): %w", coi, seq, ci.HeadSeq, custody.ErrChainBroken)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(out)) != want {
+		return nil, fmt.Errorf("chain %s: %d records stored, the summary counts %d: %w", coi, len(out), want, custody.ErrChainBroken)
+	}
+	return out, nil
+}
+
+// readTx runs fn in one read-only transaction that sees one snapshot.
+func (s *Store) readTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+// querier is what reads need of a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func chainIn(ctx context.Context, q querier, coi custody.COI) (custody.ChainInfo, error) {
+	var raw []byte
+	err := q.QueryRow(ctx, `SELECT info FROM chains WHERE coi = $1`, string(coi)).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return custody.ChainInfo{}, fmt.Errorf("chain %s: %w", coi, custody.ErrNotFound)
+	}
+	if err != nil {
+		return custody.ChainInfo{}, fmt.Errorf("chain %s: %w", coi, err)
+	}
+	return decodeChain(raw)
+}
+
+// scanChainRows calls fn for the chain's stored records in chain order;
+// body is only valid during the call.
+func scanChainRows(ctx context.Context, q querier, coi custody.COI, fn func(seq uint64, h custody.Hash, body []byte) error) error {
+	rows, err := q.Query(ctx, `SELECT seq, hash, body FROM records WHERE chain = $1 ORDER BY chain_seq`, string(coi))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var hb, body []byte
+		if err := rows.Scan(&seq, &hb, &body); err != nil {
+			return err
+		}
+		if err := fn(uint64(seq), hashOf(hb), body); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Chain implements custody.ChainStore.
+func (s *Store) Chain(ctx context.Context, coi custody.COI) (custody.ChainInfo, error) {
+	return chainIn(ctx, s.pool, coi)
+}
+
+// Chains implements custody.ChainStore.
+func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.ChainInfo, error) {
+	var out []custody.ChainInfo
+	err := scanChains(ctx, s.pool, state, func(ci custody.ChainInfo) error {
+		out = append(out, ci)
+		return nil
+	})
+	return out, err
+}
+
+// ScanChains implements custody.LogSource.
+func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
+	return s.readTx(ctx, func(tx pgx.Tx) error { return scanChains(ctx, tx, "", fn) })
+}
+
+// scanChains calls fn for every chain summary in COI order, only those in
+// state unless it is empty.
+func scanChains(ctx context.Context, q querier, state custody.State, fn func(custody.ChainInfo) error) error {
+	sql, args := `SELECT info FROM chains ORDER BY coi`, []any{}
+	if state != "" {
+		sql, args = `SELECT info FROM chains WHERE state = $1 ORDER BY coi`, []any{string(state)}
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("chains: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return err
+		}
+		ci, err := decodeChain(raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(ci); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// PHI implements custody.PHIStore.
+func (s *Store) PHI(ctx context.Context, coi custody.COI) (custody.PHI, error) {
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT body FROM phi WHERE coi = $1`, string(coi)).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return custody.PHI{}, fmt.Errorf("patient identity for %s: %w", coi, custody.ErrNotFound)
+	}
+	if err != nil {
+		return custody.PHI{}, fmt.Errorf("patient identity for %s: %w", coi, err)
+	}
+	var p custody.PHI
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return custody.PHI{}, fmt.Errorf("patient identity for %s: %w", coi, err)
+	}
+	return p, nil
+}
+
+// ReadLog implements custody.LogSource in one repeatable-read snapshot.
+func (s *Store) ReadLog(ctx context.Context, fn func(v custody.LogView) error) error {
+	return s.readTx(ctx, func(tx pgx.Tx) error {
+		var v custody.LogView
+		var seq int64
+		var hb []byte
+		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM log_head WHERE id`).Scan(&seq, &hb); err != nil {
+			return fmt.Errorf("read the log head: %w", err)
+		}
+		v.HeadSeq, v.HeadHash = uint64(seq), hashOf(hb)
+		var scanErr error
+		v.Entries = func(yield func(custody.LogEntry) bool) {
+			rows, err := tx.Query(ctx, `SELECT seq, hash, body FROM records ORDER BY seq`)
+			if err != nil {
+				scanErr = err
+				return
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var key int64
+				var hb, body []byte // fresh slices: entries stay valid until fn returns
+				if err := rows.Scan(&key, &hb, &body); err != nil {
+					scanErr = err
+					return
+				}
+				if !yield(custody.LogEntry{Key: uint64(key), Hash: hashOf(hb), Body: body}) {
+					return
+				}
+			}
+			scanErr = rows.Err()
+		}
+		v.Chains = func(fn func(custody.ChainInfo) error) error { return scanChains(ctx, tx, "", fn) }
+		if err := fn(v); err != nil {
+			return err
+		}
+		if scanErr != nil {
+			return fmt.Errorf("read the log: %w", scanErr)
+		}
+		return nil
+	})
+}
+
+// ScanChain implements custody.LogSource.
+func (s *Store) ScanChain(ctx context.Context, coi custody.COI, fn func(key uint64, hash custody.Hash, body []byte) error) error {
+	return s.readTx(ctx, func(tx pgx.Tx) error {
+		if _, err := chainIn(ctx, tx, coi); err != nil {
+			return err
+		}
+		return scanChainRows(ctx, tx, coi, fn)
+	})
+}
+
+// Head implements custody.LogSource.
+func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
+	var seq int64
+	var hb []byte
+	if err := s.pool.QueryRow(ctx, `SELECT seq, hash FROM log_head WHERE id`).Scan(&seq, &hb); err != nil {
+		return 0, custody.Hash{}, fmt.Errorf("read the log head: %w", err)
+	}
+	return uint64(seq), hashOf(hb), nil
+}
+
+// backupTables are the tables Backup copies, in the order it writes them.
+var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences"}
+
+// Backup implements custody.Backuper: every table of the store, in one
+// repeatable-read snapshot, as PostgreSQL's COPY text format, each after a
+// "-- table NAME" line. It is a consistent logical copy for archiving;
+// pg_dump or the database's own point-in-time recovery are the way to
+// restore a whole database.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		for _, t := range backupTables {
+			if _, err := fmt.Fprintf(cw, "-- table %s\n", t); err != nil {
+				return err
+			}
+			if _, err := tx.Conn().PgConn().CopyTo(ctx, cw, "COPY "+t+" TO STDOUT"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return cw.n, fmt.Errorf("backup: %w", err)
+	}
+	return cw.n, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

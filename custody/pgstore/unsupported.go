@@ -1,0 +1,200 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// The parts of custody's store contract this backend does not implement
+// yet. Each answers errors.ErrUnsupported, naming the part, and changes
+// nothing; the conformance suite is told the same (Lacks in its test).
+
+// unsupported is the error of a part of the contract not implemented yet.
+func unsupported(part string) error {
+	return fmt.Errorf("postgres store: %s: %w", part, errors.ErrUnsupported)
+}
+
+// Part names, as the errors and the conformance test name them.
+const (
+	partUsers     = "users and accounts"
+	partAudit     = "the audit trail"
+	partRegistry  = "registries"
+	partSchedule  = "scheduling"
+	partQuota     = "quotas and the waiting list"
+	partTelemetry = "telemetry readings and the quarantine"
+)
+
+// CreateUser is not implemented yet (errors.ErrUnsupported).
+func (s *Store) CreateUser(context.Context, custody.User, custody.Hash) error {
+	return unsupported(partUsers)
+}
+
+// User is not implemented yet (errors.ErrUnsupported).
+func (s *Store) User(context.Context, string) (custody.User, error) {
+	return custody.User{}, unsupported(partUsers)
+}
+
+// UserByToken is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UserByToken(context.Context, custody.Hash) (custody.User, error) {
+	return custody.User{}, unsupported(partUsers)
+}
+
+// AddToken is not implemented yet (errors.ErrUnsupported).
+func (s *Store) AddToken(context.Context, string, custody.Hash) error {
+	return unsupported(partUsers)
+}
+
+// UpdateUser is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UpdateUser(context.Context, string, func(*custody.User) error) (custody.User, error) {
+	return custody.User{}, unsupported(partUsers)
+}
+
+// Users is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Users(context.Context) ([]custody.User, error) {
+	return nil, unsupported(partUsers)
+}
+
+// ChangeUser is not implemented yet (errors.ErrUnsupported).
+func (s *Store) ChangeUser(context.Context, string, func(*custody.User) error, func(before, after custody.User) custody.AuditEntry) (custody.User, error) {
+	return custody.User{}, unsupported(partUsers)
+}
+
+// CreateUserAudited is not implemented yet (errors.ErrUnsupported).
+func (s *Store) CreateUserAudited(context.Context, custody.User, custody.Hash, custody.AuditEntry) error {
+	return unsupported(partUsers)
+}
+
+// AddTokenAt is not implemented yet (errors.ErrUnsupported).
+func (s *Store) AddTokenAt(context.Context, string, custody.Hash, time.Time, custody.AuditEntry) error {
+	return unsupported(partUsers)
+}
+
+// Token is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Token(context.Context, custody.Hash) (custody.TokenInfo, error) {
+	return custody.TokenInfo{}, unsupported(partUsers)
+}
+
+// Tokens is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Tokens(context.Context, string) ([]custody.TokenInfo, error) {
+	return nil, unsupported(partUsers)
+}
+
+// RevokeTokens is not implemented yet (errors.ErrUnsupported).
+func (s *Store) RevokeTokens(context.Context, string, []string, func(revoked []custody.TokenInfo) custody.AuditEntry) error {
+	return unsupported(partUsers)
+}
+
+// TouchToken is not implemented yet (errors.ErrUnsupported).
+func (s *Store) TouchToken(context.Context, custody.Hash, time.Time) error {
+	return unsupported(partUsers)
+}
+
+// AppendAudit is not implemented yet (errors.ErrUnsupported).
+func (s *Store) AppendAudit(context.Context, custody.AuditEntry) (custody.AuditEntry, error) {
+	return custody.AuditEntry{}, unsupported(partAudit)
+}
+
+// AuditEntries is not implemented yet (errors.ErrUnsupported).
+func (s *Store) AuditEntries(context.Context, custody.AuditFilter) ([]custody.AuditEntry, error) {
+	return nil, unsupported(partAudit)
+}
+
+// CreateEntry is not implemented yet (errors.ErrUnsupported).
+func (s *Store) CreateEntry(context.Context, custody.RegistryKind, string, []byte, custody.AuditEntry) error {
+	return unsupported(partRegistry)
+}
+
+// UpdateEntry is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UpdateEntry(context.Context, custody.RegistryKind, string, func(old []byte) ([]byte, custody.AuditEntry, error)) error {
+	return unsupported(partRegistry)
+}
+
+// Entry is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Entry(context.Context, custody.RegistryKind, string) ([]byte, error) {
+	return nil, unsupported(partRegistry)
+}
+
+// Entries is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Entries(context.Context, custody.RegistryKind, string, int) ([][]byte, error) {
+	return nil, unsupported(partRegistry)
+}
+
+// UpdateCapacity is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UpdateCapacity(context.Context, string, func(old []byte) ([]byte, custody.AuditEntry, error)) error {
+	return unsupported(partSchedule)
+}
+
+// Capacity is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Capacity(context.Context, string) ([]byte, error) {
+	return nil, unsupported(partSchedule)
+}
+
+// SiteSlots is not implemented yet (errors.ErrUnsupported).
+func (s *Store) SiteSlots(context.Context, []string, string, int, string, string) ([]custody.SiteSlots, error) {
+	return nil, unsupported(partSchedule)
+}
+
+// SiteClaims is not implemented yet (errors.ErrUnsupported).
+func (s *Store) SiteClaims(context.Context, string, string, string, int) ([]custody.HeldClaim, error) {
+	return nil, unsupported(partSchedule)
+}
+
+// UpdateQuota is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UpdateQuota(context.Context, string, func(old []byte) ([]byte, custody.AuditEntry, error)) error {
+	return unsupported(partQuota)
+}
+
+// Quotas is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Quotas(context.Context) (map[string][]byte, error) {
+	return nil, unsupported(partQuota)
+}
+
+// QuotaUses is not implemented yet (errors.ErrUnsupported).
+func (s *Store) QuotaUses(context.Context, string) (map[string]int, error) {
+	return nil, unsupported(partQuota)
+}
+
+// UpdateWaitlist is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UpdateWaitlist(context.Context, custody.COI, func(old []byte) ([]byte, []custody.AuditEntry, error)) error {
+	return unsupported(partQuota)
+}
+
+// Waitlist is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Waitlist(context.Context) ([][]byte, error) {
+	return nil, unsupported(partQuota)
+}
+
+// ShipperReadings is not implemented yet (errors.ErrUnsupported).
+func (s *Store) ShipperReadings(context.Context, string, time.Time, time.Time, uint64) ([]custody.Reading, uint64, error) {
+	return nil, 0, unsupported(partTelemetry)
+}
+
+// AddReadingsAsync is not implemented yet (errors.ErrUnsupported): it
+// refuses at once and never calls done.
+func (s *Store) AddReadingsAsync([]custody.Reading, *custody.QuarantineEntry, func(custody.IngestResult, error)) error {
+	return unsupported(partTelemetry)
+}
+
+// AddReadings is not implemented yet (errors.ErrUnsupported).
+func (s *Store) AddReadings(context.Context, []custody.Reading) (custody.IngestResult, error) {
+	return custody.IngestResult{}, unsupported(partTelemetry)
+}
+
+// Quarantine is not implemented yet (errors.ErrUnsupported).
+func (s *Store) Quarantine(context.Context, custody.QuarantineEntry) error {
+	return unsupported(partTelemetry)
+}
+
+// QuarantineList is not implemented yet (errors.ErrUnsupported).
+func (s *Store) QuarantineList(context.Context, int) ([]custody.QuarantineEntry, error) {
+	return nil, unsupported(partTelemetry)
+}
+
+// ReadingsCount is not implemented yet (errors.ErrUnsupported).
+func (s *Store) ReadingsCount(context.Context) (int, error) {
+	return 0, unsupported(partTelemetry)
+}
