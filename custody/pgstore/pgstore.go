@@ -163,25 +163,40 @@ func (b *batchTx) Add(r *appendReq) { b.reqs = append(b.reqs, r) }
 // Commit implements custody.BatchTxn: in one transaction it locks the
 // log's head row, reads the summaries of the batch's chains, links each
 // draft (a refused draft fails alone), writes the records, summaries, PHI
-// and the new head, and commits.
+// and the new head, and commits. The transaction takes two round trips to
+// the server, each a pipelined batch: the first begins it, locks the head
+// and reads the chains, the second writes and commits.
 func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	ctx := context.Background()
-	err := pgx.BeginFunc(ctx, b.s.pool, func(tx pgx.Tx) error {
-		var seq int64
-		var hb []byte
-		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM log_head WHERE id FOR UPDATE`).Scan(&seq, &hb); err != nil {
-			return fmt.Errorf("read the log head: %w", err)
+	conn, err := b.s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
+	}
+	defer conn.Release()
+	if err := b.commit(ctx, conn.Conn(), out); err != nil {
+		// Ends the transaction the pipeline left open, if any; a
+		// connection in doubt is closed rather than put back.
+		if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+			_ = conn.Conn().Close(ctx)
 		}
-		headSeq, headHash := uint64(seq), hashOf(hb)
-		cois := make([]string, 0, len(b.reqs))
-		for _, r := range b.reqs {
-			cois = append(cois, string(r.d.Record.Chain))
-		}
-		chains := map[custody.COI]*custody.ChainInfo{}
-		rows, err := tx.Query(ctx, `SELECT info FROM chains WHERE coi = ANY($1)`, cois)
-		if err != nil {
-			return err
-		}
+		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
+	}
+	return nil
+}
+
+// commit is Commit's transaction on conn.
+func (b *batchTx) commit(ctx context.Context, conn *pgx.Conn, out []custody.Outcome[custody.Record]) error {
+	cois := make([]string, 0, len(b.reqs))
+	for _, r := range b.reqs {
+		cois = append(cois, string(r.d.Record.Chain))
+	}
+	var read pgx.Batch
+	read.Queue("BEGIN")
+	var seq int64
+	var hb []byte
+	read.Queue(`SELECT seq, hash FROM log_head WHERE id FOR UPDATE`).QueryRow(func(row pgx.Row) error { return row.Scan(&seq, &hb) })
+	chains := map[custody.COI]*custody.ChainInfo{}
+	read.Queue(`SELECT info FROM chains WHERE coi = ANY($1)`, cois).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var raw []byte
 			if err := rows.Scan(&raw); err != nil {
@@ -193,54 +208,85 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			}
 			chains[ci.COI] = &ci
 		}
-		if err := rows.Err(); err != nil {
-			return err
+		return rows.Err()
+	})
+	if err := conn.SendBatch(ctx, &read).Close(); err != nil {
+		return fmt.Errorf("lock the log head: %w", err)
+	}
+	headSeq, headHash := uint64(seq), hashOf(hb)
+	var write pgx.Batch
+	touched := map[custody.COI]bool{}
+	// The batch's records go in as one statement over arrays, one per
+	// column: the server plans and runs one insert, not one per record.
+	var rs recordColumns
+	for i, r := range b.reqs {
+		d := r.d
+		if len(d.Claims) > 0 || len(d.Releases) > 0 || d.Quota != nil || d.QuotaRelease {
+			out[i].Err = fmt.Errorf("append: claims and quota uses: %w", errors.ErrUnsupported)
+			continue
 		}
-		var batch pgx.Batch
-		touched := map[custody.COI]bool{}
-		for i, r := range b.reqs {
-			d := r.d
-			if len(d.Claims) > 0 || len(d.Releases) > 0 || d.Quota != nil || d.QuotaRelease {
-				out[i].Err = fmt.Errorf("append: claims and quota uses: %w", errors.ErrUnsupported)
-				continue
-			}
-			coi := d.Record.Chain
-			rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: headSeq, LogHash: headHash, Chain: chains[coi]}, d, r.pre, nil)
-			if err != nil {
-				out[i].Err = err
-				continue
-			}
-			if d.PHI != nil {
-				p, err := json.Marshal(d.PHI)
-				if err != nil {
-					return err
-				}
-				batch.Queue(`INSERT INTO phi (coi, body) VALUES ($1, $2)`, string(coi), p)
-			}
-			batch.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body) VALUES ($1, $2, $3, $4, $5)`,
-				int64(rec.Seq), string(coi), int64(rec.ChainSeq), rec.Hash[:], body)
-			chains[coi], touched[coi] = &ci, true
-			headSeq, headHash = rec.Seq, rec.Hash
-			out[i].Value = rec
+		coi := d.Record.Chain
+		rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: headSeq, LogHash: headHash, Chain: chains[coi]}, d, r.pre, nil)
+		if err != nil {
+			out[i].Err = err
+			continue
 		}
-		for coi := range touched {
-			ci := chains[coi]
-			v, err := encodeChain(*ci)
+		if d.PHI != nil {
+			p, err := json.Marshal(d.PHI)
 			if err != nil {
 				return err
 			}
-			batch.Queue(`INSERT INTO chains (coi, state, info) VALUES ($1, $2, $3)
-				ON CONFLICT (coi) DO UPDATE SET state = excluded.state, info = excluded.info`, string(coi), string(ci.State), v)
+			write.Queue(`INSERT INTO phi (coi, body) VALUES ($1, $2)`, string(coi), p)
 		}
-		if batch.Len() == 0 {
-			return nil
-		}
-		batch.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(headSeq), headHash[:])
-		return tx.SendBatch(ctx, &batch).Close()
-	})
-	if err != nil {
-		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
+		rs.add(rec, body)
+		chains[coi], touched[coi] = &ci, true
+		headSeq, headHash = rec.Seq, rec.Hash
+		out[i].Value = rec
 	}
+	if len(touched) > 0 {
+		write.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
+			rs.seq, rs.chain, rs.chainSeq, rs.hash, rs.body)
+		var cs chainColumns
+		for coi := range touched {
+			if err := cs.add(*chains[coi]); err != nil {
+				return err
+			}
+		}
+		write.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+			ON CONFLICT (coi) DO UPDATE SET state = excluded.state, info = excluded.info`, cs.coi, cs.state, cs.info)
+		write.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(headSeq), headHash[:])
+	}
+	write.Queue("COMMIT")
+	return conn.SendBatch(ctx, &write).Close()
+}
+
+// recordColumns are a batch's records, column by column, as the insert
+// over arrays takes them.
+type recordColumns struct {
+	seq, chainSeq []int64
+	chain         []string
+	hash, body    [][]byte
+}
+
+func (c *recordColumns) add(r custody.Record, body []byte) {
+	c.seq, c.chainSeq = append(c.seq, int64(r.Seq)), append(c.chainSeq, int64(r.ChainSeq))
+	c.chain = append(c.chain, string(r.Chain))
+	c.hash, c.body = append(c.hash, r.Hash[:]), append(c.body, body)
+}
+
+// chainColumns are a batch's chain summaries, column by column.
+type chainColumns struct {
+	coi, state []string
+	info       [][]byte
+}
+
+func (c *chainColumns) add(ci custody.ChainInfo) error {
+	v, err := encodeChain(ci)
+	if err != nil {
+		return err
+	}
+	c.coi, c.state, c.info = append(c.coi, string(ci.COI)), append(c.state, string(ci.State)), append(c.info, v)
 	return nil
 }
 
