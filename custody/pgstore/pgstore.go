@@ -10,8 +10,9 @@
 // it commits; the optimistic chain check is custody's.
 //
 // Implemented so far: the ledger (appends, reads, verification's raw
-// access, COI sequence numbers), the chain summaries, the PHI and Backup.
-// The other parts of the contract (users and accounts, the audit trail,
+// access, COI sequence numbers), the chain summaries, the PHI, users with
+// their API tokens, and Backup. The other parts of the contract (accounts'
+// audited changes and token management, the audit trail,
 // registries, scheduling, quotas, telemetry) answer errors.ErrUnsupported,
 // and the drafts that need them (claims, quota uses) are refused with it,
 // writing nothing.
@@ -537,7 +538,7 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 }
 
 // backupTables are the tables Backup copies, in the order it writes them.
-var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences"}
+var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences", "users", "user_tokens"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

@@ -20,7 +20,7 @@ func unsupported(part string) error {
 
 // Part names, as the errors and the conformance test name them.
 const (
-	partUsers     = "users and accounts"
+	partAccounts  = "accounts (audited user changes and token management)"
 	partAudit     = "the audit trail"
 	partRegistry  = "registries"
 	partSchedule  = "scheduling"
@@ -28,69 +28,39 @@ const (
 	partTelemetry = "telemetry readings and the quarantine"
 )
 
-// CreateUser is not implemented yet (errors.ErrUnsupported).
-func (s *Store) CreateUser(context.Context, custody.User, custody.Hash) error {
-	return unsupported(partUsers)
-}
-
-// User is not implemented yet (errors.ErrUnsupported).
-func (s *Store) User(context.Context, string) (custody.User, error) {
-	return custody.User{}, unsupported(partUsers)
-}
-
-// UserByToken is not implemented yet (errors.ErrUnsupported).
-func (s *Store) UserByToken(context.Context, custody.Hash) (custody.User, error) {
-	return custody.User{}, unsupported(partUsers)
-}
-
-// AddToken is not implemented yet (errors.ErrUnsupported).
-func (s *Store) AddToken(context.Context, string, custody.Hash) error {
-	return unsupported(partUsers)
-}
-
-// UpdateUser is not implemented yet (errors.ErrUnsupported).
-func (s *Store) UpdateUser(context.Context, string, func(*custody.User) error) (custody.User, error) {
-	return custody.User{}, unsupported(partUsers)
-}
-
-// Users is not implemented yet (errors.ErrUnsupported).
-func (s *Store) Users(context.Context) ([]custody.User, error) {
-	return nil, unsupported(partUsers)
-}
-
 // ChangeUser is not implemented yet (errors.ErrUnsupported).
 func (s *Store) ChangeUser(context.Context, string, func(*custody.User) error, func(before, after custody.User) custody.AuditEntry) (custody.User, error) {
-	return custody.User{}, unsupported(partUsers)
+	return custody.User{}, unsupported(partAccounts)
 }
 
 // CreateUserAudited is not implemented yet (errors.ErrUnsupported).
 func (s *Store) CreateUserAudited(context.Context, custody.User, custody.Hash, custody.AuditEntry) error {
-	return unsupported(partUsers)
+	return unsupported(partAccounts)
 }
 
 // AddTokenAt is not implemented yet (errors.ErrUnsupported).
 func (s *Store) AddTokenAt(context.Context, string, custody.Hash, time.Time, custody.AuditEntry) error {
-	return unsupported(partUsers)
+	return unsupported(partAccounts)
 }
 
 // Token is not implemented yet (errors.ErrUnsupported).
 func (s *Store) Token(context.Context, custody.Hash) (custody.TokenInfo, error) {
-	return custody.TokenInfo{}, unsupported(partUsers)
+	return custody.TokenInfo{}, unsupported(partAccounts)
 }
 
 // Tokens is not implemented yet (errors.ErrUnsupported).
 func (s *Store) Tokens(context.Context, string) ([]custody.TokenInfo, error) {
-	return nil, unsupported(partUsers)
+	return nil, unsupported(partAccounts)
 }
 
 // RevokeTokens is not implemented yet (errors.ErrUnsupported).
 func (s *Store) RevokeTokens(context.Context, string, []string, func(revoked []custody.TokenInfo) custody.AuditEntry) error {
-	return unsupported(partUsers)
+	return unsupported(partAccounts)
 }
 
 // TouchToken is not implemented yet (errors.ErrUnsupported).
 func (s *Store) TouchToken(context.Context, custody.Hash, time.Time) error {
-	return unsupported(partUsers)
+	return unsupported(partAccounts)
 }
 
 // AppendAudit is not implemented yet (errors.ErrUnsupported).
