@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/coid-project/coid/custody/pgstore"
@@ -11,14 +12,40 @@ import (
 
 // lacks are the parts of the contract this backend does not implement
 // yet: the suite skips their tests by name.
-var lacks = []storetest.Part{storetest.PartAccounts, storetest.PartAudit, storetest.PartTelemetry,
+var lacks = []storetest.Part{storetest.PartAccounts, storetest.PartAudit,
 	storetest.PartRegistry, storetest.PartSchedule, storetest.PartQuota}
 
 // TestConformance runs the store conformance suite against PostgreSQL, a
 // fresh schema per test.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, storetest.Backend{Open: func(t *testing.T) storetest.Store { return open(t, pgtest.Schema(t)) }, Lacks: lacks})
+	var mu sync.Mutex
+	urls := map[storetest.Store]string{}
+	storetest.Run(t, storetest.Backend{
+		Open: func(t *testing.T) storetest.Store {
+			url := pgtest.Schema(t)
+			s := open(t, url)
+			mu.Lock()
+			urls[s] = url
+			mu.Unlock()
+			return s
+		},
+		Crash: func(t *testing.T, s storetest.Store) storetest.Store {
+			mu.Lock()
+			url := urls[s]
+			mu.Unlock()
+			return open(t, url)
+		},
+		Lacks: lacks,
+	})
 }
+
+// The crash of a coid process on PostgreSQL, as the conformance suite's
+// Crash: what a restarted process finds is what the server committed, so
+// the "crashed" store is a second store opened on the same database while
+// the first one's writers are still appending. Nothing the process held
+// in memory is trusted across the restart: the new store reads the head
+// and the chains from the database. (The server's own durability, fsync
+// and the WAL, is PostgreSQL's.)
 
 // open opens the store at url and closes it when the test ends.
 func open(t testing.TB, url string) *pgstore.Store {

@@ -11,9 +11,10 @@
 //
 // Implemented so far: the ledger (appends, reads, verification's raw
 // access, COI sequence numbers), the chain summaries, the PHI, users with
-// their API tokens, and Backup. The other parts of the contract (accounts'
-// audited changes and token management, the audit trail,
-// registries, scheduling, quotas, telemetry) answer errors.ErrUnsupported,
+// their API tokens, telemetry readings and the quarantine, and Backup.
+// The other parts of the contract (accounts' audited changes and token
+// management, the audit trail,
+// registries, scheduling, quotas) answer errors.ErrUnsupported,
 // and the drafts that need them (claims, quota uses) are refused with it,
 // writing nothing.
 package pgstore
@@ -51,6 +52,8 @@ type Store struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	appends *custody.GroupCommit[appendReq, custody.Record]
+	// readings is the telemetry writer (telemetry.go).
+	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
 }
 
 // appendReq is one draft queued for the group commit, with its encoding
@@ -90,8 +93,11 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		FollowMin: 4,
 		FollowMax: followMax,
 	})
+	if err == nil {
+		s.readings, err = s.newReadingsWriter()
+	}
 	if err != nil {
-		pool.Close()
+		s.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	return s, nil
@@ -106,7 +112,12 @@ const followMax = 500 * time.Microsecond
 // Close stops the writer after the appends already queued and closes the
 // connections.
 func (s *Store) Close() error {
-	s.appends.Close()
+	if s.appends != nil {
+		s.appends.Close()
+	}
+	if s.readings != nil {
+		s.readings.Close()
+	}
 	s.pool.Close()
 	return nil
 }
@@ -538,7 +549,8 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 }
 
 // backupTables are the tables Backup copies, in the order it writes them.
-var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences", "users", "user_tokens"}
+var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences", "users", "user_tokens",
+	"readings_meta", "readings", "quarantine"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

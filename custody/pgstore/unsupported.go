@@ -20,12 +20,11 @@ func unsupported(part string) error {
 
 // Part names, as the errors and the conformance test name them.
 const (
-	partAccounts  = "accounts (audited user changes and token management)"
-	partAudit     = "the audit trail"
-	partRegistry  = "registries"
-	partSchedule  = "scheduling"
-	partQuota     = "quotas and the waiting list"
-	partTelemetry = "telemetry readings and the quarantine"
+	partAccounts = "accounts (audited user changes and token management)"
+	partAudit    = "the audit trail"
+	partRegistry = "registries"
+	partSchedule = "scheduling"
+	partQuota    = "quotas and the waiting list"
 )
 
 // ChangeUser is not implemented yet (errors.ErrUnsupported).
@@ -136,35 +135,4 @@ func (s *Store) UpdateWaitlist(context.Context, custody.COI, func(old []byte) ([
 // Waitlist is not implemented yet (errors.ErrUnsupported).
 func (s *Store) Waitlist(context.Context) ([][]byte, error) {
 	return nil, unsupported(partQuota)
-}
-
-// ShipperReadings is not implemented yet (errors.ErrUnsupported).
-func (s *Store) ShipperReadings(context.Context, string, time.Time, time.Time, uint64) ([]custody.Reading, uint64, error) {
-	return nil, 0, unsupported(partTelemetry)
-}
-
-// AddReadingsAsync is not implemented yet (errors.ErrUnsupported): it
-// refuses at once and never calls done.
-func (s *Store) AddReadingsAsync([]custody.Reading, *custody.QuarantineEntry, func(custody.IngestResult, error)) error {
-	return unsupported(partTelemetry)
-}
-
-// AddReadings is not implemented yet (errors.ErrUnsupported).
-func (s *Store) AddReadings(context.Context, []custody.Reading) (custody.IngestResult, error) {
-	return custody.IngestResult{}, unsupported(partTelemetry)
-}
-
-// Quarantine is not implemented yet (errors.ErrUnsupported).
-func (s *Store) Quarantine(context.Context, custody.QuarantineEntry) error {
-	return unsupported(partTelemetry)
-}
-
-// QuarantineList is not implemented yet (errors.ErrUnsupported).
-func (s *Store) QuarantineList(context.Context, int) ([]custody.QuarantineEntry, error) {
-	return nil, unsupported(partTelemetry)
-}
-
-// ReadingsCount is not implemented yet (errors.ErrUnsupported).
-func (s *Store) ReadingsCount(context.Context) (int, error) {
-	return 0, unsupported(partTelemetry)
 }
