@@ -11,12 +11,12 @@
 //
 // Implemented so far: the ledger (appends, reads, verification's raw
 // access, COI sequence numbers), the chain summaries, the PHI, users with
-// their API tokens, telemetry readings and the quarantine, and Backup.
-// The other parts of the contract (accounts' audited changes and token
-// management, the audit trail,
-// registries, scheduling, quotas) answer errors.ErrUnsupported,
-// and the drafts that need them (claims, quota uses) are refused with it,
-// writing nothing.
+// their API tokens, telemetry readings and the quarantine, the audit trail,
+// the registries, and Backup. The other parts of the contract (accounts'
+// audited changes and token management, scheduling, quotas and the
+// waiting list, the verifiable log's tree hashes) answer
+// errors.ErrUnsupported, and the drafts that need them (claims, quota
+// uses) are refused with it, writing nothing.
 package pgstore
 
 import (
@@ -550,7 +550,7 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 
 // backupTables are the tables Backup copies, in the order it writes them.
 var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences", "users", "user_tokens",
-	"readings_meta", "readings", "quarantine"}
+	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

@@ -21,8 +21,6 @@ func unsupported(part string) error {
 // Part names, as the errors and the conformance test name them.
 const (
 	partAccounts = "accounts (audited user changes and token management)"
-	partAudit    = "the audit trail"
-	partRegistry = "registries"
 	partSchedule = "scheduling"
 	partQuota    = "quotas and the waiting list"
 )
@@ -60,36 +58,6 @@ func (s *Store) RevokeTokens(context.Context, string, []string, func(revoked []c
 // TouchToken is not implemented yet (errors.ErrUnsupported).
 func (s *Store) TouchToken(context.Context, custody.Hash, time.Time) error {
 	return unsupported(partAccounts)
-}
-
-// AppendAudit is not implemented yet (errors.ErrUnsupported).
-func (s *Store) AppendAudit(context.Context, custody.AuditEntry) (custody.AuditEntry, error) {
-	return custody.AuditEntry{}, unsupported(partAudit)
-}
-
-// AuditEntries is not implemented yet (errors.ErrUnsupported).
-func (s *Store) AuditEntries(context.Context, custody.AuditFilter) ([]custody.AuditEntry, error) {
-	return nil, unsupported(partAudit)
-}
-
-// CreateEntry is not implemented yet (errors.ErrUnsupported).
-func (s *Store) CreateEntry(context.Context, custody.RegistryKind, string, []byte, custody.AuditEntry) error {
-	return unsupported(partRegistry)
-}
-
-// UpdateEntry is not implemented yet (errors.ErrUnsupported).
-func (s *Store) UpdateEntry(context.Context, custody.RegistryKind, string, func(old []byte) ([]byte, custody.AuditEntry, error)) error {
-	return unsupported(partRegistry)
-}
-
-// Entry is not implemented yet (errors.ErrUnsupported).
-func (s *Store) Entry(context.Context, custody.RegistryKind, string) ([]byte, error) {
-	return nil, unsupported(partRegistry)
-}
-
-// Entries is not implemented yet (errors.ErrUnsupported).
-func (s *Store) Entries(context.Context, custody.RegistryKind, string, int) ([][]byte, error) {
-	return nil, unsupported(partRegistry)
 }
 
 // UpdateCapacity is not implemented yet (errors.ErrUnsupported).
