@@ -10,13 +10,13 @@
 // it commits; the optimistic chain check is custody's.
 //
 // Implemented so far: the ledger (appends, reads, verification's raw
-// access, COI sequence numbers), the chain summaries, the PHI, users with
-// their API tokens, telemetry readings and the quarantine, the audit trail,
-// the registries, and Backup. The other parts of the contract (accounts'
-// audited changes and token management, scheduling, quotas and the
-// waiting list, the verifiable log's tree hashes) answer
+// access, COI sequence numbers), the chain summaries, the PHI, users and
+// accounts with their API tokens, telemetry readings and the quarantine,
+// the audit trail, the registries, and Backup. The other parts of the
+// contract (scheduling, quotas and the waiting list) answer
 // errors.ErrUnsupported, and the drafts that need them (claims, quota
-// uses) are refused with it, writing nothing.
+// uses) are refused with it, writing nothing. The verifiable log's tree
+// hashes and signed checkpoints are not kept yet.
 package pgstore
 
 import (

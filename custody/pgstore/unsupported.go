@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/coid-project/coid/custody"
 )
@@ -20,45 +19,9 @@ func unsupported(part string) error {
 
 // Part names, as the errors and the conformance test name them.
 const (
-	partAccounts = "accounts (audited user changes and token management)"
 	partSchedule = "scheduling"
 	partQuota    = "quotas and the waiting list"
 )
-
-// ChangeUser is not implemented yet (errors.ErrUnsupported).
-func (s *Store) ChangeUser(context.Context, string, func(*custody.User) error, func(before, after custody.User) custody.AuditEntry) (custody.User, error) {
-	return custody.User{}, unsupported(partAccounts)
-}
-
-// CreateUserAudited is not implemented yet (errors.ErrUnsupported).
-func (s *Store) CreateUserAudited(context.Context, custody.User, custody.Hash, custody.AuditEntry) error {
-	return unsupported(partAccounts)
-}
-
-// AddTokenAt is not implemented yet (errors.ErrUnsupported).
-func (s *Store) AddTokenAt(context.Context, string, custody.Hash, time.Time, custody.AuditEntry) error {
-	return unsupported(partAccounts)
-}
-
-// Token is not implemented yet (errors.ErrUnsupported).
-func (s *Store) Token(context.Context, custody.Hash) (custody.TokenInfo, error) {
-	return custody.TokenInfo{}, unsupported(partAccounts)
-}
-
-// Tokens is not implemented yet (errors.ErrUnsupported).
-func (s *Store) Tokens(context.Context, string) ([]custody.TokenInfo, error) {
-	return nil, unsupported(partAccounts)
-}
-
-// RevokeTokens is not implemented yet (errors.ErrUnsupported).
-func (s *Store) RevokeTokens(context.Context, string, []string, func(revoked []custody.TokenInfo) custody.AuditEntry) error {
-	return unsupported(partAccounts)
-}
-
-// TouchToken is not implemented yet (errors.ErrUnsupported).
-func (s *Store) TouchToken(context.Context, custody.Hash, time.Time) error {
-	return unsupported(partAccounts)
-}
 
 // UpdateCapacity is not implemented yet (errors.ErrUnsupported).
 func (s *Store) UpdateCapacity(context.Context, string, func(old []byte) ([]byte, custody.AuditEntry, error)) error {

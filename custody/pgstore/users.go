@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,12 @@ func isUniqueViolation(err error, constraint string) bool {
 // CreateUser implements custody.UserStore: the user and its first token
 // are stored in one transaction; ErrConflict if the ID is taken.
 func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Hash) error {
+	return s.createUser(ctx, u, token, nil)
+}
+
+// createUser stores a new user and its first token and, when audit is
+// set, the audit entry, in one transaction.
+func (s *Store) createUser(ctx context.Context, u custody.User, token custody.Hash, audit *custody.AuditEntry) error {
 	v, err := json.Marshal(u)
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, err)
@@ -32,9 +39,16 @@ func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Ha
 		if _, err := tx.Exec(ctx, `INSERT INTO users (id, body) VALUES ($1, $2)`, u.ID, v); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO user_tokens (hash, user_id, created) VALUES ($1, $2, $3)
-			ON CONFLICT (hash) DO UPDATE SET user_id = excluded.user_id, created = excluded.created`, token[:], u.ID, u.Created.UTC())
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO user_tokens (hash, user_id, created) VALUES ($1, $2, $3)
+			ON CONFLICT (hash) DO UPDATE SET user_id = excluded.user_id, created = excluded.created, last_used = NULL`,
+			token[:], u.ID, nanos(u.Created)); err != nil {
+			return err
+		}
+		if audit != nil {
+			_, err := putAudit(ctx, tx, *audit)
+			return err
+		}
+		return nil
 	})
 	if isUniqueViolation(err, "users_pkey") {
 		return fmt.Errorf("user %s already exists: %w", u.ID, custody.ErrConflict)
@@ -43,6 +57,23 @@ func (s *Store) CreateUser(ctx context.Context, u custody.User, token custody.Ha
 		return fmt.Errorf("create user %s: %w", u.ID, err)
 	}
 	return nil
+}
+
+// nanos is t as a token time column: Unix nanoseconds, NULL when zero.
+func nanos(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := t.UnixNano()
+	return &n
+}
+
+// fromNanos reads a token time column.
+func fromNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
 }
 
 // userRow reads the user id with q; lock takes its row for an update.
