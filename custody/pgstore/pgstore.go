@@ -52,6 +52,9 @@ type Store struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	appends *custody.GroupCommit[appendReq, custody.Record]
+	// known is the append writer's view of the database as of its last
+	// commit (knownHeads); only the committing goroutine uses it.
+	known knownHeads
 	// readings is the telemetry writer (telemetry.go).
 	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
 }
@@ -173,11 +176,19 @@ type batchTx struct {
 func (b *batchTx) Add(r *appendReq) { b.reqs = append(b.reqs, r) }
 
 // Commit implements custody.BatchTxn: in one transaction it locks the
-// log's head row, reads the summaries of the batch's chains, links each
-// draft (a refused draft fails alone), writes the records, summaries, PHI
-// and the new head, and commits. The transaction takes two round trips to
-// the server, each a pipelined batch: the first begins it, locks the head
-// and reads the chains, the second writes and commits.
+// log's head row, links each draft to the head and its chain's summary (a
+// refused draft fails alone), writes the records, summaries, PHI and the
+// new head, and commits.
+//
+// Round trips to the server are what an append waits for, above all on a
+// busy machine, so the transaction is pipelined. While no other instance
+// has appended since this one's last commit, the head and the summaries
+// this instance wrote are what the database holds: the fast path links
+// the batch against them and sends the whole transaction at once, with a
+// check that fails it if the head moved meanwhile (another instance
+// appended) or a chain it enrolls exists. Otherwise, or when the check
+// fails, the slow path takes two round trips: begin, lock the head and
+// read the chains; then write and commit.
 func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	ctx := context.Background()
 	conn, err := b.s.pool.Acquire(ctx)
@@ -185,19 +196,107 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
 	}
 	defer conn.Release()
-	if err := b.commit(ctx, conn.Conn(), out); err != nil {
-		// Ends the transaction the pipeline left open, if any; a
-		// connection in doubt is closed rather than put back.
-		if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
-			_ = conn.Conn().Close(ctx)
+	k := &b.s.known
+	if k.ok && b.cached() {
+		err := b.fast(ctx, conn.Conn(), out)
+		if err == nil {
+			return nil
 		}
+		rollback(ctx, conn)
+		k.forget()
+		clear(out)
+		if conn.Conn().IsClosed() {
+			return fmt.Errorf("append: commit failed, nothing was written: %w", err)
+		}
+	}
+	if err := b.slow(ctx, conn.Conn(), out); err != nil {
+		rollback(ctx, conn)
+		k.forget()
 		return fmt.Errorf("append: commit failed, nothing was written: %w", err)
 	}
 	return nil
 }
 
-// commit is Commit's transaction on conn.
-func (b *batchTx) commit(ctx context.Context, conn *pgx.Conn, out []custody.Outcome[custody.Record]) error {
+// rollback ends the transaction a failed pipeline left open, if any; a
+// connection in doubt is closed rather than put back.
+func rollback(ctx context.Context, conn *pgxpool.Conn) {
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		_ = conn.Conn().Close(ctx)
+	}
+}
+
+// knownHeads is the committing goroutine's view of the database as of its
+// last commit: the log's head and the summaries of the chains it wrote or
+// read then. It is exact while the head has not moved since.
+type knownHeads struct {
+	ok     bool
+	seq    uint64
+	hash   custody.Hash
+	chains map[custody.COI]custody.ChainInfo
+}
+
+// knownChains bounds knownHeads.chains: about 4096 active chains at once.
+const knownChains = 4096
+
+func (k *knownHeads) forget() { k.ok, k.chains = false, nil }
+
+// remember records a committed transaction's head and summaries.
+func (k *knownHeads) remember(seq uint64, hash custody.Hash, chains map[custody.COI]*custody.ChainInfo) {
+	if !k.ok || k.chains == nil {
+		k.chains = map[custody.COI]custody.ChainInfo{}
+	}
+	k.ok, k.seq, k.hash = true, seq, hash
+	for coi, ci := range chains {
+		if _, ok := k.chains[coi]; !ok && len(k.chains) >= knownChains {
+			for c := range k.chains { // evict one at random
+				delete(k.chains, c)
+				break
+			}
+		}
+		k.chains[coi] = *ci
+	}
+}
+
+// cached reports whether every draft's chain is known, or is enrolled by
+// the draft (the fast path's insert then checks it does not exist).
+func (b *batchTx) cached() bool {
+	for _, r := range b.reqs {
+		if _, ok := b.s.known.chains[r.d.Record.Chain]; !ok && !r.d.NewChain {
+			return false
+		}
+	}
+	return true
+}
+
+// fast is the one-round-trip transaction: linked against knownHeads, it
+// fails as a whole (division by zero) if the head moved, and on a unique
+// violation if a chain it enrolls exists.
+func (b *batchTx) fast(ctx context.Context, conn *pgx.Conn, out []custody.Outcome[custody.Record]) error {
+	k := &b.s.known
+	chains := map[custody.COI]*custody.ChainInfo{}
+	for _, r := range b.reqs {
+		if ci, ok := k.chains[r.d.Record.Chain]; ok {
+			chains[r.d.Record.Chain] = &ci
+		}
+	}
+	var tx pgx.Batch
+	tx.Queue("BEGIN")
+	tx.Queue(`SELECT 1 / (CASE WHEN seq = $1 AND hash = $2 THEN 1 ELSE 0 END) FROM log_head WHERE id FOR UPDATE`, int64(k.seq), k.hash[:])
+	seq, hash, touched, err := b.link(&tx, k.seq, k.hash, chains, out)
+	if err != nil {
+		return err
+	}
+	tx.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &tx).Close(); err != nil {
+		return err
+	}
+	k.remember(seq, hash, touched)
+	return nil
+}
+
+// slow is the two-round-trip transaction: begin, lock the head and read
+// the batch's chains; then link, write and commit.
+func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcome[custody.Record]) error {
 	cois := make([]string, 0, len(b.reqs))
 	for _, r := range b.reqs {
 		cois = append(cois, string(r.d.Record.Chain))
@@ -225,9 +324,36 @@ func (b *batchTx) commit(ctx context.Context, conn *pgx.Conn, out []custody.Outc
 	if err := conn.SendBatch(ctx, &read).Close(); err != nil {
 		return fmt.Errorf("lock the log head: %w", err)
 	}
-	headSeq, headHash := uint64(seq), hashOf(hb)
+	// The summaries known from this instance's last commit are stale if
+	// another instance appended since.
+	if k := &b.s.known; k.ok && (k.seq != uint64(seq) || k.hash != hashOf(hb)) {
+		k.forget()
+	}
 	var write pgx.Batch
-	touched := map[custody.COI]bool{}
+	headSeq, headHash, _, err := b.link(&write, uint64(seq), hashOf(hb), chains, out)
+	if err != nil {
+		return err
+	}
+	write.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &write).Close(); err != nil {
+		return err
+	}
+	// Every summary read or written here is what the database holds now.
+	b.s.known.remember(headSeq, headHash, chains)
+	return nil
+}
+
+// link links the batch's drafts after the head (seq, hash) and the
+// chains' summaries (nil: the chain does not exist; changed as drafts
+// link), setting each draft's outcome in out, and queues the writes onto
+// w: the records, the PHI, the summaries and the new head. A chain a
+// draft enrolls is inserted without replacing one, so an enroll linked
+// against a stale view fails the transaction. It returns the new head and
+// the summaries of the chains it changed.
+func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[custody.COI]*custody.ChainInfo,
+	out []custody.Outcome[custody.Record]) (uint64, custody.Hash, map[custody.COI]*custody.ChainInfo, error) {
+	touched := map[custody.COI]*custody.ChainInfo{}
+	enrolled := map[custody.COI]bool{}
 	// The batch's records go in as one statement over arrays, one per
 	// column: the server plans and runs one insert, not one per record.
 	var rs recordColumns
@@ -238,7 +364,7 @@ func (b *batchTx) commit(ctx context.Context, conn *pgx.Conn, out []custody.Outc
 			continue
 		}
 		coi := d.Record.Chain
-		rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: headSeq, LogHash: headHash, Chain: chains[coi]}, d, r.pre, nil)
+		rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: seq, LogHash: hash, Chain: chains[coi]}, d, r.pre, nil)
 		if err != nil {
 			out[i].Err = err
 			continue
@@ -246,31 +372,44 @@ func (b *batchTx) commit(ctx context.Context, conn *pgx.Conn, out []custody.Outc
 		if d.PHI != nil {
 			p, err := json.Marshal(d.PHI)
 			if err != nil {
-				return err
+				return 0, hash, nil, err
 			}
-			write.Queue(`INSERT INTO phi (coi, body) VALUES ($1, $2)`, string(coi), p)
+			w.Queue(`INSERT INTO phi (coi, body) VALUES ($1, $2)`, string(coi), p)
+		}
+		if d.NewChain {
+			enrolled[coi] = true
 		}
 		rs.add(rec, body)
-		chains[coi], touched[coi] = &ci, true
-		headSeq, headHash = rec.Seq, rec.Hash
+		chains[coi], touched[coi] = &ci, &ci
+		seq, hash = rec.Seq, rec.Hash
 		out[i].Value = rec
 	}
-	if len(touched) > 0 {
-		write.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
-			rs.seq, rs.chain, rs.chainSeq, rs.hash, rs.body)
-		var cs chainColumns
-		for coi := range touched {
-			if err := cs.add(*chains[coi]); err != nil {
-				return err
-			}
-		}
-		write.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
-			ON CONFLICT (coi) DO UPDATE SET state = excluded.state, info = excluded.info`, cs.coi, cs.state, cs.info)
-		write.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(headSeq), headHash[:])
+	if len(touched) == 0 {
+		return seq, hash, touched, nil
 	}
-	write.Queue("COMMIT")
-	return conn.SendBatch(ctx, &write).Close()
+	w.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
+		rs.seq, rs.chain, rs.chainSeq, rs.hash, rs.body)
+	var fresh, changed chainColumns
+	for coi, ci := range touched {
+		cs := &changed
+		if enrolled[coi] {
+			cs = &fresh
+		}
+		if err := cs.add(*ci); err != nil {
+			return 0, hash, nil, err
+		}
+	}
+	if len(fresh.coi) > 0 {
+		w.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])`,
+			fresh.coi, fresh.state, fresh.info)
+	}
+	if len(changed.coi) > 0 {
+		w.Queue(`UPDATE chains SET state = u.state, info = u.info FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u (coi, state, info)
+			WHERE chains.coi = u.coi`, changed.coi, changed.state, changed.info)
+	}
+	w.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(seq), hash[:])
+	return seq, hash, touched, nil
 }
 
 // recordColumns are a batch's records, column by column, as the insert

@@ -124,3 +124,29 @@ func TestTwoInstancesOneLedger(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrollOfChainAnotherInstanceMade: an instance that has not seen a
+// chain (enrolled by another instance before its last commit) refuses a
+// second enroll of it with ErrConflict, writing nothing, and goes on.
+func TestEnrollOfChainAnotherInstanceMade(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	a := open(t, url)
+	if _, err := a.Append(ctx, storetest.Draft(storetest.COI(1), 1, true, 0)); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, url)
+	if _, err := b.Append(ctx, storetest.Draft(storetest.COI(2), 2, true, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, storetest.Draft(storetest.COI(1), 3, true, 0)); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("second enroll: %v, want ErrConflict", err)
+	}
+	r, err := b.Append(ctx, storetest.Draft(storetest.COI(1), 4, false, 1))
+	if err != nil || r.Seq != 3 || r.ChainSeq != 2 {
+		t.Fatalf("append after the refusal: %+v %v; want log position 3, chain position 2", r, err)
+	}
+	if rep, err := custody.VerifyLog(ctx, a); err != nil || !rep.OK || rep.Records != 3 {
+		t.Fatalf("VerifyLog: %+v %v", rep, err)
+	}
+}
