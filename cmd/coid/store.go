@@ -85,10 +85,10 @@ func checkStoreFlag(fs *flag.FlagSet) error {
 }
 
 // checkStoreURL checks --store (COID_STORE) for command cmd: empty is the
-// bbolt file in --data; a postgres:// URL names a PostgreSQL store, which
-// keeps the ledger only so far (custody/pgstore), while every command
-// also needs users, telemetry or the registries from its store: it is
-// refused, wrapping errors.ErrUnsupported, before anything is opened.
+// bbolt file in --data; a postgres:// URL names a PostgreSQL store
+// (custody/pgstore), which does not keep every part of the store the
+// commands need yet: it is refused, wrapping errors.ErrUnsupported,
+// before anything is opened.
 // Anything else is a usage error. The URL's password is never repeated.
 func checkStoreURL(cmd, raw string) error {
 	if raw == "" {
@@ -98,6 +98,6 @@ func checkStoreURL(cmd, raw string) error {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		return usagef("%s: --store (COID_STORE) must be a postgres://host/database URL, or empty for the bbolt file in --data", cmd)
 	}
-	return fmt.Errorf("%s: --store %s: the PostgreSQL store keeps the ledger only so far, not yet the users, telemetry and "+
-		"registries this command needs; use the bbolt store in --data: %w", cmd, u.Redacted(), errors.ErrUnsupported)
+	return fmt.Errorf("%s: --store %s: the PostgreSQL store does not keep scheduling, quotas and the verifiable log's "+
+		"tree hashes yet, which coid needs; use the bbolt store in --data: %w", cmd, u.Redacted(), errors.ErrUnsupported)
 }

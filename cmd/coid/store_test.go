@@ -34,7 +34,7 @@ func TestStoreFlag(t *testing.T) {
 				t.Fatalf("exit %d, %v; want 1 wrapping errors.ErrUnsupported", exit, err)
 			}
 			msg := err.Error()
-			if strings.Contains(msg, "s3cret") || !strings.Contains(msg, "db.example") || !strings.Contains(msg, "ledger only") {
+			if strings.Contains(msg, "s3cret") || !strings.Contains(msg, "db.example") || !strings.Contains(msg, "does not keep") {
 				t.Errorf("refusal %q: must name the server, say what is missing and never the password", msg)
 			}
 			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {

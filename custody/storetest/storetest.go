@@ -3,7 +3,10 @@
 // custody.TelemetryStore (readings and the quarantine).
 //
 // A backend passes when Run, given a Backend that opens a fresh, empty
-// store, succeeds. What a backend must pass:
+// store, succeeds with Backend.Lacks empty. A backend still being built
+// names the parts it does not implement in Backend.Lacks: their tests are
+// reported as skipped, each naming the part, so the gap stays visible.
+// What a backend must pass:
 //
 //   - Appends under concurrency: many goroutines appending to many chains
 //     at once; every acknowledged record is stored exactly once, at its own
