@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,32 +18,7 @@ var _ custody.AccountStore = (*Store)(nil)
 // row lock, changed by fn and stored with the audit entry of the change in
 // one transaction.
 func (s *Store) ChangeUser(ctx context.Context, id string, fn func(*custody.User) error, audit func(before, after custody.User) custody.AuditEntry) (custody.User, error) {
-	var u custody.User
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		before, err := userRow(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		u = before
-		u.PasswordHistory = slices.Clone(before.PasswordHistory)
-		if err := fn(&u); err != nil {
-			return err
-		}
-		u.ID = id
-		v, err := json.Marshal(u)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE users SET body = $2 WHERE id = $1`, id, v); err != nil {
-			return err
-		}
-		_, err = putAudit(ctx, tx, audit(before.Public(), u.Public()))
-		return err
-	})
-	if err != nil {
-		return custody.User{}, err
-	}
-	return u, nil
+	return s.changeUser(ctx, id, fn, audit)
 }
 
 // CreateUserAudited implements custody.AccountStore.

@@ -308,18 +308,10 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	read.Queue(`SELECT seq, hash FROM log_head WHERE id FOR UPDATE`).QueryRow(func(row pgx.Row) error { return row.Scan(&seq, &hb) })
 	chains := map[custody.COI]*custody.ChainInfo{}
 	read.Queue(`SELECT info FROM chains WHERE coi = ANY($1)`, cois).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
-				return err
-			}
-			ci, err := decodeChain(raw)
-			if err != nil {
-				return err
-			}
+		return eachChain(rows, func(ci custody.ChainInfo) error {
 			chains[ci.COI] = &ci
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err := conn.SendBatch(ctx, &read).Close(); err != nil {
 		return fmt.Errorf("lock the log head: %w", err)
@@ -592,6 +584,12 @@ func scanChains(ctx context.Context, q querier, state custody.State, fn func(cus
 		return fmt.Errorf("chains: %w", err)
 	}
 	defer rows.Close()
+	return eachChain(rows, fn)
+}
+
+// eachChain decodes the chain summaries rows (one info column) holds and
+// calls fn for each.
+func eachChain(rows pgx.Rows, fn func(custody.ChainInfo) error) error {
 	for rows.Next() {
 		var raw []byte
 		if err := rows.Scan(&raw); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -136,12 +137,21 @@ func (s *Store) AddToken(ctx context.Context, id string, token custody.Hash) err
 // its row lock, and its result is stored in the same transaction; fn's
 // error changes nothing. The ID cannot change.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*custody.User) error) (custody.User, error) {
+	return s.changeUser(ctx, id, fn, nil)
+}
+
+// changeUser reads the user under its row lock, changes it with fn and
+// stores it, with the audit entry audit makes of the change unless audit
+// is nil, in one transaction. fn's error changes nothing.
+func (s *Store) changeUser(ctx context.Context, id string, fn func(*custody.User) error, audit func(before, after custody.User) custody.AuditEntry) (custody.User, error) {
 	var u custody.User
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		if u, err = userRow(ctx, tx, id, true); err != nil {
+		before, err := userRow(ctx, tx, id, true)
+		if err != nil {
 			return err
 		}
+		u = before
+		u.PasswordHistory = slices.Clone(before.PasswordHistory)
 		if err := fn(&u); err != nil {
 			return err
 		}
@@ -150,7 +160,12 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*custody.User
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE users SET body = $2 WHERE id = $1`, id, v)
+		if _, err := tx.Exec(ctx, `UPDATE users SET body = $2 WHERE id = $1`, id, v); err != nil {
+			return err
+		}
+		if audit != nil {
+			_, err = putAudit(ctx, tx, audit(before.Public(), u.Public()))
+		}
 		return err
 	})
 	if err != nil {
