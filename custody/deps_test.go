@@ -24,11 +24,13 @@ func TestImportsStayStdlib(t *testing.T) {
 	stdlibOnly := []string{core, core + "/coldchain", core + "/epcis", core + "/storetest", core + "/ical"}
 	// outside lists the subpackages that each wrap an outside dependency.
 	outside := map[string]string{
-		core + "/boltstore":  "the bbolt store",
-		core + "/passwd":     "argon2id from golang.org/x/crypto",
-		core + "/phitext":    "Unicode normalisation and confusable folding",
-		core + "/fhir":       "the FHIR R4 model structs",
-		core + "/verifiable": "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb, cosignatures from transparency-dev/formats",
+		core + "/boltstore":      "the bbolt store",
+		core + "/pgstore":        "the PostgreSQL store (pgx)",
+		core + "/pgstore/pgtest": "the tests' PostgreSQL schemas (pgx)",
+		core + "/passwd":         "argon2id from golang.org/x/crypto",
+		core + "/phitext":        "Unicode normalisation and confusable folding",
+		core + "/fhir":           "the FHIR R4 model structs",
+		core + "/verifiable":     "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb, cosignatures from transparency-dev/formats",
 	}
 	outside[core+"/verifiable/witness"] = "the C2SP tlog-witness client, over verifiable's signed notes"
 	outside[core+"/verifiable/witness/witnesstest"] = "a tlog-witness for tests from golang.org/x/mod/sumdb and filippo.io/torchwood"
@@ -91,6 +93,7 @@ func TestOutsideDependenciesHaveOneHome(t *testing.T) {
 	const module = "github.com/coid-project/coid"
 	homes := map[string][]string{ // module path prefix -> packages that may import it
 		"go.etcd.io/bbolt":                    {"/custody/boltstore"},
+		"github.com/jackc/pgx/":               {"/custody/pgstore", "/custody/pgstore/pgtest"},
 		"golang.org/x/crypto/":                {"/custody/passwd"},
 		"golang.org/x/text/":                  {"/custody/phitext"},
 		"golang.org/x/mod/":                   {"/custody/verifiable", "/custody/verifiable/witness/witnesstest"},

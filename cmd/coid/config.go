@@ -12,6 +12,7 @@ import (
 // COID_* environment variables, which override the defaults.
 type settings struct {
 	data     string
+	store    string
 	http     string
 	fin      string
 	logLevel string
@@ -53,6 +54,7 @@ func newFlags(name string, env []string, stderr io.Writer, s *settings) *flag.Fl
 	fs := flag.NewFlagSet("coid "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.data, "data", or(getenv(env, "COID_DATA"), "./data"), "data directory (COID_DATA)")
+	fs.StringVar(&s.store, "store", getenv(env, "COID_STORE"), "store URL, postgres://... for PostgreSQL; empty: the bbolt file in --data (COID_STORE)")
 	fs.StringVar(&s.logLevel, "log-level", or(getenv(env, "COID_LOG_LEVEL"), "info"), "log level: debug, info, warn, error (COID_LOG_LEVEL)")
 	return fs
 }
@@ -65,7 +67,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q", commandName(fs), fs.Arg(0))
 	}
-	return nil
+	return checkStoreFlag(fs)
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

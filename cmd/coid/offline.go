@@ -27,7 +27,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, flagError(fs, err)
 		}
 		if fs.NArg() == 0 {
-			return pos, nil
+			return pos, checkStoreFlag(fs)
 		}
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
@@ -55,7 +55,7 @@ func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Ti
 	if err != nil {
 		return nil, stores{}, err
 	}
-	st, err := openStores(s.data, storeOptions{readOnly: readOnly})
+	st, err := openStores(s.data, storeOptions{readOnly: readOnly, url: s.store, cmd: "coid"})
 	if err != nil {
 		return nil, stores{}, err
 	}

@@ -119,7 +119,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err := checkLedger(s.data, initLedger); err != nil {
 		return err
 	}
-	st, err := openStores(s.data, storeOptions{logger: log})
+	st, err := openStores(s.data, storeOptions{logger: log, url: s.store, cmd: "serve"})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

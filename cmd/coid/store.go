@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 
 	"github.com/coid-project/coid/custody"
@@ -39,10 +43,18 @@ type storeOptions struct {
 	readOnly bool
 	// logger hears of what the store does on its own; nil discards.
 	logger *slog.Logger
+	// url is --store: empty for the bbolt file in the data directory.
+	url string
+	// cmd names the command, for the errors.
+	cmd string
 }
 
-// openStores opens the store in the data directory dir.
+// openStores opens the store in the data directory dir, or the one at
+// opt.url.
 func openStores(dir string, opt storeOptions) (stores, error) {
+	if err := checkStoreURL(opt.cmd, opt.url); err != nil {
+		return stores{}, err
+	}
 	st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: opt.readOnly, Logger: opt.logger})
 	if err != nil {
 		return stores{}, err
@@ -63,4 +75,31 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 // absence means no ledger was started there.
 func ledgerFile(dir string) string {
 	return filepath.Join(dir, boltstore.FileName)
+}
+
+// checkStoreFlag checks the --store flag of fs, once parsed, before the
+// command does anything (checkStoreURL).
+func checkStoreFlag(fs *flag.FlagSet) error {
+	if f := fs.Lookup("store"); f != nil {
+		return checkStoreURL(commandName(fs), f.Value.String())
+	}
+	return nil
+}
+
+// checkStoreURL checks --store (COID_STORE) for command cmd: empty is the
+// bbolt file in --data; a postgres:// URL names a PostgreSQL store
+// (custody/pgstore), which does not keep every part of the store the
+// commands need yet: it is refused, wrapping errors.ErrUnsupported,
+// before anything is opened.
+// Anything else is a usage error. The URL's password is never repeated.
+func checkStoreURL(cmd, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return usagef("%s: --store (COID_STORE) must be a postgres://host/database URL, or empty for the bbolt file in --data", cmd)
+	}
+	return fmt.Errorf("%s: --store %s: the PostgreSQL store does not keep scheduling, quotas and the verifiable log's "+
+		"tree hashes yet, which coid needs; use the bbolt store in --data: %w", cmd, u.Redacted(), errors.ErrUnsupported)
 }

@@ -269,33 +269,15 @@ func TestClosedStoreRefusesAppends(t *testing.T) {
 }
 
 // BenchmarkAppend64Writers measures durable appends through the store with
-// 64 concurrent writers, each waiting for its record's commit. Each writer
-// fills chains of 30 records, the length of a whole journey with notes, so
-// chain summaries stay the size they have in use.
+// 64 concurrent writers, each waiting for its record's commit
+// (storetest.BenchAppend).
 func BenchmarkAppend64Writers(b *testing.B) {
 	s, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	const writers, perChain = 64, 30
-	var next atomic.Int64
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 1; w <= writers; w++ {
-		wg.Go(func() {
-			for n := 0; next.Add(1) <= int64(b.N); n++ {
-				coi, k := storetest.COI(w+writers*(n/perChain)), n%perChain
-				if _, err := s.Append(context.Background(), storetest.Draft(coi, n, k == 0, uint64(k))); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+	storetest.BenchAppend(b, s, 64)
 }
 
 // BenchmarkAppend1Writer is the disk's floor for the figure above: one
