@@ -119,6 +119,8 @@ func Run(t *testing.T, b Backend) {
 		{"Quota", testQuota},
 		{"ConcurrentQuota", testConcurrentQuota},
 		{"Waitlist", testWaitlist},
+		{"OfferHoldsSlot", testOfferHold},
+		{"ConcurrentOfferHold", testConcurrentOfferHold},
 		{"CrashConsistency", func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	for _, tt := range tests {
