@@ -48,6 +48,9 @@ const (
 	AuditWaitlistAdd AuditAction = "waitlist.add"
 	// AuditWaitlistRemove takes a chain off the list, with a reason.
 	AuditWaitlistRemove AuditAction = "waitlist.remove"
+	// AuditWaitlistUrgency changes a waiting chain's urgency, with a
+	// reason.
+	AuditWaitlistUrgency AuditAction = "waitlist.urgency"
 	// AuditWaitlistOffer is an allocation decision: its new value is the
 	// AllocationDecision (the slot, who was offered it, who was skipped).
 	AuditWaitlistOffer AuditAction = "waitlist.offer"

@@ -76,7 +76,7 @@ func (s *Service) AddToWaitlist(ctx context.Context, actor User, coi COI, req Wa
 		return WaitEntry{}, err
 	}
 	if err := ValidateUrgency(req.Urgency); err != nil {
-		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("urgency", err))
 	}
 	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MaySchedule)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Service) AddToWaitlist(ctx context.Context, actor User, coi COI, req Wa
 		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := s.checkReasonNoPHI(ctx, coi, req.Reason); err != nil {
-		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("reason", err))
 	}
 	e := WaitEntry{COI: coi, Plant: ps[1].Code, Product: p.Code, Centre: ps[2].Code, Urgency: req.Urgency, Reason: req.Reason,
 		Since: s.Now(), AddedBy: actor.ID}
@@ -157,6 +157,54 @@ func (s *Service) RemoveFromWaitlist(ctx context.Context, actor User, coi COI, r
 		}
 	}
 	return nil
+}
+
+// ChangeUrgency sets waiting chain coi's clinical urgency, with a reason
+// (coordinators): the chain keeps the time it has waited, so only its
+// place among the other urgencies moves; an open offer stands.
+// ErrNotFound: not on the list; ErrConflict: the urgency is unchanged.
+func (s *Service) ChangeUrgency(ctx context.Context, actor User, coi COI, req WaitRequest) (WaitEntry, error) {
+	op := fmt.Sprintf("change the urgency of %s on the waiting list", coi)
+	if !MaySchedule(actor.Role) {
+		return WaitEntry{}, fmt.Errorf("%s: role %s may not do this: %w", op, actor.Role, ErrForbidden)
+	}
+	if err := ValidateUrgency(req.Urgency); err != nil {
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("urgency", err))
+	}
+	if err := validReason(op, req.Reason); err != nil {
+		return WaitEntry{}, err
+	}
+	if err := s.checkReasonNoPHI(ctx, coi, req.Reason); err != nil {
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("reason", err))
+	}
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	var e WaitEntry
+	err := s.store.UpdateWaitlist(ctx, coi, func(old []byte) ([]byte, []AuditEntry, error) {
+		if old == nil {
+			return nil, nil, fmt.Errorf("the chain is not on the waiting list: %w", ErrNotFound)
+		}
+		var err error
+		if e, err = decodeWait(old); err != nil {
+			return nil, nil, err
+		}
+		if e.Urgency == req.Urgency {
+			return nil, nil, fieldErr("urgency", fmt.Errorf("the urgency is %d already: %w", e.Urgency, ErrConflict))
+		}
+		from := e.Urgency
+		e.Urgency = req.Urgency
+		v, err := json.Marshal(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := s.waitAudit(actor.ID, coi, AuditWaitlistUrgency, req.Reason, map[string]any{"plant": e.Plant, "from": from, "urgency": e.Urgency})
+		return v, []AuditEntry{a}, err
+	})
+	if err != nil {
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Info("waiting list urgency", "coi", string(coi), "urgency", e.Urgency, "by", actor.ID)
+	return e, nil
 }
 
 // Waitlist returns the waiting list of plant (empty: every plant) in

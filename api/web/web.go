@@ -161,7 +161,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/chains/:coi/legs/:n/live", w.legLive)
 	w.registerDownloads(g)
 	w.registerAudit(g)
-	w.registerWaitlist(g)
+	w.registerWaitlist(g, signs)
 	g.GET("/admin", w.adminIndex)
 	w.registerAdminRegistries(g)
 	g.GET("/admin/users", w.adminUsersPage)

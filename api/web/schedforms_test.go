@@ -1,0 +1,268 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coid-project/coid/custody"
+)
+
+// waitEntry returns chain coi's waiting-list entry (nil: not waiting).
+func (e *webEnv) waitEntry(coi custody.COI) *custody.WaitEntry {
+	e.t.Helper()
+	list, _, err := e.svc.Waitlist(context.Background(), e.users[wAdmin], "", 0, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, x := range list {
+		if x.COI == coi {
+			return &x
+		}
+	}
+	return nil
+}
+
+// TestWebWaitlistForms: a coordinator puts a chain on the waiting list,
+// changes its urgency, declines and accepts its offers and takes a chain
+// off, each with its reason; each refusal shows beside its field (or
+// above the list) and changes nothing; another role, or a forged CSRF
+// token, changes nothing.
+func TestWebWaitlistForms(t *testing.T) {
+	e := newWebEnv(t, false)
+	webSchedule(t, e, true)
+	a, b := e.enrollRegistered(), e.enrollRegistered()
+	coord, nurse := e.login(wCoord), e.login(wNurse1)
+	p := coord.get("/waitlist")
+	wantBody(t, p, "coordinator's list", `id="form-wl-add"`)
+	wantNotBody(t, nurse.get("/waitlist"), "nurse's list", `id="form-wl-add"`)
+	add := func(coi custody.COI, urgency, reason string) url.Values {
+		return url.Values{"coi": {string(coi)}, "urgency": {urgency}, "reason": {reason}}
+	}
+	state := func() string {
+		var sb strings.Builder
+		for _, coi := range []custody.COI{a, b} {
+			if x := e.waitEntry(coi); x != nil {
+				sb.WriteString(string(x.COI) + ":" + string(rune('0'+x.Urgency)))
+				if x.Offer != nil {
+					sb.WriteString("@" + x.Offer.Slot.Date)
+				}
+				sb.WriteString(";")
+			}
+		}
+		return sb.String()
+	}
+	sigs := func(pw string) url.Values {
+		return url.Values{"sig_user_1": {wCoord}, "sig_password_1": {pw}, "sig_meaning_1": {"authored"}}
+	}
+	for _, x := range []struct {
+		name        string
+		who         *browser
+		path        string
+		form        url.Values
+		code        int
+		field, says string // the refusal beside field ("": above the list)
+		changes     bool
+	}{
+		{"not a COI", coord, "/waitlist", add("CHA-nonsense", "1", "plant full"), 400, "coi", "", false},
+		{"no reason", coord, "/waitlist", add(a, "1", ""), 400, "reason", "reason", false},
+		{"urgency 7", coord, "/waitlist", add(a, "7", "plant full"), 400, "urgency", "urgency 7", false},
+		{"a reason naming the patient", coord, "/waitlist", add(a, "1", webPatient.Name+" is worse"), 400, "reason", "", false},
+		{"a nurse adds", nurse, "/waitlist", add(a, "1", "plant full"), 403, "", "", false},
+		{"forged CSRF", coord, "/waitlist", func() url.Values { v := add(a, "1", "plant full"); v.Set("csrf", "forged"); return v }(), 403, "", "", false},
+		{"added", coord, "/waitlist", add(a, "2", "plant full in December"), 303, "", "", true},
+		{"added twice", coord, "/waitlist", add(a, "2", "plant full"), 409, "", "already", false},
+		{"added b", coord, "/waitlist", add(b, "3", "plant full in December"), 303, "", "", true},
+		{"same urgency", coord, "/waitlist/" + string(a) + "/urgency", url.Values{"urgency": {"2"}, "reason": {"worse"}}, 409, "urgency", "already", false},
+		{"urgency without reason", coord, "/waitlist/" + string(a) + "/urgency", url.Values{"urgency": {"1"}}, 400, "reason", "reason", false},
+		{"a nurse changes urgency", nurse, "/waitlist/" + string(a) + "/urgency", url.Values{"urgency": {"1"}, "reason": {"worse"}}, 403, "", "", false},
+		{"urgency changed", coord, "/waitlist/" + string(a) + "/urgency", url.Values{"urgency": {"1"}, "reason": {"disease progressing"}}, 303, "", "", true},
+		{"decline without an offer", coord, "/waitlist/" + string(b) + "/decline", url.Values{"reason": {"not fit"}}, 404, "", "no open offer", false},
+		{"remove without reason", coord, "/waitlist/" + string(b) + "/remove", url.Values{}, 400, "reason", "reason", false},
+		{"a nurse removes", nurse, "/waitlist/" + string(b) + "/remove", url.Values{"reason": {"x"}}, 403, "", "", false},
+	} {
+		t.Run(x.name, func(t *testing.T) {
+			before, audit := state(), len(e.auditOf(custody.KindWaitlist))
+			x.who.get("/waitlist")
+			p := x.who.post(x.path, x.form)
+			wantCode(t, p, x.code, x.name)
+			if x.field != "" {
+				wantFormFieldError(t, p, x.name, x.path, x.field, x.says)
+			} else if x.says != "" {
+				wantBody(t, p, x.name, x.says)
+			}
+			changed := state() != before || len(e.auditOf(custody.KindWaitlist)) != audit
+			if changed != x.changes {
+				t.Errorf("%s: changed %v (%s -> %s), want %v", x.name, changed, before, state(), x.changes)
+			}
+		})
+	}
+	p = coord.get("/waitlist")
+	if i, j := strings.Index(p.Body, `data-coi="`+string(a)), strings.Index(p.Body, `data-coi="`+string(b)); i < 0 || j < 0 || i > j {
+		t.Errorf("a (urgency 1) is not listed before b")
+	}
+	// QA runs the allocation: a, the most urgent, is offered the first
+	// free slot, which is then held for it; b the next.
+	ds, err := e.svc.AllocateWaitlist(context.Background(), e.users[wQA])
+	if err != nil || len(ds) == 0 || ds[0].Offered != a {
+		t.Fatalf("allocation: %+v %v", ds, err)
+	}
+	first := e.waitEntry(a).Offer.Slot.Date
+	p = coord.get("/waitlist")
+	wantBody(t, p, "offers", `id="wl-accept-`+string(a)+`"`, `id="wl-decline-`+string(a)+`"`, "slot "+first+", held until")
+	for _, x := range []struct {
+		name        string
+		path        string
+		form        url.Values
+		code        int
+		field, says string
+		changes     bool
+	}{
+		{"decline without reason", "/decline", url.Values{}, 400, "reason", "reason", false},
+		{"accept with a wrong password", "/accept", sigs("wrong"), 401, "", "", false},
+		{"declined", "/decline", url.Values{"reason": {"patient needs a few more days"}}, 303, "", "", true},
+	} {
+		t.Run(x.name, func(t *testing.T) {
+			before, records := state(), len(e.chain(a).Records)
+			coord.get("/waitlist")
+			p := coord.post("/waitlist/"+string(a)+x.path, x.form)
+			wantCode(t, p, x.code, x.name)
+			if x.field != "" {
+				wantFormFieldError(t, p, x.name, "/waitlist/"+string(a)+x.path, x.field, x.says)
+			}
+			if changed := state() != before || len(e.chain(a).Records) != records; changed != x.changes {
+				t.Errorf("%s: changed %v (%s -> %s), want %v", x.name, changed, before, state(), x.changes)
+			}
+		})
+	}
+	// Declined, the slot passed on; a holds a later offer, which it
+	// accepts: it is booked on the offered day and leaves the list.
+	o := e.waitEntry(a).Offer
+	if o == nil || o.Slot.Date == first {
+		t.Fatalf("after the decline: %+v", o)
+	}
+	coord.get("/waitlist")
+	wantCode(t, coord.post("/waitlist/"+string(a)+"/accept", sigs(webPassword(wCoord))), http.StatusSeeOther, "accept")
+	if e.waitEntry(a) != nil {
+		t.Error("a accepted is still on the list")
+	}
+	if bk := custody.BookingOf(e.chain(a)); bk.Current == nil || bk.Current.Plan.ManufacturingStart.Date != o.Slot.Date {
+		t.Errorf("a accepted is not booked on %s: %+v", o.Slot.Date, bk.Current)
+	}
+	coord.get("/waitlist")
+	wantCode(t, coord.post("/waitlist/"+string(b)+"/remove", url.Values{"reason": {"booked at another plant"}}), http.StatusSeeOther, "remove")
+	if e.waitEntry(b) != nil {
+		t.Error("b removed is still on the list")
+	}
+	for _, act := range []custody.AuditAction{custody.AuditWaitlistAdd, custody.AuditWaitlistUrgency, custody.AuditWaitlistDecline,
+		custody.AuditWaitlistAccept, custody.AuditWaitlistRemove} {
+		found := false
+		for _, x := range e.auditOf(custody.KindWaitlist) {
+			found = found || x.Action == act
+		}
+		if !found {
+			t.Errorf("no %s in the audit trail", act)
+		}
+	}
+}
+
+// wantFormFieldError is wantFieldError for the form posting to action,
+// one of many on the page.
+func wantFormFieldError(t *testing.T, p page, what, action, field, want string) {
+	t.Helper()
+	i := strings.Index(p.Body, `action="`+action+`"`)
+	if i < 0 {
+		t.Errorf("%s: no form posting to %s", what, action)
+		return
+	}
+	form := p.Body[i:]
+	if j := strings.Index(form, "</form>"); j >= 0 {
+		form = form[:j]
+	}
+	wantFieldError(t, page{Body: form}, what, field, want)
+	if n := strings.Count(p.Body, `class="field-error"`); n != 1 {
+		t.Errorf("%s: %d field refusals on the page, want 1", what, n)
+	}
+	if action != "/waitlist" && !strings.Contains(p.Body[max(0, i-400):i], " open>") {
+		t.Errorf("%s: the refused form is not shown open", what)
+	}
+}
+
+// auditOf returns the audit entries of kind.
+func (e *webEnv) auditOf(kind custody.ObjectKind) []custody.AuditEntry {
+	e.t.Helper()
+	a, err := e.store.AuditEntries(context.Background(), custody.AuditFilter{Kind: kind})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+// TestWebCollectOverride: collection of a chain without a booked slot is
+// blocked; a coordinator and QA sign the override with a reason on the
+// chain page, then collection is allowed. A refusal (no reason, a wrong
+// password, the wrong role, a forged CSRF token) writes nothing.
+func TestWebCollectOverride(t *testing.T) {
+	e := newWebEnv(t, false)
+	webSchedule(t, e, true)
+	e.net().Bind(t, wQA, "CELLCO", "MFG-1")
+	a := e.enrollRegistered()
+	coord, qa, nurse := e.login(wCoord), e.login(wQA), e.login(wNurse1)
+	wantBody(t, coord.get(coiPath(a)), "coordinator's chain page", `id="form-collect-override"`)
+	wantBody(t, qa.get(coiPath(a)), "QA's chain page", `id="form-collect-override"`)
+	e.net().Bind(t, wNurse2, "APHP", "PAR-1")
+	wantNotBody(t, e.login(wNurse2).get(coiPath(a)), "a nurse's chain page", `id="form-collect-override"`)
+	form := func(reason, qaPassword string) url.Values {
+		return url.Values{"reason": {reason}, "sig_user_1": {wCoord}, "sig_password_1": {webPassword(wCoord)}, "sig_meaning_1": {"approved"},
+			"sig_user_2": {wQA}, "sig_password_2": {qaPassword}, "sig_meaning_2": {"approved"}}
+	}
+	path := coiPath(a) + "/booking/override"
+	for _, x := range []struct {
+		name  string
+		who   *browser
+		form  url.Values
+		code  int
+		field string
+		says  string
+	}{
+		{"no reason", coord, form("", webPassword(wQA)), 400, "reason", "reason"},
+		{"a reason naming the patient", coord, form(webPatient.Name+" cannot wait", webPassword(wQA)), 400, "", ""},
+		{"QA's wrong password", coord, form("plant slot released by phone", "wrong"), 401, "", ""},
+		{"forged CSRF", coord, func() url.Values {
+			v := form("plant slot released by phone", webPassword(wQA))
+			v.Set("csrf", "forged")
+			return v
+		}(), 403, "", ""},
+		{"a nurse", nurse, form("plant slot released by phone", webPassword(wQA)), 404, "", ""},
+	} {
+		t.Run(x.name, func(t *testing.T) {
+			before := len(e.chain(a).Records)
+			x.who.get(coiPath(a))
+			p := x.who.post(path, x.form)
+			wantCode(t, p, x.code, x.name)
+			if x.field != "" {
+				wantFieldError(t, p, x.name, x.field, x.says)
+			}
+			if n := len(e.chain(a).Records); n != before {
+				t.Errorf("%s wrote %d record(s)", x.name, n-before)
+			}
+		})
+	}
+	if ch := e.chain(a); custody.BookingOf(ch).Override != 0 {
+		t.Fatal("overridden before the good form")
+	}
+	qa.get(coiPath(a))
+	p := qa.post(path, form("plant confirmed a slot by phone", webPassword(wQA)))
+	wantCode(t, p, http.StatusSeeOther, "override")
+	wantBody(t, qa.get(p.Location), "after the override", "Collection allowed without a booking (record")
+	p = coord.get(coiPath(a))
+	wantBody(t, p, "after the override", "collection allowed without one: record")
+	wantNotBody(t, p, "after the override", `id="form-collect-override"`)
+	if custody.BookingOf(e.chain(a)).Override == 0 {
+		t.Fatal("no override recorded")
+	}
+	coord.get(coiPath(a))
+	wantCode(t, coord.post(path, form("again", webPassword(wQA))), http.StatusConflict, "a second override")
+}
