@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -265,4 +266,55 @@ func TestWebCollectOverride(t *testing.T) {
 	}
 	coord.get(coiPath(a))
 	wantCode(t, coord.post(path, form("again", webPassword(wQA))), http.StatusConflict, "a second override")
+}
+
+// TestWebFeedTokens: a user issues a calendar feed token on their own
+// screen, sees it and the feed addresses once, finds it listed (by ID
+// only) afterwards, and revokes it; the feed then refuses it. A forged
+// CSRF token issues nothing; another user's token cannot be revoked.
+func TestWebFeedTokens(t *testing.T) {
+	e := newWebEnv(t, false)
+	webSchedule(t, e, true)
+	coord, qa := e.login(wCoord), e.login(wQA)
+	p := coord.get("/calendar-feeds")
+	wantCode(t, p, http.StatusOK, "feeds screen")
+	wantBody(t, p, "feeds screen", "You hold no feed token.", `id="form-feed-issue"`)
+	wantCode(t, coord.post("/calendar-feeds", url.Values{"csrf": {"forged"}}), http.StatusForbidden, "forged CSRF")
+	if toks, _ := e.svc.FeedTokens(context.Background(), e.users[wCoord], wCoord); len(toks) != 0 {
+		t.Fatalf("a forged form issued %d token(s)", len(toks))
+	}
+	coord.get("/calendar-feeds")
+	p = coord.post("/calendar-feeds", url.Values{})
+	wantCode(t, p, http.StatusOK, "issue")
+	i := strings.Index(p.Body, `<code id="feed-token">`)
+	if i < 0 {
+		t.Fatalf("the token is not shown:\n%s", excerpt(p.Body))
+	}
+	tok := p.Body[i+len(`<code id="feed-token">`):]
+	tok = tok[:strings.Index(tok, "<")]
+	wantBody(t, p, "issue", "/cal/PAR-1.ics?token="+url.QueryEscape(tok), "shown only once")
+	u, err := e.svc.FeedUser(context.Background(), tok)
+	if err != nil || u.ID != wCoord {
+		t.Fatalf("the token shown opens no feed: %v %v", u.ID, err)
+	}
+	toks, _ := e.svc.FeedTokens(context.Background(), e.users[wCoord], wCoord)
+	if len(toks) != 1 {
+		t.Fatalf("%d tokens, want 1", len(toks))
+	}
+	p = coord.get("/calendar-feeds")
+	wantBody(t, p, "list", `data-token="`+toks[0].ID+`"`)
+	wantNotBody(t, p, "list", tok, `id="feed-new"`)
+	// Another user cannot revoke it from their own screen.
+	qa.get("/calendar-feeds")
+	wantCode(t, qa.post("/calendar-feeds/"+toks[0].ID+"/revoke", url.Values{}), http.StatusNotFound, "another user's token")
+	wantCode(t, coord.post("/calendar-feeds/nothex/revoke", url.Values{}), http.StatusBadRequest, "a bad token ID")
+	if _, err := e.svc.FeedUser(context.Background(), tok); err != nil {
+		t.Fatalf("a refused revocation ended the token: %v", err)
+	}
+	coord.get("/calendar-feeds")
+	wantCode(t, coord.post("/calendar-feeds/"+toks[0].ID+"/revoke", url.Values{}), http.StatusSeeOther, "revoke")
+	if _, err := e.svc.FeedUser(context.Background(), tok); !errors.Is(err, custody.ErrUnauthenticated) {
+		t.Fatalf("a revoked token still opens the feed: %v", err)
+	}
+	wantBody(t, coord.get("/calendar-feeds"), "after revoking", "revoked", "You hold no feed token.")
 }
