@@ -19,6 +19,8 @@ func (s *Server) registerScheduleRoutes(g *echo.Group) {
 	g.GET("/sites/:code/capacity", s.getCapacity)
 	g.PUT("/sites/:code/capacity", s.putCapacity)
 	g.POST("/sites/:code/closures", s.addClosure)
+	g.PUT("/sites/:code/closures/:from/:to", s.changeClosure)
+	g.DELETE("/sites/:code/closures/:from/:to", s.removeClosure)
 	g.GET("/sites/:code/bookings", s.siteBookings)
 	g.GET("/availability", s.availability)
 	g.GET("/chains/:coi/booking", s.getBooking)
@@ -58,6 +60,40 @@ func (s *Server) putCapacity(c echo.Context) error {
 		return err
 	}
 	out, err := s.svc.SetCapacity(c.Request().Context(), user(c), code, v, reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// changeClosure replaces the closure from :from to :to with the one sent.
+func (s *Server) changeClosure(c echo.Context) error {
+	code, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	var cl custody.Closure
+	if err := bind(c, &cl); err != nil {
+		return err
+	}
+	out, err := s.svc.ChangeClosure(c.Request().Context(), user(c), code, c.Param("from"), c.Param("to"), cl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// removeClosure removes the closure from :from to :to, with a reason.
+func (s *Server) removeClosure(c echo.Context) error {
+	code, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	var req reasonOnly
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	out, err := s.svc.RemoveClosure(c.Request().Context(), user(c), code, c.Param("from"), c.Param("to"), req.Reason)
 	if err != nil {
 		return err
 	}
