@@ -318,3 +318,72 @@ func TestWebFeedTokens(t *testing.T) {
 	}
 	wantBody(t, coord.get("/calendar-feeds"), "after revoking", "revoked", "You hold no feed token.")
 }
+
+// TestWebClosureChangeAndRemove: an administrator changes a plant
+// closure's days and removes it on the capacity screen, each with its
+// reason; the screen shows the chains the closure hits with the nearest
+// free days; a coordinator, a missing reason, a closure not held or a
+// forged CSRF token changes nothing.
+func TestWebClosureChangeAndRemove(t *testing.T) {
+	e := newWebEnv(t, false)
+	webSchedule(t, e, true)
+	a := e.enrollRegistered()
+	ctx := context.Background()
+	if _, err := e.svc.Book(ctx, e.users[wCoord], a, custody.BookRequest{ApheresisDate: "2026-12-01",
+		Signatures: []custody.SignatureRequest{wsig(wCoord, custody.MeaningAuthored)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AddClosure(ctx, e.users[wAdmin], "MFG-1", custody.Closure{From: "2026-12-08", To: "2026-12-09", Reason: "audit"}); err != nil {
+		t.Fatal(err)
+	}
+	closures := func() []custody.Closure {
+		cp, err := e.svc.SiteCapacity(ctx, e.users[wAdmin], "MFG-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Closures
+	}
+	admin, coord := e.login(wAdmin), e.login(wCoord)
+	base := "/admin/capacity/MFG-1/closures/2026-12-08/2026-12-09"
+	wantBody(t, admin.get("/admin/capacity/MFG-1?month=2026-12"), "capacity screen", `action="`+base+`"`, `action="`+base+`/remove"`)
+	wantNotBody(t, coord.get("/admin/capacity/MFG-1"), "a coordinator's capacity screen", `action="`+base+`"`)
+	move := url.Values{"from": {"2026-12-02"}, "to": {"2026-12-03"}, "reason": {"clean room requalification moved"}}
+	for _, x := range []struct {
+		name string
+		who  *browser
+		path string
+		form url.Values
+		code int
+	}{
+		{"a coordinator changes", coord, base, move, 403},
+		{"no reason", admin, base, url.Values{"from": {"2026-12-02"}, "to": {"2026-12-03"}}, 400},
+		{"backwards", admin, base, url.Values{"from": {"2026-12-03"}, "to": {"2026-12-02"}, "reason": {"x"}}, 400},
+		{"a closure not held", admin, "/admin/capacity/MFG-1/closures/2026-12-07/2026-12-09", move, 404},
+		{"forged CSRF", admin, base, func() url.Values { v := url.Values{"csrf": {"forged"}}; return v }(), 403},
+		{"removed without a reason", admin, base + "/remove", url.Values{}, 400},
+		{"removed by a coordinator", coord, base + "/remove", url.Values{"reason": {"x"}}, 403},
+	} {
+		t.Run(x.name, func(t *testing.T) {
+			x.who.get("/admin/capacity/MFG-1")
+			wantCode(t, x.who.post(x.path, x.form), x.code, x.name)
+			if cl := closures(); len(cl) != 1 || cl[0].From != "2026-12-08" {
+				t.Errorf("%s changed the closures: %+v", x.name, cl)
+			}
+		})
+	}
+	admin.get("/admin/capacity/MFG-1")
+	wantCode(t, admin.post(base, move), http.StatusSeeOther, "changed")
+	if cl := closures(); len(cl) != 1 || cl[0].From != "2026-12-02" || cl[0].To != "2026-12-03" {
+		t.Fatalf("after the change: %+v", cl)
+	}
+	// The booking's manufacturing start (2 December) is now closed: the
+	// screen lists the chain with the nearest free days.
+	p := admin.get("/admin/capacity/MFG-1?month=2026-12")
+	wantBody(t, p, "the closure's impact", `id="impacted"`, string(a), "2026-12-02", "clean room requalification moved", "2026-12-01", "2026-12-04")
+	moved := "/admin/capacity/MFG-1/closures/2026-12-02/2026-12-03/remove"
+	wantCode(t, admin.post(moved, url.Values{"reason": {"plant requalified early"}}), http.StatusSeeOther, "removed")
+	if cl := closures(); len(cl) != 0 {
+		t.Fatalf("after the removal: %+v", cl)
+	}
+	wantBody(t, admin.get("/admin/capacity/MFG-1?month=2026-12"), "after the removal", `id="no-impact"`)
+}
