@@ -68,19 +68,9 @@ func (s *Server) putCapacity(c echo.Context) error {
 
 // changeClosure replaces the closure from :from to :to with the one sent.
 func (s *Server) changeClosure(c echo.Context) error {
-	code, err := siteParam(c)
-	if err != nil {
-		return err
-	}
-	var cl custody.Closure
-	if err := bind(c, &cl); err != nil {
-		return err
-	}
-	out, err := s.svc.ChangeClosure(c.Request().Context(), user(c), code, c.Param("from"), c.Param("to"), cl)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return s.closureRequest(c, func(ctx context.Context, u custody.User, code string, cl custody.Closure) (custody.Capacity, error) {
+		return s.svc.ChangeClosure(ctx, u, code, c.Param("from"), c.Param("to"), cl)
+	})
 }
 
 // removeClosure removes the closure from :from to :to, with a reason.
@@ -101,6 +91,12 @@ func (s *Server) removeClosure(c echo.Context) error {
 }
 
 func (s *Server) addClosure(c echo.Context) error {
+	return s.closureRequest(c, s.svc.AddClosure)
+}
+
+// closureRequest reads the site and the closure sent, and answers with
+// the capacity do stores.
+func (s *Server) closureRequest(c echo.Context, do func(ctx context.Context, u custody.User, code string, cl custody.Closure) (custody.Capacity, error)) error {
 	code, err := siteParam(c)
 	if err != nil {
 		return err
@@ -109,7 +105,7 @@ func (s *Server) addClosure(c echo.Context) error {
 	if err := bind(c, &cl); err != nil {
 		return err
 	}
-	out, err := s.svc.AddClosure(c.Request().Context(), user(c), code, cl)
+	out, err := do(c.Request().Context(), user(c), code, cl)
 	if err != nil {
 		return err
 	}

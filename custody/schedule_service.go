@@ -631,6 +631,10 @@ func (s *Service) Unschedule(ctx context.Context, actor User, coi COI, req Reaso
 	return rec, nil
 }
 
+// MayOverrideCollectGate reports whether role r submits the override of
+// the collect gate (coordinators and QA, who both sign it).
+func MayOverrideCollectGate(r Role) bool { return r == RoleCoordinator || r == RoleQA }
+
 // OverrideCollectGate lets chain coi's cells be collected without a
 // booking: a collect-override record signed by a coordinator and QA with
 // its reason (submitted by either).
@@ -639,7 +643,7 @@ func (s *Service) OverrideCollectGate(ctx context.Context, actor User, coi COI, 
 	if err := validReason(op, req.Reason); err != nil {
 		return Record{}, err
 	}
-	c, unlock, err := s.lockedChain(ctx, op, actor, coi, func(r Role) bool { return r == RoleCoordinator || r == RoleQA })
+	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MayOverrideCollectGate)
 	if err != nil {
 		return Record{}, err
 	}

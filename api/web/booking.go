@@ -407,7 +407,7 @@ func (w *ui) bookingOnChain(ch *custody.Chain, zones custody.SiteZones, me custo
 	registered := zones[ch.Sites.Collection] != nil && zones[ch.Sites.Manufacturing] != nil
 	v.MayBook = v.MayBook && registered
 	if ch.State == custody.StateEnrolled && b.Current == nil && b.Override == 0 && registered &&
-		(me.Role == custody.RoleCoordinator || me.Role == custody.RoleQA) {
+		custody.MayOverrideCollectGate(me.Role) {
 		if rule, err := w.svc.Journey().Rule(ch.State, custody.StepCollectOverride); err == nil {
 			v.OverrideSigs = sigBoxes(rule, me)
 		}
