@@ -19,6 +19,8 @@ func (s *Server) registerScheduleRoutes(g *echo.Group) {
 	g.GET("/sites/:code/capacity", s.getCapacity)
 	g.PUT("/sites/:code/capacity", s.putCapacity)
 	g.POST("/sites/:code/closures", s.addClosure)
+	g.PUT("/sites/:code/closures/:from/:to", s.changeClosure)
+	g.DELETE("/sites/:code/closures/:from/:to", s.removeClosure)
 	g.GET("/sites/:code/bookings", s.siteBookings)
 	g.GET("/availability", s.availability)
 	g.GET("/chains/:coi/booking", s.getBooking)
@@ -64,7 +66,37 @@ func (s *Server) putCapacity(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// changeClosure replaces the closure from :from to :to with the one sent.
+func (s *Server) changeClosure(c echo.Context) error {
+	return s.closureRequest(c, func(ctx context.Context, u custody.User, code string, cl custody.Closure) (custody.Capacity, error) {
+		return s.svc.ChangeClosure(ctx, u, code, c.Param("from"), c.Param("to"), cl)
+	})
+}
+
+// removeClosure removes the closure from :from to :to, with a reason.
+func (s *Server) removeClosure(c echo.Context) error {
+	code, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	var req reasonOnly
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	out, err := s.svc.RemoveClosure(c.Request().Context(), user(c), code, c.Param("from"), c.Param("to"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
 func (s *Server) addClosure(c echo.Context) error {
+	return s.closureRequest(c, s.svc.AddClosure)
+}
+
+// closureRequest reads the site and the closure sent, and answers with
+// the capacity do stores.
+func (s *Server) closureRequest(c echo.Context, do func(ctx context.Context, u custody.User, code string, cl custody.Closure) (custody.Capacity, error)) error {
 	code, err := siteParam(c)
 	if err != nil {
 		return err
@@ -73,7 +105,7 @@ func (s *Server) addClosure(c echo.Context) error {
 	if err := bind(c, &cl); err != nil {
 		return err
 	}
-	out, err := s.svc.AddClosure(c.Request().Context(), user(c), code, cl)
+	out, err := do(c.Request().Context(), user(c), code, cl)
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,12 @@ func TestCapacityAndAvailabilityAPI(t *testing.T) {
 		{"plant's bookings", http.MethodGet, "/api/v1/sites/MFG-1/bookings?from=2026-12-01&to=2026-12-31", mfg, nil, 200, `"count":0`},
 		{"bookings, other site", http.MethodGet, "/api/v1/sites/MFG-1/bookings?from=2026-12-01&to=2026-12-31", coord, nil, 403, ""},
 		{"bookings, no dates", http.MethodGet, "/api/v1/sites/MFG-1/bookings", admin, nil, 400, ""},
+		{"closure change by QA", http.MethodPut, "/api/v1/sites/MFG-1/closures/2026-12-24/2026-12-26", qa, map[string]any{"from": "2026-12-25", "to": "2026-12-27", "reason": "x"}, 403, ""},
+		{"closure not held", http.MethodPut, "/api/v1/sites/MFG-1/closures/2026-12-23/2026-12-26", admin, map[string]any{"from": "2026-12-25", "to": "2026-12-27", "reason": "x"}, 404, ""},
+		{"closure changed", http.MethodPut, "/api/v1/sites/MFG-1/closures/2026-12-24/2026-12-26", admin, map[string]any{"from": "2026-12-25", "to": "2026-12-27", "reason": "holidays moved"}, 200, `"from":"2026-12-25","to":"2026-12-27","reason":"holidays moved"`},
+		{"closure removed without a reason", http.MethodDelete, "/api/v1/sites/MFG-1/closures/2026-12-25/2026-12-27", admin, map[string]any{}, 400, "reason"},
+		{"closure removed", http.MethodDelete, "/api/v1/sites/MFG-1/closures/2026-12-25/2026-12-27", admin, map[string]any{"reason": "plant works through"}, 200, `"site":"MFG-1"`},
+		{"closure removed twice", http.MethodDelete, "/api/v1/sites/MFG-1/closures/2026-12-25/2026-12-27", admin, map[string]any{"reason": "again"}, 404, ""},
 	} {
 		r := e.do(t, x.method, x.path, x.user, x.body)
 		if r.Code != x.status || !strings.Contains(string(r.Body), x.text) {

@@ -219,7 +219,8 @@ func TestWaitlistOffers(t *testing.T) {
 
 // TestUnscheduleOffersFreedSlot: the plant's only open day is booked; a
 // chain waits; unscheduling the booking offers the freed slot to it at
-// once, recorded in the audit trail.
+// once, recorded in the audit trail; the offer holds the slot, so another
+// chain's booking of it is refused, and accepting books it.
 func TestUnscheduleOffersFreedSlot(t *testing.T) {
 	e := newEnv(t)
 	scheduleNetwork(t, e, 1, 1)
@@ -229,7 +230,7 @@ func TestUnscheduleOffersFreedSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, b := e.enrollNet(), e.enrollNet()
+	a, b, c := e.enrollNet(), e.enrollNet(), e.enrollNet()
 	if _, err := e.book(a, "2026-12-01"); err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +250,9 @@ func TestUnscheduleOffersFreedSlot(t *testing.T) {
 	}
 	if n := e.auditCount(custody.KindWaitlist, custody.AuditWaitlistOffer); n != 1 {
 		t.Fatalf("offers recorded: %d, want 1", n)
+	}
+	if _, err := e.book(c, "2026-12-01"); !errors.Is(err, custody.ErrSlotTaken) {
+		t.Fatalf("booking the slot an offer holds: %v, want ErrSlotTaken", err)
 	}
 	if _, err := e.svc.AcceptOffer(e.ctx, e.users["coord"], b, []custody.SignatureRequest{sig("coord", custody.MeaningAuthored)}); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,11 @@ const (
 	AuditCapacitySet AuditAction = "capacity.set"
 	// AuditCapacityClose adds a closure to a site's capacity.
 	AuditCapacityClose AuditAction = "capacity.close"
+	// AuditCapacityCloseChange changes a closure's days or reason.
+	AuditCapacityCloseChange AuditAction = "capacity.close-change"
+	// AuditCapacityReopen removes a closure: its days take bookings
+	// again.
+	AuditCapacityReopen AuditAction = "capacity.reopen"
 )
 
 // Bounds of a capacity definition.

@@ -142,6 +142,55 @@ func (s *Service) AddClosure(ctx context.Context, actor User, site string, cl Cl
 	})
 }
 
+// closureAt returns the index in c of the closure from from to to;
+// ErrNotFound when c has none.
+func closureAt(site string, c *Capacity, from, to string) (int, error) {
+	if c == nil {
+		return -1, fmt.Errorf("site %s has no capacity defined: %w", site, ErrNotFound)
+	}
+	i := slices.IndexFunc(c.Closures, func(cl Closure) bool { return cl.From == from && cl.To == to })
+	if i < 0 {
+		return -1, fmt.Errorf("site %s has no closure from %s to %s: %w", site, from, to, ErrNotFound)
+	}
+	return i, nil
+}
+
+// ChangeClosure replaces site's closure from from to to with cl, for
+// cl.Reason (administrators): its new days are refused to new bookings,
+// the days it no longer covers take them again (offered at once to the
+// waiting list); bookings already held stay. ErrNotFound: no such
+// closure.
+func (s *Service) ChangeClosure(ctx context.Context, actor User, site, from, to string, cl Closure) (Capacity, error) {
+	if err := cl.Validate(); err != nil {
+		return Capacity{}, fmt.Errorf("change a closure of %s: %w", site, err)
+	}
+	return s.changeCapacity(ctx, actor, site, AuditCapacityCloseChange, cl.Reason, func(old *Capacity) (Capacity, error) {
+		i, err := closureAt(site, old, from, to)
+		if err != nil {
+			return Capacity{}, err
+		}
+		n := *old
+		n.Closures = slices.Clone(old.Closures)
+		n.Closures[i] = cl
+		return n, nil
+	})
+}
+
+// RemoveClosure removes site's closure from from to to, with a reason
+// (administrators): its days take bookings again, offered at once to the
+// waiting list. ErrNotFound: no such closure.
+func (s *Service) RemoveClosure(ctx context.Context, actor User, site, from, to, reason string) (Capacity, error) {
+	return s.changeCapacity(ctx, actor, site, AuditCapacityReopen, reason, func(old *Capacity) (Capacity, error) {
+		i, err := closureAt(site, old, from, to)
+		if err != nil {
+			return Capacity{}, err
+		}
+		n := *old
+		n.Closures = slices.Delete(slices.Clone(old.Closures), i, i+1)
+		return n, nil
+	})
+}
+
 func (s *Service) changeCapacity(ctx context.Context, actor User, site string, action AuditAction, reason string,
 	change func(old *Capacity) (Capacity, error)) (Capacity, error) {
 	op := fmt.Sprintf("%s %s", action, site)
@@ -582,6 +631,10 @@ func (s *Service) Unschedule(ctx context.Context, actor User, coi COI, req Reaso
 	return rec, nil
 }
 
+// MayOverrideCollectGate reports whether role r submits the override of
+// the collect gate (coordinators and QA, who both sign it).
+func MayOverrideCollectGate(r Role) bool { return r == RoleCoordinator || r == RoleQA }
+
 // OverrideCollectGate lets chain coi's cells be collected without a
 // booking: a collect-override record signed by a coordinator and QA with
 // its reason (submitted by either).
@@ -590,7 +643,7 @@ func (s *Service) OverrideCollectGate(ctx context.Context, actor User, coi COI, 
 	if err := validReason(op, req.Reason); err != nil {
 		return Record{}, err
 	}
-	c, unlock, err := s.lockedChain(ctx, op, actor, coi, func(r Role) bool { return r == RoleCoordinator || r == RoleQA })
+	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MayOverrideCollectGate)
 	if err != nil {
 		return Record{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -444,6 +445,77 @@ func TestCapacityAdministration(t *testing.T) {
 		if _, err := e.svc.Availability(e.ctx, e.users["coord"], q); !errors.Is(err, custody.ErrInvalid) {
 			t.Errorf("availability %+v: %v", q, err)
 		}
+	}
+}
+
+// TestChangeAndRemoveClosure: an administrator moves a closure's days
+// and removes it, each with its reason and audited; a closure not held,
+// no reason or another role is refused and changes nothing; the days it
+// no longer covers take bookings again.
+func TestChangeAndRemoveClosure(t *testing.T) {
+	e := newEnv(t)
+	scheduleNetwork(t, e, 1, 1)
+	admin := e.users["admin1"]
+	if _, err := e.svc.AddClosure(e.ctx, admin, "MFG-1", custody.Closure{From: "2026-12-24", To: "2026-12-26", Reason: "holidays"}); err != nil {
+		t.Fatal(err)
+	}
+	moved := custody.Closure{From: "2026-12-25", To: "2026-12-27", Reason: "holidays moved a day"}
+	for _, c := range []struct {
+		name     string
+		actor    string
+		from, to string
+		cl       custody.Closure
+		want     error
+	}{
+		{"no such closure", "admin1", "2026-12-23", "2026-12-26", moved, custody.ErrNotFound},
+		{"no reason", "admin1", "2026-12-24", "2026-12-26", custody.Closure{From: "2026-12-25", To: "2026-12-27"}, custody.ErrInvalid},
+		{"backwards", "admin1", "2026-12-24", "2026-12-26", custody.Closure{From: "2026-12-27", To: "2026-12-25", Reason: "x"}, custody.ErrInvalid},
+		{"coordinator", "coord", "2026-12-24", "2026-12-26", moved, custody.ErrForbidden},
+	} {
+		if _, err := e.svc.ChangeClosure(e.ctx, e.users[c.actor], "MFG-1", c.from, c.to, c.cl); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if _, err := e.svc.RemoveClosure(e.ctx, admin, "MFG-1", "2026-12-24", "2026-12-26", ""); !errors.Is(err, custody.ErrInvalid) {
+		t.Errorf("remove without a reason: %v", err)
+	}
+	if _, err := e.svc.RemoveClosure(e.ctx, e.users["coord"], "MFG-1", "2026-12-24", "2026-12-26", "x"); !errors.Is(err, custody.ErrForbidden) {
+		t.Errorf("remove by a coordinator: %v", err)
+	}
+	closed := func(date string) bool {
+		t.Helper()
+		a, err := e.svc.Availability(e.ctx, e.users["coord"], custody.AvailabilityQuery{Sites: []string{"MFG-1"}, Product: "CART-19", From: date, To: date})
+		if err != nil || len(a) != 1 || len(a[0].Days) != 1 {
+			t.Fatalf("availability of %s: %+v %v", date, a, err)
+		}
+		return a[0].Days[0].Closed != ""
+	}
+	if !closed("2026-12-24") || closed("2026-12-27") {
+		t.Fatal("refused changes moved the closure")
+	}
+	c, err := e.svc.ChangeClosure(e.ctx, admin, "MFG-1", "2026-12-24", "2026-12-26", moved)
+	if err != nil || len(c.Closures) != 1 || c.Closures[0] != moved {
+		t.Fatalf("changed: %+v %v", c, err)
+	}
+	if closed("2026-12-24") || !closed("2026-12-27") {
+		t.Error("the closure's days did not move")
+	}
+	if c, err = e.svc.RemoveClosure(e.ctx, admin, "MFG-1", moved.From, moved.To, "plant works through the holidays"); err != nil || len(c.Closures) != 0 {
+		t.Fatalf("removed: %+v %v", c, err)
+	}
+	if closed("2026-12-25") {
+		t.Error("a removed closure still closes its days")
+	}
+	trail, err := e.svc.AuditTrail(e.ctx, admin, custody.AuditFilter{Kind: custody.KindCapacity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acts []custody.AuditAction
+	for _, a := range trail {
+		acts = append(acts, a.Action)
+	}
+	if !slices.Contains(acts, custody.AuditCapacityCloseChange) || !slices.Contains(acts, custody.AuditCapacityReopen) {
+		t.Errorf("audit trail: %v", acts)
 	}
 }
 

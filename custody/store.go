@@ -156,6 +156,16 @@ type QuotaStore interface {
 	// (nil: none), inside the write, and stores the value (nil: removes
 	// it) and each audit entry fn returns; fn's error aborts.
 	UpdateWaitlist(ctx context.Context, coi COI, fn func(old []byte) (value []byte, a []AuditEntry, err error)) error
+	// UpdateWaitlistHold is UpdateWaitlist that also, in the same
+	// transaction, frees the manufacturing slot the chain's offer holds
+	// (if any) and holds slot hold (nil: none): a hold is counted with the
+	// claims of its site, day and product (SiteSlots), taken only while
+	// the site's capacity (CheckClaim) exceeds the claims and holds
+	// counted (ErrSlotTaken, nothing written, otherwise). No other
+	// chain's claim can take a held slot; the chain's own claim of it
+	// (Draft.Claims) takes it, freeing the hold. UpdateWaitlist removing
+	// an entry frees its hold.
+	UpdateWaitlistHold(ctx context.Context, coi COI, hold *Claim, fn func(old []byte) (value []byte, a []AuditEntry, err error)) error
 	// Waitlist returns every stored waiting-list entry, in COI order.
 	Waitlist(ctx context.Context) ([][]byte, error)
 }

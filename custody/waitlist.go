@@ -31,8 +31,11 @@ import (
 //     the slot, who was offered it and why, and each entry skipped and
 //     why; the service records it in the audit trail.
 //
-// An offer expires after the configured time; the slot then passes to the
-// next entry by the same rule. Accepting books the chain by the normal
+// An open offer holds its slot: the store counts it as taken, so no
+// booking by another chain can take it while the chain decides; the hold
+// is freed in the same write as the offer's decline, expiry or the
+// chain's removal from the list. An offer expires after the configured
+// time; the slot then passes to the next entry by the same rule. Accepting books the chain by the normal
 // booking path; the entry leaves the list.
 
 // KindWaitlist is the object kind of a waiting-list entry (and its
@@ -45,6 +48,9 @@ const (
 	AuditWaitlistAdd AuditAction = "waitlist.add"
 	// AuditWaitlistRemove takes a chain off the list, with a reason.
 	AuditWaitlistRemove AuditAction = "waitlist.remove"
+	// AuditWaitlistUrgency changes a waiting chain's urgency, with a
+	// reason.
+	AuditWaitlistUrgency AuditAction = "waitlist.urgency"
 	// AuditWaitlistOffer is an allocation decision: its new value is the
 	// AllocationDecision (the slot, who was offered it, who was skipped).
 	AuditWaitlistOffer AuditAction = "waitlist.offer"

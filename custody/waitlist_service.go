@@ -76,7 +76,7 @@ func (s *Service) AddToWaitlist(ctx context.Context, actor User, coi COI, req Wa
 		return WaitEntry{}, err
 	}
 	if err := ValidateUrgency(req.Urgency); err != nil {
-		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("urgency", err))
 	}
 	c, unlock, err := s.lockedChain(ctx, op, actor, coi, MaySchedule)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Service) AddToWaitlist(ctx context.Context, actor User, coi COI, req Wa
 		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := s.checkReasonNoPHI(ctx, coi, req.Reason); err != nil {
-		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("reason", err))
 	}
 	e := WaitEntry{COI: coi, Plant: ps[1].Code, Product: p.Code, Centre: ps[2].Code, Urgency: req.Urgency, Reason: req.Reason,
 		Since: s.Now(), AddedBy: actor.ID}
@@ -131,6 +131,7 @@ func (s *Service) RemoveFromWaitlist(ctx context.Context, actor User, coi COI, r
 	}
 	s.waitMu.Lock()
 	defer s.waitMu.Unlock()
+	held := false
 	err := s.store.UpdateWaitlist(ctx, coi, func(old []byte) ([]byte, []AuditEntry, error) {
 		if old == nil {
 			return nil, nil, fmt.Errorf("the chain is not on the waiting list: %w", ErrNotFound)
@@ -139,6 +140,7 @@ func (s *Service) RemoveFromWaitlist(ctx context.Context, actor User, coi COI, r
 		if err != nil {
 			return nil, nil, err
 		}
+		held = e.Offer != nil
 		if !MaySchedule(actor.Role) && !MaySetQuotas(actor, e.Plant) {
 			return nil, nil, fmt.Errorf("coordinators and the plant's programme lead take chains off its list: %w", ErrForbidden)
 		}
@@ -148,7 +150,61 @@ func (s *Service) RemoveFromWaitlist(ctx context.Context, actor User, coi COI, r
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	if held {
+		// The slot its offer held is free: the next entry is offered it.
+		if _, err := s.allocateLocked(ctx, actor); err != nil {
+			s.log.Warn("waiting list allocation after a removal failed", "err", err.Error())
+		}
+	}
 	return nil
+}
+
+// ChangeUrgency sets waiting chain coi's clinical urgency, with a reason
+// (coordinators): the chain keeps the time it has waited, so only its
+// place among the other urgencies moves; an open offer stands.
+// ErrNotFound: not on the list; ErrConflict: the urgency is unchanged.
+func (s *Service) ChangeUrgency(ctx context.Context, actor User, coi COI, req WaitRequest) (WaitEntry, error) {
+	op := fmt.Sprintf("change the urgency of %s on the waiting list", coi)
+	if !MaySchedule(actor.Role) {
+		return WaitEntry{}, fmt.Errorf("%s: role %s may not do this: %w", op, actor.Role, ErrForbidden)
+	}
+	if err := ValidateUrgency(req.Urgency); err != nil {
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("urgency", err))
+	}
+	if err := validReason(op, req.Reason); err != nil {
+		return WaitEntry{}, err
+	}
+	if err := s.checkReasonNoPHI(ctx, coi, req.Reason); err != nil {
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, fieldErr("reason", err))
+	}
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	var e WaitEntry
+	err := s.store.UpdateWaitlist(ctx, coi, func(old []byte) ([]byte, []AuditEntry, error) {
+		if old == nil {
+			return nil, nil, fmt.Errorf("the chain is not on the waiting list: %w", ErrNotFound)
+		}
+		var err error
+		if e, err = decodeWait(old); err != nil {
+			return nil, nil, err
+		}
+		if e.Urgency == req.Urgency {
+			return nil, nil, fieldErr("urgency", fmt.Errorf("the urgency is %d already: %w", e.Urgency, ErrConflict))
+		}
+		from := e.Urgency
+		e.Urgency = req.Urgency
+		v, err := json.Marshal(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := s.waitAudit(actor.ID, coi, AuditWaitlistUrgency, req.Reason, map[string]any{"plant": e.Plant, "from": from, "urgency": e.Urgency})
+		return v, []AuditEntry{a}, err
+	})
+	if err != nil {
+		return WaitEntry{}, fmt.Errorf("%s: %w", op, err)
+	}
+	s.log.Info("waiting list urgency", "coi", string(coi), "urgency", e.Urgency, "by", actor.ID)
+	return e, nil
 }
 
 // Waitlist returns the waiting list of plant (empty: every plant) in
@@ -268,7 +324,7 @@ func (s *Service) allocateLocked(ctx context.Context, actor User) ([]AllocationD
 			continue
 		}
 		seen[g] = true
-		slots, err := s.freeSlots(ctx, g.plant, g.product, list)
+		slots, err := s.freeSlots(ctx, g.plant, g.product)
 		if err != nil {
 			return out, err
 		}
@@ -284,7 +340,12 @@ func (s *Service) allocateLocked(ctx context.Context, actor User) ([]AllocationD
 				continue
 			}
 			list[i].Offer = &Offer{Slot: slot, Made: now, Expires: now.Add(s.offerTTL)}
-			if err := s.putWait(ctx, list[i], actor.ID, AuditWaitlistOffer, d.Why, d); err != nil {
+			switch err := s.putWait(ctx, list[i], actor.ID, AuditWaitlistOffer, d.Why, d); {
+			case errors.Is(err, ErrSlotTaken):
+				// Booked meanwhile by a chain not waiting: nothing to offer.
+				list[i].Offer = nil
+				continue
+			case err != nil:
 				return out, err
 			}
 			out = append(out, d)
@@ -310,7 +371,9 @@ func (s *Service) slotsFreed(ctx context.Context, actor User) {
 	}
 }
 
-// putWait stores entry e with one audit entry.
+// putWait stores entry e with one audit entry, its open offer (if any)
+// holding the offered slot, any other slot it held freed, in the same
+// write: ErrSlotTaken if the offered slot is no longer free.
 func (s *Service) putWait(ctx context.Context, e WaitEntry, actor string, action AuditAction, reason string, v any) error {
 	val, err := json.Marshal(e)
 	if err != nil {
@@ -320,7 +383,11 @@ func (s *Service) putWait(ctx context.Context, e WaitEntry, actor string, action
 	if err != nil {
 		return err
 	}
-	return s.store.UpdateWaitlist(ctx, e.COI, func(old []byte) ([]byte, []AuditEntry, error) {
+	var hold *Claim
+	if e.Offer != nil {
+		hold = &Claim{Site: e.Offer.Slot.Plant, Date: e.Offer.Slot.Date, Product: e.Offer.Slot.Product}
+	}
+	return s.store.UpdateWaitlistHold(ctx, e.COI, hold, func(old []byte) ([]byte, []AuditEntry, error) {
 		if old == nil {
 			return nil, nil, fmt.Errorf("chain %s left the waiting list meanwhile: %w", e.COI, ErrRetry)
 		}
@@ -329,9 +396,10 @@ func (s *Service) putWait(ctx context.Context, e WaitEntry, actor string, action
 }
 
 // freeSlots returns the plant's free slots of product over the coming
-// weeks, one per free start, minus those offered already: from the first
-// day a chain collected today could start.
-func (s *Service) freeSlots(ctx context.Context, plant, product string, list []WaitEntry) ([]FreeSlot, error) {
+// weeks, one per free start (the slots open offers hold are counted as
+// used by the store): from the first day a chain collected today could
+// start.
+func (s *Service) freeSlots(ctx context.Context, plant, product string) ([]FreeSlot, error) {
 	p, err := readEntry[Product](ctx, s, KindProduct, product)
 	if err != nil {
 		return nil, err
@@ -362,11 +430,6 @@ func (s *Service) freeSlots(ctx context.Context, plant, product string, list []W
 	for _, u := range ss[0].Uses {
 		if u.Product == product {
 			used[u.Date] = u.Used
-		}
-	}
-	for _, e := range list {
-		if e.Offer != nil && e.Offer.Slot.Plant == plant && e.Offer.Slot.Product == product {
-			used[e.Offer.Slot.Date]++
 		}
 	}
 	var out []FreeSlot

@@ -29,6 +29,7 @@ func (w *ui) registerBooking(g *echo.Group, signs echo.MiddlewareFunc) {
 	g.POST("/chains/:coi/booking", w.bookSubmit, signs)
 	g.POST("/chains/:coi/booking/reschedule", w.rescheduleSubmit, signs)
 	g.POST("/chains/:coi/booking/unschedule", w.unscheduleSubmit, signs)
+	g.POST("/chains/:coi/booking/override", w.overrideSubmit, signs)
 }
 
 // planIn is what a chain's plan is computed from, read from the
@@ -383,6 +384,14 @@ type chainBooking struct {
 	// Sigs are the unschedule form's signatures.
 	Sigs     []sigBox
 	Override uint64
+	// OverrideSigs are the collect override's signatures (a coordinator
+	// and QA), offered while collection is blocked for lack of a booking;
+	// OverrideOpen, OverrideReason and OverrideErr show a refused one
+	// again, its refusal beside the reason.
+	OverrideSigs   []sigBox
+	OverrideOpen   bool
+	OverrideReason string
+	OverrideErr    string
 }
 
 // bookingOnChain is the chain page's booking section; nil when the
@@ -397,7 +406,13 @@ func (w *ui) bookingOnChain(ch *custody.Chain, zones custody.SiteZones, me custo
 	// A chain of free-text sites (from before the network) is not booked.
 	registered := zones[ch.Sites.Collection] != nil && zones[ch.Sites.Manufacturing] != nil
 	v.MayBook = v.MayBook && registered
-	if b.Current == nil && !v.MayBook {
+	if ch.State == custody.StateEnrolled && b.Current == nil && b.Override == 0 && registered &&
+		custody.MayOverrideCollectGate(me.Role) {
+		if rule, err := w.svc.Journey().Rule(ch.State, custody.StepCollectOverride); err == nil {
+			v.OverrideSigs = sigBoxes(rule, me)
+		}
+	}
+	if b.Current == nil && !v.MayBook && v.OverrideSigs == nil {
 		return nil
 	}
 	v.Override = b.Override
@@ -408,4 +423,63 @@ func (w *ui) bookingOnChain(ch *custody.Chain, zones custody.SiteZones, me custo
 		}
 	}
 	return &v
+}
+
+// overrideSubmit records the override of the collect gate: collection
+// without a booked slot, with its reason, signed by a coordinator and QA.
+// Refused, the chain page shows the form again with the refusal.
+func (w *ui) overrideSubmit(c echo.Context) error {
+	coi, err := api.COIParam(c)
+	if err != nil {
+		return w.fail(c, err)
+	}
+	form, err := c.FormParams()
+	if err != nil {
+		return w.fail(c, fmt.Errorf("read form: %v: %w", err, custody.ErrInvalid))
+	}
+	ctx := c.Request().Context()
+	rule, err := w.svc.Journey().Rule(custody.StateEnrolled, custody.StepCollectOverride)
+	if err == nil {
+		var rec custody.Record
+		rec, err = w.svc.OverrideCollectGate(ctx, sessionUser(c), coi, custody.ReasonRequest{Reason: form.Get("reason"),
+			Signatures: signatures(rule, form)})
+		if err == nil {
+			w.flash(c, fmt.Sprintf("Collection allowed without a booking (record %d), signed by %s.", rec.Seq, signers(rec)))
+			return c.Redirect(http.StatusSeeOther, "/chains/"+string(coi))
+		}
+	}
+	if !waitRefusal(err) {
+		return w.fail(c, err)
+	}
+	if errors.Is(err, custody.ErrInvalid) {
+		// A reason refused (it may name the patient) is typed again,
+		// never shown back.
+		form.Del("reason")
+	}
+	var m *uiMessage
+	if custody.ErrorField(err) == "reason" {
+		c.Set(overrideErrKey, fieldMessage(err))
+	} else {
+		pm := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))
+		m = &pm
+	}
+	return w.renderChain(c, w.statusOf(c, err), m, custody.StepCollectOverride, form)
+}
+
+// overrideErrKey holds, in a request's context, the refusal to show
+// beside the override form's reason.
+const overrideErrKey = "override_reason_error"
+
+// refusedOverride shows a refused override form again on b: open, with
+// what was typed and the refusal of its reason (if that was refused)
+// beside it.
+func refusedOverride(c echo.Context, b *chainBooking, form url.Values) {
+	if b == nil || b.OverrideSigs == nil {
+		return
+	}
+	b.OverrideOpen, b.OverrideReason = true, form.Get("reason")
+	for i := range b.OverrideSigs {
+		b.OverrideSigs[i].User = form.Get(fmt.Sprintf("sig_user_%d", i+1))
+	}
+	b.OverrideErr, _ = c.Get(overrideErrKey).(string)
 }

@@ -29,6 +29,8 @@ func (w *ui) registerCapacity(g *echo.Group) {
 	g.GET("/admin/capacity/:site", w.capacityPage)
 	g.POST("/admin/capacity/:site", w.capacitySet)
 	g.POST("/admin/capacity/:site/closures", w.capacityClose)
+	g.POST("/admin/capacity/:site/closures/:from/:to", w.capacityCloseChange)
+	g.POST("/admin/capacity/:site/closures/:from/:to/remove", w.capacityReopen)
 	g.POST("/admin/capacity/:site/exceptions", w.capacityException)
 }
 
@@ -346,6 +348,23 @@ func (w *ui) capacityClose(c echo.Context) error {
 		_, err := w.svc.AddClosure(ctx, me, site, custody.Closure{From: form.Get("from"), To: form.Get("to"), Reason: form.Get("reason")})
 		return err
 	}, "Closure added: the bookings it hits are listed below.")
+}
+
+// capacityCloseChange moves a closure's days or changes its reason.
+func (w *ui) capacityCloseChange(c echo.Context) error {
+	return w.capacityChange(c, func(ctx context.Context, me custody.User, site string, form url.Values) error {
+		_, err := w.svc.ChangeClosure(ctx, me, site, c.Param("from"), c.Param("to"),
+			custody.Closure{From: form.Get("from"), To: form.Get("to"), Reason: form.Get("reason")})
+		return err
+	}, "Closure changed: the bookings it hits are listed below.")
+}
+
+// capacityReopen removes a closure, with a reason.
+func (w *ui) capacityReopen(c echo.Context) error {
+	return w.capacityChange(c, func(ctx context.Context, me custody.User, site string, form url.Values) error {
+		_, err := w.svc.RemoveClosure(ctx, me, site, c.Param("from"), c.Param("to"), form.Get("reason"))
+		return err
+	}, "Closure removed: its days take bookings again.")
 }
 
 func (w *ui) capacityException(c echo.Context) error {

@@ -224,6 +224,9 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 	zoneOf := recordZones(ch, zones)
 	v.Booking = w.bookingOnChain(ch, zones, me)
 	v.Plan = planOn(ch, w.svc.Now())
+	if failed == custody.StepCollectOverride {
+		refusedOverride(c, v.Booking, form)
+	}
 	siteOf := make(map[uint64]string, len(ch.Records))
 	for _, r := range ch.Records {
 		siteOf[r.Seq] = r.Site

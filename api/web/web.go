@@ -24,7 +24,7 @@
 //	GET  /scan, POST /scan         scan station; a scan goes to the chain page (scan.go)
 //	GET  /chains/:coi              chain page: state, next step forms, issues, legs, timeline (chain.go)
 //	POST /chains/:coi/steps/:step  record a step with its signatures (record.go, forms.go)
-//	GET  /chains/:coi/booking, POST: book from a month calendar; POST .../booking/{reschedule,unschedule} (booking.go)
+//	GET  /chains/:coi/booking, POST: book from a month calendar; POST .../booking/{reschedule,unschedule,override} (booking.go)
 //	GET  /chains/:coi/bedside      guided bedside check; POST advances it (bedside.go)
 //	GET  /mismatch, POST /mismatch/ack   a bedside mismatch, until acknowledged (mismatch.go)
 //	GET  /qa                       QA console: chains by state, open issues (console.go),
@@ -40,6 +40,8 @@
 //	GET  /admin/users, POST: list (paged, filtered), create; GET /admin/users/:id: one account (admin_users.go)
 //	POST /admin/users/:id/{network,unlock,reset,disable,enable,token,revoke}   account changes (admin_users.go)
 //	GET  /admin/capacity[/:site], POST /admin/capacity/:site[/closures|/exceptions]   sites' capacity (capacity.go)
+//	GET  /waitlist, POST: the waiting list, a chain put on it; POST /waitlist/:coi/{urgency,remove,accept,decline} (waitlist.go)
+//	GET  /calendar-feeds, POST: the user's calendar feed tokens, one issued; POST .../:token/revoke (feeds.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -82,7 +84,7 @@ const ctxUser = "coid.web.user"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -161,8 +163,9 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/chains/:coi/legs/:n/live", w.legLive)
 	w.registerDownloads(g)
 	w.registerAudit(g)
-	w.registerWaitlist(g)
+	w.registerWaitlist(g, signs)
 	w.registerDashboard(g)
+	w.registerFeeds(g)
 	g.GET("/admin", w.adminIndex)
 	w.registerAdminRegistries(g)
 	g.GET("/admin/users", w.adminUsersPage)

@@ -173,6 +173,20 @@ func (s *Store) QuotaUses(ctx context.Context, period string) (map[string]int, e
 
 // UpdateWaitlist implements custody.QuotaStore.
 func (s *Store) UpdateWaitlist(ctx context.Context, coi custody.COI, fn func(old []byte) ([]byte, []custody.AuditEntry, error)) error {
+	return s.updateWaitlist(coi, false, nil, fn)
+}
+
+// UpdateWaitlistHold implements custody.QuotaStore.
+func (s *Store) UpdateWaitlistHold(ctx context.Context, coi custody.COI, hold *custody.Claim,
+	fn func(old []byte) ([]byte, []custody.AuditEntry, error)) error {
+	return s.updateWaitlist(coi, true, hold, fn)
+}
+
+// updateWaitlist stores fn's entry of chain coi and its audit entries,
+// and, when setHold, replaces the slot the chain's offer holds with hold;
+// an entry removed frees its hold.
+func (s *Store) updateWaitlist(coi custody.COI, setHold bool, hold *custody.Claim,
+	fn func(old []byte) ([]byte, []custody.AuditEntry, error)) error {
 	if s.readOnly {
 		return fmt.Errorf("waiting list: store opened read-only: %w", custody.ErrClosed)
 	}
@@ -184,6 +198,21 @@ func (s *Store) UpdateWaitlist(ctx context.Context, coi custody.COI, fn func(old
 		v, as, err := fn(bytes.Clone(b.Get([]byte(coi))))
 		if err != nil {
 			return err
+		}
+		if v == nil {
+			if hold != nil {
+				return fmt.Errorf("waiting list: a slot held for a chain off the list: %w", custody.ErrInvalid)
+			}
+			setHold = true
+		}
+		if setHold {
+			refused, fatal := newClaimsTx(tx).setHold(coi, hold)
+			if fatal != nil {
+				return fatal
+			}
+			if refused != nil {
+				return refused
+			}
 		}
 		if v == nil {
 			err = b.Delete([]byte(coi))

@@ -16,14 +16,19 @@ import (
 // the count of claims held per site, day and product (the index an
 // availability query reads as one range per site), and the claims
 // themselves by chain (so a release frees only a claim its chain holds).
-// Keys join their parts with a zero byte, which no code or date holds; a
-// chair's product part is empty.
+// An open waiting-list offer holds its slot: the hold is counted with the
+// claims of its slot (so no booking by another chain takes it) and kept by
+// chain, until the offer is answered or expires, or the chain books the
+// held slot, which turns the hold into its claim. Keys join their parts
+// with a zero byte, which no code or date holds; a chair's product part is
+// empty.
 var (
 	bucketCapacity   = []byte("capacity")    // site -> Capacity JSON
 	bucketSlotUsed   = []byte("slot_used")   // site 0 date 0 product -> count (4 bytes BE)
 	bucketSlotClaims = []byte("slot_claims") // site 0 date 0 product 0 COI -> record seq (8 bytes BE)
+	bucketSlotHolds  = []byte("slot_holds")  // COI -> site 0 date 0 product of the slot its offer holds
 	// scheduleBuckets are created by Open.
-	scheduleBuckets = [][]byte{bucketCapacity, bucketSlotUsed, bucketSlotClaims}
+	scheduleBuckets = [][]byte{bucketCapacity, bucketSlotUsed, bucketSlotClaims, bucketSlotHolds}
 )
 
 var _ custody.ScheduleStore = (*Store)(nil)
@@ -48,14 +53,69 @@ func validClaim(c custody.Claim) error {
 // claimsTx checks and applies a draft's claims and releases inside the
 // append's transaction.
 type claimsTx struct {
-	used, claims, capacity *bolt.Bucket
+	used, claims, capacity, holds *bolt.Bucket
 	// caps holds the capacities decoded in this transaction.
 	caps map[string]*custody.Capacity
 }
 
 func newClaimsTx(tx *bolt.Tx) *claimsTx {
 	return &claimsTx{used: tx.Bucket(bucketSlotUsed), claims: tx.Bucket(bucketSlotClaims), capacity: tx.Bucket(bucketCapacity),
-		caps: map[string]*custody.Capacity{}}
+		holds: tx.Bucket(bucketSlotHolds), caps: map[string]*custody.Capacity{}}
+}
+
+// heldBy reports whether chain coi's offer holds claim c's slot.
+func (c *claimsTx) heldBy(cl custody.Claim, coi custody.COI) bool {
+	v := c.holds.Get([]byte(coi))
+	return v != nil && bytes.Equal(v, slotKey(cl))
+}
+
+// setHold frees the slot chain coi holds, if any, then holds slot hold
+// (nil: none) while the site can give it (else an error wrapping
+// custody.ErrSlotTaken, returned as refused, before anything is written).
+func (c *claimsTx) setHold(coi custody.COI, hold *custody.Claim) (refused, fatal error) {
+	if c.used == nil || c.holds == nil || c.capacity == nil {
+		return nil, fmt.Errorf("scheduling buckets are missing: %w", custody.ErrDamaged)
+	}
+	old := c.holds.Get([]byte(coi))
+	if hold != nil {
+		if err := validClaim(*hold); err != nil {
+			return err, nil
+		}
+		k := slotKey(*hold)
+		if bytes.Equal(old, k) {
+			return nil, nil // held already
+		}
+		if hold.Product == "" {
+			return fmt.Errorf("an offer holds a manufacturing slot, not a chair: %w", custody.ErrInvalid), nil
+		}
+		if c.claims.Get(claimKey(*hold, coi)) != nil {
+			return fmt.Errorf("chain %s holds claim %s already: %w", coi, hold.ID(), custody.ErrConflict), nil
+		}
+		cp, err := c.capacityOf(hold.Site)
+		if err != nil {
+			return nil, err
+		}
+		if err := custody.CheckClaim(cp, *hold, c.count(k)); err != nil {
+			return err, nil
+		}
+	}
+	if old != nil {
+		k := bytes.Clone(old)
+		if err := c.holds.Delete([]byte(coi)); err != nil {
+			return nil, err
+		}
+		if err := c.setCount(k, max(c.count(k)-1, 0)); err != nil {
+			return nil, err
+		}
+	}
+	if hold == nil {
+		return nil, nil
+	}
+	k := slotKey(*hold)
+	if err := c.holds.Put([]byte(coi), k); err != nil {
+		return nil, err
+	}
+	return nil, c.setCount(k, c.count(k)+1)
 }
 
 func (c *claimsTx) capacityOf(site string) (*custody.Capacity, error) {
@@ -124,6 +184,9 @@ func (c *claimsTx) check(d *custody.Draft) (refused, fatal error) {
 		if c.claims.Get(claimKey(cl, coi)) != nil {
 			return fmt.Errorf("chain %s holds claim %s already: %w", coi, cl.ID(), custody.ErrConflict), nil
 		}
+		if c.holds != nil && c.heldBy(cl, coi) {
+			continue // the chain's offer holds the slot, counted already
+		}
 		cp, err := c.capacityOf(cl.Site)
 		if err != nil {
 			return nil, err
@@ -153,6 +216,13 @@ func (c *claimsTx) apply(d *custody.Draft, seq uint64) error {
 			return err
 		}
 		k := slotKey(cl)
+		if c.holds != nil && c.heldBy(cl, coi) {
+			// The hold becomes the claim: the count stays.
+			if err := c.holds.Delete([]byte(coi)); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := c.setCount(k, c.count(k)+1); err != nil {
 			return err
 		}
@@ -283,8 +353,8 @@ func scheduleBucketChecks() map[string]bucketCheck {
 			}
 			return nil
 		}},
-		// Each count is the number of claims held under its slot, and
-		// each claim is counted.
+		// Each count is the number of claims and offers' holds under its
+		// slot, and each claim and hold is counted.
 		string(bucketSlotUsed): {name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
 			if len(v) != 4 {
 				return errors.New("the count is not 4 bytes")
@@ -296,8 +366,25 @@ func scheduleBucketChecks() map[string]bucketCheck {
 					n++
 				}
 			}
+			if b := tx.Bucket(bucketSlotHolds); b != nil {
+				// Holds are the open offers: few.
+				if err := b.ForEach(func(_, hk []byte) error {
+					if bytes.Equal(hk, k) {
+						n++
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
 			if want := binary.BigEndian.Uint32(v); uint32(n) != want {
-				return fmt.Errorf("the count says %d claims and %d are held", want, n)
+				return fmt.Errorf("the count says %d claims and holds and %d are held", want, n)
+			}
+			return nil
+		}},
+		string(bucketSlotHolds): {name: strName, entry: func(tx *bolt.Tx, _, v []byte) error {
+			if b := tx.Bucket(bucketSlotUsed); b == nil || b.Get(v) == nil {
+				return errors.New("the offer's hold is not counted")
 			}
 			return nil
 		}},

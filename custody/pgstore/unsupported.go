@@ -63,6 +63,11 @@ func (s *Store) UpdateWaitlist(context.Context, custody.COI, func(old []byte) ([
 	return unsupported(partQuota)
 }
 
+// UpdateWaitlistHold is not implemented yet (errors.ErrUnsupported).
+func (s *Store) UpdateWaitlistHold(context.Context, custody.COI, *custody.Claim, func(old []byte) ([]byte, []custody.AuditEntry, error)) error {
+	return unsupported(partQuota)
+}
+
 // Waitlist is not implemented yet (errors.ErrUnsupported).
 func (s *Store) Waitlist(context.Context) ([][]byte, error) {
 	return nil, unsupported(partQuota)

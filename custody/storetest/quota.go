@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/coid-project/coid/custody"
@@ -170,5 +172,146 @@ func testWaitlist(t *testing.T, s Store) {
 	}
 	if a, err := s.AuditEntries(ctx, custody.AuditFilter{Kind: custody.KindWaitlist}); err != nil || len(a) != 5 {
 		t.Fatalf("audit entries of the waiting list: %d, %v; want 5", len(a), err)
+	}
+}
+
+// putHold stores chain coi's waiting-list entry v and sets the slot its
+// offer holds (nil: none).
+func putHold(s Store, coi custody.COI, hold *custody.Claim, v string) error {
+	return s.UpdateWaitlistHold(context.Background(), coi, hold, func(old []byte) ([]byte, []custody.AuditEntry, error) {
+		return []byte(v), []custody.AuditEntry{{Time: t0, Actor: "qa1", Kind: custody.KindWaitlist, Code: string(coi),
+			Action: custody.AuditWaitlistOffer, Reason: "first eligible", New: json.RawMessage(`{"urgency":1}`)}}, nil
+	})
+}
+
+// testOfferHold checks an open offer's hold: it is counted as a taken
+// slot, so another chain's booking of it is refused while the chain's
+// own takes it (the count unchanged); it is taken only while the site
+// has room, is freed by a change of offer and by the entry's removal,
+// and a refused change writes nothing.
+func testOfferHold(t *testing.T, s Store) {
+	ctx := context.Background()
+	putCapacity(t, s, custody.Capacity{Site: "PLANT-1", Slots: map[string]int{"KYM": 1}})
+	enrollN(t, s, 3)
+	slot := custody.Claim{Site: "PLANT-1", Date: "2026-12-01", Product: "KYM"}
+	other := custody.Claim{Site: "PLANT-1", Date: "2026-12-03", Product: "KYM"}
+	if err := putHold(s, COI(1), &slot, `{"offer":1}`); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	if n := used(t, s, "PLANT-1", slot.Date, "KYM"); n != 1 {
+		t.Fatalf("a held slot counts %d, want 1", n)
+	}
+	// Another chain can neither book nor hold it.
+	refused(t, s, claimDraft(2, 1, []custody.Claim{slot}, nil), custody.ErrSlotTaken)
+	if err := putHold(s, COI(2), &slot, `{"offer":2}`); !errors.Is(err, custody.ErrSlotTaken) {
+		t.Fatalf("a second hold of a full slot: %v, want ErrSlotTaken", err)
+	}
+	if l, _ := s.Waitlist(ctx); len(l) != 1 {
+		t.Fatalf("a refused hold wrote the entry: %q", l)
+	}
+	// A changed offer frees the first slot and holds the other.
+	if err := putHold(s, COI(1), &other, `{"offer":3}`); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := used(t, s, "PLANT-1", slot.Date, "KYM"), used(t, s, "PLANT-1", other.Date, "KYM"); n != 0 || m != 1 {
+		t.Fatalf("after moving the hold: %d and %d, want 0 and 1", n, m)
+	}
+	// A plain update keeps the hold; the chain's own booking takes it.
+	if err := s.UpdateWaitlist(ctx, COI(1), func([]byte) ([]byte, []custody.AuditEntry, error) { return []byte(`{"offer":4}`), nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, s, claimDraft(2, 1, []custody.Claim{other}, nil), custody.ErrSlotTaken)
+	mustAppend(t, s, claimDraft(1, 1, []custody.Claim{other}, nil))
+	if n := used(t, s, "PLANT-1", other.Date, "KYM"); n != 1 {
+		t.Fatalf("a hold become a claim counts %d, want 1", n)
+	}
+	// Freeing the claim frees the slot: the hold is gone.
+	mustAppend(t, s, claimDraft(1, 2, nil, []custody.Claim{other}))
+	if n := used(t, s, "PLANT-1", other.Date, "KYM"); n != 0 {
+		t.Fatalf("after the release: %d, want 0", n)
+	}
+	// Declining (no hold) and removing free the slot.
+	if err := putHold(s, COI(3), &slot, `{"offer":5}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := putHold(s, COI(3), nil, `{"declined":5}`); err != nil {
+		t.Fatal(err)
+	}
+	if n := used(t, s, "PLANT-1", slot.Date, "KYM"); n != 0 {
+		t.Fatalf("after a decline: %d, want 0", n)
+	}
+	if err := putHold(s, COI(3), &slot, `{"offer":6}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateWaitlist(ctx, COI(3), func([]byte) ([]byte, []custody.AuditEntry, error) { return nil, nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := used(t, s, "PLANT-1", slot.Date, "KYM"); n != 0 {
+		t.Fatalf("after a removal: %d, want 0", n)
+	}
+	mustAppend(t, s, claimDraft(2, 1, []custody.Claim{slot}, nil))
+	// A hold of a chair, or with an entry removed, is refused.
+	if err := putHold(s, COI(3), &custody.Claim{Site: "PLANT-1", Date: slot.Date}, `{}`); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("a chair held: %v, want ErrInvalid", err)
+	}
+}
+
+// testConcurrentOfferHold races an offer's hold against many bookings of
+// the same slots by other chains: exactly as many succeed, hold included,
+// as the slots, and a hold that lost the race writes nothing.
+func testConcurrentOfferHold(t *testing.T, s Store) {
+	const clients, slots = 16, 3
+	putCapacity(t, s, custody.Capacity{Site: "PLANT-1", Slots: map[string]int{"KYM": slots}})
+	enrollN(t, s, clients)
+	records := make([]uint64, clients)
+	won := 0
+	for round := range 4 {
+		date := fmt.Sprintf("2026-12-%02d", round+1)
+		c := custody.Claim{Site: "PLANT-1", Date: date, Product: "KYM"}
+		holder := COI(clients + 1 + round)
+		var wg sync.WaitGroup
+		errs := make([]error, clients)
+		var holdErr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holdErr = putHold(s, holder, &c, `{"offer":"`+date+`"}`)
+		}()
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.Append(context.Background(), claimDraft(i+1, 1+records[i], []custody.Claim{c}, nil))
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+				records[i]++
+			case errors.Is(err, custody.ErrSlotTaken):
+			default:
+				t.Fatalf("round %d client %d: %v", round, i+1, err)
+			}
+		}
+		held := 0
+		switch {
+		case holdErr == nil:
+			held = 1
+		case !errors.Is(holdErr, custody.ErrSlotTaken):
+			t.Fatalf("round %d hold: %v", round, holdErr)
+		}
+		if ok+held != slots {
+			t.Fatalf("round %d: %d booked and %d held of %d slots", round, ok, held, slots)
+		}
+		if n := used(t, s, "PLANT-1", date, "KYM"); n != slots {
+			t.Fatalf("round %d: %d counted, want %d", round, n, slots)
+		}
+		won += held
+		if l, err := s.Waitlist(context.Background()); err != nil || len(l) != won {
+			t.Fatalf("round %d: %d entries, %v; want %d (a hold refused writes nothing)", round, len(l), err, won)
+		}
 	}
 }

@@ -159,6 +159,8 @@ func Run(t *testing.T, b Backend) {
 		{"Quota", []Part{PartQuota, PartSchedule, PartAudit}, testQuota},
 		{"ConcurrentQuota", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentQuota},
 		{"Waitlist", []Part{PartQuota, PartAudit}, testWaitlist},
+		{"OfferHoldsSlot", []Part{PartQuota, PartSchedule, PartAudit}, testOfferHold},
+		{"ConcurrentOfferHold", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentOfferHold},
 		{"CrashConsistency", []Part{PartCrash, PartTelemetry}, func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	lacks := map[Part]bool{}
