@@ -27,7 +27,7 @@ test:
 	    echo "make test runs the race detector, which needs cgo and a C compiler ($$cc), not found:"; \
 	    echo "  install one (Debian/Ubuntu: apt-get install gcc libc6-dev), or run without it: make test RACE="; \
 	    exit 1; fi; fi
-	CGO_ENABLED=$(if $(RACE),1,0) $(GO) test $(RACE) -count=1 ./...
+	CGO_ENABLED=$(if $(RACE),1,0) $(GO) test $(RACE) -count=1 -timeout 30m ./...
 
 # Benchmarks on this machine; the README records the figures.
 bench:
