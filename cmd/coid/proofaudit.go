@@ -13,12 +13,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/coid-project/coid/labels/report"
 )
 
-const auditUsage = `usage: coid audit --key KEY [--key KEY ...] REPORT.pdf | BUNDLE.json | EPCIS.json
+const auditUsage = `usage: coid audit --key KEY [--key KEY ...] [--witness-key WKEY ... --quorum N] REPORT.pdf | BUNDLE.json | EPCIS.json
        coid audit --key KEY --since OLD [--proof FILE | --url URL] [NEW]
 
 Checks, offline and with nothing but coid's verifier key, the proof a
@@ -43,7 +45,14 @@ the running service at --url (token in COID_TOKEN), which also gives the
 latest checkpoint when NEW is left out.
 
 --key takes a verifier key (coid key show) or a file of them (coid key
-export); give it again for more keys.
+export); give it again for more keys. At least one signature by one of
+them must verify; a signature line by a key not given (a witness's, say)
+is ignored and listed as unverified.
+
+--witness-key takes a witness's verifier key (C2SP tlog-cosignature,
+Ed25519 cosignature/v1); give it again for more witnesses. A cosignature
+by a witness given must verify; --quorum N requires that at least N of
+the witnesses given cosigned the checkpoint.
 Exit status: 0 verified; 1 verification failed (the message names the
 first failing record or checkpoint); 2 usage (bad flags, unreadable file).
 "coid audit --pdf|--csv ..." is "coid audit-trail".
@@ -78,7 +87,9 @@ var errAuditFailed = errors.New("audit FAILED")
 
 // runAudit is "coid audit": the offline proof auditor.
 func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
-	var keyArgs siteCodes // repeated --key
+	var keyArgs siteCodes     // repeated --key
+	var witnessArgs siteCodes // repeated --witness-key
+	var quorum int
 	var since, proofFile, serverURL string
 	fs := flag.NewFlagSet("coid audit", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -86,6 +97,8 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		fs.PrintDefaults()
 	}
 	fs.Var(&keyArgs, "key", "verifier key, or a file of them (coid key show / coid key export); repeatable")
+	fs.Var(&witnessArgs, "witness-key", "a witness's cosignature verifier key; repeatable")
+	fs.IntVar(&quorum, "quorum", 0, "require at least N of the --witness-key witnesses to have cosigned the checkpoint")
 	fs.StringVar(&since, "since", "", "an earlier checkpoint (or report, or bundle): check the ledger only grew since")
 	fs.StringVar(&proofFile, "proof", "", "with --since: the consistency proof (JSON of GET /api/v1/proofs/consistency)")
 	fs.StringVar(&serverURL, "url", "", "with --since: fetch the consistency proof (and the latest checkpoint) from the running service (token in COID_TOKEN)")
@@ -101,6 +114,10 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	w, err := witnessPolicy(witnessArgs, quorum)
+	if err != nil {
+		return err
+	}
 	if since == "" {
 		if proofFile != "" || serverURL != "" {
 			return usagef("audit: --proof and --url go with --since")
@@ -108,12 +125,13 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		if len(target) != 1 {
 			return usagef("audit: give exactly one report, bundle or EPCIS file, got %d", len(target))
 		}
-		v, err := auditFile(target[0], keys)
+		v, err := auditFile(target[0], keys, w)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "OK: %d records proven in the ledger by checkpoint %s (%d records, root %s), signed by %s\n",
 			len(v.Records), v.Checkpoint.Origin, v.Checkpoint.Size, v.Checkpoint.Root, strings.Join(v.KeyIDs, ", "))
+		printWitnesses(stdout, v.Cosigned, v.Unverified)
 		return nil
 	}
 	if len(target) > 1 || (len(target) == 0 && serverURL == "") {
@@ -134,14 +152,14 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		}
 		cl = &apiClient{base: strings.TrimSuffix(base.String(), "/") + "/api/v1", token: tok, op: "audit"}
 	}
-	older, _, err := checkpointOf(since, keys)
+	older, _, err := checkpointOf(since, keys, verifiable.WitnessPolicy{})
 	if err != nil {
 		return fmt.Errorf("audit: --since %s: %w", since, err)
 	}
 	var newer verifiable.Checkpoint
 	var newIDs []string
 	if len(target) == 1 {
-		if newer, newIDs, err = checkpointOf(target[0], keys); err != nil {
+		if newer, newIDs, err = checkpointOf(target[0], keys, w); err != nil {
 			return fmt.Errorf("audit: %s: %w", target[0], err)
 		}
 	} else {
@@ -152,6 +170,9 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 			return err
 		}
 		if newer, newIDs, err = verifiable.OpenCheckpoint([]byte(latest.Checkpoint), keys...); err != nil {
+			return fmt.Errorf("audit: the service's latest checkpoint: %w: %w", errAuditFailed, err)
+		}
+		if _, _, err := verifiable.CheckWitnesses([]byte(latest.Checkpoint), newer, newIDs, w); err != nil {
 			return fmt.Errorf("audit: the service's latest checkpoint: %w: %w", errAuditFailed, err)
 		}
 	}
@@ -188,6 +209,34 @@ func runAudit(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	return nil
 }
 
+// witnessPolicy reads the --witness-key and --quorum values.
+func witnessPolicy(args []string, quorum int) (verifiable.WitnessPolicy, error) {
+	var w verifiable.WitnessPolicy
+	for _, a := range args {
+		k, err := verifiable.ParseCosignerKey(strings.TrimSpace(a))
+		if err != nil {
+			return w, usagef("audit: --witness-key %q is not a witness verifier key (name+hash+key): %v", a, err)
+		}
+		w.Keys = append(w.Keys, k)
+	}
+	if quorum < 0 || quorum > len(w.Keys) {
+		return w, usagef("audit: --quorum %d: give a number from 0 to the count of --witness-key (%d)", quorum, len(w.Keys))
+	}
+	w.Quorum = quorum
+	return w, nil
+}
+
+// printWitnesses writes which witnesses cosigned a checkpoint, and the
+// signature lines by keys not given, which were not checked.
+func printWitnesses(out io.Writer, cos []custody.Cosignature, unverified []string) {
+	for _, c := range cos {
+		fmt.Fprintf(out, "cosigned by witness %s at %s\n", c.Witness, c.Time.Format(time.RFC3339))
+	}
+	if len(unverified) > 0 {
+		fmt.Fprintf(out, "unverified (no key given, ignored): %s\n", strings.Join(unverified, ", "))
+	}
+}
+
 // readVerifierKeys reads the --key values: a verifier key, or a file
 // holding them (one a line, as coid key export writes them, or bare).
 func readVerifierKeys(args []string) ([]string, error) {
@@ -215,12 +264,12 @@ func readVerifierKeys(args []string) ([]string, error) {
 }
 
 // auditFile verifies the proof in a report, bundle or EPCIS export.
-func auditFile(path string, keys []string) (*verifiable.Verified, error) {
+func auditFile(path string, keys []string, w verifiable.WitnessPolicy) (*verifiable.Verified, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usagef("audit: %v", err)
 	}
-	v, err := auditData(data, keys)
+	v, err := auditData(data, keys, w)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %s: %w", path, err)
 	}
@@ -229,12 +278,12 @@ func auditFile(path string, keys []string) (*verifiable.Verified, error) {
 
 // auditData verifies the proof in a report's, bundle's or EPCIS export's
 // bytes, and that a report or export shows what the proof proves.
-func auditData(data []byte, keys []string) (*verifiable.Verified, error) {
+func auditData(data []byte, keys []string, w verifiable.WitnessPolicy) (*verifiable.Verified, error) {
 	bundle, shown, err := proofIn(data)
 	if err != nil {
 		return nil, err
 	}
-	v, err := verifiable.VerifyBundle(bundle, keys...)
+	v, err := verifiable.VerifyBundleWitnessed(bundle, keys, w)
 	if re := (*verifiable.RecordError)(nil); errors.As(err, &re) {
 		return nil, fmt.Errorf("%w at record %d: %w", errAuditFailed, re.Seq, re.Err)
 	}
@@ -324,19 +373,22 @@ func printedIs(text []string, v *verifiable.Verified) error {
 // checkpointOf returns the verified checkpoint a file holds or carries:
 // a signed checkpoint note, or the proof of a report, bundle or EPCIS
 // export (whose records are then verified too).
-func checkpointOf(path string, keys []string) (verifiable.Checkpoint, []string, error) {
+func checkpointOf(path string, keys []string, w verifiable.WitnessPolicy) (verifiable.Checkpoint, []string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return verifiable.Checkpoint{}, nil, usagef("audit: %v", err)
 	}
 	if bytes.HasPrefix(data, []byte("%PDF-")) || bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		v, err := auditData(data, keys)
+		v, err := auditData(data, keys, w)
 		if err != nil {
 			return verifiable.Checkpoint{}, nil, err
 		}
 		return v.Checkpoint, v.KeyIDs, nil
 	}
 	c, ids, err := verifiable.OpenCheckpoint(data, keys...)
+	if err == nil {
+		_, _, err = verifiable.CheckWitnesses(data, c, ids, w)
+	}
 	if err != nil {
 		return verifiable.Checkpoint{}, nil, fmt.Errorf("checkpoint: %w: %w", errAuditFailed, err)
 	}

@@ -202,14 +202,14 @@ func TestAuditFailsWithAnyFlippedByte(t *testing.T) {
 	}
 	bundle := r.Files[0]
 	keys := []string{key}
-	if _, err := auditData(bundle, keys); err != nil {
+	if _, err := auditData(bundle, keys, verifiable.WitnessPolicy{}); err != nil {
 		t.Fatal(err)
 	}
 	recordsAt := bytes.Index(bundle, []byte(`"records"`))
 	for i := range bundle {
 		bad := bytes.Clone(bundle)
 		bad[i] ^= 0x01
-		_, err := auditData(bad, keys)
+		_, err := auditData(bad, keys, verifiable.WitnessPolicy{})
 		if err == nil {
 			t.Fatalf("bundle byte %d (%q) flipped: verified", i, bundle[i])
 		}
@@ -229,7 +229,7 @@ func TestAuditFailsWithAnyFlippedByte(t *testing.T) {
 		bad := bytes.Clone(pdf)
 		bad[i] ^= 0x01
 		// A flip in the deflate stream's unused bits changes nothing read.
-		if _, err := auditData(bad, keys); err == nil {
+		if _, err := auditData(bad, keys, verifiable.WitnessPolicy{}); err == nil {
 			if r, _ := report.ReadPDF(bad); r == nil || len(r.Files) != 1 || !bytes.Equal(r.Files[0], bundle) {
 				t.Fatalf("PDF byte %d of the attachment flipped: a changed bundle verified", i)
 			}

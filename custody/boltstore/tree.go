@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -94,7 +96,12 @@ func (r *treeHashes) flush() error {
 // addLeaf adds the tree hashes leaf n (record n+1, canonical encoding
 // enc) adds.
 func addLeaf(tree *treeHashes, n int64, enc []byte) error {
-	hs, err := verifiable.NewHashes(n, enc, tree)
+	return addLeafHash(tree, n, verifiable.LeafHash(enc))
+}
+
+// addLeafHash is addLeaf given the leaf's hash.
+func addLeafHash(tree *treeHashes, n int64, leaf verifiable.Hash) error {
+	hs, err := verifiable.NewHashesOfLeaf(n, leaf, tree)
 	if err != nil {
 		return err
 	}
@@ -105,6 +112,25 @@ func addLeaf(tree *treeHashes, n int64, enc []byte) error {
 		}
 	}
 	return nil
+}
+
+// leafHashes returns the leaf hashes of the encodings, computed on
+// GOMAXPROCS goroutines, each over a contiguous share.
+func leafHashes(encs [][]byte) []verifiable.Hash {
+	out := make([]verifiable.Hash, len(encs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(encs)/1024))
+	per := (len(encs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(encs); lo += per {
+		hi := min(lo+per, len(encs))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				out[i] = verifiable.LeafHash(encs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 func readTreeSize(meta *bolt.Bucket) int64 {
@@ -133,16 +159,23 @@ func (s *Store) buildTree() error {
 				return nil
 			}
 			end := min(uint64(size)+treeBuildChunk, head)
+			// The records' bytes (valid for the transaction), then their
+			// leaf hashes on every core, then the interior hashes in order.
+			encs := make([][]byte, 0, end-uint64(size))
 			c := logB.Cursor()
 			seq := uint64(size) + 1
 			for k, v := c.Seek(u64(seq)); seq <= end; k, v = c.Next() {
 				if k == nil || binary.BigEndian.Uint64(k) != seq || len(v) < custody.HashSize {
 					return fmt.Errorf("build the tree: record %d is missing: %w", seq, custody.ErrChainBroken)
 				}
-				if err := addLeaf(tree, int64(seq-1), v[custody.HashSize:]); err != nil {
+				encs = append(encs, v[custody.HashSize:])
+				seq++
+			}
+			leaves := leafHashes(encs)
+			for i, h := range leaves {
+				if err := addLeafHash(tree, size+int64(i), h); err != nil {
 					return err
 				}
-				seq++
 			}
 			if err := tree.flush(); err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coid-project/coid/custody/storetest"
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/transparency-dev/merkle/proof"
 	bolt "go.etcd.io/bbolt"
@@ -121,4 +122,32 @@ func BenchmarkBuildTree1M(b *testing.B) {
 		b.Fatalf("tree of %d", n)
 	}
 	b.ReportMetric(float64(chains*30)/b.Elapsed().Seconds()*float64(b.N), "records/s")
+}
+
+// BenchmarkAppend1WriterTree is BenchmarkAppend1Writer with the tree's
+// hashes written by the append (on) and not (off), in alternating runs on
+// stores of their own: the cost of the verifiable log on the writer.
+func BenchmarkAppend1WriterTree(b *testing.B) {
+	for _, run := range []string{"on", "off", "on", "off"} {
+		b.Run("tree="+run, func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			s.withoutTree = run == "off"
+			const perChain = 30
+			n := 0
+			c0 := cpuSeconds()
+			for b.Loop() {
+				coi, k := storetest.COI(1+n/perChain), n%perChain
+				if _, err := s.Append(context.Background(), storetest.Draft(coi, n, k == 0, uint64(k))); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric((cpuSeconds()-c0)/float64(n)*1e6, "cpu-µs/op")
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,9 +173,29 @@ func ParseBundle(data []byte) (*Bundle, error) {
 type Verified struct {
 	Checkpoint Checkpoint
 	// KeyIDs are the IDs of the given keys whose signatures verified.
-	KeyIDs  []string
-	Records []VerifiedRecord
+	KeyIDs []string
+	// Cosigned are the witnesses' cosignatures that verified with the
+	// witness keys given (WitnessPolicy), in the order of the keys.
+	Cosigned []custody.Cosignature
+	// Unverified are the IDs ("name+hash") of the checkpoint's signature
+	// lines by keys not given: as note.Open does, they are ignored, and
+	// listed here so an auditor sees them.
+	Unverified []string
+	Records    []VerifiedRecord
 }
+
+// WitnessPolicy is what an auditor requires of a checkpoint's witness
+// cosignatures (C2SP tlog-cosignature): every cosignature by one of Keys
+// must verify, and at least Quorum of Keys must have cosigned. The zero
+// policy requires nothing.
+type WitnessPolicy struct {
+	Keys   []CosignerKey
+	Quorum int
+}
+
+// ErrNoQuorum means fewer of the given witnesses cosigned a checkpoint
+// than the quorum asked for.
+var ErrNoQuorum = errors.New("witness quorum not reached")
 
 // VerifiedRecord is one record proven in the log.
 type VerifiedRecord struct {
@@ -187,14 +208,24 @@ type VerifiedRecord struct {
 
 // VerifyBundle checks a bundle (its JSON) with nothing but the log's
 // verifier keys (active and retired, signed-note format): the checkpoint's
-// signature (note.Open), that the key IDs the bundle names are exactly
-// the checkpoint's signatures, and for each record that its canonical
+// signature (note.Open: lines by other keys are ignored and listed in
+// Verified.Unverified), that the key IDs the bundle names are exactly the
+// checkpoint's signatures by the keys given, and for each record that its canonical
 // bytes decode as the record of that seq and that the leaf hash
 // recomputed from them is in the checkpoint's tree (tlog.CheckRecord). It
 // fails with ErrBadSignature for the checkpoint, a *RecordError (wrapping
 // ErrBadProof or custody.ErrInvalid) naming the first record that fails,
 // or custody.ErrInvalid for a malformed bundle.
 func VerifyBundle(data []byte, verifierKeys ...string) (*Verified, error) {
+	return VerifyBundleWitnessed(data, verifierKeys, WitnessPolicy{})
+}
+
+// VerifyBundleWitnessed is VerifyBundle, also checking the checkpoint's
+// witness cosignatures against the policy w (CheckWitnesses). Signature
+// lines by keys given neither as verifierKeys nor in w are ignored and
+// listed in Verified.Unverified; at least one of verifierKeys must have
+// signed.
+func VerifyBundleWitnessed(data []byte, verifierKeys []string, w WitnessPolicy) (*Verified, error) {
 	b, err := ParseBundle(data)
 	if err != nil {
 		return nil, err
@@ -204,13 +235,17 @@ func VerifyBundle(data []byte, verifierKeys ...string) (*Verified, error) {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	ids := sigIDs(n)
-	if !slices.Equal(ids, b.KeyIDs) || !allSigned(b.Checkpoint, ids) {
+	if !slices.Equal(ids, b.KeyIDs) {
 		return nil, fmt.Errorf("checkpoint: the bundle names keys %v, the checkpoint's verified signatures are by %v: %w", b.KeyIDs, ids, ErrBadSignature)
+	}
+	cos, unverified, err := CheckWitnesses([]byte(b.Checkpoint), c, ids, w)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	if len(b.Records) == 0 {
 		return nil, fmt.Errorf("proof bundle: no records: %w", custody.ErrInvalid)
 	}
-	v := &Verified{Checkpoint: c, KeyIDs: ids}
+	v := &Verified{Checkpoint: c, KeyIDs: ids, Cosigned: cos, Unverified: unverified}
 	seen := map[uint64]bool{}
 	for _, r := range b.Records {
 		rec, err := checkRecord(r, c)
@@ -226,25 +261,59 @@ func VerifyBundle(data []byte, verifierKeys ...string) (*Verified, error) {
 	return v, nil
 }
 
-// allSigned reports whether every signature line of the signed note is
-// one of ids: a bundle carries no signature it does not account for.
-func allSigned(signed string, ids []string) bool {
-	i := strings.LastIndex(signed, "\n\n")
-	for _, line := range strings.Split(strings.TrimSuffix(signed[i+2:], "\n"), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			return false
+// CheckWitnesses checks the witness cosignatures of the signed checkpoint
+// c (whose log signatures, of IDs logIDs, verified already) against w: a cosignature
+// line by one of w.Keys must verify (VerifyCosignature), else
+// ErrBadSignature naming the witness; fewer than w.Quorum verified is
+// ErrNoQuorum. It returns the cosignatures that verified, and the IDs
+// ("name+hash") of the lines by keys that are neither in logIDs nor in
+// w.Keys, which are ignored.
+func CheckWitnesses(signed []byte, c Checkpoint, logIDs []string, w WitnessPolicy) ([]custody.Cosignature, []string, error) {
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("signed checkpoint: no signature: %w", ErrBadSignature)
+	}
+	lines := signed[i+2:]
+	var cos []custody.Cosignature
+	var unverified []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(lines), "\n"), "\n") {
+		name, hash, ok := lineKey(line)
+		if !ok {
+			return nil, nil, fmt.Errorf("signed checkpoint: malformed signature line %q: %w", line, ErrBadSignature)
 		}
-		raw, err := base64.StdEncoding.Strict().DecodeString(f[2])
-		if err != nil || len(raw) < 4 {
-			return false
-		}
-		id := f[1] + "+" + fmt.Sprintf("%08x", raw[:4])
-		if !slices.Contains(ids, id) {
-			return false
+		k := slices.IndexFunc(w.Keys, func(k CosignerKey) bool { return k.v != nil && k.v.Name() == name && k.v.KeyHash() == hash })
+		switch {
+		case k >= 0:
+			cs, err := VerifyCosignature(w.Keys[k], c, lines)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !slices.ContainsFunc(cos, func(x custody.Cosignature) bool { return x.Witness == cs.Witness }) {
+				cos = append(cos, cs)
+			}
+		case !slices.Contains(logIDs, name+"+"+fmt.Sprintf("%08x", hash)):
+			unverified = append(unverified, name+"+"+fmt.Sprintf("%08x", hash))
 		}
 	}
-	return true
+	if len(cos) < w.Quorum {
+		return nil, nil, fmt.Errorf("%d of the %d witness keys given cosigned the checkpoint of %d records, %d required: %w",
+			len(cos), len(w.Keys), c.Size, w.Quorum, ErrNoQuorum)
+	}
+	return cos, unverified, nil
+}
+
+// lineKey returns the key name and hash a signed-note signature line
+// ("— name base64") names.
+func lineKey(line string) (string, uint32, bool) {
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "—" {
+		return "", 0, false
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(f[2])
+	if err != nil || len(raw) < 4 {
+		return "", 0, false
+	}
+	return f[1], binary.BigEndian.Uint32(raw), true
 }
 
 // checkRecord proves one bundle record against the checkpoint c.

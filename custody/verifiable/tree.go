@@ -30,7 +30,13 @@ type HashReader = tlog.HashReader
 // leaf hash and the interior nodes it completes. r must hold every stored
 // hash of the first n leaves.
 func NewHashes(n int64, canonical []byte, r HashReader) ([]Hash, error) {
-	hs, err := tlog.StoredHashesForRecordHash(n, LeafHash(canonical), r)
+	return NewHashesOfLeaf(n, LeafHash(canonical), r)
+}
+
+// NewHashesOfLeaf is NewHashes given leaf n's hash (LeafHash), so that
+// the leaves of many records can be hashed apart, in parallel.
+func NewHashesOfLeaf(n int64, leaf Hash, r HashReader) ([]Hash, error) {
+	hs, err := tlog.StoredHashesForRecordHash(n, leaf, r)
 	if err != nil {
 		return nil, fmt.Errorf("tree hashes of leaf %d: %w", n, err)
 	}
