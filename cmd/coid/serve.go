@@ -272,7 +272,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	log.Info("shutting down")
 	srv.SetReady(false) // load balancers stop sending new requests
-	tele.stop() // MQTT intake first, so nothing new arrives while HTTP drains
+	tele.stop()         // MQTT intake first, so nothing new arrives while HTTP drains
 	// Requests in flight finish (a signature being recorded is answered,
 	// not failed); the streams, which never finish, are ended first.
 	srv.StopStreams()
