@@ -9,6 +9,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -64,6 +66,18 @@ type Config struct {
 	// Witnesses, when set, submits the log's checkpoints to witnesses;
 	// the proof routes report on them.
 	Witnesses *witness.Submitter
+	// Health, when set, is checked by /healthz and /readyz after the
+	// store (coid serve checks its MQTT intake there); an error makes
+	// them answer 503.
+	Health func(context.Context) error
+	// ObserveRequest, when set, hears of every request answered: its
+	// method, its route pattern (e.g. /api/v1/chains/:coi, never the raw
+	// path, which holds COIs; empty for a path no route matches), status
+	// and latency. Metrics are kept there.
+	ObserveRequest func(method, route string, status int, latency time.Duration)
+	// Metrics, when set, is served at GET /metrics. It does its own
+	// authentication (a scrape token): the API's bearer tokens are users'.
+	Metrics http.Handler
 }
 
 // Server is the HTTP API.
@@ -82,7 +96,15 @@ type Server struct {
 	// signIn throttles failed web sign-ins; an online unlock (API or web)
 	// clears its hold on the user.
 	signIn *SignInThrottle
+	// ready is set once start-up is done and cleared when shutdown
+	// begins (/readyz).
+	ready atomic.Bool
 }
+
+// SetReady says whether the server should take traffic: /readyz answers
+// 503 until SetReady(true) and again after SetReady(false), which coid
+// serve calls when it begins to shut down so that load balancers drain it.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // StopStreams ends the long-lived responses (the alert stream, the live
 // leg charts), so that a graceful shutdown (http.Server.Shutdown) need not
@@ -143,6 +165,10 @@ func New(cfg Config) (*Server, error) {
 	})
 
 	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
+	}
 	g := e.Group("/api/v1", s.authenticate)
 	g.GET("/openapi.json", s.openAPI)
 	g.GET("/me", s.me)
@@ -192,6 +218,9 @@ func (s *Server) logRequests(attrs ...any) echo.MiddlewareFunc {
 			if u, ok := c.Get(ctxUser).(custody.User); ok {
 				user = u.ID
 			}
+			if s.cfg.ObserveRequest != nil {
+				s.cfg.ObserveRequest(v.Method, c.Path(), v.Status, v.Latency)
+			}
 			s.log.Info("http request", append([]any{"method", v.Method, "path", v.URIPath, "status", v.Status,
 				"latency_ms", float64(v.Latency.Microseconds()) / 1000, "request_id", v.RequestID, "remote_ip", v.RemoteIP, "user", user}, attrs...)...)
 			return nil
@@ -222,11 +251,40 @@ func (s *Server) Routes() []*echo.Route { return s.e.Routes() }
 // healthz answers 200 while the store can be read and 503 when it cannot
 // (the reason is logged, not shown: the route needs no token).
 func (s *Server) healthz(c echo.Context) error {
-	if err := s.svc.Health(c.Request().Context()); err != nil {
+	if err := s.health(c.Request().Context()); err != nil {
 		s.log.Error("health check failed", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "version": s.cfg.Version})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+// health checks the store (a read transaction) and then Config.Health.
+func (s *Server) health(ctx context.Context) error {
+	if err := s.svc.Health(ctx); err != nil {
+		return err
+	}
+	if s.cfg.Health != nil {
+		return s.cfg.Health(ctx)
+	}
+	return nil
+}
+
+// readyz answers 200 when the server takes traffic: start-up is done
+// (SetReady), shutdown has not begun and healthz would answer 200.
+// Load balancers poll it; unlike healthz, a draining instance fails it.
+func (s *Server) readyz(c echo.Context) error {
+	status := "ready"
+	if !s.ready.Load() {
+		status = "not ready"
+	} else if err := s.health(c.Request().Context()); err != nil {
+		s.log.Error("readiness check failed", "err", err)
+		status = "unavailable"
+	}
+	code := http.StatusOK
+	if status != "ready" {
+		code = http.StatusServiceUnavailable
+	}
+	return c.JSON(code, map[string]string{"status": status, "version": s.cfg.Version})
 }
 
 //go:embed openapi.json

@@ -185,6 +185,9 @@ func (p *Pipeline) Submit(ctx context.Context, m Message) error {
 	}
 }
 
+// Queued returns how many messages wait in the queue for a worker.
+func (p *Pipeline) Queued() int { return len(p.in) }
+
 // Close stops taking messages, finishes those already taken and waits for
 // their commits and acknowledgements. It does not wait for a failing
 // store: messages waiting for a retry are given up at once, those still

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -46,6 +47,8 @@ type SubscriberConfig struct {
 	// MaxReconnectInterval caps the back-off between connection attempts
 	// (default 30s); attempts never stop.
 	MaxReconnectInterval time.Duration
+	// Now is the clock of LastMessage; time.Now when nil.
+	Now func() time.Time
 }
 
 // Subscriber is coid's MQTT client (paho, MQTT 3.1.1). It subscribes to
@@ -68,6 +71,22 @@ type Subscriber struct {
 	mu        sync.Mutex
 	connected chan struct{} // closed on first successful subscription
 	once      sync.Once
+	// lastMessage is the clock's time of the last message received, in
+	// Unix nanoseconds; 0 before the first.
+	lastMessage atomic.Int64
+}
+
+// Connected reports whether the connection to the broker is open now
+// (false while reconnecting).
+func (s *Subscriber) Connected() bool { return s.client.IsConnectionOpen() }
+
+// LastMessage returns when the last message arrived (by the configured
+// clock), and the zero time if none has.
+func (s *Subscriber) LastMessage() time.Time {
+	if n := s.lastMessage.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // NewSubscriber checks cfg and builds the client; Start connects it.
@@ -84,6 +103,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultTopicPrefix
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.MaxReconnectInterval <= 0 {
 		cfg.MaxReconnectInterval = 30 * time.Second
@@ -160,6 +182,7 @@ func (s *Subscriber) onConnect(c mqtt.Client) {
 // handle runs on a goroutine of its own (SetOrderMatters(false)), so
 // waiting here for room in the pipeline never stalls the client.
 func (s *Subscriber) handle(_ mqtt.Client, m mqtt.Message) {
+	s.lastMessage.Store(s.cfg.Now().UnixNano())
 	err := s.cfg.Pipeline.Submit(s.ctx, Message{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack})
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrPipelineClosed) {
 		s.cfg.Logger.Error("telemetry not taken; the broker will redeliver it", "topic", m.Topic(), "err", err)

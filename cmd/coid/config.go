@@ -16,6 +16,9 @@ type settings struct {
 	http     string
 	fin      string
 	logLevel string
+	// logFormat is text (logfmt-like key=value) or json (one object a
+	// line, for log collectors).
+	logFormat string
 }
 
 func getenv(env []string, key string) string {
@@ -56,6 +59,7 @@ func newFlags(name string, env []string, stderr io.Writer, s *settings) *flag.Fl
 	fs.StringVar(&s.data, "data", or(getenv(env, "COID_DATA"), "./data"), "data directory (COID_DATA)")
 	fs.StringVar(&s.store, "store", getenv(env, "COID_STORE"), "store URL, postgres://... for PostgreSQL; empty: the bbolt file in --data (COID_STORE)")
 	fs.StringVar(&s.logLevel, "log-level", or(getenv(env, "COID_LOG_LEVEL"), "info"), "log level: debug, info, warn, error (COID_LOG_LEVEL)")
+	fs.StringVar(&s.logFormat, "log-format", or(getenv(env, "COID_LOG_FORMAT"), "text"), "log format: text or json (COID_LOG_FORMAT)")
 	return fs
 }
 
@@ -70,10 +74,17 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return checkStoreFlag(fs)
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("log level %q: use debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("log format %q: use text or json", format)
 }

@@ -51,7 +51,7 @@ func parseZone(cmd, flagName, name string) (*time.Location, error) {
 // service over it, with the telemetry readings wired in. The caller closes
 // the store.
 func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Time) (*custody.Service, stores, error) {
-	log, err := newLogger(stderr, s.logLevel)
+	log, err := newLogger(stderr, s.logLevel, s.logFormat)
 	if err != nil {
 		return nil, stores{}, err
 	}

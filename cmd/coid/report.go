@@ -89,7 +89,7 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	coi := code.COI
 
-	log, err := newLogger(stderr, s.logLevel)
+	log, err := newLogger(stderr, s.logLevel, s.logFormat)
 	if err != nil {
 		return err
 	}

@@ -20,10 +20,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/coid-project/coid/api"
+	"github.com/coid-project/coid/api/metrics"
 	"github.com/coid-project/coid/api/web"
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/coldchain"
@@ -60,6 +62,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 
 	docDir := fs.String("documents", getenv(env, "COID_DOCUMENTS"), "directory of expanded-access documents, named by their SHA-256; default <data>/documents (COID_DOCUMENTS)")
 	docMaxMB := fs.Int("document-max-mb", envInt(env, "COID_DOCUMENT_MAX_MB", custody.DefaultMaxDocument>>20), "largest expanded-access document accepted, in MB (COID_DOCUMENT_MAX_MB)")
+	var ms metricsSettings
+	ms.flags(fs, env)
 	var initLedger bool
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
@@ -75,13 +79,17 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err := checkEPCISBase("serve", *epcisBase); err != nil {
 		return err
 	}
+	metricsToken, err := ms.token()
+	if err != nil {
+		return err
+	}
 	// From the start: a SIGHUP (reload the broker's accounts) that comes
 	// while the service starts must not kill it; it waits for the reload
 	// loop below.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	log, err := newLogger(stderr, s.logLevel)
+	log, err := newLogger(stderr, s.logLevel, s.logFormat)
 	if err != nil {
 		return err
 	}
@@ -140,14 +148,19 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	svc, err := custody.NewService(custody.Config{Documents: docs, Store: st.ledger, Hasher: hasher, Logger: log, Now: time.Now,
+	// The metrics are kept whether or not they are served (a few
+	// counters); the stores are timed at the edge, custody knows nothing
+	// of them.
+	mets := metrics.New()
+	readings := timedReadings{TelemetryStore: st.telemetry, m: mets, now: time.Now}
+	svc, err := custody.NewService(custody.Config{Documents: docs, Store: timedLedger{Store: st.ledger, m: mets, now: time.Now}, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
-		Telemetry: custody.TelemetryConfig{Readings: st.telemetry, Profiles: profiles}, LabelText: labels.CheckEnrollment,
+		Telemetry: custody.TelemetryConfig{Readings: readings, Profiles: profiles}, LabelText: labels.CheckEnrollment,
 		Folder: phitext.Folder{}, Passwords: *pw})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	tele, err := startTelemetry(mq, st.telemetry, svc, hasher, log)
+	tele, err := startTelemetry(mq, readings, svc, hasher, log, mets)
 	if ue := (usageError{}); errors.As(err, &ue) {
 		return err // already says "serve: ..."
 	} else if err != nil {
@@ -206,8 +219,20 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		}
 	}()
 	log.Info("checkpoint signing key", "verifier", st.keys.Verifier())
+	metricsAddr, stopMetrics, err := serveMetrics(mets, ms, metricsToken, tele, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	// Without a listener of its own, /metrics is on the main listener,
+	// and only behind the scrape token.
+	var onMain http.Handler
+	if ms.listen == "" && metricsToken != "" {
+		onMain = mets.Handler(metricsToken)
+	}
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
-		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog, Witnesses: wsub})
+		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog, Witnesses: wsub,
+		Health: tele.health, ObserveRequest: mets.ObserveRequest, Metrics: onMain})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -236,13 +261,18 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	log.Info("coid serving", "http", ln.Addr().String(), "tls", httpTLS != nil, "trusted_proxies", len(proxies), "data", s.data, "fin", s.fin, "version", version)
 	fmt.Fprintf(stdout, "coid: serving HTTP on %s://%s\n", scheme, ln.Addr())
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "coid: serving metrics on http://%s/metrics\n", metricsAddr)
+	}
+	srv.SetReady(true)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	tele.stop() // MQTT intake first, so nothing new arrives while HTTP drains
+	srv.SetReady(false) // load balancers stop sending new requests
+	tele.stop()         // MQTT intake first, so nothing new arrives while HTTP drains
 	// Requests in flight finish (a signature being recorded is answered,
 	// not failed); the streams, which never finish, are ended first.
 	srv.StopStreams()
@@ -391,10 +421,16 @@ type telemetry struct {
 	cancel  context.CancelFunc
 	monDone chan struct{}
 	once    sync.Once
+	now     func() time.Time
+	// monitorRunning is set while the excursion monitor runs here.
+	monitorRunning atomic.Bool
+	// metrics counts the alerts raised.
+	metrics *metrics.Metrics
 }
 
-func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger) (*telemetry, error) {
-	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{})}
+func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger,
+	mets *metrics.Metrics) (*telemetry, error) {
+	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{}), now: time.Now, metrics: mets}
 	margin, err := time.ParseDuration(m.holdMargin)
 	if err != nil || margin <= 0 {
 		return nil, usagef("serve: --hold-margin (COID_HOLD_MARGIN): give a positive duration such as 12h")
@@ -457,18 +493,30 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	}
 	if url != "" {
 		t.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: url, ClientID: m.clientID, Username: username, Password: password,
-			CAFile: m.ca, Prefix: m.prefix, Pipeline: t.pipe, Logger: log})
+			CAFile: m.ca, Prefix: m.prefix, Pipeline: t.pipe, Logger: log, Now: t.now})
 		if err != nil {
 			t.stop()
 			return nil, usagef("serve: %v", err)
 		}
 		t.sub.Start()
+		if t.broker != nil {
+			// The embedded broker is in this process: the subscription is
+			// in place within moments, and /healthz should not report the
+			// intake down in them.
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := t.sub.WaitSubscribed(wctx); err != nil {
+				log.Warn("the subscriber is not yet subscribed to the embedded broker", "err", err)
+			}
+			cancel()
+		}
 		log.Info("mqtt subscriber started", "broker", url, "filter", sensors.SubscriptionFilter(m.prefix), "client_id", m.clientID)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
 	go func() {
 		defer close(t.monDone)
+		t.monitorRunning.Store(true)
+		defer t.monitorRunning.Store(false)
 		mon.Run(ctx)
 	}()
 	return t, nil
@@ -495,6 +543,11 @@ func (t *telemetry) reloadAccounts(file string) {
 
 func (t *telemetry) alert(a sensors.Alert) {
 	t.alerts.Publish(a)
+	kind := "excursion"
+	if a.Warning != nil {
+		kind = "hold_warning"
+	}
+	t.metrics.Alert(kind)
 	if t.sub != nil {
 		b, _ := json.Marshal(a)
 		t.sub.Publish(sensors.AlertTopic(a.COI), b)
