@@ -4,7 +4,8 @@ package boltstore
 //
 // Layout (buckets created by Open):
 //
-//	readings       Reading.Key() -> encoded reading (see encodeReading)
+//	readings       Reading.Key() -> encoded reading (see encodeReading;
+//	                 version 1 values, written before, are read too)
 //	reading_times  shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE) Key() -> empty
 //	                 index for range scans by device time
 //	reading_batches  watermark (8 bytes BE) Key() -> empty: the readings of
@@ -237,8 +238,8 @@ func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custo
 					continue
 				}
 				if v := b.Get(k); v != nil {
-					content = appendReadingContent(content[:0], r)
-					if bytes.Equal(storedContent(v), content) {
+					var same bool
+					if same, content = sameStoredContent(v, r, content); same {
 						dups[i]++
 						continue
 					}
@@ -685,132 +686,4 @@ func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// Reading encoding, version 1:
-//
-//	0x01, watermark uvarint, received UnixNano varint, device UnixNano varint,
-//	flags uvarint, seq uvarint (if flagSeq), then for each numeric flag set,
-//	in flag order, the float64 bits (8 bytes BE).
-const readingV1 = 1
-
-const (
-	flagSeq = 1 << iota
-	flagTemp
-	flagTilt
-	flagLidSet
-	flagLidOpen
-	flagLightSet
-	flagLight
-	flagBattery
-	flagLN2
-	flagLat
-	flagLon
-)
-
-func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
-	dst = append(dst, readingV1)
-	dst = binary.AppendUvarint(dst, wm)
-	dst = binary.AppendVarint(dst, r.ReceivedTime.UnixNano())
-	return appendReadingContent(dst, r)
-}
-
-// appendReadingContent appends the part of a reading's encoding that
-// follows the watermark and receive time: the device time, flags, seq and
-// values, which are the same for every delivery of the same reading.
-func appendReadingContent(dst []byte, r *custody.Reading) []byte {
-	dst = binary.AppendVarint(dst, r.DeviceTime.UnixNano())
-	var f uint64
-	nums := [...]struct {
-		flag uint64
-		v    *float64
-	}{{flagTemp, r.TempC}, {flagTilt, r.TiltDeg}, {flagBattery, r.BatteryPct}, {flagLN2, r.LN2Pct}, {flagLat, r.Lat}, {flagLon, r.Lon}}
-	if r.HasSeq {
-		f |= flagSeq
-	}
-	for _, n := range nums {
-		if n.v != nil {
-			f |= n.flag
-		}
-	}
-	if r.LidOpen != nil {
-		f |= flagLidSet
-		if *r.LidOpen {
-			f |= flagLidOpen
-		}
-	}
-	if r.Light != nil {
-		f |= flagLightSet
-		if *r.Light {
-			f |= flagLight
-		}
-	}
-	dst = binary.AppendUvarint(dst, f)
-	if r.HasSeq {
-		dst = binary.AppendUvarint(dst, r.Seq)
-	}
-	for _, n := range nums {
-		if n.v != nil {
-			dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(*n.v))
-		}
-	}
-	return dst
-}
-
-// storedContent returns the content part of a stored reading's encoding
-// (see appendReadingContent), or nil when the value is malformed.
-func storedContent(v []byte) []byte {
-	if len(v) == 0 || v[0] != readingV1 {
-		return nil
-	}
-	v = v[1:]
-	if _, n := binary.Uvarint(v); n > 0 {
-		v = v[n:]
-	} else {
-		return nil
-	}
-	if _, n := binary.Varint(v); n > 0 {
-		return v[n:]
-	}
-	return nil
-}
-
-var errBadReading = errors.New("malformed stored reading")
-
-func decodeReading(shipper string, key, v []byte) (custody.Reading, uint64, error) {
-	bad := func() (custody.Reading, uint64, error) {
-		return custody.Reading{}, 0, fmt.Errorf("reading %x: %w: %w", key, errBadReading, custody.ErrChainBroken)
-	}
-	if len(v) == 0 || v[0] != readingV1 {
-		return bad()
-	}
-	rd := fieldReader{b: v[1:]}
-	wm := rd.uvarint()
-	recv, dev := rd.varint(), rd.varint()
-	f := rd.uvarint()
-	r := custody.Reading{Shipper: shipper, DeviceTime: time.Unix(0, dev).UTC(), ReceivedTime: time.Unix(0, recv).UTC()}
-	if f&flagSeq != 0 {
-		r.Seq, r.HasSeq = rd.uvarint(), true
-	}
-	for _, n := range [...]struct {
-		flag uint64
-		p    **float64
-	}{{flagTemp, &r.TempC}, {flagTilt, &r.TiltDeg}, {flagBattery, &r.BatteryPct}, {flagLN2, &r.LN2Pct}, {flagLat, &r.Lat}, {flagLon, &r.Lon}} {
-		if f&n.flag != 0 {
-			x := rd.float64()
-			*n.p = &x
-		}
-	}
-	if f&flagLidSet != 0 {
-		x := f&flagLidOpen != 0
-		r.LidOpen = &x
-	}
-	if f&flagLightSet != 0 {
-		x := f&flagLight != 0
-		r.Light = &x
-	}
-	if !rd.done() || !bytes.Equal(r.Key(), key) {
-		return bad()
-	}
-	return r, wm, nil
 }
