@@ -286,3 +286,25 @@ func (s *Service) eachAccess(ctx context.Context, actor User, st State, f func(*
 	}
 	return nil
 }
+
+// checkAssignee checks that user id may be assigned a request decided at
+// manufacturing site site: an active coordinator or QA user working there.
+func (s *Service) checkAssignee(ctx context.Context, id, site string) error {
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("no user %q: %w", id, ErrInvalid)
+	}
+	if err != nil {
+		return err
+	}
+	if u.Disabled {
+		return fmt.Errorf("user %s is disabled: %w", id, ErrInvalid)
+	}
+	if u.Role != RoleCoordinator && u.Role != RoleQA {
+		return fmt.Errorf("user %s is %s, not of the access team (coordinator or QA): %w", id, u.Role, ErrInvalid)
+	}
+	if !u.WorksAt(site) {
+		return fmt.Errorf("user %s does not work at %s: %w", id, site, ErrInvalid)
+	}
+	return nil
+}

@@ -203,3 +203,58 @@ func TestAccessTriageService(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessAssign: the access team of the request's manufacturing site
+// hands an open request to a named colleague with a reason, as a signed
+// record; other roles, other sites, assignees outside the team and a
+// decided request are refused with nothing written.
+func TestAccessAssign(t *testing.T) {
+	e := accessEnv(t)
+	if _, err := e.svc.AddUserIn(e.ctx, "qa2", "QA Two", custody.RoleQA, password("qa2"), "CELLCO", []string{"MFG-1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.users["qa2"], _ = e.store.User(e.ctx, "qa2")
+	r := e.submitAccess(custody.UrgencyEmergency)
+	assign := func(to, reason string) custody.AccessStepData {
+		return custody.AccessStepData{Assignee: to, Text: reason}
+	}
+	for _, c := range []struct {
+		name, by string
+		data     custody.AccessStepData
+		want     error
+	}{
+		{"physician assigns", "doc2", assign("qa2", "holiday cover"), custody.ErrForbidden},
+		{"coordinator of another site", "coord", assign("qa2", "holiday cover"), custody.ErrForbidden},
+		{"to a nurse", "qa1", assign("nurse1", "holiday cover"), custody.ErrInvalid},
+		{"to a coordinator of another site", "qa1", assign("coord", "holiday cover"), custody.ErrInvalid},
+		{"to nobody known", "qa1", assign("nobody", "holiday cover"), custody.ErrInvalid},
+		{"without a reason", "qa1", assign("qa2", ""), custody.ErrInvalid},
+		{"without an assignee", "qa1", assign("", "holiday cover"), custody.ErrInvalid},
+	} {
+		before := e.records()
+		if _, err := e.access(r.ID, c.by, custody.StepAccessAssign, c.data); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if e.records() != before {
+			t.Errorf("%s wrote a record", c.name)
+		}
+	}
+	got := e.mustAccess(r.ID, "qa1", custody.StepAccessAssign, assign("qa2", "holiday cover"))
+	last := got.Events[len(got.Events)-1]
+	if got.Assignee != "qa2" || got.State != custody.AccessSubmitted || last.Step != custody.StepAccessAssign ||
+		last.Data.Text != "holiday cover" || len(last.Signatures) != 1 || last.Signatures[0].User != "qa1" {
+		t.Fatalf("after assign: %+v, last %+v", got, last)
+	}
+	q, err := e.svc.AccessTriage(e.ctx, e.users["qa1"], "", 10)
+	if err != nil || len(q.Items) != 1 || q.Items[0].Request.Assignee != "qa2" {
+		t.Fatalf("queue after assign: %+v %v", q, err)
+	}
+	// While waiting for the physician the request can be handed on too.
+	e.mustAccess(r.ID, "qa1", custody.StepAccessRequestInfo, custody.AccessStepData{Text: "Latest CD19 status?"})
+	e.mustAccess(r.ID, "qa2", custody.StepAccessAssign, assign("qa1", "back from leave"))
+	e.mustAccess(r.ID, "doc2", custody.StepAccessRespond, custody.AccessStepData{Text: "CD19 positive on biopsy."})
+	e.mustAccess(r.ID, "qa1", custody.StepAccessDecide, custody.AccessStepData{Text: "Meets criteria.", Approve: &yes})
+	if _, err := e.access(r.ID, "qa1", custody.StepAccessAssign, assign("qa2", "late")); !errors.Is(err, custody.ErrConflict) {
+		t.Errorf("assign after the decision: %v", err)
+	}
+}
