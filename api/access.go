@@ -32,6 +32,7 @@ func (s *Server) registerAccessRoutes(g *echo.Group) {
 	a.POST("/requests/:id/enroll", s.enrollAccess, signs)
 	a.POST("/requests/:id/documents", s.uploadAccessDocument)
 	a.GET("/requests/:id/documents/:hash", s.downloadAccessDocument)
+	a.POST("/requests/:id/assign", s.assignAccess, signs)
 	a.GET("/queue", s.accessQueue)
 	a.GET("/figures", s.accessFigures)
 	a.GET("/figures.csv", s.accessFigures)
@@ -272,4 +273,31 @@ func (s *Server) accessFigures(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="access-figures.csv"`)
 	return c.Blob(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+}
+
+// accessAssignBody is an assignment: to whom, why, and optional
+// signatures.
+type accessAssignBody struct {
+	Assignee   string                     `json:"assignee"`
+	Reason     string                     `json:"reason"`
+	Signatures []custody.SignatureRequest `json:"signatures"`
+}
+
+// assignAccess answers POST /access/requests/:id/assign: the request's
+// assign record.
+func (s *Server) assignAccess(c echo.Context) error {
+	id, err := accessID(c)
+	if err != nil {
+		return err
+	}
+	var b accessAssignBody
+	if err := bind(c, &b); err != nil {
+		return err
+	}
+	r, err := s.svc.RecordAccess(c.Request().Context(), user(c), id, custody.AccessStep{Step: custody.StepAccessAssign,
+		Data: custody.AccessStepData{Assignee: b.Assignee, Text: b.Reason}, Signatures: b.Signatures})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, r)
 }

@@ -37,6 +37,16 @@ func TestAccessQueueAPI(t *testing.T) {
 	if r := e.do(t, http.MethodGet, "/api/v1/access/queue?limit=501", qa, nil); r.Code != http.StatusBadRequest {
 		t.Errorf("limit 501: %s", r)
 	}
+	assign := "/api/v1/access/requests/" + ids[1] + "/assign"
+	if r := e.do(t, http.MethodPost, assign, qa, map[string]any{"assignee": qa, "reason": "on call"}); r.Code != http.StatusCreated || r.object(t)["assignee"] != qa {
+		t.Fatalf("assign: %s", r)
+	}
+	if r := e.do(t, http.MethodPost, assign, qa, map[string]any{"assignee": physician, "reason": "on call"}); r.Code != http.StatusBadRequest {
+		t.Fatalf("assign to the physician: %s", r)
+	}
+	if r := e.do(t, http.MethodPost, assign, physician, map[string]any{"assignee": qa, "reason": "on call"}); r.Code != http.StatusForbidden {
+		t.Fatalf("physician assigns: %s", r)
+	}
 	step := map[string]any{"step": "decide", "data": map[string]any{"text": "Meets criteria", "approve": true}}
 	if r := e.do(t, http.MethodPost, "/api/v1/access/requests/"+ids[1]+"/records", qa, step); r.Code != http.StatusCreated {
 		t.Fatalf("decide: %s", r)
