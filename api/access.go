@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/labstack/echo/v4"
@@ -28,6 +32,10 @@ func (s *Server) registerAccessRoutes(g *echo.Group) {
 	a.POST("/requests/:id/enroll", s.enrollAccess, signs)
 	a.POST("/requests/:id/documents", s.uploadAccessDocument)
 	a.GET("/requests/:id/documents/:hash", s.downloadAccessDocument)
+	a.POST("/requests/:id/assign", s.assignAccess, signs)
+	a.GET("/queue", s.accessQueue)
+	a.GET("/figures", s.accessFigures)
+	a.GET("/figures.csv", s.accessFigures)
 	registry[custody.Jurisdiction]{"jurisdictions", custody.ValidateRegistryCode, func(v custody.Jurisdiction) string { return v.Code },
 		s.svc.RegisterJurisdiction, s.svc.UpdateJurisdiction, s.svc.SuspendJurisdiction, s.svc.JurisdictionEntry, s.svc.Jurisdictions}.mount(a)
 }
@@ -226,4 +234,70 @@ func (s *Server) downloadAccessDocument(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+h.String()+`.pdf"`)
 	http.ServeContent(c.Response(), c.Request(), "", fi.ModTime(), f)
 	return nil
+}
+
+// accessQueue answers GET /access/queue: the access team's triage queue,
+// a page after the cursor "after" of at most "limit" (1-500).
+func (s *Server) accessQueue(c echo.Context) error {
+	limit, err := pageLimit(c, 500)
+	if err != nil {
+		return err
+	}
+	q, err := s.svc.AccessTriage(c.Request().Context(), user(c), c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, q)
+}
+
+// accessFigures answers GET /access/figures and /access/figures.csv: time
+// to decision per month and urgency.
+func (s *Server) accessFigures(c echo.Context) error {
+	figs, err := s.svc.AccessFigures(c.Request().Context(), user(c))
+	if err != nil {
+		return err
+	}
+	if !strings.HasSuffix(c.Path(), ".csv") {
+		return c.JSON(http.StatusOK, map[string]any{"figures": figs})
+	}
+	var buf bytes.Buffer
+	cw := csv.NewWriter(&buf)
+	_ = cw.Write([]string{"month", "urgency", "count", "median_hours", "p90_hours", "breached"})
+	for _, f := range figs {
+		_ = cw.Write([]string{f.Month, string(f.Urgency), strconv.Itoa(f.Count), strconv.FormatFloat(f.Median, 'f', 2, 64),
+			strconv.FormatFloat(f.P90, 'f', 2, 64), strconv.Itoa(f.Breached)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="access-figures.csv"`)
+	return c.Blob(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+}
+
+// accessAssignBody is an assignment: to whom, why, and optional
+// signatures.
+type accessAssignBody struct {
+	Assignee   string                     `json:"assignee"`
+	Reason     string                     `json:"reason"`
+	Signatures []custody.SignatureRequest `json:"signatures"`
+}
+
+// assignAccess answers POST /access/requests/:id/assign: the request's
+// assign record.
+func (s *Server) assignAccess(c echo.Context) error {
+	id, err := accessID(c)
+	if err != nil {
+		return err
+	}
+	var b accessAssignBody
+	if err := bind(c, &b); err != nil {
+		return err
+	}
+	r, err := s.svc.RecordAccess(c.Request().Context(), user(c), id, custody.AccessStep{Step: custody.StepAccessAssign,
+		Data: custody.AccessStepData{Assignee: b.Assignee, Text: b.Reason}, Signatures: b.Signatures})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, r)
 }

@@ -31,10 +31,10 @@ func withDocuments(tb testing.TB, dir string, max int64) option {
 
 // accessAPIEnv is networkEnv with a physician at PAR-1 and a document
 // store in docs.
-func accessAPIEnv(t *testing.T, docs string) *env { return accessAPIEnvMax(t, docs, 1<<20) }
+func accessAPIEnv(t testing.TB, docs string) *env { return accessAPIEnvMax(t, docs, 1<<20) }
 
 // accessAPIEnvMax is accessAPIEnv with documents of at most max bytes.
-func accessAPIEnvMax(t *testing.T, docs string, max int64) *env {
+func accessAPIEnvMax(t testing.TB, docs string, max int64) *env {
 	t.Helper()
 	e := networkEnv(t, "2027-03-01", withDocuments(t, docs, max))
 	tok, err := e.svc.AddUserIn(context.Background(), physician, "Dr Gil", custody.RolePhysician, password(physician), "APHP", []string{"PAR-1"})

@@ -12,7 +12,7 @@ import (
 // networkEnv is registryEnv with a manufacturer and its plant, and the
 // people bound to their organisations and sites, so chains can be
 // enrolled from the registries and walked.
-func networkEnv(t *testing.T, shipperDue string, opts ...option) *env {
+func networkEnv(t testing.TB, shipperDue string, opts ...option) *env {
 	e := registryEnv(t, opts...)
 	for _, c := range []struct {
 		path string

@@ -42,7 +42,7 @@ func with(body map[string]any, kv ...any) map[string]any {
 
 // registryEnv is an environment with a hospital, a courier, a site, a
 // product and a shipper registered through the API.
-func registryEnv(t *testing.T, opts ...option) *env {
+func registryEnv(t testing.TB, opts ...option) *env {
 	e := newEnv(t, opts...)
 	for _, c := range []struct {
 		path string

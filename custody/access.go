@@ -37,6 +37,9 @@ const (
 	// names the request).
 	StepAccessEnroll   Step = "enroll"
 	StepAccessWithdraw Step = "withdraw"
+	// StepAccessAssign hands an open request to a named member of the
+	// manufacturer's access team, with a reason.
+	StepAccessAssign Step = "assign"
 )
 
 // RolePhysician is the treating physician, bound to a treatment site: the
@@ -140,6 +143,9 @@ func AccessJourney() *Journey {
 			j.Transitions = append(j.Transitions, Transition{From: AccessEnrolled, Step: st, To: AccessEnrolled, Site: site, Signatures: signers})
 		}
 	}
+	for _, from := range []State{AccessSubmitted, AccessInfoRequested} {
+		j.Transitions = append(j.Transitions, Transition{From: from, Step: StepAccessAssign, To: from, Site: SiteManufacturing, Signatures: team})
+	}
 	for _, from := range []State{AccessSubmitted, AccessInfoRequested, AccessDecided} {
 		j.Transitions = append(j.Transitions, Transition{From: from, Step: StepAccessWithdraw, To: AccessWithdrawn, Site: SiteTreatment, Signatures: phys})
 	}
@@ -222,6 +228,9 @@ type AccessStepData struct {
 	Reference string   `json:"reference,omitempty"`
 	Documents []string `json:"documents,omitempty"`
 	COI       COI      `json:"coi,omitempty"`
+	// Assignee is the access-team member an assign record hands the
+	// request to.
+	Assignee string `json:"assignee,omitempty"`
 }
 
 // AccessStep is a step submitted for a request.
@@ -279,7 +288,10 @@ type AccessRequest struct {
 	// Done maps each regulatory step recorded to its first record's time.
 	Done map[Step]time.Time `json:"done"`
 	// COI is the therapy chain the request became.
-	COI       COI           `json:"coi,omitempty"`
+	COI COI `json:"coi,omitempty"`
+	// Assignee is the access-team member the request was last assigned
+	// to; empty if never.
+	Assignee  string        `json:"assignee,omitempty"`
 	Documents []string      `json:"documents"`
 	Events    []AccessEvent `json:"events"`
 	// Deadlines are the after-the-fact steps the jurisdiction requires,
@@ -319,6 +331,8 @@ func foldAccess(recs []Record) (*AccessRequest, error) {
 			r.Decided, r.Reason = rec.Time, d.Text
 		case StepAccessEnroll:
 			r.COI = d.COI
+		case StepAccessAssign:
+			r.Assignee = d.Assignee
 		}
 		if slices.Contains(RegulatorySteps, rec.Step) {
 			if _, ok := r.Done[rec.Step]; !ok {
@@ -540,8 +554,11 @@ func (s *Service) RecordAccess(ctx context.Context, actor User, id COI, st Acces
 	}
 	d := st.Data
 	d.COI = ""
-	d.Text, d.Reference = strings.TrimSpace(d.Text), strings.TrimSpace(d.Reference)
-	if err := validText("text", d.Text, st.Step == StepAccessDecide || st.Step == StepAccessRequestInfo || st.Step == StepAccessRespond, maxAccessText); err != nil {
+	d.Text, d.Reference, d.Assignee = strings.TrimSpace(d.Text), strings.TrimSpace(d.Reference), strings.TrimSpace(d.Assignee)
+	if (st.Step == StepAccessAssign) != (d.Assignee != "") {
+		return nil, fmt.Errorf("%s: assignee is given with an assign, and only then: %w", op, fieldErr("assignee", ErrInvalid))
+	}
+	if err := validText("text", d.Text, st.Step == StepAccessDecide || st.Step == StepAccessRequestInfo || st.Step == StepAccessRespond || st.Step == StepAccessAssign, maxAccessText); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, fieldErr("text", err))
 	}
 	if err := validText("reference", d.Reference, st.Step == StepINDAcknowledged, maxAccessShort); err != nil {
@@ -577,6 +594,11 @@ func (s *Service) RecordAccess(ctx context.Context, actor User, id COI, st Acces
 	if st.Step == StepIRBReported {
 		if _, ok := r.Done[StepEmergencyAuthorise]; !ok {
 			return nil, fmt.Errorf("%s: an IRB report follows an emergency authorisation, and none is recorded: %w", op, ErrConflict)
+		}
+	}
+	if st.Step == StepAccessAssign {
+		if err := s.checkAssignee(ctx, d.Assignee, r.Submission.ManufacturingSite); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, fieldErr("assignee", err))
 		}
 	}
 	for _, h := range d.Documents {

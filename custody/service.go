@@ -43,6 +43,9 @@ type Config struct {
 	OfferTTL time.Duration
 	// Documents keeps expanded-access documents; nil: none are taken.
 	Documents *DocumentStore
+	// AccessSLA are the service-level clocks of expanded-access requests
+	// (zero durations: DefaultAccessSLA's).
+	AccessSLA AccessSLA
 }
 
 // Service is the domain's front door: it enrolls chains, records signed
@@ -84,6 +87,7 @@ type Service struct {
 	// waitMu serializes the waiting list's changes (waitlist_service.go).
 	waitMu   sync.Mutex
 	offerTTL time.Duration
+	sla      AccessSLA
 
 	// docs keeps expanded-access documents (access_documents.go).
 	docs *DocumentStore
@@ -113,6 +117,7 @@ func NewService(cfg Config) (*Service, error) {
 	for _, p := range cfg.Profiles {
 		s.profiles[p] = true
 	}
+	s.sla = cfg.AccessSLA.withDefaults()
 	if s.offerTTL = cfg.OfferTTL; s.offerTTL <= 0 {
 		s.offerTTL = DefaultOfferTTL
 	}

@@ -413,6 +413,8 @@ func TestCommandLine(t *testing.T) {
 		{"bad FIN flag", []string{"serve", "--data", dir, "--fin", "O1234"}, nil, "", 2, ""},
 		{"bad FIN env", []string{"serve", "--data", dir}, []string{"COID_FIN=a9999"}, "", 2, ""},
 		{"bad log level", []string{"serve", "--data", dir, "--log-level", "loud"}, nil, "", 2, ""},
+		{"bad access SLA flag", []string{"serve", "--data", dir, "--access-sla-emergency", "0s"}, nil, "", 2, ""},
+		{"bad access SLA env", []string{"serve", "--data", dir}, []string{"COID_ACCESS_SLA_STANDARD=-1h"}, "", 2, ""},
 		{"user add without password", []string{"user", "add", "--data", dir, "--id", "n", "--name", "N", "--role", "nurse"}, nil, "", 2, ""},
 		{"user add bad role", []string{"user", "add", "--data", dir, "--id", "n", "--name", "N", "--role", "surgeon"}, nil, "long-password\n", 1, ""},
 		{"user add short password", []string{"user", "add", "--data", dir, "--id", "n", "--name", "N", "--role", "nurse"}, nil, "short\n", 1, ""},

@@ -65,12 +65,21 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	var ms metricsSettings
 	ms.flags(fs, env)
 	var initLedger bool
+	slaEmergency := fs.Duration("access-sla-emergency", envDuration(env, "COID_ACCESS_SLA_EMERGENCY", custody.DefaultAccessSLA.Emergency),
+		"time the access team has to decide an emergency expanded-access request; paused while waiting for the physician (COID_ACCESS_SLA_EMERGENCY)")
+	slaStandard := fs.Duration("access-sla-standard", envDuration(env, "COID_ACCESS_SLA_STANDARD", custody.DefaultAccessSLA.Standard),
+		"time the access team has to decide a non-emergency expanded-access request; paused while waiting for the physician (COID_ACCESS_SLA_STANDARD)")
+	slaSoon := fs.Duration("access-sla-due-soon", envDuration(env, "COID_ACCESS_SLA_DUE_SOON", custody.DefaultAccessSLA.DueSoon),
+		"an open request this close to its service-level deadline is shown due soon in the triage queue (COID_ACCESS_SLA_DUE_SOON)")
 	fs.BoolVar(&initLedger, "init", false, "start a new, empty ledger if --data holds none (otherwise serve refuses a directory without one)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *docMaxMB < 1 {
 		return usagef("serve: --document-max-mb must be at least 1")
+	}
+	if *slaEmergency <= 0 || *slaStandard <= 0 || *slaSoon <= 0 {
+		return usagef("serve: --access-sla-emergency, --access-sla-standard and --access-sla-due-soon must be positive durations")
 	}
 	httpTLS, proxies, err := hp.check(s.http)
 	if err != nil {
@@ -153,7 +162,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	// of them.
 	mets := metrics.New()
 	readings := timedReadings{TelemetryStore: st.telemetry, m: mets, now: time.Now}
-	svc, err := custody.NewService(custody.Config{Documents: docs, Store: timedLedger{Store: st.ledger, m: mets, now: time.Now}, Hasher: hasher, Logger: log, Now: time.Now,
+	svc, err := custody.NewService(custody.Config{Documents: docs, AccessSLA: custody.AccessSLA{Emergency: *slaEmergency, Standard: *slaStandard, DueSoon: *slaSoon}, Store: timedLedger{Store: st.ledger, m: mets, now: time.Now}, Hasher: hasher, Logger: log, Now: time.Now,
 		FIN: s.fin, Profiles: slices.Sorted(maps.Keys(profiles)),
 		Telemetry: custody.TelemetryConfig{Readings: readings, Profiles: profiles}, LabelText: labels.CheckEnrollment,
 		Folder: phitext.Folder{}, Passwords: *pw})
