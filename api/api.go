@@ -343,6 +343,8 @@ var errorTable = []struct {
 	{custody.ErrQuotaExhausted, http.StatusConflict, "quota_exhausted", 0},
 	{custody.ErrOfferExpired, http.StatusConflict, "offer_expired", 0},
 	{custody.ErrRequirementsUnmet, http.StatusConflict, "requirements_unmet", 0},
+	{custody.ErrOutOfSpecification, http.StatusConflict, "out_of_specification", 0},
+	{custody.ErrExceptionalReleaseIncomplete, http.StatusConflict, "exceptional_release_incomplete", 0},
 	{custody.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", 0},
 	{custody.ErrConflict, http.StatusConflict, "conflict", 0},
 	{custody.ErrRetry, http.StatusServiceUnavailable, "retry", 1},

@@ -23,7 +23,7 @@ const (
 )
 
 // UserRoles lists the roles a user account may have.
-var UserRoles = []Role{RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin, RolePhysician}
+var UserRoles = []Role{RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin, RolePhysician, RoleMedicalDirector}
 
 // ValidUserRole reports whether r is a role a user account may have.
 func ValidUserRole(r Role) bool { return slices.Contains(UserRoles, r) }
@@ -206,6 +206,14 @@ func DefaultJourney() *Journey {
 				Signatures: []SignatureRule{sig(MeaningVerified, RoleNurse), sig(MeaningVerified, RoleNurse)}},
 			{From: StateVerified, Step: StepInfuse, To: StateInfused, Site: SiteTreatment,
 				Signatures: []SignatureRule{sig(MeaningPerformed, RoleNurse)}},
+			{From: StateManufactured, Step: StepOOS, To: StateManufactured, Site: SiteManufacturing,
+				Signatures: []SignatureRule{sig(MeaningAuthored, RoleQA)}, Data: []string{"attributes", "reason"}},
+			{From: StateManufactured, Step: StepExceptionalReleaseRequest, To: StateManufactured, Site: SiteTreatment,
+				Signatures: []SignatureRule{sig(MeaningAuthored, RolePhysician)}, Data: []string{"reason"}},
+			{From: StateManufactured, Step: StepConsent, To: StateManufactured, Site: SiteTreatment,
+				Signatures: []SignatureRule{sig(MeaningAuthored, RolePhysician)}, Data: []string{"obtained_by", "obtained_at", "document_hash"}},
+			{From: StateManufactured, Step: StepExceptionalRelease, To: StateReleased, Site: SiteManufacturing,
+				Signatures: []SignatureRule{sig(MeaningApproved, RoleQA), sig(MeaningApproved, RoleMedicalDirector)}, Data: []string{"statement"}},
 		},
 		Exceptions: []Exception{
 			{Step: StepNote, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningAuthored,

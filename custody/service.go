@@ -354,6 +354,9 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err := s.checkAgainstChain(c, req.Step, data); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	if err := s.checkOOS(ctx, c, req.Step, data, len(req.Signatures)); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", op, err)
+	}
 	if req.Step == StepShip {
 		if err := s.checkShipGates(ctx, c, data, now); err != nil {
 			return Record{}, fmt.Errorf("%s: %w", op, err)
@@ -366,7 +369,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	}
 	// Before any signature is checked or a bedside check compared: a
 	// blocked chain takes none of these steps, and writes nothing.
-	if (req.Step == StepRelease || req.Step == StepInfuse || bedside) && (len(c.OpenIssues()) > 0 || c.rejected() != nil) {
+	if (req.Step == StepRelease || req.Step == StepExceptionalRelease || req.Step == StepInfuse || bedside) && (len(c.OpenIssues()) > 0 || c.rejected() != nil) {
 		if r := c.rejected(); r != nil {
 			return Record{}, fmt.Errorf("%s: QA rejected %s (record %d); the product may not be released or infused: %w", op, r.Kind, r.Seq, ErrConflict)
 		}
