@@ -206,6 +206,8 @@ func DefaultJourney() *Journey {
 				Signatures: []SignatureRule{sig(MeaningVerified, RoleNurse), sig(MeaningVerified, RoleNurse)}},
 			{From: StateVerified, Step: StepInfuse, To: StateInfused, Site: SiteTreatment,
 				Signatures: []SignatureRule{sig(MeaningPerformed, RoleNurse)}},
+			{From: StateInfused, Step: StepFollowUp, To: StateInfused, Site: SiteTreatment,
+				Signatures: []SignatureRule{sig(MeaningAuthored, RolePhysician, RoleNurse, RoleCoordinator)}},
 		},
 		Exceptions: []Exception{
 			{Step: StepNote, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningAuthored,
