@@ -229,3 +229,85 @@ func (s *Service) OverdueFollowUps(ctx context.Context, u User, after COI, limit
 	}
 	return out, page.Next, nil
 }
+
+// FollowUpRow is one follow-up record as the registry-reporting export
+// holds it: the chain's COI, coded values and dates, never a patient
+// identifier or free text.
+type FollowUpRow struct {
+	COI           COI       `json:"coi"`
+	Product       string    `json:"product"`
+	TreatmentSite string    `json:"treatment_site"`
+	Day           int       `json:"day"`
+	AssessedDate  string    `json:"assessed_date"`
+	CRSGrade      int       `json:"crs_grade"`
+	ICANSGrade    int       `json:"icans_grade"`
+	Response      string    `json:"response"`
+	Recorded      time.Time `json:"recorded"`
+	Seq           uint64    `json:"seq"`
+}
+
+// FollowUpQuery filters the follow-up export: assessed dates from From to
+// To (YYYY-MM-DD, both included, at most maxExportDays apart) and,
+// optionally, one product.
+type FollowUpQuery struct {
+	From, To string
+	Product  string
+}
+
+// maxExportDays bounds the span of one follow-up export.
+const maxExportDays = 2 * 366
+
+// FollowUpExport returns the follow-up records of the chains the user may
+// read, assessed within the query's dates, in COI then time-point order.
+func (s *Service) FollowUpExport(ctx context.Context, u User, q FollowUpQuery) ([]FollowUpRow, error) {
+	from, ferr := time.Parse(time.DateOnly, q.From)
+	to, terr := time.Parse(time.DateOnly, q.To)
+	switch {
+	case ferr != nil || terr != nil:
+		return nil, fmt.Errorf("follow-up export: from and to must be dates YYYY-MM-DD: %w", ErrInvalid)
+	case to.Before(from) || to.Sub(from) > maxExportDays*24*time.Hour:
+		return nil, fmt.Errorf("follow-up export: to must be on or after from, at most %d days later: %w", maxExportDays, ErrInvalid)
+	}
+	if q.Product != "" {
+		if err := ValidateRegistryCode(q.Product); err != nil {
+			return nil, fmt.Errorf("follow-up export: product: %w", err)
+		}
+	}
+	infos, err := s.VisibleChains(ctx, u, StateInfused)
+	if err != nil {
+		return nil, fmt.Errorf("follow-up export: %w", err)
+	}
+	out := []FollowUpRow{}
+	for _, ci := range infos {
+		if q.Product != "" && ci.Product != "" && ci.Product != q.Product {
+			continue
+		}
+		c, err := s.Chain(ctx, ci.COI)
+		if err != nil {
+			return nil, err
+		}
+		if q.Product != "" && c.Product != q.Product {
+			continue
+		}
+		var rows []FollowUpRow
+		for _, r := range c.Records {
+			if r.Step != StepFollowUp {
+				continue
+			}
+			x, err := r.Parsed()
+			f, ok := x.(FollowUpData)
+			if err != nil || !ok || f.CRSGrade == nil || f.ICANSGrade == nil {
+				return nil, fmt.Errorf("follow-up record %d of %s does not read: %w", r.Seq, c.COI, ErrChainBroken)
+			}
+			if f.AssessedDate < q.From || f.AssessedDate > q.To {
+				continue
+			}
+			rows = append(rows, FollowUpRow{COI: c.COI, Product: c.Product, TreatmentSite: r.Site, Day: f.Day,
+				AssessedDate: f.AssessedDate, CRSGrade: *f.CRSGrade, ICANSGrade: *f.ICANSGrade, Response: f.Response,
+				Recorded: r.Time.UTC(), Seq: r.Seq})
+		}
+		slices.SortStableFunc(rows, func(a, b FollowUpRow) int { return a.Day - b.Day })
+		out = append(out, rows...)
+	}
+	return out, nil
+}
