@@ -204,6 +204,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerAccessRoutes(g)
 
 	s.registerDashboardRoutes(g)
+	s.registerFollowUpRoutes(g)
 	return s, nil
 }
 

@@ -2040,7 +2040,7 @@ func TestJourneyGates(t *testing.T) {
 		}
 	}
 	c := e.chain(t, coi)
-	if want := []custody.Step{custody.StepNote, custody.StepCorrection, custody.StepReview}; !slices.Equal(c.Next, want) {
+	if want := []custody.Step{custody.StepFollowUp, custody.StepNote, custody.StepCorrection, custody.StepReview}; !slices.Equal(c.Next, want) {
 		t.Errorf("next after infusion %v, want %v", c.Next, want)
 	}
 	if len(c.Bags) != 4 || len(c.Legs) != 2 || c.Legs[0].Open || c.Legs[1].Open {

@@ -214,6 +214,8 @@ func DefaultJourney() *Journey {
 				Signatures: []SignatureRule{sig(MeaningAuthored, RolePhysician)}, Data: []string{"obtained_by", "obtained_at", "document_hash"}},
 			{From: StateManufactured, Step: StepExceptionalRelease, To: StateReleased, Site: SiteManufacturing,
 				Signatures: []SignatureRule{sig(MeaningApproved, RoleQA), sig(MeaningApproved, RoleMedicalDirector)}, Data: []string{"statement"}},
+			{From: StateInfused, Step: StepFollowUp, To: StateInfused, Site: SiteTreatment,
+				Signatures: []SignatureRule{sig(MeaningAuthored, RolePhysician, RoleNurse, RoleCoordinator)}},
 		},
 		Exceptions: []Exception{
 			{Step: StepNote, AfterEnd: true, Signatures: []SignatureRule{sig(MeaningAuthored,

@@ -164,6 +164,12 @@ type Product struct {
 	ShippingDays         int  `json:"shipping_days,omitempty"`
 	InfusionWindowDays   int  `json:"infusion_window_days,omitempty"`
 	Suspended            bool `json:"suspended"`
+	// FollowUpDays are the post-infusion follow-up time points, in
+	// increasing days after infusion; empty: 7, 14, 28 and 90.
+	FollowUpDays []int `json:"follow_up_days,omitempty"`
+	// FollowUpGraceDays is how many days past its due date a follow-up
+	// is listed overdue; zero: DefaultFollowUpGraceDays.
+	FollowUpGraceDays int `json:"follow_up_grace_days,omitempty"`
 }
 
 // Shipper is a courier's temperature-controlled shipping container.
@@ -420,7 +426,7 @@ func (p Product) Validate() error {
 			return fieldErr(f.n, fmt.Errorf("product %s: %s %d must be 0-%d (0: not set): %w", p.Code, f.n, f.v, maxManufacturing, ErrInvalid))
 		}
 	}
-	return nil
+	return p.validateFollowUp()
 }
 
 // Validate checks the shipper's own fields: its courier is checked by the

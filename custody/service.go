@@ -357,6 +357,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 	if err := s.checkOOS(ctx, c, req.Step, data, len(req.Signatures)); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	if req.Step == StepFollowUp {
+		if err := s.checkFollowUp(ctx, c, data, now); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if req.Step == StepShip {
 		if err := s.checkShipGates(ctx, c, data, now); err != nil {
 			return Record{}, fmt.Errorf("%s: %w", op, err)

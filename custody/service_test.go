@@ -41,7 +41,7 @@ func TestWholeJourney(t *testing.T) {
 		}
 	}
 	c, _ := e.svc.Chain(e.ctx, coi)
-	if !slices.Equal(c.Next, []custody.Step{custody.StepNote, custody.StepCorrection, custody.StepReview}) {
+	if !slices.Equal(c.Next, []custody.Step{custody.StepFollowUp, custody.StepNote, custody.StepCorrection, custody.StepReview}) {
 		t.Fatalf("next after infuse = %v", c.Next)
 	}
 	if len(c.Bags) != 4 || len(c.Legs) != 2 || c.Legs[0].Open || c.Legs[1].Open {

@@ -378,6 +378,8 @@ func schemaOf(step Step) stepSchema {
 		return stepSchema{written: "claims,reason", decode: decodeInto[UnscheduleData]}
 	case StepCollectOverride:
 		return stepSchema{written: "reason", decode: decodeInto[CollectOverrideData]}
+	case StepFollowUp:
+		return stepSchema{client: "day,crs_grade,icans_grade,response,assessed_date", decode: decodeInto[FollowUpData]}
 	}
 	return stepSchema{byMember: true, decode: func(_ json.RawMessage, m map[string]json.RawMessage) (StepData, error) {
 		return OtherData{Of: step, Members: m}, nil
