@@ -234,24 +234,10 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 		if through > 0 {
 			th = int64(through)
 		}
-		rows, err := tx.Query(ctx, `SELECT body FROM readings WHERE shipper = $1 AND device_time BETWEEN $2 AND $3 AND watermark <= $4
+		var err error
+		out, err = queryReadings(ctx, tx, `SELECT body FROM readings WHERE shipper = $1 AND device_time BETWEEN $2 AND $3 AND watermark <= $4
 			ORDER BY device_time, key`, shipper, lo, hi, th)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
-				return err
-			}
-			var r custody.Reading
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("stored reading of %s: %v: %w", shipper, err, custody.ErrChainBroken)
-			}
-			out = append(out, r)
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("shipper readings %s: %w", shipper, err)
@@ -318,24 +304,10 @@ func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (cus
 		if last == nil {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `SELECT body FROM readings WHERE watermark > $1 AND watermark <= $2 ORDER BY watermark`,
+		var err error
+		page.Readings, err = queryReadings(ctx, tx, `SELECT body FROM readings WHERE watermark > $1 AND watermark <= $2 ORDER BY watermark`,
 			int64(after), *last)
 		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
-				return err
-			}
-			var r custody.Reading
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("stored reading: %v: %w", err, custody.ErrChainBroken)
-			}
-			page.Readings = append(page.Readings, r)
-		}
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		page.Through = uint64(*last)
@@ -345,4 +317,28 @@ func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (cus
 		return custody.ReadingsPage{}, fmt.Errorf("readings since %d: %w", after, err)
 	}
 	return page, nil
+}
+
+// queryReadings runs a query whose one column is a stored reading's body
+// and decodes the readings in the order the query gives; a body that does
+// not decode is ErrChainBroken.
+func queryReadings(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]custody.Reading, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []custody.Reading
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var r custody.Reading
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("stored reading: %v: %w", err, custody.ErrChainBroken)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
