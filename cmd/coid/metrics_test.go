@@ -289,6 +289,18 @@ func TestHealthWithMQTTDisconnected(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	port := freePort(t) // nothing listens there
 	srv := startServer(t, dir, fmt.Sprintf("COID_MQTT_URL=tcp://127.0.0.1:%d", port))
+	// readyz says "not ready" until serve has finished starting, which
+	// may be just after its listener answers: wait for that (bounded
+	// only to catch a hang), then the intake's failure must show.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		_, m := (&client{t, srv.url, ""}).do("GET", "/readyz", nil)
+		if m["status"] != "not ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not finish starting within a minute")
+		}
+	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		code, m := (&client{t, srv.url, ""}).do("GET", path, nil)
 		if code != http.StatusServiceUnavailable || m["status"] != "unavailable" {
