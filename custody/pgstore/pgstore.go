@@ -9,14 +9,13 @@
 // writes them, their chain summaries, their PHI and the new head before
 // it commits; the optimistic chain check is custody's.
 //
-// Implemented so far: the ledger (appends, reads, verification's raw
+// Implemented: the ledger (appends, reads, verification's raw
 // access, COI sequence numbers), the chain summaries, the PHI, users and
 // accounts with their API tokens, telemetry readings and the quarantine,
-// the audit trail, the registries, and Backup. The other parts of the
-// contract (scheduling, quotas and the waiting list) answer
-// errors.ErrUnsupported, and the drafts that need them (claims, quota
-// uses) are refused with it, writing nothing. The verifiable log's tree
-// hashes and signed checkpoints are not kept yet.
+// the audit trail, the registries, scheduling (capacities, the claims
+// appends take, checked in the append's transaction), quotas and the
+// waiting list, and Backup. The verifiable log's tree hashes and signed
+// checkpoints are not kept yet.
 package pgstore
 
 import (
@@ -126,14 +125,16 @@ func (s *Store) Close() error {
 }
 
 // chainJSON is a chain summary as stored: custody.ChainInfo with its open
-// issue counts, which custody.ChainInfo leaves out of its JSON.
+// issue counts and progress, which custody.ChainInfo leaves out of its
+// JSON.
 type chainJSON struct {
 	custody.ChainInfo
-	Issues custody.IssueCounts `json:"open_issues"`
+	Issues   custody.IssueCounts `json:"open_issues"`
+	Progress *custody.Progress   `json:"progress,omitempty"`
 }
 
 func encodeChain(ci custody.ChainInfo) ([]byte, error) {
-	return json.Marshal(chainJSON{ChainInfo: ci, Issues: ci.OpenIssues})
+	return json.Marshal(chainJSON{ChainInfo: ci, Issues: ci.OpenIssues, Progress: ci.Progress})
 }
 
 func decodeChain(b []byte) (custody.ChainInfo, error) {
@@ -141,7 +142,7 @@ func decodeChain(b []byte) (custody.ChainInfo, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return custody.ChainInfo{}, fmt.Errorf("chain summary: %v: %w", err, custody.ErrChainBroken)
 	}
-	c.ChainInfo.OpenIssues = c.Issues
+	c.ChainInfo.OpenIssues, c.ChainInfo.Progress = c.Issues, c.Progress
 	return c.ChainInfo, nil
 }
 
@@ -197,7 +198,7 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	}
 	defer conn.Release()
 	k := &b.s.known
-	if k.ok && b.cached() {
+	if k.ok && b.cached() && !b.scheduling() {
 		err := b.fast(ctx, conn.Conn(), out)
 		if err == nil {
 			return nil
@@ -257,6 +258,17 @@ func (k *knownHeads) remember(seq uint64, hash custody.Hash, chains map[custody.
 	}
 }
 
+// scheduling reports whether a draft of the batch takes or frees claims
+// or quota uses: the batch then reads the counts under their lock (slow).
+func (b *batchTx) scheduling() bool {
+	for _, r := range b.reqs {
+		if needsSchedule(&r.d) {
+			return true
+		}
+	}
+	return false
+}
+
 // cached reports whether every draft's chain is known, or is enrolled by
 // the draft (the fast path's insert then checks it does not exist).
 func (b *batchTx) cached() bool {
@@ -282,7 +294,7 @@ func (b *batchTx) fast(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	var tx pgx.Batch
 	tx.Queue("BEGIN")
 	tx.Queue(`SELECT 1 / (CASE WHEN seq = $1 AND hash = $2 THEN 1 ELSE 0 END) FROM log_head WHERE id FOR UPDATE`, int64(k.seq), k.hash[:])
-	seq, hash, touched, err := b.link(&tx, k.seq, k.hash, chains, out)
+	seq, hash, touched, err := b.link(&tx, k.seq, k.hash, chains, nil, out)
 	if err != nil {
 		return err
 	}
@@ -313,6 +325,10 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 			return nil
 		})
 	})
+	var sched *schedState
+	if b.scheduling() {
+		sched = queueScheduleReads(&read, b.reqs)
+	}
 	if err := conn.SendBatch(ctx, &read).Close(); err != nil {
 		return fmt.Errorf("lock the log head: %w", err)
 	}
@@ -322,7 +338,7 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 		k.forget()
 	}
 	var write pgx.Batch
-	headSeq, headHash, _, err := b.link(&write, uint64(seq), hashOf(hb), chains, out)
+	headSeq, headHash, _, err := b.link(&write, uint64(seq), hashOf(hb), chains, sched, out)
 	if err != nil {
 		return err
 	}
@@ -337,12 +353,13 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 
 // link links the batch's drafts after the head (seq, hash) and the
 // chains' summaries (nil: the chain does not exist; changed as drafts
-// link), setting each draft's outcome in out, and queues the writes onto
+// link), checking and taking their claims and quota uses against sched
+// (nil: no draft has any), setting each draft's outcome in out, and queues the writes onto
 // w: the records, the PHI, the summaries and the new head. A chain a
 // draft enrolls is inserted without replacing one, so an enroll linked
 // against a stale view fails the transaction. It returns the new head and
 // the summaries of the chains it changed.
-func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[custody.COI]*custody.ChainInfo,
+func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[custody.COI]*custody.ChainInfo, sched *schedState,
 	out []custody.Outcome[custody.Record]) (uint64, custody.Hash, map[custody.COI]*custody.ChainInfo, error) {
 	touched := map[custody.COI]*custody.ChainInfo{}
 	enrolled := map[custody.COI]bool{}
@@ -351,15 +368,21 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	var rs recordColumns
 	for i, r := range b.reqs {
 		d := r.d
-		if len(d.Claims) > 0 || len(d.Releases) > 0 || d.Quota != nil || d.QuotaRelease {
-			out[i].Err = fmt.Errorf("append: claims and quota uses: %w", errors.ErrUnsupported)
-			continue
-		}
 		coi := d.Record.Chain
 		rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: seq, LogHash: hash, Chain: chains[coi]}, d, r.pre, nil)
 		if err != nil {
 			out[i].Err = err
 			continue
+		}
+		if needsSchedule(&d) {
+			if sched == nil {
+				return 0, hash, nil, errors.New("a draft with claims or a quota use in a batch that did not read the counts")
+			}
+			if err := sched.check(&d); err != nil {
+				out[i].Err = err
+				continue
+			}
+			sched.apply(w, &d, rec.Seq)
 		}
 		if d.PHI != nil {
 			p, err := json.Marshal(d.PHI)
@@ -378,6 +401,9 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	}
 	if len(touched) == 0 {
 		return seq, hash, touched, nil
+	}
+	if sched != nil {
+		sched.flush(w)
 	}
 	w.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
