@@ -14,8 +14,9 @@
 // accounts with their API tokens, telemetry readings and the quarantine,
 // the audit trail, the registries, scheduling (capacities, the claims
 // appends take, checked in the append's transaction), quotas and the
-// waiting list, and Backup. The verifiable log's tree hashes and signed
-// checkpoints are not kept yet.
+// waiting list, the verifiable log (the Merkle tree's hashes, written
+// with the records, the signed checkpoints and their cosignatures), and
+// Backup.
 package pgstore
 
 import (
@@ -86,6 +87,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: migrate schema: %w", err)
 	}
 	s := &Store{pool: pool, log: opt.Logger}
+	if err := s.buildTree(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -234,19 +239,23 @@ type knownHeads struct {
 	seq    uint64
 	hash   custody.Hash
 	chains map[custody.COI]custody.ChainInfo
+	// treeSize is the records the tree holds; tree is its frontier when
+	// that is the whole log (nil: the tree is behind, being built).
+	treeSize int64
+	tree     *treeState
 }
 
 // knownChains bounds knownHeads.chains: about 4096 active chains at once.
 const knownChains = 4096
 
-func (k *knownHeads) forget() { k.ok, k.chains = false, nil }
+func (k *knownHeads) forget() { k.ok, k.chains, k.tree = false, nil, nil }
 
 // remember records a committed transaction's head and summaries.
-func (k *knownHeads) remember(seq uint64, hash custody.Hash, chains map[custody.COI]*custody.ChainInfo) {
+func (k *knownHeads) remember(seq uint64, hash custody.Hash, treeSize int64, tree *treeState, chains map[custody.COI]*custody.ChainInfo) {
 	if !k.ok || k.chains == nil {
 		k.chains = map[custody.COI]custody.ChainInfo{}
 	}
-	k.ok, k.seq, k.hash = true, seq, hash
+	k.ok, k.seq, k.hash, k.treeSize, k.tree = true, seq, hash, treeSize, tree
 	for coi, ci := range chains {
 		if _, ok := k.chains[coi]; !ok && len(k.chains) >= knownChains {
 			for c := range k.chains { // evict one at random
@@ -293,8 +302,13 @@ func (b *batchTx) fast(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	}
 	var tx pgx.Batch
 	tx.Queue("BEGIN")
-	tx.Queue(`SELECT 1 / (CASE WHEN seq = $1 AND hash = $2 THEN 1 ELSE 0 END) FROM log_head WHERE id FOR UPDATE`, int64(k.seq), k.hash[:])
-	seq, hash, touched, err := b.link(&tx, k.seq, k.hash, chains, nil, out)
+	tx.Queue(`SELECT 1 / (CASE WHEN seq = $1 AND hash = $2 AND tree_size = $3 THEN 1 ELSE 0 END) FROM log_head WHERE id FOR UPDATE`,
+		int64(k.seq), k.hash[:], k.treeSize)
+	var tree *treeState
+	if k.tree != nil {
+		tree = k.tree.clone()
+	}
+	seq, hash, touched, err := b.link(&tx, k.seq, k.hash, chains, nil, tree, out)
 	if err != nil {
 		return err
 	}
@@ -302,7 +316,11 @@ func (b *batchTx) fast(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	if err := conn.SendBatch(ctx, &tx).Close(); err != nil {
 		return err
 	}
-	k.remember(seq, hash, touched)
+	treeSize := k.treeSize
+	if tree != nil {
+		treeSize = tree.size
+	}
+	k.remember(seq, hash, treeSize, tree, touched)
 	return nil
 }
 
@@ -315,9 +333,11 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	}
 	var read pgx.Batch
 	read.Queue("BEGIN")
-	var seq int64
-	var hb []byte
-	read.Queue(`SELECT seq, hash FROM log_head WHERE id FOR UPDATE`).QueryRow(func(row pgx.Row) error { return row.Scan(&seq, &hb) })
+	var seq, treeSize int64
+	var hb, frontier []byte
+	read.Queue(`SELECT seq, hash, tree_size, frontier FROM log_head WHERE id FOR UPDATE`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&seq, &hb, &treeSize, &frontier)
+	})
 	chains := map[custody.COI]*custody.ChainInfo{}
 	read.Queue(`SELECT info FROM chains WHERE coi = ANY($1)`, cois).Query(func(rows pgx.Rows) error {
 		return eachChain(rows, func(ci custody.ChainInfo) error {
@@ -334,11 +354,20 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	}
 	// The summaries known from this instance's last commit are stale if
 	// another instance appended since.
-	if k := &b.s.known; k.ok && (k.seq != uint64(seq) || k.hash != hashOf(hb)) {
+	if k := &b.s.known; k.ok && (k.seq != uint64(seq) || k.hash != hashOf(hb) || k.treeSize != treeSize) {
 		k.forget()
 	}
 	var write pgx.Batch
-	headSeq, headHash, _, err := b.link(&write, uint64(seq), hashOf(hb), chains, sched, out)
+	// The tree is extended with the log only once it holds the whole log
+	// (buildTree catches up on a log written before it was kept).
+	var tree *treeState
+	if treeSize == seq {
+		var err error
+		if tree, err = newTreeState(treeSize, frontier); err != nil {
+			return err
+		}
+	}
+	headSeq, headHash, _, err := b.link(&write, uint64(seq), hashOf(hb), chains, sched, tree, out)
 	if err != nil {
 		return err
 	}
@@ -347,20 +376,24 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 		return err
 	}
 	// Every summary read or written here is what the database holds now.
-	b.s.known.remember(headSeq, headHash, chains)
+	if tree != nil {
+		treeSize = tree.size
+	}
+	b.s.known.remember(headSeq, headHash, treeSize, tree, chains)
 	return nil
 }
 
 // link links the batch's drafts after the head (seq, hash) and the
 // chains' summaries (nil: the chain does not exist; changed as drafts
 // link), checking and taking their claims and quota uses against sched
-// (nil: no draft has any), setting each draft's outcome in out, and queues the writes onto
+// (nil: no draft has any) and adding their hashes to tree (nil: the tree
+// is behind the log), setting each draft's outcome in out, and queues the writes onto
 // w: the records, the PHI, the summaries and the new head. A chain a
 // draft enrolls is inserted without replacing one, so an enroll linked
 // against a stale view fails the transaction. It returns the new head and
 // the summaries of the chains it changed.
 func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[custody.COI]*custody.ChainInfo, sched *schedState,
-	out []custody.Outcome[custody.Record]) (uint64, custody.Hash, map[custody.COI]*custody.ChainInfo, error) {
+	tree *treeState, out []custody.Outcome[custody.Record]) (uint64, custody.Hash, map[custody.COI]*custody.ChainInfo, error) {
 	touched := map[custody.COI]*custody.ChainInfo{}
 	enrolled := map[custody.COI]bool{}
 	// The batch's records go in as one statement over arrays, one per
@@ -395,6 +428,11 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 			enrolled[coi] = true
 		}
 		rs.add(rec, body)
+		if tree != nil {
+			if err := tree.addLeaf(body); err != nil {
+				return 0, hash, nil, err
+			}
+		}
 		chains[coi], touched[coi] = &ci, &ci
 		seq, hash = rec.Seq, rec.Hash
 		out[i].Value = rec
@@ -404,6 +442,9 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	}
 	if sched != nil {
 		sched.flush(w)
+	}
+	if tree != nil {
+		tree.queueWrites(w)
 	}
 	w.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
@@ -713,7 +754,9 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 
 // backupTables are the tables Backup copies, in the order it writes them.
 var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences", "users", "user_tokens",
-	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries"}
+	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
+	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
+	"tree_hashes", "checkpoints", "cosignatures"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

@@ -1,0 +1,371 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/jackc/pgx/v5"
+)
+
+// The verifiable log (migration 0007): the Merkle tree's stored hashes,
+// written by the append transaction that writes their records, the signed
+// checkpoints and the witnesses' cosignatures.
+//
+// An append needs, of the tree already stored, only the hashes of the
+// complete subtrees along its right edge (the frontier): the log head row
+// keeps them, so the append transaction adds its records' hashes from
+// what it reads with the head (or from what this instance wrote last),
+// never from the tree itself.
+
+var (
+	_ verifiable.Source        = (*Store)(nil)
+	_ custody.CosignatureStore = (*Store)(nil)
+)
+
+// frontierIndexes returns the stored-hash indexes of the roots of the
+// complete subtrees a tree of size leaves is made of, largest first.
+func frontierIndexes(size int64) []int64 {
+	var out []int64
+	for level := 63 - bits.LeadingZeros64(uint64(size)); level >= 0; level-- {
+		if size&(1<<level) != 0 {
+			out = append(out, verifiable.StoredHashIndex(level, (size>>level)-1))
+		}
+	}
+	return out
+}
+
+// treeState is the tree as one append transaction sees it: the hashes it
+// can read (the frontier of the tree of size leaves, then the ones it
+// adds) and the ones it adds, to write.
+type treeState struct {
+	size   int64
+	hashes map[int64]verifiable.Hash
+	idx    []int64
+	add    [][]byte
+}
+
+// newTreeState returns the tree of size leaves whose frontier (as the log
+// head keeps it) is frontier; malformed: ErrChainBroken.
+func newTreeState(size int64, frontier []byte) (*treeState, error) {
+	idx := frontierIndexes(size)
+	if len(frontier) != len(idx)*custody.HashSize {
+		return nil, fmt.Errorf("the tree's frontier of %d records holds %d bytes: %w", size, len(frontier), custody.ErrChainBroken)
+	}
+	t := &treeState{size: size, hashes: make(map[int64]verifiable.Hash, len(idx))}
+	for i, x := range idx {
+		var h verifiable.Hash
+		copy(h[:], frontier[i*custody.HashSize:])
+		t.hashes[x] = h
+	}
+	return t, nil
+}
+
+// ReadHashes implements verifiable.HashReader over what the state holds.
+func (t *treeState) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
+	out := make([]verifiable.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := t.hashes[x]
+		if !ok {
+			return nil, fmt.Errorf("tree hash %d is not at hand: %w", x, custody.ErrNotFound)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// addLeaf adds the hashes of the next leaf, whose canonical encoding is
+// body.
+func (t *treeState) addLeaf(body []byte) error {
+	hs, err := verifiable.NewHashes(t.size, body, t)
+	if err != nil {
+		return err
+	}
+	first := verifiable.StoredHashIndex(0, t.size)
+	for i, h := range hs {
+		t.hashes[first+int64(i)] = h
+		t.idx = append(t.idx, first+int64(i))
+		t.add = append(t.add, h[:])
+	}
+	t.size++
+	return nil
+}
+
+// frontier returns the frontier of the tree as it now is, as the log head
+// keeps it, and trims the hashes held to it.
+func (t *treeState) frontier() []byte {
+	idx := frontierIndexes(t.size)
+	out := make([]byte, 0, len(idx)*custody.HashSize)
+	keep := make(map[int64]verifiable.Hash, len(idx))
+	for _, x := range idx {
+		h := t.hashes[x]
+		out = append(out, h[:]...)
+		keep[x] = h
+	}
+	t.hashes = keep
+	return out
+}
+
+// clone returns a copy whose changes leave t as it is.
+func (t *treeState) clone() *treeState {
+	c := &treeState{size: t.size, hashes: make(map[int64]verifiable.Hash, len(t.hashes))}
+	for k, v := range t.hashes {
+		c.hashes[k] = v
+	}
+	return c
+}
+
+// queueWrites queues the added hashes and the head's tree columns onto w.
+func (t *treeState) queueWrites(w *pgx.Batch) {
+	if len(t.idx) > 0 {
+		w.Queue(`INSERT INTO tree_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, t.idx, t.add)
+	}
+	w.Queue(`UPDATE log_head SET tree_size = $1, frontier = $2 WHERE id`, t.size, t.frontier())
+	t.idx, t.add = nil, nil
+}
+
+// treeBuildChunk is how many records one transaction of the tree's
+// building hashes.
+const treeBuildChunk = 1 << 14
+
+// buildTree hashes the records the tree does not hold yet (those of a
+// database written before the tree was kept), at open, a chunk per
+// transaction holding the log head, so an interrupted build resumes where
+// it stopped. Appends meanwhile leave the tree to it (their batch sees
+// the tree behind the log).
+func (s *Store) buildTree(ctx context.Context) error {
+	for {
+		done := false
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var seq, size int64
+			var frontier []byte
+			if err := tx.QueryRow(ctx, `SELECT seq, tree_size, frontier FROM log_head WHERE id FOR UPDATE`).Scan(&seq, &size, &frontier); err != nil {
+				return err
+			}
+			if size >= seq {
+				done = true
+				return nil
+			}
+			t, err := newTreeState(size, frontier)
+			if err != nil {
+				return err
+			}
+			end := min(size+treeBuildChunk, seq)
+			rows, err := tx.Query(ctx, `SELECT seq, body FROM records WHERE seq > $1 AND seq <= $2 ORDER BY seq`, size, end)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var n int64
+				var body []byte
+				if err := rows.Scan(&n, &body); err != nil {
+					rows.Close()
+					return err
+				}
+				if n != t.size+1 {
+					rows.Close()
+					return fmt.Errorf("build the tree: record %d is missing: %w", t.size+1, custody.ErrChainBroken)
+				}
+				if err := t.addLeaf(body); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if t.size != end {
+				return fmt.Errorf("build the tree: record %d is missing: %w", t.size+1, custody.ErrChainBroken)
+			}
+			var w pgx.Batch
+			t.queueWrites(&w)
+			return tx.SendBatch(ctx, &w).Close()
+		})
+		if err != nil {
+			return fmt.Errorf("build the tree: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// TreeSize implements verifiable.Source.
+func (s *Store) TreeSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT tree_size FROM log_head WHERE id`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("tree size: %w", err)
+	}
+	return n, nil
+}
+
+// ReadHashes implements verifiable.Source.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]verifiable.Hash, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx, hash FROM tree_hashes WHERE idx = ANY($1)`, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("tree hashes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[int64]verifiable.Hash, len(indexes))
+	for rows.Next() {
+		var x int64
+		var b []byte
+		if err := rows.Scan(&x, &b); err != nil {
+			return nil, fmt.Errorf("tree hashes: %w", err)
+		}
+		if len(b) != custody.HashSize {
+			return nil, fmt.Errorf("tree hash %d is damaged: %w", x, custody.ErrChainBroken)
+		}
+		got[x] = verifiable.Hash(b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tree hashes: %w", err)
+	}
+	out := make([]verifiable.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := got[x]
+		if !ok {
+			return nil, fmt.Errorf("tree hash %d is not stored: %w", x, custody.ErrNotFound)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// ReadEntries implements verifiable.Source.
+func (s *Store) ReadEntries(ctx context.Context, start, end int64) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, body FROM records WHERE seq > $1 AND seq <= $2 ORDER BY seq`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("tree entries: %w", err)
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, max(end-start, 0))
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			return nil, fmt.Errorf("tree entries: %w", err)
+		}
+		if seq != start+int64(len(out))+1 {
+			break
+		}
+		out = append(out, body)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tree entries: %w", err)
+	}
+	if int64(len(out)) != end-start {
+		return nil, fmt.Errorf("record %d: %w", start+int64(len(out))+1, custody.ErrNotFound)
+	}
+	return out, nil
+}
+
+// AddCheckpoint implements verifiable.Source.
+func (s *Store) AddCheckpoint(ctx context.Context, size int64, signed []byte) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO checkpoints (size, signed) VALUES ($1, $2)`, size, signed); err != nil {
+		return fmt.Errorf("keep checkpoint: %w", err)
+	}
+	return nil
+}
+
+// LatestCheckpoint implements verifiable.Source.
+func (s *Store) LatestCheckpoint(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := s.pool.QueryRow(ctx, `SELECT signed FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&out)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("no checkpoint signed yet: %w", custody.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest checkpoint: %w", err)
+	}
+	return out, nil
+}
+
+// Checkpoints calls fn with every signed checkpoint kept, oldest first.
+func (s *Store) Checkpoints(ctx context.Context, fn func(size int64, signed []byte) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT size, signed FROM checkpoints ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var size int64
+		var signed []byte
+		if err := rows.Scan(&size, &signed); err != nil {
+			return fmt.Errorf("checkpoints: %w", err)
+		}
+		if err := fn(size, signed); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// AddCosignature implements custody.CosignatureStore.
+func (s *Store) AddCosignature(ctx context.Context, c custody.Cosignature) error {
+	if c.Size < 0 || c.Witness == "" {
+		return fmt.Errorf("keep cosignature: size %d, witness %q: %w", c.Size, c.Witness, custody.ErrInvalid)
+	}
+	if err := custody.CheckSignatureLine(c.Witness, c.Line); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO cosignatures (size, witness, time, line) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (size, witness) DO UPDATE SET time = excluded.time, line = excluded.line`, c.Size, c.Witness, c.Time.Unix(), c.Line)
+	if err != nil {
+		return fmt.Errorf("keep cosignature: %w", err)
+	}
+	return nil
+}
+
+// Cosignatures implements custody.CosignatureStore.
+func (s *Store) Cosignatures(ctx context.Context, size int64) ([]custody.Cosignature, error) {
+	rows, err := s.pool.Query(ctx, `SELECT witness, time, line FROM cosignatures WHERE size = $1 ORDER BY witness`, size)
+	if err != nil {
+		return nil, fmt.Errorf("cosignatures: %w", err)
+	}
+	defer rows.Close()
+	out := []custody.Cosignature{}
+	for rows.Next() {
+		c := custody.Cosignature{Size: size}
+		var at int64
+		if err := rows.Scan(&c.Witness, &at, &c.Line); err != nil {
+			return nil, fmt.Errorf("cosignatures: %w", err)
+		}
+		c.Time = time.Unix(at, 0).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cosignatures: %w", err)
+	}
+	return out, nil
+}
+
+// CosignedCheckpoints implements custody.CosignatureStore.
+func (s *Store) CosignedCheckpoints(ctx context.Context, after int64, limit int) ([]custody.CosignedCheckpoint, error) {
+	if limit < 1 || limit > custody.MaxCosignedPage || after < 0 {
+		return nil, fmt.Errorf("cosigned checkpoints after %d, %d of them: %w", after, limit, custody.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT size, array_agg(witness ORDER BY witness) FROM cosignatures WHERE size > $1
+		GROUP BY size ORDER BY size LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("cosigned checkpoints: %w", err)
+	}
+	defer rows.Close()
+	out := []custody.CosignedCheckpoint{}
+	for rows.Next() {
+		var c custody.CosignedCheckpoint
+		if err := rows.Scan(&c.Size, &c.Witnesses); err != nil {
+			return nil, fmt.Errorf("cosigned checkpoints: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cosigned checkpoints: %w", err)
+	}
+	return out, nil
+}
