@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -169,7 +168,7 @@ func runUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		if err := custody.CheckNewUser(id, name, custody.Role(role), password); err != nil {
 			return err // before anything is created
 		}
-	} else if _, err := os.Stat(ledgerFile(s.data)); err != nil {
+	} else if !hasLedger(s) {
 		// Only add may start a ledger: a mistyped --data must not create one.
 		return fmt.Errorf("user %s: no ledger at %s (check --data): %w", args[0], ledgerFile(s.data), custody.ErrNotFound)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -39,7 +38,7 @@ func runKey(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	keys, err := verifiable.LoadKeys(s.data)
 	if errors.Is(err, custody.ErrNotFound) {
 		// A ledger older than its key gets one now.
-		if _, serr := os.Stat(ledgerFile(s.data)); serr != nil {
+		if !hasLedger(s) {
 			return fmt.Errorf("key %s: no ledger in %s (check --data or COID_DATA): %w", args[0], s.data, custody.ErrNotFound)
 		}
 		keys, err = verifiable.OpenKeys(s.data, rand.Reader)

@@ -92,7 +92,7 @@ func runRegistry(ctx context.Context, args, env []string, stdout, stderr io.Writ
 	default:
 		return usagef("%s: --kind must be organisation, site, product, shipper or jurisdiction", op)
 	}
-	if _, err := os.Stat(ledgerFile(s.data)); err != nil {
+	if !hasLedger(s) {
 		return fmt.Errorf("%s: no ledger at %s (check --data): %w", op, ledgerFile(s.data), custody.ErrNotFound)
 	}
 	svc, st, err := openOffline(s, stderr, args[0] == "list", time.Now)

@@ -133,8 +133,10 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if !custody.ValidFIN(s.fin) {
 		return usagef("serve: --fin %q is not an ISBT 128 facility identification number (A-N, P-Z or 1-9; two of A-N, P-Z, 0-9; two digits, e.g. A9999)", s.fin)
 	}
-	if err := checkLedger(s.data, initLedger); err != nil {
-		return err
+	if s.store == "" { // a PostgreSQL store is named, not found by mistake
+		if err := checkLedger(s.data, initLedger); err != nil {
+			return err
+		}
 	}
 	st, err := openStores(s.data, storeOptions{logger: log, url: s.store, cmd: "serve"})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -38,7 +37,7 @@ func runSiteMap(ctx context.Context, args, env []string, stdout, stderr io.Write
 	if !list && (name == "" || site == "" || reason == "" || userID == "") {
 		return usagef("site-map: --user, --name, --site and --reason are required (or --list)")
 	}
-	if _, err := os.Stat(ledgerFile(s.data)); err != nil {
+	if !hasLedger(s) {
 		return fmt.Errorf("site-map: no ledger at %s (check --data): %w", ledgerFile(s.data), custody.ErrNotFound)
 	}
 	svc, st, err := openOffline(s, stderr, list, time.Now)

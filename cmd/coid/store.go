@@ -3,21 +3,22 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/pgstore"
 	"github.com/coid-project/coid/custody/verifiable"
 )
 
 // stores is the storage the commands work with, as the custody interfaces:
-// openStores is the one place that knows the backend (bbolt), so every
-// other function takes the interface it needs.
+// openStores is the one place that knows the backends (bbolt, PostgreSQL),
+// so every other function takes the interface it needs.
 type stores struct {
 	// ledger is the ledger, chains, PHI and users (custody.Service's).
 	ledger custody.Store
@@ -55,16 +56,33 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 	if err := checkStoreURL(opt.cmd, opt.url); err != nil {
 		return stores{}, err
 	}
-	st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: opt.readOnly, Logger: opt.logger})
-	if err != nil {
-		return stores{}, err
+	var out stores
+	if opt.url != "" {
+		st, err := pgstore.Open(context.Background(), opt.url, pgstore.Options{Logger: opt.logger})
+		if err != nil {
+			return stores{}, fmt.Errorf("--store %s: %w", redactedURL(opt.url), err)
+		}
+		out = stores{ledger: st, telemetry: st, checkFile: st.Check, close: st.Close, tree: st, cosignatures: st}
+	} else {
+		st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: opt.readOnly, Logger: opt.logger})
+		if err != nil {
+			return stores{}, err
+		}
+		out = stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st, cosignatures: st}
 	}
-	out := stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st, cosignatures: st}
 	if !opt.readOnly {
 		// The checkpoint signing key is made with the ledger (or, for a
 		// ledger older than its tree, at its first writable open).
+		// With PostgreSQL the key stays in --data, on the instance.
+		var err error
+		if opt.url != "" {
+			if err = os.MkdirAll(dir, 0o700); err != nil {
+				out.close()
+				return stores{}, err
+			}
+		}
 		if out.keys, err = verifiable.OpenKeys(dir, rand.Reader); err != nil {
-			st.Close()
+			out.close()
 			return stores{}, err
 		}
 	}
@@ -75,6 +93,17 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 // absence means no ledger was started there.
 func ledgerFile(dir string) string {
 	return filepath.Join(dir, boltstore.FileName)
+}
+
+// hasLedger reports whether the settings name a ledger to open: a
+// PostgreSQL store (--store), or a bbolt file in --data. Commands that
+// must not start a ledger by mistake ask it first.
+func hasLedger(s settings) bool {
+	if s.store != "" {
+		return true
+	}
+	_, err := os.Stat(ledgerFile(s.data))
+	return err == nil
 }
 
 // checkStoreFlag checks the --store flag of fs, once parsed, before the
@@ -88,10 +117,8 @@ func checkStoreFlag(fs *flag.FlagSet) error {
 
 // checkStoreURL checks --store (COID_STORE) for command cmd: empty is the
 // bbolt file in --data; a postgres:// URL names a PostgreSQL store
-// (custody/pgstore), which does not keep every part of the store the
-// commands need yet: it is refused, wrapping errors.ErrUnsupported,
-// before anything is opened.
-// Anything else is a usage error. The URL's password is never repeated.
+// (custody/pgstore). Anything else is a usage error. The URL's password is
+// never repeated.
 func checkStoreURL(cmd, raw string) error {
 	if raw == "" {
 		return nil
@@ -100,6 +127,15 @@ func checkStoreURL(cmd, raw string) error {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		return usagef("%s: --store (COID_STORE) must be a postgres://host/database URL, or empty for the bbolt file in --data", cmd)
 	}
-	return fmt.Errorf("%s: --store %s: the PostgreSQL store does not keep scheduling, quotas and the verifiable log's "+
-		"tree hashes yet, which coid needs; use the bbolt store in --data: %w", cmd, u.Redacted(), errors.ErrUnsupported)
+	return nil
+}
+
+// redactedURL is a --store URL as errors and logs name it: without its
+// password.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(malformed URL)"
+	}
+	return u.Redacted()
 }

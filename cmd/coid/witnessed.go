@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -33,10 +32,10 @@ func runWitnessed(ctx context.Context, args, env []string, stdout, stderr io.Wri
 	if *quorum < 1 || *after < 0 || *limit < 1 || *limit > custody.MaxCosignedPage {
 		return usagef("witnessed: --quorum 1 or more, --after 0 or more, --limit 1-%d", custody.MaxCosignedPage)
 	}
-	if _, err := os.Stat(ledgerFile(s.data)); err != nil {
+	if !hasLedger(s) {
 		return fmt.Errorf("witnessed: no ledger at %s (check --data): %w", ledgerFile(s.data), custody.ErrNotFound)
 	}
-	st, err := openStores(s.data, storeOptions{readOnly: true})
+	st, err := openStores(s.data, storeOptions{readOnly: true, url: s.store, cmd: "witnessed"})
 	if err != nil {
 		return fmt.Errorf("witnessed: %w", err)
 	}

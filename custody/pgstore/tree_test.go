@@ -226,3 +226,44 @@ func TestSignedCheckpointOnPostgres(t *testing.T) {
 		t.Fatalf("LatestCheckpoint = %q, %v; want the one signed", got, err)
 	}
 }
+
+// TestCheckFindsTampering: Check passes a store as written and names a
+// changed tree hash, a tree that lost a hash and a count that does not
+// add up.
+func TestCheckFindsTampering(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	s := open(t, url)
+	appendChains(t, []*pgstore.Store{s}, 1, 3, 4)
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check of a store as written: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tests := []struct{ name, tamper, undo string }{
+		{"changed hash", `UPDATE tree_hashes SET hash = sha256(hash) WHERE idx = 5`, `UPDATE tree_hashes SET hash = (SELECT hash FROM saved) WHERE idx = 5`},
+		{"lost hash", `DELETE FROM tree_hashes WHERE idx = 5`, `INSERT INTO tree_hashes SELECT 5, hash FROM saved`},
+		{"count", `INSERT INTO slot_used VALUES ('S1', '2026-12-01', '', 1)`, `DELETE FROM slot_used`},
+		{"quota count", `INSERT INTO quota_used VALUES ('2026-12', 'P/C', 2)`, `DELETE FROM quota_used`},
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE saved AS SELECT hash FROM tree_hashes WHERE idx = 5`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		if _, err := conn.Exec(ctx, tt.tamper); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(ctx); !errors.Is(err, custody.ErrChainBroken) {
+			t.Errorf("%s: Check = %v, want ErrChainBroken", tt.name, err)
+		}
+		if _, err := conn.Exec(ctx, tt.undo); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(ctx); err != nil {
+			t.Fatalf("%s undone: Check = %v", tt.name, err)
+		}
+	}
+}
