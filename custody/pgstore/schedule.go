@@ -334,9 +334,10 @@ func lockSchedule(ctx context.Context, tx pgx.Tx) error {
 }
 
 // updateValue runs fn on the value stored under key in table (columns
-// key column and value) and stores what it returns with its audit
-// entries, in one transaction holding schedule_lock; a nil value deletes
-// unless keep.
+// col and value) and stores what it returns with its audit entries, in
+// one transaction holding schedule_lock; also, if set, runs in it before
+// the value is written. A nil value deletes the key, or is refused
+// (ErrInvalid, nothing written) when keep.
 func (s *Store) updateValue(ctx context.Context, what, table, col, key string, keep bool, fn func(old []byte) ([]byte, []custody.AuditEntry, error),
 	also func(tx pgx.Tx, value []byte) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
