@@ -61,10 +61,11 @@ func maySign(rules []SignatureRule, r Role) bool {
 func MayAdminister(r Role) bool { return r == RoleAdmin }
 
 // MayReadRegistries reports whether role r may read the registries: every
-// role, since each needs the sites, products and shippers it works with.
+// role, since each needs the sites, products and shippers it works with
+// (a physician, the jurisdictions, products and sites of a request).
 func MayReadRegistries(r Role) bool {
 	switch r {
-	case RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin:
+	case RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin, RolePhysician:
 		return true
 	}
 	return false
