@@ -41,6 +41,8 @@ const accessStepPath = "/access/requests/:id/steps/:step"
 const (
 	maxFormPart  = 16 << 10
 	maxFormParts = 32
+	// maxDrain is how much of a refused upload is read and dropped.
+	maxDrain = 64 << 20
 )
 
 // registerAccessRequests adds the request screens and forms to g (behind
@@ -628,6 +630,9 @@ func (w *ui) readAccessForm(c echo.Context, me custody.User, id custody.COI) (ur
 		if staged != nil {
 			staged.Discard()
 		}
+		// Read what is left of a refused upload (up to a bound), so the
+		// browser gets the refusal page rather than a connection reset.
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.Request().Body, maxDrain))
 		return form, nil, "", err
 	}
 	for n := 0; ; n++ {

@@ -27,8 +27,14 @@ const (
 // site and QA working at the plant (its access team).
 func accessWebEnv(t *testing.T) (*webEnv, string) {
 	t.Helper()
+	return accessWebEnvMax(t, 64<<10)
+}
+
+// accessWebEnvMax is accessWebEnv with documents of at most max bytes.
+func accessWebEnvMax(t *testing.T, max int64) (*webEnv, string) {
+	t.Helper()
 	dir := t.TempDir()
-	ds, err := custody.NewDocumentStore(dir, 64<<10)
+	ds, err := custody.NewDocumentStore(dir, max)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,4 +396,74 @@ func TestAccessChecklistAndEnroll(t *testing.T) {
 	p = doc.get(path)
 	wantBody(t, p, "request after enrollment", "Enrolled as a therapy chain", `href="/chains/`+coi+`"`)
 	wantNotBody(t, p, "request after enrollment", "Jo Example", "MRN-998877")
+}
+
+// TestAccessDocumentBeyondFormLimit: a document form takes a PDF larger
+// than the UI's limit on other forms (1 MB), up to the document store's
+// own limit, and is still refused beyond that, nothing stored; a form
+// without a document keeps the ordinary limit.
+func TestAccessDocumentBeyondFormLimit(t *testing.T) {
+	e, dir := accessWebEnvMax(t, 3<<20)
+	doc := e.login(wPhys)
+	id := submitRequest(t, doc)
+	path := "/access/requests/" + string(id)
+	qa := e.login(wQA)
+	qaSig := url.Values{"sig_user_1": {wQA}, "sig_password_1": {webPassword(wQA)}}
+	wantCode(t, qa.post(path+"/steps/decide", url.Values{"text": {"ok"}, "approve": {"true"}, "sig_user_1": {wQA}, "sig_password_1": {webPassword(wQA)}}), http.StatusSeeOther, "approve")
+	big := webPDF(strings.Repeat("x", 2<<20))
+	p := qa.postDoc(path+"/steps/loa-issued", qaSig, "loa.pdf", webPDF(strings.Repeat("y", 4<<20)), true)
+	wantCode(t, p, http.StatusRequestEntityTooLarge, "beyond the store's limit")
+	wantAccessFieldError(t, p, "beyond the store's limit", "document", "Larger than 3145728 bytes")
+	if es, _ := os.ReadDir(dir); len(es) != 0 {
+		t.Fatalf("a refused document left %d files", len(es))
+	}
+	wantCode(t, qa.postDoc(path+"/steps/loa-issued", qaSig, "loa.pdf", big, true), http.StatusSeeOther, "a 2 MB letter")
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Fatalf("%d files after the 2 MB letter", len(es))
+	}
+	p = doc.post(path+"/steps/withdraw", url.Values{"text": {strings.Repeat("z", 2<<20)}})
+	wantCode(t, p, http.StatusRequestEntityTooLarge, "a 2 MB urlencoded form")
+}
+
+// TestAccessRequestListPaged: a physician's list holds the requests of
+// the sites where they work, a page at a time, with a link to the next.
+func TestAccessRequestListPaged(t *testing.T) {
+	e, _ := accessWebEnv(t)
+	ctx := context.Background()
+	sub := custody.AccessSubmission{Urgency: custody.UrgencyStandard, Indication: "DLBCL", ClinicalSummary: "Relapse.", TreatmentPlan: "One infusion.",
+		Jurisdiction: custody.USFDASinglePatient, Product: "CART-19", TreatmentSite: "PAR-1", ManufacturingSite: "MFG-1"}
+	for i := range 52 {
+		who, site := wPhys, "PAR-1"
+		if i == 51 {
+			who, site = wPhys2, "PAR-2"
+		}
+		u, err := e.svc.User(ctx, who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sub
+		s.TreatmentSite = site
+		if _, err := e.svc.SubmitAccess(ctx, u, s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := regexp.MustCompile(`<tr data-request="(EA[0-9A-Z]+)"`)
+	doc := e.login(wPhys)
+	p := doc.get("/access/requests")
+	wantCode(t, p, http.StatusOK, "first page")
+	first := rows.FindAllStringSubmatch(p.Body, -1)
+	next := regexp.MustCompile(`href="(/access/requests\?after=EA[0-9A-Z]+)" id="access-next"`).FindStringSubmatch(p.Body)
+	if len(first) != 50 || next == nil {
+		t.Fatalf("first page: %d rows, next link %v", len(first), next)
+	}
+	p = doc.get(next[1])
+	second := rows.FindAllStringSubmatch(p.Body, -1)
+	if len(second) != 1 || second[0][1] <= first[49][1] || strings.Contains(p.Body, `id="access-next"`) {
+		t.Fatalf("second page: %v", second)
+	}
+	p = e.login(wPhys2).get("/access/requests")
+	if got := rows.FindAllStringSubmatch(p.Body, -1); len(got) != 1 || got[0][1] != "EAA999926000052" {
+		t.Errorf("PAR-2's physician lists %v", got)
+	}
+	wantCode(t, doc.get("/access/requests?after=nonsense"), http.StatusBadRequest, "a bad cursor")
 }
