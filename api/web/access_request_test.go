@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 )
@@ -232,8 +233,6 @@ func TestAccessRequestScope(t *testing.T) {
 	wantCode(t, other.get(path+"/documents/"+strings.Repeat("ab", 32)), 404, "other site downloads")
 
 	// CSRF: urlencoded and multipart forms without the token.
-	before := e.store
-	_ = before
 	p := doc.post(path+"/steps/withdraw", url.Values{"csrf": {"forged"}, "text": {"x"}, "sig_user_1": {wPhys}, "sig_password_1": {webPassword(wPhys)}})
 	wantCode(t, p, http.StatusForbidden, "forged token")
 	wantBody(t, p, "forged token", "This form was not accepted.")
@@ -466,4 +465,41 @@ func TestAccessRequestListPaged(t *testing.T) {
 		t.Errorf("PAR-2's physician lists %v", got)
 	}
 	wantCode(t, doc.get("/access/requests?after=nonsense"), http.StatusBadRequest, "a bad cursor")
+}
+
+// TestAccessEmergencyChecklist: an emergency request's checklist is the
+// jurisdiction's emergency path; once FDA's emergency authorisation is
+// recorded the IRB report shows its due time (5 working days) with its
+// form, and is flagged overdue once the time has passed.
+func TestAccessEmergencyChecklist(t *testing.T) {
+	e, _ := accessWebEnv(t)
+	doc := e.login(wPhys)
+	doc.get("/access/requests/new")
+	v := accessForm()
+	v.Set("urgency", "emergency")
+	p := doc.post("/access/requests", v)
+	wantCode(t, p, http.StatusSeeOther, "submit")
+	path := p.Location
+	qa := e.login(wQA)
+	docSig := url.Values{"sig_user_1": {wPhys}, "sig_password_1": {webPassword(wPhys)}}
+	wantCode(t, qa.post(path+"/steps/decide", url.Values{"text": {"urgent, ok"}, "approve": {"true"}, "sig_user_1": {wQA}, "sig_password_1": {webPassword(wQA)}}), http.StatusSeeOther, "approve")
+	p = doc.get(path)
+	wantBody(t, p, "emergency checklist", "on its emergency path", `data-check="loa-issued"`, `data-check="emergency-authorised"`,
+		"Pending:</strong> IRB told of the emergency use", "due within 5 working days of the emergency authorisation", `id="form-emergency-authorised"`)
+	wantNotBody(t, p, "emergency checklist", `data-check="ind-acknowledged"`, `id="form-irb-reported"`)
+	// Friday 2026-11-27 12:00 UTC: five working days on is Friday 4 December.
+	e.clock.Advance(5 * 24 * time.Hour)
+	doc = e.login(wPhys) // the session has expired meanwhile
+	doc.get(path)
+	wantCode(t, doc.postDoc(path+"/steps/emergency-authorised", url.Values{"sig_user_1": {wPhys}, "sig_password_1": {webPassword(wPhys)}, "text": {"FDA by telephone"}}, "", nil, true),
+		http.StatusSeeOther, "emergency authorisation")
+	p = doc.get(path)
+	wantBody(t, p, "after the authorisation", "✓ Done:</strong> Emergency authorisation", `id="form-irb-reported"`, `class="due">due 2026-12-04 13:00 CET (2026-12-04 12:00 UTC)`,
+		`class="check-item pending" data-check="irb-reported"`)
+	e.clock.Advance(8 * 24 * time.Hour)
+	doc = e.login(wPhys)
+	p = doc.get(path)
+	wantBody(t, p, "past the deadline", `class="check-item overdue" data-check="irb-reported"`, "Overdue:</strong> IRB told of the emergency use")
+	wantCode(t, doc.postDoc(path+"/steps/irb-reported", docSig, "report.pdf", webPDF("report"), true), http.StatusSeeOther, "IRB report")
+	wantBody(t, doc.get(path), "reported", "✓ Done:</strong> IRB told of the emergency use", "Report to the IRB (PDF")
 }
