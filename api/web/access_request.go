@@ -531,17 +531,17 @@ func (w *ui) renderAccess(c echo.Context, code int, failed *failedForm) error {
 		}
 		return out
 	}
-	for _, any := range jur.RequirementsOf(r) {
-		item := checkItem{Steps: any, Events: eventsOf(any)}
+	for _, req := range jur.RequirementsOf(r) {
+		item := checkItem{Steps: req, Events: eventsOf(req)}
 		var titles []string
-		for _, st := range any {
+		for _, st := range req {
 			titles = append(titles, accessTitle(st))
 			_, done := r.Done[st]
 			item.Done = item.Done || done
 		}
 		item.Title = strings.Join(titles, " or ")
 		if !item.Done {
-			for _, st := range any {
+			for _, st := range req {
 				if f, ok := form(st); ok {
 					item.Forms = append(item.Forms, f)
 				}
@@ -550,7 +550,10 @@ func (w *ui) renderAccess(c echo.Context, code int, failed *failedForm) error {
 		v.Checklist = append(v.Checklist, item)
 	}
 	for _, a := range jur.After {
-		if r.Submission.Urgency != custody.UrgencyEmergency && !slices.ContainsFunc(jur.RequirementsOf(r), func(s []custody.Step) bool { return slices.Contains(s, a.Trigger) }) {
+		// An after-the-fact step belongs to the checklist when its trigger
+		// is on the request's path, or has been recorded all the same.
+		_, triggered := r.Done[a.Trigger]
+		if !triggered && !slices.ContainsFunc(jur.RequirementsOf(r), func(s []custody.Step) bool { return slices.Contains(s, a.Trigger) }) {
 			continue
 		}
 		days := "days"
@@ -566,11 +569,9 @@ func (w *ui) renderAccess(c echo.Context, code int, failed *failedForm) error {
 				item.Due, item.Overdue = &due, d.Status == "overdue"
 			}
 		}
-		if !item.Done {
-			if _, triggered := r.Done[a.Trigger]; triggered {
-				if f, ok := form(a.Step); ok {
-					item.Forms = append(item.Forms, f)
-				}
+		if !item.Done && triggered {
+			if f, ok := form(a.Step); ok {
+				item.Forms = append(item.Forms, f)
 			}
 		}
 		v.Checklist = append(v.Checklist, item)
