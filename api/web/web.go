@@ -43,8 +43,9 @@
 //	GET  /waitlist, POST: the waiting list, a chain put on it; POST /waitlist/:coi/{urgency,remove,accept,decline} (waitlist.go)
 //	GET  /calendar-feeds, POST: the user's calendar feed tokens, one issued; POST .../:token/revoke (feeds.go)
 //	GET  /access/requests, /access/requests/new, POST /access/requests   expanded-access requests: a site's list,
-//	     the physician's form; GET /access/requests/:id the request page with its regulatory checklist;
-//	     POST .../:id/steps/:step, .../:id/enroll; GET .../:id/documents/:hash (access_request.go)
+//	     the physician's form (access_request.go); GET /access/requests/:id the request page with its regulatory
+//	     checklist (access_request_page.go); POST .../:id/steps/:step, .../:id/enroll; GET .../:id/documents/:hash
+//	     (access_request_record.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -134,7 +135,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	}))
 	we.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: srv.BodyLimit(),
 		// A request's document forms stream their PDF to the document
-		// store, which has its own limit (access_request.go).
+		// store, which has its own limit (access_request_record.go).
 		Skipper: func(c echo.Context) bool { return c.Path() == accessStepPath && isMultipart(c.Request()) }}))
 	we.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
