@@ -45,3 +45,14 @@ func MayRequestAccess(r Role) bool { return r == RolePhysician }
 func validMultiline(field, s string, required bool, max int) error {
 	return validText(field, strings.NewReplacer("\n", " ", "\t", " ").Replace(s), required, max)
 }
+
+// requireEntryReader refuses one who may not read the registries' entries
+// (ErrForbidden): the registry readers, and physicians, whose request
+// form offers the jurisdictions, products and sites. The other views the
+// registry readers have (capacity, quotas, the waiting list) stay theirs.
+func requireEntryReader(op string, actor User) error {
+	if actor.Role == RolePhysician {
+		return nil
+	}
+	return requireRegistryReader(op, actor)
+}

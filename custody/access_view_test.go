@@ -85,3 +85,26 @@ func TestRequestClockAndRequirements(t *testing.T) {
 		t.Errorf("loa-issued when approved: %+v %v", tr, err)
 	}
 }
+
+// TestPhysicianReadsRegistryEntries: a physician reads the registries'
+// entries (the request form's jurisdictions, products and sites), and
+// nothing more of what registry readers see (the waiting list, capacity).
+func TestPhysicianReadsRegistryEntries(t *testing.T) {
+	e := accessEnv(t)
+	doc := e.users["doc2"]
+	if js, err := e.svc.Jurisdictions(e.ctx, doc, "", 0); err != nil || len(js) == 0 {
+		t.Errorf("jurisdictions: %v %v", js, err)
+	}
+	if ss, err := e.svc.Sites(e.ctx, doc, "", 0); err != nil || len(ss) == 0 {
+		t.Errorf("sites: %v %v", ss, err)
+	}
+	if _, err := e.svc.Product(e.ctx, doc, "CART-19"); err != nil {
+		t.Errorf("product: %v", err)
+	}
+	if _, _, err := e.svc.Waitlist(e.ctx, doc, "", 0, 10); !errors.Is(err, custody.ErrForbidden) {
+		t.Errorf("waiting list: %v, want forbidden", err)
+	}
+	if _, err := e.svc.Sites(e.ctx, e.users["nurse1"], "", 0); err != nil {
+		t.Errorf("a nurse's sites: %v", err)
+	}
+}

@@ -61,11 +61,10 @@ func maySign(rules []SignatureRule, r Role) bool {
 func MayAdminister(r Role) bool { return r == RoleAdmin }
 
 // MayReadRegistries reports whether role r may read the registries: every
-// role, since each needs the sites, products and shippers it works with
-// (a physician, the jurisdictions, products and sites of a request).
+// role, since each needs the sites, products and shippers it works with.
 func MayReadRegistries(r Role) bool {
 	switch r {
-	case RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin, RolePhysician:
+	case RoleCoordinator, RoleNurse, RoleCourier, RoleManufacturing, RoleQA, RoleAdmin:
 		return true
 	}
 	return false
