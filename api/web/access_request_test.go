@@ -26,13 +26,13 @@ const (
 // accessWebEnv is usersNetwork with a document store in the returned
 // directory (documents of at most 64 KiB), a physician at each treatment
 // site and QA working at the plant (its access team).
-func accessWebEnv(t *testing.T) (*webEnv, string) {
+func accessWebEnv(t testing.TB) (*webEnv, string) {
 	t.Helper()
 	return accessWebEnvMax(t, 64<<10)
 }
 
 // accessWebEnvMax is accessWebEnv with documents of at most max bytes.
-func accessWebEnvMax(t *testing.T, max int64) (*webEnv, string) {
+func accessWebEnvMax(t testing.TB, max int64) (*webEnv, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ds, err := custody.NewDocumentStore(dir, max)
