@@ -258,7 +258,11 @@ func (a AccessSubmission) Validate() error {
 		{"treatment_plan", a.TreatmentPlan, maxAccessText}, {"jurisdiction", a.Jurisdiction, maxRegistryCode},
 		{"product", a.Product, maxAccessShort}, {"treatment_site", a.TreatmentSite, maxRegistryCode},
 		{"manufacturing_site", a.ManufacturingSite, maxRegistryCode}} {
-		if err := validText(f.n, f.v, true, f.max); err != nil {
+		check := validText
+		if f.max == maxAccessText {
+			check = validMultiline
+		}
+		if err := check(f.n, f.v, true, f.max); err != nil {
 			return fieldErr(f.n, err)
 		}
 	}
@@ -558,7 +562,7 @@ func (s *Service) RecordAccess(ctx context.Context, actor User, id COI, st Acces
 	if (st.Step == StepAccessAssign) != (d.Assignee != "") {
 		return nil, fmt.Errorf("%s: assignee is given with an assign, and only then: %w", op, fieldErr("assignee", ErrInvalid))
 	}
-	if err := validText("text", d.Text, st.Step == StepAccessDecide || st.Step == StepAccessRequestInfo || st.Step == StepAccessRespond || st.Step == StepAccessAssign, maxAccessText); err != nil {
+	if err := validMultiline("text", d.Text, st.Step == StepAccessDecide || st.Step == StepAccessRequestInfo || st.Step == StepAccessRespond || st.Step == StepAccessAssign, maxAccessText); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, fieldErr("text", err))
 	}
 	if err := validText("reference", d.Reference, st.Step == StepINDAcknowledged, maxAccessShort); err != nil {

@@ -262,7 +262,7 @@ func suspendEntry[T any, P registryEntry[T]](ctx context.Context, s *Service, ac
 func getEntry[T any, P registryEntry[T]](ctx context.Context, s *Service, actor User, code string) (T, error) {
 	kind := P(new(T)).registryKind()
 	op := "read " + string(kind)
-	if err := requireRegistryReader(op, actor); err != nil {
+	if err := requireEntryReader(op, actor); err != nil {
 		var zero T
 		return zero, err
 	}
@@ -278,7 +278,7 @@ func getEntry[T any, P registryEntry[T]](ctx context.Context, s *Service, actor 
 func listEntries[T any, P registryEntry[T]](ctx context.Context, s *Service, actor User, after string, limit int) ([]T, error) {
 	kind := P(new(T)).registryKind()
 	op := "list " + string(kind) + "s"
-	if err := requireRegistryReader(op, actor); err != nil {
+	if err := requireEntryReader(op, actor); err != nil {
 		return nil, err
 	}
 	if limit < 0 || limit > MaxRegistryPage {

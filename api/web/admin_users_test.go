@@ -27,7 +27,7 @@ var (
 )
 
 // usersNetwork is webNetwork with a second site of the hospital, PAR-2.
-func usersNetwork(t *testing.T, e *webEnv) {
+func usersNetwork(t testing.TB, e *webEnv) {
 	t.Helper()
 	webNetwork(t, e)
 	s := custody.Site{Code: "PAR-2", Name: "Saint-Antoine", Kinds: []custody.SiteRole{custody.SiteTreatment}, Organisation: "APHP",

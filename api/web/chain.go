@@ -114,6 +114,9 @@ type chainView struct {
 	// Plan is the booked plan against the actual milestones; nil: the
 	// chain holds no plan.
 	Plan *planView
+	// Request is the expanded-access request the chain was enrolled
+	// from; "": none.
+	Request custody.COI
 }
 
 // planView is a chain's plan against actual, as the chain page shows it.
@@ -174,6 +177,12 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		}
 	}
 	v.MayAck = custody.MayAcknowledgeMismatch(me.Role)
+	if len(ch.Records) > 0 && ch.Records[0].Step == custody.StepEnroll {
+		var ed custody.EnrollData
+		if json.Unmarshal(ch.Records[0].Data, &ed) == nil {
+			v.Request = ed.Request
+		}
+	}
 	if b := c.QueryParam("bag"); b != "" {
 		if bag, err := custody.ParseBagID(b); err == nil && ch.HasBag(bag) {
 			v.Bag, v.BagKind = bag.String(), string(bag.Kind)

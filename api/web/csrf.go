@@ -2,6 +2,8 @@ package web
 
 import (
 	"crypto/subtle"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 
@@ -32,11 +34,44 @@ func (w *ui) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		snap := w.sessions.snapshot(session(c))
+		if isMultipart(c.Request()) {
+			tok, mr := firstPart(c.Request())
+			if !w.sameOrigin(c) || !tokensEqual(tok, snap.CSRF) {
+				return w.csrfRefused(c)
+			}
+			c.Set(ctxMultipart, mr)
+			return next(c)
+		}
 		if !w.sameOrigin(c) || !tokensEqual(c.Request().PostFormValue("csrf"), snap.CSRF) {
 			return w.csrfRefused(c)
 		}
 		return next(c)
 	}
+}
+
+// ctxMultipart holds the *multipart.Reader of a multipart form whose
+// CSRF part checkCSRF has read: the handler reads the rest, streaming.
+const ctxMultipart = "coid.web.multipart"
+
+// firstPart reads a multipart form's first part, which must be its CSRF
+// token (forms put it first, and browsers send parts in order), and
+// returns it with the reader positioned after it; "" when the first part
+// is not the token. Nothing else of the body is read, so a document that
+// follows is streamed by the handler rather than buffered here.
+func firstPart(req *http.Request) (string, *multipart.Reader) {
+	mr, err := req.MultipartReader()
+	if err != nil {
+		return "", nil
+	}
+	p, err := mr.NextPart()
+	if err != nil || p.FormName() != "csrf" {
+		return "", nil
+	}
+	b, err := io.ReadAll(io.LimitReader(p, 256))
+	if err != nil {
+		return "", nil
+	}
+	return string(b), mr
 }
 
 func (w *ui) csrfRefused(c echo.Context) error {

@@ -121,6 +121,13 @@ func newWebEnv(tb testing.TB, tls bool) *webEnv {
 // ones.
 func newWebEnvProfiles(tb testing.TB, tls bool, custom []custody.Profile) *webEnv {
 	tb.Helper()
+	return newWebEnvWith(tb, tls, custom, nil)
+}
+
+// newWebEnvWith is newWebEnvProfiles with docs, the service's store of
+// expanded-access documents (nil: none).
+func newWebEnvWith(tb testing.TB, tls bool, custom []custody.Profile, docs *custody.DocumentStore) *webEnv {
+	tb.Helper()
 	profiles := custody.BuiltinProfiles()
 	for _, p := range custom {
 		profiles[p.Name] = p
@@ -137,7 +144,7 @@ func newWebEnvProfiles(tb testing.TB, tls bool, custom []custody.Profile) *webEn
 	}
 	svc, err := custody.NewService(custody.Config{Store: store, Hasher: passwd.Fast(), Logger: log, Now: clock.Now, FIN: "A9999",
 		Profiles:  slices.Sorted(maps.Keys(profiles)),
-		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}, Folder: phitext.Folder{}})
+		Telemetry: custody.TelemetryConfig{Readings: store, Profiles: profiles}, Folder: phitext.Folder{}, Documents: docs})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}

@@ -119,6 +119,9 @@ func (w *ui) login(c echo.Context) error {
 }
 
 func homeOf(r custody.Role) string {
+	if custody.MayRequestAccess(r) {
+		return "/access/requests"
+	}
 	if custody.StartsAtConsole(r) {
 		return "/qa"
 	}

@@ -104,6 +104,8 @@ type page struct {
 	Admin   bool // the user may open the administration screens
 	// Dashboard: the user may open the scheduling dashboard.
 	Dashboard bool
+	// Access: the user works with expanded-access requests.
+	Access bool
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -125,6 +127,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.Audit = custody.MayReadAuditTrail(u.Role)
 		p.Admin = custody.MayViewAdministration(u.Role)
 		p.Dashboard = custody.MaySeeDashboard(u.Role)
+		p.Access = custody.MayReadAccessRequests(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}

@@ -42,6 +42,10 @@
 //	GET  /admin/capacity[/:site], POST /admin/capacity/:site[/closures|/exceptions]   sites' capacity (capacity.go)
 //	GET  /waitlist, POST: the waiting list, a chain put on it; POST /waitlist/:coi/{urgency,remove,accept,decline} (waitlist.go)
 //	GET  /calendar-feeds, POST: the user's calendar feed tokens, one issued; POST .../:token/revoke (feeds.go)
+//	GET  /access/requests, /access/requests/new, POST /access/requests   expanded-access requests: a site's list,
+//	     the physician's form (access_request.go); GET /access/requests/:id the request page with its regulatory
+//	     checklist (access_request_page.go); POST .../:id/steps/:step, .../:id/enroll; GET .../:id/documents/:hash
+//	     (access_request_record.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -84,7 +88,7 @@ const ctxUser = "coid.web.user"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds", "/access/"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -129,7 +133,10 @@ func Mount(srv *api.Server, opts ...Option) error {
 		ContentSecurityPolicy: "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 			"media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 	}))
-	we.Use(middleware.BodyLimit(srv.BodyLimit()))
+	we.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: srv.BodyLimit(),
+		// A request's document forms stream their PDF to the document
+		// store, which has its own limit (access_request_record.go).
+		Skipper: func(c echo.Context) bool { return c.Path() == accessStepPath && isMultipart(c.Request()) }}))
 	we.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			c.Response().Header().Set("Cache-Control", "no-store")
@@ -173,6 +180,7 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/admin/users/:id", w.adminUserPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 	w.registerCapacity(g)
+	w.registerAccessRequests(g, signs)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
