@@ -193,7 +193,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 			continue
 		}
 		f := stepForm{Step: st, Title: stepTitle(st), Action: "/chains/" + string(ch.COI) + "/steps/" + string(st),
-			Fields: stepFields(st, ch, w.svc.Profiles()), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
+			Fields: w.fieldsOf(ctx, me, st, ch), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
 		if st == failed {
 			for i := range f.Fields {
 				if x := form.Get(f.Fields[i].Name); x != "" {
@@ -203,6 +203,9 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 			for i := range f.Sigs {
 				f.Sigs[i].User = form.Get("sig_user_" + strconv.Itoa(i+1))
 			}
+		}
+		if !w.decorateForm(c, ch, &f, failedForm(st, failed, form)) {
+			continue
 		}
 		switch {
 		case st == custody.StepBedsideVerify:

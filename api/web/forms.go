@@ -29,6 +29,15 @@ type stepForm struct {
 	Danger bool
 	Main   bool // a journey step (shown expanded)
 	Open   bool // expanded (the form that failed)
+	// Notice is said above the form; Blocked: the step is refused now
+	// and only the notice is shown.
+	Notice  string
+	Blocked bool
+	// Checklist lists what the step needs, each element with its state
+	// (the exceptional release); SigError is a refusal concerning the
+	// signatures, shown beside them.
+	Checklist []checkItem
+	SigError  string
 }
 
 // stepFormCtx is what the "stepform" template gets.
@@ -48,6 +57,12 @@ type formField struct {
 	Options  []formOption
 	Min, Max string
 	Value    string // pre-filled value (never a password)
+	// Int sends the value as a whole number; Checked are the ticked
+	// options of a "checkboxes" field (sent as a list).
+	Int     bool
+	Checked map[string]bool
+	// Error is the refusal concerning this field, shown beside it.
+	Error string
 }
 
 type formOption struct {
@@ -79,6 +94,9 @@ func stepTitle(s custody.Step) string {
 	if t, ok := stepTitles[s]; ok {
 		return t
 	}
+	if t, ok := accessStepTitles[s]; ok {
+		return t
+	}
 	return "Record " + string(s)
 }
 
@@ -107,6 +125,9 @@ var expiryField = formField{Name: "expires_at", Label: "Expiry", Kind: "datetime
 // stepFields returns the data inputs of step on chain c; profiles are the
 // temperature profiles the service accepts.
 func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formField {
+	if f, ok := oosFields(step); ok {
+		return f
+	}
 	switch step {
 	case custody.StepCollect:
 		return []formField{
@@ -214,13 +235,17 @@ func stepData(step custody.Step, fields []formField, form url.Values) (json.RawM
 	m := map[string]any{}
 	for _, f := range fields {
 		v := strings.TrimSpace(form.Get(f.Name))
+		if f.Kind == "checkboxes" { // the domain says when none is ticked
+			m[f.Name] = append([]string{}, form[f.Name]...)
+			continue
+		}
 		if v == "" && f.Kind == "textarea" {
 			m[f.Name] = v
 			continue
 		}
 		if v == "" {
 			if f.Required {
-				return nil, fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)
+				return nil, &custody.FieldError{Field: f.Name, Err: fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)}
 			}
 			continue
 		}
@@ -231,7 +256,7 @@ func stepData(step custody.Step, fields []formField, form url.Values) (json.RawM
 				return nil, fmt.Errorf("%s must be a number: %w", f.Label, custody.ErrInvalid)
 			}
 			m[f.Name] = x
-		case f.Kind == "integer" || f.Name == "excursion" || f.Name == "corrects":
+		case f.Kind == "integer" || f.Int || f.Name == "excursion" || f.Name == "corrects":
 			x, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s must be a whole number: %w", f.Label, custody.ErrInvalid)

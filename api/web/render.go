@@ -104,6 +104,9 @@ type page struct {
 	Admin   bool // the user may open the administration screens
 	// Dashboard: the user may open the scheduling dashboard.
 	Dashboard bool
+	// AccessQueue: the user may open the access team's triage queue;
+	// FollowUps: the overdue follow-ups.
+	AccessQueue, FollowUps bool
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -125,6 +128,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.Audit = custody.MayReadAuditTrail(u.Role)
 		p.Admin = custody.MayViewAdministration(u.Role)
 		p.Dashboard = custody.MaySeeDashboard(u.Role)
+		p.AccessQueue, p.FollowUps = mayTriage(u.Role), mayFollowUp(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}

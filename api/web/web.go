@@ -42,6 +42,9 @@
 //	GET  /admin/capacity[/:site], POST /admin/capacity/:site[/closures|/exceptions]   sites' capacity (capacity.go)
 //	GET  /waitlist, POST: the waiting list, a chain put on it; POST /waitlist/:coi/{urgency,remove,accept,decline} (waitlist.go)
 //	GET  /calendar-feeds, POST: the user's calendar feed tokens, one issued; POST .../:token/revoke (feeds.go)
+//	GET  /access/queue, POST /access/queue/:id/{assign,request-info,decide}   the access team's triage queue;
+//	     GET /access/figures.csv   time to decision (access_queue.go)
+//	GET  /follow-ups               overdue follow-ups; GET /follow-ups/export.csv the registry export (followup.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -84,7 +87,8 @@ const ctxUser = "coid.web.user"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds",
+	"/access/queue", "/access/figures.csv", "/follow-ups"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -173,6 +177,8 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.GET("/admin/users/:id", w.adminUserPage)
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 	w.registerCapacity(g)
+	w.registerAccessQueue(g, signs)
+	w.registerFollowUps(g)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
