@@ -30,7 +30,8 @@ func accessNetwork(t testing.TB, e *webEnv) {
 	n := e.net()
 	n.Register(t, "network", []custody.Organisation{{Code: "FARH", Name: "Far Hospital", Kind: custody.OrgHospital}},
 		nil, nil)
-	n.Register(t, "network", nil, []custody.Site{farSite()}, nil)
+	n.Register(t, "network", nil, []custody.Site{farSite()}, []custody.Shipper{
+		{ID: "SHP-0001", Courier: "FASTCO", RequalificationDue: "2027-03-01"}, {ID: "SHP-0002", Courier: "FASTCO", RequalificationDue: "2027-03-01"}})
 	for id, b := range map[string]struct {
 		org   string
 		sites []string
