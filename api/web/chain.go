@@ -213,7 +213,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 		case st == custody.StepDisposition:
 			f.Open = true // offered only while issues are open
 			v.Disposition = &f
-		case transition:
+		case transition && !f.Secondary:
 			f.Main = true
 			v.Forms = append(v.Forms, f)
 		default:

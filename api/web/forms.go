@@ -29,6 +29,9 @@ type stepForm struct {
 	Danger bool
 	Main   bool // a journey step (shown expanded)
 	Open   bool // expanded (the form that failed)
+	// Secondary lists a journey step with the other records: it may be
+	// needed, it is not the next step.
+	Secondary bool
 	// Notice is said above the form; Blocked: the step is refused now
 	// and only the notice is shown.
 	Notice  string

@@ -105,7 +105,7 @@ func (w *ui) decorateForm(c echo.Context, ch *custody.Chain, f *stepForm, form u
 			f.Blocked, f.Main, f.Open = true, true, true
 		}
 	case custody.StepOOS:
-		f.Main = false // offered, not expanded: most products pass
+		f.Secondary = true // offered, not the next step: most products pass
 		if form == nil && x != nil {
 			f.Title = "Record a further out-of-specification result"
 		}
@@ -120,7 +120,7 @@ func (w *ui) decorateForm(c echo.Context, ch *custody.Chain, f *stepForm, form u
 		if f.Step == custody.StepExceptionalRelease {
 			f.Checklist = w.releaseChecklist(c, ch, x)
 		} else if (f.Step == custody.StepConsent && x.Consent != 0) || (f.Step == custody.StepExceptionalReleaseRequest && x.Request != 0) {
-			f.Main = false
+			f.Secondary = true
 		}
 	}
 	if form != nil {
