@@ -66,5 +66,4 @@ func TestBrowserAccessQueue(t *testing.T) {
 	if got := e.request(late.ID).Assignee; got != wTeam {
 		t.Fatalf("assignee recorded %q", got)
 	}
-	shot(t, ctx, "access-queue-reassigned")
 }

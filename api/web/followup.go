@@ -24,10 +24,10 @@ func (w *ui) registerFollowUps(g *echo.Group) {
 	g.GET("/follow-ups/export.csv", w.asUser(w.srv.FollowUpExportCSVHandler()))
 }
 
-// mayFollowUp reports whether role works with follow-ups: the treating
-// site's staff, and QA.
+// mayFollowUp reports whether role records follow-ups: the treating
+// site's physicians, nurses and coordinators, as the journey has it.
 func mayFollowUp(r custody.Role) bool {
-	return r == custody.RolePhysician || r == custody.RoleNurse || r == custody.RoleCoordinator || r == custody.RoleQA
+	return r == custody.RolePhysician || r == custody.RoleNurse || r == custody.RoleCoordinator
 }
 
 // fieldsOf returns the data inputs of step on chain ch: the follow-up's

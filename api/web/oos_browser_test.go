@@ -65,7 +65,6 @@ func TestBrowserExceptionalRelease(t *testing.T) {
 	if st := e.chain(coi).State; st != custody.StateReleased {
 		t.Fatalf("chain %s after the exceptional release", st)
 	}
-	shot(t, ctx, "exceptional-release-recorded")
 }
 
 // TestBrowserFollowUpForm: a nurse records the day-7 follow-up after the
