@@ -43,10 +43,6 @@ func (w *ui) registerAccessQueue(g *echo.Group, signs echo.MiddlewareFunc) {
 	g.GET("/access/figures.csv", w.asUser(w.srv.AccessFiguresHandler()))
 }
 
-// mayTriage reports whether role belongs to an access team (the domain
-// scopes the queue to the user's sites).
-func mayTriage(r custody.Role) bool { return r == custody.RoleCoordinator || r == custody.RoleQA }
-
 // queueItem is one request of the queue as the page shows it.
 type queueItem struct {
 	ID         custody.COI
@@ -130,7 +126,7 @@ func (w *ui) teamMembers(c echo.Context, sites []string) (map[string][]formOptio
 		return nil, err
 	}
 	for _, u := range users {
-		if u.Disabled || !mayTriage(u.Role) {
+		if u.Disabled || !custody.MayTriageAccess(u.Role) {
 			continue
 		}
 		for _, s := range sites {

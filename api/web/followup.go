@@ -24,12 +24,6 @@ func (w *ui) registerFollowUps(g *echo.Group) {
 	g.GET("/follow-ups/export.csv", w.asUser(w.srv.FollowUpExportCSVHandler()))
 }
 
-// mayFollowUp reports whether role records follow-ups: the treating
-// site's physicians, nurses and coordinators, as the journey has it.
-func mayFollowUp(r custody.Role) bool {
-	return r == custody.RolePhysician || r == custody.RoleNurse || r == custody.RoleCoordinator
-}
-
 // fieldsOf returns the data inputs of step on chain ch: the follow-up's
 // from the chain's product, the others as stepFields has them.
 func (w *ui) fieldsOf(ctx context.Context, me custody.User, step custody.Step, ch *custody.Chain) []formField {
@@ -122,7 +116,7 @@ type overdueItem struct {
 
 func (w *ui) followUpsPage(c echo.Context) error {
 	me := sessionUser(c)
-	if !mayFollowUp(me.Role) {
+	if !custody.MayRecordFollowUp(me.Role) {
 		return w.fail(c, fmt.Errorf("follow-ups: role %s records no follow-ups: %w", me.Role, custody.ErrForbidden))
 	}
 	after := custody.COI(c.QueryParam("after"))

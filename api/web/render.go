@@ -128,7 +128,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.Audit = custody.MayReadAuditTrail(u.Role)
 		p.Admin = custody.MayViewAdministration(u.Role)
 		p.Dashboard = custody.MaySeeDashboard(u.Role)
-		p.AccessQueue, p.FollowUps = mayTriage(u.Role), mayFollowUp(u.Role)
+		p.AccessQueue, p.FollowUps = custody.MayTriageAccess(u.Role), custody.MayRecordFollowUp(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}
