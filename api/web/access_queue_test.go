@@ -110,14 +110,17 @@ func TestAccessQueuePage(t *testing.T) {
 	waiting := e.submitRequest(custody.UrgencyStandard)
 	decided := e.submitRequest(custody.UrgencyStandard)
 	e.accessStep(waiting.ID, wQA, custody.StepAccessRequestInfo, custody.AccessStepData{Text: "Send the latest PET-CT report."})
-	e.clock.Advance(25 * time.Hour) // the emergency's 24 hours are past
+	e.clock.Advance(4 * time.Hour)
+	soon := e.submitRequest(custody.UrgencyEmergency)
+	e.clock.Advance(21 * time.Hour) // the first emergency's 24 hours are past, the second has 3 left
 	yes := true
 	e.accessStep(decided.ID, wQA, custody.StepAccessDecide, custody.AccessStepData{Text: "Eligible.", Approve: &yes})
 
 	qa := e.login(wQA)
 	p := qa.get("/access/queue")
 	wantCode(t, p, http.StatusOK, "queue")
-	wantBody(t, p, "queue", `id="count-open">3<`, `id="count-breached">1<`, `href="/access/queue"`, "Access triage",
+	wantBody(t, p, "queue", `id="count-open">4<`, `id="count-breached">1<`, `id="count-due-soon">1<`,
+		`<tr id="req-`+string(soon.ID)+`" class="due-soon"`, "Due soon</strong>", `href="/access/queue"`, "Access triage",
 		`<tr id="req-`+string(emergency.ID)+`" class="breached"`, "Past its service level", "1 d 1 h / 1 d",
 		`<tr id="req-`+string(standard.ID)+`" class=""`, "Clock stopped: waiting for the physician",
 		`href="/access/requests/`+string(emergency.ID)+`"`, "Europe/Paris", "(2026-11",

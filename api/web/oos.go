@@ -30,6 +30,15 @@ var accessStepTitles = map[custody.Step]string{
 	custody.StepFollowUp:                  "Record a follow-up",
 }
 
+// accessStepNames name this file's steps in the timeline.
+var accessStepNames = map[custody.Step]string{
+	custody.StepOOS:                       "Out of specification (QA)",
+	custody.StepExceptionalReleaseRequest: "Exceptional release requested by the treating physician",
+	custody.StepConsent:                   "Patient's informed consent recorded",
+	custody.StepExceptionalRelease:        "Released by exception (QA and medical director)",
+	custody.StepFollowUp:                  "Follow-up",
+}
+
 // checkItem is one element a step needs, as its form lists it.
 type checkItem struct {
 	Element custody.ReleaseElement
