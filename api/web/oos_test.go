@@ -186,3 +186,32 @@ func TestOOSAndExceptionalRelease(t *testing.T) {
 		t.Fatalf("after the exceptional release: %s, %+v", ch.State, last)
 	}
 }
+
+// TestExceptionalReleaseNeedsApprovedRequest: a chain enrolled without an
+// expanded-access request lists that element as missing, and its
+// exceptional release is refused beside it with nothing written.
+func TestExceptionalReleaseNeedsApprovedRequest(t *testing.T) {
+	e := newWebEnv(t, false)
+	accessNetwork(t, e)
+	coi := e.net().Enroll(t, e.users[wCoord], custody.PHI{Name: webPatient.Name, BirthDate: webPatient.BirthDate, MRN: webPatient.MRN},
+		"CART-19", custody.Sites{Collection: "PAR-1", Manufacturing: "MFG-1", Treatment: "PAR-1"})
+	e.networkAdvance(coi, custody.StateManufactured)
+	e.step(coi, custody.StepOOS, `{"attributes":["sterility"],"reason":"Positive culture at day 7."}`, wsig(wQA, custody.MeaningAuthored))
+	e.step(coi, custody.StepExceptionalReleaseRequest, `{"reason":"No alternative therapy."}`, wsig(wDoc, custody.MeaningAuthored))
+	e.step(coi, custody.StepConsent, `{"obtained_by":"treating physician","obtained_at":"2026-11-22T10:00:00Z"}`, wsig(wDoc, custody.MeaningAuthored))
+	qa := e.login(wQA)
+	er := detailsOf(qa.get(coiPath(coi)).Body, "form-exceptional-release")
+	if !strings.Contains(er, `<li class="missing" data-element="approved-access-request"`) ||
+		!strings.Contains(er, "the chain was not enrolled from an expanded-access request") {
+		t.Errorf("checklist of a chain without a request:\n%s", er)
+	}
+	before := len(e.chain(coi).Records)
+	p := qa.post(coiPath(coi)+"/steps/exceptional-release", url.Values{"statement": {"Released out of specification."},
+		"sig_user_1": {wQA}, "sig_password_1": {webPassword(wQA)}, "sig_user_2": {wMD}, "sig_password_2": {webPassword(wMD)}})
+	wantCode(t, p, http.StatusConflict, "exceptional release without a request")
+	wantBody(t, p, "exceptional release without a request", `<li class="missing has-error" data-element="approved-access-request"`,
+		"The chain was not enrolled from an expanded-access request")
+	if len(e.chain(coi).Records) != before {
+		t.Error("a refused exceptional release wrote a record")
+	}
+}
