@@ -81,7 +81,9 @@ func TestFollowUpForm(t *testing.T) {
 		!strings.Contains(string(last.Data), `"crs_grade":1`) || !strings.Contains(string(last.Data), `"day":7`) {
 		t.Fatalf("follow-up record: %s %s", last.Step, last.Data)
 	}
-	form = detailsOf(nurse.get(coiPath(coi)).Body, "form-follow-up")
+	p = nurse.get(coiPath(coi))
+	wantBody(t, p, "timeline after the follow-up", "Follow-up</strong>", "CRS grade: 1", "ICANS grade: 0", "Time point (day): 7", "Response: PR")
+	form = detailsOf(p.Body, "form-follow-up")
 	if strings.Contains(form, `value="7"`) || !strings.Contains(form, `value="14"`) {
 		t.Errorf("follow-up form after day 7:\n%s", form)
 	}

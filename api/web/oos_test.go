@@ -134,7 +134,7 @@ func TestOOSAndExceptionalRelease(t *testing.T) {
 	}
 
 	p = qa.get(coiPath(coi))
-	wantBody(t, p, "timeline after oos", "Out of specification (QA)", "Attributes: viability; potency")
+	wantBody(t, p, "timeline after oos", "Out of specification (QA)", "Failed attributes: viability; potency")
 	rel := detailsOf(p.Body, "form-release")
 	if !strings.Contains(rel, "Standard release refused: QA recorded this product out of specification (viability, potency;") ||
 		strings.Contains(rel, "<button") {
