@@ -81,7 +81,7 @@ var fieldLabels = map[string]string{
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
 	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
 	"planned_arrival": "Planned arrival",
-	"day": "Time point (day)", "assessed_date": "Assessed on", "crs_grade": "CRS grade", "icans_grade": "ICANS grade",
+	"day":             "Time point (day)", "assessed_date": "Assessed on", "crs_grade": "CRS grade", "icans_grade": "ICANS grade",
 	"response": "Response", "attributes": "Failed attributes", "obtained_by": "Consent obtained by",
 	"obtained_at": "Consent obtained at", "document_hash": "Consent form SHA-256",
 }
