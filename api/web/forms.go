@@ -80,10 +80,9 @@ var fieldLabels = map[string]string{
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
 	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
-	"planned_arrival": "Planned arrival",
-	"day":             "Time point (day)", "assessed_date": "Assessed on", "crs_grade": "CRS grade", "icans_grade": "ICANS grade",
-	"response": "Response", "attributes": "Failed attributes", "obtained_by": "Consent obtained by",
-	"obtained_at": "Consent obtained at", "document_hash": "Consent form SHA-256",
+	"planned_arrival": "Planned arrival", "day": "Time point (day)", "assessed_date": "Assessed on",
+	"crs_grade": "CRS grade", "icans_grade": "ICANS grade", "response": "Response", "attributes": "Failed attributes",
+	"obtained_by": "Consent obtained by", "obtained_at": "Consent obtained at", "document_hash": "Consent form SHA-256",
 }
 
 // stepTitles are the headings of the step forms.
