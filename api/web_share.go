@@ -125,3 +125,11 @@ func (t *SignInThrottle) Succeeded(addr, user string) { t.t.succeeded(addr, user
 
 // Refunded gives back the attempts of a sign-in that checked no password.
 func (t *SignInThrottle) Refunded(addr, user string) { t.t.refunded(addr, user) }
+
+// AccessFiguresHandler answers the time-to-decision figures of expanded-
+// access requests, as CSV when the route's path ends in ".csv".
+func (s *Server) AccessFiguresHandler() echo.HandlerFunc { return s.accessFigures }
+
+// FollowUpExportCSVHandler answers the follow-up registry export as CSV
+// (query from, to, product).
+func (s *Server) FollowUpExportCSVHandler() echo.HandlerFunc { return s.followUpExportCSV }

@@ -233,11 +233,16 @@ func AccessFiguresOf(reqs []*AccessRequest, sla AccessSLA) []DecisionFigures {
 	return out
 }
 
+// MayTriageAccess reports whether role r belongs to a manufacturer's
+// access team, which works the triage queue of its sites' requests and
+// may be assigned them: coordinators and QA.
+func MayTriageAccess(r Role) bool { return r == RoleCoordinator || r == RoleQA }
+
 // AccessTriage returns the page of the triage queue after cursor after
 // (at most limit) of the open requests actor's access team may read,
 // with the breach counts of the whole queue.
 func (s *Service) AccessTriage(ctx context.Context, actor User, after string, limit int) (TriageQueue, error) {
-	if actor.Role != RoleCoordinator && actor.Role != RoleQA {
+	if !MayTriageAccess(actor.Role) {
 		return TriageQueue{}, fmt.Errorf("triage queue: role %s is not of the access team: %w", actor.Role, ErrForbidden)
 	}
 	var open []*AccessRequest
@@ -252,7 +257,7 @@ func (s *Service) AccessTriage(ctx context.Context, actor User, after string, li
 // AccessFigures returns the decision figures of the decided requests actor
 // may read.
 func (s *Service) AccessFigures(ctx context.Context, actor User) ([]DecisionFigures, error) {
-	if actor.Role != RoleCoordinator && actor.Role != RoleQA {
+	if !MayTriageAccess(actor.Role) {
 		return nil, fmt.Errorf("access figures: role %s is not of the access team: %w", actor.Role, ErrForbidden)
 	}
 	var decided []*AccessRequest
@@ -300,7 +305,7 @@ func (s *Service) checkAssignee(ctx context.Context, id, site string) error {
 	if u.Disabled {
 		return fmt.Errorf("user %s is disabled: %w", id, ErrInvalid)
 	}
-	if u.Role != RoleCoordinator && u.Role != RoleQA {
+	if !MayTriageAccess(u.Role) {
 		return fmt.Errorf("user %s is %s, not of the access team (coordinator or QA): %w", id, u.Role, ErrInvalid)
 	}
 	if !u.WorksAt(site) {

@@ -25,6 +25,13 @@ const DefaultFollowUpGraceDays = 3
 // maxFollowUpDay bounds a follow-up time point: five years after infusion.
 const maxFollowUpDay = 5 * 366
 
+// MayRecordFollowUp reports whether role r records follow-ups: the
+// treating site's physicians, nurses and coordinators, the roles the
+// journey lets sign a follow-up.
+func MayRecordFollowUp(r Role) bool {
+	return r == RolePhysician || r == RoleNurse || r == RoleCoordinator
+}
+
 // Responses lists the coded responses a follow-up may record: complete
 // response, partial response, stable disease, progressive disease, not
 // evaluable.

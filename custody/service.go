@@ -144,10 +144,19 @@ func (s *Service) Profiles() []string { return sortedKeys(s.profiles) }
 func (s *Service) Journey() *Journey { return s.journey }
 
 func (s *Service) lock(coi COI) func() {
-	m := &s.locks[maphash.String(s.seed, string(coi))%uint64(len(s.locks))]
+	m := &s.locks[s.stripe(coi)]
 	m.Lock()
 	return m.Unlock
 }
+
+// stripe is the index of coi's lock.
+func (s *Service) stripe(coi COI) uint64 {
+	return maphash.String(s.seed, string(coi)) % uint64(len(s.locks))
+}
+
+// sameLock reports whether a and b share a lock stripe, so that holding
+// one's lock holds the other's.
+func (s *Service) sameLock(a, b COI) bool { return s.stripe(a) == s.stripe(b) }
 
 // SignatureRequest is a signature as a client submits it: the signer's ID
 // and password, and what the signature means.
@@ -254,8 +263,12 @@ func (s *Service) enroll(ctx context.Context, actor User, req EnrollRequest, req
 	if data, err = Canonicalize(data); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	unlock := s.lock(coi)
-	defer unlock()
+	// An expanded-access enrollment holds its request's lock stripe; the
+	// new chain's may be the same one, which is then held already.
+	if request == "" || !s.sameLock(coi, request) {
+		unlock := s.lock(coi)
+		defer unlock()
+	}
 	rec := Record{V: EncodingVersion, Chain: coi, Step: StepEnroll, Time: now, Site: req.Sites.Collection,
 		SubmittedBy: actor.ID, Data: data, Signatures: sigs}
 	if _, err := s.store.Append(ctx, s.withIssues(nil, Draft{Record: rec, NewChain: true, State: rule.To, Product: req.Product, Sites: req.Sites, PHI: &phi})); err != nil {

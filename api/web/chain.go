@@ -202,7 +202,7 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 			continue
 		}
 		f := stepForm{Step: st, Title: stepTitle(st), Action: "/chains/" + string(ch.COI) + "/steps/" + string(st),
-			Fields: stepFields(st, ch, w.svc.Profiles()), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
+			Fields: w.fieldsOf(ctx, me, st, ch), Sigs: sigBoxes(rule, me), Danger: st == custody.StepCancel, Open: st == failed}
 		if st == failed {
 			for i := range f.Fields {
 				if x := form.Get(f.Fields[i].Name); x != "" {
@@ -213,13 +213,16 @@ func (w *ui) renderChain(c echo.Context, code int, msg *uiMessage, failed custod
 				f.Sigs[i].User = form.Get("sig_user_" + strconv.Itoa(i+1))
 			}
 		}
+		if !w.decorateForm(c, ch, &f, stepFormValues(st, failed, form)) {
+			continue
+		}
 		switch {
 		case st == custody.StepBedsideVerify:
 			v.Bedside = true
 		case st == custody.StepDisposition:
 			f.Open = true // offered only while issues are open
 			v.Disposition = &f
-		case transition:
+		case transition && !f.Secondary:
 			f.Main = true
 			v.Forms = append(v.Forms, f)
 		default:

@@ -105,7 +105,7 @@ func plainError(err error, requestID string) uiMessage {
 	case errors.Is(err, custody.ErrRetry):
 		return uiMessage{Kind: "error", Title: "The chain changed while this was checked.",
 			Detail: "Someone recorded another step first. Nothing was recorded: look at the chain and send this again."}
-	case errors.Is(err, custody.ErrConflict):
+	case errors.Is(err, custody.ErrConflict), errors.Is(err, custody.ErrOutOfSpecification), errors.Is(err, custody.ErrExceptionalReleaseIncomplete):
 		return uiMessage{Kind: "error", Title: "This step cannot be recorded now.", Detail: detail}
 	case errors.Is(err, custody.ErrUnauthenticated):
 		return uiMessage{Kind: "error", Title: "A signature was not accepted.", Detail: detail + " Check the user ID and password and sign again."}

@@ -29,6 +29,18 @@ type stepForm struct {
 	Danger bool
 	Main   bool // a journey step (shown expanded)
 	Open   bool // expanded (the form that failed)
+	// Secondary lists a journey step with the other records: it may be
+	// needed, it is not the next step.
+	Secondary bool
+	// Notice is said above the form; Blocked: the step is refused now
+	// and only the notice is shown.
+	Notice  string
+	Blocked bool
+	// Checklist lists what the step needs, each element with its state
+	// (the exceptional release); SigError is a refusal concerning the
+	// signatures, shown beside them.
+	Checklist []releaseItem
+	SigError  string
 }
 
 // stepFormCtx is what the "stepform" template gets.
@@ -48,6 +60,12 @@ type formField struct {
 	Options  []formOption
 	Min, Max string
 	Value    string // pre-filled value (never a password)
+	// Int sends the value as a whole number; Checked are the ticked
+	// options of a "checkboxes" field (sent as a list).
+	Int     bool
+	Checked map[string]bool
+	// Error is the refusal concerning this field, shown beside it.
+	Error string
 }
 
 type formOption struct {
@@ -62,7 +80,9 @@ var fieldLabels = map[string]string{
 	"seal_intact": "Seal intact", "final_bags": "Number of final-product bags", "bag_code": "Bag label",
 	"wristband_code": "Wristband", "excursion": "Issue", "decision": "Decision", "reason": "Reason",
 	"corrects": "Record corrected", "text": "Note", "expires_at": "Expiry", "statement": "Statement",
-	"planned_arrival": "Planned arrival",
+	"planned_arrival": "Planned arrival", "day": "Time point (day)", "assessed_date": "Assessed on",
+	"crs_grade": "CRS grade", "icans_grade": "ICANS grade", "response": "Response", "attributes": "Failed attributes",
+	"obtained_by": "Consent obtained by", "obtained_at": "Consent obtained at", "document_hash": "Consent form SHA-256",
 }
 
 // stepTitles are the headings of the step forms.
@@ -77,6 +97,9 @@ var stepTitles = map[custody.Step]string{
 
 func stepTitle(s custody.Step) string {
 	if t, ok := stepTitles[s]; ok {
+		return t
+	}
+	if t, ok := accessStepTitles[s]; ok {
 		return t
 	}
 	return "Record " + string(s)
@@ -107,6 +130,9 @@ var expiryField = formField{Name: "expires_at", Label: "Expiry", Kind: "datetime
 // stepFields returns the data inputs of step on chain c; profiles are the
 // temperature profiles the service accepts.
 func stepFields(step custody.Step, c *custody.Chain, profiles []string) []formField {
+	if f, ok := oosFields(step); ok {
+		return f
+	}
 	switch step {
 	case custody.StepCollect:
 		return []formField{
@@ -214,13 +240,17 @@ func stepData(step custody.Step, fields []formField, form url.Values) (json.RawM
 	m := map[string]any{}
 	for _, f := range fields {
 		v := strings.TrimSpace(form.Get(f.Name))
+		if f.Kind == "checkboxes" { // the domain says when none is ticked
+			m[f.Name] = append([]string{}, form[f.Name]...)
+			continue
+		}
 		if v == "" && f.Kind == "textarea" {
 			m[f.Name] = v
 			continue
 		}
 		if v == "" {
 			if f.Required {
-				return nil, fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)
+				return nil, &custody.FieldError{Field: f.Name, Err: fmt.Errorf("%s is required: %w", f.Label, custody.ErrInvalid)}
 			}
 			continue
 		}
@@ -231,7 +261,7 @@ func stepData(step custody.Step, fields []formField, form url.Values) (json.RawM
 				return nil, fmt.Errorf("%s must be a number: %w", f.Label, custody.ErrInvalid)
 			}
 			m[f.Name] = x
-		case f.Kind == "integer" || f.Name == "excursion" || f.Name == "corrects":
+		case f.Kind == "integer" || f.Int || f.Name == "excursion" || f.Name == "corrects":
 			x, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s must be a whole number: %w", f.Label, custody.ErrInvalid)

@@ -32,6 +32,7 @@ func (w *ui) recordStep(c echo.Context) error {
 		return w.fail(c, fmt.Errorf("read form: %v: %w", err, custody.ErrInvalid))
 	}
 	fail := func(err error) error {
+		c.Set(stepErrKey, err)
 		m := plainError(err, c.Response().Header().Get(echo.HeaderXRequestID))
 		return w.renderChain(c, w.statusOf(c, err), &m, step, form)
 	}
@@ -39,11 +40,15 @@ func (w *ui) recordStep(c echo.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	data, err := stepData(step, stepFields(step, ch, w.svc.Profiles()), form)
+	data, err := stepData(step, w.fieldsOf(ctx, sessionUser(c), step, ch), form)
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := w.svc.Record(ctx, sessionUser(c), coi, custody.StepRequest{Step: step, Data: data, Signatures: signatures(rule, form)})
+	sigs := signatures(rule, form)
+	if step == custody.StepExceptionalRelease {
+		sigs = givenSignatures(sigs)
+	}
+	rec, err := w.svc.Record(ctx, sessionUser(c), coi, custody.StepRequest{Step: step, Data: data, Signatures: sigs})
 	if err != nil {
 		return fail(err)
 	}

@@ -106,6 +106,9 @@ type page struct {
 	Dashboard bool
 	// Access: the user works with expanded-access requests.
 	Access bool
+	// AccessQueue: the user may open the access team's triage queue;
+	// FollowUps: the overdue follow-ups.
+	AccessQueue, FollowUps bool
 	// ScanCode refills the scan field after a code that could not be
 	// used (label codes hold no patient identifiers).
 	ScanCode string
@@ -128,6 +131,7 @@ func (w *ui) render(c echo.Context, code int, name string, p page) error {
 		p.Admin = custody.MayViewAdministration(u.Role)
 		p.Dashboard = custody.MaySeeDashboard(u.Role)
 		p.Access = custody.MayReadAccessRequests(u.Role)
+		p.AccessQueue, p.FollowUps = custody.MayTriageAccess(u.Role), custody.MayRecordFollowUp(u.Role)
 		if snap.Flash != "" && p.Flash == "" {
 			p.Flash = snap.Flash
 		}

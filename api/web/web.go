@@ -46,6 +46,9 @@
 //	     the physician's form (access_request.go); GET /access/requests/:id the request page with its regulatory
 //	     checklist (access_request_page.go); POST .../:id/steps/:step, .../:id/enroll; GET .../:id/documents/:hash
 //	     (access_request_record.go)
+//	GET  /access/queue, POST /access/queue/:id/{assign,request-info,decide}   the access team's triage queue;
+//	     GET /access/figures.csv   time to decision (access_queue.go)
+//	GET  /follow-ups               overdue follow-ups; GET /follow-ups/export.csv the registry export (followup.go)
 //	GET  /static/*                 CSS, script, icons (render.go)
 package web
 
@@ -88,7 +91,8 @@ const ctxUser = "coid.web.user"
 
 // webPrefixes are the paths the web UI answers; everything else (the API
 // under /api/v1, /healthz) is left to the API's router.
-var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds", "/access/"}
+var webPrefixes = []string{"/login", "/logout", "/password", "/enroll", "/scan", "/chains/", "/mismatch", "/qa", "/audit", "/admin", "/alerts/", "/static/", "/favicon.ico", "/waitlist", "/dashboard", "/calendar-feeds",
+	"/access/", "/follow-ups"}
 
 func isWebPath(p string) bool {
 	if p == "/" {
@@ -181,6 +185,8 @@ func Mount(srv *api.Server, opts ...Option) error {
 	g.POST("/admin/users/:id/:action", w.adminUserAction)
 	w.registerCapacity(g)
 	w.registerAccessRequests(g, signs)
+	w.registerAccessQueue(g, signs)
+	w.registerFollowUps(g)
 
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

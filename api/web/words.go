@@ -104,6 +104,9 @@ func stepName(s custody.Step) string {
 	if t, ok := stepNames[s]; ok {
 		return t
 	}
+	if t, ok := accessStepNames[s]; ok {
+		return t
+	}
 	return strings.ReplaceAll(string(s), "-", " ")
 }
 
