@@ -58,8 +58,9 @@ func TestBrowserAccessQueue(t *testing.T) {
 	}
 	run(t, ctx, "sign again",
 		chromedp.SendKeys(chromedp.CSS(form+" input[name=sig_password_1]"), webPassword(wQA)),
+		markPage(),
 		chromedp.Submit(chromedp.CSS(form+" form")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")))
+		newPageVisible("#flash"))
 	if got := text(t, ctx, "#req-"+string(late.ID)+" td[data-assignee]"); got != wTeam {
 		t.Errorf("assignee shown %q", got)
 	}

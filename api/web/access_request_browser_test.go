@@ -86,8 +86,9 @@ func TestBrowserAccessRequest(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#form-ind-acknowledged input[name=reference]`), "IND 123456"),
 		chromedp.SetUploadFiles(chromedp.CSS(`#form-ind-acknowledged input[name=document]`), []string{filepath.Join(pdfs, "ack.pdf")}),
 		chromedp.SendKeys(chromedp.CSS(`#form-ind-acknowledged input[name=sig_password_1]`), webPassword(wPhys)),
+		markPage(),
 		chromedp.Submit(chromedp.CSS(`#form-ind-acknowledged form`)),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 	)
 	if got := text(t, ctx, `[data-check="ind-acknowledged"]`); !strings.Contains(got, "Done") || !strings.Contains(got, "IND 123456") || !strings.Contains(got, "FDA acknowledgement letter (PDF") {
 		t.Errorf("IND item: %q", got)
@@ -101,8 +102,9 @@ func TestBrowserAccessRequest(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#form-loa-issued summary")),
 		chromedp.SetUploadFiles(chromedp.CSS(`#form-loa-issued input[name=document]`), []string{filepath.Join(pdfs, "loa.pdf")}),
 		chromedp.SendKeys(chromedp.CSS(`#form-loa-issued input[name=sig_password_1]`), webPassword(wQA)),
+		markPage(),
 		chromedp.Submit(chromedp.CSS(`#form-loa-issued form`)),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 	)
 	browserLogout(t, ctx)
 
@@ -118,8 +120,9 @@ func TestBrowserAccessRequest(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#form-irb-waived summary")),
 		chromedp.SetUploadFiles(chromedp.CSS(`#form-irb-waived input[name=document]`), []string{filepath.Join(pdfs, "waiver.pdf")}),
 		chromedp.SendKeys(chromedp.CSS(`#form-irb-waived input[name=sig_password_1]`), webPassword(wCoord)),
+		markPage(),
 		chromedp.Submit(chromedp.CSS(`#form-irb-waived form`)),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 		chromedp.WaitVisible(chromedp.CSS("#form-access-enroll")),
 	)
 	if value(t, ctx, "enroll enabled", chromedp.Evaluate[bool](`document.querySelector("#access-enroll-submit").disabled`)) {

@@ -386,3 +386,16 @@ func TestBrowserQAConsole(t *testing.T) {
 	}
 	shot(t, ctx, "12-qa-chain-dispositioned")
 }
+
+// markPage marks the document shown now, so that newPageVisible after a
+// click waits for the page the click loads rather than finding sel on the
+// page still shown (reading from a page being replaced fails with "Cannot
+// find context").
+func markPage() chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.stale = "1"`)
+}
+
+// newPageVisible waits until a page loaded after markPage shows sel.
+func newPageVisible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS("html:not([data-stale]) " + sel))
+}

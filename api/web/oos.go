@@ -192,7 +192,7 @@ func (w *ui) releaseChecklist(c echo.Context, ch *custody.Chain, x *custody.Exce
 		acc.Detail = "request " + string(en.Request)
 		if r, err := w.svc.AccessRequest(c.Request().Context(), sessionUser(c), en.Request); err == nil {
 			acc.Done = r.State == custody.AccessEnrolled && r.COI == ch.COI
-			acc.Detail += ": " + accessStateText(r.State)
+			acc.Detail += ": " + queueStateText(r.State)
 		}
 	}
 	req := releaseItem{Element: custody.ElementPhysicianRequest, Label: "Treating physician's request", Detail: "not recorded yet"}

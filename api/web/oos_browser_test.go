@@ -28,8 +28,9 @@ func TestBrowserExceptionalRelease(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#form-oos input[value=viability]`)),
 		chromedp.SendKeys(chromedp.CSS(`#form-oos textarea[name=reason]`), "Viability 62% against a limit of 70%."),
 		chromedp.SendKeys(chromedp.CSS(`#form-oos input[name=sig_password_1]`), webPassword(wQA)),
+		markPage(),
 		chromedp.Submit(chromedp.CSS(`#form-oos form`)),
-		chromedp.WaitVisible(chromedp.CSS("#flash")))
+		newPageVisible("#flash"))
 	if got := text(t, ctx, "#form-release [data-notice]"); !strings.Contains(got, "Standard release refused") {
 		t.Errorf("release notice %q", got)
 	}
@@ -87,8 +88,9 @@ func TestBrowserFollowUpForm(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(f+" select[name=icans_grade]"), "0"),
 		chromedp.SetValue(chromedp.CSS(f+" select[name=response]"), "PR"),
 		chromedp.SendKeys(chromedp.CSS(f+" input[name=sig_password_1]"), webPassword(wNurse1)),
+		markPage(),
 		chromedp.Submit(chromedp.CSS(f+" form")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")))
+		newPageVisible("#flash"))
 	shot(t, ctx, "follow-up-recorded")
 	ch := e.chain(coi)
 	last := ch.Records[len(ch.Records)-1]

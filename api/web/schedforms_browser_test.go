@@ -35,8 +35,9 @@ func TestBrowserWaitlistAndOverride(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#wl-add-coi"), string(a)),
 		chromedp.SetValue(chromedp.CSS("#wl-add-urgency"), "2"),
 		chromedp.SendKeys(chromedp.CSS("#wl-add-reason"), "plant full in December"),
+		markPage(),
 		chromedp.Click(chromedp.CSS(`#form-wl-add button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-coi="`+string(a)+`"]`)),
 	)
 	if s := text(t, ctx, "#flash"); !strings.Contains(s, "urgency 2") {
@@ -49,8 +50,9 @@ func TestBrowserWaitlistAndOverride(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#wl-urgency-reason-"+string(a))),
 		chromedp.SetValue(chromedp.CSS("#wl-urgency-"+string(a)), "1"),
 		chromedp.SendKeys(chromedp.CSS("#wl-urgency-reason-"+string(a)), "disease progressing"),
+		markPage(),
 		chromedp.Click(chromedp.CSS("#wl-urgency-"+string(a)+" button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 	)
 	if u := text(t, ctx, row+".urgency"); u != "1" {
 		t.Errorf("urgency shown after the change: %q", u)
@@ -65,8 +67,9 @@ func TestBrowserWaitlistAndOverride(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#wl-decline-"+string(a))),
 		chromedp.Click(chromedp.CSS("#wl-decline-"+string(a)+" summary")),
 		chromedp.SendKeys(chromedp.CSS("#wl-decline-reason-"+string(a)), "patient needs a few more days"),
+		markPage(),
 		chromedp.Click(chromedp.CSS("#wl-decline-"+string(a)+" button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 	)
 	next := e.waitEntry(a).Offer
 	if next == nil || next.Slot.Date == first {
@@ -75,8 +78,9 @@ func TestBrowserWaitlistAndOverride(t *testing.T) {
 	run(t, ctx, "accept the next, signing the booking",
 		chromedp.Click(chromedp.CSS("#wl-accept-"+string(a)+" summary")),
 		chromedp.SendKeys(chromedp.CSS("#wl-accept-"+string(a)+" input[name=sig_password_1]"), webPassword(wCoord)),
+		markPage(),
 		chromedp.Click(chromedp.CSS("#wl-accept-"+string(a)+" button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 	)
 	if s := text(t, ctx, "#flash"); !strings.Contains(s, "Offer accepted") {
 		t.Errorf("flash after accepting: %q", s)
@@ -93,8 +97,9 @@ func TestBrowserWaitlistAndOverride(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#form-collect-override input[name=sig_password_1]"), webPassword(wCoord)),
 		chromedp.SendKeys(chromedp.CSS("#form-collect-override input[name=sig_user_2]"), wQA),
 		chromedp.SendKeys(chromedp.CSS("#form-collect-override input[name=sig_password_2]"), webPassword(wQA)),
+		markPage(),
 		chromedp.Click(chromedp.CSS("#form-collect-override button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		newPageVisible("#flash"),
 	)
 	if s := text(t, ctx, "#booking"); !strings.Contains(s, "collection allowed without one") {
 		t.Errorf("booking section after the override: %q", s)
