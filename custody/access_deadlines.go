@@ -46,32 +46,36 @@ func overdueRank(status string) int {
 }
 
 // owedDeadlines finds the deadlines owed by the requests actor may read.
-// Only an approved (decided) or enrolled request can owe one, so it folds
-// the requests the chain summaries list in those two states; an index of
+// Only an approved (decided) or enrolled request can owe one, so it reads
+// the chain summaries once and folds only those requests; an index of
 // requests kept at append time can take its place without changing its
 // callers.
 func (s *Service) owedDeadlines(ctx context.Context, actor User) ([]OwedDeadline, error) {
+	var ids []COI
+	err := s.store.ScanChains(ctx, func(ci ChainInfo) error {
+		if ci.State != AccessDecided && ci.State != AccessEnrolled {
+			return nil
+		}
+		if actor.WorksAt(ci.Sites.Treatment) || actor.WorksAt(ci.Sites.Manufacturing) || actor.Role == RoleQA {
+			ids = append(ids, ci.COI)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	out := []OwedDeadline{}
-	for _, st := range []State{AccessDecided, AccessEnrolled} {
-		infos, err := s.store.Chains(ctx, st)
+	for _, id := range ids {
+		r, err := s.AccessRequest(ctx, actor, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		for _, ci := range infos {
-			if !actor.WorksAt(ci.Sites.Treatment) && !actor.WorksAt(ci.Sites.Manufacturing) && actor.Role != RoleQA {
-				continue
-			}
-			r, err := s.AccessRequest(ctx, actor, ci.COI)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range r.Deadlines {
-				out = append(out, OwedDeadline{Deadline: d, Request: r.ID, COI: r.COI, Urgency: r.Submission.Urgency,
-					Jurisdiction: r.Submission.Jurisdiction, TreatmentSite: r.Submission.TreatmentSite})
-			}
+		for _, d := range r.Deadlines {
+			out = append(out, OwedDeadline{Deadline: d, Request: r.ID, COI: r.COI, Urgency: r.Submission.Urgency,
+				Jurisdiction: r.Submission.Jurisdiction, TreatmentSite: r.Submission.TreatmentSite})
 		}
 	}
 	return out, nil
