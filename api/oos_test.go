@@ -87,8 +87,8 @@ func TestExceptionalReleaseAPI(t *testing.T) {
 	}
 	text := reportText(t, r.Body)
 	id := strings.TrimPrefix(base, "/api/v1/access/requests/")
-	for _, want := range []string{"Out of specification and exceptional release", "Failed attributes viability",
-		"Signed by QA", "Signed by the medical director Dr Ann (md.ann, medical-director), approved",
+	for _, want := range []string{"Out of specification and exceptional release", "Failed attributes", "Reason: 62% against 70%",
+		"QA signature", "Director's signature", "Dr Ann (md.ann, medical-director), approved",
 		"Expanded-access request " + id + " (6 records)", id + "; names this chain back", "decide", "APPROVED: Meets criteria",
 		"loa-issued", "ind-acknowledged", "Reference: IND 1", "irb-approved", "Reference: IRB-1", "Became chain " + string(coi)} {
 		if !strings.Contains(text, want) {

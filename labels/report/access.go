@@ -57,12 +57,12 @@ func (r *renderer) exceptionalRelease() {
 		rec := r.d.v.Record(x.Released)
 		rows = append(rows, [2]string{"Exceptional release", fmt.Sprintf("record %d, %s", x.Released, r.both(rec.Time))})
 		for _, s := range x.Signatures {
-			who := "Signed"
+			who := "Signature"
 			switch s.Role {
 			case custody.RoleQA:
-				who = "Signed by QA"
+				who = "QA signature"
 			case custody.RoleMedicalDirector:
-				who = "Signed by the medical director"
+				who = "Director's signature" // the medical director's
 			}
 			rows = append(rows, [2]string{who, fmt.Sprintf("%s (%s, %s), %s, %s", s.Name, s.User, s.Role, s.Meaning, r.sigTime(s.Time))})
 		}
