@@ -1,6 +1,7 @@
 package custody_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -78,5 +79,53 @@ func TestAccessDeadlinesRaised(t *testing.T) {
 	e.mustAccess(first.ID, "doc2", custody.StepIRBReported, custody.AccessStepData{Reference: "IRB told"})
 	if list := owed("qa1"); len(list) != 1 || list[0].Request != second.ID {
 		t.Fatalf("after the first's IRB report: %+v", list)
+	}
+}
+
+// TestAccessDeadlinesSuspendedJurisdiction: suspending a jurisdiction
+// stops new requests naming it; the requests already under it keep their
+// history and deadlines, and the console keeps working.
+func TestAccessDeadlinesSuspendedJurisdiction(t *testing.T) {
+	e := accessEnv(t)
+	j := custody.Jurisdiction{Code: "UK-MHRA-NP", Name: "UK named patient", Required: [][]custody.Step{{custody.StepLOAIssued}},
+		After: []custody.AfterTheFact{{Step: custody.StepIRBReported, Trigger: custody.StepLOAIssued, Days: 5}}}
+	if _, err := e.svc.RegisterJurisdiction(e.ctx, e.users["admin1"], j, "programme opens in the UK"); err != nil {
+		t.Fatal(err)
+	}
+	s := submission(custody.UrgencyStandard)
+	s.Jurisdiction = j.Code
+	r, err := e.svc.SubmitAccess(e.ctx, e.users["doc2"], s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustAccess(r.ID, "qa1", custody.StepAccessDecide, custody.AccessStepData{Text: "ok", Approve: &yes})
+	e.mustAccess(r.ID, "qa1", custody.StepLOAIssued, custody.AccessStepData{})
+	if _, err := e.svc.SuspendJurisdiction(e.ctx, e.users["admin1"], j.Code, true, "programme closed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SubmitAccess(e.ctx, e.users["doc2"], s, nil); err == nil {
+		t.Fatal("a new request under a suspended jurisdiction was accepted")
+	}
+	got, err := e.svc.AccessRequest(e.ctx, e.users["qa1"], r.ID)
+	if err != nil || len(got.Deadlines) != 1 {
+		t.Fatalf("request under the suspended jurisdiction: %+v, %v", got, err)
+	}
+	list, err := e.svc.AccessDeadlines(e.ctx, e.users["qa1"])
+	if err != nil || len(list) != 1 || list[0].Request != r.ID {
+		t.Fatalf("deadlines: %+v, %v", list, err)
+	}
+	if _, err := e.svc.ConsoleFor(e.ctx, e.users["qa1"], "", "", 10); err != nil {
+		t.Fatalf("console: %v", err)
+	}
+	// Its requests are read, not written, while it is suspended.
+	before := e.records()
+	if _, err := e.access(r.ID, "doc2", custody.StepIRBApproved, custody.AccessStepData{}); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("a record under the suspended jurisdiction: %v, want ErrConflict", err)
+	}
+	if _, _, err := e.svc.EnrollAccess(e.ctx, e.users["coord"], r.ID, custody.AccessEnrollment{Patient: patient, CollectionSite: "PAR-1"}); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("enrollment under the suspended jurisdiction: %v, want ErrConflict", err)
+	}
+	if e.records() != before {
+		t.Fatal("a refused record was written")
 	}
 }
