@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/coid-project/coid/custody"
@@ -66,5 +67,49 @@ func TestExceptionalReleaseAPI(t *testing.T) {
 	rec := e.mustStep(t, coi, qa, custody.StepExceptionalRelease, map[string]any{"statement": "Released out of specification."}, both...)
 	if len(rec.Signatures) != 2 || e.chain(t, coi).State != custody.StateReleased {
 		t.Fatalf("exceptional release: %+v, chain %s", rec.Signatures, e.chain(t, coi).State)
+	}
+
+	// The label of a final-product bag says so; an apheresis bag's does not.
+	for bag, want := range map[string]bool{"-FP-01": true, "-APH-01": false} {
+		r := e.do(t, http.MethodGet, chainPath(coi, "/bags/", string(coi), bag, "/label.zpl"), qa, nil)
+		if r.Code != http.StatusOK {
+			t.Fatalf("label %s: %s", bag, r)
+		}
+		if got := strings.Contains(string(r.Body), "EXCEPTIONAL RELEASE _E2_80_94 OUT OF SPECIFICATION"); got != want {
+			t.Errorf("label %s carries the notice: %v, want %v", bag, got, want)
+		}
+	}
+	// The custody report prints the oos record, who signed the release and
+	// the request's history, without the patient's identifiers.
+	r = e.do(t, http.MethodGet, chainPath(coi, "/report.pdf"), qa, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("report: %s", r)
+	}
+	text := reportText(t, r.Body)
+	id := strings.TrimPrefix(base, "/api/v1/access/requests/")
+	for _, want := range []string{"Out of specification and exceptional release", "Failed attributes", "Reason: 62% against 70%",
+		"QA signature", "Director's signature", "Dr Ann (md.ann, medical-director), approved",
+		"Expanded-access request " + id + " (6 records)", id + "; names this chain back", "decide", "APPROVED: Meets criteria",
+		"loa-issued", "ind-acknowledged", "Reference: IND 1", "irb-approved", "Reference: IRB-1", "Became chain " + string(coi)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, phi := range []string{"Alice", "Martin", "PAR-778812", "1961-07-14"} {
+		if strings.Contains(text, phi) {
+			t.Errorf("report prints the patient's %q", phi)
+		}
+	}
+	// The EPCIS export carries both.
+	r = e.do(t, http.MethodGet, chainPath(coi, "/epcis"), qa, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("epcis: %s", r)
+	}
+	for _, want := range []string{`"coid:step": "oos"`, `"disposition": "non_conformant"`, `"coid:step": "exceptional-release"`,
+		`"disposition": "available"`, `"coid:accessRequest": "https://coid.invalid/id/access-request/` + id + `"`,
+		`"coid:role": "medical-director"`} {
+		if !strings.Contains(string(r.Body), want) {
+			t.Errorf("EPCIS export lacks %s", want)
+		}
 	}
 }

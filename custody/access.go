@@ -542,7 +542,9 @@ func (s *Service) accessLocked(ctx context.Context, id COI) (*AccessRequest, err
 		return nil, err
 	}
 	jur, err := s.Jurisdiction(ctx, r.Submission.Jurisdiction)
-	if err != nil {
+	if err != nil && !(errors.Is(err, ErrConflict) && jur.Suspended) {
+		// A suspended jurisdiction takes no new request; the requests
+		// already under it keep their requirements and deadlines.
 		return nil, fmt.Errorf("request %s: %w", id, err)
 	}
 	r.Missing = jur.missing(r)
@@ -590,6 +592,9 @@ func (s *Service) RecordAccess(ctx context.Context, actor User, id COI, st Acces
 		return nil, fmt.Errorf("%s: %w", op, err)
 	} else if !ok && actor.Role != RoleAdmin {
 		return nil, fmt.Errorf("%s: request %s: %w", op, id, ErrNotFound)
+	}
+	if _, err := s.Jurisdiction(ctx, r.Submission.Jurisdiction); err != nil { // suspended: read, not written
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	rule, err := accessRule(AccessJourney(), r.State, st.Step)
 	if err != nil {
@@ -653,6 +658,9 @@ func (s *Service) EnrollAccess(ctx context.Context, actor User, id COI, en Acces
 		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	} else if !ok {
 		return nil, nil, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	if _, err := s.Jurisdiction(ctx, r.Submission.Jurisdiction); err != nil { // suspended: read, not written
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
 	rule, err := accessRule(AccessJourney(), r.State, StepAccessEnroll)
 	if err != nil {

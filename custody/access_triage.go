@@ -126,6 +126,10 @@ type TriageQueue struct {
 	DueSoon  int `json:"due_soon"`
 	// Next is the cursor of the next page; empty on the last.
 	Next string `json:"next,omitempty"`
+	// Deadlines are the after-the-fact steps owed by the approved and
+	// enrolled requests the team may read (Service.AccessDeadlines);
+	// AccessTriage sets them.
+	Deadlines []OwedDeadline `json:"deadlines"`
 }
 
 // triageOpen reports whether a request waits for the access team's
@@ -251,7 +255,12 @@ func (s *Service) AccessTriage(ctx context.Context, actor User, after string, li
 			return TriageQueue{}, err
 		}
 	}
-	return BuildTriage(open, s.sla, s.now().UTC(), after, limit), nil
+	q := BuildTriage(open, s.sla, s.now().UTC(), after, limit)
+	var err error
+	if q.Deadlines, err = s.AccessDeadlines(ctx, actor); err != nil {
+		return TriageQueue{}, err
+	}
+	return q, nil
 }
 
 // AccessFigures returns the decision figures of the decided requests actor

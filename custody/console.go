@@ -35,6 +35,10 @@ type Console struct {
 	// manufacturing or to treatment), in COI order: the chains whose open
 	// legs may carry hold-time warnings.
 	InTransit []ChainInfo
+	// AccessDeadlines are the after-the-fact steps owed by the
+	// expanded-access requests the user may read (AccessDeadlines), such
+	// as the IRB report after an emergency authorisation.
+	AccessDeadlines []OwedDeadline
 }
 
 // ConsoleRow is one chain of the console's table with its number of open
@@ -141,6 +145,9 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 	}
 	if end < len(rows) {
 		v.Next = consoleCursor(*rows[end-1].ci)
+	}
+	if v.AccessDeadlines, err = s.AccessDeadlines(ctx, u); err != nil {
+		return Console{}, err
 	}
 	return v, nil
 }

@@ -32,6 +32,11 @@ const (
 	LabelExpires = "Expires"
 )
 
+// LabelExceptionalRelease is the notice printed on the final-product bags
+// of a chain whose product QA recorded out of specification (an oos record)
+// and which was released by an exceptional release.
+const LabelExceptionalRelease = "EXCEPTIONAL RELEASE — OUT OF SPECIFICATION"
+
 // Storage conditions printed on labels.
 const (
 	// StorageFresh is printed on apheresis bags before their first shipment
@@ -82,6 +87,10 @@ type LabelContent struct {
 	// chain's registered product; "" for a product enrolled as free text
 	// (or no longer registered).
 	ProductCode string
+	// Notice is a warning printed on its own reverse band:
+	// LabelExceptionalRelease on the final-product bags of a product
+	// released by an exceptional release; "" otherwise.
+	Notice string
 	// Registered is the time of the record that registered the bag (the
 	// collect or manufacture record) and RegisteredSeq its log position.
 	// Printers pin document dates to it, so the same label always renders
@@ -125,7 +134,9 @@ func authorizeLabels(op string, actor User) error {
 //   - FP: the DIN of the collection it was made from; "Expires" at data.expires_at of the manufacture record,
 //     or else of the release record, when one carries it, otherwise
 //     "Manufactured" at the manufacture record's time, in the
-//     manufacturing site's time; StorageCryogenic.
+//     manufacturing site's time; StorageCryogenic; the notice
+//     LabelExceptionalRelease once an exceptional-release record follows
+//     QA's oos record.
 //
 // Corrections do not change label content: a label reflects the records
 // as they were signed.
@@ -294,6 +305,9 @@ func labelContent(c *Chain, phi PHI, bag BagID, profile func(string) (Profile, e
 		}
 		if ok {
 			l.TimeLabel, l.Time = LabelExpires, t
+		}
+		if x := OOSOf(c); x != nil && x.Released != 0 {
+			l.Notice = LabelExceptionalRelease
 		}
 	default:
 		return LabelContent{}, fmt.Errorf("bag %s: unknown bag kind: %w", bag, ErrInvalid)

@@ -182,3 +182,45 @@ func TestExceptionalRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestExceptionalReleaseLabelNotice: the final-product labels of a product
+// released by an exceptional release carry the notice; before that (and
+// an apheresis bag's label always) they carry none.
+func TestExceptionalReleaseLabelNotice(t *testing.T) {
+	e, coi := oosEnv(t)
+	fp := custody.BagID{COI: coi, Kind: custody.BagFinalProduct, N: 1}
+	aph := custody.BagID{COI: coi, Kind: custody.BagApheresis, N: 1}
+	notice := func(bag custody.BagID) string {
+		t.Helper()
+		l, err := e.svc.LabelContent(e.ctx, e.users["qa1"], bag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Notice
+	}
+	if n := notice(fp); n != "" {
+		t.Fatalf("before oos: notice %q", n)
+	}
+	e.must(coi, "qa1", custody.StepOOS, oosData, sig("qa1", custody.MeaningAuthored))
+	e.must(coi, "doc2", custody.StepExceptionalReleaseRequest, erRequest, sig("doc2", custody.MeaningAuthored))
+	e.must(coi, "doc2", custody.StepConsent, consentData, sig("doc2", custody.MeaningAuthored))
+	if n := notice(fp); n != "" {
+		t.Fatalf("out of specification, not yet released: notice %q", n)
+	}
+	e.must(coi, "qa1", custody.StepExceptionalRelease, erData, erSignatures...)
+	if n := notice(fp); n != custody.LabelExceptionalRelease {
+		t.Fatalf("after exceptional release: notice %q, want %q", n, custody.LabelExceptionalRelease)
+	}
+	if n := notice(aph); n != "" {
+		t.Fatalf("apheresis bag: notice %q", n)
+	}
+	all, err := e.svc.ChainLabelContents(e.ctx, e.users["qa1"], coi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range all {
+		if want := l.Bag.Kind == custody.BagFinalProduct; (l.Notice == custody.LabelExceptionalRelease) != want {
+			t.Errorf("%s: notice %q", l.Bag, l.Notice)
+		}
+	}
+}

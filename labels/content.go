@@ -116,7 +116,7 @@ func FromContent(c custody.LabelContent, o Options) Label {
 	return Label{
 		Product: c.Product, Bag: c.Bag, DIN: c.DIN, PatientName: c.PatientName, BirthDate: c.BirthDate,
 		TimeLabel: c.TimeLabel, Time: c.Time, Zone: zone, Storage: c.Storage, Facility: c.Facility,
-		ProductCode: c.ProductCode, Symbology: sym,
+		ProductCode: c.ProductCode, Symbology: sym, Notice: c.Notice,
 	}
 }
 

@@ -30,7 +30,10 @@
 // identifiers are printed; the code never carries them), the collection or
 // expiry time in the site's local time with zone abbreviation and UTC offset
 // and in UTC beneath it, the storage temperature, the issuing facility and
-// the 2-D code.
+// the 2-D code. A label with a notice (custody.LabelExceptionalRelease on
+// the final product of an exceptional release) prints it in reverse on a
+// band across its foot, the rows above set closer; without one the layout
+// is unchanged.
 //
 // The code carries ISBT 128 data structures with their data identifiers,
 // as an ICCBBA compound message (custody.ISBTLabelPayload): the COI (Data

@@ -117,6 +117,10 @@ type Label struct {
 	ProductCode string
 	// Symbology selects the 2-D code; the zero value is QR.
 	Symbology Symbology
+	// Notice is a warning printed in reverse on a band across the foot of
+	// the label, for example custody.LabelExceptionalRelease; "" prints
+	// no band and leaves the label as it always was.
+	Notice string
 }
 
 // Maximum lengths, in characters, of a label's free-text fields. Text
@@ -133,6 +137,8 @@ const (
 	MaxStorageLen = 40
 	// MaxFacilityLen bounds Label.Facility.
 	MaxFacilityLen = 48
+	// MaxNoticeLen bounds Label.Notice.
+	MaxNoticeLen = 48
 )
 
 // Payload returns the content of the label's 2-D code: the ISBT 128
@@ -182,6 +188,11 @@ func (l Label) Validate() error {
 		{"facility", l.Facility, MaxFacilityLen},
 	} {
 		if err := validText(f.name, f.v, f.max); err != nil {
+			return err
+		}
+	}
+	if l.Notice != "" {
+		if err := validText("notice", l.Notice, MaxNoticeLen); err != nil {
 			return err
 		}
 	}

@@ -235,8 +235,13 @@ func layoutLabel(l Label, st Stock) (*layout, error) {
 		}
 	}
 
-	// Full-width rows under the code.
-	y += 1.4 * s
+	// Full-width rows under the code. A label with a notice sets them
+	// closer, to leave room for its band at the foot.
+	gapK := 1.0
+	if l.Notice != "" {
+		gapK = noticeGapK
+	}
+	y += 1.4 * s * gapK
 	valueX = left + captionWideW*s
 	valueW := right - valueX
 	for _, row := range []struct {
@@ -255,7 +260,7 @@ func layoutLabel(l Label, st Stock) (*layout, error) {
 		if err != nil {
 			return nil, err
 		}
-		y += row.gap*s + 0.72*size*ptMM
+		y += row.gap*s*gapK + 0.72*size*ptMM
 		if row.caption != "" {
 			capSize, err := lay.fit(faceSans, captionSize*s, minCaptionSize*s, row.caption, (captionWideW-0.8)*s, "time label")
 			if err != nil {
@@ -268,7 +273,38 @@ func layoutLabel(l Label, st Stock) (*layout, error) {
 	if bottom := st.HeightMM - 0.8*margin*s; y > bottom {
 		return nil, fmt.Errorf("layout: content ends at %.1f mm, past %.1f mm: %w", y, bottom, custody.ErrInvalid)
 	}
+	if l.Notice != "" {
+		if err := lay.notice(l.Notice, y, left, fullW); err != nil {
+			return nil, err
+		}
+	}
 	return lay, nil
+}
+
+// Geometry of the notice band, in millimetres on DefaultStock.
+const (
+	noticeGapK  = 0.45 // the rows' gaps are multiplied by this on a label with a notice
+	noticeBandH = 4.2  // height of the band
+	noticeSize  = 8.0  // the notice's largest font size, pt
+)
+
+// notice adds the notice in reverse on a black band across the foot of
+// the label, below the last row, whose baseline is at y.
+func (lay *layout) notice(text string, y, left, fullW float64) error {
+	s := lay.stock.scale()
+	h := noticeBandH * s
+	top := y + 0.9*s
+	if bottom := lay.stock.HeightMM - 0.5*margin*s; top+h > bottom {
+		return fmt.Errorf("layout: the notice band ends at %.1f mm, past %.1f mm: %w", top+h, bottom, custody.ErrInvalid)
+	}
+	size, err := lay.fit(faceSansBold, noticeSize*s, minTextSize*s, text, fullW-2*s, "notice")
+	if err != nil {
+		return err
+	}
+	lay.boxes = append(lay.boxes, boxEl{x: left, y: top, w: fullW, h: h, fill: true})
+	lay.texts = append(lay.texts, textEl{x: left, base: top + (h+0.72*size*ptMM)/2, size: size, face: faceSansBold,
+		s: text, white: true, centerW: fullW})
+	return nil
 }
 
 // fit returns the largest size from size down to floor, in steps of a

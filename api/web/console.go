@@ -60,6 +60,37 @@ type consoleView struct {
 	// Warnings are the hold-time warnings of legs still in transit,
 	// newest first.
 	Warnings []holdWarningRow
+	// Deadlines are the after-the-fact steps owed by the expanded-access
+	// requests the user may read, overdue first; the section shows only
+	// when it is not empty.
+	Deadlines []deadlineRow
+}
+
+// deadlineRow is a step an expanded-access request owes, with what it is
+// and when, in words.
+type deadlineRow struct {
+	custody.OwedDeadline
+	What    string
+	When    string
+	Overdue bool
+}
+
+// deadlineRows words the deadlines the console raises at now.
+func deadlineRows(list []custody.OwedDeadline, now time.Time) []deadlineRow {
+	out := make([]deadlineRow, len(list))
+	for i, d := range list {
+		r := deadlineRow{OwedDeadline: d, What: string(d.Step), Overdue: d.Status == "overdue"}
+		if d.Step == custody.StepIRBReported {
+			r.What = "IRB report after the emergency authorisation (irb-reported)"
+		}
+		if r.Overdue {
+			r.When = "overdue by " + humanDuration(now.Sub(d.Due))
+		} else {
+			r.When = "due in " + humanDuration(d.Due.Sub(now))
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // expiringRow is one expiring qualification with when, in words.
@@ -147,6 +178,7 @@ func (w *ui) consolePage(c echo.Context) error {
 	for _, st := range custody.States {
 		v.Counts = append(v.Counts, stateCount{State: st, Text: stateText(st), Count: con.Counts[st], Selected: st == filter})
 	}
+	v.Deadlines = deadlineRows(con.AccessDeadlines, w.svc.Now())
 	if v.Warnings, err = w.holdWarningRows(ctx, con.InTransit); err != nil {
 		return w.fail(c, err)
 	}

@@ -25,6 +25,7 @@
 //	<base>profile/cryogenic                  a temperature profile (sensor bizRules)
 //	<base>record/<sha-256 hex>               a ledger record (eventID): its hash
 //	<base>transformation/<sha-256 hex>       a manufacture (transformationID): its record's hash
+//	<base>access-request/EAA999926000001     an expanded-access request the chain was enrolled from
 //	<base>epcis/<COI>/<chain head hash>      the document
 //
 // They are stable for a given base and registry: derived only from ledger
@@ -62,6 +63,13 @@
 //	disposition     OBSERVE  inspecting        conformant or non_conformant (QA accept or reject);
 //	                                           coid:about the issue's record, coid:decision, coid:reason
 //	release         OBSERVE  inspecting        conformant       final-product bags
+//	oos             OBSERVE  inspecting        non_conformant   final-product bags; persistentDisposition
+//	                                           sets non_conformant; coid:attributes, coid:reason
+//	exceptional-release OBSERVE inspecting     available        final-product bags; persistentDisposition
+//	                                           keeps non_conformant set; coid:exceptionalRelease: the oos
+//	                                           records and failed attributes, the physician's request and
+//	                                           consent records, the expanded-access request, the
+//	                                           approvals (role, meaning, time)
 //	bedside-verify  OBSERVE  inspecting        conformant       the verified bag
 //	mismatch        OBSERVE  inspecting        mismatch_instance
 //	acknowledge     OBSERVE  holding           non_sellable_other  the mismatch's bag, set aside for QA
@@ -191,9 +199,47 @@ type Event struct {
 	// About is the URI of the record a disposition or an acknowledgement
 	// is about (the excursion, broken-seal receive or mismatch).
 	About string `json:"coid:about,omitempty"`
-	// Decision and Reason are QA's, on a disposition event.
+	// Decision and Reason are QA's, on a disposition event; Reason is
+	// also QA's on an oos event.
 	Decision string `json:"coid:decision,omitempty"`
 	Reason   string `json:"coid:reason,omitempty"`
+	// PersistentDisposition keeps an out-of-specification product
+	// non_conformant from its oos event on, through its exceptional
+	// release.
+	PersistentDisposition *PersistentDisposition `json:"persistentDisposition,omitempty"`
+	// Attributes are the release attributes an oos record names as
+	// failed.
+	Attributes []string `json:"coid:attributes,omitempty"`
+	// ExceptionalRelease is what an exceptional-release event rests on.
+	ExceptionalRelease *ExceptionalRelease `json:"coid:exceptionalRelease,omitempty"`
+}
+
+// PersistentDisposition is an event's persistentDisposition: the
+// dispositions it sets (and unsets) until another event changes them.
+type PersistentDisposition struct {
+	Set   []string `json:"set,omitempty"`
+	Unset []string `json:"unset,omitempty"`
+}
+
+// ExceptionalRelease is the coid extension of an exceptional-release
+// event: the oos records it overrides with their failed attributes, the
+// physician's request and consent records, the expanded-access request
+// the chain was enrolled from, and the approvals it was signed with (role
+// and meaning; the signers' names are in the custody report).
+type ExceptionalRelease struct {
+	OOS              []string   `json:"coid:oos"`
+	Attributes       []string   `json:"coid:attributes"`
+	PhysicianRequest string     `json:"coid:physicianRequest,omitempty"`
+	Consent          string     `json:"coid:consent,omitempty"`
+	AccessRequest    string     `json:"coid:accessRequest,omitempty"`
+	Approvals        []Approval `json:"coid:approvals"`
+}
+
+// Approval is one signature of an exceptional release.
+type Approval struct {
+	Role    string `json:"coid:role"`
+	Meaning string `json:"coid:meaning"`
+	Time    string `json:"coid:time"`
 }
 
 // Location is a readPoint or bizLocation.
@@ -334,6 +380,12 @@ func (n IDs) Profile(name string) string { return n.base() + "profile/" + escape
 
 // Record is the URI of a ledger record: its hash.
 func (n IDs) Record(h custody.Hash) string { return n.base() + "record/" + h.String() }
+
+// AccessRequest is the URI of an expanded-access request (its
+// identifier, EA...), the chain its therapy chain was enrolled from.
+func (n IDs) AccessRequest(id custody.COI) string {
+	return n.base() + "access-request/" + escape(string(id))
+}
 
 // Transformation is the transformationID of a manufacture: its record's
 // hash.
@@ -581,6 +633,23 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 	case custody.StepRelease:
 		ev.BizStep, ev.Disposition = "inspecting", "conformant"
 		ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
+	case custody.StepOOS:
+		// QA found the product out of specification: non_conformant from
+		// here on, whatever follows.
+		ev.BizStep, ev.Disposition = "inspecting", "non_conformant"
+		ev.PersistentDisposition = &PersistentDisposition{Set: []string{"non_conformant"}}
+		ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
+		if m, err := r.Members(); err == nil {
+			_ = json.Unmarshal(m["attributes"], &ev.Attributes)
+			_ = json.Unmarshal(m["reason"], &ev.Reason)
+		}
+	case custody.StepExceptionalRelease:
+		// Released for this patient although out of specification: the
+		// product is available, and stays non_conformant.
+		ev.BizStep, ev.Disposition = "inspecting", "available"
+		ev.PersistentDisposition = &PersistentDisposition{Set: []string{"non_conformant"}}
+		ev.EPCList = x.withCOI(x.bags(custody.BagFinalProduct))
+		ev.ExceptionalRelease = x.exceptionalRelease(r)
 	case custody.StepBedsideVerify, custody.StepMismatch:
 		var bag, bagCode string
 		switch d := r.Body().(type) {
@@ -637,6 +706,46 @@ func (x *exporter) event(r *custody.Record) (Event, bool) {
 		ev.EPCList = []string{}
 	}
 	return ev, true
+}
+
+// exceptionalRelease is what exceptional-release record r rests on: the
+// chain's oos records before it, the physician's request and consent
+// records, the expanded-access request and r's approvals.
+func (x *exporter) exceptionalRelease(r *custody.Record) *ExceptionalRelease {
+	out := &ExceptionalRelease{OOS: []string{}, Attributes: []string{}, Approvals: []Approval{}}
+	for i := range x.c.Records {
+		p := &x.c.Records[i]
+		if p.Seq >= r.Seq {
+			break
+		}
+		switch p.Step {
+		case custody.StepOOS:
+			out.OOS = append(out.OOS, x.ids.Record(p.Hash))
+			var attrs []string
+			if m, err := p.Members(); err == nil && json.Unmarshal(m["attributes"], &attrs) == nil {
+				for _, a := range attrs {
+					if !slices.Contains(out.Attributes, a) {
+						out.Attributes = append(out.Attributes, a)
+					}
+				}
+			}
+		case custody.StepExceptionalReleaseRequest:
+			out.PhysicianRequest = x.ids.Record(p.Hash)
+		case custody.StepConsent:
+			out.Consent = x.ids.Record(p.Hash)
+		}
+	}
+	if id := custody.RequestOf(x.c); id != "" {
+		out.AccessRequest = x.ids.AccessRequest(id)
+	}
+	for _, s := range r.Signatures {
+		t := s.Time
+		if tt, err := time.Parse(time.RFC3339Nano, s.Time); err == nil {
+			t = x.time(tt)
+		}
+		out.Approvals = append(out.Approvals, Approval{Role: string(s.Role), Meaning: string(s.Meaning), Time: t})
+	}
+	return out
 }
 
 func nonNil(s []string) []string {

@@ -380,9 +380,9 @@ var (
 	// configured base, and GS1 Digital Link URIs of GLNs and GIAIs.
 	idRE     = regexp.MustCompile(`^(https://coid\.example\.org/id/[a-z]+/[A-Za-z0-9%._~-]+(/[A-Za-z0-9%._~-]+)?|https://id\.gs1\.org/414/[0-9]{13}|https://id\.gs1\.org/8004/[0-9][A-Za-z0-9%._~-]*)$`)
 	bizSteps = []string{"commissioning", "shipping", "receiving", "sensor_reporting", "inspecting", "holding", "dispensing", "decommissioning"}
-	disps    = []string{"active", "in_transit", "in_progress", "conformant", "non_conformant", "mismatch_instance", "non_sellable_other", "dispensed", "inactive"}
+	disps    = []string{"active", "in_transit", "in_progress", "conformant", "non_conformant", "mismatch_instance", "non_sellable_other", "dispensed", "inactive", "available"}
 	actions  = []string{"ADD", "OBSERVE", "DELETE"}
-	eventKey = []string{"type", "eventTime", "eventTimeZoneOffset", "eventID", "epcList", "action", "bizStep", "disposition", "readPoint",
+	eventKey = []string{"type", "eventTime", "eventTimeZoneOffset", "eventID", "epcList", "action", "bizStep", "disposition", "persistentDisposition", "readPoint",
 		"bizLocation", "sourceList", "destinationList", "sensorElementList", "ilmd"}
 	// transformKey are a TransformationEvent's members: no epcList and no
 	// action, input and output lists and a transformationID instead.

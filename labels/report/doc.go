@@ -27,6 +27,12 @@
 //     readings hash), and a vector chart of temperature against device time
 //     with the allowed band, the limits, each excursion shaded and tilt, lid
 //     and silence marked in strips beneath;
+//   - for a product QA recorded out of specification, its oos records and
+//     failed attributes, the physician's request, the consent and the
+//     exceptional release with QA's and the medical director's signatures;
+//   - for a chain enrolled from an expanded-access request (Input.Access,
+//     which Build fills from an AccessSource), the request, its state and
+//     deadlines and every record of its history with its signatures;
 //   - the excursions and broken seals with their QA dispositions;
 //   - the verification block: records verified, chain head, ledger head,
 //     when and by whom the report was generated.

@@ -83,6 +83,17 @@ type Input struct {
 	// Proof is the proof bundle of the chain's records (AttachProof);
 	// nil for a report without one, which renders as before.
 	Proof *Proof
+	// Access is the expanded-access request the chain was enrolled from,
+	// with its whole history (custody.Service.ChainAccessRequest); nil for
+	// a chain enrolled without one, whose report renders as before.
+	Access *custody.AccessRequest
+}
+
+// AccessSource is a Source that knows the expanded-access request a chain
+// was enrolled from; Build then prints the request's history. A Source
+// without it gives reports without one.
+type AccessSource interface {
+	ChainAccessRequest(ctx context.Context, c *custody.Chain) (*custody.AccessRequest, error)
 }
 
 // Proof is a proof bundle as a report carries it: the bundle's JSON,
@@ -188,6 +199,11 @@ func Build(ctx context.Context, src Source, coi custody.COI, actor custody.User,
 	if ps, ok := src.(ProfileSource); ok {
 		in.Profiles = ps.ProfileSet()
 	}
+	if as, ok := src.(AccessSource); ok {
+		if in.Access, err = as.ChainAccessRequest(ctx, c); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	phi, err := src.PHI(ctx, coi)
 	switch {
 	case errors.Is(err, custody.ErrNotFound):
@@ -232,6 +248,7 @@ type ServiceSource struct{ *custody.Service }
 var (
 	_ Source        = ServiceSource{}
 	_ ProfileSource = ServiceSource{}
+	_ AccessSource  = ServiceSource{}
 )
 
 // LegTelemetry returns the readings of leg n from the service's reading
@@ -457,7 +474,7 @@ func segments(c *custody.Chain, now time.Time) []segment {
 				t = e.UTC()
 			}
 			collect = &t
-		case custody.StepRelease:
+		case custody.StepRelease, custody.StepExceptionalRelease:
 			release = &t
 		case custody.StepInfuse:
 			infuse = &t

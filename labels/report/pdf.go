@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -144,6 +145,8 @@ func (r *renderer) render() error {
 	r.newPage()
 	r.identity()
 	r.durations()
+	r.exceptionalRelease()
+	r.accessRequest()
 	r.records()
 	r.legs()
 	r.issues()
@@ -757,6 +760,22 @@ func (r *renderer) details(rec *custody.Record) []string {
 		add("Booking freed. Reason: %s", get("reason"))
 	case custody.StepCollectOverride:
 		add("Collection allowed without a booking. Reason: %s", get("reason"))
+	case custody.StepOOS:
+		var attrs []string
+		if json.Unmarshal(m["attributes"], &attrs) == nil {
+			used["attributes"] = true
+			add("OUT OF SPECIFICATION: failed %s. Reason: %s", strings.Join(attrs, ", "), get("reason"))
+		}
+	case custody.StepExceptionalReleaseRequest:
+		add("The treating physician requests the exceptional release of the out-of-specification product. Reason: %s", get("reason"))
+	case custody.StepConsent:
+		s := "The patient's informed consent obtained by " + get("obtained_by") + ", " + r.dataTime(get("obtained_at"))
+		if has("document_hash") {
+			s += "; consent document SHA-256 " + get("document_hash")
+		}
+		add("%s", s)
+	case custody.StepExceptionalRelease:
+		add("EXCEPTIONAL RELEASE of the out-of-specification product: %s", get("statement"))
 	}
 	var rest []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
