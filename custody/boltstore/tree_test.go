@@ -385,35 +385,33 @@ func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 			}
 			if err := db.Update(func(tx *bolt.Tx) error {
 				// Cut the stored hashes back to those of the first keep
-				// leaves.
-				tree := tx.Bucket(bucketTree)
-				cut := verifiable.StoredHashCount(keep)
-				var drop, keepKeys [][]byte
-				var keepVals [][]byte
-				_ = tree.ForEach(func(k, v []byte) error {
-					g := int64(binary.BigEndian.Uint64(k))
-					switch keepN := cut - g*hashGroup; {
-					case keepN <= 0:
-						drop = append(drop, clone(k))
-					case keepN < int64(len(v)/32):
-						keepKeys, keepVals = append(keepKeys, clone(k)), append(keepVals, clone(v[:keepN*32]))
-					}
-					return nil
-				})
-				for _, k := range drop {
-					if err := tree.Delete(k); err != nil {
+				// leaves: drop them all, then store the first keep again.
+				meta := tx.Bucket(bucketMeta)
+				if err := tx.DeleteBucket(bucketTree); err != nil {
+					return err
+				}
+				treeB, err := tx.CreateBucket(bucketTree)
+				if err != nil {
+					return err
+				}
+				for _, k := range [][]byte{keyTreeSize, keyTreeTail} {
+					if err := meta.Delete(k); err != nil {
 						return err
 					}
 				}
-				for i, k := range keepKeys {
-					if err := tree.Put(k, keepVals[i]); err != nil {
+				tree := newTreeHashes(treeB, meta)
+				for i := range keep {
+					if err := addLeaf(tree, i, tx.Bucket(bucketLog).Get(u64(uint64(i + 1)))[32:]); err != nil {
 						return err
 					}
+				}
+				if err := tree.flush(); err != nil {
+					return err
 				}
 				if keep == 0 {
-					return tx.Bucket(bucketMeta).Delete(keyTreeSize)
+					return nil
 				}
-				return tx.Bucket(bucketMeta).Put(keyTreeSize, u64(uint64(keep)))
+				return meta.Put(keyTreeSize, u64(uint64(keep)))
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -426,6 +424,48 @@ func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 			checkTreeMatches(t, s)
 		})
 	}
+}
+
+// TestTreeOfAnOlderLayoutIsRebuilt opens a ledger whose stored hashes
+// have the layout of an older version (no layout mark, groups of another
+// size): a read-only open sees no tree (and its check passes), the next
+// writer's open builds it again in this layout.
+func TestTreeOfAnOlderLayoutIsRebuilt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	fill(t, s, 7, 20) // 140
+	s.Close()
+	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		meta, tree := tx.Bucket(bucketMeta), tx.Bucket(bucketTree)
+		for _, k := range [][]byte{keyTreeLayout, keyTreeTail} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return tree.Put(u64(0), bytes.Repeat([]byte{7}, 64*32))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := Open(dir, Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ro.TreeSize(ctx); n != 0 || err != nil {
+		t.Fatalf("read-only tree size of an older layout: %d (%v), want 0", n, err)
+	}
+	if err := ro.CheckFile(ctx); err != nil {
+		t.Fatalf("check of an older layout: %v", err)
+	}
+	ro.Close()
+	s = openT(t, dir)
+	defer s.Close()
+	checkTreeMatches(t, s)
 }
 
 // checkTreeMatches checks that the tree holds every record of the ledger
@@ -444,12 +484,18 @@ func checkTreeMatches(t *testing.T, s *Store) {
 	}
 	cnt := 0
 	if err := s.view(func(tx *bolt.Tx) error {
+		_, tail := readTreeTail(tx.Bucket(bucketMeta))
+		cnt += len(tail) / 32
 		return tx.Bucket(bucketTree).ForEach(func(_, v []byte) error { cnt += len(v) / 32; return nil })
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if int64(cnt) != verifiable.StoredHashCount(n) {
 		t.Fatalf("%d stored hashes, want %d", cnt, verifiable.StoredHashCount(n))
+	}
+	// Every stored hash is the independent library's (the file check).
+	if err := s.CheckFile(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -538,6 +584,13 @@ func TestCheckFileFindsATamperedTree(t *testing.T) {
 			k, v := tree.Cursor().Last()
 			return tree.Put(clone(k), append(clone(v), make([]byte, 32)...))
 		}, "beyond", ""},
+		{"a hash too many in meta", func(_, meta *bolt.Bucket) error {
+			return meta.Put(keyTreeTail, append(clone(meta.Get(keyTreeTail)), make([]byte, 32)...))
+		}, "beyond", ""},
+		{"a group not full before the last", func(tree, _ *bolt.Bucket) error {
+			k, v := tree.Cursor().Last()
+			return tree.Put(clone(k), clone(v[:len(v)-32]))
+		}, "", "98"},
 		{"tree longer than the log", func(_, meta *bolt.Bucket) error { return meta.Put(keyTreeSize, u64(101)) }, "the log 100", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
