@@ -24,7 +24,7 @@ var (
 	keyTreeSize       = []byte("tree_size")   // in meta: records whose hashes are stored (8 bytes BE)
 	keyTreeTail       = []byte("tree_tail")   // in meta: the last group, not full: its index (8 bytes BE) || its hashes
 	keyTreeLayout     = []byte("tree_layout") // in meta: treeLayout, the layout of the stored hashes
-	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints, bucketCosignatures}
+	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints, bucketCosignatures, bucketWitnessStates}
 )
 
 var _ verifiable.Source = (*Store)(nil)
