@@ -61,8 +61,8 @@ const maxAnswer = 64 << 10
 type Status struct {
 	Name string `json:"name"`
 	URL  string `json:"url"`
-	// Size is the largest checkpoint it cosigned since the start, 0
-	// none.
+	// Size is the largest checkpoint it cosigned, 0 none. It and the
+	// last submission's outcome are kept in the store (Restore).
 	Size int64 `json:"cosigned_size"`
 	// Outcome and Error are those of its last submission (Outcome
 	// empty: none yet); Size of the checkpoint then submitted.
