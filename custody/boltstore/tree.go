@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -166,23 +167,44 @@ func addLeafHash(tree *treeHashes, n int64, leaf verifiable.Hash) error {
 	return tree.add(verifiable.StoredHashIndex(0, n), hs)
 }
 
-// leafHashes returns the leaf hashes of the encodings, computed on
-// GOMAXPROCS goroutines, each over a contiguous share.
-func leafHashes(encs [][]byte) []verifiable.Hash {
-	out := make([]verifiable.Hash, len(encs))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(encs)/1024))
-	per := (len(encs) + workers - 1) / workers
+// leafHashBlock is how many leaves a goroutine of buildHashes hashes at
+// a time.
+const leafHashBlock = 4096
+
+// buildHashes appends to hs the stored hashes the leaves of encs add to
+// the tree whose edge is edge, in order. The leaves are hashed on
+// GOMAXPROCS goroutines, block by block, while this one adds each block
+// done along the edge: the in-order part overlaps the hashing.
+func buildHashes(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []verifiable.Hash {
+	leaves := make([]verifiable.Hash, len(encs))
+	blocks := (len(encs) + leafHashBlock - 1) / leafHashBlock
+	done := make([]chan struct{}, blocks)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	span := func(b int) (int, int) { return b * leafHashBlock, min((b+1)*leafHashBlock, len(encs)) }
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for lo := 0; lo < len(encs); lo += per {
-		hi := min(lo+per, len(encs))
+	for range min(runtime.GOMAXPROCS(0), blocks) {
 		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				out[i] = verifiable.LeafHash(encs[i])
+			for b := int(next.Add(1) - 1); b < blocks; b = int(next.Add(1) - 1) {
+				lo, hi := span(b)
+				for i := lo; i < hi; i++ {
+					leaves[i] = verifiable.LeafHash(encs[i])
+				}
+				close(done[b])
 			}
 		})
 	}
+	for b := range blocks {
+		<-done[b]
+		lo, hi := span(b)
+		for _, h := range leaves[lo:hi] {
+			hs = edge.Add(h, hs)
+		}
+	}
 	wg.Wait()
-	return out
+	return hs
 }
 
 func readTreeSize(meta *bolt.Bucket) int64 {
@@ -237,7 +259,8 @@ func (s *Store) buildTree() error {
 			}
 			end := min(uint64(size)+treeBuildChunk, head)
 			// The records' bytes (valid for the transaction), then their
-			// leaf hashes on every core, then the interior hashes in order.
+			// leaf hashes on every core and, overlapping, the interior
+			// hashes in order.
 			encs := make([][]byte, 0, end-uint64(size))
 			c := logB.Cursor()
 			seq := uint64(size) + 1
@@ -252,12 +275,9 @@ func (s *Store) buildTree() error {
 			if err != nil {
 				return fmt.Errorf("build the tree: %w", err)
 			}
-			leaves := leafHashes(encs)
 			// About two stored hashes a leaf.
 			hs := make([]verifiable.Hash, 0, verifiable.StoredHashCount(int64(end))-verifiable.StoredHashCount(size))
-			for _, h := range leaves {
-				hs = edge.Add(h, hs)
-			}
+			hs = buildHashes(edge, encs, hs)
 			if err := tree.add(verifiable.StoredHashIndex(0, size), hs); err != nil {
 				return err
 			}

@@ -373,11 +373,15 @@ func TestRolledBackLedgerFailsConsistency(t *testing.T) {
 // halfway: the tree is built, or finished, at open and matches.
 func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 	ctx := context.Background()
-	for _, keep := range []int64{0, 1, 77} {
-		t.Run(fmt.Sprint("kept ", keep), func(t *testing.T) {
+	for _, c := range []struct {
+		chains int
+		keep   int64
+	}{{9, 0}, {9, 1}, {9, 77}, {300, 0}, {300, 5001}} { // 180 or 6,000 records: two blocks of leaves
+		keep, records := c.keep, int64(c.chains*20)
+		t.Run(fmt.Sprint(records, " records, kept ", keep), func(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir)
-			fill(t, s, 9, 20) // 180
+			fill(t, s, c.chains, 20)
 			s.Close()
 			db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
 			if err != nil {
@@ -418,8 +422,8 @@ func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 			db.Close()
 			s = openT(t, dir)
 			defer s.Close()
-			if n, _ := s.TreeSize(ctx); n != 180 {
-				t.Fatalf("tree size %d after open, want 180", n)
+			if n, _ := s.TreeSize(ctx); n != records {
+				t.Fatalf("tree size %d after open, want %d", n, records)
 			}
 			checkTreeMatches(t, s)
 		})
