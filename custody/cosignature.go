@@ -52,6 +52,27 @@ type CosignatureStore interface {
 	// cosigned, smallest first, each with its witnesses by name;
 	// ErrInvalid for a limit or after out of range.
 	CosignedCheckpoints(ctx context.Context, after int64, limit int) ([]CosignedCheckpoint, error)
+	// PutWitnessState keeps what was last seen of a witness, replacing
+	// what was kept of it; a state without a witness name is ErrInvalid.
+	PutWitnessState(ctx context.Context, st WitnessState) error
+	// WitnessStates returns the states kept, by witness name.
+	WitnessStates(ctx context.Context) ([]WitnessState, error)
+}
+
+// WitnessState is what coid last saw of a witness it submits checkpoints
+// to, kept so that a restart reports it as before.
+type WitnessState struct {
+	// Witness is the witness's name.
+	Witness string `json:"witness"`
+	// Cosigned is the largest checkpoint size it cosigned, 0 none.
+	Cosigned int64 `json:"cosigned"`
+	// Outcome and Error are those of its last submission (Outcome empty:
+	// none yet), LastSize the checkpoint then submitted and LastAttempt
+	// when.
+	Outcome     string    `json:"outcome,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	LastSize    int64     `json:"last_size,omitempty"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
 }
 
 // CheckSignatureLine checks that line is one signed-note signature line,

@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	_ "time/tzdata" // --tz works without the host's zoneinfo
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/epcis"
 	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/coid-project/coid/custody/verifiable/witness"
 	"github.com/coid-project/coid/labels/report"
 )
 
@@ -26,6 +28,9 @@ Both carry the proof of their records (a coid-proof.json attachment; the
 EPCIS document's coid:proof member), which "coid audit" checks with the
 verifier key alone. The proof is against the latest signed checkpoint, or
 one signed (and kept) now if that does not hold every record of the chain.
+With witnesses configured as for coid serve (COID_WITNESSES and
+COID_WITNESS_QUORUM), it is against the latest checkpoint holding every
+record that the quorum cosigned, with their cosignatures, if there is one.
 
 --user names the person generating the report, who must be qa or admin; the
 report names them. Without it the report is attributed to the offline
@@ -101,6 +106,18 @@ func runReport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	defer st.close()
 	vlog := verifiable.NewLog(st.tree, st.keys, func() time.Time { return when }, log)
+	if specs := strings.Fields(getenv(env, "COID_WITNESSES")); len(specs) > 0 {
+		quorum := envInt(env, "COID_WITNESS_QUORUM", len(specs))
+		ws, err := witness.ParseList(specs, quorum)
+		if err != nil {
+			return usagef("report: COID_WITNESSES NAME=URL+VERIFIERKEY ..., COID_WITNESS_QUORUM 1 to their number: %v", err)
+		}
+		names := make([]string, len(ws))
+		for i, w := range ws {
+			names[i] = w.Name
+		}
+		vlog.SetWitnesses(names, quorum)
+	}
 	actor := offlineOperator
 	if userID != "" {
 		if actor, err = offlineUser(ctx, st.ledger, "report", userID); err != nil {

@@ -209,7 +209,18 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 			Now: time.Now, After: time.After, Logger: log}); err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
+		// What was last seen of each witness, as before a restart.
+		if err := wsub.Restore(context.Background()); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
 		vlog.OnSigned(wsub.Notify)
+		// Reports and exports carry the latest checkpoint the quorum
+		// cosigned, with the cosignatures.
+		names := make([]string, len(witnesses))
+		for i, w := range witnesses {
+			names[i] = w.Name
+		}
+		vlog.SetWitnesses(names, *witnessQuorum)
 		wCtx, stopWitnesses := context.WithCancel(context.Background())
 		var wWG sync.WaitGroup
 		wWG.Go(func() { wsub.Run(wCtx) })

@@ -100,9 +100,6 @@ type Store struct {
 	log          *slog.Logger
 
 	readOnly bool
-	// withoutTree makes appends skip the tree's hashes: set only by a
-	// benchmark, to measure what they cost (a later open builds them).
-	withoutTree bool
 	// appends and readings are the writers (nil when read-only): the
 	// ledger's group commit (batchTx) and the telemetry's (readings.go).
 	appends  *custody.GroupCommit[appendReq, custody.Record]
@@ -882,7 +879,7 @@ func (s *Store) begin(cache chainCache) *batchTx {
 		b.logB.FillPercent = 1.0
 		treeB := b.tx.Bucket(bucketTree)
 		treeB.FillPercent = 1.0
-		b.tree = newTreeHashes(treeB)
+		b.tree = newTreeHashes(treeB, b.meta)
 		b.headSeq, b.headHash = readHead(b.meta)
 		return nil
 	})
@@ -951,11 +948,9 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		return
 	}
 	// The record's tree hashes commit with it, or neither does.
-	if !b.s.withoutTree {
-		if err := addLeaf(b.tree, int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
-			b.err = err
-			return
-		}
+	if err := addLeaf(b.tree, int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
+		b.err = err
+		return
 	}
 	if len(d.Claims) > 0 || len(d.Releases) > 0 {
 		if err := b.claims.apply(&d, rec.Seq); err != nil {
@@ -1003,13 +998,11 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
 				return err
 			}
-			if !b.s.withoutTree {
-				if err := b.tree.flush(); err != nil {
-					return err
-				}
-				if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
-					return err
-				}
+			if err := b.tree.flush(); err != nil {
+				return err
+			}
+			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
+				return err
 			}
 			return b.tx.Commit()
 		})

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -17,39 +20,66 @@ import (
 // written by the batch that writes the records, and the signed
 // checkpoints.
 var (
-	bucketTree        = []byte("tree")        // stored hash index / hashGroup (8 bytes BE) -> up to hashGroup hashes (32 each)
+	bucketTree        = []byte("tree")        // stored hash index / hashGroup (8 bytes BE) -> hashGroup hashes (32 each): the full groups
 	bucketCheckpoints = []byte("checkpoints") // sequence (8 bytes BE) -> size (8 bytes BE) || signed note
 	keyTreeSize       = []byte("tree_size")   // in meta: records whose hashes are stored (8 bytes BE)
-	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints, bucketCosignatures}
+	keyTreeTail       = []byte("tree_tail")   // in meta: the last group, not full: its index (8 bytes BE) || its hashes
+	keyTreeLayout     = []byte("tree_layout") // in meta: treeLayout, the layout of the stored hashes
+	treeBuckets       = [][]byte{bucketTree, bucketCheckpoints, bucketCosignatures, bucketWitnessStates}
 )
 
 var _ verifiable.Source = (*Store)(nil)
 
 // treeBuildChunk is how many records one transaction of the tree's
 // building (upgrade) hashes: a crash loses at most that much work.
-const treeBuildChunk = 1 << 17
+const treeBuildChunk = 1 << 18
 
 // hashGroup is how many consecutive stored hashes one entry of the tree
-// bucket holds: the writer puts one entry per group it changed at commit,
-// not one per hash, and a proof reads a few entries.
-const hashGroup = 64
+// bucket holds: a proof reads a few entries, and 7 entries of 512 bytes
+// fill a page.
+const hashGroup = 16
+
+// treeLayout names how the stored hashes are kept: groups of hashGroup in
+// the tree bucket, the last group, while it is not full, in meta (keyTreeTail).
+// A single-record commit then changes only meta, which it changes anyway
+// (the head), and the tree bucket once every hashGroup hashes (about every
+// 8 records): the tree adds no page to most commits. A tree of another
+// layout (groups of 64, the last in the tree bucket) is rebuilt at open.
+const treeLayout = 2
 
 // treeHashes reads and writes the stored hashes inside a transaction.
 // Hashes added are kept in pending, by group, until flush puts them, and
 // are read from there meanwhile. The tree only grows at its end, so a
 // group is only ever appended to.
 type treeHashes struct {
-	b       *bolt.Bucket
+	b, meta *bolt.Bucket
+	tailG   int64            // the group kept in meta
+	tail    []byte           // its hashes
 	pending map[int64][]byte // group -> its whole value, as it will be
 }
 
-func newTreeHashes(b *bolt.Bucket) *treeHashes {
-	return &treeHashes{b: b, pending: map[int64][]byte{}}
+func newTreeHashes(b, meta *bolt.Bucket) *treeHashes {
+	r := &treeHashes{b: b, meta: meta, pending: map[int64][]byte{}}
+	r.tailG, r.tail = readTreeTail(meta)
+	return r
+}
+
+// readTreeTail returns the group kept in meta and its hashes (group 0,
+// none, in a tree with no hashes).
+func readTreeTail(meta *bolt.Bucket) (int64, []byte) {
+	v := meta.Get(keyTreeTail)
+	if len(v) < 8 {
+		return 0, nil
+	}
+	return int64(binary.BigEndian.Uint64(v)), v[8:]
 }
 
 func (r *treeHashes) group(g int64) []byte {
 	if v, ok := r.pending[g]; ok {
 		return v
+	}
+	if g == r.tailG {
+		return r.tail
 	}
 	return r.b.Get(u64(uint64(g)))
 }
@@ -58,9 +88,12 @@ func (r *treeHashes) group(g int64) []byte {
 func (r *treeHashes) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
 	out := make([]verifiable.Hash, len(indexes))
 	for i, idx := range indexes {
+		if idx < 0 {
+			return nil, fmt.Errorf("tree hash %d is not stored: %w", idx, custody.ErrNotFound)
+		}
 		v := r.group(idx / hashGroup)
 		off := int(idx%hashGroup) * custody.HashSize
-		if idx < 0 || len(v) < off+custody.HashSize {
+		if len(v) < off+custody.HashSize {
 			return nil, fmt.Errorf("tree hash %d is not stored: %w", idx, custody.ErrNotFound)
 		}
 		copy(out[i][:], v[off:])
@@ -68,27 +101,53 @@ func (r *treeHashes) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
 	return out, nil
 }
 
-// add appends the stored hash at idx, which must be the next one.
-func (r *treeHashes) add(idx int64, h verifiable.Hash) error {
-	g := idx / hashGroup
-	v, ok := r.pending[g]
-	if !ok {
-		v = append(make([]byte, 0, hashGroup*custody.HashSize), r.b.Get(u64(uint64(g)))...)
+// add appends the stored hashes hs at idx, which must be the next one.
+func (r *treeHashes) add(idx int64, hs []verifiable.Hash) error {
+	for len(hs) > 0 {
+		g := idx / hashGroup
+		v, ok := r.pending[g]
+		if !ok {
+			v = append(make([]byte, 0, hashGroup*custody.HashSize), r.group(g)...)
+		}
+		if len(v) != int(idx%hashGroup)*custody.HashSize {
+			return fmt.Errorf("tree hash %d: the tree holds %d hashes of its group: %w", idx, len(v)/custody.HashSize, custody.ErrChainBroken)
+		}
+		n := min(len(hs), hashGroup-int(idx%hashGroup))
+		for _, h := range hs[:n] {
+			v = append(v, h[:]...)
+		}
+		r.pending[g] = v
+		idx, hs = idx+int64(n), hs[n:]
 	}
-	if len(v) != int(idx%hashGroup)*custody.HashSize {
-		return fmt.Errorf("tree hash %d: the tree holds %d hashes of its group: %w", idx, len(v)/custody.HashSize, custody.ErrChainBroken)
-	}
-	r.pending[g] = append(v, h[:]...)
 	return nil
 }
 
-// flush puts the groups changed.
+// flush puts the groups changed, in order: the full ones in the tree
+// bucket, the last one, not full, in meta.
 func (r *treeHashes) flush() error {
-	for g, v := range r.pending {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	gs := slices.Sorted(maps.Keys(r.pending))
+	last := gs[len(gs)-1]
+	tailG, tail := last+1, []byte(nil)
+	for _, g := range gs {
+		v := r.pending[g]
+		if len(v) < hashGroup*custody.HashSize {
+			if g != last {
+				return fmt.Errorf("tree group %d is not full but not the last: %w", g, custody.ErrChainBroken)
+			}
+			tailG, tail = g, v
+			continue
+		}
 		if err := r.b.Put(u64(uint64(g)), v); err != nil {
 			return err
 		}
 	}
+	if err := r.meta.Put(keyTreeTail, append(u64(uint64(tailG)), tail...)); err != nil {
+		return err
+	}
+	r.tailG, r.tail = tailG, tail
 	clear(r.pending)
 	return nil
 }
@@ -105,32 +164,47 @@ func addLeafHash(tree *treeHashes, n int64, leaf verifiable.Hash) error {
 	if err != nil {
 		return err
 	}
-	idx := verifiable.StoredHashIndex(0, n)
-	for i := range hs {
-		if err := tree.add(idx+int64(i), hs[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tree.add(verifiable.StoredHashIndex(0, n), hs)
 }
 
-// leafHashes returns the leaf hashes of the encodings, computed on
-// GOMAXPROCS goroutines, each over a contiguous share.
-func leafHashes(encs [][]byte) []verifiable.Hash {
-	out := make([]verifiable.Hash, len(encs))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(encs)/1024))
-	per := (len(encs) + workers - 1) / workers
+// leafHashBlock is how many leaves a goroutine of buildHashes hashes at
+// a time.
+const leafHashBlock = 4096
+
+// buildHashes appends to hs the stored hashes the leaves of encs add to
+// the tree whose edge is edge, in order. The leaves are hashed on
+// GOMAXPROCS goroutines, block by block, while this one adds each block
+// done along the edge: the in-order part overlaps the hashing.
+func buildHashes(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []verifiable.Hash {
+	leaves := make([]verifiable.Hash, len(encs))
+	blocks := (len(encs) + leafHashBlock - 1) / leafHashBlock
+	done := make([]chan struct{}, blocks)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	span := func(b int) (int, int) { return b * leafHashBlock, min((b+1)*leafHashBlock, len(encs)) }
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for lo := 0; lo < len(encs); lo += per {
-		hi := min(lo+per, len(encs))
+	for range min(runtime.GOMAXPROCS(0), blocks) {
 		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				out[i] = verifiable.LeafHash(encs[i])
+			for b := int(next.Add(1) - 1); b < blocks; b = int(next.Add(1) - 1) {
+				lo, hi := span(b)
+				for i := lo; i < hi; i++ {
+					leaves[i] = verifiable.LeafHash(encs[i])
+				}
+				close(done[b])
 			}
 		})
 	}
+	for b := range blocks {
+		<-done[b]
+		lo, hi := span(b)
+		for _, h := range leaves[lo:hi] {
+			hs = edge.Add(h, hs)
+		}
+	}
 	wg.Wait()
-	return out
+	return hs
 }
 
 func readTreeSize(meta *bolt.Bucket) int64 {
@@ -143,15 +217,40 @@ func readTreeSize(meta *bolt.Bucket) int64 {
 
 // buildTree hashes the records the tree does not hold yet: a ledger
 // written before the tree existed, once, at its first open by this
-// version. It commits every treeBuildChunk records, so an interrupted
-// build resumes where it stopped.
+// version (or one whose tree has an older layout, which it drops first).
+// It commits every treeBuildChunk records, so an interrupted build
+// resumes where it stopped. The leaves are hashed on every core, the
+// interior nodes in one pass along the tree's edge, and the groups
+// written in order.
 func (s *Store) buildTree() error {
+	if err := s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyTreeLayout); len(v) == 8 && binary.BigEndian.Uint64(v) == treeLayout {
+			return nil
+		}
+		if tx.Bucket(bucketTree) != nil {
+			if err := tx.DeleteBucket(bucketTree); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CreateBucket(bucketTree); err != nil {
+			return err
+		}
+		for _, k := range [][]byte{keyTreeSize, keyTreeTail} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keyTreeLayout, u64(treeLayout))
+	}); err != nil {
+		return fmt.Errorf("build the tree: %w", err)
+	}
 	for {
 		done := false
 		err := s.update(func(tx *bolt.Tx) error {
 			meta, treeB, logB := tx.Bucket(bucketMeta), tx.Bucket(bucketTree), tx.Bucket(bucketLog)
 			treeB.FillPercent = 1.0
-			tree := newTreeHashes(treeB)
+			tree := newTreeHashes(treeB, meta)
 			size := readTreeSize(meta)
 			head, _ := readHead(meta)
 			if uint64(size) >= head {
@@ -160,7 +259,8 @@ func (s *Store) buildTree() error {
 			}
 			end := min(uint64(size)+treeBuildChunk, head)
 			// The records' bytes (valid for the transaction), then their
-			// leaf hashes on every core, then the interior hashes in order.
+			// leaf hashes on every core and, overlapping, the interior
+			// hashes in order.
 			encs := make([][]byte, 0, end-uint64(size))
 			c := logB.Cursor()
 			seq := uint64(size) + 1
@@ -171,11 +271,15 @@ func (s *Store) buildTree() error {
 				encs = append(encs, v[custody.HashSize:])
 				seq++
 			}
-			leaves := leafHashes(encs)
-			for i, h := range leaves {
-				if err := addLeafHash(tree, size+int64(i), h); err != nil {
-					return err
-				}
+			edge, err := verifiable.LoadEdge(size, tree)
+			if err != nil {
+				return fmt.Errorf("build the tree: %w", err)
+			}
+			// About two stored hashes a leaf.
+			hs := make([]verifiable.Hash, 0, verifiable.StoredHashCount(int64(end))-verifiable.StoredHashCount(size))
+			hs = buildHashes(edge, encs, hs)
+			if err := tree.add(verifiable.StoredHashIndex(0, size), hs); err != nil {
+				return err
 			}
 			if err := tree.flush(); err != nil {
 				return err
@@ -188,11 +292,20 @@ func (s *Store) buildTree() error {
 	}
 }
 
+// treeCurrent reports whether the file's tree has this version's layout
+// (a read-only open of an older file may find another, or none).
+func treeCurrent(meta *bolt.Bucket) bool {
+	v := meta.Get(keyTreeLayout)
+	return len(v) == 8 && binary.BigEndian.Uint64(v) == treeLayout
+}
+
 // TreeSize implements verifiable.Source.
 func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.view(func(tx *bolt.Tx) error {
-		n = readTreeSize(tx.Bucket(bucketMeta))
+		if meta := tx.Bucket(bucketMeta); treeCurrent(meta) {
+			n = readTreeSize(meta)
+		}
 		return nil
 	})
 	return n, err
@@ -202,12 +315,12 @@ func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]verifiable.Hash, error) {
 	var out []verifiable.Hash
 	err := s.view(func(tx *bolt.Tx) error {
-		tree := tx.Bucket(bucketTree)
-		if tree == nil {
+		tree, meta := tx.Bucket(bucketTree), tx.Bucket(bucketMeta)
+		if tree == nil || !treeCurrent(meta) {
 			return fmt.Errorf("the tree is not built: %w", custody.ErrNotFound)
 		}
 		var err error
-		out, err = newTreeHashes(tree).ReadHashes(indexes)
+		out, err = newTreeHashes(tree, meta).ReadHashes(indexes)
 		return err
 	})
 	return out, err
@@ -285,19 +398,19 @@ func (s *Store) Checkpoints(ctx context.Context, fn func(size int64, signed []by
 // tree of the records the log holds: each record's leaf hash and every
 // interior node recomputed from the record's bytes and from its children,
 // which were checked before it. A ledger whose tree is not built yet (an
-// older file opened read-only) has the part built checked.
+// older file opened read-only) has the part built checked; one of an
+// older layout, rebuilt by the next writer's open, is not checked.
 func checkTree(ctx context.Context, tx *bolt.Tx) error {
-	treeB := tx.Bucket(bucketTree)
-	if treeB == nil {
+	treeB, meta := tx.Bucket(bucketTree), tx.Bucket(bucketMeta)
+	if treeB == nil || !treeCurrent(meta) {
 		return nil
 	}
-	meta := tx.Bucket(bucketMeta)
 	size := readTreeSize(meta)
 	head, _ := readHead(meta)
 	if uint64(size) > head {
 		return &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds %d records, the log %d", size, head)}
 	}
-	r := newTreeHashes(treeB)
+	r := newTreeHashes(treeB, meta)
 	c := tx.Bucket(bucketLog).Cursor()
 	seq := uint64(1)
 	for k, v := c.First(); seq <= uint64(size); k, v = c.Next() {
@@ -328,11 +441,16 @@ func checkTree(ctx context.Context, tx *bolt.Tx) error {
 		}
 		seq++
 	}
-	// Nothing beyond the tree's last hash.
+	// Nothing beyond the tree's last hash: the full groups before the
+	// one in meta, which holds the rest.
 	n := verifiable.StoredHashCount(size)
+	beyond := &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds hashes beyond its %d records", size)}
+	if r.tailG != n/hashGroup || int64(len(r.tail)) != n%hashGroup*custody.HashSize {
+		return beyond
+	}
 	k, v := treeB.Cursor().Last()
-	if k != nil && int64(binary.BigEndian.Uint64(k))*hashGroup+int64(len(v)/custody.HashSize) != n {
-		return &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds hashes beyond its %d records", size)}
+	if k != nil && (int64(binary.BigEndian.Uint64(k)) != r.tailG-1 || len(v) != hashGroup*custody.HashSize) {
+		return beyond
 	}
 	return nil
 }

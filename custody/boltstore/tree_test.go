@@ -373,11 +373,15 @@ func TestRolledBackLedgerFailsConsistency(t *testing.T) {
 // halfway: the tree is built, or finished, at open and matches.
 func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 	ctx := context.Background()
-	for _, keep := range []int64{0, 1, 77} {
-		t.Run(fmt.Sprint("kept ", keep), func(t *testing.T) {
+	for _, c := range []struct {
+		chains int
+		keep   int64
+	}{{9, 0}, {9, 1}, {9, 77}, {300, 0}, {300, 5001}} { // 180 or 6,000 records: two blocks of leaves
+		keep, records := c.keep, int64(c.chains*20)
+		t.Run(fmt.Sprint(records, " records, kept ", keep), func(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir)
-			fill(t, s, 9, 20) // 180
+			fill(t, s, c.chains, 20)
 			s.Close()
 			db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
 			if err != nil {
@@ -385,47 +389,87 @@ func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 			}
 			if err := db.Update(func(tx *bolt.Tx) error {
 				// Cut the stored hashes back to those of the first keep
-				// leaves.
-				tree := tx.Bucket(bucketTree)
-				cut := verifiable.StoredHashCount(keep)
-				var drop, keepKeys [][]byte
-				var keepVals [][]byte
-				_ = tree.ForEach(func(k, v []byte) error {
-					g := int64(binary.BigEndian.Uint64(k))
-					switch keepN := cut - g*hashGroup; {
-					case keepN <= 0:
-						drop = append(drop, clone(k))
-					case keepN < int64(len(v)/32):
-						keepKeys, keepVals = append(keepKeys, clone(k)), append(keepVals, clone(v[:keepN*32]))
-					}
-					return nil
-				})
-				for _, k := range drop {
-					if err := tree.Delete(k); err != nil {
+				// leaves: drop them all, then store the first keep again.
+				meta := tx.Bucket(bucketMeta)
+				if err := tx.DeleteBucket(bucketTree); err != nil {
+					return err
+				}
+				treeB, err := tx.CreateBucket(bucketTree)
+				if err != nil {
+					return err
+				}
+				for _, k := range [][]byte{keyTreeSize, keyTreeTail} {
+					if err := meta.Delete(k); err != nil {
 						return err
 					}
 				}
-				for i, k := range keepKeys {
-					if err := tree.Put(k, keepVals[i]); err != nil {
+				tree := newTreeHashes(treeB, meta)
+				for i := range keep {
+					if err := addLeaf(tree, i, tx.Bucket(bucketLog).Get(u64(uint64(i + 1)))[32:]); err != nil {
 						return err
 					}
+				}
+				if err := tree.flush(); err != nil {
+					return err
 				}
 				if keep == 0 {
-					return tx.Bucket(bucketMeta).Delete(keyTreeSize)
+					return nil
 				}
-				return tx.Bucket(bucketMeta).Put(keyTreeSize, u64(uint64(keep)))
+				return meta.Put(keyTreeSize, u64(uint64(keep)))
 			}); err != nil {
 				t.Fatal(err)
 			}
 			db.Close()
 			s = openT(t, dir)
 			defer s.Close()
-			if n, _ := s.TreeSize(ctx); n != 180 {
-				t.Fatalf("tree size %d after open, want 180", n)
+			if n, _ := s.TreeSize(ctx); n != records {
+				t.Fatalf("tree size %d after open, want %d", n, records)
 			}
 			checkTreeMatches(t, s)
 		})
 	}
+}
+
+// TestTreeOfAnOlderLayoutIsRebuilt opens a ledger whose stored hashes
+// have the layout of an older version (no layout mark, groups of another
+// size): a read-only open sees no tree (and its check passes), the next
+// writer's open builds it again in this layout.
+func TestTreeOfAnOlderLayoutIsRebuilt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	fill(t, s, 7, 20) // 140
+	s.Close()
+	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		meta, tree := tx.Bucket(bucketMeta), tx.Bucket(bucketTree)
+		for _, k := range [][]byte{keyTreeLayout, keyTreeTail} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return tree.Put(u64(0), bytes.Repeat([]byte{7}, 64*32))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := Open(dir, Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ro.TreeSize(ctx); n != 0 || err != nil {
+		t.Fatalf("read-only tree size of an older layout: %d (%v), want 0", n, err)
+	}
+	if err := ro.CheckFile(ctx); err != nil {
+		t.Fatalf("check of an older layout: %v", err)
+	}
+	ro.Close()
+	s = openT(t, dir)
+	defer s.Close()
+	checkTreeMatches(t, s)
 }
 
 // checkTreeMatches checks that the tree holds every record of the ledger
@@ -444,12 +488,18 @@ func checkTreeMatches(t *testing.T, s *Store) {
 	}
 	cnt := 0
 	if err := s.view(func(tx *bolt.Tx) error {
+		_, tail := readTreeTail(tx.Bucket(bucketMeta))
+		cnt += len(tail) / 32
 		return tx.Bucket(bucketTree).ForEach(func(_, v []byte) error { cnt += len(v) / 32; return nil })
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if int64(cnt) != verifiable.StoredHashCount(n) {
 		t.Fatalf("%d stored hashes, want %d", cnt, verifiable.StoredHashCount(n))
+	}
+	// Every stored hash is the independent library's (the file check).
+	if err := s.CheckFile(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -538,6 +588,13 @@ func TestCheckFileFindsATamperedTree(t *testing.T) {
 			k, v := tree.Cursor().Last()
 			return tree.Put(clone(k), append(clone(v), make([]byte, 32)...))
 		}, "beyond", ""},
+		{"a hash too many in meta", func(_, meta *bolt.Bucket) error {
+			return meta.Put(keyTreeTail, append(clone(meta.Get(keyTreeTail)), make([]byte, 32)...))
+		}, "beyond", ""},
+		{"a group not full before the last", func(tree, _ *bolt.Bucket) error {
+			k, v := tree.Cursor().Last()
+			return tree.Put(clone(k), clone(v[:len(v)-32]))
+		}, "", "98"},
 		{"tree longer than the log", func(_, meta *bolt.Bucket) error { return meta.Put(keyTreeSize, u64(101)) }, "the log 100", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -564,6 +621,65 @@ func TestCheckFileFindsATamperedTree(t *testing.T) {
 			var fd *FileDamage
 			if err := s.CheckFile(ctx); !errors.As(err, &fd) || fd.Bucket != "tree" || fd.Key != c.wantK || !strings.Contains(fd.Problem, c.want) {
 				t.Fatalf("check: %v, want damage to the tree at %q (%s)", err, c.wantK, c.want)
+			}
+		})
+	}
+}
+
+// TestLatestWitnessed: the last checkpoint kept, of at least the size
+// asked, that a quorum of the witnesses named cosigned (others' do not
+// count), with their cosignatures; none is ErrNotFound.
+func TestLatestWitnessed(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	for _, cp := range []struct {
+		size int64
+		note string
+	}{{3, "a"}, {5, "b1"}, {5, "b2"}, {8, "c"}, {10, "d"}} {
+		if err := s.AddCheckpoint(ctx, cp.size, []byte(cp.note)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for size, ws := range map[int64][]string{3: {"w1", "w2"}, 5: {"w1", "w2"}, 8: {"w1"}, 10: {"w2", "x"}} {
+		for _, w := range ws {
+			if err := s.AddCosignature(ctx, custody.Cosignature{Size: size, Witness: w, Line: "— " + w + " AAAA==\n", Time: time.Unix(size, 0)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		min      int64
+		names    []string
+		quorum   int
+		note     string // "" none
+		cosigned string
+		err      error
+	}{
+		{1, []string{"w1", "w2"}, 2, "b2", "w1 w2", nil},
+		{5, []string{"w1", "w2"}, 2, "b2", "w1 w2", nil},
+		{6, []string{"w1", "w2"}, 2, "", "", custody.ErrNotFound},
+		{6, []string{"w1", "w2"}, 1, "d", "w2", nil},
+		{9, []string{"w1"}, 1, "", "", custody.ErrNotFound},
+		{1, []string{"w1"}, 1, "c", "w1", nil},
+		{1, []string{"x", "w2"}, 2, "d", "w2 x", nil},
+		{11, []string{"w1", "w2"}, 1, "", "", custody.ErrNotFound},
+		{1, []string{"w1"}, 0, "", "", custody.ErrInvalid},
+	} {
+		t.Run(fmt.Sprint(c.min, c.names, c.quorum), func(t *testing.T) {
+			signed, cos, err := s.LatestWitnessed(ctx, c.min, c.names, c.quorum)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("err %v, want %v", err, c.err)
+				}
+				return
+			}
+			var names []string
+			for _, cs := range cos {
+				names = append(names, cs.Witness)
+			}
+			if err != nil || string(signed) != c.note || strings.Join(names, " ") != c.cosigned {
+				t.Fatalf("got %q by %v (%v), want %q by %s", signed, names, err, c.note, c.cosigned)
 			}
 		})
 	}

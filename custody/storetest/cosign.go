@@ -22,7 +22,8 @@ type CosignatureBackend struct {
 
 // RunCosignatures runs the conformance checks of the cosignature store:
 // kept by size and witness, replaced not repeated, malformed ones refused
-// with nothing kept, paged listing, and kept across a restart.
+// with nothing kept, paged listing, the witnesses' last states, and all
+// kept across a restart.
 func RunCosignatures(t *testing.T, b CosignatureBackend) {
 	ctx := context.Background()
 	s := b.Open(t)
@@ -50,8 +51,32 @@ func RunCosignatures(t *testing.T, b CosignatureBackend) {
 			t.Errorf("AddCosignature(%q) = %v, want ErrInvalid", bad.Line, err)
 		}
 	}
+	// What was last seen of each witness: the last state kept of each.
+	states := []custody.WitnessState{
+		{Witness: "w.example/b", Cosigned: 12, Outcome: "cosigned", LastSize: 12, LastAttempt: t0},
+		{Witness: "w.example/a", Cosigned: 9, Outcome: "cosigned", LastSize: 9, LastAttempt: t0},
+		{Witness: "w.example/a", Cosigned: 9, Outcome: "refused", Error: "403", LastSize: 12, LastAttempt: t0.Add(time.Minute)},
+	}
+	for _, st := range states {
+		if err := s.PutWitnessState(ctx, st); err != nil {
+			t.Fatalf("PutWitnessState(%+v): %v", st, err)
+		}
+	}
+	if err := s.PutWitnessState(ctx, custody.WitnessState{Cosigned: 3}); !errors.Is(err, custody.ErrInvalid) {
+		t.Errorf("PutWitnessState without a name = %v, want ErrInvalid", err)
+	}
 	check := func(s custody.CosignatureStore) {
 		t.Helper()
+		kept, err := s.WitnessStates(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []custody.WitnessState{states[2], states[0]}; !slices.EqualFunc(kept, want, func(a, b custody.WitnessState) bool {
+			return a.Witness == b.Witness && a.Cosigned == b.Cosigned && a.Outcome == b.Outcome && a.Error == b.Error &&
+				a.LastSize == b.LastSize && a.LastAttempt.Equal(b.LastAttempt)
+		}) {
+			t.Errorf("WitnessStates = %+v, want %+v", kept, want)
+		}
 		got, err := s.Cosignatures(ctx, 5)
 		if err != nil {
 			t.Fatal(err)

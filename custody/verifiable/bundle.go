@@ -39,6 +39,15 @@ type Bundle struct {
 	KeyIDs []string `json:"key_ids"`
 	// Records are the proven records, in the order given to Bundle.
 	Records []BundleRecord `json:"records"`
+	// Cosigners names the witnesses whose cosignatures Bundle put in the
+	// checkpoint (a quorum of them), and Quorum is the quorum the log was
+	// configured with (0: no witnesses). Cosigners is empty when no
+	// checkpoint holding the records reached the quorum yet: the
+	// checkpoint is then the operator's alone. Neither is part of the
+	// JSON: an auditor reads the cosignatures from the checkpoint and
+	// verifies them with the witnesses' keys.
+	Cosigners []string `json:"-"`
+	Quorum    int      `json:"-"`
 }
 
 // BundleRecord is one record of a Bundle.
@@ -80,27 +89,28 @@ func KeyID(verifierKey string) string {
 	return name + "+" + hash
 }
 
-// Bundle returns the proof bundle of the records seqs: the latest signed
-// checkpoint (one is signed now when none kept holds every record), and
-// each record's canonical encoding and inclusion proof against it.
+// Bundle returns the proof bundle of the records seqs, each record's
+// canonical encoding and inclusion proof against a signed checkpoint:
+// with witnesses configured (SetWitnesses), the latest checkpoint holding
+// every record that reached the quorum, with the witnesses'
+// cosignatures; otherwise, or when none has yet, the latest signed
+// checkpoint (one is signed now when none kept holds every record).
 func (l *Log) Bundle(ctx context.Context, seqs []uint64) (*Bundle, error) {
 	if len(seqs) == 0 {
 		return nil, fmt.Errorf("proof bundle: no records: %w", custody.ErrInvalid)
 	}
-	signed, c, err := l.Latest(ctx)
+	signed, c, cos, err := l.bundleCheckpoint(ctx, int64(slices.Max(seqs)))
 	if err != nil {
 		return nil, fmt.Errorf("proof bundle: %w", err)
-	}
-	if uint64(c.Size) < slices.Max(seqs) {
-		if signed, c, err = l.Sign(ctx); err != nil {
-			return nil, fmt.Errorf("proof bundle: %w", err)
-		}
 	}
 	_, n, err := open(signed, l.keys.Verifiers())
 	if err != nil {
 		return nil, fmt.Errorf("proof bundle: the log's own checkpoint: %w", err)
 	}
-	b := &Bundle{Format: BundleFormat, Checkpoint: string(signed), KeyIDs: sigIDs(n)}
+	b := &Bundle{Format: BundleFormat, Checkpoint: string(WithCosignatures(signed, cos)), KeyIDs: sigIDs(n), Quorum: l.quorum}
+	for _, cs := range cos {
+		b.Cosigners = append(b.Cosigners, cs.Witness)
+	}
 	hr := l.hashReader(ctx)
 	for _, seq := range seqs {
 		if seq == 0 || seq > uint64(c.Size) {
@@ -122,6 +132,34 @@ func (l *Log) Bundle(ctx context.Context, seqs []uint64) (*Bundle, error) {
 		b.Records = append(b.Records, r)
 	}
 	return b, nil
+}
+
+// bundleCheckpoint returns the checkpoint a bundle of records up to min
+// is against (see Bundle), and the cosignatures to put in it.
+func (l *Log) bundleCheckpoint(ctx context.Context, min int64) ([]byte, Checkpoint, []custody.Cosignature, error) {
+	if ws, ok := l.src.(WitnessedSource); ok && l.quorum > 0 {
+		signed, cos, err := ws.LatestWitnessed(ctx, min, l.witnesses, l.quorum)
+		switch {
+		case err == nil:
+			c, err := ParseCheckpoint(body(signed))
+			if err != nil {
+				return nil, Checkpoint{}, nil, fmt.Errorf("stored checkpoint: %v: %w", err, custody.ErrChainBroken)
+			}
+			return signed, c, cos, nil
+		case !errors.Is(err, custody.ErrNotFound):
+			return nil, Checkpoint{}, nil, err
+		}
+	}
+	signed, c, err := l.Latest(ctx)
+	if err != nil {
+		return nil, Checkpoint{}, nil, err
+	}
+	if c.Size < min {
+		if signed, c, err = l.Sign(ctx); err != nil {
+			return nil, Checkpoint{}, nil, err
+		}
+	}
+	return signed, c, nil, nil
 }
 
 // sigIDs returns the key IDs of a note's verified signatures.

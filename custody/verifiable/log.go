@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,16 @@ type Source interface {
 	LatestCheckpoint(ctx context.Context) ([]byte, error)
 }
 
+// WitnessedSource is a Source that keeps the witnesses' cosignatures
+// (custody.CosignatureStore) and finds the checkpoints they witnessed.
+type WitnessedSource interface {
+	// LatestWitnessed returns the last signed checkpoint kept, of min
+	// records or more, that quorum (1 or more) of the witnesses named
+	// cosigned, and those witnesses' cosignatures of it; ErrNotFound
+	// when none has.
+	LatestWitnessed(ctx context.Context, min int64, witnesses []string, quorum int) ([]byte, []custody.Cosignature, error)
+}
+
 // TileHeight is the height of the tiles served (C2SP tlog-tiles: 8, 256
 // hashes or entries a full tile).
 const TileHeight = 8
@@ -47,6 +58,9 @@ type Log struct {
 	mu         sync.Mutex // serializes signing
 	signedSize int64      // the size last signed by this Log; -1 none
 	onSigned   func()     // told of each checkpoint kept; nil none
+
+	witnesses []string // the configured witnesses' names (SetWitnesses)
+	quorum    int      // how many must cosign; 0: no witnesses
 }
 
 // NewLog returns the Log of src signed with keys. now is the clock of the
@@ -62,6 +76,15 @@ func NewLog(src Source, keys *Keys, now func() time.Time, logger *slog.Logger) *
 // keeps (to hand it to the witnesses); fn must not block. Set it before
 // the log is used.
 func (l *Log) OnSigned(fn func()) { l.onSigned = fn }
+
+// SetWitnesses names the witnesses the log's checkpoints are submitted
+// to and how many of them must cosign one (quorum, 1 or more) for it to
+// count as witnessed: Bundle then carries the latest checkpoint that
+// reached the quorum, with their cosignatures. Set it before the log is
+// used.
+func (l *Log) SetWitnesses(names []string, quorum int) {
+	l.witnesses, l.quorum = slices.Clone(names), quorum
+}
 
 // Keys returns the log's keys.
 func (l *Log) Keys() *Keys { return l.keys }

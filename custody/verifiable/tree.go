@@ -74,3 +74,50 @@ func ConsistencyProof(from, to int64, r HashReader) ([]Hash, error) {
 	}
 	return p, nil
 }
+
+// Edge is the right edge of a tree: the roots of its complete subtrees,
+// largest first. It gives the stored hashes each new leaf adds from the
+// leaf's hash alone, without reading the stored hashes again: how a tree
+// of many leaves is built in one pass.
+type Edge struct {
+	n     int64
+	roots []Hash
+}
+
+// LoadEdge returns the edge of the tree of the first n leaves, read from
+// its stored hashes.
+func LoadEdge(n int64, r HashReader) (*Edge, error) {
+	var idx []int64
+	for level := 62; level >= 0; level-- {
+		if n>>level&1 == 1 {
+			idx = append(idx, StoredHashIndex(level, n>>level-1))
+		}
+	}
+	roots, err := r.ReadHashes(idx)
+	if err != nil {
+		return nil, fmt.Errorf("tree edge at %d leaves: %w", n, err)
+	}
+	if len(roots) != len(idx) {
+		return nil, fmt.Errorf("tree edge at %d leaves: %d hashes read, want %d: %w", n, len(roots), len(idx), custody.ErrChainBroken)
+	}
+	return &Edge{n: n, roots: roots}, nil
+}
+
+// Size returns how many leaves the tree holds.
+func (e *Edge) Size() int64 { return e.n }
+
+// Add adds the leaf of hash leaf (LeafHash) and appends to out the stored
+// hashes it adds, from StoredHashIndex(0, Size()) before the call on, as
+// NewHashesOfLeaf returns them.
+func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
+	h := leaf
+	out = append(out, h)
+	for level := 0; e.n>>level&1 == 1; level++ {
+		h = tlog.NodeHash(e.roots[len(e.roots)-1], h)
+		e.roots = e.roots[:len(e.roots)-1]
+		out = append(out, h)
+	}
+	e.roots = append(e.roots, h)
+	e.n++
+	return out
+}

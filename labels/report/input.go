@@ -104,6 +104,11 @@ type Proof struct {
 	Bundle     []byte
 	Checkpoint verifiable.Checkpoint
 	KeyIDs     []string
+	// Cosigners and Quorum are the bundle's (verifiable.Bundle): the
+	// witnesses whose cosignatures the checkpoint carries, and the quorum
+	// configured (0: no witnesses, nothing printed of them).
+	Cosigners []string
+	Quorum    int
 }
 
 // AttachProof adds to in the proof bundle of every record of its chain,
@@ -137,7 +142,7 @@ func NewProof(ctx context.Context, log *verifiable.Log, c *custody.Chain) (*Proo
 	if err != nil {
 		return nil, fmt.Errorf("custody report: %w", err)
 	}
-	return &Proof{Bundle: data, Checkpoint: cp, KeyIDs: ids}, nil
+	return &Proof{Bundle: data, Checkpoint: cp, KeyIDs: ids, Cosigners: b.Cosigners, Quorum: b.Quorum}, nil
 }
 
 // MayGenerate reports whether actor may generate custody reports: QA,

@@ -1304,6 +1304,15 @@ func (r *renderer) verification() {
 			{"Proof checkpoint root", p.Checkpoint.Root.String()},
 			{"Proof key ID", strings.Join(p.KeyIDs, ", ")},
 		})
+		if p.Quorum > 0 {
+			w := fmt.Sprintf("none yet: no checkpoint holding these records has reached the witness quorum (%d); "+
+				"the checkpoint above is signed by the operator alone", p.Quorum)
+			if len(p.Cosigners) > 0 {
+				w = fmt.Sprintf("cosigned by %s (quorum %d reached): coid audit --witness-key KEY --quorum %d checks them",
+					strings.Join(p.Cosigners, ", "), p.Quorum, p.Quorum)
+			}
+			r.kv([][2]string{{"Proof witnesses", w}})
+		}
 		r.y += 2
 		r.para("", tinyPt, colMuted, "This PDF carries its proof as the attached file "+verifiable.BundleFile+": the signed checkpoint "+
 			"above and, for every record listed, its ledger bytes and their Merkle inclusion proof. With coid's verifier key alone "+

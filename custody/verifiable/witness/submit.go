@@ -61,8 +61,8 @@ const maxAnswer = 64 << 10
 type Status struct {
 	Name string `json:"name"`
 	URL  string `json:"url"`
-	// Size is the largest checkpoint it cosigned since the start, 0
-	// none.
+	// Size is the largest checkpoint it cosigned, 0 none. It and the
+	// last submission's outcome are kept in the store (Restore).
 	Size int64 `json:"cosigned_size"`
 	// Outcome and Error are those of its last submission (Outcome
 	// empty: none yet); Size of the checkpoint then submitted.
@@ -114,6 +114,32 @@ func New(cfg Config) (*Submitter, error) {
 		s.ws = append(s.ws, &state{w: w, poke: make(chan struct{}, 1), status: Status{Name: w.Name, URL: w.URL}})
 	}
 	return s, nil
+}
+
+// Restore takes up what the store kept of each configured witness
+// (custody.CosignatureStore.WitnessStates): the largest checkpoint it
+// cosigned and its last submission's outcome, so that a restart reports
+// them as before. Call it before Run.
+func (s *Submitter) Restore(ctx context.Context) error {
+	kept, err := s.cfg.Store.WitnessStates(ctx)
+	if err != nil {
+		return fmt.Errorf("witnesses: their kept states: %w", err)
+	}
+	for _, k := range kept {
+		for _, st := range s.ws {
+			if st.w.Name != k.Witness {
+				continue
+			}
+			st.mu.Lock()
+			st.status.Size, st.status.Outcome, st.status.Error = k.Cosigned, Outcome(k.Outcome), k.Error
+			st.status.LastSize, st.status.LastAttempt = k.LastSize, k.LastAttempt
+			if k.Outcome != string(Cosigned) && k.Outcome != "" {
+				st.failed = k.LastSize
+			}
+			st.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 // Quorum returns how many witnesses must cosign a checkpoint.
@@ -215,18 +241,25 @@ func (s *Submitter) submitOnce(ctx context.Context, st *state, signed []byte, cp
 		}
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	st.known = known
 	st.status.Outcome, st.status.LastSize, st.status.LastAttempt, st.status.Error = outcomeOf(err), cp.Size, s.cfg.Now().UTC(), ""
 	if err != nil {
 		st.failed = cp.Size
 		st.status.Error = err.Error()
 		s.cfg.Logger.Warn("witness did not cosign the checkpoint", "witness", st.w.Name, "size", cp.Size, "outcome", outcomeOf(err), "err", err)
-		return err
+	} else {
+		st.status.Size = cp.Size
+		s.cfg.Logger.Info("witness cosigned the checkpoint", "witness", st.w.Name, "size", cp.Size)
 	}
-	st.status.Size = cp.Size
-	s.cfg.Logger.Info("witness cosigned the checkpoint", "witness", st.w.Name, "size", cp.Size)
-	return nil
+	kept := custody.WitnessState{Witness: st.w.Name, Cosigned: st.status.Size, Outcome: string(st.status.Outcome),
+		Error: st.status.Error, LastSize: st.status.LastSize, LastAttempt: st.status.LastAttempt}
+	st.mu.Unlock()
+	// Kept for a restart (Restore); a failure to keep it changes nothing
+	// of the submission's outcome.
+	if kerr := s.cfg.Store.PutWitnessState(ctx, kept); kerr != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("witness: keeping its state failed", "witness", st.w.Name, "err", kerr)
+	}
+	return err
 }
 
 // Submit sends one signed checkpoint to w as C2SP tlog-witness says: a

@@ -31,6 +31,7 @@ type memLog struct {
 	hashes  []verifiable.Hash
 	signed  [][]byte
 	cos     map[int64]map[string]custody.Cosignature
+	states  map[string]custody.WitnessState
 }
 
 func (m *memLog) append(t *testing.T, entries ...string) {
@@ -122,6 +123,26 @@ func (m *memLog) Cosignatures(_ context.Context, size int64) ([]custody.Cosignat
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b custody.Cosignature) int { return strings.Compare(a.Witness, b.Witness) })
+	return out, nil
+}
+
+func (m *memLog) PutWitnessState(_ context.Context, st custody.WitnessState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.states == nil {
+		m.states = map[string]custody.WitnessState{}
+	}
+	m.states[st.Witness] = st
+	return nil
+}
+
+func (m *memLog) WitnessStates(context.Context) ([]custody.WitnessState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []custody.WitnessState{}
+	for _, st := range m.states {
+		out = append(out, st)
+	}
 	return out, nil
 }
 
