@@ -267,3 +267,10 @@ func TestCheckFindsTampering(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestWitnessed runs the witnessed checkpoint lookup's checks on
+// PostgreSQL.
+func TestLatestWitnessed(t *testing.T) {
+	url := pgtest.Schema(t)
+	storetest.RunLatestWitnessed(t, func(t *testing.T) storetest.WitnessedStore { return open(t, url) })
+}
