@@ -755,24 +755,8 @@ func (s *Service) VerifyLedger(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if rep.OK && s.tele.Readings != nil {
-		chains, err := s.store.Chains(ctx, "")
-		if err != nil {
-			return Report{}, fmt.Errorf("verify ledger: %w", err)
-		}
-		for _, ci := range chains {
-			if ci.State.Access() {
-				continue
-			}
-			cr := Report{OK: true}
-			if err := s.checkSeals(ctx, ci.COI, &cr); err != nil {
-				return Report{}, fmt.Errorf("verify ledger: %w", err)
-			}
-			if !cr.OK && (rep.OK || cr.FirstBad < rep.FirstBad) {
-				rep.fail(cr.FirstBad, "%s", cr.Problem)
-				rep.Chain = ci.COI
-			}
-		}
+	if err := s.verifyLedgerSeals(ctx, 0, &rep); err != nil {
+		return Report{}, err
 	}
 	if !rep.OK {
 		s.log.Error("ledger verification failed", "first_bad", rep.FirstBad, "problem", rep.Problem)

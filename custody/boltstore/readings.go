@@ -558,6 +558,8 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 		}
 		c := idx.Cursor()
 		n := 0
+		var slab valueSlab
+		rg := seqGetter{c: b.Cursor()}
 		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(k) < len(prefix)+8 {
 				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
@@ -569,13 +571,13 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 				return ctx.Err()
 			}
 			key := k[len(prefix)+8:]
-			v := b.Get(key)
+			v := rg.get(key)
 			if v == nil {
 				// An index entry without its reading: the reading was
 				// deleted. Seals computed over it will no longer match.
 				continue
 			}
-			r, rwm, err := decodeReading(shipper, key, v)
+			r, rwm, err := decodeReadingIn(shipper, key, v, &slab)
 			if err != nil {
 				return err
 			}
