@@ -100,3 +100,25 @@ func (s *Service) checkSealsAfter(ctx context.Context, coi COI, after uint64, re
 	}
 	return nil
 }
+
+// VerifyLedgerSince verifies the ledger for an operator who verified it
+// up to record after before: every record's hash and links, every chain's
+// summary, index and state (VerifyLogJourney: cheap, and what ties the
+// records before after to the later ones), and the telemetry seal of
+// every leg received after record after, recomputed from its stored
+// readings on every CPU (the costly part, which after 0 does for every
+// leg). An integrity failure is logged at error level; the report names
+// the first bad record.
+func (s *Service) VerifyLedgerSince(ctx context.Context, after uint64) (Report, error) {
+	rep, err := VerifyLogJourney(ctx, s.store, s.journey)
+	if err != nil {
+		return Report{}, err
+	}
+	if err := s.verifyLedgerSeals(ctx, after, &rep); err != nil {
+		return Report{}, err
+	}
+	if !rep.OK {
+		s.log.Error("ledger verification failed", "first_bad", rep.FirstBad, "problem", rep.Problem)
+	}
+	return rep, nil
+}

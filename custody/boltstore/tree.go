@@ -285,8 +285,10 @@ func (s *Store) Checkpoints(ctx context.Context, fn func(size int64, signed []by
 // tree of the records the log holds: each record's leaf hash and every
 // interior node recomputed from the record's bytes and from its children,
 // which were checked before it. A ledger whose tree is not built yet (an
-// older file opened read-only) has the part built checked.
-func checkTree(ctx context.Context, tx *bolt.Tx) error {
+// older file opened read-only) has the part built checked. Records before
+// from are taken as they are: their hashes only feed the checks of later
+// ones (from 1 checks all).
+func checkTree(ctx context.Context, tx *bolt.Tx, from uint64) error {
 	treeB := tx.Bucket(bucketTree)
 	if treeB == nil {
 		return nil
@@ -299,8 +301,8 @@ func checkTree(ctx context.Context, tx *bolt.Tx) error {
 	}
 	r := newTreeHashes(treeB)
 	c := tx.Bucket(bucketLog).Cursor()
-	seq := uint64(1)
-	for k, v := c.First(); seq <= uint64(size); k, v = c.Next() {
+	seq := max(from, 1)
+	for k, v := c.Seek(u64(seq)); seq <= uint64(size); k, v = c.Next() {
 		if seq%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
