@@ -1,65 +1,120 @@
 package custody
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
-	"sync/atomic"
 )
 
+// sealJob is one leg's seal to recompute: the receive record that holds
+// it, its chain and the seal.
+type sealJob struct {
+	seq  uint64
+	coi  COI
+	seal ReceiveSeal
+}
+
 // verifyLedgerSeals recomputes, from the stored readings, the telemetry
-// seal of every leg received after record after (0: every leg) of every
-// chain, on GOMAXPROCS goroutines each taking the next chain, and fails
-// rep at the earliest receive record whose seal no longer matches (as
-// checkSeals does for one chain). A chain whose head is at or before
-// after is not read: none of its legs was received since. Memory is
-// bounded by one chain and one leg's readings per goroutine.
+// seal of every leg received after record after (0: every leg) up to the
+// rep.Records verified, and fails rep at the earliest receive record whose
+// seal no longer matches. One pass over the log hands the records that
+// may carry a seal to GOMAXPROCS goroutines, which decode them (only
+// those: no chain is read and folded) and recompute one leg's seal at a
+// time; memory is bounded by the queue and one leg's readings per
+// goroutine.
 func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Report) error {
 	if s.tele.Readings == nil || !rep.OK {
 		return nil
 	}
-	chains, err := s.store.Chains(ctx, "")
-	if err != nil {
-		return fmt.Errorf("verify ledger: %w", err)
-	}
+	workers := max(1, runtime.GOMAXPROCS(0))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
-		next     atomic.Int64
 		mu       sync.Mutex
 		bad      = Report{OK: true}
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range max(1, min(runtime.GOMAXPROCS(0), len(chains))) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(chains) || ctx.Err() != nil {
-					return
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	// The receive records are decoded on the workers too, in place: the
+	// log's entries stay valid until ReadLog's function returns, which
+	// waits for them.
+	jobs := make(chan LogEntry, workers*64)
+	work := func() {
+		// A damaged length reads past the end of the store's memory map:
+		// a fault to report, not to end the process with.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				if !isFault(r) {
+					panic(r)
 				}
-				ci := chains[i]
-				if ci.State.Access() || ci.HeadSeq <= after {
-					continue
+				fail(fmt.Errorf("a record could not be read: %w", ErrDamaged))
+				for range jobs {
 				}
-				cr := Report{OK: true}
-				err := s.checkSealsAfter(ctx, ci.COI, after, &cr)
+			}
+		}()
+		for e := range jobs {
+			if ctx.Err() != nil {
+				continue // drain
+			}
+			j, ok, err := receiveSealJob(e)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+			cr := Report{OK: true}
+			if err := s.checkLegSeal(ctx, j, &cr); err != nil {
+				fail(err)
+				continue
+			}
+			if !cr.OK {
 				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				if !cr.OK && (bad.OK || cr.FirstBad < bad.FirstBad) {
-					bad, bad.Chain = cr, ci.COI
+				if bad.OK || cr.FirstBad < bad.FirstBad {
+					bad, bad.Chain = cr, j.coi
 				}
 				mu.Unlock()
 			}
-		})
+		}
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return fmt.Errorf("verify ledger: %w", firstErr)
+	telemetry := []byte(`"telemetry":`)
+	err := s.store.ReadLog(ctx, func(v LogView) error {
+		for range workers {
+			wg.Go(work)
+		}
+		defer wg.Wait()
+		defer close(jobs)
+		for e := range v.Entries {
+			if e.Key > rep.Records || ctx.Err() != nil {
+				break
+			}
+			if e.Key > after && bytes.Contains(e.Body, telemetry) {
+				jobs <- e
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = firstErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("verify ledger: seals: %w", err)
 	}
 	if !bad.OK && (rep.OK || bad.FirstBad < rep.FirstBad) {
 		rep.fail(bad.FirstBad, "%s", bad.Problem)
@@ -68,35 +123,35 @@ func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Repo
 	return nil
 }
 
-// checkSealsAfter recomputes the seal of each leg of coi received after
-// record after and fails rep at the receive record of the first that no
-// longer matches its stored readings; the chain is read once.
-func (s *Service) checkSealsAfter(ctx context.Context, coi COI, after uint64, rep *Report) error {
-	c, err := s.Chain(ctx, coi)
+// receiveSealJob returns the seal job of log entry e when it is a receive
+// record that carries a telemetry seal.
+func receiveSealJob(e LogEntry) (sealJob, bool, error) {
+	r, err := DecodeRecord(e.Body, e.Hash)
 	if err != nil {
-		return err
+		return sealJob{}, false, fmt.Errorf("record %d: %w", e.Key, err)
 	}
-	for _, l := range c.Legs {
-		if l.ReceiveSeq == 0 || l.ReceiveSeq <= after {
-			continue
-		}
-		rs, err := receiveSealOf(c, l.ReceiveSeq)
-		if err != nil {
-			return fmt.Errorf("verify seals of %s: %w", coi, err)
-		}
-		if rs == nil {
-			continue
-		}
-		p, _ := s.profile(rs.Seal.Profile)
-		ok, problem, err := s.checkSeal(ctx, *rs, p)
-		if err != nil {
-			return fmt.Errorf("verify seals of %s: %w", coi, err)
-		}
-		if !ok {
-			s.log.Error("leg seal verification failed", "coi", string(coi), "leg", l.N, "problem", problem)
-			rep.fail(l.ReceiveSeq, "chain %s leg %d: telemetry seal does not match the stored readings: %s", coi, l.N, problem)
-			return nil
-		}
+	pd, err := r.Parsed()
+	if err != nil {
+		return sealJob{}, false, fmt.Errorf("record %d: %w", e.Key, err)
+	}
+	d, ok := pd.(ReceiveData)
+	if !ok || d.Telemetry == nil {
+		return sealJob{}, false, nil
+	}
+	return sealJob{seq: e.Key, coi: r.Chain, seal: *d.Telemetry}, true, nil
+}
+
+// checkLegSeal recomputes the seal of job j from the stored readings and
+// fails rep at its receive record when it no longer matches.
+func (s *Service) checkLegSeal(ctx context.Context, j sealJob, rep *Report) error {
+	p, _ := s.profile(j.seal.Seal.Profile)
+	ok, problem, err := s.checkSeal(ctx, j.seal, p)
+	if err != nil {
+		return fmt.Errorf("verify seals of %s: %w", j.coi, err)
+	}
+	if !ok {
+		s.log.Error("leg seal verification failed", "coi", string(j.coi), "leg", j.seal.Leg, "problem", problem)
+		rep.fail(j.seq, "chain %s leg %d: telemetry seal does not match the stored readings: %s", j.coi, j.seal.Leg, problem)
 	}
 	return nil
 }

@@ -42,7 +42,8 @@ func envInt(name string, def int) int {
 }
 
 // verifyBenchService opens (generating it first if needed) the benchmark
-// store and returns a service over it, as coid verify configures one.
+// store and returns a service over it, as coid verify configures one,
+// and the number of readings sealed.
 func verifyBenchService(b *testing.B) (*custody.Service, int) {
 	b.Helper()
 	chains, perLeg := envInt("COID_VERIFY_CHAINS", 1000), envInt("COID_VERIFY_READINGS", 66)
@@ -52,26 +53,54 @@ func verifyBenchService(b *testing.B) (*custody.Service, int) {
 	} else {
 		dir = filepath.Join(dir, fmt.Sprintf("chains%d-readings%d", chains, perLeg))
 	}
-	_, statErr := os.Stat(filepath.Join(dir, boltstore.FileName))
+	if _, err := os.Stat(filepath.Join(dir, boltstore.FileName)); err != nil {
+		b.Logf("generating %d chains with %d readings a leg in %s", chains, perLeg, dir)
+		svc, st := verifyService(b, dir)
+		generateVerifyStore(b, svc, st, chains, perLeg)
+		st.Close()
+	}
+	svc, _ := verifyService(b, dir)
+	return svc, chains * 2 * perLeg
+}
+
+// verifyT0 is when the generated chains are collected.
+var verifyT0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+
+// verifyService opens the store in dir and returns a service over it
+// whose clock stands at verifyT0 until the generator moves it.
+func verifyService(b testing.TB, dir string) (*custody.Service, *verifyStore) {
+	b.Helper()
 	st, err := boltstore.Open(dir, boltstore.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	var clock atomic.Int64
-	clock.Store(t0.UnixNano())
+	vs := &verifyStore{Store: st}
+	vs.clock.Store(verifyT0.UnixNano())
 	svc, err := custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }, FIN: "A9999",
+		Now: func() time.Time { return time.Unix(0, vs.clock.Load()).UTC() }, FIN: "A9999",
 		Profiles:  slices.Sorted(maps.Keys(custody.BuiltinProfiles())),
 		Telemetry: custody.TelemetryConfig{Readings: st}, Folder: phitext.Folder{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if statErr == nil {
-		return svc, chains * 2 * perLeg
-	}
-	b.Logf("generating %d chains with %d readings a leg in %s", chains, perLeg, dir)
+	return svc, vs
+}
+
+// verifyStore is the generator's store and the clock of its service.
+type verifyStore struct {
+	*boltstore.Store
+	clock atomic.Int64
+}
+
+// generateVerifyStore walks chains chains from enrollment to infusion on
+// svc, the steps of each phase for all chains before the next phase, with
+// perLeg readings stored for each leg before it is received: shipper
+// SHP-A%06d carries chain i's first leg, SHP-B%06d its second.
+func generateVerifyStore(b testing.TB, svc *custody.Service, st *verifyStore, chains, perLeg int) {
+	b.Helper()
+	t0 := verifyT0
+	clock := &st.clock
 	sb := &serviceBench{svc: svc, users: map[string]custody.User{}}
 	roles := map[string]custody.Role{"coord": custody.RoleCoordinator, "nurse1": custody.RoleNurse, "nurse2": custody.RoleNurse,
 		"courier1": custody.RoleCourier, "mfg1": custody.RoleManufacturing, "qa1": custody.RoleQA}
@@ -80,9 +109,11 @@ func verifyBenchService(b *testing.B) (*custody.Service, int) {
 		if _, err := svc.AddUser(ctx, id, "Printed "+id, roles[id], benchPassword(id)); err != nil {
 			b.Fatal(err)
 		}
-		if sb.users[id], err = svc.User(ctx, id); err != nil {
+		u, err := svc.User(ctx, id)
+		if err != nil {
 			b.Fatal(err)
 		}
+		sb.users[id] = u
 	}
 	cois := sb.enroll(b, chains, 16)
 	journeys := make([][]benchStep, chains)
@@ -144,7 +175,6 @@ func verifyBenchService(b *testing.B) (*custody.Service, int) {
 	readings("SHP-B", t1, -180)
 	clock.Store(t1.Add(time.Duration(perLeg+1) * time.Minute).UnixNano())
 	steps(6, 9) // receive, bedside verification, infusion
-	return svc, chains * 2 * perLeg
 }
 
 // BenchmarkVerifyLedgerReadings runs what coid verify runs on the ledger
