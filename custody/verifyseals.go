@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"time"
 )
 
 // sealJob is one leg's seal to recompute: the receive record that holds
@@ -64,6 +65,7 @@ func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Repo
 				}
 			}
 		}()
+		var buf []Reading // one leg's readings at a time, reused
 		for e := range jobs {
 			if ctx.Err() != nil {
 				continue // drain
@@ -77,7 +79,7 @@ func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Repo
 				continue
 			}
 			cr := Report{OK: true}
-			if err := s.checkLegSeal(ctx, j, &cr); err != nil {
+			if err := s.checkLegSeal(ctx, j, &cr, &buf); err != nil {
 				fail(err)
 				continue
 			}
@@ -123,6 +125,29 @@ func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Repo
 	return nil
 }
 
+// ReadingAppender is a ReadingStore that can read a shipper's readings
+// into memory the caller gives, so that verification reuses one buffer
+// for every leg instead of allocating each leg's readings anew.
+type ReadingAppender interface {
+	// AppendShipperReadings is ShipperReadings appending to dst[:0].
+	AppendShipperReadings(ctx context.Context, dst []Reading, shipper string, from, to time.Time, through uint64) ([]Reading, uint64, error)
+}
+
+// sealedReadings returns the stored readings a seal covers, in buf's
+// memory when there is a buffer and the store can fill it.
+func (s *Service) sealedReadings(ctx context.Context, rs ReceiveSeal, buf *[]Reading) ([]Reading, error) {
+	if ra, ok := s.tele.Readings.(ReadingAppender); ok && buf != nil {
+		out, _, err := ra.AppendShipperReadings(ctx, *buf, rs.Shipper, rs.From, rs.To, rs.Watermark)
+		if err != nil {
+			return nil, err
+		}
+		*buf = out
+		return out, nil
+	}
+	out, _, err := s.tele.Readings.ShipperReadings(ctx, rs.Shipper, rs.From, rs.To, rs.Watermark)
+	return out, err
+}
+
 // receiveSealJob returns the seal job of log entry e when it is a receive
 // record that carries a telemetry seal.
 func receiveSealJob(e LogEntry) (sealJob, bool, error) {
@@ -142,10 +167,11 @@ func receiveSealJob(e LogEntry) (sealJob, bool, error) {
 }
 
 // checkLegSeal recomputes the seal of job j from the stored readings and
-// fails rep at its receive record when it no longer matches.
-func (s *Service) checkLegSeal(ctx context.Context, j sealJob, rep *Report) error {
+// fails rep at its receive record when it no longer matches; buf is the
+// worker's memory for the leg's readings.
+func (s *Service) checkLegSeal(ctx context.Context, j sealJob, rep *Report, buf *[]Reading) error {
 	p, _ := s.profile(j.seal.Seal.Profile)
-	ok, problem, err := s.checkSeal(ctx, j.seal, p)
+	ok, problem, err := s.checkSealIn(ctx, j.seal, p, buf)
 	if err != nil {
 		return fmt.Errorf("verify seals of %s: %w", j.coi, err)
 	}

@@ -539,7 +539,13 @@ func timeIndexKey(shipper string, t time.Time, key []byte) []byte {
 
 // ShipperReadings implements custody.ReadingStore.
 func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {
-	var out []custody.Reading
+	return s.AppendShipperReadings(ctx, nil, shipper, from, to, through)
+}
+
+// AppendShipperReadings implements custody.ReadingAppender: ShipperReadings
+// appended to dst[:0], reusing its memory.
+func (s *Store) AppendShipperReadings(ctx context.Context, dst []custody.Reading, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {
+	out := dst[:0]
 	var wm uint64
 	err := s.view(func(tx *bolt.Tx) error {
 		wm = readWatermark(tx)
