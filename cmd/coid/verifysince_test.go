@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -196,5 +197,24 @@ func TestVerifySince(t *testing.T) {
 				t.Fatalf("exit 3 without FAILED: %s", out.String())
 			}
 		})
+	}
+}
+
+// TestVerifySinceStoreFlag: --since with a PostgreSQL --store is refused
+// as verify refuses that store (exit 1, errors.ErrUnsupported: it keeps no
+// tree hashes yet), before any file is read; with --checkpoint it is a
+// usage error.
+func TestVerifySinceStoreFlag(t *testing.T) {
+	cp := filepath.Join(t.TempDir(), "cp")
+	if err := os.WriteFile(cp, []byte("not read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, exit, err := runCmd(t, nil, "verify", "--store", "postgres://coid@db.example:5432/coid", "--since", cp, "--data", t.TempDir())
+	if exit != 1 || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("exit %d, %v; want 1 wrapping errors.ErrUnsupported", exit, err)
+	}
+	_, _, exit, err = runCmd(t, nil, "verify", "--since", cp, "--checkpoint", "1:"+strings.Repeat("ab", 32), "--data", t.TempDir())
+	if exit != 2 || !strings.Contains(fmt.Sprint(err), "not both") {
+		t.Fatalf("exit %d, %v; want a usage error", exit, err)
 	}
 }
