@@ -57,11 +57,11 @@ type treeChecker interface {
 // checkSince checks that the ledger's tree extends checkpoint old (the
 // consistency proof from old's size to the tree's current size, from the
 // stored hashes, checked with verifiable.CheckConsistency) and that the
-// stored hashes from record old.Size on are those of the records. A
-// failure is a *sinceFailure naming the record or the checkpoint.
+// stored hashes from record old.Size on are those of the records (all of
+// them, with the store's whole check, when it cannot check from a record
+// on). A failure is a *sinceFailure naming the record or the checkpoint.
 func checkSince(ctx context.Context, st stores, old verifiable.Checkpoint) error {
-	tc, ok := st.tree.(treeChecker)
-	if st.tree == nil || !ok {
+	if st.tree == nil {
 		return fmt.Errorf("verify --since: the store does not keep the ledger's Merkle tree: %w", errors.ErrUnsupported)
 	}
 	size, err := st.tree.TreeSize(ctx)
@@ -85,8 +85,14 @@ func checkSince(ctx context.Context, st stores, old verifiable.Checkpoint) error
 				"(a record at or before %d was changed, removed or reordered after the checkpoint was signed)", old.Size, err, old.Size)}
 		}
 	}
-	if err := tc.CheckTreeFrom(ctx, uint64(max(old.Size, 1))); err != nil {
-		if errors.Is(err, custody.ErrDamaged) {
+	// A store that cannot check its tree from a record on checks all of
+	// it, with the rest of what it keeps: slower, as sound.
+	check := st.checkFile
+	if tc, ok := st.tree.(treeChecker); ok {
+		check = func(ctx context.Context) error { return tc.CheckTreeFrom(ctx, uint64(max(old.Size, 1))) }
+	}
+	if err := check(ctx); err != nil {
+		if errors.Is(err, custody.ErrDamaged) || errors.Is(err, custody.ErrChainBroken) {
 			return &sinceFailure{problem: err.Error()}
 		}
 		return fmt.Errorf("verify --since: %w", err)

@@ -200,21 +200,44 @@ func TestVerifySince(t *testing.T) {
 	}
 }
 
-// TestVerifySinceStoreFlag: --since with a PostgreSQL --store is refused
-// as verify refuses that store (exit 1, errors.ErrUnsupported: it keeps no
-// tree hashes yet), before any file is read; with --checkpoint it is a
+// TestVerifySinceWithCheckpoint: --since and --checkpoint together are a
 // usage error.
-func TestVerifySinceStoreFlag(t *testing.T) {
+func TestVerifySinceWithCheckpoint(t *testing.T) {
 	cp := filepath.Join(t.TempDir(), "cp")
 	if err := os.WriteFile(cp, []byte("not read\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, exit, err := runCmd(t, nil, "verify", "--store", "postgres://coid@db.example:5432/coid", "--since", cp, "--data", t.TempDir())
-	if exit != 1 || !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("exit %d, %v; want 1 wrapping errors.ErrUnsupported", exit, err)
-	}
-	_, _, exit, err = runCmd(t, nil, "verify", "--since", cp, "--checkpoint", "1:"+strings.Repeat("ab", 32), "--data", t.TempDir())
+	_, _, exit, err := runCmd(t, nil, "verify", "--since", cp, "--checkpoint", "1:"+strings.Repeat("ab", 32), "--data", t.TempDir())
 	if exit != 2 || !strings.Contains(fmt.Sprint(err), "not both") {
 		t.Fatalf("exit %d, %v; want a usage error", exit, err)
+	}
+}
+
+// TestCheckSinceFallsBackToTheWholeCheck: a store that cannot check its
+// tree from a record on (the PostgreSQL store) has checkSince run its
+// whole check instead, and a failure of it fails verification.
+func TestCheckSinceFallsBackToTheWholeCheck(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	realStore(t, dir)
+	_, c := signCheckpoint(t, dir)
+	st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	called := 0
+	whole := func(err error) func(context.Context) error {
+		return func(context.Context) error { called++; return err }
+	}
+	// Only the tree's Source methods: no CheckTreeFrom.
+	tree := struct{ verifiable.Source }{st}
+	if err := checkSince(ctx, stores{tree: tree, checkFile: whole(nil)}, c); err != nil || called != 1 {
+		t.Fatalf("sound: %v, whole check run %d times", err, called)
+	}
+	broken := fmt.Errorf("record 7: %w", custody.ErrChainBroken)
+	var f *sinceFailure
+	if err := checkSince(ctx, stores{tree: tree, checkFile: whole(broken)}, c); !errors.As(err, &f) || !strings.Contains(err.Error(), "record 7") {
+		t.Fatalf("broken: %v, want a sinceFailure naming record 7", err)
 	}
 }
