@@ -23,7 +23,7 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	var cps checkpoints
 	fs.Var(&cps, "checkpoint", "RECORDS:HEAD printed by an earlier verify or on a custody report; the ledger must still hold it (repeatable)")
 	var since string
-	fs.StringVar(&since, "since", "", "a file holding a signed checkpoint kept earlier (GET /api/v1/proofs/checkpoint): check the ledger extends it, then verify only what was added after it")
+	fs.StringVar(&since, "since", "", "a file holding a signed checkpoint kept earlier (/log/checkpoint, or GET /api/v1/proofs/checkpoint's JSON): check the ledger extends it, then verify only what was added after it")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), verifyHelp+"Flags:\n")
 		fs.PrintDefaults()
@@ -94,8 +94,9 @@ decode, each entry of the audit trail of account and registry changes
 matches its hash and links to the one before, and bbolt's own consistency check of its pages).
 
 With --since FILE, FILE is a signed checkpoint kept from an earlier day
-(the note GET /api/v1/proofs/checkpoint serves, or /log/checkpoint). It
-must be signed by the ledger's key, active or retired (coid key export).
+(the note /log/checkpoint serves, or the JSON of GET
+/api/v1/proofs/checkpoint that carries it). It must be signed by the
+ledger's key, active or retired (coid key export).
 Verify then checks the consistency proof from the checkpoint to the
 ledger's tree (its old root must still be the root of its first records),
 every record's hash and links, and the telemetry seals of the legs

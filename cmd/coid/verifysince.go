@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +20,8 @@ import (
 const maxCheckpointFile = 64 << 10
 
 // readSinceCheckpoint reads the signed checkpoint of --since from path
-// and opens it with the ledger's verifier keys in dir, the active one and
+// (the note /log/checkpoint serves, or the JSON of GET
+// /api/v1/proofs/checkpoint that carries it) and opens it with the ledger's verifier keys in dir, the active one and
 // every retired one. A file that is not such a checkpoint (unreadable,
 // malformed, its signature forged or by another log's key) is a usage
 // error: the operator gave the wrong file, and nothing of the ledger was
@@ -35,6 +38,17 @@ func readSinceCheckpoint(path, dir string) (verifiable.Checkpoint, error) {
 	}
 	if len(data) > maxCheckpointFile {
 		return verifiable.Checkpoint{}, usagef("verify --since %s: over %d bytes: not a signed checkpoint", path, maxCheckpointFile)
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		// GET /api/v1/proofs/checkpoint's answer: only its signed note is
+		// taken, and judged by its signature.
+		var resp struct {
+			Checkpoint string `json:"checkpoint"`
+		}
+		if err := json.Unmarshal(data, &resp); err != nil || resp.Checkpoint == "" {
+			return verifiable.Checkpoint{}, usagef("verify --since %s: JSON without a \"checkpoint\" member holding the signed note", path)
+		}
+		data = []byte(resp.Checkpoint)
 	}
 	keys, err := verifiable.LoadKeys(dir)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,6 +175,14 @@ func TestVerifySince(t *testing.T) {
 			keyCmd(t, dir, "rotate")
 			return dir, cp
 		}, 0, "extends the checkpoint of 200 records"},
+		{"as the API answers it", func(t *testing.T) (string, string) {
+			j, err := json.Marshal(map[string]any{"checkpoint": string(signed), "size": 200, "origin": c.Origin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return base, writeCP(t, j)
+		}, 0, "extends the checkpoint of 200 records"},
+		{"JSON without the note", func(t *testing.T) (string, string) { return base, writeCP(t, []byte(`{"size":200}`)) }, 2, `"checkpoint" member`},
 		{"forged signature", func(t *testing.T) (string, string) { return base, writeCP(t, flipped) }, 2, "not a checkpoint signed"},
 		{"size changed", func(t *testing.T) (string, string) { return base, writeCP(t, sizeChanged) }, 2, "not a checkpoint signed"},
 		{"malformed", func(t *testing.T) (string, string) { return base, writeCP(t, []byte("200:abc\n")) }, 2, "not a checkpoint signed"},
