@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,11 +21,10 @@ type sealJob struct {
 // verifyLedgerSeals recomputes, from the stored readings, the telemetry
 // seal of every leg received after record after (0: every leg) up to the
 // rep.Records verified, and fails rep at the earliest receive record whose
-// seal no longer matches. One pass over the log hands the records that
-// may carry a seal to GOMAXPROCS goroutines, which decode them (only
-// those: no chain is read and folded) and recompute one leg's seal at a
-// time; memory is bounded by the queue and one leg's readings per
-// goroutine.
+// seal no longer matches. One pass over the log finds the records that
+// may carry a seal; then GOMAXPROCS goroutines read and decode those
+// (only those: no chain is read and folded) and recompute one leg's seal
+// at a time. Memory: 8 bytes a leg, and one leg's readings per goroutine.
 func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Report) error {
 	if s.tele.Readings == nil || !rep.OK {
 		return nil
@@ -47,68 +46,60 @@ func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Repo
 		}
 		mu.Unlock()
 	}
-	// The receive records are decoded on the workers too, in place: the
-	// log's entries stay valid until ReadLog's function returns, which
-	// waits for them.
-	jobs := make(chan LogEntry, workers*64)
-	work := func() {
-		// A damaged length reads past the end of the store's memory map:
-		// a fault to report, not to end the process with.
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		defer func() {
-			if r := recover(); r != nil {
-				if !isFault(r) {
-					panic(r)
-				}
-				fail(fmt.Errorf("a record could not be read: %w", ErrDamaged))
-				for range jobs {
-				}
-			}
-		}()
-		var buf []Reading // one leg's readings at a time, reused
-		for e := range jobs {
-			if ctx.Err() != nil {
-				continue // drain
-			}
-			j, ok, err := receiveSealJob(e)
-			if err != nil {
-				fail(err)
-				continue
-			}
-			if !ok {
-				continue
-			}
-			cr := Report{OK: true}
-			if err := s.checkLegSeal(ctx, j, &cr, &buf); err != nil {
-				fail(err)
-				continue
-			}
-			if !cr.OK {
-				mu.Lock()
-				if bad.OK || cr.FirstBad < bad.FirstBad {
-					bad, bad.Chain = cr, j.coi
-				}
-				mu.Unlock()
-			}
-		}
-	}
+	// First the positions of the records that may carry a seal, in one
+	// read of the log; the seals are checked after it has ended, each in
+	// read transactions of its own: opened while the log's read is still
+	// open, they could wait for a writer that waits for that read to end
+	// (bbolt grows its memory map only once every read has ended).
+	var seqs []uint64
 	telemetry := []byte(`"telemetry":`)
 	err := s.store.ReadLog(ctx, func(v LogView) error {
-		for range workers {
-			wg.Go(work)
-		}
-		defer wg.Wait()
-		defer close(jobs)
 		for e := range v.Entries {
-			if e.Key > rep.Records || ctx.Err() != nil {
+			if e.Key > rep.Records {
 				break
 			}
 			if e.Key > after && bytes.Contains(e.Body, telemetry) {
-				jobs <- e
+				seqs = append(seqs, e.Key)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("verify ledger: seals: %w", err)
+	}
+	var next atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			var buf []Reading // one leg's readings at a time, reused
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(seqs) || ctx.Err() != nil {
+					return
+				}
+				j, ok, err := s.receiveSealJob(ctx, seqs[i])
+				if err != nil {
+					fail(err)
+					return
+				}
+				if !ok {
+					continue
+				}
+				cr := Report{OK: true}
+				if err := s.checkLegSeal(ctx, j, &cr, &buf); err != nil {
+					fail(err)
+					return
+				}
+				if !cr.OK {
+					mu.Lock()
+					if bad.OK || cr.FirstBad < bad.FirstBad {
+						bad, bad.Chain = cr, j.coi
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
 	if err == nil {
 		err = firstErr
 	}
@@ -148,22 +139,22 @@ func (s *Service) sealedReadings(ctx context.Context, rs ReceiveSeal, buf *[]Rea
 	return out, err
 }
 
-// receiveSealJob returns the seal job of log entry e when it is a receive
+// receiveSealJob returns the seal job of record seq when it is a receive
 // record that carries a telemetry seal.
-func receiveSealJob(e LogEntry) (sealJob, bool, error) {
-	r, err := DecodeRecord(e.Body, e.Hash)
+func (s *Service) receiveSealJob(ctx context.Context, seq uint64) (sealJob, bool, error) {
+	r, err := s.store.Record(ctx, seq)
 	if err != nil {
-		return sealJob{}, false, fmt.Errorf("record %d: %w", e.Key, err)
+		return sealJob{}, false, fmt.Errorf("record %d: %w", seq, err)
 	}
 	pd, err := r.Parsed()
 	if err != nil {
-		return sealJob{}, false, fmt.Errorf("record %d: %w", e.Key, err)
+		return sealJob{}, false, fmt.Errorf("record %d: %w", seq, err)
 	}
 	d, ok := pd.(ReceiveData)
 	if !ok || d.Telemetry == nil {
 		return sealJob{}, false, nil
 	}
-	return sealJob{seq: e.Key, coi: r.Chain, seal: *d.Telemetry}, true, nil
+	return sealJob{seq: seq, coi: r.Chain, seal: *d.Telemetry}, true, nil
 }
 
 // checkLegSeal recomputes the seal of job j from the stored readings and
