@@ -393,6 +393,13 @@ func (s *Service) Legs(ctx context.Context, coi COI) ([]LegView, error) {
 
 // checkSeal recomputes a recorded seal from the stored readings.
 func (s *Service) checkSeal(ctx context.Context, rs ReceiveSeal, p Profile) (bool, string, error) {
+	return s.checkSealIn(ctx, rs, p, nil)
+}
+
+// checkSealIn is checkSeal reading the readings into *buf (nil: a new
+// slice) when the reading store can (ReadingAppender), and leaving them
+// there for the next call to reuse.
+func (s *Service) checkSealIn(ctx context.Context, rs ReceiveSeal, p Profile, buf *[]Reading) (bool, string, error) {
 	if rs.Version != SealVersion {
 		return false, fmt.Sprintf("unknown seal version %q", rs.Version), nil
 	}
@@ -400,7 +407,7 @@ func (s *Service) checkSeal(ctx context.Context, rs ReceiveSeal, p Profile) (boo
 	// configuration says today.
 	p.MinC, p.MaxC = rs.Seal.LimitMinC, rs.Seal.LimitMaxC
 	p.Name = rs.Seal.Profile
-	readings, _, err := s.tele.Readings.ShipperReadings(ctx, rs.Shipper, rs.From, rs.To, rs.Watermark)
+	readings, err := s.sealedReadings(ctx, rs, buf)
 	if err != nil {
 		return false, "", err
 	}

@@ -761,36 +761,10 @@ func (s *Service) Unlock(ctx context.Context, id string) error {
 	return nil
 }
 
-// VerifyLedger verifies the whole ledger. An integrity failure is logged at
-// error level; the report names the first bad record.
+// VerifyLedger verifies the whole ledger: VerifyLedgerSince from the
+// first record.
 func (s *Service) VerifyLedger(ctx context.Context) (Report, error) {
-	rep, err := VerifyLogJourney(ctx, s.store, s.journey)
-	if err != nil {
-		return Report{}, err
-	}
-	if rep.OK && s.tele.Readings != nil {
-		chains, err := s.store.Chains(ctx, "")
-		if err != nil {
-			return Report{}, fmt.Errorf("verify ledger: %w", err)
-		}
-		for _, ci := range chains {
-			if ci.State.Access() {
-				continue
-			}
-			cr := Report{OK: true}
-			if err := s.checkSeals(ctx, ci.COI, &cr); err != nil {
-				return Report{}, fmt.Errorf("verify ledger: %w", err)
-			}
-			if !cr.OK && (rep.OK || cr.FirstBad < rep.FirstBad) {
-				rep.fail(cr.FirstBad, "%s", cr.Problem)
-				rep.Chain = ci.COI
-			}
-		}
-	}
-	if !rep.OK {
-		s.log.Error("ledger verification failed", "first_bad", rep.FirstBad, "problem", rep.Problem)
-	}
-	return rep, nil
+	return s.VerifyLedgerSince(ctx, 0)
 }
 
 // checkSeals recomputes the telemetry seal of each received leg of coi from

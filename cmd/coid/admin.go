@@ -21,12 +21,17 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	fs := newFlags("verify", env, stderr, &s)
 	var cps checkpoints
 	fs.Var(&cps, "checkpoint", "RECORDS:HEAD printed by an earlier verify or on a custody report; the ledger must still hold it (repeatable)")
+	var since string
+	fs.StringVar(&since, "since", "", "a file holding a signed checkpoint kept earlier (/log/checkpoint, or GET /api/v1/proofs/checkpoint's JSON): check the ledger extends it, then verify only what was added after it")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), verifyHelp+"Flags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if since != "" && len(cps) > 0 {
+		return usagef("verify: give --since or --checkpoint, not both")
 	}
 	// The service adds the telemetry seals of received legs to the log's
 	// hashes and links.
@@ -45,6 +50,9 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		return failed(err)
 	}
 	defer st.close()
+	if since != "" {
+		return verifySince(ctx, svc, st, since, s.data, stdout, failed)
+	}
 	start := time.Now()
 	rep, err := svc.VerifyLedgerAt(ctx, cps)
 	if err != nil {
@@ -76,13 +84,24 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 }
 
 // verifyHelp is coid verify's help, before its flags.
-const verifyHelp = `usage: coid verify [--data DIR] [--checkpoint N:HEAD ...]
+const verifyHelp = `usage: coid verify [--data DIR] [--checkpoint N:HEAD ... | --since CHECKPOINT_FILE]
 
 Verifies the ledger offline: every record's hash and links, every chain's
 summary, index and state, and every leg's telemetry seal; that the ledger
 still holds each checkpoint; then the whole file (every bucket's entries
 decode, each entry of the audit trail of account and registry changes
 matches its hash and links to the one before, and bbolt's own consistency check of its pages).
+
+With --since FILE, FILE is a signed checkpoint kept from an earlier day
+(the note /log/checkpoint serves, or the JSON of GET
+/api/v1/proofs/checkpoint that carries it). It must be signed by the
+ledger's key, active or retired (coid key export).
+Verify then checks the consistency proof from the checkpoint to the
+ledger's tree (its old root must still be the root of its first records),
+every record's hash and links, and the telemetry seals of the legs
+received after it and the tree hashes from it on; the seals of older legs
+and the rest of the file are not read again: run a full verify now and
+then. A file that is not such a checkpoint is refused with exit status 2.
 
 Exit status:
   0  the ledger and the file are sound

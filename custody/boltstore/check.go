@@ -65,7 +65,7 @@ func (s *Store) CheckFile(ctx context.Context) error {
 		if err := checkBranches(tx); err != nil {
 			return err
 		}
-		if err := checkTree(ctx, tx); err != nil {
+		if err := checkTree(ctx, tx, 1); err != nil {
 			return err
 		}
 		return checkStructure(ctx, tx)

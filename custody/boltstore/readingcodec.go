@@ -257,6 +257,13 @@ var errBadReading = errors.New("malformed stored reading")
 // decodeReading decodes the reading of shipper stored under key with
 // value v, in either version, and returns it with its watermark.
 func decodeReading(shipper string, key, v []byte) (custody.Reading, uint64, error) {
+	return decodeReadingIn(shipper, key, v, nil)
+}
+
+// decodeReadingIn is decodeReading with the reading's values placed in
+// slab (nil: each on its own), so that decoding many readings does not
+// allocate for each.
+func decodeReadingIn(shipper string, key, v []byte, slab *valueSlab) (custody.Reading, uint64, error) {
 	bad := func() (custody.Reading, uint64, error) {
 		return custody.Reading{}, 0, fmt.Errorf("reading %x: %w: %w", key, errBadReading, custody.ErrChainBroken)
 	}
@@ -294,18 +301,16 @@ func decodeReading(shipper string, key, v []byte) (custody.Reading, uint64, erro
 			} else {
 				x = rd.numV2()
 			}
-			*n.p = &x
+			*n.p = slab.float(x)
 		}
 	}
 	if f&flagLidSet != 0 {
-		x := f&flagLidOpen != 0
-		r.LidOpen = &x
+		r.LidOpen = slab.bool(f&flagLidOpen != 0)
 	}
 	if f&flagLightSet != 0 {
-		x := f&flagLight != 0
-		r.Light = &x
+		r.Light = slab.bool(f&flagLight != 0)
 	}
-	if !rd.done() || !bytes.Equal(r.Key(), key) {
+	if !rd.done() || !readingKeyIs(&r, key) {
 		return bad()
 	}
 	return r, wm, nil

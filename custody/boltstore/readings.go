@@ -539,7 +539,13 @@ func timeIndexKey(shipper string, t time.Time, key []byte) []byte {
 
 // ShipperReadings implements custody.ReadingStore.
 func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {
-	var out []custody.Reading
+	return s.AppendShipperReadings(ctx, nil, shipper, from, to, through)
+}
+
+// AppendShipperReadings implements custody.ReadingAppender: ShipperReadings
+// appended to dst[:0], reusing its memory.
+func (s *Store) AppendShipperReadings(ctx context.Context, dst []custody.Reading, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {
+	out := dst[:0]
 	var wm uint64
 	err := s.view(func(tx *bolt.Tx) error {
 		wm = readWatermark(tx)
@@ -558,6 +564,8 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 		}
 		c := idx.Cursor()
 		n := 0
+		var slab valueSlab
+		rg := seqGetter{c: b.Cursor()}
 		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(k) < len(prefix)+8 {
 				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
@@ -569,13 +577,13 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 				return ctx.Err()
 			}
 			key := k[len(prefix)+8:]
-			v := b.Get(key)
+			v := rg.get(key)
 			if v == nil {
 				// An index entry without its reading: the reading was
 				// deleted. Seals computed over it will no longer match.
 				continue
 			}
-			r, rwm, err := decodeReading(shipper, key, v)
+			r, rwm, err := decodeReadingIn(shipper, key, v, &slab)
 			if err != nil {
 				return err
 			}

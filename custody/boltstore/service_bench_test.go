@@ -79,7 +79,7 @@ func newServiceBench(b *testing.B) *serviceBench {
 
 // enroll starts n chains from callers goroutines (so their commits are
 // grouped) and returns their identifiers.
-func (sb *serviceBench) enroll(b *testing.B, n, callers int) []custody.COI {
+func (sb *serviceBench) enroll(b testing.TB, n, callers int) []custody.COI {
 	b.Helper()
 	out := make([]custody.COI, n)
 	var next atomic.Int64
@@ -107,7 +107,7 @@ func (sb *serviceBench) enroll(b *testing.B, n, callers int) []custody.COI {
 
 // benchJourney returns the default journey's steps after enrollment, in
 // order, for chain coi: nine records from collection to infusion.
-func benchJourney(b *testing.B, coi custody.COI) []benchStep {
+func benchJourney(b testing.TB, coi custody.COI) []benchStep {
 	sig := func(user string, m custody.Meaning) custody.SignatureRequest {
 		return custody.SignatureRequest{User: user, Password: benchPassword(user), Meaning: m}
 	}

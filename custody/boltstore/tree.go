@@ -399,8 +399,10 @@ func (s *Store) Checkpoints(ctx context.Context, fn func(size int64, signed []by
 // interior node recomputed from the record's bytes and from its children,
 // which were checked before it. A ledger whose tree is not built yet (an
 // older file opened read-only) has the part built checked; one of an
-// older layout, rebuilt by the next writer's open, is not checked.
-func checkTree(ctx context.Context, tx *bolt.Tx) error {
+// older layout, rebuilt by the next writer's open, is not checked. Records
+// before from are taken as they are: their hashes only feed the checks of
+// later ones (from 1 checks all).
+func checkTree(ctx context.Context, tx *bolt.Tx, from uint64) error {
 	treeB, meta := tx.Bucket(bucketTree), tx.Bucket(bucketMeta)
 	if treeB == nil || !treeCurrent(meta) {
 		return nil
@@ -412,8 +414,8 @@ func checkTree(ctx context.Context, tx *bolt.Tx) error {
 	}
 	r := newTreeHashes(treeB, meta)
 	c := tx.Bucket(bucketLog).Cursor()
-	seq := uint64(1)
-	for k, v := c.First(); seq <= uint64(size); k, v = c.Next() {
+	seq := max(from, 1)
+	for k, v := c.Seek(u64(seq)); seq <= uint64(size); k, v = c.Next() {
 		if seq%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
