@@ -200,6 +200,14 @@ type ChainStore interface {
 	Chain(ctx context.Context, coi COI) (ChainInfo, error)
 	// Chains lists chain summaries, all of them when state is empty.
 	Chains(ctx context.Context, state State) ([]ChainInfo, error)
+	// ExcursionChains pages the chains that hold an excursion record,
+	// from an index the store keeps in the same transaction as the
+	// records: greatest COI first, those with a COI before before (empty:
+	// from the greatest), at most limit of them (1 or more). With open,
+	// only the chains whose summary counts open excursions, or keeps no
+	// counts (OpenIssues.Kept false): a superset the caller narrows by
+	// folding the chain. Its cost grows with the page, not the store.
+	ExcursionChains(ctx context.Context, open bool, before COI, limit int) ([]COI, error)
 }
 
 // PHIStore reads the patient identifiers kept outside the ledger; they are

@@ -566,6 +566,9 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if err := initReadingLog(tx); err != nil {
 			return err
 		}
+		if err := initExcursionIndex(tx); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		if meta.Get(keyFormat) == nil {
 			return meta.Put(keyFormat, []byte(formatVersion))
@@ -858,6 +861,7 @@ type batchTx struct {
 	err                      error                             // the transaction failed: every draft fails
 	claims                   *claimsTx                         // the scheduling buckets, once a draft claims (schedule.go)
 	quota                    *quotaTx                          // the quota buckets, once a draft counts (quota.go)
+	excursions               map[custody.COI]bool              // chains the batch appended an excursion record to
 }
 
 // begin starts the transaction of a batch of appends.
@@ -986,6 +990,12 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 	info.Seqs = append(info.Seqs, rec.Seq)
 	b.headSeq, b.headHash = rec.Seq, rec.Hash
 	b.touched[coi] = info
+	if rec.Step == custody.StepExcursion {
+		if b.excursions == nil {
+			b.excursions = map[custody.COI]bool{}
+		}
+		b.excursions[coi] = true
+	}
 	res.Value = rec
 }
 
@@ -997,6 +1007,9 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 		err = b.s.catch(func() error {
 			for coi, info := range b.touched {
 				if err := b.chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
+					return err
+				}
+				if err := indexExcursions(b.tx, info.ChainInfo, b.excursions[coi]); err != nil {
 					return err
 				}
 			}

@@ -55,6 +55,10 @@
 //     of days per site.
 //   - Chain summaries keep the site names of the enroll draft and the
 //     open issue counts of the latest draft (custody.IssueCounts).
+//   - The excursion index (ExcursionChains): the chains holding an
+//     excursion record, and those whose summary counts open excursions,
+//     paged greatest COI first; kept with each append, so pages read while
+//     records are appended list no chain twice and miss none.
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -155,6 +159,7 @@ func Run(t *testing.T, b Backend) {
 		{"Schedule", []Part{PartSchedule, PartAudit}, testSchedule},
 		{"ConcurrentBooking", []Part{PartSchedule, PartAudit}, testConcurrentBooking},
 		{"ChainOpenIssuesKept", nil, testChainOpenIssues},
+		{"ExcursionIndex", nil, testExcursionIndex},
 		{"ChainProgressKept", []Part{PartProgress}, testChainProgress},
 		{"Quota", []Part{PartQuota, PartSchedule, PartAudit}, testQuota},
 		{"ConcurrentQuota", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentQuota},
