@@ -318,6 +318,11 @@ type UserStore interface {
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
 	// Users lists all users, passwords never included.
 	Users(ctx context.Context) ([]User, error)
+	// UsersAfter lists, in ID order, the users whose ID sorts after
+	// after (empty: from the first), at most limit of them (1 or more),
+	// passwords never included: a page costs the page, not every
+	// account.
+	UsersAfter(ctx context.Context, after string, limit int) ([]User, error)
 }
 
 // LogEntry is one stored record as verification reads it: its key (log

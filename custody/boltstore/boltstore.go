@@ -1437,6 +1437,32 @@ func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
 	return out, err
 }
 
+// UsersAfter implements custody.UserStore.
+func (s *Store) UsersAfter(ctx context.Context, after string, limit int) ([]custody.User, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("users: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	out := []custody.User{}
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsers).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var u custody.User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("user %s: %w", k, err)
+			}
+			out = append(out, u.Public())
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Backup implements custody.Store: it streams a consistent snapshot of the
 // bbolt file, taken in one read transaction, to w.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {

@@ -20,7 +20,8 @@
 //     NextCOISequence (never the same number twice, per facility and year).
 //   - Users and tokens: create (a taken ID is ErrConflict), look up by ID
 //     and by token, add a token, disable, lock and unlock through
-//     UpdateUser, list without password hashes; unknown ones ErrNotFound.
+//     UpdateUser, list without password hashes (all, or a page in ID
+//     order after a cursor); unknown ones ErrNotFound.
 //   - Accounts and the audit trail (custody.AccountStore): a user's change
 //     and its audit entry are stored together or not at all; audit entries
 //     are numbered, filtered and limited; tokens are listed with their
@@ -146,6 +147,7 @@ func Run(t *testing.T, b Backend) {
 		{"Reads", nil, testReads},
 		{"COISequence", nil, testCOISequence},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
+		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
 		{"OneAuditTrail", []Part{PartUsers, PartAccounts, PartAudit, PartRegistry}, testOneAuditTrail},
 		{"ReadingsOnce", []Part{PartTelemetry}, testReadingsOnce},
