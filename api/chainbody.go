@@ -8,11 +8,13 @@ import (
 )
 
 // maxChainBodies bounds how many chains' encoded bodies chainBodies
-// keeps, and maxChainBody the size of one it keeps (a longer chain is
-// encoded per request, as before).
+// keeps, maxChainBodyBytes the bytes they take together, and maxChainBody
+// the size of one it keeps (a longer chain is encoded per request, as
+// before). A 30-record chain encodes to about 30 KB.
 const (
-	maxChainBodies = 1024
-	maxChainBody   = 256 << 10
+	maxChainBodies    = 1024
+	maxChainBodyBytes = 32 << 20
+	maxChainBody      = 256 << 10
 )
 
 // chainBodies keeps the JSON encoding of the chains GET /chains/{coi}
@@ -24,8 +26,9 @@ const (
 // (which was most of the route's time: each record's MarshalJSON and
 // encoding/json's compaction of its output).
 type chainBodies struct {
-	mu sync.Mutex
-	m  map[custody.COI]chainBody
+	mu    sync.Mutex
+	m     map[custody.COI]chainBody
+	bytes int // the bodies' length in m
 }
 
 type chainBody struct {
@@ -52,9 +55,10 @@ func (cb *chainBodies) encode(ch *custody.Chain) ([]byte, error) {
 		return body, nil
 	}
 	cb.mu.Lock()
-	if cb.m == nil || len(cb.m) >= maxChainBodies {
-		cb.m = make(map[custody.COI]chainBody)
+	if cb.m == nil || len(cb.m) >= maxChainBodies || cb.bytes+len(body) > maxChainBodyBytes {
+		cb.m, cb.bytes = make(map[custody.COI]chainBody), 0
 	}
+	cb.bytes += len(body) - len(cb.m[ch.COI].body)
 	cb.m[ch.COI] = chainBody{ch, body}
 	cb.mu.Unlock()
 	return body, nil
