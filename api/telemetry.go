@@ -225,11 +225,26 @@ func (s *Server) quarantine(c echo.Context) error {
 		}
 		limit = n
 	}
-	list, err := s.cfg.Telemetry.Quarantine.QuarantineList(c.Request().Context(), limit)
+	var before uint64
+	if v := c.QueryParam("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("query parameter before must be an entry ID, a positive integer: %w", custody.ErrInvalid)
+		}
+		before = n
+	}
+	// One more than asked shows whether there is a next page.
+	list, err := s.cfg.Telemetry.Quarantine.QuarantineList(c.Request().Context(), before, limit+1)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": list, "count": len(list)})
+	body := map[string]any{}
+	if len(list) > limit {
+		list = list[:limit]
+		body["next"] = strconv.FormatUint(list[limit-1].ID, 10)
+	}
+	body["entries"], body["count"] = list, len(list)
+	return c.JSON(http.StatusOK, body)
 }
 
 // alertStream streams excursion alerts as server-sent events ("event:

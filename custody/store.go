@@ -241,9 +241,10 @@ type ReadingSink interface {
 
 // QuarantineLister lists the rejected telemetry payloads kept for review.
 type QuarantineLister interface {
-	// QuarantineList returns the kept payloads, newest first, at most
-	// limit of them (limit <= 0: all that are kept).
-	QuarantineList(ctx context.Context, limit int) ([]QuarantineEntry, error)
+	// QuarantineList returns the kept payloads, newest first, those with
+	// an ID below before (0: from the newest), at most limit of them
+	// (limit <= 0: all that are kept).
+	QuarantineList(ctx context.Context, before uint64, limit int) ([]QuarantineEntry, error)
 }
 
 // DefaultReadingsPage is the page size ReadingLog.ReadingsSince uses for a

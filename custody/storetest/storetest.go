@@ -707,7 +707,7 @@ func testReadingConflict(t *testing.T, s Store) {
 func testQuarantine(t *testing.T, s Store) {
 	q := s
 	ctx := context.Background()
-	if list, err := q.QuarantineList(ctx, 0); err != nil || len(list) != 0 {
+	if list, err := q.QuarantineList(ctx, 0, 0); err != nil || len(list) != 0 {
 		t.Fatalf("empty quarantine: %d entries, %v", len(list), err)
 	}
 	const n = 5
@@ -718,7 +718,7 @@ func testQuarantine(t *testing.T, s Store) {
 			t.Fatal(err)
 		}
 	}
-	list, err := q.QuarantineList(ctx, 0)
+	list, err := q.QuarantineList(ctx, 0, 0)
 	if err != nil || len(list) != n {
 		t.Fatalf("%d entries, %v", len(list), err)
 	}
@@ -733,8 +733,45 @@ func testQuarantine(t *testing.T, s Store) {
 			t.Fatalf("entries not newest first: id %d after %d", e.ID, list[k-1].ID)
 		}
 	}
-	if top, err := q.QuarantineList(ctx, 2); err != nil || len(top) != 2 || top[0].ID != list[0].ID {
+	if top, err := q.QuarantineList(ctx, 0, 2); err != nil || len(top) != 2 || top[0].ID != list[0].ID {
 		t.Fatalf("limit 2: %+v %v", top, err)
+	}
+	// Paged with a cursor: the entries below it, newest first; an entry
+	// stored between pages is newer than the cursor, so later pages do
+	// not list it.
+	var paged []uint64
+	for before := uint64(0); ; {
+		page, err := q.QuarantineList(ctx, before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			paged = append(paged, e.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		before = page[len(page)-1].ID
+		if len(paged) == 2 {
+			if err := q.Quarantine(ctx, custody.QuarantineEntry{Topic: "shippers/SHP-1/telemetry", Received: t0.Add(time.Hour),
+				Reason: "bad between pages", Size: 1, Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(paged) > 2*n {
+			t.Fatalf("paging does not end: %v", paged)
+		}
+	}
+	for k, e := range list {
+		if k >= len(paged) || paged[k] != e.ID {
+			t.Fatalf("paged quarantine %v, want the IDs of %d entries newest first", paged, n)
+		}
+	}
+	if len(paged) != n {
+		t.Fatalf("paged quarantine %v lists %d entries, want %d", paged, len(paged), n)
+	}
+	if below, err := q.QuarantineList(ctx, list[n-1].ID, 0); err != nil || len(below) != 0 {
+		t.Fatalf("below the oldest: %d entries, %v", len(below), err)
 	}
 }
 
