@@ -38,7 +38,7 @@
 //     of whole batches; duplicates and refused batches are not listed, and
 //     a batch committed between pages is listed after the others.
 //   - Quarantine: entries are kept and listed newest first, limited on
-//     request.
+//     request and paged by ID.
 //   - Registries: an entry is created once per registry and code
 //     (custody.ErrConflict, even under concurrency), updated only with its
 //     audit entry in the same write, listed in code order with paging;
