@@ -60,24 +60,32 @@ func (s *Server) addUser(c echo.Context) error {
 
 // lookupUser returns the public view of a user for an administrator.
 func (s *Server) lookupUser(c echo.Context, id string) (custody.User, error) {
-	users, err := s.svc.AdminUsers(c.Request().Context(), user(c))
-	if err != nil {
-		return custody.User{}, err
-	}
-	for _, u := range users {
-		if u.ID == id {
-			return u, nil
-		}
-	}
-	return custody.User{}, fmt.Errorf("user %s: %w", id, custody.ErrNotFound)
+	return s.svc.AdminUser(c.Request().Context(), user(c), id)
 }
 
+// listUsers pages the accounts in ID order (administrators only): limit
+// (default 100, at most custody.MaxUserPage), after (the next of the
+// previous page), and the filters role, organisation, site and q (text in
+// the ID or name).
 func (s *Server) listUsers(c echo.Context) error {
-	users, err := s.svc.AdminUsers(c.Request().Context(), user(c))
+	limit, err := pageLimit(c, custody.MaxUserPage)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"users": users, "count": len(users)})
+	q := c.QueryParams()
+	users, more, err := s.svc.AdminUserPage(c.Request().Context(), user(c), custody.UserFilter{Role: custody.Role(q.Get("role")),
+		Organisation: q.Get("organisation"), Site: q.Get("site"), Text: q.Get("q"), After: q.Get("after"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	if users == nil {
+		users = []custody.User{}
+	}
+	body := map[string]any{"users": users, "count": len(users)}
+	if more {
+		body["next"] = users[len(users)-1].ID
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) unlockUser(c echo.Context) error {

@@ -99,6 +99,9 @@ type Server struct {
 	// ready is set once start-up is done and cleared when shutdown
 	// begins (/readyz).
 	ready atomic.Bool
+	// chains keeps the encoded bodies of the chains GET /chains/{coi}
+	// answered (chainbody.go).
+	chains chainBodies
 }
 
 // SetReady says whether the server should take traffic: /readyz answers
@@ -569,7 +572,14 @@ func (s *Server) getChain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, ch)
+	if _, pretty := c.QueryParams()["pretty"]; pretty {
+		return c.JSON(http.StatusOK, ch)
+	}
+	body, err := s.chains.encode(ch)
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 func (s *Server) appendRecord(c echo.Context) error {

@@ -126,3 +126,82 @@ func BenchmarkScan(b *testing.B) {
 		return req, err
 	})
 }
+
+// BenchmarkChainVsHealthz measures GET /api/v1/chains/{coi} of a 30-record
+// chain and GET /healthz in the same run: the same server, the same 16
+// client goroutines (on 2 cores), each alternating between the two
+// routes, so load and machine noise fall on both alike. It reports each
+// route's p99 and their ratio (chain-p99/healthz-p99), the figure the
+// chain read is held to (within 2).
+func BenchmarkChainVsHealthz(b *testing.B) {
+	e := newEnv(b, forBenchmark())
+	coi := e.enroll(b, patientA)
+	e.advance(b, coi, patientA.MRN, 1)
+	for i := 0; len(e.chain(b, coi).Records) < 30; i++ {
+		e.mustStep(b, coi, nurse1, custody.StepNote, map[string]any{"text": fmt.Sprintf("observation %d: bag temperature and seal checked", i)},
+			sig{nurse1, custody.MeaningAuthored, ""})
+	}
+	ts := httptest.NewServer(e.srv.Handler())
+	b.Cleanup(ts.Close)
+	chain, health, auth := ts.URL+chainPath(coi), ts.URL+"/healthz", "Bearer "+e.tokens[qa]
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	b.Cleanup(tr.CloseIdleConnections)
+	var (
+		mu       sync.Mutex
+		lat      [2][]time.Duration
+		routes   = [2]string{chain, health}
+		duration = func(route int) (time.Duration, error) {
+			req, err := http.NewRequest(http.MethodGet, routes[route], nil)
+			if err != nil {
+				return 0, err
+			}
+			if route == 0 {
+				req.Header.Set("Authorization", auth)
+			}
+			t0 := time.Now()
+			res, err := client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, err = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			d := time.Since(t0)
+			if err == nil && res.StatusCode != http.StatusOK {
+				err = fmt.Errorf("GET %s: status %d", routes[route], res.StatusCode)
+			}
+			return d, err
+		}
+	)
+	b.SetParallelism(benchParallelism)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine [2][]time.Duration
+		defer func() {
+			mu.Lock()
+			lat[0], lat[1] = append(lat[0], mine[0]...), append(lat[1], mine[1]...)
+			mu.Unlock()
+		}()
+		for i := 0; pb.Next(); i++ {
+			d, err := duration(i % 2)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mine[i%2] = append(mine[i%2], d)
+		}
+	})
+	b.StopTimer()
+	if len(lat[0]) == 0 || len(lat[1]) == 0 {
+		return
+	}
+	p99 := func(all []time.Duration) float64 {
+		slices.Sort(all)
+		return float64(all[int(float64(len(all)-1)*0.99)].Nanoseconds()) / 1e6
+	}
+	c, h := p99(lat[0]), p99(lat[1])
+	b.ReportMetric(c, "chain-p99-ms")
+	b.ReportMetric(h, "healthz-p99-ms")
+	b.ReportMetric(c/h, "p99-ratio")
+}

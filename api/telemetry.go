@@ -168,20 +168,46 @@ func (s *Server) shipperReadings(c echo.Context) error {
 	return writeReadings(c, id, map[string]any{"shipper": id}, rs)
 }
 
+// excursions pages the excursions of the chains the caller may read,
+// newest chain first: limit (default custody.DefaultExcursionPage),
+// before (the next cursor of the previous page), and the filters open,
+// site (a code or name), from and to (when the excursion started).
 func (s *Server) excursions(c echo.Context) error {
-	open := false
+	q := custody.ExcursionQuery{Site: c.QueryParam("site")}
 	if v := c.QueryParam("open"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("query parameter open must be true or false: %w", custody.ErrInvalid)
 		}
-		open = b
+		q.Open = b
 	}
-	list, err := s.svc.ExcursionsFor(c.Request().Context(), user(c), open)
+	var err error
+	if q.Limit, err = pageLimit(c, custody.MaxExcursionPage); err != nil {
+		return err
+	}
+	if c.QueryParam("limit") == "" {
+		q.Limit = custody.DefaultExcursionPage
+	}
+	if v := c.QueryParam("before"); v != "" {
+		if q.Before, err = custody.ParseCOI(v); err != nil {
+			return fmt.Errorf("before: %w", err)
+		}
+	}
+	if q.From, err = queryTime(c, "from"); err != nil {
+		return err
+	}
+	if q.To, err = queryTime(c, "to"); err != nil {
+		return err
+	}
+	page, err := s.svc.ExcursionsPage(c.Request().Context(), user(c), q)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"excursions": list, "count": len(list)})
+	body := map[string]any{"excursions": page.Excursions, "count": len(page.Excursions)}
+	if page.Next != "" {
+		body["next"] = page.Next
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) quarantine(c echo.Context) error {
@@ -199,11 +225,26 @@ func (s *Server) quarantine(c echo.Context) error {
 		}
 		limit = n
 	}
-	list, err := s.cfg.Telemetry.Quarantine.QuarantineList(c.Request().Context(), limit)
+	var before uint64
+	if v := c.QueryParam("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("query parameter before must be an entry ID, a positive integer: %w", custody.ErrInvalid)
+		}
+		before = n
+	}
+	// One more than asked shows whether there is a next page.
+	list, err := s.cfg.Telemetry.Quarantine.QuarantineList(c.Request().Context(), before, limit+1)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": list, "count": len(list)})
+	body := map[string]any{}
+	if len(list) > limit {
+		list = list[:limit]
+		body["next"] = strconv.FormatUint(list[limit-1].ID, 10)
+	}
+	body["entries"], body["count"] = list, len(list)
+	return c.JSON(http.StatusOK, body)
 }
 
 // alertStream streams excursion alerts as server-sent events ("event:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -63,22 +62,29 @@ func (s *Service) UserAccounts(ctx context.Context, actor User, f UserFilter) (p
 	if f.Limit == 0 {
 		f.Limit = MaxUserPage
 	}
-	all, err := s.store.Users(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("list users: %w", err)
-	}
-	slices.SortFunc(all, func(a, b User) int { return strings.Compare(a.ID, b.ID) })
+	// The store's pages in ID order, until this page is full and one more
+	// match shows there is a next: unfiltered, a page reads about its
+	// own accounts; a filter reads on until enough match.
 	text := strings.ToLower(strings.TrimSpace(f.Text))
-	for _, u := range all {
-		if u.ID <= f.After && f.After != "" || !f.matches(u, text) {
-			continue
+	for after := f.After; ; {
+		chunk, err := s.store.UsersAfter(ctx, after, f.Limit+1)
+		if err != nil {
+			return nil, false, fmt.Errorf("list users: %w", err)
 		}
-		if len(page) == f.Limit {
-			return page, true, nil
+		for _, u := range chunk {
+			if !f.matches(u, text) {
+				continue
+			}
+			if len(page) == f.Limit {
+				return page, true, nil
+			}
+			page = append(page, u.Public())
 		}
-		page = append(page, u.Public())
+		if len(chunk) < f.Limit+1 {
+			return page, false, nil
+		}
+		after = chunk[len(chunk)-1].ID
 	}
-	return page, false, nil
 }
 
 // UserAccount returns one account without password material, for QA and

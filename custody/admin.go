@@ -35,6 +35,25 @@ func (s *Service) AdminUsers(ctx context.Context, actor User) ([]User, error) {
 	return s.store.Users(ctx)
 }
 
+// AdminUserPage is UserAccounts for administrators only, as the API's
+// user list has always been: one page of the accounts in ID order, and
+// whether there are more.
+func (s *Service) AdminUserPage(ctx context.Context, actor User, f UserFilter) ([]User, bool, error) {
+	if err := requireAdmin("list users", actor); err != nil {
+		return nil, false, err
+	}
+	return s.UserAccounts(ctx, actor, f)
+}
+
+// AdminUser returns one account without password material, for
+// administrators only; ErrNotFound: no such user.
+func (s *Service) AdminUser(ctx context.Context, actor User, id string) (User, error) {
+	if err := requireAdmin("view user", actor); err != nil {
+		return User{}, err
+	}
+	return s.UserAccount(ctx, actor, id)
+}
+
 // AdminUnlock clears a user's failed-signature lock, and every caller's
 // back-off for the user's ID, while the service runs. The unlock is
 // logged with the administrator who made it.

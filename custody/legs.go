@@ -833,22 +833,30 @@ func sameFigures(x ExcursionData, e Excursion) bool {
 }
 
 // Excursions lists the excursion records of every chain, only those still
-// awaiting a QA disposition when open is true, newest chain first.
+// awaiting a QA disposition when open is true, in COI order. It reads the
+// chains the store's excursion index lists (ChainStore.ExcursionChains),
+// not every chain; the API pages them (ExcursionsPage).
 func (s *Service) Excursions(ctx context.Context, open bool) ([]ExcursionEntry, error) {
-	infos, err := s.store.Chains(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("excursions: %w", err)
-	}
-	out := []ExcursionEntry{}
-	for _, ci := range infos {
-		if ci.State.Access() {
-			continue
-		}
-		c, err := s.Chain(ctx, ci.COI)
+	var cois []COI
+	for before := COI(""); ; {
+		page, err := s.store.ExcursionChains(ctx, open, before, MaxChainPage)
 		if err != nil {
 			return nil, fmt.Errorf("excursions: %w", err)
 		}
-		if open && !slices.ContainsFunc(c.Issues, func(is Issue) bool { return is.Open }) {
+		cois = append(cois, page...)
+		if len(page) < MaxChainPage {
+			break
+		}
+		before = page[len(page)-1]
+	}
+	slices.Reverse(cois)
+	out := []ExcursionEntry{}
+	for _, coi := range cois {
+		c, err := s.Chain(ctx, coi)
+		if err != nil {
+			return nil, fmt.Errorf("excursions: %w", err)
+		}
+		if c.State.Access() {
 			continue
 		}
 		exc, err := excursionEntries(c)

@@ -263,28 +263,3 @@ func (s *Service) visible(ctx context.Context, u User, state State, after COI, l
 	}
 	return page, nil
 }
-
-// ExcursionsFor lists the excursions (open ones only when open is set) of
-// the chains the user may read.
-func (s *Service) ExcursionsFor(ctx context.Context, u User, open bool) ([]ExcursionEntry, error) {
-	all, err := s.Excursions(ctx, open)
-	if err != nil {
-		return nil, err
-	}
-	r := s.scope()
-	out := make([]ExcursionEntry, 0, len(all))
-	for _, e := range all {
-		c, err := s.Chain(ctx, e.COI)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := r.mayRead(ctx, u, c)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}

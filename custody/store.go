@@ -200,6 +200,14 @@ type ChainStore interface {
 	Chain(ctx context.Context, coi COI) (ChainInfo, error)
 	// Chains lists chain summaries, all of them when state is empty.
 	Chains(ctx context.Context, state State) ([]ChainInfo, error)
+	// ExcursionChains pages the chains that hold an excursion record,
+	// from an index the store keeps in the same transaction as the
+	// records: greatest COI first, those with a COI before before (empty:
+	// from the greatest), at most limit of them (1 or more). With open,
+	// only the chains whose summary counts open excursions, or keeps no
+	// counts (OpenIssues.Kept false): a superset the caller narrows by
+	// folding the chain. Its cost grows with the page, not the store.
+	ExcursionChains(ctx context.Context, open bool, before COI, limit int) ([]COI, error)
 }
 
 // PHIStore reads the patient identifiers kept outside the ledger; they are
@@ -233,9 +241,10 @@ type ReadingSink interface {
 
 // QuarantineLister lists the rejected telemetry payloads kept for review.
 type QuarantineLister interface {
-	// QuarantineList returns the kept payloads, newest first, at most
-	// limit of them (limit <= 0: all that are kept).
-	QuarantineList(ctx context.Context, limit int) ([]QuarantineEntry, error)
+	// QuarantineList returns the kept payloads, newest first, those with
+	// an ID below before (0: from the newest), at most limit of them
+	// (limit <= 0: all that are kept).
+	QuarantineList(ctx context.Context, before uint64, limit int) ([]QuarantineEntry, error)
 }
 
 // DefaultReadingsPage is the page size ReadingLog.ReadingsSince uses for a
@@ -310,6 +319,11 @@ type UserStore interface {
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
 	// Users lists all users, passwords never included.
 	Users(ctx context.Context) ([]User, error)
+	// UsersAfter lists, in ID order, the users whose ID sorts after
+	// after (empty: from the first), at most limit of them (1 or more),
+	// passwords never included: a page costs the page, not every
+	// account.
+	UsersAfter(ctx context.Context, after string, limit int) ([]User, error)
 }
 
 // LogEntry is one stored record as verification reads it: its key (log

@@ -201,7 +201,7 @@ func TestIngestThroughBroker(t *testing.T) {
 			}
 			deadline := time.Now().Add(60 * time.Second)
 			for {
-				q, err := e.store.QuarantineList(context.Background(), 0)
+				q, err := e.store.QuarantineList(context.Background(), 0, 0)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -289,7 +289,7 @@ func TestPipelineQuarantinesConflicts(t *testing.T) {
 	if n, _ := st.ReadingsCount(context.Background()); n != 2 {
 		t.Fatalf("%d readings stored, want the first 2 only", n)
 	}
-	q, err := st.QuarantineList(context.Background(), 0)
+	q, err := st.QuarantineList(context.Background(), 0, 0)
 	if err != nil || len(q) != 1 {
 		t.Fatalf("quarantine: %d entries, %v", len(q), err)
 	}
@@ -324,7 +324,7 @@ func TestPipelineQuarantinesWholePayload(t *testing.T) {
 		t.Fatalf("payload of %d bytes only", len(p))
 	}
 	submitWait(t, pipe, topic, p)
-	q, err := st.QuarantineList(context.Background(), 0)
+	q, err := st.QuarantineList(context.Background(), 0, 0)
 	if err != nil || len(q) != 1 {
 		t.Fatalf("quarantine: %d entries, %v", len(q), err)
 	}
@@ -363,7 +363,7 @@ func TestPipelineSenMLSkipsUnusedRecords(t *testing.T) {
 	if n, _ := st.ReadingsCount(context.Background()); n != 2 {
 		t.Fatalf("%d readings stored after a refused pack, want 2", n)
 	}
-	q, err := st.QuarantineList(context.Background(), 0)
+	q, err := st.QuarantineList(context.Background(), 0, 0)
 	if err != nil || len(q) != 1 || !strings.Contains(q[0].Reason, `label "crit_" must be understood`) {
 		t.Fatalf("quarantine: %+v, %v", q, err)
 	}

@@ -64,7 +64,7 @@ func (w *ui) quarantinePageOf(ctx context.Context, pageParam string) (*quarantin
 		pg = last
 	}
 	from := (pg - 1) * quarantinePage
-	list, err := w.quarantine.QuarantineList(ctx, min(from+quarantinePage+1, quarantineMax))
+	list, err := w.quarantine.QuarantineList(ctx, 0, min(from+quarantinePage+1, quarantineMax))
 	if err != nil {
 		return nil, err
 	}

@@ -563,6 +563,9 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if err := initReadingLog(tx); err != nil {
 			return err
 		}
+		if err := initExcursionIndex(tx); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		if meta.Get(keyFormat) == nil {
 			return meta.Put(keyFormat, []byte(formatVersion))
@@ -855,6 +858,7 @@ type batchTx struct {
 	err                      error                             // the transaction failed: every draft fails
 	claims                   *claimsTx                         // the scheduling buckets, once a draft claims (schedule.go)
 	quota                    *quotaTx                          // the quota buckets, once a draft counts (quota.go)
+	excursions               map[custody.COI]bool              // chains the batch appended an excursion record to
 }
 
 // begin starts the transaction of a batch of appends.
@@ -981,6 +985,12 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 	info.Seqs = append(info.Seqs, rec.Seq)
 	b.headSeq, b.headHash = rec.Seq, rec.Hash
 	b.touched[coi] = info
+	if rec.Step == custody.StepExcursion {
+		if b.excursions == nil {
+			b.excursions = map[custody.COI]bool{}
+		}
+		b.excursions[coi] = true
+	}
 	res.Value = rec
 }
 
@@ -992,6 +1002,9 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 		err = b.s.catch(func() error {
 			for coi, info := range b.touched {
 				if err := b.chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
+					return err
+				}
+				if err := indexExcursions(b.tx, info.ChainInfo, b.excursions[coi]); err != nil {
 					return err
 				}
 			}
@@ -1413,6 +1426,32 @@ func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
 			out = append(out, u.Public())
 			return nil
 		})
+	})
+	return out, err
+}
+
+// UsersAfter implements custody.UserStore.
+func (s *Store) UsersAfter(ctx context.Context, after string, limit int) ([]custody.User, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("users: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	out := []custody.User{}
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsers).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var u custody.User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("user %s: %w", k, err)
+			}
+			out = append(out, u.Public())
+		}
+		return nil
 	})
 	return out, err
 }

@@ -119,7 +119,7 @@ func TestReadingConflictInOneCommit(t *testing.T) {
 	if !errors.Is(rb.Err, custody.ErrReadingConflict) || !strings.Contains(rb.Err.Error(), "temp_c -180 -> -20") {
 		t.Fatalf("second: %+v %v", rb.Value, rb.Err)
 	}
-	if q, _ := s.QuarantineList(context.Background(), 0); len(q) != 0 {
+	if q, _ := s.QuarantineList(context.Background(), 0, 0); len(q) != 0 {
 		t.Fatalf("the refused request's quarantine entry was written: %+v", q)
 	}
 	if n, _ := s.ReadingsCount(context.Background()); n != 2 {

@@ -29,7 +29,7 @@ func TestQuarantineKeepsWholePayload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	list, err := s.QuarantineList(ctx, 0)
+	list, err := s.QuarantineList(ctx, 0, 0)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("%d entries, %v", len(list), err)
 	}
@@ -62,7 +62,7 @@ func TestQuarantineBytesBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	list, err := s.QuarantineList(ctx, 0)
+	list, err := s.QuarantineList(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -502,7 +502,7 @@ func putQuarantine(tx *bolt.Tx, qs []*custody.QuarantineEntry) (quarantineDrop, 
 
 // QuarantineList returns the quarantined payloads, newest first, at most
 // limit of them (limit <= 0: all that are kept).
-func (s *Store) QuarantineList(ctx context.Context, limit int) ([]custody.QuarantineEntry, error) {
+func (s *Store) QuarantineList(ctx context.Context, before uint64, limit int) ([]custody.QuarantineEntry, error) {
 	out := []custody.QuarantineEntry{}
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketQuarantine)
@@ -510,7 +510,16 @@ func (s *Store) QuarantineList(ctx context.Context, limit int) ([]custody.Quaran
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+		k, v := c.Last()
+		if before != 0 {
+			if k, v = c.Seek(u64(before)); k == nil {
+				k, v = c.Last()
+			}
+			for k != nil && binary.BigEndian.Uint64(k) >= before {
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
 			var e custody.QuarantineEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("quarantine entry %x: %v: %w", k, err, custody.ErrChainBroken)

@@ -181,14 +181,14 @@ func TestQuarantineBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	list, err := s.QuarantineList(ctx, 0)
+	list, err := s.QuarantineList(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != MaxQuarantine || list[0].ID != MaxQuarantine+20 || list[len(list)-1].ID != 21 || len(list[0].Payload) != len(small) {
 		t.Fatalf("%d entries, ids %d..%d, payload %d", len(list), list[len(list)-1].ID, list[0].ID, len(list[0].Payload))
 	}
-	if l, _ := s.QuarantineList(ctx, 5); len(l) != 5 {
+	if l, _ := s.QuarantineList(ctx, 0, 5); len(l) != 5 {
 		t.Fatalf("limit 5: %d", len(l))
 	}
 }

@@ -396,6 +396,7 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	tree *treeState, out []custody.Outcome[custody.Record]) (uint64, custody.Hash, map[custody.COI]*custody.ChainInfo, error) {
 	touched := map[custody.COI]*custody.ChainInfo{}
 	enrolled := map[custody.COI]bool{}
+	excursions := map[custody.COI]bool{} // chains the batch appends an excursion record to
 	// The batch's records go in as one statement over arrays, one per
 	// column: the server plans and runs one insert, not one per record.
 	var rs recordColumns
@@ -434,6 +435,9 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 			}
 		}
 		chains[coi], touched[coi] = &ci, &ci
+		if rec.Step == custody.StepExcursion {
+			excursions[coi] = true
+		}
 		seq, hash = rec.Seq, rec.Hash
 		out[i].Value = rec
 	}
@@ -467,6 +471,7 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		w.Queue(`UPDATE chains SET state = u.state, info = u.info FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u (coi, state, info)
 			WHERE chains.coi = u.coi`, changed.coi, changed.state, changed.info)
 	}
+	queueExcursionIndex(w, touched, excursions)
 	w.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(seq), hash[:])
 	return seq, hash, touched, nil
 }
@@ -753,10 +758,10 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 }
 
 // backupTables are the tables Backup copies, in the order it writes them.
-var backupTables = []string{"coid_schema", "log_head", "records", "chains", "phi", "coi_sequences", "users", "user_tokens",
+var backupTables = []string{"coid_schema", "log_head", "records", "chains", "excursion_chains", "phi", "coi_sequences", "users", "user_tokens",
 	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
 	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
-	"tree_hashes", "checkpoints", "cosignatures"}
+	"tree_hashes", "checkpoints", "cosignatures", "witness_states"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

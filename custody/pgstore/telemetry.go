@@ -257,11 +257,12 @@ func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
 
 // QuarantineList implements custody.QuarantineLister: newest first, at
 // most limit (limit <= 0: all that are kept).
-func (s *Store) QuarantineList(ctx context.Context, limit int) ([]custody.QuarantineEntry, error) {
+func (s *Store) QuarantineList(ctx context.Context, before uint64, limit int) ([]custody.QuarantineEntry, error) {
 	if limit <= 0 {
 		limit = MaxQuarantine
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, topic, received, reason, size, payload FROM quarantine ORDER BY id DESC LIMIT $1`, limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, topic, received, reason, size, payload FROM quarantine
+		WHERE $2 = 0 OR id < $2 ORDER BY id DESC LIMIT $1`, limit, int64(before))
 	if err != nil {
 		return nil, fmt.Errorf("quarantine list: %w", err)
 	}

@@ -196,3 +196,28 @@ func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
 	}
 	return out, rows.Err()
 }
+
+// UsersAfter implements custody.UserStore.
+func (s *Store) UsersAfter(ctx context.Context, after string, limit int) ([]custody.User, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("users: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT body FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	defer rows.Close()
+	out := []custody.User{}
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("users: %w", err)
+		}
+		var u custody.User
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return nil, fmt.Errorf("users: %w", err)
+		}
+		out = append(out, u.Public())
+	}
+	return out, rows.Err()
+}

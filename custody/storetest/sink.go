@@ -96,7 +96,7 @@ func testReadingSinkOnce(t *testing.T, s Store) {
 			t.Fatalf("reading %d: %s", i, r.AppendCanonical(nil))
 		}
 	}
-	q, err := s.QuarantineList(ctx, 0)
+	q, err := s.QuarantineList(ctx, 0, 0)
 	if err != nil || len(q) != 1 || q[0].Reason != kept.Reason || string(q[0].Payload) != "abc" {
 		t.Fatalf("quarantine: %+v %v", q, err)
 	}

@@ -20,7 +20,8 @@
 //     NextCOISequence (never the same number twice, per facility and year).
 //   - Users and tokens: create (a taken ID is ErrConflict), look up by ID
 //     and by token, add a token, disable, lock and unlock through
-//     UpdateUser, list without password hashes; unknown ones ErrNotFound.
+//     UpdateUser, list without password hashes (all, or a page in ID
+//     order after a cursor); unknown ones ErrNotFound.
 //   - Accounts and the audit trail (custody.AccountStore): a user's change
 //     and its audit entry are stored together or not at all; audit entries
 //     are numbered, filtered and limited; tokens are listed with their
@@ -37,7 +38,7 @@
 //     of whole batches; duplicates and refused batches are not listed, and
 //     a batch committed between pages is listed after the others.
 //   - Quarantine: entries are kept and listed newest first, limited on
-//     request.
+//     request and paged by ID.
 //   - Registries: an entry is created once per registry and code
 //     (custody.ErrConflict, even under concurrency), updated only with its
 //     audit entry in the same write, listed in code order with paging;
@@ -55,6 +56,10 @@
 //     of days per site.
 //   - Chain summaries keep the site names of the enroll draft and the
 //     open issue counts of the latest draft (custody.IssueCounts).
+//   - The excursion index (ExcursionChains): the chains holding an
+//     excursion record, and those whose summary counts open excursions,
+//     paged greatest COI first; kept with each append, so pages read while
+//     records are appended list no chain twice and miss none.
 //   - Crash consistency, when the backend can simulate a crash
 //     (Backend.Crash): every record and reading acknowledged before the
 //     crash is in the store reopened after it, the log and every chain
@@ -142,6 +147,7 @@ func Run(t *testing.T, b Backend) {
 		{"Reads", nil, testReads},
 		{"COISequence", nil, testCOISequence},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
+		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
 		{"OneAuditTrail", []Part{PartUsers, PartAccounts, PartAudit, PartRegistry}, testOneAuditTrail},
 		{"ReadingsOnce", []Part{PartTelemetry}, testReadingsOnce},
@@ -155,6 +161,7 @@ func Run(t *testing.T, b Backend) {
 		{"Schedule", []Part{PartSchedule, PartAudit}, testSchedule},
 		{"ConcurrentBooking", []Part{PartSchedule, PartAudit}, testConcurrentBooking},
 		{"ChainOpenIssuesKept", nil, testChainOpenIssues},
+		{"ExcursionIndex", nil, testExcursionIndex},
 		{"ChainProgressKept", []Part{PartProgress}, testChainProgress},
 		{"Quota", []Part{PartQuota, PartSchedule, PartAudit}, testQuota},
 		{"ConcurrentQuota", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentQuota},
@@ -700,7 +707,7 @@ func testReadingConflict(t *testing.T, s Store) {
 func testQuarantine(t *testing.T, s Store) {
 	q := s
 	ctx := context.Background()
-	if list, err := q.QuarantineList(ctx, 0); err != nil || len(list) != 0 {
+	if list, err := q.QuarantineList(ctx, 0, 0); err != nil || len(list) != 0 {
 		t.Fatalf("empty quarantine: %d entries, %v", len(list), err)
 	}
 	const n = 5
@@ -711,7 +718,7 @@ func testQuarantine(t *testing.T, s Store) {
 			t.Fatal(err)
 		}
 	}
-	list, err := q.QuarantineList(ctx, 0)
+	list, err := q.QuarantineList(ctx, 0, 0)
 	if err != nil || len(list) != n {
 		t.Fatalf("%d entries, %v", len(list), err)
 	}
@@ -726,8 +733,45 @@ func testQuarantine(t *testing.T, s Store) {
 			t.Fatalf("entries not newest first: id %d after %d", e.ID, list[k-1].ID)
 		}
 	}
-	if top, err := q.QuarantineList(ctx, 2); err != nil || len(top) != 2 || top[0].ID != list[0].ID {
+	if top, err := q.QuarantineList(ctx, 0, 2); err != nil || len(top) != 2 || top[0].ID != list[0].ID {
 		t.Fatalf("limit 2: %+v %v", top, err)
+	}
+	// Paged with a cursor: the entries below it, newest first; an entry
+	// stored between pages is newer than the cursor, so later pages do
+	// not list it.
+	var paged []uint64
+	for before := uint64(0); ; {
+		page, err := q.QuarantineList(ctx, before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			paged = append(paged, e.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		before = page[len(page)-1].ID
+		if len(paged) == 2 {
+			if err := q.Quarantine(ctx, custody.QuarantineEntry{Topic: "shippers/SHP-1/telemetry", Received: t0.Add(time.Hour),
+				Reason: "bad between pages", Size: 1, Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(paged) > 2*n {
+			t.Fatalf("paging does not end: %v", paged)
+		}
+	}
+	for k, e := range list {
+		if k >= len(paged) || paged[k] != e.ID {
+			t.Fatalf("paged quarantine %v, want the IDs of %d entries newest first", paged, n)
+		}
+	}
+	if len(paged) != n {
+		t.Fatalf("paged quarantine %v lists %d entries, want %d", paged, len(paged), n)
+	}
+	if below, err := q.QuarantineList(ctx, list[n-1].ID, 0); err != nil || len(below) != 0 {
+		t.Fatalf("below the oldest: %d entries, %v", len(below), err)
 	}
 }
 
