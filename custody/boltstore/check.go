@@ -95,6 +95,7 @@ func bucketChecks() map[string]bucketCheck {
 	maps.Copy(checks, accountChecks())
 	maps.Copy(checks, scheduleBucketChecks())
 	maps.Copy(checks, quotaBucketChecks())
+	maps.Copy(checks, accessBucketChecks())
 	return checks
 }
 
