@@ -208,8 +208,17 @@ func overdueFollowUps(c *Chain, p Product, now time.Time) []OverdueFollowUp {
 // OverdueFollowUps lists, at the service's clock, the overdue follow-ups
 // of the infused chains the user may read: one page of at most limit
 // chains (1-MaxChainPage) after the chain after, in COI order. next is the
-// cursor of the following page, empty on the last.
+// cursor of the following page, empty on the last. From a store that
+// keeps the follow-up index (FollowUpIndex) the page holds only chains
+// with an overdue follow-up and no chain is folded; otherwise it holds
+// the page's infused chains, each folded.
 func (s *Service) OverdueFollowUps(ctx context.Context, u User, after COI, limit int) (out []OverdueFollowUp, next COI, err error) {
+	if idx, ok := s.store.(FollowUpIndex); ok {
+		out, next, err := s.overdueFromIndex(ctx, idx, u, after, limit)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return out, next, err
+		}
+	}
 	page, err := s.ChainsFor(ctx, u, StateInfused, after, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("overdue follow-ups: %w", err)

@@ -431,6 +431,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 // marked as not keeping them, and readers fold the chain.
 func (s *Service) withIssues(c *Chain, d Draft) Draft {
 	d = withProgress(c, d)
+	d = withFollowUp(c, d)
 	n, err := openIssuesAfter(c, d.Record)
 	if err != nil {
 		s.log.Warn("open issues not kept in the chain summary", "coi", string(d.Record.Chain), "step", string(d.Record.Step), "err", err)

@@ -447,6 +447,10 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		if err := s.buildFollowUpIndex(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		if err := s.buildAccessIndex(); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -562,7 +566,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), accessBuckets...)...) {
+		for _, b := range append(append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{}, accessBuckets...), followUpBuckets...)...)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -978,6 +982,10 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		prev = info.State
 	}
 	if err := b.putAccess(coi, prev, &d); err != nil {
+		b.err = err
+		return
+	}
+	if err := b.putFollowUp(coi, prev, &d); err != nil {
 		b.err = err
 		return
 	}
