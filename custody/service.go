@@ -362,6 +362,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 			return Record{}, fmt.Errorf("%s: %w", op, err)
 		}
 	}
+	if req.Step == StepCorrection {
+		if err := checkFollowUpCorrection(c, data, now); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if req.Step == StepShip {
 		if err := s.checkShipGates(ctx, c, data, now); err != nil {
 			return Record{}, fmt.Errorf("%s: %w", op, err)
