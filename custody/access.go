@@ -640,7 +640,14 @@ type AccessEnrollment struct {
 // jurisdiction's requirements are met (a *RequirementsError otherwise,
 // nothing written): the chain's enroll record names the request, then the
 // request's enroll record names the chain. Both are appended while the
-// request is locked.
+// request is locked, but as two appends: the store contract (Ledger.Append)
+// takes one draft, and a batch's drafts succeed or fail each alone, so
+// there is no append of two chains' records that commits both or neither.
+// If the second append fails the chain exists without its link from the
+// request; the error says so and names the chain, and the request stays
+// approved (its enroll step can be retried, which enrolls another chain).
+// Making it one transaction needs an all-or-nothing multi-draft append in
+// the contract, in both stores and in the conformance suite.
 func (s *Service) EnrollAccess(ctx context.Context, actor User, id COI, en AccessEnrollment) (*AccessRequest, *Chain, error) {
 	op := "enroll request " + string(id)
 	unlock := s.lock(id)
