@@ -461,8 +461,10 @@ func (s *Service) SubmitAccess(ctx context.Context, actor User, sub AccessSubmis
 	defer unlock()
 	rec := Record{V: EncodingVersion, Chain: id, Step: StepAccessSubmit, Time: now, Site: sub.TreatmentSite,
 		SubmittedBy: actor.ID, Data: body, Signatures: signed}
+	row := &AccessRow{ID: id, State: AccessSubmitted, Urgency: sub.Urgency, Treatment: sub.TreatmentSite,
+		Manufacturing: sub.ManufacturingSite, Submitted: now}
 	if _, err := s.store.Append(ctx, Draft{Record: rec, NewChain: true, State: AccessSubmitted, Product: sub.Product,
-		Sites: sub.sites(), OpenIssues: IssueCounts{Kept: true}}); err != nil {
+		Sites: sub.sites(), OpenIssues: IssueCounts{Kept: true}, Access: row}); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Info("access request submitted", "request", string(id), "user", actor.ID, "urgency", string(sub.Urgency))
@@ -625,7 +627,9 @@ func (s *Service) RecordAccess(ctx context.Context, actor User, id COI, st Acces
 	}
 	rec := Record{V: EncodingVersion, Chain: id, Step: st.Step, Time: now, Site: r.Submission.sites().name(rule.Site),
 		SubmittedBy: actor.ID, Data: body, Signatures: signed}
-	if _, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: r.Records, State: rule.To, OpenIssues: IssueCounts{Kept: true}}); err != nil {
+	row := nextAccessRow(r, st.Step, d, viewState(rule, d, r.State), now)
+	if _, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: r.Records, State: rule.To, OpenIssues: IssueCounts{Kept: true},
+		Access: row}); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	s.log.Info("access request record appended", "request", string(id), "step", string(st.Step), "user", actor.ID)
@@ -645,7 +649,14 @@ type AccessEnrollment struct {
 // jurisdiction's requirements are met (a *RequirementsError otherwise,
 // nothing written): the chain's enroll record names the request, then the
 // request's enroll record names the chain. Both are appended while the
-// request is locked.
+// request is locked, but as two appends: the store contract (Ledger.Append)
+// takes one draft, and a batch's drafts succeed or fail each alone, so
+// there is no append of two chains' records that commits both or neither.
+// If the second append fails the chain exists without its link from the
+// request; the error says so and names the chain, and the request stays
+// approved (its enroll step can be retried, which enrolls another chain).
+// Making it one transaction needs an all-or-nothing multi-draft append in
+// the contract, in both stores and in the conformance suite.
 func (s *Service) EnrollAccess(ctx context.Context, actor User, id COI, en AccessEnrollment) (*AccessRequest, *Chain, error) {
 	op := "enroll request " + string(id)
 	unlock := s.lock(id)
@@ -701,7 +712,9 @@ func (s *Service) EnrollAccess(ctx context.Context, actor User, id COI, en Acces
 	}
 	rec := Record{V: EncodingVersion, Chain: id, Step: StepAccessEnroll, Time: now, Site: r.Submission.TreatmentSite,
 		SubmittedBy: actor.ID, Data: body, Signatures: signed}
-	if _, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: r.Records, State: rule.To, OpenIssues: IssueCounts{Kept: true}}); err != nil {
+	row := nextAccessRow(r, StepAccessEnroll, AccessStepData{COI: c.COI}, viewState(rule, AccessStepData{}, r.State), now)
+	if _, err := s.store.Append(ctx, Draft{Record: rec, ExpectRecords: r.Records, State: rule.To, OpenIssues: IssueCounts{Kept: true},
+		Access: row}); err != nil {
 		s.log.Error("access request enrolled but its enroll record failed", "request", string(id), "coi", string(c.COI), "err", err)
 		return nil, nil, fmt.Errorf("%s: chain %s was enrolled, its link from the request failed: %w", op, c.COI, err)
 	}

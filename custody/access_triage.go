@@ -209,23 +209,32 @@ type DecisionFigures struct {
 // order. Time to decision is the service-level clock: wall time from
 // submission to decision less the time waiting for the physician.
 func AccessFiguresOf(reqs []*AccessRequest, sla AccessSLA) []DecisionFigures {
-	type key struct {
-		month string
-		u     Urgency
-	}
-	hours := map[key][]float64{}
-	breached := map[key]int{}
+	hours := map[figuresKey][]float64{}
+	breached := map[figuresKey]int{}
 	for _, r := range reqs {
 		if r.Decided.IsZero() {
 			continue
 		}
 		c := sla.ClockOf(r, r.Decided)
-		k := key{r.Decided.UTC().Format(monthLayout), r.Submission.Urgency}
+		k := figuresKey{r.Decided.UTC().Format(monthLayout), r.Submission.Urgency}
 		hours[k] = append(hours[k], c.Elapsed.Hours())
 		if c.Breached {
 			breached[k]++
 		}
 	}
+	return decisionFigures(hours, breached)
+}
+
+// figuresKey is one row of the decision figures: a month and an urgency.
+type figuresKey struct {
+	month string
+	u     Urgency
+}
+
+// decisionFigures turns the hours to decision and the breaches counted
+// per month and urgency into the figures, months in order, emergency
+// first within a month.
+func decisionFigures(hours map[figuresKey][]float64, breached map[figuresKey]int) []DecisionFigures {
 	out := []DecisionFigures{}
 	for k, v := range hours {
 		slices.Sort(v)
@@ -249,6 +258,12 @@ func (s *Service) AccessTriage(ctx context.Context, actor User, after string, li
 	if !MayTriageAccess(actor.Role) {
 		return TriageQueue{}, fmt.Errorf("triage queue: role %s is not of the access team: %w", actor.Role, ErrForbidden)
 	}
+	if idx, ok := s.store.(AccessIndex); ok {
+		q, err := s.triageFromIndex(ctx, idx, actor, after, limit)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return q, err
+		}
+	}
 	var open []*AccessRequest
 	for _, st := range []State{AccessSubmitted, AccessInfoRequested} {
 		if err := s.eachAccess(ctx, actor, st, func(r *AccessRequest) { open = append(open, r) }); err != nil {
@@ -268,6 +283,12 @@ func (s *Service) AccessTriage(ctx context.Context, actor User, after string, li
 func (s *Service) AccessFigures(ctx context.Context, actor User) ([]DecisionFigures, error) {
 	if !MayTriageAccess(actor.Role) {
 		return nil, fmt.Errorf("access figures: role %s is not of the access team: %w", actor.Role, ErrForbidden)
+	}
+	if idx, ok := s.store.(AccessIndex); ok {
+		f, err := s.figuresFromIndex(ctx, idx, actor)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return f, err
+		}
 	}
 	var decided []*AccessRequest
 	for _, st := range []State{AccessDecided, AccessEnrolled, AccessWithdrawn} {

@@ -65,6 +65,10 @@ func newEnv(t testing.TB) *env {
 		if err != nil || !rep.OK {
 			t.Errorf("ledger does not verify after test: %+v %v", rep, err)
 		}
+		// Nor does it leave an index that disagrees with the ledger.
+		if err := store.CheckFile(e.ctx); err != nil {
+			t.Errorf("store check after test: %v", err)
+		}
 		store.Close()
 	})
 	return e

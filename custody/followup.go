@@ -2,8 +2,10 @@ package custody
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -180,6 +182,59 @@ func (s *Service) checkFollowUp(ctx context.Context, c *Chain, d *stepData, now 
 	return nil
 }
 
+// checkFollowUpCorrection checks a correction of a follow-up record
+// against the follow-up rules, as the record itself was checked: the
+// corrected values over the record's own must be a valid follow-up
+// (grades 0-4, a coded response, an assessed date no later than now and
+// not before the infusion day). The time point is not corrected: the
+// record is the chain's follow-up of that day (the overdue list and the
+// export know it by it); a wrong day is recorded again under the right
+// one. A correction of another step is left to its own checks.
+func checkFollowUpCorrection(c *Chain, d *stepData, now time.Time) error {
+	x, _ := d.parsed.(CorrectionData)
+	var orig *Record
+	for i := range c.Records {
+		if c.Records[i].Seq == x.Corrects && c.Records[i].Step == StepFollowUp {
+			orig = &c.Records[i]
+		}
+	}
+	if orig == nil {
+		return nil
+	}
+	members, err := orig.Members()
+	if err != nil {
+		return err
+	}
+	merged := maps.Clone(members)
+	for k, v := range d.raw {
+		if k != "corrects" && k != "reason" {
+			merged[k] = v
+		}
+	}
+	if day, ok := d.raw["day"]; ok && string(day) != string(members["day"]) {
+		return fmt.Errorf("correction: data.day: the time point of follow-up record %d is not corrected; record the right day's follow-up instead: %w",
+			orig.Seq, ErrInvalid)
+	}
+	b, err := json.Marshal(merged)
+	if err != nil {
+		return err
+	}
+	var f FollowUpData
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("correction: the corrected follow-up does not read: %v: %w", err, ErrInvalid)
+	}
+	if err := f.check(now); err != nil {
+		return err
+	}
+	if infused, ok := c.infusedAt(); ok {
+		assessed, _ := time.Parse(time.DateOnly, f.AssessedDate)
+		if assessed.Before(infused.UTC().Truncate(24 * time.Hour)) {
+			return fmt.Errorf("correction: data.assessed_date %s is before the infusion (%s): %w", f.AssessedDate, infused.UTC().Format(time.DateOnly), ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // OverdueFollowUp is one follow-up time point of an infused chain that is
 // past its due date and its grace window and not recorded.
 type OverdueFollowUp struct {
@@ -215,8 +270,17 @@ func overdueFollowUps(c *Chain, p Product, now time.Time) []OverdueFollowUp {
 // OverdueFollowUps lists, at the service's clock, the overdue follow-ups
 // of the infused chains the user may read: one page of at most limit
 // chains (1-MaxChainPage) after the chain after, in COI order. next is the
-// cursor of the following page, empty on the last.
+// cursor of the following page, empty on the last. From a store that
+// keeps the follow-up index (FollowUpIndex) the page holds only chains
+// with an overdue follow-up and no chain is folded; otherwise it holds
+// the page's infused chains, each folded.
 func (s *Service) OverdueFollowUps(ctx context.Context, u User, after COI, limit int) (out []OverdueFollowUp, next COI, err error) {
+	if idx, ok := s.store.(FollowUpIndex); ok {
+		out, next, err := s.overdueFromIndex(ctx, idx, u, after, limit)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return out, next, err
+		}
+	}
 	page, err := s.ChainsFor(ctx, u, StateInfused, after, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("overdue follow-ups: %w", err)

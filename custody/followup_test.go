@@ -222,3 +222,43 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// TestFollowUpCorrectionChecked: a correction of a follow-up record is
+// held to the follow-up's own rules (grades, response, assessed date) and
+// does not move its time point; nothing is written when it is refused; a
+// valid correction is accepted.
+func TestFollowUpCorrectionChecked(t *testing.T) {
+	e, coi := netFollowUpEnv(t)
+	c, err := e.svc.Chain(e.ctx, coi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infused := c.Records[len(c.Records)-1].Time
+	e.setNow(infused.Add(8 * 24 * time.Hour))
+	assessed := infused.Add(7 * 24 * time.Hour).Format(time.DateOnly)
+	rec := e.must(coi, "doc1", custody.StepFollowUp, withFollowUp(7, "assessed_date", assessed), sig("doc1", custody.MeaningAuthored))
+	corr := func(k string, v any) map[string]any {
+		return map[string]any{"corrects": rec.Seq, "reason": "transcription error", k: v}
+	}
+	for _, tc := range []struct {
+		name string
+		data map[string]any
+	}{
+		{"grade out of range", corr("crs_grade", 9)},
+		{"negative grade", corr("icans_grade", -1)},
+		{"response not coded", corr("response", "better")},
+		{"assessed in the future", corr("assessed_date", "2099-01-01")},
+		{"assessed before the infusion", corr("assessed_date", infused.Add(-48*time.Hour).Format(time.DateOnly))},
+		{"not a date", corr("assessed_date", "7 days later")},
+		{"time point moved", corr("day", 30)},
+	} {
+		before := e.records()
+		if _, err := e.step(coi, "coord", custody.StepCorrection, tc.data, sig("coord", custody.MeaningAuthored)); !errors.Is(err, custody.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
+		}
+		if e.records() != before {
+			t.Errorf("%s: a record was written", tc.name)
+		}
+	}
+	e.must(coi, "coord", custody.StepCorrection, corr("crs_grade", 2), sig("coord", custody.MeaningAuthored))
+}

@@ -375,6 +375,11 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 			return Record{}, fmt.Errorf("%s: %w", op, err)
 		}
 	}
+	if req.Step == StepCorrection {
+		if err := checkFollowUpCorrection(c, data, now); err != nil {
+			return Record{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if req.Step == StepShip {
 		if err := s.checkShipGates(ctx, c, data, now); err != nil {
 			return Record{}, fmt.Errorf("%s: %w", op, err)
@@ -444,6 +449,7 @@ func (s *Service) Record(ctx context.Context, actor User, coi COI, req StepReque
 // marked as not keeping them, and readers fold the chain.
 func (s *Service) withIssues(c *Chain, d Draft) Draft {
 	d = withProgress(c, d)
+	d = withFollowUp(c, d)
 	n, err := openIssuesAfter(c, d.Record)
 	if err != nil {
 		s.log.Warn("open issues not kept in the chain summary", "coi", string(d.Record.Chain), "step", string(d.Record.Step), "err", err)

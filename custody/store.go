@@ -96,6 +96,18 @@ type Draft struct {
 	Quota *QuotaUse
 	// QuotaRelease frees the quota use the chain holds, if any.
 	QuotaRelease bool
+	// Access is, for a record of an expanded-access request, the
+	// request's access index row once the record is appended: a store
+	// that keeps the index (AccessIndex) stores it in the same
+	// transaction as the record, under the draft's State. Nil for the
+	// records of therapy chains.
+	Access *AccessRow
+	// FollowUp is, for a record after which the chain is infused
+	// (StateInfused), the chain's follow-up index entry once the record
+	// is appended: a store that keeps the index (FollowUpIndex) stores
+	// it in the same transaction as the record, and removes the chain's
+	// entry with a draft that carries none.
+	FollowUp *FollowUpPending
 }
 
 // Store is durable storage for the ledger, the chain summaries, the PHI

@@ -444,6 +444,14 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		if err := s.buildFollowUpIndex(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		if err := s.buildAccessIndex(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		cache := chainCache{}
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
@@ -555,7 +563,7 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 		if !fresh && (tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil) && tx.ForEach(func([]byte, *bolt.Bucket) error { return errStop }) != nil {
 			return fmt.Errorf("this file is not a coid ledger (another program's database?): %w", custody.ErrDamaged)
 		}
-		for _, b := range append(append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...), append(append([][]byte{}, quotaBuckets...), readingLogBuckets...)...) {
+		for _, b := range append(append(append(append(append([][]byte{bucketLog, bucketChains, bucketMeta, bucketPHI, bucketCOISeq, bucketUsers, bucketTokens}, readingBuckets...), accountBuckets...), append(append([][]byte{}, registryBuckets...), scheduleBuckets...)...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{}, accessBuckets...), followUpBuckets...)...)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -967,6 +975,18 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 			b.err = err
 			return
 		}
+	}
+	var prev custody.State
+	if info != nil {
+		prev = info.State
+	}
+	if err := b.putAccess(coi, prev, &d); err != nil {
+		b.err = err
+		return
+	}
+	if err := b.putFollowUp(coi, prev, &d); err != nil {
+		b.err = err
+		return
 	}
 	if d.PHI != nil {
 		p, err := json.Marshal(d.PHI)

@@ -95,6 +95,8 @@ func bucketChecks() map[string]bucketCheck {
 	maps.Copy(checks, accountChecks())
 	maps.Copy(checks, scheduleBucketChecks())
 	maps.Copy(checks, quotaBucketChecks())
+	maps.Copy(checks, accessBucketChecks())
+	maps.Copy(checks, followUpBucketChecks())
 	return checks
 }
 
@@ -210,10 +212,10 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 			return err
 		}
 	}
-	// The accounts' and the registries' buckets (accounts.go,
-	// registry.go) are missing from a file no writer of this version has
+	// The accounts', the registries' and the access index's buckets
+	// (accounts.go, registry.go, access.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append([][]byte{}, quotaBuckets...), readingLogBuckets...)...) {
+	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{}, accessBuckets...), followUpBuckets...)...)...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

@@ -125,6 +125,9 @@ const (
 	// PartProgress is each chain's plan and milestone times kept in its
 	// summary, which the scheduling dashboard adds up.
 	PartProgress Part = "chain plan and milestone progress in summaries"
+	// PartAccessIndex is the access index (custody.AccessIndex): each
+	// request's triage row kept with its records.
+	PartAccessIndex Part = "the access index of expanded-access requests"
 	// PartCrash is the crash test: also lacking when Backend.Crash is
 	// nil.
 	PartCrash Part = "crash consistency"
@@ -168,6 +171,7 @@ func Run(t *testing.T, b Backend) {
 		{"Waitlist", []Part{PartQuota, PartAudit}, testWaitlist},
 		{"OfferHoldsSlot", []Part{PartQuota, PartSchedule, PartAudit}, testOfferHold},
 		{"ConcurrentOfferHold", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentOfferHold},
+		{"AccessIndex", []Part{PartAccessIndex}, testAccessIndex},
 		{"CrashConsistency", []Part{PartCrash, PartTelemetry}, func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	lacks := map[Part]bool{}

@@ -1,0 +1,179 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The follow-up index (custody.FollowUpIndex): one entry per infused
+// chain, keyed by COI, written and removed in the transaction of the
+// chain's records (batchTx.put).
+var (
+	bucketFollowUp  = []byte("followup_index") // COI -> follow-up entry (binary, encodeFollowUp)
+	followUpBuckets = [][]byte{bucketFollowUp}
+	// keyFollowUpBuilt in the meta bucket says every chain infused before
+	// the store kept the index has its entry (buildFollowUpIndex).
+	keyFollowUpBuilt = []byte("followup_index_built")
+)
+
+var _ custody.FollowUpIndex = (*Store)(nil)
+
+// followUpV1 starts an entry: the product and the three site names as
+// length-prefixed strings, the infusion time (varint nanoseconds), then
+// the count of recorded time points and each (uvarint).
+const followUpV1 = 1
+
+func encodeFollowUp(w *custody.FollowUpPending) []byte {
+	dst := []byte{followUpV1}
+	for _, s := range []string{w.Product, w.Sites.Collection, w.Sites.Manufacturing, w.Sites.Treatment} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	dst = appendTime(dst, w.Infused)
+	dst = binary.AppendUvarint(dst, uint64(len(w.Done)))
+	for _, d := range w.Done {
+		dst = binary.AppendUvarint(dst, uint64(d))
+	}
+	return dst
+}
+
+func decodeFollowUp(k, b []byte, in interned) (custody.FollowUpPending, error) {
+	if len(b) == 0 || b[0] != followUpV1 {
+		return custody.FollowUpPending{}, errors.New("malformed follow-up index entry")
+	}
+	r := fieldReader{b: b[1:]}
+	w := custody.FollowUpPending{COI: custody.COI(k), Product: in.str(&r)}
+	w.Sites = custody.Sites{Collection: in.str(&r), Manufacturing: in.str(&r), Treatment: in.str(&r)}
+	w.Infused = readTime(&r)
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		return custody.FollowUpPending{}, errors.New("malformed follow-up index entry")
+	}
+	w.Done = make([]int, 0, n)
+	for range n {
+		d := r.uvarint()
+		if d > math.MaxInt32 {
+			r.bad = true
+		}
+		w.Done = append(w.Done, int(d))
+	}
+	if !r.done() {
+		return custody.FollowUpPending{}, errors.New("malformed follow-up index entry")
+	}
+	return w, nil
+}
+
+// putFollowUp stores the draft's follow-up entry for chain coi, or
+// removes the chain's entry when the draft carries none and the chain
+// was infused (prev).
+func (b *batchTx) putFollowUp(coi custody.COI, prev custody.State, d *custody.Draft) error {
+	if d.FollowUp == nil && prev != custody.StateInfused {
+		return nil
+	}
+	idx := b.tx.Bucket(bucketFollowUp)
+	if d.FollowUp == nil || d.State != custody.StateInfused {
+		return idx.Delete([]byte(coi))
+	}
+	return idx.Put([]byte(coi), encodeFollowUp(d.FollowUp))
+}
+
+// FollowUpPending implements custody.FollowUpIndex.
+func (s *Store) FollowUpPending(ctx context.Context, after custody.COI, fn func(custody.FollowUpPending) bool) error {
+	return s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get(keyFollowUpBuilt) == nil {
+			return fmt.Errorf("follow-up index: not built yet: %w", errors.ErrUnsupported)
+		}
+		in := interned{}
+		c := tx.Bucket(bucketFollowUp).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && bytes.Equal(k, []byte(after)) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			w, err := decodeFollowUp(k, v, in)
+			if err != nil {
+				return fmt.Errorf("follow-up index %q: %v: %w", k, err, custody.ErrChainBroken)
+			}
+			if !fn(w) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// followUpOf folds a chain entry's records into its follow-up entry;
+// nil: the chain is not infused.
+func followUpOf(tx *bolt.Tx, ce *chainEntry) (*custody.FollowUpPending, error) {
+	if ce.State != custody.StateInfused {
+		return nil, nil
+	}
+	recs, err := chainRecords(tx, ce)
+	if err != nil {
+		return nil, err
+	}
+	return custody.FollowUpPendingOf(ce.COI, ce.Product, ce.Sites, recs), nil
+}
+
+// buildFollowUpIndex gives every chain infused before the store kept the
+// follow-up index its entry, in one transaction, and marks it built.
+func (s *Store) buildFollowUpIndex() error {
+	return s.update(func(tx *bolt.Tx) error {
+		meta, idx := tx.Bucket(bucketMeta), tx.Bucket(bucketFollowUp)
+		if meta.Get(keyFollowUpBuilt) != nil {
+			return nil
+		}
+		err := scanChainEntries(tx, func(ce *chainEntry) error {
+			w, err := followUpOf(tx, ce)
+			if err != nil {
+				return fmt.Errorf("follow-up index of chain %s: %w", ce.COI, err)
+			}
+			if w == nil {
+				return idx.Delete([]byte(ce.COI))
+			}
+			return idx.Put([]byte(ce.COI), encodeFollowUp(w))
+		})
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyFollowUpBuilt, []byte{1})
+	})
+}
+
+// followUpBucketChecks checks each follow-up entry against the ledger:
+// the chain is infused and its records fold to the entry.
+func followUpBucketChecks() map[string]bucketCheck {
+	return map[string]bucketCheck{
+		string(bucketFollowUp): {name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
+			w, err := decodeFollowUp(k, v, nil)
+			if err != nil {
+				return err
+			}
+			ce, err := getChain(tx, custody.COI(k))
+			if err != nil {
+				return fmt.Errorf("the chain: %v", err)
+			}
+			want, err := followUpOf(tx, ce)
+			switch {
+			case err != nil:
+				return err
+			case want == nil:
+				return fmt.Errorf("the chain is %q, not infused", ce.State)
+			case want.Product != w.Product || want.Sites != w.Sites || !want.Infused.Equal(w.Infused) || !slices.Equal(want.Done, w.Done):
+				return fmt.Errorf("the entry %+v disagrees with the chain's records (%+v)", w, *want)
+			}
+			return nil
+		}},
+	}
+}
