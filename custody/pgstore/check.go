@@ -13,14 +13,19 @@ import (
 // hash chains, in one snapshot: that the tree holds the whole log and
 // each stored hash is the one recomputed from its record's bytes and its
 // children (so proofs hold), and that the counts of claims, holds and
-// quota uses are what the claims, holds and uses stored add up to. The
-// first problem found is returned, wrapping custody.ErrChainBroken.
+// quota uses are what the claims, holds and uses stored add up to, and
+// that the access-request and follow-up indexes hold the rows the
+// chains' records fold to. The first problem found is returned, wrapping
+// custody.ErrChainBroken.
 func (s *Store) Check(ctx context.Context) error {
 	return s.readTx(ctx, func(tx pgx.Tx) error {
 		if err := checkTree(ctx, tx); err != nil {
 			return err
 		}
-		return checkCounts(ctx, tx)
+		if err := checkCounts(ctx, tx); err != nil {
+			return err
+		}
+		return checkIndexes(ctx, tx)
 	})
 }
 

@@ -11,9 +11,8 @@ import (
 )
 
 // lacks are the parts of the contract this backend does not implement
-// yet: the suite skips their tests by name. Without the access-request
-// index the service folds requests to answer the triage queue.
-var lacks = []storetest.Part{storetest.PartAccessIndex}
+// yet: the suite skips their tests by name. It implements them all.
+var lacks []storetest.Part
 
 // TestConformance runs the store conformance suite against PostgreSQL, a
 // fresh schema per test.

@@ -15,8 +15,8 @@
 // the audit trail, the registries, scheduling (capacities, the claims
 // appends take, checked in the append's transaction), quotas and the
 // waiting list, the verifiable log (the Merkle tree's hashes, written
-// with the records, the signed checkpoints and their cosignatures), and
-// Backup.
+// with the records, the signed checkpoints and their cosignatures), the
+// excursion, access-request and overdue follow-up indexes, and Backup.
 package pgstore
 
 import (
@@ -88,6 +88,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, log: opt.Logger}
 	if err := s.buildTree(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if err := s.buildIndexes(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
@@ -397,12 +401,17 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	touched := map[custody.COI]*custody.ChainInfo{}
 	enrolled := map[custody.COI]bool{}
 	excursions := map[custody.COI]bool{} // chains the batch appends an excursion record to
+	var indexes indexChanges
 	// The batch's records go in as one statement over arrays, one per
 	// column: the server plans and runs one insert, not one per record.
 	var rs recordColumns
 	for i, r := range b.reqs {
 		d := r.d
 		coi := d.Record.Chain
+		var prev custody.State
+		if c := chains[coi]; c != nil {
+			prev = c.State
+		}
 		rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: seq, LogHash: hash, Chain: chains[coi]}, d, r.pre, nil)
 		if err != nil {
 			out[i].Err = err
@@ -438,6 +447,7 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		if rec.Step == custody.StepExcursion {
 			excursions[coi] = true
 		}
+		indexes.note(prev, &d)
 		seq, hash = rec.Seq, rec.Hash
 		out[i].Value = rec
 	}
@@ -472,6 +482,7 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 			WHERE chains.coi = u.coi`, changed.coi, changed.state, changed.info)
 	}
 	queueExcursionIndex(w, touched, excursions)
+	indexes.queue(w)
 	w.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(seq), hash[:])
 	return seq, hash, touched, nil
 }
@@ -761,7 +772,8 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 var backupTables = []string{"coid_schema", "log_head", "records", "chains", "excursion_chains", "phi", "coi_sequences", "users", "user_tokens",
 	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
 	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
-	"tree_hashes", "checkpoints", "cosignatures", "witness_states"}
+	"tree_hashes", "checkpoints", "cosignatures", "witness_states",
+	"access_rows", "followup_pending", "index_builds"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

@@ -60,7 +60,8 @@ func (s *Store) createUser(ctx context.Context, u custody.User, token custody.Ha
 	return nil
 }
 
-// nanos is t as a token time column: Unix nanoseconds, NULL when zero.
+// nanos is t as a time column (tokens, index rows): Unix nanoseconds,
+// NULL when zero.
 func nanos(t time.Time) *int64 {
 	if t.IsZero() {
 		return nil
@@ -69,7 +70,7 @@ func nanos(t time.Time) *int64 {
 	return &n
 }
 
-// fromNanos reads a token time column.
+// fromNanos reads a time column nanos wrote.
 func fromNanos(n *int64) time.Time {
 	if n == nil {
 		return time.Time{}

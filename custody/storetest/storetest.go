@@ -128,6 +128,9 @@ const (
 	// PartAccessIndex is the access index (custody.AccessIndex): each
 	// request's triage row kept with its records.
 	PartAccessIndex Part = "the access index of expanded-access requests"
+	// PartFollowUpIndex is the follow-up index (custody.FollowUpIndex):
+	// each infused chain's entry kept with its records.
+	PartFollowUpIndex Part = "the follow-up index of infused chains"
 	// PartCrash is the crash test: also lacking when Backend.Crash is
 	// nil.
 	PartCrash Part = "crash consistency"
@@ -172,6 +175,7 @@ func Run(t *testing.T, b Backend) {
 		{"OfferHoldsSlot", []Part{PartQuota, PartSchedule, PartAudit}, testOfferHold},
 		{"ConcurrentOfferHold", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentOfferHold},
 		{"AccessIndex", []Part{PartAccessIndex}, testAccessIndex},
+		{"FollowUpIndex", []Part{PartFollowUpIndex}, testFollowUpIndex},
 		{"CrashConsistency", []Part{PartCrash, PartTelemetry}, func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	lacks := map[Part]bool{}
