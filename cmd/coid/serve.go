@@ -171,7 +171,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	tele, err := startTelemetry(mq, readings, svc, hasher, log, mets)
+	tele, err := startTelemetry(mq, readings, svc, hasher, log, mets, st.leadership)
 	if ue := (usageError{}); errors.As(err, &ue) {
 		return err // already says "serve: ..."
 	} else if err != nil {
@@ -440,7 +440,7 @@ type telemetry struct {
 }
 
 func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger,
-	mets *metrics.Metrics) (*telemetry, error) {
+	mets *metrics.Metrics, lead custody.Leadership) (*telemetry, error) {
 	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{}), now: time.Now, metrics: mets}
 	margin, err := time.ParseDuration(m.holdMargin)
 	if err != nil || margin <= 0 {
@@ -526,11 +526,37 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	t.cancel = cancel
 	go func() {
 		defer close(t.monDone)
-		t.monitorRunning.Store(true)
-		defer t.monitorRunning.Store(false)
-		mon.Run(ctx)
+		runLed(ctx, lead, "excursion-monitor", &t.monitorRunning, log, mon.Run)
 	}()
 	return t, nil
+}
+
+// runLed runs job while this instance leads it: with no leadership (a
+// store only this process opens) at once, until ctx ends; otherwise each
+// time lead makes this instance the leader, stopping the job when the
+// leadership is lost and waiting to lead again. running is true while the
+// job runs here.
+func runLed(ctx context.Context, lead custody.Leadership, name string, running *atomic.Bool, log *slog.Logger, job func(context.Context)) {
+	if lead == nil {
+		running.Store(true)
+		defer running.Store(false)
+		job(ctx)
+		return
+	}
+	for ctx.Err() == nil {
+		held, release, err := lead.Lead(ctx, name)
+		if err != nil {
+			return // ctx ended
+		}
+		log.Info("this instance leads", "job", name)
+		running.Store(true)
+		job(held)
+		running.Store(false)
+		release()
+		if ctx.Err() == nil {
+			log.Warn("this instance no longer leads; waiting to lead again", "job", name)
+		}
+	}
 }
 
 // reloadAccounts reads the credentials file again and gives the embedded

@@ -35,6 +35,10 @@ type stores struct {
 	keys *verifiable.Keys
 	// cosignatures keeps the witnesses' cosignatures of the checkpoints.
 	cosignatures custody.CosignatureStore
+	// leadership elects the instance that runs the excursion monitor
+	// among those sharing the store; nil when only this process can open
+	// it (bbolt).
+	leadership custody.Leadership
 }
 
 // storeOptions says how openStores opens the data directory.
@@ -62,7 +66,7 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 		if err != nil {
 			return stores{}, fmt.Errorf("--store %s: %w", redactedURL(opt.url), err)
 		}
-		out = stores{ledger: st, telemetry: st, checkFile: st.Check, close: st.Close, tree: st, cosignatures: st}
+		out = stores{ledger: st, telemetry: st, checkFile: st.Check, close: st.Close, tree: st, cosignatures: st, leadership: st}
 	} else {
 		st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: opt.readOnly, Logger: opt.logger})
 		if err != nil {

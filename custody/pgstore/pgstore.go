@@ -44,6 +44,12 @@ type Options struct {
 	// MaxBatch caps how many drafts one append transaction holds; zero
 	// means custody.GroupCommit's default.
 	MaxBatch int
+	// LeaderPoll is how often Lead tries to take a leadership another
+	// instance holds, and how often the leader checks its hold; zero means
+	// DefaultLeaderPoll.
+	LeaderPoll time.Duration
+	// After is the clock Lead waits on; nil means time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Store is custody's store contract on PostgreSQL. It is safe for
@@ -57,6 +63,9 @@ type Store struct {
 	known knownHeads
 	// readings is the telemetry writer (telemetry.go).
 	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
+	// leaderPoll and after pace Lead (leader.go).
+	leaderPoll time.Duration
+	after      func(time.Duration) <-chan time.Time
 }
 
 // appendReq is one draft queued for the group commit, with its encoding
@@ -86,7 +95,13 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: migrate schema: %w", err)
 	}
-	s := &Store{pool: pool, log: opt.Logger}
+	s := &Store{pool: pool, log: opt.Logger, leaderPoll: opt.LeaderPoll, after: opt.After}
+	if s.leaderPoll <= 0 {
+		s.leaderPoll = DefaultLeaderPoll
+	}
+	if s.after == nil {
+		s.after = time.After
+	}
 	if err := s.buildTree(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
