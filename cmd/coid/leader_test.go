@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coid-project/coid/api/metrics"
 	"github.com/coid-project/coid/custody/pgstore"
 	"github.com/coid-project/coid/custody/pgstore/pgtest"
+	"github.com/coid-project/coid/sensors"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -150,6 +152,66 @@ func TestMonitorOneInstance(t *testing.T) {
 			return
 		case <-time.After(hang):
 			t.Fatal("hang: the instances did not stop")
+		}
+	}
+}
+
+// TestAlertsAcrossInstances: an alert raised on one instance reaches the
+// alert streams (AlertHub subscribers) of another instance on the same
+// PostgreSQL schema, and its own, once each.
+func TestAlertsAcrossInstances(t *testing.T) {
+	url := pgtest.Schema(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var tels [2]*telemetry
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for i := range tels {
+		st, err := pgstore.Open(ctx, url, pgstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		tels[i] = &telemetry{log: slog.New(slog.DiscardHandler), alerts: sensors.NewAlertHub(), metrics: metrics.New(), bus: st}
+		wg.Go(func() { tels[i].listenAlerts(ctx) })
+	}
+	a, b := tels[0], tels[1]
+	onA, stopA := a.alerts.Subscribe()
+	defer stopA()
+	onB, stopB := b.alerts.Subscribe()
+	defer stopB()
+	// a raises alerts until b's listener, up by then, passes one on.
+	deadline := time.After(60 * time.Second)
+	var got sensors.Alert
+	for seq := uint64(1); got.Seq == 0; seq++ {
+		a.alert(sensors.Alert{COI: "W000026000001", Seq: seq})
+		select {
+		case got = <-onB:
+		case <-time.After(50 * time.Millisecond): // not asserted: the next alert
+		case <-deadline:
+			t.Fatal("hang: b's streams never had a's alert")
+		}
+	}
+	if got.COI != "W000026000001" {
+		t.Fatalf("b's stream had %+v", got)
+	}
+	// a's own streams have the same alert, through the bus, once.
+	for {
+		select {
+		case mine := <-onA:
+			if mine.Seq == got.Seq {
+				select {
+				case again := <-onA:
+					if again.Seq == got.Seq {
+						t.Fatalf("a's stream had alert %d twice", got.Seq)
+					}
+				default:
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("hang: a's streams never had its own alert")
 		}
 	}
 }

@@ -16,7 +16,10 @@
 // appends take, checked in the append's transaction), quotas and the
 // waiting list, the verifiable log (the Merkle tree's hashes, written
 // with the records, the signed checkpoints and their cosignatures), and
-// Backup.
+// Backup; for several instances on one database, the leadership of a job
+// that runs on one of them at a time (leader.go), the state they share
+// outside the ledger (web sessions, sign-in counts: shared.go), and
+// broadcasts between them (notify.go).
 package pgstore
 
 import (
