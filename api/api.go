@@ -43,6 +43,10 @@ type Config struct {
 	// TrustedProxies, when set, are the only peers whose X-Forwarded-For
 	// is believed; otherwise the peer address is the client's.
 	TrustedProxies []string
+	// Shared, when set, keeps the web sign-in throttle's counts (and the
+	// web UI's sessions) where every instance sharing the store sees them;
+	// nil keeps them in this process's memory.
+	Shared custody.SharedState
 	// BodyLimit caps request bodies (echo size syntax); default "1M".
 	BodyLimit string
 	// LabelZone is the time zone labels print local times in, unless a
@@ -148,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
 	s := &Server{e: e, svc: cfg.Service, log: cfg.Logger, cfg: cfg, proxies: proxies, stopping: make(chan struct{}),
-		sigs: newSigThrottle(cfg.Service.Now), signIn: NewSignInThrottle(cfg.Service.Now)}
+		sigs: newSigThrottle(cfg.Service.Now), signIn: &SignInThrottle{t: newSignInThrottle(cfg.Service.Now, cfg.Shared, cfg.Logger)}}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests())

@@ -19,6 +19,9 @@ func (t *SignInThrottle) SignInBlocked(user string) (blocked bool, failures int)
 func (t *SignInThrottle) ForgetUser(user string) { t.t.forgetUser(user) }
 
 func (t *signInThrottle) blocked(user string) (bool, int) {
+	if t.shared != nil {
+		return t.sharedBlocked(user)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now, suffix := t.now(), "\x00"+user
@@ -36,6 +39,10 @@ func (t *signInThrottle) blocked(user string) (bool, int) {
 }
 
 func (t *signInThrottle) forgetUser(user string) {
+	if t.shared != nil {
+		t.sharedForgetUser(user)
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	suffix := "\x00" + user

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,14 +92,22 @@ func (w *windows) giveBack(key string) {
 
 // signInThrottle counts failed web sign-ins per client address.
 type signInThrottle struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	win   windows
-	known map[string]time.Time // addr NUL user: last successful sign-in
+	mu  sync.Mutex
+	now func() time.Time
+	// shared, when set, keeps the counts instead of win and known, for
+	// every instance sharing the store (throttle_shared.go); log hears of
+	// its failures.
+	shared custody.SharedState
+	log    *slog.Logger
+	win    windows
+	known  map[string]time.Time // addr NUL user: last successful sign-in
 }
 
-func newSignInThrottle(now func() time.Time) *signInThrottle {
-	return &signInThrottle{now: now, win: windows{span: signInWindow, fails: map[string]*failWindow{}}, known: map[string]time.Time{}}
+func newSignInThrottle(now func() time.Time, shared custody.SharedState, log *slog.Logger) *signInThrottle {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &signInThrottle{now: now, shared: shared, log: log, win: windows{span: signInWindow, fails: map[string]*failWindow{}}, known: map[string]time.Time{}}
 }
 
 // attempt reserves one of addr's sign-in attempts, and one of its
@@ -107,6 +116,9 @@ func newSignInThrottle(now func() time.Time) *signInThrottle {
 // and, if not, how long until it may. A successful sign-in gives the
 // reservations back (succeeded); a failed one keeps them.
 func (t *signInThrottle) attempt(addr, user string) (bool, time.Duration) {
+	if t.shared != nil {
+		return t.sharedAttempt(addr, user)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -129,6 +141,10 @@ func (t *signInThrottle) attempt(addr, user string) (bool, time.Duration) {
 // succeeded gives back the attempts a successful sign-in from addr as
 // user reserved, and remembers that user signs in from addr.
 func (t *signInThrottle) succeeded(addr, user string) {
+	if t.shared != nil {
+		t.sharedSucceeded(addr, user)
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.win.giveBack(addr)
@@ -154,6 +170,10 @@ func (t *signInThrottle) succeeded(addr, user string) {
 // refunded gives back the attempts of a sign-in that checked no password
 // (a refusal before it, an internal error).
 func (t *signInThrottle) refunded(addr, user string) {
+	if t.shared != nil {
+		t.sharedRefunded(addr, user)
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.win.giveBack(addr)

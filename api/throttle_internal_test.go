@@ -11,7 +11,7 @@ import (
 // user IDs (filling the table until it is cleared).
 func TestThrottleFloodKeepsTheBlock(t *testing.T) {
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	th := newSignInThrottle(func() time.Time { return now })
+	th := newSignInThrottle(func() time.Time { return now }, nil, nil)
 	const addr = "198.51.100.7"
 	for i := range signInMaxFails {
 		if ok, _ := th.attempt(addr, fmt.Sprint("user", i)); !ok {

@@ -103,13 +103,18 @@ func ClassifyError(err error) (cl ErrorClass, ok bool) {
 // (the rules are those of the sign-in throttle in throttle.go).
 type SignInThrottle struct{ t *signInThrottle }
 
+// Shared returns the state kept with the instances sharing the store
+// (Config.Shared), nil when there is none.
+func (s *Server) Shared() custody.SharedState { return s.cfg.Shared }
+
 // SignInThrottle returns the server's web sign-in throttle, shared with
 // the web UI so that an online unlock through either lifts its hold.
 func (s *Server) SignInThrottle() *SignInThrottle { return s.signIn }
 
-// NewSignInThrottle returns an empty throttle reading time from now.
+// NewSignInThrottle returns an empty throttle reading time from now,
+// kept in memory.
 func NewSignInThrottle(now func() time.Time) *SignInThrottle {
-	return &SignInThrottle{t: newSignInThrottle(now)}
+	return &SignInThrottle{t: newSignInThrottle(now, nil, nil)}
 }
 
 // Attempt reserves one of addr's sign-in attempts, and one for user,

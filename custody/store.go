@@ -376,3 +376,17 @@ type LogSource interface {
 	// ScanChains calls fn for every chain summary.
 	ScanChains(ctx context.Context, fn func(ChainInfo) error) error
 }
+
+// Leadership elects one instance, among those sharing a store, to run a
+// job that must run on exactly one of them at a time (the excursion
+// monitor). A store that only one process can open (bbolt) needs none: its
+// process always leads.
+type Leadership interface {
+	// Lead blocks until this instance leads the job named name, or ctx
+	// ends (its error is returned). The context returned ends when the
+	// leadership is lost (the instance's hold on it broke, e.g. its
+	// database connection closed) or ctx ends; release gives the
+	// leadership up, for another instance to take, and must be called once
+	// the job has stopped.
+	Lead(ctx context.Context, name string) (held context.Context, release func(), err error)
+}

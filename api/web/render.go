@@ -47,7 +47,7 @@ func newUI(srv *api.Server) (*ui, error) {
 		},
 	}
 	svc := srv.Service()
-	w := &ui{srv: srv, svc: svc, log: srv.Logger(), sessions: newSessionStore(svc.Now), throttle: srv.SignInThrottle(),
+	w := &ui{srv: srv, svc: svc, log: srv.Logger(), sessions: newSessionStore(svc.Now, srv.Shared(), srv.Logger()), throttle: srv.SignInThrottle(),
 		pages: map[string]*template.Template{}}
 	layout, err := webFS.ReadFile("webui/templates/layout.html")
 	if err != nil {

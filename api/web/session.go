@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,12 +18,13 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Browser sessions of the web UI. They live in memory, outside the ledger:
-// a restart signs every browser out, which is acceptable for a ward
-// workstation (sign in again) and keeps session state out of the custody
-// store. A session ends after webIdleTimeout without a request, on sign-out,
-// or when the server restarts. Times come from the service clock, so tests
-// can move it.
+// Browser sessions of the web UI. They live outside the ledger: in memory
+// with the embedded store, where a restart signs every browser out (sign
+// in again); in the store's shared state when several instances share a
+// PostgreSQL store (session_shared.go), where they outlive a restart and
+// reach every instance. A session ends after webIdleTimeout without a
+// request, on sign-out, or (in memory) when the server restarts. Times
+// come from the service clock, so tests can move it.
 
 const (
 	// webIdleTimeout ends a session that made no request for this long.
@@ -58,6 +60,9 @@ type webSession struct {
 	Mismatch *mismatchState
 	// Flash is a one-time message shown on the next page.
 	Flash string
+
+	// key is the session's key, with a shared state (session_shared.go).
+	key [32]byte
 }
 
 type bedsideState struct {
@@ -82,10 +87,20 @@ type sessionStore struct {
 	m    map[[32]byte]*webSession
 	// perUser counts each user's sessions in m.
 	perUser map[string]int
+
+	// shared, when set, keeps the sessions instead of m, for every
+	// instance sharing the store (session_shared.go); bedside holds this
+	// instance's bedside checks of them, log hears of shared's failures.
+	shared  custody.SharedState
+	bedside map[[32]byte]*bedsideState
+	log     *slog.Logger
 }
 
-func newSessionStore(now func() time.Time) *sessionStore {
-	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}, perUser: map[string]int{}}
+// newSessionStore returns an empty session store reading time from now:
+// in memory, or in shared when it is set.
+func newSessionStore(now func() time.Time, shared custody.SharedState, log *slog.Logger) *sessionStore {
+	return &sessionStore{now: now, idle: webIdleTimeout, m: map[[32]byte]*webSession{}, perUser: map[string]int{},
+		shared: shared, bedside: map[[32]byte]*bedsideState{}, log: log}
 }
 
 func randomToken() string {
@@ -108,6 +123,12 @@ var errSessionsFull = errors.New("web sessions: the session table is full")
 func (st *sessionStore) create(u custody.User) (string, *webSession, error) {
 	id := randomToken()
 	sess := &webSession{User: u.Public(), CSRF: randomToken(), LastSeen: st.now(), SignedIn: st.now()}
+	if st.shared != nil {
+		if err := st.sharedCreate(id, sess); err != nil {
+			return "", nil, fmt.Errorf("web sessions: %w", err)
+		}
+		return id, sess, nil
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := st.now()
@@ -154,6 +175,9 @@ func (st *sessionStore) get(id string) (sess *webSession, expired bool) {
 	if id == "" {
 		return nil, false
 	}
+	if st.shared != nil {
+		return st.sharedGet(id)
+	}
 	k := sessionKey(id)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -172,6 +196,10 @@ func (st *sessionStore) get(id string) (sess *webSession, expired bool) {
 
 // update runs f on the session under the store's lock.
 func (st *sessionStore) update(s *webSession, f func(*webSession)) {
+	if st.shared != nil {
+		st.sharedUpdate(s, f)
+		return
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	f(s)
@@ -185,6 +213,10 @@ func (st *sessionStore) snapshot(s *webSession) webSession {
 }
 
 func (st *sessionStore) delete(id string) {
+	if st.shared != nil {
+		st.sharedDelete(sessionKey(id))
+		return
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.removeLocked(sessionKey(id))
@@ -192,6 +224,10 @@ func (st *sessionStore) delete(id string) {
 
 // dropUser ends every session of a user (disabled accounts).
 func (st *sessionStore) dropUser(userID string) {
+	if st.shared != nil {
+		st.sharedDropUser(userID)
+		return
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for k, s := range st.m {

@@ -15,7 +15,7 @@ import (
 // recently used session of anyone was evicted.
 func TestSessionTableFullRefuses(t *testing.T) {
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	st := newSessionStore(func() time.Time { return now })
+	st := newSessionStore(func() time.Time { return now }, nil, nil)
 	first, _, err := st.create(custody.User{ID: "u0"})
 	if err != nil {
 		t.Fatal(err)

@@ -171,7 +171,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	tele, err := startTelemetry(mq, readings, svc, hasher, log, mets)
+	tele, err := startTelemetry(mq, readings, svc, hasher, log, mets, st.leadership, st.bus)
 	if ue := (usageError{}); errors.As(err, &ue) {
 		return err // already says "serve: ..."
 	} else if err != nil {
@@ -254,7 +254,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	srv, err := api.New(api.Config{Service: svc, Logger: log, Version: version, LabelZone: zone, Telemetry: tele.apiConfig(),
 		TrustedProxies: proxies, QualificationWarningDays: *warnDays, EPCISBase: *epcisBase, Log: vlog, Witnesses: wsub,
-		Health: tele.health, ObserveRequest: mets.ObserveRequest, Metrics: onMain})
+		Health: tele.health, ObserveRequest: mets.ObserveRequest, Metrics: onMain, Shared: st.shared})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -448,11 +448,18 @@ type telemetry struct {
 	monitorRunning atomic.Bool
 	// metrics counts the alerts raised.
 	metrics *metrics.Metrics
+	// bus, when set, carries alerts to every instance sharing the store,
+	// this one included, whose listener publishes them to its alert
+	// streams; nil publishes them here only.
+	bus custody.Broadcaster
 }
 
+// alertChannel is the broadcast channel of the alerts.
+const alertChannel = "alerts"
+
 func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.Service, verifier sensors.PasswordVerifier, log *slog.Logger,
-	mets *metrics.Metrics) (*telemetry, error) {
-	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{}), now: time.Now, metrics: mets}
+	mets *metrics.Metrics, lead custody.Leadership, bus custody.Broadcaster) (*telemetry, error) {
+	t := &telemetry{log: log, store: store, alerts: sensors.NewAlertHub(), monDone: make(chan struct{}), now: time.Now, metrics: mets, bus: bus}
 	margin, err := time.ParseDuration(m.holdMargin)
 	if err != nil || margin <= 0 {
 		return nil, usagef("serve: --hold-margin (COID_HOLD_MARGIN): give a positive duration such as 12h")
@@ -535,13 +542,44 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
+	var listening sync.WaitGroup
+	if bus != nil {
+		listening.Go(func() { t.listenAlerts(ctx) })
+	}
 	go func() {
 		defer close(t.monDone)
-		t.monitorRunning.Store(true)
-		defer t.monitorRunning.Store(false)
-		mon.Run(ctx)
+		runLed(ctx, lead, "excursion-monitor", &t.monitorRunning, log, mon.Run)
+		listening.Wait()
 	}()
 	return t, nil
+}
+
+// runLed runs job while this instance leads it: with no leadership (a
+// store only this process opens) at once, until ctx ends; otherwise each
+// time lead makes this instance the leader, stopping the job when the
+// leadership is lost and waiting to lead again. running is true while the
+// job runs here.
+func runLed(ctx context.Context, lead custody.Leadership, name string, running *atomic.Bool, log *slog.Logger, job func(context.Context)) {
+	if lead == nil {
+		running.Store(true)
+		defer running.Store(false)
+		job(ctx)
+		return
+	}
+	for ctx.Err() == nil {
+		held, release, err := lead.Lead(ctx, name)
+		if err != nil {
+			return // ctx ended
+		}
+		log.Info("this instance leads", "job", name)
+		running.Store(true)
+		job(held)
+		running.Store(false)
+		release()
+		if ctx.Err() == nil {
+			log.Warn("this instance no longer leads; waiting to lead again", "job", name)
+		}
+	}
 }
 
 // reloadAccounts reads the credentials file again and gives the embedded
@@ -564,7 +602,7 @@ func (t *telemetry) reloadAccounts(file string) {
 }
 
 func (t *telemetry) alert(a sensors.Alert) {
-	t.alerts.Publish(a)
+	t.publish(a)
 	kind := "excursion"
 	if a.Warning != nil {
 		kind = "hold_warning"
@@ -574,6 +612,38 @@ func (t *telemetry) alert(a sensors.Alert) {
 		b, _ := json.Marshal(a)
 		t.sub.Publish(sensors.AlertTopic(a.COI), b)
 	}
+}
+
+// publish gives an alert to the alert streams: of every instance through
+// the bus when there is one (this one hears it back), else of this one.
+// When the bus fails the alert reaches this instance's streams at least.
+func (t *telemetry) publish(a sensors.Alert) {
+	if t.bus != nil {
+		b, err := json.Marshal(a)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = t.bus.Broadcast(ctx, alertChannel, b)
+			cancel()
+		}
+		if err == nil {
+			return
+		}
+		t.log.Error("alert not broadcast to the other instances; this one's streams have it", "err", err)
+	}
+	t.alerts.Publish(a)
+}
+
+// listenAlerts publishes the alerts broadcast by any instance to this
+// one's alert streams, until ctx ends.
+func (t *telemetry) listenAlerts(ctx context.Context) {
+	_ = t.bus.Listen(ctx, alertChannel, func(b []byte) {
+		var a sensors.Alert
+		if err := json.Unmarshal(b, &a); err != nil {
+			t.log.Error("a broadcast alert cannot be read", "err", err)
+			return
+		}
+		t.alerts.Publish(a)
+	})
 }
 
 func (t *telemetry) apiConfig() api.TelemetryConfig {

@@ -35,6 +35,17 @@ type stores struct {
 	keys *verifiable.Keys
 	// cosignatures keeps the witnesses' cosignatures of the checkpoints.
 	cosignatures custody.CosignatureStore
+	// leadership elects the instance that runs the excursion monitor
+	// among those sharing the store; nil when only this process can open
+	// it (bbolt).
+	leadership custody.Leadership
+	// shared keeps the web sessions and sign-in throttle of the instances
+	// sharing the store; nil when only this process can open it (bbolt),
+	// which keeps them in memory.
+	shared custody.SharedState
+	// bus carries alerts to the instances sharing the store; nil when
+	// only this process can open it (bbolt).
+	bus custody.Broadcaster
 }
 
 // storeOptions says how openStores opens the data directory.
@@ -62,7 +73,7 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 		if err != nil {
 			return stores{}, fmt.Errorf("--store %s: %w", redactedURL(opt.url), err)
 		}
-		out = stores{ledger: st, telemetry: st, checkFile: st.Check, close: st.Close, tree: st, cosignatures: st}
+		out = stores{ledger: st, telemetry: st, checkFile: st.Check, close: st.Close, tree: st, cosignatures: st, leadership: st, shared: st, bus: st}
 	} else {
 		st, err := boltstore.Open(dir, boltstore.Options{ReadOnly: opt.readOnly, Logger: opt.logger})
 		if err != nil {

@@ -16,7 +16,11 @@
 // appends take, checked in the append's transaction), quotas and the
 // waiting list, the verifiable log (the Merkle tree's hashes, written
 // with the records, the signed checkpoints and their cosignatures), the
-// excursion, access-request and overdue follow-up indexes, and Backup.
+// excursion, access-request and overdue follow-up indexes, and Backup; for
+// several instances on one database, the leadership of a job that runs on
+// one of them at a time (leader.go), the state they share outside the
+// ledger (web sessions, sign-in counts: shared.go), and broadcasts between
+// them (notify.go).
 package pgstore
 
 import (
@@ -44,6 +48,12 @@ type Options struct {
 	// MaxBatch caps how many drafts one append transaction holds; zero
 	// means custody.GroupCommit's default.
 	MaxBatch int
+	// LeaderPoll is how often Lead tries to take a leadership another
+	// instance holds, and how often the leader checks its hold; zero means
+	// DefaultLeaderPoll.
+	LeaderPoll time.Duration
+	// After is the clock Lead waits on; nil means time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Store is custody's store contract on PostgreSQL. It is safe for
@@ -57,6 +67,9 @@ type Store struct {
 	known knownHeads
 	// readings is the telemetry writer (telemetry.go).
 	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
+	// leaderPoll and after pace Lead (leader.go).
+	leaderPoll time.Duration
+	after      func(time.Duration) <-chan time.Time
 }
 
 // appendReq is one draft queued for the group commit, with its encoding
@@ -86,7 +99,13 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: migrate schema: %w", err)
 	}
-	s := &Store{pool: pool, log: opt.Logger}
+	s := &Store{pool: pool, log: opt.Logger, leaderPoll: opt.LeaderPoll, after: opt.After}
+	if s.leaderPoll <= 0 {
+		s.leaderPoll = DefaultLeaderPoll
+	}
+	if s.after == nil {
+		s.after = time.After
+	}
 	if err := s.buildTree(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
