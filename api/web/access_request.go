@@ -227,6 +227,30 @@ func (w *ui) accessGate(c echo.Context) (custody.User, bool, error) {
 	return me, true, nil
 }
 
+// accessTarget passes the request gate and reads the request's ID from
+// the path; ok false when the answer (a refusal) was sent, err its error.
+func (w *ui) accessTarget(c echo.Context) (me custody.User, id custody.COI, ok bool, err error) {
+	if me, ok, err = w.accessGate(c); !ok {
+		return me, id, false, err
+	}
+	if id, err = w.accessID(c); err != nil {
+		return me, id, false, w.fail(c, err)
+	}
+	return me, id, true, nil
+}
+
+// accessOpen is accessTarget and the request folded as me may read it.
+func (w *ui) accessOpen(c echo.Context) (me custody.User, r *custody.AccessRequest, ok bool, err error) {
+	me, id, ok, err := w.accessTarget(c)
+	if !ok {
+		return me, nil, false, err
+	}
+	if r, err = w.svc.AccessRequest(c.Request().Context(), me, id); err != nil {
+		return me, nil, false, w.fail(c, err)
+	}
+	return me, r, true, nil
+}
+
 func (w *ui) accessList(c echo.Context) error {
 	me, ok, err := w.accessGate(c)
 	if !ok {

@@ -100,19 +100,11 @@ func (w *ui) accessPage(c echo.Context) error {
 }
 
 func (w *ui) renderAccess(c echo.Context, code int, failed *failedForm) error {
-	me, ok, err := w.accessGate(c)
+	me, r, ok, err := w.accessOpen(c)
 	if !ok {
 		return err
 	}
-	id, err := w.accessID(c)
-	if err != nil {
-		return w.fail(c, err)
-	}
 	ctx := c.Request().Context()
-	r, err := w.svc.AccessRequest(ctx, me, id)
-	if err != nil {
-		return w.fail(c, err)
-	}
 	jur, err := w.svc.Jurisdiction(ctx, r.Submission.Jurisdiction)
 	if err != nil && !errors.Is(err, custody.ErrConflict) { // a suspended one still names the requirements
 		return w.fail(c, err)

@@ -75,19 +75,11 @@ func (w *ui) readAccessForm(c echo.Context, me custody.User, id custody.COI) (ur
 // accessStep records a step of a request from its form on the request
 // page, with the document it carries stored first.
 func (w *ui) accessStep(c echo.Context) error {
-	me, ok, err := w.accessGate(c)
+	me, r, ok, err := w.accessOpen(c)
 	if !ok {
 		return err
 	}
-	id, err := w.accessID(c)
-	if err != nil {
-		return w.fail(c, err)
-	}
-	ctx := c.Request().Context()
-	r, err := w.svc.AccessRequest(ctx, me, id)
-	if err != nil {
-		return w.fail(c, err)
-	}
+	ctx, id := c.Request().Context(), r.ID
 	step := custody.Step(c.Param("step"))
 	if step == custody.StepAccessSubmit || step == custody.StepAccessEnroll || step == custody.StepAccessAssign {
 		return w.refuse(c, http.StatusNotFound, "This page does not exist.", "")
@@ -150,13 +142,9 @@ func (w *ui) accessStep(c echo.Context) error {
 // accessEnroll turns an approved request into a therapy chain; the domain
 // refuses it while the jurisdiction's requirements are unmet.
 func (w *ui) accessEnroll(c echo.Context) error {
-	me, ok, err := w.accessGate(c)
+	me, id, ok, err := w.accessTarget(c)
 	if !ok {
 		return err
-	}
-	id, err := w.accessID(c)
-	if err != nil {
-		return w.fail(c, err)
 	}
 	form, err := c.FormParams()
 	if err != nil {
@@ -181,13 +169,9 @@ func (w *ui) accessEnroll(c echo.Context) error {
 
 // accessDocument sends a document of a request to one who may read it.
 func (w *ui) accessDocument(c echo.Context) error {
-	me, ok, err := w.accessGate(c)
+	me, id, ok, err := w.accessTarget(c)
 	if !ok {
 		return err
-	}
-	id, err := w.accessID(c)
-	if err != nil {
-		return w.fail(c, err)
 	}
 	h, err := custody.ParseHash(c.Param("hash"))
 	if err != nil {

@@ -178,24 +178,7 @@ func (s *Store) changeUser(ctx context.Context, id string, fn func(*custody.User
 // Users implements custody.UserStore: every user in ID order, without
 // password hashes.
 func (s *Store) Users(ctx context.Context) ([]custody.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT body FROM users ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
-	}
-	defer rows.Close()
-	out := []custody.User{}
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			return nil, fmt.Errorf("users: %w", err)
-		}
-		var u custody.User
-		if err := json.Unmarshal(raw, &u); err != nil {
-			return nil, fmt.Errorf("users: %w", err)
-		}
-		out = append(out, u.Public())
-	}
-	return out, rows.Err()
+	return s.queryUsers(ctx, `SELECT body FROM users ORDER BY id`)
 }
 
 // UsersAfter implements custody.UserStore.
@@ -203,7 +186,13 @@ func (s *Store) UsersAfter(ctx context.Context, after string, limit int) ([]cust
 	if limit < 1 {
 		return nil, fmt.Errorf("users: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT body FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	return s.queryUsers(ctx, `SELECT body FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+}
+
+// queryUsers runs a query of users' bodies and returns them without
+// password hashes, in the query's order.
+func (s *Store) queryUsers(ctx context.Context, query string, args ...any) ([]custody.User, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
