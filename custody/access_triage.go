@@ -258,20 +258,23 @@ func (s *Service) AccessTriage(ctx context.Context, actor User, after string, li
 	if !MayTriageAccess(actor.Role) {
 		return TriageQueue{}, fmt.Errorf("triage queue: role %s is not of the access team: %w", actor.Role, ErrForbidden)
 	}
+	var q TriageQueue
+	err := errors.ErrUnsupported
 	if idx, ok := s.store.(AccessIndex); ok {
-		q, err := s.triageFromIndex(ctx, idx, actor, after, limit)
-		if !errors.Is(err, errors.ErrUnsupported) {
-			return q, err
-		}
+		q, err = s.triageFromIndex(ctx, idx, actor, after, limit)
 	}
-	var open []*AccessRequest
-	for _, st := range []State{AccessSubmitted, AccessInfoRequested} {
-		if err := s.eachAccess(ctx, actor, st, func(r *AccessRequest) { open = append(open, r) }); err != nil {
-			return TriageQueue{}, err
+	if errors.Is(err, errors.ErrUnsupported) {
+		var open []*AccessRequest
+		for _, st := range []State{AccessSubmitted, AccessInfoRequested} {
+			if err := s.eachAccess(ctx, actor, st, func(r *AccessRequest) { open = append(open, r) }); err != nil {
+				return TriageQueue{}, err
+			}
 		}
+		q, err = BuildTriage(open, s.sla, s.now().UTC(), after, limit), nil
 	}
-	q := BuildTriage(open, s.sla, s.now().UTC(), after, limit)
-	var err error
+	if err != nil {
+		return TriageQueue{}, err
+	}
 	if q.Deadlines, err = s.AccessDeadlines(ctx, actor); err != nil {
 		return TriageQueue{}, err
 	}
