@@ -530,10 +530,26 @@ func (s *Service) mayReadAccess(ctx context.Context, u User, sub AccessSubmissio
 	return false, nil
 }
 
-// accessLocked folds request id; the caller holds its lock.
-func (s *Service) accessLocked(ctx context.Context, id COI) (*AccessRequest, error) {
-	if _, err := s.store.Chain(ctx, id); err != nil {
-		return nil, fmt.Errorf("request %s: %w", id, err)
+// foldedAccess is a request folded from its records (foldAccess), kept
+// in the service's cache while its chain's head is the record it was
+// folded up to.
+type foldedAccess struct {
+	records uint64
+	head    Hash
+	r       *AccessRequest
+}
+
+// foldAccessCached folds request id, whose chain summary is info, or
+// returns the fold the cache keeps of the same head record. The result
+// is shared with the cache and must not be modified; its slices are
+// clipped so that an append copies them. The caller holds the request's
+// lock.
+func (s *Service) foldAccessCached(ctx context.Context, id COI, info ChainInfo) (*AccessRequest, error) {
+	s.cacheMu.Lock()
+	f, ok := s.accessCache[id]
+	s.cacheMu.Unlock()
+	if ok && f.records == info.Records && f.head == info.HeadHash {
+		return f.r, nil
 	}
 	recs, err := s.store.Records(ctx, id)
 	if err != nil {
@@ -543,6 +559,35 @@ func (s *Service) accessLocked(ctx context.Context, id COI) (*AccessRequest, err
 	if err != nil {
 		return nil, err
 	}
+	r.Documents, r.Events = slices.Clip(r.Documents), slices.Clip(r.Events)
+	// Keyed by the records read, not the summary read before them: an
+	// append between the two reads leaves an entry the next summary
+	// does not match.
+	f = foldedAccess{records: uint64(len(recs)), head: recs[len(recs)-1].Hash, r: r}
+	s.cacheMu.Lock()
+	if s.accessCache == nil || len(s.accessCache) >= maxCachedRequests {
+		s.accessCache = map[COI]foldedAccess{}
+	}
+	s.accessCache[id] = f
+	s.cacheMu.Unlock()
+	return r, nil
+}
+
+// accessLocked folds request id (through the cache) and sets what its
+// jurisdiction and the clock add; the caller holds its lock. The
+// request returned is the caller's, but its records' parts (Events,
+// Done, Documents, Submission's slices) are shared with the cache and
+// must not be modified.
+func (s *Service) accessLocked(ctx context.Context, id COI) (*AccessRequest, error) {
+	info, err := s.store.Chain(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", id, err)
+	}
+	folded, err := s.foldAccessCached(ctx, id, info)
+	if err != nil {
+		return nil, err
+	}
+	r := new(*folded)
 	jur, err := s.Jurisdiction(ctx, r.Submission.Jurisdiction)
 	if err != nil && !(errors.Is(err, ErrConflict) && jur.Suspended) {
 		// A suspended jurisdiction takes no new request; the requests

@@ -47,20 +47,13 @@ func overdueRank(status string) int {
 
 // owedDeadlines finds the deadlines owed by the requests actor may read.
 // Only an approved (decided) or enrolled request can owe one, so it reads
-// the chain summaries once and folds only those requests; an index of
-// requests kept at append time can take its place without changing its
-// callers.
+// the access index's rows of those states (the chain summaries when the
+// store keeps no index) and folds only those requests.
 func (s *Service) owedDeadlines(ctx context.Context, actor User) ([]OwedDeadline, error) {
-	var ids []COI
-	err := s.store.ScanChains(ctx, func(ci ChainInfo) error {
-		if ci.State != AccessDecided && ci.State != AccessEnrolled {
-			return nil
-		}
-		if actor.WorksAt(ci.Sites.Treatment) || actor.WorksAt(ci.Sites.Manufacturing) || actor.Role == RoleQA {
-			ids = append(ids, ci.COI)
-		}
-		return nil
-	})
+	ids, err := s.owingFromIndex(ctx, actor)
+	if errors.Is(err, errors.ErrUnsupported) {
+		ids, err = s.owingFromChains(ctx, actor)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -79,4 +72,42 @@ func (s *Service) owedDeadlines(ctx context.Context, actor User) ([]OwedDeadline
 		}
 	}
 	return out, nil
+}
+
+// owingFromIndex lists, from the access index's rows, the approved and
+// enrolled requests that may owe actor a deadline (owingFromChains);
+// errors.ErrUnsupported if the store keeps no complete index.
+func (s *Service) owingFromIndex(ctx context.Context, actor User) ([]COI, error) {
+	idx, ok := s.store.(AccessIndex)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	rows, err := idx.AccessRows(ctx, AccessDecided, AccessEnrolled)
+	if err != nil {
+		return nil, err
+	}
+	var ids []COI
+	for _, w := range rows {
+		if actor.WorksAt(w.Treatment) || actor.WorksAt(w.Manufacturing) || actor.Role == RoleQA {
+			ids = append(ids, w.ID)
+		}
+	}
+	return ids, nil
+}
+
+// owingFromChains lists, from the chain summaries, the approved and
+// enrolled requests at actor's sites (any, for QA): those that may owe a
+// deadline actor reads.
+func (s *Service) owingFromChains(ctx context.Context, actor User) ([]COI, error) {
+	var ids []COI
+	err := s.store.ScanChains(ctx, func(ci ChainInfo) error {
+		if ci.State != AccessDecided && ci.State != AccessEnrolled {
+			return nil
+		}
+		if actor.WorksAt(ci.Sites.Treatment) || actor.WorksAt(ci.Sites.Manufacturing) || actor.Role == RoleQA {
+			ids = append(ids, ci.COI)
+		}
+		return nil
+	})
+	return ids, err
 }

@@ -47,7 +47,9 @@ type AccessIndex interface {
 	// state is one of states, in identifier order within each state,
 	// states in the order given. An error wrapping errors.ErrUnsupported
 	// says the store does not hold a complete index now (an older ledger
-	// opened read-only): the caller folds the requests instead.
+	// opened read-only): the caller folds the requests instead. The
+	// rows may be shared with the store's other answers: the caller
+	// must not modify them.
 	AccessRows(ctx context.Context, states ...State) ([]AccessRow, error)
 }
 
@@ -163,22 +165,32 @@ func (sc *accessScope) may(ctx context.Context, w AccessRow) (bool, error) {
 	return org != "" && org == sc.actor.Organisation, nil
 }
 
-// visibleRows returns the index rows in states that actor may read.
+// visibleRows returns the index rows in states that actor may read. The
+// store's rows are not modified: when actor may read them all (the usual
+// case for a manufacturer's access team) they are returned as they are,
+// else those visible are copied.
 func (s *Service) visibleRows(ctx context.Context, idx AccessIndex, actor User, states ...State) ([]AccessRow, error) {
 	rows, err := idx.AccessRows(ctx, states...)
 	if err != nil {
 		return nil, err
 	}
 	sc := accessScope{s: s, actor: actor}
-	out := rows[:0]
-	for _, w := range rows {
+	var out []AccessRow
+	copied := false
+	for i, w := range rows {
 		ok, err := sc.may(ctx, w)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		switch {
+		case !ok && !copied:
+			out, copied = slices.Clone(rows[:i]), true
+		case ok && copied:
 			out = append(out, w)
 		}
+	}
+	if !copied {
+		return rows, nil
 	}
 	return out, nil
 }

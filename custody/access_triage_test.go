@@ -2,12 +2,15 @@ package custody_test
 
 import (
 	"errors"
+	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/passwd"
 )
 
 var triageT0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -256,5 +259,64 @@ func TestAccessAssign(t *testing.T) {
 	e.mustAccess(r.ID, "qa1", custody.StepAccessDecide, custody.AccessStepData{Text: "Meets criteria.", Approve: &yes})
 	if _, err := e.access(r.ID, "qa1", custody.StepAccessAssign, assign("qa2", "late")); !errors.Is(err, custody.ErrConflict) {
 		t.Errorf("assign after the decision: %v", err)
+	}
+}
+
+// TestAccessTriageSeesNewRecords: a service that has read (and so
+// cached) a request's fold shows the records appended since, by itself or
+// by another service over the same store, in the triage queue and in the
+// request itself.
+func TestAccessTriageSeesNewRecords(t *testing.T) {
+	e := accessEnv(t)
+	reader, err := custody.NewService(custody.Config{Store: e.store, Hasher: passwd.Fast(), Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }, FIN: "A9999",
+		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.submitAccess(custody.UrgencyStandard)
+	qa := e.users["qa1"]
+	type seen struct {
+		state    custody.State
+		events   int
+		assignee string
+		waiting  bool
+	}
+	read := func(svc *custody.Service) seen {
+		t.Helper()
+		q, err := svc.AccessTriage(e.ctx, qa, "", 10)
+		if err != nil || len(q.Items) != 1 {
+			t.Fatalf("queue: %+v %v", q, err)
+		}
+		it := q.Items[0]
+		got, err := svc.AccessRequest(e.ctx, qa, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != it.Request.State || len(got.Events) != len(it.Request.Events) {
+			t.Fatalf("the request (%s, %d events) and its queue item (%s, %d events) differ", got.State, len(got.Events), it.Request.State, len(it.Request.Events))
+		}
+		return seen{it.Request.State, len(it.Request.Events), it.Request.Assignee, it.Clock.Waiting}
+	}
+	for _, svc := range []*custody.Service{e.svc, reader} {
+		if got, want := read(svc), (seen{custody.AccessSubmitted, 1, "", false}); got != want {
+			t.Fatalf("before: %+v, want %+v", got, want)
+		}
+	}
+	e.mustAccess(r.ID, "qa1", custody.StepAccessRequestInfo, custody.AccessStepData{Text: "Latest CD19 status?"})
+	e.mustAccess(r.ID, "qa1", custody.StepAccessAssign, custody.AccessStepData{Assignee: "qa1", Text: "mine"})
+	for i, svc := range []*custody.Service{e.svc, reader} {
+		if got, want := read(svc), (seen{custody.AccessInfoRequested, 3, "qa1", true}); got != want {
+			t.Errorf("service %d after two records: %+v, want %+v", i, got, want)
+		}
+	}
+	// Decided: the request leaves the queue.
+	e.mustAccess(r.ID, "doc2", custody.StepAccessRespond, custody.AccessStepData{Text: "CD19 positive."})
+	e.mustAccess(r.ID, "qa1", custody.StepAccessDecide, custody.AccessStepData{Text: "Meets criteria.", Approve: &yes})
+	if got, err := reader.AccessRequest(e.ctx, qa, r.ID); err != nil || got.State != custody.AccessApproved || len(got.Events) != 5 {
+		t.Fatalf("approved: %v %v", got, err)
+	}
+	if q, err := reader.AccessTriage(e.ctx, qa, "", 10); err != nil || len(q.Items) != 0 {
+		t.Errorf("queue after the decision: %+v %v", q, err)
 	}
 }

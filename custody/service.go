@@ -71,6 +71,10 @@ type Service struct {
 	// summary still names the same head record. Entries are never mutated.
 	cacheMu sync.Mutex
 	cache   map[COI]*Chain
+	// accessCache holds folded expanded-access requests (foldedAccess),
+	// under cacheMu, valid while the store's summary still names the
+	// same head record. Entries are never mutated.
+	accessCache map[COI]foldedAccess
 
 	dummyOnce sync.Once
 	dummy     string
@@ -95,6 +99,10 @@ type Service struct {
 
 // maxCachedChains bounds the folded-chain cache; when full it is emptied.
 const maxCachedChains = 4096
+
+// maxCachedRequests bounds the folded-request cache; when full it is
+// emptied. It holds more than the triage queue's largest page (500).
+const maxCachedRequests = 4096
 
 // NewService checks cfg and returns a Service.
 func NewService(cfg Config) (*Service, error) {

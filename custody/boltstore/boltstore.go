@@ -105,6 +105,9 @@ type Store struct {
 	appends  *custody.GroupCommit[appendReq, custody.Record]
 	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
 
+	// accessRows keeps the access index rows last read (access.go).
+	accessRows accessRowsCache
+
 	// mu guards closed, which makes Close idempotent.
 	mu     sync.Mutex
 	closed bool
