@@ -37,6 +37,31 @@ func SubscriptionFilter(prefix string) string {
 	return prefix + "/+/telemetry"
 }
 
+// SharedFilter returns the filter of a subscription shared by the group
+// of instances named group: "$share/{group}/{prefix}/+/telemetry"; with no
+// group, SubscriptionFilter(prefix).
+func SharedFilter(group, prefix string) string {
+	if group == "" {
+		return SubscriptionFilter(prefix)
+	}
+	return "$share/" + group + "/" + SubscriptionFilter(prefix)
+}
+
+// ValidShareGroup reports whether group can name a shared subscription:
+// 1 to 64 letters, digits, '-', '_' or '.' (MQTT forbids '/', '+' and '#'
+// in it; the rest keeps it readable in logs and broker configuration).
+func ValidShareGroup(group string) bool {
+	if group == "" || len(group) > 64 {
+		return false
+	}
+	for _, r := range group {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // ShipperFromTopic returns the shipper ID named by a telemetry topic under
 // prefix. A topic of another shape, or naming an invalid shipper ID, is an
 // error wrapping custody.ErrInvalid.

@@ -502,3 +502,25 @@ func TestEncodeRoundTrip(t *testing.T) {
 		t.Errorf("reading without values: err = %v", err)
 	}
 }
+
+// TestSharedFilter: the shared subscription's filter, and the group names
+// accepted.
+func TestSharedFilter(t *testing.T) {
+	if got := SharedFilter("", "coid"); got != "coid/+/telemetry" {
+		t.Errorf("no group: %q", got)
+	}
+	if got := SharedFilter("ingest", "coid"); got != "$share/ingest/coid/+/telemetry" {
+		t.Errorf("group: %q", got)
+	}
+	for _, tc := range []struct {
+		group string
+		ok    bool
+	}{
+		{"ingest", true}, {"coid-prod_1.eu", true}, {"", false}, {"a/b", false}, {"a+", false}, {"#", false},
+		{"a b", false}, {strings.Repeat("g", 64), true}, {strings.Repeat("g", 65), false},
+	} {
+		if got := ValidShareGroup(tc.group); got != tc.ok {
+			t.Errorf("ValidShareGroup(%q) = %v, want %v", tc.group, got, tc.ok)
+		}
+	}
+}

@@ -40,6 +40,13 @@ type SubscriberConfig struct {
 	CAFile string
 	// Prefix is the telemetry topic prefix; DefaultTopicPrefix if empty.
 	Prefix string
+	// ShareGroup, when set, subscribes through the broker's shared
+	// subscription "$share/{ShareGroup}/{prefix}/+/telemetry" (MQTT 5, and
+	// Mosquitto 2 and EMQX for MQTT 3.1.1 clients), so that the instances
+	// of one group split the telemetry between them. Each instance then
+	// needs its own stable ClientID: its persistent session holds the
+	// messages sent to it and not yet acknowledged.
+	ShareGroup string
 	// Pipeline stores and acknowledges the messages received; required.
 	Pipeline *Pipeline
 	// Logger hears of the connection's state; required.
@@ -104,6 +111,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultTopicPrefix
 	}
+	if cfg.ShareGroup != "" && !ValidShareGroup(cfg.ShareGroup) {
+		return nil, fmt.Errorf("new subscriber: share group %q: give letters, digits, '-', '_' or '.': %w", cfg.ShareGroup, custody.ErrInvalid)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -164,8 +174,13 @@ func redactURL(s string) string {
 	return u.String()
 }
 
+// Filter returns the topic filter the subscriber subscribes to.
+func (s *Subscriber) Filter() string {
+	return SharedFilter(s.cfg.ShareGroup, s.cfg.Prefix)
+}
+
 func (s *Subscriber) onConnect(c mqtt.Client) {
-	filter := SubscriptionFilter(s.cfg.Prefix)
+	filter := s.Filter()
 	// The subscription is made again on every connect: a broker that lost
 	// the session (or a clean start) would otherwise send nothing.
 	go func() {
@@ -174,7 +189,7 @@ func (s *Subscriber) onConnect(c mqtt.Client) {
 			s.cfg.Logger.Error("mqtt subscribe failed; reconnecting", "filter", filter, "err", tok.Error())
 			return
 		}
-		s.cfg.Logger.Info("mqtt subscribed", "broker", redactURL(s.cfg.URL), "filter", filter, "client_id", s.cfg.ClientID)
+		s.cfg.Logger.Info("mqtt subscribed", "broker", redactURL(s.cfg.URL), "filter", filter, "client_id", s.cfg.ClientID, "share_group", s.cfg.ShareGroup)
 		s.once.Do(func() { close(s.connected) })
 	}()
 }

@@ -389,6 +389,9 @@ type mqttSettings struct {
 	// profiles is a JSON file of temperature profiles added to (or
 	// replacing) the built-in ones.
 	profiles string
+	// shareGroup shares the telemetry subscription of an external broker
+	// among the instances of this group (--mqtt-share-group).
+	shareGroup string
 	// maxConns caps the embedded broker's open connections
 	// (--mqtt-max-conns).
 	maxConns int
@@ -429,6 +432,8 @@ func (m *mqttSettings) flags(fs *flag.FlagSet, env []string) {
 	fs.StringVar(&m.holdMargin, "hold-margin", or(getenv(env, "COID_HOLD_MARGIN"), coldchain.DefaultHoldMargin.String()),
 		"warn when a dry shipper's projected LN2 hold time is shorter than the leg's remaining journey plus this (COID_HOLD_MARGIN)")
 	fs.StringVar(&m.clientID, "mqtt-client-id", or(getenv(env, "COID_MQTT_CLIENT_ID"), sensors.DefaultClientID), "MQTT client ID of the subscriber; keep it fixed (COID_MQTT_CLIENT_ID)")
+	fs.StringVar(&m.shareGroup, "mqtt-share-group", getenv(env, "COID_MQTT_SHARE_GROUP"),
+		"with --mqtt-url, subscribe through $share/NAME/... so the instances of group NAME split the telemetry; each needs its own fixed --mqtt-client-id (COID_MQTT_SHARE_GROUP)")
 }
 
 // telemetry is the running MQTT intake: embedded broker (optional),
@@ -474,6 +479,22 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	if (m.auth != "" || m.tlsCert != "" || m.tlsKey != "") && (url != "" || m.listen == "off") {
 		t.pipe.Close()
 		return nil, usagef("serve: --mqtt-auth and --mqtt-tls-* are for the embedded broker; an external one (--mqtt-url) keeps its own")
+	}
+	if m.shareGroup != "" {
+		switch {
+		case url == "":
+			t.pipe.Close()
+			return nil, usagef("serve: --mqtt-share-group shares an external broker's subscription; give --mqtt-url too")
+		case !sensors.ValidShareGroup(m.shareGroup):
+			t.pipe.Close()
+			return nil, usagef("serve: --mqtt-share-group %q: give 1 to 64 letters, digits, '-', '_' or '.'", m.shareGroup)
+		case m.clientID == sensors.DefaultClientID:
+			// Two instances with one client ID take the session from each
+			// other in turn; a client ID that changes on restart strands
+			// the messages its old session holds.
+			t.pipe.Close()
+			return nil, usagef("serve: --mqtt-share-group needs a fixed --mqtt-client-id of this instance's own (COID_MQTT_CLIENT_ID), not the default %q", sensors.DefaultClientID)
+		}
 	}
 	if (m.tlsCert == "") != (m.tlsKey == "") {
 		t.pipe.Close()
@@ -522,7 +543,7 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	}
 	if url != "" {
 		t.sub, err = sensors.NewSubscriber(sensors.SubscriberConfig{URL: url, ClientID: m.clientID, Username: username, Password: password,
-			CAFile: m.ca, Prefix: m.prefix, Pipeline: t.pipe, Logger: log, Now: t.now})
+			CAFile: m.ca, Prefix: m.prefix, ShareGroup: m.shareGroup, Pipeline: t.pipe, Logger: log, Now: t.now})
 		if err != nil {
 			t.stop()
 			return nil, usagef("serve: %v", err)
@@ -538,7 +559,7 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 			}
 			cancel()
 		}
-		log.Info("mqtt subscriber started", "broker", url, "filter", sensors.SubscriptionFilter(m.prefix), "client_id", m.clientID)
+		log.Info("mqtt subscriber started", "broker", url, "filter", t.sub.Filter(), "client_id", m.clientID)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel

@@ -107,3 +107,29 @@ func TestServeHTTPPortTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestServeShareGroupUsage: --mqtt-share-group is refused, saying why,
+// where it cannot work: without an external broker, with an invalid name,
+// or with the default client ID every instance would share.
+func TestServeShareGroupUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"embedded broker", []string{"--mqtt-listen", "127.0.0.1:0", "--mqtt-client-id", "coid-a"}, "give --mqtt-url"},
+		{"bad name", []string{"--mqtt-url", "tcp://127.0.0.1:1", "--mqtt-share-group", "a/b", "--mqtt-client-id", "coid-a"}, `"a/b"`},
+		{"default client id", []string{"--mqtt-url", "tcp://127.0.0.1:1"}, "--mqtt-client-id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--init", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--mqtt-share-group", "coid"}, tc.args...)
+			_, _, exit, err := runCmd(t, nil, args...)
+			if err == nil || exit != 2 {
+				t.Fatalf("exit %d (%v), want 2", exit, err)
+			}
+			if !strings.Contains(err.Error(), "--mqtt-share-group") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q does not name --mqtt-share-group and %q", err, tc.want)
+			}
+		})
+	}
+}
