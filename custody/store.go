@@ -212,6 +212,13 @@ type ChainStore interface {
 	Chain(ctx context.Context, coi COI) (ChainInfo, error)
 	// Chains lists chain summaries, all of them when state is empty.
 	Chains(ctx context.Context, state State) ([]ChainInfo, error)
+	// ChainsAfter pages the chain summaries in COI order: those whose COI
+	// sorts after after (empty: from the first), only those in state
+	// unless it is empty, at most limit of them (1 or more; ErrInvalid
+	// otherwise). It reads the store's index of summaries by COI from
+	// after onwards, so a page costs the page (and, with a state, the
+	// summaries in other states it steps over), not the whole store.
+	ChainsAfter(ctx context.Context, state State, after COI, limit int) ([]ChainInfo, error)
 	// ExcursionChains pages the chains that hold an excursion record,
 	// from an index the store keeps in the same transaction as the
 	// records: greatest COI first, those with a COI before before (empty:

@@ -56,6 +56,9 @@
 //     of days per site.
 //   - Chain summaries keep the site names of the enroll draft and the
 //     open issue counts of the latest draft (custody.IssueCounts).
+//   - Chain summaries page in COI order (ChainsAfter), all or one state;
+//     pages read while chains are enrolled or change state between them
+//     list no chain twice and miss none after the cursor.
 //   - The excursion index (ExcursionChains): the chains holding an
 //     excursion record, and those whose summary counts open excursions,
 //     paged greatest COI first; kept with each append, so pages read while
@@ -152,6 +155,7 @@ func Run(t *testing.T, b Backend) {
 		{"UnknownChainRefused", nil, testUnknownChain},
 		{"Reads", nil, testReads},
 		{"COISequence", nil, testCOISequence},
+		{"ChainsPaged", nil, testChainsPaged},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
 		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
