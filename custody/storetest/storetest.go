@@ -164,6 +164,7 @@ func Run(t *testing.T, b Backend) {
 		{"ReadingConflict", []Part{PartTelemetry}, testReadingConflict},
 		{"ReadingSinkOnce", []Part{PartTelemetry}, testReadingSinkOnce},
 		{"ReadingLog", []Part{PartTelemetry, PartReadingLog}, testReadingLog},
+		{"ReadingsPaged", []Part{PartTelemetry}, testReadingsPaged},
 		{"Quarantine", []Part{PartTelemetry}, testQuarantine},
 		{"Registry", []Part{PartRegistry, PartAudit}, testRegistry},
 		{"SiteMappings", []Part{PartRegistry, PartAudit}, testSiteMappings},
