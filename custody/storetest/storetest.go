@@ -175,6 +175,7 @@ func Run(t *testing.T, b Backend) {
 		{"ExcursionIndex", nil, testExcursionIndex},
 		{"ChainProgressKept", []Part{PartProgress}, testChainProgress},
 		{"Quota", []Part{PartQuota, PartSchedule, PartAudit}, testQuota},
+		{"QuotasPaged", []Part{PartQuota, PartAudit}, testQuotasPaged},
 		{"ConcurrentQuota", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentQuota},
 		{"Waitlist", []Part{PartQuota, PartAudit}, testWaitlist},
 		{"OfferHoldsSlot", []Part{PartQuota, PartSchedule, PartAudit}, testOfferHold},
