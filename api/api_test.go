@@ -122,6 +122,7 @@ type envConfig struct {
 	now       func() time.Time
 	passwords custody.PasswordPolicy
 	docs      *custody.DocumentStore
+	readings  bool // the bbolt store is the service's reading store too
 }
 
 type option func(*envConfig)
@@ -136,6 +137,9 @@ func withStore(f func(custody.Store) custody.Store) option {
 func withClock(now func() time.Time) option { return func(c *envConfig) { c.now = now } }
 
 func forBenchmark() option { return func(c *envConfig) { c.discard, c.noCheck = true, true } }
+
+// withReadings makes the bbolt store the service's reading store.
+func withReadings() option { return func(c *envConfig) { c.readings = true } }
 
 // unverified skips the ledger's verification after the test (noVerify).
 func unverified() option { return func(c *envConfig) { c.noVerify = true } }
@@ -171,9 +175,13 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	if cfg.now == nil {
 		cfg.now = func() time.Time { return fixedNow }
 	}
+	var tele custody.TelemetryConfig
+	if cfg.readings {
+		tele.Readings = store
+	}
 	svc, err := custody.NewService(custody.Config{Store: st, Hasher: passwd.Fast(), Logger: log,
 		Now: cfg.now, FIN: "A9999",
-		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}, Passwords: cfg.passwords, Documents: cfg.docs})
+		Profiles: slices.Sorted(maps.Keys(custody.BuiltinProfiles())), Folder: phitext.Folder{}, Passwords: cfg.passwords, Documents: cfg.docs, Telemetry: tele})
 	if err != nil {
 		tb.Fatalf("new service: %v", err)
 	}
@@ -591,11 +599,16 @@ func (e *env) conforms(tb testing.TB, method, path string, r response) {
 	}
 	rs = deref(doc, rs)
 	for name := range asMap(rs["headers"]) {
-		if name == "WWW-Authenticate" || name == "Location" {
+		if name == "WWW-Authenticate" || name == "Location" || name == "Coid-Next-After" {
 			continue // conditional headers
 		}
 		if r.Header.Get(name) == "" {
 			tb.Errorf("%s %s %d: documented header %s is missing", method, path, r.Code, name)
+		}
+	}
+	for typ := range asMap(rs["content"]) {
+		if typ != echo.MIMEApplicationJSON && strings.HasPrefix(r.Header.Get(echo.HeaderContentType), typ) {
+			return // another documented media type the client asked for (Accept)
 		}
 	}
 	media, ok := asMap(rs["content"])["application/json"].(map[string]any)

@@ -38,12 +38,23 @@ func quotaParams(c echo.Context) (string, string, error) {
 	return plant, centre, nil
 }
 
+// listQuotas answers ?after=&limit=: a page of the quotas in key order
+// (default 100 a page) and next, the key to pass as after for the
+// following page (absent on the last).
 func (s *Server) listQuotas(c echo.Context) error {
-	out, err := s.svc.Quotas(c.Request().Context(), user(c))
+	limit, err := pageLimit(c, custody.MaxRegistryPage)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"quotas": out, "count": len(out)})
+	out, next, err := s.svc.QuotasPage(c.Request().Context(), user(c), c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"quotas": out, "count": len(out)}
+	if next != "" {
+		body["next"] = next
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // quotaUses answers ?period=YYYY-MM: the bookings counted per quota key.

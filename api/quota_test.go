@@ -31,6 +31,8 @@ func TestQuotaAPI(t *testing.T) {
 		{"delete of no quota", http.MethodDelete, quota, qa, map[string]any{"reason": "x"}, 404, "not_found"},
 		{"quota set", http.MethodPut, quota, qa, map[string]any{"slots": 1, "reason": "scarce slots shared among centres"}, 200, ""},
 		{"quotas", http.MethodGet, "/api/v1/quotas", nurse1, nil, 200, ""},
+		{"quotas, a page", http.MethodGet, "/api/v1/quotas?limit=1&after=MFG-1%2FPAR-0", nurse1, nil, 200, ""},
+		{"quotas, bad limit", http.MethodGet, "/api/v1/quotas?limit=0", nurse1, nil, 400, "invalid"},
 		{"uses, bad period", http.MethodGet, "/api/v1/quota-uses?period=2026-13", nurse1, nil, 400, "invalid"},
 		{"booked", http.MethodPost, chainPath(a, "/schedule"), coord, bookBody("2026-12-01", "", authored), 201, ""},
 		{"quota exhausted", http.MethodPost, chainPath(b, "/schedule"), coord, bookBody("2026-12-08", "", authored), 409, "quota_exhausted"},

@@ -132,11 +132,49 @@ func (s *Server) legReadings(c echo.Context) error {
 	if err := s.svc.CheckRead(c.Request().Context(), user(c), coi); err != nil {
 		return err
 	}
-	leg, rs, err := s.svc.LegReadings(c.Request().Context(), coi, n)
+	after, limit, err := readingPageQuery(c)
 	if err != nil {
 		return err
 	}
-	return writeReadings(c, fmt.Sprintf("%s-leg-%d", coi, n), map[string]any{"coi": coi, "leg": leg}, rs)
+	leg, page, err := s.svc.LegReadingsPage(c.Request().Context(), coi, n, after, limit)
+	if err != nil {
+		return err
+	}
+	return writeReadingPage(c, fmt.Sprintf("%s-leg-%d", coi, n), map[string]any{"coi": coi, "leg": leg}, page)
+}
+
+// readingPageQuery reads a readings page's query: after (the next cursor
+// of the previous page, an RFC 3339 time) and limit (default
+// custody.DefaultReadingPage: a client that asks for no page gets the
+// first one of that size).
+func readingPageQuery(c echo.Context) (time.Time, int, error) {
+	after, err := queryTime(c, "after")
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	limit := custody.DefaultReadingPage
+	if c.QueryParam("limit") != "" {
+		if limit, err = pageLimit(c, custody.MaxReadingPage); err != nil {
+			return time.Time{}, 0, err
+		}
+	}
+	return after, limit, nil
+}
+
+// nextHeader carries a readings page's next cursor in a CSV answer, which
+// has no body field for it.
+const nextHeader = "Coid-Next-After"
+
+// writeReadingPage answers with one page of readings: its next cursor
+// in the JSON body's next and, for CSV too, in the Coid-Next-After
+// header; neither on the last page.
+func writeReadingPage(c echo.Context, name string, meta map[string]any, p custody.ReadingPage) error {
+	if !p.Next.IsZero() {
+		next := p.Next.UTC().Format(time.RFC3339Nano)
+		meta["next"] = next
+		c.Response().Header().Set(nextHeader, next)
+	}
+	return writeReadings(c, name, meta, p.Readings)
 }
 
 func queryTime(c echo.Context, name string) (time.Time, error) {
@@ -160,12 +198,16 @@ func (s *Server) shipperReadings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id := c.Param("id")
-	rs, err := s.svc.ShipperReadings(c.Request().Context(), id, from, to)
+	after, limit, err := readingPageQuery(c)
 	if err != nil {
 		return err
 	}
-	return writeReadings(c, id, map[string]any{"shipper": id}, rs)
+	id := c.Param("id")
+	page, err := s.svc.ShipperReadingsPage(c.Request().Context(), id, from, to, after, limit)
+	if err != nil {
+		return err
+	}
+	return writeReadingPage(c, id, map[string]any{"shipper": id}, page)
 }
 
 // excursions pages the excursions of the chains the caller may read,

@@ -64,6 +64,17 @@ type ReadingStore interface {
 	// at or below watermark through (0: all), in CompareReadings order,
 	// with ReceivedTime set. It also returns the current watermark.
 	ShipperReadings(ctx context.Context, shipper string, from, to time.Time, through uint64) ([]Reading, uint64, error)
+	// ShipperReadingsPage returns one page of ShipperReadings (all
+	// watermarks), read from the store's index of readings by shipper and
+	// device time: the first readings from from onwards, in
+	// CompareReadings order, until the page holds limit (1 or more;
+	// ErrInvalid otherwise) or more and the next reading has a later
+	// device time. A page never splits the readings of one instant, so
+	// that the last one's device time is a cursor (the next page starts
+	// just after it); it exceeds limit only by readings sharing that
+	// instant. Its cost grows with the page, not with the shipper's
+	// readings.
+	ShipperReadingsPage(ctx context.Context, shipper string, from, to time.Time, limit int) ([]Reading, error)
 }
 
 // SealVersion names the layout of the telemetry seal in a receive record.

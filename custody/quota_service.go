@@ -26,6 +26,36 @@ func (s *Service) Quotas(ctx context.Context, actor User) ([]Quota, error) {
 	return out, nil
 }
 
+// QuotasPage lists one page of the quotas in key order: at most limit (1
+// to MaxRegistryPage) of them whose key sorts after after (empty: from the
+// first), and the key to pass as after for the next page (empty on the
+// last page).
+func (s *Service) QuotasPage(ctx context.Context, actor User, after string, limit int) ([]Quota, string, error) {
+	if err := requireRegistryReader("read quotas", actor); err != nil {
+		return nil, "", err
+	}
+	if limit < 1 || limit > MaxRegistryPage {
+		return nil, "", fmt.Errorf("read quotas: limit %d must be 1-%d: %w", limit, MaxRegistryPage, ErrInvalid)
+	}
+	raw, err := s.store.QuotasAfter(ctx, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("read quotas: %w", err)
+	}
+	next := ""
+	if len(raw) > limit {
+		raw, next = raw[:limit], raw[limit-1].Key
+	}
+	out := make([]Quota, 0, len(raw))
+	for _, e := range raw {
+		var q Quota
+		if err := json.Unmarshal(e.Value, &q); err != nil {
+			return nil, "", fmt.Errorf("stored quota %s is malformed: %v: %w", e.Key, err, ErrDamaged)
+		}
+		out = append(out, q)
+	}
+	return out, next, nil
+}
+
 func (s *Service) quotas(ctx context.Context) (map[string]Quota, error) {
 	raw, err := s.store.Quotas(ctx)
 	if err != nil {

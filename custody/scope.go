@@ -227,10 +227,51 @@ func (s *Service) VisibleChains(ctx context.Context, u User, state State) ([]Cha
 	return p.Chains, err
 }
 
+// visiblePage reads one page of the chains the user may read from the
+// store's summaries in COI order (ChainStore.ChainsAfter), a batch at a
+// time until the page holds limit of them and one more shows there is a
+// next page: its cost follows the page and the summaries the user may
+// not read that it steps over, not the whole store.
+func (s *Service) visiblePage(ctx context.Context, u User, state State, after COI, limit int) (ChainPage, error) {
+	r := s.scope()
+	page := ChainPage{Chains: []ChainInfo{}}
+	batch := limit + 1
+	for {
+		infos, err := s.store.ChainsAfter(ctx, state, after, batch)
+		if err != nil {
+			return ChainPage{}, err
+		}
+		for _, ci := range infos {
+			if ci.State.Access() {
+				continue
+			}
+			ok, err := r.visibleInfo(ctx, u, ci)
+			if err != nil {
+				return ChainPage{}, err
+			}
+			if !ok {
+				continue
+			}
+			if len(page.Chains) == limit {
+				page.Next = page.Chains[limit-1].COI
+				return page, nil
+			}
+			page.Chains = append(page.Chains, ci)
+		}
+		if len(infos) < batch {
+			return page, nil
+		}
+		after = infos[len(infos)-1].COI
+	}
+}
+
 // visible pages the chains the user may read; limit 0 is no limit.
 func (s *Service) visible(ctx context.Context, u User, state State, after COI, limit int) (ChainPage, error) {
 	if state != "" && !slices.Contains(States, state) {
 		return ChainPage{}, fmt.Errorf("chains: unknown state %q (one of %v): %w", state, States, ErrInvalid)
+	}
+	if limit > 0 {
+		return s.visiblePage(ctx, u, state, after, limit)
 	}
 	all, err := s.store.Chains(ctx, state)
 	if err != nil {

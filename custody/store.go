@@ -150,6 +150,14 @@ type ScheduleStore interface {
 	SiteClaims(ctx context.Context, site, from, to string, limit int) ([]HeldClaim, error)
 }
 
+// StoredValue is one keyed value a store keeps as custody encodes it.
+type StoredValue struct {
+	// Key is the value's key.
+	Key string
+	// Value is the encoded value.
+	Value []byte
+}
+
 // QuotaStore keeps the quotas (as custody encodes them, by QuotaKey),
 // counts the quota uses appends take (Draft.Quota) per period, and keeps
 // the waiting list (one entry per chain, as custody encodes it). Each
@@ -161,6 +169,11 @@ type QuotaStore interface {
 	UpdateQuota(ctx context.Context, key string, fn func(old []byte) (value []byte, a AuditEntry, err error)) error
 	// Quotas returns the stored quotas by key.
 	Quotas(ctx context.Context) (map[string][]byte, error)
+	// QuotasAfter pages the stored quotas in key order (byte order): those
+	// whose key sorts after after (empty: from the first), at most limit
+	// of them (1 or more; ErrInvalid otherwise), read from the store's
+	// order of keys so that a page costs the page.
+	QuotasAfter(ctx context.Context, after string, limit int) ([]StoredValue, error)
 	// QuotaUses returns how many bookings count against each quota key
 	// in period (YYYY-MM).
 	QuotaUses(ctx context.Context, period string) (map[string]int, error)
@@ -212,6 +225,13 @@ type ChainStore interface {
 	Chain(ctx context.Context, coi COI) (ChainInfo, error)
 	// Chains lists chain summaries, all of them when state is empty.
 	Chains(ctx context.Context, state State) ([]ChainInfo, error)
+	// ChainsAfter pages the chain summaries in COI order: those whose COI
+	// sorts after after (empty: from the first), only those in state
+	// unless it is empty, at most limit of them (1 or more; ErrInvalid
+	// otherwise). It reads the store's index of summaries by COI from
+	// after onwards, so a page costs the page (and, with a state, the
+	// summaries in other states it steps over), not the whole store.
+	ChainsAfter(ctx context.Context, state State, after COI, limit int) ([]ChainInfo, error)
 	// ExcursionChains pages the chains that hold an excursion record,
 	// from an index the store keeps in the same transaction as the
 	// records: greatest COI first, those with a COI before before (empty:

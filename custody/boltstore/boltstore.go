@@ -1199,6 +1199,36 @@ func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.Chai
 	return out, err
 }
 
+// ChainsAfter implements custody.ChainStore: a cursor on the summaries
+// bucket, which bbolt keeps in COI order, from after onwards.
+func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("chains: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	out := []custody.ChainInfo{}
+	err := s.view(func(tx *bolt.Tx) error {
+		in := interned{}
+		c := tx.Bucket(bucketChains).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == string(after) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var ci custody.ChainInfo
+			if _, err := decodeChainInto(v, &ci, in, false); err != nil {
+				return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
+			}
+			if state == "" || ci.State == state {
+				out = append(out, ci)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ScanChains implements custody.LogSource.
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
 	return s.viewLong(func(tx *bolt.Tx) error { return scanChains(tx, fn) })

@@ -151,6 +151,33 @@ func (s *Store) Quotas(ctx context.Context) (map[string][]byte, error) {
 	return out, err
 }
 
+// QuotasAfter implements custody.QuotaStore: a cursor on the quota
+// bucket from after.
+func (s *Store) QuotasAfter(ctx context.Context, after string, limit int) ([]custody.StoredValue, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("quotas: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	out := []custody.StoredValue{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQuota)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			out = append(out, custody.StoredValue{Key: string(k), Value: bytes.Clone(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
 // QuotaUses implements custody.QuotaStore: one range of the counts.
 func (s *Store) QuotaUses(ctx context.Context, period string) (map[string]int, error) {
 	out := map[string]int{}

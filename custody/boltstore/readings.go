@@ -551,6 +551,64 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 	return s.AppendShipperReadings(ctx, nil, shipper, from, to, through)
 }
 
+// ShipperReadingsPage implements custody.ReadingStore: a cursor on the
+// readings' time index from from, stopping at the first instant after the
+// page is full.
+func (s *Store) ShipperReadingsPage(ctx context.Context, shipper string, from, to time.Time, limit int) ([]custody.Reading, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("readings of %s: limit %d must be 1 or more: %w", shipper, limit, custody.ErrInvalid)
+	}
+	out := []custody.Reading{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
+		if b == nil || idx == nil {
+			return nil
+		}
+		prefix := custody.ShipperKeyPrefix(shipper)
+		start := prefix
+		if !from.IsZero() {
+			start = append(bytes.Clone(prefix), timeKey(from)...)
+		}
+		var end []byte
+		if !to.IsZero() {
+			end = append(bytes.Clone(prefix), timeKey(to)...)
+		}
+		c := idx.Cursor()
+		var slab valueSlab
+		var last []byte
+		rg := seqGetter{c: b.Cursor()}
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
+			}
+			at := k[:len(prefix)+8]
+			if end != nil && bytes.Compare(at, end) > 0 {
+				break
+			}
+			if len(out) >= limit && !bytes.Equal(at, last) {
+				break
+			}
+			key := k[len(prefix)+8:]
+			v := rg.get(key)
+			if v == nil {
+				continue // as in AppendShipperReadings: a deleted reading
+			}
+			r, _, err := decodeReadingIn(shipper, key, v, &slab)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			last = append(last[:0], at...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("readings of %s: %w", shipper, err)
+	}
+	custody.SortReadings(out)
+	return out, nil
+}
+
 // AppendShipperReadings implements custody.ReadingAppender: ShipperReadings
 // appended to dst[:0], reusing its memory.
 func (s *Store) AppendShipperReadings(ctx context.Context, dst []custody.Reading, shipper string, from, to time.Time, through uint64) ([]custody.Reading, uint64, error) {

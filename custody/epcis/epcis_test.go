@@ -52,6 +52,16 @@ func (s *readings) ShipperReadings(_ context.Context, shipper string, from, to t
 	return out, 1, nil
 }
 
+// ShipperReadingsPage pages ShipperReadings, never splitting an instant.
+func (s *readings) ShipperReadingsPage(ctx context.Context, shipper string, from, to time.Time, limit int) ([]custody.Reading, error) {
+	all, _, _ := s.ShipperReadings(ctx, shipper, from, to, 0)
+	n := min(limit, len(all))
+	for n > 0 && n < len(all) && all[n].DeviceTime.Equal(all[n-1].DeviceTime) {
+		n++
+	}
+	return all[:n], nil
+}
+
 type env struct {
 	t     testing.TB
 	svc   *custody.Service

@@ -669,6 +669,32 @@ func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.Chai
 	return out, err
 }
 
+// ChainsAfter implements custody.ChainStore: a range of the chains
+// table's primary key (coi), or of its chains_state (state, coi) index
+// when a state is asked for.
+func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("chains: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	sql, args := `SELECT info FROM chains WHERE coi > $1 ORDER BY coi LIMIT $2`, []any{string(after), limit}
+	if state != "" {
+		sql, args = `SELECT info FROM chains WHERE state = $1 AND coi > $2 ORDER BY coi LIMIT $3`, []any{string(state), string(after), limit}
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("chains: %w", err)
+	}
+	defer rows.Close()
+	out := []custody.ChainInfo{}
+	if err := eachChain(rows, func(ci custody.ChainInfo) error {
+		out = append(out, ci)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("chains: %w", err)
+	}
+	return out, nil
+}
+
 // ScanChains implements custody.LogSource.
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
 	return s.readTx(ctx, func(tx pgx.Tx) error { return scanChains(ctx, tx, "", fn) })

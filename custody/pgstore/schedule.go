@@ -542,6 +542,31 @@ func (s *Store) Quotas(ctx context.Context) (map[string][]byte, error) {
 	return out, nil
 }
 
+// QuotasAfter implements custody.QuotaStore: a range of the quotas
+// table's primary key (COLLATE "C": byte order).
+func (s *Store) QuotasAfter(ctx context.Context, after string, limit int) ([]custody.StoredValue, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("quotas: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT key, value FROM quotas WHERE key > $1 ORDER BY key LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("quotas: %w", err)
+	}
+	defer rows.Close()
+	out := []custody.StoredValue{}
+	for rows.Next() {
+		var e custody.StoredValue
+		if err := rows.Scan(&e.Key, &e.Value); err != nil {
+			return nil, fmt.Errorf("quotas: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("quotas: %w", err)
+	}
+	return out, nil
+}
+
 // QuotaUses implements custody.QuotaStore.
 func (s *Store) QuotaUses(ctx context.Context, period string) (map[string]int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT key, used FROM quota_used WHERE period = $1`, period)

@@ -246,6 +246,40 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 	return out, uint64(wm), nil
 }
 
+// ShipperReadingsPage implements custody.ReadingStore: the device time of
+// the limit-th reading from from bounds the page, so that it holds every
+// reading of its last instant; both reads are ranges of the (shipper,
+// device_time) order.
+func (s *Store) ShipperReadingsPage(ctx context.Context, shipper string, from, to time.Time, limit int) ([]custody.Reading, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("shipper readings %s: limit %d must be 1 or more: %w", shipper, limit, custody.ErrInvalid)
+	}
+	lo, hi := int64(-1<<63), int64(1<<63-1)
+	if !from.IsZero() {
+		lo = from.UnixNano()
+	}
+	if !to.IsZero() {
+		hi = to.UnixNano()
+	}
+	var out []custody.Reading
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = queryReadings(ctx, tx, `SELECT body FROM readings WHERE shipper = $1 AND device_time BETWEEN $2 AND
+			COALESCE((SELECT device_time FROM readings WHERE shipper = $1 AND device_time BETWEEN $2 AND $3
+				ORDER BY device_time OFFSET $4 - 1 LIMIT 1), $3)
+			ORDER BY device_time, key`, shipper, lo, hi, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shipper readings %s: %w", shipper, err)
+	}
+	if out == nil {
+		out = []custody.Reading{}
+	}
+	slices.SortStableFunc(out, custody.CompareReadings)
+	return out, nil
+}
+
 // ReadingsCount implements custody.TelemetryStore.
 func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
 	var n int

@@ -56,6 +56,9 @@
 //     of days per site.
 //   - Chain summaries keep the site names of the enroll draft and the
 //     open issue counts of the latest draft (custody.IssueCounts).
+//   - Chain summaries page in COI order (ChainsAfter), all or one state;
+//     pages read while chains are enrolled or change state between them
+//     list no chain twice and miss none after the cursor.
 //   - The excursion index (ExcursionChains): the chains holding an
 //     excursion record, and those whose summary counts open excursions,
 //     paged greatest COI first; kept with each append, so pages read while
@@ -152,6 +155,7 @@ func Run(t *testing.T, b Backend) {
 		{"UnknownChainRefused", nil, testUnknownChain},
 		{"Reads", nil, testReads},
 		{"COISequence", nil, testCOISequence},
+		{"ChainsPaged", nil, testChainsPaged},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
 		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
@@ -160,6 +164,7 @@ func Run(t *testing.T, b Backend) {
 		{"ReadingConflict", []Part{PartTelemetry}, testReadingConflict},
 		{"ReadingSinkOnce", []Part{PartTelemetry}, testReadingSinkOnce},
 		{"ReadingLog", []Part{PartTelemetry, PartReadingLog}, testReadingLog},
+		{"ReadingsPaged", []Part{PartTelemetry}, testReadingsPaged},
 		{"Quarantine", []Part{PartTelemetry}, testQuarantine},
 		{"Registry", []Part{PartRegistry, PartAudit}, testRegistry},
 		{"SiteMappings", []Part{PartRegistry, PartAudit}, testSiteMappings},
@@ -170,6 +175,7 @@ func Run(t *testing.T, b Backend) {
 		{"ExcursionIndex", nil, testExcursionIndex},
 		{"ChainProgressKept", []Part{PartProgress}, testChainProgress},
 		{"Quota", []Part{PartQuota, PartSchedule, PartAudit}, testQuota},
+		{"QuotasPaged", []Part{PartQuota, PartAudit}, testQuotasPaged},
 		{"ConcurrentQuota", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentQuota},
 		{"Waitlist", []Part{PartQuota, PartAudit}, testWaitlist},
 		{"OfferHoldsSlot", []Part{PartQuota, PartSchedule, PartAudit}, testOfferHold},
