@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -57,10 +58,10 @@ func checkEmpty(ctx context.Context, q querier) error {
 // (each checked against its stored hash and linked to the one before, the
 // last one being e's head), the chain summaries and what e keeps beside
 // them, into this store, which must be empty (ErrNotEmpty, nothing
-// written, otherwise). progress, when not nil, is called with the number
-// of records copied so far every progressEvery records. Then it builds
-// the tree and the access and follow-up indexes from the records, and
-// stores the readings (a batch per transaction). The quarantine,
+// written, otherwise), with the Merkle tree it hashes from them as they
+// go by. progress, when not nil, is called with the number of records
+// copied so far every progressEvery records. Then it builds the access
+// and follow-up indexes from the records, and stores the readings (a batch per transaction). The quarantine,
 // checkpoints and witness states are for the caller to copy through the
 // store's methods.
 func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int, progress func(records int)) (ImportStats, error) {
@@ -81,7 +82,7 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 		if err := importRest(ctx, tx, e, excursions, &st); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE log_head SET seq = $1, hash = $2, tree_size = 0, frontier = ''::bytea WHERE id`,
+		_, err = tx.Exec(ctx, `UPDATE log_head SET seq = $1, hash = $2 WHERE id`,
 			int64(e.HeadSeq), e.HeadHash[:])
 		return err
 	})
@@ -89,9 +90,6 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 		return st, fmt.Errorf("import: %w", err)
 	}
 	s.known.forget()
-	if err := s.buildTree(ctx); err != nil {
-		return st, fmt.Errorf("import: %w", err)
-	}
 	if err := s.buildIndexes(ctx); err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
@@ -116,6 +114,12 @@ type recordSource struct {
 	every int
 	prog  func(int)
 	exc   map[custody.COI]bool
+	// tree is the Merkle tree of the records so far (its frontier);
+	// treeIdx and treeHash are the stored hashes it added, for the
+	// tree_hashes table.
+	tree     *treeState
+	treeIdx  []int64
+	treeHash [][]byte
 }
 
 var excursionStep = []byte(`"step":"excursion"`)
@@ -138,6 +142,15 @@ func (r *recordSource) Next() bool {
 	if err != nil {
 		r.err = fmt.Errorf("record %d: %w", le.Key, err)
 		return false
+	}
+	if err := r.tree.addLeaf(le.Body); err != nil {
+		r.err = fmt.Errorf("record %d: %w", le.Key, err)
+		return false
+	}
+	r.treeIdx, r.treeHash = append(r.treeIdx, r.tree.idx...), append(r.treeHash, r.tree.add...)
+	r.tree.idx, r.tree.add = r.tree.idx[:0], r.tree.add[:0]
+	if r.n%1024 == 0 {
+		r.tree.frontier() // keep only what later records need
 	}
 	r.row = []any{int64(l.Seq), string(l.Chain), int64(l.ChainSeq), le.Hash[:], le.Body}
 	r.prev, r.n = le.Hash, r.n+1
@@ -174,7 +187,7 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 		}
 		done <- err
 	}()
-	src := &recordSource{every: every, prog: prog, exc: exc, next: func() (custody.LogEntry, bool) {
+	src := &recordSource{every: every, prog: prog, exc: exc, tree: &treeState{hashes: map[int64]verifiable.Hash{}}, next: func() (custody.LogEntry, bool) {
 		le, ok := <-entries
 		return le, ok
 	}}
@@ -191,6 +204,20 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 	if uint64(src.n) != e.HeadSeq || src.prev != e.HeadHash {
 		return src.n, fmt.Errorf("copy the records: %d records end with %s, the head says %d %s: %w",
 			src.n, src.prev, e.HeadSeq, e.HeadHash, custody.ErrChainBroken)
+	}
+	// The tree, hashed from the records as they streamed by, goes in with
+	// them, so the store need not read them back to build it.
+	if len(src.treeIdx) > 0 {
+		rows := make([][]any, len(src.treeIdx))
+		for i, x := range src.treeIdx {
+			rows[i] = []any{x, src.treeHash[i]}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"idx", "hash"}, pgx.CopyFromRows(rows)); err != nil {
+			return src.n, fmt.Errorf("copy the tree: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE log_head SET tree_size = $1, frontier = $2 WHERE id`, src.tree.size, src.tree.frontier()); err != nil {
+		return src.n, fmt.Errorf("copy the tree: %w", err)
 	}
 	if prog != nil {
 		prog(src.n)
