@@ -98,6 +98,12 @@ func runMigrate(ctx context.Context, args, env []string, stdout, stderr io.Write
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer src.Close()
+	if err := pgstore.CheckTarget(ctx, to); err != nil {
+		if errors.Is(err, pgstore.ErrNotEmpty) {
+			return fmt.Errorf("migrate: --to %s: %w; nothing was written", redactedURL(to), scrubPassword(err, to))
+		}
+		return fmt.Errorf("migrate: --to %s: %w", redactedURL(to), scrubPassword(err, to))
+	}
 	dst, err := pgstore.Open(ctx, to, pgstore.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("migrate: --to %s: %w", redactedURL(to), scrubPassword(err, to))

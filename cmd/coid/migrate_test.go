@@ -15,6 +15,7 @@ import (
 	"github.com/coid-project/coid/custody/pgstore"
 	"github.com/coid-project/coid/custody/pgstore/pgtest"
 	"github.com/coid-project/coid/custody/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 // migrateFixture is the report fixture's complete chain (users, readings
@@ -225,6 +226,26 @@ func TestMigrateRefused(t *testing.T) {
 		t.Errorf("the refused migration wrote to the target: %v", err)
 	}
 	dst.Close()
+
+	// A schema holding another application's tables: refused before coid
+	// creates any of its own there.
+	foreign := pgtest.Schema(t)
+	conn, err := pgx.Connect(ctx, foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE invoices (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	_, _, exit, err = runCmd(t, nil, "migrate", "--from", dir, "--to", foreign)
+	if exit != 1 || err == nil || !strings.Contains(err.Error(), "another application") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("a schema of another application: exit %d, %v", exit, err)
+	}
+	var tables int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&tables); err != nil || tables != 1 {
+		t.Errorf("the refused migration left %d tables in the foreign schema (%v), want its 1", tables, err)
+	}
 
 	_, _, exit, err = runCmd(t, nil, "migrate", "--from", filepath.Join(dir, "nothing"), "--to", url)
 	if exit != 1 || err == nil || !strings.Contains(err.Error(), "holds no coid ledger") {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -355,4 +356,27 @@ func zeroNil(n int64) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// CheckTarget connects to the database at url and refuses, with
+// ErrNotEmpty and before anything is written, a schema (the first of the
+// connection's search_path) that holds tables other than a coid store's:
+// Open would create coid's tables beside another application's. A coid
+// store's schema is left to Empty, once opened.
+func CheckTarget(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var tables []string
+	err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(table_name::text ORDER BY table_name), '{}')
+		FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&tables)
+	if err != nil {
+		return fmt.Errorf("list the target's tables: %w", err)
+	}
+	if len(tables) > 0 && !slices.Contains(tables, "coid_schema") {
+		return fmt.Errorf("its schema holds %d tables of another application (%s, ...): %w", len(tables), tables[0], ErrNotEmpty)
+	}
+	return nil
 }
