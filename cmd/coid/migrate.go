@@ -45,7 +45,7 @@ database again before retrying.
 Then the copy is verified: the same head hash as the source, every record's
 hash and links, every chain and every leg's telemetry seal, the tree and
 the indexes (as coid verify --store does), and the same counts. Progress
-goes to stderr every --progress records; the summary to stdout.
+goes to stderr every --progress records and readings; the summary to stdout.
 
 Exit status:
   0  copied and verified
@@ -69,7 +69,7 @@ func runMigrate(ctx context.Context, args, env []string, stdout, stderr io.Write
 	var every int
 	fs.StringVar(&from, "from", "", "data directory of the stopped bbolt store to copy (holds coid.db)")
 	fs.StringVar(&to, "to", "", "URL of the empty PostgreSQL database to copy into, postgres://USER@HOST/DATABASE")
-	fs.IntVar(&every, "progress", 100000, "report progress on stderr every N records (0: never)")
+	fs.IntVar(&every, "progress", 100000, "report progress on stderr every N records, and N readings (0: never)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), migrateHelp+"Flags:\n")
 		fs.PrintDefaults()
@@ -121,6 +121,22 @@ func runMigrate(ctx context.Context, args, env []string, stdout, stderr io.Write
 	var want custody.Hash
 	err = src.Export(ctx, func(e *custody.Export) error {
 		want = e.HeadHash
+		if readings := e.Readings; readings != nil && every > 0 {
+			// Readings are often many more than records: report them too.
+			e.Readings = func(fn func([]custody.Reading) error) error {
+				n, next := 0, every
+				return readings(func(rs []custody.Reading) error {
+					if err := fn(rs); err != nil {
+						return err
+					}
+					if n += len(rs); n >= next {
+						fmt.Fprintf(stderr, "migrate: %d readings copied\n", n)
+						next = n + every
+					}
+					return nil
+				})
+			}
+		}
 		st, err = dst.Import(ctx, e, every, progress)
 		return err
 	})

@@ -108,7 +108,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("migrate: exit %d, %v\n%s%s", exit, err, out, errOut)
 	}
 	t.Log(out)
-	if !strings.Contains(out, "verified in") || !strings.Contains(errOut, "records copied") {
+	if !strings.Contains(out, "verified in") || !strings.Contains(errOut, "records copied") || !strings.Contains(errOut, "readings copied") {
 		t.Errorf("migrate printed %q, stderr %q", out, errOut)
 	}
 	ctx := context.Background()
