@@ -64,7 +64,8 @@ func checkEmpty(ctx context.Context, q querier) error {
 // copied so far every progressEvery records. Then it builds the access
 // and follow-up indexes from the records, and stores the readings (a batch per transaction). The quarantine,
 // checkpoints and witness states are for the caller to copy through the
-// store's methods.
+// store's methods. It must not run beside appends through s (the target
+// being empty, there are none to have cached).
 func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int, progress func(records int)) (ImportStats, error) {
 	var st ImportStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -90,7 +91,6 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 	if err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
-	s.known.forget()
 	if err := s.buildIndexes(ctx); err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
