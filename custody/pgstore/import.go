@@ -199,6 +199,11 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 	if rerr := <-done; err == nil {
 		err = rerr
 	}
+	if src.err != nil {
+		// COPY reports the source's error as the server's text: keep
+		// the record's own, and what it wraps.
+		err = src.err
+	}
 	if err != nil {
 		return src.n, fmt.Errorf("copy the records: %w", err)
 	}
