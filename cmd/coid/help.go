@@ -43,6 +43,7 @@ func commands() []commandHelp {
 		{name: "audit-trail", args: "--pdf FILE | --csv FILE", about: "write the administrative audit-trail report (PDF, CSV) offline, filtered by period, actor and object (also: coid audit --pdf|--csv)", text: auditTrailUsage},
 		{name: "registry import", args: "--actor ID --file FILE --reason TEXT", about: "register a network (organisations, sites, products, shippers, expanded-access jurisdictions) from JSON offline; reports what failed, skips what exists"},
 		{name: "registry list", args: "--actor ID [--kind KIND]", about: "list the registered organisations, sites, products, shippers and jurisdictions"},
+		{name: "migrate", args: "--from DIR --to postgres://...", about: "copy a stopped bbolt store into an empty PostgreSQL database, byte for byte, and verify the copy", text: migrateHelp},
 		{name: "key show", about: "print the checkpoint verifier key (public; signed-note format)", text: keyHelp},
 		{name: "key rotate", about: "replace the checkpoint signing key; the old one's verifier key is kept (retired)", text: keyHelp},
 		{name: "key export", about: "print every checkpoint verifier key, active and retired", text: keyHelp},

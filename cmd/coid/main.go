@@ -112,6 +112,8 @@ func dispatch(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 		return runSimulate(ctx, args[1:], env, stdout, stderr)
 	case "site-map":
 		return runSiteMap(ctx, args[1:], env, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], env, stdout, stderr)
 	case "witnessed":
 		return runWitnessed(ctx, args[1:], env, stdout, stderr)
 	case "key":
