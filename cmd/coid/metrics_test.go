@@ -170,6 +170,8 @@ func TestMetricsScrapedThroughRun(t *testing.T) {
 		{"coid_monitor_leader", nil, 1},
 		{"coid_mqtt_last_message_age_seconds", nil, 0},
 		{"coid_telemetry_queue_depth", nil, 0},
+		{"coid_quarantine_entries", nil, 1},
+		{"coid_excursions_open", nil, 0},
 	} {
 		if got := value(fams, w.name, w.labels); got < w.min {
 			t.Errorf("%s%v = %v, want at least %v", w.name, w.labels, got, w.min)

@@ -241,7 +241,7 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		}
 	}()
 	log.Info("checkpoint signing key", "verifier", st.keys.Verifier())
-	metricsAddr, stopMetrics, err := serveMetrics(mets, ms, metricsToken, tele, log)
+	metricsAddr, stopMetrics, err := serveMetrics(mets, ms, metricsToken, tele, &st, log)
 	if err != nil {
 		return err
 	}

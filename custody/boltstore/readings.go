@@ -762,3 +762,17 @@ func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
 	})
 	return n, err
 }
+
+// QuarantineCount returns how many refused payloads the quarantine holds
+// (for the operators' gauge; it reads the bucket's page statistics, not
+// its entries).
+func (s *Store) QuarantineCount(ctx context.Context) (int, error) {
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketQuarantine); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
+}

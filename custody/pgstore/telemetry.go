@@ -377,3 +377,13 @@ func queryReadings(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]c
 	}
 	return out, rows.Err()
 }
+
+// QuarantineCount returns how many refused payloads the quarantine holds
+// (for the operators' gauge).
+func (s *Store) QuarantineCount(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("quarantine count: %w", err)
+	}
+	return n, nil
+}

@@ -787,6 +787,15 @@ func testQuarantine(t *testing.T, s Store) {
 	if below, err := q.QuarantineList(ctx, list[n-1].ID, 0); err != nil || len(below) != 0 {
 		t.Fatalf("below the oldest: %d entries, %v", len(below), err)
 	}
+	// A backend that counts its quarantine (the operators' gauge) counts
+	// every entry, the one stored between pages too.
+	if c, ok := s.(interface {
+		QuarantineCount(ctx context.Context) (int, error)
+	}); ok {
+		if got, err := c.QuarantineCount(ctx); err != nil || got != n+1 {
+			t.Fatalf("QuarantineCount = %d, %v; want %d", got, err, n+1)
+		}
+	}
 }
 
 // testChainSites: the site names an enroll draft carries are kept in the
