@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,11 +268,7 @@ func TestCrashRecovery(t *testing.T) {
 	c = &client{t, proc.url + "/api/v1", tokens["coord"]}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		code, m := c.do("GET", "/shippers/"+shipper+"/readings", nil)
-		if code != 200 {
-			t.Fatalf("shipper readings: %d %v", code, m)
-		}
-		n := int(m["count"].(float64))
+		n := shipperReadingCount(t, c, shipper)
 		if n >= len(acked) {
 			break
 		}
@@ -324,4 +321,23 @@ func skipUnlessCI(tb testing.TB, why string) {
 		tb.Fatalf("required in CI: %s", why)
 	}
 	tb.Skip(why)
+}
+
+// shipperReadingCount counts the readings the service holds for shipper,
+// following the readings list's pages.
+func shipperReadingCount(t *testing.T, c *client, shipper string) int {
+	t.Helper()
+	n, path := 0, "/shippers/"+shipper+"/readings?limit=50000"
+	for {
+		code, m := c.do("GET", path, nil)
+		if code != 200 {
+			t.Fatalf("shipper readings: %d %v", code, m)
+		}
+		n += int(m["count"].(float64))
+		next, _ := m["next"].(string)
+		if next == "" {
+			return n
+		}
+		path = "/shippers/" + shipper + "/readings?limit=50000&after=" + url.QueryEscape(next)
+	}
 }

@@ -253,11 +253,7 @@ func TestSharedIntakeCrash(t *testing.T) {
 	// Both drain their sessions: every acknowledged reading is stored.
 	c = &client{t, urls[1], tokens["coord"]}
 	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		code, m := c.do("GET", "/shippers/"+shipper+"/readings", nil)
-		if code != 200 {
-			t.Fatalf("shipper readings: %d %v", code, m)
-		}
-		if n := int(m["count"].(float64)); n >= len(acked) {
+		if n := shipperReadingCount(t, c, shipper); n >= len(acked) {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("hang: after draining, %d readings of %d acknowledged are stored", n, len(acked))
