@@ -564,15 +564,7 @@ func (s *Store) ShipperReadingsPage(ctx context.Context, shipper string, from, t
 		if b == nil || idx == nil {
 			return nil
 		}
-		prefix := custody.ShipperKeyPrefix(shipper)
-		start := prefix
-		if !from.IsZero() {
-			start = append(bytes.Clone(prefix), timeKey(from)...)
-		}
-		var end []byte
-		if !to.IsZero() {
-			end = append(bytes.Clone(prefix), timeKey(to)...)
-		}
+		prefix, start, end := timeRange(shipper, from, to)
 		c := idx.Cursor()
 		var slab valueSlab
 		var last []byte
@@ -620,15 +612,7 @@ func (s *Store) AppendShipperReadings(ctx context.Context, dst []custody.Reading
 		if b == nil || idx == nil {
 			return nil
 		}
-		prefix := custody.ShipperKeyPrefix(shipper)
-		start := prefix
-		if !from.IsZero() {
-			start = append(bytes.Clone(prefix), timeKey(from)...)
-		}
-		var end []byte
-		if !to.IsZero() {
-			end = append(bytes.Clone(prefix), timeKey(to)...)
-		}
+		prefix, start, end := timeRange(shipper, from, to)
 		c := idx.Cursor()
 		n := 0
 		var slab valueSlab
@@ -775,4 +759,19 @@ func (s *Store) QuarantineCount(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// timeRange returns the keys of shipper's readings in the time index:
+// their common prefix, where from starts (the prefix when from is zero)
+// and the last instant to reaches (nil when to is zero: no end).
+func timeRange(shipper string, from, to time.Time) (prefix, start, end []byte) {
+	prefix = custody.ShipperKeyPrefix(shipper)
+	start = prefix
+	if !from.IsZero() {
+		start = append(bytes.Clone(prefix), timeKey(from)...)
+	}
+	if !to.IsZero() {
+		end = append(bytes.Clone(prefix), timeKey(to)...)
+	}
+	return prefix, start, end
 }
