@@ -178,25 +178,7 @@ func TestCrashRecovery(t *testing.T) {
 	// A chain whose open leg is carried by the shipper.
 	const shipper = "SHP-CRASH"
 	c := &client{t, proc.url + "/api/v1", tokens["coord"]}
-	code, m := c.do("POST", "/chains", map[string]any{
-		"patient": map[string]any{"name": "Crash Patient", "birth_date": "1970-01-01", "mrn": "MRN-2"},
-		"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}})
-	if code != 201 {
-		t.Fatalf("enroll: %d %v", code, m)
-	}
-	coi := m["coi"].(string)
-	for _, s := range []struct {
-		step string
-		data any
-		sigs []any
-	}{
-		{"collect", collectData(), []any{sg("nurse1", "performed"), sg("nurse2", "verified")}},
-		{"ship", map[string]any{"shipper": shipper, "profile": "cryogenic"}, []any{sg("nurse1", "handed-over"), sg("courier1", "received")}},
-	} {
-		if code, m := c.do("POST", "/chains/"+coi+"/records", map[string]any{"step": s.step, "data": s.data, "signatures": s.sigs}); code != 201 {
-			t.Fatalf("%s: %d %v", s.step, code, m)
-		}
-	}
+	shippedChain(t, c, shipper, "Crash Patient", "MRN-2")
 
 	// The shipper publishes unique seqs at QoS 1, about 3000 a second, and
 	// remembers which ones the broker acknowledged.
@@ -339,5 +321,31 @@ func shipperReadingCount(t *testing.T, c *client, shipper string) int {
 			return n
 		}
 		path = "/shippers/" + shipper + "/readings?limit=50000&after=" + url.QueryEscape(next)
+	}
+}
+
+// shippedChain enrols a chain for the patient name and mrn, collects it
+// and ships it with shipper, through c: a chain whose open leg the
+// shipper's readings belong to.
+func shippedChain(t *testing.T, c *client, shipper, name, mrn string) {
+	t.Helper()
+	code, m := c.do("POST", "/chains", map[string]any{
+		"patient": map[string]any{"name": name, "birth_date": "1970-01-01", "mrn": mrn},
+		"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}})
+	if code != 201 {
+		t.Fatalf("enroll: %d %v", code, m)
+	}
+	coi := m["coi"].(string)
+	for _, s := range []struct {
+		step string
+		data any
+		sigs []any
+	}{
+		{"collect", collectData(), []any{sg("nurse1", "performed"), sg("nurse2", "verified")}},
+		{"ship", map[string]any{"shipper": shipper, "profile": "cryogenic"}, []any{sg("nurse1", "handed-over"), sg("courier1", "received")}},
+	} {
+		if code, m := c.do("POST", "/chains/"+coi+"/records", map[string]any{"step": s.step, "data": s.data, "signatures": s.sigs}); code != 201 {
+			t.Fatalf("%s: %d %v", s.step, code, m)
+		}
 	}
 }

@@ -119,25 +119,7 @@ func TestSharedIntakeCrash(t *testing.T) {
 	// A chain whose open leg is carried by the shipper.
 	const shipper = "SHP-SHARE"
 	c := &client{t, urls[1], tokens["coord"]}
-	code, m := c.do("POST", "/chains", map[string]any{
-		"patient": map[string]any{"name": "Share Patient", "birth_date": "1970-01-01", "mrn": "MRN-3"},
-		"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}})
-	if code != 201 {
-		t.Fatalf("enroll: %d %v", code, m)
-	}
-	coi := m["coi"].(string)
-	for _, s := range []struct {
-		step string
-		data any
-		sigs []any
-	}{
-		{"collect", collectData(), []any{sg("nurse1", "performed"), sg("nurse2", "verified")}},
-		{"ship", map[string]any{"shipper": shipper, "profile": "cryogenic"}, []any{sg("nurse1", "handed-over"), sg("courier1", "received")}},
-	} {
-		if code, m := c.do("POST", "/chains/"+coi+"/records", map[string]any{"step": s.step, "data": s.data, "signatures": s.sigs}); code != 201 {
-			t.Fatalf("%s: %d %v", s.step, code, m)
-		}
-	}
+	shippedChain(t, c, shipper, "Share Patient", "MRN-3")
 
 	// The shipper publishes unique seqs at QoS 1, about 1000 a second.
 	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID("share-pub-" + prefix).SetCleanSession(true))
