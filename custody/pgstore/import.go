@@ -3,9 +3,11 @@ package pgstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/coid-project/coid/custody"
@@ -75,12 +77,18 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 		if err := checkEmpty(ctx, tx); err != nil {
 			return err
 		}
+		if err := execAll(ctx, tx, dropLoadIndexes); err != nil {
+			return fmt.Errorf("drop the indexes for the load: %w", err)
+		}
 		excursions := map[custody.COI]bool{}
 		n, err := copyRecords(ctx, tx, e, excursions, progressEvery, progress)
 		if err != nil {
 			return err
 		}
 		st.Records = n
+		if err := execAll(ctx, tx, createLoadIndexes); err != nil {
+			return fmt.Errorf("build the indexes after the load: %w", err)
+		}
 		if err := importRest(ctx, tx, e, excursions, &st); err != nil {
 			return err
 		}
@@ -105,31 +113,83 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 	return st, nil
 }
 
-// recordSource feeds COPY the records of an export, checking each.
-type recordSource struct {
-	next  func() (custody.LogEntry, bool)
-	row   []any
-	err   error
+// dropLoadIndexes and createLoadIndexes are the records' and the tree
+// hashes' indexes (those of migrations 0001 and 0007, under the names
+// PostgreSQL gave them), dropped before an import's COPY and built again
+// after it, in its transaction: a B-tree built once from the sorted rows
+// costs a fraction of one kept up to date row by row, above all the
+// (chain, chain_seq) index, which records of interleaved chains fill in
+// no order. The transaction holds the tables meanwhile, and a failed
+// import rolls the drop back with the rest. A duplicate fails the build,
+// and the import with it.
+var (
+	dropLoadIndexes = []string{
+		`ALTER TABLE records DROP CONSTRAINT records_pkey, DROP CONSTRAINT records_chain_chain_seq_key`,
+		`ALTER TABLE tree_hashes DROP CONSTRAINT tree_hashes_pkey`,
+	}
+	createLoadIndexes = []string{
+		// Room to sort in memory, and for parallel workers to share.
+		`SET LOCAL maintenance_work_mem = '256MB'`,
+		`ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY (seq)`,
+		`ALTER TABLE records ADD CONSTRAINT records_chain_chain_seq_key UNIQUE (chain, chain_seq)`,
+		`ALTER TABLE tree_hashes ADD CONSTRAINT tree_hashes_pkey PRIMARY KEY (idx)`,
+	}
+)
+
+// execAll runs the statements in tx, one after the other.
+func execAll(ctx context.Context, tx pgx.Tx, stmts []string) error {
+	for _, q := range stmts {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyChunk is how many bytes of COPY data the encoder hands the
+// connection at a time.
+const copyChunk = 256 << 10
+
+// copyHeader starts a COPY stream in PostgreSQL's binary format: the
+// signature, no flags, no header extension.
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+// copyTrailer ends a binary COPY stream.
+var copyTrailer = []byte{0xff, 0xff}
+
+// appendTuple appends one row of the binary COPY format: the field count
+// and each field's length and bytes, as given (already in the column
+// type's binary form).
+func appendTuple(b []byte, fields ...[]byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(fields)))
+	for _, f := range fields {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// recordEncoder checks the records of an export as they stream by and
+// encodes them for COPY: each checked against its stored hash and linked
+// to the one before, the chains holding an excursion record noted, the
+// Merkle tree's hashes added.
+type recordEncoder struct {
 	n     int
 	prev  custody.Hash
 	every int
 	prog  func(int)
 	exc   map[custody.COI]bool
 	// tree is the Merkle tree of the records so far (its frontier);
-	// treeIdx and treeHash are the stored hashes it added, for the
+	// treeRows are the stored hashes it added, encoded for the
 	// tree_hashes table.
 	tree     *treeState
-	treeIdx  []int64
-	treeHash [][]byte
+	treeRows []byte
 }
 
 var excursionStep = []byte(`"step":"excursion"`)
 
-func (r *recordSource) Next() bool {
-	le, ok := r.next()
-	if !ok || r.err != nil {
-		return false
-	}
+// add checks record le and appends its row to b.
+func (r *recordEncoder) add(b []byte, le custody.LogEntry) ([]byte, error) {
 	l, err := custody.ReadLinks(le.Body, le.Hash)
 	if err == nil && (l.Seq != le.Key || l.Seq != uint64(r.n)+1 || l.Prev != r.prev) {
 		err = fmt.Errorf("record %d does not follow record %d: %w", le.Key, r.n, custody.ErrChainBroken)
@@ -140,39 +200,64 @@ func (r *recordSource) Next() bool {
 			r.exc[l.Chain] = true
 		}
 	}
+	if err == nil {
+		err = r.tree.addLeaf(le.Body)
+	}
 	if err != nil {
-		r.err = fmt.Errorf("record %d: %w", le.Key, err)
-		return false
+		return b, fmt.Errorf("record %d: %w", le.Key, err)
 	}
-	if err := r.tree.addLeaf(le.Body); err != nil {
-		r.err = fmt.Errorf("record %d: %w", le.Key, err)
-		return false
+	for i, x := range r.tree.idx {
+		r.treeRows = appendTuple(r.treeRows, binary.BigEndian.AppendUint64(nil, uint64(x)), r.tree.add[i])
 	}
-	r.treeIdx, r.treeHash = append(r.treeIdx, r.tree.idx...), append(r.treeHash, r.tree.add...)
 	r.tree.idx, r.tree.add = r.tree.idx[:0], r.tree.add[:0]
 	if r.n%1024 == 0 {
 		r.tree.frontier() // keep only what later records need
 	}
-	r.row = []any{int64(l.Seq), string(l.Chain), int64(l.ChainSeq), le.Hash[:], le.Body}
+	var seq, chainSeq [8]byte
+	binary.BigEndian.PutUint64(seq[:], l.Seq)
+	binary.BigEndian.PutUint64(chainSeq[:], l.ChainSeq)
+	b = appendTuple(b, seq[:], []byte(l.Chain), chainSeq[:], le.Hash[:], le.Body)
 	r.prev, r.n = le.Hash, r.n+1
 	if r.prog != nil && r.every > 0 && r.n%r.every == 0 {
 		r.prog(r.n)
 	}
-	return true
+	return b, nil
 }
 
-func (r *recordSource) Values() ([]any, error) { return r.row, nil }
-func (r *recordSource) Err() error             { return r.err }
+// chunkReader reads the chunks sent on c, then the error left in err
+// (io.EOF once the stream is whole).
+type chunkReader struct {
+	c   <-chan []byte
+	cur []byte
+	err *error
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for len(c.cur) == 0 {
+		b, ok := <-c.c
+		if !ok {
+			return 0, *c.err
+		}
+		c.cur = b
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
+}
 
 // copyRecords streams the export's records into the records table with
-// COPY, in the export's one read.
+// COPY in binary format, in the export's one read, then the tree's hashes
+// into tree_hashes. Three goroutines share the work: the export's read,
+// the records' checks and encoding, and the connection's sending, so the
+// client keeps up with the server.
 func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[custody.COI]bool, every int, prog func(int)) (int, error) {
 	entries := make(chan custody.LogEntry, 1024)
+	chunks := make(chan []byte, 4)
 	stop := make(chan struct{})
-	done := make(chan error, 1)
+	readDone := make(chan error, 1)
+	errStop := errors.New("stopped")
 	go func() {
 		defer close(entries)
-		errStop := errors.New("stopped")
 		err := e.Records(func(le custody.LogEntry) error {
 			// The entry's slices are valid only during the call.
 			le.Body = bytes.Clone(le.Body)
@@ -186,49 +271,83 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 		if errors.Is(err, errStop) {
 			err = nil
 		}
-		done <- err
+		readDone <- err
 	}()
-	src := &recordSource{every: every, prog: prog, exc: exc, tree: &treeState{hashes: map[int64]verifiable.Hash{}}, next: func() (custody.LogEntry, bool) {
-		le, ok := <-entries
-		return le, ok
-	}}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"seq", "chain", "chain_seq", "hash", "body"}, src)
+	enc := &recordEncoder{every: every, prog: prog, exc: exc, tree: &treeState{hashes: map[int64]verifiable.Hash{}}}
+	// encErr is the encoder's verdict, read by the connection's
+	// goroutine once chunks is closed: io.EOF when every record checked.
+	var encErr error
+	encDone := make(chan struct{})
+	go func() {
+		defer close(encDone)
+		defer close(chunks)
+		send := func(b []byte) bool {
+			select {
+			case chunks <- b:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		buf := append(make([]byte, 0, copyChunk+64<<10), copyHeader...)
+		for le := range entries {
+			var err error
+			if buf, err = enc.add(buf, le); err != nil {
+				encErr = err
+				return
+			}
+			if len(buf) >= copyChunk {
+				if !send(buf) {
+					encErr = errStop
+					return
+				}
+				buf = make([]byte, 0, copyChunk+64<<10)
+			}
+		}
+		if send(append(buf, copyTrailer...)) {
+			encErr = io.EOF
+		} else {
+			encErr = errStop
+		}
+	}()
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, &chunkReader{c: chunks, err: &encErr},
+		`COPY records (seq, chain, chain_seq, hash, body) FROM STDIN (FORMAT binary)`)
 	close(stop)
+	for range chunks { // let the encoder end
+	}
+	<-encDone
 	for range entries { // let the reader end
 	}
-	if rerr := <-done; err == nil {
+	if rerr := <-readDone; err == nil {
 		err = rerr
 	}
-	if src.err != nil {
-		// COPY reports the source's error as the server's text: keep
+	if encErr != nil && encErr != io.EOF && encErr != errStop {
+		// COPY reports the encoder's error as the server's text: keep
 		// the record's own, and what it wraps.
-		err = src.err
+		err = encErr
 	}
 	if err != nil {
-		return src.n, fmt.Errorf("copy the records: %w", err)
+		return enc.n, fmt.Errorf("copy the records: %w", err)
 	}
-	if uint64(src.n) != e.HeadSeq || src.prev != e.HeadHash {
-		return src.n, fmt.Errorf("copy the records: %d records end with %s, the head says %d %s: %w",
-			src.n, src.prev, e.HeadSeq, e.HeadHash, custody.ErrChainBroken)
+	if uint64(enc.n) != e.HeadSeq || enc.prev != e.HeadHash {
+		return enc.n, fmt.Errorf("copy the records: %d records end with %s, the head says %d %s: %w",
+			enc.n, enc.prev, e.HeadSeq, e.HeadHash, custody.ErrChainBroken)
 	}
 	// The tree, hashed from the records as they streamed by, goes in with
 	// them, so the store need not read them back to build it.
-	if len(src.treeIdx) > 0 {
-		rows := make([][]any, len(src.treeIdx))
-		for i, x := range src.treeIdx {
-			rows[i] = []any{x, src.treeHash[i]}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"idx", "hash"}, pgx.CopyFromRows(rows)); err != nil {
-			return src.n, fmt.Errorf("copy the tree: %w", err)
+	if len(enc.treeRows) > 0 {
+		rows := slices.Concat(copyHeader, enc.treeRows, copyTrailer)
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY tree_hashes (idx, hash) FROM STDIN (FORMAT binary)`); err != nil {
+			return enc.n, fmt.Errorf("copy the tree: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE log_head SET tree_size = $1, frontier = $2 WHERE id`, src.tree.size, src.tree.frontier()); err != nil {
-		return src.n, fmt.Errorf("copy the tree: %w", err)
+	if _, err := tx.Exec(ctx, `UPDATE log_head SET tree_size = $1, frontier = $2 WHERE id`, enc.tree.size, enc.tree.frontier()); err != nil {
+		return enc.n, fmt.Errorf("copy the tree: %w", err)
 	}
 	if prog != nil {
-		prog(src.n)
+		prog(enc.n)
 	}
-	return src.n, nil
+	return enc.n, nil
 }
 
 // importRest stores, in the import's transaction, what the export keeps

@@ -3,12 +3,15 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/pgstore"
 	"github.com/coid-project/coid/custody/pgstore/pgtest"
 	"github.com/coid-project/coid/custody/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestImportRefusesBadRecords: an export whose records do not check (a
@@ -83,5 +86,132 @@ func TestImportRefusesBadRecords(t *testing.T) {
 	}
 	if _, err := dst.Import(ctx, export(recs, recs[2].Hash), 0, nil); !errors.Is(err, pgstore.ErrNotEmpty) {
 		t.Fatalf("again: %v; want ErrNotEmpty", err)
+	}
+}
+
+// loadIndexes lists the definitions of the indexes on the tables Import
+// loads without them, in the schema of url.
+func loadIndexes(t *testing.T, url string) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT replace(indexdef, current_schema() || '.', '') FROM pg_indexes WHERE schemaname = current_schema()
+		AND tablename IN ('records', 'tree_hashes') ORDER BY indexname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return defs
+}
+
+// TestImportIndexes: Import loads the records and the tree's hashes
+// without their indexes and builds them after; whether it succeeds or is
+// refused half-way through the records, the store has the indexes a
+// fresh store has, and reads use them.
+func TestImportIndexes(t *testing.T) {
+	ctx := context.Background()
+	src, err := pgstore.Open(ctx, pgtest.Schema(t), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const chains, perChain = 5, 40
+	var recs []custody.LogEntry
+	var infos []custody.ChainInfo
+	for i := range chains * perChain { // the chains interleaved, as appends leave them
+		c, k := i%chains, i/chains
+		r, err := src.Append(ctx, storetest.Draft(storetest.COI(c+1), i, k == 0, uint64(k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, custody.LogEntry{Key: r.Seq, Hash: r.Hash, Body: r.Seal(nil)})
+	}
+	for c := range chains {
+		ci, err := src.Chain(ctx, storetest.COI(c+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos = append(infos, ci)
+	}
+	export := func(entries []custody.LogEntry) *custody.Export {
+		return &custody.Export{HeadSeq: uint64(len(recs)), HeadHash: recs[len(recs)-1].Hash, Chains: infos,
+			Records: func(fn func(custody.LogEntry) error) error {
+				for _, e := range entries {
+					if err := fn(e); err != nil {
+						return err
+					}
+				}
+				return nil
+			}}
+	}
+	fresh := pgtest.Schema(t)
+	open(t, fresh)
+	want := loadIndexes(t, fresh)
+	if len(want) != 3 {
+		t.Fatalf("a fresh store's indexes on records and tree_hashes: %q; want 3", want)
+	}
+
+	url := pgtest.Schema(t)
+	dst := open(t, url)
+	tampered := append([]custody.LogEntry{}, recs...)
+	last := &tampered[len(tampered)-2]
+	last.Body = append([]byte{}, last.Body...)
+	last.Body[len(last.Body)-3] ^= 1
+	if _, err := dst.Import(ctx, export(tampered), 0, nil); !errors.Is(err, custody.ErrChainBroken) {
+		t.Fatalf("import of a record changed near the end: %v; want ErrChainBroken", err)
+	}
+	if err := dst.Empty(ctx); err != nil {
+		t.Errorf("the refused import wrote: %v", err)
+	}
+	if got := loadIndexes(t, url); !slices.Equal(got, want) {
+		t.Errorf("after a refused import the indexes are %q; want %q", got, want)
+	}
+
+	if _, err := dst.Import(ctx, export(recs), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadIndexes(t, url); !slices.Equal(got, want) {
+		t.Errorf("after the import the indexes are %q; want %q", got, want)
+	}
+	if err := dst.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dst.Records(ctx, storetest.COI(3))
+	if err != nil || len(got) != perChain {
+		t.Fatalf("chain 3 after the import: %d records, %v", len(got), err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The tables are small enough for the planner to prefer reading them
+	// whole: forbid that, and each read must find its index.
+	if _, err := conn.Exec(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct{ sql, index string }{
+		{`SELECT body FROM records WHERE chain = 'X' ORDER BY chain_seq`, "records_chain_chain_seq_key"},
+		{`SELECT body FROM records WHERE seq = 7`, "records_pkey"},
+		{`SELECT hash FROM tree_hashes WHERE idx = 7`, "tree_hashes_pkey"},
+	} {
+		var plan string
+		if err := conn.QueryRow(ctx, `EXPLAIN (FORMAT TEXT) `+q.sql).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, "using "+q.index) {
+			t.Errorf("%s: plan %q does not use %s", q.sql, plan, q.index)
+		}
+	}
+	// The indexes hold what they must: a record stored twice is refused.
+	if _, err := conn.Exec(ctx, `INSERT INTO records (seq, chain, chain_seq, hash, body) SELECT seq + 1000, chain, chain_seq, hash, body FROM records WHERE seq = 1`); err == nil {
+		t.Error("a second record at a chain's position was stored")
 	}
 }
