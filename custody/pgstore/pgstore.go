@@ -476,8 +476,9 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	if sched != nil {
 		sched.flush(w)
 	}
-	if tree != nil {
-		tree.queueWrites(w)
+	if tree != nil && len(tree.idx) > 0 {
+		w.Queue(`INSERT INTO tree_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, tree.idx, tree.add)
+		tree.idx, tree.add = nil, nil
 	}
 	w.Queue(`INSERT INTO records (seq, chain, chain_seq, hash, body)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
@@ -502,7 +503,13 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	}
 	queueExcursionIndex(w, touched, excursions)
 	indexes.queue(w)
-	w.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(seq), hash[:])
+	// The head row is updated once: each update of it is a new row
+	// version, written to the WAL and left for vacuum.
+	if tree != nil {
+		w.Queue(`UPDATE log_head SET seq = $1, hash = $2, tree_size = $3, frontier = $4 WHERE id`, int64(seq), hash[:], tree.size, tree.frontier())
+	} else {
+		w.Queue(`UPDATE log_head SET seq = $1, hash = $2 WHERE id`, int64(seq), hash[:])
+	}
 	return seq, hash, touched, nil
 }
 
