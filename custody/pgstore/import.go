@@ -113,9 +113,9 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 	return st, nil
 }
 
-// dropLoadIndexes and createLoadIndexes are the records' and the tree
+// dropLoadIndexes and createLoadIndexes drop the records' and the tree
 // hashes' indexes (those of migrations 0001 and 0007, under the names
-// PostgreSQL gave them), dropped before an import's COPY and built again
+// PostgreSQL gave them) before an import's COPY, and build them again
 // after it, in its transaction: a B-tree built once from the sorted rows
 // costs a fraction of one kept up to date row by row, above all the
 // (chain, chain_seq) index, which records of interleaved chains fill in
@@ -126,6 +126,12 @@ var (
 	dropLoadIndexes = []string{
 		`ALTER TABLE records DROP CONSTRAINT records_pkey, DROP CONSTRAINT records_chain_chain_seq_key`,
 		`ALTER TABLE tree_hashes DROP CONSTRAINT tree_hashes_pkey`,
+		// Emptied in this transaction (they hold nothing: checked), the
+		// tables take COPY's FREEZE: the rows are stored already visible
+		// to every later transaction, so the verification's first read
+		// does not rewrite every page to note that their transaction
+		// committed, and vacuum need not freeze them later.
+		`TRUNCATE records, tree_hashes`,
 	}
 	createLoadIndexes = []string{
 		// Room to sort in memory, and for parallel workers to share.
@@ -311,7 +317,7 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 		}
 	}()
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, &chunkReader{c: chunks, err: &encErr},
-		`COPY records (seq, chain, chain_seq, hash, body) FROM STDIN (FORMAT binary)`)
+		`COPY records (seq, chain, chain_seq, hash, body) FROM STDIN (FORMAT binary, FREEZE)`)
 	close(stop)
 	for range chunks { // let the encoder end
 	}
@@ -337,7 +343,7 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 	// them, so the store need not read them back to build it.
 	if len(enc.treeRows) > 0 {
 		rows := slices.Concat(copyHeader, enc.treeRows, copyTrailer)
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY tree_hashes (idx, hash) FROM STDIN (FORMAT binary)`); err != nil {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY tree_hashes (idx, hash) FROM STDIN (FORMAT binary, FREEZE)`); err != nil {
 			return enc.n, fmt.Errorf("copy the tree: %w", err)
 		}
 	}
