@@ -13,6 +13,7 @@ import (
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrNotEmpty is returned by Import when the target database already
@@ -77,17 +78,20 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 		if err := checkEmpty(ctx, tx); err != nil {
 			return err
 		}
-		if err := execAll(ctx, tx, dropLoadIndexes); err != nil {
+		bulk, err := dropIndexes(ctx, tx)
+		if err != nil {
 			return fmt.Errorf("drop the indexes for the load: %w", err)
 		}
 		excursions := map[custody.COI]bool{}
-		n, err := copyRecords(ctx, tx, e, excursions, progressEvery, progress)
+		n, err := copyRecords(ctx, tx, e, excursions, progressEvery, progress, bulk)
 		if err != nil {
 			return err
 		}
 		st.Records = n
-		if err := execAll(ctx, tx, createLoadIndexes); err != nil {
-			return fmt.Errorf("build the indexes after the load: %w", err)
+		if bulk {
+			if err := execAll(ctx, tx, createLoadIndexes); err != nil {
+				return fmt.Errorf("build the indexes after the load: %w", err)
+			}
 		}
 		if err := importRest(ctx, tx, e, excursions, &st); err != nil {
 			return err
@@ -141,6 +145,30 @@ var (
 		`ALTER TABLE tree_hashes ADD CONSTRAINT tree_hashes_pkey PRIMARY KEY (idx)`,
 	}
 )
+
+// dropIndexes runs dropLoadIndexes in tx and reports whether it did: a
+// role that may write the tables but does not own them (ALTER and
+// TRUNCATE are the owner's) imports with the indexes kept up to date row
+// by row, and without FREEZE, as before.
+func dropIndexes(ctx context.Context, tx pgx.Tx) (bool, error) {
+	if _, err := tx.Exec(ctx, `SAVEPOINT load_indexes`); err != nil {
+		return false, err
+	}
+	err := execAll(ctx, tx, dropLoadIndexes)
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == insufficientPrivilege {
+		_, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT load_indexes`)
+		return false, err
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = tx.Exec(ctx, `RELEASE SAVEPOINT load_indexes`)
+	return err == nil, err
+}
+
+// insufficientPrivilege is PostgreSQL's SQLSTATE for a statement the role
+// may not run, here one only a table's owner may.
+const insufficientPrivilege = "42501"
 
 // execAll runs the statements in tx, one after the other.
 func execAll(ctx context.Context, tx pgx.Tx, stmts []string) error {
@@ -256,7 +284,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 // into tree_hashes. Three goroutines share the work: the export's read,
 // the records' checks and encoding, and the connection's sending, so the
 // client keeps up with the server.
-func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[custody.COI]bool, every int, prog func(int)) (int, error) {
+func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[custody.COI]bool, every int, prog func(int), freeze bool) (int, error) {
 	entries := make(chan custody.LogEntry, 1024)
 	chunks := make(chan []byte, 4)
 	stop := make(chan struct{})
@@ -316,8 +344,12 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 			encErr = errStop
 		}
 	}()
+	format := `(FORMAT binary)`
+	if freeze {
+		format = `(FORMAT binary, FREEZE)`
+	}
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, &chunkReader{c: chunks, err: &encErr},
-		`COPY records (seq, chain, chain_seq, hash, body) FROM STDIN (FORMAT binary, FREEZE)`)
+		`COPY records (seq, chain, chain_seq, hash, body) FROM STDIN `+format)
 	close(stop)
 	for range chunks { // let the encoder end
 	}
@@ -343,7 +375,7 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 	// them, so the store need not read them back to build it.
 	if len(enc.treeRows) > 0 {
 		rows := slices.Concat(copyHeader, enc.treeRows, copyTrailer)
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY tree_hashes (idx, hash) FROM STDIN (FORMAT binary, FREEZE)`); err != nil {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY tree_hashes (idx, hash) FROM STDIN `+format); err != nil {
 			return enc.n, fmt.Errorf("copy the tree: %w", err)
 		}
 	}

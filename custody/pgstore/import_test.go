@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -213,5 +214,97 @@ func TestImportIndexes(t *testing.T) {
 	// The indexes hold what they must: a record stored twice is refused.
 	if _, err := conn.Exec(ctx, `INSERT INTO records (seq, chain, chain_seq, hash, body) SELECT seq + 1000, chain, chain_seq, hash, body FROM records WHERE seq = 1`); err == nil {
 		t.Error("a second record at a chain's position was stored")
+	}
+}
+
+// TestImportAsNonOwner: a role that may write coid's tables but does not
+// own them (it may not drop their indexes) imports all the same, the
+// indexes kept up to date as the rows go in.
+func TestImportAsNonOwner(t *testing.T) {
+	ctx := context.Background()
+	src, err := pgstore.Open(ctx, pgtest.Schema(t), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var recs []custody.LogEntry
+	for i := range 30 {
+		r, err := src.Append(ctx, storetest.Draft(storetest.COI(i%3+1), i, i < 3, uint64(i/3)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, custody.LogEntry{Key: r.Seq, Hash: r.Hash, Body: r.Seal(nil)})
+	}
+	chains, err := src.Chains(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &custody.Export{HeadSeq: 30, HeadHash: recs[29].Hash, Chains: chains,
+		Records: func(fn func(custody.LogEntry) error) error {
+			for _, le := range recs {
+				if err := fn(le); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+
+	owned := pgtest.Schema(t)
+	open(t, owned)
+	want := loadIndexes(t, owned)
+	conn, err := pgx.Connect(ctx, owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var schema string
+	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	role := schema + "_writer"
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`GRANT USAGE, CREATE ON SCHEMA ` + schema + ` TO ` + role, // migrate creates its table if missing
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role,
+		`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ` + schema + ` TO ` + role,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, owned)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	u, err := neturl.Parse(owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = neturl.User(role)
+	dst, err := pgstore.Open(ctx, u.String(), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := dst.Import(ctx, e, 0, nil); err != nil {
+		t.Fatalf("import as a role that does not own the tables: %v", err)
+	}
+	if err := dst.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dst.Records(ctx, storetest.COI(2)); err != nil || len(got) != 10 {
+		t.Fatalf("chain 2 after the import: %d records, %v", len(got), err)
+	}
+	if got := loadIndexes(t, owned); !slices.Equal(got, want) {
+		t.Errorf("after the import the indexes are %q; want %q", got, want)
 	}
 }
