@@ -226,7 +226,9 @@ func TestChainStateIndexTamper(t *testing.T) {
 	}{
 		{"missing", func(idx *bolt.Bucket) error { return idx.Delete(chainStateKey(custody.StateCollected, collected)) },
 			collected, "missing from the index"},
-		{"extra", func(idx *bolt.Bucket) error { return idx.Put(chainStateKey(custody.StateEnrolled, storetest.COI(99)), nil) },
+		{"extra", func(idx *bolt.Bucket) error {
+			return idx.Put(chainStateKey(custody.StateEnrolled, storetest.COI(99)), nil)
+		},
 			storetest.COI(99), "not found"},
 		{"wrong state", func(idx *bolt.Bucket) error {
 			if err := idx.Delete(chainStateKey(custody.StateEnrolled, enrolled)); err != nil {
@@ -236,7 +238,9 @@ func TestChainStateIndexTamper(t *testing.T) {
 		}, enrolled, `listed in state "released" but is "enrolled"`},
 		{"both states", func(idx *bolt.Bucket) error { return idx.Put(chainStateKey(custody.StateEnrolled, collected), nil) },
 			collected, `listed in state "enrolled" but is "collected"`},
-		{"a value", func(idx *bolt.Bucket) error { return idx.Put(chainStateKey(custody.StateEnrolled, enrolled), []byte{1}) },
+		{"a value", func(idx *bolt.Bucket) error {
+			return idx.Put(chainStateKey(custody.StateEnrolled, enrolled), []byte{1})
+		},
 			enrolled, "has a value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
