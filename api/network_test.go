@@ -185,3 +185,67 @@ func TestExpiringQualificationsAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiringQualificationsPaged: the list pages from the store's index
+// of expiry dates: one entry a page gives the same entries as one page
+// of all, in order, none twice; a shipper registered between pages after
+// the cursor is listed by a later page; a bad cursor or limit is refused
+// with a clear error.
+func TestExpiringQualificationsPaged(t *testing.T) {
+	e := networkEnv(t, "2026-11-20")
+	whole := e.do(t, http.MethodGet, "/api/v1/qualifications/expiring?days=3650&limit=1000", qa, nil).object(t)
+	if _, ok := whole["next"]; ok || whole["count"].(float64) < 3 {
+		t.Fatalf("one page of all: %v", whole)
+	}
+	var want []string
+	for _, x := range whole["expiring"].([]any) {
+		m := x.(map[string]any)
+		want = append(want, m["date"].(string)+" "+m["code"].(string)+" "+m["what"].(string))
+	}
+	var got []string
+	after := ""
+	for p := 0; p < 20; p++ {
+		r := e.do(t, http.MethodGet, "/api/v1/qualifications/expiring?days=3650&limit=1&after="+url.QueryEscape(after), qa, nil)
+		if r.Code != http.StatusOK {
+			t.Fatalf("page %d: %s", p, r)
+		}
+		m := r.object(t)
+		for _, x := range m["expiring"].([]any) {
+			x := x.(map[string]any)
+			got = append(got, x["date"].(string)+" "+x["code"].(string)+" "+x["what"].(string))
+		}
+		if p == 0 {
+			// Due after every entry so far: a later page lists it.
+			if r := e.do(t, http.MethodPost, "/api/v1/shippers", admin, with(regShipper, "id", "SHP-0099", "requalification_due", "2036-01-01")); r.Code != http.StatusCreated {
+				t.Fatalf("POST shipper: %s", r)
+			}
+			want = append(want, "2036-01-01 SHP-0099 requalification")
+		}
+		next, ok := m["next"].(string)
+		if !ok {
+			break
+		}
+		after = next
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("paged one at a time:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, c := range []struct {
+		user, q string
+		status  int
+		want    string
+	}{
+		{qa, "?limit=0", http.StatusBadRequest, "limit"},
+		{qa, "?limit=1001", http.StatusBadRequest, "limit"},
+		{qa, "?limit=x", http.StatusBadRequest, "limit"},
+		{qa, "?after=tomorrow", http.StatusBadRequest, "not a cursor"},
+		{qa, "?after=2027-01-15/planet/X/qualification", http.StatusBadRequest, "not a cursor"},
+		{nurse1, "?after=2027-01-15/site/PAR-1/qualification", http.StatusForbidden, ""},
+		{coord, "?after=2027-01-15/site/PAR-1/qualification&limit=5", http.StatusOK, ""},
+	} {
+		r := e.do(t, http.MethodGet, "/api/v1/qualifications/expiring"+c.q, c.user, nil)
+		if r.Code != c.status || !strings.Contains(string(r.Body), c.want) {
+			t.Errorf("%s%s: %s, want %d with %q", c.user, c.q, r, c.status, c.want)
+		}
+	}
+}

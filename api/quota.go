@@ -127,6 +127,20 @@ func (s *Server) listWaitlist(c echo.Context) error {
 			return fmt.Errorf("plant: %w", err)
 		}
 	}
+	if after := c.QueryParam("after"); after != "" || c.QueryParam("offset") == "" {
+		if offset != 0 {
+			return fmt.Errorf("offset and after: page by one or the other: %w", custody.ErrInvalid)
+		}
+		out, next, total, err := s.svc.WaitlistPage(c.Request().Context(), user(c), plant, after, limit)
+		if err != nil {
+			return err
+		}
+		body := map[string]any{"entries": out, "count": len(out), "total": total}
+		if next != "" {
+			body["next"] = next
+		}
+		return c.JSON(http.StatusOK, body)
+	}
 	out, total, err := s.svc.Waitlist(c.Request().Context(), user(c), plant, offset, limit)
 	if err != nil {
 		return err

@@ -115,11 +115,19 @@ func (s *Server) expiringQualifications(c echo.Context) error {
 		}
 		days = n
 	}
-	list, err := s.svc.ExpiringQualifications(c.Request().Context(), user(c), days)
+	limit, err := pageLimit(c, custody.MaxExpiringPage)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"expiring": list, "days": days, "count": len(list)})
+	list, next, err := s.svc.ExpiringQualificationsPage(c.Request().Context(), user(c), days, c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"expiring": list, "days": days, "count": len(list)}
+	if next != "" {
+		body["next"] = next
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // QualificationWarningDays is how many days ahead the QA console and

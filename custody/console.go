@@ -39,6 +39,12 @@ type Console struct {
 	// expanded-access requests the user may read (AccessDeadlines), such
 	// as the IRB report after an emergency authorisation.
 	AccessDeadlines []OwedDeadline
+	// Attention counts what waits for someone, in AttentionOrder, the
+	// panels with nothing waiting left out: open excursions, overdue
+	// expanded-access deadlines and chains held for QA's disposition. The
+	// console adds the quarantine's and the expiring qualifications'
+	// panels from their own reads (SortAttention).
+	Attention []AttentionPanel
 }
 
 // ConsoleRow is one chain of the console's table with its number of open
@@ -149,5 +155,6 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 	if v.AccessDeadlines, err = s.AccessDeadlines(ctx, u); err != nil {
 		return Console{}, err
 	}
+	v.Attention = consoleAttention(v.Issues, v.AccessDeadlines)
 	return v, nil
 }

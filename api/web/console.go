@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -64,7 +65,32 @@ type consoleView struct {
 	// requests the user may read, overdue first; the section shows only
 	// when it is not empty.
 	Deadlines []deadlineRow
+	// Attention is the strip at the top: what waits for someone, each
+	// kind counted and linked to its section, in custody.AttentionOrder.
+	Attention []attentionRow
+	// ExpiringMore says the expiring qualifications go on past the ones
+	// listed (a page of consoleExpiringPage).
+	ExpiringMore bool
 }
+
+// attentionRow is a panel of the attention strip, in words.
+type attentionRow struct {
+	custody.AttentionPanel
+	Title, Href string
+}
+
+// attentionWords titles each attention panel and links it to its section.
+var attentionWords = map[custody.AttentionKind][2]string{
+	custody.AttentionExcursions: {"open excursion(s)", "#open-issues"},
+	custody.AttentionQuarantine: {"refused telemetry payload(s)", "#quarantine"},
+	custody.AttentionDeadlines:  {"overdue expanded-access deadline(s)", "#access-deadlines"},
+	custody.AttentionHeld:       {"chain(s) on hold for QA's disposition", "#open-issues"},
+	custody.AttentionExpiring:   {"qualification(s) expiring or expired", "#qualifications-expiring"},
+}
+
+// consoleExpiringPage bounds the expiring qualifications the console
+// lists: the first page of the index, soonest first.
+const consoleExpiringPage = 100
 
 // deadlineRow is a step an expanded-access request owes, with what it is
 // and when, in words.
@@ -182,18 +208,32 @@ func (w *ui) consolePage(c echo.Context) error {
 	if v.Warnings, err = w.holdWarningRows(ctx, con.InTransit); err != nil {
 		return w.fail(c, err)
 	}
+	panels := con.Attention
 	if custody.MaySeeExpiringQualifications(me.Role) {
 		v.ExpiringDays = w.srv.QualificationWarningDays()
-		list, err := w.svc.ExpiringQualifications(ctx, me, v.ExpiringDays)
+		list, next, err := w.svc.ExpiringQualificationsPage(ctx, me, v.ExpiringDays, "", consoleExpiringPage)
+		if errors.Is(err, errors.ErrUnsupported) {
+			list, err = w.svc.ExpiringQualifications(ctx, me, v.ExpiringDays) // a store without the index
+		}
 		if err != nil {
 			return w.fail(c, err)
 		}
-		v.Expiring = expiringRows(list)
+		v.Expiring, v.ExpiringMore = expiringRows(list), next != ""
+		panels = append(panels, custody.AttentionPanel{Kind: custody.AttentionExpiring, Count: len(list), More: next != ""})
 	}
 	if custody.MayViewQuarantine(me.Role) {
 		if v.Quarantine, err = w.quarantinePageOf(ctx, c.QueryParam("quarantine")); err != nil {
 			return w.fail(c, err)
 		}
+		if n, err := w.quarantineCount(ctx); err != nil {
+			return w.fail(c, err)
+		} else if n > 0 {
+			panels = append(panels, custody.AttentionPanel{Kind: custody.AttentionQuarantine, Count: n})
+		}
+	}
+	for _, p := range custody.SortAttention(panels) {
+		words := attentionWords[p.Kind]
+		v.Attention = append(v.Attention, attentionRow{AttentionPanel: p, Title: words[0], Href: words[1]})
 	}
 	return w.render(c, http.StatusOK, "console", page{Title: "QA console", Nav: "qa", V: v})
 }
@@ -274,4 +314,20 @@ func (w *ui) holdWarningRows(ctx context.Context, infos []custody.ChainInfo) ([]
 	}
 	slices.SortStableFunc(out, func(a, b holdWarningRow) int { return b.Time.Compare(a.Time) })
 	return out, nil
+}
+
+// quarantineCount counts the refused payloads for the attention strip:
+// the store's own count when it keeps one, else the quarantine's list,
+// which is bounded (quarantineMax).
+func (w *ui) quarantineCount(ctx context.Context) (int, error) {
+	if w.quarantine == nil {
+		return 0, nil
+	}
+	if c, ok := w.quarantine.(interface {
+		QuarantineCount(ctx context.Context) (int, error)
+	}); ok {
+		return c.QuarantineCount(ctx)
+	}
+	list, err := w.quarantine.QuarantineList(ctx, 0, quarantineMax)
+	return len(list), err
 }

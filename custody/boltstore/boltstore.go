@@ -455,6 +455,14 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		if err := s.buildChainStateIndex(chainStatesPerTx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		if err := s.buildExpiryIndex(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		cache := chainCache{}
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
@@ -991,6 +999,10 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		b.err = err
 		return
 	}
+	if err := b.putChainState(coi, prev, ci.State); err != nil {
+		b.err = err
+		return
+	}
 	if d.PHI != nil {
 		p, err := json.Marshal(d.PHI)
 		if err == nil {
@@ -1200,13 +1212,21 @@ func (s *Store) Chains(ctx context.Context, state custody.State) ([]custody.Chai
 }
 
 // ChainsAfter implements custody.ChainStore: a cursor on the summaries
-// bucket, which bbolt keeps in COI order, from after onwards.
+// bucket, which bbolt keeps in COI order, from after onwards; with a
+// state, a cursor on that state's part of the chain-state index
+// (chainstates.go), or, in a file opened read-only before a writer built
+// the index, the summaries bucket's, stepping over the other states.
 func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("chains: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
 	}
 	out := []custody.ChainInfo{}
 	err := s.view(func(tx *bolt.Tx) error {
+		if state != "" && chainStatesBuilt(tx) {
+			var err error
+			out, err = chainsInState(tx, state, after, limit)
+			return err
+		}
 		in := interned{}
 		c := tx.Bucket(bucketChains).Cursor()
 		k, v := c.First()

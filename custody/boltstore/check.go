@@ -62,6 +62,12 @@ func (s *Store) CheckFile(ctx context.Context) error {
 		if err := checkEntries(ctx, tx); err != nil {
 			return err
 		}
+		if err := checkChainStatesComplete(ctx, tx); err != nil {
+			return err
+		}
+		if err := checkExpiriesComplete(tx); err != nil {
+			return err
+		}
 		if err := checkBranches(tx); err != nil {
 			return err
 		}
@@ -97,6 +103,8 @@ func bucketChecks() map[string]bucketCheck {
 	maps.Copy(checks, quotaBucketChecks())
 	maps.Copy(checks, accessBucketChecks())
 	maps.Copy(checks, followUpBucketChecks())
+	maps.Copy(checks, chainStateBucketChecks())
+	maps.Copy(checks, expiryBucketChecks())
 	return checks
 }
 
@@ -215,7 +223,7 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// The accounts', the registries' and the access index's buckets
 	// (accounts.go, registry.go, access.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{}, accessBuckets...), followUpBuckets...)...)...) {
+	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{bucketChainStates, bucketExpiries}, accessBuckets...), followUpBuckets...)...)...) {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err

@@ -56,6 +56,9 @@ func (s *Store) CreateEntry(ctx context.Context, kind custody.RegistryKind, code
 		if b.Get([]byte(code)) != nil {
 			return fmt.Errorf("%s %s is already registered: %w", kind, code, custody.ErrConflict)
 		}
+		if err := indexExpiries(tx, kind, nil, value); err != nil {
+			return err
+		}
 		if err := b.Put([]byte(code), value); err != nil {
 			return err
 		}
@@ -84,6 +87,9 @@ func (s *Store) UpdateEntry(ctx context.Context, kind custody.RegistryKind, code
 		}
 		if len(v) == 0 {
 			return fmt.Errorf("%s %s: empty value: %w", kind, code, custody.ErrInvalid)
+		}
+		if err := indexExpiries(tx, kind, old, v); err != nil {
+			return err
 		}
 		if err := b.Put([]byte(code), v); err != nil {
 			return err

@@ -25,6 +25,9 @@ func (s *Store) Check(ctx context.Context) error {
 		if err := checkCounts(ctx, tx); err != nil {
 			return err
 		}
+		if err := checkExpiries(ctx, tx); err != nil {
+			return err
+		}
 		return checkIndexes(ctx, tx)
 	})
 }

@@ -106,6 +106,9 @@ func (s *Store) Import(ctx context.Context, e *custody.Export, progressEvery int
 	if err := s.buildIndexes(ctx); err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
+	if err := s.buildExpiryIndex(ctx); err != nil {
+		return st, fmt.Errorf("import: %w", err)
+	}
 	if e.Readings != nil {
 		if err := e.Readings(func(rs []custody.Reading) error {
 			_, err := s.AddReadings(ctx, rs)

@@ -114,6 +114,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
+	if err := s.buildExpiryIndex(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -825,7 +829,7 @@ var backupTables = []string{"coid_schema", "log_head", "records", "chains", "exc
 	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
 	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
 	"tree_hashes", "checkpoints", "cosignatures", "witness_states",
-	"access_rows", "followup_pending", "index_builds"}
+	"access_rows", "followup_pending", "index_builds", "qualification_expiries"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a

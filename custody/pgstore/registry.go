@@ -144,6 +144,9 @@ func (s *Store) CreateEntry(ctx context.Context, kind custody.RegistryKind, code
 		if _, err := tx.Exec(ctx, `INSERT INTO registry_entries (kind, code, value) VALUES ($1, $2, $3)`, string(kind), code, value); err != nil {
 			return err
 		}
+		if err := indexExpiries(ctx, tx, kind, code, value); err != nil {
+			return err
+		}
 		_, err := putAudit(ctx, tx, a)
 		return err
 	})
@@ -177,6 +180,9 @@ func (s *Store) UpdateEntry(ctx context.Context, kind custody.RegistryKind, code
 			return fmt.Errorf("%s %s: empty value: %w", kind, code, custody.ErrInvalid)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE registry_entries SET value = $3 WHERE kind = $1 AND code = $2`, string(kind), code, v); err != nil {
+			return err
+		}
+		if err := indexExpiries(ctx, tx, kind, code, v); err != nil {
 			return err
 		}
 		_, err = putAudit(ctx, tx, a)

@@ -134,6 +134,9 @@ const (
 	// PartFollowUpIndex is the follow-up index (custody.FollowUpIndex):
 	// each infused chain's entry kept with its records.
 	PartFollowUpIndex Part = "the follow-up index of infused chains"
+	// PartExpiryIndex is the index of the registries' expiry dates
+	// (custody.QualificationExpiryIndex) kept with the registry writes.
+	PartExpiryIndex Part = "the index of registry expiry dates"
 	// PartCrash is the crash test: also lacking when Backend.Crash is
 	// nil.
 	PartCrash Part = "crash consistency"
@@ -182,6 +185,7 @@ func Run(t *testing.T, b Backend) {
 		{"ConcurrentOfferHold", []Part{PartQuota, PartSchedule, PartAudit}, testConcurrentOfferHold},
 		{"AccessIndex", []Part{PartAccessIndex}, testAccessIndex},
 		{"FollowUpIndex", []Part{PartFollowUpIndex}, testFollowUpIndex},
+		{"ExpiryIndex", []Part{PartRegistry, PartAudit, PartExpiryIndex}, testExpiryIndex},
 		{"CrashConsistency", []Part{PartCrash, PartTelemetry}, func(t *testing.T, s Store) { testCrash(t, b, s) }},
 	}
 	lacks := map[Part]bool{}

@@ -1,0 +1,231 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The chain-state index: one empty-valued entry per chain, keyed by its
+// state, a zero byte and its COI, so the chains in one state lie together
+// in COI order. The append moves a chain's entry in the transaction that
+// changes its state (batchTx.putChainState); a file written before the
+// index was kept gets it at its first open for writing
+// (buildChainStateIndex). ChainsAfter with a state reads it, so a page of
+// a rare state costs the page, not the summaries in other states.
+var (
+	bucketChainStates = []byte("chain_states") // state 0x00 COI -> empty
+	// keyChainStatesBuilt in the meta bucket says every chain has its
+	// entry; keyChainStatesFrom holds the last COI a build in progress
+	// indexed (the build resumes after it).
+	keyChainStatesBuilt = []byte("chain_states_built")
+	keyChainStatesFrom  = []byte("chain_states_from")
+)
+
+// chainStatesPerTx bounds the chains one transaction of the index's build
+// indexes, so a build over a large file never holds one huge transaction.
+const chainStatesPerTx = 20000
+
+// chainStateKey is the index key of chain coi in state st.
+func chainStateKey(st custody.State, coi custody.COI) []byte {
+	k := make([]byte, 0, len(st)+1+len(coi))
+	k = append(k, st...)
+	k = append(k, 0)
+	return append(k, coi...)
+}
+
+// splitChainStateKey splits an index key into state and COI.
+func splitChainStateKey(k []byte) (custody.State, custody.COI, bool) {
+	i := bytes.IndexByte(k, 0)
+	if i < 1 || i == len(k)-1 {
+		return "", "", false
+	}
+	return custody.State(k[:i]), custody.COI(k[i+1:]), true
+}
+
+// putChainState moves chain coi's entry of the chain-state index from
+// prev (empty: a new chain) to st when they differ.
+func (b *batchTx) putChainState(coi custody.COI, prev, st custody.State) error {
+	if prev == st {
+		return nil
+	}
+	idx := b.tx.Bucket(bucketChainStates)
+	if prev != "" {
+		if err := idx.Delete(chainStateKey(prev, coi)); err != nil {
+			return err
+		}
+	}
+	return idx.Put(chainStateKey(st, coi), nil)
+}
+
+// chainStatesBuilt reports whether tx's file keeps a complete chain-state
+// index.
+func chainStatesBuilt(tx *bolt.Tx) bool {
+	return tx.Bucket(bucketChainStates) != nil && tx.Bucket(bucketMeta).Get(keyChainStatesBuilt) != nil
+}
+
+// buildChainStateIndex gives every chain its entry of the chain-state
+// index when the file keeps none yet (a new file, or one written before
+// the index was kept): one pass over the summaries, perTx of them per
+// transaction, resuming after the last chain a build cut short
+// indexed. It runs at open, before the writer starts.
+func (s *Store) buildChainStateIndex(perTx int) error {
+	for {
+		done := false
+		err := s.update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta.Get(keyChainStatesBuilt) != nil {
+				done = true
+				return nil
+			}
+			idx, err := tx.CreateBucketIfNotExists(bucketChainStates)
+			if err != nil {
+				return err
+			}
+			c := tx.Bucket(bucketChains).Cursor()
+			k, v := c.First()
+			if from := meta.Get(keyChainStatesFrom); from != nil {
+				if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+					k, v = c.Next()
+				}
+			}
+			in := interned{}
+			var ci custody.ChainInfo
+			var last []byte
+			for n := 0; k != nil && n < perTx; k, v = c.Next() {
+				if _, err := decodeChainInto(v, &ci, in, false); err != nil {
+					return fmt.Errorf("chain-state index: chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
+				}
+				if err := idx.Put(chainStateKey(ci.State, ci.COI), nil); err != nil {
+					return err
+				}
+				last = k
+				n++
+			}
+			if k != nil {
+				return meta.Put(keyChainStatesFrom, bytes.Clone(last))
+			}
+			done = true
+			if err := meta.Delete(keyChainStatesFrom); err != nil {
+				return err
+			}
+			return meta.Put(keyChainStatesBuilt, []byte{1})
+		})
+		if err != nil {
+			return fmt.Errorf("chain-state index: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// chainsInState pages the chains in state st after COI after from the
+// chain-state index, reading each one's summary.
+func chainsInState(tx *bolt.Tx, st custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
+	out := []custody.ChainInfo{}
+	prefix := chainStateKey(st, "")
+	c := tx.Bucket(bucketChainStates).Cursor()
+	k, _ := c.Seek(prefix)
+	if after != "" {
+		from := chainStateKey(st, after)
+		if k, _ = c.Seek(from); k != nil && bytes.Equal(k, from) {
+			k, _ = c.Next()
+		}
+	}
+	chains := tx.Bucket(bucketChains)
+	in := interned{}
+	for ; k != nil && len(out) < limit && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		coi := k[len(prefix):]
+		v := chains.Get(coi)
+		if v == nil {
+			return nil, fmt.Errorf("chain-state index: chain %s is listed but has no summary: %w", coi, custody.ErrChainBroken)
+		}
+		var ci custody.ChainInfo
+		if _, err := decodeChainInto(v, &ci, in, false); err != nil {
+			return nil, fmt.Errorf("chain summary %s: %v: %w", coi, err, custody.ErrChainBroken)
+		}
+		if ci.State != st {
+			return nil, fmt.Errorf("chain-state index: chain %s is listed as %q but is %q: %w", coi, st, ci.State, custody.ErrChainBroken)
+		}
+		out = append(out, ci)
+	}
+	return out, nil
+}
+
+// CountChainsInState counts the chains in state st from the chain-state
+// index: its cost follows the count, not the store. Without the index (a
+// file opened read-only before a writer built it) it returns an error
+// wrapping errors.ErrUnsupported.
+func (s *Store) CountChainsInState(ctx context.Context, st custody.State) (int, error) {
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		if !chainStatesBuilt(tx) {
+			return fmt.Errorf("chain-state index: not built yet; open the file for writing once (coid serve) to build it: %w", errors.ErrUnsupported)
+		}
+		prefix := chainStateKey(st, "")
+		c := tx.Bucket(bucketChainStates).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// chainStateBucketChecks checks each entry of the chain-state index
+// against the chain's summary: the chain exists and is in the state the
+// entry names (an extra or a wrong entry). checkChainStatesComplete finds
+// the missing ones.
+func chainStateBucketChecks() map[string]bucketCheck {
+	return map[string]bucketCheck{
+		string(bucketChainStates): {name: func(k []byte) string { return fmt.Sprintf("%q", k) }, entry: func(tx *bolt.Tx, k, v []byte) error {
+			st, coi, ok := splitChainStateKey(k)
+			switch {
+			case !ok:
+				return errors.New("the key is not a state and a COI")
+			case len(v) != 0:
+				return errors.New("the entry has a value")
+			}
+			ce, err := getChain(tx, coi)
+			if err != nil {
+				return fmt.Errorf("chain %s is listed in state %q but %v", coi, st, err)
+			}
+			if ce.State != st {
+				return fmt.Errorf("chain %s is listed in state %q but is %q", coi, st, ce.State)
+			}
+			return nil
+		}},
+	}
+}
+
+// checkChainStatesComplete checks that every chain has its entry of the
+// chain-state index, when the file keeps a complete one: together with
+// the entries' own checks, that the index lists exactly the chains in
+// each state.
+func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
+	if !chainStatesBuilt(tx) {
+		return nil
+	}
+	idx := tx.Bucket(bucketChainStates)
+	in := interned{}
+	var ci custody.ChainInfo
+	n := 0
+	return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, err := decodeChainInto(v, &ci, in, false); err != nil {
+			return &FileDamage{Bucket: string(bucketChains), Key: strName(k), Problem: err.Error()}
+		}
+		if idx.Get(chainStateKey(ci.State, ci.COI)) == nil {
+			return &FileDamage{Bucket: string(bucketChainStates), Key: fmt.Sprintf("%q", chainStateKey(ci.State, ci.COI)),
+				Problem: fmt.Sprintf("chain %s, in state %q, is missing from the index", ci.COI, ci.State)}
+		}
+		return nil
+	})
+}
