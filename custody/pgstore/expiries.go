@@ -11,7 +11,7 @@ import (
 )
 
 // The index of registry expiry dates (custody.QualificationExpiryIndex),
-// the qualification_expiries table (migration 12).
+// the qualification_expiries table (migration 13).
 
 var _ custody.QualificationExpiryIndex = (*Store)(nil)
 
