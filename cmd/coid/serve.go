@@ -138,9 +138,14 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
-	st, err := openStores(s.data, storeOptions{logger: log, url: s.store, cmd: "serve"})
+	st, err := openStores(s.data, storeOptions{logger: log, url: s.store, cmd: "serve", keyFile: s.checkpointKey})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if st.keyErr != nil {
+		// Signing with another key would fork the log's signatures.
+		st.close()
+		return fmt.Errorf("serve: %w", st.keyErr)
 	}
 	defer func() {
 		if err := st.close(); err != nil {

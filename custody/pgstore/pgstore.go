@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -70,6 +71,8 @@ type Store struct {
 	// leaderPoll and after pace Lead (leader.go).
 	leaderPoll time.Duration
 	after      func(time.Duration) <-chan time.Time
+	// logKey is the checkpoint verifier key bound by BindLogKey (logkey.go).
+	logKey atomic.Pointer[string]
 }
 
 // appendReq is one draft queued for the group commit, with its encoding

@@ -1,0 +1,102 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/verifiable"
+	"github.com/jackc/pgx/v5"
+)
+
+// The log's key (migration 0012): every instance on one database signs
+// the checkpoints of one log, so they must sign with one key, or auditors
+// and witnesses would see two logs. The database records the log's
+// verifier key when the first checkpoint is signed; an instance binds its
+// key at start (BindLogKey), which refuses a key other than the one
+// recorded, and every checkpoint kept checks the binding again inside its
+// transaction, so two instances started together with different keys
+// cannot both sign.
+
+// ErrLogKey is the refusal of a checkpoint signing key that is not the
+// log's: the database recorded another verifier key, or the log's latest
+// checkpoint was signed by another key. It also wraps custody.ErrConflict.
+var ErrLogKey = errors.New("this instance's checkpoint signing key is not the log's")
+
+// BindLogKey checks that verifier (a signed-note verifier key, public) is
+// the log's checkpoint key and makes it the key AddCheckpoint checks; it
+// writes nothing. The log's key is the one recorded in the database; when
+// none is recorded yet, any key will do whose signature the latest kept
+// checkpoint (if any) carries, so a store signed before the key was
+// recorded keeps its key. A key other than the log's is ErrLogKey, and
+// AddCheckpoint then refuses every checkpoint.
+func (s *Store) BindLogKey(ctx context.Context, verifier string) error {
+	origin, _, _ := strings.Cut(verifier, "+")
+	if origin == "" {
+		return fmt.Errorf("bind checkpoint key: verifier key %q: %w", verifier, custody.ErrInvalid)
+	}
+	s.logKey.Store(&verifier)
+	var recorded string
+	err := s.pool.QueryRow(ctx, `SELECT verifier FROM log_key WHERE id = 1`).Scan(&recorded)
+	if err == nil {
+		if recorded != verifier {
+			return fmt.Errorf("%w: the database records the log's verifier key %s, and this instance's key is %s: "+
+				"give every instance the log's key file (--checkpoint-key): %w", ErrLogKey, recorded, verifier, custody.ErrConflict)
+		}
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("bind checkpoint key: %w", err)
+	}
+	latest, err := s.LatestCheckpoint(ctx)
+	if errors.Is(err, custody.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bind checkpoint key: %w", err)
+	}
+	if _, err := verifiable.Open(latest, verifier); err != nil {
+		return fmt.Errorf("%w: the log's latest checkpoint was not signed by this instance's key %s (%v): "+
+			"give every instance the key that signed it (--checkpoint-key): %w", ErrLogKey, verifier, err, custody.ErrConflict)
+	}
+	return nil
+}
+
+// LogKey returns the log's verifier key as the database records it;
+// ErrNotFound before the first checkpoint signed by a bound key.
+func (s *Store) LogKey(ctx context.Context) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT verifier FROM log_key WHERE id = 1`).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("the log's checkpoint key: none recorded yet: %w", custody.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("the log's checkpoint key: %w", err)
+	}
+	return v, nil
+}
+
+// checkLogKey records the bound key as the log's if none is, and refuses
+// (ErrLogKey) when another is, inside tx: the caller keeps a checkpoint in
+// the same transaction. A store whose key was never bound checks nothing.
+func (s *Store) checkLogKey(ctx context.Context, tx pgx.Tx) error {
+	p := s.logKey.Load()
+	if p == nil {
+		return nil
+	}
+	origin, _, _ := strings.Cut(*p, "+")
+	if _, err := tx.Exec(ctx, `INSERT INTO log_key (id, origin, verifier) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING`, origin, *p); err != nil {
+		return fmt.Errorf("record the log's checkpoint key: %w", err)
+	}
+	var recorded string
+	if err := tx.QueryRow(ctx, `SELECT verifier FROM log_key WHERE id = 1`).Scan(&recorded); err != nil {
+		return fmt.Errorf("the log's checkpoint key: %w", err)
+	}
+	if recorded != *p {
+		return fmt.Errorf("%w: the database records the log's verifier key %s, and this instance's key is %s: %w",
+			ErrLogKey, recorded, *p, custody.ErrConflict)
+	}
+	return nil
+}
