@@ -11,15 +11,15 @@ import (
 // settings are the options shared by the commands; flags override the
 // COID_* environment variables, which override the defaults.
 type settings struct {
-	data     string
-	store    string
+	data  string
+	store string
 	// checkpointKey is the file of the log's checkpoint signing key,
 	// handed to every instance on one PostgreSQL store; empty: the key
 	// in --data.
 	checkpointKey string
-	http     string
-	fin      string
-	logLevel string
+	http          string
+	fin           string
+	logLevel      string
 	// logFormat is text (logfmt-like key=value) or json (one object a
 	// line, for log collectors).
 	logFormat string
