@@ -120,7 +120,7 @@ func TestCheckpointKeyFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, exit, err := runCmd(t, tc.env, serve(filepath.Join(tmp, "c"))...)
-			if !errors.Is(err, tc.want) || exit == 0 {
+			if !errors.Is(err, tc.want) || exit != 1 {
 				t.Fatalf("serve: exit %d, %v; want %v", exit, err, tc.want)
 			}
 			for _, w := range tc.says {

@@ -480,7 +480,7 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	// here, and through the bus when another instance leads it.
 	var bell *readingsBell
 	if bus != nil {
-		bell = &readingsBell{bus: bus, ring: make(chan struct{}, 1), log: log}
+		bell = &readingsBell{bus: bus, ring: make(chan struct{}, 1), log: log, gap: bellGap}
 	}
 	t.pipe, err = sensors.NewPipeline(sensors.PipelineConfig{Sink: store, Logger: log, Prefix: m.prefix,
 		OnCommitted: committedHook(mon, bell, &t.monitorRunning)})
@@ -593,13 +593,19 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 // empty: the leader reads what was stored from the store's reading log.
 const readingsChannel = "readings"
 
+// bellGap is the least time between two broadcasts of readingsBell: the
+// leader's monitor settles 250 ms after a wake-up anyway, so ringing more
+// often would only load the database.
+const bellGap = 100 * time.Millisecond
+
 // readingsBell tells the instances sharing the store, through the bus,
 // that this one committed readings: at most one broadcast in flight and
-// one waiting, however many batches commit meanwhile.
+// one waiting, however many batches commit meanwhile, and gap apart.
 type readingsBell struct {
 	bus  custody.Broadcaster
 	ring chan struct{} // capacity 1
 	log  *slog.Logger
+	gap  time.Duration
 }
 
 // committedHook is the pipeline's OnCommitted: the readings committed go
@@ -633,6 +639,13 @@ func (b *readingsBell) Run(ctx context.Context) {
 		if err := b.bus.Broadcast(ctx, readingsChannel, nil); err != nil && ctx.Err() == nil {
 			// The leader judges them at its next full check instead.
 			b.log.Warn("could not tell the monitor's leader of readings committed here", "err", err)
+		}
+		if b.gap > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(b.gap):
+			}
 		}
 	}
 }
