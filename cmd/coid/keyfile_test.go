@@ -136,6 +136,19 @@ func TestCheckpointKeyFile(t *testing.T) {
 			}
 		})
 	}
+	// coid verify --since opens a checkpoint with the key file's verifier
+	// key, --data holding none.
+	latest, err := st.LatestCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := filepath.Join(tmp, "since.checkpoint")
+	if err := os.WriteFile(since, latest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, exit, err := runCmd(t, env, "verify", "--data", dirB, "--since", since); err != nil {
+		t.Fatalf("verify --since with the key file: exit %d, %v\n%s%s", exit, err, out, stderr)
+	}
 	if _, _, exit, err := runCmd(t, []string{"COID_CHECKPOINT_KEY_FILE=" + keyFile}, append(serve(filepath.Join(tmp, "bolt")), "--init")...); exit != 2 {
 		t.Fatalf("--checkpoint-key on bbolt: exit %d, %v; want a usage error", exit, err)
 	}
