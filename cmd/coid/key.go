@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/pgstore"
 	"github.com/coid-project/coid/custody/verifiable"
 )
 
@@ -27,7 +28,8 @@ at the first checkpoint; an instance with another key refuses to start.
   rotate  makes a new key; the old private key is destroyed and its
           verifier key kept as retired, so the checkpoints it signed
           still verify. Restart coid serve to sign with the new key.
-          (Not for a --checkpoint-key file.)
+          With --store, the database's record of the log's key is
+          replaced too. (Not for a --checkpoint-key file.)
   export  prints every verifier key, active and retired, one a line, for
           auditors who check checkpoints signed before a rotation.
   create  writes a new signing key to --out (mode 0600; refused if the
@@ -71,8 +73,25 @@ func runKey(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stdout, keys.Verifier())
 	case "rotate":
 		old := keys.Verifier()
+		var pg *pgstore.Store
+		if s.store != "" && s.checkpointKey == "" {
+			// The database records the log's key: it must be this one,
+			// and becomes the new one.
+			if pg, err = pgstore.Open(ctx, s.store, pgstore.Options{}); err != nil {
+				return fmt.Errorf("key rotate: --store %s: %w", redactedURL(s.store), err)
+			}
+			defer pg.Close()
+			if err := pg.BindLogKey(ctx, old); err != nil {
+				return fmt.Errorf("key rotate: %w", err)
+			}
+		}
 		if err := keys.Rotate(rand.Reader, time.Now()); err != nil {
 			return fmt.Errorf("key rotate: %w", err)
+		}
+		if pg != nil {
+			if err := pg.ReplaceLogKey(ctx, old, keys.Verifier()); err != nil {
+				return fmt.Errorf("key rotate: the key in %s was rotated, but the database still records the old one: %w", s.data, err)
+			}
 		}
 		fmt.Fprintf(stdout, "retired %s\nactive  %s\nRestart coid serve to sign with the new key.\n", old, keys.Verifier())
 	case "export":

@@ -156,3 +156,69 @@ func TestCheckpointKeyFile(t *testing.T) {
 		t.Errorf("the refused bbolt serve started a ledger: %v", err)
 	}
 }
+
+// TestKeyRotateOnPostgres: an instance on PostgreSQL signing with the key
+// in its --data rotates it with coid key rotate, which replaces the
+// database's record of the log's key too, so serve signs with the new key
+// after it; the checkpoints of the old key still open with coid key
+// export's keys.
+func TestKeyRotateOnPostgres(t *testing.T) {
+	url := pgtest.Schema(t)
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	env := []string{"COID_STORE=" + url}
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"user", "add", "--data", dir, "--id", "coord", "--name", "Printed coord", "--role", string(roles["coord"])},
+		env, strings.NewReader(pw("coord")+"\n"), &out, &errb); err != nil {
+		t.Fatalf("user add: %v\n%s", err, errb.String())
+	}
+	token := strings.TrimSpace(out.String())
+	enrolAndStop := func(mrn string) {
+		srv := startServer(t, dir, env...)
+		c := &client{t, srv.url + "/api/v1", token}
+		if code, m := c.do("POST", "/chains", map[string]any{
+			"patient": map[string]any{"name": "Rotate Patient", "birth_date": "1961-04-30", "mrn": mrn},
+			"product": "p", "sites": map[string]any{"collection": "a", "manufacturing": "b", "treatment": "c"}}); code != 201 {
+			t.Fatalf("enroll: %d %v", code, m)
+		}
+		if err := srv.stop(); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	}
+	enrolAndStop("MRN-R1")
+	if _, _, exit, err := runCmd(t, env, "key", "rotate", "--data", dir); err != nil {
+		t.Fatalf("key rotate: exit %d, %v", exit, err)
+	}
+	enrolAndStop("MRN-R2") // serve starts: the database took the new key
+	active, _, _, err := runCmd(t, env, "key", "show", "--data", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got, err := st.LogKey(ctx); err != nil || got != strings.TrimSpace(active) {
+		t.Fatalf("the database records %q, %v; want the new key %q", got, err, active)
+	}
+	all, _, _, err := runCmd(t, env, "key", "export", "--data", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verifiers []string
+	for line := range strings.Lines(all) {
+		f := strings.Fields(line)
+		verifiers = append(verifiers, f[len(f)-1])
+	}
+	n := 0
+	if err := st.Checkpoints(ctx, func(size int64, signed []byte) error {
+		n++
+		if _, err := verifiable.Open(signed, verifiers...); err != nil {
+			t.Errorf("checkpoint of %d records: %v", size, err)
+		}
+		return nil
+	}); err != nil || n < 2 {
+		t.Fatalf("%d checkpoints, %v; want one before and one after the rotation", n, err)
+	}
+}

@@ -100,3 +100,32 @@ func (s *Store) checkLogKey(ctx context.Context, tx pgx.Tx) error {
 	}
 	return nil
 }
+
+// ReplaceLogKey makes verifier next the log's key in place of old, as a
+// rotation of the key does: the database must record old (ErrLogKey
+// otherwise, nothing changed) or no key yet (nothing to change). It binds
+// next.
+func (s *Store) ReplaceLogKey(ctx context.Context, old, next string) error {
+	origin, _, _ := strings.Cut(next, "+")
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var recorded string
+		err := tx.QueryRow(ctx, `SELECT verifier FROM log_key WHERE id = 1 FOR UPDATE`).Scan(&recorded)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replace the log's checkpoint key: %w", err)
+		}
+		if recorded != old {
+			return fmt.Errorf("%w: the database records the log's verifier key %s, not %s: %w", ErrLogKey, recorded, old, custody.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE log_key SET origin = $1, verifier = $2, recorded = now() WHERE id = 1`, origin, next); err != nil {
+			return fmt.Errorf("replace the log's checkpoint key: %w", err)
+		}
+		return nil
+	})
+	if err == nil {
+		s.logKey.Store(&next)
+	}
+	return err
+}

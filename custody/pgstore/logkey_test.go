@@ -93,6 +93,22 @@ func TestOneLogKey(t *testing.T) {
 	if err := d.BindLogKey(ctx, ka.Verifier()); err != nil {
 		t.Fatalf("bind the log's key: %v", err)
 	}
+	// A rotation replaces the recorded key only from the log's own.
+	if err := d.ReplaceLogKey(ctx, other.Verifier(), other.Verifier()); !errors.Is(err, pgstore.ErrLogKey) {
+		t.Fatalf("replace the log's key from another: %v, want ErrLogKey", err)
+	}
+	if got, _ := d.LogKey(ctx); got != ka.Verifier() {
+		t.Fatalf("a refused replacement changed the key to %q", got)
+	}
+	if err := d.ReplaceLogKey(ctx, ka.Verifier(), other.Verifier()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.LogKey(ctx); got != other.Verifier() {
+		t.Fatalf("after the replacement the log's key is %q", got)
+	}
+	if err := a.BindLogKey(ctx, ka.Verifier()); !errors.Is(err, pgstore.ErrLogKey) {
+		t.Fatalf("bind the replaced key: %v, want ErrLogKey", err)
+	}
 }
 
 // TestLogKeyOfAnOlderStore: a store whose checkpoints were signed before
