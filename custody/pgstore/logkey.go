@@ -25,19 +25,41 @@ import (
 // checkpoint was signed by another key. It also wraps custody.ErrConflict.
 var ErrLogKey = errors.New("this instance's checkpoint signing key is not the log's")
 
+// logBinding is the key BindLogKey bound: its verifier key, and why it
+// may not sign (nil: it may).
+type logBinding struct {
+	verifier string
+	refused  error
+}
+
 // BindLogKey checks that verifier (a signed-note verifier key, public) is
 // the log's checkpoint key and makes it the key AddCheckpoint checks; it
 // writes nothing. The log's key is the one recorded in the database; when
 // none is recorded yet, any key will do whose signature the latest kept
 // checkpoint (if any) carries, so a store signed before the key was
-// recorded keeps its key. A key other than the log's is ErrLogKey, and
-// AddCheckpoint then refuses every checkpoint.
+// recorded keeps its key. A key other than the log's is ErrLogKey; after
+// that or any other failure AddCheckpoint refuses every checkpoint with
+// the error.
 func (s *Store) BindLogKey(ctx context.Context, verifier string) error {
-	origin, _, _ := strings.Cut(verifier, "+")
-	if origin == "" {
-		return fmt.Errorf("bind checkpoint key: verifier key %q: %w", verifier, custody.ErrInvalid)
+	var err error
+	if origin, _, _ := strings.Cut(verifier, "+"); origin == "" {
+		err = fmt.Errorf("bind checkpoint key: verifier key %q: %w", verifier, custody.ErrInvalid)
+	} else {
+		err = s.logKeyRefusal(ctx, verifier)
 	}
-	s.logKey.Store(&verifier)
+	if err != nil {
+		// Refused, or not checked: AddCheckpoint keeps nothing signed
+		// with it.
+		s.logKey.Store(&logBinding{verifier: verifier, refused: err})
+		return err
+	}
+	s.logKey.Store(&logBinding{verifier: verifier})
+	return nil
+}
+
+// logKeyRefusal is why verifier may not sign the log's checkpoints (nil:
+// it may).
+func (s *Store) logKeyRefusal(ctx context.Context, verifier string) error {
 	var recorded string
 	err := s.pool.QueryRow(ctx, `SELECT verifier FROM log_key WHERE id = 1`).Scan(&recorded)
 	if err == nil {
@@ -82,10 +104,14 @@ func (s *Store) LogKey(ctx context.Context) (string, error) {
 // (ErrLogKey) when another is, inside tx: the caller keeps a checkpoint in
 // the same transaction. A store whose key was never bound checks nothing.
 func (s *Store) checkLogKey(ctx context.Context, tx pgx.Tx) error {
-	p := s.logKey.Load()
-	if p == nil {
+	b := s.logKey.Load()
+	if b == nil {
 		return nil
 	}
+	if b.refused != nil {
+		return b.refused
+	}
+	p := &b.verifier
 	origin, _, _ := strings.Cut(*p, "+")
 	if _, err := tx.Exec(ctx, `INSERT INTO log_key (id, origin, verifier) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING`, origin, *p); err != nil {
 		return fmt.Errorf("record the log's checkpoint key: %w", err)
@@ -125,7 +151,7 @@ func (s *Store) ReplaceLogKey(ctx context.Context, old, next string) error {
 		return nil
 	})
 	if err == nil {
-		s.logKey.Store(&next)
+		s.logKey.Store(&logBinding{verifier: next})
 	}
 	return err
 }

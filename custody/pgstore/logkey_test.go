@@ -138,6 +138,13 @@ func TestLogKeyOfAnOlderStore(t *testing.T) {
 	if err := s2.BindLogKey(ctx, other.Verifier()); !errors.Is(err, pgstore.ErrLogKey) {
 		t.Fatalf("bind a key that did not sign the latest checkpoint: %v, want ErrLogKey", err)
 	}
+	// Refused at bind, the key signs nothing, and is not recorded.
+	if _, _, err := verifiable.NewLog(s2, other, nil, nil).Sign(ctx); !errors.Is(err, pgstore.ErrLogKey) {
+		t.Fatalf("sign with a key refused at bind: %v, want ErrLogKey", err)
+	}
+	if _, err := s2.LogKey(ctx); !errors.Is(err, custody.ErrNotFound) {
+		t.Fatalf("a refused key was recorded: %v", err)
+	}
 	s3 := open(t, url)
 	if err := s3.BindLogKey(ctx, old.Verifier()); err != nil {
 		t.Fatal(err)

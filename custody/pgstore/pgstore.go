@@ -72,7 +72,7 @@ type Store struct {
 	leaderPoll time.Duration
 	after      func(time.Duration) <-chan time.Time
 	// logKey is the checkpoint verifier key bound by BindLogKey (logkey.go).
-	logKey atomic.Pointer[string]
+	logKey atomic.Pointer[logBinding]
 	// holds are the leaderships this store holds (leader.go).
 	holds leaderHolds
 }
