@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The log's key (migration 0012): every instance on one database signs
+// The log's key (migration log_key): every instance on one database signs
 // the checkpoints of one log, so they must sign with one key, or auditors
 // and witnesses would see two logs. The database records the log's
 // verifier key when the first checkpoint is signed; an instance binds its
