@@ -56,6 +56,12 @@ var (
 	// ErrInUse means the data directory is locked by another process.
 	ErrInUse = errors.New("data directory in use")
 
+	// ErrFenced means an append made under a leadership (Draft.Fence) was
+	// refused because a newer leadership of its job was taken: this
+	// instance no longer leads the job and must stop it. Nothing was
+	// written.
+	ErrFenced = errors.New("a newer leader has taken the job")
+
 	// ErrClosed means the store has been closed and accepts no more work.
 	ErrClosed = errors.New("store closed")
 

@@ -654,7 +654,11 @@ func (s *Service) appendSystemRecord(ctx context.Context, c *Chain, step Step, s
 	now := s.now().UTC()
 	rec := Record{V: EncodingVersion, Chain: c.COI, Step: step, Time: now, Site: site,
 		SubmittedBy: SystemUser, Data: body, Signatures: []Signature{SystemSignature(now)}}
-	return s.store.Append(ctx, s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State}))
+	d := s.withIssues(c, Draft{Record: rec, ExpectRecords: uint64(len(c.Records)), State: c.State})
+	// A job led on one instance at a time (the monitor) appends under
+	// its leadership's fence.
+	d.Fence = FenceOf(ctx)
+	return s.store.Append(ctx, d)
 }
 
 // ReviseExcursion keeps the chain's record of excursion e, found on leg n,

@@ -108,6 +108,13 @@ type Draft struct {
 	// it in the same transaction as the record, and removes the chain's
 	// entry with a draft that carries none.
 	FollowUp *FollowUpPending
+	// Fence, set on the appends of a job that runs on one instance at a
+	// time (the excursion monitor's, from FenceOf of its context), is the
+	// leadership it appends under: a store with Leadership refuses the
+	// draft with ErrFenced, in the append's transaction, once a newer
+	// leadership of the job was taken. Nil for every other append; a
+	// store only one process opens (no Leadership) ignores it.
+	Fence *Fence
 }
 
 // Store is durable storage for the ledger, the chain summaries, the PHI
@@ -409,4 +416,35 @@ type Leadership interface {
 	// leadership up, for another instance to take, and must be called once
 	// the job has stopped.
 	Lead(ctx context.Context, name string) (held context.Context, release func(), err error)
+}
+
+// Fence is a leadership's fencing token: the job led and the epoch the
+// leadership was taken at. Each leadership taken has a higher epoch than
+// the one before, so a store can refuse the writes of a leader that a
+// newer one has replaced even if the old one has not noticed yet (its
+// process frozen past the takeover).
+type Fence struct {
+	// Job is the name of the job led.
+	Job string
+	// Epoch is the leadership's number, from 1, higher for each
+	// leadership taken.
+	Epoch int64
+}
+
+// fenceKey keys a Fence in a context.
+type fenceKey struct{}
+
+// WithFence returns ctx carrying fence f: a Leadership puts it in the
+// context it returns, and the Service copies it onto the drafts of the
+// system records appended under that context (Draft.Fence).
+func WithFence(ctx context.Context, f Fence) context.Context {
+	return context.WithValue(ctx, fenceKey{}, f)
+}
+
+// FenceOf returns the fence ctx carries; nil when none.
+func FenceOf(ctx context.Context) *Fence {
+	if f, ok := ctx.Value(fenceKey{}).(Fence); ok {
+		return &f
+	}
+	return nil
 }

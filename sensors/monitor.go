@@ -87,6 +87,12 @@ type MonitorConfig struct {
 	// Hold configures the hold-time projection made for every leg judged
 	// and the warnings it raises (zero: coldchain's defaults).
 	Hold coldchain.HoldConfig
+	// OnCheck, if set, is told of each check Run makes, after it: the
+	// shippers judged (nil for every leg: the first check and those every
+	// Interval; empty after Wake alone, when only the legs the readings
+	// stored since the last check reached are judged) and how many
+	// excursions and warnings it wrote. It must not block.
+	OnCheck func(shippers map[string]bool, wrote int)
 }
 
 // Monitor attributes stored readings to legs and writes excursions: after
@@ -127,7 +133,9 @@ type Monitor struct {
 	cfg   MonitorConfig
 	mu    sync.Mutex
 	dirty map[string]bool
-	wake  chan struct{}
+	// others is set by Wake: readings were stored elsewhere.
+	others bool
+	wake   chan struct{}
 
 	// checkMu serializes Check and guards the legs below.
 	checkMu sync.Mutex
@@ -192,17 +200,32 @@ func (m *Monitor) Notify(readings []custody.Reading, _ custody.IngestResult) {
 	}
 }
 
+// Wake tells the monitor that readings were stored that did not pass
+// through Notify (another instance sharing the store took them in): after
+// the Settle, as for Notify, it judges the legs the readings stored since
+// its last check reached, read from the store's reading log (every leg
+// without one). It never blocks.
+func (m *Monitor) Wake() {
+	m.mu.Lock()
+	m.others = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Run judges legs until ctx ends.
 func (m *Monitor) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
-	m.Check(ctx, nil)
+	m.check(ctx, nil)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.Check(ctx, nil)
+			m.check(ctx, nil)
 		case <-m.wake:
 			select {
 			case <-ctx.Done():
@@ -210,13 +233,24 @@ func (m *Monitor) Run(ctx context.Context) {
 			case <-time.After(m.cfg.Settle):
 			}
 			m.mu.Lock()
-			d := m.dirty
-			m.dirty = map[string]bool{}
+			d, others := m.dirty, m.others
+			m.dirty, m.others = map[string]bool{}, false
 			m.mu.Unlock()
-			if len(d) > 0 {
-				m.Check(ctx, d)
+			switch {
+			case others && m.log == nil:
+				m.check(ctx, nil) // nothing says which shippers
+			case len(d) > 0 || others:
+				m.check(ctx, d)
 			}
 		}
+	}
+}
+
+// check is Check, told to OnCheck.
+func (m *Monitor) check(ctx context.Context, shippers map[string]bool) {
+	n := m.Check(ctx, shippers)
+	if m.cfg.OnCheck != nil && ctx.Err() == nil {
+		m.cfg.OnCheck(shippers, n)
 	}
 }
 

@@ -51,7 +51,7 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	defer st.close()
 	if since != "" {
-		return verifySince(ctx, svc, st, since, s.data, stdout, failed)
+		return verifySince(ctx, svc, st, since, s.data, s.checkpointKey, stdout, failed)
 	}
 	start := time.Now()
 	rep, err := svc.VerifyLedgerAt(ctx, cps)

@@ -11,11 +11,15 @@ import (
 // settings are the options shared by the commands; flags override the
 // COID_* environment variables, which override the defaults.
 type settings struct {
-	data     string
-	store    string
-	http     string
-	fin      string
-	logLevel string
+	data  string
+	store string
+	// checkpointKey is the file of the log's checkpoint signing key,
+	// handed to every instance on one PostgreSQL store; empty: the key
+	// in --data.
+	checkpointKey string
+	http          string
+	fin           string
+	logLevel      string
 	// logFormat is text (logfmt-like key=value) or json (one object a
 	// line, for log collectors).
 	logFormat string
@@ -58,6 +62,8 @@ func newFlags(name string, env []string, stderr io.Writer, s *settings) *flag.Fl
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.data, "data", or(getenv(env, "COID_DATA"), "./data"), "data directory (COID_DATA)")
 	fs.StringVar(&s.store, "store", getenv(env, "COID_STORE"), "store URL, postgres://... for PostgreSQL; empty: the bbolt file in --data (COID_STORE)")
+	fs.StringVar(&s.checkpointKey, "checkpoint-key", getenv(env, "COID_CHECKPOINT_KEY_FILE"),
+		"file of the log's checkpoint signing key, the same on every instance of one PostgreSQL store (coid key create); empty: checkpoint.key in --data (COID_CHECKPOINT_KEY_FILE)")
 	fs.StringVar(&s.logLevel, "log-level", or(getenv(env, "COID_LOG_LEVEL"), "info"), "log level: debug, info, warn, error (COID_LOG_LEVEL)")
 	fs.StringVar(&s.logFormat, "log-format", or(getenv(env, "COID_LOG_FORMAT"), "text"), "log format: text or json (COID_LOG_FORMAT)")
 	return fs

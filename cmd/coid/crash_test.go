@@ -40,7 +40,7 @@ max_inflight_messages 1000
 listener %d 127.0.0.1
 `
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,7 +50,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func startTestMosquitto(t *testing.T) string {
+func startTestMosquitto(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -91,7 +91,7 @@ type coidProc struct {
 	stderr *syncBuffer
 }
 
-func startCoid(t *testing.T, bin string, args ...string) *coidProc {
+func startCoid(t testing.TB, bin string, args ...string) *coidProc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
@@ -131,7 +131,7 @@ type io_discard struct{}
 
 func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func (p *coidProc) signal(t *testing.T, sig syscall.Signal) {
+func (p *coidProc) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(sig)
 	done := make(chan error, 1)

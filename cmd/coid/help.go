@@ -47,6 +47,7 @@ func commands() []commandHelp {
 		{name: "key show", about: "print the checkpoint verifier key (public; signed-note format)", text: keyHelp},
 		{name: "key rotate", about: "replace the checkpoint signing key; the old one's verifier key is kept (retired)", text: keyHelp},
 		{name: "key export", about: "print every checkpoint verifier key, active and retired", text: keyHelp},
+		{name: "key create", args: "--out FILE [--origin NAME]", about: "write a new checkpoint signing key to a file, for --checkpoint-key on every instance of one PostgreSQL store", text: keyHelp},
 		{name: "witnessed", args: "[--quorum N] [--after SIZE]", about: "list the checkpoints witnesses cosigned, and which reached the quorum, offline", text: witnessedHelp},
 		{name: "mqtt-user add", args: "--file FILE --user NAME", about: "add a client of the embedded MQTT broker; password on stdin"},
 		{name: "mqtt-user list", args: "--file FILE", about: "list the embedded MQTT broker's clients"},

@@ -55,7 +55,7 @@ func openOffline(s settings, stderr io.Writer, readOnly bool, now func() time.Ti
 	if err != nil {
 		return nil, stores{}, err
 	}
-	st, err := openStores(s.data, storeOptions{readOnly: readOnly, url: s.store, cmd: "coid"})
+	st, err := openStores(s.data, storeOptions{readOnly: readOnly, url: s.store, cmd: "coid", keyFile: s.checkpointKey})
 	if err != nil {
 		return nil, stores{}, err
 	}

@@ -138,9 +138,14 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
-	st, err := openStores(s.data, storeOptions{logger: log, url: s.store, cmd: "serve"})
+	st, err := openStores(s.data, storeOptions{logger: log, url: s.store, cmd: "serve", keyFile: s.checkpointKey})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if st.keyErr != nil {
+		// Signing with another key would fork the log's signatures.
+		st.close()
+		return fmt.Errorf("serve: %w", st.keyErr)
 	}
 	defer func() {
 		if err := st.close(); err != nil {
@@ -471,7 +476,14 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	}
 	mon := sensors.NewMonitor(sensors.MonitorConfig{Service: svc, Readings: store, Logger: log, Alert: t.alert,
 		Hold: coldchain.HoldConfig{Margin: margin}})
-	t.pipe, err = sensors.NewPipeline(sensors.PipelineConfig{Sink: store, Logger: log, Prefix: m.prefix, OnCommitted: mon.Notify})
+	// Readings committed here reach the monitor at once when it runs
+	// here, and through the bus when another instance leads it.
+	var bell *readingsBell
+	if bus != nil {
+		bell = &readingsBell{bus: bus, ring: make(chan struct{}, 1), log: log, gap: bellGap}
+	}
+	t.pipe, err = sensors.NewPipeline(sensors.PipelineConfig{Sink: store, Logger: log, Prefix: m.prefix,
+		OnCommitted: committedHook(mon, bell, &t.monitorRunning)})
 	if err != nil {
 		return nil, err
 	}
@@ -566,13 +578,92 @@ func startTelemetry(m mqttSettings, store custody.TelemetryStore, svc *custody.S
 	var listening sync.WaitGroup
 	if bus != nil {
 		listening.Go(func() { t.listenAlerts(ctx) })
+		listening.Go(func() { bell.Run(ctx) })
 	}
 	go func() {
 		defer close(t.monDone)
-		runLed(ctx, lead, "excursion-monitor", &t.monitorRunning, log, mon.Run)
+		runLed(ctx, lead, "excursion-monitor", &t.monitorRunning, log, monitorJob(mon, bus))
 		listening.Wait()
 	}()
 	return t, nil
+}
+
+// readingsChannel is the broadcast channel on which an instance says it
+// committed readings, for the instance leading the monitor. The payload is
+// empty: the leader reads what was stored from the store's reading log.
+const readingsChannel = "readings"
+
+// bellGap is the least time between two broadcasts of readingsBell: the
+// leader's monitor settles 250 ms after a wake-up anyway, so ringing more
+// often would only load the database.
+const bellGap = 100 * time.Millisecond
+
+// readingsBell tells the instances sharing the store, through the bus,
+// that this one committed readings: at most one broadcast in flight and
+// one waiting, however many batches commit meanwhile, and gap apart.
+type readingsBell struct {
+	bus  custody.Broadcaster
+	ring chan struct{} // capacity 1
+	log  *slog.Logger
+	gap  time.Duration
+}
+
+// committedHook is the pipeline's OnCommitted: the readings committed go
+// to the monitor, and, while it runs on another instance (leading false),
+// bell rings for it (nil: no other instance).
+func committedHook(mon *sensors.Monitor, bell *readingsBell, leading *atomic.Bool) func([]custody.Reading, custody.IngestResult) {
+	return func(rs []custody.Reading, res custody.IngestResult) {
+		mon.Notify(rs, res)
+		if bell != nil && !leading.Load() {
+			bell.Ring()
+		}
+	}
+}
+
+// Ring asks for a broadcast; it never blocks.
+func (b *readingsBell) Ring() {
+	select {
+	case b.ring <- struct{}{}:
+	default:
+	}
+}
+
+// Run broadcasts once for each Ring heard, until ctx ends.
+func (b *readingsBell) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.ring:
+		}
+		if err := b.bus.Broadcast(ctx, readingsChannel, nil); err != nil && ctx.Err() == nil {
+			// The leader judges them at its next full check instead.
+			b.log.Warn("could not tell the monitor's leader of readings committed here", "err", err)
+		}
+		if b.gap > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(b.gap):
+			}
+		}
+	}
+}
+
+// monitorJob is the job runLed runs: the monitor, woken while it runs
+// here by the readings other instances commit (heard on bus; nil: no
+// other instance).
+func monitorJob(mon *sensors.Monitor, bus custody.Broadcaster) func(context.Context) {
+	return func(held context.Context) {
+		if bus == nil {
+			mon.Run(held)
+			return
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = bus.Listen(held, readingsChannel, func([]byte) { mon.Wake() }) })
+		mon.Run(held)
+		wg.Wait()
+	}
 }
 
 // runLed runs job while this instance leads it: with no leadership (a

@@ -46,7 +46,7 @@ func tryPost(url, token string, body any) (int, map[string]any) {
 
 // scrapeCounter returns the value of the unlabelled metric name scraped
 // from url.
-func scrapeCounter(t *testing.T, url, name string) float64 {
+func scrapeCounter(t testing.TB, url, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -33,6 +33,11 @@ type stores struct {
 	// the checkpoint signing keys (nil when opened read-only).
 	tree verifiable.Source
 	keys *verifiable.Keys
+	// keyErr is why keys may not sign this store's checkpoints: on
+	// PostgreSQL, a key other than the log's (pgstore.ErrLogKey). serve
+	// refuses to start with it; the store itself refuses every
+	// checkpoint signed with such a key.
+	keyErr error
 	// cosignatures keeps the witnesses' cosignatures of the checkpoints.
 	cosignatures custody.CosignatureStore
 	// leadership elects the instance that runs the excursion monitor
@@ -59,6 +64,9 @@ type storeOptions struct {
 	url string
 	// cmd names the command, for the errors.
 	cmd string
+	// keyFile is --checkpoint-key: the file of the log's signing key;
+	// empty for the key in the data directory.
+	keyFile string
 }
 
 // openStores opens the store in the data directory dir, or the one at
@@ -66,6 +74,10 @@ type storeOptions struct {
 func openStores(dir string, opt storeOptions) (stores, error) {
 	if err := checkStoreURL(opt.cmd, opt.url); err != nil {
 		return stores{}, err
+	}
+	if opt.keyFile != "" && opt.url == "" && !opt.readOnly {
+		return stores{}, usagef("--checkpoint-key (COID_CHECKPOINT_KEY_FILE) is for instances sharing a --store postgres://; "+
+			"with the bbolt file the key is %s in --data", verifiable.KeyFile)
 	}
 	var out stores
 	if opt.url != "" {
@@ -82,22 +94,41 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 		out = stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st, cosignatures: st}
 	}
 	if !opt.readOnly {
-		// The checkpoint signing key is made with the ledger (or, for a
-		// ledger older than its tree, at its first writable open).
-		// With PostgreSQL the key stays in --data, on the instance.
-		var err error
-		if opt.url != "" {
-			if err = os.MkdirAll(dir, 0o700); err != nil {
-				out.close()
-				return stores{}, err
-			}
-		}
-		if out.keys, err = verifiable.OpenKeys(dir, rand.Reader); err != nil {
+		if err := out.openKeys(dir, opt); err != nil {
 			out.close()
 			return stores{}, err
 		}
 	}
 	return out, nil
+}
+
+// openKeys loads the checkpoint signing key: the file --checkpoint-key
+// names, or the one in the data directory dir, made with the ledger (or,
+// for a ledger older than its tree, at its first writable open). With
+// PostgreSQL the key is bound to the store (pgstore.Store.BindLogKey):
+// one that is not the log's is kept in keyErr, and the store refuses the
+// checkpoints it signs.
+func (out *stores) openKeys(dir string, opt storeOptions) error {
+	var err error
+	switch {
+	case opt.keyFile != "":
+		if out.keys, err = verifiable.LoadKeyFile(opt.keyFile); err != nil {
+			return fmt.Errorf("--checkpoint-key: %w", err)
+		}
+	default:
+		if opt.url != "" {
+			if err = os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+		}
+		if out.keys, err = verifiable.OpenKeys(dir, rand.Reader); err != nil {
+			return err
+		}
+	}
+	if pg, ok := out.ledger.(*pgstore.Store); ok {
+		out.keyErr = pg.BindLogKey(context.Background(), out.keys.Verifier())
+	}
+	return nil
 }
 
 // ledgerFile is the file in data directory dir that holds the ledger: its

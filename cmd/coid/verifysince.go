@@ -26,7 +26,10 @@ const maxCheckpointFile = 64 << 10
 // malformed, its signature forged or by another log's key) is a usage
 // error: the operator gave the wrong file, and nothing of the ledger was
 // judged. Keys that cannot be read are not.
-func readSinceCheckpoint(path, dir string) (verifiable.Checkpoint, error) {
+//
+// With keyFile (--checkpoint-key, instances sharing a PostgreSQL store) the
+// key is that file's rather than dir's.
+func readSinceCheckpoint(path, dir, keyFile string) (verifiable.Checkpoint, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return verifiable.Checkpoint{}, usagef("verify --since: %v", err)
@@ -51,6 +54,10 @@ func readSinceCheckpoint(path, dir string) (verifiable.Checkpoint, error) {
 		data = []byte(resp.Checkpoint)
 	}
 	keys, err := verifiable.LoadKeys(dir)
+	if keyFile != "" {
+		dir = keyFile
+		keys, err = verifiable.LoadKeyFile(keyFile)
+	}
 	if err != nil {
 		return verifiable.Checkpoint{}, fmt.Errorf("verify --since: the ledger's checkpoint keys in %s: %w", dir, err)
 	}
@@ -132,8 +139,8 @@ func (f *sinceFailure) Error() string {
 // checkpoint, the records and the seals of legs received after it, then
 // the consistency proof and the tree hashes from it on. failed reports an
 // error of the ledger (exit 3) and passes others on.
-func verifySince(ctx context.Context, svc *custody.Service, st stores, path, dir string, stdout io.Writer, failed func(error) error) error {
-	old, err := readSinceCheckpoint(path, dir)
+func verifySince(ctx context.Context, svc *custody.Service, st stores, path, dir, keyFile string, stdout io.Writer, failed func(error) error) error {
+	old, err := readSinceCheckpoint(path, dir, keyFile)
 	if err != nil {
 		return err
 	}

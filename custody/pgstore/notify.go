@@ -26,13 +26,11 @@ func (s *Store) channelName(ctx context.Context, q querier, name string) (string
 	return "coid_" + name + "_" + hex.EncodeToString(d[:8]), nil
 }
 
-// Broadcast implements custody.Broadcaster.
+// Broadcast implements custody.Broadcaster in one round trip: the
+// channel's name is computed by the server from the schema.
 func (s *Store) Broadcast(ctx context.Context, channel string, payload []byte) error {
-	ch, err := s.channelName(ctx, s.pool, channel)
-	if err != nil {
-		return err
-	}
-	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, ch, string(payload)); err != nil {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify('coid_' || $1 || '_' || left(encode(sha256(convert_to(current_schema(), 'UTF8')), 'hex'), 16), $2)`,
+		channel, string(payload)); err != nil {
 		return fmt.Errorf("broadcast on %s: %w", channel, err)
 	}
 	return nil

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -70,6 +71,10 @@ type Store struct {
 	// leaderPoll and after pace Lead (leader.go).
 	leaderPoll time.Duration
 	after      func(time.Duration) <-chan time.Time
+	// logKey is the checkpoint verifier key bound by BindLogKey (logkey.go).
+	logKey atomic.Pointer[logBinding]
+	// holds are the leaderships this store holds (leader.go).
+	holds leaderHolds
 }
 
 // appendReq is one draft queued for the group commit, with its encoding
@@ -230,7 +235,7 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	}
 	defer conn.Release()
 	k := &b.s.known
-	if k.ok && b.cached() && !b.scheduling() {
+	if k.ok && b.cached() && !b.scheduling() && !b.fencing() {
 		err := b.fast(ctx, conn.Conn(), out)
 		if err == nil {
 			return nil
@@ -376,9 +381,14 @@ func (b *batchTx) slow(ctx context.Context, conn *pgx.Conn, out []custody.Outcom
 	if b.scheduling() {
 		sched = queueScheduleReads(&read, b.reqs)
 	}
+	var epochs map[string]int64
+	if b.fencing() {
+		epochs = b.queueFenceReads(&read)
+	}
 	if err := conn.SendBatch(ctx, &read).Close(); err != nil {
 		return fmt.Errorf("lock the log head: %w", err)
 	}
+	b.refuseFenced(epochs, out) // drafts of a superseded leader (leader.go)
 	// The summaries known from this instance's last commit are stale if
 	// another instance appended since.
 	if k := &b.s.known; k.ok && (k.seq != uint64(seq) || k.hash != hashOf(hb) || k.treeSize != treeSize) {
@@ -429,6 +439,9 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	// column: the server plans and runs one insert, not one per record.
 	var rs recordColumns
 	for i, r := range b.reqs {
+		if out[i].Err != nil {
+			continue // refused before linking (refuseFenced)
+		}
 		d := r.d
 		coi := d.Record.Chain
 		var prev custody.State

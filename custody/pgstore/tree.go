@@ -267,10 +267,17 @@ func (s *Store) ReadEntries(ctx context.Context, start, end int64) ([][]byte, er
 
 // AddCheckpoint implements verifiable.Source.
 func (s *Store) AddCheckpoint(ctx context.Context, size int64, signed []byte) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO checkpoints (size, signed) VALUES ($1, $2)`, size, signed); err != nil {
-		return fmt.Errorf("keep checkpoint: %w", err)
-	}
-	return nil
+	// The log's key is checked (and recorded the first time) in the
+	// transaction that keeps the checkpoint (logkey.go).
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.checkLogKey(ctx, tx); err != nil {
+			return fmt.Errorf("keep checkpoint: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO checkpoints (size, signed) VALUES ($1, $2)`, size, signed); err != nil {
+			return fmt.Errorf("keep checkpoint: %w", err)
+		}
+		return nil
+	})
 }
 
 // LatestCheckpoint implements verifiable.Source.

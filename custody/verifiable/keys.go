@@ -3,6 +3,8 @@ package verifiable
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -159,6 +161,9 @@ func (k *Keys) Export() string {
 // private key file is replaced (the old key is no longer kept); its
 // verifier key is kept as retired, so checkpoints it signed still verify.
 func (k *Keys) Rotate(rand io.Reader, now time.Time) error {
+	if k.dir == "" {
+		return fmt.Errorf("rotate checkpoint key: the key was read from a key file, not kept in a data directory: make a new key file (coid key create): %w", errors.ErrUnsupported)
+	}
 	skey, vkey, err := note.GenerateKey(rand, k.Origin())
 	if err != nil {
 		return fmt.Errorf("rotate checkpoint key: %w", err)
@@ -226,4 +231,93 @@ func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// LoadKeyFile reads a checkpoint signing key from the file path (the
+// format of KeyFile: a signed-note private key, one line), for a log whose
+// key is handed to every instance as a secret rather than kept in one
+// instance's data directory. Its verifier key is derived from the private
+// key; the Keys have no retired keys and cannot be rotated. A missing file
+// is ErrNotFound, anything else than one Ed25519 signed-note key
+// ErrInvalid; no error holds the key.
+func LoadKeyFile(path string) (*Keys, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint key file %s: no such file: %w", path, custody.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint key file %s: %w", path, err)
+	}
+	skey := strings.TrimSpace(string(b))
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		// The error of note.NewSigner never holds the key.
+		return nil, fmt.Errorf("checkpoint key file %s is malformed (want the one-line signed-note private key coid key create writes): %v: %w",
+			path, err, custody.ErrInvalid)
+	}
+	vkey, err := verifierOf(skey)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint key file %s is malformed: %v: %w", path, err, custody.ErrInvalid)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil || v.KeyHash() != signer.KeyHash() || v.Name() != signer.Name() {
+		return nil, fmt.Errorf("checkpoint key file %s is malformed: its verifier key does not match: %w", path, custody.ErrInvalid)
+	}
+	return &Keys{signer: signer, active: vkey}, nil
+}
+
+// verifierOf returns the verifier key of the Ed25519 signed-note private
+// key skey (PRIVATE+KEY+NAME+HASH+base64(0x01 seed)). Its errors never
+// hold the key.
+func verifierOf(skey string) (string, error) {
+	rest, ok := strings.CutPrefix(skey, "PRIVATE+KEY+")
+	if !ok {
+		return "", errors.New("not a signed-note private key")
+	}
+	f := strings.SplitN(rest, "+", 3) // the base64 key may hold a +
+	if len(f) != 3 {
+		return "", errors.New("not NAME+HASH+KEY")
+	}
+	raw, err := base64.StdEncoding.DecodeString(f[2])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("not an Ed25519 key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return f[0] + "+" + f[1] + "+" + base64.StdEncoding.EncodeToString(append([]byte{1}, pub...)), nil
+}
+
+// CreateKeyFile makes a new signing key for a log named origin and writes
+// it to the file path (mode 0600), which must not exist (ErrConflict); it
+// returns the Keys, whose verifier key is public.
+func CreateKeyFile(path, origin string, rand io.Reader) (*Keys, error) {
+	if origin == "" || strings.ContainsAny(origin, "+ \t\n") {
+		return nil, fmt.Errorf("create checkpoint key: origin %q: no spaces or '+': %w", origin, custody.ErrInvalid)
+	}
+	skey, vkey, err := note.GenerateKey(rand, origin)
+	if err != nil {
+		return nil, fmt.Errorf("create checkpoint key: %w", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("create checkpoint key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("create checkpoint key: %s exists: %w", path, custody.ErrConflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create checkpoint key: %w", err)
+	}
+	_, err = f.WriteString(skey + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("create checkpoint key: %w", err)
+	}
+	return &Keys{signer: signer, active: vkey}, nil
 }

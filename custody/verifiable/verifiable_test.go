@@ -148,3 +148,95 @@ func TestKeyRotationKeepsOldCheckpointsVerifiable(t *testing.T) {
 		t.Fatalf("load from an empty dir: %v", err)
 	}
 }
+
+// TestKeyFile checks the key file handed to every instance of a log: what
+// CreateKeyFile writes loads again with the same verifier key (derived from
+// the private key), signs checkpoints that verifier opens, and also loads
+// from a data directory's key (the same format); a missing, empty or
+// malformed file is a clear error that never repeats the file's content.
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "log.key")
+	k, err := verifiable.CreateKeyFile(path, "coid/shared-log", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", fi, err)
+	}
+	if _, err := verifiable.CreateKeyFile(path, "coid/shared-log", rand.Reader); !errors.Is(err, custody.ErrConflict) {
+		t.Fatalf("create over an existing file: %v", err)
+	}
+	a, err := verifiable.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := verifiable.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Verifier() != k.Verifier() || b.Verifier() != k.Verifier() || a.Origin() != "coid/shared-log" {
+		t.Fatalf("verifiers %q %q, want %q", a.Verifier(), b.Verifier(), k.Verifier())
+	}
+	// Two instances with the file sign checkpoints one verifier key opens.
+	for i, keys := range []*verifiable.Keys{a, b} {
+		signed, err := verifiable.Sign(sample(keys.Origin(), int64(10+i)), keys.Signer())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verifiable.Open(signed, k.Verifier()); err != nil {
+			t.Fatalf("instance %d's checkpoint: %v", i, err)
+		}
+	}
+	if err := a.Rotate(rand.Reader, t0); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("rotate a key file's key: %v", err)
+	}
+	// A data directory's key file is the same format.
+	ddir := t.TempDir()
+	dk, err := verifiable.CreateKeys(ddir, "coid/dir-log", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fk, err := verifiable.LoadKeyFile(filepath.Join(ddir, verifiable.KeyFile))
+	if err != nil {
+		t.Fatalf("a data directory's key as a key file: %v", err)
+	}
+	if fk.Verifier() != dk.Verifier() {
+		t.Fatalf("a data directory's key as a key file: verifier %q want %q", fk.Verifier(), dk.Verifier())
+	}
+
+	priv, _ := os.ReadFile(path)
+	secret := strings.TrimSpace(string(priv))
+	for _, tc := range []struct {
+		name    string
+		content string // "" with missing: no file
+		missing bool
+		want    error
+	}{
+		{name: "missing", missing: true, want: custody.ErrNotFound},
+		{name: "empty", content: "", want: custody.ErrInvalid},
+		{name: "verifier key, not private", content: k.Verifier() + "\n", want: custody.ErrInvalid},
+		{name: "truncated", content: secret[:len(secret)-6] + "\n", want: custody.ErrInvalid},
+		{name: "two keys", content: secret + "\n" + secret + "\n", want: custody.ErrInvalid},
+		{name: "garbage", content: "hello world\n", want: custody.ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "key")
+			if !tc.missing {
+				if err := os.WriteFile(p, []byte(tc.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := verifiable.LoadKeyFile(p)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), p) {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			if strings.Contains(err.Error(), "PRIVATE") || strings.Contains(err.Error(), secret[len("PRIVATE+KEY+"):]) {
+				t.Errorf("error repeats the key: %v", err)
+			}
+		})
+	}
+}
