@@ -842,7 +842,7 @@ var backupTables = []string{"coid_schema", "log_head", "records", "chains", "exc
 	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
 	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
 	"tree_hashes", "checkpoints", "cosignatures", "witness_states",
-	"access_rows", "followup_pending", "index_builds", "qualification_expiries"}
+	"access_rows", "followup_pending", "index_builds", "qualification_expiries", "log_key"}
 
 // Backup implements custody.Backuper: every table of the store, in one
 // repeatable-read snapshot, as PostgreSQL's COPY text format, each after a
