@@ -455,7 +455,7 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
-		cache := chainCache{}
+		cache, edges := chainCache{}, &edgeCache{}
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
 				// The writer reads the file's pages through bbolt's memory
@@ -463,7 +463,7 @@ func Open(dir string, opt Options) (*Store, error) {
 				// damaged one fails the batch as damaged (batchTx), it
 				// does not end the process.
 				debug.SetPanicOnFault(true)
-				return s.begin(cache)
+				return s.begin(cache, edges)
 			},
 			Queue:       4096,
 			MaxBatch:    opt.MaxBatch,
@@ -811,7 +811,7 @@ const (
 // outcomes. A draft that breaks a rule fails alone; a failed commit fails
 // them all.
 func (s *Store) commit(batch []*appendReq) []custody.Outcome[custody.Record] {
-	b := s.begin(nil)
+	b := s.begin(nil, nil)
 	for _, r := range batch {
 		b.Add(r)
 	}
@@ -860,6 +860,8 @@ type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
 	tree                     *treeHashes // the Merkle tree's stored hashes (tree.go)
+	leaves                   treeBatch   // the batch's leaves, hashed at Commit (tree.go)
+	edges                    *edgeCache  // the committed tree's edge; nil: none
 	headSeq                  uint64
 	headHash                 custody.Hash
 	touched                  map[custody.COI]*chainEntry
@@ -873,8 +875,8 @@ type batchTx struct {
 }
 
 // begin starts the transaction of a batch of appends.
-func (s *Store) begin(cache chainCache) *batchTx {
-	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, s: s}
+func (s *Store) begin(cache chainCache, edges *edgeCache) *batchTx {
+	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, edges: edges, s: s}
 	s.dbmu.RLock() // released by commit
 	if b.err = s.dbErr; b.err != nil {
 		return b
@@ -895,6 +897,7 @@ func (s *Store) begin(cache chainCache) *batchTx {
 		treeB := b.tx.Bucket(bucketTree)
 		treeB.FillPercent = 1.0
 		b.tree = newTreeHashes(treeB, b.meta)
+		b.leaves.size = readTreeSize(b.meta)
 		b.headSeq, b.headHash = readHead(b.meta)
 		return nil
 	})
@@ -962,8 +965,9 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		b.err = err
 		return
 	}
-	// The record's tree hashes commit with it, or neither does.
-	if err := addLeaf(b.tree, int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
+	// The record's tree hashes commit with it, or neither does: Commit
+	// hashes the batch's leaves and writes them.
+	if err := b.leaves.add(int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
 		b.err = err
 		return
 	}
@@ -1023,6 +1027,11 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	err := b.err
 	if err == nil {
 		err = b.s.catch(func() error {
+			// The leaves are hashed (on another goroutine for a large
+			// batch) while the chain entries are written.
+			if err := b.leaves.start(b.edges, b.tree); err != nil {
+				return err
+			}
 			for coi, info := range b.touched {
 				if err := b.chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
 					return err
@@ -1034,7 +1043,7 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
 				return err
 			}
-			if err := b.tree.flush(); err != nil {
+			if err := b.leaves.finish(b.tree); err != nil {
 				return err
 			}
 			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
@@ -1057,6 +1066,9 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 		for coi, info := range b.touched {
 			b.cache.put(coi, info)
 		}
+	}
+	if b.edges != nil && b.leaves.edge != nil {
+		b.edges.edge = b.leaves.edge
 	}
 	copy(out, b.out)
 	return nil

@@ -152,6 +152,47 @@ func (r *treeHashes) flush() error {
 	return nil
 }
 
+// putHashes writes the stored hashes hs, which begin at idx, the tree's
+// next: the groups they fill in the tree bucket, the rest in meta. It is
+// the append path's write of a batch's hashes, add and flush in one pass
+// over a single buffer; nothing may be pending.
+func (r *treeHashes) putHashes(idx int64, hs []verifiable.Hash) error {
+	if len(r.pending) != 0 || idx != r.tailG*hashGroup+int64(len(r.tail)/custody.HashSize) {
+		return fmt.Errorf("tree hash %d: the tree holds %d: %w", idx, r.tailG*hashGroup+int64(len(r.tail)/custody.HashSize), custody.ErrChainBroken)
+	}
+	if len(hs) == 0 {
+		return nil
+	}
+	const full = hashGroup * custody.HashSize
+	// bbolt keeps the values until the commit: one buffer, cut in groups,
+	// the tail's key in front of the rest.
+	buf := make([]byte, 0, 8+len(r.tail)+len(hs)*custody.HashSize)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(r.tailG))
+	buf = append(buf, r.tail...)
+	for _, h := range hs {
+		buf = append(buf, h[:]...)
+	}
+	g, v := r.tailG, buf[8:]
+	for len(v) >= full {
+		if err := r.b.Put(u64(uint64(g)), v[:full:full]); err != nil {
+			return err
+		}
+		g, v = g+1, v[full:]
+	}
+	// The rest, not a full group, goes to meta after its group's index:
+	// the buffer as it is if no group filled, else a copy (the bytes
+	// before it are the last full group's).
+	tail := buf
+	if g != r.tailG {
+		tail = append(u64(uint64(g)), v...)
+	}
+	if err := r.meta.Put(keyTreeTail, tail); err != nil {
+		return err
+	}
+	r.tailG, r.tail = g, tail[8:]
+	return nil
+}
+
 // addLeaf adds the tree hashes leaf n (record n+1, canonical encoding
 // enc) adds.
 func addLeaf(tree *treeHashes, n int64, enc []byte) error {
@@ -165,6 +206,93 @@ func addLeafHash(tree *treeHashes, n int64, leaf verifiable.Hash) error {
 		return err
 	}
 	return tree.add(verifiable.StoredHashIndex(0, n), hs)
+}
+
+// edgeCache is the committing goroutine's copy of the right edge of the
+// committed tree: a batch adds its leaves to a clone of it, so it neither
+// reads stored hashes back nor rebuilds the edge. The edge is replaced
+// only after the batch that grew it committed, and used only while its
+// size is the committed tree's, so it never holds what the file does not.
+type edgeCache struct {
+	edge *verifiable.Edge // nil: not loaded yet
+}
+
+// treeAsyncMin is the smallest batch whose leaves are hashed on another
+// goroutine while the committing one writes the batch's chain entries:
+// below it, handing the work over costs about what it saves.
+const treeAsyncMin = 8
+
+// treeBatch is the tree's part of one batch of appends: the records'
+// canonical encodings, in order, hashed at the batch's commit.
+type treeBatch struct {
+	size   int64    // leaves in the committed tree, before the batch
+	leaves [][]byte // the batch's records' encodings, leaf size+i the i-th
+	edge   *verifiable.Edge
+	hs     []verifiable.Hash // the stored hashes the leaves add
+	done   chan struct{}     // closed once hs is complete (start's goroutine)
+}
+
+// add takes the encoding of leaf n, which must be the batch's next.
+func (t *treeBatch) add(n int64, enc []byte) error {
+	if want := t.size + int64(len(t.leaves)); n != want {
+		return fmt.Errorf("tree leaf %d: the tree's next is %d: %w", n, want, custody.ErrChainBroken)
+	}
+	t.leaves = append(t.leaves, enc)
+	return nil
+}
+
+// start begins hashing the batch's leaves along the committed tree's edge
+// (from cache if it is that tree's, else read from tree): on another
+// goroutine for a batch of treeAsyncMin leaves or more, which only reads
+// the encodings (the batch's own buffers) and the edge's copy.
+func (t *treeBatch) start(cache *edgeCache, tree *treeHashes) error {
+	if len(t.leaves) == 0 {
+		return nil
+	}
+	if cache != nil && cache.edge != nil && cache.edge.Size() == t.size {
+		t.edge = cache.edge.Clone()
+	} else {
+		var err error
+		if t.edge, err = verifiable.LoadEdge(t.size, tree); err != nil {
+			return err
+		}
+	}
+	// About two stored hashes a leaf.
+	t.hs = make([]verifiable.Hash, 0, verifiable.StoredHashCount(t.size+int64(len(t.leaves)))-verifiable.StoredHashCount(t.size))
+	if len(t.leaves) < treeAsyncMin {
+		t.hs = hashLeaves(t.edge, t.leaves, t.hs)
+		return nil
+	}
+	t.done = make(chan struct{})
+	go func() {
+		defer close(t.done)
+		t.hs = hashLeaves(t.edge, t.leaves, t.hs)
+	}()
+	return nil
+}
+
+// finish waits for the hashes start began and writes them.
+func (t *treeBatch) finish(tree *treeHashes) error {
+	if len(t.leaves) == 0 {
+		return nil
+	}
+	if t.done != nil {
+		<-t.done
+	}
+	return tree.putHashes(verifiable.StoredHashIndex(0, t.size), t.hs)
+}
+
+// hashLeaves appends to hs the stored hashes the leaves of encs add along
+// edge: on every core for a batch of many blocks (buildHashes), on this
+// goroutine otherwise.
+func hashLeaves(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []verifiable.Hash {
+	if len(encs) >= 2*leafHashBlock {
+		return buildHashes(edge, encs, hs)
+	}
+	for _, enc := range encs {
+		hs = edge.Add(verifiable.LeafHash(enc), hs)
+	}
+	return hs
 }
 
 // leafHashBlock is how many leaves a goroutine of buildHashes hashes at
