@@ -104,6 +104,9 @@ type Store struct {
 	// ledger's group commit (batchTx) and the telemetry's (readings.go).
 	appends  *custody.GroupCommit[appendReq, custody.Record]
 	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
+	// treeIdle writes the tree hashes a busy writer left waiting once it
+	// has been idle (catchUpTree); nil when read-only.
+	treeIdle *time.Timer
 
 	// accessRows keeps the access index rows last read (access.go).
 	accessRows accessRowsCache
@@ -456,6 +459,8 @@ func Open(dir string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		cache, edges := chainCache{}, &edgeCache{}
+		s.treeIdle = time.AfterFunc(time.Hour, s.catchUpTree)
+		s.treeIdle.Stop()
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
 				// The writer reads the file's pages through bbolt's memory
@@ -492,9 +497,12 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	// Each writer commits what was queued before it stops.
+	// Each writer commits what was queued before it stops; then the tree
+	// gets the hashes the ledger's writer left waiting, if any.
 	if s.appends != nil {
 		s.appends.Close()
+		s.treeIdle.Stop()
+		s.catchUpTree()
 	}
 	if s.readings != nil {
 		s.readings.Close()
@@ -899,6 +907,7 @@ func (s *Store) begin(cache chainCache, edges *edgeCache) *batchTx {
 		b.tree = newTreeHashes(treeB, b.meta)
 		b.leaves.size = readTreeSize(b.meta)
 		b.headSeq, b.headHash = readHead(b.meta)
+		b.leaves.head = int64(b.headSeq)
 		return nil
 	})
 	return b
@@ -1025,11 +1034,12 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 // each draft's outcome in out, or fails them all.
 func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	err := b.err
+	var treeSize int64 // the file's tree after the commit
 	if err == nil {
 		err = b.s.catch(func() error {
 			// The leaves are hashed (on another goroutine for a large
 			// batch) while the chain entries are written.
-			if err := b.leaves.start(b.edges, b.tree); err != nil {
+			if err := b.leaves.start(b.edges, b.tree, b.logB); err != nil {
 				return err
 			}
 			for coi, info := range b.touched {
@@ -1043,15 +1053,19 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
 				return err
 			}
-			if err := b.leaves.finish(b.tree); err != nil {
+			var err error
+			if treeSize, err = b.leaves.finish(b.tree, b.edges); err != nil {
 				return err
 			}
-			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
+			if err := b.meta.Put(keyTreeSize, u64(uint64(treeSize))); err != nil {
 				return err
 			}
 			return b.tx.Commit()
 		})
 	}
+	// The batch's hashing is over before the next batch starts its own
+	// along the same cache, even when this one failed on the way.
+	b.leaves.wait()
 	if err != nil && b.tx != nil {
 		// After a failed Commit bbolt has rolled back already (this
 		// returns ErrTxClosed); after a panic on a damaged page, this
@@ -1067,8 +1081,10 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			b.cache.put(coi, info)
 		}
 	}
-	if b.edges != nil && b.leaves.edge != nil {
-		b.edges.edge = b.leaves.edge
+	b.leaves.committed(b.edges, treeSize)
+	if treeSize < int64(b.headSeq) && b.edges != nil {
+		// Hashes wait: written by a later commit, or once idle.
+		b.s.treeIdle.Reset(treeIdleWait)
 	}
 	copy(out, b.out)
 	return nil
