@@ -104,6 +104,9 @@ type Store struct {
 	// ledger's group commit (batchTx) and the telemetry's (readings.go).
 	appends  *custody.GroupCommit[appendReq, custody.Record]
 	readings *custody.GroupCommit[readingsReq, custody.IngestResult]
+	// treeIdle writes the tree hashes a busy writer left waiting once it
+	// has been idle (catchUpTree); nil when read-only.
+	treeIdle *time.Timer
 
 	// accessRows keeps the access index rows last read (access.go).
 	accessRows accessRowsCache
@@ -463,7 +466,9 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
-		cache := chainCache{}
+		cache, edges := chainCache{}, &edgeCache{}
+		s.treeIdle = time.AfterFunc(time.Hour, s.catchUpTree)
+		s.treeIdle.Stop()
 		s.appends, err = custody.NewGroupCommit(custody.GroupCommitConfig[appendReq, custody.Record]{
 			Begin: func() custody.BatchTxn[appendReq, custody.Record] {
 				// The writer reads the file's pages through bbolt's memory
@@ -471,7 +476,7 @@ func Open(dir string, opt Options) (*Store, error) {
 				// damaged one fails the batch as damaged (batchTx), it
 				// does not end the process.
 				debug.SetPanicOnFault(true)
-				return s.begin(cache)
+				return s.begin(cache, edges)
 			},
 			Queue:       4096,
 			MaxBatch:    opt.MaxBatch,
@@ -500,9 +505,12 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	// Each writer commits what was queued before it stops.
+	// Each writer commits what was queued before it stops; then the tree
+	// gets the hashes the ledger's writer left waiting, if any.
 	if s.appends != nil {
 		s.appends.Close()
+		s.treeIdle.Stop()
+		s.catchUpTree()
 	}
 	if s.readings != nil {
 		s.readings.Close()
@@ -819,7 +827,7 @@ const (
 // outcomes. A draft that breaks a rule fails alone; a failed commit fails
 // them all.
 func (s *Store) commit(batch []*appendReq) []custody.Outcome[custody.Record] {
-	b := s.begin(nil)
+	b := s.begin(nil, nil)
 	for _, r := range batch {
 		b.Add(r)
 	}
@@ -868,6 +876,8 @@ type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
 	tree                     *treeHashes // the Merkle tree's stored hashes (tree.go)
+	leaves                   treeBatch   // the batch's leaves, hashed at Commit (tree.go)
+	edges                    *edgeCache  // the committed tree's edge; nil: none
 	headSeq                  uint64
 	headHash                 custody.Hash
 	touched                  map[custody.COI]*chainEntry
@@ -881,8 +891,8 @@ type batchTx struct {
 }
 
 // begin starts the transaction of a batch of appends.
-func (s *Store) begin(cache chainCache) *batchTx {
-	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, s: s}
+func (s *Store) begin(cache chainCache, edges *edgeCache) *batchTx {
+	b := &batchTx{touched: map[custody.COI]*chainEntry{}, cache: cache, edges: edges, s: s}
 	s.dbmu.RLock() // released by commit
 	if b.err = s.dbErr; b.err != nil {
 		return b
@@ -903,7 +913,9 @@ func (s *Store) begin(cache chainCache) *batchTx {
 		treeB := b.tx.Bucket(bucketTree)
 		treeB.FillPercent = 1.0
 		b.tree = newTreeHashes(treeB, b.meta)
+		b.leaves.size = readTreeSize(b.meta)
 		b.headSeq, b.headHash = readHead(b.meta)
+		b.leaves.head = int64(b.headSeq)
 		return nil
 	})
 	return b
@@ -970,8 +982,9 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		b.err = err
 		return
 	}
-	// The record's tree hashes commit with it, or neither does.
-	if err := addLeaf(b.tree, int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
+	// The record's tree hashes commit with it, or neither does: Commit
+	// hashes the batch's leaves and writes them.
+	if err := b.leaves.add(int64(rec.Seq-1), v[custody.HashSize:]); err != nil {
 		b.err = err
 		return
 	}
@@ -1033,8 +1046,14 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 // each draft's outcome in out, or fails them all.
 func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 	err := b.err
+	var treeSize int64 // the file's tree after the commit
 	if err == nil {
 		err = b.s.catch(func() error {
+			// The leaves are hashed (on another goroutine for a large
+			// batch) while the chain entries are written.
+			if err := b.leaves.start(b.edges, b.tree, b.logB); err != nil {
+				return err
+			}
 			for coi, info := range b.touched {
 				if err := b.chains.Put([]byte(coi), encodeChain(nil, info)); err != nil {
 					return err
@@ -1046,15 +1065,19 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			if err := b.meta.Put(keyHead, append(u64(b.headSeq), b.headHash[:]...)); err != nil {
 				return err
 			}
-			if err := b.tree.flush(); err != nil {
+			var err error
+			if treeSize, err = b.leaves.finish(b.tree, b.edges); err != nil {
 				return err
 			}
-			if err := b.meta.Put(keyTreeSize, u64(b.headSeq)); err != nil {
+			if err := b.meta.Put(keyTreeSize, u64(uint64(treeSize))); err != nil {
 				return err
 			}
 			return b.tx.Commit()
 		})
 	}
+	// The batch's hashing is over before the next batch starts its own
+	// along the same cache, even when this one failed on the way.
+	b.leaves.wait()
 	if err != nil && b.tx != nil {
 		// After a failed Commit bbolt has rolled back already (this
 		// returns ErrTxClosed); after a panic on a damaged page, this
@@ -1069,6 +1092,11 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 		for coi, info := range b.touched {
 			b.cache.put(coi, info)
 		}
+	}
+	b.leaves.committed(b.edges, treeSize)
+	if treeSize < int64(b.headSeq) && b.edges != nil {
+		// Hashes wait: written by a later commit, or once idle.
+		b.s.treeIdle.Reset(treeIdleWait)
 	}
 	copy(out, b.out)
 	return nil

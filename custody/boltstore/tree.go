@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/verifiable"
@@ -152,6 +154,47 @@ func (r *treeHashes) flush() error {
 	return nil
 }
 
+// putHashes writes the stored hashes hs, which begin at idx, the tree's
+// next: the groups they fill in the tree bucket, the rest in meta. It is
+// the append path's write of a batch's hashes, add and flush in one pass
+// over a single buffer; nothing may be pending.
+func (r *treeHashes) putHashes(idx int64, hs []verifiable.Hash) error {
+	if len(r.pending) != 0 || idx != r.tailG*hashGroup+int64(len(r.tail)/custody.HashSize) {
+		return fmt.Errorf("tree hash %d: the tree holds %d: %w", idx, r.tailG*hashGroup+int64(len(r.tail)/custody.HashSize), custody.ErrChainBroken)
+	}
+	if len(hs) == 0 {
+		return nil
+	}
+	const full = hashGroup * custody.HashSize
+	// bbolt keeps the values until the commit: one buffer, cut in groups,
+	// the tail's key in front of the rest.
+	buf := make([]byte, 0, 8+len(r.tail)+len(hs)*custody.HashSize)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(r.tailG))
+	buf = append(buf, r.tail...)
+	for _, h := range hs {
+		buf = append(buf, h[:]...)
+	}
+	g, v := r.tailG, buf[8:]
+	for len(v) >= full {
+		if err := r.b.Put(u64(uint64(g)), v[:full:full]); err != nil {
+			return err
+		}
+		g, v = g+1, v[full:]
+	}
+	// The rest, not a full group, goes to meta after its group's index:
+	// the buffer as it is if no group filled, else a copy (the bytes
+	// before it are the last full group's).
+	tail := buf
+	if g != r.tailG {
+		tail = append(u64(uint64(g)), v...)
+	}
+	if err := r.meta.Put(keyTreeTail, tail); err != nil {
+		return err
+	}
+	r.tailG, r.tail = g, tail[8:]
+	return nil
+}
+
 // addLeaf adds the tree hashes leaf n (record n+1, canonical encoding
 // enc) adds.
 func addLeaf(tree *treeHashes, n int64, enc []byte) error {
@@ -165,6 +208,184 @@ func addLeafHash(tree *treeHashes, n int64, leaf verifiable.Hash) error {
 		return err
 	}
 	return tree.add(verifiable.StoredHashIndex(0, n), hs)
+}
+
+// The tree under many writers: a commit of a large batch may leave its
+// leaves' hashes to a later commit (the tree lags the log), so that the
+// tree bucket's pages are written once every few commits rather than by
+// each. What the file says stays true: the tree's size (keyTreeSize) only
+// ever counts records whose hashes are stored with it, so a checkpoint or
+// a proof never covers a record whose hashes are not durable. The records
+// themselves are durable at their commit, as ever; the hashes left over
+// are written by the next commit of a small batch, by a commit once
+// treeLagMax hashes wait, by catchUpTree once the writer has been idle
+// treeIdleWait, at Close, or, after a crash, at the next open (buildTree).
+const (
+	// treeLagMin is the smallest batch whose commit may leave its tree
+	// hashes to a later one: smaller batches come from a lightly loaded
+	// ledger, where each commit brings the tree up to date.
+	treeLagMin = 16
+	// treeLagMax is how many stored hashes (about two a record) may wait
+	// in memory: the commit that reaches it writes them.
+	treeLagMax = 4096
+	// treeIdleWait is how long after the last commit that left hashes
+	// waiting the writer, if no commit wrote them meanwhile, catches the
+	// tree up in a transaction of its own.
+	treeIdleWait = 50 * time.Millisecond
+)
+
+// edgeCache is the committing goroutine's state of the tree: the right
+// edge of the tree of every committed record, and the stored hashes of
+// the records committed after the file's tree, not written yet. A batch
+// uses it only when the file's tree size and head are the ones it was
+// left at (else it reads the edge back and hashes the records the tree
+// lacks from the log), and it is replaced only after a batch committed,
+// so it never holds what the file does not.
+type edgeCache struct {
+	edge    *verifiable.Edge  // the tree of the committed records; nil: not loaded
+	durable int64             // the file's tree size the pending hashes follow
+	pending []verifiable.Hash // the stored hashes from StoredHashIndex(0, durable) on
+}
+
+// treeAsyncMin is the smallest batch whose leaves are hashed on another
+// goroutine while the committing one writes the batch's chain entries:
+// below it, handing the work over costs about what it saves.
+const treeAsyncMin = 8
+
+// treeBatch is the tree's part of one batch of appends: the records'
+// canonical encodings, in order, hashed at the batch's commit.
+type treeBatch struct {
+	size   int64    // the file's tree size at the batch's start
+	head   int64    // the records committed before the batch
+	leaves [][]byte // the batch's records' encodings, leaf head+i the i-th
+	edge   *verifiable.Edge
+	hs     []verifiable.Hash // the stored hashes from StoredHashIndex(0, size) on
+	done   chan struct{}     // closed once hs is complete (start's goroutine)
+}
+
+// add takes the encoding of leaf n, which must be the batch's next.
+func (t *treeBatch) add(n int64, enc []byte) error {
+	if want := t.head + int64(len(t.leaves)); n != want {
+		return fmt.Errorf("tree leaf %d: the tree's next is %d: %w", n, want, custody.ErrChainBroken)
+	}
+	t.leaves = append(t.leaves, enc)
+	return nil
+}
+
+// start begins hashing the batch's leaves after the hashes waiting in
+// cache, if it follows the file, or else after the records the file's
+// tree lacks, read from logB: on another goroutine for treeAsyncMin
+// leaves or more, which only reads the encodings (the batch's buffers,
+// or copies) and its own edge.
+func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket) error {
+	if len(t.leaves) == 0 {
+		return nil
+	}
+	encs := t.leaves
+	if cache != nil && cache.edge != nil && cache.edge.Size() == t.head && cache.durable == t.size {
+		// The batch's hashes go after the waiting ones, in their array:
+		// the cache sees only its own length of it until the batch
+		// committed.
+		t.edge, t.hs = cache.edge.Clone(), cache.pending
+	} else {
+		t.hs = make([]verifiable.Hash, 0, verifiable.StoredHashCount(t.head+int64(len(t.leaves)))-verifiable.StoredHashCount(t.size))
+		var err error
+		if t.edge, err = verifiable.LoadEdge(t.size, tree); err != nil {
+			return err
+		}
+		if t.size < t.head {
+			encs = nil
+			c := logB.Cursor()
+			seq := uint64(t.size) + 1
+			for k, v := c.Seek(u64(seq)); seq <= uint64(t.head); k, v = c.Next() {
+				if k == nil || binary.BigEndian.Uint64(k) != seq || len(v) < custody.HashSize {
+					return fmt.Errorf("tree: record %d is missing: %w", seq, custody.ErrChainBroken)
+				}
+				encs = append(encs, bytes.Clone(v[custody.HashSize:]))
+				seq++
+			}
+			encs = append(encs, t.leaves...)
+		}
+	}
+	if len(encs) < treeAsyncMin {
+		t.hs = hashLeaves(t.edge, encs, t.hs)
+		return nil
+	}
+	t.done = make(chan struct{})
+	go func() {
+		defer close(t.done)
+		t.hs = hashLeaves(t.edge, encs, t.hs)
+	}()
+	return nil
+}
+
+// wait returns once the hashing start began, if any, is over.
+func (t *treeBatch) wait() {
+	if t.done != nil {
+		<-t.done
+	}
+}
+
+// finish waits for the hashes start began and writes them, unless the
+// batch is large, the writer keeps them (cache) and not too many wait
+// then: it returns the file's tree size after the batch.
+func (t *treeBatch) finish(tree *treeHashes, cache *edgeCache) (int64, error) {
+	if len(t.leaves) == 0 {
+		return t.size, nil
+	}
+	t.wait()
+	if cache != nil && len(t.leaves) >= treeLagMin && len(t.hs) < treeLagMax {
+		return t.size, nil
+	}
+	if err := tree.putHashes(verifiable.StoredHashIndex(0, t.size), t.hs); err != nil {
+		return 0, err
+	}
+	return t.edge.Size(), nil
+}
+
+// committed updates cache once the batch's transaction committed, the
+// file's tree then holding size records.
+func (t *treeBatch) committed(cache *edgeCache, size int64) {
+	if cache == nil || t.edge == nil {
+		return
+	}
+	cache.edge, cache.durable, cache.pending = t.edge, size, nil
+	if size < t.edge.Size() {
+		cache.pending = t.hs
+	}
+}
+
+// catchUpTree writes the tree hashes the writer left waiting, once it has
+// been idle (treeIdleWait) or at Close: the tree then holds every record.
+// It runs apart from the writer, in a transaction of its own; the
+// writer's next batch finds the tree's size changed and reads its edge
+// back.
+func (s *Store) catchUpTree() {
+	var behind bool
+	if err := s.view(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		head, _ := readHead(meta)
+		behind = treeCurrent(meta) && uint64(readTreeSize(meta)) < head
+		return nil
+	}); err != nil || !behind {
+		return
+	}
+	if err := s.completeTree(); err != nil {
+		s.log.Error("writing the tree hashes of the last records failed: the next commit or open writes them", "err", err)
+	}
+}
+
+// hashLeaves appends to hs the stored hashes the leaves of encs add along
+// edge: on every core for a batch of many blocks (buildHashes), on this
+// goroutine otherwise.
+func hashLeaves(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []verifiable.Hash {
+	if len(encs) >= 2*leafHashBlock {
+		return buildHashes(edge, encs, hs)
+	}
+	for _, enc := range encs {
+		hs = edge.Add(verifiable.LeafHash(enc), hs)
+	}
+	return hs
 }
 
 // leafHashBlock is how many leaves a goroutine of buildHashes hashes at
@@ -245,6 +466,12 @@ func (s *Store) buildTree() error {
 	}); err != nil {
 		return fmt.Errorf("build the tree: %w", err)
 	}
+	return s.completeTree()
+}
+
+// completeTree hashes the records the tree does not hold yet (buildTree),
+// treeBuildChunk at a time.
+func (s *Store) completeTree() error {
 	for {
 		done := false
 		err := s.update(func(tx *bolt.Tx) error {

@@ -53,6 +53,20 @@ func TestTreeSurvivesAKilledWriter(t *testing.T) {
 		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Fatalf("round %d: the child ended on its own (%v) after %d lines", round, err, lines)
 		}
+		// As the kill left it (a reader does not complete the tree): the
+		// tree holds no record the log does not, and every hash it holds
+		// is right, whatever hashes were still waiting.
+		r, err := Open(dir, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.CheckFile(context.Background()); err != nil {
+			t.Fatalf("round %d, as killed: %v", round, err)
+		}
+		size, _ := r.TreeSize(context.Background())
+		logHead, _, _ := r.Head(context.Background())
+		t.Logf("round %d: killed with %d records, the tree holding %d", round, logHead, size)
+		r.Close()
 		s := openT(t, dir)
 		head, _, _ := s.Head(context.Background())
 		if head == 0 {
@@ -72,13 +86,14 @@ func crashChild(dir string, round int) {
 		os.Exit(3)
 	}
 	w := bufio.NewWriter(os.Stdout)
-	// Fresh chains per process, 50 records each, written by 16 goroutines
-	// through Append so that commits are group commits.
+	// Fresh chains per process, 50 records each, written by 64 goroutines
+	// through Append so that commits are group commits, large enough to
+	// leave their tree hashes waiting (treeLagMin).
 	done := make(chan struct{})
-	for g := 0; g < 16; g++ {
+	for g := 0; g < 64; g++ {
 		go func() {
 			for n, i := 0, 0; ; n++ {
-				coi := storetest.COI(1 + round*100000 + g + 16*n)
+				coi := storetest.COI(1 + round*100000 + g + 64*n)
 				for k := 0; k < 50; k++ {
 					i++
 					if _, err := s.Append(context.Background(), storetest.Draft(coi, i, k == 0, uint64(k))); err != nil {

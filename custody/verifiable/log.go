@@ -16,10 +16,13 @@ import (
 )
 
 // Source is what a store keeps of the tree: its stored hashes, written in
-// the same transaction as the records, the records' canonical encodings,
-// and the signed checkpoints.
+// the transaction that writes the records or, under load, a later one
+// (the tree may lag the log by the last records committed), the records'
+// canonical encodings, and the signed checkpoints.
 type Source interface {
-	// TreeSize returns how many records the tree holds.
+	// TreeSize returns how many records the tree holds: only records
+	// whose stored hashes are durable, so that whatever is signed or
+	// proved at that size stays provable.
 	TreeSize(ctx context.Context) (int64, error)
 	// ReadHashes returns the stored hashes at indexes (StoredHashIndex),
 	// in order; ErrNotFound (wrapped) when one is not stored.

@@ -121,3 +121,10 @@ func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
 	e.n++
 	return out
 }
+
+// Clone returns a copy of the edge that grows apart from e: a writer
+// keeps the edge of its committed tree and adds a batch's leaves to a
+// copy, which replaces it only once the batch is durable.
+func (e *Edge) Clone() *Edge {
+	return &Edge{n: e.n, roots: append(make([]Hash, 0, len(e.roots)+1), e.roots...)}
+}
