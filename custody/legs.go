@@ -407,10 +407,9 @@ func (s *Service) checkSeal(ctx context.Context, rs ReceiveSeal, p Profile) (boo
 	return s.checkSealIn(ctx, rs, p, nil)
 }
 
-// checkSealIn is checkSeal reading the readings into *buf (nil: a new
-// slice) when the reading store can (ReadingAppender), and leaving them
-// there for the next call to reuse.
-func (s *Service) checkSealIn(ctx context.Context, rs ReceiveSeal, p Profile, buf *[]Reading) (bool, string, error) {
+// checkSealIn is checkSeal with w's memory (nil: fresh) for the readings,
+// left there for the next call to reuse.
+func (s *Service) checkSealIn(ctx context.Context, rs ReceiveSeal, p Profile, w *sealWork) (bool, string, error) {
 	if rs.Version != SealVersion {
 		return false, fmt.Sprintf("unknown seal version %q", rs.Version), nil
 	}
@@ -418,10 +417,6 @@ func (s *Service) checkSealIn(ctx context.Context, rs ReceiveSeal, p Profile, bu
 	// configuration says today.
 	p.MinC, p.MaxC = rs.Seal.LimitMinC, rs.Seal.LimitMaxC
 	p.Name = rs.Seal.Profile
-	readings, err := s.sealedReadings(ctx, rs, buf)
-	if err != nil {
-		return false, "", err
-	}
 	// MKT is recorded only for profiles where it applies; recompute it the
 	// same way the seal did (seals without a method weighed readings
 	// equally).
@@ -429,12 +424,30 @@ func (s *Service) checkSealIn(ctx context.Context, rs ReceiveSeal, p Profile, bu
 	if rs.Seal.MKTC == nil {
 		method = MKTTimeWeighted
 	}
-	got := sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
+	got, ok, err := s.streamSeal(ctx, rs, p, method, w)
+	if err != nil {
+		return false, "", err
+	}
+	if !ok {
+		var buf *[]Reading
+		if w != nil {
+			buf = &w.readings
+		}
+		readings, err := s.sealedReadings(ctx, rs, buf)
+		if err != nil {
+			return false, "", err
+		}
+		got = sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
+		if rs.Seal.MKTC != nil && got.MKTC == nil {
+			p.MKT = true
+			got = sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
+		}
+	}
 	if rs.Seal.MKTC == nil {
 		got.MKTC, got.MKTMethod, got.MKTMaxGap = nil, "", 0
-	} else if got.MKTC == nil {
-		p.MKT = true
-		got = sealReadings(readings, p, method, rs.Seal.MKTMaxGap)
+	}
+	if sealsIdentical(&got, &rs.Seal) {
+		return true, "", nil
 	}
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(rs.Seal)

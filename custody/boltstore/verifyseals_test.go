@@ -1,6 +1,7 @@
 package boltstore_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -103,4 +104,95 @@ func TestVerifyLedgerSinceSeals(t *testing.T) {
 		check(t, 0, receipts["SHP-A000017"], "leg 1")
 		check(t, lastFirst, min(receipts["SHP-B000003"], receipts["SHP-B000030"]), "leg 2")
 	})
+}
+
+// editReading rewrites shipper's reading seq in the closed store in dir
+// with edit applied to its stored value, as someone editing the file
+// would.
+func editReading(t *testing.T, dir, shipper string, seq uint64, edit func(v []byte) []byte) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, boltstore.FileName), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true}.Key()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("readings"))
+		v := b.Get(key)
+		if v == nil {
+			return fmt.Errorf("no reading %q", key)
+		}
+		return b.Put(key, edit(bytes.Clone(v)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVerifyLedgerChangedReading: a stored reading whose temperature was
+// changed in the file (a bit of its integer flipped, or its scale) is
+// caught by the seals hashed straight from the stored bytes, and named at
+// its leg's receive record; restored, the ledger verifies again.
+func TestVerifyLedgerChangedReading(t *testing.T) {
+	dir := t.TempDir()
+	svc, st := verifyService(t, dir)
+	generateVerifyStore(t, svc, st, 6, 12)
+	ctx := context.Background()
+	receipt := func(coi custody.COI, leg int) uint64 {
+		c, err := svc.Chain(ctx, coi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Legs[leg-1].ReceiveSeq
+	}
+	chains, err := svc.Chains(ctx, "")
+	if err != nil || len(chains) != 6 {
+		t.Fatalf("%d chains, %v", len(chains), err)
+	}
+	// The chain whose second leg SHP-B000002 carried.
+	var coi custody.COI
+	for _, ci := range chains {
+		c, err := svc.Chain(ctx, ci.COI)
+		if err == nil && len(c.Legs) == 2 && c.Legs[1].Shipper == "SHP-B000002" {
+			coi = ci.COI
+		}
+	}
+	if coi == "" {
+		t.Fatal("no chain with shipper SHP-B000002")
+	}
+	want := receipt(coi, 2)
+	st.Close()
+	verify := func() custody.Report {
+		t.Helper()
+		svc, vs := verifyService(t, dir)
+		defer vs.Close()
+		rep, err := svc.VerifyLedger(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := verify(); !rep.OK {
+		t.Fatalf("sound store: %+v", rep)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(v []byte) []byte
+	}{
+		{"a bit of the last value flipped", func(v []byte) []byte { v[len(v)-1] ^= 1 << 2; return v }},
+		{"the value's scale changed", func(v []byte) []byte { v[len(v)-1] ^= 3; return v }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var orig []byte
+			editReading(t, dir, "SHP-B000002", 4, func(v []byte) []byte { orig = bytes.Clone(v); return c.edit(v) })
+			rep := verify()
+			if rep.OK || rep.FirstBad != want || !strings.Contains(rep.Problem, "leg 2") || !strings.Contains(rep.Problem, "telemetry seal does not match") {
+				t.Fatalf("%+v, want record %d failing for leg 2", rep, want)
+			}
+			editReading(t, dir, "SHP-B000002", 4, func([]byte) []byte { return orig })
+			if rep := verify(); !rep.OK {
+				t.Fatalf("restored: %+v", rep)
+			}
+		})
+	}
 }

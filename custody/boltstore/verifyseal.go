@@ -1,0 +1,97 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coid-project/coid/custody"
+	bolt "go.etcd.io/bbolt"
+)
+
+// AppendStoredRecord implements custody.StoredRecordReader: the record's
+// stored bytes copied to dst, with the hash stored before them.
+func (s *Store) AppendStoredRecord(ctx context.Context, dst []byte, seq uint64) ([]byte, custody.Hash, error) {
+	var h custody.Hash
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketLog).Get(u64(seq))
+		switch {
+		case v == nil:
+			return fmt.Errorf("record %d: %w", seq, custody.ErrNotFound)
+		case len(v) < custody.HashSize:
+			return fmt.Errorf("record %d: truncated: %w", seq, custody.ErrChainBroken)
+		}
+		copy(h[:], v)
+		dst = append(dst, v[custody.HashSize:]...)
+		return nil
+	})
+	return dst, h, err
+}
+
+// errUnordered stops SealShipperReadings's read once a reading came out
+// of seal order.
+var errUnordered = errors.New("readings out of seal order")
+
+// SealShipperReadings implements custody.ReadingSealer: the readings
+// AppendShipperReadings would return, read the same way (the time index
+// from from to to, those stored after through left out, a deleted
+// reading's index entry skipped), each hashed into sh as its canonical
+// encoding written straight from the stored bytes (appendStoredCanonical;
+// a reading it is not sure of is decoded and encoded as a Reading).
+func (s *Store) SealShipperReadings(ctx context.Context, sh *custody.SealHasher, shipper string, from, to time.Time, through uint64) (bool, error) {
+	member := canonShipper(shipper)
+	err := s.view(func(tx *bolt.Tx) error {
+		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
+		if b == nil || idx == nil {
+			return nil
+		}
+		prefix, start, end := timeRange(shipper, from, to)
+		c := idx.Cursor()
+		n := 0
+		rg := seqGetter{c: b.Cursor()}
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
+			}
+			if end != nil && bytes.Compare(k[:len(prefix)+8], end) > 0 {
+				break
+			}
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			key := k[len(prefix)+8:]
+			v := rg.get(key)
+			if v == nil {
+				continue // a deleted reading, as AppendShipperReadings skips it
+			}
+			enc, sr, ok := appendStoredCanonical(sh.Scratch(), shipper, member, key, v)
+			if !ok {
+				r, rwm, err := decodeReadingIn(shipper, key, v, nil)
+				if err != nil {
+					return err
+				}
+				enc = append(r.AppendCanonical(enc), '\n')
+				sr = storedReading{wm: rwm, dev: r.DeviceTime.UnixNano(), hasSeq: r.HasSeq, seq: r.Seq, hasTemp: r.TempC != nil}
+				if r.TempC != nil {
+					sr.tempC = *r.TempC
+				}
+			}
+			if through != 0 && sr.wm > through {
+				continue
+			}
+			if !sh.Add(enc, sr.dev, sr.hasSeq, sr.seq, sr.tempC, sr.hasTemp) {
+				return errUnordered
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errUnordered) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("readings of %s: %w", shipper, err)
+	}
+	return true, nil
+}
