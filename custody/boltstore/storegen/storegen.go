@@ -54,9 +54,11 @@ var Users = map[string]custody.Role{"coord": custody.RoleCoordinator, "nurse1": 
 // Password returns the password of the generated store's user id.
 func Password(id string) string { return "pw-" + id + "-secret" }
 
-// Patient is every generated chain's patient.
+// Patient is every generated chain's patient: a record number and a birth
+// date that no generated shipper ID (SHP-A000000 to SHP-B999999) can be
+// read as, so the ledger's patient-identifier guard lets them through.
 func Patient() custody.PHI {
-	return custody.PHI{Name: "Jane Q Doe", BirthDate: "1970-01-02", MRN: "MRN-0012345"}
+	return custody.PHI{Name: "Jane Q Doe", BirthDate: "1970-11-23", MRN: "MRN-7Q4K9X2"}
 }
 
 // Shipper returns the shipper that carries leg (0 or 1) of the i-th
