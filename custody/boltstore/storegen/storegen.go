@@ -27,6 +27,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +100,58 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// End is the service clock's time once the store of c is generated: the
+// last cohort's infusions. A service over the store should run its clock
+// from there.
+func (c Config) End() time.Time {
+	c = c.withDefaults()
+	cohorts := (c.Chains + c.Cohort - 1) / c.Cohort
+	perLeg := time.Duration(c.PerLeg+1) * time.Minute
+	return T0.Add(time.Duration(cohorts-1)*(2*perLeg+time.Minute) + 2*perLeg)
+}
+
+// The environment of the benchmarks that use kept stores.
+const (
+	// EnvStore names the directory the kept stores live under; the
+	// benchmarks over kept stores are skipped without it.
+	EnvStore = "COID_BENCH_STORE"
+	// EnvChains lists the stores' sizes in chains, comma-separated
+	// (default 1000,10000,100000).
+	EnvChains = "COID_BENCH_CHAINS"
+	// EnvReadings sets the readings a leg (default DefaultPerLeg).
+	EnvReadings = "COID_BENCH_READINGS"
+)
+
+// FromEnv returns the kept stores' directory (empty: none asked) and the
+// Configs of the stores the environment asks for.
+func FromEnv() (string, []Config, error) {
+	root := os.Getenv(EnvStore)
+	if root == "" {
+		return "", nil, nil
+	}
+	perLeg := 0
+	if v := os.Getenv(EnvReadings); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", nil, fmt.Errorf("storegen: %s=%q: %w", EnvReadings, v, custody.ErrInvalid)
+		}
+		perLeg = n
+	}
+	sizes := os.Getenv(EnvChains)
+	if sizes == "" {
+		sizes = "1000,10000,100000"
+	}
+	var cfgs []Config
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return "", nil, fmt.Errorf("storegen: %s=%q: %w", EnvChains, sizes, custody.ErrInvalid)
+		}
+		cfgs = append(cfgs, Config{Chains: n, PerLeg: perLeg})
+	}
+	return root, cfgs, nil
 }
 
 // Dir is where a store of chains chains and perLeg readings a leg is

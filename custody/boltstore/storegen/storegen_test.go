@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -88,22 +87,16 @@ func TestGenerate(t *testing.T) {
 // COID_BENCH_READINGS readings a leg (default 66). Without it, it is
 // skipped.
 func TestKeptStores(t *testing.T) {
-	root := os.Getenv("COID_BENCH_STORE")
+	root, cfgs, err := storegen.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if root == "" {
-		t.Skip("COID_BENCH_STORE not set")
+		t.Skip(storegen.EnvStore + " not set")
 	}
-	perLeg, _ := strconv.Atoi(os.Getenv("COID_BENCH_READINGS"))
-	sizes := os.Getenv("COID_BENCH_CHAINS")
-	if sizes == "" {
-		sizes = "1000,10000,100000"
-	}
-	for _, f := range strings.Split(sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			t.Fatalf("COID_BENCH_CHAINS: %q", f)
-		}
-		dir, st, err := storegen.Ensure(context.Background(), root, storegen.Config{Chains: n, PerLeg: perLeg,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	for _, cfg := range cfgs {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		dir, st, err := storegen.Ensure(context.Background(), root, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
