@@ -102,6 +102,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Readings is how many readings the store of c holds.
+func (c Config) Readings() int { return c.Chains * 2 * c.withDefaults().PerLeg }
+
 // End is the service clock's time once the store of c is generated: the
 // last cohort's infusions. A service over the store should run its clock
 // from there.
@@ -325,7 +328,7 @@ func Generate(ctx context.Context, dir string, cfg Config) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("storegen: %w", err)
 	}
-	return Stats{Chains: cfg.Chains, Records: cfg.Chains * 10, Readings: cfg.Chains * 2 * cfg.PerLeg,
+	return Stats{Chains: cfg.Chains, Records: cfg.Chains * 10, Readings: cfg.Readings(),
 		Took: time.Since(start), CPU: cpuTime() - cpu0, FileBytes: fi.Size()}, nil
 }
 
@@ -383,10 +386,15 @@ func (g *gen) run(ctx context.Context) error {
 		select {
 		case <-ready:
 		case <-enrolled:
-			if enrollErr == nil {
-				enrollErr = ctx.Err()
+			// The enroller is done: it closed ready first, or failed.
+			select {
+			case <-ready:
+			default:
+				if enrollErr == nil {
+					enrollErr = ctx.Err()
+				}
+				return enrollErr
 			}
-			return enrollErr
 		}
 		lo := k * g.cfg.Cohort
 		hi := min(lo+g.cfg.Cohort, g.cfg.Chains)

@@ -2,6 +2,7 @@ package storegen_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,46 +29,13 @@ func TestGenerate(t *testing.T) {
 	if dir != storegen.Dir(root, 40, 7) || st.Chains != 40 || st.Records != 400 || st.Readings != 560 || st.FileBytes <= 0 {
 		t.Fatalf("dir %s, stats %+v", dir, st)
 	}
-	s, err := boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	svc, err := storegen.NewService(s, storegen.NewClock(storegen.T0).Now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := svc.VerifyLedger(ctx)
-	if err != nil || !rep.OK || rep.Records != 400 {
-		t.Fatalf("verify: %+v, %v", rep, err)
-	}
-	if n, err := s.ReadingsCount(ctx); err != nil || n != 560 {
-		t.Fatalf("readings: %d, %v", n, err)
-	}
-	infused, err := s.Chains(ctx, custody.StateInfused)
-	if err != nil || len(infused) != 40 {
-		t.Fatalf("infused chains: %d, %v", len(infused), err)
-	}
-	recs, err := s.Records(ctx, infused[0].COI)
-	if err != nil || len(recs) != 10 {
-		t.Fatalf("records of %s: %d, %v", infused[0].COI, len(recs), err)
-	}
-	seals := 0
-	for _, r := range recs {
-		if r.Step == custody.StepReceive && strings.Contains(string(r.Data), `"telemetry"`) {
-			seals++
-		}
-	}
-	if seals != 2 {
-		t.Fatalf("%d receipts with a seal, want 2: %+v", seals, recs)
-	}
-	s.Close()
-
-	// A second Ensure finds the kept store and leaves it alone.
+	checkStore(t, dir, 40, 7)
 	fi, err := os.Stat(filepath.Join(dir, boltstore.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// A second Ensure finds the kept store and leaves it alone.
 	dir2, st2, err := storegen.Ensure(ctx, root, cfg)
 	if err != nil || dir2 != dir || st2 != st {
 		t.Fatalf("again: %s %+v %v", dir2, st2, err)
@@ -78,6 +46,64 @@ func TestGenerate(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(root, "*partial*")); len(m) != 0 {
 		t.Fatalf("left behind: %v", m)
+	}
+}
+
+// TestGenerateCohorts: whatever the sizes of the cohorts and however far
+// the enroller runs ahead of them, every chain is walked to the end.
+func TestGenerateCohorts(t *testing.T) {
+	for _, c := range []struct{ chains, cohort, callers int }{{1, 1, 1}, {9, 1, 4}, {30, 7, 3}, {32, 8, 64}} {
+		t.Run(fmt.Sprintf("chains=%d,cohort=%d", c.chains, c.cohort), func(t *testing.T) {
+			dir := t.TempDir()
+			st, err := storegen.Generate(context.Background(), dir, storegen.Config{Chains: c.chains, PerLeg: 3, Cohort: c.cohort, Callers: c.callers})
+			if err != nil || st.Records != 10*c.chains || st.Readings != 6*c.chains {
+				t.Fatalf("%+v, %v", st, err)
+			}
+			checkStore(t, dir, c.chains, 3)
+		})
+	}
+}
+
+// checkStore checks that the store in dir holds chains chains, each
+// infused, with its ten records and both legs received with their seals,
+// perLeg readings a leg, and that the ledger verifies.
+func checkStore(t *testing.T, dir string, chains, perLeg int) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := boltstore.Open(dir, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	svc, err := storegen.NewService(s, storegen.NewClock(storegen.T0).Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := svc.VerifyLedger(ctx)
+	if err != nil || !rep.OK || rep.Records != uint64(10*chains) {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if n, err := s.ReadingsCount(ctx); err != nil || n != 2*perLeg*chains {
+		t.Fatalf("readings: %d, %v", n, err)
+	}
+	infused, err := s.Chains(ctx, custody.StateInfused)
+	if err != nil || len(infused) != chains {
+		t.Fatalf("infused chains: %d, %v", len(infused), err)
+	}
+	for _, ci := range infused {
+		recs, err := s.Records(ctx, ci.COI)
+		if err != nil || len(recs) != 10 {
+			t.Fatalf("records of %s: %d, %v", ci.COI, len(recs), err)
+		}
+		seals := 0
+		for _, r := range recs {
+			if r.Step == custody.StepReceive && strings.Contains(string(r.Data), `"telemetry"`) {
+				seals++
+			}
+		}
+		if seals != 2 {
+			t.Fatalf("%d receipts with a seal, want 2: %+v", seals, recs)
+		}
 	}
 }
 
