@@ -10,6 +10,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/boltstore/storegen"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -44,9 +45,11 @@ func deleteReading(t *testing.T, dir, shipper string, seq uint64) {
 // verification, and one deleted from a leg received after it is caught.
 func TestVerifyLedgerSinceSeals(t *testing.T) {
 	dir := t.TempDir()
-	svc, st := verifyService(t, dir)
-	generateVerifyStore(t, svc, st, 40, 12)
 	ctx := context.Background()
+	if _, err := storegen.Generate(ctx, dir, storegen.Config{Chains: 40, PerLeg: 12, Callers: 16}); err != nil {
+		t.Fatal(err)
+	}
+	svc, st := verifyService(t, dir)
 	chains, err := svc.Chains(ctx, "")
 	if err != nil || len(chains) != 40 {
 		t.Fatalf("%d chains, %v", len(chains), err)

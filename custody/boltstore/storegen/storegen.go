@@ -311,7 +311,7 @@ func Generate(ctx context.Context, dir string, cfg Config) (Stats, error) {
 	if cfg.Chains < 1 {
 		return Stats{}, fmt.Errorf("storegen: %d chains: %w", cfg.Chains, custody.ErrInvalid)
 	}
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), CPUTime()
 	st, err := boltstore.Open(dir, boltstore.Options{})
 	if err != nil {
 		return Stats{}, fmt.Errorf("storegen: %w", err)
@@ -329,7 +329,7 @@ func Generate(ctx context.Context, dir string, cfg Config) (Stats, error) {
 		return Stats{}, fmt.Errorf("storegen: %w", err)
 	}
 	return Stats{Chains: cfg.Chains, Records: cfg.Chains * 10, Readings: cfg.Readings(),
-		Took: time.Since(start), CPU: cpuTime() - cpu0, FileBytes: fi.Size()}, nil
+		Took: time.Since(start), CPU: CPUTime() - cpu0, FileBytes: fi.Size()}, nil
 }
 
 // gen is one generation's state.
