@@ -32,6 +32,7 @@ func TestImportsStayStdlib(t *testing.T) {
 		core + "/fhir":           "the FHIR R4 model structs",
 		core + "/verifiable":     "Merkle tree, proofs and signed notes from golang.org/x/mod/sumdb, cosignatures from transparency-dev/formats",
 	}
+	outside[core+"/boltstore/storegen"] = "the benchmarks' kept stores, walked through the service over boltstore (no outside import of its own)"
 	outside[core+"/verifiable/witness"] = "the C2SP tlog-witness client, over verifiable's signed notes"
 	outside[core+"/verifiable/witness/witnesstest"] = "a tlog-witness for tests from golang.org/x/mod/sumdb and filippo.io/torchwood"
 	goBin, err := exec.LookPath("go")

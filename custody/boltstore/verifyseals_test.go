@@ -11,6 +11,7 @@ import (
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
+	"github.com/coid-project/coid/custody/boltstore/storegen"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -45,9 +46,11 @@ func deleteReading(t *testing.T, dir, shipper string, seq uint64) {
 // verification, and one deleted from a leg received after it is caught.
 func TestVerifyLedgerSinceSeals(t *testing.T) {
 	dir := t.TempDir()
-	svc, st := verifyService(t, dir)
-	generateVerifyStore(t, svc, st, 40, 12)
 	ctx := context.Background()
+	if _, err := storegen.Generate(ctx, dir, storegen.Config{Chains: 40, PerLeg: 12, Callers: 16}); err != nil {
+		t.Fatal(err)
+	}
+	svc, st := verifyService(t, dir)
 	chains, err := svc.Chains(ctx, "")
 	if err != nil || len(chains) != 40 {
 		t.Fatalf("%d chains, %v", len(chains), err)
@@ -135,9 +138,11 @@ func editReading(t *testing.T, dir, shipper string, seq uint64, edit func(v []by
 // its leg's receive record; restored, the ledger verifies again.
 func TestVerifyLedgerChangedReading(t *testing.T) {
 	dir := t.TempDir()
-	svc, st := verifyService(t, dir)
-	generateVerifyStore(t, svc, st, 6, 12)
 	ctx := context.Background()
+	if _, err := storegen.Generate(ctx, dir, storegen.Config{Chains: 6, PerLeg: 12, Callers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	svc, st := verifyService(t, dir)
 	receipt := func(coi custody.COI, leg int) uint64 {
 		c, err := svc.Chain(ctx, coi)
 		if err != nil {

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package storegen
+
+import "time"
+
+// CPUTime is not measured here: zero.
+func CPUTime() time.Duration { return 0 }
