@@ -97,6 +97,7 @@ func bucketChecks() map[string]bucketCheck {
 	maps.Copy(checks, quotaBucketChecks())
 	maps.Copy(checks, accessBucketChecks())
 	maps.Copy(checks, followUpBucketChecks())
+	maps.Copy(checks, readingBlockChecks())
 	return checks
 }
 
@@ -175,7 +176,7 @@ func coreBucketChecks() map[string]bucketCheck {
 			return nil
 		}},
 		string(bucketReadingsMeta): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
-			if (bytes.Equal(k, keyWatermark) || bytes.Equal(k, keyBatchesFrom)) && len(v) != 8 {
+			if (bytes.Equal(k, keyWatermark) || bytes.Equal(k, keyBatchesFrom) || bytes.Equal(k, keyBlockReadings)) && len(v) != 8 {
 				return fmt.Errorf("%s is %d bytes, not 8", k, len(v))
 			}
 			return nil

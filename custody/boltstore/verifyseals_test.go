@@ -2,37 +2,17 @@ package boltstore_test
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
-	bolt "go.etcd.io/bbolt"
 )
 
 // deleteReading deletes shipper's reading seq from the closed store in
 // dir, as someone editing the file would, leaving its index entries.
 func deleteReading(t *testing.T, dir, shipper string, seq uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, boltstore.FileName), 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	key := custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true}.Key()
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("readings"))
-		if b == nil || b.Get(key) == nil {
-			return fmt.Errorf("no reading %q", key)
-		}
-		return b.Delete(key)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	boltstore.DeleteReadingForTest(t, dir, shipper, seq)
 }
 
 // TestVerifyLedgerSinceSeals: over a real file of 40 chains whose two legs
