@@ -23,6 +23,16 @@ func encodeReadingV1(dst []byte, r *custody.Reading, wm uint64) []byte {
 	return appendReadingContentV1(dst, r)
 }
 
+// encodeReading is the encoder of version 2, which wrote every reading
+// of the per-reading layout from version 1 until the block layout: kept
+// here to make such files in tests.
+func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
+	dst = append(dst, readingV2)
+	dst = binary.AppendUvarint(dst, wm)
+	dst = appendTimeV2(dst, r.ReceivedTime.UnixNano()-r.DeviceTime.UnixNano())
+	return appendReadingContentV2(dst, r)
+}
+
 // checkRoundTrip decodes v, which holds r with watermark wm, and fails
 // unless every field comes back bit for bit and every truncation or
 // extension of v is refused.

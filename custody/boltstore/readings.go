@@ -2,22 +2,55 @@ package boltstore
 
 // Telemetry readings in the same bbolt file as the ledger.
 //
-// Layout (buckets created by Open):
+// Layout (buckets created by Open). Readings are stored in blocks:
 //
-//	readings       Reading.Key() -> encoded reading (see encodeReading;
-//	                 version 1 values, written before, are read too)
-//	reading_times  shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE) Key() -> empty
-//	                 index for range scans by device time
-//	reading_batches  watermark (8 bytes BE) Key() -> empty: the readings of
-//	                 each committed batch, for ReadingsSince
-//	readings_meta  "watermark" -> uint64 BE: the number of committed batches
-//	                 that stored at least one reading
-//	               "batches_from" -> uint64 BE: the watermark reading_batches
-//	                 starts after (0, or the watermark of a file written
-//	                 before it existed, when Open created it)
-//	quarantine     id (8 bytes BE) -> QuarantineEntry JSON, at most
-//	                 MaxQuarantine entries and MaxQuarantineBytes (the
-//	                 oldest are dropped)
+//	reading_shippers     shipper -> its number (uint32 BE, from the
+//	                       bucket's sequence) and the widest span of
+//	                       device times one of its blocks ever held
+//	                       (uint64 BE nanoseconds)
+//	reading_shipper_nos  number (uint32 BE) -> shipper
+//	reading_blocks       number (4) kind (1: 's' by seq, 't' by device
+//	                       time) first identity (8 BE, as in
+//	                       Reading.Key) -> up to readingsPerBlock readings
+//	                       of that shipper and kind, in identity order
+//	                       (encodeBlock): each with its watermark, delta
+//	                       encoded. Block ranges never overlap: a reading
+//	                       goes in the last block starting at or before
+//	                       its identity (the first block if none); a block
+//	                       grown past readingsPerBlock is cut in blocks of
+//	                       readingsPerBlock from its start.
+//	reading_block_times  number (4) earliest device time in the block
+//	                       (UnixNano XOR 1<<63, 8 BE) kind first identity
+//	                       -> the latest device time in the block (8 BE):
+//	                       a time range reads the blocks whose earliest
+//	                       time is at most the span before its start
+//	reading_log          watermark (8 BE) -> the blocks the batch stored
+//	                       readings in: for each, shipper number, kind,
+//	                       lowest and highest identity stored; the
+//	                       batch's readings are those in range with its
+//	                       watermark (decodeLogEntry), for ReadingsSince
+//	readings_meta        "watermark" -> uint64 BE: the number of
+//	                       committed batches that stored at least one
+//	                       reading
+//	                     "batches_from" -> uint64 BE: the watermark the
+//	                       reading log starts after (0, or the watermark
+//	                       of a file written before it existed, when Open
+//	                       created it)
+//	                     "block_readings" -> uint64 BE: readings in blocks
+//	quarantine           id (8 bytes BE) -> QuarantineEntry JSON, at most
+//	                       MaxQuarantine entries and MaxQuarantineBytes
+//	                       (the oldest are dropped)
+//
+// Files written before the block layout hold their readings one per entry
+// in the per-reading layout, which every read path and the duplicate check
+// read too, forever (no reading is moved), and nothing writes any more:
+//
+//	readings         Reading.Key() -> encoded reading (readingcodec.go,
+//	                   versions 1 and 2)
+//	reading_times    shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE)
+//	                   Key() -> empty: index for range scans by device time
+//	reading_batches  watermark (8 bytes BE) Key() -> empty: the readings
+//	                   of each batch, all before the first in reading_log
 //
 // Readings are written by their own writer goroutine (a
 // custody.GroupCommit), which commits many callers' batches in one
@@ -87,10 +120,6 @@ const (
 
 // quarantineMaxBytes is MaxQuarantineBytes; tests lower it.
 var quarantineMaxBytes = MaxQuarantineBytes
-
-// readingsFillPercent is how full bbolt fills the readings pages before
-// splitting them.
-const readingsFillPercent = 0.9
 
 // A commit of fewer than readingsGatherBelow readings waits up to
 // readingsGatherWait for more before it starts.
