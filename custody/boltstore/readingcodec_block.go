@@ -88,8 +88,18 @@ func encodeBlock(dst []byte, kind byte, rs []blockReading) []byte {
 // key's). Any value either decodes, each reading's identity of kind and
 // increasing from first, or is an error wrapping custody.ErrChainBroken.
 func decodeBlock(dst []blockReading, shipper string, kind byte, first uint64, v []byte, slab *valueSlab) ([]blockReading, error) {
-	bad := func(why string) ([]blockReading, error) {
-		return dst, fmt.Errorf("readings block of %s %c%d: %s: %w: %w", shipper, kind, first, why, errBadReading, custody.ErrChainBroken)
+	err := eachInBlock(shipper, kind, first, v, slab, func(r *custody.Reading, wm uint64) {
+		dst = append(dst, blockReading{r: *r, wm: wm})
+	})
+	return dst, err
+}
+
+// eachInBlock is decodeBlock handing each reading to fn instead, as it is
+// decoded (the reading is fn's to copy, not to keep): on an error fn may
+// have had some of the block's readings.
+func eachInBlock(shipper string, kind byte, first uint64, v []byte, slab *valueSlab, fn func(r *custody.Reading, wm uint64)) error {
+	bad := func(why string) error {
+		return fmt.Errorf("readings block of %s %c%d: %s: %w: %w", shipper, kind, first, why, errBadReading, custody.ErrChainBroken)
 	}
 	if kind != kindSeq && kind != kindTime {
 		return bad("unknown identity kind")
@@ -104,6 +114,7 @@ func decodeBlock(dst []blockReading, shipper string, kind byte, first uint64, v 
 	}
 	var id, wm uint64
 	var dev int64
+	var r custody.Reading // one for the block: fn copies it
 	for i := uint64(0); i < n; i++ {
 		if i == 0 {
 			id = first
@@ -117,7 +128,7 @@ func decodeBlock(dst []blockReading, shipper string, kind byte, first uint64, v 
 		wm += uint64(unzigzag(rd.uvarint()))
 		recvDelta := rd.timeV2()
 		f := rd.uvarint()
-		r := custody.Reading{Shipper: shipper}
+		r = custody.Reading{Shipper: shipper}
 		if kind == kindSeq {
 			if f&flagSeq == 0 {
 				return bad("a reading without seq in a block by seq")
@@ -152,10 +163,10 @@ func decodeBlock(dst []blockReading, shipper string, kind byte, first uint64, v 
 		if rd.bad {
 			return bad("truncated")
 		}
-		dst = append(dst, blockReading{r: r, wm: wm})
+		fn(&r, wm)
 	}
 	if !rd.done() {
 		return bad("trailing bytes")
 	}
-	return dst, nil
+	return nil
 }

@@ -483,12 +483,16 @@ func blockRange(tx *bolt.Tx, shipper string, from, to time.Time, slab *valueSlab
 	if e.span < uint64(lo)^(1<<63) {
 		start = lo - int64(e.span)
 	}
-	prefix := binary.BigEndian.AppendUint32(nil, e.no)
-	br := newBlockReader(tx, slab)
-	br.names[e.no] = shipper
+	var prefix [4]byte
+	binary.BigEndian.PutUint32(prefix[:], e.no)
+	var bk [13]byte
+	copy(bk[:], prefix[:])
+	var seek [12]byte
+	copy(seek[:], prefix[:])
+	binary.BigEndian.PutUint64(seek[4:], uint64(start)^(1<<63))
 	c := times.Cursor()
 	started := false
-	for k, v := c.Seek(append(bytes.Clone(prefix), u64(uint64(start)^(1<<63))...)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+	for k, v := c.Seek(seek[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, v = c.Next() {
 		if len(k) != 21 || len(v) != 8 {
 			return fmt.Errorf("reading block time entry %x malformed: %w", k, custody.ErrChainBroken)
 		}
@@ -503,19 +507,18 @@ func blockRange(tx *bolt.Tx, shipper string, from, to time.Time, slab *valueSlab
 			return nil
 		}
 		started = true
-		bk := append(bytes.Clone(prefix), k[12:]...)
-		bv := blocks.Get(bk)
+		copy(bk[4:], k[12:])
+		bv := blocks.Get(bk[:])
 		if bv == nil {
 			continue // a deleted block: seals will tell
 		}
-		rs, err := br.decode(bk, bv)
+		err := eachInBlock(shipper, bk[4], binary.BigEndian.Uint64(bk[5:]), bv, slab, func(r *custody.Reading, wm uint64) {
+			if d := r.DeviceTime.UnixNano(); d >= lo && d <= hi {
+				fn(r, wm)
+			}
+		})
 		if err != nil {
 			return err
-		}
-		for i := range rs {
-			if d := rs[i].r.DeviceTime.UnixNano(); d >= lo && d <= hi {
-				fn(&rs[i].r, rs[i].wm)
-			}
 		}
 	}
 	return nil
