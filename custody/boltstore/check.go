@@ -91,13 +91,13 @@ func strName(k []byte) string { return strconv.Quote(string(k)) }
 // bucketChecks returns the check of each bucket of the layout, by name.
 func bucketChecks() map[string]bucketCheck {
 	checks := coreBucketChecks()
+	maps.Copy(checks, readingBlockChecks())
 	maps.Copy(checks, registryBucketChecks())
 	maps.Copy(checks, accountChecks())
 	maps.Copy(checks, scheduleBucketChecks())
 	maps.Copy(checks, quotaBucketChecks())
 	maps.Copy(checks, accessBucketChecks())
 	maps.Copy(checks, followUpBucketChecks())
-	maps.Copy(checks, readingBlockChecks())
 	return checks
 }
 
