@@ -106,3 +106,50 @@ func DeleteReadingForTest(t testing.TB, dir, shipper string, seq uint64) {
 		t.Fatal(err)
 	}
 }
+
+// EditReadingForTest rewrites shipper's reading seq in the closed store
+// in dir, as someone editing the file would, with edit applied to its
+// stored value: in the per-reading layout the value itself; in a block
+// the reading's version-2 encoding (encodeReading), whose result must
+// still decode, is put back in the block in its place.
+func EditReadingForTest(t testing.TB, dir, shipper string, seq uint64, edit func(v []byte) []byte) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true}.Key()
+	err = db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketReadings); b.Get(key) != nil {
+			return b.Put(key, edit(bytes.Clone(b.Get(key))))
+		}
+		e, ok, err := lookupShipper(tx, shipper)
+		if err != nil || !ok {
+			return fmt.Errorf("no reading %q: %v", key, err)
+		}
+		blocks := tx.Bucket(bucketReadingBlocks)
+		k := bytes.Clone(findBlock(blocks.Cursor(), e.no, kindSeq, seq))
+		if k == nil {
+			return fmt.Errorf("no reading %q", key)
+		}
+		_, _, first, _ := splitBlockKey(k)
+		rs, err := decodeBlock(nil, shipper, kindSeq, first, blocks.Get(k), nil)
+		if err != nil {
+			return err
+		}
+		br := findIn(rs, seq)
+		if br == nil {
+			return fmt.Errorf("no reading %q", key)
+		}
+		r, wm, err := decodeReading(shipper, key, edit(encodeReading(nil, &br.r, br.wm)))
+		if err != nil {
+			return fmt.Errorf("the edited reading does not decode: %w", err)
+		}
+		br.r, br.wm = r, wm
+		return blocks.Put(k, encodeBlock(nil, kindSeq, rs))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
