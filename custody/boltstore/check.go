@@ -97,6 +97,7 @@ func strName(k []byte) string { return strconv.Quote(string(k)) }
 // bucketChecks returns the check of each bucket of the layout, by name.
 func bucketChecks() map[string]bucketCheck {
 	checks := coreBucketChecks()
+	maps.Copy(checks, readingBlockChecks())
 	maps.Copy(checks, registryBucketChecks())
 	maps.Copy(checks, accountChecks())
 	maps.Copy(checks, scheduleBucketChecks())
@@ -183,7 +184,7 @@ func coreBucketChecks() map[string]bucketCheck {
 			return nil
 		}},
 		string(bucketReadingsMeta): {name: strName, entry: func(_ *bolt.Tx, k, v []byte) error {
-			if (bytes.Equal(k, keyWatermark) || bytes.Equal(k, keyBatchesFrom)) && len(v) != 8 {
+			if (bytes.Equal(k, keyWatermark) || bytes.Equal(k, keyBatchesFrom) || bytes.Equal(k, keyBlockReadings)) && len(v) != 8 {
 				return fmt.Errorf("%s is %d bytes, not 8", k, len(v))
 			}
 			return nil

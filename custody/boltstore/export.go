@@ -165,13 +165,12 @@ func exportTx(tx *bolt.Tx) (*custody.Export, error) {
 
 // exportReadings hands the stored readings to fn, exportBatch at a time.
 func exportReadings(tx *bolt.Tx, fn func([]custody.Reading) error) error {
-	b := tx.Bucket(bucketReadings)
-	if b == nil {
-		return nil
-	}
 	batch := make([]custody.Reading, 0, exportBatch)
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	var c *bolt.Cursor
+	if b := tx.Bucket(bucketReadings); b != nil {
+		c = b.Cursor()
+	}
+	for k, v := cursorFirst(c); k != nil; k, v = c.Next() {
 		r, _, err := decodeStoredReading(k, v)
 		if err != nil {
 			return err
@@ -183,10 +182,36 @@ func exportReadings(tx *bolt.Tx, fn func([]custody.Reading) error) error {
 			batch = batch[:0]
 		}
 	}
+	if blocks := tx.Bucket(bucketReadingBlocks); blocks != nil {
+		br := newBlockReader(tx, nil)
+		c := blocks.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			rs, err := br.decode(k, v)
+			if err != nil {
+				return err
+			}
+			for i := range rs {
+				if batch = append(batch, rs[i].r); len(batch) == exportBatch {
+					if err := fn(batch); err != nil {
+						return err
+					}
+					batch = batch[:0]
+				}
+			}
+		}
+	}
 	if len(batch) > 0 {
 		return fn(batch)
 	}
 	return nil
+}
+
+// cursorFirst is c.First(), nothing when c is nil.
+func cursorFirst(c *bolt.Cursor) ([]byte, []byte) {
+	if c == nil {
+		return nil, nil
+	}
+	return c.First()
 }
 
 // nanosOrZero is t in Unix nanoseconds, zero for the zero time.

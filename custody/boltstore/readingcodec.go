@@ -1,9 +1,12 @@
 package boltstore
 
-// Stored readings' encodings. Version 2 is written; version 1, written
-// before it, is read as well, forever: rewriting old readings would not
-// shrink the file (bbolt never gives pages back), and a reading's seal is
-// computed over its canonical form, which both versions decode to.
+// Stored readings' encodings in the per-reading layout, which files
+// written before the block layout (readingcodec_block.go) hold: version 2,
+// and version 1 written before it. Both are read forever and no longer
+// written: rewriting old readings would not shrink the file (bbolt never
+// gives pages back), and a reading's seal is computed over its canonical
+// form, which every encoding decodes to. The block layout encodes each
+// reading's fields as version 2 does.
 
 import (
 	"bytes"
@@ -188,14 +191,6 @@ func readingFlags(r *custody.Reading) uint64 {
 		}
 	}
 	return f
-}
-
-// encodeReading appends r's version-2 encoding, stored with watermark wm.
-func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
-	dst = append(dst, readingV2)
-	dst = binary.AppendUvarint(dst, wm)
-	dst = appendTimeV2(dst, r.ReceivedTime.UnixNano()-r.DeviceTime.UnixNano())
-	return appendReadingContentV2(dst, r)
 }
 
 // appendReadingContentV2 appends the part of a reading's version-2

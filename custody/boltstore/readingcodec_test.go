@@ -23,6 +23,16 @@ func encodeReadingV1(dst []byte, r *custody.Reading, wm uint64) []byte {
 	return appendReadingContentV1(dst, r)
 }
 
+// encodeReading is the encoder of version 2, which wrote every reading
+// of the per-reading layout from version 1 until the block layout: kept
+// here to make such files in tests.
+func encodeReading(dst []byte, r *custody.Reading, wm uint64) []byte {
+	dst = append(dst, readingV2)
+	dst = binary.AppendUvarint(dst, wm)
+	dst = appendTimeV2(dst, r.ReceivedTime.UnixNano()-r.DeviceTime.UnixNano())
+	return appendReadingContentV2(dst, r)
+}
+
 // checkRoundTrip decodes v, which holds r with watermark wm, and fails
 // unless every field comes back bit for bit and every truncation or
 // extension of v is refused.
@@ -179,42 +189,11 @@ func TestVersion1FileStillReads(t *testing.T) {
 		old = append(old, reading(fmt.Sprintf("SHP-%d", i%2), i, i%4 != 3))
 	}
 	s := openT(t, dir)
-	if _, err := s.AddReadings(ctx, old[:20]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AddReadings(ctx, old[20:]); err != nil {
-		t.Fatal(err)
-	}
 	s.Close()
-	// Rewrite every stored value as version 1 wrote it.
-	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketReadings)
-		type kv struct{ k, v []byte }
-		var all []kv
-		err := b.ForEach(func(k, v []byte) error {
-			r, wm, err := decodeStoredReading(k, v)
-			all = append(all, kv{bytes.Clone(k), encodeReadingV1(nil, &r, wm)})
-			return err
-		})
-		for _, e := range all {
-			if err == nil {
-				err = b.Put(e.k, e.v)
-				n++
-			}
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if n != len(old) {
-		t.Fatalf("rewrote %d of %d readings", n, len(old))
-	}
+	// Store them as main's writer did: version 1 values in the
+	// per-reading layout.
+	addOldLayout(t, dir, old[:20], encodeReadingV1)
+	addOldLayout(t, dir, old[20:], encodeReadingV1)
 
 	s = openT(t, dir)
 	defer s.Close()
@@ -255,8 +234,12 @@ func TestVersion1FileStillReads(t *testing.T) {
 		t.Fatalf("new readings: %+v %v", res, err)
 	}
 	if err := s.view(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketReadings).Get(fresh[0].Key()); len(v) == 0 || v[0] != readingV2 {
-			return fmt.Errorf("new reading stored as %x", v)
+		if v := tx.Bucket(bucketReadings).Get(fresh[0].Key()); v != nil {
+			return fmt.Errorf("new reading stored in the per-reading layout as %x", v)
+		}
+		got, err := newBlockLookup(tx).get(&fresh[0])
+		if err != nil || got == nil {
+			return fmt.Errorf("new reading not in the block layout: %v", err)
 		}
 		return nil
 	}); err != nil {

@@ -2,22 +2,55 @@ package boltstore
 
 // Telemetry readings in the same bbolt file as the ledger.
 //
-// Layout (buckets created by Open):
+// Layout (buckets created by Open). Readings are stored in blocks:
 //
-//	readings       Reading.Key() -> encoded reading (see encodeReading;
-//	                 version 1 values, written before, are read too)
-//	reading_times  shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE) Key() -> empty
-//	                 index for range scans by device time
-//	reading_batches  watermark (8 bytes BE) Key() -> empty: the readings of
-//	                 each committed batch, for ReadingsSince
-//	readings_meta  "watermark" -> uint64 BE: the number of committed batches
-//	                 that stored at least one reading
-//	               "batches_from" -> uint64 BE: the watermark reading_batches
-//	                 starts after (0, or the watermark of a file written
-//	                 before it existed, when Open created it)
-//	quarantine     id (8 bytes BE) -> QuarantineEntry JSON, at most
-//	                 MaxQuarantine entries and MaxQuarantineBytes (the
-//	                 oldest are dropped)
+//	reading_shippers     shipper -> its number (uint32 BE, from the
+//	                       bucket's sequence) and the widest span of
+//	                       device times one of its blocks ever held
+//	                       (uint64 BE nanoseconds)
+//	reading_shipper_nos  number (uint32 BE) -> shipper
+//	reading_blocks       number (4) kind (1: 's' by seq, 't' by device
+//	                       time) first identity (8 BE, as in
+//	                       Reading.Key) -> up to readingsPerBlock readings
+//	                       of that shipper and kind, in identity order
+//	                       (encodeBlock): each with its watermark, delta
+//	                       encoded. Block ranges never overlap: a reading
+//	                       goes in the last block starting at or before
+//	                       its identity (the first block if none); a block
+//	                       grown past readingsPerBlock is cut in blocks of
+//	                       readingsPerBlock from its start.
+//	reading_block_times  number (4) earliest device time in the block
+//	                       (UnixNano XOR 1<<63, 8 BE) kind first identity
+//	                       -> the latest device time in the block (8 BE):
+//	                       a time range reads the blocks whose earliest
+//	                       time is at most the span before its start
+//	reading_log          watermark (8 BE) -> the blocks the batch stored
+//	                       readings in: for each, shipper number, kind,
+//	                       lowest and highest identity stored; the
+//	                       batch's readings are those in range with its
+//	                       watermark (decodeLogEntry), for ReadingsSince
+//	readings_meta        "watermark" -> uint64 BE: the number of
+//	                       committed batches that stored at least one
+//	                       reading
+//	                     "batches_from" -> uint64 BE: the watermark the
+//	                       reading log starts after (0, or the watermark
+//	                       of a file written before it existed, when Open
+//	                       created it)
+//	                     "block_readings" -> uint64 BE: readings in blocks
+//	quarantine           id (8 bytes BE) -> QuarantineEntry JSON, at most
+//	                       MaxQuarantine entries and MaxQuarantineBytes
+//	                       (the oldest are dropped)
+//
+// Files written before the block layout hold their readings one per entry
+// in the per-reading layout, which every read path and the duplicate check
+// read too, forever (no reading is moved), and nothing writes any more:
+//
+//	readings         Reading.Key() -> encoded reading (readingcodec.go,
+//	                   versions 1 and 2)
+//	reading_times    shipper 0x00 (device UnixNano XOR 1<<63, 8 bytes BE)
+//	                   Key() -> empty: index for range scans by device time
+//	reading_batches  watermark (8 bytes BE) Key() -> empty: the readings
+//	                   of each batch, all before the first in reading_log
 //
 // Readings are written by their own writer goroutine (a
 // custody.GroupCommit), which commits many callers' batches in one
@@ -60,7 +93,8 @@ var (
 	readingBuckets = [][]byte{bucketReadings, bucketReadingTimes, bucketReadingsMeta, bucketQuarantine}
 	// readingLogBuckets are created by Open, and missing from a file no
 	// writer with the reading log has opened yet.
-	readingLogBuckets = [][]byte{bucketReadingBatch}
+	readingLogBuckets = [][]byte{bucketReadingBatch, bucketReadingShippers, bucketReadingShipperNos, bucketReadingBlocks,
+		bucketReadingBlockTimes, bucketReadingLog}
 )
 
 // Bounds of the quarantine, which keeps rejected payloads for review.
@@ -86,10 +120,6 @@ const (
 
 // quarantineMaxBytes is MaxQuarantineBytes; tests lower it.
 var quarantineMaxBytes = MaxQuarantineBytes
-
-// readingsFillPercent is how full bbolt fills the readings pages before
-// splitting them.
-const readingsFillPercent = 0.9
 
 // A commit of fewer than readingsGatherBelow readings waits up to
 // readingsGatherWait for more before it starts.
@@ -217,6 +247,7 @@ func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custo
 			return fmt.Errorf("readings bucket missing")
 		}
 		wm = readWatermark(tx)
+		blocks := newBlockLookup(tx)
 		for i, req := range batch {
 			start := len(items)
 			var conflict *readingConflict
@@ -253,6 +284,20 @@ func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custo
 					})
 					continue
 				}
+				if old, err := blocks.get(r); err != nil || old != nil {
+					if err == nil && sameReading(old, r) {
+						dups[i]++
+						continue
+					}
+					conflict = conflict.add(r, func() string {
+						if err != nil {
+							// Tampered or damaged: never taken for a duplicate.
+							return fmt.Sprintf("is already stored, but the stored reading is unreadable (%v)", err)
+						}
+						return "is already stored with different content (stored -> this message: " + readingDiff(old, r) + ")"
+					})
+					continue
+				}
 				seen[string(k)] = taken{r, i}
 				items = append(items, item{r, k})
 			}
@@ -276,30 +321,16 @@ func (s *Store) commitReadings(batch []*readingsReq, out []custody.Outcome[custo
 	var dropped quarantineDrop
 	if err == nil && (len(items) > 0 || len(quarantined) > 0) {
 		err = s.update(func(tx *bolt.Tx) error {
-			b, idx, meta := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes), tx.Bucket(bucketReadingsMeta)
-			batches := tx.Bucket(bucketReadingBatch)
-			// Readings arrive mostly in key order per shipper (seq and
-			// device time increase), so a split page is rarely written
-			// again: fill it before splitting (bbolt's default, half full,
-			// doubles the pages, the file, and bbolt's in-memory
-			// bookkeeping, which keeps an entry per page allocated).
-			b.FillPercent, idx.FillPercent, batches.FillPercent = readingsFillPercent, readingsFillPercent, 1 // batches only grow at the end
 			if len(items) > 0 {
 				wm = readWatermark(tx) + 1
-				if err := meta.Put(keyWatermark, u64(wm)); err != nil {
+				if err := tx.Bucket(bucketReadingsMeta).Put(keyWatermark, u64(wm)); err != nil {
 					return err
 				}
-			}
-			var buf []byte
-			for _, it := range items {
-				buf = encodeReading(buf[:0], it.r, wm)
-				if err := b.Put(it.key, bytes.Clone(buf)); err != nil {
-					return err
+				rs := make([]*custody.Reading, len(items))
+				for i, it := range items {
+					rs[i] = it.r
 				}
-				if err := idx.Put(timeIndexKey(it.r.Shipper, it.r.DeviceTime, it.key), nil); err != nil {
-					return err
-				}
-				if err := batches.Put(append(u64(wm), it.key...), nil); err != nil {
+				if err := putBlocks(tx, rs, wm); err != nil {
 					return err
 				}
 			}
@@ -551,53 +582,88 @@ func (s *Store) ShipperReadings(ctx context.Context, shipper string, from, to ti
 	return s.AppendShipperReadings(ctx, nil, shipper, from, to, through)
 }
 
-// ShipperReadingsPage implements custody.ReadingStore: a cursor on the
-// readings' time index from from, stopping at the first instant after the
-// page is full.
+// ShipperReadingsPage implements custody.ReadingStore: the readings from
+// from in device-time order, stopping at the first instant after the page
+// is full, from both layouts (a file written before the block layout
+// keeps its readings in the per-reading one).
 func (s *Store) ShipperReadingsPage(ctx context.Context, shipper string, from, to time.Time, limit int) ([]custody.Reading, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("readings of %s: limit %d must be 1 or more: %w", shipper, limit, custody.ErrInvalid)
 	}
 	out := []custody.Reading{}
 	err := s.view(func(tx *bolt.Tx) error {
-		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
-		if b == nil || idx == nil {
-			return nil
-		}
-		prefix, start, end := timeRange(shipper, from, to)
-		c := idx.Cursor()
 		var slab valueSlab
-		var last []byte
-		rg := seqGetter{c: b.Cursor()}
-		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) < len(prefix)+8 {
-				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
-			}
-			at := k[:len(prefix)+8]
-			if end != nil && bytes.Compare(at, end) > 0 {
-				break
-			}
-			if len(out) >= limit && !bytes.Equal(at, last) {
-				break
-			}
-			key := k[len(prefix)+8:]
-			v := rg.get(key)
-			if v == nil {
-				continue // as in AppendShipperReadings: a deleted reading
-			}
-			r, _, err := decodeReadingIn(shipper, key, v, &slab)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-			last = append(last[:0], at...)
+		var err error
+		if out, err = oldReadingsPage(tx, out, shipper, from, to, limit, &slab); err != nil {
+			return err
 		}
-		return nil
+		// Blocks come in the order of their earliest device time, so once
+		// the page is full the next block's readings come after the page
+		// when it starts after the page's last instant.
+		cut := int64(math.MaxInt64)
+		return blockRange(tx, shipper, from, to, &slab, func(r *custody.Reading, _ uint64) {
+			out = append(out, *r)
+		}, func(next int64) bool {
+			if len(out) < limit {
+				return false
+			}
+			custody.SortReadings(out)
+			cut = out[limit-1].DeviceTime.UnixNano()
+			return next > cut
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("readings of %s: %w", shipper, err)
 	}
 	custody.SortReadings(out)
+	if len(out) > limit {
+		last := out[limit-1].DeviceTime
+		n := limit
+		for n < len(out) && out[n].DeviceTime.Equal(last) {
+			n++
+		}
+		out = out[:n]
+	}
+	return out, nil
+}
+
+// oldReadingsPage appends to out the page ShipperReadingsPage answers from
+// the per-reading layout: a cursor on the readings' time index from from,
+// stopping at the first instant after the page is full.
+func oldReadingsPage(tx *bolt.Tx, out []custody.Reading, shipper string, from, to time.Time, limit int, slab *valueSlab) ([]custody.Reading, error) {
+	b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
+	if b == nil || idx == nil {
+		return out, nil
+	}
+	prefix, start, end := timeRange(shipper, from, to)
+	c := idx.Cursor()
+	var last []byte
+	n := 0
+	rg := seqGetter{c: b.Cursor()}
+	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) < len(prefix)+8 {
+			return out, fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
+		}
+		at := k[:len(prefix)+8]
+		if end != nil && bytes.Compare(at, end) > 0 {
+			break
+		}
+		if n >= limit && !bytes.Equal(at, last) {
+			break
+		}
+		key := k[len(prefix)+8:]
+		v := rg.get(key)
+		if v == nil {
+			continue // as in AppendShipperReadings: a deleted reading
+		}
+		r, _, err := decodeReadingIn(shipper, key, v, slab)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		n++
+		last = append(last[:0], at...)
+	}
 	return out, nil
 }
 
@@ -608,43 +674,24 @@ func (s *Store) AppendShipperReadings(ctx context.Context, dst []custody.Reading
 	var wm uint64
 	err := s.view(func(tx *bolt.Tx) error {
 		wm = readWatermark(tx)
-		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
-		if b == nil || idx == nil {
-			return nil
-		}
-		prefix, start, end := timeRange(shipper, from, to)
-		c := idx.Cursor()
-		n := 0
 		var slab valueSlab
-		rg := seqGetter{c: b.Cursor()}
-		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) < len(prefix)+8 {
-				return fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
-			}
-			if end != nil && bytes.Compare(k[:len(prefix)+8], end) > 0 {
-				break
-			}
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			key := k[len(prefix)+8:]
-			v := rg.get(key)
-			if v == nil {
-				// An index entry without its reading: the reading was
-				// deleted. Seals computed over it will no longer match.
-				continue
-			}
-			r, rwm, err := decodeReadingIn(shipper, key, v, &slab)
-			if err != nil {
-				return err
-			}
-			if through != 0 && rwm > through {
-				continue
-			}
-			out = append(out, r)
+		var err error
+		if out, err = appendOldReadings(ctx, tx, out, shipper, from, to, through, &slab); err != nil {
+			return err
 		}
-		return nil
+		n := 0
+		return blockRange(tx, shipper, from, to, &slab, func(r *custody.Reading, rwm uint64) {
+			if through == 0 || rwm <= through {
+				out = append(out, *r)
+			}
+		}, func(int64) bool {
+			n++
+			return n%64 == 0 && ctx.Err() != nil
+		})
 	})
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("readings of %s: %w", shipper, err)
 	}
@@ -655,6 +702,46 @@ func (s *Store) AppendShipperReadings(ctx context.Context, dst []custody.Reading
 	return out, wm, nil
 }
 
+// appendOldReadings appends to out shipper's readings within from and to
+// stored by watermark through (0: all) in the per-reading layout.
+func appendOldReadings(ctx context.Context, tx *bolt.Tx, out []custody.Reading, shipper string, from, to time.Time, through uint64, slab *valueSlab) ([]custody.Reading, error) {
+	b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
+	if b == nil || idx == nil {
+		return out, nil
+	}
+	prefix, start, end := timeRange(shipper, from, to)
+	c := idx.Cursor()
+	n := 0
+	rg := seqGetter{c: b.Cursor()}
+	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) < len(prefix)+8 {
+			return out, fmt.Errorf("reading index key %x malformed: %w", k, custody.ErrChainBroken)
+		}
+		if end != nil && bytes.Compare(k[:len(prefix)+8], end) > 0 {
+			break
+		}
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		key := k[len(prefix)+8:]
+		v := rg.get(key)
+		if v == nil {
+			// An index entry without its reading: the reading was
+			// deleted. Seals computed over it will no longer match.
+			continue
+		}
+		r, rwm, err := decodeReadingIn(shipper, key, v, slab)
+		if err != nil {
+			return out, err
+		}
+		if through != 0 && rwm > through {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // ReadingsSince implements custody.ReadingLog: it walks the
 // reading_batches index from the batch after after.
 func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (custody.ReadingsPage, error) {
@@ -663,7 +750,7 @@ func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (cus
 	}
 	page := custody.ReadingsPage{Through: after}
 	err := s.view(func(tx *bolt.Tx) error {
-		b, batches := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingBatch)
+		b, batches, blog, blocks := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingBatch), tx.Bucket(bucketReadingLog), tx.Bucket(bucketReadingBlocks)
 		if b == nil || batches == nil {
 			return fmt.Errorf("readings buckets missing: %w", custody.ErrChainBroken)
 		}
@@ -671,13 +758,17 @@ func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (cus
 			page.Incomplete, page.Through, after = true, from, from
 		}
 		wm := readWatermark(tx)
+		// The batches stored in the per-reading layout, all before those
+		// in the block layout.
 		c := batches.Cursor()
+		full := false
 		for k, _ := c.Seek(u64(after + 1)); k != nil; k, _ = c.Next() {
 			if len(k) < 8 {
 				return fmt.Errorf("reading batch key %x malformed: %w", k, custody.ErrChainBroken)
 			}
 			bw := binary.BigEndian.Uint64(k)
 			if bw != page.Through && len(page.Readings) >= limit {
+				full = true
 				break
 			}
 			if len(page.Readings)%4096 == 4095 && ctx.Err() != nil {
@@ -694,6 +785,30 @@ func (s *Store) ReadingsSince(ctx context.Context, after uint64, limit int) (cus
 			}
 			page.Readings = append(page.Readings, r)
 			page.Through = bw
+		}
+		if !full && blog != nil && blocks != nil {
+			br := newBlockReader(tx, nil)
+			bc := blocks.Cursor()
+			c := blog.Cursor()
+			for k, v := c.Seek(u64(max(after, page.Through) + 1)); k != nil; k, v = c.Next() {
+				if len(page.Readings) >= limit {
+					break
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				ranges, err := decodeLogEntry(v)
+				if len(k) != 8 || err != nil {
+					return fmt.Errorf("reading log entry %x malformed: %w", k, custody.ErrChainBroken)
+				}
+				bw := binary.BigEndian.Uint64(k)
+				for _, lr := range ranges {
+					if page.Readings, err = logReadings(page.Readings, br, bc, lr, bw); err != nil {
+						return err
+					}
+				}
+				page.Through = bw
+			}
 		}
 		page.More = page.Through < wm
 		return nil
@@ -742,6 +857,7 @@ func (s *Store) ReadingsCount(ctx context.Context) (int, error) {
 		if b := tx.Bucket(bucketReadings); b != nil {
 			n = b.Stats().KeyN
 		}
+		n += int(readU64(tx.Bucket(bucketReadingsMeta), keyBlockReadings))
 		return nil
 	})
 	return n, err

@@ -49,8 +49,12 @@ func BenchmarkReadingsOnDisk(b *testing.B) {
 	// The bytes each bucket's pages hold per reading (keys, values and
 	// bbolt's 16-byte element headers), to tell what the file is made of.
 	if err := s.view(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketReadings, bucketReadingTimes, bucketReadingBatch} {
+		for _, name := range [][]byte{bucketReadings, bucketReadingTimes, bucketReadingBatch, bucketReadingBlocks,
+			bucketReadingBlockTimes, bucketReadingLog, bucketReadingShippers, bucketReadingShipperNos} {
 			st := tx.Bucket(name).Stats()
+			if st.KeyN == 0 {
+				continue
+			}
 			b.ReportMetric(float64(st.LeafInuse+st.BranchInuse)/float64(b.N), string(name)+"-B/reading")
 		}
 		return nil

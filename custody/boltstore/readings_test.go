@@ -193,31 +193,46 @@ func TestQuarantineBounded(t *testing.T) {
 	}
 }
 
+// TestTamperedReadingDetected: a bit flipped in a stored reading, in
+// either layout, reads back as the changed reading (for the seals to
+// tell), not as the one stored.
 func TestTamperedReadingDetected(t *testing.T) {
-	dir := t.TempDir()
-	s := openT(t, dir)
-	ctx := context.Background()
-	if _, err := s.AddReadings(ctx, []custody.Reading{reading("S", 1, true)}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketReadings)
-		k, v := b.Cursor().First()
-		v = append([]byte(nil), v...)
-		v[len(v)-1] ^= 1 // flip a bit of the temperature
-		return b.Put(append([]byte(nil), k...), v)
-	})
-	db.Close()
-	s = openT(t, dir)
-	defer s.Close()
-	got, _, err := s.ShipperReadings(ctx, "S", time.Time{}, time.Time{}, 0)
-	if err != nil || len(got) != 1 || *got[0].TempC == *reading("S", 1, true).TempC {
-		t.Fatalf("tampered reading: %v %v", got, err)
+	for _, layout := range []struct {
+		name   string
+		bucket []byte
+	}{{"blocks", bucketReadingBlocks}, {"per-reading", bucketReadings}} {
+		t.Run(layout.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir)
+			ctx := context.Background()
+			if layout.name == "blocks" {
+				if _, err := s.AddReadings(ctx, []custody.Reading{reading("S", 1, true)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close()
+			if layout.name != "blocks" {
+				addOldLayout(t, dir, []custody.Reading{reading("S", 1, true)}, encodeReading)
+			}
+			db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(layout.bucket)
+				k, v := b.Cursor().First()
+				v = append([]byte(nil), v...)
+				v[len(v)-1] ^= 1 // flip a bit of the temperature
+				return b.Put(append([]byte(nil), k...), v)
+			})
+			db.Close()
+			s = openT(t, dir)
+			defer s.Close()
+			got, _, err := s.ShipperReadings(ctx, "S", time.Time{}, time.Time{}, 0)
+			if err != nil || len(got) != 1 || *got[0].TempC == *reading("S", 1, true).TempC {
+				t.Fatalf("tampered reading: %v %v", got, err)
+			}
+		})
 	}
 }
 

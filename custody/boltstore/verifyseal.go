@@ -45,7 +45,7 @@ func (s *Store) SealShipperReadings(ctx context.Context, sh *custody.SealHasher,
 	err := s.view(func(tx *bolt.Tx) error {
 		b, idx := tx.Bucket(bucketReadings), tx.Bucket(bucketReadingTimes)
 		if b == nil || idx == nil {
-			return nil
+			return sealBlockReadings(ctx, tx, sh, shipper, from, to, through)
 		}
 		prefix, start, end := timeRange(shipper, from, to)
 		c := idx.Cursor()
@@ -85,8 +85,9 @@ func (s *Store) SealShipperReadings(ctx context.Context, sh *custody.SealHasher,
 				return errUnordered
 			}
 		}
-		return nil
+		return sealBlockReadings(ctx, tx, sh, shipper, from, to, through)
 	})
+
 	if errors.Is(err, errUnordered) {
 		return false, nil
 	}
@@ -94,4 +95,37 @@ func (s *Store) SealShipperReadings(ctx context.Context, sh *custody.SealHasher,
 		return false, fmt.Errorf("readings of %s: %w", shipper, err)
 	}
 	return true, nil
+}
+
+// sealBlockReadings hashes into sh, after those of the per-reading layout,
+// shipper's readings in the block layout that AppendShipperReadings would
+// return, each encoded from its decoded Reading; errUnordered once one
+// comes out of seal order (blocks overlapping in time), for the caller
+// to fall back to reading them all and sorting.
+func sealBlockReadings(ctx context.Context, tx *bolt.Tx, sh *custody.SealHasher, shipper string, from, to time.Time, through uint64) error {
+	unordered, n := false, 0
+	var slab valueSlab
+	err := blockRange(tx, shipper, from, to, &slab, func(r *custody.Reading, wm uint64) {
+		if unordered || (through != 0 && wm > through) {
+			return
+		}
+		enc := append(r.AppendCanonical(sh.Scratch()), '\n')
+		var temp float64
+		if r.TempC != nil {
+			temp = *r.TempC
+		}
+		if !sh.Add(enc, r.DeviceTime.UnixNano(), r.HasSeq, r.Seq, temp, r.TempC != nil) {
+			unordered = true
+		}
+	}, func(int64) bool {
+		n++
+		return unordered || (n%64 == 0 && ctx.Err() != nil)
+	})
+	switch {
+	case err != nil:
+		return err
+	case unordered:
+		return errUnordered
+	}
+	return ctx.Err()
 }

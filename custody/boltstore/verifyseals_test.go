@@ -3,38 +3,19 @@ package boltstore_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
 	"github.com/coid-project/coid/custody/boltstore/storegen"
-	bolt "go.etcd.io/bbolt"
 )
 
 // deleteReading deletes shipper's reading seq from the closed store in
 // dir, as someone editing the file would, leaving its index entries.
 func deleteReading(t *testing.T, dir, shipper string, seq uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, boltstore.FileName), 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	key := custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true}.Key()
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("readings"))
-		if b == nil || b.Get(key) == nil {
-			return fmt.Errorf("no reading %q", key)
-		}
-		return b.Delete(key)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	boltstore.DeleteReadingForTest(t, dir, shipper, seq)
 }
 
 // TestVerifyLedgerSinceSeals: over a real file of 40 chains whose two legs
@@ -114,22 +95,7 @@ func TestVerifyLedgerSinceSeals(t *testing.T) {
 // would.
 func editReading(t *testing.T, dir, shipper string, seq uint64, edit func(v []byte) []byte) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, boltstore.FileName), 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	key := custody.Reading{Shipper: shipper, Seq: seq, HasSeq: true}.Key()
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("readings"))
-		v := b.Get(key)
-		if v == nil {
-			return fmt.Errorf("no reading %q", key)
-		}
-		return b.Put(key, edit(bytes.Clone(v)))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	boltstore.EditReadingForTest(t, dir, shipper, seq, edit)
 }
 
 // TestVerifyLedgerChangedReading: a stored reading whose temperature was
