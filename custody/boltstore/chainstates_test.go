@@ -304,9 +304,13 @@ func TestChainStateCounts(t *testing.T) {
 		name   string
 		change func(b *bolt.Bucket) error
 	}{
-		{"wrong", func(b *bolt.Bucket) error { return b.Put([]byte(custody.StateEnrolled), []byte{0, 0, 0, 0, 0, 0, 0, 13}) }},
+		{"wrong", func(b *bolt.Bucket) error {
+			return b.Put([]byte(custody.StateEnrolled), []byte{0, 0, 0, 0, 0, 0, 0, 13})
+		}},
 		{"missing", func(b *bolt.Bucket) error { return b.Delete([]byte(custody.StateCollected)) }},
-		{"extra", func(b *bolt.Bucket) error { return b.Put([]byte(custody.StateReleased), []byte{0, 0, 0, 0, 0, 0, 0, 1}) }},
+		{"extra", func(b *bolt.Bucket) error {
+			return b.Put([]byte(custody.StateReleased), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := chainStatesStore(t, 6)
