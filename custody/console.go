@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -77,14 +78,92 @@ func consoleOrder(a, b *ChainInfo) int {
 	return strings.Compare(string(a.COI), string(b.COI))
 }
 
+// ChainStateCounter is what a store that keeps an index of its chains by
+// state can answer from it: how many chains are in a state, at a cost that
+// follows the count, not the summaries. The console counts from it for the
+// users who read every chain; errors.ErrUnsupported: the index is not
+// there (the console then counts the summaries).
+type ChainStateCounter interface {
+	// CountChainsInState counts the chains in state st.
+	CountChainsInState(ctx context.Context, st State) (int, error)
+}
+
+// consoleBatch is how many summaries the console reads from the store in
+// one page while it walks the chains of one state.
+const consoleBatch = 512
+
+// terminalCursor starts the cursor of a table of chains in a terminal
+// state, which pages in COI order (the store's) rather than by update.
+const terminalCursor = "coi-"
+
+// eachInState calls fn with the summary of every chain in state st the
+// user may read, in COI order, paging the store's index of chains by
+// state (ChainsAfter), so that the walk costs the chains in st.
+func (s *Service) eachInState(ctx context.Context, r *scopeResolver, u User, st State, all bool, fn func(ChainInfo) error) error {
+	after := COI("")
+	for {
+		infos, err := s.store.ChainsAfter(ctx, st, after, consoleBatch)
+		if err != nil {
+			return err
+		}
+		for _, ci := range infos {
+			if !all {
+				ok, err := r.visibleInfo(ctx, u, ci)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+			}
+			if err := fn(ci); err != nil {
+				return err
+			}
+		}
+		if len(infos) < consoleBatch {
+			return nil
+		}
+		after = infos[len(infos)-1].COI
+	}
+}
+
+// readsEveryChain reports whether the user may read every chain of the
+// store: an administrator, or anyone when no site is registered (every
+// chain is then from before the network, readable as it always was).
+func (s *Service) readsEveryChain(ctx context.Context, u User) (bool, error) {
+	if u.Role == RoleAdmin {
+		return true, nil
+	}
+	if u.Role == RoleCourier {
+		return false, nil
+	}
+	sites, err := s.store.Entries(ctx, KindSite, "", 1)
+	if err != nil {
+		return false, err
+	}
+	return len(sites) == 0, nil
+}
+
 // ConsoleFor gathers the QA console of the chains the user may read
-// (MayRead): counts by state from the chain summaries, the chains with
-// open issues (only those are folded, and the chains whose summaries keep
-// no issue counts), and the page of the table of the chains in flight, or
-// in state when it is not empty, that starts after the cursor after
-// (empty: the first page; otherwise a Next the console gave), at most
-// limit (1 to MaxConsolePage) chains. ErrForbidden: the user's role does
-// not use the console (MayUseConsole).
+// (MayRead), at a cost that follows the chains in flight and the page,
+// not the store:
+//   - the counts of the states in flight from the summaries of the chains
+//     in them (read from the store's index by state); those of the
+//     terminal states from the store's count of its index
+//     (ChainStateCounter) when the user reads every chain, otherwise from
+//     the summaries in the state, scoped;
+//   - the chains with open issues: the chains in flight whose summaries
+//     count some (or keep no counts), the chains of the index of open
+//     excursions (ExcursionChains) and the cancelled chains whose
+//     summaries count some (an issue stays open on no infused chain: it
+//     blocks infusion), each folded;
+//   - the page of the table: the chains in flight, or in state when it is
+//     not empty, most recently updated first (in COI order for a terminal
+//     state, read page by page from the store), starting after the cursor
+//     after (empty: the first page; otherwise a Next the console gave), at
+//     most limit (1 to MaxConsolePage) chains.
+//
+// ErrForbidden: the user's role does not use the console (MayUseConsole).
 func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after string, limit int) (Console, error) {
 	if !MayUseConsole(u.Role) {
 		return Console{}, fmt.Errorf("console: %s may not use the QA console: %w", u.Role, ErrForbidden)
@@ -96,65 +175,205 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 		return Console{}, fmt.Errorf("console: unknown state %q (one of %v): %w", state, States, ErrInvalid)
 	}
 	var from ChainInfo
+	var fromCOI COI
 	if after != "" {
-		var err error
-		if from.Updated, from.COI, err = parseConsoleCursor(after); err != nil {
-			return Console{}, err
+		if state.Terminal() {
+			c, ok := strings.CutPrefix(after, terminalCursor)
+			if !ok || c == "" {
+				return Console{}, fmt.Errorf("console: after %q is not a page cursor the console gave: %w", after, ErrInvalid)
+			}
+			fromCOI = COI(c)
+		} else {
+			var err error
+			if from.Updated, from.COI, err = parseConsoleCursor(after); err != nil {
+				return Console{}, err
+			}
 		}
 	}
-	p, err := s.visible(ctx, u, "", "", 0)
+	all, err := s.readsEveryChain(ctx, u)
 	if err != nil {
 		return Console{}, err
 	}
+	r := s.scope()
 	v := Console{Counts: map[State]int{}, Issues: []*Chain{}, Chains: []ConsoleRow{}}
-	// The table sorts references to the summaries, not copies of them.
-	type ref struct {
-		ci   *ChainInfo
+	issues := map[COI]int{}
+	addIssues := func(coi COI) (int, error) {
+		if n, seen := issues[coi]; seen {
+			return n, nil
+		}
+		c, err := s.Chain(ctx, coi)
+		if err != nil {
+			return 0, err
+		}
+		n := len(c.OpenIssues())
+		issues[coi] = n
+		if n > 0 {
+			v.Issues = append(v.Issues, c)
+		}
+		return n, nil
+	}
+	type row struct {
+		ci   ChainInfo
 		open int
 	}
-	var rows []ref
-	for i := range p.Chains {
-		ci := &p.Chains[i]
-		v.Counts[ci.State]++
-		if !ci.State.Terminal() {
+	var rows []row
+	for _, st := range States {
+		if st.Terminal() {
+			continue
+		}
+		err := s.eachInState(ctx, r, u, st, all, func(ci ChainInfo) error {
+			if ci.State.Access() {
+				return nil
+			}
+			v.Counts[ci.State]++
 			v.InFlight++
+			if ci.State == StateToManufacturing || ci.State == StateToTreatment {
+				v.InTransit = append(v.InTransit, ci)
+			}
+			open := ci.OpenIssues.Total()
+			if !ci.OpenIssues.Kept || open > 0 {
+				var err error
+				if open, err = addIssues(ci.COI); err != nil {
+					return err
+				}
+			}
+			if state == "" || ci.State == state {
+				rows = append(rows, row{ci, open})
+			}
+			return nil
+		})
+		if err != nil {
+			return Console{}, err
 		}
-		if ci.State == StateToManufacturing || ci.State == StateToTreatment {
-			v.InTransit = append(v.InTransit, *ci)
+	}
+	// The terminal states: the infused chains counted from the store's
+	// index when the user reads every chain (an infused chain has no open
+	// issue but an excursion, found below); the cancelled ones, fewer,
+	// read for their open issues.
+	infused := -1
+	if counter, ok := s.store.(ChainStateCounter); ok && all {
+		n, err := counter.CountChainsInState(ctx, StateInfused)
+		switch {
+		case err == nil:
+			infused = n
+		case !errors.Is(err, errors.ErrUnsupported):
+			return Console{}, err
 		}
-		open := ci.OpenIssues.Total()
-		if !ci.OpenIssues.Kept || open > 0 {
-			c, err := s.Chain(ctx, ci.COI) // listed by visible: readable
+	}
+	for _, st := range []State{StateInfused, StateCancelled} {
+		if st == StateInfused && infused >= 0 {
+			if infused > 0 {
+				v.Counts[st] = infused
+			}
+			continue
+		}
+		err := s.eachInState(ctx, r, u, st, all, func(ci ChainInfo) error {
+			v.Counts[st]++
+			if st == StateCancelled && (!ci.OpenIssues.Kept || ci.OpenIssues.Total() > 0) {
+				_, err := addIssues(ci.COI)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return Console{}, err
+		}
+	}
+	// Open excursions of chains no longer in flight, from their index.
+	for before := COI(""); ; {
+		cois, err := s.store.ExcursionChains(ctx, true, before, consoleBatch)
+		if err != nil {
+			return Console{}, err
+		}
+		for _, coi := range cois {
+			if _, seen := issues[coi]; seen {
+				continue
+			}
+			ci, err := s.store.Chain(ctx, coi)
 			if err != nil {
 				return Console{}, err
 			}
-			if open = len(c.OpenIssues()); open > 0 {
-				v.Issues = append(v.Issues, c)
+			if !ci.State.Terminal() || ci.State.Access() {
+				continue // in flight: seen above, or not readable
+			}
+			if !all {
+				ok, err := r.visibleInfo(ctx, u, ci)
+				if err != nil {
+					return Console{}, err
+				}
+				if !ok {
+					continue
+				}
+			}
+			if _, err := addIssues(coi); err != nil {
+				return Console{}, err
 			}
 		}
-		if (state == "" && !ci.State.Terminal()) || ci.State == state {
-			rows = append(rows, ref{ci, open})
+		if len(cois) < consoleBatch {
+			break
 		}
+		before = cois[len(cois)-1]
 	}
-	v.Listed = len(rows)
-	slices.SortFunc(rows, func(a, b ref) int { return consoleOrder(a.ci, b.ci) })
-	i := 0
-	if after != "" {
-		i, _ = slices.BinarySearchFunc(rows, &from, func(r ref, t *ChainInfo) int { return consoleOrder(r.ci, t) })
-		if i < len(rows) && rows[i].ci.COI == from.COI && rows[i].ci.Updated.Equal(from.Updated) {
-			i++
+	slices.SortFunc(v.Issues, func(a, b *Chain) int { return strings.Compare(string(a.COI), string(b.COI)) })
+	if state.Terminal() {
+		if err := s.terminalPage(ctx, r, u, all, state, fromCOI, limit, issues, &v); err != nil {
+			return Console{}, err
 		}
-	}
-	end := min(i+limit, len(rows))
-	for _, r := range rows[i:end] {
-		v.Chains = append(v.Chains, ConsoleRow{ChainInfo: *r.ci, OpenIssues: r.open})
-	}
-	if end < len(rows) {
-		v.Next = consoleCursor(*rows[end-1].ci)
+	} else {
+		v.Listed = len(rows)
+		slices.SortFunc(rows, func(a, b row) int { return consoleOrder(&a.ci, &b.ci) })
+		i := 0
+		if after != "" {
+			i, _ = slices.BinarySearchFunc(rows, &from, func(r row, t *ChainInfo) int { return consoleOrder(&r.ci, t) })
+			if i < len(rows) && rows[i].ci.COI == from.COI && rows[i].ci.Updated.Equal(from.Updated) {
+				i++
+			}
+		}
+		end := min(i+limit, len(rows))
+		for _, r := range rows[i:end] {
+			v.Chains = append(v.Chains, ConsoleRow{ChainInfo: r.ci, OpenIssues: r.open})
+		}
+		if end < len(rows) {
+			v.Next = consoleCursor(rows[end-1].ci)
+		}
 	}
 	if v.AccessDeadlines, err = s.AccessDeadlines(ctx, u); err != nil {
 		return Console{}, err
 	}
 	v.Attention = consoleAttention(v.Issues, v.AccessDeadlines)
 	return v, nil
+}
+
+// terminalPage fills the console's table of the chains in terminal state
+// st, in COI order after the COI after, from the store's order of its
+// chains in st: a page costs the page (and, for a scoped user, the chains
+// it may not read that it steps over).
+func (s *Service) terminalPage(ctx context.Context, r *scopeResolver, u User, all bool, st State, after COI, limit int, issues map[COI]int, v *Console) error {
+	v.Listed = v.Counts[st]
+	for {
+		infos, err := s.store.ChainsAfter(ctx, st, after, limit+1)
+		if err != nil {
+			return err
+		}
+		for _, ci := range infos {
+			if !all {
+				ok, err := r.visibleInfo(ctx, u, ci)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+			}
+			if len(v.Chains) == limit {
+				v.Next = terminalCursor + string(v.Chains[limit-1].COI)
+				return nil
+			}
+			v.Chains = append(v.Chains, ConsoleRow{ChainInfo: ci, OpenIssues: issues[ci.COI]})
+		}
+		if len(infos) < limit+1 {
+			return nil
+		}
+		after = infos[len(infos)-1].COI
+	}
 }

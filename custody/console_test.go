@@ -45,6 +45,14 @@ func (o *oldSummaries) Chains(ctx context.Context, st custody.State) ([]custody.
 	return list, err
 }
 
+func (o *oldSummaries) ChainsAfter(ctx context.Context, st custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
+	list, err := o.Store.ChainsAfter(ctx, st, after, limit)
+	for i := range list {
+		list[i] = o.forget(list[i])
+	}
+	return list, err
+}
+
 func (o *oldSummaries) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {
 	o.reads.Add(1)
 	return o.Store.Records(ctx, coi)

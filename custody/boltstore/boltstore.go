@@ -462,6 +462,10 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		if err := s.buildChainStateCounts(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		if err := s.buildExpiryIndex(); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)

@@ -58,6 +58,12 @@ func (b *batchTx) putChainState(coi custody.COI, prev, st custody.State) error {
 		if err := idx.Delete(chainStateKey(prev, coi)); err != nil {
 			return err
 		}
+		if err := addChainStateCount(b.tx, prev, -1); err != nil {
+			return err
+		}
+	}
+	if err := addChainStateCount(b.tx, st, 1); err != nil {
+		return err
 	}
 	return idx.Put(chainStateKey(st, coi), nil)
 }
@@ -158,7 +164,8 @@ func chainsInState(tx *bolt.Tx, st custody.State, after custody.COI, limit int) 
 }
 
 // CountChainsInState counts the chains in state st from the chain-state
-// index: its cost follows the count, not the store. Without the index (a
+// index: one key of its counts, or, in a file that keeps none (opened
+// read-only before a writer counted them), the state's entries. Without the index (a
 // file opened read-only before a writer built it) it returns an error
 // wrapping errors.ErrUnsupported.
 func (s *Store) CountChainsInState(ctx context.Context, st custody.State) (int, error) {
@@ -166,6 +173,10 @@ func (s *Store) CountChainsInState(ctx context.Context, st custody.State) (int, 
 	err := s.view(func(tx *bolt.Tx) error {
 		if !chainStatesBuilt(tx) {
 			return fmt.Errorf("chain-state index: not built yet; open the file for writing once (coid serve) to build it: %w", errors.ErrUnsupported)
+		}
+		if stored, ok := storedChainStateCount(tx, st); ok {
+			n = stored
+			return nil
 		}
 		prefix := chainStateKey(st, "")
 		c := tx.Bucket(bucketChainStates).Cursor()
@@ -206,7 +217,7 @@ func chainStateBucketChecks() map[string]bucketCheck {
 // checkChainStatesComplete checks that every chain has its entry of the
 // chain-state index, when the file keeps a complete one: together with
 // the entries' own checks, that the index lists exactly the chains in
-// each state.
+// each state; then the index's counts (checkChainStateCounts).
 func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 	if !chainStatesBuilt(tx) {
 		return nil
@@ -215,7 +226,7 @@ func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 	in := interned{}
 	var ci custody.ChainInfo
 	n := 0
-	return tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
+	err := tx.Bucket(bucketChains).ForEach(func(k, v []byte) error {
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -228,4 +239,8 @@ func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return checkChainStateCounts(ctx, tx)
 }

@@ -262,3 +262,69 @@ func TestChainStateIndexTamper(t *testing.T) {
 		})
 	}
 }
+
+// The chain-state counts: appends keep them; a file without them counts
+// the index (read-only) and gets them at its first open for writing; a
+// wrong or missing count is damage CheckFile names.
+func TestChainStateCounts(t *testing.T) {
+	ctx := context.Background()
+	count := func(dir string, readOnly bool) (enrolled, collected int) {
+		t.Helper()
+		s, err := Open(dir, Options{ReadOnly: readOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if enrolled, err = s.CountChainsInState(ctx, custody.StateEnrolled); err != nil {
+			t.Fatal(err)
+		}
+		if collected, err = s.CountChainsInState(ctx, custody.StateCollected); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckFile(ctx); err != nil {
+			t.Fatalf("CheckFile: %v", err)
+		}
+		return enrolled, collected
+	}
+	dir := chainStatesStore(t, 20)
+	if e, c := count(dir, true); e != 14 || c != 6 {
+		t.Fatalf("counts kept by the appends: %d enrolled, %d collected, want 14, 6", e, c)
+	}
+	tamperDB(t, dir, func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketChainStateCounts) })
+	if e, c := count(dir, true); e != 14 || c != 6 {
+		t.Fatalf("counted from the index: %d enrolled, %d collected, want 14, 6", e, c)
+	}
+	if e, c := count(dir, false); e != 14 || c != 6 {
+		t.Fatalf("counted at open: %d enrolled, %d collected, want 14, 6", e, c)
+	}
+	if stateIndex(t, dir) == nil {
+		t.Fatal("no index")
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(b *bolt.Bucket) error
+	}{
+		{"wrong", func(b *bolt.Bucket) error {
+			return b.Put([]byte(custody.StateEnrolled), []byte{0, 0, 0, 0, 0, 0, 0, 13})
+		}},
+		{"missing", func(b *bolt.Bucket) error { return b.Delete([]byte(custody.StateCollected)) }},
+		{"extra", func(b *bolt.Bucket) error {
+			return b.Put([]byte(custody.StateReleased), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := chainStatesStore(t, 6)
+			tamperDB(t, dir, func(tx *bolt.Tx) error { return tc.change(tx.Bucket(bucketChainStateCounts)) })
+			s, err := Open(dir, Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			err = s.CheckFile(ctx)
+			var d *FileDamage
+			if !errors.As(err, &d) || d.Bucket != string(bucketChainStateCounts) {
+				t.Fatalf("CheckFile = %v, want damage to the counts", err)
+			}
+		})
+	}
+}

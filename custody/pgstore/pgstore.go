@@ -719,6 +719,16 @@ func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after cust
 	return out, nil
 }
 
+// CountChainsInState implements custody.ChainStateCounter: a count over
+// the chains_state (state, coi) index, at the cost of the count.
+func (s *Store) CountChainsInState(ctx context.Context, st custody.State) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM chains WHERE state = $1`, string(st)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("chains in state %s: %w", st, err)
+	}
+	return n, nil
+}
+
 // ScanChains implements custody.LogSource.
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
 	return s.readTx(ctx, func(tx pgx.Tx) error { return scanChains(ctx, tx, "", fn) })

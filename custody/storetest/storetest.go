@@ -159,6 +159,7 @@ func Run(t *testing.T, b Backend) {
 		{"Reads", nil, testReads},
 		{"COISequence", nil, testCOISequence},
 		{"ChainsPaged", nil, testChainsPaged},
+		{"ChainStateCounts", nil, testChainStateCounts},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
 		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
