@@ -241,13 +241,26 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 // checkBucket reads every entry of b, nested buckets too, and decodes it
 // with c. A page that cannot be read is reported as the bucket's damage.
 func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, c bucketCheck) (err error) {
-	key := ""
+	// cur is the entry being checked, named only when a problem is
+	// reported: naming each entry would cost more than checking it.
+	var cur []byte
+	key := func() (n string) {
+		if c.name == nil || cur == nil {
+			return ""
+		}
+		defer func() {
+			if r := recover(); r != nil && !isDamage(r) {
+				panic(r)
+			} // a key that cannot be read is not named
+		}()
+		return c.name(cur)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			if !isDamage(r) {
 				panic(r)
 			}
-			err = &FileDamage{Bucket: name, Key: key, Problem: fmt.Sprintf("a page cannot be read (%v)", r)}
+			err = &FileDamage{Bucket: name, Key: key(), Problem: fmt.Sprintf("a page cannot be read (%v)", r)}
 		}
 	}()
 	var sink [1]byte // written, so that the reads below are not left out
@@ -267,11 +280,9 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		// the file faults here, not later, when what lies past the map
 		// is not mapped; inFile finds it when it is.
 		sink[0] ^= k[0] ^ k[len(k)-1]
-		if c.name != nil {
-			key = c.name(k)
-		}
+		cur = k
 		if p := inFile(v); p != "" {
-			return &FileDamage{Bucket: name, Key: key, Problem: "the entry's value " + p}
+			return &FileDamage{Bucket: name, Key: key(), Problem: "the entry's value " + p}
 		}
 		if len(v) > 0 {
 			sink[0] ^= v[0] ^ v[len(v)-1]
@@ -279,7 +290,7 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		if v == nil {
 			nb := b.Bucket(k)
 			if nb == nil {
-				return &FileDamage{Bucket: name, Key: key, Problem: "an entry without a value is not a bucket"}
+				return &FileDamage{Bucket: name, Key: key(), Problem: "an entry without a value is not a bucket"}
 			}
 			if err := checkBucket(ctx, tx, name, nb, bucketCheck{}); err != nil {
 				return err
@@ -287,7 +298,7 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		}
 		if c.entry != nil {
 			if err := c.entry(tx, k, v); err != nil {
-				return &FileDamage{Bucket: name, Key: key, Problem: err.Error()}
+				return &FileDamage{Bucket: name, Key: key(), Problem: err.Error()}
 			}
 		}
 		return nil
