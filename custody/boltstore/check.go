@@ -10,6 +10,8 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -59,23 +61,83 @@ func (d *FileDamage) Unwrap() error { return custody.ErrDamaged }
 // not be read at all.
 func (s *Store) CheckFile(ctx context.Context) error {
 	return s.viewLong(func(tx *bolt.Tx) error {
-		if err := checkEntries(ctx, tx); err != nil {
+		if !s.readOnly {
+			// A writer of this process may grow the map, which waits for
+			// the open reads: a second read opened now could wait behind
+			// it, and this one for the second.
+			if err := checkEntries(ctx, tx); err != nil {
+				return err
+			}
+			if err := checkFolded(ctx, tx); err != nil {
+				return err
+			}
+			return checkRest(ctx, tx)
+		}
+		// Opened read-only, the store has no writer: the checks that fold
+		// the ledger's records run in a read of their own, on another
+		// core, and a problem is reported as the sequence above would.
+		tx2, err := s.db.Begin(false)
+		if err != nil {
 			return err
 		}
-		if err := checkChainStatesComplete(ctx, tx); err != nil {
-			return err
+		defer func() { _ = tx2.Rollback() }()
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var folded error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer damaged(&folded)
+			folded = checkFolded(fctx, tx2)
+		}()
+		err = checkEntries(ctx, tx)
+		if err != nil {
+			cancel()
 		}
-		if err := checkExpiriesComplete(tx); err != nil {
+		<-done
+		switch {
+		case err != nil:
 			return err
+		case folded != nil:
+			return folded
 		}
-		if err := checkBranches(tx); err != nil {
-			return err
-		}
-		if err := checkTree(ctx, tx, 1); err != nil {
-			return err
-		}
-		return checkStructure(ctx, tx)
+		return checkRest(ctx, tx)
 	})
+}
+
+// foldedBuckets are the indexes whose entries are checked against the
+// chains' records, by checkFolded, not checkEntries.
+var foldedBuckets = [][]byte{bucketAccess, bucketFollowUp}
+
+// checkFolded checks the indexes kept from the chains' summaries and
+// records, entry by entry and for completeness: the costly part of
+// CheckFile, which may run in a read of its own.
+func checkFolded(ctx context.Context, tx *bolt.Tx) error {
+	checks := bucketChecks()
+	for _, name := range foldedBuckets {
+		if b := tx.Bucket(name); b != nil {
+			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
+				return err
+			}
+		}
+	}
+	return checkChainStatesComplete(ctx, tx)
+}
+
+// checkRest runs the checks after the entries': the expiry index's
+// completeness, the pages and the tree.
+func checkRest(ctx context.Context, tx *bolt.Tx) error {
+	if err := checkExpiriesComplete(tx); err != nil {
+		return err
+	}
+	if err := checkBranches(tx); err != nil {
+		return err
+	}
+	if err := checkTree(ctx, tx, 1); err != nil {
+		return err
+	}
+	return checkStructure(ctx, tx)
 }
 
 // bucketCheck decodes one entry of a bucket; v is nil for a nested
@@ -224,6 +286,9 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// (accounts.go, registry.go, access.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
 	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{bucketChainStates, bucketExpiries}, accessBuckets...), followUpBuckets...)...)...) {
+		if slices.ContainsFunc(foldedBuckets, func(f []byte) bool { return bytes.Equal(f, name) }) {
+			continue // checkFolded's
+		}
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err
