@@ -58,7 +58,8 @@ func (d *FileDamage) Unwrap() error { return custody.ErrDamaged }
 // into an error, so that bbolt's check, which runs in a goroutine of its
 // own, cannot fault. It returns nil for a sound file and a *FileDamage
 // naming the part at fault otherwise; another error when the file could
-// not be read at all.
+// not be read at all. A store opened read-only checks the indexes folded
+// from the chains' records in a second read, on another core.
 func (s *Store) CheckFile(ctx context.Context) error {
 	return s.viewLong(func(tx *bolt.Tx) error {
 		if !s.readOnly {
