@@ -202,12 +202,18 @@ func chainStateBucketChecks() map[string]bucketCheck {
 			case len(v) != 0:
 				return errors.New("the entry has a value")
 			}
-			ce, err := getChain(tx, coi)
-			if err != nil {
-				return fmt.Errorf("chain %s is listed in state %q but %v", coi, st, err)
+			// The summary's state only: its record positions are not
+			// decoded.
+			var ci custody.ChainInfo
+			sv := tx.Bucket(bucketChains).Get([]byte(coi))
+			if sv == nil {
+				return fmt.Errorf("chain %s is listed in state %q but chain %s: %v", coi, st, coi, custody.ErrNotFound)
 			}
-			if ce.State != st {
-				return fmt.Errorf("chain %s is listed in state %q but is %q", coi, st, ce.State)
+			if _, err := decodeChainInto(sv, &ci, nil, false); err != nil || ci.COI != coi {
+				return fmt.Errorf("chain %s is listed in state %q but chain summary %s: malformed: %v", coi, st, coi, custody.ErrChainBroken)
+			}
+			if ci.State != st {
+				return fmt.Errorf("chain %s is listed in state %q but is %q", coi, st, ci.State)
 			}
 			return nil
 		}},

@@ -10,6 +10,8 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -56,26 +58,87 @@ func (d *FileDamage) Unwrap() error { return custody.ErrDamaged }
 // into an error, so that bbolt's check, which runs in a goroutine of its
 // own, cannot fault. It returns nil for a sound file and a *FileDamage
 // naming the part at fault otherwise; another error when the file could
-// not be read at all.
+// not be read at all. A store opened read-only checks the indexes folded
+// from the chains' records in a second read, on another core.
 func (s *Store) CheckFile(ctx context.Context) error {
 	return s.viewLong(func(tx *bolt.Tx) error {
-		if err := checkEntries(ctx, tx); err != nil {
+		if !s.readOnly {
+			// A writer of this process may grow the map, which waits for
+			// the open reads: a second read opened now could wait behind
+			// it, and this one for the second.
+			if err := checkEntries(ctx, tx); err != nil {
+				return err
+			}
+			if err := checkFolded(ctx, tx); err != nil {
+				return err
+			}
+			return checkRest(ctx, tx)
+		}
+		// Opened read-only, the store has no writer: the checks that fold
+		// the ledger's records run in a read of their own, on another
+		// core, and a problem is reported as the sequence above would.
+		tx2, err := s.db.Begin(false)
+		if err != nil {
 			return err
 		}
-		if err := checkChainStatesComplete(ctx, tx); err != nil {
-			return err
+		defer func() { _ = tx2.Rollback() }()
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var folded error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer damaged(&folded)
+			folded = checkFolded(fctx, tx2)
+		}()
+		err = checkEntries(ctx, tx)
+		if err != nil {
+			cancel()
 		}
-		if err := checkExpiriesComplete(tx); err != nil {
+		<-done
+		switch {
+		case err != nil:
 			return err
+		case folded != nil:
+			return folded
 		}
-		if err := checkBranches(tx); err != nil {
-			return err
-		}
-		if err := checkTree(ctx, tx, 1); err != nil {
-			return err
-		}
-		return checkStructure(ctx, tx)
+		return checkRest(ctx, tx)
 	})
+}
+
+// foldedBuckets are the indexes whose entries are checked against the
+// chains' records, by checkFolded, not checkEntries.
+var foldedBuckets = [][]byte{bucketAccess, bucketFollowUp}
+
+// checkFolded checks the indexes kept from the chains' summaries and
+// records, entry by entry and for completeness: the costly part of
+// CheckFile, which may run in a read of its own.
+func checkFolded(ctx context.Context, tx *bolt.Tx) error {
+	checks := bucketChecks()
+	for _, name := range foldedBuckets {
+		if b := tx.Bucket(name); b != nil {
+			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
+				return err
+			}
+		}
+	}
+	return checkChainStatesComplete(ctx, tx)
+}
+
+// checkRest runs the checks after the entries': the expiry index's
+// completeness, the pages and the tree.
+func checkRest(ctx context.Context, tx *bolt.Tx) error {
+	if err := checkExpiriesComplete(tx); err != nil {
+		return err
+	}
+	if err := checkBranches(tx); err != nil {
+		return err
+	}
+	if err := checkTree(ctx, tx, 1); err != nil {
+		return err
+	}
+	return checkStructure(ctx, tx)
 }
 
 // bucketCheck decodes one entry of a bucket; v is nil for a nested
@@ -225,6 +288,9 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// (accounts.go, registry.go, access.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
 	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{bucketChainStates, bucketExpiries}, accessBuckets...), followUpBuckets...)...)...) {
+		if slices.ContainsFunc(foldedBuckets, func(f []byte) bool { return bytes.Equal(f, name) }) {
+			continue // checkFolded's
+		}
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
 				return err
@@ -242,13 +308,26 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 // checkBucket reads every entry of b, nested buckets too, and decodes it
 // with c. A page that cannot be read is reported as the bucket's damage.
 func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, c bucketCheck) (err error) {
-	key := ""
+	// cur is the entry being checked, named only when a problem is
+	// reported: naming each entry would cost more than checking it.
+	var cur []byte
+	key := func() (n string) {
+		if c.name == nil || cur == nil {
+			return ""
+		}
+		defer func() {
+			if r := recover(); r != nil && !isDamage(r) {
+				panic(r)
+			} // a key that cannot be read is not named
+		}()
+		return c.name(cur)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			if !isDamage(r) {
 				panic(r)
 			}
-			err = &FileDamage{Bucket: name, Key: key, Problem: fmt.Sprintf("a page cannot be read (%v)", r)}
+			err = &FileDamage{Bucket: name, Key: key(), Problem: fmt.Sprintf("a page cannot be read (%v)", r)}
 		}
 	}()
 	var sink [1]byte // written, so that the reads below are not left out
@@ -268,11 +347,9 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		// the file faults here, not later, when what lies past the map
 		// is not mapped; inFile finds it when it is.
 		sink[0] ^= k[0] ^ k[len(k)-1]
-		if c.name != nil {
-			key = c.name(k)
-		}
+		cur = k
 		if p := inFile(v); p != "" {
-			return &FileDamage{Bucket: name, Key: key, Problem: "the entry's value " + p}
+			return &FileDamage{Bucket: name, Key: key(), Problem: "the entry's value " + p}
 		}
 		if len(v) > 0 {
 			sink[0] ^= v[0] ^ v[len(v)-1]
@@ -280,7 +357,7 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		if v == nil {
 			nb := b.Bucket(k)
 			if nb == nil {
-				return &FileDamage{Bucket: name, Key: key, Problem: "an entry without a value is not a bucket"}
+				return &FileDamage{Bucket: name, Key: key(), Problem: "an entry without a value is not a bucket"}
 			}
 			if err := checkBucket(ctx, tx, name, nb, bucketCheck{}); err != nil {
 				return err
@@ -288,7 +365,7 @@ func checkBucket(ctx context.Context, tx *bolt.Tx, name string, b *bolt.Bucket, 
 		}
 		if c.entry != nil {
 			if err := c.entry(tx, k, v); err != nil {
-				return &FileDamage{Bucket: name, Key: key, Problem: err.Error()}
+				return &FileDamage{Bucket: name, Key: key(), Problem: err.Error()}
 			}
 		}
 		return nil

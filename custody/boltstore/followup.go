@@ -3,11 +3,16 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
 
 	"github.com/coid-project/coid/custody"
 	bolt "go.etcd.io/bbolt"
@@ -164,16 +169,232 @@ func followUpBucketChecks() map[string]bucketCheck {
 			if err != nil {
 				return fmt.Errorf("the chain: %v", err)
 			}
-			want, err := followUpOf(tx, ce)
+			if ce.State != custody.StateInfused {
+				return fmt.Errorf("the chain is %q, not infused", ce.State)
+			}
+			want, err := foldFollowUpForCheck(tx, ce)
 			switch {
 			case err != nil:
 				return err
 			case want == nil:
-				return fmt.Errorf("the chain is %q, not infused", ce.State)
+				return errors.New("the chain's records hold no infusion")
 			case want.Product != w.Product || want.Sites != w.Sites || !want.Infused.Equal(w.Infused) || !slices.Equal(want.Done, w.Done):
 				return fmt.Errorf("the entry %+v disagrees with the chain's records (%+v)", w, *want)
 			}
 			return nil
 		}},
 	}
+}
+
+// followUpFoldJSON is what the follow-up fold reads of a stored record:
+// decoding only these members, and a step's data only for a follow-up,
+// spares the check most of a full decode of every infused chain's
+// records (their signatures, hashes and other steps' data).
+type followUpFoldJSON struct {
+	Seq  uint64          `json:"seq"`
+	Step custody.Step    `json:"step"`
+	Time string          `json:"time"`
+	Data json.RawMessage `json:"data"`
+}
+
+// foldFollowUpForCheck is followUpOf for an infused chain, as the check
+// needs it: each record's bytes are checked against its stored hash and
+// position as getRecord does, and only the members the fold reads are
+// decoded; the records themselves are verified with the ledger.
+func foldFollowUpForCheck(tx *bolt.Tx, ce *chainEntry) (*custody.FollowUpPending, error) {
+	log := tx.Bucket(bucketLog)
+	recs := make([]custody.Record, 0, len(ce.Seqs))
+	for _, seq := range ce.Seqs {
+		v := log.Get(u64(seq))
+		switch {
+		case v == nil:
+			return nil, fmt.Errorf("record %d: %w", seq, custody.ErrNotFound)
+		case len(v) < custody.HashSize:
+			return nil, fmt.Errorf("record %d: truncated: %w", seq, custody.ErrChainBroken)
+		case sha256.Sum256(v[custody.HashSize:]) != custody.Hash(v[:custody.HashSize]):
+			return nil, fmt.Errorf("record %d: content does not match its hash: %w", seq, custody.ErrChainBroken)
+		}
+		var j followUpFoldJSON
+		if !j.scan(v[custody.HashSize:]) {
+			if err := json.Unmarshal(v[custody.HashSize:], &j); err != nil {
+				return nil, fmt.Errorf("record %d: %v: %w", seq, err, custody.ErrChainBroken)
+			}
+		}
+		if j.Seq != seq {
+			return nil, fmt.Errorf("record %d: stored at the wrong position (says %d): %w", seq, j.Seq, custody.ErrChainBroken)
+		}
+		r := custody.Record{Seq: seq, Chain: ce.COI, Step: j.Step}
+		switch j.Step {
+		case custody.StepInfuse:
+			t, err := time.Parse(time.RFC3339Nano, j.Time)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: record time: %v: %w", seq, err, custody.ErrChainBroken)
+			}
+			r.Time = t.UTC()
+		case custody.StepFollowUp:
+			r.Data = j.Data
+		default:
+			continue // the fold reads no other step
+		}
+		recs = append(recs, r)
+	}
+	return custody.FollowUpPendingOf(ce.COI, ce.Product, ce.Sites, recs), nil
+}
+
+// isRecordMember says whether name is a member of a stored record, as
+// the record's canonical encoding names them.
+func isRecordMember(name []byte) bool {
+	switch string(name) {
+	case "chain", "chain_prev", "chain_seq", "data", "hash", "prev", "seq", "signatures", "site", "step", "submitted_by", "time", "v":
+		return true
+	}
+	return false
+}
+
+// scan reads j's members from a stored record b without a JSON decoder:
+// the record is a JSON object whose members' names and the values read
+// here are written without escapes, as its canonical encoding writes
+// them; the other members' values are skipped, not checked (the ledger's
+// verification decodes every record). It returns false, j then not to
+// be used, for anything else (another name, an escape, a malformed
+// value), which json.Unmarshal then decodes or refuses as it would.
+func (j *followUpFoldJSON) scan(b []byte) bool {
+	*j = followUpFoldJSON{}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end := stringEnd(b, i)
+		if end < 0 {
+			return false
+		}
+		name := b[i+1 : end-1]
+		if !isRecordMember(name) {
+			return false // escaped, or a name json.Unmarshal may match without regard to case
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		vend := valueEnd(b, i)
+		if vend < 0 {
+			return false
+		}
+		val := b[i:vend]
+		switch string(name) {
+		case "seq":
+			n, err := strconv.ParseUint(string(val), 10, 64)
+			if err != nil {
+				return false
+			}
+			j.Seq = n
+		case "step":
+			str, ok := plainString(val)
+			if !ok {
+				return false
+			}
+			j.Step = custody.Step(str)
+		case "time":
+			str, ok := plainString(val)
+			if !ok {
+				return false
+			}
+			j.Time = str
+		case "data":
+			j.Data = val
+		}
+		i = skipSpace(b, vend)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at
+// b[i], -1 when it does not end.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i]:
+// a string, an object or an array (their nesting and strings followed,
+// their contents not checked), or a literal; -1 when it does not end.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				e := stringEnd(b, i)
+				if e < 0 {
+					return -1
+				}
+				i = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	start := i
+	for ; i < len(b); i++ {
+		if c := b[i]; c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			break
+		}
+	}
+	if i == start {
+		return -1
+	}
+	return i
+}
+
+// plainString returns the text of the JSON string val when it holds no
+// escape and is valid UTF-8 (json.Unmarshal would replace what is not).
+func plainString(val []byte) (string, bool) {
+	if len(val) < 2 || val[0] != '"' || bytes.IndexByte(val, '\\') >= 0 || !utf8.Valid(val) {
+		return "", false
+	}
+	return string(val[1 : len(val)-1]), true
 }

@@ -1,0 +1,70 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/coid-project/coid/custody"
+	"github.com/coid-project/coid/custody/storetest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestCheckFileNamesFoldedIndexEntries changes the indexes CheckFile
+// checks against the chains' records (the follow-up and the access
+// index), which a store opened read-only checks in a read of its own:
+// the entry at fault is named whether the store is opened read-only or
+// not, and an untouched file passes both ways.
+func TestCheckFileNamesFoldedIndexEntries(t *testing.T) {
+	enrolled := storetest.COI(4)
+	for _, tc := range []struct {
+		name   string
+		change func(tx *bolt.Tx) error
+		bucket []byte
+		key    string
+		want   string
+	}{
+		{"none", nil, nil, "", ""},
+		{"a follow-up entry that does not decode", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFollowUp).Put([]byte(enrolled), []byte{9})
+		}, bucketFollowUp, string(enrolled), "malformed follow-up index entry"},
+		{"a follow-up entry of a chain not infused", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFollowUp).Put([]byte(enrolled), encodeFollowUp(&custody.FollowUpPending{Product: "p"}))
+		}, bucketFollowUp, string(enrolled), "not infused"},
+		{"a follow-up entry of no chain", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFollowUp).Put([]byte(storetest.COI(99)), encodeFollowUp(&custody.FollowUpPending{Product: "p"}))
+		}, bucketFollowUp, string(storetest.COI(99)), "not found"},
+		{"an access entry of a chain in another state", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketAccess).Put([]byte("submitted\x00"+string(enrolled)), []byte{1})
+		}, bucketAccess, string(enrolled), ""},
+	} {
+		for _, readOnly := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: " read-only"}[readOnly], func(t *testing.T) {
+				dir := chainStatesStore(t, 6)
+				if tc.change != nil {
+					tamperDB(t, dir, tc.change)
+				}
+				s, err := Open(dir, Options{ReadOnly: readOnly})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				err = s.CheckFile(context.Background())
+				if tc.change == nil {
+					if err != nil {
+						t.Fatalf("CheckFile of an untouched file = %v", err)
+					}
+					return
+				}
+				var d *FileDamage
+				if !errors.As(err, &d) || !errors.Is(err, custody.ErrDamaged) {
+					t.Fatalf("CheckFile = %v, want a FileDamage", err)
+				}
+				if d.Bucket != string(tc.bucket) || !strings.Contains(d.Key, tc.key) || !strings.Contains(d.Problem, tc.want) {
+					t.Fatalf("CheckFile = %+v, want bucket %s, entry %s, %q", d, tc.bucket, tc.key, tc.want)
+				}
+			})
+		}
+	}
+}
