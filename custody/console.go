@@ -97,12 +97,12 @@ const consoleBatch = 512
 const terminalCursor = "coi-"
 
 // eachInState calls fn with the summary of every chain in state st the
-// user may read, in COI order, paging the store's index of chains by
-// state (ChainsAfter), so that the walk costs the chains in st.
-func (s *Service) eachInState(ctx context.Context, r *scopeResolver, u User, st State, all bool, fn func(ChainInfo) error) error {
-	after := COI("")
+// user may read, in COI order after the COI after, paging the store's
+// index of chains by state (ChainsAfter) batch at a time, so that the walk
+// costs the chains in st; fn returning errStopWalk ends it without error.
+func (s *Service) eachInState(ctx context.Context, r *scopeResolver, u User, st State, all bool, after COI, batch int, fn func(ChainInfo) error) error {
 	for {
-		infos, err := s.store.ChainsAfter(ctx, st, after, consoleBatch)
+		infos, err := s.store.ChainsAfter(ctx, st, after, batch)
 		if err != nil {
 			return err
 		}
@@ -116,16 +116,21 @@ func (s *Service) eachInState(ctx context.Context, r *scopeResolver, u User, st 
 					continue
 				}
 			}
-			if err := fn(ci); err != nil {
+			if err := fn(ci); errors.Is(err, errStopWalk) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}
-		if len(infos) < consoleBatch {
+		if len(infos) < batch {
 			return nil
 		}
 		after = infos[len(infos)-1].COI
 	}
 }
+
+// errStopWalk, returned by eachInState's fn, ends the walk.
+var errStopWalk = errors.New("stop the walk")
 
 // readsEveryChain reports whether the user may read every chain of the
 // store: an administrator, or anyone when no site is registered (every
@@ -221,7 +226,7 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 		if st.Terminal() {
 			continue
 		}
-		err := s.eachInState(ctx, r, u, st, all, func(ci ChainInfo) error {
+		err := s.eachInState(ctx, r, u, st, all, "", consoleBatch, func(ci ChainInfo) error {
 			if ci.State.Access() {
 				return nil
 			}
@@ -267,7 +272,7 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 			}
 			continue
 		}
-		err := s.eachInState(ctx, r, u, st, all, func(ci ChainInfo) error {
+		err := s.eachInState(ctx, r, u, st, all, "", consoleBatch, func(ci ChainInfo) error {
 			v.Counts[st]++
 			if st == StateCancelled && (!ci.OpenIssues.Kept || ci.OpenIssues.Total() > 0) {
 				_, err := addIssues(ci.COI)
@@ -350,30 +355,12 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 // it may not read that it steps over).
 func (s *Service) terminalPage(ctx context.Context, r *scopeResolver, u User, all bool, st State, after COI, limit int, issues map[COI]int, v *Console) error {
 	v.Listed = v.Counts[st]
-	for {
-		infos, err := s.store.ChainsAfter(ctx, st, after, limit+1)
-		if err != nil {
-			return err
+	return s.eachInState(ctx, r, u, st, all, after, limit+1, func(ci ChainInfo) error {
+		if len(v.Chains) == limit {
+			v.Next = terminalCursor + string(v.Chains[limit-1].COI)
+			return errStopWalk
 		}
-		for _, ci := range infos {
-			if !all {
-				ok, err := r.visibleInfo(ctx, u, ci)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-			}
-			if len(v.Chains) == limit {
-				v.Next = terminalCursor + string(v.Chains[limit-1].COI)
-				return nil
-			}
-			v.Chains = append(v.Chains, ConsoleRow{ChainInfo: ci, OpenIssues: issues[ci.COI]})
-		}
-		if len(infos) < limit+1 {
-			return nil
-		}
-		after = infos[len(infos)-1].COI
-	}
+		v.Chains = append(v.Chains, ConsoleRow{ChainInfo: ci, OpenIssues: issues[ci.COI]})
+		return nil
+	})
 }
