@@ -128,3 +128,11 @@ func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
 func (e *Edge) Clone() *Edge {
 	return &Edge{n: e.n, roots: append(make([]Hash, 0, len(e.roots)+1), e.roots...)}
 }
+
+// NodeHash returns the RFC 6962 hash of an interior node from its left
+// and right children's hashes.
+func NodeHash(left, right Hash) Hash { return tlog.NodeHash(left, right) }
+
+// SplitStoredHashIndex is the inverse of StoredHashIndex: the level and
+// node number of the stored hash at index.
+func SplitStoredHashIndex(index int64) (level int, n int64) { return tlog.SplitStoredHashIndex(index) }
