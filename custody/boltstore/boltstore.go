@@ -879,7 +879,7 @@ func (c chainCache) put(coi custody.COI, e *chainEntry) {
 type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
-	tree                     *treeHashes // the Merkle tree's stored hashes (tree.go)
+	tree                     *treeHashes // the Merkle tree's kept hashes (tree.go)
 	leaves                   treeBatch   // the batch's leaves, hashed at Commit (tree.go)
 	edges                    *edgeCache  // the committed tree's edge; nil: none
 	headSeq                  uint64

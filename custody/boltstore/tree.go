@@ -316,7 +316,7 @@ const (
 )
 
 // edgeCache is the committing goroutine's state of the tree: the right
-// edge of the tree of every committed record, and the stored hashes of
+// edge of the tree of every committed record, and the kept hashes of
 // the records committed after the file's tree, not written yet. A batch
 // uses it only when the file's tree size and head are the ones it was
 // left at (else it reads the edge back and hashes the records the tree
