@@ -199,8 +199,8 @@ func coreBucketChecks() map[string]bucketCheck {
 			switch {
 			case bytes.Equal(k, keyHead) && len(v) != 8+custody.HashSize:
 				return fmt.Errorf("the ledger's head is %d bytes, not %d", len(v), 8+custody.HashSize)
-			case bytes.Equal(k, keyFormat) && string(v) != formatVersion:
-				return fmt.Errorf("the format is %q, not %q", v, formatVersion)
+			case bytes.Equal(k, keyFormat) && !knownFormat(v):
+				return fmt.Errorf("the format is %q, not %q or %q", v, formatV1, formatVersion)
 			}
 			return nil
 		}},
