@@ -122,6 +122,10 @@ func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
 	return out
 }
 
+// Roots returns the roots of the tree's complete subtrees, largest first
+// (the tree's frontier), in a slice of the caller's.
+func (e *Edge) Roots() []Hash { return append([]Hash(nil), e.roots...) }
+
 // Clone returns a copy of the edge that grows apart from e: a writer
 // keeps the edge of its committed tree and adds a batch's leaves to a
 // copy, which replaces it only once the batch is durable.
