@@ -19,7 +19,7 @@ import (
 
 // benchLedger fills a bbolt store in dir with n records over n/100 chains
 // (an enroll and notes each), appended by 64 writers.
-func benchLedger(b *testing.B, dir string, n int) {
+func benchLedger(b testing.TB, dir string, n int) {
 	b.Helper()
 	st, err := boltstore.Open(dir, boltstore.Options{})
 	if err != nil {
