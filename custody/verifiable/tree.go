@@ -78,7 +78,7 @@ func ConsistencyProof(from, to int64, r HashReader) ([]Hash, error) {
 // Edge is the right edge of a tree: the roots of its complete subtrees,
 // largest first. It gives the stored hashes each new leaf adds from the
 // leaf's hash alone, without reading the stored hashes again: how a tree
-// of many leaves is built in one pass.
+// of many leaves is built in one pass. The zero Edge is the empty tree's.
 type Edge struct {
 	n     int64
 	roots []Hash
