@@ -78,7 +78,7 @@ func ConsistencyProof(from, to int64, r HashReader) ([]Hash, error) {
 // Edge is the right edge of a tree: the roots of its complete subtrees,
 // largest first. It gives the stored hashes each new leaf adds from the
 // leaf's hash alone, without reading the stored hashes again: how a tree
-// of many leaves is built in one pass.
+// of many leaves is built in one pass. The zero Edge is the empty tree's.
 type Edge struct {
 	n     int64
 	roots []Hash
@@ -121,6 +121,10 @@ func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
 	e.n++
 	return out
 }
+
+// Roots returns the roots of the tree's complete subtrees, largest first
+// (the tree's frontier), in a slice of the caller's.
+func (e *Edge) Roots() []Hash { return append([]Hash(nil), e.roots...) }
 
 // Clone returns a copy of the edge that grows apart from e: a writer
 // keeps the edge of its committed tree and adds a batch's leaves to a
