@@ -251,7 +251,7 @@ func (r *recordEncoder) add(b []byte, le custody.LogEntry) ([]byte, error) {
 	}
 	first := verifiable.StoredHashIndex(0, r.tree.Size())
 	r.hashes = r.tree.Add(verifiable.LeafHash(le.Body), r.hashes[:0])
-	for i := range r.hashes {
+	for i := keptLevel; i < len(r.hashes); i++ { // r.hashes[i] is at level i
 		var idx [8]byte
 		binary.BigEndian.PutUint64(idx[:], uint64(first)+uint64(i))
 		r.treeRows = appendTuple(r.treeRows, idx[:], r.hashes[i][:])
