@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -56,6 +57,14 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		}
 		defer stop()
 	}
+	// Verification allocates often (cursors, reads, a leg's figures) but
+	// keeps little: a heap of a few tens of MB, which the collector would
+	// otherwise scan a hundred times over. Four times the live heap
+	// between collections costs some 60 MB more and a tenth of the CPU
+	// less, at 100,000 chains. A GOGC in the environment is obeyed.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(verifyGCPercent))
+	}
 	svc, st, err := openOffline(s, stderr, true, time.Now)
 	if err != nil {
 		return failed(err)
@@ -82,7 +91,11 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	fileDone := make(chan struct{})
 	go func() {
 		defer close(fileDone)
-		fileErr = st.checkFile(fctx)
+		check := st.checkFile
+		if st.checkBesideLedger != nil {
+			check = st.checkBesideLedger
+		}
+		fileErr = check(fctx)
 		elFile = time.Since(start)
 	}()
 	rep, err := svc.VerifyLedgerAt(ctx, cps)
@@ -111,6 +124,10 @@ func runVerify(ctx context.Context, args, env []string, stdout, stderr io.Writer
 	}
 	return nil
 }
+
+// verifyGCPercent is the garbage collector's target percentage while coid
+// verify runs (GOGC), unless GOGC is set.
+const verifyGCPercent = 400
 
 // startCPUProfile starts a CPU profile written to path; stop ends it and
 // closes the file.

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -15,7 +16,8 @@ import (
 // checks against the chains' records (the follow-up and the access
 // index), which a store opened read-only checks in a read of its own:
 // the entry at fault is named whether the store is opened read-only or
-// not, and an untouched file passes both ways.
+// not, and an untouched file passes both ways. The same for the tree's
+// hashes, checked in a read of their own too, and for CheckFileBesideLedger.
 func TestCheckFileNamesFoldedIndexEntries(t *testing.T) {
 	enrolled := storetest.COI(4)
 	for _, tc := range []struct {
@@ -38,19 +40,37 @@ func TestCheckFileNamesFoldedIndexEntries(t *testing.T) {
 		{"an access entry of a chain in another state", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketAccess).Put([]byte("submitted\x00"+string(enrolled)), []byte{1})
 		}, bucketAccess, string(enrolled), ""},
+		{"a tree hash changed", func(tx *bolt.Tx) error {
+			// The tree's last group is kept in meta: its first hash.
+			v := bytes.Clone(tx.Bucket(bucketMeta).Get(keyTreeTail))
+			v[8] ^= 1
+			return tx.Bucket(bucketMeta).Put(keyTreeTail, v)
+		}, bucketTree, "1", "do not match"},
+		{"a follow-up entry and a tree hash changed: the entry is named", func(tx *bolt.Tx) error {
+			v := bytes.Clone(tx.Bucket(bucketMeta).Get(keyTreeTail))
+			v[8] ^= 1
+			if err := tx.Bucket(bucketMeta).Put(keyTreeTail, v); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketFollowUp).Put([]byte(enrolled), []byte{9})
+		}, bucketFollowUp, string(enrolled), "malformed follow-up index entry"},
 	} {
-		for _, readOnly := range []bool{false, true} {
-			t.Run(tc.name+map[bool]string{false: "", true: " read-only"}[readOnly], func(t *testing.T) {
+		for _, mode := range []string{"", " read-only", " read-only beside the ledger"} {
+			t.Run(tc.name+mode, func(t *testing.T) {
 				dir := chainStatesStore(t, 6)
 				if tc.change != nil {
 					tamperDB(t, dir, tc.change)
 				}
-				s, err := Open(dir, Options{ReadOnly: readOnly})
+				s, err := Open(dir, Options{ReadOnly: mode != ""})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
-				err = s.CheckFile(context.Background())
+				check := s.CheckFile
+				if strings.Contains(mode, "beside") {
+					check = s.CheckFileBesideLedger
+				}
+				err = check(context.Background())
 				if tc.change == nil {
 					if err != nil {
 						t.Fatalf("CheckFile of an untouched file = %v", err)
