@@ -88,3 +88,68 @@ func TestCheckFileNamesFoldedIndexEntries(t *testing.T) {
 		}
 	}
 }
+
+// infusedStore returns a store of n chains, the first infused chains
+// holding an infusion record and their follow-up entries.
+func infusedStore(t *testing.T, n, infused int) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	ctx := context.Background()
+	for i := 1; i <= n; i++ {
+		coi := storetest.COI(i)
+		if _, err := s.Append(ctx, storetest.Draft(coi, i, true, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if i <= infused {
+			d := storetest.Draft(coi, 1000+i, false, 1)
+			d.Record.Step, d.State = custody.StepInfuse, custody.StateInfused
+			d.FollowUp = &custody.FollowUpPending{COI: coi, Product: d.Product, Infused: d.Record.Time, Done: []int{}}
+			if _, err := s.Append(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCheckFileFollowUpComplete: an infused chain whose follow-up entry
+// was removed is named, whether the store is opened read-only or not;
+// the untouched file passes.
+func TestCheckFileFollowUpComplete(t *testing.T) {
+	infused := storetest.COI(2)
+	for _, remove := range []bool{false, true} {
+		for _, mode := range []string{"", " read-only", " read-only beside the ledger"} {
+			t.Run(map[bool]string{false: "untouched", true: "entry removed"}[remove]+mode, func(t *testing.T) {
+				dir := infusedStore(t, 5, 3)
+				if remove {
+					tamperDB(t, dir, func(tx *bolt.Tx) error { return tx.Bucket(bucketFollowUp).Delete([]byte(infused)) })
+				}
+				s, err := Open(dir, Options{ReadOnly: mode != ""})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				check := s.CheckFile
+				if strings.Contains(mode, "beside") {
+					check = s.CheckFileBesideLedger
+				}
+				err = check(context.Background())
+				if !remove {
+					if err != nil {
+						t.Fatalf("CheckFile of an untouched file = %v", err)
+					}
+					return
+				}
+				var d *FileDamage
+				if !errors.As(err, &d) || d.Bucket != string(bucketFollowUp) || !strings.Contains(d.Key, string(infused)) ||
+					!strings.Contains(d.Problem, "has no follow-up entry") {
+					t.Fatalf("CheckFile = %v, want the follow-up index's entry %s named missing", err, infused)
+				}
+			})
+		}
+	}
+}

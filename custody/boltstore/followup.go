@@ -197,6 +197,31 @@ func followUpCheck(hashes bool) bucketCheck {
 	}}
 }
 
+// followUpBuilt reports whether every infused chain has its follow-up
+// entry (buildFollowUpIndex has run).
+func followUpBuilt(tx *bolt.Tx) bool {
+	return tx.Bucket(bucketFollowUp) != nil && tx.Bucket(bucketMeta).Get(keyFollowUpBuilt) != nil
+}
+
+// missingFollowUp returns the damage of infused chain coi without a
+// follow-up entry, nil when it needs none: its records, read with get,
+// hold no infusion (batchTx.putFollowUp removes the entry of such a
+// chain).
+func missingFollowUp(tx *bolt.Tx, get func(key []byte) []byte, coi []byte) error {
+	ce, err := getChain(tx, custody.COI(coi))
+	if err != nil {
+		return &FileDamage{Bucket: string(bucketChains), Key: strName(coi), Problem: err.Error()}
+	}
+	want, err := foldFollowUpForCheck(get, ce, true)
+	switch {
+	case err != nil:
+		return &FileDamage{Bucket: string(bucketChains), Key: strName(coi), Problem: err.Error()}
+	case want != nil:
+		return &FileDamage{Bucket: string(bucketFollowUp), Key: strName(coi), Problem: fmt.Sprintf("infused chain %s has no follow-up entry", coi)}
+	}
+	return nil
+}
+
 // followUpFoldJSON is what the follow-up fold reads of a stored record:
 // decoding only these members, and a step's data only for a follow-up,
 // spares the check most of a full decode of every infused chain's
