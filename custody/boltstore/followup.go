@@ -375,7 +375,19 @@ func skipSpace(b []byte, i int) int {
 // stringEnd returns the index just past the JSON string starting at
 // b[i], -1 when it does not end.
 func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
+	i++
+	if i > len(b) {
+		return -1
+	}
+	// Most strings hold no escape: the next quote ends them.
+	q := bytes.IndexByte(b[i:], '"')
+	if q < 0 {
+		return -1
+	}
+	if bytes.IndexByte(b[i:i+q], '\\') < 0 {
+		return i + q + 1
+	}
+	for ; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
 			i++

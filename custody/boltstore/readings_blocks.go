@@ -548,15 +548,26 @@ func blockRangeIn(tx *bolt.Tx, shipper string, from, to time.Time, block func(ki
 // points at what exists.
 func readingBlockChecks() map[string]bucketCheck {
 	hexName := func(k []byte) string { return fmt.Sprintf("%x", k) }
+	// A shipper's blocks are next to each other: its name is looked up
+	// once for them all.
+	var (
+		in     *bolt.Tx
+		lastNo uint32
+		last   string
+	)
 	return map[string]bucketCheck{
 		string(bucketReadingBlocks): {name: hexName, entry: func(tx *bolt.Tx, k, v []byte) error {
 			no, kind, first, ok := splitBlockKey(k)
 			if !ok || v == nil {
 				return errors.New("the entry is not a readings block")
 			}
-			name, err := shipperName(tx, no, map[uint32]string{})
-			if err != nil {
-				return err
+			name := last
+			if in != tx || no != lastNo {
+				var err error
+				if name, err = shipperName(tx, no, map[uint32]string{}); err != nil {
+					return err
+				}
+				in, lastNo, last = tx, no, name
 			}
 			// decodeBlock's checks, without building its readings.
 			return eachBlockEntry(name, kind, first, v, func(*blockEntry) {})
