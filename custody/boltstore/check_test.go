@@ -16,8 +16,7 @@ import (
 // checks against the chains' records (the follow-up and the access
 // index), which a store opened read-only checks in a read of its own:
 // the entry at fault is named whether the store is opened read-only or
-// not, and an untouched file passes both ways. The same for the tree's
-// hashes, checked in a read of their own too, and for CheckFileBesideLedger.
+// not, and an untouched file passes both ways.
 func TestCheckFileNamesFoldedIndexEntries(t *testing.T) {
 	enrolled := storetest.COI(4)
 	for _, tc := range []struct {
@@ -40,16 +39,68 @@ func TestCheckFileNamesFoldedIndexEntries(t *testing.T) {
 		{"an access entry of a chain in another state", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketAccess).Put([]byte("submitted\x00"+string(enrolled)), []byte{1})
 		}, bucketAccess, string(enrolled), ""},
-		{"a tree hash changed", func(tx *bolt.Tx) error {
-			// The tree's last group is kept in meta: its first hash.
-			v := bytes.Clone(tx.Bucket(bucketMeta).Get(keyTreeTail))
-			v[8] ^= 1
-			return tx.Bucket(bucketMeta).Put(keyTreeTail, v)
-		}, bucketTree, "1", "do not match"},
+	} {
+		for _, readOnly := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: " read-only"}[readOnly], func(t *testing.T) {
+				dir := chainStatesStore(t, 6)
+				if tc.change != nil {
+					tamperDB(t, dir, tc.change)
+				}
+				s, err := Open(dir, Options{ReadOnly: readOnly})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				err = s.CheckFile(context.Background())
+				if tc.change == nil {
+					if err != nil {
+						t.Fatalf("CheckFile of an untouched file = %v", err)
+					}
+					return
+				}
+				var d *FileDamage
+				if !errors.As(err, &d) || !errors.Is(err, custody.ErrDamaged) {
+					t.Fatalf("CheckFile = %v, want a FileDamage", err)
+				}
+				if d.Bucket != string(tc.bucket) || !strings.Contains(d.Key, tc.key) || !strings.Contains(d.Problem, tc.want) {
+					t.Fatalf("CheckFile = %+v, want bucket %s, entry %s, %q", d, tc.bucket, tc.key, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestCheckFileReadsBesideNameEntries: the tree's hashes, which a store
+// opened read-only checks in a read of their own, and the folded indexes
+// checked by CheckFileBesideLedger (which leaves the records' hashes to
+// the ledger's verification) name the entry at fault as CheckFile on a
+// writable store does, and a problem is reported in CheckFile's order
+// when two are found at once.
+func TestCheckFileReadsBesideNameEntries(t *testing.T) {
+	enrolled := storetest.COI(4)
+	treeHash := func(tx *bolt.Tx) error {
+		// The tree's last group is kept in meta: its first hash.
+		v := bytes.Clone(tx.Bucket(bucketMeta).Get(keyTreeTail))
+		v[8] ^= 1
+		return tx.Bucket(bucketMeta).Put(keyTreeTail, v)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(tx *bolt.Tx) error
+		bucket []byte
+		key    string
+		want   string
+	}{
+		{"none", nil, nil, "", ""},
+		{"a follow-up entry that does not decode", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFollowUp).Put([]byte(enrolled), []byte{9})
+		}, bucketFollowUp, string(enrolled), "malformed follow-up index entry"},
+		{"an access entry of a chain in another state", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketAccess).Put([]byte("submitted\x00"+string(enrolled)), []byte{1})
+		}, bucketAccess, string(enrolled), ""},
+		{"a tree hash changed", treeHash, bucketTree, "1", "do not match"},
 		{"a follow-up entry and a tree hash changed: the entry is named", func(tx *bolt.Tx) error {
-			v := bytes.Clone(tx.Bucket(bucketMeta).Get(keyTreeTail))
-			v[8] ^= 1
-			if err := tx.Bucket(bucketMeta).Put(keyTreeTail, v); err != nil {
+			if err := treeHash(tx); err != nil {
 				return err
 			}
 			return tx.Bucket(bucketFollowUp).Put([]byte(enrolled), []byte{9})
