@@ -106,7 +106,7 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 
 // telemetryMember is the name of a receive record's seal, as records
 // spell it: a record without it carries no seal.
-var telemetryMember = []byte(`"telemetry":`)
+const telemetryMember = `"telemetry":`
 
 // sealCandidates asks verifyLog for the records that may carry a
 // telemetry seal: those after record after whose bytes hold
@@ -321,7 +321,7 @@ func verifyItems(jt *journeyTable, items []LogEntry, out []verifyResult, from in
 		if err == nil {
 			step = jt.stepIndex(readStep(it.Body))
 		}
-		out[next] = verifyResult{key: it.Key, links: l, step: step, err: err, telemetry: telemetry && err == nil && bytes.Contains(it.Body, telemetryMember)}
+		out[next] = verifyResult{key: it.Key, links: l, step: step, err: err, telemetry: telemetry && err == nil && bytes.Contains(it.Body, []byte(telemetryMember))}
 	}
 	return next
 }
