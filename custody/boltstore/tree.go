@@ -91,7 +91,14 @@ type treeHashes struct {
 	tailG   int64            // the group kept in meta
 	tail    []byte           // its hashes
 	pending map[int64][]byte // group -> its whole value, as it will be
+	// read, when not nil, keeps the groups read from b, for a reader that
+	// adds nothing (checkTree): consecutive records' hashes lie in the
+	// same few groups. It is emptied when it holds maxReadGroups.
+	read map[int64][]byte
 }
+
+// maxReadGroups bounds treeHashes.read: 4,096 groups of 16 hashes.
+const maxReadGroups = 4096
 
 func newTreeHashes(b, meta *bolt.Bucket) *treeHashes {
 	r := &treeHashes{b: b, meta: meta, pending: map[int64][]byte{}}
@@ -116,7 +123,18 @@ func (r *treeHashes) group(g int64) []byte {
 	if g == r.tailG {
 		return r.tail
 	}
-	return r.b.Get(u64(uint64(g)))
+	if r.read == nil {
+		return r.b.Get(u64(uint64(g)))
+	}
+	v, ok := r.read[g]
+	if !ok {
+		if len(r.read) >= maxReadGroups {
+			clear(r.read)
+		}
+		v = r.b.Get(u64(uint64(g)))
+		r.read[g] = v
+	}
+	return v
 }
 
 // hash returns the kept hash at idx (keptIndex), if the file holds it.
@@ -724,6 +742,7 @@ func checkTree(ctx context.Context, tx *bolt.Tx, from uint64) error {
 	}
 	logB := tx.Bucket(bucketLog)
 	r := newTreeHashes(treeB, meta)
+	r.read = map[int64][]byte{} // nothing is added: what is read is kept
 	start := min(int64(max(from, 1)-1), size)
 	edge, err := verifiable.LoadEdge(start, &keptTree{kept: r, logB: logB, size: size})
 	if err != nil {
