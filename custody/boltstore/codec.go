@@ -53,13 +53,20 @@ func (r *fieldReader) next(n uint64) []byte {
 // str reads a length-prefixed string.
 func (r *fieldReader) str() string { return string(r.next(r.uvarint())) }
 
-// float64 reads a big-endian IEEE 754 double.
+// float64 reads a big-endian IEEE 754 double. A NaN or an infinity, which
+// nothing stores (intake refuses them) and the canonical encoding has no
+// form for, makes the read fail: the value was changed in the file.
 func (r *fieldReader) float64() float64 {
 	b := r.next(8)
 	if b == nil {
 		return 0
 	}
-	return math.Float64frombits(binary.BigEndian.Uint64(b))
+	x := math.Float64frombits(binary.BigEndian.Uint64(b))
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		r.bad = true
+		return 0
+	}
+	return x
 }
 
 // done reports whether every read succeeded and nothing is left over.

@@ -2,6 +2,8 @@ package boltstore
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -138,7 +140,14 @@ func FuzzReadingBlock(f *testing.F) {
 			rs = append(rs, blockReading{r: r, wm: seq ^ uint64(d) + uint64(i)})
 		}
 		kind, first := readingID(&rs[0].r)
-		checkBlockRoundTrip(t, kind, rs)
+		if !allFinite(rs) {
+			// Never stored (intake refuses them): taken for damage.
+			if _, err := decodeBlock(nil, "SHP-F", kind, first, encodeBlock(nil, kind, rs), nil); err == nil {
+				t.Fatal("a block holding a NaN or an infinity decoded")
+			}
+		} else {
+			checkBlockRoundTrip(t, kind, rs)
+		}
 		for _, k := range []byte{kindSeq, kindTime} {
 			got, err := decodeBlock(nil, "SHP-F", k, first, junk, nil)
 			if err != nil {
@@ -163,4 +172,62 @@ func FuzzReadingBlock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNonFiniteStoredValueIsDamage: a stored double changed in the file to
+// a NaN or an infinity (which intake never stores and the canonical
+// encoding cannot write) makes the reading's decoding fail as damage, in
+// both layouts and on the seal's fast path, instead of reaching the
+// number encoder.
+func TestNonFiniteStoredValueIsDamage(t *testing.T) {
+	dev := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	big := 1e300 // stored as its IEEE 754 bits
+	r := custody.Reading{Shipper: "SHP-1", HasSeq: true, Seq: 7, DeviceTime: dev, ReceivedTime: dev.Add(time.Second), TempC: &big}
+	var bits [8]byte
+	binary.BigEndian.PutUint64(bits[:], math.Float64bits(big))
+	for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		var with [8]byte
+		binary.BigEndian.PutUint64(with[:], math.Float64bits(bad))
+		one := encodeReading(nil, &r, 3)
+		block := encodeBlock(nil, kindSeq, []blockReading{{r: r, wm: 3}})
+		for name, v := range map[string][]byte{"per reading": one, "block": block} {
+			if bytes.Count(v, bits[:]) != 1 {
+				t.Fatalf("%s: the value's bits are not in %x once", name, v)
+			}
+			if name == "per reading" {
+				if _, _, err := decodeReading(r.Shipper, r.Key(), v); err != nil {
+					t.Fatalf("%s as written: %v", name, err)
+				}
+			} else if _, err := decodeBlock(nil, r.Shipper, kindSeq, 7, v, nil); err != nil {
+				t.Fatalf("%s as written: %v", name, err)
+			}
+			changed := bytes.Replace(v, bits[:], with[:], 1)
+			var err error
+			if name == "per reading" {
+				_, _, err = decodeReading(r.Shipper, r.Key(), changed)
+			} else {
+				_, err = decodeBlock(nil, r.Shipper, kindSeq, 7, changed, nil)
+			}
+			if !errors.Is(err, custody.ErrChainBroken) {
+				t.Fatalf("%s with %v stored: %v, want ErrChainBroken", name, bad, err)
+			}
+			if name == "block" {
+				if err := eachBlockEntry(r.Shipper, kindSeq, 7, changed, func(*blockEntry) {}); err == nil {
+					t.Fatalf("the seal's block parser took %v", bad)
+				}
+			}
+		}
+	}
+}
+
+// allFinite reports whether every numeric value of rs is finite.
+func allFinite(rs []blockReading) bool {
+	for i := range rs {
+		for _, n := range readingNums(&rs[i].r) {
+			if x := *n.p; x != nil && (math.IsNaN(*x) || math.IsInf(*x, 0)) {
+				return false
+			}
+		}
+	}
+	return true
 }
