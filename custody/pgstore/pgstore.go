@@ -519,11 +519,10 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		// probe, one index lookup a chain whatever the table's size. An
 		// UPDATE joined to the arrays is planned, and its plan, cached
 		// for the connection's life, was chosen when the table was small:
-		// a hash join over a scan of every summary, which cost the append
-		// a full pass over chains each batch (half the server's CPU by
-		// 1,700 chains) until an ANALYZE replanned it.
-		w.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
-			ON CONFLICT (coi) DO UPDATE SET state = EXCLUDED.state, info = EXCLUDED.info`, changed.coi, changed.state, changed.info)
+		// a hash join over a scan of every summary, a pass over the whole
+		// table each batch (0.67 ms a batch at 1,700 chains, against 0.22
+		// ms for the upsert) until an ANALYZE replanned it.
+		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info)
 	}
 	queueExcursionIndex(w, touched, excursions)
 	indexes.queue(w)
@@ -536,6 +535,12 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	}
 	return seq, hash, touched, nil
 }
+
+// replaceChainsSQL replaces the summaries of existing chains ($1 the
+// COIs, $2 their states, $3 their summaries), each found through the
+// primary key (TestAppendPlansUseKeys).
+const replaceChainsSQL = `INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+	ON CONFLICT (coi) DO UPDATE SET state = EXCLUDED.state, info = EXCLUDED.info`
 
 // recordColumns are a batch's records, column by column, as the insert
 // over arrays takes them.
