@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -32,10 +33,15 @@ import (
 // record (server-cpu-µs/record, read from /proc; not reported when the
 // server's processes cannot be read), which a loaded machine's wall time
 // hides.
+//
+// COID_BENCH_CHAINS=N first enrolls N other chains in each store, not
+// timed, to measure the append on a store of that many chains (at most
+// 499,999).
 func BenchmarkAppend64(b *testing.B) {
 	b.Run("postgres", func(b *testing.B) {
 		app := "coidbench_" + strings.ToLower(rand.Text()[:12])
 		s := open(b, pgtest.Schema(b)+"&application_name="+app)
+		enrollOthers(b, s)
 		before, okBefore := backendCPU(b, app)
 		cpu := processCPU()
 		storetest.BenchAppend(b, s, 64)
@@ -50,10 +56,40 @@ func BenchmarkAppend64(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer s.Close()
+		enrollOthers(b, s)
 		cpu := processCPU()
 		storetest.BenchAppend(b, s, 64)
 		b.ReportMetric(float64(processCPU()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/record")
 	})
+}
+
+// enrollOthers enrolls COID_BENCH_CHAINS chains (none if unset) in l with
+// 64 writers, numbered from 500,000 so that they are not the benchmark's
+// chains.
+func enrollOthers(b *testing.B, l custody.Ledger) {
+	n, err := strconv.Atoi(cmp.Or(os.Getenv("COID_BENCH_CHAINS"), "0"))
+	if err != nil || n < 0 || n > 499_999 {
+		b.Fatalf("COID_BENCH_CHAINS=%q: want a count from 0 to 499999", os.Getenv("COID_BENCH_CHAINS"))
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := range next {
+				if _, err := l.Append(context.Background(), storetest.Draft(storetest.COI(500_000+i), i, true, 0)); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
 }
 
 // processCPU is the CPU time (user and system) this process has used.
