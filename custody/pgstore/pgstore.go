@@ -515,13 +515,6 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 			fresh.coi, fresh.state, fresh.info)
 	}
 	if len(changed.coi) > 0 {
-		// The summaries are replaced through the primary key's arbiter
-		// probe, one index lookup a chain whatever the table's size. An
-		// UPDATE joined to the arrays is planned, and its plan, cached
-		// for the connection's life, was chosen when the table was small:
-		// a hash join over a scan of every summary, a pass over the whole
-		// table each batch (0.67 ms a batch at 1,700 chains, against 0.22
-		// ms for the upsert) until an ANALYZE replanned it.
 		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info)
 	}
 	queueExcursionIndex(w, touched, excursions)
@@ -537,10 +530,14 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 }
 
 // replaceChainsSQL replaces the summaries of existing chains ($1 the
-// COIs, $2 their states, $3 their summaries), each found through the
-// primary key (TestAppendPlansUseKeys).
-const replaceChainsSQL = `INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
-	ON CONFLICT (coi) DO UPDATE SET state = EXCLUDED.state, info = EXCLUDED.info`
+// COIs, $2 their states, $3 their summaries). The key's "= ANY" is what
+// lets the plan read the rows through the primary key: joined to the
+// arrays alone, the generic plan a connection caches after the
+// statement's first executions, chosen while the table was small, is a
+// hash join over a scan of every summary, a pass over the whole table
+// each batch until an ANALYZE replans it (TestAppendPlansUseKeys).
+const replaceChainsSQL = `UPDATE chains SET state = u.state, info = u.info FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u (coi, state, info)
+	WHERE chains.coi = ANY($1) AND chains.coi = u.coi`
 
 // recordColumns are a batch's records, column by column, as the insert
 // over arrays takes them.
