@@ -42,7 +42,10 @@ type verifyResult struct {
 	key   uint64
 	links Links
 	step  uint8 // the record's step in the journey's table (journeyTable)
-	err   error
+	// telemetry says the record may carry a telemetry seal (its bytes
+	// hold the member's name), when the caller asked (verifyLog's seals).
+	telemetry bool
+	err       error
 }
 
 const verifyBatch = 1024
@@ -98,6 +101,25 @@ func VerifyLog(ctx context.Context, src LogSource) (Report, error) {
 // end of the store's memory-mapped file), found on whichever goroutine
 // read them.
 func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, error) {
+	return verifyLog(ctx, src, j, nil)
+}
+
+// telemetryMember is the name of a receive record's seal, as records
+// spell it: a record without it carries no seal.
+const telemetryMember = `"telemetry":`
+
+// sealCandidates asks verifyLog for the records that may carry a
+// telemetry seal: those after record after whose bytes hold
+// telemetryMember, among the records verified, in log order.
+type sealCandidates struct {
+	after uint64
+	seqs  []uint64
+}
+
+// verifyLog is VerifyLogJourney, noting in seals, when not nil, the
+// records that may carry a telemetry seal, found by the workers that
+// hash them (no second read of the log).
+func verifyLog(ctx context.Context, src LogSource, j *Journey, seals *sealCandidates) (Report, error) {
 	jt := tableFor(j)
 	workers := max(1, runtime.GOMAXPROCS(0))
 	type batch struct {
@@ -128,7 +150,7 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			for b := range work {
 				for i := 0; i < len(b.items); {
-					i = verifyItems(jt, b.items, b.out, i)
+					i = verifyItems(jt, b.items, b.out, i, seals != nil)
 				}
 				b.res <- struct{}{}
 			}
@@ -201,6 +223,9 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 				owner = append(owner, cs.id)
 				prev = l.Hash
 				rep.Records++
+				if seals != nil && r.telemetry && r.key > seals.after {
+					seals.seqs = append(seals.seqs, r.key)
+				}
 			}
 			select {
 			case free <- b:
@@ -276,9 +301,10 @@ func VerifyLogJourney(ctx context.Context, src LogSource, j *Journey) (Report, e
 // verifyItems checks items[from:] into out and returns len(items); if
 // reading an item's bytes faults (a damaged length in the store's file
 // points past its end), that item's result is ErrDamaged and it returns
-// the index after it. The caller's goroutine must have set
+// the index after it. telemetry says whether to note the records that may
+// carry a seal. The caller's goroutine must have set
 // debug.SetPanicOnFault.
-func verifyItems(jt *journeyTable, items []LogEntry, out []verifyResult, from int) (next int) {
+func verifyItems(jt *journeyTable, items []LogEntry, out []verifyResult, from int, telemetry bool) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
 			if !isFault(r) {
@@ -295,7 +321,7 @@ func verifyItems(jt *journeyTable, items []LogEntry, out []verifyResult, from in
 		if err == nil {
 			step = jt.stepIndex(readStep(it.Body))
 		}
-		out[next] = verifyResult{key: it.Key, links: l, step: step, err: err}
+		out[next] = verifyResult{key: it.Key, links: l, step: step, err: err, telemetry: telemetry && err == nil && bytes.Contains(it.Body, []byte(telemetryMember))}
 	}
 	return next
 }

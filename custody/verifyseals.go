@@ -1,7 +1,6 @@
 package custody
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -19,13 +18,14 @@ type sealJob struct {
 }
 
 // verifyLedgerSeals recomputes, from the stored readings, the telemetry
-// seal of every leg received after record after (0: every leg) up to the
-// rep.Records verified, and fails rep at the earliest receive record whose
-// seal no longer matches. One pass over the log finds the records that
-// may carry a seal; then GOMAXPROCS goroutines read and decode those
-// (only those: no chain is read and folded) and recompute one leg's seal
-// at a time. Memory: 8 bytes a leg, and one leg's readings per goroutine.
-func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Report) error {
+// seal of every leg received after record seals.after (0: every leg) up
+// to the rep.Records verified, and fails rep at the earliest receive
+// record whose seal no longer matches. The verification of the log noted
+// the records that may carry a seal (seals.seqs); GOMAXPROCS goroutines
+// read and decode those (only those: no chain is read and folded) and
+// recompute one leg's seal at a time. Memory: 8 bytes a leg, and one
+// leg's readings per goroutine.
+func (s *Service) verifyLedgerSeals(ctx context.Context, seals *sealCandidates, rep *Report) error {
 	if s.tele.Readings == nil || !rep.OK {
 		return nil
 	}
@@ -46,27 +46,14 @@ func (s *Service) verifyLedgerSeals(ctx context.Context, after uint64, rep *Repo
 		}
 		mu.Unlock()
 	}
-	// First the positions of the records that may carry a seal, in one
-	// read of the log; the seals are checked after it has ended, each in
-	// read transactions of its own: opened while the log's read is still
-	// open, they could wait for a writer that waits for that read to end
-	// (bbolt grows its memory map only once every read has ended).
-	var seqs []uint64
-	telemetry := []byte(`"telemetry":`)
-	err := s.store.ReadLog(ctx, func(v LogView) error {
-		for e := range v.Entries {
-			if e.Key > rep.Records {
-				break
-			}
-			if e.Key > after && bytes.Contains(e.Body, telemetry) {
-				seqs = append(seqs, e.Key)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("verify ledger: seals: %w", err)
-	}
+	// The positions of the records that may carry a seal were noted as
+	// the log was verified (verifyLog); the seals are checked after that
+	// read has ended, each in read transactions of its own: opened while
+	// the log's read is still open, they could wait for a writer that
+	// waits for that read to end (bbolt grows its memory map only once
+	// every read has ended).
+	seqs := seals.seqs
+	var err error
 	var next atomic.Int64
 	for range workers {
 		wg.Go(func() {
@@ -196,11 +183,12 @@ func (s *Service) checkLegSeal(ctx context.Context, j sealJob, rep *Report, w *s
 // leg). An integrity failure is logged at error level; the report names
 // the first bad record.
 func (s *Service) VerifyLedgerSince(ctx context.Context, after uint64) (Report, error) {
-	rep, err := VerifyLogJourney(ctx, s.store, s.journey)
+	seals := &sealCandidates{after: after}
+	rep, err := verifyLog(ctx, s.store, s.journey, seals)
 	if err != nil {
 		return Report{}, err
 	}
-	if err := s.verifyLedgerSeals(ctx, after, &rep); err != nil {
+	if err := s.verifyLedgerSeals(ctx, seals, &rep); err != nil {
 		return Report{}, err
 	}
 	if !rep.OK {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -267,5 +271,100 @@ func TestMigrateRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestImportFailsPartWay: the records of a ledger too large for one chunk
+// of COPY data (4,000 records, about 3 MB) go to the server while the
+// export is still being read; an export that fails after most of them
+// were sent, by a read error or by a record changed after it was hashed,
+// fails the import with its own error and leaves the target empty. The
+// sound export is then copied and verifies, and the copy takes an append
+// whose tree hashes extend the tree the import stored.
+func TestImportFailsPartWay(t *testing.T) {
+	dir := t.TempDir()
+	benchLedger(t, dir, 4000)
+	ctx := context.Background()
+	src, err := boltstore.Open(dir, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	errRead := errors.New("the disk failed a read")
+	// importWith imports src into dst, each record passing through change
+	// on its way.
+	importWith := func(dst *pgstore.Store, change func(custody.LogEntry) (custody.LogEntry, error)) (custody.Hash, error) {
+		var head custody.Hash
+		err := src.Export(ctx, func(e *custody.Export) error {
+			head = e.HeadHash
+			records := e.Records
+			e.Records = func(fn func(custody.LogEntry) error) error {
+				return records(func(le custody.LogEntry) error {
+					le, err := change(le)
+					if err != nil {
+						return err
+					}
+					return fn(le)
+				})
+			}
+			_, err := dst.Import(ctx, e, 0, nil)
+			return err
+		})
+		return head, err
+	}
+	tests := []struct {
+		name   string
+		change func(custody.LogEntry) (custody.LogEntry, error)
+		want   error
+	}{
+		{"the read fails", func(le custody.LogEntry) (custody.LogEntry, error) {
+			if le.Key == 3500 {
+				return le, errRead
+			}
+			return le, nil
+		}, errRead},
+		{"a record changed", func(le custody.LogEntry) (custody.LogEntry, error) {
+			if le.Key == 3500 {
+				le.Body = bytes.Clone(le.Body)
+				le.Body[len(le.Body)-3] ^= 1
+			}
+			return le, nil
+		}, custody.ErrChainBroken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst, err := pgstore.Open(ctx, pgtest.Schema(t), pgstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dst.Close()
+			if _, err := importWith(dst, tt.change); !errors.Is(err, tt.want) {
+				t.Fatalf("import: %v; want %v", err, tt.want)
+			}
+			if err := dst.Empty(ctx); err != nil {
+				t.Errorf("the failed import wrote: %v", err)
+			}
+		})
+	}
+	dst, err := pgstore.Open(ctx, pgtest.Schema(t), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	head, err := importWith(dst, func(le custody.LogEntry) (custody.LogEntry, error) { return le, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyMigration(ctx, src, dst, head, slog.New(slog.DiscardHandler), io.Discard, func(err error) error { return err }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Append(ctx, storetest.Draft(storetest.COI(1), 4000, false, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Check(ctx); err != nil {
+		t.Fatalf("the tree after an append to the copy: %v", err)
+	}
+	if n, err := dst.TreeSize(ctx); err != nil || n != 4001 {
+		t.Errorf("tree of %d records (%v), want 4001", n, err)
 	}
 }

@@ -27,6 +27,11 @@ type stores struct {
 	// checkFile checks what the backend keeps beside the ledger (users,
 	// readings, the quarantine) and its own structure, for coid verify.
 	checkFile func(ctx context.Context) error
+	// checkBesideLedger is checkFile for coid verify, which verifies
+	// every record against its hash beside it and reports that first: a
+	// backend may then leave out what that verification does; nil for
+	// checkFile.
+	checkBesideLedger func(ctx context.Context) error
 	// close releases the store; nothing may use it afterwards.
 	close func() error
 	// tree is the ledger's Merkle tree and signed checkpoints, and keys
@@ -91,7 +96,7 @@ func openStores(dir string, opt storeOptions) (stores, error) {
 		if err != nil {
 			return stores{}, err
 		}
-		out = stores{ledger: st, telemetry: st, checkFile: st.CheckFile, close: st.Close, tree: st, cosignatures: st}
+		out = stores{ledger: st, telemetry: st, checkFile: st.CheckFile, checkBesideLedger: st.CheckFileBesideLedger, close: st.Close, tree: st, cosignatures: st}
 	}
 	if !opt.readOnly {
 		if err := out.openKeys(dir, opt); err != nil {

@@ -48,8 +48,20 @@ var (
 	keyFormat    = []byte("format")
 )
 
-// formatVersion identifies this file layout.
-const formatVersion = "coid-bolt-1"
+// formatVersion identifies this file layout, stamped in meta (keyFormat)
+// by every writable open. "coid-bolt-2" files may hold readings in blocks
+// and the tree's kept hashes (treeLayout 3), which a coid of
+// "coid-bolt-1" does not read: such a coid refuses a file of another
+// stamp, where it would otherwise append beside what it cannot see.
+const formatVersion = "coid-bolt-2"
+
+// formatV1 is the stamp of the files written before formatVersion: read
+// as they are, and stamped formatVersion by the first writable open, as
+// that open may add what only this format holds.
+const formatV1 = "coid-bolt-1"
+
+// knownFormat reports whether a file stamped f is one this coid reads.
+func knownFormat(f []byte) bool { return string(f) == formatVersion || string(f) == formatV1 }
 
 // Options tunes a Store.
 type Options struct {
@@ -568,8 +580,8 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer damaged(&err)
 	check := func(meta *bolt.Bucket) error {
-		if f := meta.Get(keyFormat); f != nil && string(f) != formatVersion {
-			return fmt.Errorf("file format %q, this coid reads %q", f, formatVersion)
+		if f := meta.Get(keyFormat); f != nil && !knownFormat(f) {
+			return fmt.Errorf("file format %q, this coid reads %q and %q (a newer coid's file?)", f, formatV1, formatVersion)
 		}
 		return nil
 	}
@@ -598,10 +610,13 @@ func checkFile(db *bolt.DB, readOnly, fresh bool) (err error) {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
-		if meta.Get(keyFormat) == nil {
-			return meta.Put(keyFormat, []byte(formatVersion))
+		if err := check(meta); err != nil {
+			return err
 		}
-		return check(meta)
+		if string(meta.Get(keyFormat)) == formatVersion {
+			return nil
+		}
+		return meta.Put(keyFormat, []byte(formatVersion))
 	})
 }
 
@@ -879,7 +894,7 @@ func (c chainCache) put(coi custody.COI, e *chainEntry) {
 type batchTx struct {
 	tx                       *bolt.Tx
 	logB, chains, meta, phiB *bolt.Bucket
-	tree                     *treeHashes // the Merkle tree's stored hashes (tree.go)
+	tree                     *treeHashes // the Merkle tree's kept hashes (tree.go)
 	leaves                   treeBatch   // the batch's leaves, hashed at Commit (tree.go)
 	edges                    *edgeCache  // the committed tree's edge; nil: none
 	headSeq                  uint64

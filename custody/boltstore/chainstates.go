@@ -223,12 +223,24 @@ func chainStateBucketChecks() map[string]bucketCheck {
 // checkChainStatesComplete checks that every chain has its entry of the
 // chain-state index, when the file keeps a complete one: together with
 // the entries' own checks, that the index lists exactly the chains in
-// each state; then the index's counts (checkChainStateCounts).
+// each state; then the index's counts (checkChainStateCounts). In the
+// same walk, once the follow-up index is built, that every infused chain
+// whose records hold an infusion has its follow-up entry (the entries'
+// own checks hold each to its chain's records).
 func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
-	if !chainStatesBuilt(tx) {
+	states := chainStatesBuilt(tx)
+	followUps := followUpBuilt(tx)
+	if !states && !followUps {
 		return nil
 	}
 	idx := tx.Bucket(bucketChainStates)
+	// The follow-up index is in COI order, as the chains are: its
+	// entries are found by stepping one cursor along.
+	var fu, records seqGetter
+	if followUps {
+		fu = seqGetter{c: tx.Bucket(bucketFollowUp).Cursor()}
+		records = seqGetter{c: tx.Bucket(bucketLog).Cursor()}
+	}
 	in := interned{}
 	var ci custody.ChainInfo
 	n := 0
@@ -239,13 +251,16 @@ func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 		if _, err := decodeChainInto(v, &ci, in, false); err != nil {
 			return &FileDamage{Bucket: string(bucketChains), Key: strName(k), Problem: err.Error()}
 		}
-		if idx.Get(chainStateKey(ci.State, ci.COI)) == nil {
+		if states && idx.Get(chainStateKey(ci.State, ci.COI)) == nil {
 			return &FileDamage{Bucket: string(bucketChainStates), Key: fmt.Sprintf("%q", chainStateKey(ci.State, ci.COI)),
 				Problem: fmt.Sprintf("chain %s, in state %q, is missing from the index", ci.COI, ci.State)}
 		}
+		if followUps && ci.State == custody.StateInfused && fu.get(k) == nil {
+			return missingFollowUp(tx, records.get, k)
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil || !states {
 		return err
 	}
 	return checkChainStateCounts(ctx, tx)

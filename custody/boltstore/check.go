@@ -59,8 +59,26 @@ func (d *FileDamage) Unwrap() error { return custody.ErrDamaged }
 // own, cannot fault. It returns nil for a sound file and a *FileDamage
 // naming the part at fault otherwise; another error when the file could
 // not be read at all. A store opened read-only checks the indexes folded
-// from the chains' records in a second read, on another core.
+// from the chains' records, and the tree's hashes, in reads of their own,
+// on the other cores.
 func (s *Store) CheckFile(ctx context.Context) error {
+	return s.checkFile(ctx, true)
+}
+
+// CheckFileBesideLedger is CheckFile for a caller that also verifies the
+// ledger of this store opened read-only (custody.VerifyLogJourney: every
+// record against its stored hash) and reports that verification's failure
+// before this check's, as coid verify does. The follow-up index's check
+// then reads each infused chain's records without hashing them again;
+// everything else is checked as CheckFile checks it. On a store opened for
+// writing it is CheckFile: a record could be appended between the two.
+func (s *Store) CheckFileBesideLedger(ctx context.Context) error {
+	return s.checkFile(ctx, !s.readOnly)
+}
+
+// checkFile is CheckFile; hashes says whether the follow-up index's check
+// hashes the records it reads.
+func (s *Store) checkFile(ctx context.Context, hashes bool) error {
 	return s.viewLong(func(tx *bolt.Tx) error {
 		if !s.readOnly {
 			// A writer of this process may grow the map, which waits for
@@ -69,42 +87,59 @@ func (s *Store) CheckFile(ctx context.Context) error {
 			if err := checkEntries(ctx, tx); err != nil {
 				return err
 			}
-			if err := checkFolded(ctx, tx); err != nil {
+			if err := checkFolded(ctx, tx, hashes); err != nil {
 				return err
 			}
 			return checkRest(ctx, tx)
 		}
 		// Opened read-only, the store has no writer: the checks that fold
-		// the ledger's records run in a read of their own, on another
-		// core, and a problem is reported as the sequence above would.
-		tx2, err := s.db.Begin(false)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx2.Rollback() }()
+		// the ledger's records, and the tree's hashes, run in reads of
+		// their own, on the other cores, and a problem is reported as
+		// the sequence above would.
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var folded error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-			defer damaged(&folded)
-			folded = checkFolded(fctx, tx2)
-		}()
-		err = checkEntries(ctx, tx)
-		if err != nil {
+		folded := beside(s.db, func(tx *bolt.Tx) error { return checkFolded(fctx, tx, hashes) })
+		tree := beside(s.db, func(tx *bolt.Tx) error { return checkTree(fctx, tx, 1) })
+		// Whatever is returned, both have ended: their reads are over.
+		defer func() {
 			cancel()
-		}
-		<-done
-		switch {
-		case err != nil:
+			_, _ = folded(), tree()
+		}()
+		if err := checkEntries(ctx, tx); err != nil {
+			cancel()
 			return err
-		case folded != nil:
-			return folded
 		}
-		return checkRest(ctx, tx)
+		if err := folded(); err != nil {
+			cancel()
+			return err
+		}
+		return checkRestWith(ctx, tx, tree)
 	})
+}
+
+// beside runs check in a read of its own, in a goroutine that turns a
+// memory fault or bbolt's panic on a damaged page into an error, and
+// returns a function that waits for it and returns its outcome (any
+// number of times).
+func beside(db *bolt.DB, check func(tx *bolt.Tx) error) (wait func() error) {
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer damaged(&err)
+		tx, berr := db.Begin(false)
+		if berr != nil {
+			err = berr
+			return
+		}
+		defer func() { _ = tx.Rollback() }()
+		err = check(tx)
+	}()
+	return func() error {
+		<-done
+		return err
+	}
 }
 
 // foldedBuckets are the indexes whose entries are checked against the
@@ -113,9 +148,13 @@ var foldedBuckets = [][]byte{bucketAccess, bucketFollowUp}
 
 // checkFolded checks the indexes kept from the chains' summaries and
 // records, entry by entry and for completeness: the costly part of
-// CheckFile, which may run in a read of its own.
-func checkFolded(ctx context.Context, tx *bolt.Tx) error {
+// CheckFile, which may run in a read of its own. hashes says whether the
+// records read are checked against their hashes (checkFile).
+func checkFolded(ctx context.Context, tx *bolt.Tx, hashes bool) error {
 	checks := bucketChecks()
+	if !hashes {
+		checks[string(bucketFollowUp)] = followUpCheck(false)
+	}
 	for _, name := range foldedBuckets {
 		if b := tx.Bucket(name); b != nil {
 			if err := checkBucket(ctx, tx, string(name), b, checks[string(name)]); err != nil {
@@ -129,13 +168,19 @@ func checkFolded(ctx context.Context, tx *bolt.Tx) error {
 // checkRest runs the checks after the entries': the expiry index's
 // completeness, the pages and the tree.
 func checkRest(ctx context.Context, tx *bolt.Tx) error {
+	return checkRestWith(ctx, tx, func() error { return checkTree(ctx, tx, 1) })
+}
+
+// checkRestWith is checkRest with the tree's check given: tree runs it,
+// or waits for its outcome in a read of its own.
+func checkRestWith(ctx context.Context, tx *bolt.Tx, tree func() error) error {
 	if err := checkExpiriesComplete(tx); err != nil {
 		return err
 	}
 	if err := checkBranches(tx); err != nil {
 		return err
 	}
-	if err := checkTree(ctx, tx, 1); err != nil {
+	if err := tree(); err != nil {
 		return err
 	}
 	return checkStructure(ctx, tx)
@@ -199,8 +244,8 @@ func coreBucketChecks() map[string]bucketCheck {
 			switch {
 			case bytes.Equal(k, keyHead) && len(v) != 8+custody.HashSize:
 				return fmt.Errorf("the ledger's head is %d bytes, not %d", len(v), 8+custody.HashSize)
-			case bytes.Equal(k, keyFormat) && string(v) != formatVersion:
-				return fmt.Errorf("the format is %q, not %q", v, formatVersion)
+			case bytes.Equal(k, keyFormat) && !knownFormat(v):
+				return fmt.Errorf("the format is %q, not %q or %q", v, formatV1, formatVersion)
 			}
 			return nil
 		}},

@@ -159,31 +159,67 @@ func (s *Store) buildFollowUpIndex() error {
 // followUpBucketChecks checks each follow-up entry against the ledger:
 // the chain is infused and its records fold to the entry.
 func followUpBucketChecks() map[string]bucketCheck {
-	return map[string]bucketCheck{
-		string(bucketFollowUp): {name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
-			w, err := decodeFollowUp(k, v, nil)
-			if err != nil {
-				return err
-			}
-			ce, err := getChain(tx, custody.COI(k))
-			if err != nil {
-				return fmt.Errorf("the chain: %v", err)
-			}
-			if ce.State != custody.StateInfused {
-				return fmt.Errorf("the chain is %q, not infused", ce.State)
-			}
-			want, err := foldFollowUpForCheck(tx, ce)
-			switch {
-			case err != nil:
-				return err
-			case want == nil:
-				return errors.New("the chain's records hold no infusion")
-			case want.Product != w.Product || want.Sites != w.Sites || !want.Infused.Equal(w.Infused) || !slices.Equal(want.Done, w.Done):
-				return fmt.Errorf("the entry %+v disagrees with the chain's records (%+v)", w, *want)
-			}
-			return nil
-		}},
+	return map[string]bucketCheck{string(bucketFollowUp): followUpCheck(true)}
+}
+
+// followUpCheck returns the check of the follow-up index's entries: each
+// against the fold of its chain's records, read through one cursor of the
+// check's read (not a cursor made for each, as Bucket.Get makes), each
+// checked against its stored hash when hashes is set.
+func followUpCheck(hashes bool) bucketCheck {
+	var records seqGetter
+	var in *bolt.Tx
+	return bucketCheck{name: strName, entry: func(tx *bolt.Tx, k, v []byte) error {
+		if in != tx {
+			in, records = tx, seqGetter{c: tx.Bucket(bucketLog).Cursor()}
+		}
+		w, err := decodeFollowUp(k, v, nil)
+		if err != nil {
+			return err
+		}
+		ce, err := getChain(tx, custody.COI(k))
+		if err != nil {
+			return fmt.Errorf("the chain: %v", err)
+		}
+		if ce.State != custody.StateInfused {
+			return fmt.Errorf("the chain is %q, not infused", ce.State)
+		}
+		want, err := foldFollowUpForCheck(records.get, ce, hashes)
+		switch {
+		case err != nil:
+			return err
+		case want == nil:
+			return errors.New("the chain's records hold no infusion")
+		case want.Product != w.Product || want.Sites != w.Sites || !want.Infused.Equal(w.Infused) || !slices.Equal(want.Done, w.Done):
+			return fmt.Errorf("the entry %+v disagrees with the chain's records (%+v)", w, *want)
+		}
+		return nil
+	}}
+}
+
+// followUpBuilt reports whether every infused chain has its follow-up
+// entry (buildFollowUpIndex has run).
+func followUpBuilt(tx *bolt.Tx) bool {
+	return tx.Bucket(bucketFollowUp) != nil && tx.Bucket(bucketMeta).Get(keyFollowUpBuilt) != nil
+}
+
+// missingFollowUp returns the damage of infused chain coi without a
+// follow-up entry, nil when it needs none: its records, read with get,
+// hold no infusion (batchTx.putFollowUp removes the entry of such a
+// chain).
+func missingFollowUp(tx *bolt.Tx, get func(key []byte) []byte, coi []byte) error {
+	ce, err := getChain(tx, custody.COI(coi))
+	if err != nil {
+		return &FileDamage{Bucket: string(bucketChains), Key: strName(coi), Problem: err.Error()}
 	}
+	want, err := foldFollowUpForCheck(get, ce, true)
+	switch {
+	case err != nil:
+		return &FileDamage{Bucket: string(bucketChains), Key: strName(coi), Problem: err.Error()}
+	case want != nil:
+		return &FileDamage{Bucket: string(bucketFollowUp), Key: strName(coi), Problem: fmt.Sprintf("infused chain %s has no follow-up entry", coi)}
+	}
+	return nil
 }
 
 // followUpFoldJSON is what the follow-up fold reads of a stored record:
@@ -198,20 +234,22 @@ type followUpFoldJSON struct {
 }
 
 // foldFollowUpForCheck is followUpOf for an infused chain, as the check
-// needs it: each record's bytes are checked against its stored hash and
-// position as getRecord does, and only the members the fold reads are
-// decoded; the records themselves are verified with the ledger.
-func foldFollowUpForCheck(tx *bolt.Tx, ce *chainEntry) (*custody.FollowUpPending, error) {
-	log := tx.Bucket(bucketLog)
+// needs it, reading the log's records with get: each record's bytes are
+// checked against its position, and its stored hash when hashes is set,
+// as getRecord does, and only the members the fold reads are decoded; the
+// records themselves are verified with the ledger.
+func foldFollowUpForCheck(get func(key []byte) []byte, ce *chainEntry, hashes bool) (*custody.FollowUpPending, error) {
 	recs := make([]custody.Record, 0, len(ce.Seqs))
+	var key [8]byte
 	for _, seq := range ce.Seqs {
-		v := log.Get(u64(seq))
+		binary.BigEndian.PutUint64(key[:], seq)
+		v := get(key[:])
 		switch {
 		case v == nil:
 			return nil, fmt.Errorf("record %d: %w", seq, custody.ErrNotFound)
 		case len(v) < custody.HashSize:
 			return nil, fmt.Errorf("record %d: truncated: %w", seq, custody.ErrChainBroken)
-		case sha256.Sum256(v[custody.HashSize:]) != custody.Hash(v[:custody.HashSize]):
+		case hashes && sha256.Sum256(v[custody.HashSize:]) != custody.Hash(v[:custody.HashSize]):
 			return nil, fmt.Errorf("record %d: content does not match its hash: %w", seq, custody.ErrChainBroken)
 		}
 		var j followUpFoldJSON
@@ -337,7 +375,19 @@ func skipSpace(b []byte, i int) int {
 // stringEnd returns the index just past the JSON string starting at
 // b[i], -1 when it does not end.
 func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
+	i++
+	if i > len(b) {
+		return -1
+	}
+	// Most strings hold no escape: the next quote ends them.
+	q := bytes.IndexByte(b[i:], '"')
+	if q < 0 {
+		return -1
+	}
+	if bytes.IndexByte(b[i:i+q], '\\') < 0 {
+		return i + q + 1
+	}
+	for ; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
 			i++

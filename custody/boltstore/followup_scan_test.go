@@ -60,3 +60,31 @@ func TestFollowUpFoldScan(t *testing.T) {
 		t.Fatalf("scan of a canonical record = %+v", j)
 	}
 }
+
+// stringEndByByte is stringEnd as it was written first, a byte at a time.
+func stringEndByByte(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// FuzzStringEnd: stringEnd ends a string where the byte-by-byte reading
+// ends it, escapes or not.
+func FuzzStringEnd(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"x"`, `"a\\"b"`, `"abc`, `"\`, `"`, `"\\\""`, `"é\u0022"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i := range b {
+			if got, want := stringEnd(b, i), stringEndByByte(b, i); got != want {
+				t.Fatalf("stringEnd(%q, %d) = %d, want %d", b, i, got, want)
+			}
+		}
+	})
+}

@@ -98,6 +98,49 @@ func decodeBlock(dst []blockReading, shipper string, kind byte, first uint64, v 
 // decoded (the reading is fn's to copy, not to keep): on an error fn may
 // have had some of the block's readings.
 func eachInBlock(shipper string, kind byte, first uint64, v []byte, slab *valueSlab, fn func(r *custody.Reading, wm uint64)) error {
+	var r custody.Reading // one for the block: fn copies it
+	return eachBlockEntry(shipper, kind, first, v, func(e *blockEntry) {
+		r = custody.Reading{Shipper: shipper}
+		if kind == kindSeq {
+			r.Seq, r.HasSeq = e.id, true
+		}
+		r.DeviceTime, r.ReceivedTime = time.Unix(0, e.dev).UTC(), time.Unix(0, e.dev+e.recvDelta).UTC()
+		for i, nf := range readingNums(&r) {
+			if e.flags&nf.flag != 0 {
+				*nf.p = slab.float(e.nums[i].x)
+			}
+		}
+		if e.flags&flagLidSet != 0 {
+			r.LidOpen = slab.bool(e.flags&flagLidOpen != 0)
+		}
+		if e.flags&flagLightSet != 0 {
+			r.Light = slab.bool(e.flags&flagLight != 0)
+		}
+		fn(&r, e.wm)
+	})
+}
+
+// blockEntry is one reading of a block as it is stored, before any
+// custody.Reading is built of it: what eachInBlock makes a Reading of, and
+// what the seal's canonical encoding is written from (appendCanonEntry).
+type blockEntry struct {
+	id        uint64 // the identity: the seq, or the device time's key form
+	wm        uint64 // the watermark
+	dev       int64  // the device time, Unix nanoseconds
+	recvDelta int64  // the received time minus dev
+	flags     uint64
+	// nums holds the values whose flags are set, in storedNumFlags order.
+	nums [6]storedNum
+}
+
+// eachBlockEntry parses the block stored with value v under an identity
+// of kind starting at first, and hands fn each reading's stored fields
+// (the entry is fn's to read during the call, not to keep). It checks all
+// that eachInBlock and decodeBlock check, with the same errors: any value
+// either parses, each reading's identity of kind and increasing from
+// first, or is an error wrapping custody.ErrChainBroken; on an error fn
+// may have had some of the block's readings.
+func eachBlockEntry(shipper string, kind byte, first uint64, v []byte, fn func(e *blockEntry)) error {
 	bad := func(why string) error {
 		return fmt.Errorf("readings block of %s %c%d: %s: %w: %w", shipper, kind, first, why, errBadReading, custody.ErrChainBroken)
 	}
@@ -112,9 +155,9 @@ func eachInBlock(shipper string, kind byte, first uint64, v []byte, slab *valueS
 	if rd.bad || n == 0 || n > uint64(len(v)) {
 		return bad("bad count")
 	}
+	var e blockEntry
 	var id, wm uint64
 	var dev int64
-	var r custody.Reading // one for the block: fn copies it
 	for i := uint64(0); i < n; i++ {
 		if i == 0 {
 			id = first
@@ -128,13 +171,11 @@ func eachInBlock(shipper string, kind byte, first uint64, v []byte, slab *valueS
 		wm += uint64(unzigzag(rd.uvarint()))
 		recvDelta := rd.timeV2()
 		f := rd.uvarint()
-		r = custody.Reading{Shipper: shipper}
 		if kind == kindSeq {
 			if f&flagSeq == 0 {
 				return bad("a reading without seq in a block by seq")
 			}
 			dev += rd.timeV2()
-			r.Seq, r.HasSeq = id, true
 		} else {
 			if f&flagSeq != 0 {
 				return bad("a reading with seq in a block by device time")
@@ -144,26 +185,34 @@ func eachInBlock(shipper string, kind byte, first uint64, v []byte, slab *valueS
 		if f >= 1<<11 {
 			return bad("unknown flags")
 		}
-		r.DeviceTime, r.ReceivedTime = time.Unix(0, dev).UTC(), time.Unix(0, dev+recvDelta).UTC()
-		for _, nf := range readingNums(&r) {
-			if f&nf.flag != 0 {
-				*nf.p = slab.float(rd.numV2())
+		e.id, e.wm, e.dev, e.recvDelta, e.flags = id, wm, dev, recvDelta, f
+		for j, fl := range storedNumFlags {
+			if f&fl == 0 {
+				continue
+			}
+			// numV2's reading, keeping the integer and its scale.
+			u := rd.uvarint()
+			switch tag := u & 3; {
+			case tag != numBits:
+				q := unzigzag(u >> 2)
+				e.nums[j] = storedNum{tag: tag, q: q, x: float64(q) / numScales[tag]}
+			case u != numBits:
+				rd.bad = true
+				e.nums[j] = storedNum{tag: numBits}
+			default:
+				e.nums[j] = storedNum{tag: numBits, x: rd.float64()}
 			}
 		}
-		if f&flagLidSet != 0 {
-			r.LidOpen = slab.bool(f&flagLidOpen != 0)
-		} else if f&flagLidOpen != 0 {
+		if f&flagLidSet == 0 && f&flagLidOpen != 0 {
 			return bad("unknown flags")
 		}
-		if f&flagLightSet != 0 {
-			r.Light = slab.bool(f&flagLight != 0)
-		} else if f&flagLight != 0 {
+		if f&flagLightSet == 0 && f&flagLight != 0 {
 			return bad("unknown flags")
 		}
 		if rd.bad {
 			return bad("truncated")
 		}
-		fn(&r, wm)
+		fn(&e)
 	}
 	if !rd.done() {
 		return bad("trailing bytes")

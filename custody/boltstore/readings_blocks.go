@@ -462,6 +462,30 @@ func logReadings(out []custody.Reading, br *blockReader, c *bolt.Cursor, lr logR
 // but the first, stop (if not nil) is asked with the block's earliest
 // device time whether to end there.
 func blockRange(tx *bolt.Tx, shipper string, from, to time.Time, slab *valueSlab, fn func(r *custody.Reading, wm uint64), stop func(next int64) bool) error {
+	return blockRangeIn(tx, shipper, from, to, func(kind byte, first uint64, v []byte, lo, hi int64) error {
+		return eachInBlock(shipper, kind, first, v, slab, func(r *custody.Reading, wm uint64) {
+			if d := r.DeviceTime.UnixNano(); d >= lo && d <= hi {
+				fn(r, wm)
+			}
+		})
+	}, stop)
+}
+
+// blockRangeEntries is blockRange handing fn each reading's stored fields
+// (eachBlockEntry), with its block's kind, instead of a Reading.
+func blockRangeEntries(tx *bolt.Tx, shipper string, from, to time.Time, fn func(kind byte, e *blockEntry), stop func(next int64) bool) error {
+	return blockRangeIn(tx, shipper, from, to, func(kind byte, first uint64, v []byte, lo, hi int64) error {
+		return eachBlockEntry(shipper, kind, first, v, func(e *blockEntry) {
+			if e.dev >= lo && e.dev <= hi {
+				fn(kind, e)
+			}
+		})
+	}, stop)
+}
+
+// blockRangeIn walks the blocks blockRange reads, handing each to block
+// with the device times [lo, hi] its readings are to be kept within.
+func blockRangeIn(tx *bolt.Tx, shipper string, from, to time.Time, block func(kind byte, first uint64, v []byte, lo, hi int64) error, stop func(next int64) bool) error {
 	e, ok, err := lookupShipper(tx, shipper)
 	if err != nil || !ok {
 		return err
@@ -512,12 +536,7 @@ func blockRange(tx *bolt.Tx, shipper string, from, to time.Time, slab *valueSlab
 		if bv == nil {
 			continue // a deleted block: seals will tell
 		}
-		err := eachInBlock(shipper, bk[4], binary.BigEndian.Uint64(bk[5:]), bv, slab, func(r *custody.Reading, wm uint64) {
-			if d := r.DeviceTime.UnixNano(); d >= lo && d <= hi {
-				fn(r, wm)
-			}
-		})
-		if err != nil {
+		if err := block(bk[4], binary.BigEndian.Uint64(bk[5:]), bv, lo, hi); err != nil {
 			return err
 		}
 	}
@@ -529,18 +548,29 @@ func blockRange(tx *bolt.Tx, shipper string, from, to time.Time, slab *valueSlab
 // points at what exists.
 func readingBlockChecks() map[string]bucketCheck {
 	hexName := func(k []byte) string { return fmt.Sprintf("%x", k) }
+	// A shipper's blocks are next to each other: its name is looked up
+	// once for them all.
+	var (
+		in     *bolt.Tx
+		lastNo uint32
+		last   string
+	)
 	return map[string]bucketCheck{
 		string(bucketReadingBlocks): {name: hexName, entry: func(tx *bolt.Tx, k, v []byte) error {
 			no, kind, first, ok := splitBlockKey(k)
 			if !ok || v == nil {
 				return errors.New("the entry is not a readings block")
 			}
-			name, err := shipperName(tx, no, map[uint32]string{})
-			if err != nil {
-				return err
+			name := last
+			if in != tx || no != lastNo {
+				var err error
+				if name, err = shipperName(tx, no, map[uint32]string{}); err != nil {
+					return err
+				}
+				in, lastNo, last = tx, no, name
 			}
-			_, err = decodeBlock(nil, name, kind, first, v, nil)
-			return err
+			// decodeBlock's checks, without building its readings.
+			return eachBlockEntry(name, kind, first, v, func(*blockEntry) {})
 		}},
 		string(bucketReadingBlockTimes): {name: hexName, entry: func(tx *bolt.Tx, k, v []byte) error {
 			if len(k) != 21 || len(v) != 8 || binary.BigEndian.Uint64(v) < binary.BigEndian.Uint64(k[4:]) {

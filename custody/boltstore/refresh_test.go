@@ -394,6 +394,56 @@ func TestReadOnlyOpenChecksTheFormat(t *testing.T) {
 	}
 }
 
+// TestFormatStampedByTheFirstWriter: a file of the earlier format is read
+// as it is by a read-only open (its stamp unchanged) and stamped with this
+// format by the first writable open, so that a coid of the earlier format
+// refuses it; the ledger reads and checks the same throughout.
+func TestFormatStampedByTheFirstWriter(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	fill(t, s, 3, 5)
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte(formatV1)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	stamp := func() string {
+		t.Helper()
+		db, err := bolt.Open(dir+"/"+FileName, 0o600, &bolt.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var f string
+		if err := db.View(func(tx *bolt.Tx) error { f = string(tx.Bucket(bucketMeta).Get(keyFormat)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	ro, err := Open(dir, Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("read-only open of the earlier format: %v", err)
+	}
+	if err := ro.CheckFile(ctx); err != nil {
+		t.Fatalf("check of the earlier format: %v", err)
+	}
+	if head, _, _ := ro.Head(ctx); head != 15 {
+		t.Fatalf("head %d, want 15", head)
+	}
+	ro.Close()
+	if f := stamp(); f != formatV1 {
+		t.Fatalf("a read-only open stamped %q", f)
+	}
+	s = openT(t, dir)
+	if err := s.CheckFile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if f := stamp(); f != formatVersion {
+		t.Fatalf("after a writable open the stamp is %q, want %q", f, formatVersion)
+	}
+}
+
 // TestABugIsNotDamage: a panic of coid's own code inside a transaction is
 // not taken for a damaged file: it is raised again, and the store stays
 // usable.

@@ -22,7 +22,7 @@ import (
 // written by the batch that writes the records, and the signed
 // checkpoints.
 var (
-	bucketTree        = []byte("tree")        // stored hash index / hashGroup (8 bytes BE) -> hashGroup hashes (32 each): the full groups
+	bucketTree        = []byte("tree")        // kept hash index (keptIndex) / hashGroup (8 bytes BE) -> hashGroup hashes (32 each): the full groups
 	bucketCheckpoints = []byte("checkpoints") // sequence (8 bytes BE) -> size (8 bytes BE) || signed note
 	keyTreeSize       = []byte("tree_size")   // in meta: records whose hashes are stored (8 bytes BE)
 	keyTreeTail       = []byte("tree_tail")   // in meta: the last group, not full: its index (8 bytes BE) || its hashes
@@ -41,15 +41,48 @@ const treeBuildChunk = 1 << 18
 // fill a page.
 const hashGroup = 16
 
-// treeLayout names how the stored hashes are kept: groups of hashGroup in
-// the tree bucket, the last group, while it is not full, in meta (keyTreeTail).
-// A single-record commit then changes only meta, which it changes anyway
-// (the head), and the tree bucket once every hashGroup hashes (about every
-// 8 records): the tree adds no page to most commits. A tree of another
-// layout (groups of 64, the last in the tree bucket) is rebuilt at open.
-const treeLayout = 2
+// treeLayout names how the tree's hashes are kept. The file keeps the
+// hashes of the tree's nodes at level treeLow and above (keptIndex), not
+// those below: a node below treeLow covers at most 2^treeLow - 1 records
+// and is recomputed from them when a proof or a tile needs it (keptTree).
+// The kept hashes are about 2 / 2^treeLow a record (4 bytes), where every
+// hash would be about two (64 bytes): the tree adds next to nothing to
+// the pages a commit writes. They are stored in groups of hashGroup in the
+// tree bucket, the last group, while it is not full, in meta (keyTreeTail),
+// which every commit changes anyway (the head). A tree of another layout
+// (1: every hash, groups of 64; 2: every hash, groups of hashGroup) is
+// rebuilt at the next writer's open; a read-only open sees no tree.
+const treeLayout = 3
 
-// treeHashes reads and writes the stored hashes inside a transaction.
+// treeLow is the lowest level of the tree whose nodes' hashes the file
+// keeps: a proof recomputes at most 2^treeLow - 1 leaves from their
+// records.
+const treeLow = 4
+
+// keptIndex returns where the file keeps the hash of node n at level
+// (treeLow or above): the kept hashes are the stored hashes (in the
+// order of verifiable.StoredHashIndex) of the tree whose leaves are the
+// nodes at treeLow.
+func keptIndex(level int, n int64) int64 { return verifiable.StoredHashIndex(level-treeLow, n) }
+
+// keptCount returns how many hashes the file keeps for a tree of size
+// records: its complete nodes at treeLow and above.
+func keptCount(size int64) int64 { return verifiable.StoredHashCount(size >> treeLow) }
+
+// addKept adds the leaf of hash leaf to edge and appends to hs the hashes
+// the leaf completes that the file keeps (levels treeLow and up), in the
+// order of keptIndex.
+func addKept(edge *verifiable.Edge, leaf verifiable.Hash, hs []verifiable.Hash) []verifiable.Hash {
+	mark := len(hs)
+	hs = edge.Add(leaf, hs) // levels 0, 1, ... of the nodes completed
+	if len(hs)-mark <= treeLow {
+		return hs[:mark]
+	}
+	return append(hs[:mark], hs[mark+treeLow:]...)
+}
+
+// treeHashes reads and writes the kept hashes (by keptIndex) inside a
+// transaction.
 // Hashes added are kept in pending, by group, until flush puts them, and
 // are read from there meanwhile. The tree only grows at its end, so a
 // group is only ever appended to.
@@ -58,7 +91,14 @@ type treeHashes struct {
 	tailG   int64            // the group kept in meta
 	tail    []byte           // its hashes
 	pending map[int64][]byte // group -> its whole value, as it will be
+	// read, when not nil, keeps the groups read from b, for a reader that
+	// adds nothing (checkTree): consecutive records' hashes lie in the
+	// same few groups. It is emptied when it holds maxReadGroups.
+	read map[int64][]byte
 }
+
+// maxReadGroups bounds treeHashes.read: 4,096 groups of 16 hashes.
+const maxReadGroups = 4096
 
 func newTreeHashes(b, meta *bolt.Bucket) *treeHashes {
 	r := &treeHashes{b: b, meta: meta, pending: map[int64][]byte{}}
@@ -83,27 +123,101 @@ func (r *treeHashes) group(g int64) []byte {
 	if g == r.tailG {
 		return r.tail
 	}
-	return r.b.Get(u64(uint64(g)))
+	if r.read == nil {
+		return r.b.Get(u64(uint64(g)))
+	}
+	v, ok := r.read[g]
+	if !ok {
+		if len(r.read) >= maxReadGroups {
+			clear(r.read)
+		}
+		v = r.b.Get(u64(uint64(g)))
+		r.read[g] = v
+	}
+	return v
+}
+
+// hash returns the kept hash at idx (keptIndex), if the file holds it.
+func (r *treeHashes) hash(idx int64) (verifiable.Hash, bool) {
+	var h verifiable.Hash
+	if idx < 0 {
+		return h, false
+	}
+	v := r.group(idx / hashGroup)
+	off := int(idx%hashGroup) * custody.HashSize
+	if len(v) < off+custody.HashSize {
+		return h, false
+	}
+	copy(h[:], v[off:])
+	return h, true
+}
+
+// keptTree reads the hashes of a tree of size records by their
+// verifiable.StoredHashIndex (it is a verifiable.HashReader): the kept
+// ones from the tree's groups, those below treeLow recomputed from the
+// records in the log.
+type keptTree struct {
+	kept *treeHashes
+	logB *bolt.Bucket
+	size int64
+	c    *bolt.Cursor
 }
 
 // ReadHashes implements verifiable.HashReader.
-func (r *treeHashes) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
+func (r *keptTree) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
 	out := make([]verifiable.Hash, len(indexes))
 	for i, idx := range indexes {
 		if idx < 0 {
 			return nil, fmt.Errorf("tree hash %d is not stored: %w", idx, custody.ErrNotFound)
 		}
-		v := r.group(idx / hashGroup)
-		off := int(idx%hashGroup) * custody.HashSize
-		if len(v) < off+custody.HashSize {
+		level, n := verifiable.SplitStoredHashIndex(idx)
+		if level > 62-treeLow || n >= (r.size>>level) {
 			return nil, fmt.Errorf("tree hash %d is not stored: %w", idx, custody.ErrNotFound)
 		}
-		copy(out[i][:], v[off:])
+		if level < treeLow {
+			h, err := r.below(level, n)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = h
+			continue
+		}
+		h, ok := r.kept.hash(keptIndex(level, n))
+		if !ok {
+			return nil, fmt.Errorf("tree hash %d is not stored: %w", idx, custody.ErrNotFound)
+		}
+		out[i] = h
 	}
 	return out, nil
 }
 
-// add appends the stored hashes hs at idx, which must be the next one.
+// below recomputes the hash of node n at level (below treeLow) from its
+// records.
+func (r *keptTree) below(level int, n int64) (verifiable.Hash, error) {
+	var hs [1 << treeLow]verifiable.Hash
+	w := 1 << level
+	first := uint64(n)<<level + 1
+	if r.c == nil {
+		r.c = r.logB.Cursor()
+	}
+	k, v := r.c.Seek(u64(first))
+	for i := range w {
+		seq := first + uint64(i)
+		if k == nil || binary.BigEndian.Uint64(k) != seq || len(v) < custody.HashSize {
+			return verifiable.Hash{}, fmt.Errorf("tree: record %d is missing: %w", seq, custody.ErrChainBroken)
+		}
+		hs[i] = verifiable.LeafHash(v[custody.HashSize:])
+		k, v = r.c.Next()
+	}
+	for ; w > 1; w /= 2 {
+		for j := range w / 2 {
+			hs[j] = verifiable.NodeHash(hs[2*j], hs[2*j+1])
+		}
+	}
+	return hs[0], nil
+}
+
+// add appends the kept hashes hs at idx, which must be the next one.
 func (r *treeHashes) add(idx int64, hs []verifiable.Hash) error {
 	for len(hs) > 0 {
 		g := idx / hashGroup
@@ -154,7 +268,7 @@ func (r *treeHashes) flush() error {
 	return nil
 }
 
-// putHashes writes the stored hashes hs, which begin at idx, the tree's
+// putHashes writes the kept hashes hs, which begin at idx, the tree's
 // next: the groups they fill in the tree bucket, the rest in meta. It is
 // the append path's write of a batch's hashes, add and flush in one pass
 // over a single buffer; nothing may be pending.
@@ -195,21 +309,6 @@ func (r *treeHashes) putHashes(idx int64, hs []verifiable.Hash) error {
 	return nil
 }
 
-// addLeaf adds the tree hashes leaf n (record n+1, canonical encoding
-// enc) adds.
-func addLeaf(tree *treeHashes, n int64, enc []byte) error {
-	return addLeafHash(tree, n, verifiable.LeafHash(enc))
-}
-
-// addLeafHash is addLeaf given the leaf's hash.
-func addLeafHash(tree *treeHashes, n int64, leaf verifiable.Hash) error {
-	hs, err := verifiable.NewHashesOfLeaf(n, leaf, tree)
-	if err != nil {
-		return err
-	}
-	return tree.add(verifiable.StoredHashIndex(0, n), hs)
-}
-
 // The tree under many writers: a commit of a large batch may leave its
 // leaves' hashes to a later commit (the tree lags the log), so that the
 // tree bucket's pages are written once every few commits rather than by
@@ -225,9 +324,9 @@ const (
 	// hashes to a later one: smaller batches come from a lightly loaded
 	// ledger, where each commit brings the tree up to date.
 	treeLagMin = 16
-	// treeLagMax is how many stored hashes (about two a record) may wait
-	// in memory: the commit that reaches it writes them.
-	treeLagMax = 4096
+	// treeLagMax is how many kept hashes (about one every eight records)
+	// may wait in memory: the commit that reaches it writes them.
+	treeLagMax = 512
 	// treeIdleWait is how long after the last commit that left hashes
 	// waiting the writer, if no commit wrote them meanwhile, catches the
 	// tree up in a transaction of its own.
@@ -235,7 +334,7 @@ const (
 )
 
 // edgeCache is the committing goroutine's state of the tree: the right
-// edge of the tree of every committed record, and the stored hashes of
+// edge of the tree of every committed record, and the kept hashes of
 // the records committed after the file's tree, not written yet. A batch
 // uses it only when the file's tree size and head are the ones it was
 // left at (else it reads the edge back and hashes the records the tree
@@ -244,7 +343,7 @@ const (
 type edgeCache struct {
 	edge    *verifiable.Edge  // the tree of the committed records; nil: not loaded
 	durable int64             // the file's tree size the pending hashes follow
-	pending []verifiable.Hash // the stored hashes from StoredHashIndex(0, durable) on
+	pending []verifiable.Hash // the kept hashes from keptCount(durable) on
 }
 
 // treeAsyncMin is the smallest batch whose leaves are hashed on another
@@ -259,7 +358,7 @@ type treeBatch struct {
 	head   int64    // the records committed before the batch
 	leaves [][]byte // the batch's records' encodings, leaf head+i the i-th
 	edge   *verifiable.Edge
-	hs     []verifiable.Hash // the stored hashes from StoredHashIndex(0, size) on
+	hs     []verifiable.Hash // the kept hashes from keptCount(size) on
 	done   chan struct{}     // closed once hs is complete (start's goroutine)
 }
 
@@ -288,9 +387,10 @@ func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket)
 		// committed.
 		t.edge, t.hs = cache.edge.Clone(), cache.pending
 	} else {
-		t.hs = make([]verifiable.Hash, 0, verifiable.StoredHashCount(t.head+int64(len(t.leaves)))-verifiable.StoredHashCount(t.size))
+		// Room for the kept hashes and for the ones addKept drops.
+		t.hs = make([]verifiable.Hash, 0, keptCount(t.head+int64(len(t.leaves)))-keptCount(t.size)+64)
 		var err error
-		if t.edge, err = verifiable.LoadEdge(t.size, tree); err != nil {
+		if t.edge, err = verifiable.LoadEdge(t.size, &keptTree{kept: tree, logB: logB, size: t.size}); err != nil {
 			return err
 		}
 		if t.size < t.head {
@@ -337,7 +437,7 @@ func (t *treeBatch) finish(tree *treeHashes, cache *edgeCache) (int64, error) {
 	if cache != nil && len(t.leaves) >= treeLagMin && len(t.hs) < treeLagMax {
 		return t.size, nil
 	}
-	if err := tree.putHashes(verifiable.StoredHashIndex(0, t.size), t.hs); err != nil {
+	if err := tree.putHashes(keptCount(t.size), t.hs); err != nil {
 		return 0, err
 	}
 	return t.edge.Size(), nil
@@ -375,7 +475,7 @@ func (s *Store) catchUpTree() {
 	}
 }
 
-// hashLeaves appends to hs the stored hashes the leaves of encs add along
+// hashLeaves appends to hs the kept hashes the leaves of encs add along
 // edge: on every core for a batch of many blocks (buildHashes), on this
 // goroutine otherwise.
 func hashLeaves(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []verifiable.Hash {
@@ -383,7 +483,7 @@ func hashLeaves(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []ve
 		return buildHashes(edge, encs, hs)
 	}
 	for _, enc := range encs {
-		hs = edge.Add(verifiable.LeafHash(enc), hs)
+		hs = addKept(edge, verifiable.LeafHash(enc), hs)
 	}
 	return hs
 }
@@ -392,7 +492,7 @@ func hashLeaves(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []ve
 // a time.
 const leafHashBlock = 4096
 
-// buildHashes appends to hs the stored hashes the leaves of encs add to
+// buildHashes appends to hs the kept hashes the leaves of encs add to
 // the tree whose edge is edge, in order. The leaves are hashed on
 // GOMAXPROCS goroutines, block by block, while this one adds each block
 // done along the edge: the in-order part overlaps the hashing.
@@ -421,7 +521,7 @@ func buildHashes(edge *verifiable.Edge, encs [][]byte, hs []verifiable.Hash) []v
 		<-done[b]
 		lo, hi := span(b)
 		for _, h := range leaves[lo:hi] {
-			hs = edge.Add(h, hs)
+			hs = addKept(edge, h, hs)
 		}
 	}
 	wg.Wait()
@@ -498,14 +598,13 @@ func (s *Store) completeTree() error {
 				encs = append(encs, v[custody.HashSize:])
 				seq++
 			}
-			edge, err := verifiable.LoadEdge(size, tree)
+			edge, err := verifiable.LoadEdge(size, &keptTree{kept: tree, logB: logB, size: size})
 			if err != nil {
 				return fmt.Errorf("build the tree: %w", err)
 			}
-			// About two stored hashes a leaf.
-			hs := make([]verifiable.Hash, 0, verifiable.StoredHashCount(int64(end))-verifiable.StoredHashCount(size))
+			hs := make([]verifiable.Hash, 0, keptCount(int64(end))-keptCount(size)+64)
 			hs = buildHashes(edge, encs, hs)
-			if err := tree.add(verifiable.StoredHashIndex(0, size), hs); err != nil {
+			if err := tree.add(keptCount(size), hs); err != nil {
 				return err
 			}
 			if err := tree.flush(); err != nil {
@@ -547,7 +646,8 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]verifiable.H
 			return fmt.Errorf("the tree is not built: %w", custody.ErrNotFound)
 		}
 		var err error
-		out, err = newTreeHashes(tree, meta).ReadHashes(indexes)
+		kt := &keptTree{kept: newTreeHashes(tree, meta), logB: tx.Bucket(bucketLog), size: readTreeSize(meta)}
+		out, err = kt.ReadHashes(indexes)
 		return err
 	})
 	return out, err
@@ -621,14 +721,15 @@ func (s *Store) Checkpoints(ctx context.Context, fn func(size int64, signed []by
 	})
 }
 
-// checkTree checks, for coid verify, that the stored tree hashes are the
-// tree of the records the log holds: each record's leaf hash and every
-// interior node recomputed from the record's bytes and from its children,
-// which were checked before it. A ledger whose tree is not built yet (an
-// older file opened read-only) has the part built checked; one of an
-// older layout, rebuilt by the next writer's open, is not checked. Records
-// before from are taken as they are: their hashes only feed the checks of
-// later ones (from 1 checks all).
+// checkTree checks, for coid verify, that the kept tree hashes are the
+// tree of the records the log holds: each record's leaf hash and the
+// nodes it completes recomputed from the record's bytes along the tree's
+// edge, and each kept one compared with the file's. A ledger whose tree
+// is not built yet (an older file opened read-only) has the part built
+// checked; one of an older layout, rebuilt by the next writer's open, is
+// not checked. Records before from are taken as they are: the edge of
+// their tree is read from the kept hashes (and the few records below
+// treeLow) and only feeds the checks of later ones (from 1 checks all).
 func checkTree(ctx context.Context, tx *bolt.Tx, from uint64) error {
 	treeB, meta := tx.Bucket(bucketTree), tx.Bucket(bucketMeta)
 	if treeB == nil || !treeCurrent(meta) {
@@ -639,40 +740,41 @@ func checkTree(ctx context.Context, tx *bolt.Tx, from uint64) error {
 	if uint64(size) > head {
 		return &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds %d records, the log %d", size, head)}
 	}
+	logB := tx.Bucket(bucketLog)
 	r := newTreeHashes(treeB, meta)
-	c := tx.Bucket(bucketLog).Cursor()
-	seq := max(from, 1)
+	r.read = map[int64][]byte{} // nothing is added: what is read is kept
+	start := min(int64(max(from, 1)-1), size)
+	edge, err := verifiable.LoadEdge(start, &keptTree{kept: r, logB: logB, size: size})
+	if err != nil {
+		return &FileDamage{Bucket: string(bucketTree), Key: strconv.FormatInt(start+1, 10), Problem: "the tree hashes below the record's are missing"}
+	}
+	next := keptCount(start)
+	hs := make([]verifiable.Hash, 0, 64)
+	c := logB.Cursor()
+	seq := uint64(start) + 1
 	for k, v := c.Seek(u64(seq)); seq <= uint64(size); k, v = c.Next() {
 		if seq%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		key := strconv.FormatUint(seq, 10)
 		if k == nil || binary.BigEndian.Uint64(k) != seq || len(v) < custody.HashSize {
-			return &FileDamage{Bucket: string(bucketLog), Key: key, Problem: "the record is missing"}
+			return &FileDamage{Bucket: string(bucketLog), Key: strconv.FormatUint(seq, 10), Problem: "the record is missing"}
 		}
-		n := int64(seq - 1)
-		want, err := verifiable.NewHashes(n, v[custody.HashSize:], r)
-		if err != nil {
-			return &FileDamage{Bucket: string(bucketTree), Key: key, Problem: "the tree hashes below the record's are missing"}
-		}
-		idx := make([]int64, len(want))
-		for i := range idx {
-			idx[i] = verifiable.StoredHashIndex(0, n) + int64(i)
-		}
-		got, err := r.ReadHashes(idx)
-		if err != nil {
-			return &FileDamage{Bucket: string(bucketTree), Key: key, Problem: "the record's tree hashes are missing"}
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				return &FileDamage{Bucket: string(bucketTree), Key: key, Problem: "the record's tree hashes do not match it (proofs would fail)"}
+		hs = addKept(edge, verifiable.LeafHash(v[custody.HashSize:]), hs[:0])
+		for _, want := range hs {
+			got, ok := r.hash(next)
+			if !ok {
+				return &FileDamage{Bucket: string(bucketTree), Key: strconv.FormatUint(seq, 10), Problem: "the record's tree hashes are missing"}
 			}
+			if got != want {
+				return &FileDamage{Bucket: string(bucketTree), Key: strconv.FormatUint(seq, 10), Problem: "the record's tree hashes do not match it (proofs would fail)"}
+			}
+			next++
 		}
 		seq++
 	}
 	// Nothing beyond the tree's last hash: the full groups before the
 	// one in meta, which holds the rest.
-	n := verifiable.StoredHashCount(size)
+	n := keptCount(size)
 	beyond := &FileDamage{Bucket: string(bucketTree), Problem: fmt.Sprintf("the tree holds hashes beyond its %d records", size)}
 	if r.tailG != n/hashGroup || int64(len(r.tail)) != n%hashGroup*custody.HashSize {
 		return beyond

@@ -12,25 +12,36 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// synthTree writes the tree of n synthetic leaves (leaf i is its 8-byte
-// index, not a record) into s's tree bucket with the store's own code, as
-// the writer would, and sets the tree's size: a real RFC 6962 tree of n
-// leaves without n records, whose writing would take far longer.
+// synthTree writes n synthetic records (record i+1 is leaf i's 8-byte
+// index after a zero hash, not a record a ledger would hold) into s's log
+// bucket and the tree of their leaves into its tree bucket with the
+// store's own code, as the writer would, and sets the tree's size: a real
+// RFC 6962 tree of n leaves, whose proofs recompute the nodes below
+// treeLow from those records, without n real records, whose writing would
+// take far longer.
 func synthTree(tb testing.TB, s *Store, n int64) {
 	tb.Helper()
 	const chunk = 1 << 18
+	edge, err := verifiable.LoadEdge(0, &keptTree{})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	for start := int64(0); start < n; start += chunk {
 		end := min(start+chunk, n)
 		if err := s.update(func(tx *bolt.Tx) error {
-			treeB := tx.Bucket(bucketTree)
-			treeB.FillPercent = 1.0
+			treeB, logB := tx.Bucket(bucketTree), tx.Bucket(bucketLog)
+			treeB.FillPercent, logB.FillPercent = 1.0, 1.0
 			tree := newTreeHashes(treeB, tx.Bucket(bucketMeta))
-			var leaf [8]byte
+			var hs []verifiable.Hash
 			for i := start; i < end; i++ {
-				binary.BigEndian.PutUint64(leaf[:], uint64(i))
-				if err := addLeaf(tree, i, leaf[:]); err != nil {
+				v := binary.BigEndian.AppendUint64(make([]byte, 32, 40), uint64(i))
+				if err := logB.Put(u64(uint64(i+1)), v); err != nil {
 					return err
 				}
+				hs = addKept(edge, verifiable.LeafHash(v[32:]), hs)
+			}
+			if err := tree.add(keptCount(start), hs); err != nil {
+				return err
 			}
 			if err := tree.flush(); err != nil {
 				return err

@@ -404,10 +404,16 @@ func TestTreeBuiltForALedgerWithoutOne(t *testing.T) {
 					}
 				}
 				tree := newTreeHashes(treeB, meta)
+				edge, err := verifiable.LoadEdge(0, &keptTree{})
+				if err != nil {
+					return err
+				}
+				var hs []verifiable.Hash
 				for i := range keep {
-					if err := addLeaf(tree, i, tx.Bucket(bucketLog).Get(u64(uint64(i + 1)))[32:]); err != nil {
-						return err
-					}
+					hs = addKept(edge, verifiable.LeafHash(tx.Bucket(bucketLog).Get(u64(uint64(i + 1)))[32:]), hs)
+				}
+				if err := tree.add(0, hs); err != nil {
+					return err
 				}
 				if err := tree.flush(); err != nil {
 					return err
@@ -494,8 +500,8 @@ func checkTreeMatches(t *testing.T, s *Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if int64(cnt) != verifiable.StoredHashCount(n) {
-		t.Fatalf("%d stored hashes, want %d", cnt, verifiable.StoredHashCount(n))
+	if int64(cnt) != keptCount(n) {
+		t.Fatalf("%d kept hashes, want %d", cnt, keptCount(n))
 	}
 	// Every stored hash is the independent library's (the file check).
 	if err := s.CheckFile(ctx); err != nil {
@@ -570,20 +576,20 @@ func TestCheckFileFindsATamperedTree(t *testing.T) {
 		want  string
 		wantK string
 	}{
-		{"leaf hash of record 70", func(tree, _ *bolt.Bucket) error {
-			idx := verifiable.StoredHashIndex(0, 69)
+		{"node of records 65 to 80", func(tree, _ *bolt.Bucket) error {
+			idx := keptIndex(4, 4)
 			k := u64(uint64(idx / hashGroup))
 			v := clone(tree.Get(k))
 			v[(idx%hashGroup)*32+5] ^= 1
 			return tree.Put(k, v)
-		}, "do not match", "70"},
-		{"interior node completed by record 64", func(tree, _ *bolt.Bucket) error {
-			idx := verifiable.StoredHashIndex(6, 0) // the root of the first 64 leaves
+		}, "do not match", "80"},
+		{"node completed by record 256", func(tree, _ *bolt.Bucket) error {
+			idx := keptIndex(8, 0) // the root of the first 256 leaves
 			k := u64(uint64(idx / hashGroup))
 			v := clone(tree.Get(k))
 			v[(idx%hashGroup)*32] ^= 0x80
 			return tree.Put(k, v)
-		}, "do not match", "64"},
+		}, "do not match", "256"},
 		{"a hash too many", func(tree, _ *bolt.Bucket) error {
 			k, v := tree.Cursor().Last()
 			return tree.Put(clone(k), append(clone(v), make([]byte, 32)...))
@@ -594,13 +600,13 @@ func TestCheckFileFindsATamperedTree(t *testing.T) {
 		{"a group not full before the last", func(tree, _ *bolt.Bucket) error {
 			k, v := tree.Cursor().Last()
 			return tree.Put(clone(k), clone(v[:len(v)-32]))
-		}, "", "98"},
-		{"tree longer than the log", func(_, meta *bolt.Bucket) error { return meta.Put(keyTreeSize, u64(101)) }, "the log 100", ""},
+		}, "missing", fmt.Sprint(keptBy(2*hashGroup - 1))}, // the last kept hash of group 1
+		{"tree longer than the log", func(_, meta *bolt.Bucket) error { return meta.Put(keyTreeSize, u64(301)) }, "the log 300", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir)
-			fill(t, s, 10, 10)
+			fill(t, s, 30, 10) // 300 records: 34 kept hashes, groups 0 and 1 and two in meta
 			if err := s.CheckFile(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -634,4 +640,68 @@ func TestLatestWitnessed(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// keptBy returns the record whose leaf completes the kept hash at idx
+// (keptIndex): the first tree size that keeps more than idx hashes.
+func keptBy(idx int64) int64 {
+	size := int64(1)
+	for keptCount(size) <= idx {
+		size++
+	}
+	return size
+}
+
+// TestEveryTreeHashIsTheTrees reads every node of the tree through the
+// store, the kept ones and those below treeLow recomputed from their
+// records, and compares each with the root of its leaves as the
+// independent library computes it; a node the tree does not hold whole
+// yet is not found.
+func TestEveryTreeHashIsTheTrees(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	fill(t, s, 9, 30)
+	size, err := s.TreeSize(ctx)
+	if err != nil || size != 270 {
+		t.Fatalf("tree size %d (%v), want 270", size, err)
+	}
+	leaves := make([][]byte, size)
+	for i := range leaves {
+		rec, err := s.Record(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves[i] = hasher.HashLeaf(rec.Canonical(nil))
+	}
+	rf := compact.RangeFactory{Hash: hasher.HashChildren}
+	for level := 0; int64(1)<<level <= size; level++ {
+		var idx []int64
+		var want [][]byte
+		for n := int64(0); (n+1)<<level <= size; n++ {
+			r := rf.NewEmptyRange(0) // a whole subtree: the root of its leaves alone
+			for _, l := range leaves[n<<level : (n+1)<<level] {
+				if err := r.Append(l, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root, err := r.GetRootHash(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, want = append(idx, verifiable.StoredHashIndex(level, n)), append(want, root)
+		}
+		got, err := s.ReadHashes(ctx, idx)
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		for i := range want {
+			if !bytes.Equal(got[i][:], want[i]) {
+				t.Fatalf("level %d node %d: %x, independently %x", level, i, got[i], want[i])
+			}
+		}
+		if _, err := s.ReadHashes(ctx, []int64{verifiable.StoredHashIndex(level, size>>level)}); !errors.Is(err, custody.ErrNotFound) {
+			t.Fatalf("level %d: the incomplete node %d: %v, want not found", level, size>>level, err)
+		}
+	}
 }

@@ -112,7 +112,22 @@ func appendStoredCanonical(dst []byte, shipper string, member, key, v []byte) (_
 		return dst, sr, false
 	}
 	sr.hasTemp, sr.tempC = f&flagTemp != 0, nums[0].x
+	return appendCanonFields(dst, member, f, &nums, sr.hasSeq, sr.seq, sr.dev), sr, true
+}
 
+// appendCanonEntry appends the canonical encoding of a block's reading e
+// of kind (as eachBlockEntry hands it) of the shipper whose "shipper"
+// member is member (canonShipper's, not nil), and a newline, to dst: what
+// AppendCanonical writes of the Reading eachInBlock makes of it, and a
+// newline.
+func appendCanonEntry(dst, member []byte, kind byte, e *blockEntry) []byte {
+	return appendCanonFields(dst, member, e.flags, &e.nums, kind == kindSeq, e.id, e.dev)
+}
+
+// appendCanonFields appends the canonical encoding of a reading from its
+// stored fields, and a newline: the flags f, the values nums (those whose
+// flags are set), its seq when it has one, and its device time dev.
+func appendCanonFields(dst, member []byte, f uint64, nums *[6]storedNum, hasSeq bool, seq uint64, dev int64) []byte {
 	b := append(dst, '{')
 	start := len(b)
 	num := func(b []byte, fl uint64, i int, name string) []byte {
@@ -141,12 +156,12 @@ func appendStoredCanonical(dst []byte, shipper string, member, key, v []byte) (_
 	b = boolean(b, flagLightSet, flagLight, `"light":`)
 	b = num(b, flagLN2, 3, `"ln2_pct":`)
 	b = num(b, flagLon, 5, `"lon":`)
-	if sr.hasSeq {
+	if hasSeq {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, `"seq":`...)
-		b = strconv.AppendUint(b, sr.seq, 10)
+		b = strconv.AppendUint(b, seq, 10)
 	}
 	if len(b) > start {
 		b = append(b, ',')
@@ -155,8 +170,8 @@ func appendStoredCanonical(dst []byte, shipper string, member, key, v []byte) (_
 	b = num(b, flagTemp, 0, `"temp_c":`)
 	b = num(b, flagTilt, 1, `"tilt_deg":`)
 	b = append(b, `,"time":"`...)
-	b = appendRFC3339Nano(b, sr.dev)
-	return append(b, '"', '}', '\n'), sr, true
+	b = appendRFC3339Nano(b, dev)
+	return append(b, '"', '}', '\n')
 }
 
 // storedNumFlags are the flags of a stored reading's numeric values, in

@@ -99,11 +99,40 @@ func (s *Store) SealShipperReadings(ctx context.Context, sh *custody.SealHasher,
 
 // sealBlockReadings hashes into sh, after those of the per-reading layout,
 // shipper's readings in the block layout that AppendShipperReadings would
-// return, each encoded from its decoded Reading; errUnordered once one
+// return, each encoded straight from its stored fields (appendCanonEntry),
+// or, for a shipper ID JSON would escape, from its decoded Reading; errUnordered once one
 // comes out of seal order (blocks overlapping in time), for the caller
 // to fall back to reading them all and sorting.
 func sealBlockReadings(ctx context.Context, tx *bolt.Tx, sh *custody.SealHasher, shipper string, from, to time.Time, through uint64) error {
 	unordered, n := false, 0
+	stop := func(int64) bool {
+		n++
+		return unordered || (n%64 == 0 && ctx.Err() != nil)
+	}
+	if member := canonShipper(shipper); member != nil {
+		// Each reading encoded straight from its stored fields.
+		err := blockRangeEntries(tx, shipper, from, to, func(kind byte, e *blockEntry) {
+			if unordered || (through != 0 && e.wm > through) {
+				return
+			}
+			enc := appendCanonEntry(sh.Scratch(), member, kind, e)
+			hasTemp := e.flags&flagTemp != 0
+			var temp float64
+			if hasTemp {
+				temp = e.nums[0].x
+			}
+			if !sh.Add(enc, e.dev, kind == kindSeq, e.id, temp, hasTemp) {
+				unordered = true
+			}
+		}, stop)
+		switch {
+		case err != nil:
+			return err
+		case unordered:
+			return errUnordered
+		}
+		return ctx.Err()
+	}
 	var slab valueSlab
 	err := blockRange(tx, shipper, from, to, &slab, func(r *custody.Reading, wm uint64) {
 		if unordered || (through != 0 && wm > through) {
@@ -117,10 +146,7 @@ func sealBlockReadings(ctx context.Context, tx *bolt.Tx, sh *custody.SealHasher,
 		if !sh.Add(enc, r.DeviceTime.UnixNano(), r.HasSeq, r.Seq, temp, r.TempC != nil) {
 			unordered = true
 		}
-	}, func(int64) bool {
-		n++
-		return unordered || (n%64 == 0 && ctx.Err() != nil)
-	})
+	}, stop)
 	switch {
 	case err != nil:
 		return err

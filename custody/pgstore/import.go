@@ -216,14 +216,23 @@ type recordEncoder struct {
 	every int
 	prog  func(int)
 	exc   map[custody.COI]bool
-	// tree is the Merkle tree of the records so far (its frontier);
+	// tree is the right edge of the Merkle tree of the records so far;
 	// treeRows are the stored hashes it added, encoded for the
-	// tree_hashes table.
-	tree     *treeState
+	// tree_hashes table, and hashes the ones of the last record.
+	tree     verifiable.Edge
 	treeRows []byte
+	hashes   []verifiable.Hash
 }
 
-var excursionStep = []byte(`"step":"excursion"`)
+// excursionStep is how an excursion record's step reads in its canonical
+// bytes, and excursionHint a part of it whose first byte is rare in
+// records, looked for first: most records hold no excursion, and a search
+// starting at every quote of a JSON text costs more than the record's
+// hash.
+var (
+	excursionStep = []byte(`"step":"excursion"`)
+	excursionHint = []byte(`xcursion"`)
+)
 
 // add checks record le and appends its row to b.
 func (r *recordEncoder) add(b []byte, le custody.LogEntry) ([]byte, error) {
@@ -231,24 +240,21 @@ func (r *recordEncoder) add(b []byte, le custody.LogEntry) ([]byte, error) {
 	if err == nil && (l.Seq != le.Key || l.Seq != uint64(r.n)+1 || l.Prev != r.prev) {
 		err = fmt.Errorf("record %d does not follow record %d: %w", le.Key, r.n, custody.ErrChainBroken)
 	}
-	if err == nil && bytes.Contains(le.Body, excursionStep) {
+	if err == nil && bytes.Contains(le.Body, excursionHint) && bytes.Contains(le.Body, excursionStep) {
 		var rec custody.Record
 		if rec, err = custody.DecodeRecord(le.Body, le.Hash); err == nil && rec.Step == custody.StepExcursion {
 			r.exc[l.Chain] = true
 		}
 	}
-	if err == nil {
-		err = r.tree.addLeaf(le.Body)
-	}
 	if err != nil {
 		return b, fmt.Errorf("record %d: %w", le.Key, err)
 	}
-	for i, x := range r.tree.idx {
-		r.treeRows = appendTuple(r.treeRows, binary.BigEndian.AppendUint64(nil, uint64(x)), r.tree.add[i])
-	}
-	r.tree.idx, r.tree.add = r.tree.idx[:0], r.tree.add[:0]
-	if r.n%1024 == 0 {
-		r.tree.frontier() // keep only what later records need
+	first := verifiable.StoredHashIndex(0, r.tree.Size())
+	r.hashes = r.tree.Add(verifiable.LeafHash(le.Body), r.hashes[:0])
+	for i := keptLevel; i < len(r.hashes); i++ { // r.hashes[i] is at level i
+		var idx [8]byte
+		binary.BigEndian.PutUint64(idx[:], uint64(first)+uint64(i))
+		r.treeRows = appendTuple(r.treeRows, idx[:], r.hashes[i][:])
 	}
 	var seq, chainSeq [8]byte
 	binary.BigEndian.PutUint64(seq[:], l.Seq)
@@ -261,58 +267,68 @@ func (r *recordEncoder) add(b []byte, le custody.LogEntry) ([]byte, error) {
 	return b, nil
 }
 
-// chunkReader reads the chunks sent on c, then the error left in err
-// (io.EOF once the stream is whole).
+// frontier returns the tree's frontier as the log head keeps it.
+func (r *recordEncoder) frontier() []byte {
+	roots := r.tree.Roots()
+	out := make([]byte, 0, len(roots)*custody.HashSize)
+	for _, h := range roots {
+		out = append(out, h[:]...)
+	}
+	return out
+}
+
+// chunkReader reads the chunks sent on c, handing each one back on free
+// once read, then the error left in err (io.EOF once the stream is
+// whole).
 type chunkReader struct {
-	c   <-chan []byte
-	cur []byte
-	err *error
+	c    <-chan []byte
+	free chan<- []byte
+	cur  []byte
+	last []byte
+	err  *error
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
 	for len(c.cur) == 0 {
+		if c.last != nil {
+			c.free <- c.last[:0] // never blocks: free holds every buffer
+			c.last = nil
+		}
 		b, ok := <-c.c
 		if !ok {
 			return 0, *c.err
 		}
-		c.cur = b
+		c.cur, c.last = b, b
 	}
 	n := copy(p, c.cur)
 	c.cur = c.cur[n:]
 	return n, nil
 }
 
+// copyBuffers is how many chunks of COPY data are in use at a time: one
+// being filled, the rest queued for or being read by the connection.
+const copyBuffers = 4
+
 // copyRecords streams the export's records into the records table with
 // COPY in binary format, in the export's one read, then the tree's hashes
-// into tree_hashes. Three goroutines share the work: the export's read,
-// the records' checks and encoding, and the connection's sending, so the
-// client keeps up with the server.
+// into tree_hashes. Two goroutines share the work: the export's read,
+// which checks each record and encodes its row as it is handed over (its
+// bytes copied once, into the COPY data), and the connection's sending,
+// so the client keeps up with the server. The chunks of COPY data go
+// round between them, a fixed few, so the copy allocates next to nothing
+// per record.
 func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[custody.COI]bool, every int, prog func(int), freeze bool) (int, error) {
-	entries := make(chan custody.LogEntry, 1024)
-	chunks := make(chan []byte, 4)
+	chunks := make(chan []byte, copyBuffers)
+	free := make(chan []byte, copyBuffers)
+	for range copyBuffers {
+		free <- make([]byte, 0, copyChunk+64<<10)
+	}
 	stop := make(chan struct{})
-	readDone := make(chan error, 1)
 	errStop := errors.New("stopped")
-	go func() {
-		defer close(entries)
-		err := e.Records(func(le custody.LogEntry) error {
-			// The entry's slices are valid only during the call.
-			le.Body = bytes.Clone(le.Body)
-			select {
-			case entries <- le:
-				return nil
-			case <-stop:
-				return errStop
-			}
-		})
-		if errors.Is(err, errStop) {
-			err = nil
-		}
-		readDone <- err
-	}()
-	enc := &recordEncoder{every: every, prog: prog, exc: exc, tree: &treeState{hashes: map[int64]verifiable.Hash{}}}
-	// encErr is the encoder's verdict, read by the connection's
-	// goroutine once chunks is closed: io.EOF when every record checked.
+	// A record adds two stored hashes on average, each a row of 50 bytes.
+	enc := &recordEncoder{every: every, prog: prog, exc: exc, treeRows: make([]byte, 0, min(e.HeadSeq, 1<<20)*100)}
+	// encErr is the read's verdict, read by the connection's goroutine
+	// once chunks is closed: io.EOF when every record checked.
 	var encErr error
 	encDone := make(chan struct{})
 	go func() {
@@ -326,24 +342,40 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 				return false
 			}
 		}
-		buf := append(make([]byte, 0, copyChunk+64<<10), copyHeader...)
-		for le := range entries {
-			var err error
-			if buf, err = enc.add(buf, le); err != nil {
-				encErr = err
-				return
-			}
-			if len(buf) >= copyChunk {
-				if !send(buf) {
-					encErr = errStop
-					return
-				}
-				buf = make([]byte, 0, copyChunk+64<<10)
+		next := func() ([]byte, bool) {
+			select {
+			case b := <-free:
+				return b, true
+			case <-stop:
+				return nil, false
 			}
 		}
-		if send(append(buf, copyTrailer...)) {
+		buf, _ := next()
+		buf = append(buf, copyHeader...)
+		err := e.Records(func(le custody.LogEntry) error {
+			// The entry's slices are valid only during the call: add
+			// checks the record and copies its bytes into buf.
+			var err error
+			if buf, err = enc.add(buf, le); err != nil {
+				return err
+			}
+			if len(buf) >= copyChunk {
+				var ok bool
+				if !send(buf) {
+					return errStop
+				}
+				if buf, ok = next(); !ok {
+					return errStop
+				}
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+			encErr = err
+		case send(append(buf, copyTrailer...)):
 			encErr = io.EOF
-		} else {
+		default:
 			encErr = errStop
 		}
 	}()
@@ -351,20 +383,13 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 	if freeze {
 		format = `(FORMAT binary, FREEZE)`
 	}
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, &chunkReader{c: chunks, err: &encErr},
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, &chunkReader{c: chunks, free: free, err: &encErr},
 		`COPY records (seq, chain, chain_seq, hash, body) FROM STDIN `+format)
 	close(stop)
-	for range chunks { // let the encoder end
-	}
 	<-encDone
-	for range entries { // let the reader end
-	}
-	if rerr := <-readDone; err == nil {
-		err = rerr
-	}
 	if encErr != nil && encErr != io.EOF && encErr != errStop {
-		// COPY reports the encoder's error as the server's text: keep
-		// the record's own, and what it wraps.
+		// COPY reports the read's error as the server's text: keep the
+		// record's own, and what it wraps.
 		err = encErr
 	}
 	if err != nil {
@@ -382,7 +407,7 @@ func copyRecords(ctx context.Context, tx pgx.Tx, e *custody.Export, exc map[cust
 			return enc.n, fmt.Errorf("copy the tree: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE log_head SET tree_size = $1, frontier = $2 WHERE id`, enc.tree.size, enc.tree.frontier()); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE log_head SET tree_size = $1, frontier = $2 WHERE id`, enc.tree.Size(), enc.frontier()); err != nil {
 		return enc.n, fmt.Errorf("copy the tree: %w", err)
 	}
 	if prog != nil {

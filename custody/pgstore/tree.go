@@ -16,6 +16,12 @@ import (
 // written by the append transaction that writes their records, the signed
 // checkpoints and the witnesses' cosignatures.
 //
+// The table keeps the hashes of the tree's nodes at keptLevel and above,
+// about one every eight records, not those below: a node below keptLevel
+// covers at most 2^keptLevel - 1 records and is recomputed from them when
+// a proof or a tile needs it (ReadHashes). Hashes below keptLevel written
+// by earlier versions stay where they are, checked but never read.
+//
 // An append needs, of the tree already stored, only the hashes of the
 // complete subtrees along its right edge (the frontier): the log head row
 // keeps them, so the append transaction adds its records' hashes from
@@ -26,6 +32,10 @@ var (
 	_ verifiable.Source        = (*Store)(nil)
 	_ custody.CosignatureStore = (*Store)(nil)
 )
+
+// keptLevel is the lowest level of the tree whose nodes' hashes the
+// tree_hashes table keeps.
+const keptLevel = 4
 
 // frontierIndexes returns the stored-hash indexes of the roots of the
 // complete subtrees a tree of size leaves is made of, largest first.
@@ -41,12 +51,14 @@ func frontierIndexes(size int64) []int64 {
 
 // treeState is the tree as one append transaction sees it: the hashes it
 // can read (the frontier of the tree of size leaves, then the ones it
-// adds) and the ones it adds, to write.
+// adds) and the ones it adds that the table keeps (keptLevel and up, or
+// every one with all), to write.
 type treeState struct {
 	size   int64
 	hashes map[int64]verifiable.Hash
 	idx    []int64
 	add    [][]byte
+	all    bool
 }
 
 // newTreeState returns the tree of size leaves whose frontier (as the log
@@ -86,10 +98,12 @@ func (t *treeState) addLeaf(body []byte) error {
 		return err
 	}
 	first := verifiable.StoredHashIndex(0, t.size)
-	for i, h := range hs {
+	for i, h := range hs { // hs[i] is at level i
 		t.hashes[first+int64(i)] = h
-		t.idx = append(t.idx, first+int64(i))
-		t.add = append(t.add, h[:])
+		if i >= keptLevel || t.all {
+			t.idx = append(t.idx, first+int64(i))
+			t.add = append(t.add, h[:])
+		}
 	}
 	t.size++
 	return nil
@@ -204,37 +218,119 @@ func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// ReadHashes implements verifiable.Source.
+// ReadHashes implements verifiable.Source: the hashes of the nodes at
+// keptLevel and above from the table, those below recomputed from their
+// records, in one read-only transaction; a node the tree does not hold
+// whole is ErrNotFound.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]verifiable.Hash, error) {
-	rows, err := s.pool.Query(ctx, `SELECT idx, hash FROM tree_hashes WHERE idx = ANY($1)`, indexes)
+	out := make([]verifiable.Hash, len(indexes))
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var size int64
+		if err := tx.QueryRow(ctx, `SELECT tree_size FROM log_head WHERE id`).Scan(&size); err != nil {
+			return err
+		}
+		var kept, seqs []int64
+		for _, x := range indexes {
+			if x < 0 {
+				return fmt.Errorf("tree hash %d is not stored: %w", x, custody.ErrNotFound)
+			}
+			level, n := verifiable.SplitStoredHashIndex(x)
+			if level > 62 || n >= size>>level {
+				return fmt.Errorf("tree hash %d is not stored: %w", x, custody.ErrNotFound)
+			}
+			if level >= keptLevel {
+				kept = append(kept, x)
+				continue
+			}
+			for seq := n<<level + 1; seq <= (n+1)<<level; seq++ {
+				seqs = append(seqs, seq)
+			}
+		}
+		got := make(map[int64]verifiable.Hash, len(kept))
+		if len(kept) > 0 {
+			rows, err := tx.Query(ctx, `SELECT idx, hash FROM tree_hashes WHERE idx = ANY($1)`, kept)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var x int64
+				var b []byte
+				if err := rows.Scan(&x, &b); err != nil {
+					rows.Close()
+					return err
+				}
+				if len(b) != custody.HashSize {
+					rows.Close()
+					return fmt.Errorf("tree hash %d is damaged: %w", x, custody.ErrChainBroken)
+				}
+				got[x] = verifiable.Hash(b)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		leaves := make(map[int64]verifiable.Hash, len(seqs))
+		if len(seqs) > 0 {
+			rows, err := tx.Query(ctx, `SELECT seq, body FROM records WHERE seq = ANY($1)`, seqs)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var seq int64
+				var body []byte
+				if err := rows.Scan(&seq, &body); err != nil {
+					rows.Close()
+					return err
+				}
+				leaves[seq] = verifiable.LeafHash(body)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for i, x := range indexes {
+			level, n := verifiable.SplitStoredHashIndex(x)
+			if level >= keptLevel {
+				h, ok := got[x]
+				if !ok {
+					return fmt.Errorf("tree hash %d is not stored: %w", x, custody.ErrNotFound)
+				}
+				out[i] = h
+				continue
+			}
+			h, err := subtreeHash(leaves, n<<level+1, 1<<level)
+			if err != nil {
+				return err
+			}
+			out[i] = h
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("tree hashes: %w", err)
 	}
-	defer rows.Close()
-	got := make(map[int64]verifiable.Hash, len(indexes))
-	for rows.Next() {
-		var x int64
-		var b []byte
-		if err := rows.Scan(&x, &b); err != nil {
-			return nil, fmt.Errorf("tree hashes: %w", err)
-		}
-		if len(b) != custody.HashSize {
-			return nil, fmt.Errorf("tree hash %d is damaged: %w", x, custody.ErrChainBroken)
-		}
-		got[x] = verifiable.Hash(b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("tree hashes: %w", err)
-	}
-	out := make([]verifiable.Hash, len(indexes))
-	for i, x := range indexes {
-		h, ok := got[x]
-		if !ok {
-			return nil, fmt.Errorf("tree hash %d is not stored: %w", x, custody.ErrNotFound)
-		}
-		out[i] = h
-	}
 	return out, nil
+}
+
+// subtreeHash returns the hash of the complete subtree of the w records
+// from seq first on, from their leaf hashes.
+func subtreeHash(leaves map[int64]verifiable.Hash, first, w int64) (verifiable.Hash, error) {
+	hs := make([]verifiable.Hash, w)
+	for i := range hs {
+		h, ok := leaves[first+int64(i)]
+		if !ok {
+			return verifiable.Hash{}, fmt.Errorf("tree: record %d is missing: %w", first+int64(i), custody.ErrChainBroken)
+		}
+		hs[i] = h
+	}
+	for ; w > 1; w /= 2 {
+		for j := range w / 2 {
+			hs[j] = verifiable.NodeHash(hs[2*j], hs[2*j+1])
+		}
+	}
+	return hs[0], nil
 }
 
 // ReadEntries implements verifiable.Source.

@@ -229,12 +229,13 @@ func TestSignedCheckpointOnPostgres(t *testing.T) {
 
 // TestCheckFindsTampering: Check passes a store as written and names a
 // changed tree hash, a tree that lost a hash and a count that does not
-// add up.
+// add up; a hash below keptLevel, as an earlier version wrote them, passes
+// when it is the tree's and fails when it is not.
 func TestCheckFindsTampering(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Schema(t)
 	s := open(t, url)
-	appendChains(t, []*pgstore.Store{s}, 1, 3, 4)
+	appendChains(t, []*pgstore.Store{s}, 1, 10, 4) // 40 records: the nodes of records 1-16, 17-32 and 1-32 kept
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check of a store as written: %v", err)
 	}
@@ -243,13 +244,22 @@ func TestCheckFindsTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	kept := verifiable.StoredHashIndex(4, 1) // records 17-32
+	leaf := verifiable.StoredHashIndex(0, 2) // record 3
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO tree_hashes SELECT %d, sha256('\x00'::bytea || body) FROM records WHERE seq = 3`, leaf)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check with a leaf hash an earlier version wrote: %v", err)
+	}
 	tests := []struct{ name, tamper, undo string }{
-		{"changed hash", `UPDATE tree_hashes SET hash = sha256(hash) WHERE idx = 5`, `UPDATE tree_hashes SET hash = (SELECT hash FROM saved) WHERE idx = 5`},
-		{"lost hash", `DELETE FROM tree_hashes WHERE idx = 5`, `INSERT INTO tree_hashes SELECT 5, hash FROM saved`},
+		{"changed hash", fmt.Sprintf(`UPDATE tree_hashes SET hash = sha256(hash) WHERE idx = %d`, kept), fmt.Sprintf(`UPDATE tree_hashes SET hash = (SELECT hash FROM saved) WHERE idx = %d`, kept)},
+		{"lost hash", fmt.Sprintf(`DELETE FROM tree_hashes WHERE idx = %d`, kept), fmt.Sprintf(`INSERT INTO tree_hashes SELECT %d, hash FROM saved`, kept)},
+		{"changed leaf hash of an earlier version", fmt.Sprintf(`UPDATE tree_hashes SET hash = sha256(hash) WHERE idx = %d`, leaf), fmt.Sprintf(`UPDATE tree_hashes SET hash = sha256('\x00'::bytea || (SELECT body FROM records WHERE seq = 3)) WHERE idx = %d`, leaf)},
 		{"count", `INSERT INTO slot_used VALUES ('S1', '2026-12-01', '', 1)`, `DELETE FROM slot_used`},
 		{"quota count", `INSERT INTO quota_used VALUES ('2026-12', 'P/C', 2)`, `DELETE FROM quota_used`},
 	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE saved AS SELECT hash FROM tree_hashes WHERE idx = 5`); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE saved AS SELECT hash FROM tree_hashes WHERE idx = %d`, kept)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range tests {

@@ -78,7 +78,7 @@ func ConsistencyProof(from, to int64, r HashReader) ([]Hash, error) {
 // Edge is the right edge of a tree: the roots of its complete subtrees,
 // largest first. It gives the stored hashes each new leaf adds from the
 // leaf's hash alone, without reading the stored hashes again: how a tree
-// of many leaves is built in one pass.
+// of many leaves is built in one pass. The zero Edge is the empty tree's.
 type Edge struct {
 	n     int64
 	roots []Hash
@@ -122,9 +122,21 @@ func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
 	return out
 }
 
+// Roots returns the roots of the tree's complete subtrees, largest first
+// (the tree's frontier), in a slice of the caller's.
+func (e *Edge) Roots() []Hash { return append([]Hash(nil), e.roots...) }
+
 // Clone returns a copy of the edge that grows apart from e: a writer
 // keeps the edge of its committed tree and adds a batch's leaves to a
 // copy, which replaces it only once the batch is durable.
 func (e *Edge) Clone() *Edge {
 	return &Edge{n: e.n, roots: append(make([]Hash, 0, len(e.roots)+1), e.roots...)}
 }
+
+// NodeHash returns the RFC 6962 hash of an interior node from its left
+// and right children's hashes.
+func NodeHash(left, right Hash) Hash { return tlog.NodeHash(left, right) }
+
+// SplitStoredHashIndex is the inverse of StoredHashIndex: the level and
+// node number of the stored hash at index.
+func SplitStoredHashIndex(index int64) (level int, n int64) { return tlog.SplitStoredHashIndex(index) }
