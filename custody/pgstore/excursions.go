@@ -37,10 +37,17 @@ func queueExcursionIndex(w *pgx.Batch, touched map[custody.COI]*custody.ChainInf
 			ON CONFLICT (coi) DO UPDATE SET open = EXCLUDED.open`, added.coi, added.open)
 	}
 	if len(changed.coi) > 0 {
-		w.Queue(`UPDATE excursion_chains SET open = u.open FROM unnest($1::text[], $2::boolean[]) AS u (coi, open)
-			WHERE excursion_chains.coi = u.coi AND excursion_chains.open <> u.open`, changed.coi, changed.open)
+		w.Queue(excursionOpenSQL, changed.coi, changed.open)
 	}
 }
+
+// excursionOpenSQL sets the open flag ($2) of the indexed chains among
+// $1 whose flag differs. The key's "= ANY" is what lets the plan read
+// the rows through the primary key: joined to the arrays alone, the plan
+// cached while the table was small scans every row
+// (TestAppendPlansUseKeys).
+const excursionOpenSQL = `UPDATE excursion_chains SET open = u.open FROM unnest($1::text[], $2::boolean[]) AS u (coi, open)
+	WHERE excursion_chains.coi = ANY($1) AND excursion_chains.coi = u.coi AND excursion_chains.open <> u.open`
 
 // ExcursionChains implements custody.ChainStore.
 func (s *Store) ExcursionChains(ctx context.Context, open bool, before custody.COI, limit int) ([]custody.COI, error) {

@@ -515,8 +515,7 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 			fresh.coi, fresh.state, fresh.info)
 	}
 	if len(changed.coi) > 0 {
-		w.Queue(`UPDATE chains SET state = u.state, info = u.info FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u (coi, state, info)
-			WHERE chains.coi = u.coi`, changed.coi, changed.state, changed.info)
+		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info)
 	}
 	queueExcursionIndex(w, touched, excursions)
 	indexes.queue(w)
@@ -529,6 +528,16 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	}
 	return seq, hash, touched, nil
 }
+
+// replaceChainsSQL replaces the summaries of existing chains ($1 the
+// COIs, $2 their states, $3 their summaries). The key's "= ANY" is what
+// lets the plan read the rows through the primary key: joined to the
+// arrays alone, the generic plan a connection caches after the
+// statement's first executions, chosen while the table was small, is a
+// hash join over a scan of every summary, a pass over the whole table
+// each batch until an ANALYZE replans it (TestAppendPlansUseKeys).
+const replaceChainsSQL = `UPDATE chains SET state = u.state, info = u.info FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u (coi, state, info)
+	WHERE chains.coi = ANY($1) AND chains.coi = u.coi`
 
 // recordColumns are a batch's records, column by column, as the insert
 // over arrays takes them.

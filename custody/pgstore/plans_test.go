@@ -1,0 +1,58 @@
+package pgstore
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/coid-project/coid/custody/pgstore/pgtest"
+)
+
+// TestAppendPlansUseKeys checks that the append's statements that change
+// rows of a table that grows with the chains find them through the table's
+// primary key in their generic plan, the one a connection caches after a
+// statement's first executions and keeps until the table is analyzed
+// again. Planned on the empty tables of a new store, where a scan of
+// every row looks cheapest, a plan that could scan would go on scanning
+// every summary each batch as the table grows.
+func TestAppendPlansUseKeys(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, sql, args, table string
+	}{
+		{"chains", replaceChainsSQL, `('{a}', '{enrolled}', '{"\\x7b7d"}')`, "chains"},
+		{"excursions", excursionOpenSQL, `('{a}', '{true}')`, "excursion_chains"},
+	} {
+		if _, err := conn.Exec(ctx, "PREPARE "+c.name+" AS "+c.sql); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		rows, err := conn.Query(ctx, "EXPLAIN EXECUTE "+c.name+c.args)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		plan := strings.Join(lines, "\n")
+		if strings.Contains(plan, "Seq Scan on "+c.table) || !strings.Contains(plan, c.table+"_pkey") {
+			t.Errorf("%s: the generic plan does not find the rows through %s_pkey:\n%s", c.name, c.table, plan)
+		}
+	}
+}
