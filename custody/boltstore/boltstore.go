@@ -1094,9 +1094,12 @@ func (b *batchTx) Commit(out []custody.Outcome[custody.Record]) error {
 			return b.tx.Commit()
 		})
 	}
-	// The batch's hashing is over before the next batch starts its own
-	// along the same cache, even when this one failed on the way.
-	b.leaves.wait()
+	// A failed batch's hashing is over before the next batch starts its
+	// own along the same cache. A committed batch whose hashes wait in
+	// memory is not waited for: the next batch's start settles the cache.
+	if err != nil {
+		b.leaves.wait()
+	}
 	if err != nil && b.tx != nil {
 		// After a failed Commit bbolt has rolled back already (this
 		// returns ErrTxClosed); after a panic on a damaged page, this

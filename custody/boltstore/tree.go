@@ -344,6 +344,22 @@ type edgeCache struct {
 	edge    *verifiable.Edge  // the tree of the committed records; nil: not loaded
 	durable int64             // the file's tree size the pending hashes follow
 	pending []verifiable.Hash // the kept hashes from keptCount(durable) on
+	// hashing is the last committed batch when its commit left its hashes
+	// waiting: its leaves may still be hashed on its goroutine, and its
+	// edge and hashes become edge and pending once that is over (settle).
+	hashing *treeBatch
+}
+
+// settle waits for the hashing of the last committed batch, if its commit
+// did not, and takes its edge and hashes: edge and pending are the
+// committed tree's after it.
+func (c *edgeCache) settle() {
+	t := c.hashing
+	if t == nil {
+		return
+	}
+	t.wait()
+	c.edge, c.pending, c.hashing = t.edge, t.hs, nil
 }
 
 // treeAsyncMin is the smallest batch whose leaves are hashed on another
@@ -379,6 +395,9 @@ func (t *treeBatch) add(n int64, enc []byte) error {
 func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket) error {
 	if len(t.leaves) == 0 {
 		return nil
+	}
+	if cache != nil {
+		cache.settle()
 	}
 	encs := t.leaves
 	if cache != nil && cache.edge != nil && cache.edge.Size() == t.head && cache.durable == t.size {
@@ -428,15 +447,19 @@ func (t *treeBatch) wait() {
 
 // finish waits for the hashes start began and writes them, unless the
 // batch is large, the writer keeps them (cache) and not too many wait
-// then: it returns the file's tree size after the batch.
+// then: the batch's commit then does not wait for its hashing, which
+// goes on beside it (the cache takes its result, committed). It returns
+// the file's tree size after the batch.
 func (t *treeBatch) finish(tree *treeHashes, cache *edgeCache) (int64, error) {
 	if len(t.leaves) == 0 {
 		return t.size, nil
 	}
-	t.wait()
-	if cache != nil && len(t.leaves) >= treeLagMin && len(t.hs) < treeLagMax {
+	// The hashes the batch will hold, known before they are computed.
+	waiting := keptCount(t.head+int64(len(t.leaves))) - keptCount(t.size)
+	if cache != nil && len(t.leaves) >= treeLagMin && waiting < treeLagMax {
 		return t.size, nil
 	}
+	t.wait()
 	if err := tree.putHashes(keptCount(t.size), t.hs); err != nil {
 		return 0, err
 	}
@@ -449,10 +472,13 @@ func (t *treeBatch) committed(cache *edgeCache, size int64) {
 	if cache == nil || t.edge == nil {
 		return
 	}
-	cache.edge, cache.durable, cache.pending = t.edge, size, nil
-	if size < t.edge.Size() {
-		cache.pending = t.hs
+	cache.durable = size
+	if size < t.head+int64(len(t.leaves)) {
+		// The batch's hashes wait in memory, perhaps not all computed.
+		cache.edge, cache.pending, cache.hashing = nil, nil, t
+		return
 	}
+	cache.edge, cache.pending, cache.hashing = t.edge, nil, nil
 }
 
 // catchUpTree writes the tree hashes the writer left waiting, once it has

@@ -79,6 +79,7 @@ func TestWriterEdgeFollowsTheCommittedTree(t *testing.T) {
 	}
 	for _, n := range []int{1, 2, treeAsyncMin - 1, treeAsyncMin, 1, treeLagMin - 1, 3} {
 		commit(drafts(n))
+		edges.settle()
 		if edges.edge == nil || edges.edge.Size() != treeSize() || treeSize() != head() || len(edges.pending) != 0 {
 			t.Fatalf("after a batch of %d: cached edge %v, tree of %d, head %d", n, edges.edge, treeSize(), head())
 		}
@@ -89,6 +90,7 @@ func TestWriterEdgeFollowsTheCommittedTree(t *testing.T) {
 	size := treeSize()
 	for i := 0; ; i++ {
 		commit(drafts(200))
+		edges.settle() // the commit did not wait for the batch's hashing
 		if treeSize() == head() {
 			if i == 0 || len(edges.pending) != 0 {
 				t.Fatalf("batch %d wrote the tree, %d hashes still waiting", i, len(edges.pending))
@@ -122,6 +124,7 @@ func TestWriterEdgeFollowsTheCommittedTree(t *testing.T) {
 	// A failed transaction leaves the cache at the committed tree, the
 	// hashes waiting included.
 	commit(drafts(40))
+	edges.settle()
 	before, waiting := head(), len(edges.pending)
 	if treeSize() == before || waiting == 0 {
 		t.Fatal("nothing waits")
@@ -138,6 +141,7 @@ func TestWriterEdgeFollowsTheCommittedTree(t *testing.T) {
 	commit(drafts(1))
 	checkTreeMatches(t, s)
 	// An edge of another size is not used: the batch reads the tree's.
+	edges.settle()
 	edges.edge.Add(verifiable.LeafHash([]byte("not a record")), nil)
 	commit(drafts(20))
 	commit(drafts(1))
@@ -145,6 +149,7 @@ func TestWriterEdgeFollowsTheCommittedTree(t *testing.T) {
 	// Nor one that does not follow the file's tree: the batch hashes the
 	// records the tree lacks from the log.
 	commit(drafts(30))
+	edges.settle()
 	edges.durable--
 	commit(drafts(30))
 	commit(drafts(1))
