@@ -46,7 +46,7 @@ func checkTree(ctx context.Context, tx pgx.Tx) error {
 	if size != seq {
 		return fmt.Errorf("check the tree: it holds %d records, the log %d: %w", size, seq, custody.ErrChainBroken)
 	}
-	t := &treeState{hashes: map[int64]verifiable.Hash{}, all: true}
+	t := &treeState{edge: &verifiable.Edge{}, all: true}
 	rows, err := tx.Query(ctx, `SELECT seq, body FROM records ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("check the tree: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"time"
 
 	"github.com/coid-project/coid/custody"
@@ -37,70 +36,44 @@ var (
 // tree_hashes table keeps.
 const keptLevel = 4
 
-// frontierIndexes returns the stored-hash indexes of the roots of the
-// complete subtrees a tree of size leaves is made of, largest first.
-func frontierIndexes(size int64) []int64 {
-	var out []int64
-	for level := 63 - bits.LeadingZeros64(uint64(size)); level >= 0; level-- {
-		if size&(1<<level) != 0 {
-			out = append(out, verifiable.StoredHashIndex(level, (size>>level)-1))
-		}
-	}
-	return out
-}
-
-// treeState is the tree as one append transaction sees it: the hashes it
-// can read (the frontier of the tree of size leaves, then the ones it
-// adds) and the ones it adds that the table keeps (keptLevel and up, or
-// every one with all), to write.
+// treeState is the tree as one append transaction sees it: its edge (the
+// frontier of the tree of size leaves, then the leaves it adds) and the
+// hashes it adds that the table keeps (keptLevel and up, or every one
+// with all), to write.
 type treeState struct {
-	size   int64
-	hashes map[int64]verifiable.Hash
-	idx    []int64
-	add    [][]byte
-	all    bool
+	size int64
+	edge *verifiable.Edge
+	idx  []int64
+	add  [][]byte
+	all  bool
+	hs   []verifiable.Hash // addLeaf's scratch
 }
 
 // newTreeState returns the tree of size leaves whose frontier (as the log
 // head keeps it) is frontier; malformed: ErrChainBroken.
 func newTreeState(size int64, frontier []byte) (*treeState, error) {
-	idx := frontierIndexes(size)
-	if len(frontier) != len(idx)*custody.HashSize {
+	if len(frontier)%custody.HashSize != 0 {
 		return nil, fmt.Errorf("the tree's frontier of %d records holds %d bytes: %w", size, len(frontier), custody.ErrChainBroken)
 	}
-	t := &treeState{size: size, hashes: make(map[int64]verifiable.Hash, len(idx))}
-	for i, x := range idx {
-		var h verifiable.Hash
-		copy(h[:], frontier[i*custody.HashSize:])
-		t.hashes[x] = h
+	roots := make([]verifiable.Hash, len(frontier)/custody.HashSize)
+	for i := range roots {
+		copy(roots[i][:], frontier[i*custody.HashSize:])
 	}
-	return t, nil
-}
-
-// ReadHashes implements verifiable.HashReader over what the state holds.
-func (t *treeState) ReadHashes(indexes []int64) ([]verifiable.Hash, error) {
-	out := make([]verifiable.Hash, len(indexes))
-	for i, x := range indexes {
-		h, ok := t.hashes[x]
-		if !ok {
-			return nil, fmt.Errorf("tree hash %d is not at hand: %w", x, custody.ErrNotFound)
-		}
-		out[i] = h
+	edge, err := verifiable.NewEdge(size, roots)
+	if err != nil {
+		return nil, fmt.Errorf("the tree's frontier of %d records holds %d bytes: %w", size, len(frontier), err)
 	}
-	return out, nil
+	return &treeState{size: size, edge: edge}, nil
 }
 
 // addLeaf adds the hashes of the next leaf, whose canonical encoding is
 // body.
 func (t *treeState) addLeaf(body []byte) error {
-	hs, err := verifiable.NewHashes(t.size, body, t)
-	if err != nil {
-		return err
-	}
 	first := verifiable.StoredHashIndex(0, t.size)
-	for i, h := range hs { // hs[i] is at level i
-		t.hashes[first+int64(i)] = h
+	t.hs = t.edge.Add(verifiable.LeafHash(body), t.hs[:0])
+	for i := range t.hs { // t.hs[i] is at level i
 		if i >= keptLevel || t.all {
+			h := t.hs[i]
 			t.idx = append(t.idx, first+int64(i))
 			t.add = append(t.add, h[:])
 		}
@@ -110,27 +83,19 @@ func (t *treeState) addLeaf(body []byte) error {
 }
 
 // frontier returns the frontier of the tree as it now is, as the log head
-// keeps it, and trims the hashes held to it.
+// keeps it.
 func (t *treeState) frontier() []byte {
-	idx := frontierIndexes(t.size)
-	out := make([]byte, 0, len(idx)*custody.HashSize)
-	keep := make(map[int64]verifiable.Hash, len(idx))
-	for _, x := range idx {
-		h := t.hashes[x]
+	roots := t.edge.Roots()
+	out := make([]byte, 0, len(roots)*custody.HashSize)
+	for _, h := range roots {
 		out = append(out, h[:]...)
-		keep[x] = h
 	}
-	t.hashes = keep
 	return out
 }
 
 // clone returns a copy whose changes leave t as it is.
 func (t *treeState) clone() *treeState {
-	c := &treeState{size: t.size, hashes: make(map[int64]verifiable.Hash, len(t.hashes))}
-	for k, v := range t.hashes {
-		c.hashes[k] = v
-	}
-	return c
+	return &treeState{size: t.size, edge: t.edge.Clone(), all: t.all}
 }
 
 // queueWrites queues the added hashes and the head's tree columns onto w.

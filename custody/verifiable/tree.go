@@ -2,6 +2,7 @@ package verifiable
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/coid-project/coid/custody"
 	"golang.org/x/mod/sumdb/tlog"
@@ -101,6 +102,16 @@ func LoadEdge(n int64, r HashReader) (*Edge, error) {
 		return nil, fmt.Errorf("tree edge at %d leaves: %d hashes read, want %d: %w", n, len(roots), len(idx), custody.ErrChainBroken)
 	}
 	return &Edge{n: n, roots: roots}, nil
+}
+
+// NewEdge returns the edge of the tree of n leaves whose complete
+// subtrees' roots, largest first, are roots (as Roots returns them): one
+// for each bit set in n, else ErrChainBroken.
+func NewEdge(n int64, roots []Hash) (*Edge, error) {
+	if n < 0 || len(roots) != bits.OnesCount64(uint64(n)) {
+		return nil, fmt.Errorf("tree edge at %d leaves: %d roots: %w", n, len(roots), custody.ErrChainBroken)
+	}
+	return &Edge{n: n, roots: append(make([]Hash, 0, len(roots)+1), roots...)}, nil
 }
 
 // Size returns how many leaves the tree holds.
