@@ -38,6 +38,10 @@ func TestAppendPlansUseKeys(t *testing.T) {
 	}{
 		{"chains", replaceChainsSQL, `('{a}', '{enrolled}', '{"\\x7b7d"}')`, "chains"},
 		{"excursions", excursionOpenSQL, `('{a}', '{true}')`, "excursion_chains"},
+		{"slots", slotUsedSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used"},
+		{"quotas", quotaUsedSQL, `('{2026-12}', '{P/C}')`, "quota_used"},
+		{"slots_zero", slotUsedZeroSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used"},
+		{"quotas_zero", quotaUsedZeroSQL, `('{2026-12}', '{P/C}')`, "quota_used"},
 	} {
 		if _, err := conn.Exec(ctx, "PREPARE "+c.name+" AS "+c.sql); err != nil {
 			t.Fatalf("%s: %v", c.name, err)

@@ -120,9 +120,7 @@ func queueScheduleReads(b *pgx.Batch, reqs []*appendReq) *schedState {
 		}
 		return rows.Err()
 	})
-	b.Queue(`SELECT s.site, s.day, s.product, s.used FROM slot_used s
-		JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (site, day, product)
-		ON s.site = w.site AND s.day = w.day AND s.product = w.product`, ss, sd, sp).Query(func(rows pgx.Rows) error {
+	b.Queue(slotUsedSQL, ss, sd, sp).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var k slot
 			var n int
@@ -169,8 +167,7 @@ func queueScheduleReads(b *pgx.Batch, reqs []*appendReq) *schedState {
 		}
 		return rows.Err()
 	})
-	b.Queue(`SELECT q.period, q.key, q.used FROM quota_used q
-		JOIN unnest($1::text[], $2::text[]) AS w (period, key) ON q.period = w.period AND q.key = w.key`, qp, qk).Query(func(rows pgx.Rows) error {
+	b.Queue(quotaUsedSQL, qp, qk).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var k quotaKey
 			var n int
@@ -309,7 +306,7 @@ func (st *schedState) flush(w *pgx.Batch) {
 	if len(ss) > 0 {
 		w.Queue(`INSERT INTO slot_used (site, day, product, used) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
 			ON CONFLICT (site, day, product) DO UPDATE SET used = slot_used.used + excluded.used`, ss, sd, sp, sn)
-		w.Queue(`DELETE FROM slot_used WHERE used <= 0`)
+		w.Queue(slotUsedZeroSQL, ss, sd, sp)
 	}
 	var qp, qk []string
 	var qn []int32
@@ -321,9 +318,28 @@ func (st *schedState) flush(w *pgx.Batch) {
 	if len(qp) > 0 {
 		w.Queue(`INSERT INTO quota_used (period, key, used) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
 			ON CONFLICT (period, key) DO UPDATE SET used = quota_used.used + excluded.used`, qp, qk, qn)
-		w.Queue(`DELETE FROM quota_used WHERE used <= 0`)
+		w.Queue(quotaUsedZeroSQL, qp, qk)
 	}
 }
+
+// The statements of a batch that read or remove the counts of its slots
+// and quota keys name the rows by their key's leading column (= ANY), so
+// that the plan a connection caches, made on a new store's empty tables,
+// finds them through the primary key rather than scanning tables that
+// grow with the years (TestAppendPlansUseKeys).
+const (
+	slotUsedSQL = `SELECT s.site, s.day, s.product, s.used FROM slot_used s
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (site, day, product)
+		ON s.site = w.site AND s.day = w.day AND s.product = w.product
+		WHERE s.site = ANY($1) AND s.day = ANY($2)`
+	quotaUsedSQL = `SELECT q.period, q.key, q.used FROM quota_used q
+		JOIN unnest($1::text[], $2::text[]) AS w (period, key) ON q.period = w.period AND q.key = w.key
+		WHERE q.period = ANY($1)`
+	slotUsedZeroSQL = `DELETE FROM slot_used s USING unnest($1::text[], $2::text[], $3::text[]) AS w (site, day, product)
+		WHERE s.site = w.site AND s.day = w.day AND s.product = w.product AND s.site = ANY($1) AND s.day = ANY($2) AND s.used <= 0`
+	quotaUsedZeroSQL = `DELETE FROM quota_used q USING unnest($1::text[], $2::text[]) AS w (period, key)
+		WHERE q.period = w.period AND q.key = w.key AND q.period = ANY($1) AND q.used <= 0`
+)
 
 // lockSchedule takes schedule_lock inside tx.
 func lockSchedule(ctx context.Context, tx pgx.Tx) error {
