@@ -268,14 +268,7 @@ func (r *recordEncoder) add(b []byte, le custody.LogEntry) ([]byte, error) {
 }
 
 // frontier returns the tree's frontier as the log head keeps it.
-func (r *recordEncoder) frontier() []byte {
-	roots := r.tree.Roots()
-	out := make([]byte, 0, len(roots)*custody.HashSize)
-	for _, h := range roots {
-		out = append(out, h[:]...)
-	}
-	return out
-}
+func (r *recordEncoder) frontier() []byte { return frontierOf(&r.tree) }
 
 // chunkReader reads the chunks sent on c, handing each one back on free
 // once read, then the error left in err (io.EOF once the stream is

@@ -84,8 +84,13 @@ func (t *treeState) addLeaf(body []byte) error {
 
 // frontier returns the frontier of the tree as it now is, as the log head
 // keeps it.
-func (t *treeState) frontier() []byte {
-	roots := t.edge.Roots()
+func (t *treeState) frontier() []byte { return frontierOf(t.edge) }
+
+// frontierOf returns the frontier of the tree whose edge is e as the log
+// head keeps it: the roots of its complete subtrees, largest first, one
+// after the other.
+func frontierOf(e *verifiable.Edge) []byte {
+	roots := e.Roots()
 	out := make([]byte, 0, len(roots)*custody.HashSize)
 	for _, h := range roots {
 		out = append(out, h[:]...)
