@@ -109,9 +109,10 @@ func sealBlockReadings(ctx context.Context, tx *bolt.Tx, sh *custody.SealHasher,
 		n++
 		return unordered || (n%64 == 0 && ctx.Err() != nil)
 	}
+	var err error
 	if member := canonShipper(shipper); member != nil {
 		// Each reading encoded straight from its stored fields.
-		err := blockRangeEntries(tx, shipper, from, to, func(kind byte, e *blockEntry) {
+		err = blockRangeEntries(tx, shipper, from, to, func(kind byte, e *blockEntry) {
 			if unordered || (through != 0 && e.wm > through) {
 				return
 			}
@@ -125,28 +126,22 @@ func sealBlockReadings(ctx context.Context, tx *bolt.Tx, sh *custody.SealHasher,
 				unordered = true
 			}
 		}, stop)
-		switch {
-		case err != nil:
-			return err
-		case unordered:
-			return errUnordered
-		}
-		return ctx.Err()
+	} else {
+		var slab valueSlab
+		err = blockRange(tx, shipper, from, to, &slab, func(r *custody.Reading, wm uint64) {
+			if unordered || (through != 0 && wm > through) {
+				return
+			}
+			enc := append(r.AppendCanonical(sh.Scratch()), '\n')
+			var temp float64
+			if r.TempC != nil {
+				temp = *r.TempC
+			}
+			if !sh.Add(enc, r.DeviceTime.UnixNano(), r.HasSeq, r.Seq, temp, r.TempC != nil) {
+				unordered = true
+			}
+		}, stop)
 	}
-	var slab valueSlab
-	err := blockRange(tx, shipper, from, to, &slab, func(r *custody.Reading, wm uint64) {
-		if unordered || (through != 0 && wm > through) {
-			return
-		}
-		enc := append(r.AppendCanonical(sh.Scratch()), '\n')
-		var temp float64
-		if r.TempC != nil {
-			temp = *r.TempC
-		}
-		if !sh.Add(enc, r.DeviceTime.UnixNano(), r.HasSeq, r.Seq, temp, r.TempC != nil) {
-			unordered = true
-		}
-	}, stop)
 	switch {
 	case err != nil:
 		return err
