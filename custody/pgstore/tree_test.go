@@ -14,6 +14,7 @@ import (
 	"github.com/coid-project/coid/custody/storetest"
 	"github.com/coid-project/coid/custody/verifiable"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // memHashes is a tree's stored hashes computed apart, in memory.
@@ -49,7 +50,7 @@ func checkTree(t *testing.T, s *pgstore.Store) {
 	}
 	var want memHashes
 	for n, e := range entries {
-		hs, err := verifiable.NewHashes(int64(n), e, want)
+		hs, err := tlog.StoredHashes(int64(n), e, want)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func (m *memLog) append(t *testing.T) {
 	r := custody.Record{V: custody.EncodingVersion, Seq: seq, Chain: "W1234 26 000001", ChainSeq: seq, Step: "collect",
 		Time: t0.Add(time.Duration(seq) * time.Minute), SubmittedBy: "u1", Data: []byte(`{"n":` + fmt.Sprint(seq) + `}`)}
 	enc := r.Seal(nil)
-	hs, err := verifiable.NewHashes(int64(seq-1), enc, tlog.HashReaderFunc(func(idx []int64) ([]verifiable.Hash, error) {
+	hs, err := tlog.StoredHashes(int64(seq-1), enc, tlog.HashReaderFunc(func(idx []int64) ([]verifiable.Hash, error) {
 		return m.ReadHashes(context.Background(), idx)
 	}))
 	if err != nil {

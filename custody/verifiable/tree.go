@@ -26,24 +26,6 @@ func StoredHashCount(n int64) int64 { return tlog.StoredHashCount(n) }
 // returns ErrNotFound (wrapped) for an index not stored yet.
 type HashReader = tlog.HashReader
 
-// NewHashes returns the stored hashes leaf n (0-based, the record of seq
-// n+1) adds to the tree, starting at index StoredHashIndex(0, n): its
-// leaf hash and the interior nodes it completes. r must hold every stored
-// hash of the first n leaves.
-func NewHashes(n int64, canonical []byte, r HashReader) ([]Hash, error) {
-	return NewHashesOfLeaf(n, LeafHash(canonical), r)
-}
-
-// NewHashesOfLeaf is NewHashes given leaf n's hash (LeafHash), so that
-// the leaves of many records can be hashed apart, in parallel.
-func NewHashesOfLeaf(n int64, leaf Hash, r HashReader) ([]Hash, error) {
-	hs, err := tlog.StoredHashesForRecordHash(n, leaf, r)
-	if err != nil {
-		return nil, fmt.Errorf("tree hashes of leaf %d: %w", n, err)
-	}
-	return hs, nil
-}
-
 // TreeHash returns the root of the tree of the first n leaves.
 func TreeHash(n int64, r HashReader) (Hash, error) {
 	// n == 0: RFC 6962's empty tree, SHA-256 of nothing.
@@ -119,7 +101,7 @@ func (e *Edge) Size() int64 { return e.n }
 
 // Add adds the leaf of hash leaf (LeafHash) and appends to out the stored
 // hashes it adds, from StoredHashIndex(0, Size()) before the call on, as
-// NewHashesOfLeaf returns them.
+// tlog.StoredHashesForRecordHash returns them.
 func (e *Edge) Add(leaf Hash, out []Hash) []Hash {
 	h := leaf
 	out = append(out, h)

@@ -10,7 +10,7 @@ import (
 
 // TestEdgeAddsWhatNewHashesAdds grows a tree leaf by leaf along an Edge
 // and checks, at every size, that the edge adds exactly the stored
-// hashes NewHashesOfLeaf computes from the stored hashes, that the edge
+// hashes tlog.StoredHashesForRecordHash computes from the stored hashes, that the edge
 // read back from them (LoadEdge) is the one grown, and that a clone grows
 // apart from the edge it was taken from.
 func TestEdgeAddsWhatNewHashesAdds(t *testing.T) {
@@ -31,7 +31,7 @@ func TestEdgeAddsWhatNewHashesAdds(t *testing.T) {
 	}
 	for n := int64(0); n < 600; n++ {
 		leaf := verifiable.LeafHash(fmt.Appendf(nil, "record %d", n))
-		want, err := verifiable.NewHashesOfLeaf(n, leaf, r)
+		want, err := tlog.StoredHashesForRecordHash(n, leaf, r)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,12 +19,13 @@ import (
 	"github.com/coid-project/coid/custody/verifiable/witness"
 	"github.com/coid-project/coid/custody/verifiable/witness/witnesstest"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 var t0 = time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
 
 // memLog is an in-memory verifiable.Source and custody.CosignatureStore:
-// the tree hashes made by verifiable.NewHashes, as a store makes them.
+// the tree hashes made by tlog.StoredHashes, as a store makes them.
 type memLog struct {
 	mu      sync.Mutex
 	entries [][]byte
@@ -39,7 +40,7 @@ func (m *memLog) append(t *testing.T, entries ...string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range entries {
-		hs, err := verifiable.NewHashes(int64(len(m.entries)), []byte(e), m.reader())
+		hs, err := tlog.StoredHashes(int64(len(m.entries)), []byte(e), m.reader())
 		if err != nil {
 			t.Fatal(err)
 		}
