@@ -160,6 +160,7 @@ func Run(t *testing.T, b Backend) {
 		{"COISequence", nil, testCOISequence},
 		{"ChainsPaged", nil, testChainsPaged},
 		{"ChainStateCounts", nil, testChainStateCounts},
+		{"ChainSiteIndex", nil, testChainSiteIndex},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
 		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
