@@ -200,6 +200,24 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 		return Console{}, err
 	}
 	r := s.scope()
+	var sc *siteScope
+	if !all {
+		if sc, err = s.siteScopeOf(ctx, r, u); err != nil {
+			return Console{}, err
+		}
+	}
+	// walk calls fn with the chains in state st the user may read: from
+	// the chain-site index's parts that hold them when the store keeps
+	// it, the user reads only some chains and those parts cost less than
+	// the state's chains, otherwise from the index by state.
+	walk := func(st State, fn func(ChainInfo) error) error {
+		if sc != nil {
+			if streams, pages := sc.plan([]State{st}, sc.total[st]); pages {
+				return s.eachOfStreams(ctx, r, u, sc.idx, streams, "", consoleBatch, fn)
+			}
+		}
+		return s.eachInState(ctx, r, u, st, all, "", consoleBatch, fn)
+	}
 	v := Console{Counts: map[State]int{}, Issues: []*Chain{}, Chains: []ConsoleRow{}}
 	issues := map[COI]int{}
 	addIssues := func(coi COI) (int, error) {
@@ -226,7 +244,7 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 		if st.Terminal() {
 			continue
 		}
-		err := s.eachInState(ctx, r, u, st, all, "", consoleBatch, func(ci ChainInfo) error {
+		err := walk(st, func(ci ChainInfo) error {
 			if ci.State.Access() {
 				return nil
 			}
@@ -253,8 +271,9 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 	}
 	// The terminal states: the infused chains counted from the store's
 	// index when the user reads every chain (an infused chain has no open
-	// issue but an excursion, found below); the cancelled ones, fewer,
-	// read for their open issues.
+	// issue but an excursion, found below), or from the chain-site index's
+	// counts of the sites that let the user read them; the cancelled ones,
+	// fewer, read for their open issues.
 	infused := -1
 	if counter, ok := s.store.(ChainStateCounter); ok && all {
 		n, err := counter.CountChainsInState(ctx, StateInfused)
@@ -272,14 +291,25 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 			}
 			continue
 		}
-		err := s.eachInState(ctx, r, u, st, all, "", consoleBatch, func(ci ChainInfo) error {
+		count := func(ci ChainInfo) error {
 			v.Counts[st]++
 			if st == StateCancelled && (!ci.OpenIssues.Kept || ci.OpenIssues.Total() > 0) {
 				_, err := addIssues(ci.COI)
 				return err
 			}
 			return nil
-		})
+		}
+		var err error
+		if sc != nil && st == StateInfused {
+			// The chains the sites let the user read, counted; those
+			// the sites alone do not decide, looked at.
+			if n := sc.allowed[st]; n > 0 {
+				v.Counts[st] = n
+			}
+			err = s.eachOfStreams(ctx, r, u, sc.idx, checked(sc.streams[st]), "", consoleBatch, count)
+		} else {
+			err = walk(st, count)
+		}
 		if err != nil {
 			return Console{}, err
 		}
@@ -321,7 +351,7 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 	}
 	slices.SortFunc(v.Issues, func(a, b *Chain) int { return strings.Compare(string(a.COI), string(b.COI)) })
 	if state.Terminal() {
-		if err := s.terminalPage(ctx, r, u, all, state, fromCOI, limit, issues, &v); err != nil {
+		if err := s.terminalPage(ctx, r, u, all, sc, state, fromCOI, limit, issues, &v); err != nil {
 			return Console{}, err
 		}
 	} else {
@@ -351,16 +381,24 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 
 // terminalPage fills the console's table of the chains in terminal state
 // st, in COI order after the COI after, from the store's order of its
-// chains in st: a page costs the page (and, for a scoped user, the chains
-// it may not read that it steps over).
-func (s *Service) terminalPage(ctx context.Context, r *scopeResolver, u User, all bool, st State, after COI, limit int, issues map[COI]int, v *Console) error {
+// chains in st: a page costs the page, and, for a scoped user, either the
+// chains it may not read that it steps over or, when that would cost
+// more, the parts of the chain-site index that hold the user's chains
+// (sc, nil without the index).
+func (s *Service) terminalPage(ctx context.Context, r *scopeResolver, u User, all bool, sc *siteScope, st State, after COI, limit int, issues map[COI]int, v *Console) error {
 	v.Listed = v.Counts[st]
-	return s.eachInState(ctx, r, u, st, all, after, limit+1, func(ci ChainInfo) error {
+	add := func(ci ChainInfo) error {
 		if len(v.Chains) == limit {
 			v.Next = terminalCursor + string(v.Chains[limit-1].COI)
 			return errStopWalk
 		}
 		v.Chains = append(v.Chains, ConsoleRow{ChainInfo: ci, OpenIssues: issues[ci.COI]})
 		return nil
-	})
+	}
+	if sc != nil {
+		if streams, pages := sc.plan([]State{st}, limit); pages {
+			return s.eachOfStreams(ctx, r, u, sc.idx, streams, after, limit+1, add)
+		}
+	}
+	return s.eachInState(ctx, r, u, st, all, after, limit+1, add)
 }

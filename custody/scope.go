@@ -231,10 +231,17 @@ func (s *Service) VisibleChains(ctx context.Context, u User, state State) ([]Cha
 // store's summaries in COI order (ChainStore.ChainsAfter), a batch at a
 // time until the page holds limit of them and one more shows there is a
 // next page: its cost follows the page and the summaries the user may
-// not read that it steps over, not the whole store.
+// not read that it steps over, not the whole store; or, when the user
+// reads few of the chains and the store keeps an index of them by sites,
+// from that index (visibleSitePage).
 func (s *Service) visiblePage(ctx context.Context, u User, state State, after COI, limit int) (ChainPage, error) {
 	r := s.scope()
 	page := ChainPage{Chains: []ChainInfo{}}
+	if u.Role != RoleAdmin {
+		if done, err := s.visibleSitePage(ctx, r, u, state, after, limit, &page); done || err != nil {
+			return page, err
+		}
+	}
 	batch := limit + 1
 	for {
 		infos, err := s.store.ChainsAfter(ctx, state, after, batch)
@@ -303,4 +310,36 @@ func (s *Service) visible(ctx context.Context, u User, state State, after COI, l
 		page.Chains = []ChainInfo{}
 	}
 	return page, nil
+}
+
+// visibleSitePage fills page from the parts of the chain-site index that
+// hold the chains in state (any state but the access requests' when
+// empty) the user may read, when the store keeps the index and paging
+// those parts costs less than stepping over the summaries the user may
+// not read; done reports whether it did.
+func (s *Service) visibleSitePage(ctx context.Context, r *scopeResolver, u User, state State, after COI, limit int, page *ChainPage) (done bool, err error) {
+	if state.Access() {
+		return false, nil
+	}
+	sc, err := s.siteScopeOf(ctx, r, u)
+	if sc == nil || err != nil {
+		return false, err
+	}
+	states := []State{state}
+	if state == "" {
+		states = slices.DeleteFunc(slices.Clone(States), State.Access)
+	}
+	streams, pages := sc.plan(states, limit)
+	if !pages {
+		return false, nil
+	}
+	err = s.eachOfStreams(ctx, r, u, sc.idx, streams, after, limit+1, func(ci ChainInfo) error {
+		if len(page.Chains) == limit {
+			page.Next = page.Chains[limit-1].COI
+			return errStopWalk
+		}
+		page.Chains = append(page.Chains, ci)
+		return nil
+	})
+	return true, err
 }

@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"errors"
 )
 
 // SiteStateCount is how many chains enrolled with one set of site names
@@ -36,4 +37,169 @@ type ChainSiteIndex interface {
 	// limit of them (1 or more; ErrInvalid otherwise). A page costs the
 	// page.
 	ChainsOfSitesAfter(ctx context.Context, sites Sites, st State, after COI, limit int) ([]ChainInfo, error)
+}
+
+// siteStream is one part of the chain-site index a scoped walk pages: the
+// chains with one set of site names in one state.
+type siteStream struct {
+	SiteStateCount
+	// check: the sites alone do not decide whether the user reads these
+	// chains (the zero Sites of a summary kept before its sites were, or
+	// a courier's question about shippers), so each is looked at
+	// (visibleInfo).
+	check bool
+}
+
+// siteScope is what the chain-site index says of the chains one user may
+// read: by state, how many the user reads by their sites alone, how many
+// chains there are in all, and the parts of the index to page for the
+// user's chains.
+type siteScope struct {
+	idx     ChainSiteIndex
+	allowed map[State]int
+	total   map[State]int
+	streams map[State][]siteStream
+}
+
+// siteScopeOf reads the chain-site index's counts and judges each set of
+// site names for the user once (bySites). nil: the store keeps no index
+// (or has not built it yet); the caller walks the summaries.
+func (s *Service) siteScopeOf(ctx context.Context, r *scopeResolver, u User) (*siteScope, error) {
+	idx, ok := s.store.(ChainSiteIndex)
+	if !ok {
+		return nil, nil
+	}
+	counts, err := idx.SiteStateCounts(ctx)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sc := &siteScope{idx: idx, allowed: map[State]int{}, total: map[State]int{}, streams: map[State][]siteStream{}}
+	verdicts := map[Sites]verdict{}
+	for _, c := range counts {
+		sc.total[c.State] += c.N
+		v, seen := verdicts[c.Sites]
+		switch {
+		case seen:
+		case c.Sites == (Sites{}):
+			v = askLegs // decided chain by chain
+		default:
+			if v, err = r.bySites(ctx, u, c.Sites); err != nil {
+				return nil, err
+			}
+		}
+		verdicts[c.Sites] = v
+		switch v {
+		case allow:
+			sc.allowed[c.State] += c.N
+			sc.streams[c.State] = append(sc.streams[c.State], siteStream{SiteStateCount: c})
+		case askLegs:
+			sc.streams[c.State] = append(sc.streams[c.State], siteStream{SiteStateCount: c, check: true})
+		}
+	}
+	return sc, nil
+}
+
+// plan returns the index's parts that hold the user's chains in the
+// states, and reports whether paging them is cheaper than stepping over the summaries of every chain in
+// them for a page of limit chains: the streams each cost a seek and up to
+// a page; the step-over walk reads about total/visible summaries for each
+// chain it lists.
+func (sc *siteScope) plan(states []State, limit int) (streams []siteStream, pages bool) {
+	total, visible, cost := 0, 0, 0
+	for _, st := range states {
+		total += sc.total[st]
+		for _, str := range sc.streams[st] {
+			visible += str.N
+			cost += 2 + min(limit+1, str.N)
+			streams = append(streams, str)
+		}
+	}
+	step := total
+	if visible > 0 {
+		step = min(total, (limit+1)*total/visible)
+	}
+	return streams, cost < step
+}
+
+// checked returns the streams whose chains are looked at one by one.
+func checked(streams []siteStream) []siteStream {
+	var out []siteStream
+	for _, str := range streams {
+		if str.check {
+			out = append(out, str)
+		}
+	}
+	return out
+}
+
+// eachOfStreams calls fn with the summary of every chain of the streams
+// that the user may read, in COI order after the COI after, paging each
+// stream from the index batch at a time and merging them; fn returning
+// errStopWalk ends it without error. Its cost follows the streams' chains
+// it reads, not the store.
+func (s *Service) eachOfStreams(ctx context.Context, r *scopeResolver, u User, idx ChainSiteIndex, streams []siteStream, after COI, batch int, fn func(ChainInfo) error) error {
+	type cursor struct {
+		siteStream
+		buf   []ChainInfo
+		after COI
+		done  bool
+	}
+	cs := make([]*cursor, len(streams))
+	for i, str := range streams {
+		cs[i] = &cursor{siteStream: str, after: after}
+	}
+	fill := func(c *cursor) error {
+		ask := max(1, min(batch, c.N))
+		page, err := idx.ChainsOfSitesAfter(ctx, c.Sites, c.State, c.after, ask)
+		if err != nil {
+			return err
+		}
+		c.buf, c.done = page, len(page) < ask
+		if len(page) > 0 {
+			c.after = page[len(page)-1].COI
+		}
+		return nil
+	}
+	// A chain that moves from one state to another during the walk may
+	// be read from both streams: the walk lists each COI once, in order.
+	last := after
+	for {
+		var next *cursor
+		for _, c := range cs {
+			if len(c.buf) == 0 && !c.done {
+				if err := fill(c); err != nil {
+					return err
+				}
+			}
+			if len(c.buf) > 0 && (next == nil || c.buf[0].COI < next.buf[0].COI) {
+				next = c
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		ci := next.buf[0]
+		next.buf = next.buf[1:]
+		if last != "" && ci.COI <= last {
+			continue
+		}
+		last = ci.COI
+		if next.check {
+			ok, err := r.visibleInfo(ctx, u, ci)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := fn(ci); errors.Is(err, errStopWalk) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }

@@ -478,6 +478,10 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		if err := s.buildChainSiteIndex(chainSitesPerTx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		if err := s.buildExpiryIndex(); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -1032,6 +1036,14 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		return
 	}
 	if err := b.putChainState(coi, prev, ci.State); err != nil {
+		b.err = err
+		return
+	}
+	var prevSites custody.Sites
+	if info != nil {
+		prevSites = info.Sites
+	}
+	if err := b.putChainSite(coi, prevSites, prev, ci.Sites, ci.State); err != nil {
 		b.err = err
 		return
 	}

@@ -226,11 +226,14 @@ func chainStateBucketChecks() map[string]bucketCheck {
 // each state; then the index's counts (checkChainStateCounts). In the
 // same walk, once the follow-up index is built, that every infused chain
 // whose records hold an infusion has its follow-up entry (the entries'
-// own checks hold each to its chain's records).
+// own checks hold each to its chain's records), and, once the chain-site
+// index is built, that every chain has its entry there and the index's
+// entries and counts are exactly the chains' (chainSiteTally).
 func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 	states := chainStatesBuilt(tx)
 	followUps := followUpBuilt(tx)
-	if !states && !followUps {
+	sites := newChainSiteTally(tx)
+	if !states && !followUps && sites == nil {
 		return nil
 	}
 	idx := tx.Bucket(bucketChainStates)
@@ -258,10 +261,21 @@ func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 		if followUps && ci.State == custody.StateInfused && fu.get(k) == nil {
 			return missingFollowUp(tx, records.get, k)
 		}
+		if sites != nil {
+			return sites.has(&ci)
+		}
 		return nil
 	})
-	if err != nil || !states {
+	if err != nil {
 		return err
+	}
+	if sites != nil {
+		if err := sites.finish(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if !states {
+		return nil
 	}
 	return checkChainStateCounts(ctx, tx)
 }
