@@ -103,10 +103,10 @@ func (s *Service) siteScopeOf(ctx context.Context, r *scopeResolver, u User) (*s
 }
 
 // plan returns the index's parts that hold the user's chains in the
-// states, and reports whether paging them is cheaper than stepping over the summaries of every chain in
-// them for a page of limit chains: the streams each cost a seek and up to
-// a page; the step-over walk reads about total/visible summaries for each
-// chain it lists.
+// states, and reports whether paging them is cheaper, for a page of limit
+// chains, than stepping over the summaries of every chain in the states:
+// each part costs a seek and up to a page of summaries; the step-over
+// walk reads about total/visible summaries for each chain it lists.
 func (sc *siteScope) plan(states []State, limit int) (streams []siteStream, pages bool) {
 	total, visible, cost := 0, 0, 0
 	for _, st := range states {
