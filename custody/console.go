@@ -269,40 +269,43 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 			return Console{}, err
 		}
 	}
-	// The terminal states: the infused chains counted from the store's
-	// index when the user reads every chain (an infused chain has no open
-	// issue but an excursion, found below), or from the chain-site index's
-	// counts of the sites that let the user read them; the cancelled ones,
-	// fewer, read for their open issues.
-	infused := -1
-	if counter, ok := s.store.(ChainStateCounter); ok && all {
-		n, err := counter.CountChainsInState(ctx, StateInfused)
-		switch {
-		case err == nil:
-			infused = n
-		case !errors.Is(err, errors.ErrUnsupported):
-			return Console{}, err
-		}
+	// The terminal states. Their counts: from the store's count of its
+	// index by state when the user reads every chain, from the chain-site
+	// index's counts of the sites that let the user read them otherwise
+	// (the chains the sites alone do not decide looked at), or from a walk
+	// of the state's chains. The ended chains with open issues (a chain
+	// can be cancelled with one open; an infused chain holds none but an
+	// excursion, found below): from the store's index of them when it
+	// keeps one, otherwise read in the walk of the cancelled chains.
+	waiting, haveWaiting, err := s.terminalWaiting(ctx)
+	if err != nil {
+		return Console{}, err
 	}
+	counter, _ := s.store.(ChainStateCounter)
 	for _, st := range []State{StateInfused, StateCancelled} {
-		if st == StateInfused && infused >= 0 {
-			if infused > 0 {
-				v.Counts[st] = infused
+		readIssues := st == StateCancelled && !haveWaiting
+		if all && counter != nil && !readIssues {
+			n, err := counter.CountChainsInState(ctx, st)
+			switch {
+			case err == nil:
+				if n > 0 {
+					v.Counts[st] = n
+				}
+				continue
+			case !errors.Is(err, errors.ErrUnsupported):
+				return Console{}, err
 			}
-			continue
 		}
 		count := func(ci ChainInfo) error {
 			v.Counts[st]++
-			if st == StateCancelled && (!ci.OpenIssues.Kept || ci.OpenIssues.Total() > 0) {
+			if readIssues && (!ci.OpenIssues.Kept || ci.OpenIssues.Total() > 0) {
 				_, err := addIssues(ci.COI)
 				return err
 			}
 			return nil
 		}
 		var err error
-		if sc != nil && st == StateInfused {
-			// The chains the sites let the user read, counted; those
-			// the sites alone do not decide, looked at.
+		if sc != nil && !readIssues {
 			if n := sc.allowed[st]; n > 0 {
 				v.Counts[st] = n
 			}
@@ -311,6 +314,20 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 			err = walk(st, count)
 		}
 		if err != nil {
+			return Console{}, err
+		}
+	}
+	for _, ci := range waiting {
+		if !all {
+			ok, err := r.visibleInfo(ctx, u, ci)
+			if err != nil {
+				return Console{}, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if _, err := addIssues(ci.COI); err != nil {
 			return Console{}, err
 		}
 	}
@@ -401,4 +418,28 @@ func (s *Service) terminalPage(ctx context.Context, r *scopeResolver, u User, al
 		}
 	}
 	return s.eachInState(ctx, r, u, st, all, after, limit+1, add)
+}
+
+// terminalWaiting reads the chains in a terminal state that wait for QA
+// from the store's index of them (TerminalIssueIndex); have is false when
+// the store keeps none.
+func (s *Service) terminalWaiting(ctx context.Context) (waiting []ChainInfo, have bool, err error) {
+	ti, ok := s.store.(TerminalIssueIndex)
+	if !ok {
+		return nil, false, nil
+	}
+	for after := COI(""); ; {
+		page, err := ti.TerminalIssueChainsAfter(ctx, after, consoleBatch)
+		if errors.Is(err, errors.ErrUnsupported) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		waiting = append(waiting, page...)
+		if len(page) < consoleBatch {
+			return waiting, true, nil
+		}
+		after = page[len(page)-1].COI
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +52,28 @@ func (o *oldSummaries) ChainsAfter(ctx context.Context, st custody.State, after 
 		list[i] = o.forget(list[i])
 	}
 	return list, err
+}
+
+// TerminalIssueChainsAfter lists, for a file whose summaries keep no
+// counts, every chain in a terminal state, as such a file's index would.
+func (o *oldSummaries) TerminalIssueChainsAfter(ctx context.Context, after custody.COI, limit int) ([]custody.ChainInfo, error) {
+	if !o.old {
+		return o.Store.TerminalIssueChainsAfter(ctx, after, limit)
+	}
+	var out []custody.ChainInfo
+	for _, st := range []custody.State{custody.StateInfused, custody.StateCancelled} {
+		list, err := o.Chains(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		for _, ci := range list {
+			if ci.COI > after {
+				out = append(out, ci)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b custody.ChainInfo) int { return strings.Compare(string(a.COI), string(b.COI)) })
+	return out[:min(limit, len(out))], nil
 }
 
 func (o *oldSummaries) Records(ctx context.Context, coi custody.COI) ([]custody.Record, error) {

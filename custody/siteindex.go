@@ -203,3 +203,25 @@ func (s *Service) eachOfStreams(ctx context.Context, r *scopeResolver, u User, i
 		}
 	}
 }
+
+// TerminalIssueIndex is what a store that keeps an index of its chains in
+// a terminal state (infused, cancelled) whose summaries count open issues,
+// or keep no counts, answers from it: the few ended chains that still
+// wait for QA, found without reading the many that do not.
+// errors.ErrUnsupported: the index is not there (a file opened read-only
+// before a writer built it); the caller then walks the terminal states.
+type TerminalIssueIndex interface {
+	// TerminalIssueChainsAfter pages, in COI order, the summaries of the
+	// chains in a terminal state whose summaries count open issues or keep
+	// no counts (OpenIssues.Kept false): those whose COI sorts after after
+	// (empty: from the first), at most limit of them (1 or more;
+	// ErrInvalid otherwise).
+	TerminalIssueChainsAfter(ctx context.Context, after COI, limit int) ([]ChainInfo, error)
+}
+
+// WaitsInTerminalState reports whether the summary belongs in a
+// TerminalIssueIndex: a chain in a terminal state whose summary counts
+// open issues or keeps no counts.
+func WaitsInTerminalState(ci *ChainInfo) bool {
+	return ci.State.Terminal() && (!ci.OpenIssues.Kept || ci.OpenIssues.Total() > 0)
+}

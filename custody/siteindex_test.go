@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coid-project/coid/custody"
 	"github.com/coid-project/coid/custody/boltstore"
@@ -107,10 +108,19 @@ func TestScopedReadsAgreeWithMayRead(t *testing.T) {
 		cois = append(cois, c.COI)
 	}
 	for _, coi := range cois {
-		switch k := rng.IntN(6); k {
+		switch k := rng.IntN(7); k {
 		case 0: // stays enrolled
 		case 1:
 			e.must(coi, "coord", custody.StepCancel, map[string]any{"reason": "patient withdrew consent"}, sig("coord", custody.MeaningApproved))
+		case 6: // cancelled with an excursion open
+			e.advance(coi, custody.StateToManufacturing)
+			c, _ := e.svc.Chain(e.ctx, coi)
+			start := c.Legs[0].ShippedAt.Add(10 * time.Minute)
+			if _, _, err := e.svc.RecordExcursion(e.ctx, coi, 1, custody.Excursion{ID: custody.ExcursionID(custody.ExcursionTemperature, start),
+				Kind: custody.ExcursionTemperature, Start: start, Duration: 5 * time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			e.must(coi, "coord", custody.StepCancel, map[string]any{"reason": "product lost"}, sig("coord", custody.MeaningApproved))
 		case 2:
 			e.advance(coi, custody.StateInfused)
 		default:

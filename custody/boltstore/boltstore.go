@@ -482,6 +482,10 @@ func Open(dir string, opt Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
+		if err := s.buildTerminalIssueIndex(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		if err := s.buildExpiryIndex(); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -1044,6 +1048,14 @@ func (b *batchTx) put(r *appendReq, res *custody.Outcome[custody.Record]) {
 		prevSites = info.Sites
 	}
 	if err := b.putChainSite(coi, prevSites, prev, ci.Sites, ci.State); err != nil {
+		b.err = err
+		return
+	}
+	var prevInfo *custody.ChainInfo
+	if info != nil {
+		prevInfo = &info.ChainInfo
+	}
+	if err := b.putTerminalIssue(coi, prevInfo, &ci); err != nil {
 		b.err = err
 		return
 	}

@@ -226,3 +226,136 @@ func TestChainSiteIndexTamper(t *testing.T) {
 		})
 	}
 }
+
+// terminalIssueStore makes a file of six chains: 2 and 4 cancelled with an
+// issue open, 3 cancelled with none, the rest enrolled with one open; and
+// returns its directory, closed.
+func terminalIssueStore(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	ctx := context.Background()
+	open := custody.IssueCounts{Kept: true, SealsBroken: 1}
+	for i := 1; i <= 6; i++ {
+		d := storetest.Draft(storetest.COI(i), i, true, 0)
+		d.OpenIssues = open
+		if _, err := s.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []int{2, 3, 4} {
+		d := storetest.Draft(storetest.COI(i), 10+i, false, 1)
+		d.Record.Step, d.State, d.OpenIssues = custody.StepCancel, custody.StateCancelled, open
+		if i == 3 {
+			d.OpenIssues = custody.IssueCounts{Kept: true}
+		}
+		if _, err := s.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// terminalIssues lists the terminal-issue index's chains by number.
+func terminalIssues(t *testing.T, s *Store) []int {
+	t.Helper()
+	page, err := s.TerminalIssueChainsAfter(context.Background(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, ci := range page {
+		for n := 1; n <= 6; n++ {
+			if storetest.COI(n) == ci.COI {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// TestTerminalIssueIndex: the index follows a cancelled chain's issues as
+// later records decide them or find new ones, is built at the first open
+// for writing of a file written before it was kept, and CheckFile finds an
+// entry too many or too few.
+func TestTerminalIssueIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := terminalIssueStore(t)
+	s := openT(t, dir)
+	if got := terminalIssues(t, s); !slices.Equal(got, []int{2, 4}) {
+		t.Fatalf("index after the cancellations: %v, want [2 4]", got)
+	}
+	// Records after the end (the store does not judge the journey): 2's
+	// issue decided, 3's found.
+	for _, c := range []struct {
+		n      int
+		issues custody.IssueCounts
+	}{{2, custody.IssueCounts{Kept: true}}, {3, custody.IssueCounts{Kept: true, Excursions: 1}}} {
+		d := storetest.Draft(storetest.COI(c.n), 20+c.n, false, 2)
+		d.State, d.OpenIssues = custody.StateCancelled, c.issues
+		if _, err := s.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := terminalIssues(t, s); !slices.Equal(got, []int{3, 4}) {
+		t.Fatalf("index after the later records: %v, want [3 4]", got)
+	}
+	if err := s.CheckFile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// A file written before the index: read-only, no answer and no
+	// damage; built at the first open for writing.
+	tamperDB(t, dir, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketTerminalIssues); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Delete(keyTerminalIssuesBuilt)
+	})
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.TerminalIssueChainsAfter(ctx, "", 5); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("TerminalIssueChainsAfter without the index: %v, want ErrUnsupported", err)
+	}
+	if err := ro.CheckFile(ctx); err != nil {
+		t.Fatalf("CheckFile without the index: %v", err)
+	}
+	ro.Close()
+	s = openT(t, dir)
+	if got := terminalIssues(t, s); !slices.Equal(got, []int{3, 4}) {
+		t.Fatalf("built index: %v, want [3 4]", got)
+	}
+	s.Close()
+
+	for _, tc := range []struct {
+		name   string
+		change func(b *bolt.Bucket) error
+	}{
+		{"missing", func(b *bolt.Bucket) error { return b.Delete([]byte(storetest.COI(4))) }},
+		{"extra: cancelled with none open", func(b *bolt.Bucket) error { return b.Put([]byte(storetest.COI(3)), nil) }},
+		{"extra: in flight", func(b *bolt.Bucket) error { return b.Put([]byte(storetest.COI(5)), nil) }},
+		{"extra: no chain", func(b *bolt.Bucket) error { return b.Put([]byte(storetest.COI(9)), nil) }},
+		{"a value", func(b *bolt.Bucket) error { return b.Put([]byte(storetest.COI(4)), []byte{1}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := terminalIssueStore(t)
+			tamperDB(t, dir, func(tx *bolt.Tx) error { return tc.change(tx.Bucket(bucketTerminalIssues)) })
+			s, err := Open(dir, Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			err = s.CheckFile(ctx)
+			var d *FileDamage
+			if !errors.As(err, &d) || d.Bucket != string(bucketTerminalIssues) {
+				t.Fatalf("CheckFile = %v, want damage to the index", err)
+			}
+		})
+	}
+}

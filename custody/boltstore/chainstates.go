@@ -228,12 +228,17 @@ func chainStateBucketChecks() map[string]bucketCheck {
 // whose records hold an infusion has its follow-up entry (the entries'
 // own checks hold each to its chain's records), and, once the chain-site
 // index is built, that every chain has its entry there and the index's
-// entries and counts are exactly the chains' (chainSiteTally).
+// entries and counts are exactly the chains' (chainSiteTally), and that
+// every chain that belongs in the terminal-issue index has its entry.
 func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 	states := chainStatesBuilt(tx)
 	followUps := followUpBuilt(tx)
 	sites := newChainSiteTally(tx)
-	if !states && !followUps && sites == nil {
+	var waiting *bolt.Bucket
+	if terminalIssuesBuilt(tx) {
+		waiting = tx.Bucket(bucketTerminalIssues)
+	}
+	if !states && !followUps && sites == nil && waiting == nil {
 		return nil
 	}
 	idx := tx.Bucket(bucketChainStates)
@@ -260,6 +265,10 @@ func checkChainStatesComplete(ctx context.Context, tx *bolt.Tx) error {
 		}
 		if followUps && ci.State == custody.StateInfused && fu.get(k) == nil {
 			return missingFollowUp(tx, records.get, k)
+		}
+		if waiting != nil && custody.WaitsInTerminalState(&ci) && waiting.Get(k) == nil {
+			return &FileDamage{Bucket: string(bucketTerminalIssues), Key: strName(k),
+				Problem: fmt.Sprintf("chain %s, %q with open issues, is missing from the index", ci.COI, ci.State)}
 		}
 		if sites != nil {
 			return sites.has(&ci)

@@ -214,6 +214,7 @@ func bucketChecks() map[string]bucketCheck {
 	maps.Copy(checks, followUpBucketChecks())
 	maps.Copy(checks, chainStateBucketChecks())
 	maps.Copy(checks, chainSiteBucketChecks())
+	maps.Copy(checks, terminalIssueBucketChecks())
 	maps.Copy(checks, expiryBucketChecks())
 	return checks
 }
@@ -333,7 +334,7 @@ func checkEntries(ctx context.Context, tx *bolt.Tx) error {
 	// The accounts', the registries' and the access index's buckets
 	// (accounts.go, registry.go, access.go) are missing from a file no writer of this version has
 	// opened yet; that is no damage.
-	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{bucketChainStates, bucketChainSites, bucketChainSiteCounts, bucketExpiries}, accessBuckets...), followUpBuckets...)...)...) {
+	for _, name := range append(append(append(append(append([][]byte{}, accountBuckets...), registryBuckets...), scheduleBuckets...), treeBuckets...), append(append(append([][]byte{}, quotaBuckets...), readingLogBuckets...), append(append([][]byte{bucketChainStates, bucketChainSites, bucketChainSiteCounts, bucketTerminalIssues, bucketExpiries}, accessBuckets...), followUpBuckets...)...)...) {
 		if slices.ContainsFunc(foldedBuckets, func(f []byte) bool { return bytes.Equal(f, name) }) {
 			continue // checkFolded's
 		}

@@ -165,3 +165,78 @@ func testChainSiteIndex(t *testing.T, s Store) {
 		}
 	}
 }
+
+// testTerminalIssueIndex: a store that indexes its ended chains that wait
+// for QA (custody.TerminalIssueIndex) lists, in COI order and in pages,
+// exactly the chains Chains shows in a terminal state with open issues
+// counted or no counts kept, as chains are cancelled with issues open,
+// without, or by a draft that counted nothing, while chains in flight
+// with issues open are not listed; a limit below 1 is ErrInvalid.
+func testTerminalIssueIndex(t *testing.T, s Store) {
+	ctx := context.Background()
+	idx, ok := s.(custody.TerminalIssueIndex)
+	if !ok {
+		t.Skip("the store keeps no index of its ended chains that wait for QA")
+	}
+	records := map[custody.COI]uint64{}
+	i := 0
+	// add enrolls chain n, or cancels it.
+	add := func(n int, issues custody.IssueCounts) {
+		t.Helper()
+		coi := COI(n)
+		i++
+		d := Draft(coi, i, records[coi] == 0, records[coi])
+		if records[coi] > 0 {
+			d.Record.Step, d.State = custody.StepCancel, custody.StateCancelled
+		}
+		d.OpenIssues = issues
+		mustAppend(t, s, d)
+		records[coi]++
+	}
+	check := func(when string) {
+		t.Helper()
+		all, err := s.Chains(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []custody.COI
+		for _, ci := range all {
+			if custody.WaitsInTerminalState(&ci) {
+				want = append(want, ci.COI)
+			}
+		}
+		slices.Sort(want)
+		var got []custody.COI
+		for after := custody.COI(""); ; {
+			page, err := idx.TerminalIssueChainsAfter(ctx, after, 2)
+			if err != nil {
+				t.Fatalf("%s: TerminalIssueChainsAfter(%q, 2): %v", when, after, err)
+			}
+			for _, ci := range page {
+				got = append(got, ci.COI)
+			}
+			if len(page) < 2 {
+				break
+			}
+			after = page[len(page)-1].COI
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: TerminalIssueChainsAfter lists %v, want %v", when, got, want)
+		}
+	}
+	none := custody.IssueCounts{Kept: true}
+	open := custody.IssueCounts{Kept: true, SealsBroken: 1}
+	for n := 1; n <= 9; n++ {
+		add(n, open) // in flight with an issue open: not listed
+	}
+	check("nine chains in flight")
+	add(2, open)
+	add(3, none)
+	add(5, custody.IssueCounts{}) // counted nothing
+	add(6, open)
+	add(8, open)
+	check("five cancelled")
+	if _, err := idx.TerminalIssueChainsAfter(ctx, "", 0); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("TerminalIssueChainsAfter with limit 0: %v, want ErrInvalid", err)
+	}
+}

@@ -161,6 +161,7 @@ func Run(t *testing.T, b Backend) {
 		{"ChainsPaged", nil, testChainsPaged},
 		{"ChainStateCounts", nil, testChainStateCounts},
 		{"ChainSiteIndex", nil, testChainSiteIndex},
+		{"TerminalIssueIndex", nil, testTerminalIssueIndex},
 		{"UsersAndTokens", []Part{PartUsers}, testUsers},
 		{"UsersPaged", []Part{PartUsers}, testUsersPaged},
 		{"AccountsAndAudit", []Part{PartUsers, PartAccounts, PartAudit}, testAccounts},
