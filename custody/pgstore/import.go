@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"github.com/coid-project/coid/custody"
@@ -423,12 +424,15 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		return nil
 	}
 	var chains, exc [][]any
+	counts := siteDeltas{}
 	for _, ci := range e.Chains {
 		v, err := encodeChain(ci)
 		if err != nil {
 			return err
 		}
-		chains = append(chains, []any{string(ci.COI), string(ci.State), v})
+		chains = append(chains, []any{string(ci.COI), string(ci.State), v,
+			siteName(ci.Sites.Collection), siteName(ci.Sites.Manufacturing), siteName(ci.Sites.Treatment)})
+		counts.move(ci.Sites, "", ci.State)
 		if excursions[ci.COI] {
 			exc = append(exc, []any{string(ci.COI), openExcursions(ci)})
 		}
@@ -500,7 +504,7 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		cols  []string
 		rows  [][]any
 	}{
-		{"chains", []string{"coi", "state", "info"}, chains},
+		{"chains", []string{"coi", "state", "info", "collection", "manufacturing", "treatment"}, chains},
 		{"excursion_chains", []string{"coi", "open"}, exc},
 		{"phi", []string{"coi", "body"}, phi},
 		{"coi_sequences", []string{"prefix", "last"}, seqs},
@@ -530,6 +534,15 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 	b.Queue(`DELETE FROM index_builds`)
 	b.Queue(`DELETE FROM access_rows`)
 	b.Queue(`DELETE FROM followup_pending`)
+	// The index of the chains by sites and state is made from the
+	// summaries here.
+	var sc siteCountColumns
+	for _, p := range slices.SortedFunc(maps.Keys(counts), comparePairs) {
+		sc.add(p, counts[p])
+	}
+	b.Queue(`DELETE FROM chain_site_counts`)
+	sc.queueInsert(&b)
+	b.Queue(`INSERT INTO index_builds (name) VALUES ($1)`, builtSites)
 	return tx.SendBatch(ctx, &b).Close()
 }
 
