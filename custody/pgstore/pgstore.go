@@ -759,11 +759,14 @@ func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after cust
 // network's routes, not of the chains.
 func (s *Store) CountChainsInState(ctx context.Context, st custody.State) (int, error) {
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0)::bigint FROM chain_site_counts WHERE state = $1`, string(st)).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, stateCountSQL, string(st)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("chains in state %s: %w", st, err)
 	}
 	return n, nil
 }
+
+// stateCountSQL is how many chains are in state $1.
+const stateCountSQL = `SELECT coalesce(sum(n), 0)::bigint FROM chain_site_counts WHERE state = $1`
 
 // ScanChains implements custody.LogSource.
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
