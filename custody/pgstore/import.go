@@ -23,7 +23,7 @@ var ErrNotEmpty = errors.New("the target store is not empty")
 
 // importTables are the tables an empty store has no rows in (the
 // singleton head rows aside, checked by value).
-var importTables = []string{"records", "chains", "phi", "coi_sequences", "users", "user_tokens", "readings",
+var importTables = []string{"records", "chains", "chain_sites", "phi", "coi_sequences", "users", "user_tokens", "readings",
 	"quarantine", "audit", "registry_entries", "capacity", "slot_claims", "slot_holds", "quotas", "quota_chain",
 	"waitlist", "checkpoints", "cosignatures", "witness_states"}
 
@@ -423,15 +423,16 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		}
 		return nil
 	}
-	var chains, exc [][]any
+	var chains, exc, sites [][]any
 	counts := siteDeltas{}
 	for _, ci := range e.Chains {
 		v, err := encodeChain(ci)
 		if err != nil {
 			return err
 		}
-		chains = append(chains, []any{string(ci.COI), string(ci.State), v,
-			siteName(ci.Sites.Collection), siteName(ci.Sites.Manufacturing), siteName(ci.Sites.Treatment)})
+		chains = append(chains, []any{string(ci.COI), string(ci.State), v})
+		sites = append(sites, []any{string(ci.COI), siteName(ci.Sites.Collection), siteName(ci.Sites.Manufacturing),
+			siteName(ci.Sites.Treatment), string(ci.State)})
 		counts.move(ci.Sites, "", ci.State)
 		if excursions[ci.COI] {
 			exc = append(exc, []any{string(ci.COI), openExcursions(ci)})
@@ -504,7 +505,8 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		cols  []string
 		rows  [][]any
 	}{
-		{"chains", []string{"coi", "state", "info", "collection", "manufacturing", "treatment"}, chains},
+		{"chains", []string{"coi", "state", "info"}, chains},
+		{"chain_sites", []string{"coi", "collection", "manufacturing", "treatment", "state"}, sites},
 		{"excursion_chains", []string{"coi", "open"}, exc},
 		{"phi", []string{"coi", "body"}, phi},
 		{"coi_sequences", []string{"prefix", "last"}, seqs},
@@ -534,8 +536,8 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 	b.Queue(`DELETE FROM index_builds`)
 	b.Queue(`DELETE FROM access_rows`)
 	b.Queue(`DELETE FROM followup_pending`)
-	// The index of the chains by sites and state is made from the
-	// summaries here.
+	// The counts of the index of the chains by sites and state (its rows
+	// copied above) are made from the summaries here.
 	var sc siteCountColumns
 	for _, p := range slices.SortedFunc(maps.Keys(counts), comparePairs) {
 		sc.add(p, counts[p])

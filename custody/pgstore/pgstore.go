@@ -510,29 +510,24 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
 		rs.seq, rs.chain, rs.chainSeq, rs.hash, rs.body)
 	var fresh, changed chainColumns
-	var counts siteDeltas
+	var sites siteChanges
 	for coi, ci := range touched {
 		cs := &changed
 		if enrolled[coi] {
 			cs = &fresh
-			fresh.addSites(ci.Sites)
 		}
 		if err := cs.add(*ci); err != nil {
 			return 0, hash, nil, err
 		}
 		if from := before[coi]; from != ci.State {
-			if counts == nil {
-				counts = siteDeltas{}
-			}
-			counts.move(ci.Sites, from, ci.State)
+			sites.move(ci, from)
 		}
 	}
 	if len(fresh.coi) > 0 {
-		w.Queue(`INSERT INTO chains (coi, state, info, collection, manufacturing, treatment)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])`,
-			fresh.coi, fresh.state, fresh.info, fresh.collection, fresh.manufacturing, fresh.treatment)
+		w.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])`,
+			fresh.coi, fresh.state, fresh.info)
 	}
-	counts.queue(w)
+	sites.queue(w)
 	if len(changed.coi) > 0 {
 		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info)
 	}
@@ -572,17 +567,10 @@ func (c *recordColumns) add(r custody.Record, body []byte) {
 	c.hash, c.body = append(c.hash, r.Hash[:]), append(c.body, body)
 }
 
-// chainColumns are a batch's chain summaries, column by column, with the
-// site names of the chains it enrolls.
+// chainColumns are a batch's chain summaries, column by column.
 type chainColumns struct {
-	coi, state                                 []string
-	info, collection, manufacturing, treatment [][]byte
-}
-
-func (c *chainColumns) addSites(s custody.Sites) {
-	c.collection = append(c.collection, siteName(s.Collection))
-	c.manufacturing = append(c.manufacturing, siteName(s.Manufacturing))
-	c.treatment = append(c.treatment, siteName(s.Treatment))
+	coi, state []string
+	info       [][]byte
 }
 
 func (c *chainColumns) add(ci custody.ChainInfo) error {
@@ -887,7 +875,7 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 }
 
 // backupTables are the tables Backup copies, in the order it writes them.
-var backupTables = []string{"coid_schema", "log_head", "records", "chains", "chain_site_counts", "excursion_chains", "phi", "coi_sequences", "users", "user_tokens",
+var backupTables = []string{"coid_schema", "log_head", "records", "chains", "chain_sites", "chain_site_counts", "excursion_chains", "phi", "coi_sequences", "users", "user_tokens",
 	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
 	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
 	"tree_hashes", "checkpoints", "cosignatures", "witness_states",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,11 +15,10 @@ import (
 )
 
 // The index of the chains by site names and state (custody.ChainSiteIndex,
-// migration 16): the chains table's collection, manufacturing and
-// treatment columns with its chains_sites index, and the counts of
-// chain_site_counts, both written in the append's transaction
-// (batchTx.link) and built at open for the chains written before the
-// store kept them (buildSiteIndex).
+// migration 16): the rows of chain_sites with its chain_sites_page index,
+// and the counts of chain_site_counts, both written in the append's
+// transaction (batchTx.link) and built at open for the chains written
+// before the store kept them (buildSiteIndex).
 
 var _ custody.ChainSiteIndex = (*Store)(nil)
 
@@ -52,13 +52,12 @@ func (p sitePair) key() []byte {
 	return b
 }
 
-// siteName is a site name as a bytea column holds it: never NULL, which
-// is what a chain not yet given its sites has.
+// siteName is a site name as a bytea column holds it (never NULL).
 func siteName(s string) []byte {
 	return append([]byte{}, s...)
 }
 
-// siteDeltas are the changes of a batch to the counts, by pair.
+// siteDeltas are changes to the counts, by pair.
 type siteDeltas map[sitePair]int64
 
 // move counts a chain with sites that was in state from ("": it did not
@@ -73,12 +72,33 @@ func (d siteDeltas) move(sites custody.Sites, from, to custody.State) {
 	d[sitePair{sites, to}]++
 }
 
-// queue queues onto w, in the append's transaction, the one statement
-// that applies the deltas, if any is not zero.
-func (d siteDeltas) queue(w *pgx.Batch) {
+// siteChanges are a batch's changes to the index: the rows of the chains
+// it enrolls or moves to another state, and the counts.
+type siteChanges struct {
+	rows   siteRowColumns
+	counts siteDeltas
+}
+
+// move notes that chain ci, in state from before the batch ("": it did
+// not exist), is now in its state (another).
+func (x *siteChanges) move(ci *custody.ChainInfo, from custody.State) {
+	if x.counts == nil {
+		x.counts = siteDeltas{}
+	}
+	x.counts.move(ci.Sites, from, ci.State)
+	x.rows.add(ci.COI, ci.Sites, ci.State)
+}
+
+// queue queues onto w, in the append's transaction, the two statements
+// that write the rows and apply the counts' deltas, if there are any.
+func (x *siteChanges) queue(w *pgx.Batch) {
+	if len(x.rows.coi) == 0 {
+		return
+	}
+	w.Queue(siteRowsSQL, x.rows.coi, x.rows.collection, x.rows.manufacturing, x.rows.treatment, x.rows.state)
 	var c siteCountColumns
-	for _, p := range slices.SortedFunc(maps.Keys(d), comparePairs) {
-		if n := d[p]; n != 0 {
+	for _, p := range slices.SortedFunc(maps.Keys(x.counts), comparePairs) {
+		if n := x.counts[p]; n != 0 {
 			c.add(p, n)
 		}
 	}
@@ -86,6 +106,26 @@ func (d siteDeltas) queue(w *pgx.Batch) {
 		w.Queue(siteCountsSQL, c.key, c.state, c.collection, c.manufacturing, c.treatment, c.n)
 	}
 }
+
+// siteRowColumns are rows of chain_sites, column by column.
+type siteRowColumns struct {
+	coi, state                           []string
+	collection, manufacturing, treatment [][]byte
+}
+
+func (c *siteRowColumns) add(coi custody.COI, s custody.Sites, st custody.State) {
+	c.coi, c.state = append(c.coi, string(coi)), append(c.state, string(st))
+	c.collection = append(c.collection, siteName(s.Collection))
+	c.manufacturing = append(c.manufacturing, siteName(s.Manufacturing))
+	c.treatment = append(c.treatment, siteName(s.Treatment))
+}
+
+// siteRowsSQL writes the rows of chains ($1) with sites ($2 to $4) in
+// states $5: a chain's row is made when it is enrolled and its state
+// changed after, its sites never.
+const siteRowsSQL = `INSERT INTO chain_sites (coi, collection, manufacturing, treatment, state)
+	SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[])
+	ON CONFLICT (coi) DO UPDATE SET state = EXCLUDED.state`
 
 func comparePairs(a, b sitePair) int { return bytes.Compare(a.key(), b.key()) }
 
@@ -141,7 +181,7 @@ func (s *Store) SiteStateCounts(ctx context.Context) ([]custody.SiteStateCount, 
 }
 
 // ChainsOfSitesAfter implements custody.ChainSiteIndex: a range of the
-// chains_sites index.
+// chain_sites_page index, each chain's summary read by its key.
 func (s *Store) ChainsOfSitesAfter(ctx context.Context, sites custody.Sites, st custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("chains by sites: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
@@ -164,15 +204,15 @@ func (s *Store) ChainsOfSitesAfter(ctx context.Context, sites custody.Sites, st 
 
 // chainsOfSitesSQL is a page of one pair's chains ($1 to $3 the names,
 // $4 the state) after COI $5, at most $6 of them.
-const chainsOfSitesSQL = `SELECT info FROM chains
-	WHERE collection = $1 AND manufacturing = $2 AND treatment = $3 AND state = $4 AND coi COLLATE "C" > $5
-	ORDER BY coi COLLATE "C" LIMIT $6`
+const chainsOfSitesSQL = `SELECT c.info FROM chain_sites s JOIN chains c ON c.coi = s.coi
+	WHERE s.collection = $1 AND s.manufacturing = $2 AND s.treatment = $3 AND s.state = $4 AND s.coi COLLATE "C" > $5
+	ORDER BY s.coi COLLATE "C" LIMIT $6`
 
 // buildSiteIndex gives the chains written before the store kept the
-// index their site names, a chunk per transaction, each holding the log's
-// head so that no append runs meanwhile; the chunks done stay done, so an
+// index their rows, a chunk per transaction, each holding the log's head
+// so that no append runs meanwhile; the chunks done stay done, so an
 // interrupted build resumes at the next open. The transaction that finds
-// none left makes the counts from the columns and marks the index built.
+// none left makes the counts from the rows and marks the index built.
 // Once built, it is not read again at open.
 func (s *Store) buildSiteIndex(ctx context.Context) error {
 	var built bool
@@ -186,40 +226,34 @@ func (s *Store) buildSiteIndex(ctx context.Context) error {
 				builtSites).Scan(&built); err != nil || built {
 				return err // another instance built it meanwhile
 			}
-			rows, err := tx.Query(ctx, `SELECT info FROM chains WHERE coi > $1 AND collection IS NULL ORDER BY coi LIMIT $2`,
+			rows, err := tx.Query(ctx, `SELECT info FROM chains c
+				WHERE coi > $1 AND NOT EXISTS (SELECT 1 FROM chain_sites s WHERE s.coi = c.coi) ORDER BY coi LIMIT $2`,
 				after, siteBuildChunk)
 			if err != nil {
 				return err
 			}
-			var cs struct {
-				coi                                  []string
-				collection, manufacturing, treatment [][]byte
-			}
+			var rs siteRowColumns
 			if err := eachChain(rows, func(ci custody.ChainInfo) error {
-				cs.coi = append(cs.coi, string(ci.COI))
-				cs.collection = append(cs.collection, siteName(ci.Sites.Collection))
-				cs.manufacturing = append(cs.manufacturing, siteName(ci.Sites.Manufacturing))
-				cs.treatment = append(cs.treatment, siteName(ci.Sites.Treatment))
+				rs.add(ci.COI, ci.Sites, ci.State)
 				return nil
 			}); err != nil {
 				return err
 			}
-			if len(cs.coi) > 0 {
-				after = cs.coi[len(cs.coi)-1]
-				if _, err := tx.Exec(ctx, `UPDATE chains SET collection = u.collection, manufacturing = u.manufacturing, treatment = u.treatment
-					FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) AS u (coi, collection, manufacturing, treatment)
-					WHERE chains.coi = ANY($1) AND chains.coi = u.coi`, cs.coi, cs.collection, cs.manufacturing, cs.treatment); err != nil {
+			if len(rs.coi) > 0 {
+				after = rs.coi[len(rs.coi)-1]
+				if _, err := tx.Exec(ctx, siteRowsSQL, rs.coi, rs.collection, rs.manufacturing, rs.treatment, rs.state); err != nil {
 					return err
 				}
 			}
-			if len(cs.coi) == siteBuildChunk {
+			if len(rs.coi) == siteBuildChunk {
 				return nil // more, maybe
 			}
-			// The walk is past the last chain. A chain given no sites
+			// The walk is past the last chain. A chain given no row
 			// behind it meanwhile (by a binary older than the index) is
 			// found by walking again.
 			var left bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chains WHERE collection IS NULL)`).Scan(&left); err != nil || left {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chains c WHERE NOT EXISTS (SELECT 1 FROM chain_sites s WHERE s.coi = c.coi))`).
+				Scan(&left); err != nil || left {
 				after = ""
 				return err
 			}
@@ -233,10 +267,10 @@ func (s *Store) buildSiteIndex(ctx context.Context) error {
 	return nil
 }
 
-// makeSiteCounts replaces, in tx, the counts with those of the chains'
-// columns, and marks the index built.
+// makeSiteCounts replaces, in tx, the counts with those of the rows of
+// chain_sites, and marks the index built.
 func makeSiteCounts(ctx context.Context, tx pgx.Tx) error {
-	rows, err := tx.Query(ctx, `SELECT state, collection, manufacturing, treatment, count(*) FROM chains
+	rows, err := tx.Query(ctx, `SELECT state, collection, manufacturing, treatment, count(*) FROM chain_sites
 		GROUP BY state, collection, manufacturing, treatment`)
 	if err != nil {
 		return err
@@ -273,9 +307,10 @@ func (c *siteCountColumns) queueInsert(w *pgx.Batch) {
 }
 
 // checkSiteIndex compares the index, once built, with the summaries:
-// every chain's columns must be its summary's sites and state, and the
-// counts what the summaries add up to, each row under its pair's key. A
-// difference is an error wrapping custody.ErrChainBroken.
+// every chain must have a row (and nothing else one) with its summary's
+// sites and state, and the counts must be what the summaries add up to,
+// each under its pair's key. A difference is an error wrapping
+// custody.ErrChainBroken.
 func checkSiteIndex(ctx context.Context, tx pgx.Tx) error {
 	var built bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM index_builds WHERE name = $1)`, builtSites).Scan(&built); err != nil || !built {
@@ -284,15 +319,23 @@ func checkSiteIndex(ctx context.Context, tx pgx.Tx) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("check the index of chains by sites: "+format+": %w", append(args, custody.ErrChainBroken)...)
 	}
+	var stray string
+	err := tx.QueryRow(ctx, `SELECT coi FROM chain_sites s WHERE NOT EXISTS (SELECT 1 FROM chains c WHERE c.coi = s.coi) LIMIT 1`).Scan(&stray)
+	if err == nil {
+		return fail("%s has a row but no chain", stray)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("check the index of chains by sites: %w", err)
+	}
 	want := map[string]int64{}
-	rows, err := tx.Query(ctx, `SELECT state, collection, manufacturing, treatment, info FROM chains`)
+	rows, err := tx.Query(ctx, `SELECT c.info, s.state, s.collection, s.manufacturing, s.treatment FROM chains c LEFT JOIN chain_sites s USING (coi)`)
 	if err != nil {
 		return fmt.Errorf("check the index of chains by sites: %w", err)
 	}
 	for rows.Next() {
-		var state string
+		var state *string
 		var col, man, tre, info []byte
-		if err := rows.Scan(&state, &col, &man, &tre, &info); err != nil {
+		if err := rows.Scan(&info, &state, &col, &man, &tre); err != nil {
 			rows.Close()
 			return fmt.Errorf("check the index of chains by sites: %w", err)
 		}
@@ -302,15 +345,15 @@ func checkSiteIndex(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("check the index of chains by sites: %w", err)
 		}
 		switch {
-		case col == nil || man == nil || tre == nil:
+		case state == nil:
 			rows.Close()
-			return fail("chain %s has no site names", ci.COI)
+			return fail("chain %s has no row", ci.COI)
 		case string(col) != ci.Sites.Collection || string(man) != ci.Sites.Manufacturing || string(tre) != ci.Sites.Treatment:
 			rows.Close()
 			return fail("chain %s is filed under sites %q, %q, %q, its summary's are %+v", ci.COI, col, man, tre, ci.Sites)
-		case state != string(ci.State):
+		case *state != string(ci.State):
 			rows.Close()
-			return fail("chain %s is filed under state %q, its summary's is %q", ci.COI, state, ci.State)
+			return fail("chain %s is filed under state %q, its summary's is %q", ci.COI, *state, ci.State)
 		}
 		want[string(sitePair{ci.Sites, ci.State}.key())]++
 	}

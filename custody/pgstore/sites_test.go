@@ -103,7 +103,7 @@ func sameSiteIndex(t *testing.T, what string, s *Store) {
 }
 
 // TestSiteIndexBuiltAtOpen opens a database a binary before the index
-// wrote (its chains without the site columns, no counts): the store
+// wrote (its chains without rows of chain_sites, no counts): the store
 // builds the index at open, a chunk of chains per transaction, also when
 // an earlier build was interrupted after some chunks, and when several
 // instances open the database at once.
@@ -127,18 +127,17 @@ func TestSiteIndexBuiltAtOpen(t *testing.T) {
 		}
 	}
 	// The schema as migration 15 left it, with the chains written then.
-	v15 := fmt.Sprintf(`ALTER TABLE chains DROP COLUMN collection, DROP COLUMN manufacturing, DROP COLUMN treatment;
-		DROP TABLE chain_site_counts; DELETE FROM index_builds WHERE name = '%s';
+	v15 := fmt.Sprintf(`DROP TABLE chain_sites, chain_site_counts; DELETE FROM index_builds WHERE name = '%s';
 		DELETE FROM coid_schema WHERE version >= 16`, builtSites)
 
 	exec(v15)
 	sameSiteIndex(t, "built at open", openT(t, url))
 
 	// A build interrupted after its first chunks: some chains have their
-	// sites, the counts are stale.
+	// rows, the counts are stale.
 	exec(v15)
 	openT(t, url).Close() // migrates and builds
-	exec(fmt.Sprintf(`UPDATE chains SET collection = NULL, manufacturing = NULL, treatment = NULL WHERE coi > '%s';
+	exec(fmt.Sprintf(`DELETE FROM chain_sites WHERE coi > '%s';
 		UPDATE chain_site_counts SET n = n + 5; DELETE FROM index_builds WHERE name = '%s'`, storetest.COI(5), builtSites))
 	sameSiteIndex(t, "build resumed", openT(t, url))
 
@@ -168,8 +167,8 @@ func TestSiteIndexBuiltAtOpen(t *testing.T) {
 	sameSiteIndex(t, "after an append", stores[2])
 }
 
-// TestSiteIndexCheck: the store's check finds a count or a chain's
-// columns that disagree with the summaries.
+// TestSiteIndexCheck: the store's check finds a count or a chain's row
+// that disagrees with the summaries.
 func TestSiteIndexCheck(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Schema(t)
@@ -199,10 +198,11 @@ func TestSiteIndexCheck(t *testing.T) {
 		{"count missing", `DELETE FROM chain_site_counts WHERE key = ` + first, nil},
 		{"count of a pair without chains", `INSERT INTO chain_site_counts VALUES ($1, 'enrolled', 'Nowhere', '', '', 1)`, []any{nowhere.key()}},
 		{"count under another key", `UPDATE chain_site_counts SET key = key || '\x00'::bytea WHERE key = ` + first, nil},
-		{"chain under other sites", `UPDATE chains SET treatment = 'Hospital B' WHERE coi = $1`, []any{four}},
-		{"chain names run together", `UPDATE chains SET collection = 'Hospital A' || manufacturing, manufacturing = '' WHERE coi = $1`, []any{four}},
-		{"chain without sites", `UPDATE chains SET collection = NULL WHERE coi = $1`, []any{two}},
-		{"chain under another state", `UPDATE chains SET state = 'collected' WHERE coi = $1`, []any{two}},
+		{"chain under other sites", `UPDATE chain_sites SET treatment = 'Hospital B' WHERE coi = $1`, []any{four}},
+		{"chain names run together", `UPDATE chain_sites SET collection = 'Hospital A' || manufacturing, manufacturing = '' WHERE coi = $1`, []any{four}},
+		{"chain without a row", `DELETE FROM chain_sites WHERE coi = $1`, []any{two}},
+		{"chain under another state", `UPDATE chain_sites SET state = 'collected' WHERE coi = $1`, []any{two}},
+		{"row of no chain", `INSERT INTO chain_sites SELECT 'X' || coi, collection, manufacturing, treatment, state FROM chain_sites WHERE coi = $1`, []any{two}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			exec(t, `BEGIN`)
@@ -212,8 +212,7 @@ func TestSiteIndexCheck(t *testing.T) {
 				t.Errorf("check: %v, want ErrChainBroken", err)
 			}
 			// Back to the sound index: rebuilt at open.
-			exec(t, `UPDATE chains SET state = 'enrolled', collection = NULL WHERE coi = $1`, two)
-			exec(t, `UPDATE chains SET collection = NULL WHERE coi = $1`, four)
+			exec(t, `DELETE FROM chain_sites WHERE coi = ANY($1)`, []string{two, four, "X" + two})
 			exec(t, `DELETE FROM index_builds WHERE name = $1`, builtSites)
 			sameSiteIndex(t, "rebuilt", openT(t, url))
 		})

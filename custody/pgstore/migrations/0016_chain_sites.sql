@@ -1,21 +1,28 @@
--- The chains by site names and state (custody.ChainSiteIndex): each
--- chain's three site names beside its state, and how many chains each
--- pair of site names and state has, so that a user bound to some sites
--- counts and pages their chains at a cost that follows them, not the
--- store. Site names are bytea: a name may hold any byte, NUL too, which
--- text cannot.
+-- The chains by site names and state (custody.ChainSiteIndex), so that a
+-- user bound to some sites counts and pages their chains at a cost that
+-- follows them, not the store. Site names are bytea: a name may hold any
+-- byte, NUL too, which text cannot.
 --
--- The columns are NULL until the chain's summary is decoded: appends set
--- them when they enroll a chain (a chain's sites never change after), and
--- the chains written before this version get them when the store is
--- opened, a chunk per transaction; then the counts are made from the
--- columns and the index's name in index_builds says they were.
-ALTER TABLE chains ADD COLUMN collection bytea, ADD COLUMN manufacturing bytea, ADD COLUMN treatment bytea;
-
+-- chain_sites holds each chain's site names and state: appends write a
+-- chain's row when they enroll it or change its state, in the
+-- transaction that writes its records. It is a table of its own, not
+-- columns of chains, because every append rewrites the summary rows of
+-- the chains it extends: one more index on chains costs each rewrite that
+-- is not a heap-only update, and with it the append's throughput.
+-- The chains written before this version get their rows when the store is
+-- opened, a chunk per transaction (the summaries are JSON custody
+-- decodes); then the counts are made from the rows and the index's name
+-- in index_builds says they were.
+CREATE TABLE chain_sites (
+    coi           text  PRIMARY KEY,
+    collection    bytea NOT NULL,
+    manufacturing bytea NOT NULL,
+    treatment     bytea NOT NULL,
+    state         text  NOT NULL
+);
 -- A page of one pair's chains is a range of this index, in COI order
--- (bytewise, as custody orders COIs); the build finds the chains still
--- without their sites through it too (collection IS NULL).
-CREATE INDEX chains_sites ON chains (collection, manufacturing, treatment, state, coi COLLATE "C");
+-- (bytewise, as custody orders COIs).
+CREATE INDEX chain_sites_page ON chain_sites (collection, manufacturing, treatment, state, coi COLLATE "C");
 
 -- chain_site_counts holds, for each pair of site names and state that
 -- some chain has, how many chains have it (a row that reaches 0 is
