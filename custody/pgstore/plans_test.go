@@ -47,7 +47,7 @@ func TestAppendPlansUseKeys(t *testing.T) {
 		{"slots_zero", slotUsedZeroSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used", ""},
 		{"quotas_zero", quotaUsedZeroSQL, `('{2026-12}', '{P/C}')`, "quota_used", ""},
 		{"site_counts", siteCountsSQL, `('{"\\x00"}', '{enrolled}', '{"\\x"}', '{"\\x"}', '{"\\x"}', '{1}')`, "chain_site_counts", ""},
-		{"site_rows", siteRowsSQL, `('{a}', '{"\\x"}', '{"\\x"}', '{"\\x"}', '{enrolled}')`, "chain_sites", ""},
+		{"site_states", siteStatesSQL, `('{a}', '{enrolled}')`, "chain_sites", ""},
 		{"sites_page", chainsOfSitesSQL, `('\x', '\x', '\x', 'enrolled', '', 50)`, "chain_sites", "chain_sites_page"},
 		{"state_count", stateCountSQL, `('enrolled')`, "chain_site_counts", "chain_site_counts_state"},
 	} {

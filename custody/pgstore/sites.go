@@ -73,9 +73,11 @@ func (d siteDeltas) move(sites custody.Sites, from, to custody.State) {
 }
 
 // siteChanges are a batch's changes to the index: the rows of the chains
-// it enrolls or moves to another state, and the counts.
+// it enrolls, the states of those it moves to another state, and the
+// counts.
 type siteChanges struct {
-	rows   siteRowColumns
+	fresh  siteRowColumns
+	moved  struct{ coi, state []string }
 	counts siteDeltas
 }
 
@@ -86,16 +88,24 @@ func (x *siteChanges) move(ci *custody.ChainInfo, from custody.State) {
 		x.counts = siteDeltas{}
 	}
 	x.counts.move(ci.Sites, from, ci.State)
-	x.rows.add(ci.COI, ci.Sites, ci.State)
+	if from == "" {
+		x.fresh.add(ci.COI, ci.Sites, ci.State)
+	} else {
+		x.moved.coi, x.moved.state = append(x.moved.coi, string(ci.COI)), append(x.moved.state, string(ci.State))
+	}
 }
 
-// queue queues onto w, in the append's transaction, the two statements
-// that write the rows and apply the counts' deltas, if there are any.
+// queue queues onto w, in the append's transaction, the statements that
+// write the rows and apply the counts' deltas, those there is something
+// for. The rows are inserted and updated apart: an upsert writes more to
+// the WAL for each row.
 func (x *siteChanges) queue(w *pgx.Batch) {
-	if len(x.rows.coi) == 0 {
-		return
+	if len(x.fresh.coi) > 0 {
+		x.fresh.queueInsert(w)
 	}
-	w.Queue(siteRowsSQL, x.rows.coi, x.rows.collection, x.rows.manufacturing, x.rows.treatment, x.rows.state)
+	if len(x.moved.coi) > 0 {
+		w.Queue(siteStatesSQL, x.moved.coi, x.moved.state)
+	}
 	var c siteCountColumns
 	for _, p := range slices.SortedFunc(maps.Keys(x.counts), comparePairs) {
 		if n := x.counts[p]; n != 0 {
@@ -120,12 +130,18 @@ func (c *siteRowColumns) add(coi custody.COI, s custody.Sites, st custody.State)
 	c.treatment = append(c.treatment, siteName(s.Treatment))
 }
 
-// siteRowsSQL writes the rows of chains ($1) with sites ($2 to $4) in
-// states $5: a chain's row is made when it is enrolled and its state
-// changed after, its sites never.
-const siteRowsSQL = `INSERT INTO chain_sites (coi, collection, manufacturing, treatment, state)
-	SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[])
-	ON CONFLICT (coi) DO UPDATE SET state = EXCLUDED.state`
+// queueInsert queues onto w the insert of the rows c holds.
+func (c *siteRowColumns) queueInsert(w *pgx.Batch) {
+	w.Queue(`INSERT INTO chain_sites (coi, collection, manufacturing, treatment, state)
+		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[])`,
+		c.coi, c.collection, c.manufacturing, c.treatment, c.state)
+}
+
+// siteStatesSQL sets the states ($2) of the rows of chains $1 (their
+// sites never change). The key's "= ANY" is what lets the plan find the
+// rows through the primary key (TestAppendPlansUseKeys).
+const siteStatesSQL = `UPDATE chain_sites SET state = u.state FROM unnest($1::text[], $2::text[]) AS u (coi, state)
+	WHERE chain_sites.coi = ANY($1) AND chain_sites.coi = u.coi`
 
 func comparePairs(a, b sitePair) int { return bytes.Compare(a.key(), b.key()) }
 
@@ -241,7 +257,9 @@ func (s *Store) buildSiteIndex(ctx context.Context) error {
 			}
 			if len(rs.coi) > 0 {
 				after = rs.coi[len(rs.coi)-1]
-				if _, err := tx.Exec(ctx, siteRowsSQL, rs.coi, rs.collection, rs.manufacturing, rs.treatment, rs.state); err != nil {
+				var w pgx.Batch
+				rs.queueInsert(&w)
+				if err := tx.SendBatch(ctx, &w).Close(); err != nil {
 					return err
 				}
 			}
