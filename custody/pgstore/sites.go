@@ -26,7 +26,7 @@ var _ custody.ChainSiteIndex = (*Store)(nil)
 const builtSites = "chain_sites"
 
 // siteBuildChunk is how many chains one transaction of buildSiteIndex
-// gives their site names.
+// gives their rows.
 var siteBuildChunk = 2000
 
 // sitePair is a pair of site names and state, as chain_site_counts keys
