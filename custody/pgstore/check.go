@@ -15,7 +15,8 @@ import (
 // children (so proofs hold), and that the counts of claims, holds and
 // quota uses are what the claims, holds and uses stored add up to, and
 // that the access-request and follow-up indexes hold the rows the
-// chains' records fold to. The first problem found is returned, wrapping
+// chains' records fold to, and the index of the chains by sites and state
+// what their summaries say. The first problem found is returned, wrapping
 // custody.ErrChainBroken.
 func (s *Store) Check(ctx context.Context) error {
 	return s.readTx(ctx, func(tx pgx.Tx) error {
@@ -26,6 +27,9 @@ func (s *Store) Check(ctx context.Context) error {
 			return err
 		}
 		if err := checkExpiries(ctx, tx); err != nil {
+			return err
+		}
+		if err := checkSiteIndex(ctx, tx); err != nil {
 			return err
 		}
 		return checkIndexes(ctx, tx)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"github.com/coid-project/coid/custody"
@@ -22,7 +23,7 @@ var ErrNotEmpty = errors.New("the target store is not empty")
 
 // importTables are the tables an empty store has no rows in (the
 // singleton head rows aside, checked by value).
-var importTables = []string{"records", "chains", "phi", "coi_sequences", "users", "user_tokens", "readings",
+var importTables = []string{"records", "chains", "chain_sites", "phi", "coi_sequences", "users", "user_tokens", "readings",
 	"quarantine", "audit", "registry_entries", "capacity", "slot_claims", "slot_holds", "quotas", "quota_chain",
 	"waitlist", "checkpoints", "cosignatures", "witness_states"}
 
@@ -422,13 +423,17 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		}
 		return nil
 	}
-	var chains, exc [][]any
+	var chains, exc, sites [][]any
+	counts := siteDeltas{}
 	for _, ci := range e.Chains {
 		v, err := encodeChain(ci)
 		if err != nil {
 			return err
 		}
 		chains = append(chains, []any{string(ci.COI), string(ci.State), v})
+		sites = append(sites, []any{string(ci.COI), siteName(ci.Sites.Collection), siteName(ci.Sites.Manufacturing),
+			siteName(ci.Sites.Treatment), string(ci.State)})
+		counts.move(ci.Sites, "", ci.State)
 		if excursions[ci.COI] {
 			exc = append(exc, []any{string(ci.COI), openExcursions(ci)})
 		}
@@ -501,6 +506,7 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		rows  [][]any
 	}{
 		{"chains", []string{"coi", "state", "info"}, chains},
+		{"chain_sites", []string{"coi", "collection", "manufacturing", "treatment", "state"}, sites},
 		{"excursion_chains", []string{"coi", "open"}, exc},
 		{"phi", []string{"coi", "body"}, phi},
 		{"coi_sequences", []string{"prefix", "last"}, seqs},
@@ -530,6 +536,15 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 	b.Queue(`DELETE FROM index_builds`)
 	b.Queue(`DELETE FROM access_rows`)
 	b.Queue(`DELETE FROM followup_pending`)
+	// The counts of the index of the chains by sites and state (its rows
+	// copied above) are made from the summaries here.
+	var sc siteCountColumns
+	for _, p := range slices.SortedFunc(maps.Keys(counts), comparePairs) {
+		sc.add(p, counts[p])
+	}
+	b.Queue(`DELETE FROM chain_site_counts`)
+	sc.queueInsert(&b)
+	b.Queue(`INSERT INTO index_builds (name) VALUES ($1)`, builtSites)
 	return tx.SendBatch(ctx, &b).Close()
 }
 

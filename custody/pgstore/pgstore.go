@@ -16,7 +16,8 @@
 // appends take, checked in the append's transaction), quotas and the
 // waiting list, the verifiable log (the Merkle tree's hashes, written
 // with the records, the signed checkpoints and their cosignatures), the
-// excursion, access-request and overdue follow-up indexes, and Backup; for
+// excursion, access-request and overdue follow-up indexes, the index of
+// the chains by site names and state, and Backup; for
 // several instances on one database, the leadership of a job that runs on
 // one of them at a time (leader.go), the state they share outside the
 // ledger (web sessions, sign-in counts: shared.go), and broadcasts between
@@ -120,6 +121,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	if err := s.buildExpiryIndex(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if err := s.buildSiteIndex(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
@@ -433,7 +438,8 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 	tree *treeState, out []custody.Outcome[custody.Record]) (uint64, custody.Hash, map[custody.COI]*custody.ChainInfo, error) {
 	touched := map[custody.COI]*custody.ChainInfo{}
 	enrolled := map[custody.COI]bool{}
-	excursions := map[custody.COI]bool{} // chains the batch appends an excursion record to
+	excursions := map[custody.COI]bool{}      // chains the batch appends an excursion record to
+	before := map[custody.COI]custody.State{} // the chains' states before the batch ("": none)
 	var indexes indexChanges
 	// The batch's records go in as one statement over arrays, one per
 	// column: the server plans and runs one insert, not one per record.
@@ -447,6 +453,9 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		var prev custody.State
 		if c := chains[coi]; c != nil {
 			prev = c.State
+		}
+		if _, ok := before[coi]; !ok {
+			before[coi] = prev
 		}
 		rec, ci, body, err := custody.LinkPresealed(custody.LinkHeads{LogSeq: seq, LogHash: hash, Chain: chains[coi]}, d, r.pre, nil)
 		if err != nil {
@@ -501,6 +510,7 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
 		rs.seq, rs.chain, rs.chainSeq, rs.hash, rs.body)
 	var fresh, changed chainColumns
+	var sites siteChanges
 	for coi, ci := range touched {
 		cs := &changed
 		if enrolled[coi] {
@@ -509,11 +519,15 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		if err := cs.add(*ci); err != nil {
 			return 0, hash, nil, err
 		}
+		if from := before[coi]; from != ci.State {
+			sites.move(ci, from)
+		}
 	}
 	if len(fresh.coi) > 0 {
 		w.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])`,
 			fresh.coi, fresh.state, fresh.info)
 	}
+	sites.queue(w)
 	if len(changed.coi) > 0 {
 		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info)
 	}
@@ -728,15 +742,19 @@ func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after cust
 	return out, nil
 }
 
-// CountChainsInState implements custody.ChainStateCounter: a count over
-// the chains_state (state, coi) index, at the cost of the count.
+// CountChainsInState implements custody.ChainStateCounter: the sum of the
+// state's counts in chain_site_counts (sites.go), at the cost of the
+// network's routes, not of the chains.
 func (s *Store) CountChainsInState(ctx context.Context, st custody.State) (int, error) {
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM chains WHERE state = $1`, string(st)).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, stateCountSQL, string(st)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("chains in state %s: %w", st, err)
 	}
 	return n, nil
 }
+
+// stateCountSQL is how many chains are in state $1.
+const stateCountSQL = `SELECT coalesce(sum(n), 0)::bigint FROM chain_site_counts WHERE state = $1`
 
 // ScanChains implements custody.LogSource.
 func (s *Store) ScanChains(ctx context.Context, fn func(custody.ChainInfo) error) error {
@@ -857,7 +875,7 @@ func (s *Store) Head(ctx context.Context) (uint64, custody.Hash, error) {
 }
 
 // backupTables are the tables Backup copies, in the order it writes them.
-var backupTables = []string{"coid_schema", "log_head", "records", "chains", "excursion_chains", "phi", "coi_sequences", "users", "user_tokens",
+var backupTables = []string{"coid_schema", "log_head", "records", "chains", "chain_sites", "chain_site_counts", "excursion_chains", "phi", "coi_sequences", "users", "user_tokens",
 	"readings_meta", "readings", "quarantine", "audit_head", "audit", "registry_entries",
 	"capacity", "slot_used", "slot_claims", "slot_holds", "quotas", "quota_used", "quota_chain", "waitlist",
 	"tree_hashes", "checkpoints", "cosignatures", "witness_states",

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"testing"
@@ -16,7 +17,9 @@ import (
 // statement's first executions and keeps until the table is analyzed
 // again. Planned on the empty tables of a new store, where a scan of
 // every row looks cheapest, a plan that could scan would go on scanning
-// every summary each batch as the table grows.
+// every summary each batch as the table grows. A page of the chains of
+// one pair of sites and state is a range of chains_sites, and the count
+// of a state a range of the counts' state index.
 func TestAppendPlansUseKeys(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Schema(t)
@@ -35,13 +38,18 @@ func TestAppendPlansUseKeys(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, sql, args, table string
+		index                  string // table+"_pkey" when empty
 	}{
-		{"chains", replaceChainsSQL, `('{a}', '{enrolled}', '{"\\x7b7d"}')`, "chains"},
-		{"excursions", excursionOpenSQL, `('{a}', '{true}')`, "excursion_chains"},
-		{"slots", slotUsedSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used"},
-		{"quotas", quotaUsedSQL, `('{2026-12}', '{P/C}')`, "quota_used"},
-		{"slots_zero", slotUsedZeroSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used"},
-		{"quotas_zero", quotaUsedZeroSQL, `('{2026-12}', '{P/C}')`, "quota_used"},
+		{"chains", replaceChainsSQL, `('{a}', '{enrolled}', '{"\\x7b7d"}')`, "chains", ""},
+		{"excursions", excursionOpenSQL, `('{a}', '{true}')`, "excursion_chains", ""},
+		{"slots", slotUsedSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used", ""},
+		{"quotas", quotaUsedSQL, `('{2026-12}', '{P/C}')`, "quota_used", ""},
+		{"slots_zero", slotUsedZeroSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used", ""},
+		{"quotas_zero", quotaUsedZeroSQL, `('{2026-12}', '{P/C}')`, "quota_used", ""},
+		{"site_counts", siteCountsSQL, `('{"\\x00"}', '{enrolled}', '{"\\x"}', '{"\\x"}', '{"\\x"}', '{1}')`, "chain_site_counts", ""},
+		{"site_states", siteStatesSQL, `('{a}', '{enrolled}')`, "chain_sites", ""},
+		{"sites_page", chainsOfSitesSQL, `('\x', '\x', '\x', 'enrolled', '', 50)`, "chain_sites", "chain_sites_page"},
+		{"state_count", stateCountSQL, `('enrolled')`, "chain_site_counts", "chain_site_counts_state"},
 	} {
 		if _, err := conn.Exec(ctx, "PREPARE "+c.name+" AS "+c.sql); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -55,8 +63,9 @@ func TestAppendPlansUseKeys(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		plan := strings.Join(lines, "\n")
-		if strings.Contains(plan, "Seq Scan on "+c.table) || !strings.Contains(plan, c.table+"_pkey") {
-			t.Errorf("%s: the generic plan does not find the rows through %s_pkey:\n%s", c.name, c.table, plan)
+		index := cmp.Or(c.index, c.table+"_pkey")
+		if strings.Contains(plan, "Seq Scan on "+c.table) || !strings.Contains(plan, index) {
+			t.Errorf("%s: the generic plan does not find the rows through %s:\n%s", c.name, index, plan)
 		}
 	}
 }
