@@ -4,10 +4,12 @@
 // its signers' passwords, each leg received with the seal of its
 // readings), and minute readings for every leg. It is a test helper: the
 // benchmarks of boltstore, api and api/web open the same kept store, and
-// coid verify accepts it.
+// coid verify accepts it. With Config.Network, the chains belong to a
+// registered network of hospitals and plants (network.go), so a user
+// bound to one hospital reads only its chains.
 //
 // A store of Chains chains with PerLeg readings a leg lives in
-// Dir(root, Chains, PerLeg) and is generated once: Ensure builds it in a
+// Config.Dir(root) and is generated once: Ensure builds it in a
 // temporary directory beside it and renames it into place only when it is
 // complete, so a later run reuses it and never finds half a store.
 //
@@ -48,8 +50,9 @@ var T0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 // proportion of the store the speed targets were written against.
 const DefaultPerLeg = 66
 
-// Users are the accounts of a generated store, by ID, with their roles.
-// Their passwords are Password(id).
+// Users are the accounts of a generated store without a network, by ID,
+// with their roles (Config.UserRoles gives any store's). Their passwords
+// are Password(id).
 var Users = map[string]custody.Role{"coord": custody.RoleCoordinator, "nurse1": custody.RoleNurse, "nurse2": custody.RoleNurse,
 	"courier1": custody.RoleCourier, "mfg1": custody.RoleManufacturing, "qa1": custody.RoleQA}
 
