@@ -235,7 +235,8 @@ func checkStore(t *testing.T, dir string, chains, perLeg int) {
 // TestKeptStores generates the kept stores the benchmarks use ahead of
 // them, when COID_BENCH_STORE names a directory: one store for each size
 // in COID_BENCH_CHAINS (comma-separated, default 1000,10000,100000), with
-// COID_BENCH_READINGS readings a leg (default 66). Without it, it is
+// COID_BENCH_READINGS readings a leg (default 66) and a network of
+// COID_BENCH_NETWORK hospitals (default 0: none). Without it, it is
 // skipped.
 func TestKeptStores(t *testing.T) {
 	root, cfgs, err := storegen.FromEnv()
