@@ -4,10 +4,12 @@
 // its signers' passwords, each leg received with the seal of its
 // readings), and minute readings for every leg. It is a test helper: the
 // benchmarks of boltstore, api and api/web open the same kept store, and
-// coid verify accepts it.
+// coid verify accepts it. With Config.Network, the chains belong to a
+// registered network of hospitals and plants (network.go), so a user
+// bound to one hospital reads only its chains.
 //
 // A store of Chains chains with PerLeg readings a leg lives in
-// Dir(root, Chains, PerLeg) and is generated once: Ensure builds it in a
+// Config.Dir(root) and is generated once: Ensure builds it in a
 // temporary directory beside it and renames it into place only when it is
 // complete, so a later run reuses it and never finds half a store.
 //
@@ -48,8 +50,9 @@ var T0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 // proportion of the store the speed targets were written against.
 const DefaultPerLeg = 66
 
-// Users are the accounts of a generated store, by ID, with their roles.
-// Their passwords are Password(id).
+// Users are the accounts of a generated store without a network, by ID,
+// with their roles (Config.UserRoles gives any store's). Their passwords
+// are Password(id).
 var Users = map[string]custody.Role{"coord": custody.RoleCoordinator, "nurse1": custody.RoleNurse, "nurse2": custody.RoleNurse,
 	"courier1": custody.RoleCourier, "mfg1": custody.RoleManufacturing, "qa1": custody.RoleQA}
 
@@ -82,6 +85,15 @@ type Config struct {
 	// Cohort is how many chains go through the journey together (0:
 	// 4,096).
 	Cohort int
+	// Network is how many hospitals the store's network has (0: none,
+	// the chains name three free-text sites that no registered site
+	// answers to, so every user reads every chain). With N hospitals,
+	// an administrator registers them before enrollment, with Plants
+	// manufacturing plants of one manufacturer and a courier with its
+	// fleet of shippers, and binds the users to them (UserRoles);
+	// chain i is collected and treated at HospitalSite(i % N) and
+	// manufactured at PlantSite(i % Plants) (Sites).
+	Network int
 	// Logger reports progress (nil: none).
 	Logger *slog.Logger
 }
@@ -125,6 +137,9 @@ const (
 	EnvChains = "COID_BENCH_CHAINS"
 	// EnvReadings sets the readings a leg (default DefaultPerLeg).
 	EnvReadings = "COID_BENCH_READINGS"
+	// EnvNetwork sets the hospitals of the stores' network (Config.Network;
+	// default 0: no network).
+	EnvNetwork = "COID_BENCH_NETWORK"
 )
 
 // FromEnv returns the kept stores' directory (empty: none asked) and the
@@ -142,6 +157,14 @@ func FromEnv() (string, []Config, error) {
 		}
 		perLeg = n
 	}
+	network := 0
+	if v := os.Getenv(EnvNetwork); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return "", nil, fmt.Errorf("storegen: %s=%q: %w", EnvNetwork, v, custody.ErrInvalid)
+		}
+		network = n
+	}
 	sizes := os.Getenv(EnvChains)
 	if sizes == "" {
 		sizes = "1000,10000,100000"
@@ -152,18 +175,29 @@ func FromEnv() (string, []Config, error) {
 		if err != nil || n < 1 {
 			return "", nil, fmt.Errorf("storegen: %s=%q: %w", EnvChains, sizes, custody.ErrInvalid)
 		}
-		cfgs = append(cfgs, Config{Chains: n, PerLeg: perLeg})
+		cfgs = append(cfgs, Config{Chains: n, PerLeg: perLeg, Network: network})
 	}
 	return root, cfgs, nil
 }
 
-// Dir is where a store of chains chains and perLeg readings a leg is
-// kept under root.
+// Dir is where a store of chains chains and perLeg readings a leg, with
+// no network, is kept under root.
 func Dir(root string, chains, perLeg int) string {
 	if perLeg <= 0 {
 		perLeg = DefaultPerLeg
 	}
 	return filepath.Join(root, fmt.Sprintf("chains%d-readings%d", chains, perLeg))
+}
+
+// Dir is where the store of c is kept under root: Dir(root, c.Chains,
+// c.PerLeg) without a network, and beside it with "-network{N}" added for
+// a network of N hospitals, so stores with and without one never mix.
+func (c Config) Dir(root string) string {
+	d := Dir(root, c.Chains, c.PerLeg)
+	if c.Network > 0 {
+		d += fmt.Sprintf("-network%d", c.Network)
+	}
+	return d
 }
 
 // Stats describes a generated store.
@@ -185,7 +219,7 @@ const statsFile = "storegen.json"
 // store's Stats (as recorded when it was generated).
 func Ensure(ctx context.Context, root string, cfg Config) (string, Stats, error) {
 	cfg = cfg.withDefaults()
-	dir := Dir(root, cfg.Chains, cfg.PerLeg)
+	dir := cfg.Dir(root)
 	if st, err := readStats(dir); err == nil {
 		return dir, st, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -199,7 +233,7 @@ func Ensure(ctx context.Context, root string, cfg Config) (string, Stats, error)
 		return "", Stats{}, fmt.Errorf("storegen: %w", err)
 	}
 	defer os.RemoveAll(tmp) // gone once renamed
-	cfg.Logger.Info("storegen: generating", "chains", cfg.Chains, "per_leg", cfg.PerLeg, "dir", dir)
+	cfg.Logger.Info("storegen: generating", "chains", cfg.Chains, "per_leg", cfg.PerLeg, "network", cfg.Network, "dir", dir)
 	st, err := Generate(ctx, tmp, cfg)
 	if err != nil {
 		return "", Stats{}, err
@@ -268,30 +302,33 @@ type step struct {
 	sigs  []custody.SignatureRequest
 }
 
-// journey returns chain i's steps after enrollment, in order: nine
-// records from collection to infusion, its legs carried by Shipper(i, 0)
-// and Shipper(i, 1).
-func journey(i int, coi custody.COI) []step {
+// journey returns a chain's steps after enrollment, in order: nine
+// records from collection to infusion, its legs carried by shippers[0]
+// and shippers[1], the hospital's steps taken by its nurses (nurse1 and
+// nurse2 with the suffix staff: "" without a network, HospitalStaff's
+// otherwise).
+func journey(coi custody.COI, staff string, shippers [2]string) []step {
 	sig := func(user string, m custody.Meaning) custody.SignatureRequest {
 		return custody.SignatureRequest{User: user, Password: Password(user), Meaning: m}
 	}
+	nurse1, nurse2 := "nurse1"+staff, "nurse2"+staff
 	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
 	fp1 := custody.LabelPayload(custody.BagID{COI: coi, Kind: custody.BagFinalProduct, N: 1})
 	bedside, _ := json.Marshal(map[string]any{"bag_code": fp1, "wristband_code": Patient().MRN})
 	return []step{
-		{"nurse1", custody.StepCollect, raw(`{"din":"A999926123456","volume_ml":212.5,"bags":2,"started_at":"2026-11-23T06:00:00Z","ended_at":"2026-11-23T07:30:00Z"}`),
-			[]custody.SignatureRequest{sig("nurse1", custody.MeaningPerformed), sig("nurse2", custody.MeaningVerified)}},
-		{"nurse1", custody.StepShip, raw(fmt.Sprintf(`{"shipper":%q,"profile":"refrigerated"}`, Shipper(i, 0))),
-			[]custody.SignatureRequest{sig("nurse1", custody.MeaningHandedOver), sig("courier1", custody.MeaningReceived)}},
+		{nurse1, custody.StepCollect, raw(`{"din":"A999926123456","volume_ml":212.5,"bags":2,"started_at":"2026-11-23T06:00:00Z","ended_at":"2026-11-23T07:30:00Z"}`),
+			[]custody.SignatureRequest{sig(nurse1, custody.MeaningPerformed), sig(nurse2, custody.MeaningVerified)}},
+		{nurse1, custody.StepShip, raw(fmt.Sprintf(`{"shipper":%q,"profile":"refrigerated"}`, shippers[0])),
+			[]custody.SignatureRequest{sig(nurse1, custody.MeaningHandedOver), sig("courier1", custody.MeaningReceived)}},
 		{"mfg1", custody.StepReceive, raw(`{"seal_intact":true}`), []custody.SignatureRequest{sig("mfg1", custody.MeaningReceived)}},
 		{"mfg1", custody.StepManufacture, raw(`{"final_bags":2}`), []custody.SignatureRequest{sig("mfg1", custody.MeaningPerformed)}},
 		{"qa1", custody.StepRelease, raw(`{}`), []custody.SignatureRequest{sig("qa1", custody.MeaningApproved)}},
-		{"mfg1", custody.StepShip, raw(fmt.Sprintf(`{"shipper":%q,"profile":"cryogenic"}`, Shipper(i, 1))),
+		{"mfg1", custody.StepShip, raw(fmt.Sprintf(`{"shipper":%q,"profile":"cryogenic"}`, shippers[1])),
 			[]custody.SignatureRequest{sig("mfg1", custody.MeaningHandedOver), sig("courier1", custody.MeaningReceived)}},
-		{"nurse1", custody.StepReceive, raw(`{"seal_intact":true}`), []custody.SignatureRequest{sig("nurse1", custody.MeaningReceived)}},
-		{"nurse1", custody.StepBedsideVerify, bedside,
-			[]custody.SignatureRequest{sig("nurse1", custody.MeaningVerified), sig("nurse2", custody.MeaningVerified)}},
-		{"nurse1", custody.StepInfuse, raw(`{}`), []custody.SignatureRequest{sig("nurse1", custody.MeaningPerformed)}},
+		{nurse1, custody.StepReceive, raw(`{"seal_intact":true}`), []custody.SignatureRequest{sig(nurse1, custody.MeaningReceived)}},
+		{nurse1, custody.StepBedsideVerify, bedside,
+			[]custody.SignatureRequest{sig(nurse1, custody.MeaningVerified), sig(nurse2, custody.MeaningVerified)}},
+		{nurse1, custody.StepInfuse, raw(`{}`), []custody.SignatureRequest{sig(nurse1, custody.MeaningPerformed)}},
 	}
 }
 
@@ -348,12 +385,19 @@ func (g *gen) run(ctx context.Context) error {
 	if g.svc, err = NewService(g.st, g.clock.Now, nil); err != nil {
 		return fmt.Errorf("storegen: %w", err)
 	}
-	for _, id := range slices.Sorted(maps.Keys(Users)) {
-		if _, err := g.svc.AddUser(ctx, id, "Printed "+id, Users[id], Password(id)); err != nil {
-			return fmt.Errorf("storegen: user %s: %w", id, err)
+	// The first account is the administrator who registers the network,
+	// before the others are bound to it.
+	for n, a := range g.cfg.accounts() {
+		if n == 1 && g.cfg.Network > 0 {
+			if err := g.registerNetwork(ctx); err != nil {
+				return err
+			}
 		}
-		if g.users[id], err = g.svc.User(ctx, id); err != nil {
-			return fmt.Errorf("storegen: user %s: %w", id, err)
+		if _, err := g.svc.AddUserIn(ctx, a.id, "Printed "+a.id, a.role, Password(a.id), a.org, a.sites); err != nil {
+			return fmt.Errorf("storegen: user %s: %w", a.id, err)
+		}
+		if g.users[a.id], err = g.svc.User(ctx, a.id); err != nil {
+			return fmt.Errorf("storegen: user %s: %w", a.id, err)
 		}
 	}
 	g.cois = make([]custody.COI, g.cfg.Chains)
@@ -454,14 +498,17 @@ const enrollCallers = 64
 
 // enroll enrolls chains [lo, hi).
 func (g *gen) enroll(ctx context.Context, lo, hi int) error {
-	coord := g.users["coord"]
 	return g.parallel(ctx, lo, hi, enrollCallers, func(i int) error {
-		c, err := g.svc.Enroll(ctx, coord, custody.EnrollRequest{Patient: Patient(), Product: "Autologous CAR-T cells",
-			Sites: custody.Sites{Collection: "St Elsewhere Apheresis", Manufacturing: "CellWorks NJ", Treatment: "St Elsewhere BMT"}})
+		staff := ""
+		if g.cfg.Network > 0 {
+			staff = HospitalStaff(i % g.cfg.Network)
+		}
+		c, err := g.svc.Enroll(ctx, g.users["coord"+staff], custody.EnrollRequest{Patient: Patient(), Product: "Autologous CAR-T cells",
+			Sites: g.cfg.Sites(i)})
 		if err != nil {
 			return fmt.Errorf("storegen: enroll chain %d: %w", i, err)
 		}
-		g.cois[i], g.steps[i] = c.COI, journey(i, c.COI)
+		g.cois[i], g.steps[i] = c.COI, journey(c.COI, staff, [2]string{g.cfg.ShipperOf(i, 0), g.cfg.ShipperOf(i, 1)})
 		return nil
 	})
 }
@@ -524,10 +571,10 @@ func (g *gen) readings(ctx context.Context, lo, hi, leg int, start time.Time, te
 	batch := make([]custody.Reading, 0, readingsBatch)
 	var err error
 	for i := lo; i < hi && err == nil; i++ {
-		shipper := Shipper(i, leg)
+		shipper, seq0 := g.cfg.ShipperOf(i, leg), g.cfg.seqBase(i)
 		for k := range perLeg {
 			t := start.Add(time.Duration(k+1) * time.Minute)
-			r := custody.Reading{Shipper: shipper, Seq: uint64(k + 1), HasSeq: true,
+			r := custody.Reading{Shipper: shipper, Seq: seq0 + uint64(k+1), HasSeq: true,
 				DeviceTime: t, ReceivedTime: t.Add(time.Second), TempC: &temps[k%7]}
 			if k%10 == 0 {
 				r.BatteryPct = &battery
