@@ -23,8 +23,8 @@ func BenchmarkKeptCheckFile(b *testing.B) {
 		b.Skip("no kept stores: set " + storegen.EnvStore)
 	}
 	for _, cfg := range cfgs {
-		b.Run(storegen.Dir("", cfg.Chains, cfg.PerLeg), func(b *testing.B) {
-			st, err := boltstore.Open(storegen.Dir(root, cfg.Chains, cfg.PerLeg), boltstore.Options{ReadOnly: true})
+		b.Run(cfg.Dir(""), func(b *testing.B) {
+			st, err := boltstore.Open(cfg.Dir(root), boltstore.Options{ReadOnly: true})
 			if err != nil {
 				b.Fatal(err)
 			}
