@@ -231,17 +231,16 @@ func (s *Service) VisibleChains(ctx context.Context, u User, state State) ([]Cha
 // store's summaries in COI order (ChainStore.ChainsAfter), a batch at a
 // time until the page holds limit of them and one more shows there is a
 // next page: its cost follows the page and the summaries the user may
-// not read that it steps over, not the whole store; or, when the user
-// reads few of the chains and the store keeps an index of them by sites,
-// from that index (visibleSitePage).
+// not read that it steps over, not the whole store; or, when the first
+// batch leaves the page short, the user reads few of the chains and the
+// store keeps an index of them by sites, from that index onwards
+// (visibleSitePage).
 func (s *Service) visiblePage(ctx context.Context, u User, state State, after COI, limit int) (ChainPage, error) {
 	r := s.scope()
 	page := ChainPage{Chains: []ChainInfo{}}
-	if u.Role != RoleAdmin {
-		if done, err := s.visibleSitePage(ctx, r, u, state, after, limit, &page); done || err != nil {
-			return page, err
-		}
-	}
+	// The index by sites is considered once the first batch has not
+	// filled the page: a user who reads most chains never pays for it.
+	considered := u.Role == RoleAdmin
 	batch := limit + 1
 	for {
 		infos, err := s.store.ChainsAfter(ctx, state, after, batch)
@@ -269,6 +268,12 @@ func (s *Service) visiblePage(ctx context.Context, u User, state State, after CO
 			return page, nil
 		}
 		after = infos[len(infos)-1].COI
+		if !considered {
+			considered = true
+			if done, err := s.visibleSitePage(ctx, r, u, state, after, limit, &page); done || err != nil {
+				return page, err
+			}
+		}
 	}
 }
 
@@ -312,11 +317,12 @@ func (s *Service) visible(ctx context.Context, u User, state State, after COI, l
 	return page, nil
 }
 
-// visibleSitePage fills page from the parts of the chain-site index that
-// hold the chains in state (any state but the access requests' when
-// empty) the user may read, when the store keeps the index and paging
-// those parts costs less than stepping over the summaries the user may
-// not read; done reports whether it did.
+// visibleSitePage fills page, up to limit chains, with the chains after
+// the COI after from the parts of the chain-site index that hold the
+// chains in state (any state but the access requests' when empty) the
+// user may read, when the store keeps the index and paging those parts
+// costs less than stepping over the summaries the user may not read; done
+// reports whether it did.
 func (s *Service) visibleSitePage(ctx context.Context, r *scopeResolver, u User, state State, after COI, limit int, page *ChainPage) (done bool, err error) {
 	if state.Access() {
 		return false, nil
@@ -329,7 +335,7 @@ func (s *Service) visibleSitePage(ctx context.Context, r *scopeResolver, u User,
 	if state == "" {
 		states = slices.DeleteFunc(slices.Clone(States), State.Access)
 	}
-	streams, pages := sc.plan(states, limit)
+	streams, pages := sc.plan(states, limit-len(page.Chains))
 	if !pages {
 		return false, nil
 	}
