@@ -145,22 +145,34 @@ func (s *Service) eachOfStreams(ctx context.Context, r *scopeResolver, u User, i
 		siteStream
 		buf   []ChainInfo
 		after COI
+		ask   int
 		done  bool
+	}
+	// A stream's first read asks for its share of a batch, by its count,
+	// and each later one for twice as many, up to a batch: the merge
+	// reads about the chains it passes on, not a batch from every stream.
+	total := 0
+	for _, str := range streams {
+		total += str.N
 	}
 	cs := make([]*cursor, len(streams))
 	for i, str := range streams {
-		cs[i] = &cursor{siteStream: str, after: after}
+		share := batch
+		if total > 0 {
+			share = batch*str.N/total + 1
+		}
+		cs[i] = &cursor{siteStream: str, after: after, ask: max(1, min(batch, share, str.N))}
 	}
 	fill := func(c *cursor) error {
-		ask := max(1, min(batch, c.N))
-		page, err := idx.ChainsOfSitesAfter(ctx, c.Sites, c.State, c.after, ask)
+		page, err := idx.ChainsOfSitesAfter(ctx, c.Sites, c.State, c.after, c.ask)
 		if err != nil {
 			return err
 		}
-		c.buf, c.done = page, len(page) < ask
+		c.buf, c.done = page, len(page) < c.ask
 		if len(page) > 0 {
 			c.after = page[len(page)-1].COI
 		}
+		c.ask = min(batch, 2*c.ask)
 		return nil
 	}
 	// A chain that moves from one state to another during the walk may
