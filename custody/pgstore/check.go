@@ -15,9 +15,10 @@ import (
 // children (so proofs hold), and that the counts of claims, holds and
 // quota uses are what the claims, holds and uses stored add up to, and
 // that the access-request and follow-up indexes hold the rows the
-// chains' records fold to, and the index of the chains by sites and state
-// what their summaries say. The first problem found is returned, wrapping
-// custody.ErrChainBroken.
+// chains' records fold to, the index of the chains by sites and state
+// what their summaries say, and the chains marked as waiting in a
+// terminal state exactly those whose summaries do. The first problem
+// found is returned, wrapping custody.ErrChainBroken.
 func (s *Store) Check(ctx context.Context) error {
 	return s.readTx(ctx, func(tx pgx.Tx) error {
 		if err := checkTree(ctx, tx); err != nil {
@@ -30,6 +31,9 @@ func (s *Store) Check(ctx context.Context) error {
 			return err
 		}
 		if err := checkSiteIndex(ctx, tx); err != nil {
+			return err
+		}
+		if err := checkTerminalIssues(ctx, tx); err != nil {
 			return err
 		}
 		return checkIndexes(ctx, tx)

@@ -430,7 +430,7 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		if err != nil {
 			return err
 		}
-		chains = append(chains, []any{string(ci.COI), string(ci.State), v})
+		chains = append(chains, []any{string(ci.COI), string(ci.State), v, custody.WaitsInTerminalState(&ci)})
 		sites = append(sites, []any{string(ci.COI), siteName(ci.Sites.Collection), siteName(ci.Sites.Manufacturing),
 			siteName(ci.Sites.Treatment), string(ci.State)})
 		counts.move(ci.Sites, "", ci.State)
@@ -505,7 +505,7 @@ func importRest(ctx context.Context, tx pgx.Tx, e *custody.Export, excursions ma
 		cols  []string
 		rows  [][]any
 	}{
-		{"chains", []string{"coi", "state", "info"}, chains},
+		{"chains", []string{"coi", "state", "info", "waiting"}, chains},
 		{"chain_sites", []string{"coi", "collection", "manufacturing", "treatment", "state"}, sites},
 		{"excursion_chains", []string{"coi", "open"}, exc},
 		{"phi", []string{"coi", "body"}, phi},

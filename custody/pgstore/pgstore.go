@@ -524,12 +524,12 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 		}
 	}
 	if len(fresh.coi) > 0 {
-		w.Queue(`INSERT INTO chains (coi, state, info) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])`,
-			fresh.coi, fresh.state, fresh.info)
+		w.Queue(`INSERT INTO chains (coi, state, info, waiting) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::boolean[])`,
+			fresh.coi, fresh.state, fresh.info, fresh.waiting)
 	}
 	sites.queue(w)
 	if len(changed.coi) > 0 {
-		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info)
+		w.Queue(replaceChainsSQL, changed.coi, changed.state, changed.info, changed.waiting)
 	}
 	queueExcursionIndex(w, touched, excursions)
 	indexes.queue(w)
@@ -544,13 +544,15 @@ func (b *batchTx) link(w *pgx.Batch, seq uint64, hash custody.Hash, chains map[c
 }
 
 // replaceChainsSQL replaces the summaries of existing chains ($1 the
-// COIs, $2 their states, $3 their summaries). The key's "= ANY" is what
+// COIs, $2 their states, $3 their summaries, $4 whether each waits in a
+// terminal state, custody.WaitsInTerminalState). The key's "= ANY" is what
 // lets the plan read the rows through the primary key: joined to the
 // arrays alone, the generic plan a connection caches after the
 // statement's first executions, chosen while the table was small, is a
 // hash join over a scan of every summary, a pass over the whole table
 // each batch until an ANALYZE replans it (TestAppendPlansUseKeys).
-const replaceChainsSQL = `UPDATE chains SET state = u.state, info = u.info FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u (coi, state, info)
+const replaceChainsSQL = `UPDATE chains SET state = u.state, info = u.info, waiting = u.waiting
+	FROM unnest($1::text[], $2::text[], $3::bytea[], $4::boolean[]) AS u (coi, state, info, waiting)
 	WHERE chains.coi = ANY($1) AND chains.coi = u.coi`
 
 // recordColumns are a batch's records, column by column, as the insert
@@ -567,10 +569,12 @@ func (c *recordColumns) add(r custody.Record, body []byte) {
 	c.hash, c.body = append(c.hash, r.Hash[:]), append(c.body, body)
 }
 
-// chainColumns are a batch's chain summaries, column by column.
+// chainColumns are a batch's chain summaries, column by column, with
+// whether each waits in a terminal state (custody.WaitsInTerminalState).
 type chainColumns struct {
 	coi, state []string
 	info       [][]byte
+	waiting    []bool
 }
 
 func (c *chainColumns) add(ci custody.ChainInfo) error {
@@ -579,6 +583,7 @@ func (c *chainColumns) add(ci custody.ChainInfo) error {
 		return err
 	}
 	c.coi, c.state, c.info = append(c.coi, string(ci.COI)), append(c.state, string(ci.State)), append(c.info, v)
+	c.waiting = append(c.waiting, custody.WaitsInTerminalState(&ci))
 	return nil
 }
 

@@ -40,7 +40,8 @@ func TestAppendPlansUseKeys(t *testing.T) {
 		name, sql, args, table string
 		index                  string // table+"_pkey" when empty
 	}{
-		{"chains", replaceChainsSQL, `('{a}', '{enrolled}', '{"\\x7b7d"}')`, "chains", ""},
+		{"chains", replaceChainsSQL, `('{a}', '{enrolled}', '{"\\x7b7d"}', '{false}')`, "chains", ""},
+		{"waiting", terminalIssuesSQL, `('', 50)`, "chains", "chains_waiting"},
 		{"excursions", excursionOpenSQL, `('{a}', '{true}')`, "excursion_chains", ""},
 		{"slots", slotUsedSQL, `('{S1}', '{2026-12-01}', '{P}')`, "slot_used", ""},
 		{"quotas", quotaUsedSQL, `('{2026-12}', '{P/C}')`, "quota_used", ""},

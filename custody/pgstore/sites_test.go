@@ -128,7 +128,7 @@ func TestSiteIndexBuiltAtOpen(t *testing.T) {
 	}
 	// The schema as migration 15 left it, with the chains written then.
 	v15 := fmt.Sprintf(`DROP TABLE chain_sites, chain_site_counts; DELETE FROM index_builds WHERE name = '%s';
-		DELETE FROM coid_schema WHERE version >= 16`, builtSites)
+		ALTER TABLE chains DROP COLUMN waiting; DELETE FROM coid_schema WHERE version >= 16`, builtSites)
 
 	exec(v15)
 	sameSiteIndex(t, "built at open", openT(t, url))
