@@ -141,65 +141,31 @@ const chainSitesPerTx = 20000
 // their counts, resuming after the last chain a build cut short indexed.
 // It runs at open, before the writer starts.
 func (s *Store) buildChainSiteIndex(perTx int) error {
-	for {
-		done := false
-		err := s.update(func(tx *bolt.Tx) error {
-			meta := tx.Bucket(bucketMeta)
-			if meta.Get(keyChainSitesBuilt) != nil {
-				done = true
-				return nil
-			}
+	return s.buildFromSummaries("chain-site index", keyChainSitesBuilt, keyChainSitesFrom, perTx,
+		func(tx *bolt.Tx) (func(ci *custody.ChainInfo) error, func() error, error) {
 			idx, err := tx.CreateBucketIfNotExists(bucketChainSites)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			counts, err := tx.CreateBucketIfNotExists(bucketChainSiteCounts)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
-			c := tx.Bucket(bucketChains).Cursor()
-			k, v := c.First()
-			if from := meta.Get(keyChainSitesFrom); from != nil {
-				if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
-					k, v = c.Next()
-				}
-			}
-			in := interned{}
 			added := map[string]int64{}
-			var ci custody.ChainInfo
-			var last []byte
-			for n := 0; k != nil && n < perTx; k, v = c.Next() {
-				if _, err := decodeChainInto(v, &ci, in, false); err != nil {
-					return fmt.Errorf("chain-site index: chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
-				}
-				if err := idx.Put(chainSiteKey(ci.Sites, ci.State, ci.COI), nil); err != nil {
-					return err
-				}
+			add := func(ci *custody.ChainInfo) error {
 				added[string(chainSitesKey(nil, ci.Sites, ci.State))]++
-				last = k
-				n++
+				return idx.Put(chainSiteKey(ci.Sites, ci.State, ci.COI), nil)
 			}
-			for key, n := range added {
-				if err := addChainSiteCount(counts, []byte(key), n); err != nil {
-					return err
+			flush := func() error {
+				for key, n := range added {
+					if err := addChainSiteCount(counts, []byte(key), n); err != nil {
+						return err
+					}
 				}
+				return nil
 			}
-			if k != nil {
-				return meta.Put(keyChainSitesFrom, bytes.Clone(last))
-			}
-			done = true
-			if err := meta.Delete(keyChainSitesFrom); err != nil {
-				return err
-			}
-			return meta.Put(keyChainSitesBuilt, []byte{1})
+			return add, flush, nil
 		})
-		if err != nil {
-			return fmt.Errorf("chain-site index: %w", err)
-		}
-		if done {
-			return nil
-		}
-	}
 }
 
 // errNoChainSites is the answer of a file opened read-only before a

@@ -80,22 +80,41 @@ func chainStatesBuilt(tx *bolt.Tx) bool {
 // transaction, resuming after the last chain a build cut short
 // indexed. It runs at open, before the writer starts.
 func (s *Store) buildChainStateIndex(perTx int) error {
+	return s.buildFromSummaries("chain-state index", keyChainStatesBuilt, keyChainStatesFrom, perTx,
+		func(tx *bolt.Tx) (func(ci *custody.ChainInfo) error, func() error, error) {
+			idx, err := tx.CreateBucketIfNotExists(bucketChainStates)
+			if err != nil {
+				return nil, nil, err
+			}
+			put := func(ci *custody.ChainInfo) error { return idx.Put(chainStateKey(ci.State, ci.COI), nil) }
+			return put, func() error { return nil }, nil
+		})
+}
+
+// buildFromSummaries builds an index kept beside the chain summaries,
+// named name, when the meta bucket has no key built: in transactions of
+// perTx summaries each, resuming after the COI kept under from by a build
+// cut short, and marking it built in the transaction that indexes the
+// last summary. Each transaction calls begin, then add with each summary
+// it reads, then flush before it commits.
+func (s *Store) buildFromSummaries(name string, built, from []byte, perTx int,
+	begin func(tx *bolt.Tx) (add func(ci *custody.ChainInfo) error, flush func() error, err error)) error {
 	for {
 		done := false
 		err := s.update(func(tx *bolt.Tx) error {
 			meta := tx.Bucket(bucketMeta)
-			if meta.Get(keyChainStatesBuilt) != nil {
+			if meta.Get(built) != nil {
 				done = true
 				return nil
 			}
-			idx, err := tx.CreateBucketIfNotExists(bucketChainStates)
+			add, flush, err := begin(tx)
 			if err != nil {
 				return err
 			}
 			c := tx.Bucket(bucketChains).Cursor()
 			k, v := c.First()
-			if from := meta.Get(keyChainStatesFrom); from != nil {
-				if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+			if f := meta.Get(from); f != nil {
+				if k, v = c.Seek(f); k != nil && bytes.Equal(k, f) {
 					k, v = c.Next()
 				}
 			}
@@ -104,25 +123,28 @@ func (s *Store) buildChainStateIndex(perTx int) error {
 			var last []byte
 			for n := 0; k != nil && n < perTx; k, v = c.Next() {
 				if _, err := decodeChainInto(v, &ci, in, false); err != nil {
-					return fmt.Errorf("chain-state index: chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
+					return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
 				}
-				if err := idx.Put(chainStateKey(ci.State, ci.COI), nil); err != nil {
+				if err := add(&ci); err != nil {
 					return err
 				}
 				last = k
 				n++
 			}
-			if k != nil {
-				return meta.Put(keyChainStatesFrom, bytes.Clone(last))
-			}
-			done = true
-			if err := meta.Delete(keyChainStatesFrom); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
-			return meta.Put(keyChainStatesBuilt, []byte{1})
+			if k != nil {
+				return meta.Put(from, bytes.Clone(last))
+			}
+			done = true
+			if err := meta.Delete(from); err != nil {
+				return err
+			}
+			return meta.Put(built, []byte{1})
 		})
 		if err != nil {
-			return fmt.Errorf("chain-state index: %w", err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if done {
 			return nil
