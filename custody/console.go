@@ -107,18 +107,7 @@ func (s *Service) eachInState(ctx context.Context, r *scopeResolver, u User, st 
 			return err
 		}
 		for _, ci := range infos {
-			if !all {
-				ok, err := r.visibleInfo(ctx, u, ci)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-			}
-			if err := fn(ci); errors.Is(err, errStopWalk) {
-				return nil
-			} else if err != nil {
+			if stop, err := r.visit(ctx, u, ci, !all, fn); stop || err != nil {
 				return err
 			}
 		}
@@ -131,6 +120,24 @@ func (s *Service) eachInState(ctx context.Context, r *scopeResolver, u User, st 
 
 // errStopWalk, returned by eachInState's fn, ends the walk.
 var errStopWalk = errors.New("stop the walk")
+
+// visit calls fn with the summary ci of a walk, when check is false or
+// the user may read the chain (visibleInfo); stop reports that the walk
+// ends: fn returned errStopWalk (err nil) or another error (err).
+func (r *scopeResolver) visit(ctx context.Context, u User, ci ChainInfo, check bool, fn func(ChainInfo) error) (stop bool, err error) {
+	if check {
+		ok, err := r.visibleInfo(ctx, u, ci)
+		if err != nil || !ok {
+			return err != nil, err
+		}
+	}
+	if err := fn(ci); errors.Is(err, errStopWalk) {
+		return true, nil
+	} else if err != nil {
+		return true, err
+	}
+	return false, nil
+}
 
 // readsEveryChain reports whether the user may read every chain of the
 // store: an administrator, or anyone when no site is registered (every

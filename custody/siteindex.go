@@ -199,18 +199,7 @@ func (s *Service) eachOfStreams(ctx context.Context, r *scopeResolver, u User, i
 			continue
 		}
 		last = ci.COI
-		if next.check {
-			ok, err := r.visibleInfo(ctx, u, ci)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-		}
-		if err := fn(ci); errors.Is(err, errStopWalk) {
-			return nil
-		} else if err != nil {
+		if stop, err := r.visit(ctx, u, ci, next.check, fn); stop || err != nil {
 			return err
 		}
 	}
