@@ -425,7 +425,8 @@ func (t *treeBatch) add(n int64, enc []byte) error {
 // cache, if it follows the file, or else after the records the file's
 // tree lacks, read from logB: on another goroutine for treeAsyncMin
 // leaves or more, which only reads the encodings (the batch's buffers,
-// or copies) and its own edge.
+// or copies) and its own edge, and empties the batch's list of them (the
+// committing goroutine reads only its length).
 func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket) error {
 	if len(t.leaves) == 0 {
 		return nil
@@ -461,14 +462,18 @@ func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket)
 			encs = append(encs, t.leaves...)
 		}
 	}
+	// Once hashed, the records' buffers are let go: a batch whose hashes
+	// wait is kept until the next one settles it, its records need not be.
 	if len(encs) < treeAsyncMin {
 		t.hs = hashLeaves(t.edge, encs, t.hs)
+		clear(t.leaves)
 		return nil
 	}
 	t.done = make(chan struct{})
 	go func() {
 		defer close(t.done)
 		t.hs = hashLeaves(t.edge, encs, t.hs)
+		clear(t.leaves)
 	}()
 	return nil
 }

@@ -222,8 +222,9 @@ func TestTreeCatchesUpOnceIdle(t *testing.T) {
 // TestWriterBatchesReuseTheirTreeMemory drives the writer's transactions
 // with its caches through batches that leave their hashes waiting and
 // batches that write them: the batches' leaves' lists and edges are two
-// or three arrays used in turn, not new ones for each batch, and a list
-// kept for the next batch holds no record any longer.
+// or three arrays used in turn, not new ones for each batch, and neither
+// a batch whose hashes wait nor a list kept for the next batch holds its
+// records once they are hashed.
 func TestWriterBatchesReuseTheirTreeMemory(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()
@@ -245,6 +246,16 @@ func TestWriterBatchesReuseTheirTreeMemory(t *testing.T) {
 		if i > 0 { // the first batch's edge is read from the file
 			lists[&b.leaves.leaves[0]] = true
 			edgeSeen[b.leaves.edge] = true
+		}
+		// A batch whose hashes wait keeps none of its records once
+		// hashed.
+		if h := edges.hashing; h != nil {
+			h.wait()
+			for j, enc := range h.leaves {
+				if enc != nil {
+					t.Fatalf("batch %d: its hashes wait with record %d", i, j)
+				}
+			}
 		}
 		for _, l := range edges.spareLeaves {
 			for j, enc := range l[:cap(l)] {
