@@ -943,6 +943,9 @@ func (s *Store) begin(cache chainCache, edges *edgeCache) *batchTx {
 		b.leaves.size = readTreeSize(b.meta)
 		b.headSeq, b.headHash = readHead(b.meta)
 		b.leaves.head = int64(b.headSeq)
+		if edges != nil {
+			b.leaves.leaves = edges.takeLeaves()
+		}
 		return nil
 	})
 	return b

@@ -348,6 +348,39 @@ type edgeCache struct {
 	// waiting: its leaves may still be hashed on its goroutine, and its
 	// edge and hashes become edge and pending once that is over (settle).
 	hashing *treeBatch
+	// The memory of batches over, for the next ones (a batch of appends
+	// otherwise allocates its leaves' list, grown record by record, and
+	// its edge): spareEdge, the edge a batch replaced, and spareLeaves,
+	// the leaves' lists of those whose hashing is over, emptied. Two
+	// lists serve in turn, one batch committing while the last one's
+	// hashing may still read its own.
+	spareEdge   *verifiable.Edge
+	spareLeaves [][][]byte
+}
+
+// takeLeaves returns an empty list for a batch's leaves, a spare one if
+// there is one.
+func (c *edgeCache) takeLeaves() [][]byte {
+	n := len(c.spareLeaves)
+	if n == 0 {
+		return nil
+	}
+	l := c.spareLeaves[n-1]
+	c.spareLeaves = c.spareLeaves[:n-1]
+	return l
+}
+
+// recycle keeps the leaves' list and the edge of a batch whose hashing is
+// over (nil: none) for the next ones. The list is emptied: the records'
+// buffers it points to are not kept alive.
+func (c *edgeCache) recycle(leaves [][]byte, edge *verifiable.Edge) {
+	if cap(leaves) > 0 && len(c.spareLeaves) < 2 {
+		clear(leaves)
+		c.spareLeaves = append(c.spareLeaves, leaves[:0])
+	}
+	if edge != nil {
+		c.spareEdge = edge
+	}
 }
 
 // settle waits for the hashing of the last committed batch, if its commit
@@ -360,6 +393,7 @@ func (c *edgeCache) settle() {
 	}
 	t.wait()
 	c.edge, c.pending, c.hashing = t.edge, t.hs, nil
+	c.recycle(t.leaves, nil)
 }
 
 // treeAsyncMin is the smallest batch whose leaves are hashed on another
@@ -391,7 +425,8 @@ func (t *treeBatch) add(n int64, enc []byte) error {
 // cache, if it follows the file, or else after the records the file's
 // tree lacks, read from logB: on another goroutine for treeAsyncMin
 // leaves or more, which only reads the encodings (the batch's buffers,
-// or copies) and its own edge.
+// or copies) and its own edge, and empties the batch's list of them (the
+// committing goroutine reads only its length).
 func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket) error {
 	if len(t.leaves) == 0 {
 		return nil
@@ -404,7 +439,8 @@ func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket)
 		// The batch's hashes go after the waiting ones, in their array:
 		// the cache sees only its own length of it until the batch
 		// committed.
-		t.edge, t.hs = cache.edge.Clone(), cache.pending
+		t.edge, t.hs = cache.edge.CloneTo(cache.spareEdge), cache.pending
+		cache.spareEdge = nil
 	} else {
 		// Room for the kept hashes and for the ones addKept drops.
 		t.hs = make([]verifiable.Hash, 0, keptCount(t.head+int64(len(t.leaves)))-keptCount(t.size)+64)
@@ -426,14 +462,18 @@ func (t *treeBatch) start(cache *edgeCache, tree *treeHashes, logB *bolt.Bucket)
 			encs = append(encs, t.leaves...)
 		}
 	}
+	// Once hashed, the records' buffers are let go: a batch whose hashes
+	// wait is kept until the next one settles it, its records need not be.
 	if len(encs) < treeAsyncMin {
 		t.hs = hashLeaves(t.edge, encs, t.hs)
+		clear(t.leaves)
 		return nil
 	}
 	t.done = make(chan struct{})
 	go func() {
 		defer close(t.done)
 		t.hs = hashLeaves(t.edge, encs, t.hs)
+		clear(t.leaves)
 	}()
 	return nil
 }
@@ -473,12 +513,20 @@ func (t *treeBatch) committed(cache *edgeCache, size int64) {
 		return
 	}
 	cache.durable = size
+	old := cache.edge // the edge the batch's was copied from, or nil
+	if old == t.edge {
+		old = nil
+	}
 	if size < t.head+int64(len(t.leaves)) {
 		// The batch's hashes wait in memory, perhaps not all computed.
 		cache.edge, cache.pending, cache.hashing = nil, nil, t
+		cache.recycle(nil, old)
 		return
 	}
-	cache.edge, cache.pending, cache.hashing = t.edge, nil, nil
+	// The hashes are written (finish waited for them): their array, and
+	// the leaves' list, serve the next batches.
+	cache.edge, cache.pending, cache.hashing = t.edge, t.hs[:0], nil
+	cache.recycle(t.leaves, old)
 }
 
 // catchUpTree writes the tree hashes the writer left waiting, once it has

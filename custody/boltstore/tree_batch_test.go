@@ -218,3 +218,55 @@ func TestTreeCatchesUpOnceIdle(t *testing.T) {
 	}
 	checkTreeMatches(t, s)
 }
+
+// TestWriterBatchesReuseTheirTreeMemory drives the writer's transactions
+// with its caches through batches that leave their hashes waiting and
+// batches that write them: the batches' leaves' lists and edges are two
+// or three arrays used in turn, not new ones for each batch, and neither
+// a batch whose hashes wait nor a list kept for the next batch holds its
+// records once they are hashed.
+func TestWriterBatchesReuseTheirTreeMemory(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	cache, edges := chainCache{}, &edgeCache{}
+	s.treeIdle.Stop()
+	s.treeIdle = time.AfterFunc(time.Hour, func() {})
+	lists, edgeSeen := map[*[]byte]bool{}, map[*verifiable.Edge]bool{}
+	next := 0
+	for i, n := range []int{40, 40, 40, 40, 2, 40, 40, 3, 40, 40, 40, 1} {
+		b := s.begin(cache, edges)
+		for range n {
+			next++
+			b.Add(newAppendReq(storetest.Draft(storetest.COI(next), next, true, 0)))
+		}
+		out := make([]custody.Outcome[custody.Record], n)
+		if err := b.Commit(out); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 { // the first batch's edge is read from the file
+			lists[&b.leaves.leaves[0]] = true
+			edgeSeen[b.leaves.edge] = true
+		}
+		// A batch whose hashes wait keeps none of its records once
+		// hashed.
+		if h := edges.hashing; h != nil {
+			h.wait()
+			for j, enc := range h.leaves {
+				if enc != nil {
+					t.Fatalf("batch %d: its hashes wait with record %d", i, j)
+				}
+			}
+		}
+		for _, l := range edges.spareLeaves {
+			for j, enc := range l[:cap(l)] {
+				if enc != nil {
+					t.Fatalf("batch %d: a spare list still holds record %d", i, j)
+				}
+			}
+		}
+	}
+	if len(lists) > 2 || len(edgeSeen) > 3 {
+		t.Fatalf("%d leaves' lists and %d edges for 11 batches", len(lists), len(edgeSeen))
+	}
+	checkTreeMatches(t, s)
+}

@@ -126,6 +126,24 @@ func (e *Edge) Clone() *Edge {
 	return &Edge{n: e.n, roots: append(make([]Hash, 0, len(e.roots)+1), e.roots...)}
 }
 
+// maxRoots is the most roots an edge has: one for each bit of a size.
+const maxRoots = 63
+
+// CloneTo is Clone into dst's memory, for a writer that adds every batch
+// to a copy: dst (nil: a new Edge) becomes a copy of e that grows apart
+// from it, and is returned. Its roots have room for any size, so neither
+// the copy nor the leaves added to it allocate once dst has been used.
+func (e *Edge) CloneTo(dst *Edge) *Edge {
+	if dst == nil {
+		dst = &Edge{}
+	}
+	if cap(dst.roots) < maxRoots {
+		dst.roots = make([]Hash, 0, maxRoots)
+	}
+	dst.n, dst.roots = e.n, append(dst.roots[:0], e.roots...)
+	return dst
+}
+
 // NodeHash returns the RFC 6962 hash of an interior node from its left
 // and right children's hashes.
 func NodeHash(left, right Hash) Hash { return tlog.NodeHash(left, right) }

@@ -67,3 +67,64 @@ func TestEdgeAddsWhatNewHashesAdds(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgeCloneTo checks that a copy made into a spare edge, whatever the
+// spare held and whichever size the edge has, adds the same hashes as a
+// Clone and leaves the edge as it was, and that once the spare has been
+// used neither the copy nor the leaves added to it allocate.
+func TestEdgeCloneTo(t *testing.T) {
+	leaf := func(n int64) verifiable.Hash { return verifiable.LeafHash(fmt.Appendf(nil, "record %d", n)) }
+	grow := func(e *verifiable.Edge, n int64) *verifiable.Edge {
+		for i := e.Size(); i < n; i++ {
+			e.Add(leaf(i), nil)
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		name        string
+		size, spare int64 // the edge's size, the spare's (-1: none)
+		add         int64 // leaves added to the copy
+	}{
+		{"empty into none", 0, -1, 5},
+		{"into none", 37, -1, 100},
+		{"into a smaller spare", 1023, 3, 1},
+		{"into a larger spare", 5, 4096, 300},
+		{"into an empty spare", 64, 0, 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edge := grow(&verifiable.Edge{}, tc.size)
+			var spare *verifiable.Edge
+			if tc.spare >= 0 {
+				spare = grow(&verifiable.Edge{}, tc.spare)
+			}
+			roots := fmt.Sprint(edge.Roots())
+			cp, clone := edge.CloneTo(spare), edge.Clone()
+			if spare != nil && cp != spare {
+				t.Fatal("the copy is not in the spare")
+			}
+			for i := tc.size; i < tc.size+tc.add; i++ {
+				a, b := cp.Add(leaf(i), nil), clone.Add(leaf(i), nil)
+				if fmt.Sprint(a) != fmt.Sprint(b) {
+					t.Fatalf("leaf %d: the copy adds %v, the clone %v", i, a, b)
+				}
+			}
+			if cp.Size() != clone.Size() || fmt.Sprint(cp.Roots()) != fmt.Sprint(clone.Roots()) {
+				t.Fatalf("the copy is at %d, the clone at %d", cp.Size(), clone.Size())
+			}
+			if edge.Size() != tc.size || fmt.Sprint(edge.Roots()) != roots {
+				t.Fatal("growing the copy changed the edge")
+			}
+		})
+	}
+	edge := grow(&verifiable.Edge{}, 1000)
+	spare, h := edge.CloneTo(nil), leaf(0)
+	out := make([]verifiable.Hash, 0, 64)
+	if n := testing.AllocsPerRun(20, func() {
+		cp := edge.CloneTo(spare)
+		for range 5000 { // from 3 roots to 12 and back
+			out = cp.Add(h, out[:0])
+		}
+	}); n != 0 {
+		t.Fatalf("a copy into a used spare and its leaves allocate %v times", n)
+	}
+}
