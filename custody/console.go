@@ -325,16 +325,11 @@ func (s *Service) ConsoleFor(ctx context.Context, u User, state State, after str
 		}
 	}
 	for _, ci := range waiting {
-		if !all {
-			ok, err := r.visibleInfo(ctx, u, ci)
-			if err != nil {
-				return Console{}, err
-			}
-			if !ok {
-				continue
-			}
-		}
-		if _, err := addIssues(ci.COI); err != nil {
+		_, err := r.visit(ctx, u, ci, !all, func(ci ChainInfo) error {
+			_, err := addIssues(ci.COI)
+			return err
+		})
+		if err != nil {
 			return Console{}, err
 		}
 	}
