@@ -282,6 +282,7 @@ type chunkReader struct {
 	err  *error
 }
 
+// Read implements io.Reader.
 func (c *chunkReader) Read(p []byte) (int, error) {
 	for len(c.cur) == 0 {
 		if c.last != nil {
