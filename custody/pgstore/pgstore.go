@@ -732,17 +732,29 @@ func (s *Store) ChainsAfter(ctx context.Context, state custody.State, after cust
 	if state != "" {
 		sql, args = `SELECT info FROM chains WHERE state = $1 AND coi > $2 ORDER BY coi LIMIT $3`, []any{string(state), string(after), limit}
 	}
+	return s.queryChains(ctx, "chains", nil, sql, args...)
+}
+
+// queryChains runs sql, a query of chain summaries (one info column),
+// and returns them in its order, each passed to check first when check
+// is not nil; what names the list in errors.
+func (s *Store) queryChains(ctx context.Context, what string, check func(*custody.ChainInfo) error, sql string, args ...any) ([]custody.ChainInfo, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("chains: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	out := []custody.ChainInfo{}
 	if err := eachChain(rows, func(ci custody.ChainInfo) error {
+		if check != nil {
+			if err := check(&ci); err != nil {
+				return err
+			}
+		}
 		out = append(out, ci)
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("chains: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

@@ -202,20 +202,8 @@ func (s *Store) ChainsOfSitesAfter(ctx context.Context, sites custody.Sites, st 
 	if limit < 1 {
 		return nil, fmt.Errorf("chains by sites: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
 	}
-	rows, err := s.pool.Query(ctx, chainsOfSitesSQL, siteName(sites.Collection), siteName(sites.Manufacturing), siteName(sites.Treatment),
-		string(st), string(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("chains by sites: %w", err)
-	}
-	defer rows.Close()
-	out := []custody.ChainInfo{}
-	if err := eachChain(rows, func(ci custody.ChainInfo) error {
-		out = append(out, ci)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("chains by sites: %w", err)
-	}
-	return out, nil
+	return s.queryChains(ctx, "chains by sites", nil, chainsOfSitesSQL, siteName(sites.Collection), siteName(sites.Manufacturing),
+		siteName(sites.Treatment), string(st), string(after), limit)
 }
 
 // chainsOfSitesSQL is a page of one pair's chains ($1 to $3 the names,

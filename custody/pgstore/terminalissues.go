@@ -19,22 +19,13 @@ func (s *Store) TerminalIssueChainsAfter(ctx context.Context, after custody.COI,
 	if limit < 1 {
 		return nil, fmt.Errorf("terminal-issue chains: limit %d must be 1 or more: %w", limit, custody.ErrInvalid)
 	}
-	rows, err := s.pool.Query(ctx, terminalIssuesSQL, string(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("terminal-issue chains: %w", err)
-	}
-	defer rows.Close()
-	out := []custody.ChainInfo{}
-	if err := eachChain(rows, func(ci custody.ChainInfo) error {
-		if !custody.WaitsInTerminalState(&ci) {
+	waits := func(ci *custody.ChainInfo) error {
+		if !custody.WaitsInTerminalState(ci) {
 			return fmt.Errorf("chain %s is marked as waiting but its summary waits for nothing: %w", ci.COI, custody.ErrChainBroken)
 		}
-		out = append(out, ci)
 		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("terminal-issue chains: %w", err)
 	}
-	return out, nil
+	return s.queryChains(ctx, "terminal-issue chains", waits, terminalIssuesSQL, string(after), limit)
 }
 
 // checkTerminalIssues checks that each chain in a terminal state, and each
