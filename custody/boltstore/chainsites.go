@@ -203,33 +203,10 @@ func (s *Store) ChainsOfSitesAfter(ctx context.Context, sites custody.Sites, st 
 		if !chainSitesBuilt(tx) {
 			return errNoChainSites
 		}
-		prefix := append(chainSitesKey(nil, sites, st), 0)
-		c := tx.Bucket(bucketChainSites).Cursor()
-		k, _ := c.Seek(prefix)
-		if after != "" {
-			from := append(bytes.Clone(prefix), after...)
-			if k, _ = c.Seek(from); k != nil && bytes.Equal(k, from) {
-				k, _ = c.Next()
-			}
-		}
-		chains := tx.Bucket(bucketChains)
-		in := interned{}
-		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			coi := k[len(prefix):]
-			v := chains.Get(coi)
-			if v == nil {
-				return fmt.Errorf("chain-site index: chain %s is listed but has no summary: %w", coi, custody.ErrChainBroken)
-			}
-			var ci custody.ChainInfo
-			if _, err := decodeChainInto(v, &ci, in, false); err != nil {
-				return fmt.Errorf("chain summary %s: %v: %w", coi, err, custody.ErrChainBroken)
-			}
-			if ci.State != st || ci.Sites != sites {
-				return fmt.Errorf("chain-site index: chain %s is listed with other sites or state than its summary's: %w", coi, custody.ErrChainBroken)
-			}
-			out = append(out, ci)
-		}
-		return nil
+		var err error
+		out, err = indexPage(tx, bucketChainSites, append(chainSitesKey(nil, sites, st), 0), "chain-site index", after, limit,
+			func(ci *custody.ChainInfo) bool { return ci.State == st && ci.Sites == sites })
+		return err
 	})
 	return out, err
 }

@@ -155,12 +155,20 @@ func (s *Store) buildFromSummaries(name string, built, from []byte, perTx int,
 // chainsInState pages the chains in state st after COI after from the
 // chain-state index, reading each one's summary.
 func chainsInState(tx *bolt.Tx, st custody.State, after custody.COI, limit int) ([]custody.ChainInfo, error) {
+	return indexPage(tx, bucketChainStates, chainStateKey(st, ""), "chain-state index", after, limit,
+		func(ci *custody.ChainInfo) bool { return ci.State == st })
+}
+
+// indexPage pages an index of chains whose keys are prefix followed by a
+// COI: the chains after the COI after, at most limit of them, in COI
+// order, each one's summary read and held to what the index says of it
+// (listed: false is a broken index); name names the index in errors.
+func indexPage(tx *bolt.Tx, bucket, prefix []byte, name string, after custody.COI, limit int, listed func(*custody.ChainInfo) bool) ([]custody.ChainInfo, error) {
 	out := []custody.ChainInfo{}
-	prefix := chainStateKey(st, "")
-	c := tx.Bucket(bucketChainStates).Cursor()
+	c := tx.Bucket(bucket).Cursor()
 	k, _ := c.Seek(prefix)
 	if after != "" {
-		from := chainStateKey(st, after)
+		from := append(bytes.Clone(prefix), after...)
 		if k, _ = c.Seek(from); k != nil && bytes.Equal(k, from) {
 			k, _ = c.Next()
 		}
@@ -171,14 +179,14 @@ func chainsInState(tx *bolt.Tx, st custody.State, after custody.COI, limit int) 
 		coi := k[len(prefix):]
 		v := chains.Get(coi)
 		if v == nil {
-			return nil, fmt.Errorf("chain-state index: chain %s is listed but has no summary: %w", coi, custody.ErrChainBroken)
+			return nil, fmt.Errorf("%s: chain %s is listed but has no summary: %w", name, coi, custody.ErrChainBroken)
 		}
 		var ci custody.ChainInfo
 		if _, err := decodeChainInto(v, &ci, in, false); err != nil {
 			return nil, fmt.Errorf("chain summary %s: %v: %w", coi, err, custody.ErrChainBroken)
 		}
-		if ci.State != st {
-			return nil, fmt.Errorf("chain-state index: chain %s is listed as %q but is %q: %w", coi, st, ci.State, custody.ErrChainBroken)
+		if !listed(&ci) {
+			return nil, fmt.Errorf("%s: chain %s is listed, but its summary (%q) is not what the index says: %w", name, coi, ci.State, custody.ErrChainBroken)
 		}
 		out = append(out, ci)
 	}

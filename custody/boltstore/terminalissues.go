@@ -110,30 +110,9 @@ func (s *Store) TerminalIssueChainsAfter(ctx context.Context, after custody.COI,
 		if !terminalIssuesBuilt(tx) {
 			return fmt.Errorf("terminal-issue index: not built yet; open the file for writing once (coid serve) to build it: %w", errors.ErrUnsupported)
 		}
-		c := tx.Bucket(bucketTerminalIssues).Cursor()
-		k, _ := c.First()
-		if after != "" {
-			if k, _ = c.Seek([]byte(after)); k != nil && string(k) == string(after) {
-				k, _ = c.Next()
-			}
-		}
-		chains := tx.Bucket(bucketChains)
-		in := interned{}
-		for ; k != nil && len(out) < limit; k, _ = c.Next() {
-			v := chains.Get(k)
-			if v == nil {
-				return fmt.Errorf("terminal-issue index: chain %s is listed but has no summary: %w", k, custody.ErrChainBroken)
-			}
-			var ci custody.ChainInfo
-			if _, err := decodeChainInto(v, &ci, in, false); err != nil {
-				return fmt.Errorf("chain summary %s: %v: %w", k, err, custody.ErrChainBroken)
-			}
-			if !custody.WaitsInTerminalState(&ci) {
-				return fmt.Errorf("terminal-issue index: chain %s is listed but its summary waits for nothing: %w", k, custody.ErrChainBroken)
-			}
-			out = append(out, ci)
-		}
-		return nil
+		var err error
+		out, err = indexPage(tx, bucketTerminalIssues, nil, "terminal-issue index", after, limit, custody.WaitsInTerminalState)
+		return err
 	})
 	return out, err
 }
